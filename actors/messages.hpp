@@ -1,0 +1,35 @@
+#pragma once
+// The typed messages between SVE's actors. Included only by the translation
+// units that define actors: CAF headers are expensive to compile.
+#include <caf/all.hpp>
+
+#include <memory>
+#include <string>
+
+#include "hw/device/block_device.hpp"
+#include "io/protocol.hpp"
+#include "virt/virt_map.hpp"
+
+namespace sve {
+
+// The I/O protocol: a request travels down with io_submit and its
+// completion comes back once with io_done.
+using io_submit_atom = caf::atom_constant<caf::atom("iosubmit")>;
+using io_done_atom = caf::atom_constant<caf::atom("iodone")>;
+// Configuration published to the data path.
+using virt_map_atom = caf::atom_constant<caf::atom("virtmap")>;
+using attach_atom = caf::atom_constant<caf::atom("attach")>;
+using detach_atom = caf::atom_constant<caf::atom("detach")>;
+// Admin API request (a JSON line) and its reply.
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+
+using VirtMapPtr = std::shared_ptr<const VirtMap>;
+using BlockDevicePtr = std::shared_ptr<BlockDevice>;
+
+}  // namespace sve
+
+// These travel only between actors of one process: they hold pointers into
+// the process's memory and are never serialised.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::IoRequestPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::VirtMapPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::BlockDevicePtr)

@@ -1,0 +1,43 @@
+#pragma once
+// One SVE node in one process: the actor system, the facility stack on each
+// core, the configuration actor, the host ports and the admin API.
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hw/port/tcp.hpp"
+#include "util/result.hpp"
+
+namespace sve {
+
+struct NodeOptions {
+  std::string data_dir;
+  HostPortAddress admin{"127.0.0.1", 10810};
+  HostPortAddress nbd{"127.0.0.1", 10809};
+  unsigned cores = 1;
+};
+
+class Node {
+ public:
+  // Binds the listeners first (a bad address changes nothing), then loads
+  // the configuration and builds the stacks. The data dir must be locked.
+  static Result<std::unique_ptr<Node>> start(const NodeOptions& options);
+  ~Node();
+
+  // Runs an admin request exactly as the admin API would.
+  nlohmann::json admin(const nlohmann::json& request);
+  // Stops the host ports (draining their requests), the actors, and syncs the
+  // back-end devices.
+  void stop();
+
+  std::string nbd_url() const;
+  std::string admin_address() const;
+
+ private:
+  Node();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sve

@@ -1,0 +1,38 @@
+#include "admin/admin_client.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace sve {
+
+Result<nlohmann::json> admin_call(const HostPortAddress& address,
+                                  const nlohmann::json& request) {
+  auto fd = connect_tcp(address);
+  if (!fd) return make_error("cannot reach sved admin API at " + address.to_string() +
+                             ": " + fd.error().message, fd.error().code);
+  std::string line = request.dump() + "\n";
+  if (!send_all(fd->get(), line.data(), line.size()))
+    return make_error("connection to " + address.to_string() + " lost", EPIPE);
+  std::string reply;
+  char chunk[4096];
+  for (;;) {
+    auto nl = reply.find('\n');
+    if (nl != std::string::npos) {
+      reply.resize(nl);
+      break;
+    }
+    ssize_t n = ::recv(fd->get(), chunk, sizeof chunk, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return make_error("sved at " + address.to_string() + " closed the connection", EPIPE);
+    reply.append(chunk, static_cast<size_t>(n));
+  }
+  try {
+    return nlohmann::json::parse(reply);
+  } catch (const std::exception& e) {
+    return make_error(std::string("malformed reply from sved: ") + e.what(), EPROTO);
+  }
+}
+
+}  // namespace sve

@@ -1,0 +1,16 @@
+#pragma once
+// The client side of the admin API, used by svectl and the tests.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hw/port/tcp.hpp"
+#include "util/result.hpp"
+
+namespace sve {
+
+// Sends one request and returns the node's reply object.
+Result<nlohmann::json> admin_call(const HostPortAddress& address,
+                                  const nlohmann::json& request);
+
+}  // namespace sve

@@ -1,0 +1,46 @@
+// The configuration actor: the only thread that changes configuration. It
+// runs detached because committing a change fsyncs metadata, and no blocking
+// call may hold up a scheduler thread that serves I/O.
+#include "actors/messages.hpp"
+#include "actors/spawn.hpp"
+#include "cluster/config_service.hpp"
+
+namespace sve {
+namespace {
+
+struct ConfigState {
+  std::shared_ptr<ConfigService> service;
+  std::function<void()> publish;
+  static inline const char* name = "config";
+};
+
+caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
+                           std::shared_ptr<ConfigService> service,
+                           std::function<void()> publish) {
+  self->state.service = std::move(service);
+  self->state.publish = std::move(publish);
+  return {
+      [=](admin_atom, const std::string& line) -> std::string {
+        auto& st = self->state;
+        nlohmann::json request;
+        try {
+          request = nlohmann::json::parse(line);
+        } catch (const std::exception&) {
+          return nlohmann::json{{"ok", false}, {"error", "request is not JSON"}}.dump();
+        }
+        uint64_t before = st.service->version();
+        nlohmann::json reply = st.service->handle(request);
+        if (st.service->version() != before) st.publish();
+        return reply.dump();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_config_actor(caf::actor_system& sys, std::shared_ptr<ConfigService> service,
+                              std::function<void()> publish) {
+  return sys.spawn<caf::detached>(config_actor, std::move(service), std::move(publish));
+}
+
+}  // namespace sve

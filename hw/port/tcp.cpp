@@ -1,0 +1,106 @@
+#include "hw/port/tcp.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sve {
+
+Result<HostPortAddress> parse_address(const std::string& text) {
+  HostPortAddress addr;
+  std::string port_text = text;
+  auto colon = text.rfind(':');
+  if (colon != std::string::npos) {
+    if (colon > 0) addr.host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos)
+    return make_error("bad address '" + text + "': expected HOST:PORT", EINVAL);
+  unsigned long port = std::stoul(port_text);
+  if (port > 65535) return make_error("bad port in '" + text + "'", EINVAL);
+  addr.port = static_cast<uint16_t>(port);
+  return addr;
+}
+
+namespace {
+
+Result<sockaddr_in> resolve(const HostPortAddress& address) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(address.port);
+  if (::inet_pton(AF_INET, address.host.c_str(), &sa.sin_addr) == 1) return sa;
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_INET;
+  if (::getaddrinfo(address.host.c_str(), nullptr, &hints, &res) != 0 || !res)
+    return make_error("cannot resolve host '" + address.host + "'", EINVAL);
+  sa.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+  ::freeaddrinfo(res);
+  return sa;
+}
+
+}  // namespace
+
+Result<UniqueFd> listen_tcp(const HostPortAddress& address) {
+  auto sa = resolve(address);
+  if (!sa) return sa.error();
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return make_error(std::string("socket: ") + std::strerror(errno), errno);
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa.value()), sizeof(sockaddr_in)) != 0)
+    return make_error("cannot listen on " + address.to_string() + ": " +
+                          std::strerror(errno), errno);
+  if (::listen(fd.get(), 128) != 0)
+    return make_error("cannot listen on " + address.to_string() + ": " +
+                          std::strerror(errno), errno);
+  return fd;
+}
+
+Result<UniqueFd> connect_tcp(const HostPortAddress& address) {
+  auto sa = resolve(address);
+  if (!sa) return sa.error();
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return make_error(std::string("socket: ") + std::strerror(errno), errno);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa.value()), sizeof(sockaddr_in)) != 0)
+    return make_error("cannot connect to " + address.to_string() + ": " +
+                          std::strerror(errno), errno);
+  set_nodelay(fd.get());
+  return fd;
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+bool recv_all(int fd, void* out, size_t size) {
+  auto* p = static_cast<char*>(out);
+  while (size > 0) {
+    ssize_t n = ::recv(fd, p, size, MSG_WAITALL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool send_all(int fd, const void* data, size_t size) {
+  auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace sve

@@ -1,0 +1,29 @@
+#pragma once
+// TCP plumbing shared by the host ports and the admin interface.
+#include <cstdint>
+#include <string>
+
+#include "util/fd.hpp"
+#include "util/result.hpp"
+
+namespace sve {
+
+struct HostPortAddress {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+// "HOST:PORT", ":PORT" or "PORT".
+Result<HostPortAddress> parse_address(const std::string& text);
+
+Result<UniqueFd> listen_tcp(const HostPortAddress& address);
+Result<UniqueFd> connect_tcp(const HostPortAddress& address);
+// Small requests must not wait for Nagle + delayed ACK.
+void set_nodelay(int fd);
+
+// Blocking full-length socket I/O. recv_all returns false on EOF or error.
+bool recv_all(int fd, void* out, size_t size);
+bool send_all(int fd, const void* data, size_t size);
+
+}  // namespace sve

@@ -1,0 +1,16 @@
+#include "io/protocol.hpp"
+
+namespace sve {
+
+const char* to_string(IoOp op) {
+  switch (op) {
+    case IoOp::read: return "read";
+    case IoOp::write: return "write";
+    case IoOp::flush: return "flush";
+    case IoOp::trim: return "trim";
+    case IoOp::write_zeroes: return "write_zeroes";
+  }
+  return "?";
+}
+
+}  // namespace sve

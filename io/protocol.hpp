@@ -1,0 +1,80 @@
+#pragma once
+// The one I/O protocol every facility speaks (the paper's IOClient/IOServer
+// API). A facility receives requests from its IOClient through submit() and
+// completes them by calling the request's client->io_done(). It knows its
+// neighbours only through these two interfaces, so a facility can be inserted
+// into the stack without the others changing.
+#include <atomic>
+#include <cstdint>
+
+#include <boost/intrusive_ptr.hpp>
+
+#include "io/buffer/buffer.hpp"
+
+namespace sve {
+
+enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes };
+
+const char* to_string(IoOp op);
+
+namespace io_flags {
+inline constexpr uint32_t fua = 1u << 0;      // durable before completion
+inline constexpr uint32_t no_hole = 1u << 1;  // write_zeroes must allocate
+}  // namespace io_flags
+
+struct IoRequest;
+using IoRequestPtr = boost::intrusive_ptr<IoRequest>;
+
+// Receives completions. io_done may be called on any thread.
+class IoClient {
+ public:
+  virtual ~IoClient() = default;
+  virtual void io_done(IoRequestPtr request) = 0;
+};
+
+// Accepts requests. submit may be called on any thread unless the
+// implementation documents otherwise.
+class IoServer {
+ public:
+  virtual ~IoServer() = default;
+  virtual void submit(IoRequestPtr request) = 0;
+};
+
+struct IoRequest {
+  IoOp op = IoOp::read;
+  uint32_t flags = 0;
+  uint32_t volume = 0;   // what the volume id names depends on the layer:
+                         // a vdisk above virtualization, an mdisk below it
+  uint64_t offset = 0;   // bytes
+  uint64_t length = 0;   // bytes
+  BufferRef buffer;      // payload for read and write
+  uint64_t buffer_offset = 0;  // where this request's bytes start in buffer
+  int32_t status = 0;    // 0 or a positive errno, set by the server
+  IoClient* client = nullptr;  // completion target; outlives the request
+  uint64_t cookie = 0;   // opaque to servers, owned by the client
+  IoRequestPtr parent;   // set on the pieces of a split request
+  uint32_t pending_children = 0;  // for a split parent, owned by the splitter
+
+  char* data() { return buffer->data() + buffer_offset; }
+
+  friend void intrusive_ptr_add_ref(IoRequest* r) {
+    r->refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  friend void intrusive_ptr_release(IoRequest* r) {
+    if (r->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete r;
+  }
+
+ private:
+  std::atomic<uint32_t> refs_{0};
+};
+
+inline IoRequestPtr make_request() { return IoRequestPtr(new IoRequest()); }
+
+// Completes a request towards its client with `status` (0 or errno).
+inline void complete(IoRequestPtr request, int status) {
+  request->status = status;
+  IoClient* client = request->client;
+  client->io_done(std::move(request));
+}
+
+}  // namespace sve

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages SVE builds with and the real NBD clients its
+# tests drive. Does nothing when everything is present.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libcaf-dev libboost-dev liburing-dev libmsgpack-cxx-dev libspdlog-dev
+  nlohmann-json3-dev catch2
+  qemu-utils libnbd-bin fio nbdkit python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

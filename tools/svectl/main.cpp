@@ -1,0 +1,146 @@
+// svectl: the SVE admin client.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "admin/admin_client.hpp"
+#include "admin/admin_protocol.hpp"
+#include "tools/svectl/render.hpp"
+#include "util/size.hpp"
+
+using namespace sve;
+using nlohmann::json;
+
+namespace {
+
+const char* kUsage =
+    "usage: svectl [--admin HOST:PORT] [--json] COMMAND\n"
+    "  mdisk add NAME PATH | mdisk list | mdisk remove NAME\n"
+    "  pool create NAME [--extent-size SIZE] MDISK... | pool list | pool delete NAME\n"
+    "  vdisk create NAME --pool POOL --size SIZE [--policy striped|sequential]\n"
+    "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
+    "sizes take K, M, G, T suffixes (powers of 1024)\n";
+
+struct UsageError {
+  std::string message;
+};
+
+// Splits "--flag value" options from positional words.
+struct Args {
+  std::vector<std::string> words;
+  std::vector<std::pair<std::string, std::string>> flags;
+  std::string flag(const std::string& name) const {
+    for (const auto& [k, v] : flags)
+      if (k == name) return v;
+    return {};
+  }
+};
+
+Args split(const std::vector<std::string>& in, size_t from) {
+  Args a;
+  for (size_t i = from; i < in.size(); ++i) {
+    if (in[i].rfind("--", 0) == 0) {
+      if (i + 1 >= in.size()) throw UsageError{in[i] + " needs a value"};
+      a.flags.emplace_back(in[i], in[i + 1]);
+      ++i;
+    } else {
+      a.words.push_back(in[i]);
+    }
+  }
+  return a;
+}
+
+std::string size_arg(const std::string& text, const char* what) {
+  if (text.empty()) throw UsageError{std::string(what) + " is required"};
+  if (!parse_size(text))
+    throw UsageError{"invalid size '" + text + "': expected a number with K, M, G or T"};
+  return text;
+}
+
+json build_request(const std::vector<std::string>& argv, size_t at) {
+  if (at + 1 >= argv.size()) throw UsageError{"missing command"};
+  std::string noun = argv[at], verb = argv[at + 1];
+  Args a = split(argv, at + 2);
+  auto need = [&](size_t n) {
+    if (a.words.size() != n) throw UsageError{noun + " " + verb + ": wrong number of arguments"};
+  };
+  json r{{"cmd", noun + "." + verb}};
+  if (noun == "mdisk" && verb == "add") {
+    need(2);
+    r["name"] = a.words[0];
+    r["path"] = a.words[1];
+  } else if (noun == "pool" && verb == "create") {
+    if (a.words.size() < 2) throw UsageError{"pool create NAME [--extent-size SIZE] MDISK..."};
+    r["name"] = a.words[0];
+    r["mdisks"] = std::vector<std::string>(a.words.begin() + 1, a.words.end());
+    if (!a.flag("--extent-size").empty())
+      r["extent_size"] = size_arg(a.flag("--extent-size"), "--extent-size");
+  } else if (noun == "vdisk" && verb == "create") {
+    need(1);
+    r["name"] = a.words[0];
+    r["pool"] = a.flag("--pool");
+    if (a.flag("--pool").empty()) throw UsageError{"--pool is required"};
+    r["size"] = size_arg(a.flag("--size"), "--size");
+    if (!a.flag("--policy").empty()) r["policy"] = a.flag("--policy");
+  } else if (noun == "vdisk" && verb == "expand") {
+    need(1);
+    r["name"] = a.words[0];
+    r["size"] = size_arg(a.flag("--size"), "--size");
+  } else if (verb == "list" && (noun == "mdisk" || noun == "pool" || noun == "vdisk")) {
+    need(0);
+  } else if ((noun == "mdisk" && verb == "remove") || (noun == "pool" && verb == "delete") ||
+             (noun == "vdisk" && (verb == "show" || verb == "delete"))) {
+    need(1);
+    r["name"] = a.words[0];
+  } else {
+    throw UsageError{"unknown command '" + noun + " " + verb + "'"};
+  }
+  if (!a.flags.empty() && noun != "pool" && noun != "vdisk")
+    throw UsageError{"unexpected option " + a.flags[0].first};
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  std::string admin = std::getenv("SVE_ADMIN") ? std::getenv("SVE_ADMIN")
+                                               : "127.0.0.1:" + std::to_string(kDefaultAdminPort);
+  bool as_json = false;
+  size_t at = 1;
+  try {
+    for (; at < args.size() && args[at].rfind("--", 0) == 0; ++at) {
+      if (args[at] == "--json") {
+        as_json = true;
+      } else if (args[at] == "--admin" && at + 1 < args.size()) {
+        admin = args[++at];
+      } else if (args[at] == "--help") {
+        std::cout << kUsage;
+        return 0;
+      } else {
+        throw UsageError{"unknown option " + args[at]};
+      }
+    }
+    json request = build_request(args, at);
+    auto address = parse_address(admin);
+    if (!address) throw UsageError{address.error().message};
+    auto reply = admin_call(address.value(), request);
+    if (!reply) {
+      std::cerr << "svectl: " << reply.error().message << "\n";
+      return 1;
+    }
+    if (!reply->value("ok", false)) {
+      std::cerr << "svectl: " << reply->value("error", "unknown error") << "\n";
+      return 1;
+    }
+    if (as_json)
+      std::cout << (*reply)["result"].dump(2) << "\n";
+    else
+      render_result(request["cmd"], (*reply)["result"]);
+    return 0;
+  } catch (const UsageError& e) {
+    std::cerr << "svectl: " << e.message << "\n" << kUsage;
+    return 2;
+  }
+}

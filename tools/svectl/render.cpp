@@ -1,0 +1,85 @@
+#include "tools/svectl/render.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <vector>
+
+#include "util/size.hpp"
+
+namespace sve {
+namespace {
+
+using nlohmann::json;
+
+std::string cell(const json& v, const std::string& key) {
+  static const std::vector<std::string> sizes = {"capacity", "free", "size", "extent_size"};
+  if (!v.contains(key)) return "";
+  const json& x = v[key];
+  if (x.is_number_unsigned() && std::count(sizes.begin(), sizes.end(), key))
+    return format_size(x.get<uint64_t>());
+  if (x.is_string()) return x.get<std::string>();
+  if (x.is_array()) {
+    std::string out;
+    for (const auto& e : x) out += (out.empty() ? "" : ",") + (e.is_string() ? e.get<std::string>() : e.dump());
+    return out;
+  }
+  return x.dump();
+}
+
+void table(const json& rows, const std::vector<std::string>& columns) {
+  std::vector<size_t> width;
+  for (const auto& c : columns) width.push_back(c.size());
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& r : rows) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      line.push_back(cell(r, columns[i]));
+      width[i] = std::max(width[i], line.back().size());
+    }
+    cells.push_back(std::move(line));
+  }
+  auto print = [&](const std::vector<std::string>& line) {
+    for (size_t i = 0; i < line.size(); ++i) {
+      std::cout << line[i];
+      if (i + 1 < line.size()) std::cout << std::string(width[i] - line[i].size() + 2, ' ');
+    }
+    std::cout << "\n";
+  };
+  std::vector<std::string> header;
+  for (const auto& c : columns) {
+    std::string h = c;
+    std::transform(h.begin(), h.end(), h.begin(), ::toupper);
+    header.push_back(h);
+  }
+  print(header);
+  for (const auto& line : cells) print(line);
+}
+
+}  // namespace
+
+void render_result(const std::string& command, const json& result) {
+  if (command == "mdisk.list") {
+    table(result, {"name", "status", "capacity", "pool", "path"});
+  } else if (command == "pool.list") {
+    table(result, {"name", "capacity", "free", "extent_size", "extents_free", "mdisks"});
+  } else if (command == "vdisk.list") {
+    table(result, {"name", "size", "pool", "policy", "extent_count"});
+  } else if (command == "vdisk.show" || command == "vdisk.create" ||
+             command == "vdisk.expand") {
+    for (const char* key : {"name", "id", "pool", "size", "policy", "extent_size", "extent_count"})
+      std::cout << key << ": " << cell(result, key) << "\n";
+    std::cout << "extents per mdisk:";
+    for (const auto& [m, n] : result["extents_per_mdisk"].items()) std::cout << " " << m << "=" << n;
+    std::cout << "\n";
+    if (command == "vdisk.show") table(result["extents"], {"index", "mdisk", "mdisk_extent"});
+  } else {
+    std::string noun = command.substr(0, command.find('.'));
+    std::string verb = command.substr(command.find('.') + 1);
+    std::string done = verb == "add" ? "added" : verb == "remove" ? "removed"
+                     : verb == "create" ? "created" : verb == "delete" ? "deleted" : verb;
+    if (result.value("reattached", false)) done = "back online";
+    std::cout << noun << " " << result.value("name", "") << " " << done << "\n";
+  }
+}
+
+}  // namespace sve

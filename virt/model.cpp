@@ -1,0 +1,47 @@
+#include "virt/model.hpp"
+
+namespace sve {
+
+const char* to_string(ExtentPolicy policy) {
+  return policy == ExtentPolicy::striped ? "striped" : "sequential";
+}
+
+bool parse_policy(const std::string& text, ExtentPolicy& out) {
+  if (text == "striped") out = ExtentPolicy::striped;
+  else if (text == "sequential") out = ExtentPolicy::sequential;
+  else return false;
+  return true;
+}
+
+namespace {
+template <class Vec, class Pred>
+auto* find_in(Vec& v, Pred pred) {
+  for (auto& item : v)
+    if (pred(item)) return &item;
+  return static_cast<decltype(&v.front())>(nullptr);
+}
+}  // namespace
+
+MdiskConfig* NodeConfig::find_mdisk(const std::string& n) {
+  return find_in(mdisks, [&](auto& m) { return m.name == n; });
+}
+MdiskConfig* NodeConfig::find_mdisk(uint32_t i) {
+  return find_in(mdisks, [&](auto& m) { return m.id == i; });
+}
+const MdiskConfig* NodeConfig::find_mdisk(uint32_t i) const {
+  return find_in(mdisks, [&](auto& m) { return m.id == i; });
+}
+PoolConfig* NodeConfig::find_pool(const std::string& n) {
+  return find_in(pools, [&](auto& p) { return p.name == n; });
+}
+PoolConfig* NodeConfig::find_pool(uint32_t i) {
+  return find_in(pools, [&](auto& p) { return p.id == i; });
+}
+const PoolConfig* NodeConfig::find_pool(uint32_t i) const {
+  return find_in(pools, [&](auto& p) { return p.id == i; });
+}
+VdiskConfig* NodeConfig::find_vdisk(const std::string& n) {
+  return find_in(vdisks, [&](auto& v) { return v.name == n; });
+}
+
+}  // namespace sve

@@ -1,0 +1,80 @@
+#pragma once
+// The configuration objects of block virtualization: managed disks (mdisks),
+// storage pools cut into extents, and virtual disks (vdisks) mapped onto
+// those extents. Plain data, serialised with msgpack maps so that later
+// versions can add fields without breaking old metadata.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <msgpack.hpp>
+
+namespace sve {
+
+enum class ExtentPolicy : uint8_t { striped = 0, sequential = 1 };
+
+const char* to_string(ExtentPolicy policy);
+bool parse_policy(const std::string& text, ExtentPolicy& out);
+
+// One extent of a vdisk: which mdisk and which extent slot on it.
+struct ExtentLoc {
+  uint32_t mdisk_id = 0;
+  uint32_t index = 0;
+  bool operator==(const ExtentLoc&) const = default;
+  MSGPACK_DEFINE(mdisk_id, index);
+};
+
+struct MdiskConfig {
+  uint32_t id = 0;
+  std::string name;
+  std::string path;
+  std::string uuid;         // matches the label on the device
+  uint64_t data_bytes = 0;  // usable bytes after the reserved label area
+  MSGPACK_DEFINE_MAP(id, name, path, uuid, data_bytes);
+};
+
+struct PoolConfig {
+  uint32_t id = 0;
+  std::string name;
+  uint64_t extent_bytes = 0;
+  std::vector<uint32_t> mdisks;  // mdisk ids, in the order given at creation
+  uint32_t stripe_cursor = 0;    // where the next striped allocation starts
+  MSGPACK_DEFINE_MAP(id, name, extent_bytes, mdisks, stripe_cursor);
+};
+
+struct VdiskConfig {
+  uint32_t id = 0;
+  std::string name;
+  uint32_t pool_id = 0;
+  uint64_t size_bytes = 0;
+  ExtentPolicy policy = ExtentPolicy::striped;
+  std::vector<ExtentLoc> extents;  // extent i of the vdisk
+  MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents);
+};
+
+struct NodeConfig {
+  uint64_t version = 0;     // bumped by every committed change
+  std::string config_uuid;  // written into every mdisk label
+  uint32_t next_id = 1;     // ids are never reused
+  std::vector<MdiskConfig> mdisks;
+  std::vector<PoolConfig> pools;
+  std::vector<VdiskConfig> vdisks;
+  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks);
+
+  MdiskConfig* find_mdisk(const std::string& name);
+  MdiskConfig* find_mdisk(uint32_t id);
+  PoolConfig* find_pool(const std::string& name);
+  PoolConfig* find_pool(uint32_t id);
+  VdiskConfig* find_vdisk(const std::string& name);
+  const MdiskConfig* find_mdisk(uint32_t id) const;
+  const PoolConfig* find_pool(uint32_t id) const;
+};
+
+// Extent slots an mdisk offers in a pool with this extent size.
+inline uint32_t extent_slots(const MdiskConfig& mdisk, uint64_t extent_bytes) {
+  return static_cast<uint32_t>(mdisk.data_bytes / extent_bytes);
+}
+
+}  // namespace sve
+
+MSGPACK_ADD_ENUM(sve::ExtentPolicy);

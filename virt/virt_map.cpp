@@ -1,0 +1,70 @@
+#include "virt/virt_map.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include "hw/device/mdisk_label.hpp"
+#include "virt/model.hpp"
+
+namespace sve {
+
+const VolumeLayout* VirtMap::find(uint32_t id) const {
+  auto it = volumes.find(id);
+  return it == volumes.end() ? nullptr : &it->second;
+}
+
+const VolumeLayout* VirtMap::find(const std::string& name) const {
+  for (const auto& [id, v] : volumes)
+    if (v.name == name) return &v;
+  return nullptr;
+}
+
+std::vector<Piece> split_range(const VolumeLayout& layout, uint64_t offset,
+                               uint64_t length) {
+  assert(offset + length <= layout.size_bytes);
+  std::vector<Piece> pieces;
+  uint64_t done = 0;
+  while (done < length) {
+    uint64_t pos = offset + done;
+    uint64_t index = pos / layout.extent_bytes;
+    uint64_t within = pos % layout.extent_bytes;
+    uint64_t n = std::min(length - done, layout.extent_bytes - within);
+    const PhysicalExtent& ext = layout.extents[index];
+    uint64_t phys = ext.mdisk_offset + within;
+    if (!pieces.empty()) {
+      Piece& last = pieces.back();
+      if (last.mdisk_id == ext.mdisk_id && last.mdisk_offset + last.length == phys) {
+        last.length += n;
+        done += n;
+        continue;
+      }
+    }
+    pieces.push_back({ext.mdisk_id, phys, n, done});
+    done += n;
+  }
+  return pieces;
+}
+
+std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config) {
+  auto map = std::make_shared<VirtMap>();
+  for (const auto& v : config.vdisks) {
+    const PoolConfig* pool = config.find_pool(v.pool_id);
+    if (!pool) continue;
+    VolumeLayout layout;
+    layout.id = v.id;
+    layout.name = v.name;
+    layout.size_bytes = v.size_bytes;
+    layout.extent_bytes = pool->extent_bytes;
+    for (const auto& e : v.extents) {
+      layout.extents.push_back(
+          {e.mdisk_id, kMdiskReservedBytes + uint64_t{e.index} * pool->extent_bytes});
+      if (std::find(layout.mdisks.begin(), layout.mdisks.end(), e.mdisk_id) ==
+          layout.mdisks.end())
+        layout.mdisks.push_back(e.mdisk_id);
+    }
+    map->volumes.emplace(v.id, std::move(layout));
+  }
+  return map;
+}
+
+}  // namespace sve
