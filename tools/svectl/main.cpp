@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
       render_result(request["cmd"], (*reply)["result"]);
     return 0;
   } catch (const UsageError& e) {
-    std::cerr << "svectl: " << e.message << "\n" << kUsage;
+    std::cerr << "svectl: " << e.message << " (svectl --help for usage)\n";
     return 2;
   }
 }

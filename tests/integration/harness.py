@@ -1,0 +1,205 @@
+"""Starts real sved processes on 127.0.0.1 and drives them with real clients.
+
+Every wait is for a condition with a deadline, never a fixed sleep.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("SVE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SVED = os.path.join(BUILD, "sved")
+SVECTL = os.path.join(BUILD, "svectl")
+SKIP = 77  # CTest's SKIP_RETURN_CODE
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+class Sved:
+    def __init__(self, data_dir=None, cores=1):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="sve-it-")
+        self.admin_port = free_port()
+        self.nbd_port = free_port()
+        self.cores = cores
+        self.proc = None
+        self.log_path = os.path.join(self.data_dir, "sved.log")
+
+    @property
+    def admin(self):
+        return f"127.0.0.1:{self.admin_port}"
+
+    def url(self, vdisk):
+        return f"nbd://127.0.0.1:{self.nbd_port}/{vdisk}"
+
+    def start(self, extra=(), expect_ok=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [SVED, "--data-dir", self.data_dir, "--admin", self.admin,
+             "--nbd", f"127.0.0.1:{self.nbd_port}", "--cores", str(self.cores), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if expect_ok:
+            wait_until(self._ready, what="sved admin API")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"sved exited with {self.proc.returncode}:\n{self.read_log()}")
+        try:
+            socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def ctl(self, *args, ok=True):
+        r = subprocess.run([SVECTL, "--admin", self.admin, *args],
+                           capture_output=True, text=True, timeout=60)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"svectl {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def ctl_json(self, *args):
+        return json.loads(self.ctl("--json", *args).stdout)
+
+    def ctl_fails(self, *args, contains=None):
+        r = self.ctl(*args, ok=False)
+        check(r.returncode != 0, f"svectl {' '.join(args)} should have failed")
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        check(len(lines) == 1, f"expected one error line, got: {r.stderr!r}")
+        if contains:
+            check(contains in r.stderr, f"expected {contains!r} in {r.stderr!r}")
+        return r.stderr.strip()
+
+    def make_file(self, name, size):
+        path = os.path.join(self.data_dir, name)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return path
+
+    def cleanup(self):
+        self.stop(signal.SIGKILL)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def qemu_io(url, *commands, ok=True):
+    args = ["qemu-io", "-f", "raw"]
+    for c in commands:
+        args += ["-c", c]
+    r = subprocess.run(args + [url], capture_output=True, text=True, timeout=120)
+    failed = r.returncode != 0 or "Pattern verification failed" in r.stdout \
+        or "failed:" in r.stdout or "error" in r.stderr.lower()
+    if ok and failed:
+        raise AssertionError(f"qemu-io {commands} failed:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+class RawNbd:
+    """A minimal NBD client for sending what well-behaved clients never send."""
+    REQ = 0x25609513
+
+    def __init__(self, port, export):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        hello = self.recv(18)
+        assert hello[:8] == b"NBDMAGIC"
+        self.s.sendall(struct.pack(">I", 3))
+        name = export.encode()
+        data = struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
+        self.s.sendall(struct.pack(">QII", 0x49484156454F5054, 7, len(data)) + data)
+        while True:
+            magic, opt, rtype, length = struct.unpack(">QIII", self.recv(20))
+            payload = self.recv(length)
+            if rtype == 3 and struct.unpack(">H", payload[:2])[0] == 0:
+                self.size = struct.unpack(">Q", payload[2:10])[0]
+            if rtype == 1:
+                break
+            if rtype & 0x80000000:
+                raise AssertionError(f"GO refused: {payload!r}")
+
+    def recv(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.s.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            out += chunk
+        return out
+
+    def request(self, cmd, offset, length, payload=b"", flags=0, cookie=1):
+        self.s.sendall(struct.pack(">IHHQQI", self.REQ, flags, cmd, cookie, offset, length) + payload)
+
+    def reply(self, read_length=0):
+        magic, error, cookie = struct.unpack(">IIQ", self.recv(16))
+        assert magic == 0x67446698, hex(magic)
+        data = self.recv(read_length) if error == 0 and read_length else b""
+        return error, cookie, data
+
+    def closed_by_server(self):
+        try:
+            return self.s.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.s.close()
+
+
+def run(test):
+    """Runs `test(node_factory)` and cleans up every node it made."""
+    nodes = []
+
+    def factory(**kw):
+        n = Sved(**kw)
+        nodes.append(n)
+        return n
+
+    try:
+        rc = test(factory)
+        return sys.exit(rc or 0)
+    except AssertionError as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        for n in nodes:
+            if os.path.exists(n.log_path):
+                print(f"--- sved log {n.data_dir}:\n{n.read_log()[-4000:]}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        for n in nodes:
+            n.cleanup()

@@ -1,0 +1,57 @@
+"""qemu-io patterns across extent and mdisk boundaries, and nbdcopy of 64 MiB
+of random data in and out over several connections, compared byte for byte."""
+import filecmp
+import os
+import subprocess
+
+from harness import check, qemu_io, run
+
+MiB = 1 << 20
+
+
+def setup(node):
+    for name in ("m0", "m1", "m2"):
+        node.ctl("mdisk", "add", name, node.make_file(name + ".img", 80 * MiB))
+    node.ctl("pool", "create", "p0", "--extent-size", "1M", "m0", "m1", "m2")
+    node.ctl("vdisk", "create", "striped", "--pool", "p0", "--size", "96M")
+    node.ctl("vdisk", "create", "seq", "--pool", "p0", "--size", "100M", "--policy", "sequential")
+
+
+def test(make):
+    node = make(cores=2).start()
+    setup(node)
+    show = node.ctl_json("vdisk", "show", "striped")
+    check([e["mdisk"] for e in show["extents"][:4]] == ["m0", "m1", "m2", "m0"],
+          f"striped vdisk is not round-robin: {show['extents'][:4]}")
+    seq = node.ctl_json("vdisk", "show", "seq")
+    check(seq["extents_per_mdisk"] == {"m0": 47, "m1": 47, "m2": 6}, f"sequential: {seq['extents_per_mdisk']}")
+
+    url = node.url("striped")
+    # Each write crosses an extent boundary, and with striping an mdisk boundary.
+    writes = [(MiB - 4096, 8192, 0x11), (2 * MiB - 512, 1024, 0x22),
+              (5 * MiB - 100, 200, 0x33), (10 * MiB - 3 * MiB // 2, 3 * MiB, 0x44),
+              (96 * MiB - 4096, 4096, 0x55)]
+    qemu_io(url, *[f"write -P {p:#x} {o} {n}" for o, n, p in writes])
+    qemu_io(url, *[f"read -P {p:#x} {o} {n}" for o, n, p in writes])
+    qemu_io(url, "read -P 0 0 4096", f"read -P 0 {20 * MiB} 65536")
+
+    # The sequential vdisk fills what the striped one left on m0 (47 extents),
+    # then m1: it crosses from m0 onto m1 at its 48th extent.
+    qemu_io(node.url("seq"), f"write -P 0x66 {47 * MiB - 4096} 8192",
+            f"read -P 0x66 {47 * MiB - 4096} 8192", f"write -z {50 * MiB} 1M",
+            f"read -P 0 {50 * MiB} 1M")
+
+    # nbdcopy: 64 MiB of random data in and out, 4 connections each way.
+    src = os.path.join(node.data_dir, "random.bin")
+    back = os.path.join(node.data_dir, "back.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(64 * MiB))
+    subprocess.run(["nbdcopy", "--connections=4", src, url], check=True, timeout=300)
+    subprocess.run(["nbdcopy", "--connections=4", url, back], check=True, timeout=300)
+    with open(back, "r+b") as f:
+        f.truncate(64 * MiB)
+    check(filecmp.cmp(src, back, shallow=False), "nbdcopy round trip differs")
+    qemu_io(url, "flush")
+
+
+run(test)

@@ -1,0 +1,91 @@
+"""Data and configuration survive a clean restart, a SIGKILL, and an mdisk
+file that moved to another path; a SIGKILL in the middle of a stream of
+configuration changes leaves a consistent configuration."""
+import os
+import random
+import subprocess
+import threading
+
+from harness import SVECTL, check, qemu_io, run
+
+MiB = 1 << 20
+
+
+def check_consistent(node):
+    pools = {p["name"]: p for p in node.ctl_json("pool", "list")}
+    used = {}
+    for v in node.ctl_json("vdisk", "list"):
+        show = node.ctl_json("vdisk", "show", v["name"])
+        ext = show["extent_size"]
+        check(len(show["extents"]) == (show["size"] + ext - 1) // ext,
+              f"{v['name']}: {len(show['extents'])} extents for {show['size']} bytes")
+        for e in show["extents"]:
+            key = (e["mdisk"], e["mdisk_extent"])
+            check(key not in used, f"extent {key} used by {used.get(key)} and {v['name']}")
+            used[key] = v["name"]
+    p = pools["p"]
+    check(p["extents_free"] + len(used) == p["extents_total"], f"pool accounting: {p}, {len(used)} used")
+
+
+def test(make):
+    node = make().start()
+    for name in ("a", "b"):
+        node.ctl("mdisk", "add", name, node.make_file(name + ".img", 64 * MiB))
+    node.ctl("pool", "create", "p", "--extent-size", "2M", "a", "b")
+    node.ctl("vdisk", "create", "v", "--pool", "p", "--size", "40M")
+    url = node.url("v")
+    qemu_io(url, "write -P 0x5a 0 4M", f"write -P 0xa5 {38 * MiB} 2M")
+    before = node.ctl_json("vdisk", "show", "v")
+
+    check(node.stop() == 0, "sved did not exit 0 on SIGTERM")
+    node.start()
+    url = node.url("v")
+    qemu_io(url, "read -P 0x5a 0 4M", f"read -P 0xa5 {38 * MiB} 2M")
+    check(node.ctl_json("vdisk", "show", "v") == before, "extent map changed over a restart")
+
+    # SIGKILL after acknowledged, flushed writes.
+    qemu_io(url, "write -P 0x77 8M 1M", "flush")
+    node.kill()
+    node.start()
+    qemu_io(node.url("v"), "read -P 0x77 8M 1M")
+
+    # The mdisk file moves; its label finds it again.
+    node.stop()
+    os.rename(os.path.join(node.data_dir, "b.img"), os.path.join(node.data_dir, "moved-b.img"))
+    node.start()
+    mdisks = {m["name"]: m for m in node.ctl_json("mdisk", "list")}
+    check(mdisks["b"]["status"] == "online" and mdisks["b"]["path"].endswith("moved-b.img"),
+          f"moved mdisk not found: {mdisks['b']}")
+    qemu_io(node.url("v"), "read -P 0x5a 0 4M", f"read -P 0xa5 {38 * MiB} 2M")
+
+    # SIGKILL in the middle of a stream of configuration changes.
+    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
+    print("seed for the kill points:", rng.random())
+    for round_ in range(4):
+        stop = threading.Event()
+
+        def churn():
+            i = 0
+            while not stop.is_set():
+                name = f"c{round_}_{i}"
+                subprocess.run([SVECTL, "--admin", node.admin, "vdisk", "create", name,
+                                "--pool", "p", "--size", "2M"], capture_output=True)
+                subprocess.run([SVECTL, "--admin", node.admin, "vdisk", "delete", name],
+                               capture_output=True) if i % 2 else None
+                i += 1
+
+        t = threading.Thread(target=churn)
+        t.start()
+        stop.wait(rng.uniform(0.05, 0.4))
+        node.kill()
+        stop.set()
+        t.join()
+        node.start()
+        check_consistent(node)
+        qemu_io(node.url("v"), "read -P 0x5a 0 4M")
+        for v in node.ctl_json("vdisk", "list"):
+            if v["name"] != "v":
+                node.ctl("vdisk", "delete", v["name"])
+
+
+run(test)
