@@ -53,5 +53,22 @@ def test(make):
     check(filecmp.cmp(src, back, shallow=False), "nbdcopy round trip differs")
     qemu_io(url, "flush")
 
+    # Online expand: new connections see the new size; old data stays,
+    # the new extents read as zeroes and take writes.
+    node.ctl("vdisk", "expand", "striped", "--size", "100M")
+    info = subprocess.run(["nbdinfo", "--size", url], capture_output=True, text=True, check=True)
+    check(int(info.stdout) == 100 * MiB, f"expanded size {info.stdout}")
+    qemu_io(url, f"read -P 0x55 {96 * MiB - 4096} 4096", f"read -P 0 {96 * MiB} 4M",
+            f"write -P 0x77 {99 * MiB} 1M", f"read -P 0x77 {99 * MiB} 1M")
+
+    # Delete frees the extents; a new vdisk on them reads zeroes, not old data.
+    free_before = node.ctl_json("pool", "list")[0]["extents_free"]
+    node.ctl("vdisk", "delete", "seq")
+    check(node.ctl_json("pool", "list")[0]["extents_free"] == free_before + 100, "extents not freed")
+    node.ctl("vdisk", "create", "fresh", "--pool", "p0", "--size", "100M", "--policy", "sequential")
+    qemu_io(node.url("fresh"), f"read -P 0 {47 * MiB - 4096} 8192")
+    r = subprocess.run(["nbdinfo", node.url("seq")], capture_output=True, text=True)
+    check(r.returncode != 0, "a deleted vdisk is still exported")
+
 
 run(test)
