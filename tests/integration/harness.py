@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 
 BUILD = os.environ.get("SVE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SVED = os.path.join(BUILD, "sved")
@@ -23,15 +23,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def check(cond, message):
@@ -56,23 +47,27 @@ class Sved:
         return f"nbd://127.0.0.1:{self.nbd_port}/{vdisk}"
 
     def start(self, extra=(), expect_ok=True):
-        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [SVED, "--data-dir", self.data_dir, "--admin", self.admin,
              "--nbd", f"127.0.0.1:{self.nbd_port}", "--cores", str(self.cores), *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        up = threading.Event()
+        threading.Thread(target=self._copy_log, args=(self.proc, up), daemon=True).start()
         if expect_ok:
-            wait_until(self._ready, what="sved admin API")
+            # sved logs "node up" once its listeners accept; EOF also sets the
+            # event, so an early exit is reported at once.
+            if not up.wait(timeout=30) or self.proc.poll() is not None:
+                raise AssertionError(f"sved did not come up:\n{self.read_log()}")
         return self
 
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"sved exited with {self.proc.returncode}:\n{self.read_log()}")
-        try:
-            socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
+    def _copy_log(self, proc, up):
+        with open(self.log_path, "ab") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if b"node up" in line:
+                    up.set()
+        up.set()
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
@@ -82,6 +77,8 @@ class Sved:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+        if self.proc:
+            self.proc.stdout.close()
         rc = self.proc.returncode if self.proc else None
         self.proc = None
         return rc

@@ -26,6 +26,16 @@ struct TempDir {
 
 std::vector<char> bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
+// A store that has committed `good` as version 1 and `newer` as version 2.
+ConfigStore two_versions(const fs::path& dir, const std::string& good,
+                         const std::string& newer) {
+  ConfigStore store(dir);
+  REQUIRE(store.load());
+  REQUIRE(store.save(1, bytes(good)));
+  REQUIRE(store.save(2, bytes(newer)));
+  return store;
+}
+
 void truncate_file(const fs::path& p, size_t keep) { fs::resize_file(p, keep); }
 
 void flip_byte(const fs::path& p, size_t at) {
@@ -68,10 +78,8 @@ TEST_CASE("the newest complete copy wins and saves alternate between copies") {
 
 TEST_CASE("a torn write of the newest copy rolls back to the previous version") {
   TempDir dir;
-  ConfigStore store(dir.path);
-  REQUIRE(store.load());
-  REQUIRE(store.save(1, bytes("previous configuration")));
-  REQUIRE(store.save(2, bytes("new configuration being written")));
+  ConfigStore store =
+      two_versions(dir.path, "previous configuration", "new configuration being written");
   std::string newest = store.slot_path(1);
   SECTION("cut short") { truncate_file(newest, 20); }
   SECTION("a byte changed in the payload") { flip_byte(newest, 40); }
@@ -85,10 +93,7 @@ TEST_CASE("a torn write of the newest copy rolls back to the previous version") 
 
 TEST_CASE("after a rollback the next save overwrites the torn copy, not the good one") {
   TempDir dir;
-  ConfigStore store(dir.path);
-  REQUIRE(store.load());
-  REQUIRE(store.save(1, bytes("good")));
-  REQUIRE(store.save(2, bytes("torn")));
+  ConfigStore store = two_versions(dir.path, "good", "torn");
   truncate_file(store.slot_path(1), 10);
   ConfigStore reopened(dir.path);
   REQUIRE(reopened.load().value()->version == 1);
