@@ -3,6 +3,7 @@
 // units that define actors: CAF headers are expensive to compile.
 #include <caf/all.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,9 +23,12 @@ using attach_atom = caf::atom_constant<caf::atom("attach")>;
 using detach_atom = caf::atom_constant<caf::atom("detach")>;
 // Admin API request (a JSON line) and its reply.
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
+// A task to run on the receiving actor's core (slow path: set-up, stats).
+using run_atom = caf::atom_constant<caf::atom("run")>;
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;
+using CoreTask = std::function<void()>;
 
 }  // namespace sve
 
@@ -33,3 +37,4 @@ using BlockDevicePtr = std::shared_ptr<BlockDevice>;
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::IoRequestPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::VirtMapPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::BlockDevicePtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::CoreTask)

@@ -1,16 +1,19 @@
 #include "actors/node.hpp"
 
+#include <future>
 #include <set>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_port.hpp"
+#include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/config_service.hpp"
 #include "io/nbd/nbd_port.hpp"
-#include "io/uring/uring_engine.hpp"
+#include "io/reactor/core_io.hpp"
+#include "util/size.hpp"
 
 namespace sve {
 
@@ -18,14 +21,16 @@ namespace sve {
 // decides the order: front end -> virtualization -> back end. Later
 // facilities (cache, point-in-time copy, remote copy) are inserted here.
 struct CoreStack {
-  std::shared_ptr<UringEngine> engine;
+  CoreIo* io = nullptr;
   caf::actor backend;
+  std::unique_ptr<ActorPort> backend_port;
   caf::actor virt;
-  std::shared_ptr<IoServer> top;  // where the front end submits
+  std::unique_ptr<ActorPort> top;  // where the front end submits
 };
 
 struct Node::Impl {
   NodeOptions options;
+  std::vector<std::unique_ptr<CoreIo>> core_io;  // outlive the actor system
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<ConfigService> config;
@@ -38,20 +43,45 @@ struct Node::Impl {
 
   void publish();
   std::string call_config(const std::string& line);
+  std::string route_admin(Node& node, const std::string& line);
 };
 
 namespace {
 
-Result<CoreStack> build_core_stack(caf::actor_system& sys) {
+CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io) {
   CoreStack core;
-  auto engine = UringEngine::create();
-  if (!engine) return engine.error();
-  core.engine = std::move(engine.value());
-  core.backend = spawn_backend_actor(sys, core.engine);
-  auto backend_port = std::make_shared<ActorPort>(core.backend);
-  core.virt = spawn_virt_actor(sys, backend_port);
-  core.top = std::make_shared<ActorPort>(core.virt);
+  core.io = &io;
+  core.backend = spawn_backend_actor(sys, io);
+  core.backend_port = std::make_unique<ActorPort>(core.backend);
+  core.virt = spawn_virt_actor(sys, io, *core.backend_port);
+  core.top = std::make_unique<ActorPort>(core.virt);
   return core;
+}
+
+nlohmann::json account_json(const PoolAccount& a) {
+  return {{"used", a.used()}, {"reserve", a.reserve()}, {"limit", a.limit()},
+          {"high_water", a.stats().high_water}, {"grants", a.stats().grants},
+          {"waits", a.stats().waits}};
+}
+
+// Runs on the core's own thread: its ring and pools are not shared.
+nlohmann::json core_io_json(CoreIo& io) {
+  const UringStats& r = io.ring().stats();
+  return {
+      {"ring", {{"submitted", r.submitted}, {"completed", r.completed}, {"errors", r.errors},
+                {"in_flight", io.ring().in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
+                {"buffered_fallbacks", r.buffered_fallbacks},
+                {"inline_completions", r.inline_completions}, {"enters", r.enters}}},
+      {"buffers", {{"total_pages", io.buffers().total_pages()},
+                   {"free_pages", io.buffers().free_pages()},
+                   {"frontend", account_json(io.frontend_buffers())}}},
+      {"requests", {{"capacity", io.requests().capacity()},
+                    {"free", io.requests().free_count()},
+                    {"frontend", account_json(io.frontend_requests())},
+                    {"virt", account_json(io.virt_requests())}}},
+      {"waiting", {{"buffers", io.buffers().root().waiting()},
+                   {"requests", io.requests().root().waiting()}}},
+  };
 }
 
 }  // namespace
@@ -87,6 +117,14 @@ std::string Node::Impl::call_config(const std::string& line) {
   return reply;
 }
 
+// Data-path statistics are the node's own; everything else is configuration.
+std::string Node::Impl::route_admin(Node& node, const std::string& line) {
+  auto request = nlohmann::json::parse(line, nullptr, false);
+  if (!request.is_discarded() && request.is_object() && request.value("cmd", "") == "node.stats")
+    return nlohmann::json{{"ok", true}, {"result", node.io_stats()}}.dump();
+  return call_config(line);
+}
+
 Node::Node() : impl_(new Impl()) {}
 
 Node::~Node() { stop(); }
@@ -105,33 +143,61 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   if (!config) return config.error();
   m.config = std::move(config.value());
 
+  // Each core's ring, buffers and request pool exist before its reactor.
   unsigned cores = std::max(1u, options.cores);
-  m.cfg.set("scheduler.max-threads", static_cast<size_t>(cores));
+  std::vector<CoreIo*> io;
+  for (unsigned i = 0; i < cores; ++i) {
+    auto core = CoreIo::create(i, options.core_io);
+    if (!core) return core.error();
+    io.push_back(core.value().get());
+    m.core_io.push_back(std::move(core.value()));
+  }
+  install_reactor_scheduler(m.cfg, io, options.pin);
   m.cfg.set("logger.verbosity", caf::atom("quiet"));
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
-  for (unsigned i = 0; i < cores; ++i) {
-    auto core = build_core_stack(*m.sys);
-    if (!core) return core.error();
-    m.cores.push_back(std::move(core.value()));
-  }
-  std::vector<std::shared_ptr<IoServer>> tops;
-  for (auto& core : m.cores) tops.push_back(core.top);
-  m.nbd = std::make_unique<NbdPort>(*m.sys, std::move(nbd_listener.value()),
-                                    options.nbd.to_string(), tops);
+  bind_reactor_workers(*m.sys);
+  for (unsigned i = 0; i < cores; ++i) m.cores.push_back(build_core_stack(*m.sys, *io[i]));
+  std::vector<NbdCore> tops;
+  for (auto& core : m.cores) tops.push_back({core.io, core.top.get()});
+  m.nbd = std::make_unique<NbdPort>(
+      std::move(nbd_listener.value()), options.nbd.to_string(), tops,
+      [&m](unsigned core, std::function<void()> task) {
+        run_on_core(m.cores[core].backend, std::move(task));
+      });
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
-      [&m](const std::string& line) { return m.call_config(line); });
+      [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
   m.nbd->start();
   m.admin->start();
-  spdlog::info("node up: {} cores, admin {}, {}", cores, options.admin.to_string(),
-               m.nbd->describe());
+  spdlog::info("node up: {} cores, {} buffer memory and {} request contexts per core, "
+               "admin {}, {}", cores, format_size(options.core_io.buffer_bytes),
+               options.core_io.requests, options.admin.to_string(), m.nbd->describe());
   return node;
 }
 
+nlohmann::json Node::io_stats() {
+  Impl& m = *impl_;
+  nlohmann::json cores = nlohmann::json::array();
+  auto sched = reactor_scheduler_stats();
+  for (size_t i = 0; i < m.cores.size(); ++i) {
+    std::promise<nlohmann::json> done;
+    auto answer = done.get_future();
+    CoreIo* io = m.cores[i].io;
+    run_on_core(m.cores[i].backend, [&done, io] { done.set_value(core_io_json(*io)); });
+    nlohmann::json core = answer.get();
+    core["core"] = i;
+    if (i < sched.size())
+      core["scheduler"] = {{"local", sched[i].local}, {"cross_core", sched[i].cross_core},
+                           {"external", sched[i].external}, {"sleeps", sched[i].sleeps}};
+    cores.push_back(std::move(core));
+  }
+  return {{"cores", cores}, {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
+}
+
 nlohmann::json Node::admin(const nlohmann::json& request) {
-  return nlohmann::json::parse(impl_->call_config(request.dump()));
+  return nlohmann::json::parse(impl_->route_admin(*this, request.dump()));
 }
 
 std::string Node::nbd_url() const { return impl_->nbd->describe(); }
@@ -151,7 +217,10 @@ void Node::stop() {
     }
     m.sys->await_all_actors_done();
   }
-  m.cores.clear();  // engines stop their reapers here
+  m.cores.clear();
+  m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
+  m.sys.reset();  // the reactors stop; then their rings and pools go
+  m.core_io.clear();
   if (m.config)
     for (const auto& [id, dev] : m.config->devices())
       if (auto st = dev->sync(); !st) spdlog::error("{}", st.error().message);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hw/port/tcp.hpp"
+#include "io/reactor/core_io.hpp"
 #include "util/result.hpp"
 
 namespace sve {
@@ -16,6 +17,8 @@ struct NodeOptions {
   HostPortAddress admin{"127.0.0.1", 10810};
   HostPortAddress nbd{"127.0.0.1", 10809};
   unsigned cores = 1;
+  CoreIoConfig core_io;  // per core
+  bool pin = true;       // pin each core's reactor thread to a CPU
 };
 
 class Node {
@@ -32,6 +35,8 @@ class Node {
   void stop();
 
   std::string nbd_url() const;
+  // Per-core counters of the data path (scheduler, ring, pools), as JSON.
+  nlohmann::json io_stats();
   std::string admin_address() const;
 
  private:

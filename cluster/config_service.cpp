@@ -131,6 +131,18 @@ void ConfigService::attach_mdisks() {
   bool moved = false;
   for (auto& m : next.mdisks) {
     std::shared_ptr<BlockDevice> device;
+    if (BlockDevice::is_synthetic(m.path)) {
+      // A memory or null mdisk starts empty in every process: its data did
+      // not survive the restart, by definition. It gets its label back.
+      auto dev = BlockDevice::open(m.path);
+      if (dev && write_label(*dev.value(), {m.uuid, next.config_uuid, m.name, m.data_bytes})) {
+        spdlog::warn("mdisk {} ({}) starts empty: its data lived in memory", m.name, m.path);
+        devices_[m.id] = dev.value();
+      } else {
+        spdlog::error("mdisk {} ({}) is offline: cannot recreate it", m.name, m.path);
+      }
+      continue;
+    }
     if (auto dev = BlockDevice::open(m.path)) {
       auto label = read_label(*dev.value());
       if (label && label->state == LabelState::valid && label->label.mdisk_uuid == m.uuid)
@@ -202,7 +214,7 @@ Result<json> ConfigService::mdisk_add(const json& args) {
                               dev.error().code);
   std::shared_ptr<BlockDevice> device = dev.value();
   for (const auto& [id, other] : devices_)
-    if (other->path() == device->path())
+    if (other->path() == device->path() && !BlockDevice::is_synthetic(device->path()))
       return bad(path.value() + " is already mdisk " + config_.find_mdisk(id)->name);
 
   auto label = read_label(*device);

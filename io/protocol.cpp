@@ -14,3 +14,17 @@ const char* to_string(IoOp op) {
 }
 
 }  // namespace sve
+
+#include "io/pool/request_pool.hpp"
+
+namespace sve {
+
+void IoRequest::recycle() {
+  if (pool_) {
+    pool_->recycle(this);
+    return;
+  }
+  delete this;
+}
+
+}  // namespace sve

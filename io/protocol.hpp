@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include <boost/intrusive/slist_hook.hpp>
 #include <boost/intrusive_ptr.hpp>
 
 #include "io/buffer/buffer.hpp"
@@ -40,7 +41,13 @@ class IoServer {
   virtual void submit(IoRequestPtr request) = 0;
 };
 
-struct IoRequest {
+class RequestPool;
+class PoolAccount;
+
+// A request context. On the I/O path it comes from a core's RequestPool and
+// goes back there when its last reference is dropped; make_request() makes
+// a stand-alone one from the heap for tests and tools.
+struct IoRequest : boost::intrusive::slist_base_hook<> {
   IoOp op = IoOp::read;
   uint32_t flags = 0;
   uint32_t volume = 0;   // what the volume id names depends on the layer:
@@ -54,18 +61,30 @@ struct IoRequest {
   uint64_t cookie = 0;   // opaque to servers, owned by the client
   IoRequestPtr parent;   // set on the pieces of a split request
   uint32_t pending_children = 0;  // for a split parent, owned by the splitter
+  // Owned by the back end while the request is in its ring: ring operations
+  // still to complete (one per buffer segment) and the bytes they moved.
+  uint32_t ring_pending = 0;
+  uint64_t ring_bytes = 0;
 
-  char* data() { return buffer->data() + buffer_offset; }
+  // This request's bytes if they lie in one buffer segment, else null.
+  char* contiguous_data() const { return buffer->contiguous(buffer_offset, length); }
+
+  uint32_t use_count() const { return refs_.load(std::memory_order_relaxed); }
 
   friend void intrusive_ptr_add_ref(IoRequest* r) {
     r->refs_.fetch_add(1, std::memory_order_relaxed);
   }
   friend void intrusive_ptr_release(IoRequest* r) {
-    if (r->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete r;
+    if (r->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) r->recycle();
   }
 
  private:
+  friend class RequestPool;
+  void recycle();
+
   std::atomic<uint32_t> refs_{0};
+  RequestPool* pool_ = nullptr;     // null: a stand-alone heap request
+  PoolAccount* account_ = nullptr;  // charged with this request
 };
 
 inline IoRequestPtr make_request() { return IoRequestPtr(new IoRequest()); }

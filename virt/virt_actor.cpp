@@ -1,32 +1,28 @@
-// The virtualization facility as an actor: requests from its IOClient arrive
-// as io_submit, completions of its pieces as io_done; a new configuration
-// snapshot arrives as virt_map.
-#include "actors/actor_port.hpp"
+// The virtualization facility as an actor on one core: requests from its
+// IOClient arrive as io_submit; a new configuration snapshot as virt_map.
+// Its pieces' completions come back to the Virtualizer directly on this
+// core's thread (the reactor reaps them), not through the mailbox.
+#include "actors/messages.hpp"
+#include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
+#include "io/reactor/core_io.hpp"
 #include "virt/virtualizer.hpp"
 
 namespace sve {
 namespace {
 
 struct VirtState {
-  std::shared_ptr<IoServer> lower;
-  ActorPort self_port;  // where the pieces' completions come back
   std::unique_ptr<Virtualizer> virt;
   static inline const char* name = "virt";
 };
 
-caf::behavior virt_actor(caf::stateful_actor<VirtState>* self,
-                         std::shared_ptr<IoServer> lower) {
-  auto& st = self->state;
-  st.lower = std::move(lower);
-  st.self_port.bind(caf::actor_cast<caf::actor>(self));
-  st.virt = std::make_unique<Virtualizer>(*st.lower, st.self_port);
+caf::behavior virt_actor(caf::stateful_actor<VirtState>* self, CoreIo* core,
+                         IoServer* lower) {
+  self->state.virt =
+      std::make_unique<Virtualizer>(*lower, &core->requests(), &core->virt_requests());
   return {
       [=](io_submit_atom, IoRequestPtr& request) {
         self->state.virt->submit(std::move(request));
-      },
-      [=](io_done_atom, IoRequestPtr& piece) {
-        self->state.virt->piece_done(std::move(piece));
       },
       [=](virt_map_atom, VirtMapPtr& map) { self->state.virt->set_map(std::move(map)); },
   };
@@ -34,8 +30,10 @@ caf::behavior virt_actor(caf::stateful_actor<VirtState>* self,
 
 }  // namespace
 
-caf::actor spawn_virt_actor(caf::actor_system& sys, std::shared_ptr<IoServer> lower) {
-  return sys.spawn(virt_actor, std::move(lower));
+caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lower) {
+  auto actor = sys.spawn<caf::lazy_init>(virt_actor, &core, &lower);
+  pin_to_core(actor, core.index());
+  return actor;
 }
 
 }  // namespace sve

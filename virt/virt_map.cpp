@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <type_traits>
 
 #include "hw/device/mdisk_label.hpp"
 #include "virt/model.hpp"
@@ -19,10 +20,11 @@ const VolumeLayout* VirtMap::find(const std::string& name) const {
   return nullptr;
 }
 
-std::vector<Piece> split_range(const VolumeLayout& layout, uint64_t offset,
-                               uint64_t length) {
+namespace {
+
+template <class Out>
+bool split_into(const VolumeLayout& layout, uint64_t offset, uint64_t length, Out& pieces) {
   assert(offset + length <= layout.size_bytes);
-  std::vector<Piece> pieces;
   uint64_t done = 0;
   while (done < length) {
     uint64_t pos = offset + done;
@@ -39,10 +41,27 @@ std::vector<Piece> split_range(const VolumeLayout& layout, uint64_t offset,
         continue;
       }
     }
+    if (pieces.size() == pieces.capacity() && !std::is_same_v<Out, std::vector<Piece>>)
+      return false;
     pieces.push_back({ext.mdisk_id, phys, n, done});
     done += n;
   }
+  return true;
+}
+
+}  // namespace
+
+std::vector<Piece> split_range(const VolumeLayout& layout, uint64_t offset,
+                               uint64_t length) {
+  std::vector<Piece> pieces;
+  split_into(layout, offset, length, pieces);
   return pieces;
+}
+
+bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
+                 PieceList& out) {
+  out.clear();
+  return split_into(layout, offset, length, out);
 }
 
 std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config) {

@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/static_vector.hpp>
+
 namespace sve {
 
 struct NodeConfig;
@@ -46,6 +48,14 @@ struct Piece {
 // inside the volume.
 std::vector<Piece> split_range(const VolumeLayout& layout, uint64_t offset,
                                uint64_t length);
+
+// The same into fixed storage, for the I/O path (no heap). A host request is
+// at most 32 MiB and extents at least 1 MiB, so 64 pieces always suffice;
+// returns false if they do not.
+inline constexpr size_t kMaxPieces = 64;
+using PieceList = boost::container::static_vector<Piece, kMaxPieces>;
+bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
+                 PieceList& out);
 
 std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config);
 

@@ -3,10 +3,18 @@
 // request on a vdisk onto mdisk pieces, sends them to its IOServer, and joins
 // their completions into one completion towards its IOClient.
 //
-// Not thread-safe: the owner (one actor) serialises submit and piece_done.
+// Pieces are request contexts from the core's RequestPool, charged to this
+// facility's account, all pieces of a request at once. When the account has
+// none to give, requests wait in arrival order (never fail) and go on when
+// pieces come back. Without a pool (tests), pieces come from the heap.
+//
+// Not thread-safe: one core's thread runs submit and the piece completions
+// (the pieces' completions arrive on the core that submitted them).
 #include <cstdint>
+#include <deque>
 #include <memory>
 
+#include "io/pool/request_pool.hpp"
 #include "io/protocol.hpp"
 #include "virt/virt_map.hpp"
 
@@ -15,29 +23,47 @@ namespace sve {
 struct VirtualizerStats {
   uint64_t requests = 0;
   uint64_t pieces = 0;
-  uint64_t split_requests = 0;  // requests that needed more than one piece
+  uint64_t split_requests = 0;    // requests that needed more than one piece
+  uint64_t waited_for_pieces = 0; // requests that waited for request contexts
 };
 
-class Virtualizer {
+class Virtualizer final : public IoClient {
  public:
-  // `lower` receives the pieces; their completions must come back to
-  // `piece_client`, whose io_done forwards to piece_done() on the owner.
-  Virtualizer(IoServer& lower, IoClient& piece_client)
-      : lower_(lower), piece_client_(piece_client) {}
+  explicit Virtualizer(IoServer& lower, RequestPool* pool = nullptr,
+                       PoolAccount* account = nullptr);
+  ~Virtualizer() override;
 
   void set_map(std::shared_ptr<const VirtMap> map) { map_ = std::move(map); }
   void submit(IoRequestPtr request);
-  void piece_done(IoRequestPtr piece);
+  // A piece's completion (this object is every piece's client).
+  void io_done(IoRequestPtr piece) override;
   const VirtualizerStats& stats() const { return stats_; }
+  size_t waiting() const { return waiting_.size(); }
 
  private:
-  IoRequestPtr make_piece(const IoRequestPtr& parent, uint32_t mdisk_id,
-                          uint64_t offset, uint64_t length, uint64_t request_offset);
+  struct PieceWaiter final : PoolWaiter {
+    Virtualizer* owner = nullptr;
+    bool on_grant() override;
+  };
+  struct Plan {
+    IoRequestPtr request;
+    uint32_t pieces = 0;
+  };
+  // Cuts the request into scratch_ and returns how many pieces it needs;
+  // 0 with the request completed (error, or nothing to do).
+  uint32_t plan(IoRequestPtr& request);
+  // Sends the pieces. `planned`: scratch_ holds this request's pieces.
+  void issue(IoRequestPtr request, uint32_t pieces, bool charged, bool planned);
+  IoRequestPtr new_piece();
 
   IoServer& lower_;
-  IoClient& piece_client_;
+  RequestPool* pool_;
+  PoolAccount* account_;
   std::shared_ptr<const VirtMap> map_;
   VirtualizerStats stats_;
+  PieceList scratch_;
+  std::deque<Plan> waiting_;  // requests whose pieces are not granted yet
+  PieceWaiter waiter_;        // queued on account_ for waiting_.front()
 };
 
 }  // namespace sve

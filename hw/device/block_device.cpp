@@ -4,6 +4,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+
+#include "util/size.hpp"
 
 namespace sve {
 namespace {
@@ -33,7 +36,39 @@ uint32_t probe_direct_align(int fd, uint64_t size) {
 
 }  // namespace
 
+bool BlockDevice::is_synthetic(const std::string& path) {
+  return path.rfind("memory:", 0) == 0 || path.rfind("null:", 0) == 0;
+}
+
+BlockDevice::~BlockDevice() {
+  if (memory_) ::munmap(memory_, size_bytes_);
+}
+
+Result<std::shared_ptr<BlockDevice>> BlockDevice::open_synthetic(const std::string& spec) {
+  auto colon = spec.find(':');
+  auto size = parse_size(spec.substr(colon + 1));
+  if (!size || *size == 0) return make_error(spec + ": not a size (try memory:1G)", EINVAL);
+  if (size.value() % 4096 != 0)
+    return make_error(spec + ": the size must be a multiple of 4 KiB", EINVAL);
+  auto dev = std::shared_ptr<BlockDevice>(new BlockDevice());
+  dev->path_ = spec;
+  dev->size_bytes_ = size.value();
+  dev->direct_align_ = 512;
+  if (spec.rfind("null:", 0) == 0) {
+    dev->kind_ = DeviceKind::null;
+    return dev;
+  }
+  // Reserved, not committed: pages appear as they are first written.
+  void* mem = ::mmap(nullptr, dev->size_bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) return errno_error(spec + ": cannot map memory", errno);
+  dev->kind_ = DeviceKind::memory;
+  dev->memory_ = static_cast<char*>(mem);
+  return dev;
+}
+
 Result<std::shared_ptr<BlockDevice>> BlockDevice::open(const std::string& path) {
+  if (is_synthetic(path)) return open_synthetic(path);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return errno_error(path, errno);
   auto dev = std::shared_ptr<BlockDevice>(new BlockDevice());
@@ -76,7 +111,20 @@ bool BlockDevice::can_go_direct(uint64_t offset, uint64_t length,
   return ((offset | length | reinterpret_cast<uintptr_t>(memory)) & mask) == 0;
 }
 
+// The synthetic kinds answer the configuration path from memory.
+static Status synthetic_range(const BlockDevice& dev, uint64_t length, uint64_t offset) {
+  if (offset + length > dev.size_bytes() || offset + length < offset)
+    return make_error(dev.path() + ": access past end of device", EIO);
+  return ok_status();
+}
+
 Status BlockDevice::read_at(void* out, uint64_t length, uint64_t offset) const {
+  if (kind_ != DeviceKind::file) {
+    if (auto st = synthetic_range(*this, length, offset); !st) return st;
+    if (kind_ == DeviceKind::memory) std::memcpy(out, memory_ + offset, length);
+    else std::memset(out, 0, length);
+    return ok_status();
+  }
   auto* p = static_cast<char*>(out);
   while (length > 0) {
     ssize_t n = ::pread(buffered_fd(), p, length, static_cast<off_t>(offset));
@@ -92,6 +140,11 @@ Status BlockDevice::read_at(void* out, uint64_t length, uint64_t offset) const {
 
 Status BlockDevice::write_at(const void* data, uint64_t length,
                              uint64_t offset) const {
+  if (kind_ != DeviceKind::file) {
+    if (auto st = synthetic_range(*this, length, offset); !st) return st;
+    if (kind_ == DeviceKind::memory) std::memcpy(memory_ + offset, data, length);
+    return ok_status();
+  }
   auto* p = static_cast<const char*>(data);
   while (length > 0) {
     ssize_t n = ::pwrite(buffered_fd(), p, length, static_cast<off_t>(offset));
@@ -105,6 +158,11 @@ Status BlockDevice::write_at(const void* data, uint64_t length,
 }
 
 Status BlockDevice::zero_range(uint64_t offset, uint64_t length) const {
+  if (kind_ != DeviceKind::file) {
+    if (auto st = synthetic_range(*this, length, offset); !st) return st;
+    if (kind_ == DeviceKind::memory) std::memset(memory_ + offset, 0, length);
+    return ok_status();
+  }
   // Punching a hole both zeroes and keeps sparse files sparse; block devices
   // turn it into a discard with zeroing. Fall back to writing zeroes.
   if (::fallocate(buffered_fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -121,6 +179,7 @@ Status BlockDevice::zero_range(uint64_t offset, uint64_t length) const {
 }
 
 Status BlockDevice::sync() const {
+  if (kind_ != DeviceKind::file) return ok_status();
   if (::fsync(buffered_fd()) != 0) return errno_error(path_ + ": fsync", errno);
   return ok_status();
 }

@@ -2,6 +2,10 @@
 // A back-end block device as the node sees it: a regular file or a Linux
 // block device, opened twice: once with O_DIRECT for aligned data-path I/O,
 // once buffered for unaligned requests and the slow configuration path.
+//
+// Two synthetic kinds measure the stack without a disk (like SPDK's malloc
+// and null bdevs): "memory:SIZE" keeps its data in anonymous memory for the
+// life of the process, "null:SIZE" discards writes and reads zeroes.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,9 +15,19 @@
 
 namespace sve {
 
+enum class DeviceKind : uint8_t { file, memory, null };
+
 class BlockDevice {
  public:
+  // A path, or a "memory:SIZE" / "null:SIZE" spec.
   static Result<std::shared_ptr<BlockDevice>> open(const std::string& path);
+  // Whether `path` names a synthetic device (memory: or null:).
+  static bool is_synthetic(const std::string& path);
+  ~BlockDevice();
+
+  DeviceKind kind() const { return kind_; }
+  // A memory device's bytes (null for the other kinds).
+  char* memory() const { return memory_; }
 
   const std::string& path() const { return path_; }
   uint64_t size_bytes() const { return size_bytes_; }
@@ -34,7 +48,11 @@ class BlockDevice {
   Status sync() const;
 
  private:
+  static Result<std::shared_ptr<BlockDevice>> open_synthetic(const std::string& spec);
+
   std::string path_;
+  DeviceKind kind_ = DeviceKind::file;
+  char* memory_ = nullptr;
   UniqueFd buffered_fd_;
   UniqueFd direct_fd_;
   uint64_t size_bytes_ = 0;

@@ -1,21 +1,67 @@
 #include "io/buffer/buffer.hpp"
 
+#include <algorithm>
+#include <cassert>
 #include <cstdlib>
 #include <new>
 
+#include "io/buffer/buffer_pool.hpp"
+
 namespace sve {
+
+std::atomic<uint64_t> PayloadCopies::device_bytes{0};
 
 BufferRef Buffer::allocate(size_t bytes) {
   size_t capacity = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (capacity == 0) capacity = kAlignment;
   void* mem = nullptr;
   if (posix_memalign(&mem, kAlignment, capacity) != 0) throw std::bad_alloc();
-  return BufferRef(new Buffer(static_cast<char*>(mem), capacity));
+  auto* b = new Buffer();
+  b->size_ = bytes;
+  b->segments_ = 1;
+  b->segment_[0] = {static_cast<char*>(mem), static_cast<uint32_t>(capacity), 0};
+  return BufferRef(b);
 }
 
-void Buffer::destroy(Buffer* b) {
-  std::free(b->data_);
-  delete b;
+void Buffer::recycle() {
+  if (pool_) {
+    pool_->recycle(this);
+    return;
+  }
+  std::free(segment_[0].data);
+  delete this;
+}
+
+char* Buffer::data() const {
+  assert(segments_ == 1);
+  return segment_[0].data;
+}
+
+char* Buffer::contiguous(uint64_t offset, uint64_t length) const {
+  for (unsigned i = 0; i < segments_; ++i) {
+    const BufferSegment& s = segment_[i];
+    if (offset < s.length) return offset + length <= s.length ? s.data + offset : nullptr;
+    offset -= s.length;
+  }
+  return length == 0 && segments_ ? segment_[segments_ - 1].data + segment_[segments_ - 1].length
+                                  : nullptr;
+}
+
+int Buffer::slice(uint64_t offset, uint64_t length, iovec* out, int max) const {
+  int n = 0;
+  for (unsigned i = 0; i < segments_ && length > 0; ++i) {
+    const BufferSegment& s = segment_[i];
+    if (offset >= s.length) {
+      offset -= s.length;
+      continue;
+    }
+    if (n == max) return -1;
+    uint64_t take = std::min<uint64_t>(s.length - offset, length);
+    out[n++] = {s.data + offset, static_cast<size_t>(take)};
+    length -= take;
+    offset = 0;
+  }
+  return n;
 }
 
 }  // namespace sve

@@ -5,15 +5,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <list>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
-#include "actors/actor_port.hpp"
 #include "hw/port/tcp.hpp"
-#include "io/nbd/nbd_session.hpp"
 #include "virt/virt_map.hpp"
 
 namespace sve {
@@ -38,43 +38,45 @@ class MapCatalog final : public nbd::ExportCatalog {
   std::shared_ptr<const VirtMap> map_;
 };
 
-// The front-end facility of one connection: completions arrive in its
-// mailbox and it writes the replies. Detached, because a slow host may block
-// its socket writes, and that must stall nobody else.
-caf::behavior frontend_actor(caf::event_based_actor*, std::shared_ptr<nbd::NbdSession> session) {
-  return {
-      [=](io_done_atom, IoRequestPtr& done) { session->send_reply(std::move(done)); },
-  };
-}
-
 }  // namespace
 
 struct NbdPort::Impl {
-  caf::actor_system& sys;
   UniqueFd listener;
   std::string address;
-  std::vector<std::shared_ptr<IoServer>> stack_tops;
+  std::vector<NbdCore> cores;
+  CorePost post;
+  nbd::SessionLimits limits;
+  // One slot pool per core, used only on that core.
+  std::vector<std::unique_ptr<nbd::SlotPool>> slots;
+
   std::thread acceptor;
-  std::mutex mu;
+  mutable std::mutex mu;
+  std::condition_variable cv;
   std::shared_ptr<const VirtMap> exports;
-  struct Connection {
-    int fd;
-    std::thread thread;
-    std::atomic<bool> finished{false};
-  };
-  std::list<Connection> connections;
   bool stopping = false;
   size_t next_core = 0;
+  std::set<int> fds;     // every connection's socket, handshaking or serving
+  size_t handshaking = 0;
+  std::set<nbd::NbdSession*> sessions;  // serving; each owned by its core
 
   void accept_loop();
-  void serve(Connection& conn, size_t core);
-  void reap_finished();
+  void handshake(int fd, size_t core);
+  void serve_on_core(int fd, nbd::ExportInfo chosen, size_t core);
+  void closed(nbd::NbdSession* session, size_t core);
 };
 
-NbdPort::NbdPort(caf::actor_system& sys, UniqueFd listener, std::string address,
-                 std::vector<std::shared_ptr<IoServer>> stack_tops)
-    : impl_(new Impl{sys, std::move(listener), std::move(address), std::move(stack_tops),
-                     {}, {}, {}, {}, false, 0}) {}
+NbdPort::NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> cores,
+                 CorePost post, nbd::SessionLimits limits)
+    : impl_(new Impl()) {
+  impl_->listener = std::move(listener);
+  impl_->address = std::move(address);
+  impl_->cores = std::move(cores);
+  impl_->post = std::move(post);
+  impl_->limits = limits;
+  for (auto& core : impl_->cores)
+    impl_->slots.push_back(std::make_unique<nbd::SlotPool>(
+        "nbd.slots", core.io->requests().capacity()));
+}
 
 NbdPort::~NbdPort() { stop(); }
 
@@ -89,31 +91,24 @@ void NbdPort::set_exports(std::shared_ptr<const VirtMap> map) {
   impl_->exports = std::move(map);
 }
 
+size_t NbdPort::connections() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->fds.size();
+}
+
 void NbdPort::stop() {
   auto& m = *impl_;
   {
     std::lock_guard lock(m.mu);
     if (m.stopping) return;
     m.stopping = true;
-    for (auto& c : m.connections) ::shutdown(c.fd, SHUT_RDWR);
+    for (int fd : m.fds) ::shutdown(fd, SHUT_RDWR);
   }
   ::shutdown(m.listener.get(), SHUT_RDWR);
   if (m.acceptor.joinable()) m.acceptor.join();
-  // No new connections now; wait for each to drain its requests.
-  for (auto& c : m.connections)
-    if (c.thread.joinable()) c.thread.join();
-  m.connections.clear();
-}
-
-void NbdPort::Impl::reap_finished() {
-  for (auto it = connections.begin(); it != connections.end();) {
-    if (it->finished.load()) {
-      it->thread.join();
-      it = connections.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  // Every session drains its requests and closes on its core.
+  std::unique_lock lock(m.mu);
+  m.cv.wait(lock, [&] { return m.fds.empty() && m.handshaking == 0; });
 }
 
 void NbdPort::Impl::accept_loop() {
@@ -129,38 +124,59 @@ void NbdPort::Impl::accept_loop() {
       ::close(fd);
       return;
     }
-    reap_finished();
-    auto& conn = connections.emplace_back();
-    conn.fd = fd;
-    size_t core = next_core++ % stack_tops.size();
-    conn.thread = std::thread([this, &conn, core] { serve(conn, core); });
+    fds.insert(fd);
+    ++handshaking;
+    size_t core = next_core++ % cores.size();
+    std::thread([this, fd, core] { handshake(fd, core); }).detach();
   }
 }
 
-void NbdPort::Impl::serve(Connection& conn, size_t core) {
+void NbdPort::Impl::handshake(int fd, size_t core) {
   std::shared_ptr<const VirtMap> snapshot;
   {
     std::lock_guard lock(mu);
     snapshot = exports;
   }
   MapCatalog catalog(snapshot);
-  auto hs = nbd::run_handshake(conn.fd, catalog);
-  if (!hs.go) {
-    spdlog::debug("nbd: connection closed during handshake: {}", hs.reason);
-  } else {
-    spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
-    auto completions = std::make_shared<ActorPort>();
-    auto session = std::make_shared<nbd::NbdSession>(conn.fd, hs.chosen, *stack_tops[core],
-                                                     *completions);
-    auto frontend = sys.spawn<caf::detached>(frontend_actor, session);
-    completions->bind(frontend);
-    std::string why = session->run();
-    caf::anon_send_exit(frontend, caf::exit_reason::user_shutdown);
-    spdlog::info("nbd: {} closed: {}", hs.chosen.name, why);
+  auto hs = nbd::run_handshake(fd, catalog);
+  std::lock_guard lock(mu);
+  --handshaking;
+  if (!hs.go || stopping) {
+    if (!hs.go) spdlog::debug("nbd: connection closed during handshake: {}", hs.reason);
+    fds.erase(fd);
+    ::close(fd);
+    cv.notify_all();
+    return;
   }
-  ::shutdown(conn.fd, SHUT_RDWR);
-  ::close(conn.fd);
-  conn.finished.store(true);
+  spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
+  post(static_cast<unsigned>(core),
+       [this, fd, chosen = hs.chosen, core] { serve_on_core(fd, chosen, core); });
+}
+
+// On the core's thread from here on.
+void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, size_t core) {
+  auto* session = new nbd::NbdSession(
+      fd, std::move(chosen), *cores[core].io, *slots[core], *cores[core].top, limits,
+      [this, core](nbd::NbdSession* s) { closed(s, core); });
+  {
+    std::lock_guard lock(mu);
+    sessions.insert(session);
+    if (stopping) session->shutdown();
+  }
+  session->start();
+}
+
+void NbdPort::Impl::closed(nbd::NbdSession* session, size_t core) {
+  spdlog::info("nbd: {} closed: {} ({} requests, {} waits for memory)",
+               session->export_info().name, session->end_reason(),
+               session->stats().requests, session->stats().waits);
+  int fd = session->fd();
+  std::lock_guard lock(mu);  // close under the lock: stop() shuts fds down
+  sessions.erase(session);
+  delete session;
+  fds.erase(fd);
+  ::close(fd);
+  cv.notify_all();
 }
 
 }  // namespace sve

@@ -1,29 +1,40 @@
 #pragma once
-// The NBD host port: accepts TCP connections, runs the handshake, and gives
-// each connection a front-end actor wired to the top of one core's facility
-// stack (connections are spread over the cores round-robin).
-#include <caf/fwd.hpp>
-
+// The NBD host port: accepts TCP connections and runs each handshake on a
+// short-lived thread (the slow, blocking part), then hands the socket to one
+// core (round-robin), where an NbdSession serves it on that core's ring and
+// submits to that core's facility stack.
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "hw/port/host_port.hpp"
+#include "io/nbd/nbd_session.hpp"
 #include "io/protocol.hpp"
+#include "io/reactor/core_io.hpp"
 #include "util/fd.hpp"
 
 namespace sve {
 
+// Runs a task on a core's reactor thread.
+using CorePost = std::function<void(unsigned core, std::function<void()> task)>;
+
+struct NbdCore {
+  CoreIo* io = nullptr;
+  IoServer* top = nullptr;  // the top of the core's facility stack
+};
+
 class NbdPort final : public HostPort {
  public:
-  // `stack_tops[i]` is where requests from connections on core i enter.
-  NbdPort(caf::actor_system& sys, UniqueFd listener, std::string address,
-          std::vector<std::shared_ptr<IoServer>> stack_tops);
+  NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> cores, CorePost post,
+          nbd::SessionLimits limits = {});
   ~NbdPort() override;
 
   std::string describe() const override;
   void start() override;
   void stop() override;
   void set_exports(std::shared_ptr<const VirtMap> map) override;
+
+  size_t connections() const;
 
  private:
   struct Impl;

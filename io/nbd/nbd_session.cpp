@@ -1,37 +1,19 @@
 #include "io/nbd/nbd_session.hpp"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cassert>
 #include <cerrno>
+#include <climits>
+#include <cstring>
 
-#include "hw/port/tcp.hpp"
-#include "io/nbd/nbd_wire.hpp"
+#include <spdlog/spdlog.h>
 
 namespace sve::nbd {
 namespace {
 
-bool writev_all(int fd, iovec* iov, int count) {
-  while (count > 0) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    auto left = static_cast<size_t>(n);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return true;
-}
+constexpr int kMaxSendIov = IOV_MAX;
 
 // Flags each command accepts; anything else earns EINVAL.
 uint16_t allowed_flags(uint16_t type) {
@@ -43,112 +25,329 @@ uint16_t allowed_flags(uint16_t type) {
   }
 }
 
+bool to_op(uint16_t type, IoOp& op) {
+  switch (type) {
+    case kCmdRead: op = IoOp::read; return true;
+    case kCmdWrite: op = IoOp::write; return true;
+    case kCmdFlush: op = IoOp::flush; return true;
+    case kCmdTrim: op = IoOp::trim; return true;
+    case kCmdWriteZeroes: op = IoOp::write_zeroes; return true;
+    default: return false;
+  }
+}
+
+uint64_t reserve_if_possible(PoolAccount& parent, uint64_t wanted) {
+  return parent.can_reserve(wanted) ? wanted : 0;
+}
+
 }  // namespace
 
-NbdSession::NbdSession(int fd, ExportInfo info, IoServer& server, IoClient& completions,
-                       uint32_t max_in_flight)
+void Slot::io_done(IoRequestPtr done) {
+  bool is_write = done->op == IoOp::write || done->op == IoOp::write_zeroes;
+  error = to_wire_error(done->status, is_write);
+  with_data = error == 0 && done->op == IoOp::read && done->length > 0;
+  // Only a read's reply needs its buffer: a write's goes back to the pool now.
+  if (!with_data) done->buffer.reset();
+  request = std::move(done);
+  session->reply_later(*this);
+}
+
+NbdSession::NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, IoServer& top,
+                       const SessionLimits& limits, std::function<void(NbdSession*)> closed)
     : fd_(fd),
       info_(std::move(info)),
-      server_(server),
-      completions_(completions),
-      max_in_flight_(max_in_flight) {}
+      core_(core),
+      slots_(slots),
+      top_(top),
+      closed_(std::move(closed)),
+      requests_account_("connection", core.frontend_requests(),
+                        reserve_if_possible(core.frontend_requests(), 2),
+                        limits.max_in_flight),
+      buffers_account_("connection", core.frontend_buffers(),
+                       reserve_if_possible(core.frontend_buffers(), limits.buffer_reserve_pages),
+                       limits.buffer_limit_pages ? limits.buffer_limit_pages
+                                                 : core.frontend_buffers().limit()),
+      send_iov_(new iovec[kMaxSendIov]) {
+  context_waiter_.session = this;
+  context_waiter_.account = &requests_account_;
+  context_waiter_.need = 1;
+  pages_waiter_.session = this;
+  pages_waiter_.account = &buffers_account_;
+  recv_op_.session = send_op_.session = this;
+  send_op_.on_done = &NbdSession::on_sent;
+}
+
+NbdSession::~NbdSession() {
+  assert(outstanding_ == 0 && !recv_in_flight_ && !send_in_flight_);
+}
+
+void NbdSession::start() { receive_header(); }
 
 void NbdSession::shutdown() { ::shutdown(fd_, SHUT_RDWR); }
 
-bool NbdSession::send_error_reply(uint64_t cookie, uint32_t error) {
-  uint8_t head[kReplyBytes];
-  encode_simple_reply(error, cookie, head);
-  std::lock_guard lock(write_mu_);
-  return send_all(fd_, head, sizeof head);
+void NbdSession::receive_header() {
+  phase_ = Phase::header;
+  recv_in_flight_ = true;
+  recv_op_.on_done = &NbdSession::on_header;
+  io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);
+  io_uring_prep_recv(sqe, fd_, header_ + header_have_, kRequestBytes - header_have_,
+                     MSG_WAITALL);
 }
 
-void NbdSession::wait_for_slot() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return in_flight_ < max_in_flight_; });
-  ++in_flight_;
-}
-
-void NbdSession::drain() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return in_flight_ == 0; });
-}
-
-void NbdSession::send_reply(IoRequestPtr done) {
-  bool is_write = done->op == IoOp::write || done->op == IoOp::write_zeroes;
-  uint32_t error = to_wire_error(done->status, is_write);
-  uint8_t head[kReplyBytes];
-  encode_simple_reply(error, done->cookie, head);
-  iovec iov[2] = {{head, sizeof head}, {nullptr, 0}};
-  int count = 1;
-  if (error == 0 && done->op == IoOp::read && done->length > 0) {
-    iov[1] = {done->data(), done->length};
-    count = 2;
+void NbdSession::on_header(int res) {
+  recv_in_flight_ = false;
+  if (res <= 0) {
+    end(res == 0 || header_have_ == 0 ? "client disconnected"
+                                      : std::string("receive failed: ") + std::strerror(-res));
+    return;
   }
-  {
-    std::lock_guard lock(write_mu_);
-    if (!writev_all(fd_, iov, count)) ::shutdown(fd_, SHUT_RDWR);
+  header_have_ += static_cast<size_t>(res);
+  if (header_have_ < kRequestBytes) {
+    receive_header();
+    return;
   }
-  done.reset();  // release the buffer before the reader may reuse the slot
-  std::lock_guard lock(mu_);
-  if (error) ++stats_.errors;
-  --in_flight_;
-  cv_.notify_all();
+  header_have_ = 0;
+  request_ = decode_request(header_);
+  if (request_.magic != kRequestMagic) return end("bad request magic");
+  if (request_.type == kCmdDisc) return end("client sent DISC");
+  bool needs_buffer = request_.type == kCmdWrite || request_.type == kCmdRead;
+  if (needs_buffer && request_.length > kMaxPayloadBytes)
+    return end("request of " + std::to_string(request_.length) + " bytes exceeds the maximum");
+  ++stats_.requests;
+  phase_ = Phase::context;
+  if (requests_account_.acquire_or_wait(context_waiter_)) {
+    got_context();
+  } else {
+    ++stats_.waits;
+  }
 }
 
-std::string NbdSession::run() {
-  std::string reason = "client disconnected";
-  for (;;) {
-    uint8_t raw[kRequestBytes];
-    if (!recv_all(fd_, raw, sizeof raw)) break;
-    Request req = decode_request(raw);
-    if (req.magic != kRequestMagic) {
-      reason = "bad request magic";
-      break;
+bool NbdSession::ContextWaiter::on_grant() {
+  session->got_context();
+  return true;
+}
+
+void NbdSession::got_context() {
+  Slot* slot = slots_.take();
+  slot->session = this;
+  slot->cookie = request_.cookie;
+  slot->error = 0;
+  slot->with_data = false;
+  slot->owns_unit = false;
+  ++outstanding_;
+  slot_ = slot;
+  IoOp op;
+  bool known = to_op(request_.type, op);
+  if (!known || (request_.flags & ~allowed_flags(request_.type))) {
+    // Unknown commands and flags earn EINVAL; a write's payload is still on
+    // the wire and must be consumed first, which needs a buffer too.
+    if (request_.type != kCmdWrite || request_.length == 0) {
+      slot_ = nullptr;
+      slot->error = kEINVAL;
+      slot->owns_unit = true;
+      reply_later(*slot);
+      if (phase_ != Phase::closing) receive_header();
+      return;
     }
-    if (req.type == kCmdDisc) {
-      reason = "client sent DISC";
-      break;
-    }
-    bool carries_payload = req.type == kCmdWrite;
-    bool needs_buffer = carries_payload || req.type == kCmdRead;
-    if (needs_buffer && req.length > kMaxPayloadBytes) {
-      reason = "request of " + std::to_string(req.length) + " bytes exceeds the maximum";
-      break;
-    }
-    IoRequestPtr io = make_request();
-    if (needs_buffer) {
-      io->buffer = Buffer::allocate(req.length);
-      if (carries_payload && req.length && !recv_all(fd_, io->buffer->data(), req.length)) {
-        reason = "client left in the middle of a write";
-        break;
-      }
-    }
-    ++stats_.requests;
-    bool known = true;
-    switch (req.type) {
-      case kCmdRead: io->op = IoOp::read; break;
-      case kCmdWrite: io->op = IoOp::write; break;
-      case kCmdFlush: io->op = IoOp::flush; break;
-      case kCmdTrim: io->op = IoOp::trim; break;
-      case kCmdWriteZeroes: io->op = IoOp::write_zeroes; break;
-      default: known = false;
-    }
-    if (!known || (req.flags & ~allowed_flags(req.type))) {
-      if (!send_error_reply(req.cookie, kEINVAL)) break;
-      continue;
-    }
-    if (req.flags & kCmdFlagFua) io->flags |= io_flags::fua;
-    if (req.flags & kCmdFlagNoHole) io->flags |= io_flags::no_hole;
-    io->volume = info_.volume;
-    io->offset = req.offset;
-    io->length = io->op == IoOp::flush ? 0 : req.length;
-    io->cookie = req.cookie;
-    io->client = &completions_;
-    wait_for_slot();
-    server_.submit(std::move(io));
   }
-  drain();
-  return reason;
+  IoRequestPtr io = core_.requests().make(requests_account_);
+  io->op = known ? op : IoOp::write;
+  io->flags = 0;
+  if (request_.flags & kCmdFlagFua) io->flags |= io_flags::fua;
+  if (request_.flags & kCmdFlagNoHole) io->flags |= io_flags::no_hole;
+  io->volume = info_.volume;
+  io->offset = request_.offset;
+  io->length = op == IoOp::flush ? 0 : request_.length;
+  io->cookie = request_.cookie;
+  io->client = slot;
+  slot->request = std::move(io);
+  if (!known || (request_.flags & ~allowed_flags(request_.type))) slot->error = kEINVAL;
+
+  bool needs_buffer = (request_.type == kCmdWrite || request_.type == kCmdRead) &&
+                      request_.length > 0;
+  if (!needs_buffer) return dispatch();
+  phase_ = Phase::buffer;
+  pages_waiter_.bytes = request_.length;
+  pages_waiter_.need = BufferPool::pages_for(request_.length);
+  if (buffers_account_.acquire_or_wait(pages_waiter_)) {
+    BufferRef b = core_.buffers().build(buffers_account_, request_.length);
+    if (b) return got_buffer(std::move(b));
+    buffers_account_.release(pages_waiter_.need);  // fragmented: wait for frees
+    buffers_account_.wait(pages_waiter_);
+  }
+  ++stats_.waits;
+}
+
+bool NbdSession::PagesWaiter::on_grant() {
+  BufferRef b = session->core_.buffers().build(*account, bytes);
+  if (!b) return false;
+  session->got_buffer(std::move(b));
+  return true;
+}
+
+void NbdSession::got_buffer(BufferRef buffer) {
+  slot_->request->buffer = std::move(buffer);
+  if (request_.type == kCmdWrite) {
+    payload_have_ = 0;
+    return receive_payload();
+  }
+  dispatch();
+}
+
+void NbdSession::receive_payload() {
+  phase_ = Phase::payload;
+  const Buffer& b = *slot_->request->buffer;
+  int n = b.slice(payload_have_, request_.length - payload_have_, recv_iov_,
+                  Buffer::kMaxSegments);
+  recv_msg_ = msghdr{};
+  recv_msg_.msg_iov = recv_iov_;
+  recv_msg_.msg_iovlen = static_cast<size_t>(n);
+  recv_in_flight_ = true;
+  recv_op_.on_done = &NbdSession::on_payload;
+  io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);
+  io_uring_prep_recvmsg(sqe, fd_, &recv_msg_, MSG_WAITALL);
+}
+
+void NbdSession::on_payload(int res) {
+  recv_in_flight_ = false;
+  if (res <= 0) {
+    return end("client left in the middle of a write");
+  }
+  payload_have_ += static_cast<uint64_t>(res);
+  if (payload_have_ < request_.length) return receive_payload();
+  dispatch();
+}
+
+// The request is complete on our side: into the stack (or straight to the
+// reply queue when it was malformed), and on to the next header.
+void NbdSession::dispatch() {
+  Slot* slot = slot_;
+  slot_ = nullptr;
+  if (slot->error) {
+    slot->request.reset();
+    reply_later(*slot);
+  } else {
+    top_.submit(IoRequestPtr(slot->request));
+  }
+  if (phase_ != Phase::closing) receive_header();
+}
+
+void NbdSession::reply_later(Slot& slot) {
+  if (slot.error) ++stats_.errors;
+  encode_simple_reply(slot.error, slot.cookie, slot.header);
+  reply_queue_.push_back(slot);
+  send_replies();
+}
+
+// Gathers queued replies into one sendmsg; one send in flight at a time.
+void NbdSession::send_replies() {
+  if (send_in_flight_ || reply_queue_.empty()) return;
+  if (finished_) return;
+  int n = 0;
+  while (!reply_queue_.empty()) {
+    Slot& s = reply_queue_.front();
+    int need = 1;
+    iovec data[Buffer::kMaxSegments];
+    int parts = 0;
+    if (s.with_data) {
+      IoRequest& r = *s.request;
+      parts = r.buffer->slice(r.buffer_offset, r.length, data, Buffer::kMaxSegments);
+      need += parts;
+    }
+    if (n + need > kMaxSendIov) break;
+    send_iov_[n++] = {s.header, kReplyBytes};
+    for (int i = 0; i < parts; ++i) send_iov_[n++] = data[i];
+    reply_queue_.pop_front();
+    sending_.push_back(s);
+  }
+  send_iov_count_ = n;
+  send_iov_first_ = 0;
+  send_in_flight_ = true;
+  send_msg_ = msghdr{};
+  send_msg_.msg_iov = send_iov_.get();
+  send_msg_.msg_iovlen = static_cast<size_t>(n);
+  io_uring_sqe* sqe = core_.ring().sqe_for(&send_op_);
+  io_uring_prep_sendmsg(sqe, fd_, &send_msg_, MSG_NOSIGNAL | MSG_WAITALL);
+}
+
+void NbdSession::on_sent(int res) {
+  send_in_flight_ = false;
+  if (res > 0) {
+    // A short send: move past what went out and send the rest.
+    auto left = static_cast<size_t>(res);
+    iovec* iov = send_iov_.get();
+    while (send_iov_first_ < send_iov_count_ && left >= iov[send_iov_first_].iov_len)
+      left -= iov[send_iov_first_++].iov_len;
+    if (send_iov_first_ < send_iov_count_) {
+      iov[send_iov_first_].iov_base = static_cast<char*>(iov[send_iov_first_].iov_base) + left;
+      iov[send_iov_first_].iov_len -= left;
+      send_msg_.msg_iov = iov + send_iov_first_;
+      send_msg_.msg_iovlen = static_cast<size_t>(send_iov_count_ - send_iov_first_);
+      send_in_flight_ = true;
+      io_uring_prep_sendmsg(core_.ring().sqe_for(&send_op_), fd_, &send_msg_,
+                            MSG_NOSIGNAL | MSG_WAITALL);
+      return;
+    }
+  } else {
+    end(res == 0 ? "client stopped receiving" : std::string("send failed: ") + std::strerror(-res));
+  }
+  // Sent (or undeliverable): the slots, their requests and buffers go back.
+  while (!sending_.empty()) {
+    Slot& s = sending_.front();
+    sending_.pop_front();
+    give_back(s);
+  }
+  if (finished_) {
+    // Nothing more can be sent: drop replies still queued.
+    while (!reply_queue_.empty()) {
+      Slot& s = reply_queue_.front();
+      reply_queue_.pop_front();
+      give_back(s);
+    }
+  }
+  send_replies();
+  maybe_finish();
+}
+
+// A slot, its request and the request's buffer go back to their pools; the
+// request's unit goes back with the request, or with the slot if it had none.
+void NbdSession::give_back(Slot& slot) {
+  slot.request.reset();
+  if (slot.owns_unit) requests_account_.release(1);
+  slot.owns_unit = false;
+  --outstanding_;
+  slots_.give(&slot);
+}
+
+void NbdSession::end(std::string reason) {
+  if (phase_ == Phase::closing) return;
+  phase_ = Phase::closing;
+  reason_ = std::move(reason);
+  ::shutdown(fd_, SHUT_RDWR);  // a pending receive ends; so do further sends
+  requests_account_.cancel(context_waiter_);
+  buffers_account_.cancel(pages_waiter_);
+  if (slot_) {  // a request that never reached the stack
+    Slot* slot = slot_;
+    slot_ = nullptr;
+    give_back(*slot);
+  }
+  maybe_finish();
+}
+
+// The session ends once nothing of it is left in flight: no receive, no
+// send, no request in the stack.
+void NbdSession::maybe_finish() {
+  if (phase_ != Phase::closing || finished_) return;
+  if (recv_in_flight_ || send_in_flight_) return;
+  if (outstanding_ > reply_queue_.size()) return;  // requests still in the stack
+  finished_ = true;
+  while (!reply_queue_.empty()) {
+    Slot& s = reply_queue_.front();
+    reply_queue_.pop_front();
+    give_back(s);
+  }
+  auto closed = std::move(closed_);
+  closed(this);  // may destroy this session
 }
 
 }  // namespace sve::nbd

@@ -1,59 +1,152 @@
 #pragma once
-// One NBD connection in the transmission phase. The reader (run) turns wire
-// requests into IoRequests for the top of the facility stack, receiving write
-// payloads straight into the request's buffer; completions come back through
-// send_reply, which writes the reply with one gathered write.
+// One NBD connection in the transmission phase, driven by its core's
+// io_uring ring: no thread of its own, nothing blocks. The session is a
+// state machine over three kinds of ring operations:
 //
-// At most `max_in_flight` requests are outstanding per connection: beyond
-// that the reader stops reading, so a flood of requests slows the host down
-// instead of growing the node's memory.
-#include <condition_variable>
-#include <cstdint>
-#include <mutex>
+//   receive a request header -> get a request context (and a buffer) from
+//   the connection's pool accounts -> receive a write's payload straight
+//   into the buffer -> submit to the top of the facility stack -> ...
+//
+// and, on completions, queue the reply; replies leave in gathered sendmsg
+// calls, read data straight from the buffers, one send in flight at a time
+// so that replies never interleave on the stream.
+//
+// Flow control: while the connection waits for a context or buffer pages,
+// it stops receiving, so a host that floods the node fills its own TCP
+// window and slows down; nothing is failed and memory stays bounded.
+#include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/intrusive/list.hpp>
+
+#include "io/buffer/buffer_pool.hpp"
 #include "io/nbd/nbd_handshake.hpp"
+#include "io/nbd/nbd_wire.hpp"
+#include "io/pool/object_pool.hpp"
 #include "io/protocol.hpp"
-#include "util/fd.hpp"
+#include "io/reactor/core_io.hpp"
 
 namespace sve::nbd {
+
+class NbdSession;
+
+// One outstanding host request: its context, and where its reply waits.
+// Taken together with the request context, under the same unit.
+struct Slot : public IoClient,
+              public ObjectPool<Slot>::Hook,
+              public boost::intrusive::list_base_hook<> {
+  NbdSession* session = nullptr;
+  IoRequestPtr request;    // null for an error reply without a request
+  uint64_t cookie = 0;
+  uint32_t error = 0;      // wire error of the reply
+  bool with_data = false;  // a successful read: the reply carries its data
+  bool owns_unit = false;  // no request was made: the slot holds the unit
+  uint8_t header[kReplyBytes];
+  void io_done(IoRequestPtr done) override;
+};
+
+using SlotPool = ObjectPool<Slot>;
+
+struct SessionLimits {
+  uint32_t max_in_flight = 256;        // request contexts one connection may hold
+  uint64_t buffer_reserve_pages = 32;  // guaranteed to each connection if available
+  uint64_t buffer_limit_pages = 0;     // 0: the whole front-end share
+};
 
 struct SessionStats {
   uint64_t requests = 0;
   uint64_t errors = 0;
+  uint64_t waits = 0;  // times the connection stopped receiving for memory
 };
 
 class NbdSession {
  public:
-  NbdSession(int fd, ExportInfo info, IoServer& server, IoClient& completions,
-             uint32_t max_in_flight = 256);
+  // `top` is the top of the core's facility stack; `closed` runs (on the
+  // core) once the connection has ended and every request has completed.
+  NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, IoServer& top,
+             const SessionLimits& limits, std::function<void(NbdSession*)> closed);
+  ~NbdSession();
 
-  // Reads and submits until the client disconnects, sends something
-  // malformed, or shutdown() is called; then waits for its outstanding
-  // requests to complete. Returns why it ended.
-  std::string run();
-
-  // Completion of a request submitted by run(). Any thread.
-  void send_reply(IoRequestPtr done);
-
-  // Unblocks run() from another thread.
+  void start();
+  // Ends the connection as a client disconnect would. Any thread.
   void shutdown();
 
+  int fd() const { return fd_; }
   const ExportInfo& export_info() const { return info_; }
+  const SessionStats& stats() const { return stats_; }
+  const std::string& end_reason() const { return reason_; }
 
  private:
-  bool send_error_reply(uint64_t cookie, uint32_t error);
-  void wait_for_slot();
-  void drain();
+  friend struct Slot;
+  enum class Phase { header, context, buffer, payload, closing };
+
+  struct Op final : RingHandler {
+    NbdSession* session = nullptr;
+    void (NbdSession::*on_done)(int) = nullptr;
+    void on_ring_complete(int res) override { (session->*on_done)(res); }
+  };
+  struct ContextWaiter final : PoolWaiter {
+    NbdSession* session = nullptr;
+    bool on_grant() override;
+  };
+  struct PagesWaiter final : PoolWaiter {
+    NbdSession* session = nullptr;
+    uint64_t bytes = 0;
+    bool on_grant() override;
+  };
+
+  void receive_header();
+  void on_header(int res);
+  void got_context();
+  void got_buffer(BufferRef buffer);
+  void receive_payload();
+  void on_payload(int res);
+  void dispatch();
+  void reply_later(Slot& slot);
+  void send_replies();
+  void on_sent(int res);
+  void give_back(Slot& slot);
+  void end(std::string reason);
+  void maybe_finish();
 
   int fd_;
   ExportInfo info_;
-  IoServer& server_;
-  IoClient& completions_;
-  const uint32_t max_in_flight_;
-  std::mutex write_mu_;  // replies come from the reader and the completer
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint32_t in_flight_ = 0;
+  CoreIo& core_;
+  SlotPool& slots_;
+  IoServer& top_;
+  std::function<void(NbdSession*)> closed_;
+  PoolAccount requests_account_;
+  PoolAccount buffers_account_;
+  ContextWaiter context_waiter_;
+  PagesWaiter pages_waiter_;
+
+  Phase phase_ = Phase::header;
+  uint8_t header_[kRequestBytes];
+  size_t header_have_ = 0;
+  Request request_{};
+  Slot* slot_ = nullptr;  // the request being received
+  uint64_t payload_have_ = 0;
+  iovec recv_iov_[Buffer::kMaxSegments];
+  msghdr recv_msg_{};
+  Op recv_op_, send_op_;
+  bool recv_in_flight_ = false;
+
+  boost::intrusive::list<Slot> reply_queue_;  // completed, not yet sent
+  boost::intrusive::list<Slot> sending_;      // in the send in flight
+  std::unique_ptr<iovec[]> send_iov_;
+  int send_iov_count_ = 0;
+  int send_iov_first_ = 0;
+  msghdr send_msg_{};
+  bool send_in_flight_ = false;
+
+  uint32_t outstanding_ = 0;  // slots taken and not yet given back
+  bool finished_ = false;
+  std::string reason_;
   SessionStats stats_;
 };
 

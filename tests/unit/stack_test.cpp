@@ -1,16 +1,13 @@
 // The facility stack without the actor runtime: a dummy front end, the
 // virtualization facility and the io_uring back end on a file, as the paper's
-// test scaffolding describes. Completions reach the test thread through one
-// queue, the way they reach an actor through its mailbox.
+// test scaffolding describes. The test thread plays the core's reactor: it
+// reaps the ring, and completions run on it.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <mutex>
 
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
@@ -20,40 +17,17 @@ using namespace sve;
 
 namespace {
 
-class Queue {
- public:
-  void push(IoRequestPtr r) {
-    std::lock_guard lock(mu_);
-    q_.push_back(std::move(r));
-    cv_.notify_one();
-  }
-  IoRequestPtr pop() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !q_.empty(); });
-    auto r = std::move(q_.front());
-    q_.pop_front();
-    return r;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<IoRequestPtr> q_;
-};
-
-struct QueueClient final : IoClient {
-  explicit QueueClient(Queue& q) : queue(q) {}
-  void io_done(IoRequestPtr r) override { queue.push(std::move(r)); }
-  Queue& queue;
+// The dummy front end: keeps the completed request.
+struct FrontEnd final : IoClient {
+  void io_done(IoRequestPtr r) override { done = std::move(r); }
+  IoRequestPtr done;
 };
 
 struct Stack {
   std::string path;
   std::shared_ptr<BlockDevice> device;
   std::unique_ptr<UringEngine> engine;
-  Queue mailbox;
-  QueueClient pieces{mailbox};     // the virtualization facility's completions
-  QueueClient front_end{mailbox};  // the dummy front end's completions
+  FrontEnd front_end;
   std::unique_ptr<Virtualizer> virt;
 
   Stack() {
@@ -66,7 +40,7 @@ struct Stack {
     device = BlockDevice::open(path).value();
     engine = std::move(UringEngine::create(64).value());
     engine->attach(1, device);
-    virt = std::make_unique<Virtualizer>(*engine, pieces);
+    virt = std::make_unique<Virtualizer>(*engine);
     // vdisk 5: four 1 MiB extents, out of order on the file.
     auto map = std::make_shared<VirtMap>();
     VolumeLayout v;
@@ -92,13 +66,9 @@ struct Stack {
     r->buffer = buf ? buf : Buffer::allocate(length ? length : 1);
     r->client = &front_end;
     virt->submit(r);
-    for (;;) {
-      IoRequestPtr done = mailbox.pop();
-      if (done->client == &pieces)
-        virt->piece_done(std::move(done));
-      else
-        return done;
-    }
+    // This thread is the core: it reaps the ring until the request is back.
+    while (!front_end.done) engine->wait();
+    return std::move(front_end.done);
   }
 
   std::vector<char> read_file(uint64_t offset, uint64_t length) {

@@ -16,10 +16,11 @@ namespace {
 
 const char* kUsage =
     "usage: svectl [--admin HOST:PORT] [--json] COMMAND\n"
-    "  mdisk add NAME PATH | mdisk list | mdisk remove NAME\n"
+    "  mdisk add NAME PATH|memory:SIZE|null:SIZE | mdisk list | mdisk remove NAME\n"
     "  pool create NAME [--extent-size SIZE] MDISK... | pool list | pool delete NAME\n"
     "  vdisk create NAME --pool POOL --size SIZE [--policy striped|sequential]\n"
     "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
+    "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "sizes take K, M, G, T suffixes (powers of 1024)\n";
 
 struct UsageError {
@@ -87,6 +88,8 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     need(1);
     r["name"] = a.words[0];
     r["size"] = size_arg(a.flag("--size"), "--size");
+  } else if (noun == "node" && verb == "stats") {
+    need(0);
   } else if (verb == "list" && (noun == "mdisk" || noun == "pool" || noun == "vdisk")) {
     need(0);
   } else if ((noun == "mdisk" && verb == "remove") || (noun == "pool" && verb == "delete") ||

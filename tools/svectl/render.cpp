@@ -64,6 +64,24 @@ void render_result(const std::string& command, const json& result) {
     table(result, {"name", "capacity", "free", "extent_size", "extents_free", "mdisks"});
   } else if (command == "vdisk.list") {
     table(result, {"name", "size", "pool", "policy", "extent_count"});
+  } else if (command == "node.stats") {
+    for (const auto& c : result["cores"]) {
+      const json& sched = c["scheduler"];
+      const json& ring = c["ring"];
+      const json& buf = c["buffers"];
+      const json& req = c["requests"];
+      std::cout << "core " << c["core"] << ": messages local " << sched["local"]
+                << ", cross-core " << sched["cross_core"] << ", external " << sched["external"]
+                << "; ring submitted " << ring["submitted"] << ", in flight "
+                << ring["in_flight"] << ", fixed-buffer ops " << ring["fixed_buffer_ops"]
+                << ", buffered fallbacks " << ring["buffered_fallbacks"] << "\n"
+                << "  buffer pages " << buf["free_pages"] << " free of " << buf["total_pages"]
+                << " (front end high water " << buf["frontend"]["high_water"] << ", waits "
+                << buf["frontend"]["waits"] << "); request contexts " << req["free"]
+                << " free of " << req["capacity"] << " (waits: front end "
+                << req["frontend"]["waits"] << ", virt " << req["virt"]["waits"] << ")\n";
+    }
+    std::cout << "nbd connections: " << result["nbd_connections"] << "\n";
   } else if (command == "vdisk.show" || command == "vdisk.create" ||
              command == "vdisk.expand") {
     for (const char* key : {"name", "id", "pool", "size", "policy", "extent_size", "extent_count"})

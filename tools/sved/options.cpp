@@ -3,11 +3,17 @@
 #include <cerrno>
 #include <thread>
 
+#include "util/size.hpp"
+
 namespace sve {
 
 const char* kSvedUsage =
     "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
+    "            [--io-memory SIZE] [--io-requests N] [--no-pin]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo]\n"
+    "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
+    "  --io-requests  request contexts per core (default 4096)\n"
+    "  --no-pin       do not pin the per-core reactor threads to CPUs\n"
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
     "           1 GiB vdisk vd0\n";
 
@@ -37,6 +43,18 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
           v.size() > 4 || std::stoul(v) == 0)
         return make_error("--cores needs a positive number", EINVAL);
       o.node.cores = static_cast<unsigned>(std::stoul(v));
+    } else if (arg == "--io-memory") {
+      if (auto st = value(v); !st) return st.error();
+      auto size = parse_size(v);
+      if (!size) return make_error("--io-memory needs a size such as 256M", EINVAL);
+      o.node.core_io.buffer_bytes = size.value();
+    } else if (arg == "--io-requests") {
+      if (auto st = value(v); !st) return st.error();
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7)
+        return make_error("--io-requests needs a positive number", EINVAL);
+      o.node.core_io.requests = static_cast<uint32_t>(std::stoul(v));
+    } else if (arg == "--no-pin") {
+      o.node.pin = false;
     } else if (arg == "--log-level") {
       if (auto st = value(o.log_level); !st) return st.error();
     } else if (arg == "-h" || arg == "--help") {

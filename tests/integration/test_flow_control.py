@@ -1,0 +1,134 @@
+"""Benchmark mdisks and flow control.
+
+memory: and null: mdisks work through the whole stack. Then a flood: 64
+connections each pipeline 157 reads of 64 KiB (10,048 outstanding, 628 MiB
+of replies) and read nothing back for a while, against a node with 64 MiB
+of buffer memory per core. Replies pile up, buffers stay taken, the pools
+run dry and the node stops reading requests. Every request must complete,
+the pools must have made requests wait (back-pressure, not failure), and
+the node's resident memory must stay within its pools plus a fixed
+overhead."""
+import struct
+import threading
+import time
+
+from harness import RawNbd, check, qemu_io, run
+
+MiB = 1 << 20
+CONNECTIONS = 64
+PER_CONNECTION = 157
+READ_BYTES = 64 * 1024
+STALL_S = 1.0  # how long the clients leave replies unread
+# What sved may add on top of the resident memory it had when idle (its
+# pools are mapped and faulted in at start): queues, CAF messages, sockets.
+FIXED_OVERHEAD = 48 * MiB
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def check_benchmark_mdisks(node):
+    node.ctl("mdisk", "add", "mem", "memory:64M")
+    node.ctl("mdisk", "add", "nul", "null:64M")
+    node.ctl_fails("mdisk", "add", "bad", "memory:12Q", contains="not a size")
+    node.ctl_fails("mdisk", "add", "odd", "memory:1000", contains="multiple of 4 KiB")
+    node.ctl("pool", "create", "pm", "--extent-size", "1M", "mem")
+    node.ctl("pool", "create", "pn", "--extent-size", "1M", "nul")
+    node.ctl("vdisk", "create", "vm", "--pool", "pm", "--size", "32M")
+    node.ctl("vdisk", "create", "vn", "--pool", "pn", "--size", "32M")
+    qemu_io(node.url("vm"), f"write -P 0x5a {MiB - 4096} 3M", f"read -P 0x5a {MiB - 4096} 3M",
+            "read -P 0 0 4096")
+    # A null mdisk takes writes and reads zeroes.
+    qemu_io(node.url("vn"), "write -P 0x77 0 1M", "read -P 0 0 1M")
+    mdisks = {m["name"]: m for m in node.ctl_json("mdisk", "list")}
+    check(mdisks["mem"]["status"] == "online", f"memory mdisk: {mdisks['mem']}")
+
+
+def flood(node, export):
+    errors = []
+    done = [0] * CONNECTIONS
+    start = threading.Event()
+
+    def one(i):
+        try:
+            c = RawNbd(node.nbd_port, export)
+            c.s.settimeout(120)
+
+            def sender():
+                for k in range(PER_CONNECTION):
+                    offset = ((i * PER_CONNECTION + k) * READ_BYTES) % (c.size - READ_BYTES)
+                    c.request(0, offset, READ_BYTES, cookie=k)
+
+            t = threading.Thread(target=sender)
+            t.start()
+            start.wait()
+            seen = set()
+            for _ in range(PER_CONNECTION):
+                error, cookie, data = c.reply(READ_BYTES)
+                if len(data) != READ_BYTES or data.count(0) != READ_BYTES:
+                    errors.append(f"connection {i}: request {cookie} read wrong data")
+                if error:
+                    errors.append(f"connection {i}: error {error} for request {cookie}")
+                seen.add(cookie)
+                done[i] += 1
+            t.join()
+            if seen != set(range(PER_CONNECTION)):
+                errors.append(f"connection {i}: replies for {len(seen)} distinct requests")
+            c.close()
+        except Exception as e:  # reported below, with the connection number
+            errors.append(f"connection {i}: {e!r}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    return threads, errors, done, start
+
+
+def test(make):
+    node = make(cores=2).start(["--io-memory", "64M", "--io-requests", "1024"])
+    check_benchmark_mdisks(node)
+    node.ctl("mdisk", "add", "flood", "null:1G")
+    node.ctl("pool", "create", "pf", "flood")
+    node.ctl("vdisk", "create", "vf", "--pool", "pf", "--size", "512M")
+    time.sleep(0.2)  # let the connections of the checks above close
+    idle = rss_bytes(node.proc.pid)
+
+    threads, errors, done, start = flood(node, "vf")
+    peak = idle
+    began = time.monotonic()
+    while any(t.is_alive() for t in threads):
+        if not start.is_set() and time.monotonic() - began > STALL_S:
+            stalled = node.ctl_json("node", "stats")
+            start.set()
+        peak = max(peak, rss_bytes(node.proc.pid))
+        time.sleep(0.02)
+    check(not errors, "flood failed:\n" + "\n".join(errors[:10]))
+    total = sum(done)
+    check(total == CONNECTIONS * PER_CONNECTION, f"{total} requests completed")
+
+    stats = node.ctl_json("node", "stats")
+    waits = sum(c["buffers"]["frontend"]["waits"] + c["requests"]["frontend"]["waits"]
+                for c in stats["cores"])
+    check(waits > 0, f"the pools never made a request wait: {stats}")
+    held = sum(c["buffers"]["total_pages"] - c["buffers"]["free_pages"] for c in stalled["cores"])
+    check(held > 0, f"no buffers were held while replies were unread: {stalled}")
+    for c in stats["cores"]:
+        check(c["buffers"]["free_pages"] == c["buffers"]["total_pages"],
+              f"core {c['core']} holds buffer pages after the flood: {c['buffers']}")
+        check(c["requests"]["free"] == c["requests"]["capacity"],
+              f"core {c['core']} holds request contexts after the flood: {c['requests']}")
+    growth = peak - idle
+    print(f"flood: {total} requests, idle RSS {idle / MiB:.1f} MiB, peak {peak / MiB:.1f} MiB, "
+          f"growth {growth / MiB:.1f} MiB, pool waits {waits}")
+    check(growth <= FIXED_OVERHEAD,
+          f"resident memory grew by {growth / MiB:.1f} MiB under the flood (idle {idle / MiB:.1f})")
+    check(node.stop() == 0, "sved did not stop cleanly after the flood")
+
+
+if __name__ == "__main__":
+    run(test)
