@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/actor_port.hpp"
+#include "actors/core_stack.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
 #include "admin/admin_server.hpp"
@@ -16,17 +16,6 @@
 #include "util/size.hpp"
 
 namespace sve {
-
-// The facility stack of one core, top to bottom. This is the one place that
-// decides the order: front end -> virtualization -> back end. Later
-// facilities (cache, point-in-time copy, remote copy) are inserted here.
-struct CoreStack {
-  CoreIo* io = nullptr;
-  caf::actor backend;
-  std::unique_ptr<ActorPort> backend_port;
-  caf::actor virt;
-  std::unique_ptr<ActorPort> top;  // where the front end submits
-};
 
 struct Node::Impl {
   NodeOptions options;
@@ -47,16 +36,6 @@ struct Node::Impl {
 };
 
 namespace {
-
-CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io) {
-  CoreStack core;
-  core.io = &io;
-  core.backend = spawn_backend_actor(sys, io);
-  core.backend_port = std::make_unique<ActorPort>(core.backend);
-  core.virt = spawn_virt_actor(sys, io, *core.backend_port);
-  core.top = std::make_unique<ActorPort>(core.virt);
-  return core;
-}
 
 nlohmann::json account_json(const PoolAccount& a) {
   return {{"used", a.used()}, {"reserve", a.reserve()}, {"limit", a.limit()},

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the same fio jobs (nbd engine) against sved, qemu-nbd and nbdkit file
-# serving the same kind of backing file, and prints one table:
-# 4 KiB random read and write at QD32, and 1 MiB sequential read and write.
+# Runs the same fio jobs (nbd engine) against sved and the servers a user
+# would otherwise pick, and prints one table: 4 KiB random read and write at
+# QD32, and 1 MiB sequential read and write.
+#   - sved on a file mdisk (O_DIRECT, no cache) and on a memory mdisk
+#   - qemu-nbd --cache=none --aio=io_uring on a file of the same size
+#   - nbdkit file (cache=none) and nbdkit memory (the protocol's ceiling)
+#   - fio's own io_uring engine on the file with O_DIRECT, no network, for
+#     reference
 #
-#   bench/compare_nbd.sh [SIZE_MIB] [RUNTIME_S]
+#   bench/compare_nbd.sh [SIZE_MIB] [RUNTIME_S]     (SVE_CORES=N for sved)
 #
 # Needs a built tree (scripts/build.sh) and fio, qemu-utils, nbdkit.
 set -euo pipefail
@@ -26,9 +31,12 @@ wait_port() {
   echo "server on port $1 did not come up" >&2; return 1
 }
 
-run_fio() {  # server-label export job-name rw bs
+run_fio() {  # server-label export job-name rw bs [engine args...]
   local label=$1 export=$2 name=$3 rw=$4 bs=$5
-  fio --name="$name" --ioengine=nbd --uri="nbd://127.0.0.1:$PORT/$export" \
+  shift 5
+  local target=(--ioengine=nbd --uri="nbd://127.0.0.1:$PORT/$export")
+  [ $# -gt 0 ] && target=("$@")
+  fio --name="$name" "${target[@]}" \
       --rw="$rw" --bs="$bs" --iodepth=32 --numjobs=1 --time_based --runtime="$RUNTIME" \
       --ramp_time=2 --size="$((SIZE_MIB - 16))M" --output-format=json 2>/dev/null \
     | sed -n '/^{/,$p' > "$WORK/$label-$name.json"
@@ -43,29 +51,40 @@ print(f"| {label} | {name} | {side['iops']:.0f} | {side['bw_bytes'] / 2**20:.1f}
 PY
 }
 
-jobs_for() {  # label export
-  run_fio "$1" "$2" randread-4k randread 4k
-  run_fio "$1" "$2" randwrite-4k randwrite 4k
-  run_fio "$1" "$2" seqread-1m read 1m
-  run_fio "$1" "$2" seqwrite-1m write 1m
+jobs_for() {  # label export [engine args...]
+  local label=$1 export=$2
+  shift 2
+  run_fio "$label" "$export" randread-4k randread 4k "$@"
+  run_fio "$label" "$export" randwrite-4k randwrite 4k "$@"
+  run_fio "$label" "$export" seqread-1m read 1m "$@"
+  run_fio "$label" "$export" seqwrite-1m write 1m "$@"
 }
 
+sved_on() {  # label mdisk-spec
+  rm -rf "$WORK/sved"
+  mkdir -p "$WORK/sved"
+  build/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \
+    --cores "${SVE_CORES:-1}" --log-level warn &
+  local pid=$!
+  wait_port 20810
+  export SVE_ADMIN=127.0.0.1:20810
+  build/svectl mdisk add m0 "$2" >/dev/null
+  build/svectl pool create p0 m0 >/dev/null
+  build/svectl vdisk create bench --pool p0 --size "$((SIZE_MIB - 16))M" >/dev/null
+  jobs_for "$1" bench
+  kill -TERM $pid; wait $pid || true
+}
+
+echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r), ${SIZE_MIB} MiB, ${RUNTIME} s per job, sved cores: ${SVE_CORES:-1}"
+echo
 echo "| server | job | IOPS | MiB/s | p50 µs | p99 µs |"
 echo "|---|---|---|---|---|---|"
 
-# sved: one file mdisk (O_DIRECT), a pool with one vdisk covering it.
-mkdir -p "$WORK/sved"
-fill "$WORK/sved/m0.img"
-build/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \
-  --cores "${SVE_CORES:-1}" --log-level warn &
-SVED_PID=$!
-wait_port 20810
-export SVE_ADMIN=127.0.0.1:20810
-build/svectl mdisk add m0 "$WORK/sved/m0.img" >/dev/null
-build/svectl pool create p0 m0 >/dev/null
-build/svectl vdisk create bench --pool p0 --size "$((SIZE_MIB - 16))M" >/dev/null
-jobs_for sved bench
-kill -TERM $SVED_PID; wait $SVED_PID || true
+# sved: one file mdisk (O_DIRECT), a pool with one vdisk covering it; then
+# the same on a memory mdisk.
+fill "$WORK/sve-m0.img"
+sved_on "sved file" "$WORK/sve-m0.img"
+sved_on "sved memory" "memory:${SIZE_MIB}M"
 
 # qemu-nbd with the page cache bypassed, as SVE has no cache of its own yet.
 fill "$WORK/qemu.img"
@@ -83,3 +102,12 @@ KPID=$!
 wait_port $PORT
 jobs_for "nbdkit file" ""
 kill $KPID; wait $KPID 2>/dev/null || true
+
+nbdkit --foreground --ipaddr 127.0.0.1 --port $PORT memory "${SIZE_MIB}M" &
+KPID=$!
+wait_port $PORT
+jobs_for "nbdkit memory" ""
+kill $KPID; wait $KPID 2>/dev/null || true
+
+# No server at all: what the file and kernel give one fio thread.
+jobs_for "fio io_uring direct" "" --ioengine=io_uring --direct=1 --filename="$WORK/nbdkit.img"

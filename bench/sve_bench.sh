@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# In-process throughput of the facility stack (sve-bench), without sockets:
+# 4 KiB random read and write at QD32 per core on a null mdisk, for 1..N
+# cores, then a memory mdisk; prints a markdown table.
+#
+#   bench/sve_bench.sh [MAX_CORES] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAX=${1:-$(nproc)}
+SECONDS_PER=${2:-10}
+echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r), ${SECONDS_PER} s per job"
+echo
+echo "| mdisk | job | cores | IOPS | IOPS per core | MB/s | p50 µs | p99 µs | p99.9 µs |"
+echo "|---|---|---|---|---|---|---|---|---|"
+row() {
+  build/sve-bench --json "$@" --time "$SECONDS_PER" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+job = "%s %dK qd%d" % (r["rw"], r["bs"] // 1024, r["qd"])
+print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |" % (
+    r["mdisk"], job, r["cores"], r["iops"], r["iops_per_core"], r["mb_per_s"],
+    r["p50_us"], r["p99_us"], r["p999_us"]))'
+}
+cores=1
+while [ "$cores" -le "$MAX" ]; do
+  row --mdisk null:4G --cores "$cores" --rw randread
+  row --mdisk null:4G --cores "$cores" --rw randwrite
+  cores=$((cores * 2))
+done
+row --mdisk memory:2G --cores 1 --rw randread
+row --mdisk memory:2G --cores 1 --rw randwrite
+row --mdisk null:4G --cores 1 --rw read --bs 1M
