@@ -46,6 +46,8 @@ struct NbdPort::Impl {
   std::vector<NbdCore> cores;
   CorePost post;
   nbd::SessionLimits limits;
+  size_t max_connections = 1024;
+  uint64_t refused = 0;
   // One slot pool per core, used only on that core.
   std::vector<std::unique_ptr<nbd::SlotPool>> slots;
 
@@ -66,13 +68,14 @@ struct NbdPort::Impl {
 };
 
 NbdPort::NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> cores,
-                 CorePost post, nbd::SessionLimits limits)
+                 CorePost post, nbd::SessionLimits limits, size_t max_connections)
     : impl_(new Impl()) {
   impl_->listener = std::move(listener);
   impl_->address = std::move(address);
   impl_->cores = std::move(cores);
   impl_->post = std::move(post);
   impl_->limits = limits;
+  impl_->max_connections = max_connections;
   for (auto& core : impl_->cores)
     impl_->slots.push_back(std::make_unique<nbd::SlotPool>(
         "nbd.slots", core.io->requests().capacity()));
@@ -123,6 +126,13 @@ void NbdPort::Impl::accept_loop() {
     if (stopping) {
       ::close(fd);
       return;
+    }
+    if (fds.size() >= max_connections) {
+      if (refused++ % 1000 == 0)
+        spdlog::warn("nbd: {} connections open, refusing more ({} refused so far)",
+                     fds.size(), refused);
+      ::close(fd);
+      continue;
     }
     fds.insert(fd);
     ++handshaking;

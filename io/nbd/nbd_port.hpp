@@ -25,8 +25,10 @@ struct NbdCore {
 
 class NbdPort final : public HostPort {
  public:
+  // Beyond `max_connections` a new connection is closed at once: every
+  // connection costs a session and, while it handshakes, a thread.
   NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> cores, CorePost post,
-          nbd::SessionLimits limits = {});
+          nbd::SessionLimits limits = {}, size_t max_connections = 1024);
   ~NbdPort() override;
 
   std::string describe() const override;

@@ -40,6 +40,13 @@ uint64_t reserve_if_possible(PoolAccount& parent, uint64_t wanted) {
   return parent.can_reserve(wanted) ? wanted : 0;
 }
 
+// A host that stops reading its replies keeps their buffers: it may hold a
+// quarter of the front end's memory, or one largest request if that is more.
+uint64_t page_limit(const SessionLimits& limits, const PoolAccount& frontend) {
+  if (limits.buffer_limit_pages) return limits.buffer_limit_pages;
+  return std::max(BufferPool::pages_for(kMaxPayloadBytes), frontend.limit() / 4);
+}
+
 }  // namespace
 
 void Slot::io_done(IoRequestPtr done) {
@@ -65,8 +72,7 @@ NbdSession::NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, I
                         limits.max_in_flight),
       buffers_account_("connection", core.frontend_buffers(),
                        reserve_if_possible(core.frontend_buffers(), limits.buffer_reserve_pages),
-                       limits.buffer_limit_pages ? limits.buffer_limit_pages
-                                                 : core.frontend_buffers().limit()),
+                       page_limit(limits, core.frontend_buffers())),
       send_iov_(new iovec[kMaxSendIov]) {
   context_waiter_.session = this;
   context_waiter_.account = &requests_account_;
@@ -85,8 +91,38 @@ void NbdSession::start() { receive_header(); }
 
 void NbdSession::shutdown() { ::shutdown(fd_, SHUT_RDWR); }
 
+// Receives the next header. Data usually waits in the socket already (the
+// host pipelines), so try a non-blocking recv first and go through the ring
+// only when the socket is empty. Requests found this way are handled in a
+// loop, not by recursion, and at most kPumpBudget at a time so that one busy
+// connection leaves the reactor to the others.
 void NbdSession::receive_header() {
   phase_ = Phase::header;
+  if (pumping_) {
+    header_wanted_ = true;
+    return;
+  }
+  pumping_ = true;
+  unsigned budget = kPumpBudget;
+  do {
+    header_wanted_ = false;
+    if (budget-- == 0) {
+      post_header_receive();
+      break;
+    }
+    ssize_t n = ::recv(fd_, header_ + header_have_, kRequestBytes - header_have_, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      post_header_receive();
+      break;
+    }
+    ++stats_.direct_receives;
+    recv_in_flight_ = true;  // on_header expects to end a receive
+    on_header(n < 0 ? -errno : static_cast<int>(n));
+  } while (header_wanted_ && phase_ == Phase::header);
+  pumping_ = false;
+}
+
+void NbdSession::post_header_receive() {
   recv_in_flight_ = true;
   recv_op_.on_done = &NbdSession::on_header;
   io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);
@@ -202,6 +238,14 @@ void NbdSession::receive_payload() {
   recv_msg_ = msghdr{};
   recv_msg_.msg_iov = recv_iov_;
   recv_msg_.msg_iovlen = static_cast<size_t>(n);
+  // Straight into the buffer, without the ring if the data is there already.
+  ssize_t got = ::recvmsg(fd_, &recv_msg_, MSG_DONTWAIT);
+  if (!(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+    ++stats_.direct_receives;
+    recv_in_flight_ = true;
+    on_payload(got < 0 ? -errno : static_cast<int>(got));
+    return;
+  }
   recv_in_flight_ = true;
   recv_op_.on_done = &NbdSession::on_payload;
   io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);

@@ -55,13 +55,15 @@ using SlotPool = ObjectPool<Slot>;
 struct SessionLimits {
   uint32_t max_in_flight = 256;        // request contexts one connection may hold
   uint64_t buffer_reserve_pages = 32;  // guaranteed to each connection if available
-  uint64_t buffer_limit_pages = 0;     // 0: the whole front-end share
+  uint64_t buffer_limit_pages = 0;     // 0: a quarter of the front end's pages,
+                                       // or one largest request if more
 };
 
 struct SessionStats {
   uint64_t requests = 0;
   uint64_t errors = 0;
   uint64_t waits = 0;  // times the connection stopped receiving for memory
+  uint64_t direct_receives = 0;  // receives served without the ring
 };
 
 class NbdSession {
@@ -100,7 +102,9 @@ class NbdSession {
     bool on_grant() override;
   };
 
+  static constexpr unsigned kPumpBudget = 32;
   void receive_header();
+  void post_header_receive();
   void on_header(int res);
   void got_context();
   void got_buffer(BufferRef buffer);
@@ -135,6 +139,8 @@ class NbdSession {
   msghdr recv_msg_{};
   Op recv_op_, send_op_;
   bool recv_in_flight_ = false;
+  bool pumping_ = false;        // inside receive_header's loop
+  bool header_wanted_ = false;  // the loop should receive another header
 
   boost::intrusive::list<Slot> reply_queue_;  // completed, not yet sent
   boost::intrusive::list<Slot> sending_;      // in the send in flight
