@@ -126,20 +126,23 @@ void PoolAccount::release(uint64_t units) {
   root().serve_waiters();
 }
 
-// Passes over the waiters in arrival order. Per account, order is kept:
-// once an account's waiter cannot go, its later waiters wait too. Once a
-// waiter needing shared units cannot go, no later waiter may take shared
-// units (they would overtake it); waiters within their reservation still go.
-// Another pass follows only if a grant happened behind a blocked waiter.
+// Serves the waiters in arrival order. Per account, order is kept: once an
+// account's waiter cannot go, its later waiters wait too. Once a waiter
+// needing shared units cannot go, no later waiter may take shared units
+// (they would overtake it); waiters within their reservation still go.
+// A grant's callback may queue or cancel waiters, so after each grant the
+// walk starts again from the front; accounts found blocked in this pass are
+// skipped at once, and a new pass runs only if units came back meanwhile.
 void PoolAccount::serve_waiters() {
   assert(!parent_);
-  if (serving_) return;  // a grant callback released units: the loop below sees them
+  if (serving_) {  // a grant callback released or cancelled: look again after it
+    again_ = true;
+    return;
+  }
   serving_ = true;
-  bool again = true;
-  while (again) {
-    again = false;
+  do {
+    again_ = false;
     bool shared_blocked = false;
-    bool skipped = false;
     uint64_t pass = ++pass_;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       PoolWaiter& w = *it;
@@ -153,26 +156,23 @@ void PoolAccount::serve_waiters() {
       if (v != Verdict::ok || (needs_shared && shared_blocked)) {
         if (v == Verdict::shared) shared_blocked = true;
         a->blocked_pass_ = pass;
-        skipped = true;
         ++it;
         continue;
       }
       auto next = waiters_.erase(it);
       a->take(w.need);
-      if (!w.on_grant()) {  // physical allocation failed: it keeps its place
+      if (!w.on_grant()) {  // the physical allocation failed: it keeps its place
         a->give(w.need);
         waiters_.insert(next, w);
         shared_blocked = true;
         a->blocked_pass_ = pass;
-        skipped = true;
-        it = next;
+        it = waiters_.begin();
         continue;
       }
       for (PoolAccount* p = a; p; p = p->parent_) ++p->stats_.grants;
-      if (skipped) again = true;
-      it = next;
+      it = waiters_.begin();
     }
-  }
+  } while (again_);
   serving_ = false;
 }
 

@@ -103,6 +103,7 @@ class PoolAccount {
   // Root only: every waiter of the tree in arrival order.
   boost::intrusive::list<PoolWaiter> waiters_;
   bool serving_ = false;
+  bool again_ = false;         // root: units came back while serving
   uint64_t pass_ = 0;          // root: numbers the passes of serve_waiters
   uint64_t blocked_pass_ = 0;  // the pass in which this account's line stopped
 };

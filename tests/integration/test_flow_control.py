@@ -122,9 +122,19 @@ def test(make):
               f"core {c['core']} holds buffer pages after the flood: {c['buffers']}")
         check(c["requests"]["free"] == c["requests"]["capacity"],
               f"core {c['core']} holds request contexts after the flood: {c['requests']}")
+    # Each connection lives on one core and uses that core's stack only: no
+    # request crossed cores, and both cores served connections.
+    cross = sum(c["scheduler"]["cross_core"] for c in stats["cores"])
+    check(cross == 0, f"{cross} messages crossed cores on the data path")
+    check(all(c["ring"]["submitted"] > 0 for c in stats["cores"]),
+          f"not every core served requests: {[c['ring'] for c in stats['cores']]}")
     growth = peak - idle
     print(f"flood: {total} requests, idle RSS {idle / MiB:.1f} MiB, peak {peak / MiB:.1f} MiB, "
           f"growth {growth / MiB:.1f} MiB, pool waits {waits}")
+    # In absolute terms: the pools (2 cores x 64 MiB), at most all of the
+    # 64 MiB memory mdisk of the first checks, and the fixed overhead.
+    bound = 2 * 64 * MiB + 64 * MiB + FIXED_OVERHEAD
+    check(peak <= bound, f"peak resident memory {peak / MiB:.1f} MiB over {bound / MiB:.0f} MiB")
     check(growth <= FIXED_OVERHEAD,
           f"resident memory grew by {growth / MiB:.1f} MiB under the flood (idle {idle / MiB:.1f})")
     check(node.stop() == 0, "sved did not stop cleanly after the flood")
