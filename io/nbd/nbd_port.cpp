@@ -65,6 +65,7 @@ struct NbdPort::Impl {
   void handshake(int fd, size_t core);
   void serve_on_core(int fd, nbd::ExportInfo chosen, size_t core);
   void closed(nbd::NbdSession* session, size_t core);
+  void destroy(nbd::NbdSession* session);
 };
 
 NbdPort::NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> cores,
@@ -176,7 +177,14 @@ void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, size_t core) {
   session->start();
 }
 
+// Called from deep inside the session's callbacks (a ring completion, a
+// pool grant): the session is destroyed by a task posted to its core, which
+// runs once those calls have returned.
 void NbdPort::Impl::closed(nbd::NbdSession* session, size_t core) {
+  post(static_cast<unsigned>(core), [this, session] { destroy(session); });
+}
+
+void NbdPort::Impl::destroy(nbd::NbdSession* session) {
   spdlog::info("nbd: {} closed: {} ({} requests, {} waits for memory)",
                session->export_info().name, session->end_reason(),
                session->stats().requests, session->stats().waits);

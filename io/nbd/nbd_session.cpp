@@ -172,7 +172,7 @@ void NbdSession::got_context() {
   slot->owns_unit = false;
   ++outstanding_;
   slot_ = slot;
-  IoOp op;
+  IoOp op = IoOp::write;
   bool known = to_op(request_.type, op);
   if (!known || (request_.flags & ~allowed_flags(request_.type))) {
     // Unknown commands and flags earn EINVAL; a write's payload is still on

@@ -70,6 +70,8 @@ class NbdSession {
  public:
   // `top` is the top of the core's facility stack; `closed` runs (on the
   // core) once the connection has ended and every request has completed.
+  // It is called from inside the session's own callbacks, so it must not
+  // destroy the session there and then: it posts that for later.
   NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, IoServer& top,
              const SessionLimits& limits, std::function<void(NbdSession*)> closed);
   ~NbdSession();

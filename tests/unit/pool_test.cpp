@@ -207,7 +207,7 @@ bool run_two_facilities(uint64_t seed, bool reserve_for_lower) {
   bool all_done = true;
   for (auto& j : jobs) {
     if (j.stage != 3) all_done = false;
-    if (j.stage >= 1) upper.release(1);  // tidy up what a stuck job holds
+    if (j.stage == 1 || j.stage == 2) upper.release(1);  // what a stuck job holds
     if (j.stage == 2) upper_pages.release(j.page_need);
   }
   return all_done;
