@@ -142,7 +142,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       std::move(nbd_listener.value()), options.nbd.to_string(), tops,
       [&m](unsigned core, std::function<void()> task) {
         run_on_core(m.cores[core].backend, std::move(task));
-      });
+      },
+      nbd::SessionLimits{}, options.max_connections);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   m.admin = std::make_unique<AdminServer>(

@@ -19,6 +19,7 @@ struct NodeOptions {
   unsigned cores = 1;
   CoreIoConfig core_io;  // per core
   bool pin = true;       // pin each core's reactor thread to a CPU
+  size_t max_connections = 1024;  // host connections, beyond which new ones are closed
 };
 
 class Node {

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <list>
 #include <mutex>
@@ -120,7 +122,14 @@ void NbdPort::Impl::accept_loop() {
     int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory for now: the pending connection
+        // waits in the backlog; try again once some have closed.
+        spdlog::warn("nbd: cannot accept: {}", std::strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      return;  // the listener was shut down
     }
     set_nodelay(fd);
     std::lock_guard lock(mu);

@@ -8,7 +8,7 @@ run dry and the node stops reading requests. Every request must complete,
 the pools must have made requests wait (back-pressure, not failure), and
 the node's resident memory must stay within its pools plus a fixed
 overhead."""
-import struct
+import socket
 import threading
 import time
 
@@ -89,7 +89,38 @@ def flood(node, export):
     return threads, errors, done, start
 
 
+def check_connection_limit(make):
+    """Connections beyond --max-connections are closed at once; the node
+    keeps serving the others and accepts again when some close."""
+    node = make(cores=1).start(["--max-connections", "8"])
+    node.ctl("mdisk", "add", "n", "null:64M")
+    node.ctl("pool", "create", "p", "n")
+    node.ctl("vdisk", "create", "v", "--pool", "p", "--size", "32M")
+    held = [RawNbd(node.nbd_port, "v") for _ in range(8)]
+    extra = socket.create_connection(("127.0.0.1", node.nbd_port), timeout=10)
+    check(extra.recv(18) == b"", "a connection beyond the limit was not closed")
+    extra.close()
+    held[0].request(0, 0, 4096, cookie=7)
+    error, cookie, data = held[0].reply(4096)
+    check(error == 0 and cookie == 7 and data == bytes(4096), "an open connection stopped working")
+    for c in held[:2]:
+        c.close()
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the closes asynchronously
+        try:
+            again = RawNbd(node.nbd_port, "v")
+            break
+        except (AssertionError, ConnectionError, OSError):
+            check(time.monotonic() < deadline, "no connection accepted after others closed")
+            time.sleep(0.05)
+    again.close()
+    for c in held[2:]:
+        c.close()
+    check(node.stop() == 0, "sved did not stop cleanly")
+
+
 def test(make):
+    check_connection_limit(make)
     node = make(cores=2).start(["--io-memory", "64M", "--io-requests", "1024"])
     check_benchmark_mdisks(node)
     node.ctl("mdisk", "add", "flood", "null:1G")

@@ -1,5 +1,6 @@
 // sved: the SVE node daemon.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -14,7 +15,21 @@
 
 using namespace sve;
 
+namespace {
+
+// Every host connection is a descriptor: allow as many as the hard limit.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  raise_descriptor_limit();
   auto options = parse_sved_options(argc, argv);
   if (!options) {
     if (!options.error().message.empty())

@@ -9,10 +9,11 @@ namespace sve {
 
 const char* kSvedUsage =
     "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
-    "            [--io-memory SIZE] [--io-requests N] [--no-pin]\n"
+    "            [--io-memory SIZE] [--io-requests N] [--max-connections N] [--no-pin]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo]\n"
     "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
     "  --io-requests  request contexts per core (default 4096)\n"
+    "  --max-connections  host connections at once (default 1024); more are closed\n"
     "  --no-pin       do not pin the per-core reactor threads to CPUs\n"
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
     "           1 GiB vdisk vd0\n";
@@ -53,6 +54,12 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
       if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7)
         return make_error("--io-requests needs a positive number", EINVAL);
       o.node.core_io.requests = static_cast<uint32_t>(std::stoul(v));
+    } else if (arg == "--max-connections") {
+      if (auto st = value(v); !st) return st.error();
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7 ||
+          std::stoul(v) == 0)
+        return make_error("--max-connections needs a positive number", EINVAL);
+      o.node.max_connections = std::stoul(v);
     } else if (arg == "--no-pin") {
       o.node.pin = false;
     } else if (arg == "--log-level") {
