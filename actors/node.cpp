@@ -1,6 +1,8 @@
 #include "actors/node.hpp"
 
+#include <chrono>
 #include <future>
+#include <stdexcept>
 #include <set>
 #include <vector>
 
@@ -99,8 +101,13 @@ std::string Node::Impl::call_config(const std::string& line) {
 // Data-path statistics are the node's own; everything else is configuration.
 std::string Node::Impl::route_admin(Node& node, const std::string& line) {
   auto request = nlohmann::json::parse(line, nullptr, false);
-  if (!request.is_discarded() && request.is_object() && request.value("cmd", "") == "node.stats")
-    return nlohmann::json{{"ok", true}, {"result", node.io_stats()}}.dump();
+  if (!request.is_discarded() && request.is_object() && request.value("cmd", "") == "node.stats") {
+    try {
+      return nlohmann::json{{"ok", true}, {"result", node.io_stats()}}.dump();
+    } catch (const std::exception& e) {
+      return nlohmann::json{{"ok", false}, {"error", e.what()}}.dump();
+    }
+  }
   return call_config(line);
 }
 
@@ -162,10 +169,13 @@ nlohmann::json Node::io_stats() {
   nlohmann::json cores = nlohmann::json::array();
   auto sched = reactor_scheduler_stats();
   for (size_t i = 0; i < m.cores.size(); ++i) {
-    std::promise<nlohmann::json> done;
-    auto answer = done.get_future();
+    // Asked of the core itself; shared, in case the answer comes too late.
+    auto done = std::make_shared<std::promise<nlohmann::json>>();
+    auto answer = done->get_future();
     CoreIo* io = m.cores[i].io;
-    run_on_core(m.cores[i].backend, [&done, io] { done.set_value(core_io_json(*io)); });
+    run_on_core(m.cores[i].backend, [done, io] { done->set_value(core_io_json(*io)); });
+    if (answer.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+      throw std::runtime_error("core " + std::to_string(i) + " did not answer within 5 s");
     nlohmann::json core = answer.get();
     core["core"] = i;
     if (i < sched.size())
