@@ -1,0 +1,405 @@
+#include "cluster/protocol/cluster_core.hpp"
+
+#include <algorithm>
+
+#include "cluster/protocol/partition.hpp"
+
+namespace sve::cluster {
+namespace {
+
+bool contains(const NodeSet& set, NodeId n) { return std::binary_search(set.begin(), set.end(), n); }
+
+}  // namespace
+
+ClusterCore::ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config)
+    : self_(self), nodes_(std::move(nodes)), env_(env), cfg_(config) {
+  std::sort(nodes_.begin(), nodes_.end());
+}
+
+void ClusterCore::start() {
+  durable_ = env_.load();
+  ++durable_.incarnation;
+  if (durable_.gen.number == 0) durable_.members = nodes_;  // the founding membership
+  if (durable_.established.number == 0) durable_.established_members = nodes_;
+  persist();
+  View& mine = views_[self_];
+  mine.incarnation = durable_.incarnation;
+  mine.counter = 1;
+  mine.nodes = {self_};
+  // After a restart a node joins nothing until a boss installs a generation.
+  phase_ = Phase::idle;
+}
+
+void ClusterCore::broadcast(const Message& m) {
+  for (NodeId n : durable_.members)
+    if (n != self_) env_.send(n, m);
+}
+
+void ClusterCore::update_view(uint64_t now) {
+  NodeSet view{self_};
+  for (auto& [peer, at] : last_heard_)
+    if (now - at < cfg_.failure_ms) view.push_back(peer);
+  std::sort(view.begin(), view.end());
+  View& mine = views_[self_];
+  if (view != mine.nodes) {
+    mine.nodes = view;
+    ++mine.counter;
+  }
+  NodeSet candidate = choose_partition(views_, nodes_);
+  if (!contains(candidate, self_)) candidate.clear();
+  if (candidate != candidate_) {
+    candidate_ = candidate;
+    candidate_since_ = now;
+  }
+}
+
+void ClusterCore::tick() {
+  uint64_t now = env_.now_ms();
+  update_view(now);
+  Heartbeat hb{views_, candidate_, durable_.established, durable_.established_members,
+               durable_.gen, phase_ == Phase::open};
+  for (NodeId n : nodes_)
+    if (n != self_) env_.send(n, hb);
+  maybe_form(now);
+  if (now - last_retransmit_ >= cfg_.retransmit_ms) {
+    last_retransmit_ = now;
+    retransmit(now);
+  }
+  if (phase_ == Phase::installing) try_open(now);
+  if (is_boss() && now - last_event_at_ >= cfg_.lease_ms / 4) append("", now);  // renewal
+}
+
+// The lowest node of an agreed, stable candidate that holds a majority of
+// the latest generation any of its members knows to have opened forms a new
+// generation.
+void ClusterCore::maybe_form(uint64_t now) {
+  if (candidate_.empty() || candidate_.front() != self_) return;
+  if (now - candidate_since_ < cfg_.settle_ms) return;
+  GenId latest = durable_.established;
+  NodeSet latest_members = durable_.established_members;
+  for (NodeId n : candidate_) {
+    if (n == self_) continue;
+    auto it = peers_.find(n);
+    if (it == peers_.end() || !it->second.heard || now - it->second.heard_at >= cfg_.failure_ms)
+      return;  // not heard lately: not settled
+    if (it->second.candidate != candidate_) return;  // members disagree: wait
+    if (latest < it->second.gen) {
+      latest = it->second.gen;
+      latest_members = it->second.members;
+    }
+  }
+  if (!is_majority(candidate_, latest_members)) return;  // a minority stalls
+  bool current = durable_.members == candidate_ && durable_.gen.boss == self_;
+  // An open generation is current only while its members serve in it: one
+  // that restarted, or was drawn into another attempt, needs a new one.
+  // (Heartbeats sent before the opening are not held against it.)
+  if (current && phase_ == Phase::open && now - opened_at_ > cfg_.settle_ms)
+    for (NodeId n : candidate_) {
+      if (n == self_) continue;
+      const Peer& p = peers_[n];
+      if (p.joined != durable_.gen || !p.open) current = false;
+    }
+  if (current && (phase_ == Phase::open ||
+                  ((phase_ == Phase::forming || phase_ == Phase::installing) &&
+                   now - form_started_ < cfg_.form_timeout_ms)))
+    return;
+  start_generation(now, candidate_, latest);
+}
+
+void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId latest) {
+  uint64_t highest = std::max(latest.number, durable_.gen.number);
+  for (auto& [n, p] : peers_) highest = std::max(highest, p.joined.number);
+  durable_.gen = GenId{highest + 1, self_};
+  durable_.members = members;
+  persist();  // the generation is on disk before anything is done in it
+  phase_ = Phase::forming;
+  lease_until_ = 0;
+  form_started_ = now;
+  // A node left out may still hold a lease from an earlier generation (any
+  // earlier one: attempts that never opened say nothing about which did).
+  // The new generation serves only once such leases have certainly run out:
+  // a lease, plus a margin for clock rates and message delay, after now.
+  // Each of those leases was renewed by a commit whose prepare was sent
+  // before some member of this generation joined it, so before now plus a
+  // message delay.
+  bool left_out = members.size() < nodes_.size();
+  open_not_before_ =
+      left_out ? now + static_cast<uint64_t>(cfg_.lease_ms * cfg_.lease_margin) : now;
+  acks_.clear();
+  install_acks_.clear();
+  prepare_sent_at_.clear();
+  votes_.clear();
+  acks_[self_] = GenAck{durable_.gen, durable_.established, durable_.established_members,
+                        durable_.committed, durable_.log};
+  broadcast(NewGen{durable_.gen, members});
+  finish_forming(now);
+}
+
+void ClusterCore::retransmit(uint64_t now) {
+  if (durable_.gen.boss != self_) return;
+  if (phase_ == Phase::forming) {
+    for (NodeId n : durable_.members)
+      if (!acks_.count(n)) env_.send(n, NewGen{durable_.gen, durable_.members});
+  } else if (phase_ == Phase::installing) {
+    for (NodeId n : durable_.members)
+      if (!install_acks_.count(n)) env_.send(n, install_);
+  } else if (phase_ == Phase::open) {
+    for (auto& [seq, voters] : votes_)
+      for (NodeId n : durable_.members)
+        if (!voters.count(n)) env_.send(n, Prepare{durable_.gen, seq, durable_.log.at(seq)});
+    if (durable_.committed > 0 && prepare_sent_at_.empty()) {
+      // Let members that missed the last commit learn it (no lease from it:
+      // its age keeps growing).
+      broadcast(Commit{durable_.gen, durable_.committed, now - last_event_at_});
+    }
+  }
+}
+
+// All members answered: merge their logs into the generation's log.
+void ClusterCore::finish_forming(uint64_t now) {
+  for (NodeId n : durable_.members)
+    if (!acks_.count(n)) return;
+  // Judge the majority again on what the members themselves report: the
+  // heartbeats the decision was made on may have been old.
+  GenId established = durable_.established;
+  NodeSet established_members = durable_.established_members;
+  for (auto& [n, ack] : acks_)
+    if (established < ack.established) {
+      established = ack.established;
+      established_members = ack.established_members;
+    }
+  if (!is_majority(durable_.members, established_members)) {
+    phase_ = Phase::idle;  // abandoned; the members will join a later one
+    return;
+  }
+  uint64_t base = 0;
+  for (auto& [n, ack] : acks_) base = std::max(base, ack.committed);
+  std::map<uint64_t, Entry> merged;
+  for (auto& [n, ack] : acks_)
+    for (auto& [seq, entry] : ack.log) {
+      auto it = merged.find(seq);
+      if (it == merged.end() || it->second.gen < entry.gen) merged[seq] = entry;
+    }
+  // Committed entries have no holes; past the first hole nothing can have
+  // been committed (the boss commits in order), so it is dropped.
+  std::map<uint64_t, Entry> log;
+  uint64_t seq = 1;
+  for (; merged.count(seq); ++seq) {
+    Entry e = merged[seq];
+    if (seq > base) e.gen = durable_.gen;
+    log[seq] = std::move(e);
+  }
+  install_end_ = seq - 1;
+  durable_.log = std::move(log);
+  persist();
+  commit_upto(base);
+  install_ = Install{durable_.gen, base, durable_.log};
+  install_sent_at_ = now;
+  install_acks_ = {self_};
+  phase_ = Phase::installing;
+  broadcast(install_);
+  try_open(now);
+}
+
+void ClusterCore::try_open(uint64_t now) {
+  if (phase_ != Phase::installing) return;
+  for (NodeId n : durable_.members)
+    if (!install_acks_.count(n)) return;
+  if (now < open_not_before_) return;
+  phase_ = Phase::open;
+  opened_at_ = now;
+  durable_.established = durable_.gen;
+  durable_.established_members = durable_.members;
+  persist();
+  commit_upto(install_end_);
+  // The install reached everybody: leases run from when it was sent.
+  lease_until_ = install_sent_at_ + cfg_.lease_ms;
+  last_event_at_ = install_sent_at_;
+  lease_seq_ = durable_.committed;
+  broadcast(Commit{durable_.gen, durable_.committed, now - install_sent_at_});
+  while (!queued_.empty()) {
+    append(std::move(queued_.front()), now);
+    queued_.pop_front();
+  }
+}
+
+bool ClusterCore::propose(std::string payload) {
+  if (!has_quorum()) return false;
+  if (is_boss()) {
+    append(std::move(payload), env_.now_ms());
+  } else {
+    env_.send(durable_.gen.boss, Propose{std::move(payload)});
+  }
+  return true;
+}
+
+void ClusterCore::append(std::string payload, uint64_t now) {
+  uint64_t seq = durable_.log.empty() ? 1 : durable_.log.rbegin()->first + 1;
+  Entry entry{durable_.gen, std::move(payload)};
+  durable_.log[seq] = entry;
+  persist();
+  prepare_sent_at_[seq] = now;
+  votes_[seq] = {self_};
+  last_event_at_ = now;
+  broadcast(Prepare{durable_.gen, seq, entry});
+  try_commit(now);
+}
+
+// Commits, in order, every event all members have voted for.
+void ClusterCore::try_commit(uint64_t now) {
+  while (!votes_.empty()) {
+    auto it = votes_.begin();
+    uint64_t seq = it->first;
+    if (seq != durable_.committed + 1) return;
+    for (NodeId n : durable_.members)
+      if (!it->second.count(n)) return;
+    uint64_t sent = prepare_sent_at_[seq];
+    commit_upto(seq);
+    votes_.erase(it);
+    prepare_sent_at_.erase(seq);
+    lease_until_ = std::max(lease_until_, sent + cfg_.lease_ms);
+    lease_seq_ = seq;
+    broadcast(Commit{durable_.gen, seq, now - sent});
+  }
+}
+
+void ClusterCore::commit_upto(uint64_t seq) {
+  uint64_t from = durable_.committed;
+  if (seq <= from) return;
+  for (uint64_t s = from + 1; s <= seq; ++s)
+    if (!durable_.log.count(s)) return;  // callers check; never commit a hole
+  durable_.committed = seq;
+  persist();
+  if (on_commit)
+    for (uint64_t s = from + 1; s <= seq; ++s) on_commit(s, durable_.log.at(s));
+}
+
+void ClusterCore::receive(NodeId from, const Message& message) {
+  uint64_t now = env_.now_ms();
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, Heartbeat>) on_heartbeat(from, m, now);
+        else if constexpr (std::is_same_v<T, NewGen>) on_new_gen(from, m);
+        else if constexpr (std::is_same_v<T, GenAck>) on_gen_ack(from, m, now);
+        else if constexpr (std::is_same_v<T, Install>) on_install(from, m);
+        else if constexpr (std::is_same_v<T, InstallAck>) on_install_ack(from, m, now);
+        else if constexpr (std::is_same_v<T, Propose>) {
+          if (is_boss()) append(m.payload, now);
+          else if (durable_.gen.boss == self_ && phase_ != Phase::idle) queued_.push_back(m.payload);
+        }
+        else if constexpr (std::is_same_v<T, Prepare>) on_prepare(from, m);
+        else if constexpr (std::is_same_v<T, Vote>) on_vote(from, m, now);
+        else if constexpr (std::is_same_v<T, Commit>) on_commit_msg(from, m, now);
+      },
+      message);
+}
+
+void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
+  last_heard_[from] = now;
+  for (auto& [node, view] : m.views) {
+    if (node == self_) continue;
+    auto it = views_.find(node);
+    if (it == views_.end() || view.newer_than(it->second)) views_[node] = view;
+  }
+  Peer& p = peers_[from];
+  p.candidate = m.candidate;
+  p.gen = m.established;
+  p.members = m.established_members;
+  p.joined = m.joined;
+  p.open = m.open;
+  p.heard_at = now;
+  p.heard = true;
+}
+
+void ClusterCore::on_new_gen(NodeId from, const NewGen& m) {
+  if (from != m.gen.boss || !contains(m.members, self_)) return;
+  if (m.gen < durable_.gen) return;
+  // The boss judged the majority from what it last heard; this node knows
+  // its own latest generation for sure. Two successors of one generation
+  // both need a majority of it, so they share a member, which joins only
+  // one of them.
+  // And a majority of the generation it last joined: that one may have
+  // opened without this node hearing of it yet.
+  if (durable_.gen < m.gen && (!is_majority(m.members, durable_.established_members) ||
+                               !is_majority(m.members, durable_.members)))
+    return;
+  if (durable_.gen < m.gen) {
+    durable_.gen = m.gen;
+    durable_.members = m.members;
+    persist();  // joined: never again vote in an older generation
+    phase_ = Phase::joined;
+    lease_until_ = 0;  // serve nothing until the new generation opens
+    queued_.clear();
+  }
+  if (phase_ == Phase::joined)
+    env_.send(from, GenAck{m.gen, durable_.established, durable_.established_members,
+                           durable_.committed, durable_.log});
+}
+
+void ClusterCore::on_gen_ack(NodeId from, const GenAck& m, uint64_t now) {
+  if (phase_ != Phase::forming || m.gen != durable_.gen) return;
+  acks_[from] = m;
+  finish_forming(now);
+}
+
+void ClusterCore::on_install(NodeId from, const Install& m) {
+  if (m.gen != durable_.gen || from != m.gen.boss) return;
+  if (phase_ == Phase::joined) {
+    durable_.log = m.log;
+    // Entries it had committed stay committed: the install's log agrees with
+    // them (every committed entry is in it, unchanged).
+    persist();
+    commit_upto(m.committed);
+    phase_ = Phase::open;  // a member: votes from now on, lease from commits
+  }
+  if (phase_ == Phase::open) env_.send(from, InstallAck{m.gen});
+}
+
+void ClusterCore::on_install_ack(NodeId from, const InstallAck& m, uint64_t now) {
+  if (phase_ != Phase::installing || m.gen != durable_.gen) return;
+  install_acks_.insert(from);
+  try_open(now);
+}
+
+void ClusterCore::on_prepare(NodeId from, const Prepare& m) {
+  if (m.gen != durable_.gen || from != m.gen.boss || phase_ != Phase::open) return;
+  if (m.seq > durable_.committed) {
+    durable_.log[m.seq] = m.entry;
+    persist();
+  }
+  env_.send(from, Vote{m.gen, m.seq});
+}
+
+void ClusterCore::on_vote(NodeId from, const Vote& m, uint64_t now) {
+  if (!is_boss() || m.gen != durable_.gen) return;
+  auto it = votes_.find(m.seq);
+  if (it == votes_.end()) return;
+  it->second.insert(from);
+  try_commit(now);
+}
+
+void ClusterCore::on_commit_msg(NodeId from, const Commit& m, uint64_t now) {
+  if (m.gen != durable_.gen || from != m.gen.boss || phase_ != Phase::open) return;
+  uint64_t upto = durable_.committed;
+  while (upto < m.seq) {
+    auto it = durable_.log.find(upto + 1);
+    if (it == durable_.log.end() || it->second.gen != m.gen) break;
+    ++upto;
+  }
+  commit_upto(upto);
+  if (durable_.established != m.gen) {  // the first commit: it has opened
+    durable_.established = m.gen;
+    durable_.established_members = durable_.members;
+    persist();
+  }
+  if (m.seq > lease_seq_ && upto >= m.seq) {
+    // From when the boss sent its prepare, allowing 1% for clock rates.
+    lease_seq_ = m.seq;
+    uint64_t age = m.age_ms + m.age_ms / 100 + 1;
+    uint64_t start = now > age ? now - age : 0;
+    lease_until_ = std::max(lease_until_, start + cfg_.lease_ms);
+  }
+}
+
+}  // namespace sve::cluster

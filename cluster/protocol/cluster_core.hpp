@@ -1,0 +1,142 @@
+#pragma once
+// The cluster protocol of one node (the paper's cluster operating
+// environment), free of threads, sockets and clocks of its own: the host
+// calls tick() every heartbeat interval and receive() for each message, and
+// gives it time, a network and durable storage through Env.
+//
+//   * Heartbeats carry each node's link-state database (every node's view:
+//     whom it hears from); the partition rule (partition.hpp) turns the
+//     database into a candidate partition.
+//   * When every member of a candidate advertises the same candidate for a
+//     settle time, and it holds a majority of the latest generation any of
+//     them joined, its lowest-numbered node (the boss) forms a new
+//     generation: members persist it, send their logs; the boss merges them
+//     (an event held by no member of the new generation was never
+//     committed), installs the merged log on every member, waits out the
+//     leases of nodes left behind, and opens the generation.
+//   * Events are ordered by the boss and committed in two phases: prepare
+//     (every member persists and votes), then commit once all have voted.
+//   * Leases: a member's lease runs from when the boss sent the prepare of
+//     an event it sees committed (the commit says how long ago, on the
+//     boss's clock); the boss commits a renewal event every lease/4. A node
+//     without a valid lease serves nothing, and learns that on its own.
+//
+// docs/cluster-protocol.md has the message sequences and the invariants the
+// simulator checks.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "cluster/protocol/env.hpp"
+#include "cluster/protocol/types.hpp"
+
+namespace sve::cluster {
+
+struct CoreConfig {
+  uint64_t heartbeat_ms = 20;     // tick interval
+  uint64_t failure_ms = 120;      // a peer silent this long leaves the view
+  uint64_t settle_ms = 60;        // a candidate must hold this long
+  uint64_t lease_ms = 600;
+  double lease_margin = 1.15;     // for clock-rate error and message delay
+  uint64_t retransmit_ms = 40;
+  uint64_t form_timeout_ms = 500; // a generation not open by then is abandoned
+};
+
+class ClusterCore {
+ public:
+  ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config = {});
+
+  void start();  // loads durable state; call once
+  void tick();
+  void receive(NodeId from, const Message& message);
+  // Proposes an event (forwarded to the boss). False when this node has no
+  // quorum; true means accepted for ordering, not yet committed.
+  bool propose(std::string payload);
+
+  // Called in order for every committed event, on the node's thread.
+  std::function<void(uint64_t seq, const Entry& entry)> on_commit;
+
+  NodeId self() const { return self_; }
+  GenId generation() const { return durable_.gen; }
+  const NodeSet& members() const { return durable_.members; }
+  bool open() const { return phase_ == Phase::open; }
+  bool is_boss() const { return open() && durable_.gen.boss == self_; }
+  bool lease_valid() { return open() && env_.now_ms() < lease_until_; }
+  bool has_quorum() { return lease_valid(); }
+  uint64_t lease_until() const { return lease_until_; }
+  uint64_t committed() const { return durable_.committed; }
+  const Durable& durable() const { return durable_; }
+  const NodeSet& candidate() const { return candidate_; }
+
+ private:
+  enum class Phase { idle, forming, installing, joined, open };
+  struct Peer {
+    NodeSet candidate;
+    GenId gen;        // its established generation
+    NodeSet members;  // and that generation's members
+    GenId joined;     // the last generation it joined
+    bool open = false;  // and whether it serves in it
+    uint64_t heard_at = 0;
+    bool heard = false;
+  };
+
+  void update_view(uint64_t now);
+  void maybe_form(uint64_t now);
+  void start_generation(uint64_t now, const NodeSet& members, GenId latest);
+  void retransmit(uint64_t now);
+  void finish_forming(uint64_t now);
+  void try_open(uint64_t now);
+  void append(std::string payload, uint64_t now);
+  void try_commit(uint64_t now);
+  void commit_upto(uint64_t seq);
+  void broadcast(const Message& m);
+  void persist() { env_.persist(durable_); }
+
+  void on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now);
+  void on_new_gen(NodeId from, const NewGen& m);
+  void on_gen_ack(NodeId from, const GenAck& m, uint64_t now);
+  void on_install(NodeId from, const Install& m);
+  void on_install_ack(NodeId from, const InstallAck& m, uint64_t now);
+  void on_prepare(NodeId from, const Prepare& m);
+  void on_vote(NodeId from, const Vote& m, uint64_t now);
+  void on_commit_msg(NodeId from, const Commit& m, uint64_t now);
+
+  NodeId self_;
+  NodeSet nodes_;
+  Env& env_;
+  CoreConfig cfg_;
+  Durable durable_;
+  Phase phase_ = Phase::idle;
+
+  std::map<NodeId, View> views_;
+  std::map<NodeId, uint64_t> last_heard_;
+  std::map<NodeId, Peer> peers_;
+  NodeSet candidate_;
+  uint64_t candidate_since_ = 0;
+
+  // Boss, forming a generation.
+  uint64_t form_started_ = 0;
+  uint64_t opened_at_ = 0;
+  uint64_t open_not_before_ = 0;
+  uint64_t install_sent_at_ = 0;
+  uint64_t install_end_ = 0;
+  std::map<NodeId, GenAck> acks_;
+  std::set<NodeId> install_acks_;
+  Install install_;
+  uint64_t last_retransmit_ = 0;
+
+  // Boss, open generation.
+  std::map<uint64_t, uint64_t> prepare_sent_at_;
+  std::map<uint64_t, std::set<NodeId>> votes_;
+  uint64_t last_event_at_ = 0;
+  std::deque<std::string> queued_;  // proposals waiting for the generation to open
+
+  // Every node.
+  uint64_t lease_until_ = 0;
+  uint64_t lease_seq_ = 0;  // the commit that last renewed the lease
+};
+
+}  // namespace sve::cluster

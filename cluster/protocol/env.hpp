@@ -1,0 +1,37 @@
+#pragma once
+// What the protocol core takes from outside: a monotonic clock, a way to
+// send a message, and durable storage. The node gives it real ones; the
+// simulator gives it a virtual clock, a lossy network and a store that
+// survives a simulated crash.
+#include <cstdint>
+#include <map>
+
+#include "cluster/protocol/types.hpp"
+
+namespace sve::cluster {
+
+// Everything a node must find again after a crash or power loss.
+struct Durable {
+  uint64_t incarnation = 0;  // bumped at every start
+  GenId gen;                 // the last generation this node joined
+  NodeSet members;           // its members
+  // The last generation this node knows to have opened (served). A new
+  // generation needs a majority of it: attempts that never opened prove
+  // nothing about who might still be serving.
+  GenId established;
+  NodeSet established_members;
+  std::map<uint64_t, Entry> log;
+  uint64_t committed = 0;    // entries 1..committed are committed
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  virtual uint64_t now_ms() = 0;  // this node's own monotonic clock
+  virtual void send(NodeId to, Message message) = 0;
+  // Writes `state` durably before returning (the simulator keeps a copy).
+  virtual void persist(const Durable& state) = 0;
+  virtual Durable load() = 0;
+};
+
+}  // namespace sve::cluster

@@ -1,0 +1,343 @@
+#include "tests/sim/cluster_sim.hpp"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <sstream>
+#include <vector>
+#include <cstdio>
+#include <cstdlib>
+
+#include "cluster/protocol/cluster_core.hpp"
+
+namespace sve::cluster::sim {
+namespace {
+
+class Sim;
+
+class SimEnv final : public Env {
+ public:
+  SimEnv(Sim& sim, NodeId id) : sim_(sim), id_(id) {}
+  uint64_t now_ms() override;
+  void send(NodeId to, Message message) override;
+  void persist(const Durable& state) override;
+  Durable load() override;
+
+ private:
+  Sim& sim_;
+  NodeId id_;
+};
+
+struct SimNode {
+  NodeId id = 0;
+  double rate = 1.0;      // its clock's rate against the simulator's
+  uint64_t offset = 0;    // its clock's reading at time zero
+  Durable disk;           // survives crashes
+  std::unique_ptr<SimEnv> env;
+  std::unique_ptr<ClusterCore> core;  // null while crashed
+  uint64_t applied = 0;   // the last seq its on_commit delivered
+  uint64_t last_local = 0;
+};
+
+struct Event {
+  uint64_t at;
+  uint64_t order;  // ties broken by creation order: deterministic
+  enum Kind { tick, deliver, fault } kind;
+  NodeId from = 0, to = 0;
+  std::shared_ptr<Message> message;
+  bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
+};
+
+class Sim {
+ public:
+  explicit Sim(const SimOptions& o) : opt_(o), rng_(o.seed) {
+    std::uniform_int_distribution<unsigned> n_nodes(3, 5);
+    unsigned n = n_nodes(rng_);
+    loss_ = uniform(0, 0.15);
+    dup_ = uniform(0, 0.05);
+    max_delay_ = 1 + rng_() % 25;
+    double drift = uniform(0, 0.005);
+    fault_gap_ = 150 + rng_() % 900;
+    crash_weight_ = rng_() % 3;
+    for (NodeId id = 1; id <= n; ++id) all_.push_back(id);
+    for (NodeId id : all_) {
+      SimNode& node = nodes_[id];
+      node.id = id;
+      node.rate = 1.0 + uniform(-drift, drift);
+      node.offset = rng_() % 100000;
+      node.env = std::make_unique<SimEnv>(*this, id);
+      boot(node);
+    }
+    push({opt_.fault_ms > 0 ? 10 : 0, 0, Event::fault});
+  }
+
+  SimResult run();
+
+  uint64_t local_now(NodeId id) {
+    SimNode& n = nodes_[id];
+    uint64_t local = n.offset + static_cast<uint64_t>(static_cast<double>(now_) * n.rate);
+    n.last_local = std::max(n.last_local, local);  // monotonic
+    return n.last_local;
+  }
+  void send(NodeId from, NodeId to, Message m) {
+    ++result_.messages;
+    if (!nodes_[from].core) return;
+    if (blocked_.count({from, to}) || chance(loss_)) return;
+    auto msg = std::make_shared<Message>(std::move(m));
+    push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
+    if (chance(dup_)) push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
+  }
+  void persist(NodeId id, const Durable& d) { nodes_[id].disk = d; }
+  Durable load(NodeId id) { return nodes_[id].disk; }
+
+ private:
+  double uniform(double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng_); }
+  bool chance(double p) { return uniform(0, 1) < p; }
+  void push(Event e) {
+    e.order = ++order_;
+    queue_.push(std::move(e));
+  }
+  void boot(SimNode& node) {
+    node.core = std::make_unique<ClusterCore>(node.id, all_, *node.env, opt_.core);
+    NodeId id = node.id;
+    node.core->on_commit = [this, id](uint64_t seq, const Entry& e) { on_commit(id, seq, e); };
+    node.applied = node.disk.committed;
+    node.core->start();
+    schedule_tick(node.id);
+  }
+  void schedule_tick(NodeId id) {
+    SimNode& n = nodes_[id];
+    auto step = static_cast<uint64_t>(static_cast<double>(opt_.core.heartbeat_ms) / n.rate);
+    push({now_ + std::max<uint64_t>(1, step), 0, Event::tick, 0, id});
+  }
+  void fail(const std::string& what) {
+    if (!result_.ok) return;
+    std::ostringstream s;
+    s << "seed " << opt_.seed << " at " << now_ << " ms: " << what;
+    result_.ok = false;
+    result_.failure = s.str();
+  }
+  void on_commit(NodeId id, uint64_t seq, const Entry& e);
+  // SVE_SIM_TRACE=1 prints every protocol message but heartbeats.
+  bool trace_ = std::getenv("SVE_SIM_TRACE") != nullptr;
+  void trace(const Event& e) {
+    std::visit([&](const auto& m) {
+      using T = std::decay_t<decltype(m)>;
+      auto g = [](GenId x) { return std::to_string(x.number) + "/" + std::to_string(x.boss); };
+      std::string what;
+      if constexpr (std::is_same_v<T, NewGen>) what = "NewGen " + g(m.gen);
+      else if constexpr (std::is_same_v<T, GenAck>) what = "GenAck " + g(m.gen) + " committed " + std::to_string(m.committed) + " log " + std::to_string(m.log.size());
+      else if constexpr (std::is_same_v<T, Install>) what = "Install " + g(m.gen) + " committed " + std::to_string(m.committed) + " log " + std::to_string(m.log.size());
+      else if constexpr (std::is_same_v<T, InstallAck>) what = "InstallAck " + g(m.gen);
+      else if constexpr (std::is_same_v<T, Prepare>) what = "Prepare " + g(m.gen) + " seq " + std::to_string(m.seq) + " '" + m.entry.payload + "'";
+      else if constexpr (std::is_same_v<T, Vote>) what = "Vote " + g(m.gen) + " seq " + std::to_string(m.seq);
+      else if constexpr (std::is_same_v<T, Commit>) what = "Commit " + g(m.gen) + " seq " + std::to_string(m.seq);
+      else if constexpr (std::is_same_v<T, Propose>) what = "Propose '" + m.payload + "'";
+      else return;
+      std::printf("%6lu %u->%u %s\n", (unsigned long)now_, e.from, e.to, what.c_str());
+    }, *e.message);
+  }
+  void do_fault();
+  void propose_some();
+  void check_invariants();
+  void check_progress();
+
+  SimOptions opt_;
+  std::mt19937_64 rng_;
+  double loss_ = 0, dup_ = 0;
+  uint64_t max_delay_ = 1, fault_gap_ = 500;
+  unsigned crash_weight_ = 1;
+  NodeSet all_;
+  std::map<NodeId, SimNode> nodes_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
+  uint64_t now_ = 0, order_ = 0;
+  std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::map<uint64_t, std::string> committed_;  // seq -> payload, as first committed
+  std::map<GenId, NodeSet> generations_;
+  uint64_t proposals_ = 0;
+  std::string marker_;  // proposed after the heal; must commit everywhere
+  SimResult result_;
+};
+
+uint64_t SimEnv::now_ms() { return sim_.local_now(id_); }
+void SimEnv::send(NodeId to, Message message) { sim_.send(id_, to, std::move(message)); }
+void SimEnv::persist(const Durable& state) { sim_.persist(id_, state); }
+Durable SimEnv::load() { return sim_.load(id_); }
+
+void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
+  SimNode& n = nodes_[id];
+  if (seq != n.applied + 1) fail("node " + std::to_string(id) + " committed " +
+                                 std::to_string(seq) + " after " + std::to_string(n.applied));
+  n.applied = seq;
+  if (trace_) std::printf("%6lu node %u commits %lu '%s'\n", (unsigned long)now_, id, (unsigned long)seq, e.payload.c_str());
+  auto [it, fresh] = committed_.emplace(seq, e.payload);
+  if (fresh) ++result_.commits;
+  if (!fresh && it->second != e.payload)
+    fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
+         e.payload + "' (node " + std::to_string(id) + ")");
+}
+
+void Sim::do_fault() {
+  // Partition, heal, cut one link one way, crash or restart: a seeded mix.
+  unsigned pick = static_cast<unsigned>(rng_() % (5 + crash_weight_ * 2));
+  std::vector<NodeId> up, down;
+  for (auto& [id, n] : nodes_) (n.core ? up : down).push_back(id);
+  if (pick == 0 || pick == 1) {
+    blocked_.clear();
+    std::set<NodeId> side;
+    for (NodeId id : all_)
+      if (rng_() % 2) side.insert(id);
+    for (NodeId a : all_)
+      for (NodeId b : all_)
+        if (a != b && side.count(a) != side.count(b)) blocked_.insert({a, b});
+    ++result_.partitions;
+  } else if (pick == 2) {
+    blocked_.clear();
+  } else if (pick == 3) {
+    NodeId a = all_[rng_() % all_.size()], b = all_[rng_() % all_.size()];
+    if (a != b) blocked_.insert({a, b});
+  } else if (pick == 4 || down.size() > 0) {
+    if (!down.empty() && (pick == 4 || rng_() % 2)) {
+      boot(nodes_[down[rng_() % down.size()]]);
+    } else if (!up.empty()) {
+      NodeId v = up[rng_() % up.size()];
+      if (trace_) std::printf("%6lu crash %u\n", (unsigned long)now_, v);
+      nodes_[v].core.reset();
+      ++result_.crashes;
+    }
+  } else if (!up.empty()) {
+    nodes_[up[rng_() % up.size()]].core.reset();
+    ++result_.crashes;
+  }
+}
+
+void Sim::propose_some() {
+  NodeId id = all_[rng_() % all_.size()];
+  SimNode& n = nodes_[id];
+  if (!n.core) return;
+  std::string payload = "n" + std::to_string(id) + "-" + std::to_string(++proposals_);
+  n.core->propose(payload);
+}
+
+void Sim::check_invariants() {
+  // Leases: everybody serving is in one generation.
+  std::optional<GenId> serving;
+  NodeId serving_node = 0;
+  for (auto& [id, n] : nodes_) {
+    if (!n.core) continue;
+    GenId g = n.core->generation();
+    auto [it, fresh] = generations_.emplace(g, n.core->members());
+    if (!fresh && it->second != n.core->members())
+      fail("generation " + std::to_string(g.number) + "/" + std::to_string(g.boss) +
+           " has two memberships");
+    if (fresh) ++result_.generations;
+    if (n.core->lease_valid()) {
+      if (serving && *serving != g)
+        fail("nodes " + std::to_string(serving_node) + " and " + std::to_string(id) +
+             " both hold leases, in generations " + std::to_string(serving->number) + "/" +
+             std::to_string(serving->boss) + " and " + std::to_string(g.number) + "/" +
+             std::to_string(g.boss));
+      serving = g;
+      serving_node = id;
+    }
+    const Durable& d = n.disk;
+    for (uint64_t s = 1; s <= d.committed; ++s)
+      if (!d.log.count(s)) {
+        fail("node " + std::to_string(id) + " has committed " + std::to_string(d.committed) +
+             " but no entry " + std::to_string(s) + " on disk");
+        break;
+      }
+  }
+}
+
+void Sim::check_progress() {
+  NodeSet members;
+  for (auto& [id, n] : nodes_) {
+    if (!n.core->open() || n.core->members() != all_) {
+      fail("no progress after the heal: node " + std::to_string(id) + " is " +
+           (n.core->open() ? "open" : "not open") + " in a generation of " +
+           std::to_string(n.core->members().size()) + " nodes");
+      return;
+    }
+  }
+  uint64_t seq = 0;
+  for (auto& [s, payload] : committed_)
+    if (payload == marker_) seq = s;
+  if (marker_.empty() || seq == 0) {
+    fail("the event proposed after the heal was never committed");
+    return;
+  }
+  for (auto& [id, n] : nodes_)
+    if (n.applied < seq) fail("node " + std::to_string(id) + " never applied seq " + std::to_string(seq));
+}
+
+SimResult Sim::run() {
+  uint64_t end = opt_.fault_ms + opt_.settle_ms;
+  uint64_t next_proposal = 50;
+  bool healed = false;
+  uint64_t marker_at = opt_.fault_ms + opt_.settle_ms / 2;
+  while (!queue_.empty() && result_.ok) {
+    Event e = queue_.top();
+    queue_.pop();
+    if (e.at > end) break;
+    now_ = e.at;
+    if (!healed && now_ >= opt_.fault_ms) {
+      healed = true;
+      blocked_.clear();
+      for (auto& [id, n] : nodes_)
+        if (!n.core) boot(n);
+    }
+    while (next_proposal <= now_) {
+      if (now_ < opt_.fault_ms) propose_some();
+      next_proposal += 50;
+    }
+    if (healed && marker_.empty() && now_ >= marker_at) {
+      // Keep offering the marker until a node with quorum accepts it.
+      for (auto& [id, n] : nodes_)
+        if (n.core->propose("marker")) {
+          marker_ = "marker";
+          break;
+        }
+      if (marker_.empty()) marker_at = now_ + 50;
+    }
+    switch (e.kind) {
+      case Event::tick: {
+        SimNode& n = nodes_[e.to];
+        if (!n.core) break;  // crashed: its ticks stop; boot schedules new ones
+        n.core->tick();
+        schedule_tick(e.to);
+        break;
+      }
+      case Event::deliver: {
+        SimNode& n = nodes_[e.to];
+        if (n.core && !blocked_.count({e.from, e.to})) {
+          if (trace_) trace(e);
+          n.core->receive(e.from, *e.message);
+        }
+        break;
+      }
+      case Event::fault:
+        if (now_ < opt_.fault_ms) {
+          do_fault();
+          push({now_ + fault_gap_ / 2 + rng_() % fault_gap_, 0, Event::fault});
+        }
+        break;
+    }
+    check_invariants();
+  }
+  if (result_.ok) check_progress();
+  return result_;
+}
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& options) {
+  Sim sim(options);
+  return sim.run();
+}
+
+}  // namespace sve::cluster::sim
