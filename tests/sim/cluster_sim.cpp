@@ -13,19 +13,42 @@
 #include <cstdlib>
 
 #include "cluster/protocol/cluster_core.hpp"
+#include "cluster/rsm/replicated_state.hpp"
 
 namespace sve::cluster::sim {
 namespace {
 
 class Sim;
 
-class SimEnv final : public Env {
+// Thrown by a durable write that the simulator decided to interrupt with a
+// power failure: it unwinds the node's call, and the node is gone.
+struct PowerFailure {};
+
+// A test RSM: its state is a running digest of every event applied and how
+// many; each event answers the node that proposed it ("n<id>-...").
+class DigestRsm final : public Rsm {
+ public:
+  std::string name() const override { return "digest"; }
+  void apply(uint64_t seq, const std::string& event, std::string& state,
+             std::vector<Response>& responses) override {
+    uint64_t h = state.empty() ? 1469598103934665603ull : std::stoull(state);
+    for (char c : event) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    h = (h ^ seq) * 1099511628211ull;
+    state = std::to_string(h);
+    if (event.size() > 1 && event[0] == 'n')
+      responses.push_back({static_cast<NodeId>(std::stoul(event.substr(1))), event});
+  }
+};
+
+class SimEnv final : public Env, public CopyStore {
  public:
   SimEnv(Sim& sim, NodeId id) : sim_(sim), id_(id) {}
   uint64_t now_ms() override;
   void send(NodeId to, Message message) override;
   void persist(const Durable& state) override;
   Durable load() override;
+  void write_copy(int which, const StateCopy& copy) override;
+  StateCopy read_copy(int which) override;
 
  private:
   Sim& sim_;
@@ -37,8 +60,12 @@ struct SimNode {
   double rate = 1.0;      // its clock's rate against the simulator's
   uint64_t offset = 0;    // its clock's reading at time zero
   Durable disk;           // survives crashes
+  StateCopy copies[2];    // the cluster state's copies A and B, on disk too
   std::unique_ptr<SimEnv> env;
   std::unique_ptr<ClusterCore> core;  // null while crashed
+  std::unique_ptr<DigestRsm> rsm;
+  std::unique_ptr<ReplicatedState> state;
+  std::set<std::string> delivered;  // responses, this incarnation
   uint64_t applied = 0;   // the last seq its on_commit delivered
   uint64_t last_local = 0;
 };
@@ -62,6 +89,7 @@ class Sim {
     max_delay_ = 1 + rng_() % 25;
     double drift = uniform(0, 0.005);
     fault_gap_ = 150 + rng_() % 900;
+    power_failure_ = rng_() % 2 ? uniform(0, 0.01) : 0;
     crash_weight_ = rng_() % 3;
     for (NodeId id = 1; id <= n; ++id) all_.push_back(id);
     for (NodeId id : all_) {
@@ -93,6 +121,14 @@ class Sim {
   }
   void persist(NodeId id, const Durable& d) { nodes_[id].disk = d; }
   Durable load(NodeId id) { return nodes_[id].disk; }
+  void write_copy(NodeId id, int which, const StateCopy& c) {
+    // A power failure just before the write, or just after it.
+    bool fail_now = running_ && chance(power_failure_);
+    bool before = fail_now && rng_() % 2;
+    if (!before) nodes_[id].copies[which] = c;
+    if (fail_now) throw PowerFailure{};
+  }
+  StateCopy read_copy(NodeId id, int which) { return nodes_[id].copies[which]; }
 
  private:
   double uniform(double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng_); }
@@ -106,8 +142,45 @@ class Sim {
     NodeId id = node.id;
     node.core->on_commit = [this, id](uint64_t seq, const Entry& e) { on_commit(id, seq, e); };
     node.applied = node.disk.committed;
-    node.core->start();
+    node.rsm = std::make_unique<DigestRsm>();
+    ClusterCore* core = node.core.get();
+    node.state = std::make_unique<ReplicatedState>(
+        id, *node.env, [core] { return core->has_quorum(); },
+        [this, id](uint64_t seq, const Response& r) { on_response(id, seq, r); });
+    node.state->add(*node.rsm);
+    node.delivered.clear();
+    try {
+      node.core->start();
+      // Roll forward: committed events the state copies had not taken yet.
+      node.state->recover();
+      for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s)
+        apply_state(node, s, node.disk.log.at(s));
+    } catch (const PowerFailure&) {
+      crash(node);
+      return;
+    }
     schedule_tick(node.id);
+  }
+  void crash(SimNode& node) {
+    if (trace_) std::printf("%6lu crash %u\n", (unsigned long)now_, node.id);
+    node.core.reset();
+    node.state.reset();
+    ++result_.crashes;
+  }
+  void apply_state(SimNode& node, uint64_t seq, const Entry& e) {
+    node.state->apply(seq, e);
+    auto [it, fresh] = states_.emplace(seq, node.state->state().states);
+    if (!fresh && it->second != node.state->state().states)
+      fail("node " + std::to_string(node.id) + " has a different cluster state after event " +
+           std::to_string(seq));
+  }
+  void on_response(NodeId id, uint64_t seq, const Response& r) {
+    SimNode& n = nodes_[id];
+    if (r.target != id) fail("a response for node " + std::to_string(r.target) + " passed the gate on " + std::to_string(id));
+    if (!n.core || !n.core->has_quorum()) fail("a response passed the gate on offline node " + std::to_string(id));
+    if (!n.delivered.insert(std::to_string(seq) + ":" + r.body).second)
+      fail("response to event " + std::to_string(seq) + " delivered twice on node " + std::to_string(id));
+    ++result_.responses;
   }
   void schedule_tick(NodeId id) {
     SimNode& n = nodes_[id];
@@ -148,7 +221,9 @@ class Sim {
 
   SimOptions opt_;
   std::mt19937_64 rng_;
-  double loss_ = 0, dup_ = 0;
+  double loss_ = 0, dup_ = 0, power_failure_ = 0;
+  bool running_ = true;
+  std::map<uint64_t, std::map<std::string, std::string>> states_;  // seq -> state after it
   uint64_t max_delay_ = 1, fault_gap_ = 500;
   unsigned crash_weight_ = 1;
   NodeSet all_;
@@ -167,6 +242,8 @@ uint64_t SimEnv::now_ms() { return sim_.local_now(id_); }
 void SimEnv::send(NodeId to, Message message) { sim_.send(id_, to, std::move(message)); }
 void SimEnv::persist(const Durable& state) { sim_.persist(id_, state); }
 Durable SimEnv::load() { return sim_.load(id_); }
+void SimEnv::write_copy(int which, const StateCopy& copy) { sim_.write_copy(id_, which, copy); }
+StateCopy SimEnv::read_copy(int which) { return sim_.read_copy(id_, which); }
 
 void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
   SimNode& n = nodes_[id];
@@ -179,6 +256,7 @@ void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
   if (!fresh && it->second != e.payload)
     fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
          e.payload + "' (node " + std::to_string(id) + ")");
+  apply_state(n, seq, e);  // may throw PowerFailure: the node dies mid-event
 }
 
 void Sim::do_fault() {
@@ -204,14 +282,10 @@ void Sim::do_fault() {
     if (!down.empty() && (pick == 4 || rng_() % 2)) {
       boot(nodes_[down[rng_() % down.size()]]);
     } else if (!up.empty()) {
-      NodeId v = up[rng_() % up.size()];
-      if (trace_) std::printf("%6lu crash %u\n", (unsigned long)now_, v);
-      nodes_[v].core.reset();
-      ++result_.crashes;
+      crash(nodes_[up[rng_() % up.size()]]);
     }
   } else if (!up.empty()) {
-    nodes_[up[rng_() % up.size()]].core.reset();
-    ++result_.crashes;
+    crash(nodes_[up[rng_() % up.size()]]);
   }
 }
 
@@ -244,6 +318,13 @@ void Sim::check_invariants() {
       serving = g;
       serving_node = id;
     }
+    const StateCopy& a = n.copies[0];
+    const StateCopy& b = n.copies[1];
+    if (!(a.seq == b.seq || a.seq == b.seq + 1))
+      fail("node " + std::to_string(id) + " has copies A at " + std::to_string(a.seq) +
+           " and B at " + std::to_string(b.seq));
+    if (n.state && n.state->applied() < n.disk.committed)
+      fail("node " + std::to_string(id) + " left committed events unapplied");
     const Durable& d = n.disk;
     for (uint64_t s = 1; s <= d.committed; ++s)
       if (!d.log.count(s)) {
@@ -287,6 +368,7 @@ SimResult Sim::run() {
     now_ = e.at;
     if (!healed && now_ >= opt_.fault_ms) {
       healed = true;
+      running_ = false;  // no more power failures either
       blocked_.clear();
       for (auto& [id, n] : nodes_)
         if (!n.core) boot(n);
@@ -308,7 +390,12 @@ SimResult Sim::run() {
       case Event::tick: {
         SimNode& n = nodes_[e.to];
         if (!n.core) break;  // crashed: its ticks stop; boot schedules new ones
-        n.core->tick();
+        try {
+          n.core->tick();
+        } catch (const PowerFailure&) {
+          crash(n);
+          break;
+        }
         schedule_tick(e.to);
         break;
       }
@@ -316,7 +403,11 @@ SimResult Sim::run() {
         SimNode& n = nodes_[e.to];
         if (n.core && !blocked_.count({e.from, e.to})) {
           if (trace_) trace(e);
-          n.core->receive(e.from, *e.message);
+          try {
+            n.core->receive(e.from, *e.message);
+          } catch (const PowerFailure&) {
+            crash(n);
+          }
         }
         break;
       }

@@ -13,7 +13,13 @@
 //   * all nodes holding a valid lease at one instant are in one generation
 //     (a partition that must stop a node has stopped it before another
 //     generation serves);
-//   * durable state is whole: the committed prefix is in the log.
+//   * durable state is whole: the committed prefix is in the log, the state
+//     copies A and B are at most one event apart (A ahead), and a live node
+//     has applied every committed event;
+//   * every node's cluster state after event n is the same (with power
+//     failures in the middle of applying an event, between copy A and B);
+//   * a response passes a call gate only on its target node, only while it
+//     is online, and only once.
 // and at the end, once the network is healed and every node is back:
 //   * progress: one generation of all nodes is open and an event proposed
 //     after the heal is committed on every node.
@@ -32,6 +38,7 @@ struct SimResult {
   uint64_t messages = 0;
   uint64_t crashes = 0;
   uint64_t partitions = 0;
+  uint64_t responses = 0;  // passed by call gates
 };
 
 struct SimOptions {
