@@ -1,13 +1,16 @@
 #pragma once
 // The cluster protocol's vocabulary: node ids, generations, log entries and
 // the messages nodes exchange. Plain data: the protocol core runs inside the
-// node's actors and inside the deterministic simulator alike.
+// node's actors and inside the deterministic simulator alike. Each type
+// serialises with msgpack (codec.hpp) for the wire between nodes.
 #include <compare>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <msgpack.hpp>
 
 namespace sve::cluster {
 
@@ -21,12 +24,14 @@ struct GenId {
   uint64_t number = 0;
   NodeId boss = 0;
   auto operator<=>(const GenId&) const = default;
+  MSGPACK_DEFINE(number, boss);
 };
 
 struct Entry {
   GenId gen;            // the generation that last prepared it
   std::string payload;  // empty: a lease renewal
   bool operator==(const Entry&) const = default;
+  MSGPACK_DEFINE(gen, payload);
 };
 
 // A node's view: the nodes it can exchange messages with, versioned so the
@@ -39,6 +44,7 @@ struct View {
   bool newer_than(const View& o) const {
     return incarnation != o.incarnation ? incarnation > o.incarnation : counter > o.counter;
   }
+  MSGPACK_DEFINE(incarnation, counter, nodes);
 };
 
 // What every node sends every heartbeat: its link-state database, the
@@ -50,11 +56,13 @@ struct Heartbeat {
   NodeSet established_members;
   GenId joined;       // the last generation it joined
   bool open = false;  // and whether it serves in it
+  MSGPACK_DEFINE(views, candidate, established, established_members, joined, open);
 };
 
 struct NewGen {  // boss -> members: join this generation
   GenId gen;
   NodeSet members;
+  MSGPACK_DEFINE(gen, members);
 };
 struct GenAck {  // member -> boss: joined; here is my log
   GenId gen;
@@ -62,26 +70,32 @@ struct GenAck {  // member -> boss: joined; here is my log
   NodeSet established_members;
   uint64_t committed = 0;
   std::map<uint64_t, Entry> log;
+  MSGPACK_DEFINE(gen, established, established_members, committed, log);
 };
 struct Install {  // boss -> members: the log of the new generation
   GenId gen;
   uint64_t committed = 0;  // entries up to here were committed before
   std::map<uint64_t, Entry> log;
+  MSGPACK_DEFINE(gen, committed, log);
 };
 struct InstallAck {
   GenId gen;
+  MSGPACK_DEFINE(gen);
 };
 struct Propose {  // any node -> boss
   std::string payload;
+  MSGPACK_DEFINE(payload);
 };
 struct Prepare {  // phase 1
   GenId gen;
   uint64_t seq = 0;
   Entry entry;
+  MSGPACK_DEFINE(gen, seq, entry);
 };
 struct Vote {
   GenId gen;
   uint64_t seq = 0;
+  MSGPACK_DEFINE(gen, seq);
 };
 // Phase 2. `age_ms`: how long ago, on the boss's clock, the boss sent the
 // prepare of `seq`. A member measures its lease from then, so a late or
@@ -90,6 +104,7 @@ struct Commit {
   GenId gen;
   uint64_t seq = 0;
   uint64_t age_ms = 0;
+  MSGPACK_DEFINE(gen, seq, age_ms);
 };
 
 using Message = std::variant<Heartbeat, NewGen, GenAck, Install, InstallAck, Propose, Prepare,

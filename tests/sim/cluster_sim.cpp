@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "cluster/protocol/cluster_core.hpp"
+#include "cluster/protocol/codec.hpp"
 #include "cluster/rsm/replicated_state.hpp"
 
 namespace sve::cluster::sim {
@@ -90,6 +91,7 @@ class Sim {
     double drift = uniform(0, 0.005);
     fault_gap_ = 150 + rng_() % 900;
     power_failure_ = rng_() % 2 ? uniform(0, 0.01) : 0;
+    wire_ = o.seed % 4 == 0;
     crash_weight_ = rng_() % 3;
     for (NodeId id = 1; id <= n; ++id) all_.push_back(id);
     for (NodeId id : all_) {
@@ -115,6 +117,16 @@ class Sim {
     ++result_.messages;
     if (!nodes_[from].core) return;
     if (blocked_.count({from, to}) || chance(loss_)) return;
+    if (wire_) {
+      // Through the wire form, as between real nodes: what arrives is what
+      // decodes from the bytes.
+      auto decoded = decode_message(encode_message(m));
+      if (!decoded) {
+        fail("a message did not survive encoding");
+        return;
+      }
+      m = std::move(*decoded);
+    }
     auto msg = std::make_shared<Message>(std::move(m));
     push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
     if (chance(dup_)) push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
@@ -223,6 +235,7 @@ class Sim {
   std::mt19937_64 rng_;
   double loss_ = 0, dup_ = 0, power_failure_ = 0;
   bool running_ = true;
+  bool wire_ = false;  // every fourth seed sends everything through the codec
   std::map<uint64_t, std::map<std::string, std::string>> states_;  // seq -> state after it
   uint64_t max_delay_ = 1, fault_gap_ = 500;
   unsigned crash_weight_ = 1;

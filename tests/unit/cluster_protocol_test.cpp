@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cluster/protocol/codec.hpp"
 #include "cluster/protocol/partition.hpp"
 #include "cluster/rsm/replicated_state.hpp"
 #include "tests/sim/cluster_sim.hpp"
@@ -147,4 +148,51 @@ TEST_CASE("cluster state is applied twice and recovers to an event boundary", "[
   again.apply(3, Entry{{}, "10"});  // replayed from the log: already in
   CHECK(again.state().states.at("counter") == "16");
   CHECK_THROWS(again.apply(5, Entry{{}, "1"}));  // a gap is a bug, not a state
+}
+
+TEST_CASE("protocol messages survive the wire form; garbage is refused", "[cluster]") {
+  GenId g{7, 2};
+  std::map<uint64_t, Entry> log{{1, Entry{{6, 1}, "a"}}, {2, Entry{g, ""}}};
+  std::vector<Message> all = {
+      Heartbeat{{{1, View{3, 9, {1, 2}}}, {2, View{1, 1, {2}}}}, {1, 2}, g, {1, 2, 3}, g, true},
+      NewGen{g, {2, 3}},
+      GenAck{g, {6, 1}, {1, 2, 3}, 1, log},
+      Install{g, 1, log},
+      InstallAck{g},
+      Propose{"vdisk.create v0"},
+      Prepare{g, 3, Entry{g, std::string("\0binary\xff", 8)}},
+      Vote{g, 3},
+      Commit{g, 3, 17},
+  };
+  for (const Message& m : all) {
+    auto back = decode_message(encode_message(m));
+    REQUIRE(back);
+    CHECK(back->index() == m.index());
+    CHECK(encode_message(*back) == encode_message(m));
+  }
+  auto prepare = std::get<Prepare>(*decode_message(encode_message(all[6])));
+  CHECK(prepare.entry.payload.size() == 8);
+  CHECK(std::get<GenAck>(*decode_message(encode_message(all[2]))).log == log);
+
+  CHECK_FALSE(decode_message(""));
+  CHECK_FALSE(decode_message("not msgpack at all"));
+  std::string vote = encode_message(all[7]);
+  CHECK_FALSE(decode_message(vote.substr(0, vote.size() - 1)));  // truncated
+  std::string wrong_kind = vote;
+  wrong_kind[1] = 42;  // no such message kind
+  CHECK_FALSE(decode_message(wrong_kind));
+  // The fields of one message under the kind of another.
+  std::string swapped = encode_message(all[5]);
+  swapped[1] = static_cast<char>(Message(Vote{}).index());
+  CHECK_FALSE(decode_message(swapped));
+  // Random bytes never crash the decoder.
+  uint64_t x = 12345;
+  for (int i = 0; i < 2000; ++i) {
+    std::string junk;
+    for (int k = 0; k < 1 + i % 40; ++k) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      junk.push_back(static_cast<char>(x >> 56));
+    }
+    (void)decode_message(junk);
+  }
 }
