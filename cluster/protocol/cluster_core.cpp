@@ -89,6 +89,7 @@ void ClusterCore::maybe_form(uint64_t now) {
     }
   }
   if (!is_majority(candidate_, latest_members)) return;  // a minority stalls
+  if (!may_succeed(candidate_)) return;  // as every member checks when it joins
   bool current = durable_.members == candidate_ && durable_.gen.boss == self_;
   // An open generation is current only while its members serve in it: one
   // that restarted, or was drawn into another attempt, needs a new one.
@@ -99,10 +100,11 @@ void ClusterCore::maybe_form(uint64_t now) {
       const Peer& p = peers_[n];
       if (p.joined != durable_.gen || !p.open) current = false;
     }
-  if (current && (phase_ == Phase::open ||
-                  ((phase_ == Phase::forming || phase_ == Phase::installing) &&
-                   now - form_started_ < cfg_.form_timeout_ms)))
-    return;
+  // An attempt in progress gets form_timeout_ms, counted from when it may
+  // open at the earliest (after the lease wait).
+  bool attempt_alive = (phase_ == Phase::forming || phase_ == Phase::installing) &&
+                       now < std::max(form_started_, open_not_before_) + cfg_.form_timeout_ms;
+  if (current && (phase_ == Phase::open || attempt_alive)) return;
   start_generation(now, candidate_, latest);
 }
 
@@ -210,6 +212,8 @@ void ClusterCore::try_open(uint64_t now) {
   opened_at_ = now;
   durable_.established = durable_.gen;
   durable_.established_members = durable_.members;
+  durable_.installed = durable_.gen;
+  durable_.installed_members = durable_.members;
   persist();
   commit_upto(install_end_);
   // The install reached everybody: leases run from when it was sent.
@@ -312,18 +316,25 @@ void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
   p.heard = true;
 }
 
+// Whether a generation of `members` may follow what this node knows: a
+// majority of the last generation it knows to have opened, and of the last
+// one it installed if that is newer (that one may have opened without this
+// node hearing of it). Two successors of one generation thus share a node,
+// which joins only one of them.
+bool ClusterCore::may_succeed(const NodeSet& members) const {
+  if (!is_majority(members, durable_.established_members)) return false;
+  if (durable_.established < durable_.installed &&
+      !is_majority(members, durable_.installed_members))
+    return false;
+  return true;
+}
+
 void ClusterCore::on_new_gen(NodeId from, const NewGen& m) {
   if (from != m.gen.boss || !contains(m.members, self_)) return;
   if (m.gen < durable_.gen) return;
-  // The boss judged the majority from what it last heard; this node knows
-  // its own latest generation for sure. Two successors of one generation
-  // both need a majority of it, so they share a member, which joins only
-  // one of them.
-  // And a majority of the generation it last joined: that one may have
-  // opened without this node hearing of it yet.
-  if (durable_.gen < m.gen && (!is_majority(m.members, durable_.established_members) ||
-                               !is_majority(m.members, durable_.members)))
-    return;
+  // The boss judged from what it last heard; this node knows its own
+  // generations for sure.
+  if (durable_.gen < m.gen && !may_succeed(m.members)) return;
   if (durable_.gen < m.gen) {
     durable_.gen = m.gen;
     durable_.members = m.members;
@@ -347,6 +358,8 @@ void ClusterCore::on_install(NodeId from, const Install& m) {
   if (m.gen != durable_.gen || from != m.gen.boss) return;
   if (phase_ == Phase::joined) {
     durable_.log = m.log;
+    durable_.installed = m.gen;
+    durable_.installed_members = durable_.members;
     // Entries it had committed stay committed: the install's log agrees with
     // them (every committed entry is in it, unchanged).
     persist();

@@ -83,6 +83,7 @@ class ClusterCore {
     bool heard = false;
   };
 
+  bool may_succeed(const NodeSet& members) const;
   void update_view(uint64_t now);
   void maybe_form(uint64_t now);
   void start_generation(uint64_t now, const NodeSet& members, GenId latest);

@@ -20,6 +20,12 @@ struct Durable {
   // nothing about who might still be serving.
   GenId established;
   NodeSet established_members;
+  // The generation whose install this node acknowledged (a member) or which
+  // it opened (the boss). A generation opens only once every member has
+  // acknowledged its install, so one this node joined but never installed
+  // cannot have opened; one it installed may have.
+  GenId installed;
+  NodeSet installed_members;
   std::map<uint64_t, Entry> log;
   uint64_t committed = 0;    // entries 1..committed are committed
 };

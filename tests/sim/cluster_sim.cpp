@@ -85,6 +85,7 @@ class Sim {
   explicit Sim(const SimOptions& o) : opt_(o), rng_(o.seed) {
     std::uniform_int_distribution<unsigned> n_nodes(3, 5);
     unsigned n = n_nodes(rng_);
+    if (o.nodes) n = o.nodes;
     loss_ = uniform(0, 0.15);
     dup_ = uniform(0, 0.05);
     max_delay_ = 1 + rng_() % 25;
@@ -93,6 +94,11 @@ class Sim {
     power_failure_ = rng_() % 2 ? uniform(0, 0.01) : 0;
     wire_ = o.seed % 4 == 0;
     crash_weight_ = rng_() % 3;
+    if (o.scripted) {  // a clean network; the script makes the faults
+      loss_ = dup_ = power_failure_ = 0;
+      max_delay_ = 2;
+      drift = 0;
+    }
     for (NodeId id = 1; id <= n; ++id) all_.push_back(id);
     for (NodeId id : all_) {
       SimNode& node = nodes_[id];
@@ -102,10 +108,33 @@ class Sim {
       node.env = std::make_unique<SimEnv>(*this, id);
       boot(node);
     }
-    push({opt_.fault_ms > 0 ? 10 : 0, 0, Event::fault});
+    if (!o.scripted) push({opt_.fault_ms > 0 ? 10 : 0, 0, Event::fault});
   }
 
   SimResult run();
+
+  // Scripted runs: the test drives time and faults.
+  void run_until(uint64_t t) {
+    while (!queue_.empty() && queue_.top().at <= t && result_.ok) {
+      Event e = queue_.top();
+      queue_.pop();
+      now_ = e.at;
+      step(e);
+      check_invariants();
+    }
+    now_ = std::max(now_, t);
+  }
+  uint64_t now() const { return now_; }
+  void crash_node(NodeId id) { if (nodes_.at(id).core) crash(nodes_.at(id)); }
+  void restart_node(NodeId id) { if (!nodes_.at(id).core) boot(nodes_.at(id)); }
+  void isolate(NodeId id) {
+    for (NodeId o : all_)
+      if (o != id) blocked_.insert({id, o}), blocked_.insert({o, id});
+  }
+  void heal() { blocked_.clear(); }
+  ClusterCore* core(NodeId id) { return nodes_.at(id).core.get(); }
+  const SimResult& result() const { return result_; }
+  const std::map<uint64_t, std::string>& committed_events() const { return committed_; }
 
   uint64_t local_now(NodeId id) {
     SimNode& n = nodes_[id];
@@ -230,6 +259,7 @@ class Sim {
   void propose_some();
   void check_invariants();
   void check_progress();
+  void step(const Event& e);
 
   SimOptions opt_;
   std::mt19937_64 rng_;
@@ -248,6 +278,8 @@ class Sim {
   std::map<GenId, NodeSet> generations_;
   uint64_t proposals_ = 0;
   std::string marker_;  // proposed after the heal; must commit everywhere
+  NodeId left_down_ = 0;  // a node kept down after the heal (0: none)
+  bool kill_one_ = false;
   SimResult result_;
 };
 
@@ -349,12 +381,16 @@ void Sim::check_invariants() {
 }
 
 void Sim::check_progress() {
-  NodeSet members;
-  for (auto& [id, n] : nodes_) {
-    if (!n.core->open() || n.core->members() != all_) {
+  NodeSet up;
+  for (NodeId id : all_)
+    if (id != left_down_) up.push_back(id);
+  for (NodeId id : up) {
+    SimNode& n = nodes_[id];
+    if (!n.core->open() || n.core->members() != up) {
       fail("no progress after the heal: node " + std::to_string(id) + " is " +
            (n.core->open() ? "open" : "not open") + " in a generation of " +
-           std::to_string(n.core->members().size()) + " nodes");
+           std::to_string(n.core->members().size()) + " nodes, " +
+           std::to_string(up.size()) + " are up");
       return;
     }
   }
@@ -365,8 +401,44 @@ void Sim::check_progress() {
     fail("the event proposed after the heal was never committed");
     return;
   }
-  for (auto& [id, n] : nodes_)
-    if (n.applied < seq) fail("node " + std::to_string(id) + " never applied seq " + std::to_string(seq));
+  for (NodeId id : up)
+    if (nodes_[id].applied < seq)
+      fail("node " + std::to_string(id) + " never applied seq " + std::to_string(seq));
+}
+
+void Sim::step(const Event& e) {
+  switch (e.kind) {
+    case Event::tick: {
+      SimNode& n = nodes_[e.to];
+      if (!n.core) break;  // crashed: its ticks stop; boot schedules new ones
+      try {
+        n.core->tick();
+      } catch (const PowerFailure&) {
+        crash(n);
+        break;
+      }
+      schedule_tick(e.to);
+      break;
+    }
+    case Event::deliver: {
+      SimNode& n = nodes_[e.to];
+      if (n.core && !blocked_.count({e.from, e.to})) {
+        if (trace_) trace(e);
+        try {
+          n.core->receive(e.from, *e.message);
+        } catch (const PowerFailure&) {
+          crash(n);
+        }
+      }
+      break;
+    }
+    case Event::fault:
+      if (now_ < opt_.fault_ms) {
+        do_fault();
+        push({now_ + fault_gap_ / 2 + rng_() % fault_gap_, 0, Event::fault});
+      }
+      break;
+  }
 }
 
 SimResult Sim::run() {
@@ -385,52 +457,38 @@ SimResult Sim::run() {
       blocked_.clear();
       for (auto& [id, n] : nodes_)
         if (!n.core) boot(n);
+      kill_one_ = rng_() % 2;
     }
     while (next_proposal <= now_) {
       if (now_ < opt_.fault_ms) propose_some();
       next_proposal += 50;
     }
+    // Half the seeds then kill one node (perhaps the boss) of the healthy
+    // cluster for good: the others, a majority of the generation that was
+    // serving, must make progress without it. (Killed earlier, it might have
+    // been half of the last generation, which must stall.)
+    if (healed && kill_one_ && !left_down_ && now_ >= opt_.fault_ms + opt_.settle_ms / 4) {
+      bool all_in = true;
+      for (auto& [id, n] : nodes_)
+        if (!n.core || !n.core->open() || n.core->members() != all_) all_in = false;
+      if (all_in) {
+        left_down_ = all_[rng_() % all_.size()];
+        crash(nodes_[left_down_]);
+        marker_at = std::max(marker_at, now_ + 1);
+      } else {
+        kill_one_ = false;  // not healthy yet: progress is judged with everybody
+      }
+    }
     if (healed && marker_.empty() && now_ >= marker_at) {
       // Keep offering the marker until a node with quorum accepts it.
       for (auto& [id, n] : nodes_)
-        if (n.core->propose("marker")) {
+        if (n.core && n.core->propose("marker")) {
           marker_ = "marker";
           break;
         }
       if (marker_.empty()) marker_at = now_ + 50;
     }
-    switch (e.kind) {
-      case Event::tick: {
-        SimNode& n = nodes_[e.to];
-        if (!n.core) break;  // crashed: its ticks stop; boot schedules new ones
-        try {
-          n.core->tick();
-        } catch (const PowerFailure&) {
-          crash(n);
-          break;
-        }
-        schedule_tick(e.to);
-        break;
-      }
-      case Event::deliver: {
-        SimNode& n = nodes_[e.to];
-        if (n.core && !blocked_.count({e.from, e.to})) {
-          if (trace_) trace(e);
-          try {
-            n.core->receive(e.from, *e.message);
-          } catch (const PowerFailure&) {
-            crash(n);
-          }
-        }
-        break;
-      }
-      case Event::fault:
-        if (now_ < opt_.fault_ms) {
-          do_fault();
-          push({now_ + fault_gap_ / 2 + rng_() % fault_gap_, 0, Event::fault});
-        }
-        break;
-    }
+    step(e);
     check_invariants();
   }
   if (result_.ok) check_progress();
@@ -443,5 +501,35 @@ SimResult run_simulation(const SimOptions& options) {
   Sim sim(options);
   return sim.run();
 }
+
+struct ScriptedCluster::Impl {
+  explicit Impl(const SimOptions& o) : sim(o) {}
+  Sim sim;
+};
+
+ScriptedCluster::ScriptedCluster(unsigned nodes, CoreConfig core) {
+  SimOptions o;
+  o.nodes = nodes;
+  o.scripted = true;
+  o.core = core;
+  impl_ = std::make_unique<Impl>(o);
+}
+ScriptedCluster::~ScriptedCluster() = default;
+void ScriptedCluster::run_for(uint64_t ms) { impl_->sim.run_until(impl_->sim.now() + ms); }
+void ScriptedCluster::crash(NodeId id) { impl_->sim.crash_node(id); }
+void ScriptedCluster::restart(NodeId id) { impl_->sim.restart_node(id); }
+void ScriptedCluster::isolate(NodeId id) { impl_->sim.isolate(id); }
+void ScriptedCluster::heal() { impl_->sim.heal(); }
+ClusterCore* ScriptedCluster::node(NodeId id) { return impl_->sim.core(id); }
+bool ScriptedCluster::propose(NodeId id, const std::string& payload) {
+  ClusterCore* c = node(id);
+  return c && c->propose(payload);
+}
+bool ScriptedCluster::committed_anywhere(const std::string& payload) const {
+  for (auto& [seq, p] : impl_->sim.committed_events())
+    if (p == payload) return true;
+  return false;
+}
+const SimResult& ScriptedCluster::result() const { return impl_->sim.result(); }
 
 }  // namespace sve::cluster::sim

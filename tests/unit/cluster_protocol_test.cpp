@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -195,4 +196,80 @@ TEST_CASE("protocol messages survive the wire form; garbage is refused", "[clust
     }
     (void)decode_message(junk);
   }
+}
+
+namespace {
+
+std::optional<NodeId> boss_of(sim::ScriptedCluster& c, unsigned n) {
+  for (NodeId id = 1; id <= n; ++id)
+    if (c.node(id) && c.node(id)->is_boss() && c.node(id)->has_quorum()) return id;
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("a three-node cluster forms, and a new boss follows a boss failure", "[cluster]") {
+  sim::ScriptedCluster c(3);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 3) == NodeId{1});
+  for (NodeId id = 1; id <= 3; ++id) CHECK(c.node(id)->has_quorum());
+  CHECK(c.propose(3, "from 3"));  // any node proposes; the boss orders
+  c.run_for(200);
+  CHECK(c.committed_anywhere("from 3"));
+  uint64_t before = c.node(2)->committed();
+
+  c.crash(1);
+  c.run_for(2000);  // detect, settle, form, wait out node 1's lease, open
+  REQUIRE(boss_of(c, 3) == NodeId{2});
+  CHECK(c.node(2)->members() == NodeSet{2, 3});
+  CHECK(c.node(2)->committed() >= before);  // nothing committed was lost
+  CHECK(c.propose(3, "after the boss died"));
+  c.run_for(200);
+  CHECK(c.committed_anywhere("after the boss died"));
+
+  c.restart(1);  // rejoins on its own
+  c.run_for(1500);
+  REQUIRE(boss_of(c, 3) == NodeId{1});
+  CHECK(c.node(3)->members() == NodeSet{1, 2, 3});
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+TEST_CASE("one node of three stalls alone, and serves again when one returns",
+          "[cluster]") {
+  sim::ScriptedCluster c(3);
+  c.run_for(1000);
+  REQUIRE(c.node(3)->has_quorum());
+  c.crash(1);
+  c.crash(2);
+  c.run_for(2000);
+  // Its lease ran out and nothing renews it: no I/O, no configuration.
+  CHECK_FALSE(c.node(3)->has_quorum());
+  CHECK_FALSE(c.propose(3, "refused"));
+  c.restart(2);
+  c.run_for(2000);
+  CHECK(c.node(3)->has_quorum());
+  CHECK(c.propose(3, "accepted"));
+  c.run_for(200);
+  CHECK(c.committed_anywhere("accepted"));
+  CHECK_FALSE(c.committed_anywhere("refused"));
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+TEST_CASE("an isolated boss stops serving before the others take over", "[cluster]") {
+  sim::ScriptedCluster c(5);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 5) == NodeId{1});
+  c.isolate(1);
+  // The invariant checker watches every step: the new generation of 2..5
+  // must not hold leases while node 1 still does.
+  c.run_for(3000);
+  CHECK_FALSE(c.node(1)->has_quorum());
+  CHECK(boss_of(c, 5) == NodeId{2});
+  c.heal();
+  c.run_for(2000);
+  CHECK(boss_of(c, 5) == NodeId{1});
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
 }
