@@ -7,7 +7,9 @@
 namespace sve::cluster {
 namespace {
 
-bool contains(const NodeSet& set, NodeId n) { return std::binary_search(set.begin(), set.end(), n); }
+bool contains(const NodeSet& set, NodeId n) {
+  return std::binary_search(set.begin(), set.end(), n);
+}
 
 }  // namespace
 
@@ -289,8 +291,11 @@ void ClusterCore::receive(NodeId from, const Message& message) {
         else if constexpr (std::is_same_v<T, Install>) on_install(from, m);
         else if constexpr (std::is_same_v<T, InstallAck>) on_install_ack(from, m, now);
         else if constexpr (std::is_same_v<T, Propose>) {
-          if (is_boss()) append(m.payload, now);
-          else if (durable_.gen.boss == self_ && phase_ != Phase::idle) queued_.push_back(m.payload);
+          // The boss orders it; a boss still forming keeps it for the opening.
+          if (is_boss())
+            append(m.payload, now);
+          else if (durable_.gen.boss == self_ && phase_ != Phase::idle)
+            queued_.push_back(m.payload);
         }
         else if constexpr (std::is_same_v<T, Prepare>) on_prepare(from, m);
         else if constexpr (std::is_same_v<T, Vote>) on_vote(from, m, now);

@@ -217,10 +217,13 @@ class Sim {
   }
   void on_response(NodeId id, uint64_t seq, const Response& r) {
     SimNode& n = nodes_[id];
-    if (r.target != id) fail("a response for node " + std::to_string(r.target) + " passed the gate on " + std::to_string(id));
-    if (!n.core || !n.core->has_quorum()) fail("a response passed the gate on offline node " + std::to_string(id));
+    std::string node = std::to_string(id);
+    if (r.target != id)
+      fail("a response for node " + std::to_string(r.target) + " passed the gate on " + node);
+    if (!n.core || !n.core->has_quorum())
+      fail("a response passed the gate on offline node " + node);
     if (!n.delivered.insert(std::to_string(seq) + ":" + r.body).second)
-      fail("response to event " + std::to_string(seq) + " delivered twice on node " + std::to_string(id));
+      fail("response to event " + std::to_string(seq) + " delivered twice on node " + node);
     ++result_.responses;
   }
   void schedule_tick(NodeId id) {
