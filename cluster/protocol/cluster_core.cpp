@@ -47,7 +47,7 @@ void ClusterCore::update_view(uint64_t now) {
     mine.nodes = view;
     ++mine.counter;
   }
-  NodeSet candidate = choose_partition(views_, nodes_);
+  NodeSet candidate = choose_partition(views_, nodes_, self_);
   if (!contains(candidate, self_)) candidate.clear();
   if (candidate != candidate_) {
     candidate_ = candidate;
@@ -62,6 +62,7 @@ void ClusterCore::tick() {
                durable_.gen, phase_ == Phase::open};
   for (NodeId n : nodes_)
     if (n != self_) env_.send(n, hb);
+  renew_quorum_device(now);
   maybe_form(now);
   if (now - last_retransmit_ >= cfg_.retransmit_ms) {
     last_retransmit_ = now;
@@ -90,8 +91,14 @@ void ClusterCore::maybe_form(uint64_t now) {
       latest_members = it->second.members;
     }
   }
-  if (!is_majority(candidate_, latest_members)) return;  // a minority stalls
-  if (!may_succeed(candidate_)) return;  // as every member checks when it joins
+  // A minority stalls. An exact half goes on only if it holds the quorum
+  // device (claiming it may take a while; until then it waits).
+  bool tiebreak = false;
+  if (!is_majority(candidate_, latest_members)) {
+    if (!is_half(candidate_, latest_members) || !holds_quorum_device(now, latest)) return;
+    tiebreak = true;
+  }
+  if (!may_succeed(candidate_, tiebreak)) return;  // as every member checks when it joins
   bool current = durable_.members == candidate_ && durable_.gen.boss == self_;
   // An open generation is current only while its members serve in it: one
   // that restarted, or was drawn into another attempt, needs a new one.
@@ -107,12 +114,17 @@ void ClusterCore::maybe_form(uint64_t now) {
   bool attempt_alive = (phase_ == Phase::forming || phase_ == Phase::installing) &&
                        now < std::max(form_started_, open_not_before_) + cfg_.form_timeout_ms;
   if (current && (phase_ == Phase::open || attempt_alive)) return;
+  tiebreak_ = tiebreak;
   start_generation(now, candidate_, latest);
 }
 
 void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId latest) {
   uint64_t highest = std::max(latest.number, durable_.gen.number);
   for (auto& [n, p] : peers_) highest = std::max(highest, p.joined.number);
+  if (env_.has_quorum_device()) {
+    QuorumRecord r = env_.read_quorum();
+    highest = std::max({highest, r.gen.number, r.attempt.number});
+  }
   durable_.gen = GenId{highest + 1, self_};
   durable_.members = members;
   persist();  // the generation is on disk before anything is done in it
@@ -135,7 +147,7 @@ void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId l
   votes_.clear();
   acks_[self_] = GenAck{durable_.gen, durable_.established, durable_.established_members,
                         durable_.committed, durable_.log};
-  broadcast(NewGen{durable_.gen, members});
+  broadcast(NewGen{durable_.gen, members, tiebreak_});
   finish_forming(now);
 }
 
@@ -143,7 +155,7 @@ void ClusterCore::retransmit(uint64_t now) {
   if (durable_.gen.boss != self_) return;
   if (phase_ == Phase::forming) {
     for (NodeId n : durable_.members)
-      if (!acks_.count(n)) env_.send(n, NewGen{durable_.gen, durable_.members});
+      if (!acks_.count(n)) env_.send(n, NewGen{durable_.gen, durable_.members, tiebreak_});
   } else if (phase_ == Phase::installing) {
     for (NodeId n : durable_.members)
       if (!install_acks_.count(n)) env_.send(n, install_);
@@ -172,7 +184,22 @@ void ClusterCore::finish_forming(uint64_t now) {
       established = ack.established;
       established_members = ack.established_members;
     }
-  if (!is_majority(durable_.members, established_members)) {
+  bool enough = is_majority(durable_.members, established_members) ||
+                (tiebreak_ && qd_held_ && is_half(durable_.members, established_members));
+  if (enough && tiebreak_) {
+    // Before any log is re-stamped with this generation, the device records
+    // the attempt, so that a later tie-break by the other half numbers
+    // itself above it (the halves share no node that would tell them).
+    QuorumRecord r = env_.read_quorum();
+    if (durable_.gen < r.attempt || durable_.gen < r.gen || !still_holds(r)) {
+      enough = false;
+      qd_held_ = still_holds(r) && qd_held_;
+    } else {
+      qd_counter_ = r.counter + 1;
+      env_.write_quorum({self_, qd_counter_, r.gen, durable_.gen, false});
+    }
+  }
+  if (!enough) {
     phase_ = Phase::idle;  // abandoned; the members will join a later one
     return;
   }
@@ -210,6 +237,20 @@ void ClusterCore::try_open(uint64_t now) {
   for (NodeId n : durable_.members)
     if (!install_acks_.count(n)) return;
   if (now < open_not_before_) return;
+  if (env_.has_quorum_device()) {
+    QuorumRecord r = env_.read_quorum();
+    if (tiebreak_ && !(qd_held_ && still_holds(r))) {
+      phase_ = Phase::idle;  // the device went to the other half meanwhile
+      qd_held_ = false;
+      return;
+    }
+    // Before it serves, the generation is on the device: from now on only a
+    // half of it may claim the tie-break.
+    qd_counter_ = r.counter + 1;
+    env_.write_quorum({self_, qd_counter_, durable_.gen, r.attempt, false});
+    qd_held_ = true;
+    qd_renewed_at_ = now;
+  }
   phase_ = Phase::open;
   opened_at_ = now;
   durable_.established = durable_.gen;
@@ -326,12 +367,86 @@ void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
 // one it installed if that is newer (that one may have opened without this
 // node hearing of it). Two successors of one generation thus share a node,
 // which joins only one of them.
-bool ClusterCore::may_succeed(const NodeSet& members) const {
-  if (!is_majority(members, durable_.established_members)) return false;
-  if (durable_.established < durable_.installed &&
-      !is_majority(members, durable_.installed_members))
+// With `tiebreak` (the boss holds the quorum device) an exact half will do.
+bool ClusterCore::may_succeed(const NodeSet& members, bool tiebreak) const {
+  auto enough = [&](const NodeSet& of) {
+    return is_majority(members, of) || (tiebreak && is_half(members, of));
+  };
+  if (!enough(durable_.established_members)) return false;
+  if (durable_.established < durable_.installed && !enough(durable_.installed_members))
     return false;
   return true;
+}
+
+// Whether this node holds the quorum device, claiming it if nobody renews
+// it: write a claim, wait longer than a holder's renewal period, and own it
+// only if the claim is still there. Only a half of the last generation that
+// opened (the device records it) may claim: a half of an older one would
+// not have that generation's events.
+bool ClusterCore::holds_quorum_device(uint64_t now, GenId half_of) {
+  if (!env_.has_quorum_device()) return false;
+  if (qd_held_) return true;
+  QuorumRecord r = env_.read_quorum();
+  if (r.gen != half_of) {
+    qd_claim_at_ = 0;
+    return false;
+  }
+  if (qd_claim_at_ == 0) {
+    qd_claim_counter_ = r.counter + 1;
+    env_.write_quorum({self_, qd_claim_counter_, r.gen, r.attempt, true});
+    qd_claim_at_ = now;
+    return false;
+  }
+  if (now - qd_claim_at_ < cfg_.quorum_claim_ms) return false;
+  qd_claim_at_ = 0;
+  if (r.owner != self_ || r.counter != qd_claim_counter_) return false;  // a holder lives
+  qd_counter_ = r.counter + 1;
+  env_.write_quorum({self_, qd_counter_, r.gen, r.attempt, false});  // now a holder
+  qd_held_ = true;
+  qd_renewed_at_ = now;
+  return true;
+}
+
+// A holder still holds the device if the record is its own last write, or a
+// claim (which its next write defeats). Anything else is another holder's:
+// it has lost the device.
+bool ClusterCore::still_holds(const QuorumRecord& r) const {
+  return r.claiming || (r.owner == self_ && r.counter == qd_counter_);
+}
+
+// The holder rewrites the record while it is the serving boss, or forming a
+// generation that relies on the device; otherwise it lets go, so that the
+// other half may claim it.
+void ClusterCore::renew_quorum_device(uint64_t now) {
+  if (!env_.has_quorum_device()) return;
+  bool serving_boss = is_boss() && lease_valid();
+  bool forming_on_it = tiebreak_ && (phase_ == Phase::forming || phase_ == Phase::installing);
+  if (!serving_boss && !forming_on_it) {
+    qd_held_ = false;
+    return;
+  }
+  // Only a serving boss takes the device up without a claim; a tie-break
+  // attempt that lost it has lost it.
+  if (!qd_held_ && !serving_boss) return;
+  if (qd_held_ && now - qd_renewed_at_ < cfg_.quorum_renew_ms) return;
+  if (qd_held_ && now - qd_renewed_at_ > cfg_.quorum_claim_ms / 2) {
+    // Late: a claim may have run its course meanwhile. It is lost.
+    qd_held_ = false;
+    return;
+  }
+  // A holder overwrites whatever is there: a pending claim thus fails. Not
+  // holding yet (a serving boss takes it up), it writes without a claim:
+  // a serving boss has a majority and needs no tie-break to be safe.
+  QuorumRecord r = env_.read_quorum();
+  if (qd_held_ && !still_holds(r)) {
+    qd_held_ = false;
+    return;
+  }
+  qd_counter_ = r.counter + 1;
+  env_.write_quorum(
+      {self_, qd_counter_, std::max(r.gen, durable_.established), r.attempt, false});
+  qd_held_ = true;
+  qd_renewed_at_ = now;
 }
 
 void ClusterCore::on_new_gen(NodeId from, const NewGen& m) {
@@ -339,7 +454,7 @@ void ClusterCore::on_new_gen(NodeId from, const NewGen& m) {
   if (m.gen < durable_.gen) return;
   // The boss judged from what it last heard; this node knows its own
   // generations for sure.
-  if (durable_.gen < m.gen && !may_succeed(m.members)) return;
+  if (durable_.gen < m.gen && !may_succeed(m.members, m.tiebreak)) return;
   if (durable_.gen < m.gen) {
     durable_.gen = m.gen;
     durable_.members = m.members;

@@ -16,6 +16,16 @@
 //     leases of nodes left behind, and opens the generation.
 //   * Events are ordered by the boss and committed in two phases: prepare
 //     (every member persists and votes), then commit once all have voted.
+//   * Quorum device (optional): when a generation splits into two exact
+//     halves, the half whose boss holds the device goes on. The boss of an
+//     open generation holds it by rewriting its record every
+//     quorum_renew_ms; a claimant writes its own record, waits
+//     quorum_claim_ms (longer than a renewal period), and owns the device
+//     only if its record is still there, so a live holder always wins. Two
+//     halves share no node, so the device also stands in for the node they
+//     would share: it records the last generation that opened and the last
+//     tie-break attempt, and a tie-break generation numbers itself above
+//     both.
 //   * Leases: a member's lease runs from when the boss sent the prepare of
 //     an event it sees committed (the commit says how long ago, on the
 //     boss's clock); the boss commits a renewal event every lease/4. A node
@@ -43,6 +53,8 @@ struct CoreConfig {
   double lease_margin = 1.15;     // for clock-rate error and message delay
   uint64_t retransmit_ms = 40;
   uint64_t form_timeout_ms = 500; // a generation not open by then is abandoned
+  uint64_t quorum_renew_ms = 60;   // the device holder rewrites its record
+  uint64_t quorum_claim_ms = 200;  // a claimant waits this long before checking
 };
 
 class ClusterCore {
@@ -83,7 +95,10 @@ class ClusterCore {
     bool heard = false;
   };
 
-  bool may_succeed(const NodeSet& members) const;
+  bool may_succeed(const NodeSet& members, bool tiebreak) const;
+  bool holds_quorum_device(uint64_t now, GenId half_of);
+  bool still_holds(const QuorumRecord& r) const;
+  void renew_quorum_device(uint64_t now);
   void update_view(uint64_t now);
   void maybe_form(uint64_t now);
   void start_generation(uint64_t now, const NodeSet& members, GenId latest);
@@ -134,6 +149,14 @@ class ClusterCore {
   std::map<uint64_t, std::set<NodeId>> votes_;
   uint64_t last_event_at_ = 0;
   std::deque<std::string> queued_;  // proposals waiting for the generation to open
+
+  // The quorum device.
+  bool qd_held_ = false;        // this node holds it (renews it)
+  bool tiebreak_ = false;       // the generation being formed relies on it
+  uint64_t qd_claim_at_ = 0;    // a claim in progress, written then
+  uint64_t qd_claim_counter_ = 0;
+  uint64_t qd_renewed_at_ = 0;
+  uint64_t qd_counter_ = 0;     // the counter of this node's last holder write
 
   // Every node.
   uint64_t lease_until_ = 0;

@@ -30,6 +30,16 @@ struct Durable {
   uint64_t committed = 0;    // entries 1..committed are committed
 };
 
+// The quorum device: a small record on a shared disk that breaks the tie
+// when a generation splits into two exact halves (see cluster_core.hpp).
+struct QuorumRecord {
+  NodeId owner = 0;
+  uint64_t counter = 0;  // bumped by every write
+  GenId gen;             // the last generation that opened, as its boss wrote
+  GenId attempt;         // the last tie-break attempt that installed a log
+  bool claiming = false; // written by a claimant, not yet a holder
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -38,6 +48,11 @@ class Env {
   // Writes `state` durably before returning (the simulator keeps a copy).
   virtual void persist(const Durable& state) = 0;
   virtual Durable load() = 0;
+  // The quorum device, where the cluster has one. Reads and writes are
+  // synchronous and durable.
+  virtual bool has_quorum_device() { return false; }
+  virtual QuorumRecord read_quorum() { return {}; }
+  virtual void write_quorum(const QuorumRecord&) {}
 };
 
 }  // namespace sve::cluster

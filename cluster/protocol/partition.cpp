@@ -15,7 +15,8 @@ bool sees(const std::map<NodeId, View>& views, NodeId a, NodeId b) {
 
 }  // namespace
 
-NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nodes) {
+NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nodes,
+                         NodeId prefer) {
   size_t n = nodes.size();
   if (n == 0 || n > 20) return {};
   // Mutual visibility as bit masks, then every subset (clusters are small).
@@ -24,6 +25,9 @@ NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nod
     for (size_t j = 0; j < n; ++j)
       if (i == j || (sees(views, nodes[i], nodes[j]) && sees(views, nodes[j], nodes[i])))
         adj[i] |= 1u << j;
+  uint32_t prefer_bit = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (nodes[i] == prefer) prefer_bit = 1u << i;
   uint32_t best = 0;
   int best_size = 0;
   for (uint32_t set = 1; set < (1u << n); ++set) {
@@ -37,8 +41,13 @@ NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nod
     // the set whose lowest differing member is lower.
     bool better = size > best_size;
     if (!better && size == best_size) {
-      uint32_t diff = set ^ best;
-      better = (set & diff & (~diff + 1)) != 0;
+      bool mine = set & prefer_bit, best_mine = best & prefer_bit;
+      if (mine != best_mine) {
+        better = mine;
+      } else {
+        uint32_t diff = set ^ best;
+        better = (set & diff & (~diff + 1)) != 0;
+      }
     }
     if (better) {
       best = set;
@@ -56,6 +65,13 @@ bool is_majority(const NodeSet& group, const NodeSet& members) {
   for (NodeId m : members)
     if (std::binary_search(group.begin(), group.end(), m)) ++in;
   return in * 2 > members.size();
+}
+
+bool is_half(const NodeSet& group, const NodeSet& members) {
+  size_t in = 0;
+  for (NodeId m : members)
+    if (std::binary_search(group.begin(), group.end(), m)) ++in;
+  return !members.empty() && in * 2 == members.size();
 }
 
 }  // namespace sve::cluster

@@ -9,9 +9,15 @@
 
 namespace sve::cluster {
 
-NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nodes);
+// Among groups of the largest size, one that holds `prefer` (the asking
+// node) comes first: an even split then puts each half's nodes in their own
+// half, and the quorum device, not the node ids, decides which goes on.
+NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nodes,
+                         NodeId prefer = 0);
 
 // Whether `group` holds more than half of `members`.
 bool is_majority(const NodeSet& group, const NodeSet& members);
+// Whether `group` holds exactly half of `members` (an even split).
+bool is_half(const NodeSet& group, const NodeSet& members);
 
 }  // namespace sve::cluster

@@ -62,7 +62,8 @@ struct Heartbeat {
 struct NewGen {  // boss -> members: join this generation
   GenId gen;
   NodeSet members;
-  MSGPACK_DEFINE(gen, members);
+  bool tiebreak = false;  // an exact half, backed by the quorum device
+  MSGPACK_DEFINE(gen, members, tiebreak);
 };
 struct GenAck {  // member -> boss: joined; here is my log
   GenId gen;

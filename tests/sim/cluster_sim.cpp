@@ -50,6 +50,9 @@ class SimEnv final : public Env, public CopyStore {
   Durable load() override;
   void write_copy(int which, const StateCopy& copy) override;
   StateCopy read_copy(int which) override;
+  bool has_quorum_device() override;
+  QuorumRecord read_quorum() override;
+  void write_quorum(const QuorumRecord& r) override;
 
  private:
   Sim& sim_;
@@ -83,7 +86,10 @@ struct Event {
 class Sim {
  public:
   explicit Sim(const SimOptions& o) : opt_(o), rng_(o.seed) {
-    std::uniform_int_distribution<unsigned> n_nodes(3, 5);
+    // Half the seeds give the cluster a quorum device; only those may have
+    // an even number of nodes that can lose half of them (2 or 4).
+    device_ = o.scripted ? o.quorum_device : rng_() % 2 == 1;
+    std::uniform_int_distribution<unsigned> n_nodes(device_ ? 2 : 3, 5);
     unsigned n = n_nodes(rng_);
     if (o.nodes) n = o.nodes;
     loss_ = uniform(0, 0.15);
@@ -170,6 +176,10 @@ class Sim {
     if (fail_now) throw PowerFailure{};
   }
   StateCopy read_copy(NodeId id, int which) { return nodes_[id].copies[which]; }
+  // The quorum device: one record on a disk every node reaches, even across
+  // a network partition (it sits on the shared back end).
+  bool device() const { return device_; }
+  QuorumRecord& quorum_record() { return quorum_; }
 
  private:
   double uniform(double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng_); }
@@ -269,6 +279,8 @@ class Sim {
   double loss_ = 0, dup_ = 0, power_failure_ = 0;
   bool running_ = true;
   bool wire_ = false;  // every fourth seed sends everything through the codec
+  bool device_ = false;
+  QuorumRecord quorum_;
   std::map<uint64_t, std::map<std::string, std::string>> states_;  // seq -> state after it
   uint64_t max_delay_ = 1, fault_gap_ = 500;
   unsigned crash_weight_ = 1;
@@ -292,6 +304,9 @@ void SimEnv::persist(const Durable& state) { sim_.persist(id_, state); }
 Durable SimEnv::load() { return sim_.load(id_); }
 void SimEnv::write_copy(int which, const StateCopy& copy) { sim_.write_copy(id_, which, copy); }
 StateCopy SimEnv::read_copy(int which) { return sim_.read_copy(id_, which); }
+bool SimEnv::has_quorum_device() { return sim_.device(); }
+QuorumRecord SimEnv::read_quorum() { return sim_.quorum_record(); }
+void SimEnv::write_quorum(const QuorumRecord& r) { sim_.quorum_record() = r; }
 
 void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
   SimNode& n = nodes_[id];
@@ -342,7 +357,11 @@ void Sim::propose_some() {
   SimNode& n = nodes_[id];
   if (!n.core) return;
   std::string payload = "n" + std::to_string(id) + "-" + std::to_string(++proposals_);
-  n.core->propose(payload);
+  try {
+    n.core->propose(payload);  // a lone boss commits at once, and may lose power
+  } catch (const PowerFailure&) {
+    crash(n);
+  }
 }
 
 void Sim::check_invariants() {
@@ -510,9 +529,10 @@ struct ScriptedCluster::Impl {
   Sim sim;
 };
 
-ScriptedCluster::ScriptedCluster(unsigned nodes, CoreConfig core) {
+ScriptedCluster::ScriptedCluster(unsigned nodes, CoreConfig core, bool quorum_device) {
   SimOptions o;
   o.nodes = nodes;
+  o.quorum_device = quorum_device;
   o.scripted = true;
   o.core = core;
   impl_ = std::make_unique<Impl>(o);

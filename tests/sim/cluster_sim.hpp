@@ -3,7 +3,8 @@
 // virtual clock (each node's own clock runs at a slightly different rate), a
 // network that loses, delays, duplicates and reorders messages and can be
 // partitioned (also one way), and crashes that lose a node's memory but keep
-// its durable state. Everything random comes from one seed, so a run replays
+// its durable state. Half the seeds add a quorum device (a shared record
+// every node reaches) and may then run 2 or 4 nodes. Everything random comes from one seed, so a run replays
 // exactly. Faults "swarm": each seed picks its own loss rate, delays,
 // partition and crash pattern.
 //
@@ -50,6 +51,7 @@ struct SimOptions {
   CoreConfig core;            // the protocol's timing, for every node
   unsigned nodes = 0;         // 0: the seed picks 3 to 5
   bool scripted = false;      // no random faults: a ScriptedCluster drives it
+  bool quorum_device = false; // scripted runs: whether there is one
 };
 
 SimResult run_simulation(const SimOptions& options);
@@ -58,7 +60,7 @@ SimResult run_simulation(const SimOptions& options);
 // checks after every step): for scenarios such as "the boss dies".
 class ScriptedCluster {
  public:
-  explicit ScriptedCluster(unsigned nodes, CoreConfig core = {});
+  explicit ScriptedCluster(unsigned nodes, CoreConfig core = {}, bool quorum_device = false);
   ~ScriptedCluster();
   void run_for(uint64_t ms);
   void crash(NodeId id);

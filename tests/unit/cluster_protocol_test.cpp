@@ -41,6 +41,10 @@ TEST_CASE("the partition is the largest group that all see each other", "[cluste
   CHECK(choose_partition(v, NodeSet{1, 2, 3, 4}) == NodeSet{1, 2});
   // A node nobody has heard of stands alone.
   CHECK(choose_partition(views({}), NodeSet{7}) == NodeSet{7});
+  // An even split: each node prefers its own half (the quorum device then
+  // decides); nodes outside both halves fall back to the lowest ids.
+  CHECK(choose_partition(v, NodeSet{1, 2, 3, 4}, 3) == NodeSet{3, 4});
+  CHECK(choose_partition(v, NodeSet{1, 2, 3, 4}, 2) == NodeSet{1, 2});
 }
 
 TEST_CASE("majority means more than half", "[cluster]") {
@@ -270,6 +274,58 @@ TEST_CASE("an isolated boss stops serving before the others take over", "[cluste
   c.heal();
   c.run_for(2000);
   CHECK(boss_of(c, 5) == NodeId{1});
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+TEST_CASE("a two-node cluster survives the loss of either node through the quorum device",
+          "[cluster]") {
+  for (NodeId lost : {NodeId{1}, NodeId{2}}) {
+    INFO("losing node " << lost);
+    sim::ScriptedCluster c(2, {}, /*quorum_device=*/true);
+    c.run_for(1000);
+    REQUIRE(boss_of(c, 2) == NodeId{1});
+    NodeId survivor = lost == 1 ? 2 : 1;
+    c.crash(lost);
+    c.run_for(2500);  // detect, claim the device, form, wait out the lease
+    CHECK(boss_of(c, 2) == survivor);
+    CHECK(c.node(survivor)->members() == NodeSet{survivor});
+    CHECK(c.propose(survivor, "alone"));
+    c.run_for(200);
+    CHECK(c.committed_anywhere("alone"));
+    c.restart(lost);
+    c.run_for(2000);
+    CHECK(c.node(lost)->members() == NodeSet{1, 2});
+    CHECK(c.node(lost)->has_quorum());
+    INFO(c.result().failure);
+    CHECK(c.result().ok);
+  }
+}
+
+TEST_CASE("of two halves cut apart, only the one holding the quorum device goes on",
+          "[cluster]") {
+  sim::ScriptedCluster c(2, {}, /*quorum_device=*/true);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 2) == NodeId{1});
+  c.isolate(1);  // both live, each alone: node 1 holds the device and renews it
+  c.run_for(3000);
+  CHECK(c.node(1)->has_quorum());
+  CHECK_FALSE(c.node(2)->has_quorum());
+  CHECK(c.node(1)->members() == NodeSet{1});
+  c.heal();
+  c.run_for(2000);
+  CHECK(c.node(2)->members() == NodeSet{1, 2});
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+TEST_CASE("without a quorum device an exact half stalls", "[cluster]") {
+  sim::ScriptedCluster c(2);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 2) == NodeId{1});
+  c.crash(2);
+  c.run_for(2500);
+  CHECK_FALSE(c.node(1)->has_quorum());
   INFO(c.result().failure);
   CHECK(c.result().ok);
 }
