@@ -52,7 +52,8 @@ class Sved:
              "--nbd", f"127.0.0.1:{self.nbd_port}", "--cores", str(self.cores), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         up = threading.Event()
-        threading.Thread(target=self._copy_log, args=(self.proc, up), daemon=True).start()
+        self._copier = threading.Thread(target=self._copy_log, args=(self.proc, up), daemon=True)
+        self._copier.start()
         if expect_ok:
             # sved logs "node up" once its listeners accept; EOF also sets the
             # event, so an early exit is reported at once.
@@ -68,6 +69,12 @@ class Sved:
                 if b"node up" in line:
                     up.set()
         up.set()
+
+    def wait_exit(self, timeout=30):
+        """Waits for sved to exit by itself; its log is complete afterwards."""
+        rc = self.proc.wait(timeout=timeout)
+        self._copier.join(timeout=timeout)
+        return rc
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -99,7 +99,7 @@ def test(make):
             f.write(b"\xff" * 8)
     before = {s: open(os.path.join(node.data_dir, s), "rb").read() for s in ("config.a", "config.b")}
     node.start(expect_ok=False)
-    rc = node.proc.wait(timeout=30)
+    rc = node.wait_exit()
     check(rc != 0 and "corrupt" in node.read_log(), f"corrupt metadata: rc={rc}")
     after = {s: open(os.path.join(node.data_dir, s), "rb").read() for s in ("config.a", "config.b")}
     check(before == after, "sved rewrote metadata it could not read")
