@@ -13,6 +13,14 @@ bool sees(const std::map<NodeId, View>& views, NodeId a, NodeId b) {
   return std::binary_search(v.begin(), v.end(), b);
 }
 
+// How many of `members` are in `group`.
+size_t members_in(const NodeSet& group, const NodeSet& members) {
+  size_t in = 0;
+  for (NodeId m : members)
+    if (std::binary_search(group.begin(), group.end(), m)) ++in;
+  return in;
+}
+
 }  // namespace
 
 NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nodes,
@@ -61,17 +69,11 @@ NodeSet choose_partition(const std::map<NodeId, View>& views, const NodeSet& nod
 }
 
 bool is_majority(const NodeSet& group, const NodeSet& members) {
-  size_t in = 0;
-  for (NodeId m : members)
-    if (std::binary_search(group.begin(), group.end(), m)) ++in;
-  return in * 2 > members.size();
+  return members_in(group, members) * 2 > members.size();
 }
 
 bool is_half(const NodeSet& group, const NodeSet& members) {
-  size_t in = 0;
-  for (NodeId m : members)
-    if (std::binary_search(group.begin(), group.end(), m)) ++in;
-  return !members.empty() && in * 2 == members.size();
+  return !members.empty() && members_in(group, members) * 2 == members.size();
 }
 
 }  // namespace sve::cluster

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 BUILD = os.environ.get("SVE_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SVED = os.path.join(BUILD, "sved")
@@ -28,6 +29,14 @@ def free_port():
 def check(cond, message):
     if not cond:
         raise AssertionError(message)
+
+
+def wait_until(cond, what, timeout=10):
+    """Waits for cond() to hold, looking every 10 ms, at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 class Sved:
