@@ -14,15 +14,18 @@ bool contains(const NodeSet& set, NodeId n) {
 }  // namespace
 
 ClusterCore::ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config)
-    : self_(self), nodes_(std::move(nodes)), env_(env), cfg_(config) {
-  std::sort(nodes_.begin(), nodes_.end());
+    : self_(self), founding_(std::move(nodes)), env_(env), cfg_(config) {
+  std::sort(founding_.begin(), founding_.end());
 }
 
 void ClusterCore::start() {
   durable_ = env_.load();
   ++durable_.incarnation;
-  if (durable_.gen.number == 0) durable_.members = nodes_;  // the founding membership
-  if (durable_.established.number == 0) durable_.established_members = nodes_;
+  if (!in_cluster() && !founding_.empty()) {  // the founding membership
+    durable_.nodes = founding_;
+    durable_.members = founding_;
+    durable_.established_members = founding_;
+  }
   persist();
   View& mine = views_[self_];
   mine.incarnation = durable_.incarnation;
@@ -30,6 +33,58 @@ void ClusterCore::start() {
   mine.nodes = {self_};
   // After a restart a node joins nothing until a boss installs a generation.
   phase_ = Phase::idle;
+}
+
+bool ClusterCore::found(const std::string& cluster) {
+  if (in_cluster() || cluster.empty()) return false;
+  durable_.cluster = cluster;
+  durable_.nodes = {self_};
+  durable_.established_members = {self_};  // what the first generation must hold
+  persist();
+  return true;
+}
+
+void ClusterCore::set_nodes(NodeSet nodes) {
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  if (!contains(nodes, self_)) {
+    // Removed: this node forgets the cluster (keeping only its incarnation,
+    // so its views still supersede older ones) and may be added again later
+    // as a fresh node.
+    Durable fresh;
+    fresh.incarnation = durable_.incarnation;
+    durable_ = std::move(fresh);
+    persist();
+    phase_ = Phase::idle;
+    lease_until_ = 0;
+    queued_.clear();
+    peers_.clear();
+    last_heard_.clear();
+    View mine = views_[self_];
+    views_.clear();
+    views_[self_] = mine;
+    return;
+  }
+  if (nodes == durable_.nodes) return;
+  durable_.nodes = std::move(nodes);
+  persist();
+  for (auto it = views_.begin(); it != views_.end();)
+    it = (it->first == self_ || contains(durable_.nodes, it->first)) ? std::next(it)
+                                                                      : views_.erase(it);
+  for (auto it = last_heard_.begin(); it != last_heard_.end();)
+    it = contains(durable_.nodes, it->first) ? std::next(it) : last_heard_.erase(it);
+}
+
+// A fresh node is drawn into a cluster by the heartbeats of a member that
+// lists it among the configured nodes. It brings no log and no generation,
+// so it can neither outvote nor contradict anything the cluster decided.
+bool ClusterCore::adopt(const Heartbeat& m) {
+  if (in_cluster()) return m.cluster == durable_.cluster;
+  if (m.cluster.empty() || !contains(m.nodes, self_)) return false;
+  durable_.cluster = m.cluster;
+  durable_.nodes = m.nodes;
+  persist();
+  return true;
 }
 
 void ClusterCore::broadcast(const Message& m) {
@@ -47,7 +102,7 @@ void ClusterCore::update_view(uint64_t now) {
     mine.nodes = view;
     ++mine.counter;
   }
-  NodeSet candidate = choose_partition(views_, nodes_, self_);
+  NodeSet candidate = choose_partition(views_, durable_.nodes, self_);
   if (!contains(candidate, self_)) candidate.clear();
   if (candidate != candidate_) {
     candidate_ = candidate;
@@ -58,9 +113,11 @@ void ClusterCore::update_view(uint64_t now) {
 void ClusterCore::tick() {
   uint64_t now = env_.now_ms();
   update_view(now);
-  Heartbeat hb{views_, candidate_, durable_.established, durable_.established_members,
-               durable_.gen, phase_ == Phase::open};
-  for (NodeId n : nodes_)
+  if (!in_cluster()) return;  // a fresh node speaks when spoken to
+  Heartbeat hb{durable_.cluster,         durable_.nodes, views_, candidate_,
+               durable_.established,     durable_.established_members,
+               durable_.gen,             phase_ == Phase::open};
+  for (NodeId n : durable_.nodes)
     if (n != self_) env_.send(n, hb);
   renew_quorum_device(now);
   maybe_form(now);
@@ -69,7 +126,7 @@ void ClusterCore::tick() {
     retransmit(now);
   }
   if (phase_ == Phase::installing) try_open(now);
-  if (is_boss() && now - last_event_at_ >= cfg_.lease_ms / 4) append("", now);  // renewal
+  if (is_boss() && now - last_event_at_ >= cfg_.lease_ms / 4) renew(now);
 }
 
 // The lowest node of an agreed, stable candidate that holds a majority of
@@ -138,13 +195,14 @@ void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId l
   // Each of those leases was renewed by a commit whose prepare was sent
   // before some member of this generation joined it, so before now plus a
   // message delay.
-  bool left_out = members.size() < nodes_.size();
+  bool left_out = members.size() < durable_.nodes.size();
   open_not_before_ =
       left_out ? now + static_cast<uint64_t>(cfg_.lease_ms * cfg_.lease_margin) : now;
   acks_.clear();
   install_acks_.clear();
   prepare_sent_at_.clear();
   votes_.clear();
+  renew_acks_.clear();
   acks_[self_] = GenAck{durable_.gen, durable_.established, durable_.established_members,
                         durable_.committed, durable_.log};
   broadcast(NewGen{durable_.gen, members, tiebreak_});
@@ -163,6 +221,9 @@ void ClusterCore::retransmit(uint64_t now) {
     for (auto& [seq, voters] : votes_)
       for (NodeId n : durable_.members)
         if (!voters.count(n)) env_.send(n, Prepare{durable_.gen, seq, durable_.log.at(seq)});
+    if (!renew_acks_.empty())
+      for (NodeId n : durable_.members)
+        if (!renew_acks_.count(n)) env_.send(n, Renew{durable_.gen, renew_id_, renew_committed_});
     if (durable_.committed > 0 && prepare_sent_at_.empty()) {
       // Let members that missed the last commit learn it (no lease from it:
       // its age keeps growing).
@@ -191,7 +252,7 @@ void ClusterCore::finish_forming(uint64_t now) {
     // the attempt, so that a later tie-break by the other half numbers
     // itself above it (the halves share no node that would tell them).
     QuorumRecord r = env_.read_quorum();
-    if (durable_.gen < r.attempt || durable_.gen < r.gen || !still_holds(r)) {
+    if (durable_.gen < r.attempt || r.gen != established || !still_holds(r)) {
       enough = false;
       qd_held_ = still_holds(r) && qd_held_;
     } else {
@@ -323,6 +384,12 @@ void ClusterCore::commit_upto(uint64_t seq) {
 
 void ClusterCore::receive(NodeId from, const Message& message) {
   uint64_t now = env_.now_ms();
+  // Only heartbeats speak to a node outside the cluster; inside it, only
+  // configured nodes are heard.
+  if (auto* hb = std::get_if<Heartbeat>(&message)) {
+    if (!adopt(*hb)) return;
+  }
+  if (from == self_ || !contains(durable_.nodes, from)) return;
   std::visit(
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -341,6 +408,9 @@ void ClusterCore::receive(NodeId from, const Message& message) {
         else if constexpr (std::is_same_v<T, Prepare>) on_prepare(from, m);
         else if constexpr (std::is_same_v<T, Vote>) on_vote(from, m, now);
         else if constexpr (std::is_same_v<T, Commit>) on_commit_msg(from, m, now);
+        else if constexpr (std::is_same_v<T, Renew>) on_renew(from, m);
+        else if constexpr (std::is_same_v<T, Renewed>) on_renewed(from, m, now);
+        else if constexpr (std::is_same_v<T, Lease>) on_lease(from, m, now);
       },
       message);
 }
@@ -370,6 +440,7 @@ void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
 // With `tiebreak` (the boss holds the quorum device) an exact half will do.
 bool ClusterCore::may_succeed(const NodeSet& members, bool tiebreak) const {
   auto enough = [&](const NodeSet& of) {
+    if (of.empty()) return true;  // a fresh node: it has seen no generation
     return is_majority(members, of) || (tiebreak && is_half(members, of));
   };
   if (!enough(durable_.established_members)) return false;
@@ -385,8 +456,11 @@ bool ClusterCore::may_succeed(const NodeSet& members, bool tiebreak) const {
 // not have that generation's events.
 bool ClusterCore::holds_quorum_device(uint64_t now, GenId half_of) {
   if (!env_.has_quorum_device()) return false;
-  if (qd_held_) return true;
   QuorumRecord r = env_.read_quorum();
+  // Holding the device is not enough: it must be a half of the generation
+  // that opened last (a holder that claimed it for one split may be looking
+  // at another, with stale knowledge, by now).
+  if (qd_held_) return r.gen == half_of;
   if (r.gen != half_of) {
     qd_claim_at_ = 0;
     return false;
@@ -533,6 +607,48 @@ void ClusterCore::on_commit_msg(NodeId from, const Commit& m, uint64_t now) {
     uint64_t start = now > age ? now - age : 0;
     lease_until_ = std::max(lease_until_, start + cfg_.lease_ms);
   }
+}
+
+// The boss renews leases when no event has done it for lease/4.
+void ClusterCore::renew(uint64_t now) {
+  if (!renew_acks_.empty()) return;  // one at a time: retransmit() resends it
+  ++renew_id_;
+  renew_sent_at_ = now;
+  renew_committed_ = durable_.committed;
+  renew_acks_ = {self_};
+  last_event_at_ = now;
+  broadcast(Renew{durable_.gen, renew_id_, renew_committed_});
+  on_renewed(self_, Renewed{durable_.gen, renew_id_}, now);
+}
+
+void ClusterCore::on_renew(NodeId from, const Renew& m) {
+  if (m.gen != durable_.gen || from != m.gen.boss || phase_ != Phase::open) return;
+  // A member that missed a commit confirms nothing: the boss resends the
+  // commit, and the next renewal finds it caught up.
+  if (durable_.committed < m.committed) return;
+  env_.send(from, Renewed{m.gen, m.id});
+}
+
+void ClusterCore::on_renewed(NodeId from, const Renewed& m, uint64_t now) {
+  if (!is_boss() || m.gen != durable_.gen || m.id != renew_id_ || renew_acks_.empty()) return;
+  renew_acks_.insert(from);
+  for (NodeId n : durable_.members)
+    if (!renew_acks_.count(n)) return;
+  renew_acks_.clear();
+  lease_until_ = std::max(lease_until_, renew_sent_at_ + cfg_.lease_ms);
+  lease_renewal_ = {durable_.gen, m.id};
+  broadcast(Lease{durable_.gen, m.id, renew_committed_, now - renew_sent_at_});
+}
+
+void ClusterCore::on_lease(NodeId from, const Lease& m, uint64_t now) {
+  if (m.gen != durable_.gen || from != m.gen.boss || phase_ != Phase::open) return;
+  // Each renewal counts once: a duplicate arriving late would stretch it.
+  std::pair<GenId, uint64_t> renewal{m.gen, m.id};
+  if (!(lease_renewal_ < renewal) || durable_.committed < m.committed) return;
+  lease_renewal_ = renewal;
+  uint64_t age = m.age_ms + m.age_ms / 100 + 1;
+  uint64_t start = now > age ? now - age : 0;
+  lease_until_ = std::max(lease_until_, start + cfg_.lease_ms);
 }
 
 }  // namespace sve::cluster

@@ -59,9 +59,18 @@ struct CoreConfig {
 
 class ClusterCore {
  public:
+  // `nodes`: a cluster configured from the start (the simulator's). A node
+  // of a cluster built by admin commands passes none: it founds one with
+  // found() or is drawn into one by a member whose heartbeats list it.
   ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config = {});
 
   void start();  // loads durable state; call once
+  // Makes a fresh node the first node of cluster `cluster`. False if it
+  // already belongs to one.
+  bool found(const std::string& cluster);
+  // A committed membership change: the configured nodes are now `nodes`.
+  // A node that finds itself removed forgets the cluster and serves nothing.
+  void set_nodes(NodeSet nodes);
   void tick();
   void receive(NodeId from, const Message& message);
   // Proposes an event (forwarded to the boss). False when this node has no
@@ -82,6 +91,11 @@ class ClusterCore {
   uint64_t committed() const { return durable_.committed; }
   const Durable& durable() const { return durable_; }
   const NodeSet& candidate() const { return candidate_; }
+  const NodeSet& nodes() const { return durable_.nodes; }
+  const std::string& cluster() const { return durable_.cluster; }
+  bool in_cluster() const { return !durable_.cluster.empty() || !durable_.nodes.empty(); }
+  // Peers heard from lately (in this node's view), for status displays.
+  const NodeSet& view() { return views_[self_].nodes; }
 
  private:
   enum class Phase { idle, forming, installing, joined, open };
@@ -119,9 +133,14 @@ class ClusterCore {
   void on_prepare(NodeId from, const Prepare& m);
   void on_vote(NodeId from, const Vote& m, uint64_t now);
   void on_commit_msg(NodeId from, const Commit& m, uint64_t now);
+  void renew(uint64_t now);
+  void on_renew(NodeId from, const Renew& m);
+  void on_renewed(NodeId from, const Renewed& m, uint64_t now);
+  void on_lease(NodeId from, const Lease& m, uint64_t now);
+  bool adopt(const Heartbeat& m);
 
   NodeId self_;
-  NodeSet nodes_;
+  NodeSet founding_;  // the configured nodes given at construction
   Env& env_;
   CoreConfig cfg_;
   Durable durable_;
@@ -149,6 +168,10 @@ class ClusterCore {
   std::map<uint64_t, std::set<NodeId>> votes_;
   uint64_t last_event_at_ = 0;
   std::deque<std::string> queued_;  // proposals waiting for the generation to open
+  uint64_t renew_id_ = 0;           // the renewal in progress, if renew_acks_ is not empty
+  uint64_t renew_sent_at_ = 0;
+  uint64_t renew_committed_ = 0;
+  std::set<NodeId> renew_acks_;
 
   // The quorum device.
   bool qd_held_ = false;        // this node holds it (renews it)
@@ -161,6 +184,7 @@ class ClusterCore {
   // Every node.
   uint64_t lease_until_ = 0;
   uint64_t lease_seq_ = 0;  // the commit that last renewed the lease
+  std::pair<GenId, uint64_t> lease_renewal_;  // and the last renewal that did
 };
 
 }  // namespace sve::cluster

@@ -5,6 +5,7 @@
 // survives a simulated crash.
 #include <cstdint>
 #include <map>
+#include <string>
 
 #include "cluster/protocol/types.hpp"
 
@@ -13,6 +14,10 @@ namespace sve::cluster {
 // Everything a node must find again after a crash or power loss.
 struct Durable {
   uint64_t incarnation = 0;  // bumped at every start
+  // The cluster this node belongs to (empty: none yet, a fresh node) and its
+  // configured nodes, as the last committed membership change left them.
+  std::string cluster;
+  NodeSet nodes;
   GenId gen;                 // the last generation this node joined
   NodeSet members;           // its members
   // The last generation this node knows to have opened (served). A new

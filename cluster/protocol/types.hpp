@@ -50,13 +50,16 @@ struct View {
 // What every node sends every heartbeat: its link-state database, the
 // partition it computes from it, and the generations it knows.
 struct Heartbeat {
+  std::string cluster;  // the cluster's id: a node ignores other clusters
+  NodeSet nodes;        // the configured nodes, as the sender knows them
   std::map<NodeId, View> views;
   NodeSet candidate;  // empty: this node is in no viable partition
   GenId established;  // the last generation it knows to have opened
   NodeSet established_members;
   GenId joined;       // the last generation it joined
   bool open = false;  // and whether it serves in it
-  MSGPACK_DEFINE(views, candidate, established, established_members, joined, open);
+  MSGPACK_DEFINE(cluster, nodes, views, candidate, established, established_members, joined,
+                 open);
 };
 
 struct NewGen {  // boss -> members: join this generation
@@ -108,7 +111,31 @@ struct Commit {
   MSGPACK_DEFINE(gen, seq, age_ms);
 };
 
+// Lease renewal without a log entry (so that an idle cluster's log does not
+// grow): the boss asks every member to confirm that it is in the generation
+// and has every event committed when asked; once all have, it tells them
+// how long ago it asked, and each measures its lease from then, as from a
+// commit.
+struct Renew {
+  GenId gen;
+  uint64_t id = 0;
+  uint64_t committed = 0;  // the boss's, when it asked
+  MSGPACK_DEFINE(gen, id, committed);
+};
+struct Renewed {
+  GenId gen;
+  uint64_t id = 0;
+  MSGPACK_DEFINE(gen, id);
+};
+struct Lease {
+  GenId gen;
+  uint64_t id = 0;
+  uint64_t committed = 0;
+  uint64_t age_ms = 0;
+  MSGPACK_DEFINE(gen, id, committed, age_ms);
+};
+
 using Message = std::variant<Heartbeat, NewGen, GenAck, Install, InstallAck, Propose, Prepare,
-                             Vote, Commit>;
+                             Vote, Commit, Renew, Renewed, Lease>;
 
 }  // namespace sve::cluster

@@ -1,6 +1,7 @@
 #include "tests/sim/cluster_sim.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,7 +37,7 @@ class DigestRsm final : public Rsm {
     for (char c : event) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     h = (h ^ seq) * 1099511628211ull;
     state = std::to_string(h);
-    if (event.size() > 1 && event[0] == 'n')
+    if (event.size() > 1 && event[0] == 'n' && std::isdigit(static_cast<unsigned char>(event[1])))
       responses.push_back({static_cast<NodeId>(std::stoul(event.substr(1))), event});
   }
 };
@@ -72,6 +73,7 @@ struct SimNode {
   std::set<std::string> delivered;  // responses, this incarnation
   uint64_t applied = 0;   // the last seq its on_commit delivered
   uint64_t last_local = 0;
+  std::optional<NodeSet> pending_nodes;  // a committed membership change to apply
 };
 
 struct Event {
@@ -189,7 +191,8 @@ class Sim {
     queue_.push(std::move(e));
   }
   void boot(SimNode& node) {
-    node.core = std::make_unique<ClusterCore>(node.id, all_, *node.env, opt_.core);
+    node.core = std::make_unique<ClusterCore>(node.id, opt_.fresh ? NodeSet{} : all_, *node.env,
+                                              opt_.core);
     NodeId id = node.id;
     node.core->on_commit = [this, id](uint64_t seq, const Entry& e) { on_commit(id, seq, e); };
     node.applied = node.disk.committed;
@@ -206,6 +209,17 @@ class Sim {
       node.state->recover();
       for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s)
         apply_state(node, s, node.disk.log.at(s));
+      // The membership the committed events left (a crash may have come
+      // between a change's commit and its application).
+      for (auto it = node.disk.log.rbegin(); it != node.disk.log.rend(); ++it)
+        if (it->first <= node.disk.committed && it->second.payload.rfind("nodes:", 0) == 0) {
+          NodeSet set;
+          std::istringstream in(it->second.payload.substr(6));
+          for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
+          node.pending_nodes = set;
+          break;
+        }
+      apply_membership(node);
     } catch (const PowerFailure&) {
       crash(node);
       return;
@@ -249,6 +263,7 @@ class Sim {
     result_.failure = s.str();
   }
   void on_commit(NodeId id, uint64_t seq, const Entry& e);
+  void apply_membership(SimNode& n);
   // SVE_SIM_TRACE=1 prints every protocol message but heartbeats.
   bool trace_ = std::getenv("SVE_SIM_TRACE") != nullptr;
   void trace(const Event& e) {
@@ -320,6 +335,19 @@ void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
     fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
          e.payload + "' (node " + std::to_string(id) + ")");
   apply_state(n, seq, e);  // may throw PowerFailure: the node dies mid-event
+  // A membership change, as a node's host applies it: after the core's call.
+  if (e.payload.rfind("nodes:", 0) == 0) {
+    NodeSet set;
+    std::istringstream in(e.payload.substr(6));
+    for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
+    n.pending_nodes = set;
+  }
+}
+
+void Sim::apply_membership(SimNode& n) {
+  if (!n.core || !n.pending_nodes) return;
+  n.core->set_nodes(*n.pending_nodes);
+  n.pending_nodes.reset();
 }
 
 void Sim::do_fault() {
@@ -439,6 +467,7 @@ void Sim::step(const Event& e) {
         crash(n);
         break;
       }
+      apply_membership(n);
       schedule_tick(e.to);
       break;
     }
@@ -448,6 +477,7 @@ void Sim::step(const Event& e) {
         if (trace_) trace(e);
         try {
           n.core->receive(e.from, *e.message);
+          apply_membership(n);
         } catch (const PowerFailure&) {
           crash(n);
         }
@@ -529,8 +559,10 @@ struct ScriptedCluster::Impl {
   Sim sim;
 };
 
-ScriptedCluster::ScriptedCluster(unsigned nodes, CoreConfig core, bool quorum_device) {
+ScriptedCluster::ScriptedCluster(unsigned nodes, CoreConfig core, bool quorum_device,
+                                 bool fresh) {
   SimOptions o;
+  o.fresh = fresh;
   o.nodes = nodes;
   o.quorum_device = quorum_device;
   o.scripted = true;

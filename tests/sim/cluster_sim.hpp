@@ -52,6 +52,9 @@ struct SimOptions {
   unsigned nodes = 0;         // 0: the seed picks 3 to 5
   bool scripted = false;      // no random faults: a ScriptedCluster drives it
   bool quorum_device = false; // scripted runs: whether there is one
+  // Nodes start outside any cluster (as sved does); committed events
+  // "nodes:1,2,3" change the configured nodes, as node add/remove do.
+  bool fresh = false;
 };
 
 SimResult run_simulation(const SimOptions& options);
@@ -60,7 +63,8 @@ SimResult run_simulation(const SimOptions& options);
 // checks after every step): for scenarios such as "the boss dies".
 class ScriptedCluster {
  public:
-  explicit ScriptedCluster(unsigned nodes, CoreConfig core = {}, bool quorum_device = false);
+  explicit ScriptedCluster(unsigned nodes, CoreConfig core = {}, bool quorum_device = false,
+                           bool fresh = false);
   ~ScriptedCluster();
   void run_for(uint64_t ms);
   void crash(NodeId id);

@@ -159,7 +159,8 @@ TEST_CASE("protocol messages survive the wire form; garbage is refused", "[clust
   GenId g{7, 2};
   std::map<uint64_t, Entry> log{{1, Entry{{6, 1}, "a"}}, {2, Entry{g, ""}}};
   std::vector<Message> all = {
-      Heartbeat{{{1, View{3, 9, {1, 2}}}, {2, View{1, 1, {2}}}}, {1, 2}, g, {1, 2, 3}, g, true},
+      Heartbeat{"c-1", {1, 2, 3}, {{1, View{3, 9, {1, 2}}}, {2, View{1, 1, {2}}}}, {1, 2}, g,
+                {1, 2, 3}, g, true},
       NewGen{g, {2, 3}},
       GenAck{g, {6, 1}, {1, 2, 3}, 1, log},
       Install{g, 1, log},
@@ -168,6 +169,9 @@ TEST_CASE("protocol messages survive the wire form; garbage is refused", "[clust
       Prepare{g, 3, Entry{g, std::string("\0binary\xff", 8)}},
       Vote{g, 3},
       Commit{g, 3, 17},
+      Renew{g, 4, 3},
+      Renewed{g, 4},
+      Lease{g, 4, 3, 12},
   };
   for (const Message& m : all) {
     auto back = decode_message(encode_message(m));
@@ -326,6 +330,54 @@ TEST_CASE("without a quorum device an exact half stalls", "[cluster]") {
   c.crash(2);
   c.run_for(2500);
   CHECK_FALSE(c.node(1)->has_quorum());
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+TEST_CASE("a cluster founded on one node grows node by node and shrinks again", "[cluster]") {
+  sim::ScriptedCluster c(3, {}, false, /*fresh=*/true);
+  c.run_for(500);
+  for (NodeId id = 1; id <= 3; ++id) CHECK_FALSE(c.node(id)->in_cluster());
+  CHECK_FALSE(c.propose(1, "before the cluster"));  // nobody serves yet
+
+  REQUIRE(c.node(1)->found("c-1"));
+  CHECK_FALSE(c.node(1)->found("again"));  // founded once
+  c.run_for(500);
+  REQUIRE(c.node(1)->is_boss());
+  CHECK(c.node(1)->members() == NodeSet{1});
+  // Fresh nodes hear nothing yet: nobody lists them.
+  CHECK_FALSE(c.node(2)->in_cluster());
+
+  CHECK(c.propose(1, "nodes:1,2"));
+  c.run_for(1500);
+  REQUIRE(c.node(2)->in_cluster());
+  CHECK(c.node(2)->cluster() == "c-1");
+  CHECK(c.node(2)->has_quorum());
+  CHECK(c.node(2)->members() == NodeSet{1, 2});
+  // The newcomer got the events from before it came.
+  CHECK(c.node(2)->committed() >= 1);
+  CHECK(c.propose(2, "nodes:1,2,3"));
+  c.run_for(1500);
+  for (NodeId id = 1; id <= 3; ++id) CHECK(c.node(id)->members() == NodeSet{1, 2, 3});
+  CHECK(c.node(3)->has_quorum());
+
+  // A restarted member comes back on its own.
+  c.crash(3);
+  c.run_for(1500);
+  c.restart(3);
+  c.run_for(1500);
+  CHECK(c.node(3)->has_quorum());
+  CHECK(c.node(1)->members() == NodeSet{1, 2, 3});
+
+  // Node 2 is removed: it forgets the cluster and stops serving; 1 and 3 go on.
+  CHECK(c.propose(3, "nodes:1,3"));
+  c.run_for(2000);
+  CHECK_FALSE(c.node(2)->in_cluster());
+  CHECK_FALSE(c.node(2)->has_quorum());
+  CHECK(c.node(1)->members() == NodeSet{1, 3});
+  CHECK(c.propose(3, "after the removal"));
+  c.run_for(200);
+  CHECK(c.committed_anywhere("after the removal"));
   INFO(c.result().failure);
   CHECK(c.result().ok);
 }
