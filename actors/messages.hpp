@@ -25,6 +25,14 @@ using detach_atom = caf::atom_constant<caf::atom("detach")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 // A task to run on the receiving actor's core (slow path: set-up, stats).
 using run_atom = caf::atom_constant<caf::atom("run")>;
+// The cluster: a protocol message between nodes' cluster actors (cluster
+// id, sender's node id, msgpack bytes), the heartbeat tick, a change of the
+// virtualization model to commit or committed, and a request's deadline.
+using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using model_atom = caf::atom_constant<caf::atom("model")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;

@@ -8,11 +8,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <caf/io/all.hpp>
+
 #include "actors/core_stack.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/config_service.hpp"
+#include "cluster/state/cluster_state.hpp"
+#include "io/service_gate.hpp"
 #include "io/nbd/nbd_port.hpp"
 #include "io/reactor/core_io.hpp"
 #include "util/size.hpp"
@@ -26,6 +30,8 @@ struct Node::Impl {
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<ConfigService> config;
   caf::actor config_actor;
+  caf::actor cluster_actor;
+  ServiceGate gate;  // in a cluster: open while this node holds a lease
   std::vector<CoreStack> cores;
   std::unique_ptr<NbdPort> nbd;
   std::unique_ptr<AdminServer> admin;
@@ -34,6 +40,8 @@ struct Node::Impl {
 
   void publish();
   std::string call_config(const std::string& line);
+  std::string call_cluster(const std::string& line);
+  ClusterLink cluster_link();
   std::string route_admin(Node& node, const std::string& line);
 };
 
@@ -98,9 +106,70 @@ std::string Node::Impl::call_config(const std::string& line) {
   return reply;
 }
 
-// Data-path statistics are the node's own; everything else is configuration.
+std::string Node::Impl::call_cluster(const std::string& line) {
+  if (!cluster_actor)
+    return nlohmann::json{{"ok", false},
+                          {"error", "this node was started without --cluster: it stands alone"}}
+        .dump();
+  caf::scoped_actor self{*sys};
+  std::string reply;
+  self->request(cluster_actor, caf::infinite, admin_atom::value, line)
+      .receive([&](std::string& r) { reply = std::move(r); },
+               [&](caf::error& e) {
+                 reply = nlohmann::json{{"ok", false},
+                                        {"error", "cluster actor: " + sys->render(e)}}
+                             .dump();
+               });
+  return reply;
+}
+
+// How the configuration actor commits in a cluster: through the cluster
+// actor, waiting for the event to commit (the cluster actor answers every
+// request within its own deadline).
+ClusterLink Node::Impl::cluster_link() {
+  ClusterLink link;
+  link.current = [this]() -> std::optional<NodeConfig> {
+    caf::scoped_actor self{*sys};
+    std::optional<NodeConfig> out;
+    self->request(cluster_actor, std::chrono::seconds(30), model_atom::value)
+        .receive([&](std::string& bytes) { out = unpack_from_string<NodeConfig>(bytes); },
+                 [&](caf::error&) {});
+    return out;
+  };
+  link.commit = [this, current = link.current](uint64_t base,
+                                               const NodeConfig& next) -> Result<NodeConfig> {
+    caf::scoped_actor self{*sys};
+    std::string reply;
+    self->request(cluster_actor, std::chrono::seconds(30), commit_atom::value, base,
+                  pack_to_string(next))
+        .receive([&](std::string& r) { reply = std::move(r); },
+                 [&](caf::error& e) {
+                   reply = nlohmann::json{{"ok", false}, {"error", sys->render(e)}}.dump();
+                 });
+    auto answer = nlohmann::json::parse(reply, nullptr, false);
+    if (answer.is_discarded() || !answer.is_object())
+      return make_error("cluster actor sent no answer", EIO);
+    if (!answer.value("ok", false)) {
+      if (answer.value("conflict", false)) return make_error("conflict", ESTALE);
+      return make_error(answer.value("error", std::string("cluster refused")), EIO);
+    }
+    auto committed = current();
+    if (!committed) return make_error("cluster actor did not return the model", EIO);
+    return *committed;
+  };
+  return link;
+}
+
+// Data-path statistics are the node's own; cluster commands go to the
+// cluster actor; everything else is configuration.
 std::string Node::Impl::route_admin(Node& node, const std::string& line) {
   auto request = nlohmann::json::parse(line, nullptr, false);
+  if (!request.is_discarded() && request.is_object()) {
+    std::string cmd = request.value("cmd", "");
+    if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.add" || cmd == "node.remove" ||
+        cmd == "node.list")
+      return call_cluster(line);
+  }
   if (!request.is_discarded() && request.is_object() && request.value("cmd", "") == "node.stats") {
     try {
       return nlohmann::json{{"ok", true}, {"result", node.io_stats()}}.dump();
@@ -125,7 +194,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   auto admin_listener = listen_tcp(options.admin);
   if (!admin_listener) return admin_listener.error();
 
-  auto config = ConfigService::open(options.data_dir);
+  auto config = options.cluster ? ConfigService::open_clustered(options.data_dir, m.cluster_link())
+                                : ConfigService::open(options.data_dir);
   if (!config) return config.error();
   m.config = std::move(config.value());
 
@@ -139,6 +209,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.core_io.push_back(std::move(core.value()));
   }
   install_reactor_scheduler(m.cfg, io, options.pin);
+  if (options.cluster) m.cfg.load<caf::io::middleman>();
   m.cfg.set("logger.verbosity", caf::atom("quiet"));
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
   bind_reactor_workers(*m.sys);
@@ -150,9 +221,36 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       [&m](unsigned core, std::function<void()> task) {
         run_on_core(m.cores[core].backend, std::move(task));
       },
-      nbd::SessionLimits{}, options.max_connections);
+      [&] {
+        nbd::SessionLimits limits;
+        if (options.cluster) limits.gate = &m.gate;
+        return limits;
+      }(),
+      options.max_connections);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
+  if (options.cluster) {
+    ClusterActorSetup setup;
+    setup.self = options.node_id;
+    setup.address = options.cluster->to_string();
+    setup.data_dir = options.data_dir;
+    setup.quorum_path = options.quorum_device;
+    setup.heartbeat_ms = options.heartbeat_ms;
+    setup.lease_ms = options.lease_ms;
+    setup.seed = pack_to_string(m.config->seed());
+    setup.gate = &m.gate;
+    setup.model_changed = [&m](std::string bytes) {
+      caf::anon_send(m.config_actor, model_atom::value, std::move(bytes));
+    };
+    m.gate.open_until(0, "node is starting");
+    m.cluster_actor = spawn_cluster_actor(*m.sys, std::move(setup));
+    auto port = m.sys->middleman().publish(m.cluster_actor, options.cluster->port,
+                                           options.cluster->host.c_str(), true);
+    if (!port)
+      return make_error("cannot listen on cluster address " + options.cluster->to_string() +
+                            ": " + m.sys->render(port.error()),
+                        EADDRINUSE);
+  }
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
@@ -201,6 +299,7 @@ void Node::stop() {
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   if (m.sys) {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
+    if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);
     for (auto& core : m.cores) {
       caf::anon_send_exit(core.virt, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.backend, caf::exit_reason::user_shutdown);
@@ -209,6 +308,7 @@ void Node::stop() {
   }
   m.cores.clear();
   m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
+  m.cluster_actor = caf::actor{};
   m.sys.reset();  // the reactors stop; then their rings and pools go
   m.core_io.clear();
   if (m.config)

@@ -2,6 +2,7 @@
 // One SVE node in one process: the actor system, the facility stack on each
 // core, the configuration actor, the host ports and the admin API.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,13 @@ struct NodeOptions {
   CoreIoConfig core_io;  // per core
   bool pin = true;       // pin each core's reactor thread to a CPU
   size_t max_connections = 1024;  // host connections, beyond which new ones are closed
+  // A cluster node: its cluster address and number. Without them the node
+  // stands alone and keeps its model in the data dir.
+  std::optional<HostPortAddress> cluster;
+  uint32_t node_id = 0;
+  std::string quorum_device;  // a shared device or file for exact-half tie-breaks
+  uint64_t heartbeat_ms = 100;
+  uint64_t lease_ms = 3000;
 };
 
 class Node {

@@ -5,12 +5,14 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace sve {
 
 class IoServer;
 class CoreIo;
 class ConfigService;
+class ServiceGate;
 
 // The back end: the I/O actor of `core`, the single submitter of its ring.
 // It also runs set-up tasks on its core (run_atom).
@@ -24,6 +26,24 @@ caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lowe
 // thread after every committed change.
 caf::actor spawn_config_actor(caf::actor_system& sys, std::shared_ptr<ConfigService> service,
                               std::function<void()> publish);
+
+// The cluster actor: hosts this node's cluster protocol and RSMs (see
+// cluster/host/cluster_host.hpp), talks to the other nodes' cluster actors
+// over the middleman, and answers cluster admin requests. `model_changed`
+// gets every committed virtualization model (msgpack NodeConfig), on the
+// actor's thread; the gate follows this node's lease.
+struct ClusterActorSetup {
+  uint32_t self = 0;
+  std::string address;  // HOST:PORT, as other nodes reach it
+  std::string data_dir;
+  std::string quorum_path;
+  uint64_t heartbeat_ms = 100;
+  uint64_t lease_ms = 3000;
+  std::string seed;  // msgpack NodeConfig a new cluster starts from
+  std::function<void(std::string)> model_changed;
+  ServiceGate* gate = nullptr;
+};
+caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
 
 // Runs `task` on the core of `actor` (a pinned facility actor).
 void run_on_core(const caf::actor& actor, std::function<void()> task);

@@ -4,6 +4,7 @@
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "cluster/config_service.hpp"
+#include "cluster/state/cluster_state.hpp"
 
 namespace sve {
 namespace {
@@ -32,6 +33,12 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
         nlohmann::json reply = st.service->handle(request);
         if (st.service->version() != before) st.publish();
         return reply.dump();
+      },
+      // A model the cluster committed (this node's change or another's).
+      [=](model_atom, const std::string& bytes) {
+        auto& st = self->state;
+        auto model = unpack_from_string<NodeConfig>(bytes);
+        if (model && st.service->adopt(*model)) st.publish();
       },
   };
 }

@@ -69,6 +69,34 @@ Result<std::unique_ptr<ConfigService>> ConfigService::open(const std::string& da
   return svc;
 }
 
+Result<std::unique_ptr<ConfigService>> ConfigService::open_clustered(
+    const std::string& data_dir, ClusterLink link) {
+  std::unique_ptr<ConfigService> svc(new ConfigService(data_dir));
+  if (auto st = svc->load(); !st) return st.error();
+  svc->seed_ = std::move(svc->config_);
+  svc->config_ = NodeConfig{};
+  svc->config_.version = 0;
+  svc->cluster_ = std::move(link);
+  return svc;
+}
+
+bool ConfigService::adopt(const NodeConfig& config) {
+  if (config.config_uuid == config_.config_uuid && config.version <= config_.version)
+    return false;
+  config_ = config;
+  sync_devices();
+  return true;
+}
+
+// A cluster node opens the devices the model names (finding each by its
+// label: another node may know it under another path) and lets go of the
+// ones it no longer names.
+void ConfigService::sync_devices() {
+  for (auto it = devices_.begin(); it != devices_.end();)
+    it = config_.find_mdisk(it->first) ? std::next(it) : devices_.erase(it);
+  attach_mdisks();
+}
+
 Status ConfigService::load() {
   auto stored = store_.load();
   if (!stored) return stored.error();
@@ -130,11 +158,18 @@ void ConfigService::attach_mdisks() {
   NodeConfig next = config_;
   bool moved = false;
   for (auto& m : next.mdisks) {
+    if (devices_.count(m.id)) continue;
     std::shared_ptr<BlockDevice> device;
     if (BlockDevice::is_synthetic(m.path)) {
       // A memory or null mdisk starts empty in every process: its data did
       // not survive the restart, by definition. It gets its label back.
       auto dev = BlockDevice::open(m.path);
+      if (dev && cluster_) {
+        // Each node's memory is its own: a cluster shares no such mdisk.
+        spdlog::warn("mdisk {} ({}) lives in another node's memory: offline here", m.name,
+                     m.path);
+        continue;
+      }
       if (dev && write_label(*dev.value(), {m.uuid, next.config_uuid, m.name, m.data_bytes})) {
         spdlog::warn("mdisk {} ({}) starts empty: its data lived in memory", m.name, m.path);
         devices_[m.id] = dev.value();
@@ -163,13 +198,19 @@ void ConfigService::attach_mdisks() {
                     m.path);
     }
   }
-  if (moved) {
+  if (moved && !cluster_) {  // in a cluster, paths are each node's own business
     if (auto st = commit(std::move(next)); !st)
       spdlog::error("cannot record new mdisk paths: {}", st.error().message);
   }
 }
 
 Status ConfigService::commit(NodeConfig next) {
+  if (cluster_) {
+    auto committed = cluster_->commit(config_.version, next);
+    if (!committed) return committed.error();
+    config_ = std::move(committed.value());
+    return ok_status();
+  }
   next.version = config_.version + 1;
   if (auto st = store_.save(next.version, encode_config(next)); !st) return st;
   config_ = std::move(next);
@@ -179,9 +220,22 @@ Status ConfigService::commit(NodeConfig next) {
 json ConfigService::handle(const json& request) {
   try {
     std::string cmd = request.value("cmd", "");
-    auto result = dispatch(cmd, request);
-    if (result) return {{"ok", true}, {"result", std::move(result.value())}};
-    return {{"ok", false}, {"error", result.error().message}};
+    bool changes = !(cmd.ends_with(".list") || cmd.ends_with(".show"));
+    if (cluster_ && changes && config_.config_uuid.empty())
+      return {{"ok", false},
+              {"error", "this node is not in a cluster: run 'svectl cluster create NAME' "
+                        "here, or 'svectl node add' on a member of one"}};
+    // In a cluster another node's change may come first: redo this one on
+    // top of it (what it checked may have changed too).
+    for (int attempt = 0;; ++attempt) {
+      auto result = dispatch(cmd, request);
+      if (result) return {{"ok", true}, {"result", std::move(result.value())}};
+      if (cluster_ && result.error().code == ESTALE && attempt < 8) {
+        if (auto latest = cluster_->current()) adopt(*latest);
+        continue;
+      }
+      return {{"ok", false}, {"error", result.error().message}};
+    }
   } catch (const std::exception& e) {
     return {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }

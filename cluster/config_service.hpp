@@ -5,6 +5,8 @@
 // actor). In the cluster this becomes the RSM that applies committed events;
 // the commands here are those events.
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,9 +26,25 @@ inline constexpr uint64_t kMinExtentBytes = 1ull << 20;
 inline constexpr uint64_t kMaxExtentBytes = 8ull << 30;
 inline constexpr uint64_t kDefaultExtentBytes = 16ull << 20;
 
+// How a cluster node commits: the change goes to the cluster as an event,
+// valid only on top of version `base`; the answer is the committed model,
+// or an error (code ESTALE: another change came first; redo it on current()).
+struct ClusterLink {
+  std::function<Result<NodeConfig>(uint64_t base, const NodeConfig& next)> commit;
+  std::function<std::optional<NodeConfig>()> current;
+};
+
 class ConfigService {
  public:
   static Result<std::unique_ptr<ConfigService>> open(const std::string& data_dir);
+  // A cluster node: the model lives in cluster state. What the data dir
+  // holds from before is only the seed a new cluster starts from.
+  static Result<std::unique_ptr<ConfigService>> open_clustered(const std::string& data_dir,
+                                                               ClusterLink link);
+  // A committed model from the cluster (any node's change). Attaches the
+  // devices it names. False if it was not newer.
+  bool adopt(const NodeConfig& config);
+  const NodeConfig& seed() const { return seed_; }
 
   // {"cmd": "vdisk.create", ...} -> {"ok": true, "result": ...} or
   // {"ok": false, "error": "..."}. Never throws.
@@ -43,6 +61,7 @@ class ConfigService {
   void attach_mdisks();
   std::shared_ptr<BlockDevice> find_labelled(const std::string& uuid);
   Status commit(NodeConfig next);
+  void sync_devices();
 
   Result<nlohmann::json> dispatch(const std::string& cmd, const nlohmann::json& args);
   Result<nlohmann::json> mdisk_add(const nlohmann::json& args);
@@ -63,6 +82,8 @@ class ConfigService {
   ConfigStore store_;
   NodeConfig config_;
   DeviceTable devices_;  // online mdisks only
+  std::optional<ClusterLink> cluster_;
+  NodeConfig seed_;
 };
 
 }  // namespace sve

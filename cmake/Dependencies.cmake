@@ -16,3 +16,9 @@ set_target_properties(caf::core PROPERTIES
   IMPORTED_LOCATION ${CAF_CORE_LIBRARY}
   INTERFACE_INCLUDE_DIRECTORIES ${CAF_INCLUDE_DIR}
   INTERFACE_LINK_LIBRARIES Threads::Threads)
+# The middleman: CAF's networking, which carries the cluster protocol.
+find_library(CAF_IO_LIBRARY caf_io REQUIRED)
+add_library(caf::io UNKNOWN IMPORTED)
+set_target_properties(caf::io PROPERTIES
+  IMPORTED_LOCATION ${CAF_IO_LIBRARY}
+  INTERFACE_LINK_LIBRARIES caf::core)

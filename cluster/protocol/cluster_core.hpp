@@ -76,6 +76,9 @@ class ClusterCore {
   // Proposes an event (forwarded to the boss). False when this node has no
   // quorum; true means accepted for ordering, not yet committed.
   bool propose(std::string payload);
+  // Holds an event until this node opens a generation as its boss: the
+  // founding node's first event, proposed before it has a quorum.
+  void queue_until_open(std::string payload) { queued_.push_back(std::move(payload)); }
 
   // Called in order for every committed event, on the node's thread.
   std::function<void(uint64_t seq, const Entry& entry)> on_commit;

@@ -33,6 +33,8 @@ struct Durable {
   NodeSet installed_members;
   std::map<uint64_t, Entry> log;
   uint64_t committed = 0;    // entries 1..committed are committed
+  MSGPACK_DEFINE_MAP(incarnation, cluster, nodes, gen, members, established,
+                     established_members, installed, installed_members, log, committed);
 };
 
 // The quorum device: a small record on a shared disk that breaks the tie
@@ -43,6 +45,7 @@ struct QuorumRecord {
   GenId gen;             // the last generation that opened, as its boss wrote
   GenId attempt;         // the last tie-break attempt that installed a log
   bool claiming = false; // written by a claimant, not yet a holder
+  MSGPACK_DEFINE(owner, counter, gen, attempt, claiming);
 };
 
 class Env {

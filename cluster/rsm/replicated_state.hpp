@@ -29,6 +29,7 @@ struct StateCopy {
   uint64_t seq = 0;
   std::map<std::string, std::string> states;  // RSM name -> its state
   bool operator==(const StateCopy&) const = default;
+  MSGPACK_DEFINE(seq, states);
 };
 
 class CopyStore {

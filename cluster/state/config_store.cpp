@@ -56,7 +56,7 @@ std::optional<StoredBlob> decode_slot(const std::vector<char>& bytes) {
 }
 
 std::string ConfigStore::slot_path(int slot) const {
-  return dir_ + (slot == 0 ? "/config.a" : "/config.b");
+  return dir_ + "/" + name_ + (slot == 0 ? ".a" : ".b");
 }
 
 Result<std::optional<StoredBlob>> ConfigStore::load() {

@@ -23,7 +23,9 @@ struct StoredBlob {
 
 class ConfigStore {
  public:
-  explicit ConfigStore(std::string dir) : dir_(std::move(dir)) {}
+  // Copies are `dir`/`name`.a and .b.
+  explicit ConfigStore(std::string dir, std::string name = "config")
+      : dir_(std::move(dir)), name_(std::move(name)) {}
 
   // nullopt: no copy has ever been written (a fresh data directory).
   Result<std::optional<StoredBlob>> load();
@@ -34,6 +36,7 @@ class ConfigStore {
 
  private:
   std::string dir_;
+  std::string name_;
   int next_slot_ = 0;
 };
 

@@ -56,6 +56,7 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
         std::string name(data.begin(), data.end());
         auto info = catalog.find(name);
         // This old option has no error reply: the spec says to disconnect.
+        if (!catalog.refusal().empty()) return {false, {}, catalog.refusal()};
         if (!info) return {false, {}, "unknown export '" + name + "'"};
         std::vector<uint8_t> out;
         put_u64(out, info->size_bytes);
@@ -101,6 +102,10 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
           if (get_u16(data.data() + 6 + name_len + 2 * i) == kInfoBlockSize)
             wants_block_size = true;
         auto info = catalog.find(name);
+        if (std::string why = catalog.refusal(); !why.empty()) {
+          if (!reply_error(fd, option, kRepErrUnknown, why)) return {false, {}, "client left"};
+          break;
+        }
         if (!info) {
           std::string msg = name.empty() ? "no default export: name a vdisk"
                                          : "no vdisk named '" + name + "'";

@@ -20,6 +20,8 @@ class ExportCatalog {
   virtual ~ExportCatalog() = default;
   virtual std::optional<ExportInfo> find(const std::string& name) const = 0;
   virtual std::vector<std::string> names() const = 0;
+  // Non-empty: no export is served now, and this says why.
+  virtual std::string refusal() const { return {}; }
 };
 
 struct HandshakeResult {

@@ -23,7 +23,11 @@ namespace {
 
 class MapCatalog final : public nbd::ExportCatalog {
  public:
-  explicit MapCatalog(std::shared_ptr<const VirtMap> map) : map_(std::move(map)) {}
+  MapCatalog(std::shared_ptr<const VirtMap> map, const ServiceGate* gate)
+      : map_(std::move(map)), gate_(gate) {}
+  std::string refusal() const override {
+    return gate_ && !gate_->open() ? gate_->why_closed() : std::string();
+  }
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
     if (!v) return std::nullopt;
@@ -38,6 +42,7 @@ class MapCatalog final : public nbd::ExportCatalog {
 
  private:
   std::shared_ptr<const VirtMap> map_;
+  const ServiceGate* gate_;
 };
 
 }  // namespace
@@ -157,7 +162,7 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     std::lock_guard lock(mu);
     snapshot = exports;
   }
-  MapCatalog catalog(snapshot);
+  MapCatalog catalog(snapshot, limits.gate);
   auto hs = nbd::run_handshake(fd, catalog);
   std::lock_guard lock(mu);
   --handshaking;

@@ -66,6 +66,7 @@ NbdSession::NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, I
       core_(core),
       slots_(slots),
       top_(top),
+      gate_(limits.gate),
       closed_(std::move(closed)),
       requests_account_("connection", core.frontend_requests(),
                         reserve_if_possible(core.frontend_requests(), 2),
@@ -198,6 +199,9 @@ void NbdSession::got_context() {
   io->client = slot;
   slot->request = std::move(io);
   if (!known || (request_.flags & ~allowed_flags(request_.type))) slot->error = kEINVAL;
+  // A node without a lease serves nothing (a write's payload is consumed,
+  // then refused).
+  else if (gate_ && !gate_->open()) slot->error = kEIO;
 
   bool needs_buffer = (request_.type == kCmdWrite || request_.type == kCmdRead) &&
                       request_.length > 0;

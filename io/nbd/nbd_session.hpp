@@ -27,6 +27,7 @@
 #include "io/buffer/buffer_pool.hpp"
 #include "io/nbd/nbd_handshake.hpp"
 #include "io/nbd/nbd_wire.hpp"
+#include "io/service_gate.hpp"
 #include "io/pool/object_pool.hpp"
 #include "io/protocol.hpp"
 #include "io/reactor/core_io.hpp"
@@ -57,6 +58,7 @@ struct SessionLimits {
   uint64_t buffer_reserve_pages = 32;  // guaranteed to each connection if available
   uint64_t buffer_limit_pages = 0;     // 0: a quarter of the front end's pages,
                                        // or one largest request if more
+  const ServiceGate* gate = nullptr;   // closed: every request fails with EIO
 };
 
 struct SessionStats {
@@ -125,6 +127,7 @@ class NbdSession {
   CoreIo& core_;
   SlotPool& slots_;
   IoServer& top_;
+  const ServiceGate* gate_;
   std::function<void(NbdSession*)> closed_;
   PoolAccount requests_account_;
   PoolAccount buffers_account_;

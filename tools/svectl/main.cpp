@@ -21,6 +21,8 @@ const char* kUsage =
     "  vdisk create NAME --pool POOL --size SIZE [--policy striped|sequential]\n"
     "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
+    "  cluster create NAME | cluster status\n"
+    "  node add --id N HOST:PORT | node remove N | node list\n"
     "sizes take K, M, G, T suffixes (powers of 1024)\n";
 
 struct UsageError {
@@ -90,6 +92,18 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     r["size"] = size_arg(a.flag("--size"), "--size");
   } else if (noun == "node" && verb == "stats") {
     need(0);
+  } else if (noun == "cluster" && verb == "create") {
+    need(1);
+    r["name"] = a.words[0];
+  } else if ((noun == "cluster" && verb == "status") || (noun == "node" && verb == "list")) {
+    need(0);
+  } else if (noun == "node" && (verb == "add" || verb == "remove")) {
+    std::string id = verb == "add" ? a.flag("--id") : (a.words.empty() ? "" : a.words[0]);
+    need(verb == "add" ? 1 : 1);
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos || id.size() > 6)
+      throw UsageError{verb == "add" ? "node add --id N HOST:PORT" : "node remove N"};
+    r["id"] = std::stoul(id);
+    if (verb == "add") r["address"] = a.words[0];
   } else if (verb == "list" && (noun == "mdisk" || noun == "pool" || noun == "vdisk")) {
     need(0);
   } else if ((noun == "mdisk" && verb == "remove") || (noun == "pool" && verb == "delete") ||
@@ -99,7 +113,7 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
   } else {
     throw UsageError{"unknown command '" + noun + " " + verb + "'"};
   }
-  if (!a.flags.empty() && noun != "pool" && noun != "vdisk")
+  if (!a.flags.empty() && noun != "pool" && noun != "vdisk" && !(noun == "node" && verb == "add"))
     throw UsageError{"unexpected option " + a.flags[0].first};
   return r;
 }

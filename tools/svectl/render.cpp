@@ -64,6 +64,19 @@ void render_result(const std::string& command, const json& result) {
     table(result, {"name", "capacity", "free", "extent_size", "extents_free", "mdisks"});
   } else if (command == "vdisk.list") {
     table(result, {"name", "size", "pool", "policy", "extent_count"});
+  } else if (command == "node.list") {
+    table(result, {"id", "address", "state", "boss", "lease_remaining_ms"});
+  } else if (command == "cluster.status") {
+    if (!result.value("in_cluster", false)) {
+      std::cout << "node " << result["node"] << " is not in a cluster\n";
+      return;
+    }
+    for (const char* key : {"name", "node", "boss", "members", "quorum", "committed",
+                            "generation", "configured", "lease_remaining_ms", "quorum_device"})
+      std::cout << key << ": " << cell(result, key) << "\n";
+  } else if (command == "node.add" || command == "node.remove") {
+    std::cout << "node " << result["id"] << (command == "node.add" ? " added" : " removed")
+              << "\n";
   } else if (command == "node.stats") {
     for (const auto& c : result["cores"]) {
       const json& sched = c["scheduler"];

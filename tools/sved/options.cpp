@@ -10,7 +10,15 @@ namespace sve {
 const char* kSvedUsage =
     "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
     "            [--io-memory SIZE] [--io-requests N] [--max-connections N] [--no-pin]\n"
+    "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
+    "             [--heartbeat-ms MS] [--lease-ms MS]]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo]\n"
+    "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
+    "                 create on the first node, svectl node add from a member)\n"
+    "  --node-id      this node's number in the cluster (1 and up; the lowest is boss)\n"
+    "  --quorum-device  a device or file every node shares: breaks the tie when a\n"
+    "                 cluster splits into two exact halves (a record 64 KiB in)\n"
+    "  --lease-ms     how long a node serves without hearing the boss (default 3000)\n"
     "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
     "  --io-requests  request contexts per core (default 4096)\n"
     "  --max-connections  host connections at once (default 1024); more are closed\n"
@@ -60,6 +68,27 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
           std::stoul(v) == 0)
         return make_error("--max-connections needs a positive number", EINVAL);
       o.node.max_connections = std::stoul(v);
+    } else if (arg == "--cluster") {
+      if (auto st = value(v); !st) return st.error();
+      auto addr = parse_address(v);
+      if (!addr) return addr.error();
+      o.node.cluster = addr.value();
+    } else if (arg == "--node-id" || arg == "--heartbeat-ms" || arg == "--lease-ms") {
+      if (auto st = value(v); !st) return st.error();
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7 ||
+          std::stoul(v) == 0)
+        return make_error(arg + " needs a positive number", EINVAL);
+      uint64_t n = std::stoul(v);
+      if (arg == "--node-id") {
+        if (n > 64) return make_error("--node-id must be 1 to 64", EINVAL);
+        o.node.node_id = static_cast<uint32_t>(n);
+      } else if (arg == "--heartbeat-ms") {
+        o.node.heartbeat_ms = n;
+      } else {
+        o.node.lease_ms = n;
+      }
+    } else if (arg == "--quorum-device") {
+      if (auto st = value(o.node.quorum_device); !st) return st.error();
     } else if (arg == "--no-pin") {
       o.node.pin = false;
     } else if (arg == "--log-level") {
@@ -71,6 +100,12 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
     }
   }
   if (o.node.data_dir.empty()) return make_error("--data-dir is required", EINVAL);
+  if (o.node.cluster.has_value() != (o.node.node_id != 0))
+    return make_error("--cluster and --node-id go together", EINVAL);
+  if (!o.node.quorum_device.empty() && !o.node.cluster)
+    return make_error("--quorum-device needs --cluster", EINVAL);
+  if (o.node.cluster && o.node.lease_ms < 4 * o.node.heartbeat_ms)
+    return make_error("--lease-ms must be at least four heartbeats", EINVAL);
   return o;
 }
 

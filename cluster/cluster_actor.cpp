@@ -1,0 +1,251 @@
+// The cluster actor: one per node. It owns the node's ClusterHost (protocol
+// core, replicated state, RSMs), ticks it every heartbeat interval, carries
+// its messages to the other nodes' cluster actors over CAF's middleman, and
+// answers the cluster's admin requests once their events commit. Detached:
+// every vote and every applied event is fsynced, and no I/O core may wait
+// for that.
+#include <chrono>
+#include <map>
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "actors/spawn.hpp"
+#include "cluster/host/cluster_host.hpp"
+#include "io/service_gate.hpp"
+
+namespace sve {
+namespace {
+
+using nlohmann::json;
+using cluster::ClusterHost;
+using cluster::NodeId;
+
+constexpr auto kRequestTimeout = std::chrono::seconds(15);
+constexpr uint64_t kReconnectMs = 500;
+
+struct ClusterActorState {
+  static inline const char* name = "cluster";
+  std::unique_ptr<ClusterHost> host;
+  ClusterActorSetup setup;
+  std::map<NodeId, caf::actor> peers;
+  std::map<NodeId, uint64_t> connect_started;  // attempts in flight or recent
+  std::map<uint64_t, caf::response_promise> pending;
+  // Answers that came before their request was parked: a lone node commits
+  // inside the call that proposes.
+  std::map<uint64_t, std::string> early;
+};
+
+std::string error_reply(const std::string& message) {
+  return json{{"ok", false}, {"error", message}}.dump();
+}
+
+bool split_address(const std::string& address, std::string& host, uint16_t& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = address.substr(0, colon);
+  try {
+    int p = std::stoi(address.substr(colon + 1));
+    if (p <= 0 || p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !host.empty();
+}
+
+using Self = caf::stateful_actor<ClusterActorState>;
+
+void connect_to(Self* self, NodeId id, const std::string& address) {
+  auto& st = self->state;
+  uint64_t now = monotonic_ms();
+  auto it = st.connect_started.find(id);
+  if (it != st.connect_started.end() && now - it->second < kReconnectMs) return;
+  st.connect_started[id] = now;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(address, host, port)) return;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, host, port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            if (!ptr) return;
+            auto peer = caf::actor_cast<caf::actor>(ptr);
+            self->monitor(peer);
+            self->state.peers[id] = peer;
+            spdlog::info("cluster: connected to node {} at {}", id, address);
+          },
+          [=](caf::error&) {});  // unreachable for now: heartbeats will say so
+}
+
+void send_to(Self* self, NodeId to, const std::string& address, std::string bytes) {
+  auto& st = self->state;
+  auto it = st.peers.find(to);
+  if (it != st.peers.end()) {
+    self->send(it->second, cluster_atom::value, st.host->info().uuid, st.setup.self,
+               std::move(bytes));
+    return;
+  }
+  if (!address.empty()) connect_to(self, to, address);
+  // The message is dropped: the protocol resends what matters.
+}
+
+void update_gate(Self* self) {
+  auto& st = self->state;
+  if (!st.setup.gate) return;
+  if (st.host->has_quorum())
+    st.setup.gate->open_until(st.host->core().lease_until());
+  else
+    st.setup.gate->open_until(
+        0, st.host->in_cluster()
+               ? "node " + std::to_string(st.setup.self) +
+                     " has no quorum: it serves no I/O until it is back in a cluster "
+                     "with a majority"
+               : "node " + std::to_string(st.setup.self) + " is not in a cluster yet");
+}
+
+// Keeps the promise for the answer of request `id` (or fails it now).
+caf::result<std::string> await(Self* self, Result<uint64_t> id) {
+  if (!id) return error_reply(id.error().message);
+  auto& early = self->state.early;
+  if (auto it = early.find(id.value()); it != early.end()) {
+    std::string reply = std::move(it->second);
+    early.clear();
+    return reply;
+  }
+  auto promise = self->make_response_promise<std::string>();
+  self->state.pending[id.value()] = promise;
+  self->delayed_send(self, kRequestTimeout, expire_atom::value, id.value());
+  update_gate(self);
+  return promise;
+}
+
+caf::result<std::string> admin(Self* self, const std::string& line) {
+  auto& host = *self->state.host;
+  json request = json::parse(line, nullptr, false);
+  if (request.is_discarded() || !request.is_object()) return error_reply("request is not JSON");
+  std::string cmd = request.value("cmd", "");
+  try {
+    if (cmd == "cluster.status")
+      return json{{"ok", true}, {"result", host.status()}}.dump();
+    if (cmd == "node.list") {
+      if (!host.in_cluster()) return error_reply("this node is not in a cluster");
+      return json{{"ok", true}, {"result", host.node_list()}}.dump();
+    }
+    if (cmd == "cluster.create") {
+      std::string name = request.value("name", "");
+      if (name.empty() || name.size() > 63) return error_reply("a cluster needs a name (up to 63 characters)");
+      auto seed = unpack_from_string<NodeConfig>(self->state.setup.seed);
+      return await(self, host.create(name, seed.value_or(NodeConfig{})));
+    }
+    if (cmd == "node.add") {
+      std::string address = request.value("address", "");
+      std::string h;
+      uint16_t p = 0;
+      if (!split_address(address, h, p)) return error_reply("node address must be HOST:PORT");
+      if (!request.contains("id") || !request["id"].is_number_unsigned())
+        return error_reply("node add needs --id N");
+      return await(self, host.add_node(request["id"].get<NodeId>(), address));
+    }
+    if (cmd == "node.remove") {
+      if (!request.contains("id") || !request["id"].is_number_unsigned())
+        return error_reply("node remove needs a node id");
+      return await(self, host.remove_node(request["id"].get<NodeId>()));
+    }
+  } catch (const std::exception& e) {
+    return error_reply(std::string("bad request: ") + e.what());
+  }
+  return error_reply("unknown command '" + cmd + "'");
+}
+
+caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
+  auto& st = self->state;
+  st.setup = std::move(setup);
+  cluster::ClusterHostOptions options;
+  options.self = st.setup.self;
+  options.address = st.setup.address;
+  options.data_dir = st.setup.data_dir;
+  options.quorum_path = st.setup.quorum_path;
+  options.core.heartbeat_ms = st.setup.heartbeat_ms;
+  options.core.lease_ms = st.setup.lease_ms;
+  // The rest scales with the heartbeat, as in the simulator's defaults.
+  options.core.failure_ms = st.setup.heartbeat_ms * 6;
+  options.core.settle_ms = st.setup.heartbeat_ms * 3;
+  options.core.retransmit_ms = st.setup.heartbeat_ms * 2;
+  options.core.form_timeout_ms = std::max<uint64_t>(st.setup.lease_ms, 25 * st.setup.heartbeat_ms);
+  options.core.quorum_renew_ms = st.setup.heartbeat_ms * 3;
+  options.core.quorum_claim_ms = st.setup.heartbeat_ms * 10;
+  cluster::ClusterHostCallbacks callbacks;
+  callbacks.send = [self](NodeId to, const std::string& address, std::string bytes) {
+    send_to(self, to, address, std::move(bytes));
+  };
+  callbacks.reply = [self](uint64_t request, json reply) {
+    reply.erase("request");
+    auto it = self->state.pending.find(request);
+    if (it == self->state.pending.end()) {  // not parked yet, or expired
+      if (self->state.early.size() > 64) self->state.early.clear();
+      self->state.early[request] = reply.dump();
+      return;
+    }
+    it->second.deliver(reply.dump());
+    self->state.pending.erase(it);
+  };
+  callbacks.config_changed = [self](const NodeConfig& config) {
+    self->state.setup.model_changed(pack_to_string(config));
+  };
+  callbacks.membership_changed = [self](const ClusterInfo& info) {
+    for (auto it = self->state.peers.begin(); it != self->state.peers.end();)
+      it = info.find(it->first) ? std::next(it) : self->state.peers.erase(it);
+    spdlog::info("cluster {}: {} configured nodes", info.name, info.nodes.size());
+  };
+  st.host = std::make_unique<ClusterHost>(std::move(options), std::move(callbacks));
+  st.host->start();
+  update_gate(self);
+  self->set_down_handler([self](caf::down_msg& down) {
+    for (auto it = self->state.peers.begin(); it != self->state.peers.end();)
+      it = it->second.address() == down.source ? self->state.peers.erase(it) : std::next(it);
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        self->state.host->tick();
+        update_gate(self);
+        self->delayed_send(self, std::chrono::milliseconds(self->state.setup.heartbeat_ms),
+                           tick_atom::value);
+      },
+      [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
+        auto& s = self->state;
+        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+        if (sender && !s.peers.count(from)) {
+          self->monitor(sender);
+          s.peers[from] = sender;
+        }
+        s.host->receive(from, bytes);
+        update_gate(self);
+      },
+      [=](admin_atom, const std::string& line) { return admin(self, line); },
+      [=](commit_atom, uint64_t base, const std::string& next) -> caf::result<std::string> {
+        auto config = unpack_from_string<NodeConfig>(next);
+        if (!config) return error_reply("internal: model does not decode");
+        return await(self, self->state.host->replace_config(base, *config));
+      },
+      [=](model_atom) { return pack_to_string(self->state.host->config()); },
+      [=](expire_atom, uint64_t request) {
+        auto it = self->state.pending.find(request);
+        if (it == self->state.pending.end()) return;
+        it->second.deliver(error_reply(
+            "timed out waiting for the cluster to commit the change (it may still commit): "
+            "is a majority of nodes up?"));
+        self->state.pending.erase(it);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup) {
+  return sys.spawn<caf::detached>(cluster_actor, std::move(setup));
+}
+
+}  // namespace sve

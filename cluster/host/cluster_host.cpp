@@ -1,0 +1,340 @@
+#include "cluster/host/cluster_host.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "cluster/protocol/codec.hpp"
+
+namespace sve::cluster {
+
+using nlohmann::json;
+
+namespace {
+
+std::string answer(uint64_t request, const json& result) {
+  return json{{"request", request}, {"ok", true}, {"result", result}}.dump();
+}
+
+std::string refusal(uint64_t request, const std::string& error, json extra = json::object()) {
+  extra["request"] = request;
+  extra["ok"] = false;
+  extra["error"] = error;
+  return extra.dump();
+}
+
+// The membership RSM: the cluster's name and its configured nodes. Its
+// state is a msgpack ClusterInfo. Deterministic: it sees only the event and
+// its state.
+class MembershipRsm final : public Rsm {
+ public:
+  std::string name() const override { return "membership"; }
+  void apply(uint64_t, const std::string& bytes, std::string& state,
+             std::vector<Response>& out) override {
+    auto event = unpack_from_string<ClusterEvent>(bytes);
+    if (!event) return;
+    auto reply = [&](std::string body) { out.push_back({event->origin, std::move(body)}); };
+    auto info = unpack_from_string<ClusterInfo>(state);
+    switch (event->kind) {
+      case ClusterEvent::create: {
+        if (info) return reply(refusal(event->request, "the cluster exists"));
+        auto created = unpack_from_string<ClusterInfo>(event->body);
+        if (!created) return;
+        state = event->body;
+        return reply(answer(event->request, {{"name", created->name}, {"uuid", created->uuid}}));
+      }
+      case ClusterEvent::node_add: {
+        if (!info) return;
+        if (info->find(event->node))
+          return reply(refusal(event->request,
+                               "node " + std::to_string(event->node) + " is already configured"));
+        for (const auto& n : info->nodes)
+          if (n.address == event->address)
+            return reply(refusal(event->request, event->address + " is node " +
+                                                     std::to_string(n.id) + "'s address"));
+        info->nodes.push_back({event->node, event->address});
+        std::sort(info->nodes.begin(), info->nodes.end(),
+                  [](auto& a, auto& b) { return a.id < b.id; });
+        state = pack_to_string(*info);
+        return reply(answer(event->request, {{"id", event->node}, {"address", event->address}}));
+      }
+      case ClusterEvent::node_remove: {
+        if (!info) return;
+        auto it = std::find_if(info->nodes.begin(), info->nodes.end(),
+                               [&](auto& n) { return n.id == event->node; });
+        if (it == info->nodes.end())
+          return reply(refusal(event->request,
+                               "node " + std::to_string(event->node) + " is not configured"));
+        if (info->nodes.size() == 1)
+          return reply(refusal(event->request, "cannot remove the cluster's last node"));
+        info->nodes.erase(it);
+        state = pack_to_string(*info);
+        return reply(answer(event->request, {{"id", event->node}, {"removed", true}}));
+      }
+      default:
+        return;
+    }
+  }
+};
+
+// The virtualization model RSM. A change is made on the node where the
+// admin asked for it (which also does what touches devices: labels,
+// zeroing), and travels as the whole next model, valid only on top of the
+// version it was made from; a change made concurrently elsewhere commits
+// first and this one is refused as a conflict, to be redone.
+class ConfigRsm final : public Rsm {
+ public:
+  std::string name() const override { return "config"; }
+  void apply(uint64_t, const std::string& bytes, std::string& state,
+             std::vector<Response>& out) override {
+    auto event = unpack_from_string<ClusterEvent>(bytes);
+    if (!event) return;
+    if (event->kind == ClusterEvent::create) {
+      if (state.empty()) state = event->body2;
+      return;
+    }
+    if (event->kind != ClusterEvent::config_replace) return;
+    auto current = unpack_from_string<NodeConfig>(state);
+    auto next = unpack_from_string<NodeConfig>(event->body);
+    if (!current || !next) return;
+    if (current->version != event->base) {
+      out.push_back({event->origin,
+                     refusal(event->request, "configuration changed meanwhile",
+                             {{"conflict", true}, {"version", current->version}})});
+      return;
+    }
+    next->version = event->base + 1;
+    next->config_uuid = current->config_uuid;
+    state = pack_to_string(*next);
+    out.push_back({event->origin, answer(event->request, {{"version", next->version}})});
+  }
+};
+
+Error no_quorum() {
+  return make_error("no quorum: this node is not serving in a cluster with a majority "
+                    "(configuration is refused until it is)",
+                    EAGAIN);
+}
+
+}  // namespace
+
+ClusterHost::ClusterHost(ClusterHostOptions options, ClusterHostCallbacks callbacks)
+    : options_(std::move(options)), callbacks_(std::move(callbacks)) {
+  env_ = std::make_unique<FileEnv>(
+      options_.data_dir, options_.quorum_path, [this](NodeId to, Message m) {
+        const ClusterNodeInfo* n = info_.find(to);
+        callbacks_.send(to, n ? n->address : std::string(), encode_message(m));
+      });
+  core_ = std::make_unique<ClusterCore>(options_.self, NodeSet{}, *env_, options_.core);
+  core_->on_commit = [this](uint64_t seq, const Entry& e) { on_commit(seq, e); };
+  membership_rsm_ = std::make_unique<MembershipRsm>();
+  config_rsm_ = std::make_unique<ConfigRsm>();
+}
+
+ClusterHost::~ClusterHost() = default;
+
+void ClusterHost::build_state() {
+  state_ = std::make_unique<ReplicatedState>(
+      options_.self, *env_, [this] { return core_->has_quorum(); },
+      [this](uint64_t, const Response& r) {
+        json body = json::parse(r.body, nullptr, false);
+        if (body.is_object()) callbacks_.reply(body.value("request", uint64_t{0}), body);
+      });
+  state_->add(*membership_rsm_);
+  state_->add(*config_rsm_);
+}
+
+void ClusterHost::start() {
+  core_->start();
+  next_request_ = core_->durable().incarnation << 32;
+  build_state();
+  state_->recover();
+  // Roll forward: committed events the state copies had not taken yet.
+  const Durable& d = core_->durable();
+  for (uint64_t s = state_->applied() + 1; s <= d.committed; ++s) state_->apply(s, d.log.at(s));
+  dirty_ = true;
+  settle();
+  if (core_->in_cluster())
+    spdlog::info("cluster {}: node {} rejoining ({} configured nodes, {} events committed)",
+                 info_.name, options_.self, info_.nodes.size(), d.committed);
+}
+
+void ClusterHost::on_commit(uint64_t seq, const Entry& entry) {
+  state_->apply(seq, entry);
+  dirty_ = true;
+}
+
+// After each call into the core: publish what committed events changed. A
+// membership change reaches the core only now, outside its own call.
+void ClusterHost::settle() {
+  if (!dirty_) return;
+  dirty_ = false;
+  const auto& states = state_->state().states;
+  auto get = [&](const char* name) {
+    auto it = states.find(name);
+    return it == states.end() ? std::string() : it->second;
+  };
+  std::string info_bytes = get("membership");
+  if (info_bytes != info_bytes_) {
+    info_bytes_ = info_bytes;
+    info_ = unpack_from_string<ClusterInfo>(info_bytes).value_or(ClusterInfo{});
+    if (!info_.nodes.empty()) {
+      NodeSet nodes;
+      for (const auto& n : info_.nodes) nodes.push_back(n.id);
+      core_->set_nodes(nodes);
+      if (!core_->in_cluster()) {
+        // Removed: forget the cluster state too, so that the node can be
+        // added again later (it then receives the state from the start).
+        spdlog::warn("node {} was removed from cluster {}", options_.self, info_.name);
+        env_->write_copy(0, {});
+        env_->write_copy(1, {});
+        build_state();
+        info_ = {};
+        info_bytes_.clear();
+        config_ = {};
+        config_bytes_.clear();
+        callbacks_.config_changed(config_);
+        callbacks_.membership_changed(info_);
+        return;
+      }
+    }
+    callbacks_.membership_changed(info_);
+  }
+  std::string config_bytes = get("config");
+  if (config_bytes != config_bytes_) {
+    config_bytes_ = config_bytes;
+    config_ = unpack_from_string<NodeConfig>(config_bytes).value_or(NodeConfig{});
+    callbacks_.config_changed(config_);
+  }
+}
+
+void ClusterHost::tick() {
+  core_->tick();
+  settle();
+}
+
+void ClusterHost::receive(NodeId from, const std::string& bytes) {
+  auto message = decode_message(bytes);
+  if (!message) {
+    spdlog::warn("cluster: undecodable message from node {} ({} bytes) dropped", from,
+                 bytes.size());
+    return;
+  }
+  core_->receive(from, *message);
+  settle();
+}
+
+Result<uint64_t> ClusterHost::propose(ClusterEvent event) {
+  event.origin = options_.self;
+  event.request = ++next_request_;
+  if (!core_->propose(pack_to_string(event))) return no_quorum();
+  settle();  // a lone boss commits at once
+  return event.request;
+}
+
+Result<uint64_t> ClusterHost::create(const std::string& name, NodeConfig initial) {
+  if (core_->in_cluster())
+    return make_error("this node already belongs to cluster '" + info_.name + "'", EEXIST);
+  ClusterInfo info{name, initial.config_uuid, {{options_.self, options_.address}}};
+  if (!core_->found(info.uuid)) return make_error("cannot found a cluster here", EINVAL);
+  ClusterEvent event;
+  event.kind = ClusterEvent::create;
+  event.body = pack_to_string(info);
+  initial.version = std::max<uint64_t>(initial.version, 1);
+  event.body2 = pack_to_string(initial);
+  event.origin = options_.self;
+  event.request = ++next_request_;
+  // The founding node forms its one-node generation within a few ticks;
+  // the event waits for it to open.
+  core_->queue_until_open(pack_to_string(event));
+  spdlog::info("cluster {} ({}) founded on node {}", name, info.uuid, options_.self);
+  return event.request;
+}
+
+Result<uint64_t> ClusterHost::add_node(NodeId id, const std::string& address) {
+  if (!core_->in_cluster()) return make_error("this node is not in a cluster", ENOENT);
+  if (id == 0) return make_error("node ids start at 1", EINVAL);
+  if (info_.find(id)) return make_error("node " + std::to_string(id) + " is already configured", EEXIST);
+  ClusterEvent event;
+  event.kind = ClusterEvent::node_add;
+  event.node = id;
+  event.address = address;
+  return propose(std::move(event));
+}
+
+Result<uint64_t> ClusterHost::remove_node(NodeId id) {
+  if (!core_->in_cluster()) return make_error("this node is not in a cluster", ENOENT);
+  if (!info_.find(id)) return make_error("node " + std::to_string(id) + " is not configured", ENOENT);
+  // The next generation must still hold a majority of this one, or the
+  // survivors would stall themselves.
+  NodeSet rest;
+  for (NodeId m : core_->members())
+    if (m != id) rest.push_back(m);
+  if (rest.size() * 2 <= core_->members().size() && !env_->has_quorum_device())
+    return make_error("removing node " + std::to_string(id) + " would leave " +
+                          std::to_string(rest.size()) + " of " +
+                          std::to_string(core_->members().size()) +
+                          " serving nodes, not a majority: the cluster would stall",
+                      EINVAL);
+  ClusterEvent event;
+  event.kind = ClusterEvent::node_remove;
+  event.node = id;
+  return propose(std::move(event));
+}
+
+Result<uint64_t> ClusterHost::replace_config(uint64_t base, const NodeConfig& next) {
+  if (!core_->in_cluster())
+    return make_error("this node is not in a cluster: run 'svectl cluster create NAME' here, "
+                      "or 'svectl node add' on a member",
+                      ENOENT);
+  ClusterEvent event;
+  event.kind = ClusterEvent::config_replace;
+  event.base = base;
+  event.body = pack_to_string(next);
+  return propose(std::move(event));
+}
+
+json ClusterHost::status() {
+  bool quorum = core_->has_quorum();
+  json members = json::array();
+  if (quorum)
+    for (NodeId m : core_->members()) members.push_back(m);
+  uint64_t now = env_->now_ms();
+  return {{"name", info_.name},
+          {"uuid", info_.uuid},
+          {"node", options_.self},
+          {"in_cluster", core_->in_cluster()},
+          {"boss", quorum ? json(core_->generation().boss) : json(nullptr)},
+          {"members", members},
+          {"quorum", quorum},
+          {"committed", core_->committed()},
+          {"generation", core_->generation().number},
+          {"configured", info_.nodes.size()},
+          {"lease_remaining_ms", quorum ? core_->lease_until() - now : 0},
+          {"quorum_device", options_.quorum_path.empty() ? json(nullptr)
+                                                         : json(options_.quorum_path)}};
+}
+
+json ClusterHost::node_list() {
+  bool quorum = core_->has_quorum();
+  uint64_t now = env_->now_ms();
+  const NodeSet& members = core_->members();
+  const NodeSet& view = core_->view();
+  json out = json::array();
+  for (const auto& n : info_.nodes) {
+    bool member = quorum && std::count(members.begin(), members.end(), n.id);
+    bool heard = std::count(view.begin(), view.end(), n.id) > 0;
+    std::string state = member ? "online" : (n.id == options_.self || heard) ? "stalled" : "offline";
+    json lease = nullptr;  // a member's lease runs with this node's: same renewals
+    if (member) lease = core_->lease_until() - now;
+    out.push_back({{"id", n.id},
+                   {"address", n.address},
+                   {"state", state},
+                   {"boss", member && core_->generation().boss == n.id},
+                   {"lease_remaining_ms", lease}});
+  }
+  return out;
+}
+
+}  // namespace sve::cluster

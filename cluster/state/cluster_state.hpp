@@ -1,0 +1,71 @@
+#pragma once
+// What the cluster itself replicates besides the virtualization model: its
+// name and identity, and the configured nodes with their cluster addresses.
+// Events are msgpack records; every node's RSMs apply them in commit order.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <msgpack.hpp>
+
+namespace sve {
+
+struct ClusterNodeInfo {
+  uint32_t id = 0;
+  std::string address;  // HOST:PORT of its cluster port
+  MSGPACK_DEFINE_MAP(id, address);
+};
+
+struct ClusterInfo {
+  std::string name;
+  std::string uuid;  // also the configuration's uuid, written into mdisk labels
+  std::vector<ClusterNodeInfo> nodes;  // sorted by id
+  MSGPACK_DEFINE_MAP(name, uuid, nodes);
+
+  const ClusterNodeInfo* find(uint32_t id) const {
+    for (const auto& n : nodes)
+      if (n.id == id) return &n;
+    return nullptr;
+  }
+};
+
+// One committed event. `origin` and `request` route the answer back through
+// the call gate to the node (and the admin request) that proposed it.
+struct ClusterEvent {
+  enum Kind : uint8_t {
+    create = 0,         // body: ClusterInfo (one node) then the first NodeConfig
+    node_add = 1,       // node, address
+    node_remove = 2,    // node
+    config_replace = 3  // body: the next NodeConfig, valid only on top of `base`
+  };
+  uint8_t kind = create;
+  uint32_t origin = 0;
+  uint64_t request = 0;
+  uint32_t node = 0;
+  std::string address;
+  uint64_t base = 0;
+  std::string body;
+  std::string body2;
+  MSGPACK_DEFINE_MAP(kind, origin, request, node, address, base, body, body2);
+};
+
+template <typename T>
+std::string pack_to_string(const T& value) {
+  msgpack::sbuffer out;
+  msgpack::pack(out, value);
+  return std::string(out.data(), out.size());
+}
+
+template <typename T>
+std::optional<T> unpack_from_string(const std::string& bytes) {
+  if (bytes.empty()) return std::nullopt;
+  try {
+    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    return handle.get().as<T>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace sve

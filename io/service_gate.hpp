@@ -1,0 +1,49 @@
+#pragma once
+// Whether this node may serve host I/O now. A node alone serves always; a
+// cluster node only while its lease is valid: the cluster actor moves the
+// deadline forward as leases are renewed, and the data path compares it
+// with the clock on every request, so that a node whose lease has run out
+// stops at once, not at the next tick (the split-brain guarantee).
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <string>
+
+namespace sve {
+
+inline uint64_t monotonic_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+class ServiceGate {
+ public:
+  static constexpr uint64_t kForever = std::numeric_limits<uint64_t>::max();
+
+  // `deadline_ms` on the monotonic clock; 0 closes the gate. `why` says
+  // what a host is told while it is closed.
+  void open_until(uint64_t deadline_ms, std::string why = {}) {
+    until_.store(deadline_ms, std::memory_order_relaxed);
+    std::lock_guard lock(mu_);
+    why_ = std::move(why);
+  }
+  bool open() const {
+    uint64_t until = until_.load(std::memory_order_relaxed);
+    return until == kForever || (until != 0 && monotonic_ms() < until);
+  }
+  std::string why_closed() const {
+    std::lock_guard lock(mu_);
+    return why_.empty() ? "this node is not serving I/O now" : why_;
+  }
+
+ private:
+  std::atomic<uint64_t> until_{kForever};
+  mutable std::mutex mu_;
+  std::string why_;
+};
+
+}  // namespace sve
