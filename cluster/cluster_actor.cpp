@@ -94,8 +94,11 @@ void send_to(Self* self, NodeId to, const std::string& address, std::string byte
 void update_gate(Self* self) {
   auto& st = self->state;
   if (!st.setup.gate) return;
+  // The why for when the lease runs out before the next update.
   if (st.host->has_quorum())
-    st.setup.gate->open_until(st.host->core().lease_until());
+    st.setup.gate->open_until(st.host->core().lease_until(),
+                              "node " + std::to_string(st.setup.self) +
+                                  " has no quorum: its lease ran out");
   else
     st.setup.gate->open_until(
         0, st.host->in_cluster()

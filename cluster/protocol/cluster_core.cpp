@@ -646,6 +646,11 @@ void ClusterCore::on_lease(NodeId from, const Lease& m, uint64_t now) {
   std::pair<GenId, uint64_t> renewal{m.gen, m.id};
   if (!(lease_renewal_ < renewal) || durable_.committed < m.committed) return;
   lease_renewal_ = renewal;
+  if (durable_.established != m.gen) {  // a lease proves the generation opened
+    durable_.established = m.gen;
+    durable_.established_members = durable_.members;
+    persist();
+  }
   uint64_t age = m.age_ms + m.age_ms / 100 + 1;
   uint64_t start = now > age ? now - age : 0;
   lease_until_ = std::max(lease_until_, start + cfg_.lease_ms);

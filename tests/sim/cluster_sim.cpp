@@ -279,6 +279,9 @@ class Sim {
       else if constexpr (std::is_same_v<T, Vote>) what = "Vote " + g(m.gen) + " seq " + std::to_string(m.seq);
       else if constexpr (std::is_same_v<T, Commit>) what = "Commit " + g(m.gen) + " seq " + std::to_string(m.seq);
       else if constexpr (std::is_same_v<T, Propose>) what = "Propose '" + m.payload + "'";
+      else if constexpr (std::is_same_v<T, Renew>) what = "Renew " + g(m.gen) + " #" + std::to_string(m.id) + " committed " + std::to_string(m.committed);
+      else if constexpr (std::is_same_v<T, Renewed>) what = "Renewed " + g(m.gen) + " #" + std::to_string(m.id);
+      else if constexpr (std::is_same_v<T, Lease>) what = "Lease " + g(m.gen) + " #" + std::to_string(m.id);
       else return;
       std::printf("%6lu %u->%u %s\n", (unsigned long)now_, e.from, e.to, what.c_str());
     }, *e.message);
@@ -531,14 +534,19 @@ SimResult Sim::run() {
         kill_one_ = false;  // not healthy yet: progress is judged with everybody
       }
     }
-    if (healed && marker_.empty() && now_ >= marker_at) {
-      // Keep offering the marker until a node with quorum accepts it.
+    // Keep offering the marker until a node with quorum accepts it, and
+    // again if it was lost on its way to the boss (proposals are not
+    // retransmitted: the admin who proposed it gets a timeout).
+    bool marker_committed = false;
+    for (auto& [s, payload] : committed_)
+      if (payload == "marker") marker_committed = true;
+    if (healed && !marker_committed && now_ >= marker_at) {
       for (auto& [id, n] : nodes_)
         if (n.core && n.core->propose("marker")) {
           marker_ = "marker";
           break;
         }
-      if (marker_.empty()) marker_at = now_ + 50;
+      marker_at = now_ + (marker_.empty() ? 50 : 1000);
     }
     step(e);
     check_invariants();

@@ -1,0 +1,189 @@
+"""A cluster of real sved processes on 127.0.0.1: it forms from admin
+commands, serves a vdisk created on node 1 from node 3, elects a new boss
+when the boss is SIGKILLed, stalls a lone survivor (I/O and configuration
+refused at once, with a clear error) until a second node returns, loses no
+committed command to a SIGKILL in the middle of a stream of them, and a
+two-node cluster survives the loss of either node through a quorum device."""
+import os
+import tempfile
+import threading
+import time
+
+from harness import check, free_port, qemu_io, run, wait_until
+
+MiB = 1 << 20
+TIMING = ["--heartbeat-ms", "50", "--lease-ms", "1000"]
+
+
+class Cluster:
+    def __init__(self, make, n, quorum_device=None):
+        self.nodes = {}
+        for i in range(1, n + 1):
+            node = make()
+            node.node_id = i
+            node.cluster_port = free_port()
+            node.extra = ["--cluster", f"127.0.0.1:{node.cluster_port}", "--node-id", str(i),
+                          *TIMING] + (["--quorum-device", quorum_device] if quorum_device else [])
+            self.nodes[i] = node
+
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    def start(self, i):
+        return self.nodes[i].start(self.nodes[i].extra)
+
+    def status(self, i):
+        return self.nodes[i].ctl_json("cluster", "status")
+
+    def wait_serving(self, ids, boss, timeout=20):
+        def ok():
+            for i in ids:
+                s = self.status(i)
+                if not (s["quorum"] and s["boss"] == boss and s["members"] == sorted(ids)):
+                    return False
+            return True
+        wait_until(ok, f"nodes {ids} serving with boss {boss}", timeout)
+
+    def wait_same_committed(self, ids):
+        wait_until(lambda: len({self.status(i)["committed"] for i in ids}) == 1,
+                   f"nodes {ids} to agree on the last committed event")
+
+    def form(self):
+        ids = sorted(self.nodes)
+        for i in ids:
+            self.start(i)
+        first = self.nodes[ids[0]]
+        check(first.ctl_json("cluster", "status")["in_cluster"] is False, "fresh node in a cluster")
+        first.ctl_fails("vdisk", "create", "early", "--pool", "p", "--size", "1M",
+                        contains="not in a cluster")
+        first.ctl("cluster", "create", "it")
+        for i in ids[1:]:
+            first.ctl("node", "add", "--id", str(i), f"127.0.0.1:{self.nodes[i].cluster_port}")
+        self.wait_serving(ids, ids[0])
+
+
+def three_nodes(make):
+    c = Cluster(make, 3)
+    c.form()
+    n1, n2, n3 = c[1], c[2], c[3]
+    nodes = n1.ctl_json("node", "list")
+    check([n["state"] for n in nodes] == ["online"] * 3, f"node list: {nodes}")
+    check(c.status(3)["members"] == [1, 2, 3], "members as seen by node 3")
+
+    # Configuration on node 1 is cluster state: node 3 serves the vdisk.
+    shared = n1.make_file("shared.img", 256 * MiB)
+    n1.ctl("mdisk", "add", "m0", shared)
+    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "32M")
+    wait_until(lambda: [v["name"] for v in n3.ctl_json("vdisk", "list")] == ["v"],
+               "node 3 to list the vdisk")
+    qemu_io(n1.url("v"), "write -P 0x11 0 1M")
+    qemu_io(n3.url("v"), "read -P 0x11 0 1M", "write -P 0x33 1M 1M")
+    qemu_io(n2.url("v"), "read -P 0x33 1M 1M")
+    c.wait_same_committed([1, 2, 3])
+    for what in ("mdisk", "pool", "vdisk"):
+        lists = [n.ctl_json(what, "list") for n in (n1, n2, n3)]
+        check(lists[0] == lists[1] == lists[2], f"{what} lists differ: {lists}")
+
+    # The boss dies: node 2 takes over and configuration goes on.
+    n1.kill()
+    c.wait_serving([2, 3], 2)
+    n3.ctl("vdisk", "create", "after-boss", "--pool", "p", "--size", "8M")
+    qemu_io(n2.url("after-boss"), "write -P 0x44 0 1M")
+    qemu_io(n3.url("v"), "read -P 0x33 1M 1M")
+
+    # It comes back on its own, with what it missed, and is boss again.
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: "after-boss" in [v["name"] for v in n1.ctl_json("vdisk", "list")],
+               "node 1 to catch up")
+    qemu_io(n1.url("after-boss"), "read -P 0x44 0 1M")
+
+    # Two of three die: the third stalls, refusing at once and saying why.
+    n1.kill()
+    n2.kill()
+    wait_until(lambda: not c.status(3)["quorum"], "node 3 to lose its quorum")
+    t0 = time.monotonic()
+    n3.ctl_fails("vdisk", "create", "refused", "--pool", "p", "--size", "8M",
+                 contains="no quorum")
+    check(time.monotonic() - t0 < 2, "a configuration command without quorum hung")
+    r = qemu_io(n3.url("v"), "read 0 4k", ok=False)
+    check(r.returncode != 0 and "no quorum" in (r.stdout + r.stderr), f"I/O without quorum: {r}")
+    states = {n["id"]: n["state"] for n in n3.ctl_json("node", "list")}
+    check(states == {1: "offline", 2: "offline", 3: "stalled"}, f"node list: {states}")
+    c.start(2)
+    c.wait_serving([2, 3], 2)
+    n3.ctl("vdisk", "create", "accepted", "--pool", "p", "--size", "8M")
+    names = [v["name"] for v in n2.ctl_json("vdisk", "list")]
+    check("refused" not in names and "accepted" in names, f"vdisks: {names}")
+    qemu_io(n3.url("v"), "read -P 0x11 0 1M")
+
+    # A stream of commands on node 3 while the boss (node 2) is SIGKILLed
+    # and node 1 comes back: every command that succeeded is there.
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    done, stop = [], threading.Event()
+
+    def stream():
+        for k in range(200):
+            if stop.is_set():
+                break
+            r = n3.ctl("vdisk", "create", f"s{k}", "--pool", "p", "--size", "4M", ok=False)
+            if r.returncode == 0:
+                done.append(f"s{k}")
+
+    t = threading.Thread(target=stream)
+    t.start()
+    wait_until(lambda: len(done) >= 5, "the stream to get going", 30)
+    n1.kill()  # the boss, in the middle of the stream
+    wait_until(lambda: len(done) >= 15, "the stream to go on under a new boss", 60)
+    stop.set()
+    t.join()
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    c.wait_same_committed([1, 2, 3])
+    for n in (n1, n2, n3):
+        names = {v["name"] for v in n.ctl_json("vdisk", "list")}
+        missing = [d for d in done if d not in names]
+        check(not missing, f"acknowledged commands lost: {missing}")
+    lists = [n.ctl_json("vdisk", "list") for n in (n1, n2, n3)]
+    check(lists[0] == lists[1] == lists[2], "vdisk lists differ after the stream")
+
+    # Removing a node: it leaves, the others go on.
+    n1.ctl("node", "remove", "3")
+    c.wait_serving([1, 2], 1)
+    wait_until(lambda: not c.status(3)["in_cluster"], "node 3 to forget the cluster")
+
+
+def two_nodes_with_quorum_device(make):
+    qd_dir = tempfile.mkdtemp(prefix="sve-qd-")
+    qd = os.path.join(qd_dir, "quorum.img")
+    with open(qd, "wb") as f:
+        f.truncate(1 * MiB)
+    try:
+        c = Cluster(make, 2, quorum_device=qd)
+        c.form()
+        shared = c[1].make_file("shared.img", 128 * MiB)
+        c[1].ctl("mdisk", "add", "m0", shared)
+        c[1].ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+        c[1].ctl("vdisk", "create", "v", "--pool", "p", "--size", "16M")
+        qemu_io(c[1].url("v"), "write -P 0x77 0 1M")
+        for lost, survivor in ((2, 1), (1, 2)):
+            c[lost].kill()
+            c.wait_serving([survivor], survivor)
+            c[survivor].ctl("vdisk", "create", f"without-{lost}", "--pool", "p", "--size", "4M")
+            qemu_io(c[survivor].url("v"), "read -P 0x77 0 1M")
+            c.start(lost)
+            c.wait_serving([1, 2], 1)
+    finally:
+        os.unlink(qd)
+        os.rmdir(qd_dir)
+
+
+def test(make):
+    three_nodes(make)
+    two_nodes_with_quorum_device(make)
+
+
+if __name__ == "__main__":
+    run(test)
