@@ -93,17 +93,27 @@ void Node::Impl::publish() {
   if (nbd) nbd->set_exports(map);
 }
 
-std::string Node::Impl::call_config(const std::string& line) {
-  caf::scoped_actor self{*sys};
+namespace {
+
+// An admin request (a JSON line) to `actor`, which answers every one.
+std::string ask(caf::actor_system& sys, const caf::actor& actor, const std::string& line,
+                const char* who) {
+  caf::scoped_actor self{sys};
   std::string reply;
-  self->request(config_actor, caf::infinite, admin_atom::value, line)
+  self->request(actor, caf::infinite, admin_atom::value, line)
       .receive([&](std::string& r) { reply = std::move(r); },
                [&](caf::error& e) {
                  reply = nlohmann::json{{"ok", false},
-                                        {"error", "config actor: " + sys->render(e)}}
+                                        {"error", std::string(who) + ": " + sys.render(e)}}
                              .dump();
                });
   return reply;
+}
+
+}  // namespace
+
+std::string Node::Impl::call_config(const std::string& line) {
+  return ask(*sys, config_actor, line, "config actor");
 }
 
 std::string Node::Impl::call_cluster(const std::string& line) {
@@ -111,16 +121,7 @@ std::string Node::Impl::call_cluster(const std::string& line) {
     return nlohmann::json{{"ok", false},
                           {"error", "this node was started without --cluster: it stands alone"}}
         .dump();
-  caf::scoped_actor self{*sys};
-  std::string reply;
-  self->request(cluster_actor, caf::infinite, admin_atom::value, line)
-      .receive([&](std::string& r) { reply = std::move(r); },
-               [&](caf::error& e) {
-                 reply = nlohmann::json{{"ok", false},
-                                        {"error", "cluster actor: " + sys->render(e)}}
-                             .dump();
-               });
-  return reply;
+  return ask(*sys, cluster_actor, line, "cluster actor");
 }
 
 // How the configuration actor commits in a cluster: through the cluster
