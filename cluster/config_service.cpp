@@ -263,6 +263,9 @@ Result<json> ConfigService::mdisk_add(const json& args) {
   if (!name) return name.error();
   auto path = get_string(args, "path");
   if (!path) return path.error();
+  if (cluster_ && BlockDevice::is_synthetic(path.value()))
+    return bad("memory and null mdisks live in one node's memory; a cluster needs devices "
+               "every node reaches");
   auto dev = BlockDevice::open(path.value());
   if (!dev) return make_error("cannot use " + path.value() + ": " + dev.error().message,
                               dev.error().code);
