@@ -182,6 +182,14 @@ void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId l
     QuorumRecord r = env_.read_quorum();
     highest = std::max({highest, r.gen.number, r.attempt.number});
   }
+  // Everybody who may hold a lease: the configured nodes, and the members
+  // of this node's earlier generations (a node removed by an event it never
+  // saw commit still has its lease).
+  NodeSet may_serve = durable_.nodes;
+  for (const NodeSet* set : {&durable_.members, &durable_.established_members})
+    may_serve.insert(may_serve.end(), set->begin(), set->end());
+  bool left_out = std::any_of(may_serve.begin(), may_serve.end(),
+                              [&](NodeId n) { return !contains(members, n); });
   durable_.gen = GenId{highest + 1, self_};
   durable_.members = members;
   persist();  // the generation is on disk before anything is done in it
@@ -195,7 +203,6 @@ void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId l
   // Each of those leases was renewed by a commit whose prepare was sent
   // before some member of this generation joined it, so before now plus a
   // message delay.
-  bool left_out = members.size() < durable_.nodes.size();
   open_not_before_ =
       left_out ? now + static_cast<uint64_t>(cfg_.lease_ms * cfg_.lease_margin) : now;
   acks_.clear();
