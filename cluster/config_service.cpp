@@ -217,6 +217,16 @@ Status ConfigService::commit(NodeConfig next) {
   return ok_status();
 }
 
+Status ConfigService::commit_change(const std::function<Status(NodeConfig&)>& change) {
+  for (int attempt = 0;; ++attempt) {
+    NodeConfig next = config_;
+    if (auto st = change(next); !st) return st;
+    auto st = commit(std::move(next));
+    if (st || !cluster_ || st.error().code != ESTALE || attempt >= 8) return st;
+    if (auto latest = cluster_->current()) adopt(*latest);
+  }
+}
+
 json ConfigService::handle(const json& request) {
   try {
     std::string cmd = request.value("cmd", "");
@@ -476,16 +486,37 @@ Result<json> ConfigService::vdisk_create(const json& args) {
     return make_error("pool '" + pool->name + "' cannot hold " + format_size(size.value()) +
                           ": " + extents.error().message,
                       ENOSPC);
-  if (auto st = zero_extents(*pool, extents.value()); !st) return st.error();
+  // Alone, the extents are zeroed before the commit. In a cluster another
+  // node may be handing out the same free extents right now: they are
+  // committed to this vdisk first, unexported, and zeroed after.
+  if (!cluster_)
+    if (auto st = zero_extents(*pool, extents.value()); !st) return st.error();
   VdiskConfig v;
   v.id = next.next_id++;
   v.name = name.value();
   v.pool_id = pool->id;
   v.size_bytes = size.value();
   v.policy = policy;
-  v.extents = std::move(extents.value());
+  v.extents = extents.value();
+  v.formatted = !cluster_;
   next.vdisks.push_back(v);
+  PoolConfig pool_copy = *pool;
   if (auto st = commit(std::move(next)); !st) return st.error();
+  if (cluster_) {
+    if (auto st = zero_extents(pool_copy, extents.value()); !st)
+      return make_error("vdisk '" + v.name + "' stays unformatted: " + st.error().message +
+                            " (delete it and create it again)",
+                        st.error().code);
+    auto st = commit_change([&](NodeConfig& c) -> Status {
+      VdiskConfig* mine = c.find_vdisk(v.name);
+      if (!mine || mine->id != v.id)
+        return make_error("vdisk '" + v.name + "' was deleted while it was formatted", ENOENT);
+      mine->formatted = true;
+      return ok_status();
+    });
+    if (!st) return st.error();
+    v.formatted = true;
+  }
   spdlog::info("vdisk {} created: {} in pool {}", v.name, format_size(v.size_bytes),
                pool_name.value());
   return describe_vdisk(v);
@@ -503,6 +534,7 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
   }
   return {{"name", v.name},
           {"id", v.id},
+          {"status", v.formatted ? "online" : "formatting"},
           {"pool", pool ? pool->name : "?"},
           {"size", v.size_bytes},
           {"policy", to_string(v.policy)},
@@ -552,6 +584,26 @@ Result<json> ConfigService::vdisk_expand(const json& args) {
       return make_error("pool '" + pool->name + "' cannot grow '" + v->name + "' to " +
                             format_size(size.value()) + ": " + more.error().message,
                         ENOSPC);
+    if (cluster_) {
+      // As at create: the extents are the vdisk's (beyond its size, where
+      // no host reaches) before they are zeroed, and the size grows after.
+      v->extents.insert(v->extents.end(), more->begin(), more->end());
+      uint32_t id = v->id;
+      PoolConfig pool_copy = *pool;
+      if (auto st = commit(std::move(next)); !st) return st.error();
+      if (auto st = zero_extents(pool_copy, more.value()); !st) return st.error();
+      VdiskConfig grown;
+      auto st = commit_change([&](NodeConfig& c) -> Status {
+        VdiskConfig* mine = c.find_vdisk(name.value());
+        if (!mine || mine->id != id || mine->extents.size() < need)
+          return make_error("vdisk '" + name.value() + "' changed while it grew", ESTALE);
+        mine->size_bytes = std::max(mine->size_bytes, size.value());
+        grown = *mine;
+        return ok_status();
+      });
+      if (!st) return st.error();
+      return describe_vdisk(grown);
+    }
     if (auto st = zero_extents(*pool, more.value()); !st) return st.error();
     v->extents.insert(v->extents.end(), more->begin(), more->end());
   }

@@ -61,6 +61,9 @@ class ConfigService {
   void attach_mdisks();
   std::shared_ptr<BlockDevice> find_labelled(const std::string& uuid);
   Status commit(NodeConfig next);
+  // Commits `change` applied to the current model; in a cluster, redone on
+  // the newer model when another change came first.
+  Status commit_change(const std::function<Status(NodeConfig&)>& change);
   void sync_devices();
 
   Result<nlohmann::json> dispatch(const std::string& cmd, const nlohmann::json& args);

@@ -49,7 +49,10 @@ struct VdiskConfig {
   uint64_t size_bytes = 0;
   ExtentPolicy policy = ExtentPolicy::striped;
   std::vector<ExtentLoc> extents;  // extent i of the vdisk
-  MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents);
+  // False while its new extents are being zeroed (in a cluster, after the
+  // extents were committed to it): not exported until then.
+  bool formatted = true;
+  MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted);
 };
 
 struct NodeConfig {

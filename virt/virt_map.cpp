@@ -68,7 +68,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config) {
   auto map = std::make_shared<VirtMap>();
   for (const auto& v : config.vdisks) {
     const PoolConfig* pool = config.find_pool(v.pool_id);
-    if (!pool) continue;
+    if (!pool || !v.formatted) continue;
     VolumeLayout layout;
     layout.id = v.id;
     layout.name = v.name;

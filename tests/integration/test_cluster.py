@@ -149,6 +149,32 @@ def three_nodes(make):
     lists = [n.ctl_json("vdisk", "list") for n in (n1, n2, n3)]
     check(lists[0] == lists[1] == lists[2], "vdisk lists differ after the stream")
 
+    # Two nodes creating vdisks at once: each change that meets a newer model
+    # is redone on it, so every create succeeds and no extent is handed out
+    # twice; each vdisk is served once it is zeroed.
+    def creator(node, prefix, out):
+        for k in range(6):
+            node.ctl("vdisk", "create", f"{prefix}{k}", "--pool", "p", "--size", "4M")
+            out.append(f"{prefix}{k}")
+    made = []
+    threads = [threading.Thread(target=creator, args=(n, p, made)) for n, p in ((n2, "x"), (n3, "y"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(len(made) == 12, f"concurrent creates: {made}")
+    owner = {}
+    for v in n1.ctl_json("vdisk", "list"):
+        show = n1.ctl_json("vdisk", "show", v["name"])
+        # (one the boss's death interrupted above may still be formatting)
+        check(show["status"] == "online" or v["name"] not in made + done,
+              f"{v['name']} is {show['status']}")
+        for e in show["extents"]:
+            key = (e["mdisk"], e["mdisk_extent"])
+            check(key not in owner, f"extent {key} in {owner.get(key)} and {v['name']}")
+            owner[key] = v["name"]
+    qemu_io(n1.url("x5"), "read -P 0 0 4M")
+
     # Removing a node: it leaves, the others go on.
     n1.ctl("node", "remove", "3")
     c.wait_serving([1, 2], 1)
