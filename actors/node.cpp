@@ -238,6 +238,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     setup.quorum_path = options.quorum_device;
     setup.heartbeat_ms = options.heartbeat_ms;
     setup.lease_ms = options.lease_ms;
+    setup.log_keep = options.log_keep;
     setup.seed = pack_to_string(m.config->seed());
     setup.gate = &m.gate;
     setup.model_changed = [&m](std::string bytes) {

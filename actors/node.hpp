@@ -28,6 +28,7 @@ struct NodeOptions {
   std::string quorum_device;  // a shared device or file for exact-half tie-breaks
   uint64_t heartbeat_ms = 100;
   uint64_t lease_ms = 3000;
+  uint64_t log_keep = 256;  // committed cluster events kept; older ones live in snapshots
 };
 
 class Node {

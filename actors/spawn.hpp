@@ -39,6 +39,7 @@ struct ClusterActorSetup {
   std::string quorum_path;
   uint64_t heartbeat_ms = 100;
   uint64_t lease_ms = 3000;
+  uint64_t log_keep = 256;
   std::string seed;  // msgpack NodeConfig a new cluster starts from
   std::function<void(std::string)> model_changed;
   ServiceGate* gate = nullptr;

@@ -172,6 +172,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   options.quorum_path = st.setup.quorum_path;
   options.core.heartbeat_ms = st.setup.heartbeat_ms;
   options.core.lease_ms = st.setup.lease_ms;
+  options.core.keep_entries = st.setup.log_keep;
   // The rest scales with the heartbeat, as in the simulator's defaults.
   options.core.failure_ms = st.setup.heartbeat_ms * 6;
   options.core.settle_ms = st.setup.heartbeat_ms * 3;

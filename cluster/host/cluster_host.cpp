@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -128,6 +129,16 @@ ClusterHost::ClusterHost(ClusterHostOptions options, ClusterHostCallbacks callba
       });
   core_ = std::make_unique<ClusterCore>(options_.self, NodeSet{}, *env_, options_.core);
   core_->on_commit = [this](uint64_t seq, const Entry& e) { on_commit(seq, e); };
+  env_->snapshot_ = [this] { return ReplicatedState::encode(state_->state()); };
+  env_->restore_ = [this](uint64_t seq, const std::string& bytes) {
+    auto copy = ReplicatedState::decode(bytes);
+    if (!copy || copy->seq != seq)
+      throw std::runtime_error("cluster state snapshot from the boss does not decode");
+    spdlog::info("cluster: node {} was behind the log; installed the cluster state at event {}",
+                 options_.self, seq);
+    state_->restore(*copy);
+    dirty_ = true;
+  };
   membership_rsm_ = std::make_unique<MembershipRsm>();
   config_rsm_ = std::make_unique<ConfigRsm>();
 }

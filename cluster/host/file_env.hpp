@@ -35,6 +35,14 @@ class FileEnv final : public Env, public CopyStore {
   QuorumRecord read_quorum() override;
   void write_quorum(const QuorumRecord& r) override;
 
+  std::string snapshot() override { return snapshot_ ? snapshot_() : std::string(); }
+  void restore(uint64_t seq, const std::string& state) override {
+    if (restore_) restore_(seq, state);
+  }
+  // The replicated state's owner answers these.
+  std::function<std::string()> snapshot_;
+  std::function<void(uint64_t, const std::string&)> restore_;
+
   void write_copy(int which, const StateCopy& copy) override;
   StateCopy read_copy(int which) override;
 

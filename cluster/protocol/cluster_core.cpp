@@ -169,7 +169,8 @@ void ClusterCore::maybe_form(uint64_t now) {
   // An attempt in progress gets form_timeout_ms, counted from when it may
   // open at the earliest (after the lease wait).
   bool attempt_alive = (phase_ == Phase::forming || phase_ == Phase::installing) &&
-                       now < std::max(form_started_, open_not_before_) + cfg_.form_timeout_ms;
+                       now < (open_not_before_ == UINT64_MAX ? form_started_ : open_not_before_) +
+                                 cfg_.form_timeout_ms;
   if (current && (phase_ == Phase::open || attempt_alive)) return;
   tiebreak_ = tiebreak;
   start_generation(now, candidate_, latest);
@@ -199,19 +200,21 @@ void ClusterCore::start_generation(uint64_t now, const NodeSet& members, GenId l
   // A node left out may still hold a lease from an earlier generation (any
   // earlier one: attempts that never opened say nothing about which did).
   // The new generation serves only once such leases have certainly run out:
-  // a lease, plus a margin for clock rates and message delay, after now.
-  // Each of those leases was renewed by a commit whose prepare was sent
-  // before some member of this generation joined it, so before now plus a
-  // message delay.
-  open_not_before_ =
-      left_out ? now + static_cast<uint64_t>(cfg_.lease_ms * cfg_.lease_margin) : now;
+  // a lease, plus a margin for clock rates and message delay, after the
+  // last member joined (finish_forming sets it then). Each of those leases
+  // was renewed by a prepare or renewal sent before some member of this
+  // generation joined it, and members join only until the boss has all
+  // their acks. (Counting from now instead was a bug the simulator found:
+  // a member may join long after the attempt began, having voted for
+  // leases in another generation meanwhile.)
+  left_out_ = left_out;
+  open_not_before_ = UINT64_MAX;
   acks_.clear();
   install_acks_.clear();
   prepare_sent_at_.clear();
   votes_.clear();
   renew_acks_.clear();
-  acks_[self_] = GenAck{durable_.gen, durable_.established, durable_.established_members,
-                        durable_.committed, durable_.log};
+  acks_[self_] = make_ack(durable_.gen);
   broadcast(NewGen{durable_.gen, members, tiebreak_});
   finish_forming(now);
 }
@@ -243,6 +246,8 @@ void ClusterCore::retransmit(uint64_t now) {
 void ClusterCore::finish_forming(uint64_t now) {
   for (NodeId n : durable_.members)
     if (!acks_.count(n)) return;
+  open_not_before_ =
+      left_out_ ? now + static_cast<uint64_t>(cfg_.lease_ms * cfg_.lease_margin) : now;
   // Judge the majority again on what the members themselves report: the
   // heartbeats the decision was made on may have been old.
   GenId established = durable_.established;
@@ -273,26 +278,41 @@ void ClusterCore::finish_forming(uint64_t now) {
   }
   uint64_t base = 0;
   for (auto& [n, ack] : acks_) base = std::max(base, ack.committed);
+  // The furthest snapshot stands for every entry up to its point (all
+  // committed); whoever committed most has the entries after it.
+  const GenAck* snap = nullptr;
+  for (auto& [n, ack] : acks_)
+    if (!ack.snapshot.empty() && (!snap || snap->snapshot_seq < ack.snapshot_seq)) snap = &ack;
+  uint64_t from = snap ? snap->snapshot_seq : 0;
   std::map<uint64_t, Entry> merged;
   for (auto& [n, ack] : acks_)
     for (auto& [seq, entry] : ack.log) {
+      if (seq <= from) continue;
       auto it = merged.find(seq);
       if (it == merged.end() || it->second.gen < entry.gen) merged[seq] = entry;
     }
   // Committed entries have no holes; past the first hole nothing can have
   // been committed (the boss commits in order), so it is dropped.
   std::map<uint64_t, Entry> log;
-  uint64_t seq = 1;
+  uint64_t seq = from + 1;
   for (; merged.count(seq); ++seq) {
     Entry e = merged[seq];
     if (seq > base) e.gen = durable_.gen;
     log[seq] = std::move(e);
   }
   install_end_ = seq - 1;
+  install_ = Install{durable_.gen, base, log, from, {}};
+  bool someone_behind = false;
+  for (auto& [n, ack] : acks_) someone_behind |= ack.committed < from;
+  if (snap && someone_behind) install_.snapshot = snap->snapshot;
+  if (snap && durable_.committed < from) {  // the boss itself was behind
+    env_.restore(from, snap->snapshot);
+    durable_.committed = from;
+  }
+  durable_.base = std::max(durable_.base, from);
   durable_.log = std::move(log);
   persist();
   commit_upto(base);
-  install_ = Install{durable_.gen, base, durable_.log};
   install_sent_at_ = now;
   install_acks_ = {self_};
   phase_ = Phase::installing;
@@ -349,7 +369,8 @@ bool ClusterCore::propose(std::string payload) {
 }
 
 void ClusterCore::append(std::string payload, uint64_t now) {
-  uint64_t seq = durable_.log.empty() ? 1 : durable_.log.rbegin()->first + 1;
+  uint64_t seq = durable_.log.empty() ? std::max(durable_.base, durable_.committed) + 1
+                                      : durable_.log.rbegin()->first + 1;
   Entry entry{durable_.gen, std::move(payload)};
   durable_.log[seq] = entry;
   persist();
@@ -387,6 +408,27 @@ void ClusterCore::commit_upto(uint64_t seq) {
   persist();
   if (on_commit)
     for (uint64_t s = from + 1; s <= seq; ++s) on_commit(s, durable_.log.at(s));
+  compact();
+}
+
+// Drops committed entries older than the last keep_entries, once they are
+// applied (on_commit has returned, so the host's state holds them durably).
+void ClusterCore::compact() {
+  uint64_t keep = cfg_.keep_entries;
+  if (keep == 0 || durable_.committed <= durable_.base + 2 * keep) return;
+  durable_.base = durable_.committed - keep;
+  durable_.log.erase(durable_.log.begin(), durable_.log.upper_bound(durable_.base));
+  persist();
+}
+
+GenAck ClusterCore::make_ack(GenId gen) {
+  GenAck ack{gen, durable_.established, durable_.established_members, durable_.committed,
+             durable_.log, 0, {}};
+  if (durable_.base > 0) {  // it stands for the dropped entries with its state
+    ack.snapshot_seq = durable_.committed;
+    ack.snapshot = env_.snapshot();
+  }
+  return ack;
 }
 
 void ClusterCore::receive(NodeId from, const Message& message) {
@@ -545,8 +587,7 @@ void ClusterCore::on_new_gen(NodeId from, const NewGen& m) {
     queued_.clear();
   }
   if (phase_ == Phase::joined)
-    env_.send(from, GenAck{m.gen, durable_.established, durable_.established_members,
-                           durable_.committed, durable_.log});
+    env_.send(from, make_ack(m.gen));
 }
 
 void ClusterCore::on_gen_ack(NodeId from, const GenAck& m, uint64_t now) {
@@ -558,6 +599,12 @@ void ClusterCore::on_gen_ack(NodeId from, const GenAck& m, uint64_t now) {
 void ClusterCore::on_install(NodeId from, const Install& m) {
   if (m.gen != durable_.gen || from != m.gen.boss) return;
   if (phase_ == Phase::joined) {
+    if (m.snapshot_seq > durable_.committed) {
+      if (m.snapshot.empty()) return;  // cannot happen: the boss sends it to laggards
+      env_.restore(m.snapshot_seq, m.snapshot);
+      durable_.committed = m.snapshot_seq;
+    }
+    durable_.base = std::max(durable_.base, m.snapshot_seq);
     durable_.log = m.log;
     durable_.installed = m.gen;
     durable_.installed_members = durable_.members;

@@ -55,6 +55,9 @@ struct CoreConfig {
   uint64_t form_timeout_ms = 500; // a generation not open by then is abandoned
   uint64_t quorum_renew_ms = 60;   // the device holder rewrites its record
   uint64_t quorum_claim_ms = 200;  // a claimant waits this long before checking
+  // Committed entries kept in the log; older ones are dropped once applied
+  // (a node that needs them gets a snapshot instead). 0: keep everything.
+  uint64_t keep_entries = 256;
 };
 
 class ClusterCore {
@@ -125,6 +128,8 @@ class ClusterCore {
   void append(std::string payload, uint64_t now);
   void try_commit(uint64_t now);
   void commit_upto(uint64_t seq);
+  void compact();
+  GenAck make_ack(GenId gen);
   void broadcast(const Message& m);
   void persist() { env_.persist(durable_); }
 
@@ -158,7 +163,8 @@ class ClusterCore {
   // Boss, forming a generation.
   uint64_t form_started_ = 0;
   uint64_t opened_at_ = 0;
-  uint64_t open_not_before_ = 0;
+  uint64_t open_not_before_ = 0;  // UINT64_MAX until every member has joined
+  bool left_out_ = false;         // the generation being formed leaves someone out
   uint64_t install_sent_at_ = 0;
   uint64_t install_end_ = 0;
   std::map<NodeId, GenAck> acks_;

@@ -31,10 +31,11 @@ struct Durable {
   // cannot have opened; one it installed may have.
   GenId installed;
   NodeSet installed_members;
-  std::map<uint64_t, Entry> log;
+  std::map<uint64_t, Entry> log;  // entries base+1 and on
   uint64_t committed = 0;    // entries 1..committed are committed
+  uint64_t base = 0;         // entries up to here were applied and dropped
   MSGPACK_DEFINE_MAP(incarnation, cluster, nodes, gen, members, established,
-                     established_members, installed, installed_members, log, committed);
+                     established_members, installed, installed_members, log, committed, base);
 };
 
 // The quorum device: a small record on a shared disk that breaks the tie
@@ -61,6 +62,11 @@ class Env {
   virtual bool has_quorum_device() { return false; }
   virtual QuorumRecord read_quorum() { return {}; }
   virtual void write_quorum(const QuorumRecord&) {}
+  // The host's cluster state, as applied up to the committed point (for a
+  // node that has dropped those entries), and installing one received from
+  // the boss (the node had not got that far). Durable before returning.
+  virtual std::string snapshot() { return {}; }
+  virtual void restore(uint64_t seq, const std::string& state) {}
 };
 
 }  // namespace sve::cluster

@@ -68,19 +68,26 @@ struct NewGen {  // boss -> members: join this generation
   bool tiebreak = false;  // an exact half, backed by the quorum device
   MSGPACK_DEFINE(gen, members, tiebreak);
 };
+// A node that has dropped committed entries from its log (compaction)
+// stands for them with a snapshot: its applied cluster state at
+// snapshot_seq (its committed point). Empty while it has dropped nothing.
 struct GenAck {  // member -> boss: joined; here is my log
   GenId gen;
   GenId established;
   NodeSet established_members;
   uint64_t committed = 0;
   std::map<uint64_t, Entry> log;
-  MSGPACK_DEFINE(gen, established, established_members, committed, log);
+  uint64_t snapshot_seq = 0;
+  std::string snapshot;
+  MSGPACK_DEFINE(gen, established, established_members, committed, log, snapshot_seq, snapshot);
 };
 struct Install {  // boss -> members: the log of the new generation
   GenId gen;
   uint64_t committed = 0;  // entries up to here were committed before
-  std::map<uint64_t, Entry> log;
-  MSGPACK_DEFINE(gen, committed, log);
+  std::map<uint64_t, Entry> log;  // from snapshot_seq + 1 on
+  uint64_t snapshot_seq = 0;
+  std::string snapshot;  // for members that had not committed snapshot_seq
+  MSGPACK_DEFINE(gen, committed, log, snapshot_seq, snapshot);
 };
 struct InstallAck {
   GenId gen;

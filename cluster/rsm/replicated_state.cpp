@@ -26,6 +26,28 @@ void ReplicatedState::apply(uint64_t seq, const Entry& entry) {
   apply_to(1, seq, entry, true);
 }
 
+void ReplicatedState::restore(const StateCopy& copy) {
+  if (copy.seq <= copy_[1].seq) return;  // not behind after all
+  copy_[0] = copy;
+  store_.write_copy(0, copy);
+  copy_[1] = copy;
+  store_.write_copy(1, copy);
+}
+
+std::string ReplicatedState::encode(const StateCopy& copy) {
+  msgpack::sbuffer out;
+  msgpack::pack(out, copy);
+  return std::string(out.data(), out.size());
+}
+
+std::optional<StateCopy> ReplicatedState::decode(const std::string& bytes) {
+  try {
+    return msgpack::unpack(bytes.data(), bytes.size()).get().as<StateCopy>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 void ReplicatedState::apply_to(int which, uint64_t seq, const Entry& entry, bool gate_open) {
   StateCopy& copy = copy_[which];
   std::vector<Response> responses;

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,13 @@ class ReplicatedState {
   void recover();
   // Applies committed event `seq` (the next one) twice.
   void apply(uint64_t seq, const Entry& entry);
+  // Replaces the state with a snapshot of another node's (a node that had
+  // fallen behind the log), copy A first, then B. No responses: its events
+  // were answered where they were applied.
+  void restore(const StateCopy& copy);
+  // The wire form of a copy, for snapshots.
+  static std::string encode(const StateCopy& copy);
+  static std::optional<StateCopy> decode(const std::string& bytes);
 
   uint64_t applied() const { return copy_[1].seq; }
   const StateCopy& state() const { return copy_[1]; }

@@ -42,6 +42,7 @@ struct SimResult {
   uint64_t crashes = 0;
   uint64_t partitions = 0;
   uint64_t responses = 0;  // passed by call gates
+  uint64_t snapshots = 0;  // installed by nodes behind the log
 };
 
 struct SimOptions {

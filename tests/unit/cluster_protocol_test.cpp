@@ -381,3 +381,34 @@ TEST_CASE("a cluster founded on one node grows node by node and shrinks again", 
   INFO(c.result().failure);
   CHECK(c.result().ok);
 }
+
+TEST_CASE("logs stay short, and a node that fell behind them catches up from a snapshot",
+          "[cluster]") {
+  CoreConfig cfg;
+  cfg.keep_entries = 4;
+  sim::ScriptedCluster c(3, cfg);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 3) == NodeId{1});
+  c.crash(3);
+  c.run_for(2000);
+  for (int i = 0; i < 40; ++i) {
+    CHECK(c.propose(2, "e" + std::to_string(i)));
+    c.run_for(30);
+  }
+  c.run_for(200);
+  CHECK(c.committed_anywhere("e39"));
+  // Only the last few committed entries are kept.
+  CHECK(c.node(1)->durable().log.size() <= 3 * cfg.keep_entries);  // not 40
+  CHECK(c.node(1)->durable().base > 0);
+  c.restart(3);
+  c.run_for(2000);
+  REQUIRE(c.node(3)->has_quorum());
+  CHECK(c.node(3)->committed() == c.node(1)->committed());
+  CHECK(c.result().snapshots >= 1);
+  // And the restarted boss, now behind nobody, leads again with what it has.
+  CHECK(c.propose(3, "after the snapshot"));
+  c.run_for(200);
+  CHECK(c.committed_anywhere("after the snapshot"));
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}

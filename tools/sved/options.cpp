@@ -11,7 +11,7 @@ const char* kSvedUsage =
     "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
     "            [--io-memory SIZE] [--io-requests N] [--max-connections N] [--no-pin]\n"
     "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
-    "             [--heartbeat-ms MS] [--lease-ms MS]]\n"
+    "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo]\n"
     "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
     "                 create on the first node, svectl node add from a member)\n"
@@ -19,6 +19,8 @@ const char* kSvedUsage =
     "  --quorum-device  a device or file every node shares: breaks the tie when a\n"
     "                 cluster splits into two exact halves (a record 64 KiB in)\n"
     "  --lease-ms     how long a node serves without hearing the boss (default 3000)\n"
+    "  --log-keep     committed cluster events kept in the log (default 256); a node\n"
+    "                 further behind gets a snapshot of the cluster state\n"
     "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
     "  --io-requests  request contexts per core (default 4096)\n"
     "  --max-connections  host connections at once (default 1024); more are closed\n"
@@ -73,7 +75,8 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
       auto addr = parse_address(v);
       if (!addr) return addr.error();
       o.node.cluster = addr.value();
-    } else if (arg == "--node-id" || arg == "--heartbeat-ms" || arg == "--lease-ms") {
+    } else if (arg == "--node-id" || arg == "--heartbeat-ms" || arg == "--lease-ms" ||
+               arg == "--log-keep") {
       if (auto st = value(v); !st) return st.error();
       if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7 ||
           std::stoul(v) == 0)
@@ -84,6 +87,8 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
         o.node.node_id = static_cast<uint32_t>(n);
       } else if (arg == "--heartbeat-ms") {
         o.node.heartbeat_ms = n;
+      } else if (arg == "--log-keep") {
+        o.node.log_keep = n;
       } else {
         o.node.lease_ms = n;
       }
