@@ -31,9 +31,9 @@ std::string refusal(uint64_t request, const std::string& error, json extra = jso
 class MembershipRsm final : public Rsm {
  public:
   std::string name() const override { return "membership"; }
-  void apply(uint64_t, const std::string& bytes, std::string& state,
+  void apply(uint64_t seq, const Entry& entry, std::string& state,
              std::vector<Response>& out) override {
-    auto event = unpack_from_string<ClusterEvent>(bytes);
+    auto event = unpack_from_string<ClusterEvent>(entry.payload);
     if (!event) return;
     auto reply = [&](std::string body) { out.push_back({event->origin, std::move(body)}); };
     auto info = unpack_from_string<ClusterInfo>(state);
@@ -42,7 +42,8 @@ class MembershipRsm final : public Rsm {
         if (info) return reply(refusal(event->request, "the cluster exists"));
         auto created = unpack_from_string<ClusterInfo>(event->body);
         if (!created) return;
-        state = event->body;
+        created->nodes_seq = seq;
+        state = pack_to_string(*created);
         return reply(answer(event->request, {{"name", created->name}, {"uuid", created->uuid}}));
       }
       case ClusterEvent::node_add: {
@@ -57,6 +58,7 @@ class MembershipRsm final : public Rsm {
         info->nodes.push_back({event->node, event->address});
         std::sort(info->nodes.begin(), info->nodes.end(),
                   [](auto& a, auto& b) { return a.id < b.id; });
+        info->nodes_seq = seq;
         state = pack_to_string(*info);
         return reply(answer(event->request, {{"id", event->node}, {"address", event->address}}));
       }
@@ -69,7 +71,17 @@ class MembershipRsm final : public Rsm {
                                "node " + std::to_string(event->node) + " is not configured"));
         if (info->nodes.size() == 1)
           return reply(refusal(event->request, "cannot remove the cluster's last node"));
+        // The generation that commits this keeps every committed event; the
+        // removed node forgets its copy. What stays must be a majority of it.
+        size_t staying = 0;
+        for (NodeId m : entry.members) staying += m != event->node;
+        if (staying * 2 <= entry.members.size())
+          return reply(refusal(event->request,
+                               "removing node " + std::to_string(event->node) +
+                                   " would leave too few of the serving nodes; retry when "
+                                   "more are online"));
         info->nodes.erase(it);
+        info->nodes_seq = seq;
         state = pack_to_string(*info);
         return reply(answer(event->request, {{"id", event->node}, {"removed", true}}));
       }
@@ -87,9 +99,9 @@ class MembershipRsm final : public Rsm {
 class ConfigRsm final : public Rsm {
  public:
   std::string name() const override { return "config"; }
-  void apply(uint64_t, const std::string& bytes, std::string& state,
+  void apply(uint64_t, const Entry& entry, std::string& state,
              std::vector<Response>& out) override {
-    auto event = unpack_from_string<ClusterEvent>(bytes);
+    auto event = unpack_from_string<ClusterEvent>(entry.payload);
     if (!event) return;
     if (event->kind == ClusterEvent::create) {
       if (state.empty()) state = event->body2;
@@ -193,24 +205,25 @@ void ClusterHost::settle() {
     if (!info_.nodes.empty()) {
       NodeSet nodes;
       for (const auto& n : info_.nodes) nodes.push_back(n.id);
-      core_->set_nodes(nodes);
-      if (!core_->in_cluster()) {
-        // Removed: forget the cluster state too, so that the node can be
-        // added again later (it then receives the state from the start).
-        spdlog::warn("node {} was removed from cluster {}", options_.self, info_.name);
-        env_->write_copy(0, {});
-        env_->write_copy(1, {});
-        build_state();
-        info_ = {};
-        info_bytes_.clear();
-        config_ = {};
-        config_bytes_.clear();
-        callbacks_.config_changed(config_);
-        callbacks_.membership_changed(info_);
-        return;
-      }
+      core_->set_nodes(nodes, info_.nodes_seq);
     }
+    if (core_->in_cluster()) callbacks_.membership_changed(info_);
+  }
+  if (!core_->in_cluster() && !info_bytes_.empty()) {
+    // Removed (by its own applying of the event, or told by a member's
+    // heartbeat): forget the cluster state too, so that the node can be
+    // added again later (it then receives the state afresh).
+    spdlog::warn("node {} was removed from cluster {}", options_.self, info_.name);
+    env_->write_copy(0, {});
+    env_->write_copy(1, {});
+    build_state();
+    info_ = {};
+    info_bytes_.clear();
+    config_ = {};
+    config_bytes_.clear();
+    callbacks_.config_changed(config_);
     callbacks_.membership_changed(info_);
+    return;
   }
   std::string config_bytes = get("config");
   if (config_bytes != config_bytes_) {
@@ -232,7 +245,9 @@ void ClusterHost::receive(NodeId from, const std::string& bytes) {
                  bytes.size());
     return;
   }
+  bool was_in = core_->in_cluster();
   core_->receive(from, *message);
+  if (core_->in_cluster() != was_in) dirty_ = true;  // adopted a cluster, or removed
   settle();
 }
 
@@ -277,16 +292,18 @@ Result<uint64_t> ClusterHost::add_node(NodeId id, const std::string& address) {
 Result<uint64_t> ClusterHost::remove_node(NodeId id) {
   if (!core_->in_cluster()) return make_error("this node is not in a cluster", ENOENT);
   if (!info_.find(id)) return make_error("node " + std::to_string(id) + " is not configured", ENOENT);
-  // The next generation must still hold a majority of this one, or the
-  // survivors would stall themselves.
+  // What stays of the serving generation must be a majority of it: it keeps
+  // every committed event (the removed node forgets its copy), and it must
+  // be able to form the next generation. The membership RSM checks the
+  // same against the generation that commits the removal.
   NodeSet rest;
   for (NodeId m : core_->members())
     if (m != id) rest.push_back(m);
-  if (rest.size() * 2 <= core_->members().size() && !env_->has_quorum_device())
+  if (rest.size() * 2 <= core_->members().size())
     return make_error("removing node " + std::to_string(id) + " would leave " +
                           std::to_string(rest.size()) + " of " +
                           std::to_string(core_->members().size()) +
-                          " serving nodes, not a majority: the cluster would stall",
+                          " serving nodes, not a majority",
                       EINVAL);
   ClusterEvent event;
   event.kind = ClusterEvent::node_remove;

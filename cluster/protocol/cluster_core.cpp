@@ -21,7 +21,10 @@ ClusterCore::ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config
 void ClusterCore::start() {
   durable_ = env_.load();
   ++durable_.incarnation;
-  if (!in_cluster() && !founding_.empty()) {  // the founding membership
+  // The founding membership, for a node that has never been in a cluster
+  // (one that was removed from it waits to be added again).
+  if (!in_cluster() && !founding_.empty() && durable_.gen.number == 0) {
+    durable_.cluster = "configured";  // (a cluster id, so that removed nodes can come back)
     durable_.nodes = founding_;
     durable_.members = founding_;
     durable_.established_members = founding_;
@@ -44,15 +47,28 @@ bool ClusterCore::found(const std::string& cluster) {
   return true;
 }
 
-void ClusterCore::set_nodes(NodeSet nodes) {
+void ClusterCore::set_nodes(NodeSet nodes, uint64_t seq) {
+  if (seq < durable_.nodes_seq) return;
   std::sort(nodes.begin(), nodes.end());
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   if (!contains(nodes, self_)) {
-    // Removed: this node forgets the cluster (keeping only its incarnation,
-    // so its views still supersede older ones) and may be added again later
-    // as a fresh node.
+    // Removed: this node forgets the cluster, its log and its state (the
+    // generation that committed the removal holds them all), and may be
+    // added again later. It keeps what it knows of generations: a node that
+    // forgot it had joined one could help an old majority that never heard
+    // of it form a rival (the simulator's seed 257). Its incarnation stays
+    // too, so its views still supersede older ones.
     Durable fresh;
     fresh.incarnation = durable_.incarnation;
+    fresh.gen = durable_.gen;
+    fresh.members = durable_.members;
+    fresh.established = durable_.established;
+    fresh.established_members = durable_.established_members;
+    fresh.installed = durable_.installed;
+    fresh.installed_members = durable_.installed_members;
+    // Only a later membership that lists it again draws it back in: the
+    // heartbeats of members that have not applied its removal yet do not.
+    fresh.nodes_seq = seq;
     durable_ = std::move(fresh);
     persist();
     phase_ = Phase::idle;
@@ -65,8 +81,9 @@ void ClusterCore::set_nodes(NodeSet nodes) {
     views_[self_] = mine;
     return;
   }
-  if (nodes == durable_.nodes) return;
+  if (nodes == durable_.nodes && seq == durable_.nodes_seq) return;
   durable_.nodes = std::move(nodes);
+  durable_.nodes_seq = seq;
   persist();
   for (auto it = views_.begin(); it != views_.end();)
     it = (it->first == self_ || contains(durable_.nodes, it->first)) ? std::next(it)
@@ -78,11 +95,20 @@ void ClusterCore::set_nodes(NodeSet nodes) {
 // A fresh node is drawn into a cluster by the heartbeats of a member that
 // lists it among the configured nodes. It brings no log and no generation,
 // so it can neither outvote nor contradict anything the cluster decided.
+// A member learns a newer committed membership from any heartbeat of its
+// cluster (it would apply the same change from the log; a node that missed
+// its own removal and was added again learns here that it is back).
 bool ClusterCore::adopt(const Heartbeat& m) {
-  if (in_cluster()) return m.cluster == durable_.cluster;
+  if (in_cluster()) {
+    if (m.cluster != durable_.cluster) return false;
+    if (m.nodes_seq > durable_.nodes_seq) set_nodes(m.nodes, m.nodes_seq);
+    return in_cluster();
+  }
   if (m.cluster.empty() || !contains(m.nodes, self_)) return false;
+  if (durable_.nodes_seq != 0 && m.nodes_seq <= durable_.nodes_seq) return false;
   durable_.cluster = m.cluster;
   durable_.nodes = m.nodes;
+  durable_.nodes_seq = m.nodes_seq;
   persist();
   return true;
 }
@@ -114,9 +140,11 @@ void ClusterCore::tick() {
   uint64_t now = env_.now_ms();
   update_view(now);
   if (!in_cluster()) return;  // a fresh node speaks when spoken to
-  Heartbeat hb{durable_.cluster,         durable_.nodes, views_, candidate_,
-               durable_.established,     durable_.established_members,
-               durable_.gen,             phase_ == Phase::open};
+  Heartbeat hb{durable_.cluster,     durable_.nodes,
+               durable_.nodes_seq,   views_,
+               candidate_,           durable_.established,
+               durable_.established_members, durable_.gen,
+               phase_ == Phase::open};
   for (NodeId n : durable_.nodes)
     if (n != self_) env_.send(n, hb);
   renew_quorum_device(now);
@@ -146,6 +174,16 @@ void ClusterCore::maybe_form(uint64_t now) {
     if (latest < it->second.gen) {
       latest = it->second.gen;
       latest_members = it->second.members;
+    }
+  }
+  // The device records every generation that opened: a newer one than any
+  // of these nodes knows (a tie-break half, say, that shares none of them)
+  // is what a successor must hold a majority of.
+  if (env_.has_quorum_device()) {
+    QuorumRecord r = env_.read_quorum();
+    if (latest < r.gen) {
+      latest = r.gen;
+      latest_members = r.gen_members;
     }
   }
   // A minority stalls. An exact half goes on only if it holds the quorum
@@ -257,6 +295,13 @@ void ClusterCore::finish_forming(uint64_t now) {
       established = ack.established;
       established_members = ack.established_members;
     }
+  if (env_.has_quorum_device()) {  // as in maybe_form
+    QuorumRecord r = env_.read_quorum();
+    if (established < r.gen) {
+      established = r.gen;
+      established_members = r.gen_members;
+    }
+  }
   bool enough = is_majority(durable_.members, established_members) ||
                 (tiebreak_ && qd_held_ && is_half(durable_.members, established_members));
   if (enough && tiebreak_) {
@@ -269,7 +314,7 @@ void ClusterCore::finish_forming(uint64_t now) {
       qd_held_ = still_holds(r) && qd_held_;
     } else {
       qd_counter_ = r.counter + 1;
-      env_.write_quorum({self_, qd_counter_, r.gen, durable_.gen, false});
+      env_.write_quorum({self_, qd_counter_, r.gen, durable_.gen, false, r.gen_members});
     }
   }
   if (!enough) {
@@ -297,7 +342,10 @@ void ClusterCore::finish_forming(uint64_t now) {
   uint64_t seq = from + 1;
   for (; merged.count(seq); ++seq) {
     Entry e = merged[seq];
-    if (seq > base) e.gen = durable_.gen;
+    if (seq > base) {
+      e.gen = durable_.gen;
+      e.members = durable_.members;
+    }
     log[seq] = std::move(e);
   }
   install_end_ = seq - 1;
@@ -335,7 +383,7 @@ void ClusterCore::try_open(uint64_t now) {
     // Before it serves, the generation is on the device: from now on only a
     // half of it may claim the tie-break.
     qd_counter_ = r.counter + 1;
-    env_.write_quorum({self_, qd_counter_, durable_.gen, r.attempt, false});
+    env_.write_quorum({self_, qd_counter_, durable_.gen, r.attempt, false, durable_.members});
     qd_held_ = true;
     qd_renewed_at_ = now;
   }
@@ -371,7 +419,7 @@ bool ClusterCore::propose(std::string payload) {
 void ClusterCore::append(std::string payload, uint64_t now) {
   uint64_t seq = durable_.log.empty() ? std::max(durable_.base, durable_.committed) + 1
                                       : durable_.log.rbegin()->first + 1;
-  Entry entry{durable_.gen, std::move(payload)};
+  Entry entry{durable_.gen, std::move(payload), durable_.members};
   durable_.log[seq] = entry;
   persist();
   prepare_sent_at_[seq] = now;
@@ -471,6 +519,15 @@ void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
     auto it = views_.find(node);
     if (it == views_.end() || view.newer_than(it->second)) views_[node] = view;
   }
+  // A peer knows a newer generation opened: so does this node now (it
+  // judges successors by the newest one it knows; one it never heard had
+  // opened, because its boss went before the commit reached it, could
+  // otherwise hold it back for good).
+  if (durable_.established < m.established) {
+    durable_.established = m.established;
+    durable_.established_members = m.established_members;
+    persist();
+  }
   Peer& p = peers_[from];
   p.candidate = m.candidate;
   p.gen = m.established;
@@ -516,7 +573,7 @@ bool ClusterCore::holds_quorum_device(uint64_t now, GenId half_of) {
   }
   if (qd_claim_at_ == 0) {
     qd_claim_counter_ = r.counter + 1;
-    env_.write_quorum({self_, qd_claim_counter_, r.gen, r.attempt, true});
+    env_.write_quorum({self_, qd_claim_counter_, r.gen, r.attempt, true, r.gen_members});
     qd_claim_at_ = now;
     return false;
   }
@@ -524,7 +581,7 @@ bool ClusterCore::holds_quorum_device(uint64_t now, GenId half_of) {
   qd_claim_at_ = 0;
   if (r.owner != self_ || r.counter != qd_claim_counter_) return false;  // a holder lives
   qd_counter_ = r.counter + 1;
-  env_.write_quorum({self_, qd_counter_, r.gen, r.attempt, false});  // now a holder
+  env_.write_quorum({self_, qd_counter_, r.gen, r.attempt, false, r.gen_members});  // now a holder
   qd_held_ = true;
   qd_renewed_at_ = now;
   return true;
@@ -566,8 +623,9 @@ void ClusterCore::renew_quorum_device(uint64_t now) {
     return;
   }
   qd_counter_ = r.counter + 1;
-  env_.write_quorum(
-      {self_, qd_counter_, std::max(r.gen, durable_.established), r.attempt, false});
+  bool mine_newer = r.gen < durable_.established;
+  env_.write_quorum({self_, qd_counter_, mine_newer ? durable_.established : r.gen, r.attempt,
+                     false, mine_newer ? durable_.established_members : r.gen_members});
   qd_held_ = true;
   qd_renewed_at_ = now;
 }

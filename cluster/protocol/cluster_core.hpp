@@ -71,9 +71,10 @@ class ClusterCore {
   // Makes a fresh node the first node of cluster `cluster`. False if it
   // already belongs to one.
   bool found(const std::string& cluster);
-  // A committed membership change: the configured nodes are now `nodes`.
-  // A node that finds itself removed forgets the cluster and serves nothing.
-  void set_nodes(NodeSet nodes);
+  // A committed membership change (event `seq`): the configured nodes are
+  // now `nodes`; an older change than the one in force is ignored. A node
+  // that finds itself removed forgets the cluster and serves nothing.
+  void set_nodes(NodeSet nodes, uint64_t seq);
   void tick();
   void receive(NodeId from, const Message& message);
   // Proposes an event (forwarded to the boss). False when this node has no
@@ -85,6 +86,7 @@ class ClusterCore {
 
   // Called in order for every committed event, on the node's thread.
   std::function<void(uint64_t seq, const Entry& entry)> on_commit;
+
 
   NodeId self() const { return self_; }
   GenId generation() const { return durable_.gen; }

@@ -18,6 +18,7 @@ struct Durable {
   // configured nodes, as the last committed membership change left them.
   std::string cluster;
   NodeSet nodes;
+  uint64_t nodes_seq = 0;  // the committed event that set them
   GenId gen;                 // the last generation this node joined
   NodeSet members;           // its members
   // The last generation this node knows to have opened (served). A new
@@ -34,7 +35,7 @@ struct Durable {
   std::map<uint64_t, Entry> log;  // entries base+1 and on
   uint64_t committed = 0;    // entries 1..committed are committed
   uint64_t base = 0;         // entries up to here were applied and dropped
-  MSGPACK_DEFINE_MAP(incarnation, cluster, nodes, gen, members, established,
+  MSGPACK_DEFINE_MAP(incarnation, cluster, nodes, nodes_seq, gen, members, established,
                      established_members, installed, installed_members, log, committed, base);
 };
 
@@ -46,7 +47,8 @@ struct QuorumRecord {
   GenId gen;             // the last generation that opened, as its boss wrote
   GenId attempt;         // the last tie-break attempt that installed a log
   bool claiming = false; // written by a claimant, not yet a holder
-  MSGPACK_DEFINE(owner, counter, gen, attempt, claiming);
+  NodeSet gen_members;   // the members of `gen`
+  MSGPACK_DEFINE(owner, counter, gen, attempt, claiming, gen_members);
 };
 
 class Env {

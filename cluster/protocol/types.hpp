@@ -29,9 +29,13 @@ struct GenId {
 
 struct Entry {
   GenId gen;            // the generation that last prepared it
-  std::string payload;  // empty: a lease renewal
+  std::string payload;
+  // That generation's members: the event commits in it, and an RSM may
+  // judge the event by them (a membership change that would leave the
+  // committing generation without a majority of its members is refused).
+  std::vector<NodeId> members;
   bool operator==(const Entry&) const = default;
-  MSGPACK_DEFINE(gen, payload);
+  MSGPACK_DEFINE(gen, payload, members);
 };
 
 // A node's view: the nodes it can exchange messages with, versioned so the
@@ -52,14 +56,15 @@ struct View {
 struct Heartbeat {
   std::string cluster;  // the cluster's id: a node ignores other clusters
   NodeSet nodes;        // the configured nodes, as the sender knows them
+  uint64_t nodes_seq = 0;  // the event that made them so
   std::map<NodeId, View> views;
   NodeSet candidate;  // empty: this node is in no viable partition
   GenId established;  // the last generation it knows to have opened
   NodeSet established_members;
   GenId joined;       // the last generation it joined
   bool open = false;  // and whether it serves in it
-  MSGPACK_DEFINE(cluster, nodes, views, candidate, established, established_members, joined,
-                 open);
+  MSGPACK_DEFINE(cluster, nodes, nodes_seq, views, candidate, established, established_members,
+                 joined, open);
 };
 
 struct NewGen {  // boss -> members: join this generation

@@ -53,7 +53,7 @@ void ReplicatedState::apply_to(int which, uint64_t seq, const Entry& entry, bool
   std::vector<Response> responses;
   for (Rsm* rsm : rsms_) {
     std::string& state = copy.states[rsm->name()];
-    rsm->apply(seq, entry.payload, state, responses);
+    rsm->apply(seq, entry, state, responses);
   }
   copy.seq = seq;
   store_.write_copy(which, copy);

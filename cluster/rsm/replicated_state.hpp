@@ -46,12 +46,13 @@ struct Response {
 };
 
 // A distributed facility's state machine. apply() must be deterministic: it
-// sees only the event and its own state, and may ask for responses.
+// sees only the event (its payload, and the members of the generation that
+// commits it) and its own state, and may ask for responses.
 class Rsm {
  public:
   virtual ~Rsm() = default;
   virtual std::string name() const = 0;
-  virtual void apply(uint64_t seq, const std::string& event, std::string& state,
+  virtual void apply(uint64_t seq, const Entry& event, std::string& state,
                      std::vector<Response>& responses) = 0;
 };
 

@@ -21,7 +21,8 @@ struct ClusterInfo {
   std::string name;
   std::string uuid;  // also the configuration's uuid, written into mdisk labels
   std::vector<ClusterNodeInfo> nodes;  // sorted by id
-  MSGPACK_DEFINE_MAP(name, uuid, nodes);
+  uint64_t nodes_seq = 0;              // the event that last changed them
+  MSGPACK_DEFINE_MAP(name, uuid, nodes, nodes_seq);
 
   const ClusterNodeInfo* find(uint32_t id) const {
     for (const auto& n : nodes)

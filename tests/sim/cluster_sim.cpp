@@ -31,8 +31,9 @@ struct PowerFailure {};
 class DigestRsm final : public Rsm {
  public:
   std::string name() const override { return "digest"; }
-  void apply(uint64_t seq, const std::string& event, std::string& state,
+  void apply(uint64_t seq, const Entry& entry, std::string& state,
              std::vector<Response>& responses) override {
+    const std::string& event = entry.payload;
     uint64_t h = state.empty() ? 1469598103934665603ull : std::stoull(state);
     for (char c : event) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     h = (h ^ seq) * 1099511628211ull;
@@ -75,7 +76,11 @@ struct SimNode {
   std::set<std::string> delivered;  // responses, this incarnation
   uint64_t applied = 0;   // the last seq its on_commit delivered
   uint64_t last_local = 0;
-  std::optional<NodeSet> pending_nodes;  // a committed membership change to apply
+  // The membership the node's committed events left, kept with its state
+  // copies (survives crashes), and whether the core has yet to hear of it.
+  NodeSet member_set;
+  uint64_t member_seq = 0;
+  bool membership_pending = false;
 };
 
 struct Event {
@@ -107,6 +112,10 @@ class Sim {
     // Compaction: most seeds keep only a few committed entries, so nodes
     // that fall behind catch up from snapshots; some keep everything.
     opt_.core.keep_entries = rng_() % 3 == 0 ? 0 : 2 + rng_() % 12;
+    // A third of the seeds also add and remove nodes while faults happen
+    // (after the heal every node is added back).
+    // (Drawn from a generator of its own: the other seeds replay as before.)
+    membership_ = !o.scripted && std::mt19937_64(o.seed ^ 0x6d656d62ull)() % 3 == 0;
     if (o.scripted) {  // a clean network; the script makes the faults
       loss_ = dup_ = power_failure_ = 0;
       max_delay_ = 2;
@@ -229,19 +238,15 @@ class Sim {
       node.core->start();
       // Roll forward: committed events the state copies had not taken yet.
       node.state->recover();
-      for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s)
+      for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s) {
         apply_state(node, s, node.disk.log.at(s));
+        note_membership(node, s, node.disk.log.at(s));
+      }
       // The membership the committed events left (a crash may have come
       // between a change's commit and its application).
-      for (auto it = node.disk.log.rbegin(); it != node.disk.log.rend(); ++it)
-        if (it->first <= node.disk.committed && it->second.payload.rfind("nodes:", 0) == 0) {
-          NodeSet set;
-          std::istringstream in(it->second.payload.substr(6));
-          for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
-          node.pending_nodes = set;
-          break;
-        }
-      apply_membership(node);
+      node.membership_pending = node.member_seq > 0;
+      // (A node removed just before it crashed still has state copies.)
+      apply_membership(node, node.core->in_cluster() || node.state->applied() > 0);
     } catch (const PowerFailure&) {
       crash(node);
       return;
@@ -285,7 +290,45 @@ class Sim {
     result_.failure = s.str();
   }
   void on_commit(NodeId id, uint64_t seq, const Entry& e);
-  void apply_membership(SimNode& n);
+  void apply_membership(SimNode& n, bool was_in);
+  static std::string nodes_payload(const NodeSet& set) {
+    std::string out = "nodes:";
+    for (size_t i = 0; i < set.size(); ++i) out += (i ? "," : "") + std::to_string(set[i]);
+    return out;
+  }
+  // Proposes `to` (or a random one-node change) at a node that serves.
+  void change_membership(std::optional<NodeSet> to) {
+    std::vector<NodeId> order = all_;
+    std::shuffle(order.begin(), order.end(), rng_);
+    for (NodeId id : order) {
+      SimNode& n = nodes_[id];
+      if (!n.core || !n.core->has_quorum()) continue;
+      NodeSet set = n.core->nodes();
+      if (to) {
+        set = *to;
+      } else {
+        NodeSet missing;
+        for (NodeId a : all_)
+          if (!std::count(set.begin(), set.end(), a)) missing.push_back(a);
+        if (!missing.empty() && (set.size() <= 2 || rng_() % 2)) {
+          set.push_back(missing[rng_() % missing.size()]);
+          std::sort(set.begin(), set.end());
+        } else if (set.size() > 2) {
+          set.erase(set.begin() + static_cast<long>(rng_() % set.size()));
+        } else {
+          return;
+        }
+      }
+      try {
+        if (n.core->propose(nodes_payload(set))) ++result_.membership_changes;
+        apply_membership(n, true);
+      } catch (const PowerFailure&) {
+        crash(n);
+      }
+      return;
+    }
+  }
+  void note_membership(SimNode& n, uint64_t seq, const Entry& e);
   // SVE_SIM_TRACE=1 prints every protocol message but heartbeats.
   bool trace_ = std::getenv("SVE_SIM_TRACE") != nullptr;
   void trace(const Event& e) {
@@ -330,6 +373,9 @@ class Sim {
   uint64_t now_ = 0, order_ = 0;
   std::set<std::pair<NodeId, NodeId>> blocked_;
   std::map<uint64_t, std::string> committed_;  // seq -> payload, as first committed
+  bool membership_ = false;
+  uint64_t next_membership_ = 500;
+  uint64_t readd_at_ = 0;
   std::map<GenId, NodeSet> generations_;
   uint64_t proposals_ = 0;
   std::string marker_;  // proposed after the heal; must commit everywhere
@@ -362,19 +408,47 @@ void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
     fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
          e.payload + "' (node " + std::to_string(id) + ")");
   apply_state(n, seq, e);  // may throw PowerFailure: the node dies mid-event
-  // A membership change, as a node's host applies it: after the core's call.
-  if (e.payload.rfind("nodes:", 0) == 0) {
-    NodeSet set;
-    std::istringstream in(e.payload.substr(6));
-    for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
-    n.pending_nodes = set;
-  }
+  note_membership(n, seq, e);
 }
 
-void Sim::apply_membership(SimNode& n) {
-  if (!n.core || !n.pending_nodes) return;
-  n.core->set_nodes(*n.pending_nodes);
-  n.pending_nodes.reset();
+// As the host's membership RSM does: a change that would leave the
+// committing generation without a majority of its members is refused (they
+// hold every committed event, and a removed node forgets its copy).
+void Sim::note_membership(SimNode& n, uint64_t seq, const Entry& e) {
+  if (e.payload.rfind("nodes:", 0) != 0) return;
+  NodeSet set;
+  std::istringstream in(e.payload.substr(6));
+  for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
+  size_t staying = 0;
+  for (NodeId m : e.members) staying += std::count(set.begin(), set.end(), m);
+  if (staying * 2 <= e.members.size()) return;
+  n.member_set = set;
+  n.member_seq = seq;
+  n.membership_pending = true;
+}
+
+// As a node's host does after each call into the core: hands it a committed
+// membership change, and forgets the cluster state of a node that was
+// removed (by its own event, or told so by a member's heartbeat).
+void Sim::apply_membership(SimNode& n, bool was_in) {
+  if (!n.core) return;
+  if (n.membership_pending) {
+    n.membership_pending = false;
+    n.core->set_nodes(n.member_set, n.member_seq);
+  }
+  if (was_in && !n.core->in_cluster()) {
+    n.copies[0] = n.copies[1] = StateCopy{};
+    n.member_set.clear();
+    n.member_seq = 0;
+    n.applied = 0;
+    ClusterCore* core = n.core.get();
+    NodeId id = n.id;
+    n.state = std::make_unique<ReplicatedState>(
+        id, *n.env, [core] { return core->has_quorum(); },
+        [this, id](uint64_t seq, const Response& r) { on_response(id, seq, r); });
+    n.state->add(*n.rsm);
+    ++result_.removals;
+  }
 }
 
 void Sim::do_fault() {
@@ -426,10 +500,12 @@ void Sim::check_invariants() {
   for (auto& [id, n] : nodes_) {
     if (!n.core) continue;
     GenId g = n.core->generation();
+    // (Generation 0 is no generation: founding and removed nodes differ.)
     auto [it, fresh] = generations_.emplace(g, n.core->members());
-    if (!fresh && it->second != n.core->members())
+    if (!fresh && it->second != n.core->members() && g.number != 0)
       fail("generation " + std::to_string(g.number) + "/" + std::to_string(g.boss) +
-           " has two memberships");
+           " has two memberships (" + std::to_string(it->second.size()) + " members, and " +
+           std::to_string(n.core->members().size()) + " on node " + std::to_string(id) + ")");
     if (fresh) ++result_.generations;
     if (n.core->lease_valid()) {
       if (serving && *serving != g)
@@ -461,6 +537,23 @@ void Sim::check_invariants() {
 }
 
 void Sim::check_progress() {
+  if (trace_)
+    for (auto& [id, n] : nodes_) {
+      if (!n.core) continue;
+      auto set = [](const NodeSet& s) {
+        std::string o;
+        for (NodeId x : s) o += std::to_string(x) + ",";
+        return o;
+      };
+      const Durable& d = n.core->durable();
+      std::printf("node %u: in %d nodes %s@%lu gen %lu/%u members %s open %d est %lu/%u %s "
+                  "committed %lu candidate %s view %s\n",
+                  id, n.core->in_cluster(), set(d.nodes).c_str(), (unsigned long)d.nodes_seq,
+                  (unsigned long)d.gen.number, d.gen.boss, set(d.members).c_str(),
+                  n.core->open(), (unsigned long)d.established.number, d.established.boss,
+                  set(d.established_members).c_str(), (unsigned long)d.committed,
+                  set(n.core->candidate()).c_str(), set(n.core->view()).c_str());
+    }
   NodeSet up;
   for (NodeId id : all_)
     if (id != left_down_) up.push_back(id);
@@ -491,13 +584,14 @@ void Sim::step(const Event& e) {
     case Event::tick: {
       SimNode& n = nodes_[e.to];
       if (!n.core) break;  // crashed: its ticks stop; boot schedules new ones
+      bool was_in = n.core->in_cluster();
       try {
         n.core->tick();
       } catch (const PowerFailure&) {
         crash(n);
         break;
       }
-      apply_membership(n);
+      apply_membership(n, was_in);
       schedule_tick(e.to);
       break;
     }
@@ -505,9 +599,10 @@ void Sim::step(const Event& e) {
       SimNode& n = nodes_[e.to];
       if (n.core && !blocked_.count({e.from, e.to})) {
         if (trace_) trace(e);
+        bool was_in = n.core->in_cluster();
         try {
           n.core->receive(e.from, *e.message);
-          apply_membership(n);
+          apply_membership(n, was_in);
         } catch (const PowerFailure&) {
           crash(n);
         }
@@ -561,13 +656,31 @@ SimResult Sim::run() {
         kill_one_ = false;  // not healthy yet: progress is judged with everybody
       }
     }
+    if (membership_ && now_ < opt_.fault_ms && now_ >= next_membership_) {
+      next_membership_ = now_ + 300 + rng_() % 1200;
+      change_membership(std::nullopt);
+    }
+    // After the heal, every node is configured again before the marker.
+    bool all_configured = !membership_;
+    if (membership_) {
+      for (auto& [s, payload] : committed_)
+        if (payload.rfind("nodes:", 0) == 0) all_configured = payload == nodes_payload(all_);
+      if (committed_.empty() || !std::any_of(committed_.begin(), committed_.end(), [](auto& c) {
+            return c.second.rfind("nodes:", 0) == 0;
+          }))
+        all_configured = true;  // never changed
+    }
+    if (healed && !all_configured && now_ >= readd_at_) {
+      readd_at_ = now_ + 500;
+      change_membership(all_);
+    }
     // Keep offering the marker until a node with quorum accepts it, and
     // again if it was lost on its way to the boss (proposals are not
     // retransmitted: the admin who proposed it gets a timeout).
     bool marker_committed = false;
     for (auto& [s, payload] : committed_)
       if (payload == "marker") marker_committed = true;
-    if (healed && !marker_committed && now_ >= marker_at) {
+    if (healed && all_configured && !marker_committed && now_ >= marker_at) {
       for (auto& [id, n] : nodes_)
         if (n.core && n.core->propose("marker")) {
           marker_ = "marker";

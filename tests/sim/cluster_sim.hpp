@@ -43,6 +43,8 @@ struct SimResult {
   uint64_t partitions = 0;
   uint64_t responses = 0;  // passed by call gates
   uint64_t snapshots = 0;  // installed by nodes behind the log
+  uint64_t membership_changes = 0;  // committed node additions and removals
+  uint64_t removals = 0;   // nodes that forgot the cluster on being removed
 };
 
 struct SimOptions {

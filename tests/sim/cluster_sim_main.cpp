@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     }
   }
   auto start = std::chrono::steady_clock::now();
-  uint64_t runs = 0, failures = 0, commits = 0, crashes = 0, snapshots = 0;
+  uint64_t runs = 0, failures = 0, commits = 0, crashes = 0, snapshots = 0, changes = 0, removals = 0;
   for (uint64_t seed = first; seed <= last; ++seed) {
     if (budget > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > budget)
@@ -41,13 +41,17 @@ int main(int argc, char** argv) {
     commits += r.commits;
     crashes += r.crashes;
     snapshots += r.snapshots;
+    changes += r.membership_changes;
+    removals += r.removals;
     if (!r.ok) {
       ++failures;
       std::printf("FAIL %s\n", r.failure.c_str());
     }
   }
-  std::printf("%lu seeds, %lu failed, %lu events committed, %lu crashes, %lu snapshots installed\n",
+  std::printf("%lu seeds, %lu failed, %lu events committed, %lu crashes, %lu snapshots installed, "
+              "%lu membership changes proposed, %lu nodes removed\n",
               (unsigned long)runs, (unsigned long)failures, (unsigned long)commits,
-              (unsigned long)crashes, (unsigned long)snapshots);
+              (unsigned long)crashes, (unsigned long)snapshots, (unsigned long)changes,
+              (unsigned long)removals);
   return failures ? 1 : 0;
 }

@@ -109,9 +109,9 @@ struct MemoryCopies final : CopyStore {
 
 struct Counter final : Rsm {
   std::string name() const override { return "counter"; }
-  void apply(uint64_t, const std::string& event, std::string& state,
+  void apply(uint64_t, const Entry& event, std::string& state,
              std::vector<Response>& out) override {
-    state = std::to_string((state.empty() ? 0 : std::stoi(state)) + std::stoi(event));
+    state = std::to_string((state.empty() ? 0 : std::stoi(state)) + std::stoi(event.payload));
     out.push_back({1, "to 1"});
     out.push_back({2, "to 2"});
   }
@@ -159,7 +159,7 @@ TEST_CASE("protocol messages survive the wire form; garbage is refused", "[clust
   GenId g{7, 2};
   std::map<uint64_t, Entry> log{{1, Entry{{6, 1}, "a"}}, {2, Entry{g, ""}}};
   std::vector<Message> all = {
-      Heartbeat{"c-1", {1, 2, 3}, {{1, View{3, 9, {1, 2}}}, {2, View{1, 1, {2}}}}, {1, 2}, g,
+      Heartbeat{"c-1", {1, 2, 3}, 5, {{1, View{3, 9, {1, 2}}}, {2, View{1, 1, {2}}}}, {1, 2}, g,
                 {1, 2, 3}, g, true},
       NewGen{g, {2, 3}},
       GenAck{g, {6, 1}, {1, 2, 3}, 1, log},
