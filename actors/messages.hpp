@@ -33,6 +33,8 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using model_atom = caf::atom_constant<caf::atom("model")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+// To a heartbeat link: the peer's address, or its cluster actor's handle.
+using peer_atom = caf::atom_constant<caf::atom("peer")>;
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;

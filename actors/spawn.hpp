@@ -45,6 +45,11 @@ struct ClusterActorSetup {
   ServiceGate* gate = nullptr;
 };
 caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
+// The heartbeat link to one peer (cluster/peer_link_actor.cpp): carries the
+// cluster actor's messages to that peer, connecting and reconnecting.
+// `owner` is the cluster actor, in whose name it sends.
+caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
+                           std::string address);
 
 // Runs `task` on the core of `actor` (a pinned facility actor).
 void run_on_core(const caf::actor& actor, std::function<void()> task);

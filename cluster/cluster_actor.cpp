@@ -23,14 +23,12 @@ using cluster::ClusterHost;
 using cluster::NodeId;
 
 constexpr auto kRequestTimeout = std::chrono::seconds(15);
-constexpr uint64_t kReconnectMs = 500;
 
 struct ClusterActorState {
   static inline const char* name = "cluster";
   std::unique_ptr<ClusterHost> host;
   ClusterActorSetup setup;
-  std::map<NodeId, caf::actor> peers;
-  std::map<NodeId, uint64_t> connect_started;  // attempts in flight or recent
+  std::map<NodeId, caf::actor> links;  // the heartbeat link of each peer
   std::map<uint64_t, caf::response_promise> pending;
   // Answers that came before their request was parked: a lone node commits
   // inside the call that proposes.
@@ -57,38 +55,24 @@ bool split_address(const std::string& address, std::string& host, uint16_t& port
 
 using Self = caf::stateful_actor<ClusterActorState>;
 
-void connect_to(Self* self, NodeId id, const std::string& address) {
+// The heartbeat link of peer `id`, spawned on first use.
+caf::actor& link_for(Self* self, NodeId id, const std::string& address) {
   auto& st = self->state;
-  uint64_t now = monotonic_ms();
-  auto it = st.connect_started.find(id);
-  if (it != st.connect_started.end() && now - it->second < kReconnectMs) return;
-  st.connect_started[id] = now;
-  std::string host;
-  uint16_t port = 0;
-  if (!split_address(address, host, port)) return;
-  auto mm = self->system().middleman().actor_handle();
-  self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, host, port)
-      .then(
-          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-            if (!ptr) return;
-            auto peer = caf::actor_cast<caf::actor>(ptr);
-            self->monitor(peer);
-            self->state.peers[id] = peer;
-            spdlog::info("cluster: connected to node {} at {}", id, address);
-          },
-          [=](caf::error&) {});  // unreachable for now: heartbeats will say so
+  auto it = st.links.find(id);
+  if (it == st.links.end()) {
+    it = st.links
+             .emplace(id, spawn_peer_link(self->system(), caf::actor_cast<caf::actor>(self), id,
+                                          address))
+             .first;
+    self->link_to(it->second);  // links die with the cluster actor
+  }
+  return it->second;
 }
 
 void send_to(Self* self, NodeId to, const std::string& address, std::string bytes) {
   auto& st = self->state;
-  auto it = st.peers.find(to);
-  if (it != st.peers.end()) {
-    self->send(it->second, cluster_atom::value, st.host->info().uuid, st.setup.self,
-               std::move(bytes));
-    return;
-  }
-  if (!address.empty()) connect_to(self, to, address);
-  // The message is dropped: the protocol resends what matters.
+  self->send(link_for(self, to, address), cluster_atom::value, st.host->info().uuid,
+             st.setup.self, std::move(bytes));
 }
 
 void update_gate(Self* self) {
@@ -199,17 +183,23 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
     self->state.setup.model_changed(pack_to_string(config));
   };
   callbacks.membership_changed = [self](const ClusterInfo& info) {
-    for (auto it = self->state.peers.begin(); it != self->state.peers.end();)
-      it = info.find(it->first) ? std::next(it) : self->state.peers.erase(it);
+    auto& links = self->state.links;
+    for (auto it = links.begin(); it != links.end();) {
+      const ClusterNodeInfo* n = info.find(it->first);
+      if (!n) {  // removed: its link goes
+        self->unlink_from(it->second);
+        self->send_exit(it->second, caf::exit_reason::user_shutdown);
+        it = links.erase(it);
+        continue;
+      }
+      self->send(it->second, peer_atom::value, n->address);
+      ++it;
+    }
     spdlog::info("cluster {}: {} configured nodes", info.name, info.nodes.size());
   };
   st.host = std::make_unique<ClusterHost>(std::move(options), std::move(callbacks));
   st.host->start();
   update_gate(self);
-  self->set_down_handler([self](caf::down_msg& down) {
-    for (auto it = self->state.peers.begin(); it != self->state.peers.end();)
-      it = it->second.address() == down.source ? self->state.peers.erase(it) : std::next(it);
-  });
   self->send(self, tick_atom::value);
   return {
       [=](tick_atom) {
@@ -220,10 +210,11 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       },
       [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
         auto& s = self->state;
-        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-        if (sender && !s.peers.count(from)) {
-          self->monitor(sender);
-          s.peers[from] = sender;
+        // The peer reached us: its link may answer on that connection.
+        if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
+          const ClusterNodeInfo* n = s.host->info().find(from);
+          self->send(link_for(self, from, n ? n->address : std::string()), peer_atom::value,
+                     sender);
         }
         s.host->receive(from, bytes);
         update_gate(self);

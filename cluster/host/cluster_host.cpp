@@ -207,23 +207,13 @@ void ClusterHost::settle() {
       for (const auto& n : info_.nodes) nodes.push_back(n.id);
       core_->set_nodes(nodes, info_.nodes_seq);
     }
-    if (core_->in_cluster()) callbacks_.membership_changed(info_);
-  }
-  if (!core_->in_cluster() && !info_bytes_.empty()) {
-    // Removed (by its own applying of the event, or told by a member's
-    // heartbeat): forget the cluster state too, so that the node can be
-    // added again later (it then receives the state afresh).
-    spdlog::warn("node {} was removed from cluster {}", options_.self, info_.name);
-    env_->write_copy(0, {});
-    env_->write_copy(1, {});
-    build_state();
-    info_ = {};
-    info_bytes_.clear();
-    config_ = {};
-    config_bytes_.clear();
-    callbacks_.config_changed(config_);
     callbacks_.membership_changed(info_);
-    return;
+    // Removed: it serves nothing from now on (no lease), and keeps its
+    // state, so that it can be added again and catch up like any node.
+    if (!core_->in_cluster())
+      spdlog::warn("node {} was removed from cluster {}: it serves nothing until it is "
+                   "added again",
+                   options_.self, info_.name);
   }
   std::string config_bytes = get("config");
   if (config_bytes != config_bytes_) {
@@ -245,9 +235,7 @@ void ClusterHost::receive(NodeId from, const std::string& bytes) {
                  bytes.size());
     return;
   }
-  bool was_in = core_->in_cluster();
   core_->receive(from, *message);
-  if (core_->in_cluster() != was_in) dirty_ = true;  // adopted a cluster, or removed
   settle();
 }
 
@@ -260,8 +248,10 @@ Result<uint64_t> ClusterHost::propose(ClusterEvent event) {
 }
 
 Result<uint64_t> ClusterHost::create(const std::string& name, NodeConfig initial) {
-  if (core_->in_cluster())
-    return make_error("this node already belongs to cluster '" + info_.name + "'", EEXIST);
+  if (!core_->cluster().empty())
+    return make_error("this node belongs to cluster '" + info_.name +
+                          "' (or was removed from it): it cannot found another",
+                      EEXIST);
   ClusterInfo info{name, initial.config_uuid, {{options_.self, options_.address}}};
   if (!core_->found(info.uuid)) return make_error("cannot found a cluster here", EINVAL);
   ClusterEvent event;

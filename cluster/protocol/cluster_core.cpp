@@ -13,6 +13,26 @@ bool contains(const NodeSet& set, NodeId n) {
 
 }  // namespace
 
+// The members of a generation whose majority a successor needs, less one
+// node this node knows was removed from the cluster (a removed node takes
+// part in nothing). Less one is safe even against a rival formed by nodes
+// that do not know of the removal yet: a majority of n-1 and a majority of
+// n still share a node. Without it, a removal committed in a two-node
+// generation would leave the survivor needing the removed node for good.
+NodeSet ClusterCore::counted(const NodeSet& members) const {
+  for (auto it = members.rbegin(); it != members.rend(); ++it)
+    if (!contains(durable_.nodes, *it) && !durable_.nodes.empty()) {
+      NodeSet out = members;
+      out.erase(std::find(out.begin(), out.end(), *it));
+      return out;
+    }
+  return members;
+}
+
+namespace {
+
+}  // namespace
+
 ClusterCore::ClusterCore(NodeId self, NodeSet nodes, Env& env, CoreConfig config)
     : self_(self), founding_(std::move(nodes)), env_(env), cfg_(config) {
   std::sort(founding_.begin(), founding_.end());
@@ -39,7 +59,7 @@ void ClusterCore::start() {
 }
 
 bool ClusterCore::found(const std::string& cluster) {
-  if (in_cluster() || cluster.empty()) return false;
+  if (!durable_.cluster.empty() || durable_.gen.number != 0 || cluster.empty()) return false;
   durable_.cluster = cluster;
   durable_.nodes = {self_};
   durable_.established_members = {self_};  // what the first generation must hold
@@ -52,33 +72,18 @@ void ClusterCore::set_nodes(NodeSet nodes, uint64_t seq) {
   std::sort(nodes.begin(), nodes.end());
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   if (!contains(nodes, self_)) {
-    // Removed: this node forgets the cluster, its log and its state (the
-    // generation that committed the removal holds them all), and may be
-    // added again later. It keeps what it knows of generations: a node that
-    // forgot it had joined one could help an old majority that never heard
-    // of it form a rival (the simulator's seed 257). Its incarnation stays
-    // too, so its views still supersede older ones.
-    Durable fresh;
-    fresh.incarnation = durable_.incarnation;
-    fresh.gen = durable_.gen;
-    fresh.members = durable_.members;
-    fresh.established = durable_.established;
-    fresh.established_members = durable_.established_members;
-    fresh.installed = durable_.installed;
-    fresh.installed_members = durable_.installed_members;
-    // Only a later membership that lists it again draws it back in: the
-    // heartbeats of members that have not applied its removal yet do not.
-    fresh.nodes_seq = seq;
-    durable_ = std::move(fresh);
+    // Removed: this node stops taking part, but forgets nothing: its log,
+    // its state and what it knows of generations stay on disk, so no
+    // committed event can be lost with it, and it cannot help an old
+    // majority that never heard of later generations form a rival. Only a
+    // later membership that lists it again draws it back in (not the
+    // heartbeats of members that have not applied its removal yet).
+    durable_.nodes = std::move(nodes);
+    durable_.nodes_seq = seq;
     persist();
     phase_ = Phase::idle;
     lease_until_ = 0;
     queued_.clear();
-    peers_.clear();
-    last_heard_.clear();
-    View mine = views_[self_];
-    views_.clear();
-    views_[self_] = mine;
     return;
   }
   if (nodes == durable_.nodes && seq == durable_.nodes_seq) return;
@@ -105,6 +110,7 @@ bool ClusterCore::adopt(const Heartbeat& m) {
     return in_cluster();
   }
   if (m.cluster.empty() || !contains(m.nodes, self_)) return false;
+  if (!durable_.cluster.empty() && m.cluster != durable_.cluster) return false;
   if (durable_.nodes_seq != 0 && m.nodes_seq <= durable_.nodes_seq) return false;
   durable_.cluster = m.cluster;
   durable_.nodes = m.nodes;
@@ -139,7 +145,17 @@ void ClusterCore::update_view(uint64_t now) {
 void ClusterCore::tick() {
   uint64_t now = env_.now_ms();
   update_view(now);
-  if (!in_cluster()) return;  // a fresh node speaks when spoken to
+  if (!in_cluster()) {
+    // A fresh node speaks when spoken to. A removed one keeps telling the
+    // nodes that stay of its removal: one that missed the commit (its boss
+    // may have been the removed node) learns it from the membership these
+    // heartbeats carry, and stops waiting for the removed node.
+    if (!durable_.nodes.empty()) {
+      Heartbeat gone{durable_.cluster, durable_.nodes, durable_.nodes_seq, {}, {}, {}, {}, {}, false};
+      for (NodeId n : durable_.nodes) env_.send(n, gone);
+    }
+    return;
+  }
   Heartbeat hb{durable_.cluster,     durable_.nodes,
                durable_.nodes_seq,   views_,
                candidate_,           durable_.established,
@@ -189,7 +205,7 @@ void ClusterCore::maybe_form(uint64_t now) {
   // A minority stalls. An exact half goes on only if it holds the quorum
   // device (claiming it may take a while; until then it waits).
   bool tiebreak = false;
-  if (!is_majority(candidate_, latest_members)) {
+  if (!is_majority(candidate_, counted(latest_members))) {
     if (!is_half(candidate_, latest_members) || !holds_quorum_device(now, latest)) return;
     tiebreak = true;
   }
@@ -302,7 +318,7 @@ void ClusterCore::finish_forming(uint64_t now) {
       established_members = r.gen_members;
     }
   }
-  bool enough = is_majority(durable_.members, established_members) ||
+  bool enough = is_majority(durable_.members, counted(established_members)) ||
                 (tiebreak_ && qd_held_ && is_half(durable_.members, established_members));
   if (enough && tiebreak_) {
     // Before any log is re-stamped with this generation, the device records
@@ -342,10 +358,10 @@ void ClusterCore::finish_forming(uint64_t now) {
   uint64_t seq = from + 1;
   for (; merged.count(seq); ++seq) {
     Entry e = merged[seq];
-    if (seq > base) {
-      e.gen = durable_.gen;
-      e.members = durable_.members;
-    }
+    // Restamped with this generation; its members stay those of the
+    // generation that first ordered it (an RSM judges the event by them,
+    // and it may have been committed already under that stamp somewhere).
+    if (seq > base) e.gen = durable_.gen;
     log[seq] = std::move(e);
   }
   install_end_ = seq - 1;
@@ -486,7 +502,7 @@ void ClusterCore::receive(NodeId from, const Message& message) {
   if (auto* hb = std::get_if<Heartbeat>(&message)) {
     if (!adopt(*hb)) return;
   }
-  if (from == self_ || !contains(durable_.nodes, from)) return;
+  if (!in_cluster() || from == self_ || !contains(durable_.nodes, from)) return;
   std::visit(
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -547,7 +563,7 @@ void ClusterCore::on_heartbeat(NodeId from, const Heartbeat& m, uint64_t now) {
 bool ClusterCore::may_succeed(const NodeSet& members, bool tiebreak) const {
   auto enough = [&](const NodeSet& of) {
     if (of.empty()) return true;  // a fresh node: it has seen no generation
-    return is_majority(members, of) || (tiebreak && is_half(members, of));
+    return is_majority(members, counted(of)) || (tiebreak && is_half(members, of));
   };
   if (!enough(durable_.established_members)) return false;
   if (durable_.established < durable_.installed && !enough(durable_.installed_members))

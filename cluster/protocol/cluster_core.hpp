@@ -33,6 +33,7 @@
 //
 // docs/cluster-protocol.md has the message sequences and the invariants the
 // simulator checks.
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -101,7 +102,10 @@ class ClusterCore {
   const NodeSet& candidate() const { return candidate_; }
   const NodeSet& nodes() const { return durable_.nodes; }
   const std::string& cluster() const { return durable_.cluster; }
-  bool in_cluster() const { return !durable_.cluster.empty() || !durable_.nodes.empty(); }
+  // A configured node of a cluster (not fresh, not removed).
+  bool in_cluster() const {
+    return std::binary_search(durable_.nodes.begin(), durable_.nodes.end(), self_);
+  }
   // Peers heard from lately (in this node's view), for status displays.
   const NodeSet& view() { return views_[self_].nodes; }
 
@@ -118,6 +122,7 @@ class ClusterCore {
   };
 
   bool may_succeed(const NodeSet& members, bool tiebreak) const;
+  NodeSet counted(const NodeSet& members) const;
   bool holds_quorum_device(uint64_t now, GenId half_of);
   bool still_holds(const QuorumRecord& r) const;
   void renew_quorum_device(uint64_t now);

@@ -30,9 +30,9 @@ struct GenId {
 struct Entry {
   GenId gen;            // the generation that last prepared it
   std::string payload;
-  // That generation's members: the event commits in it, and an RSM may
-  // judge the event by them (a membership change that would leave the
-  // committing generation without a majority of its members is refused).
+  // The members of the generation that first ordered it (never restamped):
+  // an RSM may judge the event by them, the same on every node (a removal
+  // that would leave that generation without a majority is refused).
   std::vector<NodeId> members;
   bool operator==(const Entry&) const = default;
   MSGPACK_DEFINE(gen, payload, members);

@@ -43,6 +43,31 @@ class DigestRsm final : public Rsm {
   }
 };
 
+// The membership RSM, as the node's host has one: its state is the last
+// "nodes:..." change it accepted and that event's seq. A change that would
+// leave the committing generation without a majority of its members is
+// refused (they hold every committed event; a removed node forgets its
+// copy).
+class MembershipRsm final : public Rsm {
+ public:
+  std::string name() const override { return "membership"; }
+  void apply(uint64_t seq, const Entry& e, std::string& state,
+             std::vector<Response>&) override {
+    if (e.payload.rfind("nodes:", 0) != 0) return;
+    NodeSet set = parse(e.payload);
+    size_t staying = 0;
+    for (NodeId m : e.members) staying += std::count(set.begin(), set.end(), m);
+    if (staying * 2 <= e.members.size()) return;
+    state = std::to_string(seq) + "|" + e.payload;
+  }
+  static NodeSet parse(const std::string& payload) {
+    NodeSet set;
+    std::istringstream in(payload.substr(payload.find(':') + 1));
+    for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
+    return set;
+  }
+};
+
 class SimEnv final : public Env, public CopyStore {
  public:
   SimEnv(Sim& sim, NodeId id) : sim_(sim), id_(id) {}
@@ -76,11 +101,7 @@ struct SimNode {
   std::set<std::string> delivered;  // responses, this incarnation
   uint64_t applied = 0;   // the last seq its on_commit delivered
   uint64_t last_local = 0;
-  // The membership the node's committed events left, kept with its state
-  // copies (survives crashes), and whether the core has yet to hear of it.
-  NodeSet member_set;
-  uint64_t member_seq = 0;
-  bool membership_pending = false;
+  std::unique_ptr<MembershipRsm> membership;
 };
 
 struct Event {
@@ -228,25 +249,23 @@ class Sim {
     node.core->on_commit = [this, id](uint64_t seq, const Entry& e) { on_commit(id, seq, e); };
     node.applied = node.disk.committed;
     node.rsm = std::make_unique<DigestRsm>();
+    node.membership = std::make_unique<MembershipRsm>();
     ClusterCore* core = node.core.get();
     node.state = std::make_unique<ReplicatedState>(
         id, *node.env, [core] { return core->has_quorum(); },
         [this, id](uint64_t seq, const Response& r) { on_response(id, seq, r); });
     node.state->add(*node.rsm);
+    node.state->add(*node.membership);
     node.delivered.clear();
     try {
       node.core->start();
       // Roll forward: committed events the state copies had not taken yet.
       node.state->recover();
-      for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s) {
+      for (uint64_t s = node.state->applied() + 1; s <= node.disk.committed; ++s)
         apply_state(node, s, node.disk.log.at(s));
-        note_membership(node, s, node.disk.log.at(s));
-      }
-      // The membership the committed events left (a crash may have come
-      // between a change's commit and its application).
-      node.membership_pending = node.member_seq > 0;
-      // (A node removed just before it crashed still has state copies.)
-      apply_membership(node, node.core->in_cluster() || node.state->applied() > 0);
+      // The membership the cluster state holds (a crash may have come
+      // between a change's commit and its reaching the core).
+      apply_membership(node, false);
     } catch (const PowerFailure&) {
       crash(node);
       return;
@@ -328,7 +347,6 @@ class Sim {
       return;
     }
   }
-  void note_membership(SimNode& n, uint64_t seq, const Entry& e);
   // SVE_SIM_TRACE=1 prints every protocol message but heartbeats.
   bool trace_ = std::getenv("SVE_SIM_TRACE") != nullptr;
   void trace(const Event& e) {
@@ -408,23 +426,6 @@ void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
     fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
          e.payload + "' (node " + std::to_string(id) + ")");
   apply_state(n, seq, e);  // may throw PowerFailure: the node dies mid-event
-  note_membership(n, seq, e);
-}
-
-// As the host's membership RSM does: a change that would leave the
-// committing generation without a majority of its members is refused (they
-// hold every committed event, and a removed node forgets its copy).
-void Sim::note_membership(SimNode& n, uint64_t seq, const Entry& e) {
-  if (e.payload.rfind("nodes:", 0) != 0) return;
-  NodeSet set;
-  std::istringstream in(e.payload.substr(6));
-  for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
-  size_t staying = 0;
-  for (NodeId m : e.members) staying += std::count(set.begin(), set.end(), m);
-  if (staying * 2 <= e.members.size()) return;
-  n.member_set = set;
-  n.member_seq = seq;
-  n.membership_pending = true;
 }
 
 // As a node's host does after each call into the core: hands it a committed
@@ -432,23 +433,14 @@ void Sim::note_membership(SimNode& n, uint64_t seq, const Entry& e) {
 // removed (by its own event, or told so by a member's heartbeat).
 void Sim::apply_membership(SimNode& n, bool was_in) {
   if (!n.core) return;
-  if (n.membership_pending) {
-    n.membership_pending = false;
-    n.core->set_nodes(n.member_set, n.member_seq);
+  auto& states = n.state->state().states;
+  auto it = states.find("membership");
+  if (it != states.end() && !it->second.empty()) {
+    uint64_t seq = std::stoull(it->second.substr(0, it->second.find('|')));
+    if (seq > n.core->durable().nodes_seq)
+      n.core->set_nodes(MembershipRsm::parse(it->second.substr(it->second.find('|') + 1)), seq);
   }
-  if (was_in && !n.core->in_cluster()) {
-    n.copies[0] = n.copies[1] = StateCopy{};
-    n.member_set.clear();
-    n.member_seq = 0;
-    n.applied = 0;
-    ClusterCore* core = n.core.get();
-    NodeId id = n.id;
-    n.state = std::make_unique<ReplicatedState>(
-        id, *n.env, [core] { return core->has_quorum(); },
-        [this, id](uint64_t seq, const Response& r) { on_response(id, seq, r); });
-    n.state->add(*n.rsm);
-    ++result_.removals;
-  }
+  if (was_in && !n.core->in_cluster()) ++result_.removals;  // it keeps its state
 }
 
 void Sim::do_fault() {

@@ -1,0 +1,116 @@
+// The heartbeat link to one peer: one actor per configured peer, owning the
+// connection to that peer's cluster actor over CAF's middleman. The cluster
+// actor hands it every message for the peer (heartbeats most of all); the
+// link connects on demand (at most every kReconnectMs while it fails),
+// monitors the remote actor and drops it when the connection goes, so that
+// a slow or dead peer holds up nobody else. Messages meanwhile are dropped:
+// the protocol resends what matters, and a silent peer is what the
+// heartbeats exist to notice.
+#include <chrono>
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "actors/spawn.hpp"
+#include "io/service_gate.hpp"
+
+namespace sve {
+namespace {
+
+constexpr uint64_t kReconnectMs = 500;
+
+struct PeerLinkState {
+  static inline const char* name = "heartbeat";
+  caf::actor owner;  // this node's cluster actor, in whose name it sends
+  uint32_t peer = 0;
+  std::string address;  // empty: known only from its own connection to us
+  caf::actor remote;
+  uint64_t connect_started = 0;
+  bool connecting = false;
+  uint64_t sent = 0, dropped = 0;
+};
+
+using Self = caf::stateful_actor<PeerLinkState>;
+
+bool split_address(const std::string& address, std::string& host, uint16_t& port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = address.substr(0, colon);
+  try {
+    int p = std::stoi(address.substr(colon + 1));
+    if (p <= 0 || p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+void adopt_remote(Self* self, caf::actor remote) {
+  if (!remote || self->state.remote == remote) return;
+  self->monitor(remote);
+  self->state.remote = std::move(remote);
+}
+
+void connect(Self* self) {
+  auto& st = self->state;
+  uint64_t now = monotonic_ms();
+  if (st.connecting || now - st.connect_started < kReconnectMs) return;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_address(st.address, host, port)) return;
+  st.connect_started = now;
+  st.connecting = true;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, host, port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            self->state.connecting = false;
+            if (!ptr) return;
+            adopt_remote(self, caf::actor_cast<caf::actor>(ptr));
+            spdlog::info("cluster: connected to node {} at {}", self->state.peer,
+                         self->state.address);
+          },
+          [=](caf::error&) { self->state.connecting = false; });
+}
+
+caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string address) {
+  self->state.owner = std::move(owner);
+  self->state.peer = peer;
+  self->state.address = std::move(address);
+  self->set_down_handler([self](caf::down_msg& down) {
+    if (self->state.remote && self->state.remote.address() == down.source) {
+      self->state.remote = caf::actor{};
+      spdlog::info("cluster: lost the connection to node {}", self->state.peer);
+    }
+  });
+  return {
+      // A message for the peer, as the cluster actor addressed it.
+      [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
+        auto& st = self->state;
+        if (st.remote) {
+          // As the cluster actor: the peer answers it, not this link.
+          caf::send_as(st.owner, st.remote, cluster_atom::value, cluster, from, bytes);
+          ++st.sent;
+        } else {
+          ++st.dropped;
+          connect(self);
+        }
+      },
+      // The peer's address changed, or the peer reached us first.
+      [=](peer_atom, const std::string& address) {
+        if (!address.empty()) self->state.address = address;
+      },
+      [=](peer_atom, const caf::actor& remote) { adopt_remote(self, remote); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
+                           std::string address) {
+  return sys.spawn<caf::detached>(peer_link, std::move(owner), peer, std::move(address));
+}
+
+}  // namespace sve
