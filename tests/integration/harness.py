@@ -92,7 +92,17 @@ class Sved:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # A hang on the way out: say where every thread is, then go.
+                stacks = subprocess.run(
+                    ["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                    capture_output=True, text=True, timeout=120).stdout
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                raise AssertionError(f"sved did not exit within 30 s of signal {sig}; "
+                                     f"its threads were:\n{stacks[-12000:]}")
         if self.proc:
             self.proc.stdout.close()
         rc = self.proc.returncode if self.proc else None
