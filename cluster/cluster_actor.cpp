@@ -12,6 +12,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
+#include "hw/port/tcp.hpp"
 #include "cluster/host/cluster_host.hpp"
 #include "io/service_gate.hpp"
 
@@ -37,20 +38,6 @@ struct ClusterActorState {
 
 std::string error_reply(const std::string& message) {
   return json{{"ok", false}, {"error", message}}.dump();
-}
-
-bool split_address(const std::string& address, std::string& host, uint16_t& port) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) return false;
-  host = address.substr(0, colon);
-  try {
-    int p = std::stoi(address.substr(colon + 1));
-    if (p <= 0 || p > 65535) return false;
-    port = static_cast<uint16_t>(p);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return !host.empty();
 }
 
 using Self = caf::stateful_actor<ClusterActorState>;
@@ -128,9 +115,7 @@ caf::result<std::string> admin(Self* self, const std::string& line) {
     }
     if (cmd == "node.add") {
       std::string address = request.value("address", "");
-      std::string h;
-      uint16_t p = 0;
-      if (!split_address(address, h, p)) return error_reply("node address must be HOST:PORT");
+      if (!parse_address(address)) return error_reply("node address must be HOST:PORT");
       if (!request.contains("id") || !request["id"].is_number_unsigned())
         return error_reply("node add needs --id N");
       return await(self, host.add_node(request["id"].get<NodeId>(), address));

@@ -13,6 +13,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
+#include "hw/port/tcp.hpp"
 #include "io/service_gate.hpp"
 
 namespace sve {
@@ -33,20 +34,6 @@ struct PeerLinkState {
 
 using Self = caf::stateful_actor<PeerLinkState>;
 
-bool split_address(const std::string& address, std::string& host, uint16_t& port) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = address.substr(0, colon);
-  try {
-    int p = std::stoi(address.substr(colon + 1));
-    if (p <= 0 || p > 65535) return false;
-    port = static_cast<uint16_t>(p);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
-}
-
 void adopt_remote(Self* self, caf::actor remote) {
   if (!remote || self->state.remote == remote) return;
   self->monitor(remote);
@@ -57,9 +44,10 @@ void connect(Self* self) {
   auto& st = self->state;
   uint64_t now = monotonic_ms();
   if (st.connecting || now - st.connect_started < kReconnectMs) return;
-  std::string host;
-  uint16_t port = 0;
-  if (!split_address(st.address, host, port)) return;
+  auto addr = parse_address(st.address);
+  if (!addr) return;
+  std::string host = addr->host;
+  uint16_t port = addr->port;
   st.connect_started = now;
   st.connecting = true;
   auto mm = self->system().middleman().actor_handle();
