@@ -35,6 +35,8 @@ using model_atom = caf::atom_constant<caf::atom("model")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 // To a heartbeat link: the peer's address, or its cluster actor's handle.
 using peer_atom = caf::atom_constant<caf::atom("peer")>;
+// To the cluster actor: the configured node ids.
+using members_atom = caf::atom_constant<caf::atom("members")>;
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;

@@ -137,6 +137,14 @@ ClusterLink Node::Impl::cluster_link() {
                  [&](caf::error&) {});
     return out;
   };
+  link.nodes = [this]() -> std::vector<uint32_t> {
+    caf::scoped_actor self{*sys};
+    std::vector<uint32_t> out;
+    self->request(cluster_actor, std::chrono::seconds(30), members_atom::value)
+        .receive([&](std::vector<uint32_t>& ids) { out = std::move(ids); },
+                 [&](caf::error&) {});
+    return out;
+  };
   link.commit = [this, current = link.current](uint64_t base,
                                                const NodeConfig& next) -> Result<NodeConfig> {
     caf::scoped_actor self{*sys};

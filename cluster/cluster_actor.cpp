@@ -211,6 +211,11 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
         return await(self, self->state.host->replace_config(base, *config));
       },
       [=](model_atom) { return pack_to_string(self->state.host->config()); },
+      [=](members_atom) {
+        std::vector<uint32_t> ids;
+        for (const auto& n : self->state.host->info().nodes) ids.push_back(n.id);
+        return ids;
+      },
       [=](expire_atom, uint64_t request) {
         auto it = self->state.pending.find(request);
         if (it == self->state.pending.end()) return;

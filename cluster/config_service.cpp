@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cluster/config_args.hpp"
 #include "cluster/state/config_codec.hpp"
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
@@ -19,42 +20,9 @@ namespace sve {
 
 using nlohmann::json;
 
+using namespace config_args;
+
 namespace {
-
-Error bad(std::string message) { return make_error(std::move(message), EINVAL); }
-
-Result<std::string> get_string(const json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
-    return bad(std::string("missing argument '") + key + "'");
-  return it->get<std::string>();
-}
-
-Result<std::string> get_name(const json& args, const char* key) {
-  auto name = get_string(args, key);
-  if (!name) return name;
-  const std::string& n = name.value();
-  bool valid = n.size() <= 63 && std::all_of(n.begin(), n.end(), [](char c) {
-                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-                        c == '-' || c == '.';
-               });
-  if (!valid)
-    return bad("invalid name '" + n + "': use up to 63 letters, digits, '_', '-', '.'");
-  return name;
-}
-
-// Sizes arrive as a byte count or a string with a K/M/G/T suffix.
-Result<uint64_t> get_size(const json& args, const char* key) {
-  auto it = args.find(key);
-  if (it == args.end()) return bad(std::string("missing argument '") + key + "'");
-  if (it->is_number_unsigned()) return it->get<uint64_t>();
-  if (it->is_string()) {
-    if (auto v = parse_size(it->get<std::string>())) return *v;
-    return bad("invalid size '" + it->get<std::string>() +
-               "': expected a number with an optional K, M, G or T suffix");
-  }
-  return bad(std::string("invalid size for '") + key + "'");
-}
 
 uint32_t extents_for(uint64_t size_bytes, uint64_t extent_bytes) {
   return static_cast<uint32_t>((size_bytes + extent_bytes - 1) / extent_bytes);
@@ -263,6 +231,10 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "vdisk.show") return vdisk_show(args);
   if (cmd == "vdisk.expand") return vdisk_expand(args);
   if (cmd == "vdisk.delete") return vdisk_delete(args);
+  if (cmd == "vdisk.move") return vdisk_move(args);
+  if (cmd == "iogrp.create") return iogrp_create(args);
+  if (cmd == "iogrp.list") return iogrp_list();
+  if (cmd == "iogrp.delete") return iogrp_delete(args);
   return bad("unknown command '" + cmd + "'");
 }
 
@@ -499,6 +471,7 @@ Result<json> ConfigService::vdisk_create(const json& args) {
   v.policy = policy;
   v.extents = extents.value();
   v.formatted = !cluster_;
+  if (auto st = place_vdisk(next, args, v); !st) return st.error();
   next.vdisks.push_back(v);
   PoolConfig pool_copy = *pool;
   if (auto st = commit(std::move(next)); !st) return st.error();
@@ -532,9 +505,12 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
     ++per_mdisk[mname];
     extents.push_back({{"index", i}, {"mdisk", mname}, {"mdisk_extent", v.extents[i].index}});
   }
+  const IoGroupConfig* g = config_.find_iogrp(v.iogrp_id);
   return {{"name", v.name},
           {"id", v.id},
           {"status", v.formatted ? "online" : "formatting"},
+          {"iogrp", g ? g->name : ""},
+          {"preferred_node", v.preferred_node},
           {"pool", pool ? pool->name : "?"},
           {"size", v.size_bytes},
           {"policy", to_string(v.policy)},

@@ -32,6 +32,8 @@ inline constexpr uint64_t kDefaultExtentBytes = 16ull << 20;
 struct ClusterLink {
   std::function<Result<NodeConfig>(uint64_t base, const NodeConfig& next)> commit;
   std::function<std::optional<NodeConfig>()> current;
+  // The cluster's configured node ids.
+  std::function<std::vector<uint32_t>()> nodes;
 };
 
 class ConfigService {
@@ -78,6 +80,14 @@ class ConfigService {
   Result<nlohmann::json> vdisk_show(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_expand(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_delete(const nlohmann::json& args);
+  Result<nlohmann::json> vdisk_move(const nlohmann::json& args);
+  // I/O groups (config_iogrp.cpp).
+  Result<nlohmann::json> iogrp_create(const nlohmann::json& args);
+  Result<nlohmann::json> iogrp_list();
+  Result<nlohmann::json> iogrp_delete(const nlohmann::json& args);
+  // Where a new or moved vdisk goes: its group and preferred node, from the
+  // arguments "iogrp" and "node" (or the defaults).
+  Status place_vdisk(const NodeConfig& config, const nlohmann::json& args, VdiskConfig& v);
   Status zero_extents(const PoolConfig& pool, const std::vector<ExtentLoc>& extents);
   nlohmann::json describe_vdisk(const VdiskConfig& v) const;
 

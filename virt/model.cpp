@@ -43,5 +43,11 @@ const PoolConfig* NodeConfig::find_pool(uint32_t i) const {
 VdiskConfig* NodeConfig::find_vdisk(const std::string& n) {
   return find_in(vdisks, [&](auto& v) { return v.name == n; });
 }
+IoGroupConfig* NodeConfig::find_iogrp(const std::string& n) {
+  return find_in(iogrps, [&](auto& g) { return g.name == n; });
+}
+const IoGroupConfig* NodeConfig::find_iogrp(uint32_t i) const {
+  return find_in(iogrps, [&](auto& g) { return g.id == i; });
+}
 
 }  // namespace sve

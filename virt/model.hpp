@@ -52,7 +52,19 @@ struct VdiskConfig {
   // False while its new extents are being zeroed (in a cluster, after the
   // extents were committed to it): not exported until then.
   bool formatted = true;
-  MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted);
+  uint32_t iogrp_id = 0;        // 0: in no I/O group
+  uint32_t preferred_node = 0;  // of its I/O group
+  MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
+                     preferred_node);
+};
+
+// Two nodes that serve a set of vdisks together (the cache, later, is
+// mirrored between them). A node belongs to one I/O group at most.
+struct IoGroupConfig {
+  uint32_t id = 0;
+  std::string name;
+  std::vector<uint32_t> nodes;  // cluster node ids, two of them
+  MSGPACK_DEFINE_MAP(id, name, nodes);
 };
 
 struct NodeConfig {
@@ -62,13 +74,16 @@ struct NodeConfig {
   std::vector<MdiskConfig> mdisks;
   std::vector<PoolConfig> pools;
   std::vector<VdiskConfig> vdisks;
-  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks);
+  std::vector<IoGroupConfig> iogrps;
+  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
   PoolConfig* find_pool(const std::string& name);
   PoolConfig* find_pool(uint32_t id);
   VdiskConfig* find_vdisk(const std::string& name);
+  IoGroupConfig* find_iogrp(const std::string& name);
+  const IoGroupConfig* find_iogrp(uint32_t id) const;
   const MdiskConfig* find_mdisk(uint32_t id) const;
   const PoolConfig* find_pool(uint32_t id) const;
 };

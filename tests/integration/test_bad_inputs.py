@@ -24,6 +24,12 @@ def test(make):
     node.ctl_fails("vdisk", "create", "x", "--pool", "p", "--size", "12Q", contains="invalid size")
     node.ctl_fails("vdisk", "create", "x", "--pool", "nopool", "--size", "1M", contains="no pool")
     node.ctl_fails("vdisk", "create", "v", "--pool", "p", "--size", "1M", contains="exists")
+    # A node alone has no I/O groups, no cluster nodes and no cluster.
+    node.ctl_fails("iogrp", "create", "io0", "1", "2", contains="stands alone")
+    node.ctl_fails("vdisk", "create", "y", "--pool", "p", "--size", "1M", "--iogrp", "io0",
+                   contains="no I/O group")
+    node.ctl_fails("iogrp", "create", "io0", "1", contains="wrong number of arguments")
+    node.ctl_fails("cluster", "create", "c", contains="without --cluster")
     node.ctl_fails("vdisk", "expand", "v", "--size", "8M", contains="shrinking")
     node.ctl_fails("mdisk", "remove", "a", contains="used by pool")
     node.ctl_fails("pool", "delete", "p", contains="used by vdisk")

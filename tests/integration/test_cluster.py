@@ -86,6 +86,26 @@ def three_nodes(make):
         lists = [n.ctl_json(what, "list") for n in (n1, n2, n3)]
         check(lists[0] == lists[1] == lists[2], f"{what} lists differ: {lists}")
 
+    # I/O groups pair nodes; vdisks go to one, preferring one of its nodes.
+    n3.ctl("iogrp", "create", "io0", "1", "2")
+    n3.ctl_fails("iogrp", "create", "io1", "2", "3", contains="already in I/O group 'io0'")
+    n3.ctl_fails("iogrp", "create", "io1", "3", "9", contains="not a node of this cluster")
+    n3.ctl_fails("iogrp", "create", "io1", "3", "3", contains="two different nodes")
+    groups = n1.ctl_json("iogrp", "list")
+    check([(g["name"], g["nodes"]) for g in groups] == [("io0", [1, 2])], f"iogrps: {groups}")
+    n2.ctl("vdisk", "create", "g1", "--pool", "p", "--size", "8M", "--iogrp", "io0", "--node", "2")
+    n2.ctl("vdisk", "create", "g2", "--pool", "p", "--size", "8M")  # the only group, the less busy node
+    n1.ctl_fails("vdisk", "create", "g3", "--pool", "p", "--size", "8M", "--node", "3",
+                 contains="not in I/O group 'io0'")
+    shown = {v: n3.ctl_json("vdisk", "show", v) for v in ("v", "g1", "g2")}
+    check([(shown[v]["iogrp"], shown[v]["preferred_node"]) for v in ("v", "g1", "g2")] ==
+          [("", 0), ("io0", 2), ("io0", 1)], f"placement: {shown}")
+    moved = n1.ctl_json("vdisk", "move", "g1", "--node", "1")
+    check(moved["preferred_node"] == 1, f"vdisk move: {moved}")
+    n1.ctl_fails("iogrp", "delete", "io0", contains="serves vdisk")
+    qemu_io(n3.url("g1"), "write -P 0x22 0 1M")  # every node still serves it
+    qemu_io(n2.url("g1"), "read -P 0x22 0 1M")
+
     # The boss dies: node 2 takes over and configuration goes on.
     n1.kill()
     c.wait_serving([2, 3], 2)

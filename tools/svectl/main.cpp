@@ -19,7 +19,10 @@ const char* kUsage =
     "  mdisk add NAME PATH|memory:SIZE|null:SIZE | mdisk list | mdisk remove NAME\n"
     "  pool create NAME [--extent-size SIZE] MDISK... | pool list | pool delete NAME\n"
     "  vdisk create NAME --pool POOL --size SIZE [--policy striped|sequential]\n"
+    "         [--iogrp GROUP] [--node N]\n"
     "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
+    "  vdisk move NAME [--iogrp GROUP] [--node N]   (another I/O group or preferred node)\n"
+    "  iogrp create NAME NODE NODE | iogrp list | iogrp delete NAME\n"
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "  cluster create NAME | cluster status\n"
     "  node add --id N HOST:PORT | node remove N | node list\n"
@@ -61,6 +64,18 @@ std::string size_arg(const std::string& text, const char* what) {
   return text;
 }
 
+uint32_t node_id(const std::string& text) {
+  if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError{"'" + text + "' is not a node id"};
+  return static_cast<uint32_t>(std::stoul(text));
+}
+
+// --iogrp GROUP and --node N, where a vdisk goes.
+void placement(const Args& a, json& r) {
+  if (!a.flag("--iogrp").empty()) r["iogrp"] = a.flag("--iogrp");
+  if (!a.flag("--node").empty()) r["node"] = node_id(a.flag("--node"));
+}
+
 json build_request(const std::vector<std::string>& argv, size_t at) {
   if (at + 1 >= argv.size()) throw UsageError{"missing command"};
   std::string noun = argv[at], verb = argv[at + 1];
@@ -86,12 +101,26 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     if (a.flag("--pool").empty()) throw UsageError{"--pool is required"};
     r["size"] = size_arg(a.flag("--size"), "--size");
     if (!a.flag("--policy").empty()) r["policy"] = a.flag("--policy");
+    placement(a, r);
+  } else if (noun == "vdisk" && verb == "move") {
+    need(1);
+    r["name"] = a.words[0];
+    placement(a, r);
   } else if (noun == "vdisk" && verb == "expand") {
     need(1);
     r["name"] = a.words[0];
     r["size"] = size_arg(a.flag("--size"), "--size");
   } else if (noun == "node" && verb == "stats") {
     need(0);
+  } else if (noun == "iogrp" && verb == "create") {
+    need(3);
+    r["name"] = a.words[0];
+    r["nodes"] = {node_id(a.words[1]), node_id(a.words[2])};
+  } else if (noun == "iogrp" && verb == "list") {
+    need(0);
+  } else if (noun == "iogrp" && verb == "delete") {
+    need(1);
+    r["name"] = a.words[0];
   } else if (noun == "cluster" && verb == "create") {
     need(1);
     r["name"] = a.words[0];

@@ -63,7 +63,10 @@ void render_result(const std::string& command, const json& result) {
   } else if (command == "pool.list") {
     table(result, {"name", "capacity", "free", "extent_size", "extents_free", "mdisks"});
   } else if (command == "vdisk.list") {
-    table(result, {"name", "size", "pool", "policy", "extent_count"});
+    table(result, {"name", "size", "pool", "policy", "extent_count", "iogrp", "preferred_node",
+                   "status"});
+  } else if (command == "iogrp.list") {
+    table(result, {"name", "id", "nodes", "vdisks"});
   } else if (command == "node.list") {
     table(result, {"id", "address", "state", "boss", "lease_remaining_ms"});
   } else if (command == "cluster.status") {
@@ -96,8 +99,9 @@ void render_result(const std::string& command, const json& result) {
     }
     std::cout << "nbd connections: " << result["nbd_connections"] << "\n";
   } else if (command == "vdisk.show" || command == "vdisk.create" ||
-             command == "vdisk.expand") {
-    for (const char* key : {"name", "id", "pool", "size", "policy", "extent_size", "extent_count"})
+             command == "vdisk.expand" || command == "vdisk.move") {
+    for (const char* key : {"name", "id", "status", "pool", "size", "policy", "extent_size",
+                            "extent_count", "iogrp", "preferred_node"})
       std::cout << key << ": " << cell(result, key) << "\n";
     std::cout << "extents per mdisk:";
     for (const auto& [m, n] : result["extents_per_mdisk"].items()) std::cout << " " << m << "=" << n;
