@@ -2,6 +2,8 @@
 // A value or an error message: operating errors are returned, never thrown
 // across component boundaries. Programmer errors are assertions.
 #include <cassert>
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -37,6 +39,12 @@ inline Status ok_status() { return Ok{}; }
 
 inline Error make_error(std::string message, int code = 0) {
   return Error{std::move(message), code};
+}
+
+// `what` failed with the current errno.
+inline Error sys_error(const std::string& what) {
+  int code = errno;
+  return make_error(what + ": " + std::strerror(code), code);
 }
 
 }  // namespace sve

@@ -17,10 +17,6 @@ constexpr char kMagic[8] = {'S', 'V', 'E', 'C', 'F', 'G', '0', '1'};
 // magic[8] | u64 version | u64 payload length | u32 crc(header fields+payload)
 constexpr size_t kHeader = 8 + 8 + 8 + 4;
 
-Error sys_error(const std::string& what) {
-  return make_error(what + ": " + std::strerror(errno), errno);
-}
-
 }  // namespace
 
 std::vector<char> encode_slot(uint64_t version, const std::vector<char>& payload) {

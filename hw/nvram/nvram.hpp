@@ -1,0 +1,82 @@
+#pragma once
+// The battery-backed memory of the paper's nodes, emulated: a file in the
+// data directory mapped MAP_SHARED. What a process writes there is in the
+// kernel's page cache the moment the store completes, so it survives the
+// process's death (SIGKILL, a crash) as the battery-backed memory survives a
+// power cut; a machine crash loses it, as a dead battery would (msync()
+// makes it durable across that too, at a price the cache decides to pay).
+//
+// The area holds fixed-size slots. Each carries one cached block: whose it
+// is (this node's dirty data or a mirror copy of the partner's), its vdisk,
+// offset and length, a sequence number, and checksums of the header and the
+// data. The header is written last, so recovery after a crash tells a
+// complete entry from a torn one, and of two entries for one block keeps the
+// newer.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/result.hpp"
+
+namespace sve {
+
+struct NvramEntry {
+  uint32_t slot = 0;
+  uint32_t origin = 0;  // the node whose write this is (this node, or the partner)
+  uint32_t vdisk = 0;
+  uint64_t offset = 0;  // bytes into the vdisk
+  uint32_t length = 0;  // bytes of data, up to slot_bytes()
+  uint64_t seq = 0;     // newer writes of a block carry higher numbers
+};
+
+class Nvram {
+ public:
+  // Opens (or creates, zeroed) `path` with room for `slots` slots of
+  // `slot_bytes` data each. An existing area of another geometry is refused
+  // rather than reinterpreted.
+  static Result<std::unique_ptr<Nvram>> open(const std::string& path, uint32_t slots,
+                                             uint32_t slot_bytes = 4096);
+  ~Nvram();
+  Nvram(const Nvram&) = delete;
+  Nvram& operator=(const Nvram&) = delete;
+
+  uint32_t slots() const { return slots_; }
+  uint32_t slot_bytes() const { return slot_bytes_; }
+  uint32_t free_slots() const { return static_cast<uint32_t>(free_.size()); }
+
+  // Every complete entry found when the area was opened, newest per block
+  // (older copies and torn entries are freed). Their slots stay in use.
+  const std::vector<NvramEntry>& recovered() const { return recovered_; }
+
+  // A free slot, or -1 when the area is full.
+  int64_t allocate();
+  // Stores a block in `slot`: data first, then the header that makes it
+  // count. `length` must be at most slot_bytes().
+  Status store(uint32_t slot, const NvramEntry& entry, const void* data);
+  // The data of a stored entry (valid until the slot is released).
+  const void* data(uint32_t slot) const;
+  // Forgets the entry in `slot` (destaged, or superseded) and frees it.
+  void release(uint32_t slot);
+  // Makes everything stored so far survive a machine crash too.
+  Status flush();
+
+ private:
+  Nvram() = default;
+  void recover();
+  struct Header;
+  Header* header(uint32_t slot) const;
+  uint8_t* slot_data(uint32_t slot) const;
+
+  std::string path_;
+  int fd_ = -1;
+  uint8_t* base_ = nullptr;
+  size_t bytes_ = 0;
+  uint32_t slots_ = 0;
+  uint32_t slot_bytes_ = 0;
+  std::vector<uint32_t> free_;
+  std::vector<NvramEntry> recovered_;
+};
+
+}  // namespace sve
