@@ -1,0 +1,204 @@
+#include "cache/cache_directory.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace sve {
+
+namespace {
+
+struct KeyLess {
+  bool operator()(const std::pair<uint32_t, uint64_t>& k, const CacheBlock& b) const {
+    return k.first != b.vdisk ? k.first < b.vdisk : k.second < b.block;
+  }
+  bool operator()(const CacheBlock& b, const std::pair<uint32_t, uint64_t>& k) const {
+    return b.vdisk != k.first ? b.vdisk < k.first : b.block < k.second;
+  }
+};
+
+}  // namespace
+
+CacheDirectory::CacheDirectory(uint32_t capacity_blocks)
+    : blocks_(capacity_blocks),
+      arena_(new uint8_t[size_t{capacity_blocks} * kCacheBlockBytes]) {
+  counts_.capacity = capacity_blocks;
+  free_.reserve(capacity_blocks);
+  for (uint32_t i = capacity_blocks; i-- > 0;) {
+    blocks_[i].index = i;
+    free_.push_back(&blocks_[i]);
+  }
+}
+
+CacheDirectory::~CacheDirectory() {
+  // The intrusive containers must let go before the blocks do.
+  dirty_.clear();
+  lru_.clear();
+  index_.clear();
+}
+
+CacheBlock* CacheDirectory::lookup(uint32_t vdisk, uint64_t block) {
+  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
+  if (it == index_.end()) {
+    ++counts_.misses;
+    return nullptr;
+  }
+  ++counts_.hits;
+  if (it->state == CacheBlock::State::clean) lru_.splice(lru_.end(), lru_, lru_.iterator_to(*it));
+  return &*it;
+}
+
+CacheBlock* CacheDirectory::take_free_block() {
+  if (free_.empty()) {
+    if (lru_.empty()) return nullptr;  // all dirty: nothing may be evicted
+    CacheBlock& victim = lru_.front();
+    ++counts_.evictions;
+    free_block(victim);
+  }
+  CacheBlock* b = free_.back();
+  free_.pop_back();
+  return b;
+}
+
+void CacheDirectory::free_block(CacheBlock& b) {
+  assert(b.state == CacheBlock::State::clean);
+  lru_.erase(lru_.iterator_to(b));
+  index_.erase(index_.iterator_to(b));
+  --counts_.clean;
+  b.state = CacheBlock::State::free;
+  free_.push_back(&b);
+}
+
+CacheBlock* CacheDirectory::insert_clean(uint32_t vdisk, uint64_t block) {
+  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
+  if (it != index_.end()) return &*it;  // cached meanwhile (perhaps dirtier)
+  CacheBlock* b = take_free_block();
+  if (!b) return nullptr;
+  b->vdisk = vdisk;
+  b->block = block;
+  b->state = CacheBlock::State::clean;
+  index_.insert(*b);
+  lru_.push_back(*b);
+  ++counts_.clean;
+  return b;
+}
+
+void CacheDirectory::make_dirty(CacheBlock& b) {
+  ++b.seq;
+  switch (b.state) {
+    case CacheBlock::State::clean:
+      lru_.erase(lru_.iterator_to(b));
+      --counts_.clean;
+      [[fallthrough]];
+    case CacheBlock::State::free:
+      b.state = CacheBlock::State::dirty;
+      dirty_.push_back(b);
+      ++counts_.dirty;
+      break;
+    case CacheBlock::State::dirty:      // keeps its age: the oldest write counts
+    case CacheBlock::State::destaging:  // dirty again once this destage is done
+      break;
+  }
+}
+
+CacheBlock* CacheDirectory::write(uint32_t vdisk, uint64_t block) {
+  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
+  if (it != index_.end()) {
+    make_dirty(*it);
+    return &*it;
+  }
+  CacheBlock* b = take_free_block();
+  if (!b) {
+    ++counts_.write_waits;
+    return nullptr;
+  }
+  b->vdisk = vdisk;
+  b->block = block;
+  b->state = CacheBlock::State::free;
+  index_.insert(*b);
+  make_dirty(*b);
+  return b;
+}
+
+DestageRun CacheDirectory::next_destage(uint32_t max_blocks) {
+  DestageRun run;
+  if (dirty_.empty() || max_blocks == 0) return run;
+  CacheBlock* oldest = &dirty_.front();
+  auto is_dirty = [](const CacheBlock& b) { return b.state == CacheBlock::State::dirty; };
+  // Grow backwards, then forwards, over adjacent dirty blocks of the vdisk.
+  auto first = index_.iterator_to(*oldest);
+  uint32_t taken = 1;
+  while (taken < max_blocks && first != index_.begin()) {
+    auto prev = std::prev(first);
+    if (prev->vdisk != oldest->vdisk || prev->block + 1 != first->block || !is_dirty(*prev))
+      break;
+    first = prev;
+    ++taken;
+  }
+  auto last = index_.iterator_to(*oldest);
+  while (taken < max_blocks) {
+    auto next = std::next(last);
+    if (next == index_.end() || next->vdisk != oldest->vdisk ||
+        next->block != last->block + 1 || !is_dirty(*next))
+      break;
+    last = next;
+    ++taken;
+  }
+  run.vdisk = oldest->vdisk;
+  run.first_block = first->block;
+  for (auto it = first;; ++it) {
+    CacheBlock& b = *it;
+    dirty_.erase(dirty_.iterator_to(b));
+    --counts_.dirty;
+    b.state = CacheBlock::State::destaging;
+    ++counts_.destaging;
+    run.blocks.push_back(&b);
+    run.seq_at_start.push_back(b.seq);
+    if (it == last) break;
+  }
+  return run;
+}
+
+void CacheDirectory::destage_done(const DestageRun& run, bool ok) {
+  for (size_t i = 0; i < run.blocks.size(); ++i) {
+    CacheBlock& b = *run.blocks[i];
+    assert(b.state == CacheBlock::State::destaging);
+    --counts_.destaging;
+    if (ok && b.seq == run.seq_at_start[i]) {
+      b.state = CacheBlock::State::clean;
+      lru_.push_back(b);
+      ++counts_.clean;
+    } else {  // rewritten meanwhile, or the back end failed: still dirty
+      b.state = CacheBlock::State::dirty;
+      dirty_.push_back(b);
+      ++counts_.dirty;
+    }
+  }
+}
+
+void CacheDirectory::drop(uint32_t vdisk, bool force) {
+  auto it = index_.lower_bound(std::make_pair(vdisk, uint64_t{0}), KeyLess());
+  while (it != index_.end() && it->vdisk == vdisk) {
+    CacheBlock& b = *it++;
+    if (b.state == CacheBlock::State::clean) {
+      free_block(b);
+    } else if (b.state == CacheBlock::State::dirty && force) {
+      dirty_.erase(dirty_.iterator_to(b));
+      --counts_.dirty;
+      index_.erase(index_.iterator_to(b));
+      b.state = CacheBlock::State::free;
+      free_.push_back(&b);
+    }
+  }
+}
+
+unsigned destage_concurrency(const CacheCounts& c, unsigned max_in_flight) {
+  if (c.dirty == 0 || c.capacity == 0 || max_in_flight == 0) return 0;
+  double full = static_cast<double>(c.dirty + c.destaging) / c.capacity;
+  if (full < 0.25) return 1;
+  if (full >= 0.75) return max_in_flight;
+  // Linear between a quarter and three quarters full.
+  double share = (full - 0.25) / 0.5;
+  return std::max(1u, static_cast<unsigned>(share * max_in_flight + 0.5));
+}
+
+}  // namespace sve

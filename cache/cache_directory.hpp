@@ -1,0 +1,114 @@
+#pragma once
+// The fast-write cache's directory of one cache partition: which blocks of
+// which vdisks it holds, their data, and their state.
+//
+//   clean      a copy of what the back end holds; evictable, least recently
+//              used first
+//   dirty      written by a host, not yet on the back end; never evicted
+//   destaging  being written to the back end; a host write meanwhile makes
+//              it dirty again when that destage completes
+//
+// Blocks are kept in (vdisk, block) order, so destage finds adjacent dirty
+// blocks to coalesce into one back-end write. Everything is preallocated
+// (blocks, their data, the index's nodes): nothing is allocated per I/O.
+// Not thread-safe: one cache partition belongs to one core.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
+
+namespace sve {
+
+inline constexpr uint32_t kCacheBlockBytes = 4096;
+
+struct LruTag;
+struct DirtyTag;
+
+struct CacheBlock
+    : boost::intrusive::set_base_hook<>,
+      boost::intrusive::list_base_hook<boost::intrusive::tag<LruTag>>,
+      boost::intrusive::list_base_hook<boost::intrusive::tag<DirtyTag>> {
+  enum class State : uint8_t { free, clean, dirty, destaging };
+  uint32_t vdisk = 0;
+  uint64_t block = 0;  // index of the 4 KiB block in the vdisk
+  State state = State::free;
+  uint64_t seq = 0;    // bumped by every host write
+  uint32_t index = 0;  // where its data lives
+  friend bool operator<(const CacheBlock& a, const CacheBlock& b) {
+    return a.vdisk != b.vdisk ? a.vdisk < b.vdisk : a.block < b.block;
+  }
+};
+
+// Dirty blocks that one back-end write destages: adjacent, in one vdisk.
+struct DestageRun {
+  uint32_t vdisk = 0;
+  uint64_t first_block = 0;
+  std::vector<CacheBlock*> blocks;      // in block order
+  std::vector<uint64_t> seq_at_start;   // each block's seq when the run began
+};
+
+struct CacheCounts {
+  uint32_t capacity = 0, clean = 0, dirty = 0, destaging = 0;
+  uint64_t hits = 0, misses = 0, evictions = 0, write_waits = 0;
+};
+
+class CacheDirectory {
+ public:
+  explicit CacheDirectory(uint32_t capacity_blocks);
+  ~CacheDirectory();
+
+  // The block if cached (any state); a hit or a miss is counted.
+  CacheBlock* lookup(uint32_t vdisk, uint64_t block);
+  // Room for a clean copy of a block just read from the back end, evicting
+  // the least recently used clean block if need be. Null when every block
+  // is dirty or destaging (then nothing is cached; the read still succeeds).
+  CacheBlock* insert_clean(uint32_t vdisk, uint64_t block);
+  // A host write of a whole block: the block becomes dirty (a new seq).
+  // Null when no block can be freed: the writer waits for destage (the
+  // cache slows writers, it never fails them).
+  CacheBlock* write(uint32_t vdisk, uint64_t block);
+  uint8_t* data(const CacheBlock& b) { return arena_.get() + size_t{b.index} * kCacheBlockBytes; }
+
+  // The next run to destage: the oldest dirty block and the dirty blocks
+  // adjacent to it, up to `max_blocks`. Empty when nothing is dirty.
+  DestageRun next_destage(uint32_t max_blocks);
+  // The run reached the back end (or failed, `ok` false): blocks not
+  // written meanwhile become clean; the others stay dirty.
+  void destage_done(const DestageRun& run, bool ok);
+  // Drops every block of `vdisk` (deleted, or moved away). Dirty blocks
+  // must have been destaged first: they are dropped only with `force`;
+  // blocks being destaged stay until their destage is done.
+  void drop(uint32_t vdisk, bool force = false);
+
+  const CacheCounts& counts() const { return counts_; }
+
+ private:
+  using Index = boost::intrusive::set<CacheBlock>;
+  using Lru = boost::intrusive::list<
+      CacheBlock, boost::intrusive::base_hook<
+                      boost::intrusive::list_base_hook<boost::intrusive::tag<LruTag>>>>;
+  using DirtyList = boost::intrusive::list<
+      CacheBlock, boost::intrusive::base_hook<
+                      boost::intrusive::list_base_hook<boost::intrusive::tag<DirtyTag>>>>;
+
+  CacheBlock* take_free_block();
+  void make_dirty(CacheBlock& b);
+  void free_block(CacheBlock& b);
+
+  std::vector<CacheBlock> blocks_;
+  std::unique_ptr<uint8_t[]> arena_;
+  Index index_;
+  Lru lru_;           // clean blocks, least recently used first
+  DirtyList dirty_;   // dirty blocks, oldest first
+  std::vector<CacheBlock*> free_;
+  CacheCounts counts_;
+};
+
+// How many destage runs to keep in flight: few while the cache has room
+// (host I/O comes first), more as it fills, all of them near full (so
+// writers wait as little as possible).
+unsigned destage_concurrency(const CacheCounts& counts, unsigned max_in_flight);
+
+}  // namespace sve
