@@ -282,6 +282,11 @@ Result<uint64_t> ClusterHost::add_node(NodeId id, const std::string& address) {
 Result<uint64_t> ClusterHost::remove_node(NodeId id) {
   if (!core_->in_cluster()) return make_error("this node is not in a cluster", ENOENT);
   if (!info_.find(id)) return make_error("node " + std::to_string(id) + " is not configured", ENOENT);
+  for (const auto& g : config_.iogrps)
+    if (std::count(g.nodes.begin(), g.nodes.end(), id))
+      return make_error("node " + std::to_string(id) + " is in I/O group '" + g.name +
+                            "': delete the group (after moving its vdisks) first",
+                        EBUSY);
   // What stays of the serving generation must be a majority of it: it keeps
   // every committed event (the removed node forgets its copy), and it must
   // be able to form the next generation. The membership RSM checks the

@@ -103,6 +103,7 @@ def three_nodes(make):
     moved = n1.ctl_json("vdisk", "move", "g1", "--node", "1")
     check(moved["preferred_node"] == 1, f"vdisk move: {moved}")
     n1.ctl_fails("iogrp", "delete", "io0", contains="serves vdisk")
+    n1.ctl_fails("node", "remove", "2", contains="is in I/O group 'io0'")
     qemu_io(n3.url("g1"), "write -P 0x22 0 1M")  # every node still serves it
     qemu_io(n2.url("g1"), "read -P 0x22 0 1M")
 
