@@ -72,7 +72,7 @@ class MembershipRsm final : public Rsm {
         if (info->nodes.size() == 1)
           return reply(refusal(event->request, "cannot remove the cluster's last node"));
         // The generation that commits this keeps every committed event; the
-        // removed node forgets its copy. What stays must be a majority of it.
+        // removed node takes no further part. What stays must be a majority.
         size_t staying = 0;
         for (NodeId m : entry.members) staying += m != event->node;
         if (staying * 2 <= entry.members.size())
@@ -287,10 +287,10 @@ Result<uint64_t> ClusterHost::remove_node(NodeId id) {
       return make_error("node " + std::to_string(id) + " is in I/O group '" + g.name +
                             "': delete the group (after moving its vdisks) first",
                         EBUSY);
-  // What stays of the serving generation must be a majority of it: it keeps
-  // every committed event (the removed node forgets its copy), and it must
-  // be able to form the next generation. The membership RSM checks the
-  // same against the generation that commits the removal.
+  // What stays of the serving generation must be a majority of it, so that
+  // it can form the next generation without the removed node. The
+  // membership RSM checks the same against the generation that first
+  // ordered the removal.
   NodeSet rest;
   for (NodeId m : core_->members())
     if (m != id) rest.push_back(m);

@@ -74,7 +74,8 @@ class ClusterCore {
   bool found(const std::string& cluster);
   // A committed membership change (event `seq`): the configured nodes are
   // now `nodes`; an older change than the one in force is ignored. A node
-  // that finds itself removed forgets the cluster and serves nothing.
+  // that finds itself removed stops taking part and serves nothing (it
+  // keeps its state, to catch up if it is added again).
   void set_nodes(NodeSet nodes, uint64_t seq);
   void tick();
   void receive(NodeId from, const Message& message);

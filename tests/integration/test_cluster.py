@@ -202,7 +202,7 @@ def three_nodes(make):
     # Removing a node: it leaves, the others go on.
     n1.ctl("node", "remove", "3")
     c.wait_serving([1, 2], 1)
-    wait_until(lambda: not c.status(3)["in_cluster"], "node 3 to forget the cluster")
+    wait_until(lambda: not c.status(3)["in_cluster"], "node 3 to leave the cluster")
 
 
 def two_nodes_with_quorum_device(make):
