@@ -71,8 +71,8 @@ class MembershipRsm final : public Rsm {
                                "node " + std::to_string(event->node) + " is not configured"));
         if (info->nodes.size() == 1)
           return reply(refusal(event->request, "cannot remove the cluster's last node"));
-        // The generation that commits this keeps every committed event; the
-        // removed node takes no further part. What stays must be a majority.
+        // The generation that first ordered this must keep a majority without
+        // the removed node, which takes no further part, to go on without it.
         size_t staying = 0;
         for (NodeId m : entry.members) staying += m != event->node;
         if (staying * 2 <= entry.members.size())
