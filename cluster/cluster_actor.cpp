@@ -34,6 +34,7 @@ struct ClusterActorState {
   // Answers that came before their request was parked: a lone node commits
   // inside the call that proposes.
   std::map<uint64_t, std::string> early;
+  int gate_state = -1;  // what the gate last said: 0 serving, 1 no quorum, 2 no cluster
 };
 
 std::string error_reply(const std::string& message) {
@@ -62,21 +63,25 @@ void send_to(Self* self, NodeId to, const std::string& address, std::string byte
              st.setup.self, std::move(bytes));
 }
 
+// Runs after every tick and message: the deadline moves with each renewal;
+// the reason a host is told changes only with the node's state.
 void update_gate(Self* self) {
   auto& st = self->state;
   if (!st.setup.gate) return;
-  // The why for when the lease runs out before the next update.
-  if (st.host->has_quorum())
-    st.setup.gate->open_until(st.host->core().lease_until(),
-                              "node " + std::to_string(st.setup.self) +
-                                  " has no quorum: its lease ran out");
-  else
-    st.setup.gate->open_until(
-        0, st.host->in_cluster()
-               ? "node " + std::to_string(st.setup.self) +
-                     " has no quorum: it serves no I/O until it is back in a cluster "
-                     "with a majority"
-               : "node " + std::to_string(st.setup.self) + " is not in a cluster yet");
+  bool quorum = st.host->has_quorum();
+  int state = quorum ? 0 : st.host->in_cluster() ? 1 : 2;
+  if (state != st.gate_state) {
+    st.gate_state = state;
+    std::string node = "node " + std::to_string(st.setup.self);
+    // With quorum: what to say if the lease runs out before the next update.
+    st.setup.gate->set_why(
+        state == 0 ? node + " has no quorum: its lease ran out"
+        : state == 1
+            ? node + " has no quorum: it serves no I/O until it is back in a cluster with a "
+                     "majority"
+            : node + " is not in a cluster");
+  }
+  st.setup.gate->open_until(quorum ? st.host->core().lease_until() : 0);
 }
 
 // Keeps the promise for the answer of request `id` (or fails it now).

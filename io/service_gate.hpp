@@ -26,8 +26,13 @@ class ServiceGate {
 
   // `deadline_ms` on the monotonic clock; 0 closes the gate. `why` says
   // what a host is told while it is closed.
-  void open_until(uint64_t deadline_ms, std::string why = {}) {
-    until_.store(deadline_ms, std::memory_order_relaxed);
+  void open_until(uint64_t deadline_ms, std::string why) {
+    set_why(std::move(why));
+    open_until(deadline_ms);
+  }
+  // Moves the deadline, keeping what hosts are told.
+  void open_until(uint64_t deadline_ms) { until_.store(deadline_ms, std::memory_order_relaxed); }
+  void set_why(std::string why) {
     std::lock_guard lock(mu_);
     why_ = std::move(why);
   }
