@@ -1,12 +1,13 @@
 #pragma once
 // The facility stack of one core, top to bottom. This is the one place that
-// decides the order: front end -> virtualization -> back end. Later
-// facilities (cache, point-in-time copy, remote copy) are inserted here.
+// decides the order: front end -> cache -> virtualization -> back end.
+// Later facilities (point-in-time copy, remote copy) are inserted here.
 // Every actor of the stack is pinned to the core, so a request crosses it
 // without leaving the core's thread.
 #include <memory>
 
 #include "actors/actor_port.hpp"
+#include "cache/cache_facility.hpp"
 #include "io/reactor/core_io.hpp"
 
 namespace sve {
@@ -16,9 +17,14 @@ struct CoreStack {
   caf::actor backend;
   std::unique_ptr<ActorPort> backend_port;
   caf::actor virt;
+  std::unique_ptr<ActorPort> virt_port;
+  std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
+  caf::actor cache_actor;
   std::unique_ptr<ActorPort> top;  // where the front end submits
 };
 
-CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io);
+// `cache_blocks`: this core's share of the node's cache, in 4 KiB blocks.
+CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_blocks,
+                           std::string cache_mode_reason);
 
 }  // namespace sve

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 #include <stdexcept>
 #include <set>
 #include <vector>
@@ -39,6 +40,11 @@ struct Node::Impl {
   bool stopped = false;
 
   void publish();
+  // Runs `fn` on core `i`'s thread (through the actor `on`) and returns
+  // its answer; throws if the core does not answer within 5 s.
+  nlohmann::json ask_core(size_t i, const caf::actor& on, std::function<nlohmann::json()> fn);
+  nlohmann::json cache_json(std::optional<uint32_t> vdisk);
+  std::string show_vdisk(const std::string& line);
   std::string call_config(const std::string& line);
   std::string call_cluster(const std::string& line);
   ClusterLink cluster_link();
@@ -87,6 +93,7 @@ void Node::Impl::publish() {
     for (uint32_t id : published_devices)
       if (!devices.count(id)) caf::anon_send(core.backend, detach_atom::value, id);
     caf::anon_send(core.virt, virt_map_atom::value, VirtMapPtr(map));
+    caf::anon_send(core.cache_actor, virt_map_atom::value, VirtMapPtr(map));
   }
   published_devices.clear();
   for (const auto& [id, dev] : devices) published_devices.insert(id);
@@ -179,13 +186,16 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
         cmd == "node.list")
       return call_cluster(line);
   }
-  if (!request.is_discarded() && request.is_object() && request.value("cmd", "") == "node.stats") {
+  std::string cmd = request.is_object() ? request.value("cmd", "") : "";
+  if (cmd == "node.stats" || cmd == "node.show") {
     try {
-      return nlohmann::json{{"ok", true}, {"result", node.io_stats()}}.dump();
+      auto result = cmd == "node.stats" ? node.io_stats() : cache_json(std::nullopt);
+      return nlohmann::json{{"ok", true}, {"result", result}}.dump();
     } catch (const std::exception& e) {
       return nlohmann::json{{"ok", false}, {"error", e.what()}}.dump();
     }
   }
+  if (cmd == "vdisk.show") return show_vdisk(line);
   return call_config(line);
 }
 
@@ -222,7 +232,20 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.cfg.set("logger.verbosity", caf::atom("quiet"));
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
   bind_reactor_workers(*m.sys);
-  for (unsigned i = 0; i < cores; ++i) m.cores.push_back(build_core_stack(*m.sys, *io[i]));
+  // Until requests are forwarded to a vdisk's owner node, two nodes that
+  // both served a vdisk from their own caches could disagree: a cluster
+  // node does not cache. A standalone node caches reads and writes through
+  // (no partner to hold a second copy of a write).
+  uint32_t cache_blocks = options.cluster
+                              ? 0
+                              : static_cast<uint32_t>(options.cache_bytes / 4096 / cores);
+  std::string cache_why =
+      options.cluster ? "a cluster node does not cache yet: requests are not forwarded to "
+                        "one owner node per vdisk"
+      : options.cache_bytes == 0 ? "no cache memory configured (--cache-size 0)"
+                                 : "a standalone node has no partner to mirror writes to";
+  for (unsigned i = 0; i < cores; ++i)
+    m.cores.push_back(build_core_stack(*m.sys, *io[i], cache_blocks, cache_why));
   std::vector<NbdCore> tops;
   for (auto& core : m.cores) tops.push_back({core.io, core.top.get()});
   m.nbd = std::make_unique<NbdPort>(
@@ -236,6 +259,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
         return limits;
       }(),
       options.max_connections);
+  // A vdisk's cached state lives in one core's partition.
+  m.nbd->place_by_volume(cache_blocks > 0);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   if (options.cluster) {
@@ -277,14 +302,8 @@ nlohmann::json Node::io_stats() {
   nlohmann::json cores = nlohmann::json::array();
   auto sched = reactor_scheduler_stats();
   for (size_t i = 0; i < m.cores.size(); ++i) {
-    // Asked of the core itself; shared, in case the answer comes too late.
-    auto done = std::make_shared<std::promise<nlohmann::json>>();
-    auto answer = done->get_future();
     CoreIo* io = m.cores[i].io;
-    run_on_core(m.cores[i].backend, [done, io] { done->set_value(core_io_json(*io)); });
-    if (answer.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
-      throw std::runtime_error("core " + std::to_string(i) + " did not answer within 5 s");
-    nlohmann::json core = answer.get();
+    nlohmann::json core = m.ask_core(i, m.cores[i].backend, [io] { return core_io_json(*io); });
     core["core"] = i;
     if (i < sched.size())
       core["scheduler"] = {{"local", sched[i].local}, {"cross_core", sched[i].cross_core},
@@ -292,6 +311,89 @@ nlohmann::json Node::io_stats() {
     cores.push_back(std::move(core));
   }
   return {{"cores", cores}, {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
+}
+
+nlohmann::json Node::Impl::ask_core(size_t i, const caf::actor& on,
+                                    std::function<nlohmann::json()> fn) {
+  // Shared, in case the answer comes too late.
+  auto done = std::make_shared<std::promise<nlohmann::json>>();
+  auto answer = done->get_future();
+  run_on_core(on, [done, fn = std::move(fn)] { done->set_value(fn()); });
+  if (answer.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    throw std::runtime_error("core " + std::to_string(i) + " did not answer within 5 s");
+  return answer.get();
+}
+
+// The cache of this node (every partition summed), or of one vdisk (its
+// partition's share of it).
+nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
+  CacheCounts total;
+  CacheVdiskStats v;
+  uint64_t capacity = 0;
+  std::string mode, why;
+  for (size_t i = 0; i < cores.size(); ++i) {
+    CacheFacility* cache = cores[i].cache.get();
+    auto part = ask_core(i, cores[i].cache_actor, [cache, vdisk] {
+      CacheCounts c = cache->counts();
+      nlohmann::json j = {{"capacity", cache->capacity_bytes()}, {"clean", c.clean},
+                          {"dirty", c.dirty}, {"destaging", c.destaging},
+                          {"mode", to_string(cache->mode())}, {"why", cache->mode_reason()}};
+      if (vdisk) {
+        if (const CacheVdiskStats* s = cache->vdisk_stats(*vdisk))
+          j["vdisk"] = {{"reads", s->reads}, {"read_hits", s->read_hits},
+                        {"writes", s->writes}, {"bytes_read", s->bytes_read},
+                        {"bytes_hit", s->bytes_hit}, {"bytes_written", s->bytes_written}};
+      }
+      return j;
+    });
+    capacity += part["capacity"].get<uint64_t>();
+    total.clean += part["clean"].get<uint32_t>();
+    total.dirty += part["dirty"].get<uint32_t>();
+    total.destaging += part["destaging"].get<uint32_t>();
+    mode = part["mode"];
+    why = part["why"];
+    if (part.contains("vdisk")) {
+      const auto& s = part["vdisk"];
+      v.reads += s["reads"].get<uint64_t>();
+      v.read_hits += s["read_hits"].get<uint64_t>();
+      v.writes += s["writes"].get<uint64_t>();
+      v.bytes_read += s["bytes_read"].get<uint64_t>();
+      v.bytes_hit += s["bytes_hit"].get<uint64_t>();
+      v.bytes_written += s["bytes_written"].get<uint64_t>();
+    }
+  }
+  uint64_t reads = vdisk ? v.reads : 0, hits = vdisk ? v.read_hits : 0;
+  nlohmann::json out = {
+      {"mode", mode},
+      {"why", why},
+      {"size_bytes", capacity},
+      {"cached_bytes", uint64_t{total.clean + total.dirty + total.destaging} * 4096},
+      {"dirty_bytes", uint64_t{total.dirty + total.destaging} * 4096},
+  };
+  if (vdisk) {
+    out["reads"] = reads;
+    out["read_hits"] = hits;
+    out["hit_ratio"] = reads ? static_cast<double>(hits) / static_cast<double>(reads) : 0.0;
+    out["writes"] = v.writes;
+    out["bytes_read"] = v.bytes_read;
+    out["bytes_hit"] = v.bytes_hit;
+    out["bytes_written"] = v.bytes_written;
+  }
+  return out;
+}
+
+// vdisk show: the configuration's answer, with the vdisk's cache figures.
+std::string Node::Impl::show_vdisk(const std::string& line) {
+  std::string reply = call_config(line);
+  auto answer = nlohmann::json::parse(reply, nullptr, false);
+  if (answer.is_discarded() || !answer.value("ok", false)) return reply;
+  try {
+    auto& result = answer["result"];
+    result["cache"] = cache_json(result.value("id", uint32_t{0}));
+  } catch (const std::exception& e) {
+    answer["result"]["cache"] = {{"error", e.what()}};
+  }
+  return answer.dump();
 }
 
 nlohmann::json Node::admin(const nlohmann::json& request) {
@@ -311,6 +413,7 @@ void Node::stop() {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
     if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);
     for (auto& core : m.cores) {
+      caf::anon_send_exit(core.cache_actor, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.virt, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.backend, caf::exit_reason::user_shutdown);
     }

@@ -19,6 +19,7 @@ struct NodeOptions {
   HostPortAddress nbd{"127.0.0.1", 10809};
   unsigned cores = 1;
   CoreIoConfig core_io;  // per core
+  uint64_t cache_bytes = 128ull << 20;  // the node's cache, shared out among its cores
   bool pin = true;       // pin each core's reactor thread to a CPU
   size_t max_connections = 1024;  // host connections, beyond which new ones are closed
   // A cluster node: its cluster address and number. Without them the node

@@ -13,6 +13,7 @@ class IoServer;
 class CoreIo;
 class ConfigService;
 class ServiceGate;
+class CacheFacility;
 
 // The back end: the I/O actor of `core`, the single submitter of its ring.
 // It also runs set-up tasks on its core (run_atom).
@@ -21,6 +22,10 @@ caf::actor spawn_backend_actor(caf::actor_system& sys, CoreIo& core);
 // Virtualization on `core`: maps vdisk requests onto mdisk pieces for
 // `lower`, with piece contexts from the core's request pool.
 caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lower);
+
+// The cache partition of `core`: runs `cache` (which the caller keeps
+// alive until the actor is done) on the core's thread.
+caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache);
 
 // Configuration: applies admin requests; `publish` runs on the actor's
 // thread after every committed change.

@@ -47,6 +47,21 @@ CacheBlock* CacheDirectory::lookup(uint32_t vdisk, uint64_t block) {
   return &*it;
 }
 
+CacheBlock* CacheDirectory::find(uint32_t vdisk, uint64_t block) {
+  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
+  if (it == index_.end()) return nullptr;
+  if (it->state == CacheBlock::State::clean) lru_.splice(lru_.end(), lru_, lru_.iterator_to(*it));
+  return &*it;
+}
+
+void CacheDirectory::discard_clean(uint32_t vdisk, uint64_t first, uint64_t last) {
+  auto it = index_.lower_bound(std::make_pair(vdisk, first), KeyLess());
+  while (it != index_.end() && it->vdisk == vdisk && it->block <= last) {
+    CacheBlock& b = *it++;
+    if (b.state == CacheBlock::State::clean) free_block(b);
+  }
+}
+
 CacheBlock* CacheDirectory::take_free_block() {
   if (free_.empty()) {
     if (lru_.empty()) return nullptr;  // all dirty: nothing may be evicted

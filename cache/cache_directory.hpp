@@ -61,6 +61,12 @@ class CacheDirectory {
 
   // The block if cached (any state); a hit or a miss is counted.
   CacheBlock* lookup(uint32_t vdisk, uint64_t block);
+  // The same without counting (the caller counts per request); a clean
+  // block found becomes the most recently used.
+  CacheBlock* find(uint32_t vdisk, uint64_t block);
+  // Forgets the clean copies of blocks [first, last] of `vdisk` (the back
+  // end is about to change under them). Dirty blocks are left alone.
+  void discard_clean(uint32_t vdisk, uint64_t first, uint64_t last);
   // Room for a clean copy of a block just read from the back end, evicting
   // the least recently used clean block if need be. Null when every block
   // is dirty or destaging (then nothing is cached; the read still succeeds).

@@ -5,6 +5,7 @@
 // neighbours only through these two interfaces, so a facility can be inserted
 // into the stack without the others changing.
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 
 #include <boost/intrusive/slist_hook.hpp>
@@ -66,6 +67,24 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   uint32_t ring_pending = 0;
   uint64_t ring_bytes = 0;
 
+  // A facility that passes a request down and wants its completion on the
+  // way back up (the cache) intercepts it: the request's client and cookie
+  // are saved in the request and replaced by the facility's own, with no
+  // allocation; the facility restores them before completing upwards.
+  static constexpr unsigned kMaxIntercepts = 4;
+  void intercept(IoClient* by, uint64_t by_cookie) {
+    assert(intercepts_ < kMaxIntercepts);
+    saved_[intercepts_++] = {client, cookie};
+    client = by;
+    cookie = by_cookie;
+  }
+  void restore() {
+    assert(intercepts_ > 0);
+    const SavedCompletion& s = saved_[--intercepts_];
+    client = s.client;
+    cookie = s.cookie;
+  }
+
   // This request's bytes if they lie in one buffer segment, else null.
   char* contiguous_data() const { return buffer->contiguous(buffer_offset, length); }
 
@@ -82,6 +101,12 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   friend class RequestPool;
   void recycle();
 
+  struct SavedCompletion {
+    IoClient* client;
+    uint64_t cookie;
+  };
+  SavedCompletion saved_[kMaxIntercepts];
+  uint8_t intercepts_ = 0;
   std::atomic<uint32_t> refs_{0};
   RequestPool* pool_ = nullptr;     // null: a stand-alone heap request
   PoolAccount* account_ = nullptr;  // charged with this request

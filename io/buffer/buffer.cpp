@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "io/buffer/buffer_pool.hpp"
@@ -62,6 +63,40 @@ int Buffer::slice(uint64_t offset, uint64_t length, iovec* out, int max) const {
     offset = 0;
   }
   return n;
+}
+
+void Buffer::copy_out(uint64_t offset, uint64_t length, void* to) const {
+  auto* out = static_cast<char*>(to);
+  for (unsigned i = 0; i < segments_ && length > 0; ++i) {
+    const BufferSegment& s = segment_[i];
+    if (offset >= s.length) {
+      offset -= s.length;
+      continue;
+    }
+    uint64_t take = std::min<uint64_t>(s.length - offset, length);
+    std::memcpy(out, s.data + offset, take);
+    out += take;
+    length -= take;
+    offset = 0;
+  }
+  assert(length == 0);
+}
+
+void Buffer::copy_in(uint64_t offset, uint64_t length, const void* from) {
+  const auto* in = static_cast<const char*>(from);
+  for (unsigned i = 0; i < segments_ && length > 0; ++i) {
+    const BufferSegment& s = segment_[i];
+    if (offset >= s.length) {
+      offset -= s.length;
+      continue;
+    }
+    uint64_t take = std::min<uint64_t>(s.length - offset, length);
+    std::memcpy(s.data + offset, in, take);
+    in += take;
+    length -= take;
+    offset = 0;
+  }
+  assert(length == 0);
 }
 
 }  // namespace sve

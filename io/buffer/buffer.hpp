@@ -1,10 +1,11 @@
 #pragma once
 // Host data from socket to disk lives in one reference-counted buffer.
 // Facilities pass it on by reference (BufferRef); a request split across
-// extents points its pieces into the same buffer at different offsets, and a
-// facility that keeps data (the cache) keeps a reference. Nobody copies
-// payload bytes: the socket receives into the buffer, the disk reads and
-// writes it, the reply is sent from it.
+// extents points its pieces into the same buffer at different offsets. The
+// path itself copies no payload bytes: the socket receives into the buffer,
+// the disk reads and writes it, the reply is sent from it. The one facility
+// that keeps data beyond a request, the cache, copies it into its own
+// blocks (its memory must outlive the host's buffer and be non-volatile).
 //
 // A buffer is a list of segments (scatter-gather). On the I/O path buffers
 // come from a core's BufferPool: runs of pages in memory registered with
@@ -56,6 +57,10 @@ class Buffer : public boost::intrusive::slist_base_hook<> {
   // Fills `out` with the segments covering [offset, offset + length);
   // returns how many (at most `max`), or -1 if more were needed.
   int slice(uint64_t offset, uint64_t length, iovec* out, int max) const;
+  // Copies [offset, offset + length) out to / in from flat memory, across
+  // segments: for a facility that keeps its own copy (the cache's blocks).
+  void copy_out(uint64_t offset, uint64_t length, void* to) const;
+  void copy_in(uint64_t offset, uint64_t length, const void* from);
   // The only single-segment accessor; asserts there is one segment.
   char* data() const;
 

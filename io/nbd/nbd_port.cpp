@@ -64,6 +64,7 @@ struct NbdPort::Impl {
   std::shared_ptr<const VirtMap> exports;
   bool stopping = false;
   size_t next_core = 0;
+  bool by_volume = false;
   std::set<int> fds;     // every connection's socket, handshaking or serving
   size_t handshaking = 0;
   std::set<nbd::NbdSession*> sessions;  // serving; each owned by its core
@@ -96,6 +97,8 @@ std::string NbdPort::describe() const { return "nbd://" + impl_->address; }
 void NbdPort::start() {
   impl_->acceptor = std::thread([this] { impl_->accept_loop(); });
 }
+
+void NbdPort::place_by_volume(bool on) { impl_->by_volume = on; }
 
 void NbdPort::set_exports(std::shared_ptr<const VirtMap> map) {
   std::lock_guard lock(impl_->mu);
@@ -173,6 +176,7 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     cv.notify_all();
     return;
   }
+  if (by_volume) core = hs.chosen.volume % cores.size();
   spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
   post(static_cast<unsigned>(core),
        [this, fd, chosen = hs.chosen, core] { serve_on_core(fd, chosen, core); });

@@ -35,6 +35,10 @@ class NbdPort final : public HostPort {
   void start() override;
   void stop() override;
   void set_exports(std::shared_ptr<const VirtMap> map) override;
+  // Serve every connection of a vdisk on one core, the core whose cache
+  // partition owns it (volume id modulo cores), instead of spreading
+  // connections round-robin. Set before start().
+  void place_by_volume(bool on);
 
   size_t connections() const;
 

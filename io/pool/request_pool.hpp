@@ -33,6 +33,7 @@ class RequestPool : public ObjectPool<IoRequest> {
     r->pending_children = 0;
     r->ring_pending = 0;
     r->ring_bytes = 0;
+    r->intercepts_ = 0;
     r->buffer.reset();
     r->parent.reset();
     r->account_ = nullptr;

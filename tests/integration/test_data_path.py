@@ -69,6 +69,30 @@ def test(make):
     qemu_io(node.url("fresh"), f"read -P 0 {47 * MiB - 4096} 8192")
     r = subprocess.run(["nbdinfo", node.url("seq")], capture_output=True, text=True)
     check(r.returncode != 0, "a deleted vdisk is still exported")
+    check_cache(node)
+
+
+def check_cache(node):
+    """A standalone node caches reads and writes through; what it serves from
+    cache is what the back end holds, across connections."""
+    shown = node.ctl_json("node", "show")
+    check(shown["mode"] == "write-through" and "no partner" in shown["why"], f"node show: {shown}")
+    check(shown["size_bytes"] == 128 * MiB, f"default cache size: {shown}")
+    url = node.url("fresh")
+    qemu_io(url, f"write -P 0x3c {8 * MiB} 2M")
+    before = node.ctl_json("vdisk", "show", "fresh")["cache"]
+    # Another connection reads what the first wrote: from cache, whole.
+    qemu_io(url, f"read -P 0x3c {8 * MiB} 2M", f"read -P 0x3c {8 * MiB + 512} 4096")
+    after = node.ctl_json("vdisk", "show", "fresh")["cache"]
+    check(after["read_hits"] >= before["read_hits"] + 2, f"no cache hits: {before} -> {after}")
+    check(after["hit_ratio"] > 0 and after["dirty_bytes"] == 0, f"vdisk cache: {after}")
+    # A partial overwrite and zeroing are seen by the next reader.
+    qemu_io(url, f"write -P 0x3d {8 * MiB + 100} 200", f"write -z {9 * MiB} 4096")
+    qemu_io(url, f"read -P 0x3c {8 * MiB} 100", f"read -P 0x3d {8 * MiB + 100} 200",
+            f"read -P 0x3c {8 * MiB + 300} {MiB - 300}", f"read -P 0 {9 * MiB} 4096",
+            f"read -P 0x3c {9 * MiB + 4096} {MiB - 4096}")
+    out = node.ctl("vdisk", "show", "fresh").stdout
+    check("cache mode: write-through" in out and "hits" in out, f"vdisk show:\n{out}")
 
 
 run(test)

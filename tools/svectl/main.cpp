@@ -23,6 +23,7 @@ const char* kUsage =
     "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
     "  vdisk move NAME [--iogrp GROUP] [--node N]   (another I/O group or preferred node)\n"
     "  iogrp create NAME NODE NODE | iogrp list | iogrp delete NAME\n"
+    "  node show    (this node's cache: size, dirty bytes, mode and why)\n"
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "  cluster create NAME | cluster status\n"
     "  node add --id N HOST:PORT | node remove N | node list\n"
@@ -110,7 +111,7 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     need(1);
     r["name"] = a.words[0];
     r["size"] = size_arg(a.flag("--size"), "--size");
-  } else if (noun == "node" && verb == "stats") {
+  } else if (noun == "node" && (verb == "stats" || verb == "show")) {
     need(0);
   } else if (noun == "iogrp" && verb == "create") {
     need(3);

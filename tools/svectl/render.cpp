@@ -1,6 +1,7 @@
 #include "tools/svectl/render.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <vector>
 
@@ -12,7 +13,9 @@ namespace {
 using nlohmann::json;
 
 std::string cell(const json& v, const std::string& key) {
-  static const std::vector<std::string> sizes = {"capacity", "free", "size", "extent_size"};
+  static const std::vector<std::string> sizes = {"capacity",     "free",         "size",
+                                                 "extent_size",  "size_bytes",   "cached_bytes",
+                                                 "dirty_bytes"};
   if (!v.contains(key)) return "";
   const json& x = v[key];
   if (x.is_number_unsigned() && std::count(sizes.begin(), sizes.end(), key))
@@ -57,6 +60,23 @@ void table(const json& rows, const std::vector<std::string>& columns) {
 
 }  // namespace
 
+// A node's or a vdisk's cache figures.
+void render_cache(const json& c) {
+  if (c.contains("error")) {
+    std::cout << "cache: " << c["error"].get<std::string>() << "\n";
+    return;
+  }
+  std::cout << "cache mode: " << cell(c, "mode") << " (" << cell(c, "why") << ")\n"
+            << "cache size: " << cell(c, "size_bytes") << ", cached " << cell(c, "cached_bytes")
+            << ", dirty " << cell(c, "dirty_bytes") << "\n";
+  if (c.contains("reads")) {
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%.1f%%", 100.0 * c.value("hit_ratio", 0.0));
+    std::cout << "cache reads: " << cell(c, "reads") << ", hits " << cell(c, "read_hits") << " ("
+              << ratio << "), writes " << cell(c, "writes") << "\n";
+  }
+}
+
 void render_result(const std::string& command, const json& result) {
   if (command == "mdisk.list") {
     table(result, {"name", "status", "capacity", "pool", "path"});
@@ -98,6 +118,8 @@ void render_result(const std::string& command, const json& result) {
                 << req["frontend"]["waits"] << ", virt " << req["virt"]["waits"] << ")\n";
     }
     std::cout << "nbd connections: " << result["nbd_connections"] << "\n";
+  } else if (command == "node.show") {
+    render_cache(result);
   } else if (command == "vdisk.show" || command == "vdisk.create" ||
              command == "vdisk.expand" || command == "vdisk.move") {
     for (const char* key : {"name", "id", "status", "pool", "size", "policy", "extent_size",
@@ -106,7 +128,10 @@ void render_result(const std::string& command, const json& result) {
     std::cout << "extents per mdisk:";
     for (const auto& [m, n] : result["extents_per_mdisk"].items()) std::cout << " " << m << "=" << n;
     std::cout << "\n";
-    if (command == "vdisk.show") table(result["extents"], {"index", "mdisk", "mdisk_extent"});
+    if (command == "vdisk.show") {
+      if (result.contains("cache")) render_cache(result["cache"]);
+      table(result["extents"], {"index", "mdisk", "mdisk_extent"});
+    }
   } else {
     std::string noun = command.substr(0, command.find('.'));
     std::string verb = command.substr(command.find('.') + 1);

@@ -9,7 +9,8 @@ namespace sve {
 
 const char* kSvedUsage =
     "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
-    "            [--io-memory SIZE] [--io-requests N] [--max-connections N] [--no-pin]\n"
+    "            [--io-memory SIZE] [--io-requests N] [--cache-size SIZE]\n"
+    "            [--max-connections N] [--no-pin]\n"
     "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
     "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo]\n"
@@ -23,6 +24,8 @@ const char* kSvedUsage =
     "                 further behind gets a snapshot of the cluster state\n"
     "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
     "  --io-requests  request contexts per core (default 4096)\n"
+    "  --cache-size   the node's cache memory, shared out among the cores (default\n"
+    "                 128M; 0 turns the cache off)\n"
     "  --max-connections  host connections at once (default 1024); more are closed\n"
     "  --no-pin       do not pin the per-core reactor threads to CPUs\n"
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
@@ -59,6 +62,11 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
       auto size = parse_size(v);
       if (!size) return make_error("--io-memory needs a size such as 256M", EINVAL);
       o.node.core_io.buffer_bytes = size.value();
+    } else if (arg == "--cache-size") {
+      if (auto st = value(v); !st) return st.error();
+      auto size = v == "0" ? std::optional<uint64_t>(0) : parse_size(v);
+      if (!size) return make_error("--cache-size needs a size such as 256M, or 0", EINVAL);
+      o.node.cache_bytes = *size;
     } else if (arg == "--io-requests") {
       if (auto st = value(v); !st) return st.error();
       if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7)
