@@ -5,17 +5,22 @@
 namespace sve {
 
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_blocks,
-                           std::string cache_mode_reason) {
+                           IoServer* interconnect) {
   CoreStack core;
   core.io = &io;
   core.backend = spawn_backend_actor(sys, io);
   core.backend_port = std::make_unique<ActorPort>(core.backend);
   core.virt = spawn_virt_actor(sys, io, *core.backend_port);
   core.virt_port = std::make_unique<ActorPort>(core.virt);
-  core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache_blocks,
-                                               std::move(cache_mode_reason));
+  core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache_blocks);
   core.cache_actor = spawn_cache_actor(sys, io, *core.cache);
-  core.top = std::make_unique<ActorPort>(core.cache_actor);
+  core.cache_port = std::make_unique<ActorPort>(core.cache_actor);
+  core.forward_return = std::make_unique<ActorPort>();
+  core.forward = std::make_unique<ForwardFacility>(*core.cache_port, interconnect,
+                                                   core.forward_return.get());
+  core.forward_actor = spawn_forward_actor(sys, io, *core.forward);
+  core.forward_return->bind(core.forward_actor);
+  core.top = std::make_unique<ActorPort>(core.forward_actor);
   return core;
 }
 

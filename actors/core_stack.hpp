@@ -1,13 +1,15 @@
 #pragma once
 // The facility stack of one core, top to bottom. This is the one place that
-// decides the order: front end -> cache -> virtualization -> back end.
-// Later facilities (point-in-time copy, remote copy) are inserted here.
+// decides the order: front end -> forward (to the vdisk's owner node) ->
+// cache -> virtualization -> back end. Later facilities (remote copy,
+// point-in-time copy) are inserted here.
 // Every actor of the stack is pinned to the core, so a request crosses it
 // without leaving the core's thread.
 #include <memory>
 
 #include "actors/actor_port.hpp"
 #include "cache/cache_facility.hpp"
+#include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
 
 namespace sve {
@@ -20,11 +22,17 @@ struct CoreStack {
   std::unique_ptr<ActorPort> virt_port;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   caf::actor cache_actor;
+  std::unique_ptr<ActorPort> cache_port;
+  std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
+  std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
+  caf::actor forward_actor;
   std::unique_ptr<ActorPort> top;  // where the front end submits
 };
 
 // `cache_blocks`: this core's share of the node's cache, in 4 KiB blocks.
+// `interconnect`: where requests for other nodes' vdisks go (null: a
+// standalone node).
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_blocks,
-                           std::string cache_mode_reason);
+                           IoServer* interconnect);
 
 }  // namespace sve

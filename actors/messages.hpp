@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cache/ownership.hpp"
 #include "hw/device/block_device.hpp"
 #include "io/protocol.hpp"
 #include "virt/virt_map.hpp"
@@ -38,7 +39,18 @@ using peer_atom = caf::atom_constant<caf::atom("peer")>;
 // To the cluster actor: the configured node ids.
 using members_atom = caf::atom_constant<caf::atom("members")>;
 
+// Which node owns each vdisk (cache/ownership.hpp), to the data path.
+using routes_atom = caf::atom_constant<caf::atom("routes")>;
+// The interconnect: a peer's interconnect actor is asked of its cluster
+// actor; a request for a vdisk another node owns travels as fwd; the
+// addresses of the cluster's nodes; a forwarded request's next attempt.
+using interconnect_atom = caf::atom_constant<caf::atom("icon")>;
+using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
+using peers_atom = caf::atom_constant<caf::atom("peers")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
+using RoutesPtr = std::shared_ptr<const RouteTable>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;
 using CoreTask = std::function<void()>;
 
@@ -48,5 +60,6 @@ using CoreTask = std::function<void()>;
 // the process's memory and are never serialised.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::IoRequestPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::VirtMapPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::RoutesPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::BlockDevicePtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::CoreTask)

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <set>
@@ -16,6 +17,7 @@
 #include "actors/spawn.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/config_service.hpp"
+#include "cluster/cluster_view.hpp"
 #include "cluster/state/cluster_state.hpp"
 #include "io/service_gate.hpp"
 #include "io/nbd/nbd_port.hpp"
@@ -38,8 +40,20 @@ struct Node::Impl {
   std::unique_ptr<AdminServer> admin;
   std::set<uint32_t> published_devices;
   bool stopped = false;
+  uint32_t cache_blocks = 0;  // per core
+  // In a cluster: the interconnect to other nodes, and what routes are
+  // computed from (the committed model and the cluster view), which the
+  // config and cluster actors each update on their own threads.
+  caf::actor interconnect;
+  std::unique_ptr<ActorPort> interconnect_port;
+  std::mutex routes_mu;
+  NodeConfig routed_config;
+  ClusterView view;
+  RoutePolicy policy;  // the last routes were built with
 
   void publish();
+  void publish_routes();  // with routes_mu held
+  void on_view(const ClusterView& view);
   // Runs `fn` on core `i`'s thread (through the actor `on`) and returns
   // its answer; throws if the core does not answer within 5 s.
   nlohmann::json ask_core(size_t i, const caf::actor& on, std::function<nlohmann::json()> fn);
@@ -97,7 +111,39 @@ void Node::Impl::publish() {
   }
   published_devices.clear();
   for (const auto& [id, dev] : devices) published_devices.insert(id);
+  {
+    std::lock_guard lock(routes_mu);
+    routed_config = config->config();
+    publish_routes();
+  }
   if (nbd) nbd->set_exports(map);
+}
+
+// Who owns each vdisk, to every core and the interconnect.
+void Node::Impl::publish_routes() {
+  RoutePolicy policy;
+  policy.mirror = false;
+  policy.self = options.cluster ? options.node_id : 0;
+  policy.serving = !options.cluster || view.serving;
+  policy.generation = view.generation;
+  policy.members = view.members;
+  policy.cache = cache_blocks > 0;
+  this->policy = policy;
+  RoutesPtr routes = build_routes(routed_config, policy);
+  for (auto& core : cores) {
+    caf::anon_send(core.cache_actor, routes_atom::value, routes);
+    caf::anon_send(core.forward_actor, routes_atom::value, routes);
+  }
+  if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);
+}
+
+// On the cluster actor's thread, before the gate opens on this view.
+void Node::Impl::on_view(const ClusterView& next) {
+  std::lock_guard lock(routes_mu);
+  view = next;
+  if (interconnect)
+    caf::anon_send(interconnect, peers_atom::value, view.node_ids, view.addresses);
+  publish_routes();
 }
 
 namespace {
@@ -232,20 +278,20 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.cfg.set("logger.verbosity", caf::atom("quiet"));
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
   bind_reactor_workers(*m.sys);
-  // Until requests are forwarded to a vdisk's owner node, two nodes that
-  // both served a vdisk from their own caches could disagree: a cluster
-  // node does not cache. A standalone node caches reads and writes through
-  // (no partner to hold a second copy of a write).
-  uint32_t cache_blocks = options.cluster
-                              ? 0
-                              : static_cast<uint32_t>(options.cache_bytes / 4096 / cores);
-  std::string cache_why =
-      options.cluster ? "a cluster node does not cache yet: requests are not forwarded to "
-                        "one owner node per vdisk"
-      : options.cache_bytes == 0 ? "no cache memory configured (--cache-size 0)"
-                                 : "a standalone node has no partner to mirror writes to";
+  m.cache_blocks = static_cast<uint32_t>(options.cache_bytes / 4096 / cores);
+  // In a cluster, requests for vdisks other nodes own leave through the
+  // interconnect (bound below, once the cores it serves exist).
+  if (options.cluster) m.interconnect_port = std::make_unique<ActorPort>();
   for (unsigned i = 0; i < cores; ++i)
-    m.cores.push_back(build_core_stack(*m.sys, *io[i], cache_blocks, cache_why));
+    m.cores.push_back(
+        build_core_stack(*m.sys, *io[i], m.cache_blocks, m.interconnect_port.get()));
+  if (options.cluster) {
+    std::vector<caf::actor> cache_actors;
+    for (auto& core : m.cores) cache_actors.push_back(core.cache_actor);
+    m.interconnect = spawn_interconnect_actor(*m.sys, options.node_id, std::move(cache_actors),
+                                              &m.gate, options.lease_ms * 3);
+    m.interconnect_port->bind(m.interconnect);
+  }
   std::vector<NbdCore> tops;
   for (auto& core : m.cores) tops.push_back({core.io, core.top.get()});
   m.nbd = std::make_unique<NbdPort>(
@@ -260,7 +306,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       }(),
       options.max_connections);
   // A vdisk's cached state lives in one core's partition.
-  m.nbd->place_by_volume(cache_blocks > 0);
+  m.nbd->place_by_volume(m.cache_blocks > 0);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   if (options.cluster) {
@@ -274,11 +320,13 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     setup.log_keep = options.log_keep;
     setup.seed = pack_to_string(m.config->seed());
     setup.gate = &m.gate;
+    setup.view_changed = [&m](const ClusterView& view) { m.on_view(view); };
     setup.model_changed = [&m](std::string bytes) {
       caf::anon_send(m.config_actor, model_atom::value, std::move(bytes));
     };
     m.gate.open_until(0, "node is starting");
     m.cluster_actor = spawn_cluster_actor(*m.sys, std::move(setup));
+    caf::anon_send(m.cluster_actor, interconnect_atom::value, m.interconnect);
     auto port = m.sys->middleman().publish(m.cluster_actor, options.cluster->port,
                                            options.cluster->host.c_str(), true);
     if (!port)
@@ -336,8 +384,11 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     auto part = ask_core(i, cores[i].cache_actor, [cache, vdisk] {
       CacheCounts c = cache->counts();
       nlohmann::json j = {{"capacity", cache->capacity_bytes()}, {"clean", c.clean},
-                          {"dirty", c.dirty}, {"destaging", c.destaging},
-                          {"mode", to_string(cache->mode())}, {"why", cache->mode_reason()}};
+                          {"dirty", c.dirty}, {"destaging", c.destaging}};
+      if (vdisk) {
+        j["mode"] = to_string(cache->mode(*vdisk));
+        j["why"] = cache->mode_reason(*vdisk);
+      }
       if (vdisk) {
         if (const CacheVdiskStats* s = cache->vdisk_stats(*vdisk))
           j["vdisk"] = {{"reads", s->reads}, {"read_hits", s->read_hits},
@@ -350,8 +401,10 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     total.clean += part["clean"].get<uint32_t>();
     total.dirty += part["dirty"].get<uint32_t>();
     total.destaging += part["destaging"].get<uint32_t>();
-    mode = part["mode"];
-    why = part["why"];
+    if (vdisk && i == *vdisk % cores.size()) {  // the partition that owns it says
+      mode = part["mode"];
+      why = part["why"];
+    }
     if (part.contains("vdisk")) {
       const auto& s = part["vdisk"];
       v.reads += s["reads"].get<uint64_t>();
@@ -361,6 +414,12 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       v.bytes_hit += s["bytes_hit"].get<uint64_t>();
       v.bytes_written += s["bytes_written"].get<uint64_t>();
     }
+  }
+  if (!vdisk) {
+    std::lock_guard lock(routes_mu);
+    NodeCacheMode m = node_cache_mode(routed_config, policy);
+    mode = to_string(m.mode);
+    why = m.why;
   }
   uint64_t reads = vdisk ? v.reads : 0, hits = vdisk ? v.read_hits : 0;
   nlohmann::json out = {
@@ -412,7 +471,9 @@ void Node::stop() {
   if (m.sys) {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
     if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);
+    if (m.interconnect) caf::anon_send_exit(m.interconnect, caf::exit_reason::user_shutdown);
     for (auto& core : m.cores) {
+      caf::anon_send_exit(core.forward_actor, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.cache_actor, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.virt, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(core.backend, caf::exit_reason::user_shutdown);
@@ -422,6 +483,7 @@ void Node::stop() {
   m.cores.clear();
   m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
   m.cluster_actor = caf::actor{};
+  m.interconnect = caf::actor{};
   m.sys.reset();  // the reactors stop; then their rings and pools go
   m.core_io.clear();
   if (m.config)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sve {
 
@@ -14,6 +15,8 @@ class CoreIo;
 class ConfigService;
 class ServiceGate;
 class CacheFacility;
+class ForwardFacility;
+struct ClusterView;
 
 // The back end: the I/O actor of `core`, the single submitter of its ring.
 // It also runs set-up tasks on its core (run_atom).
@@ -26,6 +29,19 @@ caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lowe
 // The cache partition of `core`: runs `cache` (which the caller keeps
 // alive until the actor is done) on the core's thread.
 caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache);
+
+// The top of the stack of `core`: routes requests to the vdisk's owner
+// (io/interconnect/forward_facility.hpp).
+caf::actor spawn_forward_actor(caf::actor_system& sys, CoreIo& core, ForwardFacility& forward);
+
+// The node's interconnect: carries requests for vdisks other nodes own to
+// them, and executes the requests other nodes send for vdisks this node
+// owns, on the stack of the core that owns each (`cache_actors`, by vdisk id
+// modulo their number). `retry_ms`: how long a forwarded request keeps
+// trying (the owner may be changing) before it fails with EIO.
+caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
+                                    std::vector<caf::actor> cache_actors,
+                                    const ServiceGate* gate, uint64_t retry_ms);
 
 // Configuration: applies admin requests; `publish` runs on the actor's
 // thread after every committed change.
@@ -47,6 +63,9 @@ struct ClusterActorSetup {
   uint64_t log_keep = 256;
   std::string seed;  // msgpack NodeConfig a new cluster starts from
   std::function<void(std::string)> model_changed;
+  // Called (on the cluster actor's thread) when the view changes, before
+  // the gate opens on it: what the data path routes by is in place first.
+  std::function<void(const ClusterView&)> view_changed;
   ServiceGate* gate = nullptr;
 };
 caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);

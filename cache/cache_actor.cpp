@@ -1,5 +1,6 @@
 // The cache facility as an actor on one core: requests from its IOClient
-// arrive as io_submit, a new configuration snapshot as virt_map, and
+// arrive as io_submit, a new configuration snapshot as virt_map, who owns
+// which vdisk as routes, and
 // read-only questions (statistics) as tasks to run on the core. Completions
 // from below come back to the facility directly on this core's thread.
 #include "actors/messages.hpp"
@@ -19,6 +20,7 @@ caf::behavior cache_actor(caf::stateful_actor<CacheState>*, CacheFacility* cache
   return {
       [=](io_submit_atom, IoRequestPtr& request) { cache->submit(std::move(request)); },
       [=](virt_map_atom, VirtMapPtr& map) { cache->set_map(std::move(map)); },
+      [=](routes_atom, RoutesPtr& routes) { cache->set_routes(std::move(routes)); },
       [=](run_atom, CoreTask& task) { task(); },
   };
 }

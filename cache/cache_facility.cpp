@@ -24,11 +24,9 @@ bool changes_back_end(IoOp op) {
 
 }  // namespace
 
-CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, std::string why)
+CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks)
     : lower_(lower),
-      directory_(capacity_blocks ? std::make_unique<CacheDirectory>(capacity_blocks) : nullptr),
-      mode_(capacity_blocks ? CacheMode::write_through : CacheMode::off),
-      why_(capacity_blocks ? std::move(why) : "no cache memory configured") {
+      directory_(capacity_blocks ? std::make_unique<CacheDirectory>(capacity_blocks) : nullptr) {
   records_.reserve(256);
   free_records_.reserve(256);
   active_.reserve(256);
@@ -47,12 +45,38 @@ void CacheFacility::set_map(std::shared_ptr<const VirtMap> map) {
   map_ = std::move(map);
 }
 
+void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
+  auto old = std::move(routes_);
+  routes_ = std::move(routes);
+  if (!directory_ || !old) return;
+  // Owned elsewhere now, or no longer cached: what this node held may go
+  // stale, so it goes.
+  for (const auto& [id, route] : old->vdisks)
+    if (mode(id) == CacheMode::off) directory_->drop(id, false);
+}
+
+CacheMode CacheFacility::mode(uint32_t vdisk) const {
+  const VdiskRoute* r = directory_ && routes_ && routes_->serving ? routes_->find(vdisk) : nullptr;
+  return r && routes_->local(vdisk) ? r->mode : CacheMode::off;
+}
+
+std::string CacheFacility::mode_reason(uint32_t vdisk) const {
+  if (!directory_) return "no cache memory configured";
+  const VdiskRoute* r = routes_ ? routes_->find(vdisk) : nullptr;
+  if (!r) return "no such vdisk";
+  if (!routes_->serving) return "this node is not serving I/O now";
+  if (!routes_->local(vdisk))
+    return r->owner ? "owned by node " + std::to_string(r->owner) : r->why;
+  return r->why;
+}
+
 void CacheFacility::submit(IoRequestPtr request) {
   const VolumeLayout* layout =
       directory_ && map_ ? map_->find(request->volume) : nullptr;
   uint64_t end = request->offset + request->length;
   // Off, a flush, or a request the layers below will refuse: straight on.
-  if (!layout || request->op == IoOp::flush || request->length == 0 ||
+  if (!layout || mode(request->volume) == CacheMode::off || request->op == IoOp::flush ||
+      request->length == 0 ||
       end < request->offset || end > layout->size_bytes) {
     lower_.submit(std::move(request));
     return;
@@ -121,7 +145,8 @@ void CacheFacility::io_done(IoRequestPtr request) {
   bool keep = request->status == 0 && !records_[index].tainted;
   release_record(index);
   request->restore();
-  if (keep && (request->op == IoOp::read || request->op == IoOp::write))
+  if (keep && (request->op == IoOp::read || request->op == IoOp::write) &&
+      mode(request->volume) != CacheMode::off)
     keep_blocks(*request);
   IoClient* client = request->client;
   client->io_done(std::move(request));

@@ -26,13 +26,12 @@
 #include <vector>
 
 #include "cache/cache_directory.hpp"
+#include "cache/cache_mode.hpp"
+#include "cache/ownership.hpp"
 #include "io/protocol.hpp"
 #include "virt/virt_map.hpp"
 
 namespace sve {
-
-enum class CacheMode : uint8_t { off, write_through, write_back };
-const char* to_string(CacheMode mode);
 
 struct CacheVdiskStats {
   uint64_t reads = 0;
@@ -46,18 +45,23 @@ struct CacheVdiskStats {
 class CacheFacility final : public IoClient {
  public:
   // `capacity_blocks` of 4 KiB; 0 turns the cache off (requests pass
-  // straight through). `why` says why the mode is what it is.
-  CacheFacility(IoServer& lower, uint32_t capacity_blocks, std::string why);
+  // straight through).
+  CacheFacility(IoServer& lower, uint32_t capacity_blocks);
   ~CacheFacility() override;
 
   // A new configuration: the blocks of vdisks that are gone are dropped.
   void set_map(std::shared_ptr<const VirtMap> map);
+  // Which vdisks this node owns and how each is cached. A vdisk that is not
+  // cached here (another node owns it now, or its mode is off) loses its
+  // clean blocks; until the first table, nothing is cached.
+  void set_routes(std::shared_ptr<const RouteTable> routes);
   void submit(IoRequestPtr request);
   // A request coming back from below (this object intercepted it).
   void io_done(IoRequestPtr request) override;
 
-  CacheMode mode() const { return mode_; }
-  const std::string& mode_reason() const { return why_; }
+  // How `vdisk` is cached on this node now, and why.
+  CacheMode mode(uint32_t vdisk) const;
+  std::string mode_reason(uint32_t vdisk) const;
   CacheCounts counts() const;
   uint64_t capacity_bytes() const;
   // Null if the vdisk has seen no I/O here.
@@ -87,9 +91,8 @@ class CacheFacility final : public IoClient {
 
   IoServer& lower_;
   std::unique_ptr<CacheDirectory> directory_;  // null: cache off
-  CacheMode mode_;
-  std::string why_;
   std::shared_ptr<const VirtMap> map_;
+  std::shared_ptr<const RouteTable> routes_;
   std::vector<InFlight> records_;
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> active_;  // records in flight

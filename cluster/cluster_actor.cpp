@@ -13,6 +13,7 @@
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
+#include "cluster/cluster_view.hpp"
 #include "cluster/host/cluster_host.hpp"
 #include "io/service_gate.hpp"
 
@@ -35,6 +36,9 @@ struct ClusterActorState {
   // inside the call that proposes.
   std::map<uint64_t, std::string> early;
   int gate_state = -1;  // what the gate last said: 0 serving, 1 no quorum, 2 no cluster
+  ClusterView view;     // as last pushed to the node
+  bool view_pushed = false;
+  caf::actor interconnect;  // this node's, for peers that ask
 };
 
 std::string error_reply(const std::string& message) {
@@ -63,6 +67,27 @@ void send_to(Self* self, NodeId to, const std::string& address, std::string byte
              st.setup.self, std::move(bytes));
 }
 
+// Tells the node when who serves, in which generation, or where nodes are
+// has changed: before the gate opens on it.
+void push_view(Self* self, bool serving) {
+  auto& st = self->state;
+  if (!st.setup.view_changed) return;
+  ClusterView view;
+  view.serving = serving;
+  if (serving) {
+    view.generation = st.host->core().generation().number;
+    view.members = st.host->core().members();
+  }
+  for (const auto& n : st.host->info().nodes) {
+    view.node_ids.push_back(n.id);
+    view.addresses.push_back(n.address);
+  }
+  if (st.view_pushed && view == st.view) return;
+  st.view = view;
+  st.view_pushed = true;
+  st.setup.view_changed(st.view);
+}
+
 // Runs after every tick and message: the deadline moves with each renewal;
 // the reason a host is told changes only with the node's state.
 void update_gate(Self* self) {
@@ -81,6 +106,7 @@ void update_gate(Self* self) {
                      "majority"
             : node + " is not in a cluster");
   }
+  push_view(self, quorum);
   st.setup.gate->open_until(quorum ? st.host->core().lease_until() : 0);
 }
 
@@ -216,6 +242,9 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
         return await(self, self->state.host->replace_config(base, *config));
       },
       [=](model_atom) { return pack_to_string(self->state.host->config()); },
+      // Peers ask for this node's interconnect; the node sets it.
+      [=](interconnect_atom) { return self->state.interconnect; },
+      [=](interconnect_atom, caf::actor& ic) { self->state.interconnect = std::move(ic); },
       [=](members_atom) {
         std::vector<uint32_t> ids;
         for (const auto& n : self->state.host->info().nodes) ids.push_back(n.id);

@@ -31,13 +31,15 @@ class ServiceGate {
     open_until(deadline_ms);
   }
   // Moves the deadline, keeping what hosts are told.
-  void open_until(uint64_t deadline_ms) { until_.store(deadline_ms, std::memory_order_relaxed); }
+  // Release / acquire: whoever sees the gate open also sees what was
+  // published to the data path before it opened (the vdisks' owners).
+  void open_until(uint64_t deadline_ms) { until_.store(deadline_ms, std::memory_order_release); }
   void set_why(std::string why) {
     std::lock_guard lock(mu_);
     why_ = std::move(why);
   }
   bool open() const {
-    uint64_t until = until_.load(std::memory_order_relaxed);
+    uint64_t until = until_.load(std::memory_order_acquire);
     return until == kForever || (until != 0 && monotonic_ms() < until);
   }
   std::string why_closed() const {

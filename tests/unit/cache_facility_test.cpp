@@ -74,8 +74,13 @@ std::shared_ptr<VirtMap> map_with(uint32_t id) {
 struct Rig {
   HeldBackEnd back;
   FrontEnd front;
-  CacheFacility cache{back, 16, "test"};  // 16 blocks of 4 KiB
-  Rig() { cache.set_map(map_with(kVdisk)); }
+  CacheFacility cache{back, 16};  // 16 blocks of 4 KiB
+  Rig() {
+    cache.set_map(map_with(kVdisk));
+    auto routes = std::make_shared<RouteTable>();  // a standalone node's
+    routes->vdisks[kVdisk] = {0, 0, CacheMode::write_through, "test"};
+    cache.set_routes(routes);
+  }
 
   IoRequestPtr submit(IoOp op, uint64_t offset, uint64_t length, uint8_t fill = 0) {
     auto r = make_request();

@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     for (unsigned i = 0; i < o.cores; ++i) {
       // Every core drives the same volume: per-core cache partitions would
       // each hold their own copy of it, so the cache stays off here.
-      stacks.push_back(build_core_stack(sys, *io[i], 0, "sve-bench measures the uncached stack"));
+      stacks.push_back(build_core_stack(sys, *io[i], 0, nullptr));
       caf::anon_send(stacks[i].backend, attach_atom::value, uint32_t{1},
                      BlockDevicePtr(device.value()));
       caf::anon_send(stacks[i].virt, virt_map_atom::value, VirtMapPtr(map));
@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
       gone.get_future().wait();
     }
     for (auto& s : stacks) {
+      caf::anon_send_exit(s.forward_actor, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(s.cache_actor, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(s.virt, caf::exit_reason::user_shutdown);
       caf::anon_send_exit(s.backend, caf::exit_reason::user_shutdown);

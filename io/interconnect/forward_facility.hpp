@@ -1,0 +1,46 @@
+#pragma once
+// The top of a node's facility stack in a cluster: sends each request to
+// the node that owns its vdisk (cache/ownership.hpp). A request for a vdisk
+// this node owns goes on down the local stack; one for a vdisk another node
+// owns goes to the interconnect, which carries it to that node and brings
+// its completion back through `return_port` (a message to this core), so
+// the completion reaches the front end on its own core. A vdisk whose I/O
+// group is offline, or any request while the node is not serving, fails
+// with EIO.
+//
+// Free of the actor runtime; not thread-safe (one core's thread runs submit
+// and io_done).
+#include <cstdint>
+#include <memory>
+
+#include "cache/ownership.hpp"
+#include "io/protocol.hpp"
+
+namespace sve {
+
+struct ForwardStats {
+  uint64_t local = 0;
+  uint64_t forwarded = 0;
+  uint64_t refused = 0;  // offline vdisk, or not serving
+};
+
+class ForwardFacility final : public IoClient {
+ public:
+  // `remote` null: a standalone node, everything is local.
+  ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port);
+
+  void set_routes(std::shared_ptr<const RouteTable> routes) { routes_ = std::move(routes); }
+  void submit(IoRequestPtr request);
+  // A forwarded request's completion, back on this core.
+  void io_done(IoRequestPtr request) override;
+  const ForwardStats& stats() const { return stats_; }
+
+ private:
+  IoServer& local_;
+  IoServer* remote_;
+  IoClient* return_port_;
+  std::shared_ptr<const RouteTable> routes_;
+  ForwardStats stats_;
+};
+
+}  // namespace sve

@@ -1,0 +1,289 @@
+// The node's interconnect: the one actor through which this node's I/O
+// reaches other nodes, and theirs reaches this node.
+//
+// Outbound, a request whose vdisk another node owns arrives from a core's
+// forward facility. It travels, with a write's payload, as one fwd message
+// to the owner's interconnect actor (found by asking the owner's cluster
+// actor over CAF's middleman), and its completion goes back to the core it
+// came from. If the owner cannot take it (it is unreachable, or it no longer
+// owns the vdisk because a generation changed), the request waits for the
+// route table to move and tries again, for up to `retry_ms`; then it fails
+// with EIO. Nothing was acknowledged to the host meanwhile.
+//
+// Inbound, a fwd message from another node is executed on the stack of the
+// core that owns the vdisk here, below the forward facility, but only while
+// this node serves (holds a lease) and owns the vdisk by its own table.
+// Otherwise the sender is told ESTALE.
+//
+// Detached: payload copies and serialisation stay off the I/O cores.
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_port.hpp"
+#include "actors/messages.hpp"
+#include "actors/spawn.hpp"
+#include "hw/port/tcp.hpp"
+#include "io/service_gate.hpp"
+
+namespace sve {
+namespace {
+
+constexpr uint64_t kMaxForwardBytes = 32ull << 20;  // the largest host request
+constexpr auto kRetryDelay = std::chrono::milliseconds(50);
+constexpr auto kRemoteTimeout = std::chrono::seconds(10);
+
+using Bytes = std::vector<char>;
+
+// Inbound completions, from whichever core ran the request, back to the
+// interconnect actor as messages.
+struct InboundReturn final : IoClient {
+  caf::actor interconnect;
+  void io_done(IoRequestPtr request) override {
+    caf::anon_send(interconnect, io_done_atom::value, std::move(request));
+  }
+};
+
+struct Peer {
+  std::string address;
+  caf::actor interconnect;  // the peer's, once known
+  bool connecting = false;
+};
+
+struct Outbound {
+  IoRequestPtr request;
+  uint64_t give_up_ms = 0;
+  bool in_flight = false;
+};
+
+struct InterconnectState {
+  static inline const char* name = "interconnect";
+  uint32_t self = 0;
+  const ServiceGate* gate = nullptr;
+  uint64_t retry_ms = 0;
+  std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
+  RoutesPtr routes;
+  std::map<uint32_t, Peer> peers;
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, Outbound> outbound;
+  std::unordered_map<uint64_t, caf::typed_response_promise<int32_t, Bytes>> inbound;
+  InboundReturn inbound_return;
+  uint64_t forwarded = 0, served = 0, refused = 0, retries = 0;
+};
+
+using Self = caf::stateful_actor<InterconnectState>;
+
+bool is_payload_op(IoOp op) { return op == IoOp::read || op == IoOp::write; }
+
+ActorPort& core_for(Self* self, uint32_t vdisk) {
+  auto& cores = self->state.cores;
+  return *cores[vdisk % cores.size()];
+}
+
+void finish(Self* self, uint64_t id, int status) {
+  auto it = self->state.outbound.find(id);
+  if (it == self->state.outbound.end()) return;
+  IoRequestPtr request = std::move(it->second.request);
+  self->state.outbound.erase(it);
+  complete(std::move(request), status);  // back to its core's forward facility
+}
+
+void dispatch(Self* self, uint64_t id);
+
+void retry_later(Self* self, uint64_t id) {
+  auto it = self->state.outbound.find(id);
+  if (it == self->state.outbound.end()) return;
+  it->second.in_flight = false;
+  if (monotonic_ms() >= it->second.give_up_ms) {
+    spdlog::warn("interconnect: a request for vdisk {} found no owner in {} ms: EIO",
+                 it->second.request->volume, self->state.retry_ms);
+    finish(self, id, EIO);
+    return;
+  }
+  ++self->state.retries;
+  self->delayed_send(self, kRetryDelay, retry_atom::value, id);
+}
+
+// Finds the peer's interconnect actor: connect to its cluster port, ask its
+// cluster actor.
+void connect(Self* self, uint32_t node) {
+  Peer& peer = self->state.peers[node];
+  if (peer.connecting || peer.address.empty()) return;
+  auto addr = parse_address(peer.address);
+  if (!addr) return;
+  peer.connecting = true;
+  auto mm = self->system().middleman().actor_handle();
+  self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, addr->host, addr->port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            auto cluster = caf::actor_cast<caf::actor>(ptr);
+            if (!cluster) {
+              self->state.peers[node].connecting = false;
+              return;
+            }
+            self->request(cluster, std::chrono::seconds(2), interconnect_atom::value)
+                .then(
+                    [=](caf::actor& ic) {
+                      Peer& p = self->state.peers[node];
+                      p.connecting = false;
+                      if (!ic) return;
+                      self->monitor(ic);
+                      p.interconnect = std::move(ic);
+                      spdlog::info("interconnect: reached node {}", node);
+                    },
+                    [=](caf::error&) { self->state.peers[node].connecting = false; });
+          },
+          [=](caf::error&) { self->state.peers[node].connecting = false; });
+}
+
+void dispatch(Self* self, uint64_t id) {
+  auto& st = self->state;
+  auto it = st.outbound.find(id);
+  if (it == st.outbound.end() || it->second.in_flight) return;
+  IoRequestPtr& request = it->second.request;
+  const RouteTable* routes = st.routes.get();
+  const VdiskRoute* route = routes && routes->serving ? routes->find(request->volume) : nullptr;
+  if (!route || route->owner == 0) return retry_later(self, id);
+  if (route->owner == st.self) {
+    // The vdisk came to this node meanwhile: run it here. Its completion
+    // still goes back through its core's forward facility.
+    IoRequestPtr r = std::move(request);
+    st.outbound.erase(it);
+    core_for(self, r->volume).submit(std::move(r));
+    return;
+  }
+  Peer& peer = st.peers[route->owner];
+  if (!peer.interconnect) {
+    connect(self, route->owner);
+    return retry_later(self, id);
+  }
+  Bytes data;
+  if (request->op == IoOp::write) {
+    data.resize(request->length);
+    request->buffer->copy_out(request->buffer_offset, request->length, data.data());
+  }
+  it->second.in_flight = true;
+  ++st.forwarded;
+  self->request(peer.interconnect, kRemoteTimeout, fwd_atom::value, st.self, request->volume,
+                static_cast<uint32_t>(request->op), request->offset, request->length,
+                request->flags, std::move(data))
+      .then(
+          [=](int32_t status, Bytes& reply) {
+            auto out = self->state.outbound.find(id);
+            if (out == self->state.outbound.end()) return;
+            if (status == ESTALE) return retry_later(self, id);  // not the owner (any more)
+            IoRequest& r = *out->second.request;
+            if (status == 0 && r.op == IoOp::read) {
+              if (reply.size() != r.length) return finish(self, id, EIO);
+              r.buffer->copy_in(r.buffer_offset, r.length, reply.data());
+            }
+            finish(self, id, status);
+          },
+          [=](caf::error&) {
+            // Unreachable, or it died with the request: its writes were
+            // never acknowledged; the next owner gets it again.
+            retry_later(self, id);
+          });
+}
+
+caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vdisk, uint32_t op,
+                                          uint64_t offset, uint64_t length, uint32_t flags,
+                                          Bytes& data) {
+  auto& st = self->state;
+  const RouteTable* routes = st.routes.get();
+  if (!st.gate || !st.gate->open() || !routes || !routes->serving ||
+      !routes->find(vdisk) || routes->find(vdisk)->owner != st.self) {
+    ++st.refused;
+    return caf::result<int32_t, Bytes>(int32_t{ESTALE}, Bytes{});
+  }
+  auto io_op = static_cast<IoOp>(op);
+  if (op > static_cast<uint32_t>(IoOp::write_zeroes) || length > kMaxForwardBytes ||
+      (io_op == IoOp::write && data.size() != length))
+    return caf::result<int32_t, Bytes>(int32_t{EINVAL}, Bytes{});
+  IoRequestPtr request = make_request();
+  request->op = io_op;
+  request->flags = flags;
+  request->volume = vdisk;
+  request->offset = offset;
+  request->length = io_op == IoOp::flush ? 0 : length;
+  if (is_payload_op(io_op) && length > 0) {
+    request->buffer = Buffer::allocate(length);
+    if (io_op == IoOp::write) request->buffer->copy_in(0, length, data.data());
+  }
+  uint64_t id = st.next_id++;
+  request->cookie = id;
+  request->client = &st.inbound_return;
+  auto promise = self->make_response_promise<int32_t, Bytes>();
+  st.inbound.emplace(id, promise);
+  ++st.served;
+  core_for(self, vdisk).submit(std::move(request));
+  return promise;
+}
+
+caf::behavior interconnect(Self* self, uint32_t node, std::vector<caf::actor> cache_actors,
+                           const ServiceGate* gate, uint64_t retry_ms) {
+  auto& st = self->state;
+  st.self = node;
+  st.gate = gate;
+  st.retry_ms = retry_ms;
+  for (auto& a : cache_actors) st.cores.push_back(std::make_unique<ActorPort>(a));
+  st.inbound_return.interconnect = caf::actor_cast<caf::actor>(self);
+  self->set_down_handler([self](caf::down_msg& down) {
+    for (auto& [id, peer] : self->state.peers)
+      if (peer.interconnect && peer.interconnect.address() == down.source) {
+        peer.interconnect = caf::actor{};
+        spdlog::info("interconnect: lost node {}", id);
+      }
+  });
+  return {
+      // From a core: a request for a vdisk another node owns.
+      [=](io_submit_atom, IoRequestPtr& request) {
+        uint64_t id = self->state.next_id++;
+        self->state.outbound[id] = {std::move(request), monotonic_ms() + self->state.retry_ms,
+                                    false};
+        dispatch(self, id);
+      },
+      [=](retry_atom, uint64_t id) { dispatch(self, id); },
+      // From another node's interconnect.
+      [=](fwd_atom, uint32_t from, uint32_t vdisk, uint32_t op, uint64_t offset,
+          uint64_t length, uint32_t flags, Bytes& data) {
+        return serve_inbound(self, from, vdisk, op, offset, length, flags, data);
+      },
+      // An inbound request done on its core.
+      [=](io_done_atom, IoRequestPtr& request) {
+        auto it = self->state.inbound.find(request->cookie);
+        if (it == self->state.inbound.end()) return;
+        Bytes reply;
+        if (request->status == 0 && request->op == IoOp::read && request->length > 0) {
+          reply.resize(request->length);
+          request->buffer->copy_out(request->buffer_offset, request->length, reply.data());
+        }
+        it->second.deliver(int32_t{request->status}, std::move(reply));
+        self->state.inbound.erase(it);
+      },
+      [=](routes_atom, RoutesPtr& routes) { self->state.routes = std::move(routes); },
+      [=](peers_atom, std::vector<uint32_t>& ids, std::vector<std::string>& addresses) {
+        auto& peers = self->state.peers;
+        for (size_t i = 0; i < ids.size() && i < addresses.size(); ++i) {
+          if (ids[i] == self->state.self) continue;
+          Peer& p = peers[ids[i]];
+          if (p.address != addresses[i]) p.interconnect = caf::actor{};
+          p.address = addresses[i];
+        }
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
+                                    std::vector<caf::actor> cache_actors,
+                                    const ServiceGate* gate, uint64_t retry_ms) {
+  return sys.spawn<caf::detached>(interconnect, self, std::move(cache_actors), gate, retry_ms);
+}
+
+}  // namespace sve

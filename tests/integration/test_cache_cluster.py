@@ -1,0 +1,79 @@
+"""The cache in a cluster of real sved processes: a vdisk in an I/O group is
+owned by its preferred node, and requests that reach any other node are
+forwarded to it, so one cache holds the vdisk's state. Ownership moves with
+the cluster's generations: when the owner stops (SIGSTOP: its process and
+its cache live on, its lease runs out) the partner takes the vdisk over,
+and when it comes back it owns the vdisk again and serves what was written
+meanwhile, never what it had cached before."""
+import signal
+
+from cluster_harness import Cluster
+from harness import check, qemu_io, run, wait_until
+
+MiB = 1 << 20
+
+
+def cache_of(node, vdisk="v"):
+    return node.ctl_json("vdisk", "show", vdisk)["cache"]
+
+
+def test(make):
+    c = Cluster(make, 3)
+    c.form()
+    n1, n2, n3 = c[1], c[2], c[3]
+    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 128 * MiB))
+    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+    n1.ctl("vdisk", "create", "loose", "--pool", "p", "--size", "8M")  # before any group
+    n1.ctl("iogrp", "create", "g0", "1", "2")
+    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "32M", "--iogrp", "g0", "--node", "1")
+    for n in (n2, n3):
+        wait_until(lambda n=n: len(n.ctl_json("vdisk", "list")) == 2, "the vdisks on every node")
+
+    owner = cache_of(n1)
+    check(owner["mode"] == "write-through" and "not mirrored" in owner["why"], f"node 1: {owner}")
+    for n in (n2, n3):
+        other = cache_of(n)
+        check(other["mode"] == "off" and "owned by node 1" in other["why"], f"{other}")
+    loose = cache_of(n2, "loose")
+    check(loose["mode"] == "off" and "no I/O group" in loose["why"], f"loose: {loose}")
+    shown = n3.ctl_json("node", "show")
+    check(shown["mode"] == "off" and "no I/O group" in shown["why"], f"node 3: {shown}")
+
+    # Written through node 3, read through node 2 and node 1: all executed
+    # on node 1, whose cache serves the repeated reads.
+    qemu_io(n3.url("v"), "write -P 0x11 0 1M", f"write -P 0x12 {4 * MiB - 512} 1024")
+    qemu_io(n2.url("v"), "read -P 0x11 0 1M", f"read -P 0x12 {4 * MiB - 512} 1024")
+    qemu_io(n1.url("v"), "read -P 0x11 0 1M")
+    owner = cache_of(n1)
+    check(owner["writes"] >= 2 and owner["reads"] >= 3 and owner["read_hits"] >= 1,
+          f"the owner did not execute the forwarded requests: {owner}")
+    check(cache_of(n2)["reads"] == 0, "node 2 executed reads of a vdisk it does not own")
+    qemu_io(n3.url("loose"), "write -P 0x33 0 64K")
+    qemu_io(n2.url("loose"), "read -P 0x33 0 64K")
+
+    # The owner stops answering with its cache intact; its lease runs out and
+    # the partner takes the vdisk over.
+    n1.proc.send_signal(signal.SIGSTOP)
+    try:
+        c.wait_serving([2, 3], 2)
+        wait_until(lambda: cache_of(n2)["mode"] == "write-through", "node 2 to own the vdisk")
+        check("node 1" in cache_of(n2)["why"], f"node 2's reason: {cache_of(n2)}")
+        qemu_io(n3.url("v"), "write -P 0x22 0 1M")
+        qemu_io(n2.url("v"), "read -P 0x22 0 1M", f"read -P 0x12 {4 * MiB - 512} 1024")
+    finally:
+        n1.proc.send_signal(signal.SIGCONT)
+    # Back: node 1 owns the vdisk again and must not serve what it cached
+    # before it stopped.
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: cache_of(n1)["mode"] == "write-through", "node 1 to own the vdisk again")
+    qemu_io(n1.url("v"), "read -P 0x22 0 1M")
+    qemu_io(n3.url("v"), "read -P 0x22 0 1M")
+
+    # The partner dies: the owner goes on, without a partner.
+    n2.kill()
+    c.wait_serving([1, 3], 1)
+    wait_until(lambda: "node 2" in cache_of(n1)["why"], "node 1 to report its partner gone")
+    qemu_io(n3.url("v"), "write -P 0x44 1M 1M", "read -P 0x44 1M 1M", "read -P 0x22 0 1M")
+
+
+run(test)
