@@ -4,7 +4,7 @@
 
 namespace sve {
 
-CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_blocks,
+CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect) {
   CoreStack core;
   core.io = &io;
@@ -12,8 +12,12 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_bl
   core.backend_port = std::make_unique<ActorPort>(core.backend);
   core.virt = spawn_virt_actor(sys, io, *core.backend_port);
   core.virt_port = std::make_unique<ActorPort>(core.virt);
-  core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache_blocks);
-  core.cache_actor = spawn_cache_actor(sys, io, *core.cache);
+  core.nvram = std::move(cache.nvram);
+  core.mirror = std::move(cache.mirror);
+  core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache.blocks, core.nvram.get(),
+                                               core.mirror.get(), cache.self);
+  core.cache->set_gate(cache.gate);
+  core.cache_actor = spawn_cache_actor(sys, io, *core.cache, core.mirror.get());
   core.cache_port = std::make_unique<ActorPort>(core.cache_actor);
   core.forward_return = std::make_unique<ActorPort>();
   core.forward = std::make_unique<ForwardFacility>(*core.cache_port, interconnect,

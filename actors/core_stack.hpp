@@ -21,6 +21,8 @@ struct CoreStack {
   caf::actor virt;
   std::unique_ptr<ActorPort> virt_port;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
+  std::unique_ptr<Nvram> nvram;
+  std::unique_ptr<MirrorLink> mirror;
   caf::actor cache_actor;
   std::unique_ptr<ActorPort> cache_port;
   std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
@@ -29,10 +31,20 @@ struct CoreStack {
   std::unique_ptr<ActorPort> top;  // where the front end submits
 };
 
-// `cache_blocks`: this core's share of the node's cache, in 4 KiB blocks.
+// This core's share of the node's cache: `blocks` of 4 KiB; in a cluster,
+// the core's non-volatile memory and how copies reach the partner, and
+// this node's id.
+struct CoreCacheSetup {
+  uint32_t blocks = 0;
+  std::unique_ptr<Nvram> nvram;
+  std::unique_ptr<MirrorLink> mirror;
+  uint32_t self = 0;
+  const ServiceGate* gate = nullptr;  // the node's lease
+};
+
 // `interconnect`: where requests for other nodes' vdisks go (null: a
 // standalone node).
-CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, uint32_t cache_blocks,
+CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect);
 
 }  // namespace sve

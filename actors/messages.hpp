@@ -48,6 +48,9 @@ using interconnect_atom = caf::atom_constant<caf::atom("icon")>;
 using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+// Write-back copies for the partner node, and their release after destage.
+using mirror_atom = caf::atom_constant<caf::atom("mirror")>;
+using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using RoutesPtr = std::shared_ptr<const RouteTable>;

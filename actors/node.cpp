@@ -1,7 +1,10 @@
 #include "actors/node.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <unistd.h>
+#include <thread>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -50,6 +53,16 @@ struct Node::Impl {
   NodeConfig routed_config;
   ClusterView view;
   RoutePolicy policy;  // the last routes were built with
+
+  // The cache controller: commits the I/O groups' cache state changes this
+  // node is due to make (cache/ownership.hpp) and the handovers of vdisks
+  // moved away from it, checking every few heartbeats.
+  std::thread controller;
+  std::mutex controller_mu;
+  std::condition_variable controller_cv;
+  bool controller_stop = false;
+  void run_controller();
+  void control_once();
 
   void publish();
   void publish_routes();  // with routes_mu held
@@ -122,7 +135,6 @@ void Node::Impl::publish() {
 // Who owns each vdisk, to every core and the interconnect.
 void Node::Impl::publish_routes() {
   RoutePolicy policy;
-  policy.mirror = false;
   policy.self = options.cluster ? options.node_id : 0;
   policy.serving = !options.cluster || view.serving;
   policy.generation = view.generation;
@@ -147,6 +159,13 @@ void Node::Impl::on_view(const ClusterView& next) {
 }
 
 namespace {
+
+// The non-volatile memory of core `index`'s cache partition: room for its
+// own dirty blocks and the partner's copies, with some to spare.
+Result<std::unique_ptr<Nvram>> open_core_nvram(const std::string& data_dir, unsigned index,
+                                               uint32_t blocks) {
+  return Nvram::open(data_dir + "/nvram-core" + std::to_string(index), 2 * blocks + 64);
+}
 
 // An admin request (a JSON line) to `actor`, which answers every one.
 std::string ask(caf::actor_system& sys, const caf::actor& actor, const std::string& line,
@@ -274,23 +293,49 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.core_io.push_back(std::move(core.value()));
   }
   install_reactor_scheduler(m.cfg, io, options.pin);
-  if (options.cluster) m.cfg.load<caf::io::middleman>();
+  if (options.cluster) {
+    m.cfg.load<caf::io::middleman>();
+    // Sent between nodes and not among CAF's built-in types: the block
+    // numbers and versions of the cache's copies.
+    m.cfg.add_message_type<std::vector<uint64_t>>("std::vector<uint64_t>");
+  }
   m.cfg.set("logger.verbosity", caf::atom("quiet"));
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
   bind_reactor_workers(*m.sys);
   m.cache_blocks = static_cast<uint32_t>(options.cache_bytes / 4096 / cores);
-  // In a cluster, requests for vdisks other nodes own leave through the
-  // interconnect (bound below, once the cores it serves exist).
-  if (options.cluster) m.interconnect_port = std::make_unique<ActorPort>();
-  for (unsigned i = 0; i < cores; ++i)
-    m.cores.push_back(
-        build_core_stack(*m.sys, *io[i], m.cache_blocks, m.interconnect_port.get()));
+  // In a cluster, requests for vdisks other nodes own, and the cache's
+  // copies for the partner, leave through the interconnect.
+  if (options.cluster) {
+    m.interconnect = spawn_interconnect_actor(*m.sys, options.node_id, &m.gate,
+                                              options.lease_ms * 3);
+    m.interconnect_port = std::make_unique<ActorPort>(m.interconnect);
+  }
+  // A partition's non-volatile memory may hold the only copy of acknowledged
+  // writes: a node started with fewer cores than before must not ignore it.
+  for (unsigned i = cores; i < 1024; ++i)
+    if (::access((options.data_dir + "/nvram-core" + std::to_string(i)).c_str(), F_OK) == 0)
+      return make_error("the cache memory of core " + std::to_string(i) + " (nvram-core" +
+                            std::to_string(i) + ") may hold written data: start with --cores " +
+                            std::to_string(i + 1) + " or more",
+                        EINVAL);
+  for (unsigned i = 0; i < cores; ++i) {
+    CoreCacheSetup cache;
+    cache.blocks = m.cache_blocks;
+    if (options.cluster && m.cache_blocks) {
+      auto nvram = open_core_nvram(options.data_dir, i, m.cache_blocks);
+      if (!nvram) return nvram.error();
+      cache.nvram = std::move(nvram.value());
+      cache.mirror = make_mirror_link(m.interconnect);
+      cache.self = options.node_id;
+      cache.gate = &m.gate;
+    }
+    m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
+                                       m.interconnect_port.get()));
+  }
   if (options.cluster) {
     std::vector<caf::actor> cache_actors;
     for (auto& core : m.cores) cache_actors.push_back(core.cache_actor);
-    m.interconnect = spawn_interconnect_actor(*m.sys, options.node_id, std::move(cache_actors),
-                                              &m.gate, options.lease_ms * 3);
-    m.interconnect_port->bind(m.interconnect);
+    caf::anon_send(m.interconnect, attach_atom::value, std::move(cache_actors));
   }
   std::vector<NbdCore> tops;
   for (auto& core : m.cores) tops.push_back({core.io, core.top.get()});
@@ -334,6 +379,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                             ": " + m.sys->render(port.error()),
                         EADDRINUSE);
   }
+  if (options.cluster && m.cache_blocks)
+    m.controller = std::thread([&m] { m.run_controller(); });
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
@@ -455,6 +502,60 @@ std::string Node::Impl::show_vdisk(const std::string& line) {
   return answer.dump();
 }
 
+void Node::Impl::run_controller() {
+  auto period = std::chrono::milliseconds(std::max<uint64_t>(20, options.heartbeat_ms * 2));
+  std::unique_lock lock(controller_mu);
+  while (!controller_cv.wait_for(lock, period, [this] { return controller_stop; })) {
+    lock.unlock();
+    try {
+      control_once();
+    } catch (const std::exception& e) {
+      spdlog::warn("cache controller: {}", e.what());
+    }
+    lock.lock();
+  }
+}
+
+void Node::Impl::control_once() {
+  RoutePolicy p;
+  NodeConfig c;
+  {
+    std::lock_guard lock(routes_mu);
+    p = policy;
+    c = routed_config;
+  }
+  if (!p.serving) return;
+  auto dirty = [this](auto count) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < cores.size(); ++i) {
+      CacheFacility* cache = cores[i].cache.get();
+      n += ask_core(i, cores[i].cache_actor,
+                    [cache, count] { return nlohmann::json(count(*cache)); })
+               .template get<uint64_t>();
+    }
+    return n;
+  };
+  std::vector<uint32_t> clean;
+  for (const auto& g : c.iogrps)
+    if (std::count(g.nodes.begin(), g.nodes.end(), p.self) &&
+        dirty([id = g.id](const CacheFacility& f) { return f.dirty_blocks_of_group(id); }) == 0)
+      clean.push_back(g.id);
+  for (const GroupTransition& t : due_transitions(c, p, clean)) {
+    nlohmann::json request = {{"cmd", "iogrp.cache_state"}, {"id", t.group},
+                              {"from_epoch", t.from_epoch}, {"solo", t.solo}};
+    auto reply = nlohmann::json::parse(call_config(request.dump()), nullptr, false);
+    if (reply.is_discarded() || !reply.value("ok", false))
+      spdlog::warn("cache controller: I/O group {} change not committed: {}", t.group,
+                   reply.is_discarded() ? "no answer" : reply.value("error", std::string()));
+  }
+  for (const auto& v : c.vdisks) {
+    if (v.handover_from != p.self) continue;
+    if (dirty([id = v.id](const CacheFacility& f) { return f.dirty_blocks(id); }) != 0) continue;
+    nlohmann::json request = {{"cmd", "vdisk.handover_done"}, {"id", v.id}, {"from", p.self}};
+    call_config(request.dump());
+  }
+}
+
 nlohmann::json Node::admin(const nlohmann::json& request) {
   return nlohmann::json::parse(impl_->route_admin(*this, request.dump()));
 }
@@ -466,6 +567,14 @@ void Node::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
+  if (m.controller.joinable()) {
+    {
+      std::lock_guard lock(m.controller_mu);
+      m.controller_stop = true;
+    }
+    m.controller_cv.notify_all();
+    m.controller.join();
+  }
   if (m.admin) m.admin->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   if (m.sys) {

@@ -15,6 +15,7 @@ class CoreIo;
 class ConfigService;
 class ServiceGate;
 class CacheFacility;
+class MirrorLink;
 class ForwardFacility;
 struct ClusterView;
 
@@ -27,8 +28,11 @@ caf::actor spawn_backend_actor(caf::actor_system& sys, CoreIo& core);
 caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lower);
 
 // The cache partition of `core`: runs `cache` (which the caller keeps
-// alive until the actor is done) on the core's thread.
-caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache);
+// alive until the actor is done) on the core's thread. `link`, if any, made
+// by make_mirror_link, is how the partition's copies reach the partner.
+caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache,
+                             MirrorLink* link);
+std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 
 // The top of the stack of `core`: routes requests to the vdisk's owner
 // (io/interconnect/forward_facility.hpp).
@@ -36,11 +40,12 @@ caf::actor spawn_forward_actor(caf::actor_system& sys, CoreIo& core, ForwardFaci
 
 // The node's interconnect: carries requests for vdisks other nodes own to
 // them, and executes the requests other nodes send for vdisks this node
-// owns, on the stack of the core that owns each (`cache_actors`, by vdisk id
-// modulo their number). `retry_ms`: how long a forwarded request keeps
-// trying (the owner may be changing) before it fails with EIO.
+// owns, on the stack of the core that owns each (the cache actors it is
+// sent with attach, by vdisk id modulo their number); carries the cache's
+// copies to the partner node the same way. `retry_ms`: how long a
+// forwarded request keeps trying (the owner may be changing) before it
+// fails with EIO.
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
-                                    std::vector<caf::actor> cache_actors,
                                     const ServiceGate* gate, uint64_t retry_ms);
 
 // Configuration: applies admin requests; `publish` runs on the actor's

@@ -54,6 +54,14 @@ CacheBlock* CacheDirectory::find(uint32_t vdisk, uint64_t block) {
   return &*it;
 }
 
+std::vector<CacheBlock*> CacheDirectory::blocks_of(uint32_t vdisk) {
+  std::vector<CacheBlock*> out;
+  for (auto it = index_.lower_bound(std::make_pair(vdisk, uint64_t{0}), KeyLess());
+       it != index_.end() && it->vdisk == vdisk; ++it)
+    out.push_back(&*it);
+  return out;
+}
+
 void CacheDirectory::discard_clean(uint32_t vdisk, uint64_t first, uint64_t last) {
   auto it = index_.lower_bound(std::make_pair(vdisk, first), KeyLess());
   while (it != index_.end() && it->vdisk == vdisk && it->block <= last) {

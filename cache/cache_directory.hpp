@@ -64,6 +64,11 @@ class CacheDirectory {
   // The same without counting (the caller counts per request); a clean
   // block found becomes the most recently used.
   CacheBlock* find(uint32_t vdisk, uint64_t block);
+  // Whether `n` blocks not cached yet could be taken now (free, or clean
+  // and evictable).
+  bool can_take(uint32_t n) const { return free_.size() + lru_.size() >= n; }
+  // Every cached block of `vdisk`, in block order.
+  std::vector<CacheBlock*> blocks_of(uint32_t vdisk);
   // Forgets the clean copies of blocks [first, last] of `vdisk` (the back
   // end is about to change under them). Dirty blocks are left alone.
   void discard_clean(uint32_t vdisk, uint64_t first, uint64_t last);

@@ -1,7 +1,11 @@
+// The cache facility: request routing, reads, write-through, and the
+// bookkeeping of requests in flight below. Write-back and the partner's
+// copies are in cache_write_back.cpp, destage in cache_destage.cpp.
 #include "cache/cache_facility.hpp"
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 
 namespace sve {
 
@@ -17,6 +21,7 @@ const char* to_string(CacheMode mode) {
 namespace {
 
 constexpr uint64_t kBlock = kCacheBlockBytes;
+constexpr uint32_t kNoSlot = UINT32_MAX;
 
 bool changes_back_end(IoOp op) {
   return op == IoOp::write || op == IoOp::write_zeroes || op == IoOp::trim;
@@ -24,63 +29,78 @@ bool changes_back_end(IoOp op) {
 
 }  // namespace
 
-CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks)
+CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* nvram,
+                             MirrorLink* mirror, uint32_t self)
     : lower_(lower),
-      directory_(capacity_blocks ? std::make_unique<CacheDirectory>(capacity_blocks) : nullptr) {
+      directory_(capacity_blocks ? std::make_unique<CacheDirectory>(capacity_blocks) : nullptr),
+      nvram_(nvram),
+      mirror_(mirror),
+      self_(self),
+      block_slot_(capacity_blocks, kNoSlot),
+      block_seq_(capacity_blocks, 0),
+      block_epoch_(capacity_blocks, 0) {
   records_.reserve(256);
   free_records_.reserve(256);
   active_.reserve(256);
+  if (!nvram_) return;
+  // What the non-volatile memory held when the node started: kept aside
+  // until the route table says which copies still count.
+  for (const NvramEntry& e : nvram_->recovered()) {
+    if (e.length != kBlock || e.offset % kBlock) {
+      nvram_->release(e.slot);
+      continue;
+    }
+    BlockKey key{e.vdisk, e.offset / kBlock};
+    auto it = held_.find(key);
+    if (it != held_.end()) {
+      bool newer = e.epoch > it->second.epoch ||
+                   (e.epoch == it->second.epoch && e.seq > it->second.seq);
+      nvram_->release(newer ? it->second.slot : e.slot);
+      if (!newer) continue;
+    }
+    held_[key] = {e.slot, e.origin, e.seq, e.epoch};
+    if (e.origin == self_) next_seq_ = std::max(next_seq_, e.seq + 1);
+  }
 }
 
 CacheFacility::~CacheFacility() = default;
 
-void CacheFacility::set_map(std::shared_ptr<const VirtMap> map) {
-  if (directory_ && map_) {
-    for (const auto& [id, layout] : map_->volumes) {
-      if (map->find(id)) continue;
-      directory_->drop(id, true);  // the vdisk is gone, and its data with it
-      vdisks_.erase(id);
-    }
-  }
-  map_ = std::move(map);
-}
-
-void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
-  auto old = std::move(routes_);
-  routes_ = std::move(routes);
-  if (!directory_ || !old) return;
-  // Owned elsewhere now, or no longer cached: what this node held may go
-  // stale, so it goes.
-  for (const auto& [id, route] : old->vdisks)
-    if (mode(id) == CacheMode::off) directory_->drop(id, false);
+const VdiskRoute* CacheFacility::route(uint32_t vdisk) const {
+  if (!directory_ || !routes_ || !routes_->serving) return nullptr;
+  const VdiskRoute* r = routes_->find(vdisk);
+  return r && routes_->local(vdisk) ? r : nullptr;
 }
 
 CacheMode CacheFacility::mode(uint32_t vdisk) const {
-  const VdiskRoute* r = directory_ && routes_ && routes_->serving ? routes_->find(vdisk) : nullptr;
-  return r && routes_->local(vdisk) ? r->mode : CacheMode::off;
+  const VdiskRoute* r = route(vdisk);
+  return r ? r->mode : CacheMode::off;
 }
 
 std::string CacheFacility::mode_reason(uint32_t vdisk) const {
   if (!directory_) return "no cache memory configured";
   const VdiskRoute* r = routes_ ? routes_->find(vdisk) : nullptr;
+  if (!routes_ || !routes_->serving) return "this node is not serving I/O now";
   if (!r) return "no such vdisk";
-  if (!routes_->serving) return "this node is not serving I/O now";
-  if (!routes_->local(vdisk))
+  if (!routes_->local(vdisk)) {
+    if (r->hold) return "taking the vdisk over: " + r->why;
     return r->owner ? "owned by node " + std::to_string(r->owner) : r->why;
+  }
   return r->why;
 }
 
 void CacheFacility::submit(IoRequestPtr request) {
-  const VolumeLayout* layout =
-      directory_ && map_ ? map_->find(request->volume) : nullptr;
+  const VolumeLayout* layout = map_ ? map_->find(request->volume) : nullptr;
+  const VdiskRoute* r = route(request->volume);
   uint64_t end = request->offset + request->length;
-  // Off, a flush, or a request the layers below will refuse: straight on.
-  if (!layout || mode(request->volume) == CacheMode::off || request->op == IoOp::flush ||
-      request->length == 0 ||
-      end < request->offset || end > layout->size_bytes) {
+  // Off, or a request the layers below will refuse: straight on. A flush
+  // has nothing to wait for: a completed write is on the back end (write
+  // through) or in two nodes' non-volatile memory (write back).
+  if (!layout || !r || r->mode == CacheMode::off || request->op == IoOp::flush ||
+      request->length == 0 || end < request->offset || end > layout->size_bytes) {
     lower_.submit(std::move(request));
     return;
   }
+  if (unpromoted_.count(request->volume)) return stall(std::move(request));
   uint64_t first = request->offset / kBlock;
   uint64_t last = (end - 1) / kBlock;
   CacheVdiskStats& stats = vdisks_[request->volume];
@@ -93,20 +113,27 @@ void CacheFacility::submit(IoRequestPtr request) {
       complete(std::move(request), 0);
       return;
     }
-    pass_down(std::move(request), first, last, false);
+    read(std::move(request), first, last);
     return;
   }
   if (changes_back_end(request->op)) {
     ++stats.writes;
     stats.bytes_written += request->length;
-    // The back end is about to change under these blocks; reads meanwhile
-    // go to it (a read concurrent with a write may see either).
-    directory_->discard_clean(request->volume, first, last);
-    taint_overlapping(request->volume, first, last);
-    pass_down(std::move(request), first, last, true);
+    if (request->op == IoOp::write && r->mode == CacheMode::write_back && nvram_ && mirror_)
+      write_back(std::move(request), *r, first, last);
+    else
+      write_through(std::move(request), first, last);
     return;
   }
   lower_.submit(std::move(request));
+}
+
+bool CacheFacility::has_dirty(uint32_t vdisk, uint64_t first, uint64_t last) {
+  for (uint64_t b = first; b <= last; ++b) {
+    CacheBlock* block = directory_->find(vdisk, b);
+    if (block && block->state != CacheBlock::State::clean) return true;
+  }
+  return false;
 }
 
 bool CacheFacility::try_hit(IoRequest& request, uint64_t first, uint64_t last) {
@@ -123,25 +150,81 @@ bool CacheFacility::try_hit(IoRequest& request, uint64_t first, uint64_t last) {
   return true;
 }
 
-void CacheFacility::pass_down(IoRequestPtr request, uint64_t first, uint64_t last,
-                              bool is_write) {
-  uint32_t index = take_record();
+// A miss. If a block it touches is dirty, the back end does not have it:
+// the missing blocks are filled into the cache and the read is served from
+// there. Otherwise it reads through.
+void CacheFacility::read(IoRequestPtr request, uint64_t first, uint64_t last) {
+  if (has_dirty(request->volume, first, last)) {
+    std::vector<uint64_t> blocks;
+    for (uint64_t b = first; b <= last; ++b) blocks.push_back(b);
+    if (!fill(request, blocks)) stall(std::move(request));
+    return;
+  }
+  pass_down(std::move(request), first, last, Kind::host_read);
+}
+
+void CacheFacility::write_through(IoRequestPtr request, uint64_t first, uint64_t last) {
+  // A dirty block's destage and this write would race on the back end:
+  // the block goes first.
+  if (has_dirty(request->volume, first, last)) return stall(std::move(request));
+  // The back end is about to change under these blocks; reads meanwhile go
+  // to it (a read concurrent with a write may see either).
+  directory_->discard_clean(request->volume, first, last);
+  taint_overlapping(request->volume, first, last);
+  pass_down(std::move(request), first, last, Kind::host_write);
+}
+
+void CacheFacility::stall(IoRequestPtr request) {
+  ++stats_.waits;
+  stalled_.push_back(std::move(request));
+}
+
+void CacheFacility::resume_stalled() {
+  std::deque<IoRequestPtr> again;
+  again.swap(stalled_);
+  while (!again.empty()) {
+    IoRequestPtr r = std::move(again.front());
+    again.pop_front();
+    submit(std::move(r));
+  }
+}
+
+uint32_t CacheFacility::track(Kind kind, uint32_t vdisk, uint64_t first, uint64_t last) {
+  uint32_t index;
+  if (free_records_.empty()) {
+    records_.emplace_back();
+    index = static_cast<uint32_t>(records_.size() - 1);
+  } else {
+    index = free_records_.back();
+    free_records_.pop_back();
+  }
   InFlight& r = records_[index];
-  r.vdisk = request->volume;
+  r.kind = kind;
+  r.vdisk = vdisk;
   r.first = first;
   r.last = last;
-  r.is_write = is_write;
   // Data read while a write to the same blocks is in flight may be from
   // before or after it: not worth keeping.
-  r.tainted = overlaps_write(r.vdisk, first, last);
+  r.tainted = kind != Kind::destage && overlaps_write(vdisk, first, last);
   r.active_pos = static_cast<uint32_t>(active_.size());
   active_.push_back(index);
+  return index;
+}
+
+void CacheFacility::pass_down(IoRequestPtr request, uint64_t first, uint64_t last, Kind kind) {
+  uint32_t index = track(kind, request->volume, first, last);
   request->intercept(this, index);
   lower_.submit(std::move(request));
 }
 
 void CacheFacility::io_done(IoRequestPtr request) {
   auto index = static_cast<uint32_t>(request->cookie);
+  switch (records_[index].kind) {
+    case Kind::fill: return fill_done(index, std::move(request));
+    case Kind::destage: return destage_done(index, request->status == 0);
+    case Kind::host_read:
+    case Kind::host_write: break;
+  }
   bool keep = request->status == 0 && !records_[index].tainted;
   release_record(index);
   request->restore();
@@ -166,10 +249,76 @@ void CacheFacility::keep_blocks(const IoRequest& request) {
   }
 }
 
+// Reads the blocks of `blocks` that are not cached, each run of adjacent
+// ones in one request; once all are in, `request` is submitted again.
+bool CacheFacility::fill(IoRequestPtr& request, const std::vector<uint64_t>& blocks) {
+  std::vector<uint64_t> missing;
+  for (uint64_t b : blocks)
+    if (!directory_->find(request->volume, b)) missing.push_back(b);
+  if (missing.empty()) {
+    submit(std::move(request));
+    return true;
+  }
+  // A fill must fit in the cache with room to spare, or it would evict
+  // itself before the request is served.
+  if (missing.size() > directory_->counts().capacity / 4 ||
+      !directory_->can_take(static_cast<uint32_t>(missing.size())))
+    return false;
+  ++stats_.fills;
+  uint32_t pieces = 0;
+  for (size_t i = 0; i < missing.size();) {
+    size_t j = i;
+    while (j + 1 < missing.size() && missing[j + 1] == missing[j] + 1) ++j;
+    IoRequestPtr piece = make_request();
+    piece->op = IoOp::read;
+    piece->volume = request->volume;
+    piece->offset = missing[i] * kBlock;
+    piece->length = (j - i + 1) * kBlock;
+    piece->buffer = Buffer::allocate(piece->length);
+    piece->client = this;
+    uint32_t index = track(Kind::fill, request->volume, missing[i], missing[j]);
+    records_[index].parent = request;
+    piece->cookie = index;
+    fills_pending_[request.get()].count++;
+    ++pieces;
+    lower_.submit(std::move(piece));
+    i = j + 1;
+  }
+  return pieces > 0;
+}
+
+void CacheFacility::fill_done(uint32_t index, IoRequestPtr piece) {
+  InFlight& rec = records_[index];
+  IoRequestPtr parent = std::move(rec.parent);
+  bool keep = piece->status == 0 && !rec.tainted;
+  uint64_t first = rec.first, last = rec.last;
+  release_record(index);
+  if (keep && mode(piece->volume) != CacheMode::off && map_ && map_->find(piece->volume)) {
+    for (uint64_t b = first; b <= last; ++b) {
+      if (directory_->find(piece->volume, b)) continue;  // written meanwhile: newer
+      CacheBlock* block = directory_->insert_clean(piece->volume, b);
+      if (!block) break;
+      piece->buffer->copy_out((b - first) * kBlock, kBlock, directory_->data(*block));
+    }
+  }
+  auto it = fills_pending_.find(parent.get());
+  assert(it != fills_pending_.end());
+  if (piece->status != 0) it->second.error = piece->status;
+  if (--it->second.count > 0) return;
+  int error = it->second.error;
+  fills_pending_.erase(it);
+  if (error) {
+    complete(std::move(parent), error);
+    return;
+  }
+  submit(std::move(parent));  // served from cache now, or filled again
+}
+
 bool CacheFacility::overlaps_write(uint32_t vdisk, uint64_t first, uint64_t last) const {
   for (uint32_t i : active_) {
     const InFlight& r = records_[i];
-    if (r.is_write && r.vdisk == vdisk && r.first <= last && first <= r.last) return true;
+    if (r.kind == Kind::host_write && r.vdisk == vdisk && r.first <= last && first <= r.last)
+      return true;
   }
   return false;
 }
@@ -181,23 +330,23 @@ void CacheFacility::taint_overlapping(uint32_t vdisk, uint64_t first, uint64_t l
   }
 }
 
-uint32_t CacheFacility::take_record() {
-  if (free_records_.empty()) {
-    records_.emplace_back();
-    return static_cast<uint32_t>(records_.size() - 1);
-  }
-  uint32_t index = free_records_.back();
-  free_records_.pop_back();
-  return index;
-}
-
 void CacheFacility::release_record(uint32_t index) {
   uint32_t pos = records_[index].active_pos;
   assert(pos < active_.size() && active_[pos] == index);
   active_[pos] = active_.back();
   records_[active_[pos]].active_pos = pos;
   active_.pop_back();
+  records_[index].parent.reset();
+  records_[index].run = DestageRun{};
   free_records_.push_back(index);
+}
+
+void CacheFacility::set_map(std::shared_ptr<const VirtMap> map) {
+  auto old = std::move(map_);
+  map_ = std::move(map);
+  if (!directory_ || !old) return;
+  for (const auto& [id, layout] : old->volumes)
+    if (!map_->find(id)) drop_vdisk(id);  // the vdisk is gone, and its data with it
 }
 
 CacheCounts CacheFacility::counts() const {

@@ -1,25 +1,47 @@
 #pragma once
 // The cache facility of one cache partition: one core's share of the node's
-// cache, for the vdisks whose requests that core serves. It sits between
-// the front end and virtualization and speaks the I/O protocol both ways,
-// so it knows neither neighbour's type.
+// cache, for the vdisks whose requests that core serves (vdisk id modulo
+// cores). It sits between the front end and virtualization and speaks the
+// I/O protocol both ways, so it knows neither neighbour's type. How each
+// vdisk is cached comes from the route table (cache/ownership.hpp).
 //
-// Reads are served from cache when every block they touch is cached, and
-// otherwise read through, keeping the whole 4 KiB blocks they covered
-// (least recently used clean blocks make room). Writes, in write-through
-// mode, go to the back end before they complete; the cached copies of the
-// blocks they touch are forgotten when the write starts and the blocks it
-// covered whole are kept again when it succeeds.
+// Reads are served from cache when every block they touch is cached. A read
+// that touches a dirty block but misses others first reads the missing
+// blocks into the cache (a fill) and is then served whole from it; any other
+// miss reads through and keeps the whole 4 KiB blocks it covered.
 //
-// Coherence within the partition: a read miss or a write that overlapped
-// another write while it was in flight keeps nothing, because its data may
-// not be what the back end ends up holding. Coherence between partitions
-// and nodes comes from ownership: every request for a vdisk reaches the
-// one partition that owns it.
+// Write-through: a write goes to the back end before it completes. The
+// cached copies of the blocks it touches are forgotten when it starts and
+// the blocks it covered whole are kept when it succeeds. A write that
+// touches a dirty block waits until that block is destaged (it would
+// otherwise race the destage on the back end).
 //
-// Free of the actor runtime; not thread-safe (one core's thread runs both
-// submit and the completions coming back from below).
+// Write-back: a write's blocks become dirty in the cache; each new version
+// is stored in this node's non-volatile memory (a new slot, then the old
+// one is freed) and sent to the partner node, and the write completes when
+// the partner confirms its copy. Partial blocks are filled first. Dirty
+// blocks are destaged in the background, oldest first, adjacent ones
+// coalesced, more at once as the cache fills; then the partner is told to
+// free its copies. A full cache makes writers wait; it never fails them.
+// A flush completes at once: every completed write already has two copies.
+//
+// The partner's copies of its own dirty blocks live here too, in the
+// non-volatile memory only (store_mirror). When this node takes the
+// partner's vdisks over, the copies that still count become its dirty
+// blocks, destaged before anything newer is written through to those
+// blocks. Copies that no longer count (the other node took over and
+// destaged them) are freed, after a restart too.
+//
+// Coherence within the partition: a read miss or a fill that overlapped a
+// write while in flight keeps nothing. Between partitions and nodes it
+// comes from ownership: every request for a vdisk reaches one partition.
+//
+// Free of the actor runtime; not thread-safe (one core's thread runs
+// submit, the completions coming back from below, and the partner's calls).
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -28,7 +50,9 @@
 #include "cache/cache_directory.hpp"
 #include "cache/cache_mode.hpp"
 #include "cache/ownership.hpp"
+#include "hw/nvram/nvram.hpp"
 #include "io/protocol.hpp"
+#include "io/service_gate.hpp"
 #include "virt/virt_map.hpp"
 
 namespace sve {
@@ -42,61 +66,181 @@ struct CacheVdiskStats {
   uint64_t bytes_written = 0;
 };
 
+struct CachePartitionStats {
+  uint64_t destaged_bytes = 0;
+  uint64_t destage_runs = 0;
+  uint64_t destage_errors = 0;
+  uint64_t fills = 0;
+  uint64_t waits = 0;        // requests that waited for room or for destage
+  uint64_t mirrored = 0;     // blocks sent to the partner
+  uint64_t mirror_retries = 0;
+  uint64_t copies_held = 0;  // the partner's blocks held in non-volatile memory
+  uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks
+  uint64_t discarded = 0;    // copies freed because they no longer count
+};
+
+// Copies of blocks of one vdisk, on their way to the partner.
+struct MirrorBatch {
+  uint32_t origin = 0;  // the node that wrote them
+  uint32_t vdisk = 0;
+  uint64_t epoch = 0;
+  std::vector<uint64_t> blocks;  // block numbers
+  std::vector<uint64_t> seqs;    // their versions
+  std::vector<char> data;        // blocks.size() * 4 KiB
+};
+
+// How copies reach the partner node. mirror() answers later, on this core,
+// through CacheFacility::mirror_done(id, ok).
+class MirrorLink {
+ public:
+  virtual ~MirrorLink() = default;
+  virtual void mirror(uint32_t partner, const MirrorBatch& batch, uint64_t id) = 0;
+  // The partner may free its copies of these blocks (up to these versions):
+  // they are on the back end. Best effort.
+  virtual void release(uint32_t partner, uint32_t vdisk, const std::vector<uint64_t>& blocks,
+                       const std::vector<uint64_t>& seqs) = 0;
+};
+
 class CacheFacility final : public IoClient {
  public:
   // `capacity_blocks` of 4 KiB; 0 turns the cache off (requests pass
-  // straight through).
-  CacheFacility(IoServer& lower, uint32_t capacity_blocks);
+  // straight through). `nvram` (with at least twice the capacity in slots)
+  // and `mirror` make write-back possible; `self` is this node's id.
+  CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* nvram = nullptr,
+                MirrorLink* mirror = nullptr, uint32_t self = 0);
   ~CacheFacility() override;
 
+  // In a cluster: while the gate is closed (no lease) nothing is destaged,
+  // at once, before the route table says so: another node may own the
+  // data by now.
+  void set_gate(const ServiceGate* gate) { gate_ = gate; }
   // A new configuration: the blocks of vdisks that are gone are dropped.
   void set_map(std::shared_ptr<const VirtMap> map);
-  // Which vdisks this node owns and how each is cached. A vdisk that is not
-  // cached here (another node owns it now, or its mode is off) loses its
-  // clean blocks; until the first table, nothing is cached.
+  // Which vdisks this node owns and how each is cached. A vdisk not cached
+  // here any more loses its clean blocks; copies that no longer count are
+  // freed; the partner's copies of vdisks this node now owns become dirty
+  // blocks. Until the first table, nothing is cached.
   void set_routes(std::shared_ptr<const RouteTable> routes);
   void submit(IoRequestPtr request);
   // A request coming back from below (this object intercepted it).
   void io_done(IoRequestPtr request) override;
+  // The partner's answer to mirror().
+  void mirror_done(uint64_t id, bool ok);
+  // Called every few tens of milliseconds: resends what the partner did
+  // not take, retries failed destages, keeps the destage rate.
+  void tick(uint64_t now_ms);
+
+  // The partner's side: keep copies of its blocks (0, or an errno:
+  // ENOSPC when the non-volatile memory is full, ESTALE for an old epoch).
+  int store_mirror(const MirrorBatch& batch);
+  void release_mirror(uint32_t origin, uint32_t vdisk, const std::vector<uint64_t>& blocks,
+                      const std::vector<uint64_t>& seqs);
 
   // How `vdisk` is cached on this node now, and why.
   CacheMode mode(uint32_t vdisk) const;
   std::string mode_reason(uint32_t vdisk) const;
   CacheCounts counts() const;
   uint64_t capacity_bytes() const;
+  // Dirty blocks held for `vdisk` (destaging too, and copies still to take
+  // over), and the same for the vdisks of I/O group `group`.
+  uint64_t dirty_blocks(uint32_t vdisk) const;
+  uint64_t dirty_blocks_of_group(uint32_t group) const;
   // Null if the vdisk has seen no I/O here.
   const CacheVdiskStats* vdisk_stats(uint32_t vdisk) const;
+  const CachePartitionStats& stats() const { return stats_; }
+  uint64_t destage_rate() const { return destage_rate_; }  // bytes per second
   size_t in_flight() const { return active_.size(); }
 
  private:
+  enum class Kind : uint8_t { host_read, host_write, fill, destage };
   // A request below us whose completion the cache must see.
   struct InFlight {
+    Kind kind = Kind::host_read;
     uint32_t vdisk = 0;
     uint64_t first = 0, last = 0;  // blocks touched
-    bool is_write = false;         // any request that changes the back end
     bool tainted = false;          // overlapped a write: keep nothing
     uint32_t active_pos = 0;       // index in active_
+    IoRequestPtr parent;           // a fill's host request
+    DestageRun run;                // a destage's blocks
+  };
+  // A write-back write waiting for its partner copy.
+  struct MirrorWait {
+    IoRequestPtr request;
+    uint32_t partner = 0;
+    MirrorBatch batch;
+    bool resend = false;
+  };
+  // A non-volatile copy not (or not yet) a dirty block here: the
+  // partner's, or one recovered after a restart.
+  struct HeldCopy {
+    uint32_t slot = 0;
+    uint32_t origin = 0;  // versions compare only between copies of one origin
+    uint64_t seq = 0;
+    uint64_t epoch = 0;
+  };
+  using BlockKey = std::pair<uint32_t, uint64_t>;  // vdisk, block
+  struct FillPending {
+    uint32_t count = 0;
+    int error = 0;
   };
 
+  const VdiskRoute* route(uint32_t vdisk) const;
+  bool has_dirty(uint32_t vdisk, uint64_t first, uint64_t last);
   bool try_hit(IoRequest& request, uint64_t first, uint64_t last);
-  void pass_down(IoRequestPtr request, uint64_t first, uint64_t last, bool is_write);
-  // Taints every in-flight request overlapping [first, last] of `vdisk`
-  // (for a new write), or reports whether a write overlaps (for a read).
+  void read(IoRequestPtr request, uint64_t first, uint64_t last);
+  void write_through(IoRequestPtr request, uint64_t first, uint64_t last);
+  void write_back(IoRequestPtr request, const VdiskRoute& r, uint64_t first, uint64_t last);
+  // Reads those of `blocks` that are not cached, then submits `request`
+  // again; false (nothing started) if there are too many to fill now.
+  bool fill(IoRequestPtr& request, const std::vector<uint64_t>& blocks);
+  // Parks a request until destage makes progress; then it is submitted again.
+  void stall(IoRequestPtr request);
+  void pass_down(IoRequestPtr request, uint64_t first, uint64_t last, Kind kind);
+  uint32_t track(Kind kind, uint32_t vdisk, uint64_t first, uint64_t last);
   bool overlaps_write(uint32_t vdisk, uint64_t first, uint64_t last) const;
   void taint_overlapping(uint32_t vdisk, uint64_t first, uint64_t last);
-  // Keeps the whole blocks a successful request carried.
   void keep_blocks(const IoRequest& request);
-  uint32_t take_record();
+  void fill_done(uint32_t index, IoRequestPtr piece);
   void release_record(uint32_t index);
+  // Stores a new version of a dirty block in non-volatile memory.
+  void persist(CacheBlock& block, uint64_t epoch);
+  void forget_slot(const CacheBlock& block);
+  void kick_destage();
+  void destage_done(uint32_t index, bool ok);
+  void resume_stalled();
+  void complete_drained();
+  void reconcile_copies();
+  void drop_vdisk(uint32_t vdisk);
 
   IoServer& lower_;
   std::unique_ptr<CacheDirectory> directory_;  // null: cache off
+  Nvram* nvram_;
+  MirrorLink* mirror_;
+  uint32_t self_;
+  const ServiceGate* gate_ = nullptr;
   std::shared_ptr<const VirtMap> map_;
   std::shared_ptr<const RouteTable> routes_;
+  std::shared_ptr<const RouteTable> last_serving_;  // the last table with a lease
   std::vector<InFlight> records_;
   std::vector<uint32_t> free_records_;
   std::vector<uint32_t> active_;  // records in flight
   std::unordered_map<uint32_t, CacheVdiskStats> vdisks_;
+  // Per cache block (by index): its non-volatile slot and version, if dirty.
+  std::vector<uint32_t> block_slot_;
+  std::vector<uint64_t> block_seq_;
+  std::vector<uint64_t> block_epoch_;
+  uint64_t next_seq_ = 1;
+  uint64_t next_mirror_id_ = 1;
+  std::unordered_map<uint64_t, MirrorWait> mirror_waits_;
+  std::map<BlockKey, HeldCopy> held_;
+  std::set<uint32_t> unpromoted_;  // vdisks whose copies wait for room
+  std::unordered_map<IoRequest*, FillPending> fills_pending_;
+  std::deque<IoRequestPtr> stalled_;  // wait for destage progress
+  std::vector<IoRequestPtr> drained_; // complete once nothing is dirty
+  unsigned destages_ = 0;             // in flight
+  bool destage_failed_ = false;       // retry on the next tick
+  CachePartitionStats stats_;
+  uint64_t rate_window_start_ = 0, rate_window_bytes_ = 0, destage_rate_ = 0;
 };
 
 }  // namespace sve

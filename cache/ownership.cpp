@@ -13,12 +13,19 @@ const VdiskRoute* RouteTable::find(uint32_t vdisk) const {
 
 bool RouteTable::local(uint32_t vdisk) const {
   const VdiskRoute* r = find(vdisk);
-  return !r || r->owner == self;
+  return !r || (r->owner == self && !r->hold);
 }
 
 bool RouteTable::offline(uint32_t vdisk) const {
   const VdiskRoute* r = find(vdisk);
   return r && self != 0 && r->owner == 0;
+}
+
+bool copy_counts(const VdiskRoute& route, uint32_t self, uint64_t epoch) {
+  if (route.handover_from == self) return true;
+  if (route.group == 0) return false;
+  if (route.solo == 0) return epoch == route.epoch;
+  return route.solo == self && epoch == route.wb_epoch;
 }
 
 namespace {
@@ -27,17 +34,25 @@ bool is_member(const RoutePolicy& policy, uint32_t id) {
   return std::find(policy.members.begin(), policy.members.end(), id) != policy.members.end();
 }
 
-// The mode of a group's vdisks on the node that owns them: `partner_up`
-// whether the owner's partner is a member too.
+uint32_t other_node(const IoGroupConfig& g, uint32_t node) {
+  return g.nodes[0] == node ? g.nodes[1] : g.nodes[0];
+}
+
+// How the group's vdisks are cached on `owner`, by the group's state.
 NodeCacheMode group_mode(const IoGroupConfig& g, const RoutePolicy& policy, uint32_t owner) {
-  uint32_t partner = g.nodes[0] == owner ? g.nodes[1] : g.nodes[0];
+  uint32_t partner = other_node(g, owner);
+  std::string name = "I/O group " + g.name;
   if (!policy.cache) return {CacheMode::off, "no cache memory configured"};
+  if (g.solo == 0 && is_member(policy, partner))
+    return {CacheMode::write_back, "mirrored with node " + std::to_string(partner)};
+  if (g.solo == 0)
+    return {CacheMode::write_through, "node " + std::to_string(partner) + " of " + name +
+                                          " is offline: taking its vdisks over"};
   if (!is_member(policy, partner))
-    return {CacheMode::write_through, "node " + std::to_string(partner) + " of I/O group " +
-                                          g.name + " is offline: no second copy for writes"};
-  if (!policy.mirror)
-    return {CacheMode::write_through, "writes are not mirrored to the partner node yet"};
-  return {CacheMode::write_back, "mirrored with node " + std::to_string(partner)};
+    return {CacheMode::write_through, "node " + std::to_string(partner) + " of " + name +
+                                          " is offline: no second copy for writes"};
+  return {CacheMode::write_through, "resynchronising with node " + std::to_string(partner) +
+                                        ": destaging before writing back again"};
 }
 
 }  // namespace
@@ -48,9 +63,14 @@ NodeCacheMode node_cache_mode(const NodeConfig& config, const RoutePolicy& polic
                                         "a standalone node has no partner to mirror writes to"}
                         : NodeCacheMode{CacheMode::off, "no cache memory configured"};
   if (!policy.serving) return {CacheMode::off, "this node is not serving I/O now"};
-  for (const IoGroupConfig& g : config.iogrps)
-    if (g.nodes.size() == 2 && (g.nodes[0] == policy.self || g.nodes[1] == policy.self))
-      return group_mode(g, policy, policy.self);
+  for (const IoGroupConfig& g : config.iogrps) {
+    if (g.nodes.size() != 2 || (g.nodes[0] != policy.self && g.nodes[1] != policy.self))
+      continue;
+    if (g.solo != 0 && g.solo != policy.self)
+      return {CacheMode::off, "node " + std::to_string(g.solo) + " runs I/O group " + g.name +
+                                  " alone until it has destaged"};
+    return group_mode(g, policy, policy.self);
+  }
   return {CacheMode::off, "node " + std::to_string(policy.self) +
                               " is in no I/O group: it owns no vdisk"};
 }
@@ -62,14 +82,13 @@ std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
   table->generation = policy.generation;
   table->serving = policy.serving;
   if (!policy.serving) return table;
-  auto member = [&](uint32_t id) { return is_member(policy, id); };
   for (const VdiskConfig& v : config.vdisks) {
     VdiskRoute r;
     if (policy.self == 0) {
       r.owner = 0;  // the standalone node itself (its id is 0)
-      r.mode = policy.cache ? CacheMode::write_through : CacheMode::off;
-      r.why = policy.cache ? "a standalone node has no partner to mirror writes to"
-                           : "no cache memory configured";
+      NodeCacheMode m = node_cache_mode(config, policy);
+      r.mode = m.mode;
+      r.why = std::move(m.why);
       table->vdisks[v.id] = std::move(r);
       continue;
     }
@@ -81,24 +100,64 @@ std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
       table->vdisks[v.id] = std::move(r);
       continue;
     }
+    r.group = g->id;
+    r.epoch = g->cache_epoch;
+    r.solo = g->solo;
+    r.wb_epoch = g->wb_epoch;
     uint32_t preferred = v.preferred_node ? v.preferred_node : g->nodes[0];
-    uint32_t other = g->nodes[0] == preferred ? g->nodes[1] : g->nodes[0];
-    bool p_up = member(preferred), o_up = member(other);
-    if (!p_up && !o_up) {
+    uint32_t other = other_node(*g, preferred);
+    bool p_up = is_member(policy, preferred), o_up = is_member(policy, other);
+    if (g->solo != 0) {
+      if (!is_member(policy, g->solo)) {
+        r.why = "I/O group " + g->name + " is offline: node " + std::to_string(g->solo) +
+                " holds its only cached copies and is not in the cluster";
+        table->vdisks[v.id] = std::move(r);
+        continue;
+      }
+      r.owner = g->solo;
+    } else if (p_up || o_up) {
+      r.owner = p_up ? preferred : other;
+      r.hold = !(p_up && o_up);  // until the survivor commits that it is alone
+    } else {
       r.why = "I/O group " + g->name + " is offline: neither node " +
               std::to_string(preferred) + " nor node " + std::to_string(other) +
               " is in the cluster";
       table->vdisks[v.id] = std::move(r);
       continue;
     }
-    r.owner = p_up ? preferred : other;
-    r.partner = p_up && o_up ? other : 0;
     NodeCacheMode m = group_mode(*g, policy, r.owner);
     r.mode = m.mode;
     r.why = std::move(m.why);
+    if (r.mode == CacheMode::write_back) r.partner = other_node(*g, r.owner);
+    // Moved: its old owner destages first (alone, a group's node holds every
+    // copy already, so no handover is waited for).
+    if (v.handover_from && g->solo == 0 && v.handover_from != r.owner) {
+      r.handover_from = v.handover_from;
+      r.hold = true;
+      r.why = "waiting for node " + std::to_string(v.handover_from) +
+              " to hand the vdisk over (destaging it)";
+    }
     table->vdisks[v.id] = std::move(r);
   }
   return table;
+}
+
+std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
+                                             const std::vector<uint32_t>& clean_groups) {
+  std::vector<GroupTransition> out;
+  if (policy.self == 0 || !policy.serving) return out;
+  for (const IoGroupConfig& g : config.iogrps) {
+    if (g.nodes.size() != 2 || (g.nodes[0] != policy.self && g.nodes[1] != policy.self))
+      continue;
+    bool partner_up = is_member(policy, other_node(g, policy.self));
+    // The partner is gone: this node takes the group over, alone.
+    if (g.solo == 0 && !partner_up) out.push_back({g.id, g.cache_epoch, policy.self});
+    // Alone, everything destaged, the partner back: write back again.
+    bool clean = std::find(clean_groups.begin(), clean_groups.end(), g.id) != clean_groups.end();
+    if (g.solo == policy.self && partner_up && clean)
+      out.push_back({g.id, g.cache_epoch, 0});
+  }
+  return out;
 }
 
 }  // namespace sve

@@ -7,10 +7,17 @@
 // cluster event, never by guesswork: two nodes never both believe they own
 // a vdisk while both hold a lease.
 //
-//   in an I/O group  owned by its preferred node while that node is a member,
-//                    else by the group's other node; offline if neither is.
-//                    Both members: the cache may write back (mirrored);
-//                    one: it writes through on the survivor.
+//   in an I/O group  by the group's cache state (IoGroupConfig), which only
+//                    committed events change:
+//                    - both nodes cache (solo 0), both members: owned by its
+//                      preferred node, written back, mirrored to the other.
+//                    - solo 0, one member: that node must first commit that
+//                      it runs the group alone; until then its requests wait
+//                      (hold), because the other's copies still count.
+//                    - solo N, N a member: owned by N, written through, while
+//                      N destages what the group had cached; once that is
+//                      done and the partner is back, N commits solo 0.
+//                    - otherwise the group is offline.
 //   in no group      every node serves it, uncached (no single owner to
 //                    keep one cache coherent)
 //   standalone node  the node owns everything; writes through (no partner)
@@ -28,10 +35,27 @@ struct NodeConfig;
 
 struct VdiskRoute {
   uint32_t owner = 0;    // the node that executes its requests; 0: offline
-  uint32_t partner = 0;  // the other node of its group, if a member; else 0
+  uint32_t partner = 0;  // where writes are mirrored (write-back only); else 0
   CacheMode mode = CacheMode::off;
+  bool hold = false;     // the owner may not execute them yet (taking over)
   std::string why;       // why the mode (or the vdisk's state) is what it is
+  // A move changed its owner: the old owner, which destages what it holds
+  // of the vdisk (its copies count), while the new one holds its requests.
+  uint32_t handover_from = 0;
+  // The group's cache state (0s for a vdisk in no group).
+  uint32_t group = 0;
+  uint64_t epoch = 0;
+  uint32_t solo = 0;
+  uint64_t wb_epoch = 0;
 };
+
+// Whether a non-volatile copy of one of the vdisk's blocks, written in
+// cache epoch `epoch`, still counts on node `self`: in write-back, copies of
+// the current epoch; when a node runs the group alone, that node's copies of
+// the write-back epoch that ended; on the old owner of a vdisk being handed
+// over, all of its copies. Anything else has been destaged by the node that
+// took over, and may be older than what the back end holds now.
+bool copy_counts(const VdiskRoute& route, uint32_t self, uint64_t epoch);
 
 // A standalone node has id 0 and owns every vdisk (owner 0 is itself).
 struct RouteTable {
@@ -43,8 +67,9 @@ struct RouteTable {
   std::unordered_map<uint32_t, VdiskRoute> vdisks;
   // The route of a vdisk, or null if the model has no such vdisk.
   const VdiskRoute* find(uint32_t vdisk) const;
-  // Whether this node executes the vdisk's requests itself (true for a
-  // vdisk it does not know: the layers below refuse those).
+  // Whether this node executes the vdisk's requests itself now (true for a
+  // vdisk it does not know: the layers below refuse those; false while it
+  // holds them, taking the vdisk over).
   bool local(uint32_t vdisk) const;
   // Whether no node may execute them now.
   bool offline(uint32_t vdisk) const;
@@ -56,8 +81,18 @@ struct RoutePolicy {
   bool serving = true;            // false: no lease, the table is empty
   std::vector<uint32_t> members;  // of the generation this node serves in
   bool cache = true;              // the node has cache memory
-  bool mirror = false;            // write-back is possible (partners mirror)
 };
+
+// A change of an I/O group's cache state this node should commit now (it
+// is the node the change is about), or none.
+struct GroupTransition {
+  uint32_t group = 0;
+  uint64_t from_epoch = 0;  // committed only if the group is still there
+  uint32_t solo = 0;
+};
+// `clean(group)`: whether this node holds no dirty data of the group.
+std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
+                                             const std::vector<uint32_t>& clean_groups);
 
 std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
                                                const RoutePolicy& policy);

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 
+#include <spdlog/spdlog.h>
+
 #include "cluster/config_args.hpp"
 #include "cluster/config_service.hpp"
 
@@ -34,6 +36,9 @@ Result<json> ConfigService::iogrp_create(const json& args) {
       if (std::count(g.nodes.begin(), g.nodes.end(), n))
         return bad("node " + std::to_string(n) + " is already in I/O group '" + g.name + "'");
   IoGroupConfig g{next.next_id++, name.value(), nodes};
+  // Cache epochs come from the id counter: unique across groups, so a
+  // copy of a block never counts in a group it was not written in.
+  g.cache_epoch = g.wb_epoch = next.next_id++;
   next.iogrps.push_back(g);
   if (auto st = commit(std::move(next)); !st) return st.error();
   return json{{"name", g.name}, {"id", g.id}, {"nodes", g.nodes}};
@@ -131,10 +136,71 @@ Result<json> ConfigService::vdisk_move(const json& args) {
     if (!g) return bad("vdisk '" + name.value() + "' is in no I/O group: name one with --iogrp");
     where["iogrp"] = g->name;
   }
+  if (v->handover_from)
+    return bad("vdisk '" + v->name + "' is still being handed over from node " +
+               std::to_string(v->handover_from) + ": try again in a moment");
+  // The node that executes its requests now (cache/ownership.hpp) may hold
+  // dirty blocks of it: the new owner waits for it to hand them over.
+  uint32_t owner = 0;
+  if (const IoGroupConfig* old = next.find_iogrp(v->iogrp_id))
+    owner = old->solo ? old->solo : v->preferred_node;
   if (auto st = place_vdisk(next, where, *v); !st) return st.error();
+  const IoGroupConfig* now = next.find_iogrp(v->iogrp_id);
+  uint32_t new_owner = now && now->solo ? now->solo : v->preferred_node;
+  if (owner && owner != new_owner) v->handover_from = owner;
   VdiskConfig moved = *v;
   if (auto st = commit(std::move(next)); !st) return st.error();
   return describe_vdisk(moved);
+}
+
+// Internal, from a node's cache controller: a change of a group's cache
+// state (cache/ownership.hpp), valid only on top of the epoch it saw.
+Result<json> ConfigService::iogrp_cache_state(const json& args) {
+  if (!args.contains("id") || !args.contains("from_epoch") || !args.contains("solo"))
+    return bad("iogrp.cache_state needs id, from_epoch and solo");
+  auto id = args["id"].get<uint32_t>();
+  auto from = args["from_epoch"].get<uint64_t>();
+  auto solo = args["solo"].get<uint32_t>();
+  NodeConfig next = config_;
+  IoGroupConfig* g = nullptr;
+  for (auto& each : next.iogrps)
+    if (each.id == id) g = &each;
+  if (!g) return bad("no I/O group " + std::to_string(id));
+  if (g->cache_epoch != from) return json{{"changed", false}};  // someone else was first
+  if (solo && !std::count(g->nodes.begin(), g->nodes.end(), solo))
+    return bad("node " + std::to_string(solo) + " is not in I/O group '" + g->name + "'");
+  if (solo && !g->solo) g->wb_epoch = g->cache_epoch;  // the write-back epoch that ends
+  g->cache_epoch = next.next_id++;
+  if (!solo) {
+    g->wb_epoch = g->cache_epoch;
+    // Whoever handed vdisks over has nothing left of them: this node
+    // destaged everything the group held before writing back again.
+    for (auto& v : next.vdisks)
+      if (v.iogrp_id == g->id) v.handover_from = 0;
+  }
+  g->solo = solo;
+  std::string name = g->name;
+  uint64_t epoch = g->cache_epoch;
+  if (auto st = commit(std::move(next)); !st) return st.error();
+  spdlog::info("I/O group {}: cache epoch {}, {}", name, epoch,
+               solo ? "run by node " + std::to_string(solo) + " alone" : "write-back on both nodes");
+  return json{{"changed", true}, {"epoch", epoch}};
+}
+
+// Internal: node `from` destaged everything it held of a vdisk moved away.
+Result<json> ConfigService::vdisk_handover_done(const json& args) {
+  if (!args.contains("id") || !args.contains("from")) return bad("vdisk.handover_done needs id, from");
+  auto id = args["id"].get<uint32_t>();
+  auto from = args["from"].get<uint32_t>();
+  NodeConfig next = config_;
+  for (auto& v : next.vdisks) {
+    if (v.id != id) continue;
+    if (v.handover_from != from) return json{{"changed", false}};
+    v.handover_from = 0;
+    if (auto st = commit(std::move(next)); !st) return st.error();
+    return json{{"changed", true}};
+  }
+  return json{{"changed", false}};
 }
 
 }  // namespace sve

@@ -54,8 +54,12 @@ struct VdiskConfig {
   bool formatted = true;
   uint32_t iogrp_id = 0;        // 0: in no I/O group
   uint32_t preferred_node = 0;  // of its I/O group
+  // Set by a move that changed its owner: the node that owned it then, and
+  // may still hold its dirty blocks. The new owner waits until that node
+  // has destaged them and committed the handover (clearing it).
+  uint32_t handover_from = 0;
   MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
-                     preferred_node);
+                     preferred_node, handover_from);
 };
 
 // Two nodes that serve a set of vdisks together (the cache, later, is
@@ -64,7 +68,16 @@ struct IoGroupConfig {
   uint32_t id = 0;
   std::string name;
   std::vector<uint32_t> nodes;  // cluster node ids, two of them
-  MSGPACK_DEFINE_MAP(id, name, nodes);
+  // The group's cache state, changed only by committed events (see
+  // cache/ownership.hpp): each change starts a new epoch. `solo` 0: both
+  // nodes cache, writes mirrored (write-back), in epoch `cache_epoch`.
+  // Otherwise the node that runs the group alone, writing through, since
+  // the write-back epoch `wb_epoch` ended; only its non-volatile copies of
+  // that epoch still count.
+  uint64_t cache_epoch = 1;
+  uint32_t solo = 0;
+  uint64_t wb_epoch = 1;
+  MSGPACK_DEFINE_MAP(id, name, nodes, cache_epoch, solo, wb_epoch);
 };
 
 struct NodeConfig {

@@ -17,7 +17,7 @@ namespace sve {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'V', 'E', 'N', 'V', 'R', 'A', 'M'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kEntryMagic = 0x454e5452;  // "ENTR"
 constexpr size_t kSuperBytes = 4096;
 
@@ -41,8 +41,9 @@ struct Nvram::Header {
   uint32_t length;
   uint64_t offset;
   uint64_t seq;
+  uint64_t epoch;
   uint32_t data_crc;
-  uint8_t reserved[24];
+  uint8_t reserved[16];
   uint32_t crc;
 };
 
@@ -119,7 +120,7 @@ void Nvram::recover() {
       else free_.push_back(s);
       continue;
     }
-    NvramEntry e{s, h->origin, h->vdisk, h->offset, h->length, h->seq};
+    NvramEntry e{s, h->origin, h->vdisk, h->offset, h->length, h->seq, h->epoch};
     auto key = std::make_tuple(e.origin, e.vdisk, e.offset);
     auto it = newest.find(key);
     if (it == newest.end()) {
@@ -153,6 +154,7 @@ Status Nvram::store(uint32_t slot, const NvramEntry& e, const void* data) {
   h.length = e.length;
   h.offset = e.offset;
   h.seq = e.seq;
+  h.epoch = e.epoch;
   h.data_crc = crc32c(data, e.length);
   h.crc = crc32c(&h, offsetof(Header, crc));
   // The data is in place before the header that makes it count.

@@ -29,6 +29,7 @@ struct NvramEntry {
   uint64_t offset = 0;  // bytes into the vdisk
   uint32_t length = 0;  // bytes of data, up to slot_bytes()
   uint64_t seq = 0;     // newer writes of a block carry higher numbers
+  uint64_t epoch = 0;   // the cache epoch of its I/O group when it was written
 };
 
 class Nvram {

@@ -24,12 +24,25 @@ BufferRef Buffer::allocate(size_t bytes) {
   return BufferRef(b);
 }
 
+BufferRef Buffer::borrow(const iovec* segments, unsigned n) {
+  assert(n > 0 && n <= kMaxSegments);
+  auto* b = new Buffer();
+  b->borrowed_ = true;
+  b->segments_ = n;
+  for (unsigned i = 0; i < n; ++i) {
+    b->segment_[i] = {static_cast<char*>(segments[i].iov_base),
+                      static_cast<uint32_t>(segments[i].iov_len), 0};
+    b->size_ += segments[i].iov_len;
+  }
+  return BufferRef(b);
+}
+
 void Buffer::recycle() {
   if (pool_) {
     pool_->recycle(this);
     return;
   }
-  std::free(segment_[0].data);
+  if (!borrowed_) std::free(segment_[0].data);
   delete this;
 }
 

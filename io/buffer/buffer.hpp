@@ -45,6 +45,10 @@ class Buffer : public boost::intrusive::slist_base_hook<> {
 
   // A stand-alone, page-aligned, single-segment buffer from the heap.
   static boost::intrusive_ptr<Buffer> allocate(size_t bytes);
+  // A buffer over memory its owner keeps (the cache's blocks, destaged
+  // straight from where they live): `n` segments, at most kMaxSegments.
+  // The memory must outlive the buffer; it is not freed with it.
+  static boost::intrusive_ptr<Buffer> borrow(const iovec* segments, unsigned n);
 
   uint64_t size() const { return size_; }
   unsigned segment_count() const { return segments_; }
@@ -84,6 +88,7 @@ class Buffer : public boost::intrusive::slist_base_hook<> {
   uint64_t size_ = 0;
   unsigned segments_ = 0;
   int fixed_index_ = -1;
+  bool borrowed_ = false;           // the memory is not ours to free
   BufferPool* pool_ = nullptr;      // null: stand-alone heap buffer
   PoolAccount* account_ = nullptr;  // charged with the pages
   uint64_t pages_ = 0;

@@ -8,12 +8,20 @@
 // came from. If the owner cannot take it (it is unreachable, or it no longer
 // owns the vdisk because a generation changed), the request waits for the
 // route table to move and tries again, for up to `retry_ms`; then it fails
-// with EIO. Nothing was acknowledged to the host meanwhile.
+// with EIO. Nothing was acknowledged to the host meanwhile. Requests for a
+// vdisk this node is taking over wait here the same way.
 //
 // Inbound, a fwd message from another node is executed on the stack of the
 // core that owns the vdisk here, below the forward facility, but only while
 // this node serves (holds a lease) and owns the vdisk by its own table.
 // Otherwise the sender is told ESTALE.
+//
+// The cache's copies for the partner node travel the same way: a core's
+// cache partition sends them here (mirror, 8 arguments), they go on to the
+// partner's interconnect (7 arguments), which hands them to the partition
+// that owns the vdisk there; the answer goes straight back to the sending
+// partition. Their release after destage (unmirror) follows the same path
+// without an answer.
 //
 // Detached: payload copies and serialisation stay off the I/O cores.
 #include <chrono>
@@ -66,6 +74,7 @@ struct InterconnectState {
   const ServiceGate* gate = nullptr;
   uint64_t retry_ms = 0;
   std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
+  std::vector<caf::actor> cache_actors;           // the same, as actors
   RoutesPtr routes;
   std::map<uint32_t, Peer> peers;
   uint64_t next_id = 1;
@@ -82,6 +91,12 @@ bool is_payload_op(IoOp op) { return op == IoOp::read || op == IoOp::write; }
 ActorPort& core_for(Self* self, uint32_t vdisk) {
   auto& cores = self->state.cores;
   return *cores[vdisk % cores.size()];
+}
+
+// Whether this node may take a request or a copy from another node now.
+bool accepting(Self* self) {
+  auto& st = self->state;
+  return !st.cores.empty() && st.gate && st.gate->open() && st.routes && st.routes->serving;
 }
 
 void finish(Self* self, uint64_t id, int status) {
@@ -147,7 +162,7 @@ void dispatch(Self* self, uint64_t id) {
   IoRequestPtr& request = it->second.request;
   const RouteTable* routes = st.routes.get();
   const VdiskRoute* route = routes && routes->serving ? routes->find(request->volume) : nullptr;
-  if (!route || route->owner == 0) return retry_later(self, id);
+  if (!route || route->owner == 0 || route->hold) return retry_later(self, id);
   if (route->owner == st.self) {
     // The vdisk came to this node meanwhile: run it here. Its completion
     // still goes back through its core's forward facility.
@@ -195,8 +210,7 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
                                           Bytes& data) {
   auto& st = self->state;
   const RouteTable* routes = st.routes.get();
-  if (!st.gate || !st.gate->open() || !routes || !routes->serving ||
-      !routes->find(vdisk) || routes->find(vdisk)->owner != st.self) {
+  if (!accepting(self) || !routes->find(vdisk) || !routes->local(vdisk)) {
     ++st.refused;
     return caf::result<int32_t, Bytes>(int32_t{ESTALE}, Bytes{});
   }
@@ -224,13 +238,12 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
   return promise;
 }
 
-caf::behavior interconnect(Self* self, uint32_t node, std::vector<caf::actor> cache_actors,
-                           const ServiceGate* gate, uint64_t retry_ms) {
+caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
+                           uint64_t retry_ms) {
   auto& st = self->state;
   st.self = node;
   st.gate = gate;
   st.retry_ms = retry_ms;
-  for (auto& a : cache_actors) st.cores.push_back(std::make_unique<ActorPort>(a));
   st.inbound_return.interconnect = caf::actor_cast<caf::actor>(self);
   self->set_down_handler([self](caf::down_msg& down) {
     for (auto& [id, peer] : self->state.peers)
@@ -240,6 +253,52 @@ caf::behavior interconnect(Self* self, uint32_t node, std::vector<caf::actor> ca
       }
   });
   return {
+      // The cores' cache actors, once they exist.
+      [=](attach_atom, std::vector<caf::actor>& cache_actors) {
+        for (auto& a : cache_actors) {
+          self->state.cache_actors.push_back(a);
+          self->state.cores.push_back(std::make_unique<ActorPort>(a));
+        }
+      },
+      // From a core: copies of its dirty blocks for the partner node.
+      [=](mirror_atom, uint32_t partner, uint32_t origin, uint32_t vdisk, uint64_t epoch,
+          std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs,
+          Bytes& data) -> caf::result<int32_t> {
+        Peer& peer = self->state.peers[partner];
+        if (!peer.interconnect) {
+          connect(self, partner);
+          return int32_t{EAGAIN};
+        }
+        auto promise = self->make_response_promise<int32_t>();
+        promise.delegate(peer.interconnect, mirror_atom::value, origin, vdisk, epoch,
+                         std::move(blocks), std::move(seqs), std::move(data));
+        return promise;
+      },
+      // From the partner: its copies, for the partition that holds them here.
+      [=](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
+          std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs,
+          Bytes& data) -> caf::result<int32_t> {
+        if (!accepting(self)) return int32_t{ESTALE};
+        auto& actors = self->state.cache_actors;
+        auto promise = self->make_response_promise<int32_t>();
+        promise.delegate(actors[vdisk % actors.size()], mirror_atom::value, origin, vdisk, epoch,
+                         std::move(blocks), std::move(seqs), std::move(data));
+        return promise;
+      },
+      [=](unmirror_atom, uint32_t partner, uint32_t, uint32_t vdisk,
+          std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs) {
+        Peer& peer = self->state.peers[partner];
+        if (peer.interconnect)
+          self->send(peer.interconnect, unmirror_atom::value, self->state.self, vdisk,
+                     std::move(blocks), std::move(seqs));
+      },
+      [=](unmirror_atom, uint32_t origin, uint32_t vdisk, std::vector<uint64_t>& blocks,
+          std::vector<uint64_t>& seqs) {
+        auto& actors = self->state.cache_actors;
+        if (actors.empty()) return;
+        self->send(actors[vdisk % actors.size()], unmirror_atom::value, origin, vdisk,
+                   std::move(blocks), std::move(seqs));
+      },
       // From a core: a request for a vdisk another node owns.
       [=](io_submit_atom, IoRequestPtr& request) {
         uint64_t id = self->state.next_id++;
@@ -281,9 +340,8 @@ caf::behavior interconnect(Self* self, uint32_t node, std::vector<caf::actor> ca
 }  // namespace
 
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
-                                    std::vector<caf::actor> cache_actors,
                                     const ServiceGate* gate, uint64_t retry_ms) {
-  return sys.spawn<caf::detached>(interconnect, self, std::move(cache_actors), gate, retry_ms);
+  return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms);
 }
 
 }  // namespace sve

@@ -78,7 +78,9 @@ struct Rig {
   Rig() {
     cache.set_map(map_with(kVdisk));
     auto routes = std::make_shared<RouteTable>();  // a standalone node's
-    routes->vdisks[kVdisk] = {0, 0, CacheMode::write_through, "test"};
+    VdiskRoute r;
+    r.mode = CacheMode::write_through;
+    routes->vdisks[kVdisk] = r;
     cache.set_routes(routes);
   }
 

@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     for (unsigned i = 0; i < o.cores; ++i) {
       // Every core drives the same volume: per-core cache partitions would
       // each hold their own copy of it, so the cache stays off here.
-      stacks.push_back(build_core_stack(sys, *io[i], 0, nullptr));
+      stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr));
       caf::anon_send(stacks[i].backend, attach_atom::value, uint32_t{1},
                      BlockDevicePtr(device.value()));
       caf::anon_send(stacks[i].virt, virt_map_atom::value, VirtMapPtr(map));

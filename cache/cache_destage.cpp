@@ -1,0 +1,111 @@
+// The cache facility's destage: dirty blocks to the back end in the
+// background, and everything that waits for it (writers waiting for room,
+// reads and writes waiting for a dirty block to be destaged, writes that
+// became safe only once on the back end).
+#include <cerrno>
+
+#include "cache/cache_facility.hpp"
+
+namespace sve {
+
+namespace {
+
+constexpr uint64_t kBlock = kCacheBlockBytes;
+constexpr unsigned kMaxDestages = 8;       // runs in flight at most
+constexpr uint32_t kMaxRunBlocks = 64;     // 256 KiB per back-end write
+
+}  // namespace
+
+// Starts as many destage runs as the fill level asks for. Only while this
+// node serves: without a lease, another node may own the data by now.
+void CacheFacility::kick_destage() {
+  if (!directory_ || !routes_ || !routes_->serving || (gate_ && !gate_->open())) return;
+  unsigned want = destage_concurrency(directory_->counts(), kMaxDestages);
+  while (destages_ < want) {
+    DestageRun run = directory_->next_destage(kMaxRunBlocks);
+    if (run.blocks.empty()) break;
+    iovec segments[kMaxRunBlocks];
+    for (size_t i = 0; i < run.blocks.size(); ++i)
+      segments[i] = {directory_->data(*run.blocks[i]), kBlock};
+    IoRequestPtr request = make_request();
+    request->op = IoOp::write;
+    request->volume = run.vdisk;
+    request->offset = run.first_block * kBlock;
+    request->length = run.blocks.size() * kBlock;
+    // Straight from the cache's memory: a block written meanwhile stays
+    // dirty and is destaged again.
+    request->buffer = Buffer::borrow(segments, static_cast<unsigned>(run.blocks.size()));
+    request->client = this;
+    uint32_t index = track(Kind::destage, run.vdisk, run.first_block,
+                           run.first_block + run.blocks.size() - 1);
+    records_[index].run = std::move(run);
+    request->cookie = index;
+    ++destages_;
+    lower_.submit(std::move(request));
+  }
+}
+
+void CacheFacility::destage_done(uint32_t index, bool ok) {
+  DestageRun run = std::move(records_[index].run);
+  release_record(index);
+  --destages_;
+  directory_->destage_done(run, ok);
+  if (ok) {
+    ++stats_.destage_runs;
+    uint64_t bytes = run.blocks.size() * kBlock;
+    stats_.destaged_bytes += bytes;
+    rate_window_bytes_ += bytes;
+    // Blocks now clean: their copies, here and on the partner, may go.
+    std::vector<uint64_t> blocks, seqs;
+    for (size_t i = 0; i < run.blocks.size(); ++i) {
+      CacheBlock* b = run.blocks[i];
+      if (b->state != CacheBlock::State::clean) continue;  // written meanwhile
+      blocks.push_back(b->block);
+      seqs.push_back(block_seq_[b->index]);
+      forget_slot(*b);
+    }
+    const VdiskRoute* r = route(run.vdisk);
+    if (r && r->partner && mirror_ && !blocks.empty())
+      mirror_->release(r->partner, run.vdisk, blocks, seqs);
+  } else {
+    ++stats_.destage_errors;
+    destage_failed_ = true;  // tried again on the next tick
+  }
+  // Blocks of a vdisk deleted, or taken over elsewhere, while in flight.
+  if (!map_ || !map_->find(run.vdisk)) drop_vdisk(run.vdisk);
+  resume_stalled();
+  complete_drained();
+  if (ok) kick_destage();
+}
+
+// Writes that were waiting for their partner copy when this node began to
+// run their group alone: safe once nothing is dirty any more.
+void CacheFacility::complete_drained() {
+  if (drained_.empty()) return;
+  CacheCounts c = counts();
+  if (c.dirty + c.destaging > 0 || !unpromoted_.empty()) return;
+  std::vector<IoRequestPtr> done;
+  done.swap(drained_);
+  for (auto& r : done) complete(std::move(r), 0);
+}
+
+void CacheFacility::tick(uint64_t now_ms) {
+  if (!directory_) return;
+  for (auto& [id, wait] : mirror_waits_) {
+    if (!wait.resend) continue;
+    wait.resend = false;
+    mirror_->mirror(wait.partner, wait.batch, id);
+  }
+  if (!unpromoted_.empty() && routes_ && routes_->serving) reconcile_copies();
+  if (destage_failed_) destage_failed_ = false;
+  kick_destage();
+  resume_stalled();
+  if (rate_window_start_ == 0) rate_window_start_ = now_ms;
+  if (now_ms - rate_window_start_ >= 1000) {
+    destage_rate_ = rate_window_bytes_ * 1000 / (now_ms - rate_window_start_);
+    rate_window_bytes_ = 0;
+    rate_window_start_ = now_ms;
+  }
+}
+
+}  // namespace sve

@@ -1,0 +1,301 @@
+// The cache facility's write-back half: dirty blocks in non-volatile memory,
+// their copies on the partner node, the partner's copies held here, and
+// what happens to all of them when the route table changes.
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+#include "cache/cache_facility.hpp"
+
+namespace sve {
+
+namespace {
+
+constexpr uint64_t kBlock = kCacheBlockBytes;
+constexpr uint32_t kNoSlot = UINT32_MAX;
+
+}  // namespace
+
+void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64_t first,
+                               uint64_t last) {
+  uint32_t vdisk = request->volume;
+  uint64_t end = request->offset + request->length;
+  // A block the write covers only in part needs its other bytes first.
+  std::vector<uint64_t> partial;
+  if (request->offset % kBlock) partial.push_back(first);
+  if (end % kBlock && (partial.empty() || last != first)) partial.push_back(last);
+  for (uint64_t b : partial) {
+    if (directory_->find(vdisk, b)) continue;
+    if (!fill(request, partial)) stall(std::move(request));
+    return;
+  }
+  // Room for every block, and a non-volatile slot for each new version.
+  uint32_t blocks = static_cast<uint32_t>(last - first + 1);
+  uint32_t uncached = 0;
+  for (uint64_t b = first; b <= last; ++b)
+    if (!directory_->find(vdisk, b)) ++uncached;
+  if (!directory_->can_take(uncached) || nvram_->free_slots() < blocks) {
+    kick_destage();
+    return stall(std::move(request));
+  }
+  taint_overlapping(vdisk, first, last);
+  MirrorBatch batch;
+  batch.origin = self_;
+  batch.vdisk = vdisk;
+  batch.epoch = r.epoch;
+  batch.data.resize(size_t{blocks} * kBlock);
+  for (uint64_t b = first; b <= last; ++b) {
+    CacheBlock* block = directory_->write(vdisk, b);
+    assert(block);
+    uint64_t from = std::max(request->offset, b * kBlock);
+    uint64_t to = std::min(end, (b + 1) * kBlock);
+    request->buffer->copy_out(request->buffer_offset + (from - request->offset), to - from,
+                              directory_->data(*block) + (from - b * kBlock));
+    persist(*block, r.epoch);
+    batch.blocks.push_back(b);
+    batch.seqs.push_back(block_seq_[block->index]);
+    std::memcpy(batch.data.data() + (b - first) * kBlock, directory_->data(*block), kBlock);
+  }
+  stats_.mirrored += blocks;
+  uint64_t id = next_mirror_id_++;
+  MirrorWait& wait = mirror_waits_[id];
+  wait.request = std::move(request);
+  wait.partner = r.partner;
+  wait.batch = std::move(batch);
+  // The write completes when the partner holds its copy (mirror_done).
+  mirror_->mirror(wait.partner, wait.batch, id);
+  kick_destage();
+}
+
+void CacheFacility::persist(CacheBlock& block, uint64_t epoch) {
+  auto slot = static_cast<uint32_t>(nvram_->allocate());
+  NvramEntry e;
+  e.slot = slot;
+  e.origin = self_;
+  e.vdisk = block.vdisk;
+  e.offset = block.block * kBlock;
+  e.length = kBlock;
+  e.seq = next_seq_++;
+  e.epoch = epoch;
+  (void)nvram_->store(slot, e, directory_->data(block));  // fits by construction
+  // The new version counts now; the old one may go.
+  forget_slot(block);
+  block_slot_[block.index] = slot;
+  block_seq_[block.index] = e.seq;
+  block_epoch_[block.index] = epoch;
+}
+
+void CacheFacility::forget_slot(const CacheBlock& block) {
+  uint32_t& slot = block_slot_[block.index];
+  if (slot != kNoSlot && nvram_) nvram_->release(slot);
+  slot = kNoSlot;
+}
+
+void CacheFacility::mirror_done(uint64_t id, bool ok) {
+  auto it = mirror_waits_.find(id);
+  if (it == mirror_waits_.end()) return;  // settled by a route change
+  if (!ok) {
+    // The partner did not take it: it is busy, full, or gone. Sent again
+    // on the next tick; if it is gone, the route change settles it.
+    ++stats_.mirror_retries;
+    it->second.resend = true;
+    return;
+  }
+  IoRequestPtr request = std::move(it->second.request);
+  mirror_waits_.erase(it);
+  complete(std::move(request), 0);
+}
+
+int CacheFacility::store_mirror(const MirrorBatch& batch) {
+  if (!nvram_) return EIO;
+  if (batch.data.size() != batch.blocks.size() * kBlock || batch.seqs.size() != batch.blocks.size())
+    return EINVAL;
+  const VdiskRoute* r = routes_ ? routes_->find(batch.vdisk) : nullptr;
+  if (r && r->epoch > batch.epoch) return ESTALE;  // the sender is behind
+  for (size_t i = 0; i < batch.blocks.size(); ++i) {
+    BlockKey key{batch.vdisk, batch.blocks[i]};
+    auto it = held_.find(key);
+    // A resent older version must not replace a newer one of the same
+    // writer; a copy from another writer (the vdisk changed owner) is older.
+    if (it != held_.end() && (it->second.epoch > batch.epoch ||
+                              (it->second.epoch == batch.epoch &&
+                               it->second.origin == batch.origin &&
+                               it->second.seq >= batch.seqs[i])))
+      continue;
+    int64_t slot = nvram_->allocate();
+    if (slot < 0) return ENOSPC;
+    NvramEntry e;
+    e.slot = static_cast<uint32_t>(slot);
+    e.origin = batch.origin;
+    e.vdisk = batch.vdisk;
+    e.offset = batch.blocks[i] * kBlock;
+    e.length = kBlock;
+    e.seq = batch.seqs[i];
+    e.epoch = batch.epoch;
+    (void)nvram_->store(e.slot, e, batch.data.data() + i * kBlock);
+    if (it != held_.end()) {
+      nvram_->release(it->second.slot);
+      it->second = {e.slot, e.origin, e.seq, e.epoch};
+    } else {
+      held_.emplace(key, HeldCopy{e.slot, e.origin, e.seq, e.epoch});
+    }
+  }
+  stats_.copies_held = held_.size();
+  return 0;
+}
+
+void CacheFacility::release_mirror(uint32_t origin, uint32_t vdisk,
+                                   const std::vector<uint64_t>& blocks,
+                                   const std::vector<uint64_t>& seqs) {
+  for (size_t i = 0; i < blocks.size() && i < seqs.size(); ++i) {
+    auto it = held_.find({vdisk, blocks[i]});
+    if (it == held_.end() || it->second.origin != origin || it->second.seq > seqs[i]) continue;
+    if (nvram_) nvram_->release(it->second.slot);
+    held_.erase(it);
+  }
+  stats_.copies_held = held_.size();
+}
+
+void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
+  routes_ = std::move(routes);
+  if (!directory_) return;
+  // Clean blocks are valid only while this node owns their vdisk without a
+  // break: without a lease, another node may own it and write it meanwhile.
+  // Dirty blocks and copies are decided only by the next serving table
+  // (their epochs say whether another node took over); destage stops
+  // meanwhile (kick_destage).
+  if (!routes_->serving) {
+    if (map_)
+      for (const auto& [id, layout] : map_->volumes) directory_->drop(id, false);
+    last_serving_.reset();
+    return;
+  }
+  // Owned elsewhere now, not cached, or its group's state moved on since
+  // the last table: clean blocks may be stale.
+  if (map_) {
+    for (const auto& [id, layout] : map_->volumes) {
+      const VdiskRoute* now = routes_->find(id);
+      const VdiskRoute* before = last_serving_ ? last_serving_->find(id) : nullptr;
+      bool same = now && before && before->owner == now->owner && before->epoch == now->epoch;
+      if (mode(id) == CacheMode::off || !same) directory_->drop(id, false);
+    }
+  }
+  last_serving_ = routes_;
+  reconcile_copies();
+  // Writes still waiting for their partner copy.
+  for (auto it = mirror_waits_.begin(); it != mirror_waits_.end();) {
+    const VdiskRoute* r = route(it->second.batch.vdisk);
+    if (r && r->mode == CacheMode::write_back && r->epoch == it->second.batch.epoch) {
+      ++it;  // same epoch: the copy still counts when it arrives
+      continue;
+    }
+    IoRequestPtr request = std::move(it->second.request);
+    it = mirror_waits_.erase(it);
+    if (r && r->solo == self_) {
+      // This node runs the group alone now: its own copy counts, and the
+      // write is safe once destaged.
+      drained_.push_back(std::move(request));
+    } else {
+      // Another node took the vdisk over with the copies it holds; this
+      // write may not be among them. Never acknowledged.
+      complete(std::move(request), EIO);
+    }
+  }
+  resume_stalled();
+  complete_drained();
+  kick_destage();
+}
+
+// Sorts every non-volatile copy by the current table: dirty blocks and
+// held copies that no longer count are freed (the node that took over
+// destaged them, and the back end may hold newer data by now); held copies
+// of vdisks this node now owns become its dirty blocks.
+void CacheFacility::reconcile_copies() {
+  if (map_) {
+    for (const auto& [id, layout] : map_->volumes) {
+      const VdiskRoute* r = routes_->find(id);
+      for (CacheBlock* b : directory_->blocks_of(id)) {
+        if (b->state != CacheBlock::State::dirty) continue;
+        if (r && copy_counts(*r, self_, block_epoch_[b->index])) continue;
+        ++stats_.discarded;
+        drop_vdisk(id);
+        break;
+      }
+    }
+  }
+  unpromoted_.clear();
+  for (auto it = held_.begin(); it != held_.end();) {
+    auto [vdisk, block] = it->first;
+    HeldCopy copy = it->second;
+    const VdiskRoute* r = routes_->find(vdisk);
+    if (!r || !copy_counts(*r, self_, copy.epoch) || !map_ || !map_->find(vdisk)) {
+      if (nvram_) nvram_->release(copy.slot);
+      ++stats_.discarded;
+      it = held_.erase(it);
+      continue;
+    }
+    // Ours to destage: a vdisk this node caches, or one it hands over.
+    bool ours = (routes_->local(vdisk) && r->mode != CacheMode::off) || r->handover_from == self_;
+    if (!ours) {
+      ++it;  // the partner's copy of a vdisk it owns: kept for it
+      continue;
+    }
+    CacheBlock* existing = directory_->find(vdisk, block);
+    if (existing && existing->state != CacheBlock::State::clean) {
+      nvram_->release(copy.slot);  // this node wrote it since: newer
+      it = held_.erase(it);
+      continue;
+    }
+    CacheBlock* b = directory_->write(vdisk, block);
+    if (!b) {
+      unpromoted_.insert(vdisk);  // no room yet: its requests wait
+      ++it;
+      continue;
+    }
+    std::memcpy(directory_->data(*b), nvram_->data(copy.slot), kBlock);
+    forget_slot(*b);
+    block_slot_[b->index] = copy.slot;
+    block_seq_[b->index] = copy.seq;
+    block_epoch_[b->index] = copy.epoch;
+    ++stats_.promoted;
+    it = held_.erase(it);
+  }
+  stats_.copies_held = held_.size();
+}
+
+void CacheFacility::drop_vdisk(uint32_t vdisk) {
+  for (CacheBlock* b : directory_->blocks_of(vdisk))
+    if (b->state == CacheBlock::State::dirty) forget_slot(*b);
+  directory_->drop(vdisk, true);
+  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;) {
+    if (nvram_) nvram_->release(it->second.slot);
+    it = held_.erase(it);
+  }
+  vdisks_.erase(vdisk);
+}
+
+uint64_t CacheFacility::dirty_blocks(uint32_t vdisk) const {
+  if (!directory_ || !routes_) return 0;
+  uint64_t n = 0;
+  for (CacheBlock* b : directory_->blocks_of(vdisk))
+    if (b->state != CacheBlock::State::clean) ++n;
+  const VdiskRoute* r = routes_->find(vdisk);
+  bool ours = routes_->local(vdisk) || (r && r->handover_from == self_);
+  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;
+       ++it)
+    if (ours) ++n;  // copies still to take over
+  return n;
+}
+
+uint64_t CacheFacility::dirty_blocks_of_group(uint32_t group) const {
+  if (!directory_ || !routes_ || !map_) return 0;
+  uint64_t n = 0;
+  for (const auto& [id, layout] : map_->volumes) {
+    const VdiskRoute* r = routes_->find(id);
+    if (r && r->group == group) n += dirty_blocks(id);
+  }
+  return n;
+}
+
+}  // namespace sve
