@@ -424,17 +424,25 @@ nlohmann::json Node::Impl::ask_core(size_t i, const caf::actor& on,
 nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
   CacheCounts total;
   CacheVdiskStats v;
+  nlohmann::json sums = nlohmann::json::object();
+  uint64_t vdisk_dirty = 0;
   uint64_t capacity = 0;
   std::string mode, why;
   for (size_t i = 0; i < cores.size(); ++i) {
     CacheFacility* cache = cores[i].cache.get();
     auto part = ask_core(i, cores[i].cache_actor, [cache, vdisk] {
       CacheCounts c = cache->counts();
+      const CachePartitionStats& s = cache->stats();
       nlohmann::json j = {{"capacity", cache->capacity_bytes()}, {"clean", c.clean},
-                          {"dirty", c.dirty}, {"destaging", c.destaging}};
+                          {"dirty", c.dirty}, {"destaging", c.destaging},
+                          {"destaged", s.destaged_bytes}, {"rate", cache->destage_rate()},
+                          {"copies", s.copies_held}, {"promoted", s.promoted},
+                          {"discarded", s.discarded}, {"waits", s.waits},
+                          {"mirrored", s.mirrored}, {"retries", s.mirror_retries}};
       if (vdisk) {
         j["mode"] = to_string(cache->mode(*vdisk));
         j["why"] = cache->mode_reason(*vdisk);
+        j["vdisk_dirty"] = cache->dirty_blocks(*vdisk);
       }
       if (vdisk) {
         if (const CacheVdiskStats* s = cache->vdisk_stats(*vdisk))
@@ -448,6 +456,11 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     total.clean += part["clean"].get<uint32_t>();
     total.dirty += part["dirty"].get<uint32_t>();
     total.destaging += part["destaging"].get<uint32_t>();
+    for (const char* key : {"destaged", "rate", "copies", "promoted", "discarded", "waits",
+                            "mirrored", "retries"})
+      sums[key] = sums.value(key, uint64_t{0}) + part[key].get<uint64_t>();
+    if (part.contains("vdisk_dirty"))
+      vdisk_dirty += part["vdisk_dirty"].get<uint64_t>();
     if (vdisk && i == *vdisk % cores.size()) {  // the partition that owns it says
       mode = part["mode"];
       why = part["why"];
@@ -475,8 +488,17 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       {"size_bytes", capacity},
       {"cached_bytes", uint64_t{total.clean + total.dirty + total.destaging} * 4096},
       {"dirty_bytes", uint64_t{total.dirty + total.destaging} * 4096},
+      {"destaged_bytes", sums["destaged"]},
+      {"destage_rate", sums["rate"]},  // bytes per second, over the last second
+      {"partner_copies_bytes", sums["copies"].get<uint64_t>() * 4096},
+      {"blocks_mirrored", sums["mirrored"]},
+      {"mirror_retries", sums["retries"]},
+      {"copies_taken_over", sums["promoted"]},
+      {"copies_discarded", sums["discarded"]},
+      {"waits", sums["waits"]},
   };
   if (vdisk) {
+    out["dirty_bytes"] = vdisk_dirty * 4096;  // this vdisk's
     out["reads"] = reads;
     out["read_hits"] = hits;
     out["hit_ratio"] = reads ? static_cast<double>(hits) / static_cast<double>(reads) : 0.0;

@@ -20,7 +20,8 @@ constexpr uint32_t kMaxRunBlocks = 64;     // 256 KiB per back-end write
 // node serves: without a lease, another node may own the data by now.
 void CacheFacility::kick_destage() {
   if (!directory_ || !routes_ || !routes_->serving || (gate_ && !gate_->open())) return;
-  unsigned want = destage_concurrency(directory_->counts(), kMaxDestages);
+  unsigned want = destage_concurrency(directory_->counts(), kMaxDestages,
+                                     directory_->oldest_dirty_age_ms());
   while (destages_ < want) {
     DestageRun run = directory_->next_destage(kMaxRunBlocks);
     if (run.blocks.empty()) break;
@@ -91,6 +92,7 @@ void CacheFacility::complete_drained() {
 
 void CacheFacility::tick(uint64_t now_ms) {
   if (!directory_) return;
+  directory_->set_now(now_ms);
   for (auto& [id, wait] : mirror_waits_) {
     if (!wait.resend) continue;
     wait.resend = false;

@@ -114,6 +114,7 @@ void CacheDirectory::make_dirty(CacheBlock& b) {
       [[fallthrough]];
     case CacheBlock::State::free:
       b.state = CacheBlock::State::dirty;
+      b.dirtied_ms = now_ms_;
       dirty_.push_back(b);
       ++counts_.dirty;
       break;
@@ -192,6 +193,7 @@ void CacheDirectory::destage_done(const DestageRun& run, bool ok) {
       ++counts_.clean;
     } else {  // rewritten meanwhile, or the back end failed: still dirty
       b.state = CacheBlock::State::dirty;
+      b.dirtied_ms = now_ms_;
       dirty_.push_back(b);
       ++counts_.dirty;
     }
@@ -214,9 +216,17 @@ void CacheDirectory::drop(uint32_t vdisk, bool force) {
   }
 }
 
-unsigned destage_concurrency(const CacheCounts& c, unsigned max_in_flight) {
+uint64_t CacheDirectory::oldest_dirty_age_ms() const {
+  if (dirty_.empty()) return 0;
+  uint64_t at = dirty_.front().dirtied_ms;
+  return now_ms_ > at ? now_ms_ - at : 0;
+}
+
+unsigned destage_concurrency(const CacheCounts& c, unsigned max_in_flight,
+                             uint64_t oldest_dirty_age_ms, uint64_t delay_ms) {
   if (c.dirty == 0 || c.capacity == 0 || max_in_flight == 0) return 0;
   double full = static_cast<double>(c.dirty + c.destaging) / c.capacity;
+  if (full < 0.10 && oldest_dirty_age_ms < delay_ms) return 0;
   if (full < 0.25) return 1;
   if (full >= 0.75) return max_in_flight;
   // Linear between a quarter and three quarters full.

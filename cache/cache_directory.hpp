@@ -35,6 +35,7 @@ struct CacheBlock
   uint64_t block = 0;  // index of the 4 KiB block in the vdisk
   State state = State::free;
   uint64_t seq = 0;    // bumped by every host write
+  uint64_t dirtied_ms = 0;  // when it last became dirty (CacheDirectory::set_now)
   uint32_t index = 0;  // where its data lives
   friend bool operator<(const CacheBlock& a, const CacheBlock& b) {
     return a.vdisk != b.vdisk ? a.vdisk < b.vdisk : a.block < b.block;
@@ -94,6 +95,9 @@ class CacheDirectory {
   void drop(uint32_t vdisk, bool force = false);
 
   const CacheCounts& counts() const { return counts_; }
+  // The clock dirty blocks are stamped with, and the age of the oldest.
+  void set_now(uint64_t now_ms) { now_ms_ = now_ms; }
+  uint64_t oldest_dirty_age_ms() const;
 
  private:
   using Index = boost::intrusive::set<CacheBlock>;
@@ -115,11 +119,16 @@ class CacheDirectory {
   DirtyList dirty_;   // dirty blocks, oldest first
   std::vector<CacheBlock*> free_;
   CacheCounts counts_;
+  uint64_t now_ms_ = 0;
 };
 
-// How many destage runs to keep in flight: few while the cache has room
-// (host I/O comes first), more as it fills, all of them near full (so
-// writers wait as little as possible).
-unsigned destage_concurrency(const CacheCounts& counts, unsigned max_in_flight);
+// How many destage runs to keep in flight: none while little is dirty and
+// none of it is older than `delay_ms` (rewrites are absorbed, neighbours
+// coalesce), few while the cache has room (host I/O comes first), more as
+// it fills, all of them near full (so writers wait as little as possible).
+inline constexpr uint64_t kDestageDelayMs = 250;
+unsigned destage_concurrency(const CacheCounts& counts, unsigned max_in_flight,
+                             uint64_t oldest_dirty_age_ms = UINT64_MAX,
+                             uint64_t delay_ms = kDestageDelayMs);
 
 }  // namespace sve

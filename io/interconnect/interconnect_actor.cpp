@@ -43,7 +43,11 @@ namespace {
 
 constexpr uint64_t kMaxForwardBytes = 32ull << 20;  // the largest host request
 constexpr auto kRetryDelay = std::chrono::milliseconds(50);
-constexpr auto kRemoteTimeout = std::chrono::seconds(10);
+// A request is sent again only when its owner is known not to have it
+// (ESTALE) or is gone (its interconnect went down): never on a timeout
+// alone, since the owner may still execute the first copy after a newer
+// write. A request unanswered this long fails with EIO.
+constexpr auto kRemoteTimeout = std::chrono::seconds(60);
 
 using Bytes = std::vector<char>;
 
@@ -66,6 +70,8 @@ struct Outbound {
   IoRequestPtr request;
   uint64_t give_up_ms = 0;
   bool in_flight = false;
+  uint32_t peer = 0;     // where it is in flight
+  uint64_t attempt = 0;  // answers to earlier attempts are ignored
 };
 
 struct InterconnectState {
@@ -182,6 +188,8 @@ void dispatch(Self* self, uint64_t id) {
     request->buffer->copy_out(request->buffer_offset, request->length, data.data());
   }
   it->second.in_flight = true;
+  it->second.peer = route->owner;
+  uint64_t attempt = ++it->second.attempt;
   ++st.forwarded;
   self->request(peer.interconnect, kRemoteTimeout, fwd_atom::value, st.self, request->volume,
                 static_cast<uint32_t>(request->op), request->offset, request->length,
@@ -189,7 +197,7 @@ void dispatch(Self* self, uint64_t id) {
       .then(
           [=](int32_t status, Bytes& reply) {
             auto out = self->state.outbound.find(id);
-            if (out == self->state.outbound.end()) return;
+            if (out == self->state.outbound.end() || out->second.attempt != attempt) return;
             if (status == ESTALE) return retry_later(self, id);  // not the owner (any more)
             IoRequest& r = *out->second.request;
             if (status == 0 && r.op == IoOp::read) {
@@ -198,10 +206,13 @@ void dispatch(Self* self, uint64_t id) {
             }
             finish(self, id, status);
           },
-          [=](caf::error&) {
-            // Unreachable, or it died with the request: its writes were
-            // never acknowledged; the next owner gets it again.
-            retry_later(self, id);
+          [=](caf::error& e) {
+            auto out = self->state.outbound.find(id);
+            if (out == self->state.outbound.end() || out->second.attempt != attempt) return;
+            // It died with the request: never acknowledged, the next owner
+            // gets it again. Silent too long: EIO.
+            if (e == caf::sec::request_receiver_down) return retry_later(self, id);
+            finish(self, id, EIO);
           });
 }
 
@@ -246,11 +257,19 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
   st.retry_ms = retry_ms;
   st.inbound_return.interconnect = caf::actor_cast<caf::actor>(self);
   self->set_down_handler([self](caf::down_msg& down) {
-    for (auto& [id, peer] : self->state.peers)
-      if (peer.interconnect && peer.interconnect.address() == down.source) {
-        peer.interconnect = caf::actor{};
-        spdlog::info("interconnect: lost node {}", id);
+    for (auto& [node, peer] : self->state.peers) {
+      if (!peer.interconnect || peer.interconnect.address() != down.source) continue;
+      peer.interconnect = caf::actor{};
+      spdlog::info("interconnect: lost node {}", node);
+      // What was in flight there was never acknowledged: to the next owner.
+      std::vector<uint64_t> again;
+      for (auto& [id, out] : self->state.outbound)
+        if (out.in_flight && out.peer == node) again.push_back(id);
+      for (uint64_t id : again) {
+        ++self->state.outbound[id].attempt;
+        retry_later(self, id);
       }
+    }
   });
   return {
       // The cores' cache actors, once they exist.

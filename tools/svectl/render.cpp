@@ -15,7 +15,8 @@ using nlohmann::json;
 std::string cell(const json& v, const std::string& key) {
   static const std::vector<std::string> sizes = {"capacity",     "free",         "size",
                                                  "extent_size",  "size_bytes",   "cached_bytes",
-                                                 "dirty_bytes"};
+                                                 "dirty_bytes",  "destaged_bytes",
+                                                 "destage_rate", "partner_copies_bytes"};
   if (!v.contains(key)) return "";
   const json& x = v[key];
   if (x.is_number_unsigned() && std::count(sizes.begin(), sizes.end(), key))
@@ -68,7 +69,10 @@ void render_cache(const json& c) {
   }
   std::cout << "cache mode: " << cell(c, "mode") << " (" << cell(c, "why") << ")\n"
             << "cache size: " << cell(c, "size_bytes") << ", cached " << cell(c, "cached_bytes")
-            << ", dirty " << cell(c, "dirty_bytes") << "\n";
+            << ", dirty " << cell(c, "dirty_bytes") << "\n"
+            << "destaged: " << cell(c, "destaged_bytes") << " (" << cell(c, "destage_rate")
+            << "/s over the last second); partner's copies held: "
+            << cell(c, "partner_copies_bytes") << "\n";
   if (c.contains("reads")) {
     char ratio[32];
     std::snprintf(ratio, sizeof ratio, "%.1f%%", 100.0 * c.value("hit_ratio", 0.0));

@@ -1,0 +1,132 @@
+"""Fault tests of the mirrored write-back cache, with real processes: a
+verifying writer (tests/integration/verifier.py) writes a vdisk of a
+two-node I/O group (nodes 1 and 2; node 3 keeps a majority) while nodes are
+SIGKILLed, and after each fault every acknowledged write reads back exactly,
+from the surviving node and again once the killed node has returned:
+
+  1. the owner dies in the middle of writes and destage (the writer, on the
+     partner, rides through the takeover);
+  2. the partner dies (the writer, on node 3, rides through), comes back,
+     and the owner dies in the middle of the resync that follows: the group
+     is offline until the owner returns with its copies;
+  3. both nodes die one after the other, the partner first, after the owner
+     began writing through; both return."""
+import time
+
+from cluster_harness import Cluster
+from harness import check, run, wait_until
+from verifier import VerifyingWriter, verify
+
+MiB = 1 << 20
+BLOCKS = 8192  # the 32 MiB vdisk; the cache is 4 MiB per node
+HALF = BLOCKS // 2
+
+
+def cache_of(node, vdisk="v"):
+    return node.ctl_json("vdisk", "show", vdisk)["cache"]
+
+
+def check_writes(writer, nodes, what):
+    for node in nodes:
+        lost, wrong = verify(writer, node.nbd_port, "v")
+        check(not lost and not wrong,
+              f"{what}, read through node {node.node_id}: {len(lost)} acknowledged writes lost, "
+              f"{len(wrong)} wrong blocks: {(lost + wrong)[:5]}")
+    print(f"{what}: {writer.writes_acked} writes acknowledged, {writer.failures} failures ridden "
+          f"through, all read back from nodes {[n.node_id for n in nodes]}")
+
+
+def write_for(writer, seconds, minimum):
+    began, acked = time.monotonic(), writer.writes_acked
+    wait_until(lambda: writer.writes_acked - acked >= minimum and
+               time.monotonic() - began >= seconds, f"{minimum} writes", timeout=60)
+
+
+def test(make):
+    c = Cluster(make, 3)
+    for i in (1, 2, 3):
+        c[i].extra += ["--cache-size", "4M"]
+    c.form()
+    n1, n2, n3 = c[1], c[2], c[3]
+    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 128 * MiB))
+    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+    n1.ctl("iogrp", "create", "g0", "1", "2")
+    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "32M", "--iogrp", "g0", "--node", "1")
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "write-back on node 1")
+
+    # 1. The owner dies in the middle of writes (and of destage: the cache
+    # is small, destage never stops).
+    writer = VerifyingWriter([n2.nbd_port], "v", BLOCKS, seed=1)
+    writer.move_to(0, HALF)
+    writer.start()
+    write_for(writer, 1.0, 2000)
+    before = n1.ctl_json("node", "show")
+    print(f"node 1 before the kill: {before}")
+    check(before["dirty_bytes"] > 0 and before["destaged_bytes"] > 0,
+          f"node 1 should hold dirty blocks and be destaging: {before}")
+    n1.kill()
+    writer.move_to(HALF, HALF)  # what follows must not hide a loss
+    c.wait_serving([2, 3], 2)
+    write_for(writer, 1.0, 1000)  # through the takeover, on node 2
+    writer.stop()
+    shown = cache_of(n2)
+    check(shown["mode"] == "write-through" and "node 1" in shown["why"], f"node 2: {shown}")
+    check_writes(writer, [n2, n3], "owner killed in the middle of writes")
+    # Newer data over what node 1 still holds in its non-volatile memory:
+    # when it returns, its copies must not come back.
+    writer = VerifyingWriter([n2.nbd_port], "v", BLOCKS, seed=4, after=writer)
+    writer.move_to(0, HALF)
+    writer.start()
+    write_for(writer, 0.5, 2000)
+    writer.stop()
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "write-back again after the resync",
+               timeout=30)
+    check_writes(writer, [n1, n2], "after the owner returned")
+
+    # 2. The partner dies in the middle of writes (the writer is on node 3),
+    # returns, and the owner dies during the resync.
+    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=2, after=writer)
+    writer.move_to(0, HALF)
+    writer.start()
+    write_for(writer, 1.0, 2000)
+    n2.kill()
+    writer.move_to(HALF, HALF)
+    c.wait_serving([1, 3], 1)
+    write_for(writer, 1.0, 500)
+    check(cache_of(n1)["mode"] == "write-through", f"node 1 alone: {cache_of(n1)}")
+    c.start(2)
+    c.wait_serving([1, 2, 3], 1)
+    n1.kill()  # the only node whose copies count, in the middle of its resync
+    writer.stop()
+    c.wait_serving([2, 3], 2)
+    check("offline" in cache_of(n2)["why"] or "node 1" in cache_of(n2)["why"],
+          f"the group should wait for node 1: {cache_of(n2)}")
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "write-back after both returned",
+               timeout=30)
+    check_writes(writer, [n1, n3], "partner killed, then the owner during the resync")
+
+    # 3. Both die, the partner first, after the owner began writing through.
+    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=3, after=writer)
+    writer.move_to(0, HALF)
+    writer.start()
+    write_for(writer, 0.5, 1000)
+    n2.kill()
+    writer.move_to(HALF, HALF)
+    c.wait_serving([1, 3], 1)
+    wait_until(lambda: cache_of(n1)["mode"] == "write-through", "node 1 writing through")
+    write_for(writer, 0.5, 200)
+    n1.kill()
+    writer.stop()
+    c.start(2)
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "write-back after both returned",
+               timeout=30)
+    check_writes(writer, [n1, n2, n3], "both killed, the partner first")
+
+
+run(test)

@@ -1,0 +1,179 @@
+"""The verifying writer of the fault tests: writes 4 KiB blocks over NBD,
+each stamped with its own address and a generation number and filled with a
+pattern derived from both, several writes in flight, and records which
+writes the node acknowledged. A block has at most one write in flight, so
+its generations are acknowledged in order.
+
+When a write fails, or the connection drops, the writer reconnects (to the
+next node in its list, as a host fails over) and goes on. A write that got
+no answer may or may not have landed: it is remembered as possible.
+
+move_to() switches the writer to another range of blocks: after a fault,
+so that writes which follow cannot overwrite, and so hide, a block the
+fault lost.
+
+verify() then reads every block back and checks that each holds its last
+acknowledged generation, or a later one that was sent: an acknowledged write
+lost, or anything else found (another block's data, a torn block), is an
+error."""
+import random
+import socket
+import struct
+import threading
+import time
+
+from harness import RawNbd
+
+BLOCK = 4096
+MAGIC = 0x5356455645524946  # "SVEVERIF"
+CMD_READ, CMD_WRITE, CMD_FLUSH = 0, 1, 3
+
+
+def payload(block, gen):
+    head = struct.pack(">QQQ", MAGIC, block, gen)
+    fill = struct.pack(">Q", (block * 1000003 + gen * 7919) & 0xFFFFFFFFFFFFFFFF)
+    return head + fill * ((BLOCK - len(head)) // 8)
+
+
+def decode(data, block):
+    """The generation a block holds: 0 for zeroes, None if it is not one of ours."""
+    if data == bytes(BLOCK):
+        return 0
+    magic, addr, gen = struct.unpack(">QQQ", data[:24])
+    if magic != MAGIC or addr != block or data != payload(block, gen):
+        return None
+    return gen
+
+
+class VerifyingWriter:
+    def __init__(self, ports, export, blocks, seed, depth=8, after=None):
+        """`after`: an earlier writer of the same blocks, whose record this
+        one continues."""
+        self.ports = list(ports)
+        self.export = export
+        self.blocks = blocks  # blocks [0, blocks) are verified
+        self.range = (0, blocks)  # where it writes now
+        self.rng = random.Random(seed)
+        self.depth = depth
+        self.acked = dict(after.acked) if after else {}  # block -> last acknowledged generation
+        self.sent = {b: set(g) for b, g in after.sent.items()} if after else {}  # every one sent
+        self.next_gen = after.next_gen if after else 1
+        self.writes_acked = 0
+        self.failures = 0    # errors and lost connections it rode through
+        self.stop_flag = threading.Event()
+        self.thread = None
+        self.port_index = 0
+
+    def _connect(self, deadline):
+        while time.monotonic() < deadline and not self.stop_flag.is_set():
+            port = self.ports[self.port_index % len(self.ports)]
+            try:
+                conn = RawNbd(port, self.export)
+                conn.s.settimeout(30)
+                return conn
+            except (OSError, AssertionError, ConnectionError):
+                self.port_index += 1
+                time.sleep(0.05)
+        return None
+
+    def _run(self):
+        conn = None
+        in_flight = {}  # cookie -> (block, gen)
+        cookie = 0
+        while not self.stop_flag.is_set():
+            if conn is None:
+                conn = self._connect(time.monotonic() + 60)
+                if conn is None:
+                    return
+            try:
+                while len(in_flight) < self.depth and not self.stop_flag.is_set():
+                    busy = {b for b, _ in in_flight.values()}
+                    first, count = self.range
+                    block = first + self.rng.randrange(count)
+                    if block in busy:
+                        continue
+                    gen = self.next_gen
+                    self.next_gen += 1
+                    cookie += 1
+                    self.sent.setdefault(block, set()).add(gen)
+                    in_flight[cookie] = (block, gen)
+                    conn.request(CMD_WRITE, block * BLOCK, BLOCK, payload(block, gen), cookie=cookie)
+                if not in_flight:
+                    continue
+                error, got, _ = conn.reply()
+                block, gen = in_flight.pop(got)
+                if error == 0:
+                    self.acked[block] = max(self.acked.get(block, 0), gen)
+                    self.writes_acked += 1
+                else:
+                    self.failures += 1
+            except (OSError, ConnectionError, AssertionError, struct.error, KeyError):
+                # The node went away: what was in flight may or may not have
+                # landed. Go on through the other node.
+                self.failures += 1
+                in_flight.clear()
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+                conn = None
+                self.port_index += 1
+        if conn is not None:
+            try:
+                while in_flight:
+                    error, got, _ = conn.reply()
+                    block, gen = in_flight.pop(got)
+                    if error == 0:
+                        self.acked[block] = max(self.acked.get(block, 0), gen)
+                        self.writes_acked += 1
+            except (OSError, ConnectionError, AssertionError, struct.error, KeyError):
+                pass
+            conn.close()
+
+    def move_to(self, first, count):
+        assert first + count <= self.blocks
+        self.range = (first, count)
+
+    def start(self):
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive(), "the verifying writer did not stop"
+
+
+def read_all(port, export, blocks, chunk=256):
+    conn = RawNbd(port, export)
+    conn.s.settimeout(60)
+    out = []
+    try:
+        for first in range(0, blocks, chunk):
+            n = min(chunk, blocks - first)
+            conn.request(CMD_READ, first * BLOCK, n * BLOCK, cookie=first + 1)
+            error, _, data = conn.reply(n * BLOCK)
+            if error:
+                raise AssertionError(f"read of blocks {first}..{first + n - 1} failed: errno {error}")
+            out.extend(data[i * BLOCK:(i + 1) * BLOCK] for i in range(n))
+    finally:
+        conn.close()
+    return out
+
+
+def verify(writer, port, export):
+    """Every acknowledged write, read back through the node at `port`.
+    Returns (acknowledged writes lost, wrong reads) with examples."""
+    data = read_all(port, export, writer.blocks)
+    lost, wrong = [], []
+    for block in range(writer.blocks):
+        gen = decode(data[block], block)
+        acked = writer.acked.get(block, 0)
+        if gen is None:
+            wrong.append(f"block {block}: not a block this writer wrote")
+        elif gen < acked:
+            lost.append(f"block {block}: holds generation {gen}, generation {acked} was acknowledged")
+        elif gen > acked and gen not in writer.sent.get(block, ()):
+            wrong.append(f"block {block}: generation {gen} was never written")
+    return lost, wrong
