@@ -615,6 +615,7 @@ void Node::stop() {
   m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
   m.cluster_actor = caf::actor{};
   m.interconnect = caf::actor{};
+  m.interconnect_port.reset();  // holds the interconnect's handle too
   m.sys.reset();  // the reactors stop; then their rings and pools go
   m.core_io.clear();
   if (m.config)

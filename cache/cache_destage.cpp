@@ -66,8 +66,12 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
       forget_slot(*b);
     }
     const VdiskRoute* r = route(run.vdisk);
-    if (r && r->partner && mirror_ && !blocks.empty())
-      mirror_->release(r->partner, run.vdisk, blocks, seqs);
+    if (r && r->partner && mirror_ && !blocks.empty()) {
+      auto& [b, s] = releases_[{r->partner, run.vdisk}];
+      b.insert(b.end(), blocks.begin(), blocks.end());
+      s.insert(s.end(), seqs.begin(), seqs.end());
+      if (b.size() >= 1024) flush_releases();
+    }
   } else {
     ++stats_.destage_errors;
     destage_failed_ = true;  // tried again on the next tick
@@ -77,6 +81,14 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
   resume_stalled();
   complete_drained();
   if (ok) kick_destage();
+}
+
+// The partner may free its copies of what was destaged: gathered, and sent
+// every tick (or when many) rather than one message per destage.
+void CacheFacility::flush_releases() {
+  for (auto& [key, lists] : releases_)
+    if (!lists.first.empty()) mirror_->release(key.first, key.second, lists.first, lists.second);
+  releases_.clear();
 }
 
 // Writes that were waiting for their partner copy when this node began to
@@ -93,11 +105,12 @@ void CacheFacility::complete_drained() {
 void CacheFacility::tick(uint64_t now_ms) {
   if (!directory_) return;
   directory_->set_now(now_ms);
-  for (auto& [id, wait] : mirror_waits_) {
-    if (!wait.resend) continue;
-    wait.resend = false;
-    mirror_->mirror(wait.partner, wait.batch, id);
+  for (auto& [id, flight] : mirror_waits_) {
+    if (!flight.resend) continue;
+    flight.resend = false;
+    mirror_->mirror(flight.partner, flight.batch, id);
   }
+  flush_releases();
   if (!unpromoted_.empty() && routes_ && routes_->serving) reconcile_copies();
   if (destage_failed_) destage_failed_ = false;
   kick_destage();

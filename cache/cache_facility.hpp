@@ -163,13 +163,18 @@ class CacheFacility final : public IoClient {
     IoRequestPtr parent;           // a fill's host request
     DestageRun run;                // a destage's blocks
   };
-  // A write-back write waiting for its partner copy.
-  struct MirrorWait {
-    IoRequestPtr request;
-    uint32_t partner = 0;
+  // Copies of one vdisk's blocks on their way to the partner, and the
+  // writes that complete when it has them. While kMaxMirrorsInFlight are
+  // unanswered, the next writes gather in one open batch (sent = false):
+  // one message carries many copies.
+  struct MirrorFlight {
     MirrorBatch batch;
+    std::vector<IoRequestPtr> requests;
+    uint32_t partner = 0;
+    bool sent = false;
     bool resend = false;
   };
+  static constexpr unsigned kMaxMirrorsInFlight = 2;  // per vdisk
   // A non-volatile copy not (or not yet) a dirty block here: the
   // partner's, or one recovered after a restart.
   struct HeldCopy {
@@ -205,6 +210,10 @@ class CacheFacility final : public IoClient {
   // Stores a new version of a dirty block in non-volatile memory.
   void persist(CacheBlock& block, uint64_t epoch);
   void forget_slot(const CacheBlock& block);
+  void send_open_batch(uint32_t vdisk);
+  void settle_flight(std::unordered_map<uint64_t, MirrorFlight>::iterator it, int status,
+                     bool drain);
+  void flush_releases();
   void kick_destage();
   void destage_done(uint32_t index, bool ok);
   void resume_stalled();
@@ -231,7 +240,12 @@ class CacheFacility final : public IoClient {
   std::vector<uint64_t> block_epoch_;
   uint64_t next_seq_ = 1;
   uint64_t next_mirror_id_ = 1;
-  std::unordered_map<uint64_t, MirrorWait> mirror_waits_;
+  std::unordered_map<uint64_t, MirrorFlight> mirror_waits_;
+  std::unordered_map<uint32_t, uint64_t> open_batch_;        // vdisk -> flight not sent
+  std::unordered_map<uint32_t, unsigned> mirrors_in_flight_;  // vdisk -> sent, unanswered
+  // Releases for the partner, gathered: (partner, vdisk) -> blocks, versions.
+  std::map<std::pair<uint32_t, uint32_t>,
+           std::pair<std::vector<uint64_t>, std::vector<uint64_t>>> releases_;
   std::map<BlockKey, HeldCopy> held_;
   std::set<uint32_t> unpromoted_;  // vdisks whose copies wait for room
   std::unordered_map<IoRequest*, FillPending> fills_pending_;

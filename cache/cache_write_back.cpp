@@ -40,11 +40,24 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     return stall(std::move(request));
   }
   taint_overlapping(vdisk, first, last);
-  MirrorBatch batch;
-  batch.origin = self_;
-  batch.vdisk = vdisk;
-  batch.epoch = r.epoch;
-  batch.data.resize(size_t{blocks} * kBlock);
+  // Into the vdisk's open batch for the partner (or a new one).
+  MirrorFlight* flight = nullptr;
+  if (auto open = open_batch_.find(vdisk); open != open_batch_.end()) {
+    MirrorFlight& f = mirror_waits_[open->second];
+    if (f.batch.epoch == r.epoch && f.partner == r.partner) flight = &f;
+  }
+  if (!flight) {
+    uint64_t id = next_mirror_id_++;
+    flight = &mirror_waits_[id];
+    flight->batch.origin = self_;
+    flight->batch.vdisk = vdisk;
+    flight->batch.epoch = r.epoch;
+    flight->partner = r.partner;
+    open_batch_[vdisk] = id;
+  }
+  MirrorBatch& batch = flight->batch;
+  size_t at = batch.data.size();
+  batch.data.resize(at + size_t{blocks} * kBlock);
   for (uint64_t b = first; b <= last; ++b) {
     CacheBlock* block = directory_->write(vdisk, b);
     assert(block);
@@ -55,17 +68,45 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     persist(*block, r.epoch);
     batch.blocks.push_back(b);
     batch.seqs.push_back(block_seq_[block->index]);
-    std::memcpy(batch.data.data() + (b - first) * kBlock, directory_->data(*block), kBlock);
+    std::memcpy(batch.data.data() + at + (b - first) * kBlock, directory_->data(*block), kBlock);
   }
   stats_.mirrored += blocks;
-  uint64_t id = next_mirror_id_++;
-  MirrorWait& wait = mirror_waits_[id];
-  wait.request = std::move(request);
-  wait.partner = r.partner;
-  wait.batch = std::move(batch);
   // The write completes when the partner holds its copy (mirror_done).
-  mirror_->mirror(wait.partner, wait.batch, id);
+  flight->requests.push_back(std::move(request));
+  if (mirrors_in_flight_[vdisk] < kMaxMirrorsInFlight) send_open_batch(vdisk);
   kick_destage();
+}
+
+void CacheFacility::send_open_batch(uint32_t vdisk) {
+  auto open = open_batch_.find(vdisk);
+  if (open == open_batch_.end()) return;
+  uint64_t id = open->second;
+  open_batch_.erase(open);
+  MirrorFlight& f = mirror_waits_[id];
+  f.sent = true;
+  ++mirrors_in_flight_[vdisk];
+  mirror_->mirror(f.partner, f.batch, id);
+}
+
+// A flight leaves: its writes complete with `status`, or wait for the
+// drain (`drain`: this node runs the group alone and they are safe once
+// destaged).
+void CacheFacility::settle_flight(std::unordered_map<uint64_t, MirrorFlight>::iterator it,
+                                  int status, bool drain) {
+  uint32_t vdisk = it->second.batch.vdisk;
+  if (it->second.sent) {
+    if (--mirrors_in_flight_[vdisk] == 0) mirrors_in_flight_.erase(vdisk);
+  } else {
+    open_batch_.erase(vdisk);
+  }
+  std::vector<IoRequestPtr> requests = std::move(it->second.requests);
+  mirror_waits_.erase(it);
+  for (auto& request : requests) {
+    if (drain)
+      drained_.push_back(std::move(request));
+    else
+      complete(std::move(request), status);
+  }
 }
 
 void CacheFacility::persist(CacheBlock& block, uint64_t epoch) {
@@ -102,9 +143,9 @@ void CacheFacility::mirror_done(uint64_t id, bool ok) {
     it->second.resend = true;
     return;
   }
-  IoRequestPtr request = std::move(it->second.request);
-  mirror_waits_.erase(it);
-  complete(std::move(request), 0);
+  uint32_t vdisk = it->second.batch.vdisk;
+  settle_flight(it, 0, false);
+  send_open_batch(vdisk);  // what gathered meanwhile
 }
 
 int CacheFacility::store_mirror(const MirrorBatch& batch) {
@@ -184,23 +225,22 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
   last_serving_ = routes_;
   reconcile_copies();
   // Writes still waiting for their partner copy.
-  for (auto it = mirror_waits_.begin(); it != mirror_waits_.end();) {
+  std::vector<uint64_t> settle;
+  for (auto& [id, flight] : mirror_waits_) {
+    const VdiskRoute* held = routes_->find(flight.batch.vdisk);
+    if (held && held->owner == self_ && held->hold) continue;  // decided once committed
+    const VdiskRoute* r = route(flight.batch.vdisk);
+    if (r && r->mode == CacheMode::write_back && r->epoch == flight.batch.epoch) continue;
+    settle.push_back(id);  // the copy would not count any more
+  }
+  for (uint64_t id : settle) {
+    auto it = mirror_waits_.find(id);
     const VdiskRoute* r = route(it->second.batch.vdisk);
-    if (r && r->mode == CacheMode::write_back && r->epoch == it->second.batch.epoch) {
-      ++it;  // same epoch: the copy still counts when it arrives
-      continue;
-    }
-    IoRequestPtr request = std::move(it->second.request);
-    it = mirror_waits_.erase(it);
-    if (r && r->solo == self_) {
-      // This node runs the group alone now: its own copy counts, and the
-      // write is safe once destaged.
-      drained_.push_back(std::move(request));
-    } else {
-      // Another node took the vdisk over with the copies it holds; this
-      // write may not be among them. Never acknowledged.
-      complete(std::move(request), EIO);
-    }
+    // Alone now: this node's own copies count, and the writes are safe
+    // once destaged. Otherwise another node took the vdisk over with the
+    // copies it holds, which may not include these: never acknowledged.
+    bool alone = r && r->solo == self_;
+    settle_flight(it, EIO, alone);
   }
   resume_stalled();
   complete_drained();

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The fast-write cache, measured with fio (nbd engine, 4 KiB, QD32, one job)
+# on one file back end (O_DIRECT), in one run:
+#   - a two-node I/O group (a two-node cluster with a quorum file), fio on
+#     the owner: random writes mirrored in write-back mode; the same once the
+#     partner is stopped and the owner writes through; random reads of a
+#     range read once before (cache hits)
+#   - qemu-nbd on a file of the same size: random writes with the page cache
+#     bypassed (--cache=none), and random reads of a range read once before
+#     from the page cache (--cache=writeback)
+# The working set (WORKING_MIB) fits in each node's cache (CACHE_MIB).
+#
+#   bench/cache_bench.sh [RUNTIME_S] [WORKING_MIB] [CACHE_MIB]
+#
+# Needs a built tree (scripts/build.sh), fio and qemu-utils.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNTIME=${1:-10}
+WORKING_MIB=${2:-256}
+CACHE_MIB=${3:-1024}
+SIZE_MIB=1024
+WORK=$(mktemp -d /tmp/sve-cache-bench-XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+NBD1=21809 ADMIN1=21810 CLUSTER1=21811
+NBD2=21819 ADMIN2=21820 CLUSTER2=21821
+QPORT=21830
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server on port $1 did not come up" >&2; return 1
+}
+
+run_fio() {  # label uri rw
+  local label=$1 uri=$2 rw=$3
+  fio --name="$label" --ioengine=nbd --uri="$uri" --rw="$rw" --bs=4k --iodepth=32 \
+      --numjobs=1 --time_based --runtime="$RUNTIME" --ramp_time=2 --size="${WORKING_MIB}M" \
+      --output-format=json 2>/dev/null | sed -n '/^{/,$p' > "$WORK/$label.json"
+  python3 - "$label" "$WORK/$label.json" <<'PY'
+import json, sys
+label, path = sys.argv[1:]
+job = json.load(open(path))["jobs"][0]
+side = job["read"] if job["read"]["io_bytes"] else job["write"]
+pct = side["clat_ns"].get("percentile", {})
+print(f"| {label} | {side['iops']:.0f} | {pct.get('50.000000', 0) / 1000:.0f} | "
+      f"{pct.get('99.000000', 0) / 1000:.0f} |")
+PY
+}
+
+warm() {  # uri: read the working set once
+  fio --name=warm --ioengine=nbd --uri="$1" --rw=read --bs=1m --iodepth=4 \
+      --size="${WORKING_MIB}M" --output-format=json >/dev/null 2>&1
+}
+
+ctl() { build/svectl --admin "127.0.0.1:$1" "${@:2}"; }
+
+mode_of() {
+  ctl "$1" --json vdisk show bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["cache"]["mode"])'
+}
+
+wait_mode() {  # admin-port mode
+  for _ in $(seq 1 300); do
+    [ "$(mode_of "$1" 2>/dev/null)" = "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "the vdisk did not reach $2" >&2; return 1
+}
+
+dd if=/dev/urandom of="$WORK/m0.img" bs=1M count="$SIZE_MIB" status=none
+truncate -s 1M "$WORK/quorum"
+node() {  # id nbd admin cluster
+  mkdir -p "$WORK/n$1"
+  build/sved --data-dir "$WORK/n$1" --nbd "127.0.0.1:$2" --admin "127.0.0.1:$3" \
+    --cluster "127.0.0.1:$4" --node-id "$1" --quorum-device "$WORK/quorum" \
+    --cache-size "${CACHE_MIB}M" --log-level warn &
+}
+node 1 $NBD1 $ADMIN1 $CLUSTER1
+P1=$!
+node 2 $NBD2 $ADMIN2 $CLUSTER2
+P2=$!
+wait_port $ADMIN1
+wait_port $ADMIN2
+ctl $ADMIN1 cluster create bench >/dev/null
+ctl $ADMIN1 node add --id 2 "127.0.0.1:$CLUSTER2" >/dev/null
+for _ in $(seq 1 100); do
+  ctl $ADMIN2 --json cluster status 2>/dev/null | grep -q '"quorum": true' && break
+  sleep 0.1
+done
+ctl $ADMIN1 mdisk add m0 "$WORK/m0.img" >/dev/null
+ctl $ADMIN1 pool create p0 m0 >/dev/null
+ctl $ADMIN1 iogrp create g0 1 2 >/dev/null
+ctl $ADMIN1 vdisk create bench --pool p0 --size "$((SIZE_MIB - 64))M" --iogrp g0 --node 1 >/dev/null
+wait_mode $ADMIN1 write-back
+
+echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); ${RUNTIME} s per job, working set ${WORKING_MIB} MiB, cache ${CACHE_MIB} MiB per node"
+echo
+echo "| job | IOPS | p50 µs | p99 µs |"
+echo "|---|---|---|---|"
+URI="nbd://127.0.0.1:$NBD1/bench"
+run_fio "sved randwrite, write-back mirrored to the partner" "$URI" randwrite
+warm "$URI"
+run_fio "sved randread, cache hits" "$URI" randread
+kill -TERM $P2; wait $P2 || true
+wait_mode $ADMIN1 write-through
+run_fio "sved randwrite, write-through (partner stopped)" "$URI" randwrite
+kill -TERM $P1; wait $P1 || true
+
+dd if=/dev/urandom of="$WORK/q.img" bs=1M count="$SIZE_MIB" status=none
+qemu-nbd --persistent --shared=4 --cache=none --aio=io_uring --format=raw \
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" &
+Q=$!
+wait_port $QPORT
+run_fio "qemu-nbd randwrite, --cache=none" "nbd://127.0.0.1:$QPORT/bench" randwrite
+kill $Q; wait $Q 2>/dev/null || true
+qemu-nbd --persistent --shared=4 --cache=writeback --aio=threads --format=raw \
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" &
+Q=$!
+wait_port $QPORT
+warm "nbd://127.0.0.1:$QPORT/bench"
+run_fio "qemu-nbd randread, page cache hits" "nbd://127.0.0.1:$QPORT/bench" randread
+run_fio "qemu-nbd randwrite, page cache (--cache=writeback)" "nbd://127.0.0.1:$QPORT/bench" randwrite
+kill $Q; wait $Q 2>/dev/null || true
