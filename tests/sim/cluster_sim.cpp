@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cache/ownership.hpp"
 #include "cluster/protocol/cluster_core.hpp"
 #include "cluster/protocol/codec.hpp"
 #include "cluster/rsm/replicated_state.hpp"
+#include "virt/model.hpp"
 
 namespace sve::cluster::sim {
 namespace {
@@ -395,6 +397,13 @@ class Sim {
   uint64_t next_membership_ = 500;
   uint64_t readd_at_ = 0;
   std::map<GenId, NodeSet> generations_;
+  // Ownership (cache/ownership.hpp) over a fixed model: I/O groups {1,2}
+  // and {3,4}, vdisk i preferring node i. Checked again whenever who holds
+  // a lease, in which generation, changes.
+  NodeConfig ownership_model_ = make_ownership_model();
+  std::vector<std::pair<NodeId, GenId>> last_serving_;
+  static NodeConfig make_ownership_model();
+  void check_ownership(const std::vector<std::pair<NodeId, GenId>>& serving);
   uint64_t proposals_ = 0;
   std::string marker_;  // proposed after the heal; must commit everywhere
   NodeId left_down_ = 0;  // a node kept down after the heal (0: none)
@@ -485,10 +494,53 @@ void Sim::propose_some() {
   }
 }
 
+NodeConfig Sim::make_ownership_model() {
+  NodeConfig c;
+  for (uint32_t g = 0; g < 2; ++g) {
+    IoGroupConfig group;
+    group.id = 100 + g;
+    group.name = "g" + std::to_string(g);
+    group.nodes = {2 * g + 1, 2 * g + 2};
+    c.iogrps.push_back(group);
+  }
+  for (uint32_t v = 1; v <= 4; ++v) {
+    VdiskConfig vd;
+    vd.id = v;
+    vd.name = "v" + std::to_string(v);
+    vd.iogrp_id = v <= 2 ? 100 : 101;
+    vd.preferred_node = v;
+    c.vdisks.push_back(vd);
+  }
+  return c;
+}
+
+// No vdisk is executed by two nodes that both hold a lease: ownership moves
+// only with generations, and leases never overlap across them.
+void Sim::check_ownership(const std::vector<std::pair<NodeId, GenId>>& serving) {
+  if (serving == last_serving_) return;
+  last_serving_ = serving;
+  std::map<uint32_t, NodeId> executing;
+  for (const auto& [id, gen] : serving) {
+    RoutePolicy p;
+    p.self = id;
+    p.generation = gen.number;
+    p.members = nodes_[id].core->members();
+    auto table = build_routes(ownership_model_, p);
+    for (const auto& [vdisk, route] : table->vdisks) {
+      if (!table->local(vdisk) || route.group == 0) continue;
+      auto [it, fresh] = executing.emplace(vdisk, id);
+      if (!fresh)
+        fail("vdisk " + std::to_string(vdisk) + " is executed by nodes " +
+             std::to_string(it->second) + " and " + std::to_string(id) + " at once");
+    }
+  }
+}
+
 void Sim::check_invariants() {
   // Leases: everybody serving is in one generation.
   std::optional<GenId> serving;
   NodeId serving_node = 0;
+  std::vector<std::pair<NodeId, GenId>> serving_nodes;
   for (auto& [id, n] : nodes_) {
     if (!n.core) continue;
     GenId g = n.core->generation();
@@ -507,6 +559,7 @@ void Sim::check_invariants() {
              std::to_string(g.boss));
       serving = g;
       serving_node = id;
+      serving_nodes.emplace_back(id, g);
     }
     const StateCopy& a = n.copies[0];
     const StateCopy& b = n.copies[1];
@@ -526,6 +579,7 @@ void Sim::check_invariants() {
         break;
       }
   }
+  check_ownership(serving_nodes);
 }
 
 void Sim::check_progress() {

@@ -1,0 +1,137 @@
+// Who executes each vdisk's requests and how it is cached, by the committed
+// group state and the generation's members (cache/ownership.hpp); which
+// non-volatile copies still count; which state change a node must commit.
+#include <catch2/catch.hpp>
+
+#include "cache/ownership.hpp"
+#include "virt/model.hpp"
+
+using namespace sve;
+
+namespace {
+
+NodeConfig model() {
+  NodeConfig c;
+  IoGroupConfig g;
+  g.id = 10;
+  g.name = "g";
+  g.nodes = {1, 2};
+  g.cache_epoch = g.wb_epoch = 20;
+  c.iogrps.push_back(g);
+  for (uint32_t id : {1u, 2u}) {
+    VdiskConfig v;
+    v.id = id;  // vdisk 1 prefers node 1, vdisk 2 node 2
+    v.name = "v" + std::to_string(id);
+    v.iogrp_id = 10;
+    v.preferred_node = id;
+    c.vdisks.push_back(v);
+  }
+  VdiskConfig loose;
+  loose.id = 3;
+  loose.name = "loose";
+  c.vdisks.push_back(loose);
+  return c;
+}
+
+std::shared_ptr<const RouteTable> routes(const NodeConfig& c, uint32_t self,
+                                         std::vector<uint32_t> members) {
+  RoutePolicy p;
+  p.self = self;
+  p.members = std::move(members);
+  return build_routes(c, p);
+}
+
+}  // namespace
+
+TEST_CASE("both nodes up: each vdisk is written back on its preferred node", "[ownership]") {
+  NodeConfig c = model();
+  for (uint32_t self : {1u, 2u, 3u}) {
+    auto t = routes(c, self, {1, 2, 3});
+    const VdiskRoute* v1 = t->find(1);
+    REQUIRE(v1);
+    CHECK(v1->owner == 1);
+    CHECK(v1->partner == 2);
+    CHECK(v1->mode == CacheMode::write_back);
+    CHECK(t->find(2)->owner == 2);
+    CHECK(t->local(1) == (self == 1));
+    CHECK(t->local(3));  // in no group: every node, uncached
+    CHECK(t->find(3)->mode == CacheMode::off);
+  }
+}
+
+TEST_CASE("a lost node's vdisks wait until the survivor commits it runs them alone",
+          "[ownership]") {
+  NodeConfig c = model();
+  auto t = routes(c, 2, {2, 3});
+  CHECK(t->find(1)->owner == 2);
+  CHECK(t->find(1)->hold);
+  CHECK_FALSE(t->local(1));  // not yet
+  CHECK_FALSE(t->offline(1));
+  auto due = due_transitions(c, RoutePolicy{2, 0, true, {2, 3}, true}, {});
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].solo == 2);
+  CHECK(due[0].from_epoch == 20);
+  // Committed: node 2 runs both vdisks, writing through.
+  c.iogrps[0].solo = 2;
+  c.iogrps[0].cache_epoch = 21;
+  t = routes(c, 2, {2, 3});
+  CHECK(t->local(1));
+  CHECK(t->local(2));
+  CHECK(t->find(1)->mode == CacheMode::write_through);
+  // Node 1 back: node 2 keeps both until it has destaged everything.
+  t = routes(c, 1, {1, 2, 3});
+  CHECK(t->find(1)->owner == 2);
+  CHECK_FALSE(t->local(1));
+  CHECK(due_transitions(c, RoutePolicy{2, 0, true, {1, 2, 3}, true}, {}).empty());
+  due = due_transitions(c, RoutePolicy{2, 0, true, {1, 2, 3}, true}, {10});
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].solo == 0);
+  // The solo node gone too: the group is offline, whoever else is up.
+  t = routes(c, 1, {1, 3});
+  CHECK(t->offline(1));
+  CHECK(t->offline(2));
+}
+
+TEST_CASE("which non-volatile copies count", "[ownership]") {
+  VdiskRoute r;
+  r.group = 10;
+  r.epoch = 21;
+  r.wb_epoch = 21;
+  CHECK(copy_counts(r, 1, 21));  // both write back: the current epoch only
+  CHECK_FALSE(copy_counts(r, 1, 20));
+  r.solo = 2;
+  r.epoch = 22;
+  CHECK(copy_counts(r, 2, 21));  // the solo node: the write-back epoch that ended
+  CHECK_FALSE(copy_counts(r, 2, 22));
+  CHECK_FALSE(copy_counts(r, 1, 21));  // the other one: nothing
+  r.handover_from = 1;
+  CHECK(copy_counts(r, 1, 5));  // the old owner of a moved vdisk: everything
+}
+
+TEST_CASE("a moved vdisk waits for its old owner to hand it over", "[ownership]") {
+  NodeConfig c = model();
+  c.vdisks[0].preferred_node = 2;
+  c.vdisks[0].handover_from = 1;
+  auto t = routes(c, 2, {1, 2});
+  CHECK(t->find(1)->owner == 2);
+  CHECK(t->find(1)->hold);
+  CHECK_FALSE(t->local(1));
+  auto old = routes(c, 1, {1, 2});
+  CHECK_FALSE(old->local(1));
+  CHECK(copy_counts(*old->find(1), 1, 20));
+}
+
+TEST_CASE("a standalone node owns everything and writes through", "[ownership]") {
+  NodeConfig c = model();
+  auto t = routes(c, 0, {});
+  for (uint32_t v : {1u, 2u, 3u}) {
+    CHECK(t->local(v));
+    CHECK(t->find(v)->mode == CacheMode::write_through);
+  }
+  RoutePolicy none;
+  none.serving = false;
+  none.self = 1;
+  auto off = build_routes(c, none);
+  CHECK_FALSE(off->serving);
+  CHECK(off->vdisks.empty());
+}
