@@ -444,12 +444,14 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
         j["why"] = cache->mode_reason(*vdisk);
         j["vdisk_dirty"] = cache->dirty_blocks(*vdisk);
       }
-      if (vdisk) {
-        if (const CacheVdiskStats* s = cache->vdisk_stats(*vdisk))
-          j["vdisk"] = {{"reads", s->reads}, {"read_hits", s->read_hits},
-                        {"writes", s->writes}, {"bytes_read", s->bytes_read},
-                        {"bytes_hit", s->bytes_hit}, {"bytes_written", s->bytes_written}};
-      }
+      CacheVdiskStats all = cache->totals();
+      const CacheVdiskStats* io = vdisk ? cache->vdisk_stats(*vdisk) : &all;
+      if (io)
+        j["vdisk"] = {{"reads", io->reads}, {"read_hits", io->read_hits},
+                      {"writes", io->writes}, {"bytes_read", io->bytes_read},
+                      {"bytes_hit", io->bytes_hit}, {"bytes_written", io->bytes_written},
+                      {"bytes_destaged", io->bytes_destaged},
+                      {"destage_rate", io->destage_rate}};
       return j;
     });
     capacity += part["capacity"].get<uint64_t>();
@@ -473,6 +475,8 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       v.bytes_read += s["bytes_read"].get<uint64_t>();
       v.bytes_hit += s["bytes_hit"].get<uint64_t>();
       v.bytes_written += s["bytes_written"].get<uint64_t>();
+      v.bytes_destaged += s["bytes_destaged"].get<uint64_t>();
+      v.destage_rate += s["destage_rate"].get<uint64_t>();
     }
   }
   if (!vdisk) {
@@ -481,7 +485,7 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     mode = to_string(m.mode);
     why = m.why;
   }
-  uint64_t reads = vdisk ? v.reads : 0, hits = vdisk ? v.read_hits : 0;
+  uint64_t reads = v.reads, hits = v.read_hits;
   nlohmann::json out = {
       {"mode", mode},
       {"why", why},
@@ -497,15 +501,17 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       {"copies_discarded", sums["discarded"]},
       {"waits", sums["waits"]},
   };
-  if (vdisk) {
-    out["dirty_bytes"] = vdisk_dirty * 4096;  // this vdisk's
-    out["reads"] = reads;
-    out["read_hits"] = hits;
-    out["hit_ratio"] = reads ? static_cast<double>(hits) / static_cast<double>(reads) : 0.0;
-    out["writes"] = v.writes;
-    out["bytes_read"] = v.bytes_read;
-    out["bytes_hit"] = v.bytes_hit;
-    out["bytes_written"] = v.bytes_written;
+  out["reads"] = reads;
+  out["read_hits"] = hits;
+  out["hit_ratio"] = reads ? static_cast<double>(hits) / static_cast<double>(reads) : 0.0;
+  out["writes"] = v.writes;
+  out["bytes_read"] = v.bytes_read;
+  out["bytes_hit"] = v.bytes_hit;
+  out["bytes_written"] = v.bytes_written;
+  if (vdisk) {  // this vdisk's share
+    out["dirty_bytes"] = vdisk_dirty * 4096;
+    out["destaged_bytes"] = v.bytes_destaged;
+    out["destage_rate"] = v.destage_rate;
   }
   return out;
 }

@@ -109,13 +109,13 @@ kill -TERM $P1; wait $P1 || true
 
 dd if=/dev/urandom of="$WORK/q.img" bs=1M count="$SIZE_MIB" status=none
 qemu-nbd --persistent --shared=4 --cache=none --aio=io_uring --format=raw \
-  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" &
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" 2>>"$WORK/qemu.log" &
 Q=$!
 wait_port $QPORT
 run_fio "qemu-nbd randwrite, --cache=none" "nbd://127.0.0.1:$QPORT/bench" randwrite
 kill $Q; wait $Q 2>/dev/null || true
 qemu-nbd --persistent --shared=4 --cache=writeback --aio=threads --format=raw \
-  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" &
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" 2>>"$WORK/qemu.log" &
 Q=$!
 wait_port $QPORT
 warm "nbd://127.0.0.1:$QPORT/bench"

@@ -56,6 +56,10 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
     uint64_t bytes = run.blocks.size() * kBlock;
     stats_.destaged_bytes += bytes;
     rate_window_bytes_ += bytes;
+    if (auto v = vdisks_.find(run.vdisk); v != vdisks_.end()) {
+      v->second.bytes_destaged += bytes;
+      v->second.window_destaged += bytes;
+    }
     // Blocks now clean: their copies, here and on the partner, may go.
     std::vector<uint64_t> blocks, seqs;
     for (size_t i = 0; i < run.blocks.size(); ++i) {
@@ -117,8 +121,13 @@ void CacheFacility::tick(uint64_t now_ms) {
   resume_stalled();
   if (rate_window_start_ == 0) rate_window_start_ = now_ms;
   if (now_ms - rate_window_start_ >= 1000) {
-    destage_rate_ = rate_window_bytes_ * 1000 / (now_ms - rate_window_start_);
+    uint64_t elapsed = now_ms - rate_window_start_;
+    destage_rate_ = rate_window_bytes_ * 1000 / elapsed;
     rate_window_bytes_ = 0;
+    for (auto& [id, v] : vdisks_) {
+      v.destage_rate = v.window_destaged * 1000 / elapsed;
+      v.window_destaged = 0;
+    }
     rate_window_start_ = now_ms;
   }
 }

@@ -357,6 +357,20 @@ uint64_t CacheFacility::capacity_bytes() const {
   return directory_ ? uint64_t{directory_->counts().capacity} * kBlock : 0;
 }
 
+CacheVdiskStats CacheFacility::totals() const {
+  CacheVdiskStats t;
+  for (const auto& [id, s] : vdisks_) {
+    t.reads += s.reads;
+    t.read_hits += s.read_hits;
+    t.writes += s.writes;
+    t.bytes_read += s.bytes_read;
+    t.bytes_hit += s.bytes_hit;
+    t.bytes_written += s.bytes_written;
+    t.bytes_destaged += s.bytes_destaged;
+  }
+  return t;
+}
+
 const CacheVdiskStats* CacheFacility::vdisk_stats(uint32_t vdisk) const {
   auto it = vdisks_.find(vdisk);
   return it == vdisks_.end() ? nullptr : &it->second;

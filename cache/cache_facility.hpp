@@ -64,6 +64,9 @@ struct CacheVdiskStats {
   uint64_t bytes_read = 0;
   uint64_t bytes_hit = 0;
   uint64_t bytes_written = 0;
+  uint64_t bytes_destaged = 0;
+  uint64_t destage_rate = 0;    // bytes per second, over the last second
+  uint64_t window_destaged = 0;  // in the second now running
 };
 
 struct CachePartitionStats {
@@ -147,6 +150,8 @@ class CacheFacility final : public IoClient {
   uint64_t dirty_blocks_of_group(uint32_t group) const;
   // Null if the vdisk has seen no I/O here.
   const CacheVdiskStats* vdisk_stats(uint32_t vdisk) const;
+  // Every vdisk's counters added up.
+  CacheVdiskStats totals() const;
   const CachePartitionStats& stats() const { return stats_; }
   uint64_t destage_rate() const { return destage_rate_; }  // bytes per second
   size_t in_flight() const { return active_.size(); }
