@@ -438,7 +438,8 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
                           {"destaged", s.destaged_bytes}, {"rate", cache->destage_rate()},
                           {"copies", s.copies_held}, {"promoted", s.promoted},
                           {"discarded", s.discarded}, {"waits", s.waits},
-                          {"mirrored", s.mirrored}, {"retries", s.mirror_retries}};
+                          {"mirrored", s.mirrored}, {"batches", s.mirror_batches},
+                          {"retries", s.mirror_retries}};
       if (vdisk) {
         j["mode"] = to_string(cache->mode(*vdisk));
         j["why"] = cache->mode_reason(*vdisk);
@@ -459,7 +460,7 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     total.dirty += part["dirty"].get<uint32_t>();
     total.destaging += part["destaging"].get<uint32_t>();
     for (const char* key : {"destaged", "rate", "copies", "promoted", "discarded", "waits",
-                            "mirrored", "retries"})
+                            "mirrored", "batches", "retries"})
       sums[key] = sums.value(key, uint64_t{0}) + part[key].get<uint64_t>();
     if (part.contains("vdisk_dirty"))
       vdisk_dirty += part["vdisk_dirty"].get<uint64_t>();
@@ -496,6 +497,7 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       {"destage_rate", sums["rate"]},  // bytes per second, over the last second
       {"partner_copies_bytes", sums["copies"].get<uint64_t>() * 4096},
       {"blocks_mirrored", sums["mirrored"]},
+      {"mirror_messages", sums["batches"]},
       {"mirror_retries", sums["retries"]},
       {"copies_taken_over", sums["promoted"]},
       {"copies_discarded", sums["discarded"]},

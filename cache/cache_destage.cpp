@@ -20,8 +20,12 @@ constexpr uint32_t kMaxRunBlocks = 64;     // 256 KiB per back-end write
 // node serves: without a lease, another node may own the data by now.
 void CacheFacility::kick_destage() {
   if (!directory_ || !routes_ || !routes_->serving || (gate_ && !gate_->open())) return;
-  unsigned want = destage_concurrency(directory_->counts(), kMaxDestages,
-                                     directory_->oldest_dirty_age_ms());
+  // Requests waiting for a block to be destaged, or writes that complete
+  // only once everything is (after a takeover), make it urgent.
+  unsigned want = !stalled_.empty() || !drained_.empty()
+                      ? kMaxDestages
+                      : destage_concurrency(directory_->counts(), kMaxDestages,
+                                            directory_->oldest_dirty_age_ms());
   while (destages_ < want) {
     DestageRun run = directory_->next_destage(kMaxRunBlocks);
     if (run.blocks.empty()) break;

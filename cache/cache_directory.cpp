@@ -226,7 +226,7 @@ unsigned destage_concurrency(const CacheCounts& c, unsigned max_in_flight,
                              uint64_t oldest_dirty_age_ms, uint64_t delay_ms) {
   if (c.dirty == 0 || c.capacity == 0 || max_in_flight == 0) return 0;
   double full = static_cast<double>(c.dirty + c.destaging) / c.capacity;
-  if (full < 0.10 && oldest_dirty_age_ms < delay_ms) return 0;
+  if (full < 0.25 && oldest_dirty_age_ms < delay_ms) return 0;
   if (full < 0.25) return 1;
   if (full >= 0.75) return max_in_flight;
   // Linear between a quarter and three quarters full.

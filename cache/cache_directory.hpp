@@ -122,11 +122,12 @@ class CacheDirectory {
   uint64_t now_ms_ = 0;
 };
 
-// How many destage runs to keep in flight: none while little is dirty and
-// none of it is older than `delay_ms` (rewrites are absorbed, neighbours
-// coalesce), few while the cache has room (host I/O comes first), more as
-// it fills, all of them near full (so writers wait as little as possible).
-inline constexpr uint64_t kDestageDelayMs = 250;
+// How many destage runs to keep in flight: none while less than a quarter
+// is dirty and none of it is older than `delay_ms` (rewrites are absorbed,
+// neighbours coalesce: a working set that fits is never written twice),
+// one while the cache has room (host I/O comes first), more as it fills,
+// all of them near full (so writers wait as little as possible).
+inline constexpr uint64_t kDestageDelayMs = 1000;
 unsigned destage_concurrency(const CacheCounts& counts, unsigned max_in_flight,
                              uint64_t oldest_dirty_age_ms = UINT64_MAX,
                              uint64_t delay_ms = kDestageDelayMs);

@@ -76,6 +76,7 @@ struct CachePartitionStats {
   uint64_t fills = 0;
   uint64_t waits = 0;        // requests that waited for room or for destage
   uint64_t mirrored = 0;     // blocks sent to the partner
+  uint64_t mirror_batches = 0;  // messages they went in
   uint64_t mirror_retries = 0;
   uint64_t copies_held = 0;  // the partner's blocks held in non-volatile memory
   uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks

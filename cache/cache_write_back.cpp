@@ -84,6 +84,7 @@ void CacheFacility::send_open_batch(uint32_t vdisk) {
   open_batch_.erase(open);
   MirrorFlight& f = mirror_waits_[id];
   f.sent = true;
+  ++stats_.mirror_batches;
   ++mirrors_in_flight_[vdisk];
   mirror_->mirror(f.partner, f.batch, id);
 }

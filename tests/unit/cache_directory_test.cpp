@@ -95,6 +95,8 @@ TEST_CASE("destage concurrency grows as the cache fills", "[cache]") {
   CHECK(destage_concurrency(c, 8) == 0);
   c.dirty = 10;
   CHECK(destage_concurrency(c, 8) == 1);
+  CHECK(destage_concurrency(c, 8, 200) == 0);   // young: left to absorb rewrites
+  CHECK(destage_concurrency(c, 8, 2000) == 1);  // old: trickled out
   c.dirty = 50;
   CHECK(destage_concurrency(c, 8) == 4);
   c.dirty = 80;
