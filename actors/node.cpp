@@ -63,6 +63,10 @@ struct Node::Impl {
   bool controller_stop = false;
   void run_controller();
   void control_once();
+  // On the way out: destage what the caches hold (while the lease lasts),
+  // so that the partner need not take it over and a group running alone
+  // does not go offline with it. Waits at most 30 s.
+  void destage_before_stop();
 
   void publish();
   void publish_routes();  // with routes_mu held
@@ -532,6 +536,33 @@ std::string Node::Impl::show_vdisk(const std::string& line) {
   return answer.dump();
 }
 
+void Node::Impl::destage_before_stop() {
+  if (!sys || cache_blocks == 0) return;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  uint64_t dirty = 0;
+  try {
+    for (;;) {
+      dirty = 0;
+      for (size_t i = 0; i < cores.size(); ++i) {
+        CacheFacility* cache = cores[i].cache.get();
+        dirty += ask_core(i, cores[i].cache_actor, [cache] {
+                   cache->flush_all();
+                   return nlohmann::json(cache->dirty_total());
+                 }).template get<uint64_t>();
+      }
+      if (dirty == 0 || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("shutdown: {}", e.what());
+  }
+  if (dirty)
+    spdlog::warn("shutdown: {} dirty blocks not destaged; their copies stay in NVRAM and with "
+                 "the partner", dirty);
+  else
+    spdlog::info("shutdown: the cache is destaged");
+}
+
 void Node::Impl::run_controller() {
   auto period = std::chrono::milliseconds(std::max<uint64_t>(20, options.heartbeat_ms * 2));
   std::unique_lock lock(controller_mu);
@@ -607,6 +638,7 @@ void Node::stop() {
   }
   if (m.admin) m.admin->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
+  m.destage_before_stop();
   if (m.sys) {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
     if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);

@@ -22,7 +22,7 @@ void CacheFacility::kick_destage() {
   if (!directory_ || !routes_ || !routes_->serving || (gate_ && !gate_->open())) return;
   // Requests waiting for a block to be destaged, or writes that complete
   // only once everything is (after a takeover), make it urgent.
-  unsigned want = !stalled_.empty() || !drained_.empty()
+  unsigned want = !stalled_.empty() || !drained_.empty() || flushing_
                       ? kMaxDestages
                       : destage_concurrency(directory_->counts(), kMaxDestages,
                                             directory_->oldest_dirty_age_ms());

@@ -134,6 +134,17 @@ class CacheFacility final : public IoClient {
   // not take, retries failed destages, keeps the destage rate.
   void tick(uint64_t now_ms);
 
+  // From now on, destage everything at once (the node is shutting down).
+  void flush_all() {
+    flushing_ = true;
+    kick_destage();
+    flush_releases();
+  }
+  uint64_t dirty_total() const {
+    CacheCounts c = counts();
+    return uint64_t{c.dirty} + c.destaging;
+  }
+
   // The partner's side: keep copies of its blocks (0, or an errno:
   // ENOSPC when the non-volatile memory is full, ESTALE for an old epoch).
   int store_mirror(const MirrorBatch& batch);
@@ -259,6 +270,7 @@ class CacheFacility final : public IoClient {
   std::vector<IoRequestPtr> drained_; // complete once nothing is dirty
   unsigned destages_ = 0;             // in flight
   bool destage_failed_ = false;       // retry on the next tick
+  bool flushing_ = false;             // shutting down: destage all now
   CachePartitionStats stats_;
   uint64_t rate_window_start_ = 0, rate_window_bytes_ = 0, destage_rate_ = 0;
 };
