@@ -5,7 +5,7 @@ SIGKILLed, and after each fault every acknowledged write reads back exactly,
 from the surviving node and again once the killed node has returned:
 
   1. the owner dies in the middle of writes and destage (the writer, on the
-     partner, rides through the takeover);
+     owner, reconnects to the partner and rides through the takeover);
   2. the partner dies (the writer, on node 3, rides through), comes back,
      and the owner dies in the middle of the resync that follows: the group
      is offline until the owner returns with its copies;
@@ -56,7 +56,9 @@ def test(make):
 
     # 1. The owner dies in the middle of writes (and of destage: the cache
     # is small, destage never stops).
-    writer = VerifyingWriter([n2.nbd_port], "v", BLOCKS, seed=1)
+    # The writer is connected to the owner itself: when it dies, the writer
+    # reconnects to the other node of the group, as a host fails over.
+    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=1)
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 1.0, 2000)
