@@ -52,6 +52,9 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using mirror_atom = caf::atom_constant<caf::atom("mirror")>;
 using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
 
+// The debug shell: an actor describes itself (actors/actor_probe.hpp).
+using inspect_atom = caf::atom_constant<caf::atom("inspect")>;
+
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using RoutesPtr = std::shared_ptr<const RouteTable>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;

@@ -76,6 +76,11 @@ struct Node::Impl {
   nlohmann::json ask_core(size_t i, const caf::actor& on, std::function<nlohmann::json()> fn);
   nlohmann::json cache_json(std::optional<uint32_t> vdisk);
   std::string show_vdisk(const std::string& line);
+  // The debug shell: every actor of the node, each asked to describe
+  // itself (an inspect message; actors/actor_probe.hpp).
+  std::vector<std::pair<std::string, caf::actor>> actor_list();
+  nlohmann::json inspect(const caf::actor& actor);
+  std::string shell(const nlohmann::json& request);
   std::string call_config(const std::string& line);
   std::string call_cluster(const std::string& line);
   ClusterLink cluster_link();
@@ -265,6 +270,7 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
     }
   }
   if (cmd == "vdisk.show") return show_vdisk(line);
+  if (cmd.rfind("shell.", 0) == 0) return shell(request);
   return call_config(line);
 }
 
@@ -520,6 +526,56 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
     out["destage_rate"] = v.destage_rate;
   }
   return out;
+}
+
+std::vector<std::pair<std::string, caf::actor>> Node::Impl::actor_list() {
+  std::vector<std::pair<std::string, caf::actor>> out;
+  for (size_t i = 0; i < cores.size(); ++i) {
+    std::string n = "/" + std::to_string(i);
+    out.emplace_back("forward" + n, cores[i].forward_actor);
+    out.emplace_back("cache" + n, cores[i].cache_actor);
+    out.emplace_back("virt" + n, cores[i].virt);
+    out.emplace_back("backend" + n, cores[i].backend);
+  }
+  out.emplace_back("config", config_actor);
+  if (cluster_actor) out.emplace_back("cluster", cluster_actor);
+  if (interconnect) out.emplace_back("interconnect", interconnect);
+  return out;
+}
+
+nlohmann::json Node::Impl::inspect(const caf::actor& actor) {
+  caf::scoped_actor self{*sys};
+  nlohmann::json out;
+  self->request(actor, std::chrono::seconds(2), inspect_atom::value)
+      .receive([&](std::string& answer) { out = nlohmann::json::parse(answer, nullptr, false); },
+               [&](caf::error& e) { out = {{"error", sys->render(e)}}; });
+  return out;
+}
+
+std::string Node::Impl::shell(const nlohmann::json& request) {
+  auto reply = [](nlohmann::json result) {
+    return nlohmann::json{{"ok", true}, {"result", std::move(result)}}.dump();
+  };
+  std::string cmd = request.value("cmd", "");
+  if (cmd == "shell.actors") {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& [name, actor] : actor_list()) {
+      nlohmann::json row = inspect(actor);
+      if (row.is_object()) row.erase("state");
+      if (row.is_object() && !row.contains("name")) row["name"] = name;
+      rows.push_back(std::move(row));
+    }
+    return reply(std::move(rows));
+  }
+  if (cmd == "shell.inspect") {
+    std::string wanted = request.value("name", "");
+    for (const auto& [name, actor] : actor_list())
+      if (name == wanted) return reply(inspect(actor));
+    return nlohmann::json{{"ok", false},
+                          {"error", "no actor '" + wanted + "': 'actors' lists them"}}
+        .dump();
+  }
+  return nlohmann::json{{"ok", false}, {"error", "unknown shell command '" + cmd + "'"}}.dump();
 }
 
 // vdisk show: the configuration's answer, with the vdisk's cache figures.

@@ -6,6 +6,7 @@
 // below come back to the facility directly on this core's thread.
 #include <chrono>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -22,6 +23,7 @@ constexpr auto kMirrorTimeout = std::chrono::seconds(5);
 using Bytes = std::vector<char>;
 
 struct CacheState {
+  ActorProbe probe;
   static inline const char* name = "cache";
 };
 
@@ -60,20 +62,47 @@ class ActorMirrorLink final : public MirrorLink {
 
 namespace {
 
-caf::behavior cache_actor(Self* self, CacheFacility* cache, ActorMirrorLink* link) {
+caf::behavior cache_actor(Self* self, CacheFacility* cache, ActorMirrorLink* link, int core) {
   if (link) link->bind(self, cache);
+  self->state.probe = {"cache/" + std::to_string(core), "facility", core};
+  auto& probe = self->state.probe;
   self->send(self, tick_atom::value);
   return {
-      [=](io_submit_atom, IoRequestPtr& request) { cache->submit(std::move(request)); },
-      [=](virt_map_atom, VirtMapPtr& map) { cache->set_map(std::move(map)); },
-      [=](routes_atom, RoutesPtr& routes) { cache->set_routes(std::move(routes)); },
+      [=, &probe](io_submit_atom, IoRequestPtr& request) {
+        probe.seen();
+        cache->submit(std::move(request));
+      },
+      [=, &probe](virt_map_atom, VirtMapPtr& map) {
+        probe.seen();
+        cache->set_map(std::move(map));
+      },
+      [=, &probe](routes_atom, RoutesPtr& routes) {
+        probe.seen();
+        cache->set_routes(std::move(routes));
+      },
+      [=, &probe](inspect_atom) {
+        CacheCounts c = cache->counts();
+        const CachePartitionStats& s = cache->stats();
+        nlohmann::json extents = nlohmann::json::array();
+        for (const auto& e : cache->dirty_extents(64))
+          extents.push_back({{"vdisk", e.vdisk}, {"offset", e.first_block * kCacheBlockBytes},
+                             {"bytes", e.blocks * kCacheBlockBytes}});
+        return probe.answer(
+            self->mailbox().size(),
+            {{"capacity_blocks", c.capacity}, {"clean", c.clean}, {"dirty", c.dirty},
+             {"destaging", c.destaging}, {"dirty_extents", extents},
+             {"requests_below", cache->in_flight()}, {"destaged_bytes", s.destaged_bytes},
+             {"partner_copies", s.copies_held}, {"mirror_messages", s.mirror_batches},
+             {"waits", s.waits}});
+      },
       [=](tick_atom) {
         cache->tick(monotonic_ms());
         self->delayed_send(self, kTick, tick_atom::value);
       },
       // The partner's copies, passed on by this node's interconnect.
-      [=](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
-          std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
+      [=, &probe](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
+                  std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
+        probe.seen();
         MirrorBatch batch{origin, vdisk, epoch, std::move(blocks), std::move(seqs),
                           std::move(data)};
         return int32_t{cache->store_mirror(batch)};
@@ -93,7 +122,8 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect) {
 caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache,
                              MirrorLink* link) {
   auto actor = sys.spawn<caf::lazy_init>(cache_actor, &cache,
-                                         static_cast<ActorMirrorLink*>(link));
+                                         static_cast<ActorMirrorLink*>(link),
+                                         static_cast<int>(core.index()));
   pin_to_core(actor, core.index());
   return actor;
 }

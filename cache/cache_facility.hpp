@@ -164,6 +164,13 @@ class CacheFacility final : public IoClient {
   const CacheVdiskStats* vdisk_stats(uint32_t vdisk) const;
   // Every vdisk's counters added up.
   CacheVdiskStats totals() const;
+  // Runs of adjacent dirty (or destaging) blocks, at most `max` of them.
+  struct DirtyExtent {
+    uint32_t vdisk = 0;
+    uint64_t first_block = 0;
+    uint64_t blocks = 0;
+  };
+  std::vector<DirtyExtent> dirty_extents(size_t max) const;
   const CachePartitionStats& stats() const { return stats_; }
   uint64_t destage_rate() const { return destage_rate_; }  // bytes per second
   size_t in_flight() const { return active_.size(); }

@@ -316,6 +316,24 @@ void CacheFacility::drop_vdisk(uint32_t vdisk) {
   vdisks_.erase(vdisk);
 }
 
+std::vector<CacheFacility::DirtyExtent> CacheFacility::dirty_extents(size_t max) const {
+  std::vector<DirtyExtent> out;
+  if (!directory_ || !map_) return out;
+  for (const auto& [id, layout] : map_->volumes) {
+    for (CacheBlock* b : directory_->blocks_of(id)) {
+      if (b->state == CacheBlock::State::clean) continue;
+      if (!out.empty() && out.back().vdisk == id &&
+          out.back().first_block + out.back().blocks == b->block) {
+        ++out.back().blocks;
+        continue;
+      }
+      if (out.size() == max) return out;
+      out.push_back({id, b->block, 1});
+    }
+  }
+  return out;
+}
+
 uint64_t CacheFacility::dirty_blocks(uint32_t vdisk) const {
   if (!directory_ || !routes_) return 0;
   uint64_t n = 0;

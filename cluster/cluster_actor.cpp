@@ -10,6 +10,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
@@ -39,6 +40,7 @@ struct ClusterActorState {
   ClusterView view;     // as last pushed to the node
   bool view_pushed = false;
   caf::actor interconnect;  // this node's, for peers that ask
+  ActorProbe probe{"cluster", "RSM", -1};
 };
 
 std::string error_reply(const std::string& message) {
@@ -218,7 +220,16 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   update_gate(self);
   self->send(self, tick_atom::value);
   return {
+      [=](inspect_atom) {
+        auto& s = self->state;
+        nlohmann::json links = nlohmann::json::array();
+        for (const auto& [peer, link] : s.links) links.push_back(peer);
+        return s.probe.answer(self->mailbox().size(),
+                              {{"status", s.host->status()}, {"heartbeat_links", links},
+                               {"pending_requests", s.pending.size()}});
+      },
       [=](tick_atom) {
+        self->state.probe.seen();
         self->state.host->tick();
         update_gate(self);
         self->delayed_send(self, std::chrono::milliseconds(self->state.setup.heartbeat_ms),
@@ -226,6 +237,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       },
       [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
         auto& s = self->state;
+        s.probe.seen();
         // The peer reached us: its link may answer on that connection.
         if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
           const ClusterNodeInfo* n = s.host->info().find(from);

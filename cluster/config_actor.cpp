@@ -1,6 +1,7 @@
 // The configuration actor: the only thread that changes configuration. It
 // runs detached because committing a change fsyncs metadata, and no blocking
 // call may hold up a scheduler thread that serves I/O.
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "cluster/config_service.hpp"
@@ -12,6 +13,7 @@ namespace {
 struct ConfigState {
   std::shared_ptr<ConfigService> service;
   std::function<void()> publish;
+  ActorProbe probe{"config", "config", -1};
   static inline const char* name = "config";
 };
 
@@ -21,8 +23,17 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
   self->state.service = std::move(service);
   self->state.publish = std::move(publish);
   return {
+      [=](inspect_atom) {
+        const NodeConfig& c = self->state.service->config();
+        return self->state.probe.answer(
+            self->mailbox().size(),
+            {{"model_version", c.version}, {"mdisks", c.mdisks.size()},
+             {"pools", c.pools.size()}, {"vdisks", c.vdisks.size()},
+             {"iogrps", c.iogrps.size()}});
+      },
       [=](admin_atom, const std::string& line) -> std::string {
         auto& st = self->state;
+        st.probe.seen();
         nlohmann::json request;
         try {
           request = nlohmann::json::parse(line);

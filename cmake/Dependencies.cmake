@@ -22,3 +22,7 @@ add_library(caf::io UNKNOWN IMPORTED)
 set_target_properties(caf::io PROPERTIES
   IMPORTED_LOCATION ${CAF_IO_LIBRARY}
   INTERFACE_LINK_LIBRARIES caf::core)
+
+# libedit (BSD): line editing and history for svectl shell.
+find_path(EDIT_INCLUDE_DIR editline/readline.h REQUIRED)
+find_library(EDIT_LIBRARY edit REQUIRED)

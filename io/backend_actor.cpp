@@ -1,6 +1,7 @@
 // The back-end I/O actor: the single submitter of its core's io_uring ring.
 // Completions are reaped by the core's reactor loop and go straight back to
 // the facility that sent each request, without passing through this actor.
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -11,20 +12,38 @@ namespace {
 
 struct BackendState {
   UringEngine* engine = nullptr;
+  ActorProbe probe;
   static inline const char* name = "backend";
 };
 
 caf::behavior backend_actor(caf::stateful_actor<BackendState>* self, CoreIo* core) {
   self->state.engine = &core->ring();
+  self->state.probe = {"backend/" + std::to_string(core->index()), "I/O",
+                       static_cast<int>(core->index())};
+  auto& probe = self->state.probe;
   return {
-      [=](io_submit_atom, IoRequestPtr& request) {
+      [=, &probe](io_submit_atom, IoRequestPtr& request) {
+        probe.seen();
         self->state.engine->submit(std::move(request));
       },
-      [=](attach_atom, uint32_t mdisk_id, BlockDevicePtr& device) {
+      [=, &probe](attach_atom, uint32_t mdisk_id, BlockDevicePtr& device) {
+        probe.seen();
         self->state.engine->attach(mdisk_id, std::move(device));
       },
-      [=](detach_atom, uint32_t mdisk_id) { self->state.engine->detach(mdisk_id); },
+      [=, &probe](detach_atom, uint32_t mdisk_id) {
+        probe.seen();
+        self->state.engine->detach(mdisk_id);
+      },
       [=](run_atom, CoreTask& task) { task(); },
+      [=, &probe](inspect_atom) {
+        const UringStats& r = self->state.engine->stats();
+        return probe.answer(self->mailbox().size(),
+                            {{"ring_in_flight", self->state.engine->in_flight()},
+                             {"submitted", r.submitted}, {"completed", r.completed},
+                             {"errors", r.errors}, {"fixed_buffer_ops", r.fixed_buffer_ops},
+                             {"buffered_fallbacks", r.buffered_fallbacks},
+                             {"inline_completions", r.inline_completions}});
+      },
   };
 }
 

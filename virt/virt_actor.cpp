@@ -2,6 +2,7 @@
 // IOClient arrive as io_submit; a new configuration snapshot as virt_map.
 // Its pieces' completions come back to the Virtualizer directly on this
 // core's thread (the reactor reaps them), not through the mailbox.
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -13,6 +14,7 @@ namespace {
 
 struct VirtState {
   std::unique_ptr<Virtualizer> virt;
+  ActorProbe probe;
   static inline const char* name = "virt";
 };
 
@@ -20,11 +22,26 @@ caf::behavior virt_actor(caf::stateful_actor<VirtState>* self, CoreIo* core,
                          IoServer* lower) {
   self->state.virt =
       std::make_unique<Virtualizer>(*lower, &core->requests(), &core->virt_requests());
+  self->state.probe = {"virt/" + std::to_string(core->index()), "facility",
+                       static_cast<int>(core->index())};
+  auto& probe = self->state.probe;
   return {
-      [=](io_submit_atom, IoRequestPtr& request) {
+      [=, &probe](io_submit_atom, IoRequestPtr& request) {
+        probe.seen();
         self->state.virt->submit(std::move(request));
       },
-      [=](virt_map_atom, VirtMapPtr& map) { self->state.virt->set_map(std::move(map)); },
+      [=, &probe](virt_map_atom, VirtMapPtr& map) {
+        probe.seen();
+        self->state.virt->set_map(std::move(map));
+      },
+      [=, &probe](inspect_atom) {
+        const VirtualizerStats& s = self->state.virt->stats();
+        return probe.answer(self->mailbox().size(),
+                            {{"requests", s.requests}, {"pieces", s.pieces},
+                             {"split_requests", s.split_requests},
+                             {"waited_for_pieces", s.waited_for_pieces},
+                             {"waiting", self->state.virt->waiting()}});
+      },
   };
 }
 

@@ -33,6 +33,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_port.hpp"
+#include "actors/actor_probe.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
@@ -88,6 +89,7 @@ struct InterconnectState {
   std::unordered_map<uint64_t, caf::typed_response_promise<int32_t, Bytes>> inbound;
   InboundReturn inbound_return;
   uint64_t forwarded = 0, served = 0, refused = 0, retries = 0;
+  ActorProbe probe{"interconnect", "interconnect", -1};
 };
 
 using Self = caf::stateful_actor<InterconnectState>;
@@ -272,6 +274,19 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
     }
   });
   return {
+      [=](inspect_atom) {
+        auto& s = self->state;
+        nlohmann::json peers = nlohmann::json::array();
+        for (const auto& [id, p] : s.peers)
+          peers.push_back({{"node", id}, {"address", p.address},
+                           {"reached", static_cast<bool>(p.interconnect)}});
+        return s.probe.answer(self->mailbox().size(),
+                              {{"outbound_in_flight", s.outbound.size()},
+                               {"inbound_in_flight", s.inbound.size()},
+                               {"forwarded", s.forwarded}, {"served", s.served},
+                               {"refused", s.refused}, {"retries", s.retries},
+                               {"peers", peers}});
+      },
       // The cores' cache actors, once they exist.
       [=](attach_atom, std::vector<caf::actor>& cache_actors) {
         for (auto& a : cache_actors) {
@@ -320,6 +335,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       },
       // From a core: a request for a vdisk another node owns.
       [=](io_submit_atom, IoRequestPtr& request) {
+        self->state.probe.seen();
         uint64_t id = self->state.next_id++;
         self->state.outbound[id] = {std::move(request), monotonic_ms() + self->state.retry_ms,
                                     false};
@@ -329,6 +345,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       // From another node's interconnect.
       [=](fwd_atom, uint32_t from, uint32_t vdisk, uint32_t op, uint64_t offset,
           uint64_t length, uint32_t flags, Bytes& data) {
+        self->state.probe.seen();
         return serve_inbound(self, from, vdisk, op, offset, length, flags, data);
       },
       // An inbound request done on its core.

@@ -5,6 +5,7 @@ the cluster's generations: when the owner stops (SIGSTOP: its process and
 its cache live on, its lease runs out) the partner takes the vdisk over,
 and when it comes back it owns the vdisk again and serves what was written
 meanwhile, never what it had cached before."""
+import json
 import signal
 
 from cluster_harness import Cluster
@@ -15,6 +16,23 @@ MiB = 1 << 20
 
 def cache_of(node, vdisk="v"):
     return node.ctl_json("vdisk", "show", vdisk)["cache"]
+
+
+def check_shell(node):
+    """The actor debug shell on the owner: its actors, each describing itself."""
+    rows = json.loads(node.ctl("--json", "shell", "-c", "actors").stdout)
+    kinds = {r["name"]: r["kind"] for r in rows}
+    check(kinds.get("cluster") == "RSM" and kinds.get("interconnect") == "interconnect" and
+          kinds.get("cache/0") == "facility" and kinds.get("backend/0") == "I/O",
+          f"shell actors: {rows}")
+    cache = next(r for r in rows if r["name"] == "cache/0")
+    check(cache["handled"] > 0 and cache["core"] == 0 and "mailbox" in cache, f"cache/0: {cache}")
+    cluster = json.loads(node.ctl("shell", "-c", "inspect cluster").stdout)
+    check(cluster["state"]["status"]["members"] == [1, 2, 3], f"inspect cluster: {cluster}")
+    inspected = json.loads(node.ctl("shell", "-c", "inspect cache/0").stdout)
+    check("dirty_extents" in inspected["state"], f"inspect cache/0: {inspected}")
+    r = node.ctl("shell", "-c", "inspect nobody", ok=False)
+    check(r.returncode != 0 and "no actor" in r.stderr, f"inspect of a missing actor: {r.stderr}")
 
 
 def test(make):
@@ -48,6 +66,7 @@ def test(make):
     check(owner["writes"] >= 2 and owner["reads"] >= 3 and owner["read_hits"] >= 1,
           f"the owner did not execute the forwarded requests: {owner}")
     check(cache_of(n2)["reads"] == 0, "node 2 executed reads of a vdisk it does not own")
+    check_shell(n1)
     qemu_io(n3.url("loose"), "write -P 0x33 0 64K")
     qemu_io(n2.url("loose"), "read -P 0x33 0 64K")
 

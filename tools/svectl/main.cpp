@@ -7,6 +7,7 @@
 #include "admin/admin_client.hpp"
 #include "admin/admin_protocol.hpp"
 #include "tools/svectl/render.hpp"
+#include "tools/svectl/shell.hpp"
 #include "util/size.hpp"
 
 using namespace sve;
@@ -26,6 +27,7 @@ const char* kUsage =
     "  node show    (this node's cache: size, dirty bytes, mode and why)\n"
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "  cluster create NAME | cluster status\n"
+    "  shell [--node HOST:PORT] [-c COMMAND]   (the actor debug shell: actors, inspect)\n"
     "  node add --id N HOST:PORT | node remove N | node list\n"
     "sizes take K, M, G, T suffixes (powers of 1024)\n";
 
@@ -169,9 +171,11 @@ int main(int argc, char** argv) {
         throw UsageError{"unknown option " + args[at]};
       }
     }
-    json request = build_request(args, at);
     auto address = parse_address(admin);
     if (!address) throw UsageError{address.error().message};
+    if (at < args.size() && args[at] == "shell")
+      return run_shell(address.value(), {args.begin() + at + 1, args.end()}, as_json);
+    json request = build_request(args, at);
     auto reply = admin_call(address.value(), request);
     if (!reply) {
       std::cerr << "svectl: " << reply.error().message << "\n";

@@ -122,6 +122,8 @@ void render_result(const std::string& command, const json& result) {
                 << req["frontend"]["waits"] << ", virt " << req["virt"]["waits"] << ")\n";
     }
     std::cout << "nbd connections: " << result["nbd_connections"] << "\n";
+  } else if (command == "shell.actors") {
+    table(result, {"name", "kind", "core", "mailbox", "handled", "idle_ms"});
   } else if (command == "node.show") {
     render_cache(result);
   } else if (command == "vdisk.show" || command == "vdisk.create" ||
