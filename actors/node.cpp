@@ -657,19 +657,38 @@ void Node::Impl::control_once() {
     if (std::count(g.nodes.begin(), g.nodes.end(), p.self) &&
         dirty([id = g.id](const CacheFacility& f) { return f.dirty_blocks_of_group(id); }) == 0)
       clean.push_back(g.id);
+  // Committed straight through the cluster actor, on top of the model this
+  // node routes by: the config actor (and the admin commands it serves)
+  // never waits for these. A model that moved on meanwhile means the next
+  // round looks again.
+  auto commit = [this, &c](const NodeConfig& next, const std::string& what) {
+    caf::scoped_actor self{*sys};
+    std::string reply;
+    self->request(cluster_actor, std::chrono::seconds(20), commit_atom::value, c.version,
+                  pack_to_string(next))
+        .receive([&](std::string& r) { reply = std::move(r); },
+                 [&](caf::error& e) { reply = sys->render(e); });
+    auto answer = nlohmann::json::parse(reply, nullptr, false);
+    if (!answer.is_discarded() && answer.value("ok", false)) {
+      spdlog::info("cache controller: committed {}", what);
+    } else if (answer.is_discarded() || !answer.value("conflict", false)) {
+      spdlog::warn("cache controller: {} not committed: {}", what,
+                   answer.is_discarded() ? reply : answer.value("error", std::string()));
+    }
+  };
   for (const GroupTransition& t : due_transitions(c, p, clean)) {
-    nlohmann::json request = {{"cmd", "iogrp.cache_state"}, {"id", t.group},
-                              {"from_epoch", t.from_epoch}, {"solo", t.solo}};
-    auto reply = nlohmann::json::parse(call_config(request.dump()), nullptr, false);
-    if (reply.is_discarded() || !reply.value("ok", false))
-      spdlog::warn("cache controller: I/O group {} change not committed: {}", t.group,
-                   reply.is_discarded() ? "no answer" : reply.value("error", std::string()));
+    NodeConfig next = c;
+    if (apply_transition(next, t))
+      return commit(next, "I/O group " + std::to_string(t.group) +
+                              (t.solo ? " run by node " + std::to_string(t.solo) + " alone"
+                                      : " writing back on both nodes"));
   }
   for (const auto& v : c.vdisks) {
     if (v.handover_from != p.self) continue;
     if (dirty([id = v.id](const CacheFacility& f) { return f.dirty_blocks(id); }) != 0) continue;
-    nlohmann::json request = {{"cmd", "vdisk.handover_done"}, {"id", v.id}, {"from", p.self}};
-    call_config(request.dump());
+    NodeConfig next = c;
+    if (finish_handover(next, v.id, p.self))
+      return commit(next, "the handover of vdisk " + v.name);
   }
 }
 

@@ -142,6 +142,35 @@ std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
   return table;
 }
 
+bool apply_transition(NodeConfig& config, const GroupTransition& t) {
+  IoGroupConfig* g = nullptr;
+  for (auto& each : config.iogrps)
+    if (each.id == t.group) g = &each;
+  if (!g || g->cache_epoch != t.from_epoch) return false;
+  if (t.solo && std::find(g->nodes.begin(), g->nodes.end(), t.solo) == g->nodes.end())
+    return false;
+  if (t.solo && !g->solo) g->wb_epoch = g->cache_epoch;  // the write-back epoch that ends
+  g->cache_epoch = config.next_id++;
+  if (!t.solo) {
+    g->wb_epoch = g->cache_epoch;
+    // Whoever handed vdisks over has nothing left of them: the solo node
+    // destaged everything the group held before writing back again.
+    for (auto& v : config.vdisks)
+      if (v.iogrp_id == g->id) v.handover_from = 0;
+  }
+  g->solo = t.solo;
+  return true;
+}
+
+bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from) {
+  for (auto& v : config.vdisks)
+    if (v.id == vdisk && v.handover_from == from) {
+      v.handover_from = 0;
+      return true;
+    }
+  return false;
+}
+
 std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
                                              const std::vector<uint32_t>& clean_groups) {
   std::vector<GroupTransition> out;

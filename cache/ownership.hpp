@@ -90,6 +90,12 @@ struct GroupTransition {
   uint64_t from_epoch = 0;  // committed only if the group is still there
   uint32_t solo = 0;
 };
+// Applies a transition to the model (a new epoch from the id counter);
+// false, leaving it alone, if the group is gone or its epoch moved on.
+bool apply_transition(NodeConfig& config, const GroupTransition& t);
+// Clears a moved vdisk's handover from node `from`; false if there is none.
+bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from);
+
 // `clean(group)`: whether this node holds no dirty data of the group.
 std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
                                              const std::vector<uint32_t>& clean_groups);

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cache/ownership.hpp"
 #include "cluster/config_args.hpp"
 #include "cluster/config_service.hpp"
 
@@ -153,54 +154,28 @@ Result<json> ConfigService::vdisk_move(const json& args) {
   return describe_vdisk(moved);
 }
 
-// Internal, from a node's cache controller: a change of a group's cache
-// state (cache/ownership.hpp), valid only on top of the epoch it saw.
+// Internal (the cache controller commits these itself, straight through
+// the cluster actor; the commands are for tools): a change of a group's
+// cache state (cache/ownership.hpp), valid only on top of the epoch seen.
 Result<json> ConfigService::iogrp_cache_state(const json& args) {
   if (!args.contains("id") || !args.contains("from_epoch") || !args.contains("solo"))
     return bad("iogrp.cache_state needs id, from_epoch and solo");
-  auto id = args["id"].get<uint32_t>();
-  auto from = args["from_epoch"].get<uint64_t>();
-  auto solo = args["solo"].get<uint32_t>();
+  GroupTransition t{args["id"].get<uint32_t>(), args["from_epoch"].get<uint64_t>(),
+                    args["solo"].get<uint32_t>()};
   NodeConfig next = config_;
-  IoGroupConfig* g = nullptr;
-  for (auto& each : next.iogrps)
-    if (each.id == id) g = &each;
-  if (!g) return bad("no I/O group " + std::to_string(id));
-  if (g->cache_epoch != from) return json{{"changed", false}};  // someone else was first
-  if (solo && !std::count(g->nodes.begin(), g->nodes.end(), solo))
-    return bad("node " + std::to_string(solo) + " is not in I/O group '" + g->name + "'");
-  if (solo && !g->solo) g->wb_epoch = g->cache_epoch;  // the write-back epoch that ends
-  g->cache_epoch = next.next_id++;
-  if (!solo) {
-    g->wb_epoch = g->cache_epoch;
-    // Whoever handed vdisks over has nothing left of them: this node
-    // destaged everything the group held before writing back again.
-    for (auto& v : next.vdisks)
-      if (v.iogrp_id == g->id) v.handover_from = 0;
-  }
-  g->solo = solo;
-  std::string name = g->name;
-  uint64_t epoch = g->cache_epoch;
+  if (!apply_transition(next, t)) return json{{"changed", false}};
   if (auto st = commit(std::move(next)); !st) return st.error();
-  spdlog::info("I/O group {}: cache epoch {}, {}", name, epoch,
-               solo ? "run by node " + std::to_string(solo) + " alone" : "write-back on both nodes");
-  return json{{"changed", true}, {"epoch", epoch}};
+  return json{{"changed", true}};
 }
 
 // Internal: node `from` destaged everything it held of a vdisk moved away.
 Result<json> ConfigService::vdisk_handover_done(const json& args) {
   if (!args.contains("id") || !args.contains("from")) return bad("vdisk.handover_done needs id, from");
-  auto id = args["id"].get<uint32_t>();
-  auto from = args["from"].get<uint32_t>();
   NodeConfig next = config_;
-  for (auto& v : next.vdisks) {
-    if (v.id != id) continue;
-    if (v.handover_from != from) return json{{"changed", false}};
-    v.handover_from = 0;
-    if (auto st = commit(std::move(next)); !st) return st.error();
-    return json{{"changed", true}};
-  }
-  return json{{"changed", false}};
+  if (!finish_handover(next, args["id"].get<uint32_t>(), args["from"].get<uint32_t>()))
+    return json{{"changed", false}};
+  if (auto st = commit(std::move(next)); !st) return st.error();
+  return json{{"changed", true}};
 }
 
 }  // namespace sve
