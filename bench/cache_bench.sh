@@ -25,13 +25,7 @@ NBD1=21809 ADMIN1=21810 CLUSTER1=21811
 NBD2=21819 ADMIN2=21820 CLUSTER2=21821
 QPORT=21830
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server on port $1 did not come up" >&2; return 1
-}
+source bench/common.sh
 
 run_fio() {  # label uri rw
   local label=$1 uri=$2 rw=$3

@@ -23,13 +23,7 @@ fill() {  # a fully written backing file, so no server reads holes
   dd if=/dev/urandom of="$1" bs=1M count="$SIZE_MIB" status=none
 }
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server on port $1 did not come up" >&2; return 1
-}
+source bench/common.sh
 
 run_fio() {  # server-label export job-name rw bs [engine args...]
   local label=$1 export=$2 name=$3 rw=$4 bs=$5

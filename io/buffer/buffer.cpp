@@ -78,38 +78,38 @@ int Buffer::slice(uint64_t offset, uint64_t length, iovec* out, int max) const {
   return n;
 }
 
-void Buffer::copy_out(uint64_t offset, uint64_t length, void* to) const {
-  auto* out = static_cast<char*>(to);
-  for (unsigned i = 0; i < segments_ && length > 0; ++i) {
-    const BufferSegment& s = segment_[i];
+// Calls fn(segment bytes, count) for each piece of [offset, offset + length).
+template <class Fn>
+static void for_each_piece(const BufferSegment* segments, unsigned n, uint64_t offset,
+                           uint64_t length, Fn fn) {
+  for (unsigned i = 0; i < n && length > 0; ++i) {
+    const BufferSegment& s = segments[i];
     if (offset >= s.length) {
       offset -= s.length;
       continue;
     }
     uint64_t take = std::min<uint64_t>(s.length - offset, length);
-    std::memcpy(out, s.data + offset, take);
-    out += take;
+    fn(s.data + offset, take);
     length -= take;
     offset = 0;
   }
   assert(length == 0);
 }
 
+void Buffer::copy_out(uint64_t offset, uint64_t length, void* to) const {
+  auto* out = static_cast<char*>(to);
+  for_each_piece(segment_, segments_, offset, length, [&](char* p, uint64_t n) {
+    std::memcpy(out, p, n);
+    out += n;
+  });
+}
+
 void Buffer::copy_in(uint64_t offset, uint64_t length, const void* from) {
   const auto* in = static_cast<const char*>(from);
-  for (unsigned i = 0; i < segments_ && length > 0; ++i) {
-    const BufferSegment& s = segment_[i];
-    if (offset >= s.length) {
-      offset -= s.length;
-      continue;
-    }
-    uint64_t take = std::min<uint64_t>(s.length - offset, length);
-    std::memcpy(s.data + offset, in, take);
-    in += take;
-    length -= take;
-    offset = 0;
-  }
-  assert(length == 0);
+  for_each_piece(segment_, segments_, offset, length, [&](char* p, uint64_t n) {
+    std::memcpy(p, in, n);
+    in += n;
+  });
 }
 
 }  // namespace sve
