@@ -52,8 +52,18 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using mirror_atom = caf::atom_constant<caf::atom("mirror")>;
 using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
 
-// The debug shell: an actor describes itself (actors/actor_probe.hpp).
+// The debug shell: an actor describes itself (actors/actor_probe.hpp), or
+// records the next N messages it handles.
 using inspect_atom = caf::atom_constant<caf::atom("inspect")>;
+using trace_atom = caf::atom_constant<caf::atom("trace")>;
+
+// How a request reads in a trace of the debug shell.
+inline std::string to_string(const IoRequestPtr& r) {
+  if (!r) return "request(null)";
+  return std::string(to_string(r->op)) + " volume " + std::to_string(r->volume) + " offset " +
+         std::to_string(r->offset) + " length " + std::to_string(r->length) +
+         (r->status ? " status " + std::to_string(r->status) : "");
+}
 
 using VirtMapPtr = std::shared_ptr<const VirtMap>;
 using RoutesPtr = std::shared_ptr<const RouteTable>;

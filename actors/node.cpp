@@ -567,6 +567,19 @@ std::string Node::Impl::shell(const nlohmann::json& request) {
     }
     return reply(std::move(rows));
   }
+  if (cmd == "shell.trace") {
+    std::string wanted = request.value("name", "");
+    uint32_t n = request.value("count", uint32_t{10});
+    if (n == 0 || n > 10000) return nlohmann::json{{"ok", false}, {"error", "trace 1 to 10000 messages"}}.dump();
+    for (const auto& [name, actor] : actor_list())
+      if (name == wanted) {
+        caf::anon_send(actor, trace_atom::value, n);
+        return reply({{"name", name}, {"count", n}});
+      }
+    return nlohmann::json{{"ok", false},
+                          {"error", "no actor '" + wanted + "': 'actors' lists them"}}
+        .dump();
+  }
   if (cmd == "shell.inspect") {
     std::string wanted = request.value("name", "");
     for (const auto& [name, actor] : actor_list())

@@ -6,7 +6,7 @@
 // below come back to the facility directly on this core's thread.
 #include <chrono>
 
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -69,17 +69,18 @@ caf::behavior cache_actor(Self* self, CacheFacility* cache, ActorMirrorLink* lin
   self->send(self, tick_atom::value);
   return {
       [=, &probe](io_submit_atom, IoRequestPtr& request) {
-        probe.seen();
+        note(self, probe);
         cache->submit(std::move(request));
       },
       [=, &probe](virt_map_atom, VirtMapPtr& map) {
-        probe.seen();
+        note(self, probe);
         cache->set_map(std::move(map));
       },
       [=, &probe](routes_atom, RoutesPtr& routes) {
-        probe.seen();
+        note(self, probe);
         cache->set_routes(std::move(routes));
       },
+      [=, &probe](trace_atom, uint32_t n) { probe.start_trace(n); },
       [=, &probe](inspect_atom) {
         CacheCounts c = cache->counts();
         const CachePartitionStats& s = cache->stats();
@@ -102,7 +103,7 @@ caf::behavior cache_actor(Self* self, CacheFacility* cache, ActorMirrorLink* lin
       // The partner's copies, passed on by this node's interconnect.
       [=, &probe](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
                   std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
-        probe.seen();
+        note(self, probe);
         MirrorBatch batch{origin, vdisk, epoch, std::move(blocks), std::move(seqs),
                           std::move(data)};
         return int32_t{cache->store_mirror(batch)};

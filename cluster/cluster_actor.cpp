@@ -10,7 +10,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
@@ -220,6 +220,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   update_gate(self);
   self->send(self, tick_atom::value);
   return {
+      [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
         auto& s = self->state;
         nlohmann::json links = nlohmann::json::array();
@@ -229,7 +230,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
                                {"pending_requests", s.pending.size()}});
       },
       [=](tick_atom) {
-        self->state.probe.seen();
+        note(self, self->state.probe);
         self->state.host->tick();
         update_gate(self);
         self->delayed_send(self, std::chrono::milliseconds(self->state.setup.heartbeat_ms),
@@ -237,7 +238,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       },
       [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
         auto& s = self->state;
-        s.probe.seen();
+        note(self, s.probe);
         // The peer reached us: its link may answer on that connection.
         if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
           const ClusterNodeInfo* n = s.host->info().find(from);

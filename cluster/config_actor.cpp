@@ -1,7 +1,7 @@
 // The configuration actor: the only thread that changes configuration. It
 // runs detached because committing a change fsyncs metadata, and no blocking
 // call may hold up a scheduler thread that serves I/O.
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "cluster/config_service.hpp"
@@ -23,6 +23,7 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
   self->state.service = std::move(service);
   self->state.publish = std::move(publish);
   return {
+      [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
         const NodeConfig& c = self->state.service->config();
         return self->state.probe.answer(
@@ -33,7 +34,7 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
       },
       [=](admin_atom, const std::string& line) -> std::string {
         auto& st = self->state;
-        st.probe.seen();
+        note(self, st.probe);
         nlohmann::json request;
         try {
           request = nlohmann::json::parse(line);

@@ -1,7 +1,7 @@
 // The back-end I/O actor: the single submitter of its core's io_uring ring.
 // Completions are reaped by the core's reactor loop and go straight back to
 // the facility that sent each request, without passing through this actor.
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -23,18 +23,19 @@ caf::behavior backend_actor(caf::stateful_actor<BackendState>* self, CoreIo* cor
   auto& probe = self->state.probe;
   return {
       [=, &probe](io_submit_atom, IoRequestPtr& request) {
-        probe.seen();
+        note(self, probe);
         self->state.engine->submit(std::move(request));
       },
       [=, &probe](attach_atom, uint32_t mdisk_id, BlockDevicePtr& device) {
-        probe.seen();
+        note(self, probe);
         self->state.engine->attach(mdisk_id, std::move(device));
       },
       [=, &probe](detach_atom, uint32_t mdisk_id) {
-        probe.seen();
+        note(self, probe);
         self->state.engine->detach(mdisk_id);
       },
       [=](run_atom, CoreTask& task) { task(); },
+      [=, &probe](trace_atom, uint32_t n) { probe.start_trace(n); },
       [=, &probe](inspect_atom) {
         const UringStats& r = self->state.engine->stats();
         return probe.answer(self->mailbox().size(),

@@ -2,7 +2,7 @@
 // IOClient arrive as io_submit; a new configuration snapshot as virt_map.
 // Its pieces' completions come back to the Virtualizer directly on this
 // core's thread (the reactor reaps them), not through the mailbox.
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -27,13 +27,14 @@ caf::behavior virt_actor(caf::stateful_actor<VirtState>* self, CoreIo* core,
   auto& probe = self->state.probe;
   return {
       [=, &probe](io_submit_atom, IoRequestPtr& request) {
-        probe.seen();
+        note(self, probe);
         self->state.virt->submit(std::move(request));
       },
       [=, &probe](virt_map_atom, VirtMapPtr& map) {
-        probe.seen();
+        note(self, probe);
         self->state.virt->set_map(std::move(map));
       },
+      [=, &probe](trace_atom, uint32_t n) { probe.start_trace(n); },
       [=, &probe](inspect_atom) {
         const VirtualizerStats& s = self->state.virt->stats();
         return probe.answer(self->mailbox().size(),

@@ -2,7 +2,7 @@
 // stack: requests from the front end arrive as io_submit, the completions
 // of forwarded requests come back as io_done (from the interconnect), and
 // a new route table as routes.
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -23,18 +23,19 @@ caf::behavior forward_actor(caf::stateful_actor<ForwardState>* self, ForwardFaci
   auto& probe = self->state.probe;
   return {
       [=, &probe](io_submit_atom, IoRequestPtr& request) {
-        probe.seen();
+        note(self, probe);
         forward->submit(std::move(request));
       },
       [=, &probe](io_done_atom, IoRequestPtr& request) {
-        probe.seen();
+        note(self, probe);
         forward->io_done(std::move(request));
       },
       [=, &probe](routes_atom, RoutesPtr& routes) {
-        probe.seen();
+        note(self, probe);
         forward->set_routes(std::move(routes));
       },
       [=](run_atom, CoreTask& task) { task(); },
+      [=, &probe](trace_atom, uint32_t n) { probe.start_trace(n); },
       [=, &probe](inspect_atom) {
         const ForwardStats& s = forward->stats();
         return probe.answer(self->mailbox().size(), {{"local", s.local},

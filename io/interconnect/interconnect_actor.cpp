@@ -33,7 +33,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_port.hpp"
-#include "actors/actor_probe.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
@@ -274,6 +274,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
     }
   });
   return {
+      [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
         auto& s = self->state;
         nlohmann::json peers = nlohmann::json::array();
@@ -335,7 +336,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       },
       // From a core: a request for a vdisk another node owns.
       [=](io_submit_atom, IoRequestPtr& request) {
-        self->state.probe.seen();
+        note(self, self->state.probe);
         uint64_t id = self->state.next_id++;
         self->state.outbound[id] = {std::move(request), monotonic_ms() + self->state.retry_ms,
                                     false};
@@ -345,7 +346,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       // From another node's interconnect.
       [=](fwd_atom, uint32_t from, uint32_t vdisk, uint32_t op, uint64_t offset,
           uint64_t length, uint32_t flags, Bytes& data) {
-        self->state.probe.seen();
+        note(self, self->state.probe);
         return serve_inbound(self, from, vdisk, op, offset, length, flags, data);
       },
       // An inbound request done on its core.

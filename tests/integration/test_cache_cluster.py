@@ -31,6 +31,10 @@ def check_shell(node):
     check(cluster["state"]["status"]["members"] == [1, 2, 3], f"inspect cluster: {cluster}")
     inspected = json.loads(node.ctl("shell", "-c", "inspect cache/0").stdout)
     check("dirty_extents" in inspected["state"], f"inspect cache/0: {inspected}")
+    # Cluster messages carry binary events: traced, escaped, the node unharmed.
+    traced = json.loads(node.ctl("--json", "shell", "-c", "trace cluster 3").stdout)
+    check(len(traced) == 3 and all("tick" in t["message"] or "cluster" in t["message"]
+                                   for t in traced), f"trace cluster 3: {traced}")
     r = node.ctl("shell", "-c", "inspect nobody", ok=False)
     check(r.returncode != 0 and "no actor" in r.stderr, f"inspect of a missing actor: {r.stderr}")
 

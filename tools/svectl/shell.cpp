@@ -1,6 +1,8 @@
 #include "tools/svectl/shell.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -17,6 +19,7 @@ const char* kShellHelp =
     "  actors          every actor of the node: kind, core, mailbox, messages handled, idle\n"
     "  inspect ACTOR   that actor's own state (an RSM's cluster state, a cache's dirty\n"
     "                  extents, an I/O actor's ring, the interconnect's peers)\n"
+    "  trace ACTOR [N] the next N messages (default 10) it handles, as they come\n"
     "  help            this list\n"
     "  quit            leave (also Ctrl-D)\n";
 
@@ -25,6 +28,52 @@ std::vector<std::string> words_of(const std::string& line) {
   std::vector<std::string> out;
   for (std::string w; in >> w;) out.push_back(w);
   return out;
+}
+
+nlohmann::json call(const HostPortAddress& node, const nlohmann::json& request, bool& ok) {
+  auto reply = admin_call(node, request);
+  ok = false;
+  if (!reply) {
+    std::cerr << reply.error().message << "\n";
+    return {};
+  }
+  if (!reply->value("ok", false)) {
+    std::cerr << reply->value("error", "unknown error") << "\n";
+    return {};
+  }
+  ok = true;
+  return (*reply)["result"];
+}
+
+// Starts tracing the actor, then prints its messages as they are recorded
+// until N have been (or 30 s have passed).
+bool trace(const HostPortAddress& node, const std::string& actor, uint32_t n, bool as_json) {
+  bool ok = false;
+  call(node, {{"cmd", "shell.trace"}, {"name", actor}, {"count", n}}, ok);
+  if (!ok) return false;
+  size_t printed = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  nlohmann::json all = nlohmann::json::array();
+  for (;;) {
+    auto state = call(node, {{"cmd", "shell.inspect"}, {"name", actor}}, ok);
+    if (!ok) return false;
+    const auto& traced = state["trace"];
+    for (; printed < traced.size(); ++printed) {
+      if (as_json)
+        all.push_back(traced[printed]);
+      else
+        std::cout << traced[printed]["at_ms"].get<uint64_t>() << " ms  "
+                  << traced[printed]["message"].get<std::string>() << "\n" << std::flush;
+    }
+    if (state.value("trace_left", 1) == 0) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << actor << " handled " << printed << " of " << n << " messages in 30 s\n";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (as_json) std::cout << all.dump(2) << "\n";
+  return true;
 }
 
 // One shell command; false if it failed.
@@ -39,6 +88,17 @@ bool run_command(const HostPortAddress& node, const std::string& line, bool as_j
     request = {{"cmd", "shell.actors"}};
   } else if (words[0] == "inspect" && words.size() == 2) {
     request = {{"cmd", "shell.inspect"}, {"name", words[1]}};
+  } else if (words[0] == "trace" && (words.size() == 2 || words.size() == 3)) {
+    uint32_t n = 10;
+    if (words.size() == 3) {
+      if (words[2].empty() || words[2].find_first_not_of("0123456789") != std::string::npos ||
+          words[2].size() > 5) {
+        std::cerr << "trace ACTOR [N]: N is a number of messages\n";
+        return false;
+      }
+      n = static_cast<uint32_t>(std::stoul(words[2]));
+    }
+    return trace(node, words[1], n, as_json);
   } else {
     std::cerr << "unknown command '" << line << "'; help lists them\n";
     return false;
