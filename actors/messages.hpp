@@ -56,6 +56,10 @@ using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
 // records the next N messages it handles.
 using inspect_atom = caf::atom_constant<caf::atom("inspect")>;
 using trace_atom = caf::atom_constant<caf::atom("trace")>;
+// The shell's cluster view: a node's actors, gathered by its interconnect
+// (shell), or every node's (shell, all).
+using shell_atom = caf::atom_constant<caf::atom("shell")>;
+using all_atom = caf::atom_constant<caf::atom("all")>;
 
 // How a request reads in a trace of the debug shell.
 inline std::string to_string(const IoRequestPtr& r) {

@@ -382,6 +382,15 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.gate.open_until(0, "node is starting");
     m.cluster_actor = spawn_cluster_actor(*m.sys, std::move(setup));
     caf::anon_send(m.cluster_actor, interconnect_atom::value, m.interconnect);
+    // The node's actors, for the debug shell's view of the cluster.
+    std::vector<std::string> names;
+    std::vector<caf::actor> actors;
+    for (auto& [name, actor] : m.actor_list())
+      if (actor != m.interconnect) {
+        names.push_back(name);
+        actors.push_back(actor);
+      }
+    caf::anon_send(m.interconnect, attach_atom::value, std::move(names), std::move(actors));
     auto port = m.sys->middleman().publish(m.cluster_actor, options.cluster->port,
                                            options.cluster->host.c_str(), true);
     if (!port)
@@ -566,6 +575,18 @@ std::string Node::Impl::shell(const nlohmann::json& request) {
       rows.push_back(std::move(row));
     }
     return reply(std::move(rows));
+  }
+  if (cmd == "shell.cluster") {
+    if (!interconnect)
+      return nlohmann::json{{"ok", false},
+                            {"error", "this node stands alone: 'actors' shows its actors"}}
+          .dump();
+    caf::scoped_actor self{*sys};
+    nlohmann::json nodes;
+    self->request(interconnect, std::chrono::seconds(8), shell_atom::value, all_atom::value)
+        .receive([&](std::string& answer) { nodes = nlohmann::json::parse(answer, nullptr, false); },
+                 [&](caf::error& e) { nodes = {{"error", sys->render(e)}}; });
+    return reply(std::move(nodes));
   }
   if (cmd == "shell.trace") {
     std::string wanted = request.value("name", "");

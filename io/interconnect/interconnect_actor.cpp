@@ -82,6 +82,8 @@ struct InterconnectState {
   uint64_t retry_ms = 0;
   std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
   std::vector<caf::actor> cache_actors;           // the same, as actors
+  // Every actor of this node, for the debug shell's cluster view.
+  std::vector<std::pair<std::string, caf::actor>> local_actors;
   RoutesPtr routes;
   std::map<uint32_t, Peer> peers;
   uint64_t next_id = 1;
@@ -251,6 +253,69 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
   return promise;
 }
 
+// Asks every actor of this node to describe itself and answers with the
+// list (without their own state), once all have answered or 2 s passed.
+caf::result<std::string> describe_node(Self* self) {
+  auto promise = self->make_response_promise<std::string>();
+  auto rows = std::make_shared<nlohmann::json>(nlohmann::json::array());
+  auto left = std::make_shared<size_t>(self->state.local_actors.size() + 1);
+  auto one_done = [promise, rows, left]() mutable {
+    if (--*left == 0) promise.deliver(rows->dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace));
+  };
+  auto mine = nlohmann::json::parse(
+      self->state.probe.answer(self->mailbox().size(), nlohmann::json::object()));
+  mine.erase("state");
+  rows->push_back(std::move(mine));
+  one_done();
+  for (const auto& [name, actor] : self->state.local_actors) {
+    self->request(actor, std::chrono::seconds(2), inspect_atom::value)
+        .then(
+            [rows, one_done](std::string& answer) mutable {
+              auto row = nlohmann::json::parse(answer, nullptr, false);
+              if (row.is_object()) row.erase("state");
+              rows->push_back(std::move(row));
+              one_done();
+            },
+            [rows, one_done, name = name](caf::error&) mutable {
+              rows->push_back({{"name", name}, {"error", "no answer"}});
+              one_done();
+            });
+  }
+  return promise;
+}
+
+// This node's actors and every reachable peer's, by node id.
+caf::result<std::string> describe_cluster(Self* self) {
+  auto promise = self->make_response_promise<std::string>();
+  auto nodes = std::make_shared<nlohmann::json>(nlohmann::json::object());
+  std::vector<std::pair<uint32_t, caf::actor>> ask;
+  ask.emplace_back(self->state.self, caf::actor_cast<caf::actor>(self));
+  for (const auto& [id, peer] : self->state.peers) {
+    if (peer.interconnect)
+      ask.emplace_back(id, peer.interconnect);
+    else
+      (*nodes)[std::to_string(id)] = {{"error", "not reached"}};
+  }
+  auto left = std::make_shared<size_t>(ask.size());
+  auto one_done = [promise, nodes, left]() mutable {
+    if (--*left == 0) promise.deliver(nodes->dump());
+  };
+  for (const auto& [id, actor] : ask) {
+    self->request(actor, std::chrono::seconds(3), shell_atom::value)
+        .then(
+            [nodes, one_done, id = id](std::string& rows) mutable {
+              (*nodes)[std::to_string(id)] = nlohmann::json::parse(rows, nullptr, false);
+              one_done();
+            },
+            [nodes, one_done, id = id](caf::error&) mutable {
+              (*nodes)[std::to_string(id)] = {{"error", "no answer"}};
+              one_done();
+            });
+  }
+  return promise;
+}
+
 caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
                            uint64_t retry_ms) {
   auto& st = self->state;
@@ -288,6 +353,13 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
                                {"refused", s.refused}, {"retries", s.retries},
                                {"peers", peers}});
       },
+      // The debug shell: this node's actors, or every node's.
+      [=](attach_atom, std::vector<std::string>& names, std::vector<caf::actor>& actors) {
+        for (size_t i = 0; i < names.size() && i < actors.size(); ++i)
+          self->state.local_actors.emplace_back(names[i], actors[i]);
+      },
+      [=](shell_atom) { return describe_node(self); },
+      [=](shell_atom, all_atom) { return describe_cluster(self); },
       // The cores' cache actors, once they exist.
       [=](attach_atom, std::vector<caf::actor>& cache_actors) {
         for (auto& a : cache_actors) {

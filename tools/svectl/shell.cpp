@@ -20,6 +20,7 @@ const char* kShellHelp =
     "  inspect ACTOR   that actor's own state (an RSM's cluster state, a cache's dirty\n"
     "                  extents, an I/O actor's ring, the interconnect's peers)\n"
     "  trace ACTOR [N] the next N messages (default 10) it handles, as they come\n"
+    "  cluster         the actors of every node of the cluster\n"
     "  help            this list\n"
     "  quit            leave (also Ctrl-D)\n";
 
@@ -86,6 +87,8 @@ bool run_command(const HostPortAddress& node, const std::string& line, bool as_j
     return true;
   } else if (words[0] == "actors" && words.size() == 1) {
     request = {{"cmd", "shell.actors"}};
+  } else if (words[0] == "cluster" && words.size() == 1) {
+    request = {{"cmd", "shell.cluster"}};
   } else if (words[0] == "inspect" && words.size() == 2) {
     request = {{"cmd", "shell.inspect"}, {"name", words[1]}};
   } else if (words[0] == "trace" && (words.size() == 2 || words.size() == 3)) {
@@ -113,10 +116,19 @@ bool run_command(const HostPortAddress& node, const std::string& line, bool as_j
     return false;
   }
   const auto& result = (*reply)["result"];
-  if (as_json || words[0] == "inspect")
+  if (as_json || words[0] == "inspect") {
     std::cout << result.dump(2) << "\n";
-  else
+  } else if (words[0] == "cluster") {
+    for (const auto& [node, rows] : result.items()) {
+      std::cout << "node " << node << ":\n";
+      if (rows.is_array())
+        render_result("shell.actors", rows);
+      else
+        std::cout << "  " << rows.value("error", std::string("?")) << "\n";
+    }
+  } else {
     render_result("shell.actors", result);
+  }
   return true;
 }
 
