@@ -75,6 +75,15 @@ struct Outbound {
   uint64_t attempt = 0;  // answers to earlier attempts are ignored
 };
 
+// A gathering for the debug shell: answers still expected, and where the
+// result goes. Kept in the actor's state (not in the response handlers), so
+// that an actor stopping with one open holds no reference to itself.
+struct Gathering {
+  caf::typed_response_promise<std::string> promise;
+  nlohmann::json result;
+  size_t left = 0;
+};
+
 struct InterconnectState {
   static inline const char* name = "interconnect";
   uint32_t self = 0;
@@ -84,6 +93,7 @@ struct InterconnectState {
   std::vector<caf::actor> cache_actors;           // the same, as actors
   // Every actor of this node, for the debug shell's cluster view.
   std::vector<std::pair<std::string, caf::actor>> local_actors;
+  std::unordered_map<uint64_t, Gathering> gatherings;
   RoutesPtr routes;
   std::map<uint32_t, Peer> peers;
   uint64_t next_id = 1;
@@ -253,33 +263,43 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
   return promise;
 }
 
+void gathered(Self* self, uint64_t id) {
+  auto& all = self->state.gatherings;
+  auto it = all.find(id);
+  if (it == all.end() || --it->second.left > 0) return;
+  it->second.promise.deliver(
+      it->second.result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  all.erase(it);
+}
+
 // Asks every actor of this node to describe itself and answers with the
 // list (without their own state), once all have answered or 2 s passed.
 caf::result<std::string> describe_node(Self* self) {
-  auto promise = self->make_response_promise<std::string>();
-  auto rows = std::make_shared<nlohmann::json>(nlohmann::json::array());
-  auto left = std::make_shared<size_t>(self->state.local_actors.size() + 1);
-  auto one_done = [promise, rows, left]() mutable {
-    if (--*left == 0) promise.deliver(rows->dump(-1, ' ', false,
-                                                 nlohmann::json::error_handler_t::replace));
-  };
-  auto mine = nlohmann::json::parse(
-      self->state.probe.answer(self->mailbox().size(), nlohmann::json::object()));
+  auto& st = self->state;
+  uint64_t id = st.next_id++;
+  Gathering& g = st.gatherings[id];
+  g.promise = self->make_response_promise<std::string>();
+  g.result = nlohmann::json::array();
+  g.left = st.local_actors.size() + 1;
+  auto mine = nlohmann::json::parse(st.probe.answer(self->mailbox().size(), nlohmann::json::object()));
   mine.erase("state");
-  rows->push_back(std::move(mine));
-  one_done();
-  for (const auto& [name, actor] : self->state.local_actors) {
+  g.result.push_back(std::move(mine));
+  auto promise = g.promise;
+  gathered(self, id);
+  for (const auto& [name, actor] : st.local_actors) {
     self->request(actor, std::chrono::seconds(2), inspect_atom::value)
         .then(
-            [rows, one_done](std::string& answer) mutable {
+            [self, id](std::string& answer) {
               auto row = nlohmann::json::parse(answer, nullptr, false);
               if (row.is_object()) row.erase("state");
-              rows->push_back(std::move(row));
-              one_done();
+              if (auto it = self->state.gatherings.find(id); it != self->state.gatherings.end())
+                it->second.result.push_back(std::move(row));
+              gathered(self, id);
             },
-            [rows, one_done, name = name](caf::error&) mutable {
-              rows->push_back({{"name", name}, {"error", "no answer"}});
-              one_done();
+            [self, id, name = name](caf::error&) {
+              if (auto it = self->state.gatherings.find(id); it != self->state.gatherings.end())
+                it->second.result.push_back({{"name", name}, {"error", "no answer"}});
+              gathered(self, id);
             });
   }
   return promise;
@@ -287,30 +307,38 @@ caf::result<std::string> describe_node(Self* self) {
 
 // This node's actors and every reachable peer's, by node id.
 caf::result<std::string> describe_cluster(Self* self) {
-  auto promise = self->make_response_promise<std::string>();
-  auto nodes = std::make_shared<nlohmann::json>(nlohmann::json::object());
+  auto& st = self->state;
+  uint64_t id = st.next_id++;
+  Gathering& g = st.gatherings[id];
+  g.promise = self->make_response_promise<std::string>();
+  g.result = nlohmann::json::object();
   std::vector<std::pair<uint32_t, caf::actor>> ask;
-  ask.emplace_back(self->state.self, caf::actor_cast<caf::actor>(self));
-  for (const auto& [id, peer] : self->state.peers) {
-    if (peer.interconnect)
-      ask.emplace_back(id, peer.interconnect);
-    else
-      (*nodes)[std::to_string(id)] = {{"error", "not reached"}};
+  ask.emplace_back(st.self, caf::actor_cast<caf::actor>(self));
+  std::vector<uint32_t> unreached;
+  for (const auto& [node, peer] : st.peers) {
+    if (peer.interconnect) {
+      ask.emplace_back(node, peer.interconnect);
+    } else {
+      g.result[std::to_string(node)] = {{"error", "not reached yet (connecting)"}};
+      unreached.push_back(node);
+    }
   }
-  auto left = std::make_shared<size_t>(ask.size());
-  auto one_done = [promise, nodes, left]() mutable {
-    if (--*left == 0) promise.deliver(nodes->dump());
-  };
-  for (const auto& [id, actor] : ask) {
+  for (uint32_t node : unreached) connect(self, node);
+  g.left = ask.size();
+  auto promise = g.promise;
+  for (const auto& [node, actor] : ask) {
+    std::string key = std::to_string(node);
     self->request(actor, std::chrono::seconds(3), shell_atom::value)
         .then(
-            [nodes, one_done, id = id](std::string& rows) mutable {
-              (*nodes)[std::to_string(id)] = nlohmann::json::parse(rows, nullptr, false);
-              one_done();
+            [self, id, key](std::string& rows) {
+              if (auto it = self->state.gatherings.find(id); it != self->state.gatherings.end())
+                it->second.result[key] = nlohmann::json::parse(rows, nullptr, false);
+              gathered(self, id);
             },
-            [nodes, one_done, id = id](caf::error&) mutable {
-              (*nodes)[std::to_string(id)] = {{"error", "no answer"}};
-              one_done();
+            [self, id, key](caf::error&) {
+              if (auto it = self->state.gatherings.find(id); it != self->state.gatherings.end())
+                it->second.result[key] = {{"error", "no answer"}};
+              gathered(self, id);
             });
   }
   return promise;

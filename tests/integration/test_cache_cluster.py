@@ -35,10 +35,12 @@ def check_shell(node):
     traced = json.loads(node.ctl("--json", "shell", "-c", "trace cluster 3").stdout)
     check(len(traced) == 3 and all("tick" in t["message"] or "cluster" in t["message"]
                                    for t in traced), f"trace cluster 3: {traced}")
-    every = json.loads(node.ctl("--json", "shell", "-c", "cluster").stdout)
-    check(sorted(every) == ["1", "2", "3"] and
-          all(any(r.get("name") == "cluster" for r in rows) for rows in every.values()),
-          f"shell cluster: {every}")
+    def every_node():
+        every = json.loads(node.ctl("--json", "shell", "-c", "cluster").stdout)
+        return sorted(every) == ["1", "2", "3"] and all(
+            isinstance(rows, list) and any(r.get("name") == "cluster" for r in rows)
+            for rows in every.values())
+    wait_until(every_node, "the shell to list the actors of all three nodes")
     r = node.ctl("shell", "-c", "inspect nobody", ok=False)
     check(r.returncode != 0 and "no actor" in r.stderr, f"inspect of a missing actor: {r.stderr}")
 
