@@ -54,6 +54,8 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
   DestageRun run = std::move(records_[index].run);
   release_record(index);
   --destages_;
+  std::vector<uint64_t> epochs;
+  for (CacheBlock* b : run.blocks) epochs.push_back(block_epoch_[b->index]);
   directory_->destage_done(run, ok);
   if (ok) {
     ++stats_.destage_runs;
@@ -83,6 +85,18 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
   } else {
     ++stats_.destage_errors;
     destage_failed_ = true;  // tried again on the next tick
+  }
+  // A run issued before this node lost the vdisk (its lease ran out while
+  // it was in flight): what it leaves clean may be older than what the new
+  // owner wrote since, and must not be served if the vdisk comes back.
+  if (nvram_ && routes_) {
+    const VdiskRoute* r = routes_->find(run.vdisk);
+    for (size_t i = 0; i < run.blocks.size(); ++i) {
+      CacheBlock* b = run.blocks[i];
+      if (b->state != CacheBlock::State::clean) continue;
+      if (routes_->serving && r && copy_counts(*r, self_, epochs[i])) continue;
+      directory_->discard_clean(run.vdisk, b->block, b->block);
+    }
   }
   // Blocks of a vdisk deleted, or taken over elsewhere, while in flight.
   if (!map_ || !map_->find(run.vdisk)) drop_vdisk(run.vdisk);
