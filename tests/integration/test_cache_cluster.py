@@ -100,6 +100,20 @@ def test(make):
     qemu_io(n1.url("v"), "read -P 0x22 0 1M")
     qemu_io(n3.url("v"), "read -P 0x22 0 1M")
 
+    # A move to the other node of the group, with dirty data on the old
+    # owner: node 1 destages and hands over, node 2 owns it from then on.
+    qemu_io(n3.url("v"), "write -P 0x66 8M 1M")
+    check(cache_of(n1)["dirty_bytes"] > 0, f"nothing dirty before the move: {cache_of(n1)}")
+    n3.ctl("vdisk", "move", "v", "--node", "2")
+    wait_until(lambda: cache_of(n2)["mode"] == "write-back", "node 2 to own the moved vdisk")
+    check("mirrored with node 1" in cache_of(n2)["why"], f"node 2 after the move: {cache_of(n2)}")
+    qemu_io(n3.url("v"), "read -P 0x66 8M 1M", "write -P 0x67 9M 1M")
+    qemu_io(n1.url("v"), "read -P 0x66 8M 1M", "read -P 0x67 9M 1M")
+    check(cache_of(n2)["writes"] >= 1, f"node 2 did not execute the write: {cache_of(n2)}")
+    n3.ctl("vdisk", "move", "v", "--node", "1")
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "node 1 to own the vdisk again")
+    qemu_io(n2.url("v"), "read -P 0x67 9M 1M", "read -P 0x22 0 1M")
+
     # A clean stop destages first (the partner still takes over its copies
     # whose release did not reach it before the process ended: the same data).
     qemu_io(n3.url("v"), "write -P 0x55 2M 2M")
