@@ -55,11 +55,12 @@ class Sved:
     def url(self, vdisk):
         return f"nbd://127.0.0.1:{self.nbd_port}/{vdisk}"
 
-    def start(self, extra=(), expect_ok=True):
+    def start(self, extra=(), expect_ok=True, env=None):
         self.proc = subprocess.Popen(
             [SVED, "--data-dir", self.data_dir, "--admin", self.admin,
              "--nbd", f"127.0.0.1:{self.nbd_port}", "--cores", str(self.cores), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env else None)
         up = threading.Event()
         self._copier = threading.Thread(target=self._copy_log, args=(self.proc, up), daemon=True)
         self._copier.start()

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@
 #include "hw/data_dir_lock.hpp"
 #include "tools/sved/demo.hpp"
 #include "tools/sved/options.hpp"
+#include "tools/sved/systemd.hpp"
 
 using namespace sve;
 
@@ -87,9 +89,30 @@ int main(int argc, char** argv) {
               << "Ctrl-C stops the node; the data stays in " << dir << ".\n"
               << std::endl;
   }
+  notify_service_manager("READY=1");
+  // Under a systemd watchdog (WatchdogSec=), a keep-alive goes out only
+  // while every core of the data path answers: a hung core stops them and
+  // the service manager restarts the daemon.
+  uint64_t watchdog_ms = watchdog_interval_ms();
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    if (!watchdog_ms) {
+      sigwait(&stop_signals, &sig);
+      break;
+    }
+    timespec wait{static_cast<time_t>(watchdog_ms / 1000),
+                  static_cast<long>(watchdog_ms % 1000) * 1000000};
+    sig = sigtimedwait(&stop_signals, nullptr, &wait);
+    if (sig > 0) break;
+    try {
+      node.value()->io_stats();  // asks every core; throws if one does not answer
+      notify_service_manager("WATCHDOG=1");
+    } catch (const std::exception& e) {
+      spdlog::error("watchdog: {}; no keep-alive sent", e.what());
+    }
+  }
   spdlog::info("signal {}: shutting down", sig);
+  notify_service_manager("STOPPING=1");
   node.value()->stop();
   return 0;
 }

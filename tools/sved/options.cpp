@@ -1,6 +1,9 @@
 #include "tools/sved/options.hpp"
 
 #include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <thread>
 
 #include "util/size.hpp"
@@ -13,7 +16,9 @@ const char* kSvedUsage =
     "            [--max-connections N] [--no-pin]\n"
     "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
     "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
-    "            [--log-level trace|debug|info|warn|error] [--demo]\n"
+    "            [--log-level trace|debug|info|warn|error] [--demo] [--config FILE]\n"
+    "  --config       options from a file, one a line as here without the dashes\n"
+    "                 (deploy/sved.conf); options given here win over the file's\n"
     "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
     "                 create on the first node, svectl node add from a member)\n"
     "  --node-id      this node's number in the cluster (1 and up; the lowest is boss)\n"
@@ -31,14 +36,68 @@ const char* kSvedUsage =
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
     "           1 GiB vdisk vd0\n";
 
+namespace {
+
+// A configuration file: one option a line, as on the command line without
+// the leading dashes ("cache-size 256M", "cache-size = 256M", "no-pin"),
+// blank lines and # comments ignored.
+Result<std::vector<std::string>> read_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error("cannot read configuration file " + path, ENOENT);
+  std::vector<std::string> args;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    std::istringstream words(line);
+    std::string key, value, extra;
+    if (!(words >> key)) continue;
+    if (auto eq = key.find('='); eq != std::string::npos) {  // key=value
+      value = key.substr(eq + 1);
+      key.erase(eq);
+    }
+    if (value.empty() && words >> value && value == "=") words >> value;
+    if (value == "=") value.clear();
+    if (words >> extra)
+      return make_error(path + ":" + std::to_string(number) + ": one option and one value a line",
+                        EINVAL);
+    if (key == "config")
+      return make_error(path + ":" + std::to_string(number) + ": a configuration file cannot "
+                        "name another", EINVAL);
+    args.push_back("--" + key);
+    if (!value.empty()) args.push_back(value);
+  }
+  return args;
+}
+
+}  // namespace
+
 Result<SvedOptions> parse_sved_options(int argc, char** argv) {
+  // The configuration file's options come first: the command line's, read
+  // after them, win.
+  std::vector<std::string> argl;
+  std::vector<std::string> given(argv + 1, argv + argc);
+  for (size_t i = 0; i < given.size(); ++i) {
+    if (given[i] != "--config") continue;
+    if (i + 1 >= given.size()) return make_error("--config needs a file", EINVAL);
+    auto from_file = read_config_file(given[i + 1]);
+    if (!from_file) return from_file.error();
+    argl.insert(argl.end(), from_file->begin(), from_file->end());
+    given.erase(given.begin() + static_cast<long>(i), given.begin() + static_cast<long>(i) + 2);
+    --i;
+  }
+  argl.insert(argl.end(), given.begin(), given.end());
+  return parse_sved_args(argl);
+}
+
+Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
   SvedOptions o;
   o.node.cores = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
+  int argc = static_cast<int>(argl.size());
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argl[i];
     auto value = [&](std::string& out) -> Status {
       if (i + 1 >= argc) return make_error(arg + " needs a value", EINVAL);
-      out = argv[++i];
+      out = argl[++i];
       return ok_status();
     };
     std::string v;

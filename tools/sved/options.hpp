@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "actors/node.hpp"
 #include "util/result.hpp"
@@ -12,7 +13,10 @@ struct SvedOptions {
   bool demo = false;  // create the embedded default configuration if empty
 };
 
+// argv, with --config FILE read in place (its options first).
 Result<SvedOptions> parse_sved_options(int argc, char** argv);
+// The options alone, without the program name.
+Result<SvedOptions> parse_sved_args(const std::vector<std::string>& args);
 extern const char* kSvedUsage;
 
 }  // namespace sve
