@@ -547,7 +547,17 @@ std::vector<std::pair<std::string, caf::actor>> Node::Impl::actor_list() {
     out.emplace_back("backend" + n, cores[i].backend);
   }
   out.emplace_back("config", config_actor);
-  if (cluster_actor) out.emplace_back("cluster", cluster_actor);
+  if (cluster_actor) {
+    out.emplace_back("cluster", cluster_actor);
+    caf::scoped_actor self{*sys};
+    self->request(cluster_actor, std::chrono::seconds(2), peer_atom::value)
+        .receive(
+            [&](std::vector<uint32_t>& ids, std::vector<caf::actor>& links) {
+              for (size_t i = 0; i < ids.size() && i < links.size(); ++i)
+                out.emplace_back("heartbeat/" + std::to_string(ids[i]), links[i]);
+            },
+            [&](caf::error&) {});
+  }
   if (interconnect) out.emplace_back("interconnect", interconnect);
   return out;
 }

@@ -38,6 +38,11 @@ void AdminServer::stop() {
 
 void AdminServer::accept_loop() {
   for (;;) {
+    if (!wait_acceptable(listener_.get(), 200)) {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      continue;
+    }
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;

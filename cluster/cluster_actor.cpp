@@ -221,6 +221,16 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   self->send(self, tick_atom::value);
   return {
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
+      // The debug shell: the heartbeat links, one per peer.
+      [=](peer_atom) {
+        std::vector<uint32_t> ids;
+        std::vector<caf::actor> links;
+        for (const auto& [id, link] : self->state.links) {
+          ids.push_back(id);
+          links.push_back(link);
+        }
+        return caf::make_message(std::move(ids), std::move(links));
+      },
       [=](inspect_atom) {
         auto& s = self->state;
         nlohmann::json links = nlohmann::json::array();

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
+#include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
 #include "io/service_gate.hpp"
@@ -30,6 +31,7 @@ struct PeerLinkState {
   uint64_t connect_started = 0;
   bool connecting = false;
   uint64_t sent = 0, dropped = 0;
+  ActorProbe probe;
 };
 
 using Self = caf::stateful_actor<PeerLinkState>;
@@ -67,6 +69,7 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
   self->state.owner = std::move(owner);
   self->state.peer = peer;
   self->state.address = std::move(address);
+  self->state.probe = {"heartbeat/" + std::to_string(peer), "heartbeat", -1};
   self->set_down_handler([self](caf::down_msg& down) {
     if (self->state.remote && self->state.remote.address() == down.source) {
       self->state.remote = caf::actor{};
@@ -75,8 +78,18 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
   });
   return {
       // A message for the peer, as the cluster actor addressed it.
+      [=](inspect_atom) {
+        auto& st = self->state;
+        return st.probe.answer(self->mailbox().size(),
+                               {{"peer", st.peer}, {"address", st.address},
+                                {"connected", static_cast<bool>(st.remote)},
+                                {"connecting", st.connecting}, {"sent", st.sent},
+                                {"dropped", st.dropped}});
+      },
+      [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
         auto& st = self->state;
+        note(self, st.probe);
         if (st.remote) {
           // As the cluster actor: the peer answers it, not this link.
           caf::send_as(st.owner, st.remote, cluster_atom::value, cluster, from, bytes);

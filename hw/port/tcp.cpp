@@ -1,5 +1,7 @@
 #include "hw/port/tcp.hpp"
 
+#include <poll.h>
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -72,6 +74,12 @@ Result<UniqueFd> connect_tcp(const HostPortAddress& address) {
                           std::strerror(errno), errno);
   set_nodelay(fd.get());
   return fd;
+}
+
+bool wait_acceptable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  int n = ::poll(&p, 1, timeout_ms);
+  return n > 0;  // readable, or an error accept4 will report
 }
 
 void set_nodelay(int fd) {

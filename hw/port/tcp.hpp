@@ -21,6 +21,10 @@ Result<UniqueFd> listen_tcp(const HostPortAddress& address);
 Result<UniqueFd> connect_tcp(const HostPortAddress& address);
 // Small requests must not wait for Nagle + delayed ACK.
 void set_nodelay(int fd);
+// Waits until a listening socket has a connection to accept (true), or
+// `timeout_ms` passed (false). Accept loops check whether they should stop
+// between waits rather than trust shutdown() to wake a blocked accept.
+bool wait_acceptable(int fd, int timeout_ms);
 
 // Blocking full-length socket I/O. recv_all returns false on EOF or error.
 bool recv_all(int fd, void* out, size_t size);

@@ -127,6 +127,11 @@ void NbdPort::stop() {
 
 void NbdPort::Impl::accept_loop() {
   for (;;) {
+    if (!wait_acceptable(listener.get(), 200)) {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      continue;
+    }
     int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;

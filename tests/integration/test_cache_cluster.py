@@ -25,6 +25,10 @@ def check_shell(node):
     check(kinds.get("cluster") == "RSM" and kinds.get("interconnect") == "interconnect" and
           kinds.get("cache/0") == "facility" and kinds.get("backend/0") == "I/O",
           f"shell actors: {rows}")
+    check(kinds.get("heartbeat/2") == "heartbeat" and kinds.get("heartbeat/3") == "heartbeat",
+          f"heartbeat links in the shell: {sorted(kinds)}")
+    link = json.loads(node.ctl("shell", "-c", "inspect heartbeat/2").stdout)
+    check(link["state"]["peer"] == 2 and link["state"]["sent"] > 0, f"inspect heartbeat/2: {link}")
     cache = next(r for r in rows if r["name"] == "cache/0")
     check(cache["handled"] > 0 and cache["core"] == 0 and "mailbox" in cache, f"cache/0: {cache}")
     cluster = json.loads(node.ctl("shell", "-c", "inspect cluster").stdout)
