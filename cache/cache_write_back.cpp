@@ -211,6 +211,21 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
     if (map_)
       for (const auto& [id, layout] : map_->volumes) directory_->drop(id, false);
     last_serving_.reset();
+    // Nothing waiting here would ever go on (no destage, no partner to
+    // answer for sure): it fails, unacknowledged, and the host retries
+    // elsewhere. Dirty blocks and copies stay for the next table to judge.
+    std::vector<IoRequestPtr> failed(std::make_move_iterator(stalled_.begin()),
+                                     std::make_move_iterator(stalled_.end()));
+    stalled_.clear();
+    for (auto& r : drained_) failed.push_back(std::move(r));
+    drained_.clear();
+    while (!mirror_waits_.empty()) {
+      auto it = mirror_waits_.begin();
+      for (auto& r : it->second.requests) failed.push_back(std::move(r));
+      it->second.requests.clear();
+      settle_flight(it, EIO, false);
+    }
+    for (auto& r : failed) complete(std::move(r), EIO);
     return;
   }
   // Owned elsewhere now, not cached, or its group's state moved on since

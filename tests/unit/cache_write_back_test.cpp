@@ -368,3 +368,21 @@ TEST_CASE("a full cache makes writers wait for destage, it never fails them", "[
   for (auto& w : writes) CHECK(w->status == 0);
   for (uint64_t b = 0; b < kBlocks; ++b) CHECK(p.on_disk(b) == block_of(static_cast<uint8_t>(b)));
 }
+
+TEST_CASE("a node that loses its lease fails what waits, unacknowledged", "[cache][wb]") {
+  Pair p;
+  auto w = p.write(1, 6, 0x66);  // waiting for the partner's copy
+  p.wire.clear();                // which never comes
+  REQUIRE(p.front.done.empty());
+  auto routes = std::make_shared<RouteTable>();
+  routes->self = 1;
+  routes->serving = false;
+  p.nodes[1].cache->set_routes(routes);
+  REQUIRE(p.front.done.size() == 1);
+  CHECK(w->status == EIO);
+  // Its dirty block stays for the next table to judge: here node 1 is back
+  // in the same write-back epoch, so its copy counts and is destaged.
+  p.publish({1, 2});
+  p.settle();
+  CHECK(p.on_disk(6) == block_of(0x66));
+}
