@@ -352,8 +352,12 @@ std::vector<CacheFacility::DirtyExtent> CacheFacility::dirty_extents(size_t max)
 uint64_t CacheFacility::dirty_blocks(uint32_t vdisk) const {
   if (!directory_ || !routes_) return 0;
   uint64_t n = 0;
-  for (CacheBlock* b : directory_->blocks_of(vdisk))
-    if (b->state != CacheBlock::State::clean) ++n;
+  // The controller asks every few heartbeats: no walk over a vdisk's cached
+  // blocks when nothing in the partition is dirty.
+  CacheCounts c = directory_->counts();
+  if (c.dirty + c.destaging > 0)
+    for (CacheBlock* b : directory_->blocks_of(vdisk))
+      if (b->state != CacheBlock::State::clean) ++n;
   const VdiskRoute* r = routes_->find(vdisk);
   bool ours = routes_->local(vdisk) || (r && r->handover_from == self_);
   for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;

@@ -73,7 +73,8 @@ class VerifyingWriter:
                 return conn
             except (OSError, AssertionError, ConnectionError):
                 self.port_index += 1
-                time.sleep(0.05)
+                # Next node after a short pause, at once if told to stop.
+                self.stop_flag.wait(0.05)
         return None
 
     def _run(self):
