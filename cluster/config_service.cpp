@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cluster/config_args.hpp"
+#include "cluster/conflict_backoff.hpp"
 #include "cluster/state/config_codec.hpp"
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
@@ -185,12 +186,25 @@ Status ConfigService::commit(NodeConfig next) {
   return ok_status();
 }
 
+namespace {
+Error kept_changing(const ConflictBackoff& backoff) {
+  return make_error("the cluster's configuration kept changing under this command (" +
+                        std::to_string(backoff.attempts()) +
+                        " attempts): try again",
+                    EBUSY);
+}
+}  // namespace
+
 Status ConfigService::commit_change(const std::function<Status(NodeConfig&)>& change) {
-  for (int attempt = 0;; ++attempt) {
+  ConflictBackoff backoff;
+  for (;;) {
     NodeConfig next = config_;
     if (auto st = change(next); !st) return st;
     auto st = commit(std::move(next));
-    if (st || !cluster_ || st.error().code != ESTALE || attempt >= 8) return st;
+    if (st || !cluster_ || st.error().code != ESTALE) return st;
+    // Not ESTALE once given up: the caller may have done more than this
+    // change (committed a first step), so it must not redo the whole command.
+    if (!backoff.pause()) return kept_changing(backoff);
     if (auto latest = cluster_->current()) adopt(*latest);
   }
 }
@@ -205,10 +219,12 @@ json ConfigService::handle(const json& request) {
                         "here, or 'svectl node add' on a member of one"}};
     // In a cluster another node's change may come first: redo this one on
     // top of it (what it checked may have changed too).
-    for (int attempt = 0;; ++attempt) {
+    ConflictBackoff backoff;
+    for (;;) {
       auto result = dispatch(cmd, request);
       if (result) return {{"ok", true}, {"result", std::move(result.value())}};
-      if (cluster_ && result.error().code == ESTALE && attempt < 8) {
+      if (cluster_ && result.error().code == ESTALE) {
+        if (!backoff.pause()) return {{"ok", false}, {"error", kept_changing(backoff).message}};
         if (auto latest = cluster_->current()) adopt(*latest);
         continue;
       }
@@ -489,7 +505,10 @@ Result<json> ConfigService::vdisk_create(const json& args) {
       mine->formatted = true;
       return ok_status();
     });
-    if (!st) return st.error();
+    if (!st)
+      return make_error("vdisk '" + v.name + "' stays unformatted: " + st.error().message +
+                            " (delete it and create it again)",
+                        st.error().code);
     v.formatted = true;
   }
   spdlog::info("vdisk {} created: {} in pool {}", v.name, format_size(v.size_bytes),

@@ -125,20 +125,22 @@ def three_nodes(make):
     lists = [n.ctl_json("vdisk", "list") for n in (n1, n2, n3)]
     check(lists[0] == lists[1] == lists[2], "vdisk lists differ after the stream")
 
-    # Two nodes creating vdisks at once: each change that meets a newer model
-    # is redone on it, so every create succeeds and no extent is handed out
-    # twice; each vdisk is served once it is zeroed.
+    # Every node creating vdisks at once: each change that meets a newer model
+    # is redone on it (after a random pause, or the boss's node, which hears
+    # of each commit first, starves the others), so every create succeeds
+    # and no extent is handed out twice; each vdisk is served once zeroed.
     def creator(node, prefix, out):
         for k in range(6):
             node.ctl("vdisk", "create", f"{prefix}{k}", "--pool", "p", "--size", "4M")
             out.append(f"{prefix}{k}")
     made = []
-    threads = [threading.Thread(target=creator, args=(n, p, made)) for n, p in ((n2, "x"), (n3, "y"))]
+    threads = [threading.Thread(target=creator, args=(n, p, made))
+               for n, p in ((n1, "w"), (n2, "x"), (n3, "y"))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    check(len(made) == 12, f"concurrent creates: {made}")
+    check(len(made) == 18, f"concurrent creates: {made}")
     owner = {}
     for v in n1.ctl_json("vdisk", "list"):
         show = n1.ctl_json("vdisk", "show", v["name"])
