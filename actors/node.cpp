@@ -283,9 +283,13 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   Impl& m = *node->impl_;
   m.options = options;
 
-  auto nbd_listener = listen_tcp(options.nbd);
+  auto listen = [](int given, const HostPortAddress& address) -> Result<UniqueFd> {
+    if (given >= 0) return UniqueFd(given);
+    return listen_tcp(address);
+  };
+  auto nbd_listener = listen(options.nbd_fd, options.nbd);
   if (!nbd_listener) return nbd_listener.error();
-  auto admin_listener = listen_tcp(options.admin);
+  auto admin_listener = listen(options.admin_fd, options.admin);
   if (!admin_listener) return admin_listener.error();
 
   auto config = options.cluster ? ConfigService::open_clustered(options.data_dir, m.cluster_link())

@@ -30,6 +30,11 @@ struct NodeOptions {
   uint64_t heartbeat_ms = 100;
   uint64_t lease_ms = 3000;
   uint64_t log_keep = 256;  // committed cluster events kept; older ones live in snapshots
+  // Listening sockets handed down by the configuration process, which keeps
+  // them open across restarts of this I/O process (hosts then wait in the
+  // backlog rather than find the port closed); -1: bind the addresses.
+  int admin_fd = -1;
+  int nbd_fd = -1;
 };
 
 class Node {

@@ -26,7 +26,8 @@ void AdminServer::stop() {
     stopping_ = true;
     for (auto& [fd, t] : clients_) ::shutdown(fd, SHUT_RDWR);
   }
-  ::shutdown(listener_.get(), SHUT_RDWR);
+  // No shutdown() of the listener: its accept loop polls the stop flag, and
+  // the socket may be shared with the configuration process, which keeps it.
   if (acceptor_.joinable()) acceptor_.join();
   std::lock_guard lock(mu_);
   for (auto& [fd, t] : clients_) {

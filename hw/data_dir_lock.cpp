@@ -1,6 +1,7 @@
 #include "hw/data_dir_lock.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -30,6 +31,12 @@ Result<DataDirLock> DataDirLock::acquire(const std::string& data_dir) {
   DataDirLock lock;
   lock.fd_ = std::move(fd);
   return lock;
+}
+
+Result<DataDirLock> lock_data_dir(const std::string& data_dir) {
+  if (::mkdir(data_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return make_error("cannot create data dir " + data_dir + ": " + std::strerror(errno), errno);
+  return DataDirLock::acquire(data_dir);
 }
 
 }  // namespace sve

@@ -8,6 +8,11 @@
 
 namespace sve {
 
+class DataDirLock;
+
+// Creates the data directory if need be, and locks it.
+Result<DataDirLock> lock_data_dir(const std::string& data_dir);
+
 class DataDirLock {
  public:
   static Result<DataDirLock> acquire(const std::string& data_dir);

@@ -118,7 +118,8 @@ void NbdPort::stop() {
     m.stopping = true;
     for (int fd : m.fds) ::shutdown(fd, SHUT_RDWR);
   }
-  ::shutdown(m.listener.get(), SHUT_RDWR);
+  // No shutdown() of the listener: its accept loop polls the stop flag, and
+  // the socket may be shared with the configuration process, which keeps it.
   if (m.acceptor.joinable()) m.acceptor.join();
   // Every session drains its requests and closes on its core.
   std::unique_lock lock(m.mu);

@@ -60,7 +60,8 @@ class Sved:
             [SVED, "--data-dir", self.data_dir, "--admin", self.admin,
              "--nbd", f"127.0.0.1:{self.nbd_port}", "--cores", str(self.cores), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **env} if env else None)
+            env={**os.environ, **env} if env else None,
+            start_new_session=True)  # a process group: sved and its I/O process
         up = threading.Event()
         self._copier = threading.Thread(target=self._copy_log, args=(self.proc, up), daemon=True)
         self._copier.start()
@@ -90,17 +91,33 @@ class Sved:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def io_pid(self):
+        """The I/O process, the child of the sved started."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            children = f.read().split()
+        return int(children[0]) if children else None
+
+    def send(self, sig):
+        """To both processes, as a node (SIGKILL, SIGSTOP, SIGCONT)."""
+        os.killpg(self.proc.pid, sig)
+
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            # SIGTERM to sved, which stops its I/O process (as systemd's
+            # KillMode=mixed); any other signal to both processes.
+            if sig == signal.SIGTERM:
+                self.proc.send_signal(sig)
+            else:
+                self.send(sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 # A hang on the way out: say where every thread is, then go.
                 stacks = subprocess.run(
-                    ["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt"],
+                    ["gdb", "-p", str(self.io_pid() or self.proc.pid), "-batch", "-ex",
+                     "thread apply all bt"],
                     capture_output=True, text=True, timeout=120).stdout
-                self.proc.kill()
+                self.send(signal.SIGKILL)
                 self.proc.wait(timeout=30)
                 raise AssertionError(f"sved did not exit within 30 s of signal {sig}; "
                                      f"its threads were:\n{stacks[-12000:]}")

@@ -86,7 +86,7 @@ def test(make):
 
     # The owner stops answering with its cache intact; its lease runs out and
     # the partner takes the vdisk over.
-    n1.proc.send_signal(signal.SIGSTOP)
+    n1.send(signal.SIGSTOP)
     try:
         c.wait_serving([2, 3], 2)
         wait_until(lambda: cache_of(n2)["mode"] == "write-through", "node 2 to own the vdisk")
@@ -94,7 +94,7 @@ def test(make):
         qemu_io(n3.url("v"), "write -P 0x22 0 1M")
         qemu_io(n2.url("v"), "read -P 0x22 0 1M", f"read -P 0x12 {4 * MiB - 512} 1024")
     finally:
-        n1.proc.send_signal(signal.SIGCONT)
+        n1.send(signal.SIGCONT)
     # Back: node 1 owns the vdisk again and must not serve what it cached
     # before it stopped.
     c.wait_serving([1, 2, 3], 1)

@@ -129,7 +129,7 @@ def test(make):
     node.ctl("vdisk", "create", "vf", "--pool", "pf", "--size", "512M")
     wait_until(lambda: node.ctl_json("node", "stats")["nbd_connections"] == 0,
                "the connections of the checks above to close")
-    idle = rss_bytes(node.proc.pid)
+    idle = rss_bytes(node.io_pid())
 
     threads, errors, done, start = flood(node, "vf")
     peak = idle
@@ -138,7 +138,7 @@ def test(make):
         if not start.is_set() and time.monotonic() - began > STALL_S:
             stalled = node.ctl_json("node", "stats")
             start.set()
-        peak = max(peak, rss_bytes(node.proc.pid))
+        peak = max(peak, rss_bytes(node.io_pid()))
         alive = [t for t in threads if t.is_alive()]
         if alive:
             alive[0].join(timeout=0.02)  # sample again when a client ends, or soon

@@ -27,6 +27,7 @@ const char* kUsage =
     "  node show    (this node's cache: size, dirty bytes, mode and why)\n"
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "  cluster create NAME | cluster status\n"
+    "  daemon status   (the node's two processes: I/O process pid, restarts, last exit)\n"
     "  shell [--node HOST:PORT] [-c COMMAND]   (the actor debug shell: actors, inspect)\n"
     "  node add --id N HOST:PORT | node remove N | node list\n"
     "sizes take K, M, G, T suffixes (powers of 1024)\n";
@@ -113,7 +114,8 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     need(1);
     r["name"] = a.words[0];
     r["size"] = size_arg(a.flag("--size"), "--size");
-  } else if (noun == "node" && (verb == "stats" || verb == "show")) {
+  } else if ((noun == "node" && (verb == "stats" || verb == "show")) ||
+             (noun == "daemon" && verb == "status")) {
     need(0);
   } else if (noun == "iogrp" && verb == "create") {
     need(3);

@@ -101,6 +101,10 @@ void render_result(const std::string& command, const json& result) {
     for (const char* key : {"name", "node", "boss", "members", "quorum", "committed",
                             "generation", "configured", "lease_remaining_ms", "quorum_device"})
       std::cout << key << ": " << cell(result, key) << "\n";
+  } else if (command == "daemon.status") {
+    for (const char* key : {"supervisor_pid", "io_pid", "io_serving", "restarts", "last_exit",
+                            "io_uptime_ms"})
+      std::cout << key << ": " << cell(result, key) << "\n";
   } else if (command == "node.add" || command == "node.remove") {
     std::cout << "node " << result["id"] << (command == "node.add" ? " added" : " removed")
               << "\n";

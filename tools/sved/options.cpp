@@ -17,6 +17,7 @@ const char* kSvedUsage =
     "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
     "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo] [--config FILE]\n"
+    "            [--watchdog-ms MS] [--single-process]\n"
     "  --config       options from a file, one a line as here without the dashes\n"
     "                 (deploy/sved.conf); options given here win over the file's\n"
     "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
@@ -33,6 +34,10 @@ const char* kSvedUsage =
     "                 128M; 0 turns the cache off)\n"
     "  --max-connections  host connections at once (default 1024); more are closed\n"
     "  --no-pin       do not pin the per-core reactor threads to CPUs\n"
+    "  --watchdog-ms  sved runs as two processes: this one (admin API, health\n"
+    "                 monitoring) restarts the I/O process when it dies or when no\n"
+    "                 core heartbeat came for this long (default 5000)\n"
+    "  --single-process  run the I/O process alone, unsupervised (debugging)\n"
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
     "           1 GiB vdisk vd0\n";
 
@@ -161,6 +166,26 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
       }
     } else if (arg == "--quorum-device") {
       if (auto st = value(o.node.quorum_device); !st) return st.error();
+    } else if (arg == "--single-process") {
+      o.single_process = true;
+    } else if (arg == "--io-process") {
+      o.io_process = true;
+    } else if (arg == "--watchdog-ms" || arg == "--admin-fd" ||
+               arg == "--nbd-fd" || arg == "--watchdog-fd") {
+      if (auto st = value(v); !st) return st.error();
+      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
+        return make_error(arg + " needs a number", EINVAL);
+      uint64_t n = std::stoull(v);
+      if (arg == "--watchdog-ms") {
+        if (n < 100) return make_error("--watchdog-ms must be at least 100", EINVAL);
+        o.watchdog_ms = n;
+      } else if (arg == "--admin-fd") {
+        o.node.admin_fd = static_cast<int>(n);
+      } else if (arg == "--nbd-fd") {
+        o.node.nbd_fd = static_cast<int>(n);
+      } else {
+        o.watchdog_fd = static_cast<int>(n);
+      }
     } else if (arg == "--no-pin") {
       o.node.pin = false;
     } else if (arg == "--log-level") {

@@ -11,6 +11,12 @@ struct SvedOptions {
   NodeOptions node;
   std::string log_level = "info";
   bool demo = false;  // create the embedded default configuration if empty
+  // One process (no configuration process watching and restarting it).
+  bool single_process = false;
+  uint64_t watchdog_ms = 5000;  // an I/O process silent this long is hung
+  // Set by the configuration process on the I/O process it starts.
+  bool io_process = false;
+  int watchdog_fd = -1;
 };
 
 // argv, with --config FILE read in place (its options first).

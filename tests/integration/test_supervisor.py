@@ -1,0 +1,112 @@
+"""sved's two processes: the configuration process (the sved started)
+watches its child, the I/O process, and restarts it when it dies or hangs.
+
+  1. Alone: the I/O process is SIGKILLed while a host is connecting; the
+     host waits in the listen backlog (the configuration process keeps the
+     sockets) and is served by the next I/O process, with the data intact.
+  2. The I/O process hangs (SIGSTOP): the watchdog kills it within its
+     limit and starts another.
+  3. In a cluster: the I/O process of a node of a write-back I/O group is
+     SIGKILLed under a verifying writer; the partner covers, the restarted
+     node rejoins on its own, and every acknowledged write reads back from
+     both nodes.
+  4. SIGTERM stops both processes cleanly."""
+import os
+import signal
+import time
+
+from cluster_harness import Cluster
+from harness import check, qemu_io, run, wait_until
+from verifier import VerifyingWriter, verify
+
+MiB = 1 << 20
+
+
+def daemon(node):
+    return node.ctl_json("daemon", "status")
+
+
+def restarted(node, count):
+    def ok():
+        s = daemon(node)
+        return s["restarts"] == count and s["io_serving"]
+    wait_until(ok, f"restart {count} of node {node.data_dir}'s I/O process", timeout=30)
+    return daemon(node)
+
+
+def alone(make):
+    node = make()
+    node.start(["--watchdog-ms", "600"])
+    node.ctl("mdisk", "add", "m0", node.make_file("m0.img", 64 * MiB))
+    node.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+    node.ctl("vdisk", "create", "v", "--pool", "p", "--size", "16M")
+    qemu_io(node.url("v"), "write -P 0x5a 0 4M")
+    first = daemon(node)
+    check(first["io_pid"] == node.io_pid() and first["supervisor_pid"] == node.proc.pid,
+          f"daemon status: {first}")
+
+    # 1. A crash while a host connects.
+    os.kill(first["io_pid"], signal.SIGKILL)
+    qemu_io(node.url("v"), "read -P 0x5a 0 4M")  # connects while it restarts
+    s = restarted(node, 1)
+    check("signal 9" in s["last_exit"] and s["io_pid"] != first["io_pid"], f"after a crash: {s}")
+
+    # 2. A hang: no heartbeat within 600 ms.
+    os.kill(s["io_pid"], signal.SIGSTOP)
+    stopped = time.monotonic()
+    s = restarted(node, 2)
+    took = time.monotonic() - stopped
+    check("is hung" in node.read_log(), "the watchdog did not say why it killed")
+    print(f"a hung I/O process was replaced {took:.2f} s after it stopped")
+    qemu_io(node.url("v"), "read -P 0x5a 0 4M", "write -P 0x6b 4M 1M")
+
+    # 4. SIGTERM: the configuration process stops its I/O process first.
+    io_pid = node.io_pid()
+    check(node.stop() == 0, "sved did not stop cleanly")
+    check(not os.path.exists(f"/proc/{io_pid}"), "the I/O process outlived sved")
+    node.start()
+    qemu_io(node.url("v"), "read -P 0x5a 0 4M", "read -P 0x6b 4M 1M")
+    node.stop()
+
+
+def in_cluster(make):
+    c = Cluster(make, 3)
+    for i in (1, 2, 3):
+        c[i].extra += ["--cache-size", "4M", "--watchdog-ms", "1000"]
+    c.form()
+    n1, n2, n3 = c[1], c[2], c[3]
+    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 64 * MiB))
+    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+    n1.ctl("iogrp", "create", "g0", "1", "2")
+    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "16M", "--iogrp", "g0", "--node", "1")
+    wait_until(lambda: n1.ctl_json("vdisk", "show", "v")["cache"]["mode"] == "write-back",
+               "write-back on node 1")
+    blocks = 4096
+    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", blocks, seed=7)
+    writer.move_to(0, blocks // 2)
+    writer.start()
+    wait_until(lambda: writer.writes_acked >= 2000, "2000 writes")
+    check(n1.ctl_json("node", "show")["dirty_bytes"] > 0, "node 1 holds no dirty data")
+    os.kill(n1.io_pid(), signal.SIGKILL)
+    writer.move_to(blocks // 2, blocks // 2)  # later writes must not hide a loss
+    acked = writer.writes_acked
+    wait_until(lambda: writer.writes_acked >= acked + 1000, "writes through the partner")
+    restarted(n1, 1)
+    # It rejoins on its own: nobody restarts or re-adds it.
+    c.wait_serving([1, 2, 3], 1, timeout=30)
+    writer.stop()
+    for node in (n1, n2):
+        lost, wrong = verify(writer, node.nbd_port, "v")
+        check(not lost and not wrong,
+              f"through node {node.node_id}: {len(lost)} acknowledged writes lost, "
+              f"{len(wrong)} wrong: {(lost + wrong)[:5]}")
+    print(f"cluster: {writer.writes_acked} writes acknowledged, {writer.failures} failures "
+          f"ridden through, all read back from nodes 1 and 2")
+
+
+def test(make):
+    alone(make)
+    in_cluster(make)
+
+
+run(test)
