@@ -18,6 +18,8 @@
 #include "actors/core_stack.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
+#include "cluster/net_faults.hpp"
+#include "hw/device/mdisk_faults.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/config_service.hpp"
 #include "cluster/cluster_view.hpp"
@@ -37,6 +39,10 @@ struct Node::Impl {
   std::shared_ptr<ConfigService> config;
   caf::actor config_actor;
   caf::actor cluster_actor;
+  caf::actor chaos_actor;
+  // The chaos monkey's faults, consulted by the rings and the cluster actor.
+  std::shared_ptr<MdiskFaults> mdisk_faults = std::make_shared<MdiskFaults>();
+  std::shared_ptr<NetFaults> net_faults = std::make_shared<NetFaults>();
   ServiceGate gate;  // in a cluster: open while this node holds a lease
   std::vector<CoreStack> cores;
   std::unique_ptr<NbdPort> nbd;
@@ -270,6 +276,16 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
     }
   }
   if (cmd == "vdisk.show") return show_vdisk(line);
+  if (cmd == "daemon.status")  // run alone (--single-process): no configuration process
+    return nlohmann::json{{"ok", true},
+                          {"result",
+                           {{"supervised", false},
+                            {"nbd", options.nbd.to_string()},
+                            {"io_pid", ::getpid()},
+                            {"io_serving", true},
+                            {"restarts", 0}}}}
+        .dump();
+  if (cmd.rfind("chaos.", 0) == 0) return ask(*sys, chaos_actor, line, "chaos monkey");
   if (cmd.rfind("shell.", 0) == 0) return shell(request);
   return call_config(line);
 }
@@ -304,6 +320,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     auto core = CoreIo::create(i, options.core_io);
     if (!core) return core.error();
     io.push_back(core.value().get());
+    core.value()->ring().set_faults(m.mdisk_faults);
     m.core_io.push_back(std::move(core.value()));
   }
   install_reactor_scheduler(m.cfg, io, options.pin);
@@ -368,6 +385,21 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.nbd->place_by_volume(m.cache_blocks > 0);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
+  {
+    ChaosActorSetup chaos;
+    chaos.self = options.node_id;
+    chaos.data_dir = options.data_dir;
+    chaos.supervised = options.supervised;
+    chaos.net = m.net_faults;
+    chaos.mdisks = m.mdisk_faults;
+    chaos.mdisk_ids = [&m] {
+      std::lock_guard lock(m.routes_mu);
+      std::vector<uint32_t> ids;
+      for (const auto& md : m.routed_config.mdisks) ids.push_back(md.id);
+      return ids;
+    };
+    m.chaos_actor = spawn_chaos_actor(*m.sys, std::move(chaos));
+  }
   if (options.cluster) {
     ClusterActorSetup setup;
     setup.self = options.node_id;
@@ -379,6 +411,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     setup.log_keep = options.log_keep;
     setup.seed = pack_to_string(m.config->seed());
     setup.gate = &m.gate;
+    setup.net_faults = m.net_faults;
     setup.view_changed = [&m](const ClusterView& view) { m.on_view(view); };
     setup.model_changed = [&m](std::string bytes) {
       caf::anon_send(m.config_actor, model_atom::value, std::move(bytes));
@@ -386,6 +419,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.gate.open_until(0, "node is starting");
     m.cluster_actor = spawn_cluster_actor(*m.sys, std::move(setup));
     caf::anon_send(m.cluster_actor, interconnect_atom::value, m.interconnect);
+    caf::anon_send(m.chaos_actor, cluster_atom::value, m.cluster_actor);
     // The node's actors, for the debug shell's view of the cluster.
     std::vector<std::string> names;
     std::vector<caf::actor> actors;
@@ -551,6 +585,7 @@ std::vector<std::pair<std::string, caf::actor>> Node::Impl::actor_list() {
     out.emplace_back("backend" + n, cores[i].backend);
   }
   out.emplace_back("config", config_actor);
+  out.emplace_back("chaos", chaos_actor);
   if (cluster_actor) {
     out.emplace_back("cluster", cluster_actor);
     caf::scoped_actor self{*sys};
@@ -764,6 +799,7 @@ void Node::stop() {
   m.destage_before_stop();
   if (m.sys) {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(m.chaos_actor, caf::exit_reason::user_shutdown);
     if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);
     if (m.interconnect) caf::anon_send_exit(m.interconnect, caf::exit_reason::user_shutdown);
     for (auto& core : m.cores) {
@@ -776,6 +812,7 @@ void Node::stop() {
   }
   m.cores.clear();
   m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
+  m.chaos_actor = caf::actor{};
   m.cluster_actor = caf::actor{};
   m.interconnect = caf::actor{};
   m.interconnect_port.reset();  // holds the interconnect's handle too

@@ -35,6 +35,7 @@ struct NodeOptions {
   // backlog rather than find the port closed); -1: bind the addresses.
   int admin_fd = -1;
   int nbd_fd = -1;
+  bool supervised = false;  // a configuration process restarts this process
 };
 
 class Node {

@@ -10,6 +10,9 @@
 
 namespace sve {
 
+class NetFaults;
+class MdiskFaults;
+
 class IoServer;
 class CoreIo;
 class ConfigService;
@@ -72,6 +75,7 @@ struct ClusterActorSetup {
   // the gate opens on it: what the data path routes by is in place first.
   std::function<void(const ClusterView&)> view_changed;
   ServiceGate* gate = nullptr;
+  std::shared_ptr<NetFaults> net_faults;  // the chaos monkey's, or null
 };
 caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
 // The heartbeat link to one peer (cluster/peer_link_actor.cpp): carries the
@@ -79,6 +83,19 @@ caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
 // `owner` is the cluster actor, in whose name it sends.
 caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
                            std::string address);
+
+// The chaos monkey (actors/chaos/chaos_actor.cpp): answers admin_atom
+// requests chaos.start / chaos.stop / chaos.report; in a cluster, the
+// node then sends it (cluster_atom, the cluster actor).
+struct ChaosActorSetup {
+  uint32_t self = 0;
+  std::string data_dir;        // its settings and log
+  bool supervised = false;     // a configuration process restarts this one
+  std::shared_ptr<NetFaults> net;
+  std::shared_ptr<MdiskFaults> mdisks;
+  std::function<std::vector<uint32_t>()> mdisk_ids;  // the model's
+};
+caf::actor spawn_chaos_actor(caf::actor_system& sys, ChaosActorSetup setup);
 
 // Runs `task` on the core of `actor` (a pinned facility actor).
 void run_on_core(const caf::actor& actor, std::function<void()> task);

@@ -12,6 +12,7 @@
 
 #include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
+#include "cluster/net_faults.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
 #include "cluster/cluster_view.hpp"
@@ -65,8 +66,17 @@ caf::actor& link_for(Self* self, NodeId id, const std::string& address) {
 
 void send_to(Self* self, NodeId to, const std::string& address, std::string bytes) {
   auto& st = self->state;
-  self->send(link_for(self, to, address), cluster_atom::value, st.host->info().uuid,
-             st.setup.self, std::move(bytes));
+  NetFaults::Outgoing fault;
+  if (st.setup.net_faults) fault = st.setup.net_faults->outgoing(to, monotonic_ms());
+  if (fault.drop) return;
+  auto& link = link_for(self, to, address);
+  if (fault.duplicate)
+    self->send(link, cluster_atom::value, st.host->info().uuid, st.setup.self, bytes);
+  if (fault.delay_ms)
+    self->delayed_send(link, std::chrono::milliseconds(fault.delay_ms), cluster_atom::value,
+                       st.host->info().uuid, st.setup.self, std::move(bytes));
+  else
+    self->send(link, cluster_atom::value, st.host->info().uuid, st.setup.self, std::move(bytes));
 }
 
 // Tells the node when who serves, in which generation, or where nodes are
@@ -215,6 +225,19 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
     }
     spdlog::info("cluster {}: {} configured nodes", info.name, info.nodes.size());
   };
+  // A heartbeat link that dies (killed, or failed) is dropped, and the next
+  // message to its peer starts another: the cluster actor supervises them.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& links = self->state.links;
+    for (auto it = links.begin(); it != links.end(); ++it) {
+      if (it->second.address() != msg.source) continue;
+      spdlog::warn("cluster: the heartbeat link to node {} ended ({}); starting another",
+                   it->first, self->system().render(msg.reason));
+      links.erase(it);
+      return;
+    }
+    self->quit(msg.reason);  // the node's shutdown (anon_send_exit names us as the source)
+  });
   st.host = std::make_unique<ClusterHost>(std::move(options), std::move(callbacks));
   st.host->start();
   update_gate(self);
@@ -249,6 +272,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       [=](cluster_atom, const std::string& cluster, uint32_t from, const std::string& bytes) {
         auto& s = self->state;
         note(self, s.probe);
+        if (s.setup.net_faults && s.setup.net_faults->drop_incoming(from, monotonic_ms())) return;
         // The peer reached us: its link may answer on that connection.
         if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
           const ClusterNodeInfo* n = s.host->info().find(from);

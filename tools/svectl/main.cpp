@@ -6,6 +6,7 @@
 
 #include "admin/admin_client.hpp"
 #include "admin/admin_protocol.hpp"
+#include "tools/svectl/chaos_run.hpp"
 #include "tools/svectl/render.hpp"
 #include "tools/svectl/shell.hpp"
 #include "util/size.hpp"
@@ -28,6 +29,11 @@ const char* kUsage =
     "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
     "  cluster create NAME | cluster status\n"
     "  daemon status   (the node's two processes: I/O process pid, restarts, last exit)\n"
+    "  chaos start [--seed S] [--faults KIND,...|all] [--rate PER_MINUTE]\n"
+    "  chaos stop | chaos report   (the chaos monkey of this node)\n"
+    "  chaos run --duration SECONDS [--seed S] [--faults ...] [--rate R]\n"
+    "         [--nodes ADMIN,ADMIN,...] [--vdisk NAME]   (monkeys on every node and a\n"
+    "         verifying workload; exits non-zero if a write was lost or a read wrong)\n"
     "  shell [--node HOST:PORT] [-c COMMAND]   (the actor debug shell: actors, inspect)\n"
     "  node add --id N HOST:PORT | node remove N | node list\n"
     "sizes take K, M, G, T suffixes (powers of 1024)\n";
@@ -74,6 +80,21 @@ uint32_t node_id(const std::string& text) {
   return static_cast<uint32_t>(std::stoul(text));
 }
 
+std::string number_arg(const std::string& text, const char* what, const char* fallback) {
+  if (text.empty()) return fallback;
+  if (text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError{std::string(what) + " needs a number"};
+  return text;
+}
+
+double rate_arg(const std::string& text) {
+  char* end = nullptr;
+  double rate = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end || !(rate > 0))
+    throw UsageError{"--rate is faults per minute, a positive number"};
+  return rate;
+}
+
 // --iogrp GROUP and --node N, where a vdisk goes.
 void placement(const Args& a, json& r) {
   if (!a.flag("--iogrp").empty()) r["iogrp"] = a.flag("--iogrp");
@@ -117,6 +138,13 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
   } else if ((noun == "node" && (verb == "stats" || verb == "show")) ||
              (noun == "daemon" && verb == "status")) {
     need(0);
+  } else if (noun == "chaos" && verb == "start") {
+    need(0);
+    r["seed"] = std::stoull(number_arg(a.flag("--seed"), "--seed", "1"));
+    if (!a.flag("--faults").empty()) r["faults"] = a.flag("--faults");
+    if (!a.flag("--rate").empty()) r["rate"] = rate_arg(a.flag("--rate"));
+  } else if (noun == "chaos" && (verb == "stop" || verb == "report")) {
+    need(0);
   } else if (noun == "iogrp" && verb == "create") {
     need(3);
     r["name"] = a.words[0];
@@ -147,7 +175,8 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
   } else {
     throw UsageError{"unknown command '" + noun + " " + verb + "'"};
   }
-  if (!a.flags.empty() && noun != "pool" && noun != "vdisk" && !(noun == "node" && verb == "add"))
+  if (!a.flags.empty() && noun != "pool" && noun != "vdisk" && noun != "chaos" &&
+      !(noun == "node" && verb == "add"))
     throw UsageError{"unexpected option " + a.flags[0].first};
   return r;
 }
@@ -175,6 +204,8 @@ int main(int argc, char** argv) {
     }
     auto address = parse_address(admin);
     if (!address) throw UsageError{address.error().message};
+    if (at + 1 < args.size() && args[at] == "chaos" && args[at + 1] == "run")
+      return run_chaos(address.value(), {args.begin() + at + 2, args.end()}, as_json);
     if (at < args.size() && args[at] == "shell")
       return run_shell(address.value(), {args.begin() + at + 1, args.end()}, as_json);
     json request = build_request(args, at);

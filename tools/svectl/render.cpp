@@ -101,6 +101,14 @@ void render_result(const std::string& command, const json& result) {
     for (const char* key : {"name", "node", "boss", "members", "quorum", "committed",
                             "generation", "configured", "lease_remaining_ms", "quorum_device"})
       std::cout << key << ": " << cell(result, key) << "\n";
+  } else if (command == "chaos.start" || command == "chaos.stop" || command == "chaos.report") {
+    std::cout << "chaos monkey on node " << cell(result, "node") << ": "
+              << (result.value("running", false) ? "running" : "stopped") << "\n";
+    for (const char* key : {"seed", "faults", "rate_per_minute", "injected", "skipped",
+                            "by_kind", "next_kind", "next_in_ms"})
+      if (result.contains(key)) std::cout << key << ": " << cell(result, key) << "\n";
+    for (const auto& e : result.value("log", nlohmann::json::array()))
+      std::cout << "  " << e.dump() << "\n";
   } else if (command == "daemon.status") {
     for (const char* key : {"supervisor_pid", "io_pid", "io_serving", "restarts", "last_exit",
                             "io_uptime_ms"})

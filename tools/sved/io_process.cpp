@@ -57,7 +57,9 @@ int run_io_process(const SvedOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto node = Node::start(options.node);
+  NodeOptions node_options = options.node;
+  node_options.supervised = options.io_process;
+  auto node = Node::start(node_options);
   if (!node) {
     std::cerr << "sved: " << node.error().message << "\n";
     return 1;

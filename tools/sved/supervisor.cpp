@@ -74,7 +74,8 @@ void save_nonvolatile_state(const std::string& dir) {
 // for it (a request sent while it restarts waits for the next one).
 class AdminRelay {
  public:
-  AdminRelay(ChildState& child, HostPortAddress inner) : child_(child), inner_(std::move(inner)) {}
+  AdminRelay(ChildState& child, HostPortAddress inner, std::string nbd)
+      : child_(child), inner_(std::move(inner)), nbd_(std::move(nbd)) {}
 
   std::string handle(const std::string& line) {
     auto request = nlohmann::json::parse(line, nullptr, false);
@@ -108,7 +109,9 @@ class AdminRelay {
   }
   nlohmann::json status() {
     std::lock_guard lock(child_.mu);
-    return {{"supervisor_pid", ::getpid()},
+    return {{"supervised", true},
+            {"nbd", nbd_},
+            {"supervisor_pid", ::getpid()},
             {"io_pid", child_.pid},
             {"io_serving", child_.serving},
             {"restarts", child_.restarts},
@@ -118,6 +121,7 @@ class AdminRelay {
 
   ChildState& child_;
   HostPortAddress inner_;
+  std::string nbd_;
 };
 
 struct Listeners {
@@ -199,7 +203,7 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
     return 1;
   }
   ChildState child;
-  AdminRelay relay(child, listeners->inner_address);
+  AdminRelay relay(child, listeners->inner_address, options.node.nbd.to_string());
   AdminServer admin(std::move(listeners->admin_public),
                     [&relay](const std::string& line) { return relay.handle(line); });
   admin.start();

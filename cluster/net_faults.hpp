@@ -1,0 +1,46 @@
+#pragma once
+// Faults on this node's cluster network links, for the chaos monkey: per
+// peer, for a while, messages to it are dropped, delayed or duplicated at a
+// given rate, or the link is cut both ways (a partition). The cluster actor
+// asks before each message it sends or takes in; the monkey sets them from
+// its own thread. The protocol is built for such a network (it resends what
+// matters), so these test it, they do not break its rules.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <random>
+
+namespace sve {
+
+struct LinkFault {
+  uint32_t drop_percent = 0;
+  uint32_t duplicate_percent = 0;
+  uint32_t delay_ms = 0;
+  bool cut = false;
+  uint64_t until_ms = 0;  // steady clock
+};
+
+class NetFaults {
+ public:
+  struct Outgoing {
+    bool drop = false;
+    bool duplicate = false;
+    uint32_t delay_ms = 0;
+  };
+
+  void set(uint32_t peer, LinkFault fault);
+  void clear();
+  Outgoing outgoing(uint32_t peer, uint64_t now_ms);
+  bool drop_incoming(uint32_t peer, uint64_t now_ms);
+
+ private:
+  const LinkFault* active(uint32_t peer, uint64_t now_ms) const;
+
+  std::mutex mu_;
+  std::map<uint32_t, LinkFault> links_;
+  std::minstd_rand rng_{12345};
+  std::atomic<bool> any_{false};
+};
+
+}  // namespace sve
