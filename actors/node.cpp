@@ -390,6 +390,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     chaos.self = options.node_id;
     chaos.data_dir = options.data_dir;
     chaos.supervised = options.supervised;
+    chaos.hold_down = options.hold_down;
     chaos.net = m.net_faults;
     chaos.mdisks = m.mdisk_faults;
     chaos.mdisk_ids = [&m] {

@@ -1,6 +1,7 @@
 #pragma once
 // One SVE node in one process: the actor system, the facility stack on each
 // core, the configuration actor, the host ports and the admin API.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,8 @@ struct NodeOptions {
   int admin_fd = -1;
   int nbd_fd = -1;
   bool supervised = false;  // a configuration process restarts this process
+  // Under one: asks it to wait this long before the next start.
+  std::function<void(uint32_t ms)> hold_down;
 };
 
 class Node {

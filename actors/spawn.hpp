@@ -91,6 +91,7 @@ struct ChaosActorSetup {
   uint32_t self = 0;
   std::string data_dir;        // its settings and log
   bool supervised = false;     // a configuration process restarts this one
+  std::function<void(uint32_t ms)> hold_down;  // keeps the node down after kill-node
   std::shared_ptr<NetFaults> net;
   std::shared_ptr<MdiskFaults> mdisks;
   std::function<std::vector<uint32_t>()> mdisk_ids;  // the model's

@@ -228,6 +228,7 @@ class CacheFacility final : public IoClient {
   uint32_t track(Kind kind, uint32_t vdisk, uint64_t first, uint64_t last);
   bool overlaps_write(uint32_t vdisk, uint64_t first, uint64_t last) const;
   void taint_overlapping(uint32_t vdisk, uint64_t first, uint64_t last);
+  void forget_clean(uint32_t vdisk);
   void keep_blocks(const IoRequest& request);
   void fill_done(uint32_t index, IoRequestPtr piece);
   void release_record(uint32_t index);

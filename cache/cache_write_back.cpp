@@ -209,7 +209,7 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
   // meanwhile (kick_destage).
   if (!routes_->serving) {
     if (map_)
-      for (const auto& [id, layout] : map_->volumes) directory_->drop(id, false);
+      for (const auto& [id, layout] : map_->volumes) forget_clean(id);
     last_serving_.reset();
     // Nothing waiting here would ever go on (no destage, no partner to
     // answer for sure): it fails, unacknowledged, and the host retries
@@ -235,7 +235,7 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
       const VdiskRoute* now = routes_->find(id);
       const VdiskRoute* before = last_serving_ ? last_serving_->find(id) : nullptr;
       bool same = now && before && before->owner == now->owner && before->epoch == now->epoch;
-      if (mode(id) == CacheMode::off || !same) directory_->drop(id, false);
+      if (mode(id) == CacheMode::off || !same) forget_clean(id);
     }
   }
   last_serving_ = routes_;
@@ -261,6 +261,14 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
   resume_stalled();
   complete_drained();
   kick_destage();
+}
+
+// Clean blocks of `vdisk` may be stale: dropped, and so is what the reads
+// and fills in flight bring back (read before another node's writes, they
+// would otherwise be kept as clean copies once they complete).
+void CacheFacility::forget_clean(uint32_t vdisk) {
+  directory_->drop(vdisk, false);
+  taint_overlapping(vdisk, 0, UINT64_MAX);
 }
 
 // Sorts every non-volatile copy by the current table: dirty blocks and

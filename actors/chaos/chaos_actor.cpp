@@ -151,7 +151,10 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       ::raise(SIGSTOP);  // the configuration process's watchdog ends it
       return "I/O process";
     case FaultKind::kill_node:
-      logged("I/O process " + std::to_string(::getpid()));
+      // The node stays down for the fault's duration before it restarts.
+      logged("I/O process " + std::to_string(::getpid()) + ", down for " +
+             std::to_string(f.duration_ms) + " ms");
+      if (st.setup.hold_down) st.setup.hold_down(f.duration_ms);
       ::raise(SIGKILL);
       return "";
     case FaultKind::net_drop:
@@ -202,12 +205,13 @@ void fire(Self* self) {
   const PlannedFault f = st.pending;
   ++st.done;
   bool transient = !kills_process(f.kind) && f.kind != FaultKind::kill_actor;
+  bool timed = transient || f.kind == FaultKind::kill_node;
   json entry{{"time_ms", wall_ms()},
              {"node", st.setup.self},
              {"seed", st.plan->settings().seed},
              {"number", f.number},
              {"kind", to_string(f.kind)}};
-  if (transient) entry["duration_ms"] = f.duration_ms;
+  if (timed) entry["duration_ms"] = f.duration_ms;
   if (f.kind == FaultKind::net_drop || f.kind == FaultKind::net_duplicate)
     entry["percent"] = f.intensity;
   if (f.kind == FaultKind::net_delay) entry["delay_ms"] = f.intensity;

@@ -14,11 +14,12 @@ uint64_t watchdog_clock_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-void WatchdogFeed::send(char what) {
+void WatchdogFeed::send(const std::string& what) {
   if (!fd_.valid()) return;
   // Non-blocking: a configuration process that is slow to read must not
-  // stall the node; a full pipe already says it is alive.
-  while (::write(fd_.get(), &what, 1) < 0 && errno == EINTR) {
+  // stall the node; a full pipe already says it is alive. Writes this
+  // small are atomic, so two threads may send.
+  while (::write(fd_.get(), what.data(), what.size()) < 0 && errno == EINTR) {
   }
 }
 
@@ -45,7 +46,20 @@ WatchdogMonitor::Event WatchdogMonitor::wait(int wait_ms) {
     if (got > 0) {
       last_heard_ms_ = now;
       bool became_ready = false;
-      for (ssize_t i = 0; i < got; ++i) became_ready |= buf[i] == 'R' && !ready_;
+      for (ssize_t i = 0; i < got; ++i) {
+        char c = buf[i];
+        if (in_hold_) {
+          if (c >= '0' && c <= '9') hold_value_ = hold_value_ * 10 + static_cast<uint64_t>(c - '0');
+          if (c == ';') {
+            hold_down_ms_ = hold_value_;
+            in_hold_ = false;
+          }
+          continue;
+        }
+        in_hold_ = c == 'H';
+        hold_value_ = 0;
+        became_ready |= c == 'R' && !ready_;
+      }
       if (became_ready) {
         ready_ = true;
         return Event::ready;

@@ -5,6 +5,7 @@
 // hung when no feed came within the limit (or dead when the pipe closes).
 // The stand-in for the hardware watchdog of the paper's nodes.
 #include <cstdint>
+#include <string>
 
 #include "util/fd.hpp"
 
@@ -16,11 +17,14 @@ class WatchdogFeed {
   WatchdogFeed() = default;
   explicit WatchdogFeed(int fd) : fd_(fd) {}
   bool attached() const { return fd_.valid(); }
-  void ready() { send('R'); }  // the node serves
-  void feed() { send('K'); }   // every core answered
+  void ready() { send("R"); }  // the node serves
+  void feed() { send("K"); }   // every core answered
+  // Asks that the next I/O process start only `ms` after this one ends (a
+  // node that is to stay down a while, as the chaos monkey's kill-node).
+  void hold_down(uint32_t ms) { send("H" + std::to_string(ms) + ";"); }
 
  private:
-  void send(char what);
+  void send(const std::string& what);
   UniqueFd fd_;
 };
 
@@ -36,6 +40,7 @@ class WatchdogMonitor {
   // Waits at most `wait_ms` for the I/O process; reports what happened.
   Event wait(int wait_ms);
   bool is_ready() const { return ready_; }
+  uint64_t hold_down_ms() const { return hold_down_ms_; }
   uint64_t silent_ms() const;
 
  private:
@@ -43,6 +48,9 @@ class WatchdogMonitor {
   uint64_t limit_ms_, start_limit_ms_;
   uint64_t last_heard_ms_, last_woke_ms_;
   bool ready_ = false;
+  uint64_t hold_down_ms_ = 0;
+  bool in_hold_ = false;  // reading "H<ms>;"
+  uint64_t hold_value_ = 0;
 };
 
 uint64_t watchdog_clock_ms();

@@ -386,3 +386,42 @@ TEST_CASE("a node that loses its lease fails what waits, unacknowledged", "[cach
   p.settle();
   CHECK(p.on_disk(6) == block_of(0x66));
 }
+
+TEST_CASE("a read in flight across an ownership change is not kept in the cache",
+          "[cache][wb]") {
+  // Node 1 reads block 5 from the back end; the read is slow (a stalled
+  // device). Meanwhile node 1 loses its lease, node 2 runs the group and
+  // writes block 5, and node 1 owns the vdisk again. The old read's data,
+  // from before that write, must not become node 1's cached copy.
+  Pair p;
+  std::fill_n(p.disk.memory.begin() + 5 * 4096, 4096, uint8_t{0x11});
+  auto slow = make_request();
+  slow->op = IoOp::read;
+  slow->volume = kVdisk;
+  slow->offset = 5 * 4096;
+  slow->length = 4096;
+  slow->buffer = Buffer::allocate(4096);
+  slow->client = &p.front;
+  p.nodes[1].cache->submit(slow);
+  REQUIRE(p.nodes[1].back.pending.size() == 1);
+  IoRequestPtr in_flight = std::move(p.nodes[1].back.pending.front());
+  p.nodes[1].back.pending.clear();
+
+  auto lost = std::make_shared<RouteTable>();
+  lost->self = 1;
+  lost->serving = false;
+  p.nodes[1].cache->set_routes(lost);
+  p.commit_group(2);
+  p.publish({2});
+  p.write(2, 5, 0x22);
+  p.settle();
+  REQUIRE(p.on_disk(5) == block_of(0x22));
+  p.commit_group(0);
+  p.publish({1, 2});
+
+  // The device answers the old read only now, with what it read then.
+  auto old = block_of(0x11);
+  in_flight->buffer->copy_in(in_flight->buffer_offset, 4096, old.data());
+  complete(std::move(in_flight), 0);
+  CHECK(p.read(1, 5) == block_of(0x22));
+}

@@ -21,6 +21,9 @@ const char* kShellHelp =
     "                  extents, an I/O actor's ring, the interconnect's peers)\n"
     "  trace ACTOR [N] the next N messages (default 10) it handles, as they come\n"
     "  cluster         the actors of every node of the cluster\n"
+    "  chaos start [SEED [KIND,...|all [PER_MINUTE]]] | chaos stop | chaos report\n"
+    "                  the node's chaos monkey: the only commands here that change\n"
+    "                  anything (they inject faults; docs/chaos.md)\n"
     "  help            this list\n"
     "  quit            leave (also Ctrl-D)\n";
 
@@ -91,6 +94,20 @@ bool run_command(const HostPortAddress& node, const std::string& line, bool as_j
     request = {{"cmd", "shell.cluster"}};
   } else if (words[0] == "inspect" && words.size() == 2) {
     request = {{"cmd", "shell.inspect"}, {"name", words[1]}};
+  } else if (words[0] == "chaos" && words.size() >= 2 &&
+             (words[1] == "stop" || words[1] == "report") && words.size() == 2) {
+    request = {{"cmd", "chaos." + words[1]}};
+  } else if (words[0] == "chaos" && words.size() >= 2 && words[1] == "start" &&
+             words.size() <= 5) {
+    request = {{"cmd", "chaos.start"}};
+    try {
+      if (words.size() > 2) request["seed"] = std::stoull(words[2]);
+      if (words.size() > 3) request["faults"] = words[3];
+      if (words.size() > 4) request["rate"] = std::stod(words[4]);
+    } catch (const std::exception&) {
+      std::cerr << "chaos start [SEED [KIND,...|all [PER_MINUTE]]]: numbers expected\n";
+      return false;
+    }
   } else if (words[0] == "trace" && (words.size() == 2 || words.size() == 3)) {
     uint32_t n = 10;
     if (words.size() == 3) {
@@ -116,7 +133,9 @@ bool run_command(const HostPortAddress& node, const std::string& line, bool as_j
     return false;
   }
   const auto& result = (*reply)["result"];
-  if (as_json || words[0] == "inspect") {
+  if (words[0] == "chaos" && !as_json) {
+    render_result(request["cmd"], result);
+  } else if (as_json || words[0] == "inspect") {
     std::cout << result.dump(2) << "\n";
   } else if (words[0] == "cluster") {
     for (const auto& [node, rows] : result.items()) {

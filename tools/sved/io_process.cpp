@@ -57,8 +57,10 @@ int run_io_process(const SvedOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  WatchdogFeed feed(options.watchdog_fd);
   NodeOptions node_options = options.node;
   node_options.supervised = options.io_process;
+  if (feed.attached()) node_options.hold_down = [&feed](uint32_t ms) { feed.hold_down(ms); };
   auto node = Node::start(node_options);
   if (!node) {
     std::cerr << "sved: " << node.error().message << "\n";
@@ -72,7 +74,6 @@ int run_io_process(const SvedOptions& options) {
     }
     print_demo_banner(*node.value(), options);
   }
-  WatchdogFeed feed(options.watchdog_fd);
   feed.ready();
   notify_service_manager("READY=1");
   // Keep-alives go out only while every core of the data path answers: a

@@ -279,6 +279,9 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
       }
       if (::waitpid(pid, &status, WNOHANG) == pid) break;
     }
+    // What it wrote just before it ended (a hold-down) is still in the pipe.
+    for (int i = 0; i < 16 && !pipe_closed; ++i)
+      pipe_closed = watchdog.wait(0) == WatchdogMonitor::Event::closed;
     bool was_serving;
     {
       std::lock_guard lock(child.mu);
@@ -300,9 +303,11 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
       admin.stop();
       return WEXITSTATUS(status) ? WEXITSTATUS(status) : 1;
     }
-    // Crashing again soon after a restart: back off, up to 5 s.
+    // Crashing again soon after a restart: back off, up to 5 s. One that
+    // asked to stay down a while (the chaos monkey's kill-node) does.
     bool soon = watchdog_clock_ms() - child.started_ms < 10'000;
     restart_delay_ms = soon ? std::min(kMaxRestartDelayMs, std::max<uint64_t>(100, restart_delay_ms * 2)) : 0;
+    if (watchdog.hold_down_ms()) restart_delay_ms = std::min<uint64_t>(watchdog.hold_down_ms(), 60'000);
     {
       std::lock_guard lock(child.mu);
       ++child.restarts;
