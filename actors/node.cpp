@@ -466,6 +466,20 @@ nlohmann::json Node::io_stats() {
   return {{"cores", cores}, {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
 }
 
+void Node::check_health() {
+  Impl& m = *impl_;
+  for (size_t i = 0; i < m.cores.size(); ++i)
+    m.ask_core(i, m.cores[i].backend, [] { return nlohmann::json(true); });
+  if (!m.cluster_actor) return;
+  // The cluster actor never blocks: one that does not answer at once is
+  // dead or stuck, and the node can no longer take part in its cluster.
+  caf::scoped_actor self{*m.sys};
+  bool answered = false;
+  self->request(m.cluster_actor, std::chrono::seconds(2), members_atom::value)
+      .receive([&](std::vector<uint32_t>&) { answered = true; }, [&](caf::error&) {});
+  if (!answered) throw std::runtime_error("the cluster actor does not answer");
+}
+
 nlohmann::json Node::Impl::ask_core(size_t i, const caf::actor& on,
                                     std::function<nlohmann::json()> fn) {
   // Shared, in case the answer comes too late.

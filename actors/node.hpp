@@ -57,6 +57,9 @@ class Node {
   std::string nbd_url() const;
   // Per-core counters of the data path (scheduler, ring, pools), as JSON.
   nlohmann::json io_stats();
+  // Throws unless every core and the cluster actor answer: what the
+  // watchdog's keep-alives stand for.
+  void check_health();
   std::string admin_address() const;
 
  private:

@@ -140,7 +140,9 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       auto& [peer, link] = links[f.target % links.size()];
       std::string target = "heartbeat/" + std::to_string(peer);
       logged(target);
-      self->send_exit(link, caf::exit_reason::kill);
+      // As if it had failed (an exception): exit_reason::kill would take
+      // its supervisor down with it, whatever that supervisor handles.
+      self->send_exit(link, caf::exit_reason::unhandled_exception);
       return target;
     }
     case FaultKind::crash_io:

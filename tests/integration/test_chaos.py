@@ -50,6 +50,19 @@ def commands(make):
     stopped = node.ctl_json("chaos", "stop")
     check(stopped["running"] and not node.ctl_json("chaos", "report")["running"], "chaos stop")
 
+    # kill-node: the node stays down for the fault's duration, then its
+    # configuration process starts it again, and its monkey goes on.
+    node.ctl("chaos", "start", "--seed", "4", "--faults", "kill-node", "--rate", "600")
+    wait_until(lambda: node.ctl_json("daemon", "status")["restarts"] >= 1 and
+               node.ctl_json("daemon", "status")["io_serving"], "a restart after kill-node",
+               timeout=30)
+    first = node.ctl_json("chaos", "report")["log"][0]
+    node.ctl("chaos", "stop")
+    check(first["kind"] == "kill-node" and "signal 9" in node.ctl_json("daemon", "status")["last_exit"],
+          f"kill-node: {first}")
+    check(f"in {first['duration_ms']} ms" in node.read_log(),
+          f"the node was not kept down for {first['duration_ms']} ms")
+
     # A verifying workload that cannot fail proves nothing: another writer
     # scribbling over its blocks must make the run fail.
     node.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
@@ -86,6 +99,15 @@ def cluster(make):
            "--node", "1")
     wait_until(lambda: n1.ctl_json("vdisk", "show", "chaos")["cache"]["mode"] == "write-back",
                "write-back on node 1")
+    # kill-actor: the cluster actor replaces a killed heartbeat link; the
+    # node goes on in the same process.
+    c[2].ctl("chaos", "start", "--seed", "3", "--faults", "kill-actor", "--rate", "600")
+    wait_until(lambda: c[2].ctl_json("chaos", "report")["injected"] >= 3, "three actors killed")
+    c[2].ctl("chaos", "stop")
+    check("starting another" in c[2].read_log(), "no heartbeat link was replaced")
+    check(c[2].ctl_json("daemon", "status")["restarts"] == 0, "killing an actor restarted sved")
+    c.wait_serving([1, 2, 3], 1)
+
     nodes = ",".join(c[i].admin for i in (1, 2, 3))
     r = chaos_run(n1, "--duration", "20", "--seed", "5", "--rate", "12", "--nodes", nodes)
     check(r.returncode == 0, "the chaos run failed")

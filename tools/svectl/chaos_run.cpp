@@ -1,5 +1,6 @@
 #include "tools/svectl/chaos_run.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
@@ -190,10 +191,14 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
   }
   uint64_t wrong = stats.wrong_reads + wrong_final;
   uint64_t longest = 0, total = 0;
-  for (uint64_t w : stats.unavailable_ms) {
-    longest = std::max(longest, w);
-    total += w;
+  for (const auto& [at, ms] : stats.unavailable) {
+    longest = std::max(longest, ms);
+    total += ms;
   }
+  auto windows = stats.unavailable;  // the longest first
+  std::sort(windows.begin(), windows.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (windows.size() > 5) windows.resize(5);
   if (as_json) {
     std::cout << json{{"seed", o.seed},
                       {"duration_ms", ran_ms},
@@ -204,7 +209,8 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
                       {"writes_acknowledged", stats.writes_acked},
                       {"reads_checked", stats.reads_checked},
                       {"failures_ridden_through", stats.failures},
-                      {"unavailability_windows", stats.unavailable_ms.size()},
+                      {"unavailability_windows", stats.unavailable.size()},
+                      {"longest_windows", windows},
                       {"unavailable_longest_ms", longest},
                       {"unavailable_total_ms", total},
                       {"settled", settled},
@@ -237,8 +243,10 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
     std::cout << "I/O done: " << stats.writes_acked << " writes acknowledged, "
               << stats.reads_checked << " reads checked, " << stats.failures
               << " errors and lost connections ridden through\n";
-    std::cout << "unavailability windows: " << stats.unavailable_ms.size() << " (longest "
+    std::cout << "unavailability windows: " << stats.unavailable.size() << " (longest "
               << longest << " ms, " << total << " ms in all)\n";
+    for (const auto& [at, ms] : windows)
+      std::cout << "  " << ms << " ms from " << at << "\n";
     std::cout << "cluster settled after the faults: " << (settled ? "yes" : "NO") << "\n";
     std::cout << "every block read back through every node: " << (complete ? "yes" : "NO")
               << "\n";

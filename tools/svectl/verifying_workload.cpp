@@ -24,6 +24,12 @@ uint64_t now_ms() {
                                    .count());
 }
 
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 void put_be64(uint8_t* p, uint64_t v) {
   for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<uint8_t>(v);
 }
@@ -73,7 +79,7 @@ void VerifyingWorkload::run(const std::atomic<bool>& stop) {
   uint64_t cookie = 0;
   auto completed = [&] {
     uint64_t now = now_ms();
-    if (now - last_done >= kGapMs) stats_.unavailable_ms.push_back(now - last_done);
+    if (now - last_done >= kGapMs) stats_.unavailable.emplace_back(wall_ms() - (now - last_done), now - last_done);
     last_done = now;
   };
   std::uniform_int_distribution<uint64_t> pick(0, blocks_.size() - 1);

@@ -27,8 +27,9 @@ struct WorkloadStats {
   uint64_t failures = 0;  // error replies and lost connections ridden through
   uint64_t wrong_reads = 0;
   std::vector<std::string> wrong;  // the first few, described
-  // Stretches of at least 500 ms in which nothing completed.
-  std::vector<uint64_t> unavailable_ms;
+  // Stretches of at least 500 ms in which nothing completed: when each
+  // began (wall clock, ms since the epoch) and how long it lasted.
+  std::vector<std::pair<uint64_t, uint64_t>> unavailable;
 };
 
 struct VerifyResult {

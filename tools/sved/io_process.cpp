@@ -93,7 +93,7 @@ int run_io_process(const SvedOptions& options) {
     sig = sigtimedwait(&stop_signals, nullptr, &wait);
     if (sig > 0) break;
     try {
-      node.value()->io_stats();  // asks every core; throws if one does not answer
+      node.value()->check_health();  // throws if a core or the cluster actor does not answer
       feed.feed();
       notify_service_manager("WATCHDOG=1");
     } catch (const std::exception& e) {
