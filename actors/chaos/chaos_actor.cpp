@@ -154,8 +154,7 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       return "I/O process";
     case FaultKind::kill_node:
       // The node stays down for the fault's duration before it restarts.
-      logged("I/O process " + std::to_string(::getpid()) + ", down for " +
-             std::to_string(f.duration_ms) + " ms");
+      logged("I/O process " + std::to_string(::getpid()));  // down for duration_ms
       if (st.setup.hold_down) st.setup.hold_down(f.duration_ms);
       ::raise(SIGKILL);
       return "";
@@ -242,7 +241,7 @@ json recent_log(Self* self, size_t last) {
   return out;
 }
 
-json report(Self* self) {
+json report(Self* self, size_t log_entries = 50) {
   auto& st = self->state;
   json r{{"running", st.plan.has_value()}, {"node", st.setup.self}};
   if (st.plan) {
@@ -254,7 +253,7 @@ json report(Self* self) {
     r["next_in_ms"] = st.due_ms > monotonic_ms() ? st.due_ms - monotonic_ms() : 0;
     r["next_kind"] = to_string(st.pending.kind);
   }
-  r["log"] = recent_log(self, 50);
+  r["log"] = recent_log(self, log_entries);
   return r;
 }
 
@@ -274,9 +273,11 @@ std::string handle(Self* self, const std::string& line) {
   auto& st = self->state;
   auto request = json::parse(line, nullptr, false);
   std::string cmd = request.is_object() ? request.value("cmd", "") : "";
-  if (cmd == "chaos.report") return json{{"ok", true}, {"result", report(self)}}.dump();
+  // The last 50 faults, or as many as asked for ("log": N).
+  size_t entries = request.is_object() ? request.value("log", size_t{50}) : 50;
+  if (cmd == "chaos.report") return json{{"ok", true}, {"result", report(self, entries)}}.dump();
   if (cmd == "chaos.stop") {
-    json r = report(self);
+    json r = report(self, entries);
     st.plan.reset();
     st.setup.net->clear();
     st.setup.mdisks->clear();

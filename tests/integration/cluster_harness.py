@@ -6,14 +6,14 @@ TIMING = ["--heartbeat-ms", "50", "--lease-ms", "1000", "--log-keep", "4"]
 
 
 class Cluster:
-    def __init__(self, make, n, quorum_device=None):
+    def __init__(self, make, n, quorum_device=None, extra=()):
         self.nodes = {}
         for i in range(1, n + 1):
             node = make()
             node.node_id = i
             node.cluster_port = free_port()
             node.extra = ["--cluster", f"127.0.0.1:{node.cluster_port}", "--node-id", str(i),
-                          *TIMING] + (["--quorum-device", quorum_device] if quorum_device else [])
+                          *TIMING, *extra] + (["--quorum-device", quorum_device] if quorum_device else [])
             self.nodes[i] = node
 
     def __getitem__(self, i):
@@ -51,4 +51,15 @@ class Cluster:
             first.ctl("node", "add", "--id", str(i), f"127.0.0.1:{self.nodes[i].cluster_port}")
         self.wait_serving(ids, ids[0])
 
-
+    def group_vdisk(self, name, size_mib, disk_mib):
+        """Nodes 1 and 2 as I/O group g0 (node 3 keeps a majority), a pool on
+        one shared file, and a vdisk of the group owned by node 1, once it
+        writes back."""
+        n1 = self.nodes[1]
+        n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", disk_mib << 20))
+        n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
+        n1.ctl("iogrp", "create", "g0", "1", "2")
+        n1.ctl("vdisk", "create", name, "--pool", "p", "--size", f"{size_mib}M", "--iogrp", "g0",
+               "--node", "1")
+        wait_until(lambda: n1.ctl_json("vdisk", "show", name)["cache"]["mode"] == "write-back",
+                   "write-back on node 1")

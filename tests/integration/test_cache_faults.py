@@ -17,7 +17,6 @@ from cluster_harness import Cluster
 from harness import check, run, wait_until
 from verifier import VerifyingWriter, verify
 
-MiB = 1 << 20
 BLOCKS = 8192  # the 32 MiB vdisk; the cache is 4 MiB per node
 HALF = BLOCKS // 2
 
@@ -43,16 +42,10 @@ def write_for(writer, seconds, minimum):
 
 
 def test(make):
-    c = Cluster(make, 3)
-    for i in (1, 2, 3):
-        c[i].extra += ["--cache-size", "4M"]
+    c = Cluster(make, 3, extra=["--cache-size", "4M"])
     c.form()
     n1, n2, n3 = c[1], c[2], c[3]
-    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 128 * MiB))
-    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
-    n1.ctl("iogrp", "create", "g0", "1", "2")
-    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "32M", "--iogrp", "g0", "--node", "1")
-    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "write-back on node 1")
+    c.group_vdisk("v", 32, 128)
 
     # 1. The owner dies in the middle of writes (and of destage: the cache
     # is small, destage never stops).

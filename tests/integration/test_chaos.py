@@ -87,18 +87,11 @@ def commands(make):
 
 
 def cluster(make):
-    c = Cluster(make, 3)
-    for i in (1, 2, 3):
-        c[i].extra += ["--cache-size", "8M", "--watchdog-ms", "1000"]
+    c = Cluster(make, 3, extra=["--cache-size", "8M", "--watchdog-ms", "1000"])
     c.form()
     n1 = c[1]
-    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 128 * MiB))
-    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
-    n1.ctl("iogrp", "create", "g0", "1", "2")
-    n1.ctl("vdisk", "create", "chaos", "--pool", "p", "--size", "32M", "--iogrp", "g0",
-           "--node", "1")
-    wait_until(lambda: n1.ctl_json("vdisk", "show", "chaos")["cache"]["mode"] == "write-back",
-               "write-back on node 1")
+    c.group_vdisk("chaos", 32, 128)
+
     # kill-actor: the cluster actor replaces a killed heartbeat link; the
     # node goes on in the same process.
     c[2].ctl("chaos", "start", "--seed", "3", "--faults", "kill-actor", "--rate", "600")

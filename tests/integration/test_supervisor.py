@@ -70,17 +70,10 @@ def alone(make):
 
 
 def in_cluster(make):
-    c = Cluster(make, 3)
-    for i in (1, 2, 3):
-        c[i].extra += ["--cache-size", "4M", "--watchdog-ms", "1000"]
+    c = Cluster(make, 3, extra=["--cache-size", "4M", "--watchdog-ms", "1000"])
     c.form()
-    n1, n2, n3 = c[1], c[2], c[3]
-    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 64 * MiB))
-    n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
-    n1.ctl("iogrp", "create", "g0", "1", "2")
-    n1.ctl("vdisk", "create", "v", "--pool", "p", "--size", "16M", "--iogrp", "g0", "--node", "1")
-    wait_until(lambda: n1.ctl_json("vdisk", "show", "v")["cache"]["mode"] == "write-back",
-               "write-back on node 1")
+    n1, n2 = c[1], c[2]
+    c.group_vdisk("v", 16, 64)
     blocks = 4096
     writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", blocks, seed=7)
     writer.move_to(0, blocks // 2)

@@ -161,7 +161,7 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
   for (const auto& n : o.nodes) {
     Result<json> report = make_error("not reached");
     for (int attempt = 0; attempt < 60 && !report; ++attempt) {
-      report = call(n, {{"cmd", "chaos.stop"}});
+      report = call(n, {{"cmd", "chaos.stop"}, {"log", 100000}});  // every fault
       if (!report) std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
     if (!report) {
