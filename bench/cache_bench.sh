@@ -11,6 +11,13 @@
 # The working set (WORKING_MIB) fits in each node's cache (CACHE_MIB).
 #
 #   bench/cache_bench.sh [RUNTIME_S] [WORKING_MIB] [CACHE_MIB]
+#   BACKEND_IOPS=5000 bench/cache_bench.sh ...
+#
+# With BACKEND_IOPS, each back end (sved's and qemu-nbd's) is a loop device
+# over its file, limited to that many reads and as many writes a second by
+# the blkio cgroup the servers run in (cgroup v1 blkio.throttle, as root):
+# a back end as slow as a disk array, rather than this VM's virtual disk,
+# which is about as fast as loopback NBD itself.
 #
 # Needs a built tree (scripts/build.sh), fio and qemu-utils.
 set -euo pipefail
@@ -20,7 +27,6 @@ WORKING_MIB=${2:-256}
 CACHE_MIB=${3:-1024}
 SIZE_MIB=1024
 WORK=$(mktemp -d /tmp/sve-cache-bench-XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 NBD1=21809 ADMIN1=21810 CLUSTER1=21811
 NBD2=21819 ADMIN2=21820 CLUSTER2=21821
 QPORT=21830
@@ -62,8 +68,41 @@ wait_mode() {  # admin-port mode
   echo "the vdisk did not reach $2" >&2; return 1
 }
 
+BACKEND_IOPS=${BACKEND_IOPS:-0}
+CGROUP=""
+LOOPS=()
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true
+  if [ -n "$CGROUP" ]; then
+    echo $$ > /sys/fs/cgroup/blkio/cgroup.procs
+    rmdir "$CGROUP" 2>/dev/null || true
+  fi
+  for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+# backend FILE: the path a server is to use for FILE (a throttled loop
+# device over it with BACKEND_IOPS).
+backend() {
+  if [ "$BACKEND_IOPS" -eq 0 ]; then echo "$1"; return; fi
+  local loop
+  loop=$(losetup -f --show --direct-io=on "$1")
+  LOOPS+=("$loop")
+  local dev
+  dev=$(printf '%d:%d' "0x$(stat -c %t "$loop")" "0x$(stat -c %T "$loop")")
+  echo "$dev $BACKEND_IOPS" > "$CGROUP/blkio.throttle.write_iops_device"
+  echo "$dev $BACKEND_IOPS" > "$CGROUP/blkio.throttle.read_iops_device"
+  echo "$loop"
+}
+if [ "$BACKEND_IOPS" -gt 0 ]; then
+  CGROUP=/sys/fs/cgroup/blkio/sve-bench-$$
+  mkdir "$CGROUP"
+  echo $$ > "$CGROUP/cgroup.procs"  # the servers started from here inherit it
+fi
+
 dd if=/dev/urandom of="$WORK/m0.img" bs=1M count="$SIZE_MIB" status=none
 truncate -s 1M "$WORK/quorum"
+M0=$(backend "$WORK/m0.img")
 node() {  # id nbd admin cluster
   mkdir -p "$WORK/n$1"
   build/sved --data-dir "$WORK/n$1" --nbd "127.0.0.1:$2" --admin "127.0.0.1:$3" \
@@ -82,13 +121,13 @@ for _ in $(seq 1 100); do
   ctl $ADMIN2 --json cluster status 2>/dev/null | grep -q '"quorum": true' && break
   sleep 0.1
 done
-ctl $ADMIN1 mdisk add m0 "$WORK/m0.img" >/dev/null
+ctl $ADMIN1 mdisk add m0 "$M0" >/dev/null
 ctl $ADMIN1 pool create p0 m0 >/dev/null
 ctl $ADMIN1 iogrp create g0 1 2 >/dev/null
 ctl $ADMIN1 vdisk create bench --pool p0 --size "$((SIZE_MIB - 64))M" --iogrp g0 --node 1 >/dev/null
 wait_mode $ADMIN1 write-back
 
-echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); ${RUNTIME} s per job, working set ${WORKING_MIB} MiB, cache ${CACHE_MIB} MiB per node"
+echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); ${RUNTIME} s per job, working set ${WORKING_MIB} MiB, cache ${CACHE_MIB} MiB per node; back end $([ "$BACKEND_IOPS" -gt 0 ] && echo "a loop device limited to $BACKEND_IOPS read and $BACKEND_IOPS write IOPS" || echo "a file (O_DIRECT)")"
 echo
 echo "| job | IOPS | p50 µs | p99 µs |"
 echo "|---|---|---|---|"
@@ -102,14 +141,15 @@ run_fio "sved randwrite, write-through (partner stopped)" "$URI" randwrite
 kill -TERM $P1; wait $P1 || true
 
 dd if=/dev/urandom of="$WORK/q.img" bs=1M count="$SIZE_MIB" status=none
+QIMG=$(backend "$WORK/q.img")
 qemu-nbd --persistent --shared=4 --cache=none --aio=io_uring --format=raw \
-  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" 2>>"$WORK/qemu.log" &
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$QIMG" 2>>"$WORK/qemu.log" &
 Q=$!
 wait_port $QPORT
 run_fio "qemu-nbd randwrite, --cache=none" "nbd://127.0.0.1:$QPORT/bench" randwrite
 kill $Q; wait $Q 2>/dev/null || true
 qemu-nbd --persistent --shared=4 --cache=writeback --aio=threads --format=raw \
-  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$WORK/q.img" 2>>"$WORK/qemu.log" &
+  --bind=127.0.0.1 --port=$QPORT --export-name=bench "$QIMG" 2>>"$WORK/qemu.log" &
 Q=$!
 wait_port $QPORT
 warm "nbd://127.0.0.1:$QPORT/bench"

@@ -129,8 +129,11 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
   auto logged = [&](const std::string& target) {
     entry["target"] = target;
     append_log(self, entry);
-    spdlog::warn("chaos: fault {} (seed {}): {} {}", f.number, st.plan->settings().seed,
-                 to_string(f.kind), target);
+    if (st.plan)
+      spdlog::warn("chaos: fault {} (seed {}): {} {}", f.number, st.plan->settings().seed,
+                   to_string(f.kind), target);
+    else
+      spdlog::warn("chaos: fault by hand: {} {}", to_string(f.kind), target);
     spdlog::default_logger()->flush();
   };
   switch (f.kind) {
@@ -269,6 +272,30 @@ std::string error(const std::string& message) {
   return json{{"ok", false}, {"error", message}}.dump();
 }
 
+// One fault now, by hand (svectl chaos inject): for tests that need a fault
+// at a given moment, such as a stalled mdisk while a resync must wait.
+std::string inject_now(Self* self, const json& request) {
+  auto& st = self->state;
+  auto kind = parse_fault_kind(request.value("kind", std::string()));
+  if (!kind) return error("unknown fault kind '" + request.value("kind", std::string()) + "'");
+  if (kills_process(*kind) && !st.setup.supervised)
+    return error(std::string(to_string(*kind)) +
+                 " needs sved's configuration process to restart the I/O process");
+  PlannedFault f;
+  f.kind = *kind;
+  f.duration_ms = request.value("duration_ms", uint32_t{2000});
+  f.target = request.value("target", uint32_t{0});
+  f.intensity = request.value("intensity", uint32_t{*kind == FaultKind::net_delay ? 200 : 50});
+  if (f.duration_ms < 1 || f.duration_ms > 600000)
+    return error("--duration is 1 to 600000 ms");
+  json entry{{"time_ms", wall_ms()}, {"node", st.setup.self}, {"seed", nullptr},
+             {"number", 0}, {"kind", to_string(f.kind)}, {"by_hand", true},
+             {"duration_ms", f.duration_ms}};
+  std::string target = inject(self, f, entry);
+  if (target.empty()) return error(std::string("no target for ") + to_string(f.kind) + " here");
+  return json{{"ok", true}, {"result", entry}}.dump();
+}
+
 std::string handle(Self* self, const std::string& line) {
   auto& st = self->state;
   auto request = json::parse(line, nullptr, false);
@@ -285,6 +312,7 @@ std::string handle(Self* self, const std::string& line) {
     if (r["running"].get<bool>()) spdlog::warn("chaos: stopped after {} faults", st.done);
     return json{{"ok", true}, {"result", r}}.dump();
   }
+  if (cmd == "chaos.inject") return inject_now(self, request);
   if (cmd != "chaos.start") return error("unknown command '" + cmd + "'");
   if (st.plan) return error("the chaos monkey already runs here (seed " +
                             std::to_string(st.plan->settings().seed) + "): chaos stop first");

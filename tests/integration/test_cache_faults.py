@@ -7,8 +7,9 @@ from the surviving node and again once the killed node has returned:
   1. the owner dies in the middle of writes and destage (the writer, on the
      owner, reconnects to the partner and rides through the takeover);
   2. the partner dies (the writer, on node 3, rides through), comes back,
-     and the owner dies in the middle of the resync that follows: the group
-     is offline until the owner returns with its copies;
+     and the owner dies in the middle of the resync that follows (its mdisk
+     stalled by a chaos fault, so the resync cannot be over): the group is
+     offline until the owner returns with its copies;
   3. both nodes die one after the other, the partner first, after the owner
      began writing through; both return."""
 import time
@@ -81,18 +82,25 @@ def test(make):
     check_writes(writer, [n1, n2], "after the owner returned")
 
     # 2. The partner dies in the middle of writes (the writer is on node 3),
-    # returns, and the owner dies during the resync.
+    # returns, and the owner dies during the resync. Node 1's mdisk stalls
+    # (an explicit chaos fault) just before the partner dies, so that node 1
+    # cannot destage what it holds: the resync is still under way, for
+    # certain, when node 1 is killed.
     writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=2, after=writer)
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 1.0, 2000)
+    n1.ctl("chaos", "inject", "mdisk-stall", "--duration", "30000")
     n2.kill()
     writer.move_to(HALF, HALF)
     c.wait_serving([1, 3], 1)
-    write_for(writer, 1.0, 500)
-    check(cache_of(n1)["mode"] == "write-through", f"node 1 alone: {cache_of(n1)}")
+    wait_until(lambda: cache_of(n1)["mode"] == "write-through", "node 1 alone")
     c.start(2)
     c.wait_serving([1, 2, 3], 1)
+    shown = cache_of(n1)
+    check(shown["mode"] == "write-through" and shown["dirty_bytes"] > 0,
+          f"node 1 should still be resynchronising: {shown}")
+    print(f"node 1 killed in its resync with {shown['dirty_bytes']} dirty bytes")
     n1.kill()  # the only node whose copies count, in the middle of its resync
     writer.stop()
     c.wait_serving([2, 3], 2)

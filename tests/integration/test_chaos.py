@@ -38,6 +38,8 @@ def commands(make):
     node.start()
     node.ctl_fails("chaos", "start", "--faults", "partition,meteor", contains="'meteor'")
     node.ctl_fails("chaos", "start", "--rate", "0", contains="--rate")
+    node.ctl_fails("chaos", "inject", "meteor", contains="unknown fault kind")
+    node.ctl_fails("chaos", "inject", "mdisk-error", contains="no target")  # no mdisk yet
     started = node.ctl_json("chaos", "start", "--seed", "9", "--faults", "mdisk-stall",
                             "--rate", "600")
     check(started["running"] and started["seed"] == 9, f"chaos start: {started}")

@@ -31,6 +31,7 @@ const char* kUsage =
     "  daemon status   (the node's two processes: I/O process pid, restarts, last exit)\n"
     "  chaos start [--seed S] [--faults KIND,...|all] [--rate PER_MINUTE]\n"
     "  chaos stop | chaos report   (the chaos monkey of this node)\n"
+    "  chaos inject KIND [--duration MS] [--target N]   (one fault now, by hand)\n"
     "  chaos run --duration SECONDS [--seed S] [--faults ...] [--rate R]\n"
     "         [--nodes ADMIN,ADMIN,...] [--vdisk NAME]   (monkeys on every node and a\n"
     "         verifying workload; exits non-zero if a write was lost or a read wrong)\n"
@@ -143,6 +144,13 @@ json build_request(const std::vector<std::string>& argv, size_t at) {
     r["seed"] = std::stoull(number_arg(a.flag("--seed"), "--seed", "1"));
     if (!a.flag("--faults").empty()) r["faults"] = a.flag("--faults");
     if (!a.flag("--rate").empty()) r["rate"] = rate_arg(a.flag("--rate"));
+  } else if (noun == "chaos" && verb == "inject") {
+    need(1);
+    r["kind"] = a.words[0];
+    if (!a.flag("--duration").empty())
+      r["duration_ms"] = std::stoul(number_arg(a.flag("--duration"), "--duration", "0"));
+    if (!a.flag("--target").empty())
+      r["target"] = std::stoul(number_arg(a.flag("--target"), "--target", "0"));
   } else if (noun == "chaos" && (verb == "stop" || verb == "report")) {
     need(0);
   } else if (noun == "iogrp" && verb == "create") {

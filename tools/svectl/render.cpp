@@ -101,6 +101,10 @@ void render_result(const std::string& command, const json& result) {
     for (const char* key : {"name", "node", "boss", "members", "quorum", "committed",
                             "generation", "configured", "lease_remaining_ms", "quorum_device"})
       std::cout << key << ": " << cell(result, key) << "\n";
+  } else if (command == "chaos.inject") {
+    std::cout << "injected " << cell(result, "kind") << " on node " << cell(result, "node")
+              << ": " << cell(result, "target") << " for " << cell(result, "duration_ms")
+              << " ms\n";
   } else if (command == "chaos.start" || command == "chaos.stop" || command == "chaos.report") {
     std::cout << "chaos monkey on node " << cell(result, "node") << ": "
               << (result.value("running", false) ? "running" : "stopped") << "\n";
