@@ -16,6 +16,10 @@
 namespace sve {
 
 struct ActorProbe {
+  ActorProbe() = default;
+  ActorProbe(std::string name_, std::string kind_, int core_)
+      : name(std::move(name_)), kind(std::move(kind_)), core(core_) {}
+
   std::string name;  // unique in the node, e.g. "cache/0"
   std::string kind;  // facility, I/O, RSM, heartbeat, interconnect, config
   int core = -1;     // pinned core, or -1 for a thread of its own

@@ -285,7 +285,7 @@ std::string inject_now(Self* self, const json& request) {
   f.kind = *kind;
   f.duration_ms = request.value("duration_ms", uint32_t{2000});
   f.target = request.value("target", uint32_t{0});
-  f.intensity = request.value("intensity", uint32_t{*kind == FaultKind::net_delay ? 200 : 50});
+  f.intensity = request.value("intensity", *kind == FaultKind::net_delay ? 200u : 50u);
   if (f.duration_ms < 1 || f.duration_ms > 600000)
     return error("--duration is 1 to 600000 ms");
   json entry{{"time_ms", wall_ms()}, {"node", st.setup.self}, {"seed", nullptr},
@@ -374,7 +374,11 @@ caf::behavior chaos_actor(Self* self, ChaosActorSetup setup) {
       },
       [=](admin_atom, const std::string& line) {
         note(self, self->state.probe);
-        return handle(self, line);
+        try {
+          return handle(self, line);
+        } catch (const std::exception& e) {  // a malformed request: not fatal to the monkey
+          return error(std::string("bad request: ") + e.what());
+        }
       },
       [=](inspect_atom) {
         return self->state.probe.answer(self->mailbox().size(), report(self));

@@ -291,6 +291,12 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
       child.last_exit = std::to_string(pid) + " " + describe_exit(status);
     }
     save_nonvolatile_state(options.node.data_dir);
+    // A stop signal to the whole process group (Ctrl-C) may reach the I/O
+    // process first; and it exits 0 only when told to stop.
+    timespec zero{0, 0};
+    for (int sig; (sig = sigtimedwait(&signals, nullptr, &zero)) > 0;)
+      stopping |= sig == SIGTERM || sig == SIGINT;
+    stopping |= WIFEXITED(status) && WEXITSTATUS(status) == 0 && !killed;
     if (stopping) {
       admin.stop();
       spdlog::info("supervisor: I/O process {}; stopped", child.last_exit);
