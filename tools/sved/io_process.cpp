@@ -76,9 +76,10 @@ int run_io_process(const SvedOptions& options) {
   }
   feed.ready();
   notify_service_manager("READY=1");
-  // Keep-alives go out only while every core of the data path answers: a
-  // hung core stops them, and the configuration process (or, alone,
-  // systemd's WatchdogSec=) restarts this process.
+  // Keep-alives go out only while every core of the data path and the
+  // cluster actor answer: a hung core or a dead cluster actor stops them,
+  // and the configuration process (or, alone, systemd's WatchdogSec=)
+  // restarts this process.
   uint64_t systemd_ms = watchdog_interval_ms();
   uint64_t every_ms = feed.attached() ? std::max<uint64_t>(50, options.watchdog_ms / 5) : 0;
   if (systemd_ms) every_ms = every_ms ? std::min(every_ms, systemd_ms) : systemd_ms;
