@@ -781,12 +781,24 @@ void Node::Impl::control_once() {
                               (t.solo ? " run by node " + std::to_string(t.solo) + " alone"
                                       : " writing back on both nodes"));
   }
+  // The handovers this node is to finish: its own (it was the owner), or
+  // one it does for an old owner that is out (moved from its group). Its
+  // cache may not have taken the copies over yet: any copy still held
+  // waits, as does any dirty block.
+  auto table = build_routes(c, p);
   for (const auto& v : c.vdisks) {
-    if (v.handover_from != p.self) continue;
-    if (dirty([id = v.id](const CacheFacility& f) { return f.dirty_blocks(id); }) != 0) continue;
+    const VdiskRoute* r = table->find(v.id);
+    if (!v.handover_from || !r || r->handover_by != p.self) continue;
+    if (dirty([id = v.id](const CacheFacility& f) {
+          return f.dirty_blocks(id) + f.held_blocks(id);
+        }) != 0)
+      continue;
     NodeConfig next = c;
-    if (finish_handover(next, v.id, p.self))
-      return commit(next, "the handover of vdisk " + v.name);
+    if (finish_handover(next, v.id, v.handover_from))
+      return commit(next, "the handover of vdisk " + v.name +
+                              (v.handover_from == p.self
+                                   ? std::string()
+                                   : " for node " + std::to_string(v.handover_from)));
   }
 }
 

@@ -159,6 +159,8 @@ class CacheFacility final : public IoClient {
   // Dirty blocks held for `vdisk` (destaging too, and copies still to take
   // over), and the same for the vdisks of I/O group `group`.
   uint64_t dirty_blocks(uint32_t vdisk) const;
+  // The partner's copies of the vdisk's blocks this partition holds.
+  uint64_t held_blocks(uint32_t vdisk) const;
   uint64_t dirty_blocks_of_group(uint32_t group) const;
   // Null if the vdisk has seen no I/O here.
   const CacheVdiskStats* vdisk_stats(uint32_t vdisk) const;

@@ -300,7 +300,7 @@ void CacheFacility::reconcile_copies() {
       continue;
     }
     // Ours to destage: a vdisk this node caches, or one it hands over.
-    bool ours = (routes_->local(vdisk) && r->mode != CacheMode::off) || r->handover_from == self_;
+    bool ours = (routes_->local(vdisk) && r->mode != CacheMode::off) || r->handover_by == self_;
     if (!ours) {
       ++it;  // the partner's copy of a vdisk it owns: kept for it
       continue;
@@ -367,10 +367,17 @@ uint64_t CacheFacility::dirty_blocks(uint32_t vdisk) const {
     for (CacheBlock* b : directory_->blocks_of(vdisk))
       if (b->state != CacheBlock::State::clean) ++n;
   const VdiskRoute* r = routes_->find(vdisk);
-  bool ours = routes_->local(vdisk) || (r && r->handover_from == self_);
+  bool ours = routes_->local(vdisk) || (r && r->handover_by == self_);
   for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;
        ++it)
     if (ours) ++n;  // copies still to take over
+  return n;
+}
+
+uint64_t CacheFacility::held_blocks(uint32_t vdisk) const {
+  uint64_t n = 0;
+  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk; ++it)
+    ++n;
   return n;
 }
 

@@ -23,6 +23,7 @@ bool RouteTable::offline(uint32_t vdisk) const {
 
 bool copy_counts(const VdiskRoute& route, uint32_t self, uint64_t epoch) {
   if (route.handover_from == self) return true;
+  if (route.handover_from && route.handover_partner == self) return true;
   if (route.group == 0) return false;
   if (route.solo == 0) return epoch == route.epoch;
   return route.solo == self && epoch == route.wb_epoch;
@@ -129,12 +130,20 @@ std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
     r.mode = m.mode;
     r.why = std::move(m.why);
     if (r.mode == CacheMode::write_back) r.partner = other_node(*g, r.owner);
-    // Moved: its old owner destages first (alone, a group's node holds every
-    // copy already, so no handover is waited for).
-    if (v.handover_from && g->solo == 0 && v.handover_from != r.owner) {
+    // Moved: its old owner destages first. Within a group, a node running
+    // it alone holds every copy already, so no handover is waited for; from
+    // another group, the copies are in that group's nodes whatever this
+    // group's state.
+    bool cross = v.handover_group && v.handover_group != g->id;
+    if (v.handover_from && (g->solo == 0 || cross) && v.handover_from != r.owner) {
       r.handover_from = v.handover_from;
+      r.handover_partner = cross ? v.handover_partner : 0;
+      r.handover_by = v.handover_from;
+      if (r.handover_partner && !is_member(policy, v.handover_from) &&
+          is_member(policy, r.handover_partner))
+        r.handover_by = r.handover_partner;
       r.hold = true;
-      r.why = "waiting for node " + std::to_string(v.handover_from) +
+      r.why = "waiting for node " + std::to_string(r.handover_by) +
               " to hand the vdisk over (destaging it)";
     }
     table->vdisks[v.id] = std::move(r);
@@ -153,10 +162,12 @@ bool apply_transition(NodeConfig& config, const GroupTransition& t) {
   g->cache_epoch = config.next_id++;
   if (!t.solo) {
     g->wb_epoch = g->cache_epoch;
-    // Whoever handed vdisks over has nothing left of them: the solo node
-    // destaged everything the group held before writing back again.
+    // Whoever handed vdisks over within the group has nothing left of them:
+    // the solo node destaged everything the group held before writing back
+    // again. (A handover from another group is that group's to finish.)
     for (auto& v : config.vdisks)
-      if (v.iogrp_id == g->id) v.handover_from = 0;
+      if (v.iogrp_id == g->id && (!v.handover_group || v.handover_group == g->id))
+        v.handover_from = v.handover_group = v.handover_partner = 0;
   }
   g->solo = t.solo;
   return true;
@@ -165,7 +176,7 @@ bool apply_transition(NodeConfig& config, const GroupTransition& t) {
 bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from) {
   for (auto& v : config.vdisks)
     if (v.id == vdisk && v.handover_from == from) {
-      v.handover_from = 0;
+      v.handover_from = v.handover_group = v.handover_partner = 0;
       return true;
     }
   return false;

@@ -42,6 +42,12 @@ struct VdiskRoute {
   // A move changed its owner: the old owner, which destages what it holds
   // of the vdisk (its copies count), while the new one holds its requests.
   uint32_t handover_from = 0;
+  // Moved from another I/O group: the other node of the old owner's group,
+  // whose copies count too (no write reaches the vdisk during a handover);
+  // and the node that destages it for the handover now: the old owner, or
+  // that other node while the old owner is out of the cluster.
+  uint32_t handover_partner = 0;
+  uint32_t handover_by = 0;
   // The group's cache state (0s for a vdisk in no group).
   uint32_t group = 0;
   uint64_t epoch = 0;
@@ -53,7 +59,8 @@ struct VdiskRoute {
 // cache epoch `epoch`, still counts on node `self`: in write-back, copies of
 // the current epoch; when a node runs the group alone, that node's copies of
 // the write-back epoch that ended; on the old owner of a vdisk being handed
-// over, all of its copies. Anything else has been destaged by the node that
+// over (and, moved from another group, on that group's other node), all of
+// its copies. Anything else has been destaged by the node that
 // took over, and may be older than what the back end holds now.
 bool copy_counts(const VdiskRoute& route, uint32_t self, uint64_t epoch);
 

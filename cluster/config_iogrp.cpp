@@ -142,13 +142,23 @@ Result<json> ConfigService::vdisk_move(const json& args) {
                std::to_string(v->handover_from) + ": try again in a moment");
   // The node that executes its requests now (cache/ownership.hpp) may hold
   // dirty blocks of it: the new owner waits for it to hand them over.
-  uint32_t owner = 0;
-  if (const IoGroupConfig* old = next.find_iogrp(v->iogrp_id))
+  uint32_t owner = 0, old_group = v->iogrp_id, old_partner = 0;
+  if (const IoGroupConfig* old = next.find_iogrp(v->iogrp_id)) {
     owner = old->solo ? old->solo : v->preferred_node;
+    // Writing back on both nodes: the other one holds a copy of every block
+    // the owner has not destaged.
+    if (!old->solo && old->nodes.size() == 2)
+      old_partner = old->nodes[0] == owner ? old->nodes[1] : old->nodes[0];
+  }
   if (auto st = place_vdisk(next, where, *v); !st) return st.error();
   const IoGroupConfig* now = next.find_iogrp(v->iogrp_id);
   uint32_t new_owner = now && now->solo ? now->solo : v->preferred_node;
-  if (owner && owner != new_owner) v->handover_from = owner;
+  if (owner && owner != new_owner) {
+    v->handover_from = owner;
+    bool cross = old_group != v->iogrp_id;
+    v->handover_group = cross ? old_group : 0;
+    v->handover_partner = cross ? old_partner : 0;
+  }
   VdiskConfig moved = *v;
   if (auto st = commit(std::move(next)); !st) return st.error();
   return describe_vdisk(moved);

@@ -58,8 +58,14 @@ struct VdiskConfig {
   // may still hold its dirty blocks. The new owner waits until that node
   // has destaged them and committed the handover (clearing it).
   uint32_t handover_from = 0;
+  // A move to another I/O group: the group it left (0 within a group), and
+  // the other node of that group if it held a copy of every dirty block then
+  // (the group was writing back on both nodes; else 0). That node hands the
+  // vdisk over in the old owner's stead while the old owner is out.
+  uint32_t handover_group = 0;
+  uint32_t handover_partner = 0;
   MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
-                     preferred_node, handover_from);
+                     preferred_node, handover_from, handover_group, handover_partner);
 };
 
 // Two nodes that serve a set of vdisks together (the cache, later, is

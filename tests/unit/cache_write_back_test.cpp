@@ -425,3 +425,35 @@ TEST_CASE("a read in flight across an ownership change is not kept in the cache"
   complete(std::move(in_flight), 0);
   CHECK(p.read(1, 5) == block_of(0x22));
 }
+
+TEST_CASE("moved to another group, a vdisk whose old owner dies is handed over by its partner",
+          "[cache][wb]") {
+  // Node 1 owns the vdisk in group 3 and holds a dirty block, mirrored to
+  // node 2. The vdisk moves to group 4 (nodes 5 and 6, not simulated here),
+  // then node 1 dies before it has destaged: node 2's copy is the only one
+  // left in the cluster, and node 2 must destage it for the handover.
+  Pair p;
+  p.write(1, 9, 0x99);
+  while (p.deliver_one()) {
+  }
+  REQUIRE(p.front.done.size() == 1);  // acknowledged: both copies exist
+  REQUIRE(p.on_disk(9) == block_of(0));
+  IoGroupConfig g4;
+  g4.id = 4;
+  g4.name = "g4";
+  g4.nodes = {5, 6};
+  g4.cache_epoch = g4.wb_epoch = 40;
+  p.config.iogrps.push_back(g4);
+  VdiskConfig& v = p.config.vdisks[0];
+  v.iogrp_id = 4;
+  v.preferred_node = 5;
+  v.handover_from = 1;
+  v.handover_group = 3;
+  v.handover_partner = 2;
+  p.kill(1);
+  p.publish({2, 5, 6});
+  p.settle();
+  CHECK(p.on_disk(9) == block_of(0x99));
+  CHECK(p.nodes[2].cache->held_blocks(kVdisk) == 0);
+  CHECK(p.nodes[2].cache->dirty_blocks(kVdisk) == 0);
+}

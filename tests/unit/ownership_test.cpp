@@ -135,3 +135,42 @@ TEST_CASE("a standalone node owns everything and writes through", "[ownership]")
   CHECK_FALSE(off->serving);
   CHECK(off->vdisks.empty());
 }
+
+TEST_CASE("a vdisk moved to another group: the old group's other node hands it over while "
+          "the old owner is out",
+          "[ownership]") {
+  NodeConfig c = model();
+  IoGroupConfig g2;
+  g2.id = 11;
+  g2.name = "g2";
+  g2.nodes = {3, 4};
+  g2.cache_epoch = g2.wb_epoch = 30;
+  c.iogrps.push_back(g2);
+  VdiskConfig& v = c.vdisks[0];  // was owned by node 1 of group 10, node 2 its mirror
+  v.iogrp_id = 11;
+  v.preferred_node = 3;
+  v.handover_from = 1;
+  v.handover_group = 10;
+  v.handover_partner = 2;
+  auto all = routes(c, 3, {1, 2, 3, 4});
+  CHECK(all->find(1)->owner == 3);
+  CHECK(all->find(1)->hold);
+  CHECK(all->find(1)->handover_by == 1);
+  CHECK(copy_counts(*all->find(1), 2, 7));  // node 2's copies count until it is over
+  auto no_old_owner = routes(c, 3, {2, 3, 4});
+  CHECK(no_old_owner->find(1)->hold);
+  CHECK(no_old_owner->find(1)->handover_by == 2);
+  auto neither = routes(c, 3, {3, 4});
+  CHECK(neither->find(1)->hold);
+  // The new group running alone changes nothing: the copies are elsewhere.
+  c.iogrps[1].solo = 3;
+  auto solo = routes(c, 3, {2, 3});
+  CHECK(solo->find(1)->hold);
+  CHECK(solo->find(1)->handover_by == 2);
+  // Nor does its return to write-back clear a handover from another group.
+  CHECK(apply_transition(c, {11, c.iogrps[1].cache_epoch, 0}));
+  CHECK(c.vdisks[0].handover_from == 1);
+  CHECK(finish_handover(c, 1, 1));
+  CHECK(c.vdisks[0].handover_partner == 0);
+  CHECK_FALSE(copy_counts(*routes(c, 3, {2, 3})->find(1), 2, 7));
+}
