@@ -11,7 +11,9 @@ from the surviving node and again once the killed node has returned:
      stalled by a chaos fault, so the resync cannot be over): the group is
      offline until the owner returns with its copies;
   3. both nodes die one after the other, the partner first, after the owner
-     began writing through; both return."""
+     began writing through; both return;
+  4. (four nodes) a vdisk moves to another I/O group and its old owner dies
+     before handing it over: the old group's other node hands it over."""
 import time
 
 from cluster_harness import Cluster
@@ -132,4 +134,39 @@ def test(make):
     check_writes(writer, [n1, n2, n3], "both killed, the partner first")
 
 
-run(test)
+
+def cross_group_move(make):
+    """4. A vdisk moves to another I/O group, and its old owner dies before it
+    has handed the vdisk over: the old group's other node destages its
+    copies and hands it over instead. Node 1's mdisk is stalled first (a
+    chaos fault), so that node 1 certainly still holds dirty blocks."""
+    c = Cluster(make, 4, extra=["--cache-size", "4M"])
+    c.form()
+    n1, n2, n3, n4 = c[1], c[2], c[3], c[4]
+    c.group_vdisk("v", 16, 64)
+    n1.ctl("iogrp", "create", "g1", "3", "4")
+    blocks = 4096
+    writer = VerifyingWriter([n1.nbd_port], "v", blocks, seed=9)
+    writer.start()
+    write_for(writer, 0.5, 1000)
+    n1.ctl("chaos", "inject", "mdisk-stall", "--duration", "60000")
+    write_for(writer, 0.3, 200)  # dirty blocks node 1 cannot destage
+    writer.stop()
+    held = cache_of(n1)["dirty_bytes"]
+    check(held > 0, f"node 1 should hold dirty blocks: {cache_of(n1)}")
+    moved = n2.ctl_json("vdisk", "move", "v", "--iogrp", "g1", "--node", "3")
+    check(moved["iogrp"] == "g1", f"vdisk move: {moved}")
+    n1.kill()
+    c.wait_serving([2, 3, 4], 2)
+    wait_until(lambda: "handover of vdisk v for node 1" in n2.read_log(),
+               "node 2 to hand the vdisk over for node 1", timeout=30)
+    check_writes(writer, [n3, n4, n2], f"old owner killed with {held} dirty bytes during a "
+                 "cross-group move")
+
+
+def test_all(make):
+    test(make)
+    cross_group_move(make)
+
+
+run(test_all)
