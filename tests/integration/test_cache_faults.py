@@ -18,7 +18,7 @@ import time
 
 from cluster_harness import Cluster
 from harness import check, run, wait_until
-from verifier import VerifyingWriter, verify
+from verifier import VerifyingWriter, check_writes
 
 BLOCKS = 8192  # the 32 MiB vdisk; the cache is 4 MiB per node
 HALF = BLOCKS // 2
@@ -26,16 +26,6 @@ HALF = BLOCKS // 2
 
 def cache_of(node, vdisk="v"):
     return node.ctl_json("vdisk", "show", vdisk)["cache"]
-
-
-def check_writes(writer, nodes, what):
-    for node in nodes:
-        lost, wrong = verify(writer, node.nbd_port, "v")
-        check(not lost and not wrong,
-              f"{what}, read through node {node.node_id}: {len(lost)} acknowledged writes lost, "
-              f"{len(wrong)} wrong blocks: {(lost + wrong)[:5]}")
-    print(f"{what}: {writer.writes_acked} writes acknowledged, {writer.failures} failures ridden "
-          f"through, all read back from nodes {[n.node_id for n in nodes]}")
 
 
 def write_for(writer, seconds, minimum):

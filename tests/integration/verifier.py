@@ -178,3 +178,15 @@ def verify(writer, port, export):
         elif gen > acked and gen not in writer.sent.get(block, ()):
             wrong.append(f"block {block}: generation {gen} was never written")
     return lost, wrong
+
+
+def check_writes(writer, nodes, what, export="v"):
+    """Every acknowledged write reads back exactly through each of `nodes`."""
+    from harness import check
+    for node in nodes:
+        lost, wrong = verify(writer, node.nbd_port, export)
+        check(not lost and not wrong,
+              f"{what}, read through node {node.node_id}: {len(lost)} acknowledged writes lost, "
+              f"{len(wrong)} wrong blocks: {(lost + wrong)[:5]}")
+    print(f"{what}: {writer.writes_acked} writes acknowledged, {writer.failures} failures ridden "
+          f"through, all read back from nodes {[n.node_id for n in nodes]}")
