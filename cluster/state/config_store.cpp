@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "util/crc.hpp"
+#include "util/durable.hpp"
 #include "util/fd.hpp"
 
 namespace sve {
@@ -95,10 +96,10 @@ Result<std::optional<StoredBlob>> ConfigStore::load() {
   return best;
 }
 
-Status ConfigStore::save(uint64_t version, const std::vector<char>& payload) {
-  std::string path = slot_path(next_slot_);
-  auto bytes = encode_slot(version, payload);
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+namespace {
+
+Status write_synced(const std::string& path, const std::vector<char>& bytes) {
+  UniqueFd fd(durable::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   if (!fd.valid()) return sys_error("cannot open " + path);
   size_t done = 0;
   while (done < bytes.size()) {
@@ -110,10 +111,26 @@ Status ConfigStore::save(uint64_t version, const std::vector<char>& payload) {
   }
   if (::ftruncate(fd.get(), static_cast<off_t>(bytes.size())) != 0)
     return sys_error("cannot truncate " + path);
-  if (::fdatasync(fd.get()) != 0) return sys_error("cannot sync " + path);
+  if (durable::fdatasync(fd.get()) != 0) return sys_error("cannot sync " + path);
+  return ok_status();
+}
+
+}  // namespace
+
+Status ConfigStore::save(uint64_t version, const std::vector<char>& payload) {
+  std::string path = slot_path(next_slot_);
+  auto bytes = encode_slot(version, payload);
+  // A copy that does not exist yet appears whole or not at all (written
+  // aside, then renamed): a power cut during the very first save must not
+  // leave a lone torn copy, which load could not tell from a damaged one.
+  bool exists = ::access(path.c_str(), F_OK) == 0;
+  std::string target = exists ? path : path + ".new";
+  if (Status st = write_synced(target, bytes); !st) return st;
+  if (!exists && durable::rename(target.c_str(), path.c_str()) != 0)
+    return sys_error("cannot rename " + target);
   // The first time a copy appears, make its directory entry durable too.
   UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) ::fsync(dir.get());
+  if (dir.valid()) durable::fsync_dir(dir.get());
   next_slot_ = 1 - next_slot_;
   return ok_status();
 }

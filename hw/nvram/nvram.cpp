@@ -8,10 +8,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <tuple>
 
 #include "util/crc.hpp"
+#include "util/durable.hpp"
+#include "util/fd.hpp"
 
 namespace sve {
 namespace {
@@ -59,7 +62,7 @@ Result<std::unique_ptr<Nvram>> Nvram::open(const std::string& path, uint32_t slo
   static_assert(sizeof(Header) == 64, "a slot header is 64 bytes on disk");
   size_t table = (size_t{slots} * sizeof(Header) + 4095) / 4096 * 4096;
   nv->bytes_ = kSuperBytes + table + size_t{slots} * slot_bytes;
-  nv->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  nv->fd_ = durable::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (nv->fd_ < 0) return sys_error("nvram: cannot open " + path);
   struct stat st {};
   if (::fstat(nv->fd_, &st) != 0) return sys_error("nvram: cannot stat " + path);
@@ -82,6 +85,15 @@ Result<std::unique_ptr<Nvram>> Nvram::open(const std::string& path, uint32_t slo
     s.slot_bytes = slot_bytes;
     s.crc = crc32c(&s, offsetof(Super, crc));
     *super = s;
+    // A new area is made durable, name and superblock, before it is used:
+    // after a power cut the next start must find it whole, not a file
+    // without its superblock that it would refuse.
+    if (durable::msync(nv->base_, kSuperBytes, nv->fd_) != 0)
+      return sys_error("nvram: cannot sync " + path);
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    UniqueFd dir_fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir_fd.valid() || durable::fsync_dir(dir_fd.get()) != 0)
+      return sys_error("nvram: cannot sync the directory of " + path);
   } else if (std::memcmp(super->magic, kMagic, sizeof kMagic) != 0 ||
              super->crc != crc32c(super, offsetof(Super, crc)) || super->version != kVersion ||
              super->slots != slots || super->slot_bytes != slot_bytes) {
@@ -171,7 +183,7 @@ void Nvram::release(uint32_t slot) {
 }
 
 Status Nvram::flush() {
-  if (::msync(base_, bytes_, MS_SYNC) != 0) return sys_error("nvram: cannot sync " + path_);
+  if (durable::msync(base_, bytes_, fd_) != 0) return sys_error("nvram: cannot sync " + path_);
   return ok_status();
 }
 
