@@ -59,6 +59,11 @@ def test(make):
     check(c.reply()[0] == ENOSPC, "write past end should be ENOSPC")
     c.request(0, 1 << 63, 512, cookie=9)
     check(c.reply()[0] == EINVAL, "overflowing offset should be EINVAL")
+    # offset + length wraps past 2^64 to a small number inside the disk.
+    c.request(0, (1 << 64) - 4096, 4096, cookie=20)
+    check(c.reply()[0] == EINVAL, "a read whose range wraps should be EINVAL")
+    c.request(1, (1 << 64) - 4096, 8192, payload=b"\1" * 8192, cookie=21)
+    check(c.reply()[0] == ENOSPC, "a write whose range wraps should be ENOSPC")
     c.request(9, 0, 0, cookie=10)  # unknown command
     check(c.reply()[0] == EINVAL, "unknown command should be EINVAL")
     c.request(0, 0, 4096, flags=0x40, cookie=11)  # unknown flag
@@ -73,6 +78,13 @@ def test(make):
     check(c.closed_by_server(), "oversized request did not close the connection")
     other_conn.request(0, 0, 512, cookie=14)
     check(other_conn.reply(512)[0] == 0, "other connection affected")
+
+    # A request with bad magic closes that connection only.
+    bad = RawNbd(node.nbd_port, "v")
+    bad.s.sendall(struct.pack(">IHHQQI", 0x12345678, 0, 0, 16, 0, 512))
+    check(bad.closed_by_server(), "a request with bad magic did not close the connection")
+    other_conn.request(0, 0, 512, cookie=16)
+    check(other_conn.reply(512)[0] == 0, "other connection affected by bad magic")
 
     # A malformed handshake closes that connection only.
     s = socket.create_connection(("127.0.0.1", node.nbd_port))

@@ -43,6 +43,8 @@ struct NodeBackEnd final : IoServer {
         r->buffer->copy_out(r->buffer_offset, r->length, shared->memory.data() + r->offset);
       else if (r->op == IoOp::read)
         r->buffer->copy_in(r->buffer_offset, r->length, shared->memory.data() + r->offset);
+      else if (r->op == IoOp::write_zeroes || r->op == IoOp::trim)
+        std::memset(shared->memory.data() + r->offset, 0, r->length);
       complete(std::move(r), 0);
     }
   }
@@ -456,4 +458,51 @@ TEST_CASE("moved to another group, a vdisk whose old owner dies is handed over b
   CHECK(p.on_disk(9) == block_of(0x99));
   CHECK(p.nodes[2].cache->held_blocks(kVdisk) == 0);
   CHECK(p.nodes[2].cache->dirty_blocks(kVdisk) == 0);
+}
+
+// The acknowledgement rule: a write completes only once the partner holds
+// its copy. A partner that refuses (its non-volatile memory is full) gets
+// the copy again on a later tick, and the host waits until it takes it.
+TEST_CASE("write-back: a copy the partner refused holds the write back until it is taken",
+          "[cache][wb]") {
+  Pair p;
+  std::vector<int64_t> taken;
+  for (int64_t s; (s = p.nodes[2].nvram->allocate()) >= 0;) taken.push_back(s);
+  auto w = p.write(1, 3, 0x31);
+  REQUIRE(p.wire.size() == 1);
+  p.deliver_one();  // refused: ENOSPC
+  CHECK(p.front.done.empty());
+  CHECK(p.nodes[1].cache->stats().mirror_retries == 1);
+  CHECK(p.nodes[2].cache->stats().copies_held == 0);
+  p.nodes[1].cache->tick(p.now += 300);
+  p.deliver_one();  // refused again
+  CHECK(p.front.done.empty());
+  for (int64_t s : taken) p.nodes[2].nvram->release(static_cast<uint32_t>(s));
+  p.settle();
+  REQUIRE(p.front.done.size() == 1);
+  CHECK(w->status == 0);
+  CHECK(p.on_disk(3) == block_of(0x31));
+}
+
+// A write that is not cached (write-zeroes here) must not overtake a dirty
+// block of the same range on the back end: the block's later destage would
+// bring the old data back.
+TEST_CASE("write-back: a write through waits for the dirty blocks it overlaps", "[cache][wb]") {
+  Pair p;
+  p.write(1, 4, 0x44);
+  p.deliver_one();
+  REQUIRE(p.front.done.size() == 1);
+  auto r = make_request();
+  r->op = IoOp::write_zeroes;
+  r->volume = kVdisk;
+  r->offset = 4 * 4096;
+  r->length = 4096;
+  r->client = &p.front;
+  p.nodes[1].cache->submit(r);
+  CHECK(p.nodes[1].back.pending.empty());  // held back behind the dirty block
+  p.settle();
+  REQUIRE(p.front.done.size() == 2);
+  CHECK(r->status == 0);
+  CHECK(p.on_disk(4) == block_of(0));
+  CHECK(p.read(1, 4) == block_of(0));
 }

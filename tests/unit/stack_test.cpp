@@ -151,3 +151,13 @@ TEST_CASE("flush, FUA, trim and write-zeroes reach the device") {
   CHECK(std::memcmp(r->buffer->data(), data->data(), 4096) == 0);
   CHECK(std::memcmp(r->buffer->data() + 12288, data->data() + 12288, 4096) == 0);
 }
+
+// offset + length past 2^64 wraps to a small number that fits the vdisk: it
+// must be refused before it is cut into pieces.
+TEST_CASE("a range that wraps past 2^64 is refused") {
+  Stack s;
+  CHECK(s.run(IoOp::read, UINT64_MAX - 4095, 4096)->status == ERANGE);
+  CHECK(s.run(IoOp::write, UINT64_MAX - 4095, 8192)->status == ERANGE);
+  CHECK(s.run(IoOp::write_zeroes, UINT64_MAX - 511, 1024)->status == ERANGE);
+  CHECK(s.run(IoOp::read, uint64_t{1} << 63, 512)->status == ERANGE);
+}
