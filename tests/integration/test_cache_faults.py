@@ -18,6 +18,7 @@ import time
 
 from cluster_harness import Cluster
 from harness import check, run, wait_until
+EIO = 5  # a request a fault failed, unacknowledged: the host retries
 from verifier import VerifyingWriter, check_writes
 
 BLOCKS = 8192  # the 32 MiB vdisk; the cache is 4 MiB per node
@@ -44,7 +45,7 @@ def test(make):
     # is small, destage never stops).
     # The writer is connected to the owner itself: when it dies, the writer
     # reconnects to the other node of the group, as a host fails over.
-    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=1)
+    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=1, errors=(EIO,))
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 1.0, 2000)
@@ -62,7 +63,7 @@ def test(make):
     check_writes(writer, [n2, n3], "owner killed in the middle of writes")
     # Newer data over what node 1 still holds in its non-volatile memory:
     # when it returns, its copies must not come back.
-    writer = VerifyingWriter([n2.nbd_port], "v", BLOCKS, seed=4, after=writer)
+    writer = VerifyingWriter([n2.nbd_port], "v", BLOCKS, seed=4, after=writer, errors=(EIO,))
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 0.5, 2000)
@@ -78,7 +79,7 @@ def test(make):
     # (an explicit chaos fault) just before the partner dies, so that node 1
     # cannot destage what it holds: the resync is still under way, for
     # certain, when node 1 is killed.
-    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=2, after=writer)
+    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=2, after=writer, errors=(EIO,))
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 1.0, 2000)
@@ -105,7 +106,7 @@ def test(make):
     check_writes(writer, [n1, n3], "partner killed, then the owner during the resync")
 
     # 3. Both die, the partner first, after the owner began writing through.
-    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=3, after=writer)
+    writer = VerifyingWriter([n3.nbd_port], "v", BLOCKS, seed=3, after=writer, errors=(EIO,))
     writer.move_to(0, HALF)
     writer.start()
     write_for(writer, 0.5, 1000)
@@ -136,7 +137,7 @@ def cross_group_move(make):
     c.group_vdisk("v", 16, 64)
     n1.ctl("iogrp", "create", "g1", "3", "4")
     blocks = 4096
-    writer = VerifyingWriter([n1.nbd_port], "v", blocks, seed=9)
+    writer = VerifyingWriter([n1.nbd_port], "v", blocks, seed=9, errors=(EIO,))
     writer.start()
     write_for(writer, 0.5, 1000)
     n1.ctl("chaos", "inject", "mdisk-stall", "--duration", "60000")

@@ -15,7 +15,13 @@ fault lost.
 verify() then reads every block back and checks that each holds its last
 acknowledged generation, or a later one that was sent: an acknowledged write
 lost, or anything else found (another block's data, a torn block), is an
-error."""
+error.
+
+The writer fails its test (stop() raises) on what a fault cannot explain:
+a reply with bad magic or an unknown cookie (a protocol violation), an
+error status not in `errors` (by default none: pass errors=(EIO,) where a
+fault may fail requests), or never getting a connection for 60 s."""
+import errno
 import random
 import socket
 import struct
@@ -46,9 +52,9 @@ def decode(data, block):
 
 
 class VerifyingWriter:
-    def __init__(self, ports, export, blocks, seed, depth=8, after=None):
+    def __init__(self, ports, export, blocks, seed, depth=8, after=None, errors=()):
         """`after`: an earlier writer of the same blocks, whose record this
-        one continues."""
+        one continues. `errors`: the errno values a reply may carry."""
         self.ports = list(ports)
         self.export = export
         self.blocks = blocks  # blocks [0, blocks) are verified
@@ -60,6 +66,10 @@ class VerifyingWriter:
         self.next_gen = after.next_gen if after else 1
         self.writes_acked = 0
         self.failures = 0    # errors and lost connections it rode through
+        self.errors_allowed = set(errors)
+        self.errors_seen = {}  # errno -> count
+        self.violations = []   # what no fault explains: the test fails
+        self.connections = 0
         self.stop_flag = threading.Event()
         self.thread = None
         self.port_index = 0
@@ -70,6 +80,7 @@ class VerifyingWriter:
             try:
                 conn = RawNbd(port, self.export)
                 conn.s.settimeout(30)
+                self.connections += 1
                 return conn
             except (OSError, AssertionError, ConnectionError):
                 self.port_index += 1
@@ -85,6 +96,8 @@ class VerifyingWriter:
             if conn is None:
                 conn = self._connect(time.monotonic() + 60)
                 if conn is None:
+                    if not self.stop_flag.is_set():
+                        self.violations.append("no node took a connection for 60 s")
                     return
             try:
                 while len(in_flight) < self.depth and not self.stop_flag.is_set():
@@ -101,14 +114,9 @@ class VerifyingWriter:
                     conn.request(CMD_WRITE, block * BLOCK, BLOCK, payload(block, gen), cookie=cookie)
                 if not in_flight:
                     continue
-                error, got, _ = conn.reply()
-                block, gen = in_flight.pop(got)
-                if error == 0:
-                    self.acked[block] = max(self.acked.get(block, 0), gen)
-                    self.writes_acked += 1
-                else:
-                    self.failures += 1
-            except (OSError, ConnectionError, AssertionError, struct.error, KeyError):
+                if not self._take_reply(conn, in_flight):
+                    return
+            except (OSError, ConnectionError):
                 # The node went away: what was in flight may or may not have
                 # landed. Go on through the other node.
                 self.failures += 1
@@ -121,15 +129,34 @@ class VerifyingWriter:
                 self.port_index += 1
         if conn is not None:
             try:
-                while in_flight:
-                    error, got, _ = conn.reply()
-                    block, gen = in_flight.pop(got)
-                    if error == 0:
-                        self.acked[block] = max(self.acked.get(block, 0), gen)
-                        self.writes_acked += 1
-            except (OSError, ConnectionError, AssertionError, struct.error, KeyError):
+                while in_flight and self._take_reply(conn, in_flight):
+                    pass
+            except (OSError, ConnectionError):
                 pass
             conn.close()
+
+    def _take_reply(self, conn, in_flight):
+        """One reply; False (and a violation) when it breaks the protocol."""
+        try:
+            error, got, _ = conn.reply()
+        except AssertionError as e:
+            self.violations.append(f"reply with bad magic {e}")
+            return False
+        if got not in in_flight:
+            self.violations.append(f"reply to cookie {got}, which is not in flight")
+            return False
+        block, gen = in_flight.pop(got)
+        if error == 0:
+            self.acked[block] = max(self.acked.get(block, 0), gen)
+            self.writes_acked += 1
+            return True
+        self.failures += 1
+        self.errors_seen[error] = self.errors_seen.get(error, 0) + 1
+        if error not in self.errors_allowed:
+            self.violations.append(f"write of block {block} failed with "
+                                   f"{errno.errorcode.get(error, error)}, which no fault explains")
+            return False
+        return True
 
     def move_to(self, first, count):
         assert first + count <= self.blocks
@@ -144,6 +171,8 @@ class VerifyingWriter:
         self.stop_flag.set()
         self.thread.join(timeout=120)
         assert not self.thread.is_alive(), "the verifying writer did not stop"
+        assert not self.violations, f"the verifying writer saw: {self.violations[:5]}"
+        assert self.connections > 0, "the verifying writer never connected"
 
 
 def read_all(port, export, blocks, chunk=256):
@@ -188,5 +217,7 @@ def check_writes(writer, nodes, what, export="v"):
         check(not lost and not wrong,
               f"{what}, read through node {node.node_id}: {len(lost)} acknowledged writes lost, "
               f"{len(wrong)} wrong blocks: {(lost + wrong)[:5]}")
+    check(writer.writes_acked > 0, f"{what}: no write was acknowledged")
     print(f"{what}: {writer.writes_acked} writes acknowledged, {writer.failures} failures ridden "
-          f"through, all read back from nodes {[n.node_id for n in nodes]}")
+          f"through (errors {writer.errors_seen}), all read back from nodes "
+          f"{[n.node_id for n in nodes]}")
