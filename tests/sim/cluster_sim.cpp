@@ -222,12 +222,16 @@ class Sim {
     push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
     if (chance(dup_)) push({now_ + 1 + rng_() % max_delay_, 0, Event::deliver, from, to, msg});
   }
-  void persist(NodeId id, const Durable& d) { nodes_[id].disk = d; }
+  void persist(NodeId id, const Durable& d) {
+    if (opt_.broken == "durable_lost" && chance(0.3)) return;
+    nodes_[id].disk = d;
+  }
   Durable load(NodeId id) { return nodes_[id].disk; }
   void write_copy(NodeId id, int which, const StateCopy& c) {
     // A power failure just before the write, or just after it.
     bool fail_now = running_ && chance(power_failure_);
     bool before = fail_now && rng_() % 2;
+    if (opt_.broken == "copy_b_first") which = 1 - which;
     if (!before) nodes_[id].copies[which] = c;
     if (fail_now) throw PowerFailure{};
   }
@@ -254,7 +258,8 @@ class Sim {
     node.membership = std::make_unique<MembershipRsm>();
     ClusterCore* core = node.core.get();
     node.state = std::make_unique<ReplicatedState>(
-        id, *node.env, [core] { return core->has_quorum(); },
+        id, *node.env,
+        [core, this] { return opt_.broken == "gate_ignores_lease" || core->has_quorum(); },
         [this, id](uint64_t seq, const Response& r) { on_response(id, seq, r); });
     node.state->add(*node.rsm);
     node.state->add(*node.membership);
@@ -281,7 +286,10 @@ class Sim {
     ++result_.crashes;
   }
   void apply_state(SimNode& node, uint64_t seq, const Entry& e) {
-    node.state->apply(seq, e);
+    if (opt_.broken == "state_per_node" && node.id == 1)
+      node.state->apply(seq, Entry{e.gen, e.payload + "'", e.members});
+    else
+      node.state->apply(seq, e);
     auto [it, fresh] = states_.emplace(seq, node.state->state().states);
     if (!fresh && it->second != node.state->state().states)
       fail("node " + std::to_string(node.id) + " has a different cluster state after event " +

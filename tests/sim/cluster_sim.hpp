@@ -58,6 +58,14 @@ struct SimOptions {
   // Nodes start outside any cluster (as sved does); committed events
   // "nodes:1,2,3" change the configured nodes, as node add/remove do.
   bool fresh = false;
+  // A negative control: the harness around the protocol deliberately broken,
+  // so a test can show that the invariant it breaks is caught. One of:
+  //   "gate_ignores_lease"  the call gate lets responses pass while offline
+  //   "copy_b_first"        the state copies are written B first, then A
+  //   "durable_lost"        a node's durable writes are now and then lost
+  //   "state_per_node"      the cluster state an event leaves differs by node
+  // (A protocol that skips the lease wait is CoreConfig::lease_margin = 0.)
+  std::string broken;
 };
 
 SimResult run_simulation(const SimOptions& options);
