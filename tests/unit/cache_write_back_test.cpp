@@ -506,3 +506,72 @@ TEST_CASE("write-back: a write through waits for the dirty blocks it overlaps", 
   CHECK(p.on_disk(4) == block_of(0));
   CHECK(p.read(1, 4) == block_of(0));
 }
+
+// A read that misses on part of its range while another part is dirty here
+// must not read the stale back end for the dirty part.
+TEST_CASE("write-back: a read over dirty and uncached blocks returns the dirty data",
+          "[cache][wb]") {
+  Pair p;
+  std::memset(p.disk.memory.data() + 7 * 4096, 0x07, 4096);
+  p.write(1, 6, 0x66);
+  p.deliver_one();
+  REQUIRE(p.front.done.size() == 1);
+  auto r = make_request();
+  r->op = IoOp::read;
+  r->volume = kVdisk;
+  r->offset = 6 * 4096;
+  r->length = 8192;
+  r->buffer = Buffer::allocate(8192);
+  r->client = &p.front;
+  p.nodes[1].cache->submit(r);
+  p.settle();
+  REQUIRE(r->status == 0);
+  auto* got = reinterpret_cast<uint8_t*>(r->buffer->data());
+  CHECK(std::vector<uint8_t>(got, got + 4096) == block_of(0x66));
+  CHECK(std::vector<uint8_t>(got + 4096, got + 8192) == block_of(0x07));
+}
+
+// The partner refuses a copy from a sender whose epoch is behind its own:
+// the group moved on, and the copy would not count.
+TEST_CASE("write-back: a copy from an epoch that ended is refused", "[cache][wb]") {
+  Pair p;
+  p.write(1, 3, 0x31);
+  Message m = p.wire.front();
+  p.wire.pop_front();
+  p.group().cache_epoch += 1;
+  p.group().wb_epoch = p.group().cache_epoch;
+  p.publish({1, 2});
+  CHECK(p.nodes[2].cache->store_mirror(m.batch) == ESTALE);
+  CHECK(p.nodes[2].cache->stats().copies_held == 0);
+}
+
+// The owner loses its lease with a dirty block; its partner takes over,
+// destages the copy and writes newer data; the old owner then sees the
+// group both nodes run again. Its dirty block is of an epoch that ended: it
+// must be dropped, never destaged over the newer data.
+TEST_CASE("write-back: an owner cut off while others took over drops its stale dirty blocks",
+          "[cache][wb]") {
+  Pair p;
+  p.write(1, 5, 0x55);
+  p.deliver_one();
+  REQUIRE(p.front.done.size() == 1);
+  RoutePolicy lost;
+  lost.self = 1;
+  lost.members = {1, 2};
+  lost.serving = false;
+  p.nodes[1].cache->set_routes(build_routes(p.config, lost));
+  p.publish({2});
+  p.commit_group(2);
+  p.publish({2});
+  p.settle();
+  CHECK(p.on_disk(5) == block_of(0x55));  // the partner destaged its copy
+  p.write(2, 5, 0x66);
+  p.settle();
+  REQUIRE(p.on_disk(5) == block_of(0x66));
+  p.commit_group(0);
+  p.publish({1, 2});
+  p.settle();
+  CHECK(p.on_disk(5) == block_of(0x66));
+  CHECK(p.read(1, 5) == block_of(0x66));
+  CHECK(p.nodes[1].cache->counts().dirty == 0);
+}

@@ -152,3 +152,18 @@ TEST_CASE("nvram refuses an area of another geometry and full or oversized store
   CHECK(same.value()->recovered().size() == 2);
   CHECK_FALSE(Nvram::open(path + "-x", 4, 1000));  // not a multiple of 512
 }
+
+TEST_CASE("nvram: a released entry stays released after a restart", "[nvram]") {
+  TempDir t;
+  {
+    auto nv = std::move(Nvram::open(t.path(), 8).value());
+    uint32_t kept = store(*nv, 1, 0, 1, 0x11);
+    uint32_t gone = store(*nv, 1, 4096, 2, 0x22);
+    nv->release(gone);
+    (void)kept;
+  }
+  auto nv = std::move(Nvram::open(t.path(), 8).value());
+  REQUIRE(nv->recovered().size() == 1);
+  CHECK(nv->recovered()[0].offset == 0);
+  CHECK(nv->free_slots() == 7);
+}
