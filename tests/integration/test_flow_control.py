@@ -171,7 +171,9 @@ def test(make):
     # writes fill) and the fixed overhead.
     bound = 2 * 64 * MiB + 64 * MiB + CACHE + FIXED_OVERHEAD
     check(peak <= bound, f"peak resident memory {peak / MiB:.1f} MiB over {bound / MiB:.0f} MiB")
-    check(growth <= FIXED_OVERHEAD + CACHE,
+    # docs/io-memory.md: the growth is queues, messages and socket buffers,
+    # a few MiB (5.6 measured), never the 640 MiB the hosts have in flight.
+    check(growth <= 16 * MiB,
           f"resident memory grew by {growth / MiB:.1f} MiB under the flood (idle {idle / MiB:.1f})")
     check(node.stop() == 0, "sved did not stop cleanly after the flood")
 
