@@ -4,6 +4,7 @@
 // back end does not.
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -34,6 +35,10 @@ struct HeldBackEnd final : IoServer {
     pending.erase(pending.begin() + static_cast<long>(i));
     int status = fail_next;
     fail_next = 0;
+    // As the layers below do: a range outside the vdisk is refused.
+    if (status == 0 && r->op != IoOp::flush &&
+        (r->volume != kVdisk || r->offset + r->length > memory.size()))
+      status = ERANGE;
     if (status == 0) {
       if (r->op == IoOp::write)
         r->buffer->copy_out(r->buffer_offset, r->length, memory.data() + r->offset);
