@@ -225,3 +225,25 @@ TEST_CASE("two consumers needing two kinds of object cannot deadlock", "[pool]")
   // The reservation is what makes it safe: without it some orders deadlock.
   CHECK(stuck_without_reserve > 0);
 }
+
+// Per account, order is kept: a request of an account with a waiter goes
+// behind it, even when what it asks for is within the account's own
+// reservation (the waiter would otherwise starve behind a stream of them).
+TEST_CASE("a request does not overtake an earlier waiter of its own account", "[pool]") {
+  PoolAccount root("root", 4);
+  PoolAccount a("a", root, 2, 4);
+  PoolAccount b("b", root, 0, 4);
+  std::vector<std::string> log;
+  REQUIRE(a.try_acquire(2));  // its reservation
+  REQUIRE(b.try_acquire(2));  // every shared unit
+  Recorder w(a, 2, "a-waiter", log);
+  CHECK_FALSE(a.acquire_or_wait(w));  // needs shared units
+  a.release(1);
+  CHECK(log.empty());
+  CHECK_FALSE(a.try_acquire(1));  // within its reservation, but behind its waiter
+  b.release(2);
+  CHECK(log == std::vector<std::string>{"a-waiter"});
+  a.release(3);
+  CHECK(root.used() == 2);  // a's reservation
+  CHECK(root.waiting() == 0);
+}
