@@ -189,6 +189,18 @@ struct Pair {
     nodes[at].cache->submit(r);
     return r;
   }
+  // Any request, as it comes from the host, on node `at`.
+  IoRequestPtr submit(uint32_t at, IoOp op, uint64_t offset, uint64_t length) {
+    auto r = make_request();
+    r->op = op;
+    r->volume = kVdisk;
+    r->offset = offset;
+    r->length = length;
+    if (op == IoOp::read || op == IoOp::write) r->buffer = Buffer::allocate(length);
+    r->client = &front;
+    nodes[at].cache->submit(r);
+    return r;
+  }
   std::vector<uint8_t> read(uint32_t at, uint64_t block) {
     auto r = make_request();
     r->op = IoOp::read;
@@ -492,13 +504,7 @@ TEST_CASE("write-back: a write through waits for the dirty blocks it overlaps", 
   p.write(1, 4, 0x44);
   p.deliver_one();
   REQUIRE(p.front.done.size() == 1);
-  auto r = make_request();
-  r->op = IoOp::write_zeroes;
-  r->volume = kVdisk;
-  r->offset = 4 * 4096;
-  r->length = 4096;
-  r->client = &p.front;
-  p.nodes[1].cache->submit(r);
+  auto r = p.submit(1, IoOp::write_zeroes, 4 * 4096, 4096);
   CHECK(p.nodes[1].back.pending.empty());  // held back behind the dirty block
   p.settle();
   REQUIRE(p.front.done.size() == 2);
@@ -516,14 +522,7 @@ TEST_CASE("write-back: a read over dirty and uncached blocks returns the dirty d
   p.write(1, 6, 0x66);
   p.deliver_one();
   REQUIRE(p.front.done.size() == 1);
-  auto r = make_request();
-  r->op = IoOp::read;
-  r->volume = kVdisk;
-  r->offset = 6 * 4096;
-  r->length = 8192;
-  r->buffer = Buffer::allocate(8192);
-  r->client = &p.front;
-  p.nodes[1].cache->submit(r);
+  auto r = p.submit(1, IoOp::read, 6 * 4096, 8192);
   p.settle();
   REQUIRE(r->status == 0);
   auto* got = reinterpret_cast<uint8_t*>(r->buffer->data());

@@ -247,3 +247,21 @@ TEST_CASE("a request does not overtake an earlier waiter of its own account", "[
   CHECK(root.used() == 2);  // a's reservation
   CHECK(root.waiting() == 0);
 }
+
+// Shared units that come back go to the earliest waiter for shared units,
+// not to a newcomer of another account that has no waiter yet.
+TEST_CASE("a newcomer does not take shared units an earlier waiter waits for", "[pool]") {
+  PoolAccount root("root", 4);
+  PoolAccount busy("busy", root, 0, 8);
+  PoolAccount late("late", root, 0, 8);
+  std::vector<std::string> log;
+  REQUIRE(busy.try_acquire(4));
+  Recorder w(busy, 2, "busy-waiter", log);
+  CHECK_FALSE(busy.acquire_or_wait(w));
+  busy.release(1);
+  CHECK_FALSE(late.try_acquire(1));  // one unit is free, but it is busy-waiter's turn
+  busy.release(1);
+  CHECK(log == std::vector<std::string>{"busy-waiter"});
+  busy.release(4);
+  CHECK(root.used() == 0);
+}
