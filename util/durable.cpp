@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
-#include <cstdio>
 #include <unistd.h>
+
+#include <cstdio>
+
+#include "util/fd.hpp"
 
 namespace sve::durable {
 namespace {
@@ -23,11 +26,22 @@ int open(const char* path, int flags, mode_t mode) {
   return fd;
 }
 
-int fdatasync(int fd) {
+namespace {
+
+// A sync the observer sees coming (it may stop it: a power failure) and
+// sees done.
+template <typename Sync>
+int observed(int fd, Sync sync) {
   if (g_observer) g_observer->syncing(fd);
-  int rc = ::fdatasync(fd);
+  int rc = sync();
   if (rc == 0 && g_observer) g_observer->synced(fd);
   return rc;
+}
+
+}  // namespace
+
+int fdatasync(int fd) {
+  return observed(fd, [&] { return ::fdatasync(fd); });
 }
 
 int rename(const char* from, const char* to) {
@@ -36,18 +50,14 @@ int rename(const char* from, const char* to) {
   return rc;
 }
 
-int fsync_dir(int dir_fd) {
-  if (g_observer) g_observer->syncing(dir_fd);
-  int rc = ::fsync(dir_fd);
-  if (rc == 0 && g_observer) g_observer->synced(dir_fd);
-  return rc;
+int fsync_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return -1;
+  return observed(fd.get(), [&] { return ::fsync(fd.get()); });
 }
 
 int msync(void* addr, size_t length, int fd) {
-  if (g_observer) g_observer->syncing(fd);
-  int rc = ::msync(addr, length, MS_SYNC);
-  if (rc == 0 && g_observer) g_observer->synced(fd);
-  return rc;
+  return observed(fd, [&] { return ::msync(addr, length, MS_SYNC); });
 }
 
 }  // namespace sve::durable

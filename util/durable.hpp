@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <string>
 
 namespace sve::durable {
 
@@ -33,8 +34,9 @@ void set_observer(Observer* observer);
 int open(const char* path, int flags, mode_t mode = 0);
 int fdatasync(int fd);
 int rename(const char* from, const char* to);
-// fsync of a directory: the names created in it are durable.
-int fsync_dir(int dir_fd);
+// fsync of a directory (empty: the current one): the names created or
+// renamed in it are durable. -1 with errno when it cannot be opened.
+int fsync_dir(const std::string& dir);
 // msync(MS_SYNC) of a shared mapping of `fd`.
 int msync(void* addr, size_t length, int fd);
 

@@ -129,8 +129,7 @@ Status ConfigStore::save(uint64_t version, const std::vector<char>& payload) {
   if (!exists && durable::rename(target.c_str(), path.c_str()) != 0)
     return sys_error("cannot rename " + target);
   // The first time a copy appears, make its directory entry durable too.
-  UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) durable::fsync_dir(dir.get());
+  durable::fsync_dir(dir_);
   next_slot_ = 1 - next_slot_;
   return ok_status();
 }

@@ -14,7 +14,6 @@
 
 #include "util/crc.hpp"
 #include "util/durable.hpp"
-#include "util/fd.hpp"
 
 namespace sve {
 namespace {
@@ -90,9 +89,7 @@ Result<std::unique_ptr<Nvram>> Nvram::open(const std::string& path, uint32_t slo
     // without its superblock that it would refuse.
     if (durable::msync(nv->base_, kSuperBytes, nv->fd_) != 0)
       return sys_error("nvram: cannot sync " + path);
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    UniqueFd dir_fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir_fd.valid() || durable::fsync_dir(dir_fd.get()) != 0)
+    if (durable::fsync_dir(std::filesystem::path(path).parent_path().string()) != 0)
       return sys_error("nvram: cannot sync the directory of " + path);
   } else if (std::memcmp(super->magic, kMagic, sizeof kMagic) != 0 ||
              super->crc != crc32c(super, offsetof(Super, crc)) || super->version != kVersion ||
