@@ -10,9 +10,10 @@ import threading
 import time
 
 from cluster_harness import Cluster
-from harness import check, qemu_io, run, wait_until
+from harness import RawNbd, check, qemu_io, run, wait_until
 
 MiB = 1 << 20
+EIO = 5
 
 
 def three_nodes(make):
@@ -74,9 +75,16 @@ def three_nodes(make):
     qemu_io(n1.url("after-boss"), "read -P 0x44 0 1M")
 
     # Two of three die: the third stalls, refusing at once and saying why.
+    # A host connected before keeps its connection; each request fails with
+    # EIO while the lease is gone, and succeeds again once it is back.
+    held = RawNbd(n3.nbd_port, "v")
+    held.request(0, MiB, 4096, cookie=1)
+    check(held.reply(4096)[0] == 0, "a read before the quorum loss")
     n1.kill()
     n2.kill()
     wait_until(lambda: not c.status(3)["quorum"], "node 3 to lose its quorum")
+    held.request(0, MiB, 4096, cookie=2)
+    check(held.reply(4096)[:2] == (EIO, 2), "a request without a lease on an open connection")
     t0 = time.monotonic()
     n3.ctl_fails("vdisk", "create", "refused", "--pool", "p", "--size", "8M",
                  contains="no quorum")
@@ -87,6 +95,10 @@ def three_nodes(make):
     check(states == {1: "offline", 2: "offline", 3: "stalled"}, f"node list: {states}")
     c.start(2)
     c.wait_serving([2, 3], 2)
+    held.request(0, MiB, 4096, cookie=3)
+    err, cookie, data = held.reply(4096)
+    check((err, cookie, data) == (0, 3, b"\x33" * 4096), "the open connection after the quorum returned")
+    held.close()
     n3.ctl("vdisk", "create", "accepted", "--pool", "p", "--size", "8M")
     names = [v["name"] for v in n2.ctl_json("vdisk", "list")]
     check("refused" not in names and "accepted" in names, f"vdisks: {names}")

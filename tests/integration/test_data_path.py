@@ -3,6 +3,8 @@ of random data in and out over several connections, compared byte for byte."""
 import filecmp
 import os
 import subprocess
+import threading
+import time
 
 from harness import check, qemu_io, run
 
@@ -70,6 +72,33 @@ def test(make):
     r = subprocess.run(["nbdinfo", node.url("seq")], capture_output=True, text=True)
     check(r.returncode != 0, "a deleted vdisk is still exported")
     check_cache(node)
+    check_slow_mdisk(node)
+
+
+def check_slow_mdisk(node):
+    """A stalled mdisk holds up only the requests that go to it."""
+    for name in ("slow", "fast"):
+        node.ctl("mdisk", "add", name, node.make_file(name + ".img", 40 * MiB))
+        node.ctl("pool", "create", "p" + name, name)
+        node.ctl("vdisk", "create", "v" + name, "--pool", "p" + name, "--size", "16M")
+    slow_id = {m["name"]: m["id"] for m in node.ctl_json("mdisk", "list")}["slow"]
+    # The fault's target is an index into the node's mdisks: find the one
+    # that names "slow" (a 1 ms stall each try).
+    target = next((t for t in range(8) if node.ctl_json(
+        "chaos", "inject", "mdisk-stall", "--duration", "1", "--target", str(t))["target"]
+        == f"mdisk {slow_id}"), None)
+    check(target is not None, "no chaos target names the slow mdisk")
+    node.ctl("chaos", "inject", "mdisk-stall", "--duration", "6000", "--target", str(target))
+    stalled = threading.Thread(target=qemu_io, args=(node.url("vslow"), f"read -P 0 {4 * MiB} 64k"))
+    t0 = time.monotonic()
+    stalled.start()
+    qemu_io(node.url("vfast"), "write -P 0x5f 0 1M", "read -P 0x5f 0 1M", f"read -P 0 {4 * MiB} 1M")
+    took = time.monotonic() - t0
+    check(stalled.is_alive(), "the read of the stalled mdisk did not wait for the stall")
+    check(took < 5, f"requests to another mdisk took {took:.1f} s during the stall")
+    stalled.join(timeout=60)
+    check(not stalled.is_alive(), "the stalled read never completed")
+    check(time.monotonic() - t0 >= 5, "the stalled read completed before its stall ended")
 
 
 def check_cache(node):

@@ -12,6 +12,7 @@ watches its child, the I/O process, and restarts it when it dies or hangs.
      both nodes.
   4. SIGTERM stops both processes cleanly."""
 import os
+import re
 import signal
 import time
 
@@ -21,6 +22,15 @@ EIO = 5  # a request a fault failed, unacknowledged: the host retries
 from verifier import VerifyingWriter, check_writes
 
 MiB = 1 << 20
+
+
+def gone(pid):
+    """No such process, or only its zombie left for init to reap."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def daemon(node):
@@ -48,6 +58,8 @@ def alone(make):
 
     # 1. A crash while a host connects.
     os.kill(first["io_pid"], signal.SIGKILL)
+    # An admin request meanwhile waits for the next I/O process.
+    check(len(node.ctl_json("vdisk", "list")) == 1, "an admin request during the restart")
     qemu_io(node.url("v"), "read -P 0x5a 0 4M")  # connects while it restarts
     s = restarted(node, 1)
     check("signal 9" in s["last_exit"] and s["io_pid"] != first["io_pid"], f"after a crash: {s}")
@@ -65,13 +77,34 @@ def alone(make):
     check(took < 0.6 + 5, f"a hung I/O process took {took:.2f} s to be replaced")
     qemu_io(node.url("v"), "read -P 0x5a 0 4M", "write -P 0x6b 4M 1M")
 
+    # 3. Crashing again soon after each start: the pause before the next
+    # start doubles (100 ms at least, 5 s at most), and is really waited.
+    gaps = []
+    for k in (3, 4, 5):
+        os.kill(node.io_pid(), signal.SIGKILL)
+        killed = time.monotonic()
+        restarted(node, k)
+        gaps.append(time.monotonic() - killed)
+    pauses = {int(n): int(ms) for n, ms in re.findall(r"restart (\d+)\) in (\d+) ms", node.read_log())}
+    check(all(k in pauses for k in (3, 4, 5)), f"restarts without a pause: {pauses}")
+    check(pauses[3] >= 100 and pauses[4] == min(5000, 2 * pauses[3]) and
+          pauses[5] == min(5000, 2 * pauses[4]), f"the restart pause does not grow: {pauses}")
+    for k, gap in zip((3, 4, 5), gaps):
+        check(gap >= pauses[k] / 1000, f"restart {k} came {gap:.2f} s after the crash, "
+                                       f"before its {pauses[k]} ms pause")
+    qemu_io(node.url("v"), "read -P 0x5a 0 4M")
+
     # 4. SIGTERM: the configuration process stops its I/O process first.
     io_pid = node.io_pid()
     check(node.stop() == 0, "sved did not stop cleanly")
     check(not os.path.exists(f"/proc/{io_pid}"), "the I/O process outlived sved")
     node.start()
     qemu_io(node.url("v"), "read -P 0x5a 0 4M", "read -P 0x6b 4M 1M")
-    node.stop()
+
+    # 5. sved itself killed: its I/O process does not outlive it.
+    io_pid = node.io_pid()
+    node.kill()
+    wait_until(lambda: gone(io_pid), "the I/O process to die with sved", timeout=10)
 
 
 def in_cluster(make):
