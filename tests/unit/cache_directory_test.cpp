@@ -63,7 +63,7 @@ TEST_CASE("destage takes the oldest dirty block and its dirty neighbours", "[cac
   CHECK(sizes == std::vector<size_t>{2, 2, 1});
 }
 
-TEST_CASE("a block written during its destage stays dirty; a failed destage too",
+TEST_CASE("a block written during its destage stays dirty, a failed destage too",
           "[cache]") {
   CacheDirectory c(4);
   REQUIRE(c.write(1, 5));

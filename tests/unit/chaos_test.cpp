@@ -27,7 +27,7 @@ bool same(const PlannedFault& a, const PlannedFault& b) {
 
 }  // namespace
 
-TEST_CASE("a seed gives the same faults; a resumed plan goes on where it was", "[chaos]") {
+TEST_CASE("a seed gives the same faults, a resumed plan goes on where it was", "[chaos]") {
   ChaosSettings s{42, all_fault_kinds(), 30};
   auto a = first(ChaosPlan(s), 200);
   auto b = first(ChaosPlan(s), 200);
@@ -55,7 +55,7 @@ TEST_CASE("a seed gives the same faults; a resumed plan goes on where it was", "
   CHECK(gaps / a.size() < 2500);
 }
 
-TEST_CASE("only the asked kinds; unknown kinds are named", "[chaos]") {
+TEST_CASE("only the asked kinds, unknown kinds are named", "[chaos]") {
   std::string error;
   auto kinds = parse_fault_kinds("partition,mdisk-stall,partition", error);
   REQUIRE(kinds);

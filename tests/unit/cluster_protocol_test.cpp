@@ -191,7 +191,7 @@ TEST_CASE("cluster state is applied twice and recovers to an event boundary", "[
   CHECK_THROWS(again.apply(5, Entry{{}, "1"}));  // a gap is a bug, not a state
 }
 
-TEST_CASE("protocol messages survive the wire form; garbage is refused", "[cluster]") {
+TEST_CASE("protocol messages survive the wire form, garbage is refused", "[cluster]") {
   GenId g{7, 2};
   std::map<uint64_t, Entry> log{{1, Entry{{6, 1}, "a"}}, {2, Entry{g, ""}}};
   std::vector<Message> all = {
