@@ -1,21 +1,34 @@
 """An mdisk on a real block device (a loop device)."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from harness import SKIP, check, qemu_io, run
 
 MiB = 1 << 20
 
 
+def attach(path):
+    return subprocess.run(["losetup", "-f", "--show", path], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def test(make):
     node = make()
-    backing = node.make_file("loop-backing.img", 96 * MiB)
+    # Outside the data dir: the label search must find it under /dev/loop*,
+    # not as a file of the data dir.
+    outside = tempfile.mkdtemp(prefix="sve-loop-")
+    backing = os.path.join(outside, "loop-backing.img")
+    with open(backing, "wb") as f:
+        f.truncate(96 * MiB)
     r = subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True)
     if r.returncode != 0:
         print("no loop device available:", r.stderr, file=sys.stderr)
         return SKIP
     loop = r.stdout.strip()
+    loops = [loop]
     try:
         node.start()
         node.ctl("mdisk", "add", "blk", loop)
@@ -32,9 +45,26 @@ def test(make):
         node.stop()
         node.start()
         qemu_io(node.url("v"), f"read -P 0x61 {4 * MiB - 4096} 8192")
+
+        # The device comes back under another /dev/loop name: found by its
+        # label at start-up (its old name now holds another device).
+        node.stop()
+        subprocess.run(["losetup", "-d", loop], check=True)
+        placeholder = attach(node.make_file("placeholder.img", 8 * MiB))
+        loops.append(placeholder)
+        moved = attach(backing)
+        loops.append(moved)
+        check(moved != loop, f"the device came back as {moved} again")
+        node.start()
+        blk = {m["name"]: m for m in node.ctl_json("mdisk", "list")}["blk"]
+        check(blk["path"] == moved and blk["status"] == "online",
+              f"the moved block device was not found by its label: {blk}")
+        qemu_io(node.url("v"), f"read -P 0x61 {4 * MiB - 4096} 8192", "read -P 0x62 1000 3000")
     finally:
         node.stop()
-        subprocess.run(["losetup", "-d", loop])
+        for dev in loops:
+            subprocess.run(["losetup", "-d", dev], capture_output=True)
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 run(test)
