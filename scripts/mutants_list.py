@@ -155,6 +155,18 @@ MUTANTS = [
          why="a pool hands out more extents than it has",
          before="  if (count > free_)", after="  if (false)", tests="extent|pool|bad_inputs",
          timeout=600),
+    # The supervisor.
+    dict(id="keepalive-without-feed", file="tools/sved/supervisor.cpp",
+         why="systemd keep-alives go out although the data path does not answer",
+         before="      if ((event == WatchdogMonitor::Event::fed || event == WatchdogMonitor::Event::ready) &&",
+         after="      if (true &&", tests="integration.daemon", timeout=600),
+    dict(id="restart-without-pause", file="tools/sved/supervisor.cpp",
+         why="an I/O process that keeps crashing is restarted at once, every time",
+         before="    restart_delay_ms = soon ?", after="    restart_delay_ms = false ?",
+         tests="integration.supervisor", timeout=600),
+    # (Dropping PR_SET_PDEATHSIG alone is no bug: the I/O process also ends
+    # when its next watchdog feed writes to the pipe the supervisor no longer
+    # reads: SIGPIPE.)
     # Range and size checks on host requests.
     dict(id="virt-range-wraps", file="virt/virtualizer.cpp",
          why="the wrap-around check on offset + length is dropped",

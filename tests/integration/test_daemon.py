@@ -3,7 +3,9 @@ win), and the systemd notify protocol: READY=1 once it serves, WATCHDOG=1
 keep-alives while its cores answer, STOPPING=1 on SIGTERM. A fake service
 manager listens on the $NOTIFY_SOCKET datagram socket."""
 import os
+import signal
 import socket
+import time
 
 from harness import check, run
 
@@ -23,6 +25,29 @@ def receive(sock, wanted, timeout=10):
             return seen
 
 
+def drain(sock, seconds):
+    """Reads and drops whatever arrives for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            sock.recv(4096)
+        except socket.timeout:
+            return
+
+
+def check_silent(sock, unwanted, seconds):
+    """Nothing `unwanted` arrives for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            msg = sock.recv(4096).decode()
+        except socket.timeout:
+            return
+        check(unwanted not in msg.split("\n"), f"{unwanted} sent while the data path was stopped")
+
+
 def test(make):
     node = make()
     conf = os.path.join(node.data_dir, "sved.conf")
@@ -40,6 +65,27 @@ def test(make):
     check(node.ctl_json("node", "show")["size_bytes"] == 8 * MiB, "cache-size from the file")
     receive(manager, "WATCHDOG=1", timeout=5)
     receive(manager, "WATCHDOG=1", timeout=5)
+    check(node.stop() == 0, "sved did not stop cleanly")
+    receive(manager, "STOPPING=1")
+
+    # Keep-alives stop while the data path does not answer (the I/O process
+    # stopped: no core answers), and resume when it does; --watchdog-ms is
+    # long enough that the supervisor does not replace it meanwhile.
+    node.start(["--config", conf, "--watchdog-ms", "20000"],
+               env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    receive(manager, "READY=1")
+    receive(manager, "WATCHDOG=1", timeout=5)
+    io = node.io_pid()
+    os.kill(io, signal.SIGSTOP)
+    try:
+        # A feed written just before it stopped may still be passed on in
+        # the next half second; after that, three 0.4 s periods without one.
+        drain(manager, 0.5)
+        check_silent(manager, "WATCHDOG=1", 1.2)
+    finally:
+        os.kill(io, signal.SIGCONT)
+    receive(manager, "WATCHDOG=1", timeout=5)
+    check(node.ctl_json("daemon", "status")["restarts"] == 0, "the stopped I/O process was replaced")
     check(node.stop() == 0, "sved did not stop cleanly")
     receive(manager, "STOPPING=1")
 
