@@ -14,6 +14,7 @@
 
 #include "util/crc.hpp"
 #include "util/durable.hpp"
+#include "util/fd.hpp"
 
 namespace sve {
 namespace {
@@ -182,6 +183,17 @@ void Nvram::release(uint32_t slot) {
 Status Nvram::flush() {
   if (durable::msync(base_, bytes_, fd_) != 0) return sys_error("nvram: cannot sync " + path_);
   return ok_status();
+}
+
+int save_nvram_files(const std::string& dir) {
+  int saved = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().rfind("nvram-", 0) != 0) continue;
+    UniqueFd fd(durable::open(entry.path().c_str(), O_RDWR | O_CLOEXEC));
+    if (fd.valid()) saved += durable::fdatasync(fd.get()) == 0;
+  }
+  return saved;
 }
 
 }  // namespace sve

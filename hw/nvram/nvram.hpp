@@ -80,4 +80,10 @@ class Nvram {
   std::vector<NvramEntry> recovered_;
 };
 
+// The battery dump of the paper's nodes: whatever a dead process left in
+// the NVRAM files of `dir` (nvram-*: file-backed shared mappings, still in
+// the page cache) is made durable before another process maps them.
+// Returns how many files were saved.
+int save_nvram_files(const std::string& dir);
+
 }  // namespace sve

@@ -123,6 +123,9 @@ def in_cluster(make):
     acked = writer.writes_acked
     wait_until(lambda: writer.writes_acked >= acked + 1000, "writes through the partner")
     restarted(n1, 1)
+    # The battery dump: the dead process's NVRAM files were made durable
+    # before the next one mapped them.
+    check("non-volatile memory files" in n1.read_log(), "no battery dump after the crash")
     # It rejoins on its own: nobody restarts or re-adds it.
     c.wait_serving([1, 2, 3], 1, timeout=30)
     writer.stop()

@@ -238,3 +238,33 @@ TEST_CASE("after a power cut NVRAM recovery keeps whole entries and everything f
     CHECK(nv->free_slots() + nv->recovered().size() == kSlots);
   }
 }
+
+// The supervisor's battery dump: what an I/O process stored in its NVRAM
+// and never flushed, before it died, survives a power cut once saved.
+TEST_CASE("the battery dump makes a dead process's NVRAM survive a power cut", "[power][nvram]") {
+  auto [first, last] = seeds(60);
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    CAPTURE(seed);
+    TempDir dir;
+    std::string path = dir.path + "/nvram-core0";
+    {
+      PowerCut power;
+      {
+        auto nv = std::move(Nvram::open(path, 8).value());
+        for (uint64_t block = 0; block < 5; ++block) {
+          std::vector<uint8_t> data(4096, fill_of(block, 1));
+          NvramEntry e{static_cast<uint32_t>(nv->allocate()), 1, 9, block * 4096, 4096, 1, 3};
+          REQUIRE(nv->store(e.slot, e, data.data()));
+        }
+      }  // the process is gone; its stores are in the page cache only
+      REQUIRE(save_nvram_files(dir.path) == 1);
+      power.cut(seed, seed % 2 == 0);
+    }
+    auto nv = std::move(Nvram::open(path, 8).value());
+    CHECK(nv->recovered().size() == 5);
+    for (const NvramEntry& e : nv->recovered()) {
+      auto* p = static_cast<const uint8_t*>(nv->data(e.slot));
+      CHECK(std::all_of(p, p + 4096, [&](uint8_t x) { return x == fill_of(e.offset / 4096, 1); }));
+    }
+  }
+}

@@ -1,6 +1,5 @@
 #include "tools/sved/supervisor.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <netinet/in.h>
@@ -21,6 +20,7 @@
 
 #include "admin/admin_server.hpp"
 #include "hw/data_dir_lock.hpp"
+#include "hw/nvram/nvram.hpp"
 #include "hw/port/tcp.hpp"
 #include "hw/watchdog/watchdog.hpp"
 #include "tools/sved/systemd.hpp"
@@ -49,24 +49,6 @@ std::string describe_exit(int status) {
     return "killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
            strsignal(WTERMSIG(status)) + ")";
   return "ended";
-}
-
-// The battery dump of the paper's nodes: whatever the dead process left in
-// its non-volatile memory (file-backed shared mappings) is made durable
-// before another process maps it.
-void save_nonvolatile_state(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  int saved = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (std::strncmp(e->d_name, "nvram-", 6) != 0) continue;
-    int fd = ::open((dir + "/" + e->d_name).c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) continue;
-    saved += ::fsync(fd) == 0;
-    ::close(fd);
-  }
-  ::closedir(d);
-  if (saved) spdlog::info("supervisor: saved {} non-volatile memory files", saved);
 }
 
 // The admin API of the node: answered here when it is about the processes,
@@ -290,7 +272,8 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
       child.pid = 0;
       child.last_exit = std::to_string(pid) + " " + describe_exit(status);
     }
-    save_nonvolatile_state(options.node.data_dir);
+    if (int saved = save_nvram_files(options.node.data_dir))
+      spdlog::info("supervisor: saved {} non-volatile memory files", saved);
     // A stop signal to the whole process group (Ctrl-C) may reach the I/O
     // process first; and it exits 0 only when told to stop.
     timespec zero{0, 0};
