@@ -28,7 +28,7 @@ from mutants_list import MUTANTS  # noqa: E402
 
 def sh(cmd, cwd, timeout=None, env=None):
     return subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, errors="replace", timeout=timeout, env=env)
 
 
 def refresh(scratch):

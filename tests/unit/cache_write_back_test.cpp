@@ -574,3 +574,29 @@ TEST_CASE("write-back: an owner cut off while others took over drops its stale d
   CHECK(p.read(1, 5) == block_of(0x66));
   CHECK(p.nodes[1].cache->counts().dirty == 0);
 }
+
+// Without a lease another node may own the vdisk by now: nothing is
+// destaged (it could overwrite that node's newer data), dirty blocks and
+// copies wait for the next table, and destage resumes with it.
+TEST_CASE("write-back: nothing is destaged without a lease", "[cache][wb]") {
+  Pair p;
+  p.write(1, 8, 0x88);
+  p.deliver_one();
+  REQUIRE(p.front.done.size() == 1);
+  for (uint32_t id : {1u, 2u}) {
+    RoutePolicy lost;
+    lost.self = id;
+    lost.members = {1, 2};
+    lost.serving = false;
+    p.nodes[id].cache->set_routes(build_routes(p.config, lost));
+  }
+  p.settle();
+  CHECK(p.on_disk(8) == block_of(0));
+  CHECK(p.nodes[1].cache->counts().dirty == 1);
+  CHECK(p.nodes[2].cache->stats().copies_held == 1);
+  p.publish({1, 2});
+  p.settle();
+  CHECK(p.on_disk(8) == block_of(0x88));
+  CHECK(p.nodes[1].cache->counts().dirty == 0);
+  CHECK(p.nodes[2].cache->stats().copies_held == 0);
+}
