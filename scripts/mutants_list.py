@@ -163,6 +163,12 @@ MUTANTS = [
          why="a pool hands out more extents than it has",
          before="  if (count > free_)", after="  if (false)", tests="extent|pool|bad_inputs",
          timeout=600),
+    # Forwarding.
+    dict(id="held-requests-wait-long", file="actors/node.cpp",
+         why="requests held for an owner that is gone wait ten leases, not three",
+         before="                                              options.lease_ms * 3);",
+         after="                                              options.lease_ms * 10);",
+         tests="integration.group_lost", timeout=600),
     # The supervisor.
     dict(id="keepalive-without-feed", file="tools/sved/supervisor.cpp",
          why="systemd keep-alives go out although the data path does not answer",
