@@ -189,6 +189,22 @@ struct Pair {
     nodes[at].cache->submit(r);
     return r;
   }
+  // A write the host was told about (its copy on the partner), still dirty.
+  void acked_write(uint32_t at, uint64_t block, uint8_t fill) {
+    size_t before = front.done.size();
+    write(at, block, fill);
+    deliver_one();
+    REQUIRE(front.done.size() == before + 1);
+    REQUIRE(front.done.back()->status == 0);
+  }
+  // Node `id` loses its lease: a table that serves nothing.
+  void lose_lease(uint32_t id) {
+    RoutePolicy lost;
+    lost.self = id;
+    lost.members = {1, 2};
+    lost.serving = false;
+    nodes[id].cache->set_routes(build_routes(config, lost));
+  }
   // Any request, as it comes from the host, on node `at`.
   IoRequestPtr submit(uint32_t at, IoOp op, uint64_t offset, uint64_t length) {
     auto r = make_request();
@@ -501,9 +517,7 @@ TEST_CASE("write-back: a copy the partner refused holds the write back until it 
 // bring the old data back.
 TEST_CASE("write-back: a write through waits for the dirty blocks it overlaps", "[cache][wb]") {
   Pair p;
-  p.write(1, 4, 0x44);
-  p.deliver_one();
-  REQUIRE(p.front.done.size() == 1);
+  p.acked_write(1, 4, 0x44);
   auto r = p.submit(1, IoOp::write_zeroes, 4 * 4096, 4096);
   CHECK(p.nodes[1].back.pending.empty());  // held back behind the dirty block
   p.settle();
@@ -519,9 +533,7 @@ TEST_CASE("write-back: a read over dirty and uncached blocks returns the dirty d
           "[cache][wb]") {
   Pair p;
   std::memset(p.disk.memory.data() + 7 * 4096, 0x07, 4096);
-  p.write(1, 6, 0x66);
-  p.deliver_one();
-  REQUIRE(p.front.done.size() == 1);
+  p.acked_write(1, 6, 0x66);
   auto r = p.submit(1, IoOp::read, 6 * 4096, 8192);
   p.settle();
   REQUIRE(r->status == 0);
@@ -551,14 +563,8 @@ TEST_CASE("write-back: a copy from an epoch that ended is refused", "[cache][wb]
 TEST_CASE("write-back: an owner cut off while others took over drops its stale dirty blocks",
           "[cache][wb]") {
   Pair p;
-  p.write(1, 5, 0x55);
-  p.deliver_one();
-  REQUIRE(p.front.done.size() == 1);
-  RoutePolicy lost;
-  lost.self = 1;
-  lost.members = {1, 2};
-  lost.serving = false;
-  p.nodes[1].cache->set_routes(build_routes(p.config, lost));
+  p.acked_write(1, 5, 0x55);
+  p.lose_lease(1);
   p.publish({2});
   p.commit_group(2);
   p.publish({2});
@@ -580,16 +586,9 @@ TEST_CASE("write-back: an owner cut off while others took over drops its stale d
 // copies wait for the next table, and destage resumes with it.
 TEST_CASE("write-back: nothing is destaged without a lease", "[cache][wb]") {
   Pair p;
-  p.write(1, 8, 0x88);
-  p.deliver_one();
-  REQUIRE(p.front.done.size() == 1);
-  for (uint32_t id : {1u, 2u}) {
-    RoutePolicy lost;
-    lost.self = id;
-    lost.members = {1, 2};
-    lost.serving = false;
-    p.nodes[id].cache->set_routes(build_routes(p.config, lost));
-  }
+  p.acked_write(1, 8, 0x88);
+  p.lose_lease(1);
+  p.lose_lease(2);
   p.settle();
   CHECK(p.on_disk(8) == block_of(0));
   CHECK(p.nodes[1].cache->counts().dirty == 1);

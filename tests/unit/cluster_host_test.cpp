@@ -49,16 +49,30 @@ struct LoneNode {
     host = std::make_unique<ClusterHost>(o, cb);
     host->start();
   }
-  // Ticks (the real clock: heartbeats of 20 ms) until the answer is in.
-  json answer(uint64_t id) {
+  // Ticks (the real clock: heartbeats of 20 ms) until `done`, 10 s at most.
+  template <typename Done>
+  void tick_until(Done done) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!replies.count(id)) {
+    while (!done()) {
       REQUIRE(std::chrono::steady_clock::now() < deadline);
       host->tick();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+  }
+  json answer(uint64_t id) {
+    tick_until([&] { return replies.count(id) > 0; });
     REQUIRE(replies[id].size() == 1);  // once
     return replies[id][0];
+  }
+  // Founds cluster `name` on this node and waits until it has.
+  void found(const std::string& name, const std::string& uuid) {
+    NodeConfig initial;
+    initial.config_uuid = uuid;
+    auto created = host->create(name, initial);
+    REQUIRE(created);
+    json r = answer(created.value());
+    REQUIRE(r["ok"] == true);
+    REQUIRE(r["result"]["name"] == name);
   }
   NodeConfig config_with(const std::string& pool) const {
     NodeConfig next = host->config();
@@ -73,21 +87,15 @@ struct LoneNode {
 TEST_CASE("a lone node founds a cluster, and a model change commits only on its own base",
           "[cluster][host]") {
   LoneNode n;
-  NodeConfig initial;
-  initial.config_uuid = "u-1";
-  auto created = n.host->create("c1", initial);
-  REQUIRE(created);
-  json r = n.answer(created.value());
-  CHECK(r["ok"] == true);
-  CHECK(r["result"]["name"] == "c1");
+  n.found("c1", "u-1");
   CHECK(n.host->in_cluster());
   CHECK(n.host->info().name == "c1");
-  CHECK_FALSE(n.host->create("c2", initial));  // one cluster per node
+  CHECK_FALSE(n.host->create("c2", NodeConfig{}));  // one cluster per node
   uint64_t base = n.host->config().version;
 
   auto first = n.host->replace_config(base, n.config_with("p1"));
   REQUIRE(first);
-  r = n.answer(first.value());
+  json r = n.answer(first.value());
   CHECK(r["ok"] == true);
   CHECK(r["result"]["version"] == base + 1);
   CHECK(n.host->config().version == base + 1);
@@ -117,16 +125,8 @@ TEST_CASE("a lone node founds a cluster, and a model change commits only on its 
   CHECK(n.host->config().version == base + 1);
   CHECK(n.host->config().pools.size() == 1);
   // And the node serves again on its own: a change commits.
+  n.tick_until([&] { return n.host->has_quorum(); });
   auto third = n.host->replace_config(base + 1, n.config_with("p2"));
-  if (!third) {  // not open yet after the restart: tick until it is
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!n.host->has_quorum()) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      n.host->tick();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    third = n.host->replace_config(base + 1, n.config_with("p2"));
-  }
   REQUIRE(third);
   CHECK(n.answer(third.value())["ok"] == true);
   CHECK(n.host->config().pools.size() == 2);
@@ -135,11 +135,7 @@ TEST_CASE("a lone node founds a cluster, and a model change commits only on its 
 TEST_CASE("a node added twice under one address is refused by the membership RSM",
           "[cluster][host]") {
   LoneNode n;
-  NodeConfig initial;
-  initial.config_uuid = "u-2";
-  auto created = n.host->create("c", initial);
-  REQUIRE(created);
-  n.answer(created.value());
+  n.found("c", "u-2");
   // Node 1's own address for node 2: refused, and the membership is as it was.
   auto dup = n.host->add_node(2, "127.0.0.1:1");
   REQUIRE(dup);
