@@ -20,6 +20,7 @@
 #include "actors/spawn.hpp"
 #include "cluster/net_faults.hpp"
 #include "hw/device/mdisk_faults.hpp"
+#include "admin/admin_schema.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/config_service.hpp"
 #include "cluster/cluster_view.hpp"
@@ -259,14 +260,15 @@ ClusterLink Node::Impl::cluster_link() {
 // Data-path statistics are the node's own; cluster commands go to the
 // cluster actor; everything else is configuration.
 std::string Node::Impl::route_admin(Node& node, const std::string& line) {
-  auto request = nlohmann::json::parse(line, nullptr, false);
-  if (!request.is_discarded() && request.is_object()) {
-    std::string cmd = request.value("cmd", "");
-    if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.add" || cmd == "node.remove" ||
-        cmd == "node.list")
-      return call_cluster(line);
-  }
-  std::string cmd = request.is_object() ? request.value("cmd", "") : "";
+  // Checked whole before anything reads it (the configuration process did
+  // too; this process also runs alone).
+  auto parsed = parse_admin_request(line);
+  if (!parsed) return admin_error(parsed.error().message);
+  const nlohmann::json& request = *parsed;
+  std::string cmd = admin_command(request);
+  if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.add" || cmd == "node.remove" ||
+      cmd == "node.list")
+    return call_cluster(line);
   if (cmd == "node.stats" || cmd == "node.show") {
     try {
       auto result = cmd == "node.stats" ? node.io_stats() : cache_json(std::nullopt);
@@ -285,7 +287,12 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
                             {"io_serving", true},
                             {"restarts", 0}}}}
         .dump();
-  if (cmd.rfind("chaos.", 0) == 0) return ask(*sys, chaos_actor, line, "chaos monkey");
+  if (cmd.rfind("chaos.", 0) == 0) {
+    if (!options.enable_chaos)
+      return admin_error("the chaos monkey is off on this node: start sved with --enable-chaos "
+                         "(test clusters only)");
+    return ask(*sys, chaos_actor, line, "chaos monkey");
+  }
   if (cmd.rfind("shell.", 0) == 0) return shell(request);
   return call_config(line);
 }

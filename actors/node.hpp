@@ -37,6 +37,9 @@ struct NodeOptions {
   int admin_fd = -1;
   int nbd_fd = -1;
   bool supervised = false;  // a configuration process restarts this process
+  // The chaos monkey answers only where it was asked for at start-up
+  // (--enable-chaos): a fault injector is not for any client of the port.
+  bool enable_chaos = false;
   // Under one: asks it to wait this long before the next start.
   std::function<void(uint32_t ms)> hold_down;
 };

@@ -1,19 +1,30 @@
 #include "admin/admin_server.hpp"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <exception>
 
 #include <spdlog/spdlog.h>
 
 #include "admin/admin_protocol.hpp"
+#include "admin/admin_schema.hpp"
 #include "hw/port/tcp.hpp"
 
 namespace sve {
 
-AdminServer::AdminServer(UniqueFd listener, Handler handler)
-    : listener_(std::move(listener)), handler_(std::move(handler)) {}
+namespace {
+// How long the accept loop rests after running out of descriptors or
+// memory: the condition is the system's, and retrying at once would spin.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+}  // namespace
+
+AdminServer::AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits)
+    : listener_(std::move(listener)), handler_(std::move(handler)), limits_(limits) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -24,17 +35,40 @@ void AdminServer::stop() {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [fd, t] : clients_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& c : clients_) ::shutdown(c.fd, SHUT_RDWR);
   }
   // No shutdown() of the listener: its accept loop polls the stop flag, and
   // the socket may be shared with the configuration process, which keeps it.
   if (acceptor_.joinable()) acceptor_.join();
-  std::lock_guard lock(mu_);
-  for (auto& [fd, t] : clients_) {
-    if (t.joinable()) t.join();
-    ::close(fd);
+  std::list<Client> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(clients_);
   }
-  clients_.clear();
+  for (auto& c : left) {
+    if (c.thread.joinable()) c.thread.join();
+    ::close(c.fd);
+  }
+}
+
+uint32_t AdminServer::open_connections() {
+  std::lock_guard lock(mu_);
+  reap_locked();
+  return static_cast<uint32_t>(clients_.size());
+}
+
+// Joins the threads of finished connections and closes their sockets.
+// (A finished thread has nothing left to do but return: the join is short.)
+void AdminServer::reap_locked() {
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    if (!it->done) {
+      ++it;
+      continue;
+    }
+    if (it->thread.joinable()) it->thread.join();
+    ::close(it->fd);
+    it = clients_.erase(it);
+  }
 }
 
 void AdminServer::accept_loop() {
@@ -42,12 +76,21 @@ void AdminServer::accept_loop() {
     if (!wait_acceptable(listener_.get(), 200)) {
       std::lock_guard lock(mu_);
       if (stopping_) return;
+      reap_locked();
       continue;
     }
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // listener shut down
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED || err == EAGAIN) continue;
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+        reap_locked();  // frees descriptors, if ours are what ran out
+      }
+      spdlog::warn("admin: accept failed: {}; retrying", std::strerror(err));
+      std::this_thread::sleep_for(kAcceptPause);
+      continue;
     }
     set_nodelay(fd);
     std::lock_guard lock(mu_);
@@ -55,11 +98,46 @@ void AdminServer::accept_loop() {
       ::close(fd);
       return;
     }
-    clients_.emplace_back(fd, std::thread([this, fd] { serve(fd); }));
+    reap_locked();
+    if (clients_.size() >= limits_.max_connections) {
+      ++refused_;
+      std::string line = admin_error("too many admin connections (the limit is " +
+                                     std::to_string(limits_.max_connections) +
+                                     "): try again later") +
+                         "\n";
+      timeval t{0, 100'000};  // a client that does not read is not waited for
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+      (void)::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      continue;
+    }
+    timeval idle{static_cast<time_t>(limits_.idle_timeout_ms / 1000),
+                 static_cast<suseconds_t>(limits_.idle_timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &idle, sizeof idle);
+    Client& c = clients_.emplace_back();
+    c.fd = fd;
+    c.thread = std::thread([this, client = &c] { serve(client); });
   }
 }
 
-void AdminServer::serve(int fd) {
+// The handler's answer; an exception it lets out is an error reply, never
+// the end of the process.
+std::string AdminServer::answer(const std::string& line) {
+  try {
+    return handler_(line);
+  } catch (const std::exception& e) {
+    spdlog::error("admin: request failed with an exception: {} (request: {:.200})", e.what(),
+                  line);
+    return admin_error(std::string("internal error: ") + e.what());
+  } catch (...) {
+    spdlog::error("admin: request failed with an unknown exception (request: {:.200})", line);
+    return admin_error("internal error");
+  }
+}
+
+void AdminServer::serve(Client* client) {
+  int fd = client->fd;
   std::string pending;
   char chunk[4096];
   for (;;) {
@@ -67,28 +145,26 @@ void AdminServer::serve(int fd) {
     if (nl != std::string::npos) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
-      std::string reply = handler_(line) + "\n";
+      std::string reply = answer(line) + "\n";
       if (!send_all(fd, reply.data(), reply.size())) break;
       continue;
     }
-    if (pending.size() > kMaxAdminLineBytes) break;
+    if (pending.size() > kMaxAdminLineBytes) {
+      std::string reply = admin_error("request longer than " +
+                                      std::to_string(kMaxAdminLineBytes) + " bytes") +
+                          "\n";
+      (void)send_all(fd, reply.data(), reply.size());
+      break;
+    }
     ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) break;  // closed, an error, or idle past the limit
     pending.append(chunk, static_cast<size_t>(n));
   }
   ::shutdown(fd, SHUT_RDWR);
-  // The fd is closed by stop() or here, exactly once.
+  // The socket is closed and the thread joined by whoever reaps it.
   std::lock_guard lock(mu_);
-  for (auto it = clients_.begin(); it != clients_.end(); ++it) {
-    if (it->first != fd) continue;
-    if (!stopping_) {
-      it->second.detach();
-      clients_.erase(it);
-      ::close(fd);
-    }
-    return;
-  }
+  client->done = true;
 }
 
 }  // namespace sve

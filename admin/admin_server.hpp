@@ -1,7 +1,14 @@
 #pragma once
 // Serves the admin API: a thread accepts connections, one thread per client
-// reads request lines and answers them through `handler` (which forwards to
-// the config actor). Admin traffic is rare; simplicity wins over speed here.
+// reads request lines and answers them through `handler`. Admin traffic is
+// rare and simplicity wins over speed, but the port is an input like any
+// other: connections are bounded (one beyond the limit gets a refusal
+// line), finished ones are reaped, an idle one is closed, a line over
+// kMaxAdminLineBytes closes that connection only, and an accept error such
+// as EMFILE pauses the loop instead of ending it. The handler's exceptions
+// are answered as errors; none ends a thread.
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <mutex>
@@ -12,25 +19,43 @@
 
 namespace sve {
 
+struct AdminServerLimits {
+  uint32_t max_connections = 64;
+  uint32_t idle_timeout_ms = 60'000;  // between requests of one connection
+};
+
 class AdminServer {
  public:
   using Handler = std::function<std::string(const std::string& request_line)>;
 
-  AdminServer(UniqueFd listener, Handler handler);
+  AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits = {});
   ~AdminServer();
   void start();
   void stop();
 
+  // For tests and `node stats`: connections open now, refused so far.
+  uint32_t open_connections();
+  uint64_t refused_connections() const { return refused_.load(); }
+
  private:
+  struct Client {
+    int fd = -1;
+    std::thread thread;
+    bool done = false;  // serve() returned; join and close
+  };
   void accept_loop();
-  void serve(int fd);
+  void serve(Client* client);
+  void reap_locked();
+  std::string answer(const std::string& line);
 
   UniqueFd listener_;
   Handler handler_;
+  AdminServerLimits limits_;
   std::thread acceptor_;
   std::mutex mu_;
-  std::list<std::pair<int, std::thread>> clients_;
+  std::list<Client> clients_;
   bool stopping_ = false;
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace sve

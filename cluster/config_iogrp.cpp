@@ -164,28 +164,4 @@ Result<json> ConfigService::vdisk_move(const json& args) {
   return describe_vdisk(moved);
 }
 
-// Internal (the cache controller commits these itself, straight through
-// the cluster actor; the commands are for tools): a change of a group's
-// cache state (cache/ownership.hpp), valid only on top of the epoch seen.
-Result<json> ConfigService::iogrp_cache_state(const json& args) {
-  if (!args.contains("id") || !args.contains("from_epoch") || !args.contains("solo"))
-    return bad("iogrp.cache_state needs id, from_epoch and solo");
-  GroupTransition t{args["id"].get<uint32_t>(), args["from_epoch"].get<uint64_t>(),
-                    args["solo"].get<uint32_t>()};
-  NodeConfig next = config_;
-  if (!apply_transition(next, t)) return json{{"changed", false}};
-  if (auto st = commit(std::move(next)); !st) return st.error();
-  return json{{"changed", true}};
-}
-
-// Internal: node `from` destaged everything it held of a vdisk moved away.
-Result<json> ConfigService::vdisk_handover_done(const json& args) {
-  if (!args.contains("id") || !args.contains("from")) return bad("vdisk.handover_done needs id, from");
-  NodeConfig next = config_;
-  if (!finish_handover(next, args["id"].get<uint32_t>(), args["from"].get<uint32_t>()))
-    return json{{"changed", false}};
-  if (auto st = commit(std::move(next)); !st) return st.error();
-  return json{{"changed", true}};
-}
-
 }  // namespace sve

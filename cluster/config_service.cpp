@@ -251,8 +251,6 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "iogrp.create") return iogrp_create(args);
   if (cmd == "iogrp.list") return iogrp_list();
   if (cmd == "iogrp.delete") return iogrp_delete(args);
-  if (cmd == "iogrp.cache_state") return iogrp_cache_state(args);
-  if (cmd == "vdisk.handover_done") return vdisk_handover_done(args);
   return bad("unknown command '" + cmd + "'");
 }
 

@@ -87,8 +87,6 @@ class ConfigService {
   Result<nlohmann::json> iogrp_delete(const nlohmann::json& args);
   // Where a new or moved vdisk goes: its group and preferred node, from the
   // arguments "iogrp" and "node" (or the defaults).
-  Result<nlohmann::json> iogrp_cache_state(const nlohmann::json& args);
-  Result<nlohmann::json> vdisk_handover_done(const nlohmann::json& args);
   Status place_vdisk(const NodeConfig& config, const nlohmann::json& args, VdiskConfig& v);
   Status zero_extents(const PoolConfig& pool, const std::vector<ExtentLoc>& extents);
   nlohmann::json describe_vdisk(const VdiskConfig& v) const;

@@ -36,7 +36,7 @@ def write_for(writer, seconds, minimum):
 
 
 def test(make):
-    c = Cluster(make, 3, extra=["--cache-size", "4M"])
+    c = Cluster(make, 3, extra=["--cache-size", "4M", "--enable-chaos"])
     c.form()
     n1, n2, n3 = c[1], c[2], c[3]
     c.group_vdisk("v", 32, 128)
@@ -132,7 +132,7 @@ def cross_group_move(make):
     has handed the vdisk over: the old group's other node destages its
     copies and hands it over instead. Node 1's mdisk is stalled first (a
     chaos fault), so that node 1 certainly still holds dirty blocks."""
-    c = Cluster(make, 4, extra=["--cache-size", "4M"])
+    c = Cluster(make, 4, extra=["--cache-size", "4M", "--enable-chaos"])
     c.form()
     n1, n2, n3, n4 = c[1], c[2], c[3], c[4]
     c.group_vdisk("v", 16, 64)

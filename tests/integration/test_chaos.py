@@ -28,14 +28,14 @@ def number(report, label):
 
 def commands(make):
     alone = make()
-    alone.start(["--single-process"])
+    alone.start(["--single-process", "--enable-chaos"])
     check(alone.ctl_json("daemon", "status")["supervised"] is False, "single process status")
     alone.ctl_fails("chaos", "start", "--faults", "crash-io",
                     contains="needs sved's configuration process")
     alone.stop()
 
     node = make()
-    node.start()
+    node.start(["--enable-chaos"])
     node.ctl_fails("chaos", "start", "--faults", "partition,meteor", contains="'meteor'")
     node.ctl_fails("chaos", "start", "--rate", "0", contains="--rate")
     node.ctl_fails("chaos", "inject", "meteor", contains="unknown fault kind")
@@ -89,7 +89,7 @@ def commands(make):
 
 
 def cluster(make):
-    c = Cluster(make, 3, extra=["--cache-size", "8M", "--watchdog-ms", "1000"])
+    c = Cluster(make, 3, extra=["--cache-size", "8M", "--watchdog-ms", "1000", "--enable-chaos"])
     c.form()
     n1 = c[1]
     c.group_vdisk("chaos", 32, 128)

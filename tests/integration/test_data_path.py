@@ -20,7 +20,7 @@ def setup(node):
 
 
 def test(make):
-    node = make(cores=2).start()
+    node = make(cores=2).start(["--enable-chaos"])
     setup(node)
     show = node.ctl_json("vdisk", "show", "striped")
     check([e["mdisk"] for e in show["extents"][:4]] == ["m0", "m1", "m2", "m0"],

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cluster/protocol/cluster_core.hpp"
 #include "cluster/protocol/codec.hpp"
 #include "cluster/protocol/partition.hpp"
 #include "cluster/rsm/replicated_state.hpp"
@@ -447,4 +448,83 @@ TEST_CASE("logs stay short, and a node that fell behind them catches up from a s
   CHECK(c.committed_anywhere("after the snapshot"));
   INFO(c.result().failure);
   CHECK(c.result().ok);
+}
+
+// The boss judges the majority twice: when it starts a generation (on the
+// heartbeats it heard) and when every member has joined (on what the
+// members themselves report in their acks, and on the quorum device). The
+// heartbeats may be stale, or the device may have recorded a newer
+// generation meanwhile; the simulator's members never report one that
+// their own check would not refuse, so this drives one core by hand.
+namespace {
+
+struct ScriptEnv : Env {
+  uint64_t now = 0;
+  Durable stored;
+  std::vector<std::pair<NodeId, Message>> sent;
+  bool device = false;
+  QuorumRecord record;
+  uint64_t now_ms() override { return now; }
+  void send(NodeId to, Message m) override { sent.emplace_back(to, std::move(m)); }
+  void persist(const Durable& d) override { stored = d; }
+  Durable load() override { return stored; }
+  bool has_quorum_device() override { return device; }
+  QuorumRecord read_quorum() override { return record; }
+  void write_quorum(const QuorumRecord& r) override { record = r; }
+  template <typename T>
+  const T* last_sent_to(NodeId to) const {
+    for (auto it = sent.rbegin(); it != sent.rend(); ++it)
+      if (it->first == to)
+        if (auto* m = std::get_if<T>(&it->second)) return m;
+    return nullptr;
+  }
+};
+
+// Node 1 of {1,2,3} hears only node 2 until it starts a generation of {1,2}
+// and returns the NewGen it sent.
+NewGen form_with_node_two(ClusterCore& core, ScriptEnv& env) {
+  core.start();
+  Heartbeat hb{"configured", {1, 2, 3}, 0, {{2, View{1, 1, {1, 2}}}}, {1, 2}, {}, {1, 2, 3},
+               {}, false};
+  for (int i = 0; i < 20 && !env.last_sent_to<NewGen>(2); ++i) {
+    env.now += 20;
+    core.receive(2, hb);
+    core.tick();
+  }
+  const NewGen* ng = env.last_sent_to<NewGen>(2);
+  REQUIRE(ng != nullptr);
+  REQUIRE(ng->members == NodeSet{1, 2});
+  return *ng;
+}
+
+}  // namespace
+
+TEST_CASE("a boss abandons a generation its members show to be a minority", "[cluster]") {
+  SECTION("a member's ack reports the majority the boss heard: it installs") {
+    ScriptEnv env;
+    ClusterCore core(1, {1, 2, 3}, env);
+    NewGen ng = form_with_node_two(core, env);
+    core.receive(2, GenAck{ng.gen, {}, {1, 2, 3}, 0, {}, 0, {}});
+    CHECK(env.last_sent_to<Install>(2) != nullptr);
+  }
+  SECTION("a member's ack reports a newer generation of {2,3}: {1,2} is no majority of it") {
+    ScriptEnv env;
+    ClusterCore core(1, {1, 2, 3}, env);
+    NewGen ng = form_with_node_two(core, env);
+    core.receive(2, GenAck{ng.gen, GenId{ng.gen.number + 5, 3}, {2, 3}, 0, {}, 0, {}});
+    CHECK(env.last_sent_to<Install>(2) == nullptr);
+    env.now += 2000;
+    core.tick();
+    CHECK_FALSE(core.open());
+  }
+  SECTION("the quorum device recorded a newer generation of {2,3} while forming") {
+    ScriptEnv env;
+    env.device = true;
+    ClusterCore core(1, {1, 2, 3}, env);
+    NewGen ng = form_with_node_two(core, env);
+    env.record.gen = GenId{ng.gen.number + 5, 3};
+    env.record.gen_members = {2, 3};
+    core.receive(2, GenAck{ng.gen, {}, {1, 2, 3}, 0, {}, 0, {}});
+    CHECK(env.last_sent_to<Install>(2) == nullptr);
+  }
 }

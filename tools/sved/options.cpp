@@ -17,7 +17,7 @@ const char* kSvedUsage =
     "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
     "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
     "            [--log-level trace|debug|info|warn|error] [--demo] [--config FILE]\n"
-    "            [--watchdog-ms MS] [--single-process]\n"
+    "            [--watchdog-ms MS] [--single-process] [--enable-chaos]\n"
     "  --config       options from a file, one a line as here without the dashes\n"
     "                 (deploy/sved.conf); options given here win over the file's\n"
     "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
@@ -38,6 +38,8 @@ const char* kSvedUsage =
     "                 monitoring) restarts the I/O process when it dies or when no\n"
     "                 core heartbeat came for this long (default 5000)\n"
     "  --single-process  run the I/O process alone, unsupervised (debugging)\n"
+    "  --enable-chaos  let the admin API start the chaos monkey (svectl chaos):\n"
+    "                 for test clusters only; refused otherwise\n"
     "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
     "           1 GiB vdisk vd0\n";
 
@@ -166,6 +168,8 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
       }
     } else if (arg == "--quorum-device") {
       if (auto st = value(o.node.quorum_device); !st) return st.error();
+    } else if (arg == "--enable-chaos") {
+      o.node.enable_chaos = true;
     } else if (arg == "--single-process") {
       o.single_process = true;
     } else if (arg == "--io-process") {

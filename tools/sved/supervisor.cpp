@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "admin/admin_schema.hpp"
 #include "admin/admin_server.hpp"
 #include "hw/data_dir_lock.hpp"
 #include "hw/nvram/nvram.hpp"
@@ -60,8 +61,11 @@ class AdminRelay {
       : child_(child), inner_(std::move(inner)), nbd_(std::move(nbd)) {}
 
   std::string handle(const std::string& line) {
-    auto request = nlohmann::json::parse(line, nullptr, false);
-    std::string cmd = request.is_object() ? request.value("cmd", "") : "";
+    // Checked here, whole, before anything reads it: a malformed request
+    // never reaches the I/O process.
+    auto request = parse_admin_request(line);
+    if (!request) return admin_error(request.error().message);
+    std::string cmd = admin_command(*request);
     if (cmd == "daemon.status") return nlohmann::json{{"ok", true}, {"result", status()}}.dump();
     {
       // A request that comes while the I/O process (re)starts waits for it.
@@ -86,9 +90,7 @@ class AdminRelay {
   }
 
  private:
-  static std::string error(const std::string& message) {
-    return nlohmann::json{{"ok", false}, {"error", message}}.dump();
-  }
+  static std::string error(const std::string& message) { return admin_error(message); }
   nlohmann::json status() {
     std::lock_guard lock(child_.mu);
     return {{"supervised", true},
