@@ -7,10 +7,10 @@
 #include <memory>
 #include <string>
 
-#include "cache/ownership.hpp"
+#include "model/ownership.hpp"
 #include "hw/device/block_device.hpp"
 #include "io/protocol.hpp"
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
 
 namespace sve {
 
@@ -39,7 +39,7 @@ using peer_atom = caf::atom_constant<caf::atom("peer")>;
 // To the cluster actor: the configured node ids.
 using members_atom = caf::atom_constant<caf::atom("members")>;
 
-// Which node owns each vdisk (cache/ownership.hpp), to the data path.
+// Which node owns each vdisk (model/ownership.hpp), to the data path.
 using routes_atom = caf::atom_constant<caf::atom("routes")>;
 // The interconnect: a peer's interconnect actor is asked of its cluster
 // actor; a request for a vdisk another node owns travels as fwd; the

@@ -59,7 +59,7 @@ caf::actor spawn_config_actor(caf::actor_system& sys, std::shared_ptr<ConfigServ
 // The cluster actor: hosts this node's cluster protocol and RSMs (see
 // cluster/host/cluster_host.hpp), talks to the other nodes' cluster actors
 // over the middleman, and answers cluster admin requests. `model_changed`
-// gets every committed virtualization model (msgpack NodeConfig), on the
+// gets every committed virtualization model (msgpack ClusterModel), on the
 // actor's thread; the gate follows this node's lease.
 struct ClusterActorSetup {
   uint32_t self = 0;
@@ -69,7 +69,7 @@ struct ClusterActorSetup {
   uint64_t heartbeat_ms = 100;
   uint64_t lease_ms = 3000;
   uint64_t log_keep = 256;
-  std::string seed;  // msgpack NodeConfig a new cluster starts from
+  std::string seed;  // msgpack ClusterModel a new cluster starts from
   std::function<void(std::string)> model_changed;
   // Called (on the cluster actor's thread) when the view changes, before
   // the gate opens on it: what the data path routes by is in place first.
@@ -84,7 +84,7 @@ caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
 caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
                            std::string address);
 
-// The chaos monkey (actors/chaos/chaos_actor.cpp): answers admin_atom
+// The chaos monkey (node/chaos/chaos_actor.cpp): answers admin_atom
 // requests chaos.start / chaos.stop / chaos.report; in a cluster, the
 // node then sends it (cluster_atom, the cluster actor).
 struct ChaosActorSetup {

@@ -3,7 +3,7 @@
 // cache, for the vdisks whose requests that core serves (vdisk id modulo
 // cores). It sits between the front end and virtualization and speaks the
 // I/O protocol both ways, so it knows neither neighbour's type. How each
-// vdisk is cached comes from the route table (cache/ownership.hpp).
+// vdisk is cached comes from the route table (model/ownership.hpp).
 //
 // Reads are served from cache when every block they touch is cached. A read
 // that touches a dirty block but misses others first reads the missing
@@ -48,12 +48,12 @@
 #include <vector>
 
 #include "cache/cache_directory.hpp"
-#include "cache/cache_mode.hpp"
-#include "cache/ownership.hpp"
+#include "model/cache_mode.hpp"
+#include "model/ownership.hpp"
 #include "hw/nvram/nvram.hpp"
 #include "io/protocol.hpp"
 #include "io/service_gate.hpp"
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
 
 namespace sve {
 

@@ -153,8 +153,8 @@ caf::result<std::string> admin(Self* self, const std::string& line) {
     if (cmd == "cluster.create") {
       std::string name = request.value("name", "");
       if (name.empty() || name.size() > 63) return error_reply("a cluster needs a name (up to 63 characters)");
-      auto seed = unpack_from_string<NodeConfig>(self->state.setup.seed);
-      return await(self, host.create(name, seed.value_or(NodeConfig{})));
+      auto seed = unpack_from_string<ClusterModel>(self->state.setup.seed);
+      return await(self, host.create(name, seed.value_or(ClusterModel{})));
     }
     if (cmd == "node.add") {
       std::string address = request.value("address", "");
@@ -207,7 +207,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
     it->second.deliver(reply.dump());
     self->state.pending.erase(it);
   };
-  callbacks.config_changed = [self](const NodeConfig& config) {
+  callbacks.config_changed = [self](const ClusterModel& config) {
     self->state.setup.model_changed(pack_to_string(config));
   };
   callbacks.membership_changed = [self](const ClusterInfo& info) {
@@ -284,7 +284,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       },
       [=](admin_atom, const std::string& line) { return admin(self, line); },
       [=](commit_atom, uint64_t base, const std::string& next) -> caf::result<std::string> {
-        auto config = unpack_from_string<NodeConfig>(next);
+        auto config = unpack_from_string<ClusterModel>(next);
         if (!config) return error_reply("internal: model does not decode");
         return await(self, self->state.host->replace_config(base, *config));
       },

@@ -25,7 +25,7 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
   return {
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
-        const NodeConfig& c = self->state.service->config();
+        const ClusterModel& c = self->state.service->config();
         return self->state.probe.answer(
             self->mailbox().size(),
             {{"model_version", c.version}, {"mdisks", c.mdisks.size()},
@@ -49,7 +49,7 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
       // A model the cluster committed (this node's change or another's).
       [=](model_atom, const std::string& bytes) {
         auto& st = self->state;
-        auto model = unpack_from_string<NodeConfig>(bytes);
+        auto model = unpack_from_string<ClusterModel>(bytes);
         if (model && st.service->adopt(*model)) st.publish();
       },
   };

@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cache/ownership.hpp"
+#include "model/ownership.hpp"
 #include "cluster/config_args.hpp"
 #include "cluster/config_service.hpp"
 
@@ -30,7 +30,7 @@ Result<json> ConfigService::iogrp_create(const json& args) {
   for (uint32_t n : nodes)
     if (!std::count(configured.begin(), configured.end(), n))
       return bad("node " + std::to_string(n) + " is not a node of this cluster");
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   if (next.find_iogrp(name.value())) return bad("I/O group '" + name.value() + "' exists");
   for (const auto& g : next.iogrps)
     for (uint32_t n : nodes)
@@ -69,7 +69,7 @@ Result<json> ConfigService::iogrp_list() {
 Result<json> ConfigService::iogrp_delete(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   IoGroupConfig* g = next.find_iogrp(name.value());
   if (!g) return bad("no I/O group '" + name.value() + "'");
   for (const auto& v : next.vdisks)
@@ -83,7 +83,7 @@ Result<json> ConfigService::iogrp_delete(const json& args) {
 
 // A vdisk goes to the group named (or the only one there is), and prefers
 // the node named (or the group's node that is preferred by fewer vdisks).
-Status ConfigService::place_vdisk(const NodeConfig& config, const json& args, VdiskConfig& v) {
+Status ConfigService::place_vdisk(const ClusterModel& config, const json& args, VdiskConfig& v) {
   const IoGroupConfig* g = nullptr;
   if (args.contains("iogrp")) {
     auto name = get_name(args, "iogrp");
@@ -128,7 +128,7 @@ Result<json> ConfigService::vdisk_move(const json& args) {
   if (!name) return name.error();
   if (!args.contains("iogrp") && !args.contains("node"))
     return bad("vdisk move NAME --iogrp GROUP [--node N]");
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   VdiskConfig* v = next.find_vdisk(name.value());
   if (!v) return bad("no vdisk '" + name.value() + "'");
   json where = args;
@@ -140,7 +140,7 @@ Result<json> ConfigService::vdisk_move(const json& args) {
   if (v->handover_from)
     return bad("vdisk '" + v->name + "' is still being handed over from node " +
                std::to_string(v->handover_from) + ": try again in a moment");
-  // The node that executes its requests now (cache/ownership.hpp) may hold
+  // The node that executes its requests now (model/ownership.hpp) may hold
   // dirty blocks of it: the new owner waits for it to hand them over.
   uint32_t owner = 0, old_group = v->iogrp_id, old_partner = 0;
   if (const IoGroupConfig* old = next.find_iogrp(v->iogrp_id)) {

@@ -11,11 +11,11 @@
 
 #include "cluster/config_args.hpp"
 #include "cluster/conflict_backoff.hpp"
-#include "cluster/state/config_codec.hpp"
+#include "model/model_codec.hpp"
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
 #include "util/uuid.hpp"
-#include "virt/extent_allocator.hpp"
+#include "model/extent_allocator.hpp"
 
 namespace sve {
 
@@ -43,13 +43,13 @@ Result<std::unique_ptr<ConfigService>> ConfigService::open_clustered(
   std::unique_ptr<ConfigService> svc(new ConfigService(data_dir));
   if (auto st = svc->load(); !st) return st.error();
   svc->seed_ = std::move(svc->config_);
-  svc->config_ = NodeConfig{};
+  svc->config_ = ClusterModel{};
   svc->config_.version = 0;
   svc->cluster_ = std::move(link);
   return svc;
 }
 
-bool ConfigService::adopt(const NodeConfig& config) {
+bool ConfigService::adopt(const ClusterModel& config) {
   if (config.config_uuid == config_.config_uuid && config.version <= config_.version)
     return false;
   config_ = config;
@@ -70,7 +70,7 @@ Status ConfigService::load() {
   auto stored = store_.load();
   if (!stored) return stored.error();
   if (!stored.value()) {
-    NodeConfig fresh;
+    ClusterModel fresh;
     fresh.config_uuid = random_uuid();
     spdlog::info("new configuration {} in {}", fresh.config_uuid, data_dir_);
     return commit(std::move(fresh));
@@ -124,7 +124,7 @@ std::shared_ptr<BlockDevice> ConfigService::find_labelled(const std::string& uui
 }
 
 void ConfigService::attach_mdisks() {
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   bool moved = false;
   for (auto& m : next.mdisks) {
     if (devices_.count(m.id)) continue;
@@ -173,7 +173,7 @@ void ConfigService::attach_mdisks() {
   }
 }
 
-Status ConfigService::commit(NodeConfig next) {
+Status ConfigService::commit(ClusterModel next) {
   if (cluster_) {
     auto committed = cluster_->commit(config_.version, next);
     if (!committed) return committed.error();
@@ -195,10 +195,10 @@ Error kept_changing(const ConflictBackoff& backoff) {
 }
 }  // namespace
 
-Status ConfigService::commit_change(const std::function<Status(NodeConfig&)>& change) {
+Status ConfigService::commit_change(const std::function<Status(ClusterModel&)>& change) {
   ConflictBackoff backoff;
   for (;;) {
-    NodeConfig next = config_;
+    ClusterModel next = config_;
     if (auto st = change(next); !st) return st;
     auto st = commit(std::move(next));
     if (st || !cluster_ || st.error().code != ESTALE) return st;
@@ -274,7 +274,7 @@ Result<json> ConfigService::mdisk_add(const json& args) {
 
   auto label = read_label(*device);
   if (!label) return label.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   if (label->state == LabelState::corrupt)
     return bad(path.value() + " carries a damaged SVE label; refusing to overwrite it");
   if (label->state == LabelState::valid) {
@@ -340,7 +340,7 @@ Result<json> ConfigService::mdisk_list() {
 Result<json> ConfigService::mdisk_remove(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   MdiskConfig* m = next.find_mdisk(name.value());
   if (!m) return bad("no mdisk '" + name.value() + "'");
   for (const auto& p : next.pools)
@@ -369,7 +369,7 @@ Result<json> ConfigService::pool_create(const json& args) {
                format_size(extent));
   if (!args.contains("mdisks") || !args["mdisks"].is_array() || args["mdisks"].empty())
     return bad("a pool needs at least one mdisk");
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   if (next.find_pool(name.value())) return bad("pool '" + name.value() + "' exists");
   PoolConfig pool;
   pool.id = next.next_id++;
@@ -417,7 +417,7 @@ Result<json> ConfigService::pool_list() {
 Result<json> ConfigService::pool_delete(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   PoolConfig* p = next.find_pool(name.value());
   if (!p) return bad("no pool '" + name.value() + "'");
   for (const auto& v : next.vdisks)
@@ -460,7 +460,7 @@ Result<json> ConfigService::vdisk_create(const json& args) {
     return bad("policy must be 'striped' or 'sequential'");
   if (size.value() == 0 || size.value() % 512 != 0)
     return bad("vdisk size must be a positive multiple of 512 bytes");
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   if (next.find_vdisk(name.value())) return bad("vdisk '" + name.value() + "' exists");
   PoolConfig* pool = next.find_pool(pool_name.value());
   if (!pool) return bad("no pool '" + pool_name.value() + "'");
@@ -496,7 +496,7 @@ Result<json> ConfigService::vdisk_create(const json& args) {
       return make_error("vdisk '" + v.name + "' stays unformatted: " + st.error().message +
                             " (delete it and create it again)",
                         st.error().code);
-    auto st = commit_change([&](NodeConfig& c) -> Status {
+    auto st = commit_change([&](ClusterModel& c) -> Status {
       VdiskConfig* mine = c.find_vdisk(v.name);
       if (!mine || mine->id != v.id)
         return make_error("vdisk '" + v.name + "' was deleted while it was formatted", ENOENT);
@@ -562,7 +562,7 @@ Result<json> ConfigService::vdisk_expand(const json& args) {
   if (!name) return name.error();
   auto size = get_size(args, "size");
   if (!size) return size.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   VdiskConfig* v = next.find_vdisk(name.value());
   if (!v) return bad("no vdisk '" + name.value() + "'");
   if (size.value() % 512 != 0) return bad("vdisk size must be a multiple of 512 bytes");
@@ -588,7 +588,7 @@ Result<json> ConfigService::vdisk_expand(const json& args) {
       if (auto st = commit(std::move(next)); !st) return st.error();
       if (auto st = zero_extents(pool_copy, more.value()); !st) return st.error();
       VdiskConfig grown;
-      auto st = commit_change([&](NodeConfig& c) -> Status {
+      auto st = commit_change([&](ClusterModel& c) -> Status {
         VdiskConfig* mine = c.find_vdisk(name.value());
         if (!mine || mine->id != id || mine->extents.size() < need)
           return make_error("vdisk '" + name.value() + "' changed while it grew", ESTALE);
@@ -611,7 +611,7 @@ Result<json> ConfigService::vdisk_expand(const json& args) {
 Result<json> ConfigService::vdisk_delete(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  NodeConfig next = config_;
+  ClusterModel next = config_;
   VdiskConfig* v = next.find_vdisk(name.value());
   if (!v) return bad("no vdisk '" + name.value() + "'");
   next.vdisks.erase(next.vdisks.begin() + (v - next.vdisks.data()));

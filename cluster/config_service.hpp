@@ -16,7 +16,7 @@
 #include "cluster/state/config_store.hpp"
 #include "hw/device/block_device.hpp"
 #include "util/result.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve {
 
@@ -30,8 +30,8 @@ inline constexpr uint64_t kDefaultExtentBytes = 16ull << 20;
 // valid only on top of version `base`; the answer is the committed model,
 // or an error (code ESTALE: another change came first; redo it on current()).
 struct ClusterLink {
-  std::function<Result<NodeConfig>(uint64_t base, const NodeConfig& next)> commit;
-  std::function<std::optional<NodeConfig>()> current;
+  std::function<Result<ClusterModel>(uint64_t base, const ClusterModel& next)> commit;
+  std::function<std::optional<ClusterModel>()> current;
   // The cluster's configured node ids.
   std::function<std::vector<uint32_t>()> nodes;
 };
@@ -45,14 +45,14 @@ class ConfigService {
                                                                ClusterLink link);
   // A committed model from the cluster (any node's change). Attaches the
   // devices it names. False if it was not newer.
-  bool adopt(const NodeConfig& config);
-  const NodeConfig& seed() const { return seed_; }
+  bool adopt(const ClusterModel& config);
+  const ClusterModel& seed() const { return seed_; }
 
   // {"cmd": "vdisk.create", ...} -> {"ok": true, "result": ...} or
   // {"ok": false, "error": "..."}. Never throws.
   nlohmann::json handle(const nlohmann::json& request);
 
-  const NodeConfig& config() const { return config_; }
+  const ClusterModel& config() const { return config_; }
   const DeviceTable& devices() const { return devices_; }
   uint64_t version() const { return config_.version; }
 
@@ -62,10 +62,10 @@ class ConfigService {
   Status load();
   void attach_mdisks();
   std::shared_ptr<BlockDevice> find_labelled(const std::string& uuid);
-  Status commit(NodeConfig next);
+  Status commit(ClusterModel next);
   // Commits `change` applied to the current model; in a cluster, redone on
   // the newer model when another change came first.
-  Status commit_change(const std::function<Status(NodeConfig&)>& change);
+  Status commit_change(const std::function<Status(ClusterModel&)>& change);
   void sync_devices();
 
   Result<nlohmann::json> dispatch(const std::string& cmd, const nlohmann::json& args);
@@ -87,16 +87,16 @@ class ConfigService {
   Result<nlohmann::json> iogrp_delete(const nlohmann::json& args);
   // Where a new or moved vdisk goes: its group and preferred node, from the
   // arguments "iogrp" and "node" (or the defaults).
-  Status place_vdisk(const NodeConfig& config, const nlohmann::json& args, VdiskConfig& v);
+  Status place_vdisk(const ClusterModel& config, const nlohmann::json& args, VdiskConfig& v);
   Status zero_extents(const PoolConfig& pool, const std::vector<ExtentLoc>& extents);
   nlohmann::json describe_vdisk(const VdiskConfig& v) const;
 
   std::string data_dir_;
   ConfigStore store_;
-  NodeConfig config_;
+  ClusterModel config_;
   DeviceTable devices_;  // online mdisks only
   std::optional<ClusterLink> cluster_;
-  NodeConfig seed_;
+  ClusterModel seed_;
 };
 
 }  // namespace sve

@@ -15,7 +15,7 @@ const char* to_string(IoOp op) {
 
 }  // namespace sve
 
-#include "io/pool/request_pool.hpp"
+#include "io/request_pool.hpp"
 
 namespace sve {
 

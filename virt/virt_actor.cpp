@@ -21,7 +21,8 @@ struct VirtState {
 caf::behavior virt_actor(caf::stateful_actor<VirtState>* self, CoreIo* core,
                          IoServer* lower) {
   self->state.virt =
-      std::make_unique<Virtualizer>(*lower, &core->requests(), &core->virt_requests());
+      std::make_unique<Virtualizer>(*lower, &core->requests(),
+                                    core->facility_requests(kVirtFacility));
   self->state.probe = {"virt/" + std::to_string(core->index()), "facility",
                        static_cast<int>(core->index())};
   auto& probe = self->state.probe;

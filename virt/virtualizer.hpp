@@ -14,9 +14,9 @@
 #include <deque>
 #include <memory>
 
-#include "io/pool/request_pool.hpp"
+#include "io/request_pool.hpp"
 #include "io/protocol.hpp"
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
 
 namespace sve {
 
@@ -26,6 +26,12 @@ struct VirtualizerStats {
   uint64_t split_requests = 0;    // requests that needed more than one piece
   uint64_t waited_for_pieces = 0; // requests that waited for request contexts
 };
+
+// One host request becomes up to kMaxPieces requests of the facility's
+// own: it keeps four requests' worth of contexts reserved on each core
+// (CoreIo hands the account out under this name).
+inline constexpr const char* kVirtFacility = "virt";
+inline constexpr uint32_t kVirtRequestReserve = 4 * kMaxPieces;
 
 class Virtualizer final : public IoClient {
  public:

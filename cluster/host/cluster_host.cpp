@@ -109,7 +109,7 @@ void ClusterHost::settle() {
   std::string config_bytes = get("config");
   if (config_bytes != config_bytes_) {
     config_bytes_ = config_bytes;
-    config_ = unpack_from_string<NodeConfig>(config_bytes).value_or(NodeConfig{});
+    config_ = unpack_from_string<ClusterModel>(config_bytes).value_or(ClusterModel{});
     callbacks_.config_changed(config_);
   }
 }
@@ -138,7 +138,7 @@ Result<uint64_t> ClusterHost::propose(ClusterEvent event) {
   return event.request;
 }
 
-Result<uint64_t> ClusterHost::create(const std::string& name, NodeConfig initial) {
+Result<uint64_t> ClusterHost::create(const std::string& name, ClusterModel initial) {
   if (!core_->cluster().empty())
     return make_error("this node belongs to cluster '" + info_.name +
                           "' (or was removed from it): it cannot found another",
@@ -197,7 +197,7 @@ Result<uint64_t> ClusterHost::remove_node(NodeId id) {
   return propose(std::move(event));
 }
 
-Result<uint64_t> ClusterHost::replace_config(uint64_t base, const NodeConfig& next) {
+Result<uint64_t> ClusterHost::replace_config(uint64_t base, const ClusterModel& next) {
   if (!core_->in_cluster())
     return make_error("this node is not in a cluster: run 'svectl cluster create NAME' here, "
                       "or 'svectl node add' on a member",

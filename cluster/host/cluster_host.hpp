@@ -19,7 +19,7 @@
 #include "cluster/rsm/replicated_state.hpp"
 #include "cluster/state/cluster_state.hpp"
 #include "util/result.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve::cluster {
 
@@ -35,7 +35,7 @@ struct ClusterHostCallbacks {
   // `address` is empty for a node this one knows no address of (yet).
   std::function<void(NodeId to, const std::string& address, std::string bytes)> send;
   std::function<void(uint64_t request, nlohmann::json reply)> reply;
-  std::function<void(const NodeConfig&)> config_changed;
+  std::function<void(const ClusterModel&)> config_changed;
   std::function<void(const ClusterInfo&)> membership_changed;
 };
 
@@ -50,17 +50,17 @@ class ClusterHost {
 
   // Each returns the request id its answer will carry, or an error now
   // (no quorum, not in a cluster, bad arguments).
-  Result<uint64_t> create(const std::string& name, NodeConfig initial);
+  Result<uint64_t> create(const std::string& name, ClusterModel initial);
   Result<uint64_t> add_node(NodeId id, const std::string& address);
   Result<uint64_t> remove_node(NodeId id);
-  Result<uint64_t> replace_config(uint64_t base, const NodeConfig& next);
+  Result<uint64_t> replace_config(uint64_t base, const ClusterModel& next);
 
   nlohmann::json status();
   nlohmann::json node_list();
   bool has_quorum() { return core_->has_quorum(); }
   bool in_cluster() const { return core_->in_cluster(); }
   const ClusterInfo& info() const { return info_; }
-  const NodeConfig& config() const { return config_; }
+  const ClusterModel& config() const { return config_; }
   const ClusterCore& core() const { return *core_; }
 
  private:
@@ -77,7 +77,7 @@ class ClusterHost {
   std::unique_ptr<Rsm> config_rsm_;
   std::unique_ptr<ReplicatedState> state_;
   ClusterInfo info_;
-  NodeConfig config_;
+  ClusterModel config_;
   std::string info_bytes_, config_bytes_;  // as last published
   uint64_t next_request_ = 0;
   bool dirty_ = false;

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/state/cluster_state.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve::cluster {
 
@@ -94,8 +94,8 @@ void ConfigRsm::apply(uint64_t, const Entry& entry, std::string& state,
     return;
   }
   if (event->kind != ClusterEvent::config_replace) return;
-  auto current = unpack_from_string<NodeConfig>(state);
-  auto next = unpack_from_string<NodeConfig>(event->body);
+  auto current = unpack_from_string<ClusterModel>(state);
+  auto next = unpack_from_string<ClusterModel>(event->body);
   if (!current || !next) return;
   if (current->version != event->base) {
     out.push_back({event->origin,

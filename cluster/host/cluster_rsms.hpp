@@ -22,7 +22,7 @@ class MembershipRsm final : public Rsm {
              std::vector<Response>& out) override;
 };
 
-// The virtualization model (state: a msgpack NodeConfig). A change is made
+// The virtualization model (state: a msgpack ClusterModel). A change is made
 // on the node where the admin asked for it (which also does what touches
 // devices: labels, zeroing) and travels as the whole next model, valid only
 // on top of the version it was made from; a change made concurrently

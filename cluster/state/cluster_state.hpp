@@ -35,10 +35,10 @@ struct ClusterInfo {
 // the call gate to the node (and the admin request) that proposed it.
 struct ClusterEvent {
   enum Kind : uint8_t {
-    create = 0,         // body: ClusterInfo (one node) then the first NodeConfig
+    create = 0,         // body: ClusterInfo (one node) then the first ClusterModel
     node_add = 1,       // node, address
     node_remove = 2,    // node
-    config_replace = 3  // body: the next NodeConfig, valid only on top of `base`
+    config_replace = 3  // body: the next ClusterModel, valid only on top of `base`
   };
   uint8_t kind = create;
   uint32_t origin = 0;

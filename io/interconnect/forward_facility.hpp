@@ -1,6 +1,6 @@
 #pragma once
 // The top of a node's facility stack in a cluster: sends each request to
-// the node that owns its vdisk (cache/ownership.hpp). A request for a vdisk
+// the node that owns its vdisk (model/ownership.hpp). A request for a vdisk
 // this node owns goes on down the local stack; one for a vdisk another node
 // owns goes to the interconnect, which carries it to that node and brings
 // its completion back through `return_port` (a message to this core), so
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "cache/ownership.hpp"
+#include "model/ownership.hpp"
 #include "io/protocol.hpp"
 
 namespace sve {

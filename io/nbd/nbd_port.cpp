@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hw/port/tcp.hpp"
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
 
 namespace sve {
 namespace {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <string>
 
-#include "virt/virt_map.hpp"
 
 namespace sve {
 namespace {
@@ -13,13 +12,14 @@ thread_local CoreIo* tls_core = nullptr;
 CoreIo* CoreIo::current() { return tls_core; }
 void CoreIo::set_current(CoreIo* core) { tls_core = core; }
 
-Result<std::unique_ptr<CoreIo>> CoreIo::create(unsigned index, const CoreIoConfig& config) {
+Result<std::unique_ptr<CoreIo>> CoreIo::create(unsigned index, const CoreIoConfig& config,
+                                               const std::vector<RequestReserve>& reserves) {
   std::string name = "core" + std::to_string(index);
-  // Virtualization needs up to kMaxPieces contexts for one request; it gets
-  // four requests' worth for itself, and the front end everything else.
-  uint32_t virt_reserve = 4 * kMaxPieces;
-  if (config.requests < 2 * virt_reserve)
-    return make_error(name + ": at least " + std::to_string(2 * virt_reserve) +
+  // The facilities' reserves, and as much again at least for the front end.
+  uint64_t reserved = 0;
+  for (const auto& r : reserves) reserved += r.contexts;
+  if (config.requests < 2 * reserved || config.requests == 0)
+    return make_error(name + ": at least " + std::to_string(std::max<uint64_t>(1, 2 * reserved)) +
                       " request contexts per core are needed");
   if (config.buffer_bytes < 2 * (32ull << 20))
     return make_error(name + ": at least 64 MiB of buffer memory per core is needed "
@@ -39,11 +39,18 @@ Result<std::unique_ptr<CoreIo>> CoreIo::create(unsigned index, const CoreIoConfi
   uint64_t pages = core->buffers_->root().limit();
   core->frontend_buffers_ =
       std::make_unique<PoolAccount>("frontend", core->buffers_->root(), 0, pages);
-  core->virt_requests_ = std::make_unique<PoolAccount>("virt", core->requests_->root(),
-                                                       virt_reserve, config.requests);
+  for (const auto& r : reserves)
+    core->facility_requests_.push_back(std::make_unique<PoolAccount>(
+        r.facility, core->requests_->root(), r.contexts, config.requests));
   core->frontend_requests_ = std::make_unique<PoolAccount>(
-      "frontend", core->requests_->root(), 0, config.requests - virt_reserve);
+      "frontend", core->requests_->root(), 0, config.requests - static_cast<uint32_t>(reserved));
   return core;
+}
+
+PoolAccount* CoreIo::facility_requests(const std::string& facility) {
+  for (auto& a : facility_requests_)
+    if (a->name() == facility) return a.get();
+  return nullptr;
 }
 
 CoreIo::~CoreIo() = default;

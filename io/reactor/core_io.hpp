@@ -6,14 +6,17 @@
 //
 //   buffer pages:      core root -> front end -> one account per connection
 //   request contexts:  core root -> front end -> one account per connection
-//                                -> virtualization (reserved)
+//                                -> each facility that makes requests of its
+//                                   own (a reserve it names at start-up)
 //
 // Why it cannot deadlock is in docs/io-memory.md.
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "io/buffer/buffer_pool.hpp"
-#include "io/pool/request_pool.hpp"
+#include "io/request_pool.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/result.hpp"
 
@@ -24,9 +27,18 @@ struct CoreIoConfig {
   uint32_t requests = 4096;             // request contexts of this core
 };
 
+// A facility that makes requests of its own (the virtualization facility
+// splits one into pieces) names the contexts it needs reserved so that it
+// always makes progress; the front end gets the rest.
+struct RequestReserve {
+  std::string facility;
+  uint32_t contexts = 0;
+};
+
 class CoreIo {
  public:
-  static Result<std::unique_ptr<CoreIo>> create(unsigned index, const CoreIoConfig& config);
+  static Result<std::unique_ptr<CoreIo>> create(unsigned index, const CoreIoConfig& config,
+                                                const std::vector<RequestReserve>& reserves = {});
   ~CoreIo();
 
   unsigned index() const { return index_; }
@@ -35,7 +47,11 @@ class CoreIo {
   RequestPool& requests() { return *requests_; }
   PoolAccount& frontend_buffers() { return *frontend_buffers_; }
   PoolAccount& frontend_requests() { return *frontend_requests_; }
-  PoolAccount& virt_requests() { return *virt_requests_; }
+  // The account of a facility named in `reserves`, or null.
+  PoolAccount* facility_requests(const std::string& facility);
+  const std::vector<std::unique_ptr<PoolAccount>>& facility_accounts() const {
+    return facility_requests_;
+  }
 
   // The core whose reactor runs on this thread, or null.
   static CoreIo* current();
@@ -49,7 +65,7 @@ class CoreIo {
   std::unique_ptr<RequestPool> requests_;
   std::unique_ptr<PoolAccount> frontend_buffers_;
   std::unique_ptr<PoolAccount> frontend_requests_;
-  std::unique_ptr<PoolAccount> virt_requests_;
+  std::vector<std::unique_ptr<PoolAccount>> facility_requests_;
 };
 
 }  // namespace sve

@@ -13,11 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "cache/ownership.hpp"
+#include "model/ownership.hpp"
 #include "cluster/protocol/cluster_core.hpp"
 #include "cluster/protocol/codec.hpp"
 #include "cluster/rsm/replicated_state.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve::cluster::sim {
 namespace {
@@ -405,12 +405,12 @@ class Sim {
   uint64_t next_membership_ = 500;
   uint64_t readd_at_ = 0;
   std::map<GenId, NodeSet> generations_;
-  // Ownership (cache/ownership.hpp) over a fixed model: I/O groups {1,2}
+  // Ownership (model/ownership.hpp) over a fixed model: I/O groups {1,2}
   // and {3,4}, vdisk i preferring node i. Checked again whenever who holds
   // a lease, in which generation, changes.
-  NodeConfig ownership_model_ = make_ownership_model();
+  ClusterModel ownership_model_ = make_ownership_model();
   std::vector<std::pair<NodeId, GenId>> last_serving_;
-  static NodeConfig make_ownership_model();
+  static ClusterModel make_ownership_model();
   void check_ownership(const std::vector<std::pair<NodeId, GenId>>& serving);
   uint64_t proposals_ = 0;
   std::string marker_;  // proposed after the heal; must commit everywhere
@@ -502,8 +502,8 @@ void Sim::propose_some() {
   }
 }
 
-NodeConfig Sim::make_ownership_model() {
-  NodeConfig c;
+ClusterModel Sim::make_ownership_model() {
+  ClusterModel c;
   for (uint32_t g = 0; g < 2; ++g) {
     IoGroupConfig group;
     group.id = 100 + g;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/buffer/buffer_pool.hpp"
-#include "io/pool/request_pool.hpp"
+#include "io/request_pool.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"

@@ -3,7 +3,7 @@
 // end, the copies between them carried by hand: every message can be held,
 // delivered or lost, and either node can die at any step of a write. After
 // each, the survivor takes over as the cluster would (committed group
-// states, cache/ownership.hpp) and every acknowledged write must be on the
+// states, model/ownership.hpp) and every acknowledged write must be on the
 // back end; a node that returns must not bring back what no longer counts.
 #include <catch2/catch.hpp>
 
@@ -15,8 +15,8 @@
 #include <random>
 
 #include "cache/cache_facility.hpp"
-#include "cache/ownership.hpp"
-#include "virt/model.hpp"
+#include "model/ownership.hpp"
+#include "model/model.hpp"
 
 using namespace sve;
 
@@ -98,7 +98,7 @@ struct Pair {
   SharedBackEnd disk;
   std::deque<Message> wire;
   Node nodes[3];  // 1 and 2
-  NodeConfig config;
+  ClusterModel config;
   std::shared_ptr<VirtMap> map = std::make_shared<VirtMap>();
   std::string dir;
   FrontEnd front;

@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "actors/chaos/chaos_plan.hpp"
+#include "node/chaos/chaos_plan.hpp"
 #include "cluster/net_faults.hpp"
 #include "hw/device/mdisk_faults.hpp"
 

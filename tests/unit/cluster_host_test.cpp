@@ -23,7 +23,7 @@ namespace {
 struct LoneNode {
   std::string dir;
   std::map<uint64_t, std::vector<json>> replies;
-  NodeConfig last_config;
+  ClusterModel last_config;
   std::unique_ptr<ClusterHost> host;
 
   LoneNode() {
@@ -44,7 +44,7 @@ struct LoneNode {
     ClusterHostCallbacks cb;
     cb.send = [](NodeId, const std::string&, std::string) {};
     cb.reply = [this](uint64_t id, json reply) { replies[id].push_back(std::move(reply)); };
-    cb.config_changed = [this](const NodeConfig& c) { last_config = c; };
+    cb.config_changed = [this](const ClusterModel& c) { last_config = c; };
     cb.membership_changed = [](const ClusterInfo&) {};
     host = std::make_unique<ClusterHost>(o, cb);
     host->start();
@@ -66,7 +66,7 @@ struct LoneNode {
   }
   // Founds cluster `name` on this node and waits until it has.
   void found(const std::string& name, const std::string& uuid) {
-    NodeConfig initial;
+    ClusterModel initial;
     initial.config_uuid = uuid;
     auto created = host->create(name, initial);
     REQUIRE(created);
@@ -74,8 +74,8 @@ struct LoneNode {
     REQUIRE(r["ok"] == true);
     REQUIRE(r["result"]["name"] == name);
   }
-  NodeConfig config_with(const std::string& pool) const {
-    NodeConfig next = host->config();
+  ClusterModel config_with(const std::string& pool) const {
+    ClusterModel next = host->config();
     next.config_uuid = "not-this-one";  // the cluster's own is kept
     next.pools.push_back({static_cast<uint32_t>(next.pools.size() + 10), pool, 1 << 20, {}, 0});
     return next;
@@ -90,7 +90,7 @@ TEST_CASE("a lone node founds a cluster, and a model change commits only on its 
   n.found("c1", "u-1");
   CHECK(n.host->in_cluster());
   CHECK(n.host->info().name == "c1");
-  CHECK_FALSE(n.host->create("c2", NodeConfig{}));  // one cluster per node
+  CHECK_FALSE(n.host->create("c2", ClusterModel{}));  // one cluster per node
   uint64_t base = n.host->config().version;
 
   auto first = n.host->replace_config(base, n.config_with("p1"));
@@ -103,7 +103,7 @@ TEST_CASE("a lone node founds a cluster, and a model change commits only on its 
   CHECK(n.last_config.pools.size() == 1);
 
   // Made from the version before: a conflict, and nothing changes.
-  NodeConfig stale = n.host->config();
+  ClusterModel stale = n.host->config();
   stale.pools.clear();
   auto second = n.host->replace_config(base, stale);
   REQUIRE(second);

@@ -7,7 +7,7 @@
 
 #include "cluster/host/cluster_rsms.hpp"
 #include "cluster/state/cluster_state.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 using namespace sve;
 using namespace sve::cluster;
@@ -104,11 +104,11 @@ TEST_CASE("the membership RSM refuses a duplicate node or address", "[cluster]")
 TEST_CASE("the config RSM commits a model only on top of the version it was made from",
           "[cluster]") {
   ConfigRsm rsm;
-  NodeConfig current;
+  ClusterModel current;
   current.version = 4;
   current.config_uuid = "u";
   std::string state = pack_to_string(current);
-  NodeConfig next = current;
+  ClusterModel next = current;
   next.config_uuid = "forged";  // the RSM keeps the cluster's
   ClusterEvent e;
   e.kind = ClusterEvent::config_replace;
@@ -119,13 +119,13 @@ TEST_CASE("the config RSM commits a model only on top of the version it was made
   json r = only_reply(out);
   CHECK(r["ok"] == false);
   CHECK(r["conflict"] == true);
-  CHECK(unpack_from_string<NodeConfig>(state)->version == 4);
+  CHECK(unpack_from_string<ClusterModel>(state)->version == 4);
 
   e.base = 4;
   out.clear();
   rsm.apply(11, event_entry(e, {1}), state, out);
   CHECK(only_reply(out)["ok"] == true);
-  auto now = unpack_from_string<NodeConfig>(state);
+  auto now = unpack_from_string<ClusterModel>(state);
   REQUIRE(now);
   CHECK(now->version == 5);
   CHECK(now->config_uuid == "u");
@@ -136,5 +136,5 @@ TEST_CASE("the config RSM commits a model only on top of the version it was made
   out.clear();
   rsm.apply(12, event_entry(e, {1}), state, out);
   CHECK(out.empty());
-  CHECK(unpack_from_string<NodeConfig>(state)->version == 5);
+  CHECK(unpack_from_string<ClusterModel>(state)->version == 5);
 }

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cluster/state/config_codec.hpp"
+#include "model/model_codec.hpp"
 #include "cluster/state/config_store.hpp"
 
 using namespace sve;
@@ -116,7 +116,7 @@ TEST_CASE("two unreadable copies are refused and left untouched") {
 }
 
 TEST_CASE("a configuration round-trips through msgpack") {
-  NodeConfig c;
+  ClusterModel c;
   c.version = 7;
   c.config_uuid = "abc";
   c.next_id = 12;
@@ -125,7 +125,7 @@ TEST_CASE("a configuration round-trips through msgpack") {
   c.vdisks = {{3, "v", 2, 32 << 20, ExtentPolicy::sequential, {{1, 0}, {1, 5}}}};
   auto decoded = decode_config(encode_config(c));
   REQUIRE(decoded);
-  const NodeConfig& d = decoded.value();
+  const ClusterModel& d = decoded.value();
   CHECK(d.version == 7);
   CHECK(d.next_id == 12);
   CHECK(d.mdisks[0].path == "/dev/loop0");

@@ -4,16 +4,16 @@
 
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
-#include "virt/extent_allocator.hpp"
-#include "virt/virt_map.hpp"
+#include "model/extent_allocator.hpp"
+#include "model/virt_map.hpp"
 
 using namespace sve;
 
 namespace {
 
 // Three mdisks of 4, 4 and 2 extents of 16 MiB in one pool.
-NodeConfig three_mdisk_pool() {
-  NodeConfig c;
+ClusterModel three_mdisk_pool() {
+  ClusterModel c;
   c.config_uuid = "test";
   c.mdisks = {{1, "a", "/a", "ua", 4 * 16 * MiB},
               {2, "b", "/b", "ub", 4 * 16 * MiB + 5},
@@ -25,7 +25,7 @@ NodeConfig three_mdisk_pool() {
 }  // namespace
 
 TEST_CASE("a striped allocation takes extents round-robin across mdisks") {
-  NodeConfig c = three_mdisk_pool();
+  ClusterModel c = three_mdisk_pool();
   PoolUsage usage(c, c.pools[0]);
   CHECK(usage.total_extents() == 10);
   uint32_t cursor = 0;
@@ -43,7 +43,7 @@ TEST_CASE("a striped allocation takes extents round-robin across mdisks") {
 }
 
 TEST_CASE("a sequential allocation fills one mdisk first") {
-  NodeConfig c = three_mdisk_pool();
+  ClusterModel c = three_mdisk_pool();
   PoolUsage usage(c, c.pools[0]);
   uint32_t cursor = 0;
   auto got = usage.allocate(5, ExtentPolicy::sequential, cursor);
@@ -53,7 +53,7 @@ TEST_CASE("a sequential allocation fills one mdisk first") {
 }
 
 TEST_CASE("an allocation larger than the free space takes nothing") {
-  NodeConfig c = three_mdisk_pool();
+  ClusterModel c = three_mdisk_pool();
   c.vdisks = {{20, "v", 10, 3 * 16 * MiB, ExtentPolicy::striped, {{1, 0}, {2, 0}, {3, 0}}}};
   PoolUsage usage(c, c.pools[0]);
   CHECK(usage.free_extents() == 7);
@@ -104,7 +104,7 @@ TEST_CASE("a range is split at extent boundaries and joined where contiguous") {
 }
 
 TEST_CASE("the virt map places extents after the reserved label area") {
-  NodeConfig c = three_mdisk_pool();
+  ClusterModel c = three_mdisk_pool();
   c.vdisks = {{20, "v", 10, 2 * 16 * MiB, ExtentPolicy::striped, {{2, 3}, {1, 0}}}};
   auto map = build_virt_map(c);
   const VolumeLayout* v = map->find("v");

@@ -1,17 +1,17 @@
 // Who executes each vdisk's requests and how it is cached, by the committed
-// group state and the generation's members (cache/ownership.hpp); which
+// group state and the generation's members (model/ownership.hpp); which
 // non-volatile copies still count; which state change a node must commit.
 #include <catch2/catch.hpp>
 
-#include "cache/ownership.hpp"
-#include "virt/model.hpp"
+#include "model/ownership.hpp"
+#include "model/model.hpp"
 
 using namespace sve;
 
 namespace {
 
-NodeConfig model() {
-  NodeConfig c;
+ClusterModel model() {
+  ClusterModel c;
   IoGroupConfig g;
   g.id = 10;
   g.name = "g";
@@ -33,7 +33,7 @@ NodeConfig model() {
   return c;
 }
 
-std::shared_ptr<const RouteTable> routes(const NodeConfig& c, uint32_t self,
+std::shared_ptr<const RouteTable> routes(const ClusterModel& c, uint32_t self,
                                          std::vector<uint32_t> members) {
   RoutePolicy p;
   p.self = self;
@@ -44,7 +44,7 @@ std::shared_ptr<const RouteTable> routes(const NodeConfig& c, uint32_t self,
 }  // namespace
 
 TEST_CASE("both nodes up: each vdisk is written back on its preferred node", "[ownership]") {
-  NodeConfig c = model();
+  ClusterModel c = model();
   for (uint32_t self : {1u, 2u, 3u}) {
     auto t = routes(c, self, {1, 2, 3});
     const VdiskRoute* v1 = t->find(1);
@@ -61,7 +61,7 @@ TEST_CASE("both nodes up: each vdisk is written back on its preferred node", "[o
 
 TEST_CASE("a lost node's vdisks wait until the survivor commits it runs them alone",
           "[ownership]") {
-  NodeConfig c = model();
+  ClusterModel c = model();
   auto t = routes(c, 2, {2, 3});
   CHECK(t->find(1)->owner == 2);
   CHECK(t->find(1)->hold);
@@ -109,7 +109,7 @@ TEST_CASE("which non-volatile copies count", "[ownership]") {
 }
 
 TEST_CASE("a moved vdisk waits for its old owner to hand it over", "[ownership]") {
-  NodeConfig c = model();
+  ClusterModel c = model();
   c.vdisks[0].preferred_node = 2;
   c.vdisks[0].handover_from = 1;
   auto t = routes(c, 2, {1, 2});
@@ -122,7 +122,7 @@ TEST_CASE("a moved vdisk waits for its old owner to hand it over", "[ownership]"
 }
 
 TEST_CASE("a standalone node owns everything and writes through", "[ownership]") {
-  NodeConfig c = model();
+  ClusterModel c = model();
   auto t = routes(c, 0, {});
   for (uint32_t v : {1u, 2u, 3u}) {
     CHECK(t->local(v));
@@ -139,7 +139,7 @@ TEST_CASE("a standalone node owns everything and writes through", "[ownership]")
 TEST_CASE("a vdisk moved to another group: the old group's other node hands it over while "
           "the old owner is out",
           "[ownership]") {
-  NodeConfig c = model();
+  ClusterModel c = model();
   IoGroupConfig g2;
   g2.id = 11;
   g2.name = "g2";

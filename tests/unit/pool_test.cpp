@@ -9,7 +9,7 @@
 
 #include "io/pool/object_pool.hpp"
 #include "io/pool/pool_account.hpp"
-#include "io/pool/request_pool.hpp"
+#include "io/request_pool.hpp"
 
 using namespace sve;
 

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/core_stack.hpp"
+#include "node/core_stack.hpp"
 #include "actors/messages.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
@@ -21,7 +21,8 @@
 #include "hw/device/mdisk_label.hpp"
 #include "tools/sve-bench/bench_client.hpp"
 #include "util/size.hpp"
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
+#include "virt/virtualizer.hpp"
 
 using namespace sve;
 
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
   cfg_io.buffer_bytes = o.io_memory;
   cfg_io.requests = std::max<uint32_t>(4096, o.job.queue_depth * 2 + 1024);
   for (unsigned i = 0; i < o.cores; ++i) {
-    auto c = CoreIo::create(i, cfg_io);
+    auto c = CoreIo::create(i, cfg_io, {{kVirtFacility, kVirtRequestReserve}});
     if (!c) {
       std::cerr << "sve-bench: " << c.error().message << "\n";
       return 1;

@@ -1,5 +1,5 @@
 #pragma once
-#include "actors/node.hpp"
+#include "node/node.hpp"
 #include "util/result.hpp"
 
 namespace sve {

@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/node.hpp"
+#include "node/node.hpp"
 #include "hw/data_dir_lock.hpp"
 #include "hw/watchdog/watchdog.hpp"
 #include "tools/sved/demo.hpp"

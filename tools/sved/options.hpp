@@ -2,7 +2,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/node.hpp"
+#include "node/node.hpp"
 #include "util/result.hpp"
 
 namespace sve {

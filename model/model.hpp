@@ -1,7 +1,8 @@
 #pragma once
-// The configuration objects of block virtualization: managed disks (mdisks),
-// storage pools cut into extents, and virtual disks (vdisks) mapped onto
-// those extents. Plain data, serialised with msgpack maps so that later
+// The cluster's model: managed disks (mdisks), storage pools cut into
+// extents, virtual disks (vdisks) mapped onto those extents, and I/O groups.
+// Plain data at the bottom of the layers (model/ needs only util/), the same
+// on every node as cluster state, serialised with msgpack maps so that later
 // versions can add fields without breaking old metadata.
 #include <cstdint>
 #include <string>
@@ -75,7 +76,7 @@ struct IoGroupConfig {
   std::string name;
   std::vector<uint32_t> nodes;  // cluster node ids, two of them
   // The group's cache state, changed only by committed events (see
-  // cache/ownership.hpp): each change starts a new epoch. `solo` 0: both
+  // model/ownership.hpp): each change starts a new epoch. `solo` 0: both
   // nodes cache, writes mirrored (write-back), in epoch `cache_epoch`.
   // Otherwise the node that runs the group alone, writing through, since
   // the write-back epoch `wb_epoch` ended; only its non-volatile copies of
@@ -86,7 +87,7 @@ struct IoGroupConfig {
   MSGPACK_DEFINE_MAP(id, name, nodes, cache_epoch, solo, wb_epoch);
 };
 
-struct NodeConfig {
+struct ClusterModel {
   uint64_t version = 0;     // bumped by every committed change
   std::string config_uuid;  // written into every mdisk label
   uint32_t next_id = 1;     // ids are never reused

@@ -1,4 +1,4 @@
-#include "actors/node.hpp"
+#include "node/node.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -15,7 +15,7 @@
 
 #include <caf/io/all.hpp>
 
-#include "actors/core_stack.hpp"
+#include "node/core_stack.hpp"
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
 #include "cluster/net_faults.hpp"
@@ -29,6 +29,7 @@
 #include "io/nbd/nbd_port.hpp"
 #include "io/reactor/core_io.hpp"
 #include "util/size.hpp"
+#include "virt/virtualizer.hpp"
 
 namespace sve {
 
@@ -57,12 +58,12 @@ struct Node::Impl {
   caf::actor interconnect;
   std::unique_ptr<ActorPort> interconnect_port;
   std::mutex routes_mu;
-  NodeConfig routed_config;
+  ClusterModel routed_config;
   ClusterView view;
   RoutePolicy policy;  // the last routes were built with
 
   // The cache controller: commits the I/O groups' cache state changes this
-  // node is due to make (cache/ownership.hpp) and the handovers of vdisks
+  // node is due to make (model/ownership.hpp) and the handovers of vdisks
   // moved away from it, checking every few heartbeats.
   std::thread controller;
   std::mutex controller_mu;
@@ -105,6 +106,11 @@ nlohmann::json account_json(const PoolAccount& a) {
 // Runs on the core's own thread: its ring and pools are not shared.
 nlohmann::json core_io_json(CoreIo& io) {
   const UringStats& r = io.ring().stats();
+  nlohmann::json requests{{"capacity", io.requests().capacity()},
+                          {"free", io.requests().free_count()},
+                          {"frontend", account_json(io.frontend_requests())}};
+  for (const auto& account : io.facility_accounts())
+    requests[account->name()] = account_json(*account);
   return {
       {"ring", {{"submitted", r.submitted}, {"completed", r.completed}, {"errors", r.errors},
                 {"in_flight", io.ring().in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
@@ -113,10 +119,7 @@ nlohmann::json core_io_json(CoreIo& io) {
       {"buffers", {{"total_pages", io.buffers().total_pages()},
                    {"free_pages", io.buffers().free_pages()},
                    {"frontend", account_json(io.frontend_buffers())}}},
-      {"requests", {{"capacity", io.requests().capacity()},
-                    {"free", io.requests().free_count()},
-                    {"frontend", account_json(io.frontend_requests())},
-                    {"virt", account_json(io.virt_requests())}}},
+      {"requests", requests},
       {"waiting", {{"buffers", io.buffers().root().waiting()},
                    {"requests", io.requests().root().waiting()}}},
   };
@@ -217,11 +220,11 @@ std::string Node::Impl::call_cluster(const std::string& line) {
 // request within its own deadline).
 ClusterLink Node::Impl::cluster_link() {
   ClusterLink link;
-  link.current = [this]() -> std::optional<NodeConfig> {
+  link.current = [this]() -> std::optional<ClusterModel> {
     caf::scoped_actor self{*sys};
-    std::optional<NodeConfig> out;
+    std::optional<ClusterModel> out;
     self->request(cluster_actor, std::chrono::seconds(30), model_atom::value)
-        .receive([&](std::string& bytes) { out = unpack_from_string<NodeConfig>(bytes); },
+        .receive([&](std::string& bytes) { out = unpack_from_string<ClusterModel>(bytes); },
                  [&](caf::error&) {});
     return out;
   };
@@ -234,7 +237,7 @@ ClusterLink Node::Impl::cluster_link() {
     return out;
   };
   link.commit = [this, current = link.current](uint64_t base,
-                                               const NodeConfig& next) -> Result<NodeConfig> {
+                                               const ClusterModel& next) -> Result<ClusterModel> {
     caf::scoped_actor self{*sys};
     std::string reply;
     self->request(cluster_actor, std::chrono::seconds(30), commit_atom::value, base,
@@ -324,7 +327,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   unsigned cores = std::max(1u, options.cores);
   std::vector<CoreIo*> io;
   for (unsigned i = 0; i < cores; ++i) {
-    auto core = CoreIo::create(i, options.core_io);
+    auto core = CoreIo::create(i, options.core_io, {{kVirtFacility, kVirtRequestReserve}});
     if (!core) return core.error();
     io.push_back(core.value().get());
     core.value()->ring().set_faults(m.mdisk_faults);
@@ -740,7 +743,7 @@ void Node::Impl::run_controller() {
 
 void Node::Impl::control_once() {
   RoutePolicy p;
-  NodeConfig c;
+  ClusterModel c;
   {
     std::lock_guard lock(routes_mu);
     p = policy;
@@ -766,7 +769,7 @@ void Node::Impl::control_once() {
   // node routes by: the config actor (and the admin commands it serves)
   // never waits for these. A model that moved on meanwhile means the next
   // round looks again.
-  auto commit = [this, &c](const NodeConfig& next, const std::string& what) {
+  auto commit = [this, &c](const ClusterModel& next, const std::string& what) {
     caf::scoped_actor self{*sys};
     std::string reply;
     self->request(cluster_actor, std::chrono::seconds(20), commit_atom::value, c.version,
@@ -782,7 +785,7 @@ void Node::Impl::control_once() {
     }
   };
   for (const GroupTransition& t : due_transitions(c, p, clean)) {
-    NodeConfig next = c;
+    ClusterModel next = c;
     if (apply_transition(next, t))
       return commit(next, "I/O group " + std::to_string(t.group) +
                               (t.solo ? " run by node " + std::to_string(t.solo) + " alone"
@@ -800,7 +803,7 @@ void Node::Impl::control_once() {
           return f.dirty_blocks(id) + f.held_blocks(id);
         }) != 0)
       continue;
-    NodeConfig next = c;
+    ClusterModel next = c;
     if (finish_handover(next, v.id, v.handover_from))
       return commit(next, "the handover of vdisk " + v.name +
                               (v.handover_from == p.self

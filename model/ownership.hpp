@@ -27,11 +27,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cache/cache_mode.hpp"
+#include "model/cache_mode.hpp"
 
 namespace sve {
 
-struct NodeConfig;
+struct ClusterModel;
 
 struct VdiskRoute {
   uint32_t owner = 0;    // the node that executes its requests; 0: offline
@@ -99,15 +99,15 @@ struct GroupTransition {
 };
 // Applies a transition to the model (a new epoch from the id counter);
 // false, leaving it alone, if the group is gone or its epoch moved on.
-bool apply_transition(NodeConfig& config, const GroupTransition& t);
+bool apply_transition(ClusterModel& config, const GroupTransition& t);
 // Clears a moved vdisk's handover from node `from`; false if there is none.
-bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from);
+bool finish_handover(ClusterModel& config, uint32_t vdisk, uint32_t from);
 
 // `clean(group)`: whether this node holds no dirty data of the group.
-std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
+std::vector<GroupTransition> due_transitions(const ClusterModel& config, const RoutePolicy& policy,
                                              const std::vector<uint32_t>& clean_groups);
 
-std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
+std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
                                                const RoutePolicy& policy);
 
 // How this node caches what it owns, and why: by its I/O group's state.
@@ -115,6 +115,6 @@ struct NodeCacheMode {
   CacheMode mode = CacheMode::off;
   std::string why;
 };
-NodeCacheMode node_cache_mode(const NodeConfig& config, const RoutePolicy& policy);
+NodeCacheMode node_cache_mode(const ClusterModel& config, const RoutePolicy& policy);
 
 }  // namespace sve

@@ -1,4 +1,4 @@
-#include "actors/chaos/chaos_plan.hpp"
+#include "node/chaos/chaos_plan.hpp"
 
 #include <algorithm>
 #include <sstream>

@@ -1,5 +1,5 @@
 // The chaos-monkey actor: injects faults into its own node on a seeded
-// schedule (actors/chaos/chaos_plan.hpp) while it runs, logging each with
+// schedule (node/chaos/chaos_plan.hpp) while it runs, logging each with
 // its time and seed. Its faults act where this node meets the rest: its
 // heartbeat link actors, its own process (which the configuration process
 // must restart), its cluster network links, its mdisks. `svectl chaos run`
@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/chaos/chaos_plan.hpp"
+#include "node/chaos/chaos_plan.hpp"
 #include "actors/messages.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"

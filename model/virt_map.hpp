@@ -13,7 +13,7 @@
 
 namespace sve {
 
-struct NodeConfig;
+struct ClusterModel;
 
 struct PhysicalExtent {
   uint32_t mdisk_id = 0;
@@ -57,6 +57,6 @@ using PieceList = boost::container::static_vector<Piece, kMaxPieces>;
 bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
                  PieceList& out);
 
-std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config);
+std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config);
 
 }  // namespace sve

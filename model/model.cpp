@@ -1,4 +1,4 @@
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve {
 
@@ -22,31 +22,31 @@ auto* find_in(Vec& v, Pred pred) {
 }
 }  // namespace
 
-MdiskConfig* NodeConfig::find_mdisk(const std::string& n) {
+MdiskConfig* ClusterModel::find_mdisk(const std::string& n) {
   return find_in(mdisks, [&](auto& m) { return m.name == n; });
 }
-MdiskConfig* NodeConfig::find_mdisk(uint32_t i) {
+MdiskConfig* ClusterModel::find_mdisk(uint32_t i) {
   return find_in(mdisks, [&](auto& m) { return m.id == i; });
 }
-const MdiskConfig* NodeConfig::find_mdisk(uint32_t i) const {
+const MdiskConfig* ClusterModel::find_mdisk(uint32_t i) const {
   return find_in(mdisks, [&](auto& m) { return m.id == i; });
 }
-PoolConfig* NodeConfig::find_pool(const std::string& n) {
+PoolConfig* ClusterModel::find_pool(const std::string& n) {
   return find_in(pools, [&](auto& p) { return p.name == n; });
 }
-PoolConfig* NodeConfig::find_pool(uint32_t i) {
+PoolConfig* ClusterModel::find_pool(uint32_t i) {
   return find_in(pools, [&](auto& p) { return p.id == i; });
 }
-const PoolConfig* NodeConfig::find_pool(uint32_t i) const {
+const PoolConfig* ClusterModel::find_pool(uint32_t i) const {
   return find_in(pools, [&](auto& p) { return p.id == i; });
 }
-VdiskConfig* NodeConfig::find_vdisk(const std::string& n) {
+VdiskConfig* ClusterModel::find_vdisk(const std::string& n) {
   return find_in(vdisks, [&](auto& v) { return v.name == n; });
 }
-IoGroupConfig* NodeConfig::find_iogrp(const std::string& n) {
+IoGroupConfig* ClusterModel::find_iogrp(const std::string& n) {
   return find_in(iogrps, [&](auto& g) { return g.name == n; });
 }
-const IoGroupConfig* NodeConfig::find_iogrp(uint32_t i) const {
+const IoGroupConfig* ClusterModel::find_iogrp(uint32_t i) const {
   return find_in(iogrps, [&](auto& g) { return g.id == i; });
 }
 

@@ -1,11 +1,11 @@
-#include "virt/extent_allocator.hpp"
+#include "model/extent_allocator.hpp"
 
 #include <algorithm>
 #include <cerrno>
 
 namespace sve {
 
-PoolUsage::PoolUsage(const NodeConfig& config, const PoolConfig& pool)
+PoolUsage::PoolUsage(const ClusterModel& config, const PoolConfig& pool)
     : order_(pool.mdisks) {
   for (uint32_t id : pool.mdisks) {
     const MdiskConfig* m = config.find_mdisk(id);

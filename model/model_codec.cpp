@@ -1,19 +1,19 @@
-#include "cluster/state/config_codec.hpp"
+#include "model/model_codec.hpp"
 
 #include <cerrno>
 
 namespace sve {
 
-std::vector<char> encode_config(const NodeConfig& config) {
+std::vector<char> encode_config(const ClusterModel& config) {
   msgpack::sbuffer out;
   msgpack::pack(out, config);
   return std::vector<char>(out.data(), out.data() + out.size());
 }
 
-Result<NodeConfig> decode_config(const std::vector<char>& bytes) {
+Result<ClusterModel> decode_config(const std::vector<char>& bytes) {
   try {
     auto handle = msgpack::unpack(bytes.data(), bytes.size());
-    return handle.get().as<NodeConfig>();
+    return handle.get().as<ClusterModel>();
   } catch (const std::exception& e) {
     return make_error(std::string("configuration does not decode: ") + e.what(),
                       EUCLEAN);

@@ -1,4 +1,4 @@
-#include "actors/core_stack.hpp"
+#include "node/core_stack.hpp"
 
 #include "actors/spawn.hpp"
 

@@ -7,13 +7,13 @@
 #include <vector>
 
 #include "util/result.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve {
 
 class PoolUsage {
  public:
-  PoolUsage(const NodeConfig& config, const PoolConfig& pool);
+  PoolUsage(const ClusterModel& config, const PoolConfig& pool);
 
   uint64_t total_extents() const { return total_; }
   uint64_t free_extents() const { return free_; }

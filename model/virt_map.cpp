@@ -1,11 +1,11 @@
-#include "virt/virt_map.hpp"
+#include "model/virt_map.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <type_traits>
 
 #include "hw/device/mdisk_label.hpp"
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve {
 
@@ -64,7 +64,7 @@ bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
   return split_into(layout, offset, length, out);
 }
 
-std::shared_ptr<const VirtMap> build_virt_map(const NodeConfig& config) {
+std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
   auto map = std::make_shared<VirtMap>();
   for (const auto& v : config.vdisks) {
     const PoolConfig* pool = config.find_pool(v.pool_id);

@@ -1,8 +1,8 @@
-#include "cache/ownership.hpp"
+#include "model/ownership.hpp"
 
 #include <algorithm>
 
-#include "virt/model.hpp"
+#include "model/model.hpp"
 
 namespace sve {
 
@@ -58,7 +58,7 @@ NodeCacheMode group_mode(const IoGroupConfig& g, const RoutePolicy& policy, uint
 
 }  // namespace
 
-NodeCacheMode node_cache_mode(const NodeConfig& config, const RoutePolicy& policy) {
+NodeCacheMode node_cache_mode(const ClusterModel& config, const RoutePolicy& policy) {
   if (policy.self == 0)
     return policy.cache ? NodeCacheMode{CacheMode::write_through,
                                         "a standalone node has no partner to mirror writes to"}
@@ -76,7 +76,7 @@ NodeCacheMode node_cache_mode(const NodeConfig& config, const RoutePolicy& polic
                               " is in no I/O group: it owns no vdisk"};
 }
 
-std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
+std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
                                                const RoutePolicy& policy) {
   auto table = std::make_shared<RouteTable>();
   table->self = policy.self;
@@ -151,7 +151,7 @@ std::shared_ptr<const RouteTable> build_routes(const NodeConfig& config,
   return table;
 }
 
-bool apply_transition(NodeConfig& config, const GroupTransition& t) {
+bool apply_transition(ClusterModel& config, const GroupTransition& t) {
   IoGroupConfig* g = nullptr;
   for (auto& each : config.iogrps)
     if (each.id == t.group) g = &each;
@@ -173,7 +173,7 @@ bool apply_transition(NodeConfig& config, const GroupTransition& t) {
   return true;
 }
 
-bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from) {
+bool finish_handover(ClusterModel& config, uint32_t vdisk, uint32_t from) {
   for (auto& v : config.vdisks)
     if (v.id == vdisk && v.handover_from == from) {
       v.handover_from = v.handover_group = v.handover_partner = 0;
@@ -182,7 +182,7 @@ bool finish_handover(NodeConfig& config, uint32_t vdisk, uint32_t from) {
   return false;
 }
 
-std::vector<GroupTransition> due_transitions(const NodeConfig& config, const RoutePolicy& policy,
+std::vector<GroupTransition> due_transitions(const ClusterModel& config, const RoutePolicy& policy,
                                              const std::vector<uint32_t>& clean_groups) {
   std::vector<GroupTransition> out;
   if (policy.self == 0 || !policy.serving) return out;

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Fails on an #include that runs up the layers, or across two components of
+one layer (facilities know their neighbours only through the I/O protocol).
+
+Each folder is a component at one layer; a component includes only its own
+files and those of components at lower layers. The table below is the
+architecture (docs/architecture.md draws it); a new folder must be placed in
+it. KNOWN lists the upward includes still to remove, each with its reason:
+it may only shrink (an entry that no longer occurs fails the check too, so
+that it is taken out of the list).
+
+    scripts/check_layers.py            # run by CTest as `layers`
+"""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# component (folder) -> layer; lower layers may not include higher ones.
+LAYERS = {
+    "util": 0,
+    "hw": 1, "hw/device": 1, "hw/nvram": 1, "hw/port": 1, "hw/watchdog": 1,
+    "io/buffer": 2, "io/pool": 2,      # memory: buffers and request contexts
+    "admin": 2,                        # the admin wire: a line of JSON each way
+    "model": 3,                        # the cluster's model and its pure edits
+    "io": 4, "io/uring": 4, "io/reactor": 4,  # the I/O protocol and a core's ring
+    "actors": 5, "actors/reactor": 5,  # the actor runtime: messages, pinned reactors
+    "virt": 6, "cache": 6, "io/interconnect": 6, "io/nbd": 6, "backend": 6,  # the facilities
+    "cluster": 7, "cluster/protocol": 7, "cluster/rsm": 7, "cluster/state": 7,
+    "cluster/host": 7,
+    "node": 8, "node/chaos": 8,        # one node's assembly, admin routing, chaos
+    "tools/sved": 9, "tools/svectl": 9, "tools/sve-bench": 9,
+}
+
+# Folders that make one component, whose parts may include each other.
+COMPONENTS = {
+    "hw": ["hw", "hw/device", "hw/nvram", "hw/port", "hw/watchdog"],
+    "memory": ["io/buffer", "io/pool"],
+    "io": ["io", "io/uring", "io/reactor"],
+    "actors": ["actors", "actors/reactor"],
+    "cluster": ["cluster", "cluster/protocol", "cluster/rsm", "cluster/state", "cluster/host"],
+    "node": ["node", "node/chaos"],
+}
+
+
+def component(folder):
+    for name, folders in COMPONENTS.items():
+        if folder in folders:
+            return name
+    return folder
+
+
+# (including file, included file): why it is still there. May only shrink.
+KNOWN = {
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def main():
+    files = subprocess.run(["git", "ls-files", "*.cpp", "*.hpp"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    problems, seen = [], set()
+    for f in files:
+        if f.startswith("tests/") or f.startswith("bench/"):
+            continue
+        src = os.path.dirname(f)
+        if src not in LAYERS:
+            problems.append(f"{f}: folder '{src}' has no layer in scripts/check_layers.py")
+            continue
+        text = open(os.path.join(ROOT, f), encoding="utf-8", errors="replace").read()
+        for inc in INCLUDE.findall(text):
+            dst = os.path.dirname(inc)
+            if dst not in LAYERS:
+                if os.path.exists(os.path.join(ROOT, inc)):
+                    problems.append(f"{f}: includes {inc}, whose folder has no layer")
+                continue
+            if component(src) == component(dst) or LAYERS[dst] < LAYERS[src]:
+                continue
+            if (f, inc) in KNOWN:
+                seen.add((f, inc))
+                continue
+            how = "up" if LAYERS[dst] > LAYERS[src] else "across"
+            problems.append(f"{f} (layer {LAYERS[src]}, {src}) includes {inc} "
+                            f"(layer {LAYERS[dst]}, {dst}): {how} the layers")
+    for stale in sorted(set(KNOWN) - seen):
+        problems.append(f"{stale[0]} no longer includes {stale[1]}: take it out of KNOWN")
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"\n{len(problems)} layer problem(s); the layers are in scripts/check_layers.py")
+        return 1
+    print(f"layers: {len(files)} files checked, {len(KNOWN)} known upward includes left")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
