@@ -26,3 +26,6 @@ set_target_properties(caf::io PROPERTIES
 # libedit (BSD): line editing and history for svectl shell.
 find_path(EDIT_INCLUDE_DIR editline/readline.h REQUIRED)
 find_library(EDIT_LIBRARY edit REQUIRED)
+
+# CLI11 (header-only): the command lines of sved and svectl.
+find_package(CLI11 2 REQUIRED)

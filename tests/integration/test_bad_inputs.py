@@ -28,7 +28,7 @@ def test(make):
     node.ctl_fails("iogrp", "create", "io0", "1", "2", contains="stands alone")
     node.ctl_fails("vdisk", "create", "y", "--pool", "p", "--size", "1M", "--iogrp", "io0",
                    contains="no I/O group")
-    node.ctl_fails("iogrp", "create", "io0", "1", contains="wrong number of arguments")
+    node.ctl_fails("iogrp", "create", "io0", "1", contains="2 required")
     node.ctl_fails("cluster", "create", "c", contains="without --cluster")
     node.ctl_fails("vdisk", "expand", "v", "--size", "8M", contains="shrinking")
     node.ctl_fails("mdisk", "remove", "a", contains="used by pool")

@@ -1,5 +1,9 @@
 // svectl: the SVE admin client.
+#include <CLI/CLI.hpp>
+
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -16,223 +20,304 @@ using nlohmann::json;
 
 namespace {
 
-const char* kUsage =
-    "usage: svectl [--admin HOST:PORT] [--json] COMMAND\n"
-    "  mdisk add NAME PATH|memory:SIZE|null:SIZE | mdisk list | mdisk remove NAME\n"
-    "  pool create NAME [--extent-size SIZE] MDISK... | pool list | pool delete NAME\n"
-    "  vdisk create NAME --pool POOL --size SIZE [--policy striped|sequential]\n"
-    "         [--iogrp GROUP] [--node N]\n"
-    "  vdisk list | vdisk show NAME | vdisk expand NAME --size SIZE | vdisk delete NAME\n"
-    "  vdisk move NAME [--iogrp GROUP] [--node N]   (another I/O group or preferred node)\n"
-    "  iogrp create NAME NODE NODE | iogrp list | iogrp delete NAME\n"
-    "  node show    (this node's cache: size, dirty bytes, mode and why)\n"
-    "  node stats   (the data path per core: scheduler, ring, buffer and request pools)\n"
-    "  cluster create NAME | cluster status\n"
-    "  daemon status   (the node's two processes: I/O process pid, restarts, last exit)\n"
-    "  chaos start [--seed S] [--faults KIND,...|all] [--rate PER_MINUTE]\n"
-    "  chaos stop | chaos report   (the chaos monkey of this node)\n"
-    "  chaos inject KIND [--duration MS] [--target N]   (one fault now, by hand)\n"
-    "  chaos run --duration SECONDS [--seed S] [--faults ...] [--rate R]\n"
-    "         [--nodes ADMIN,ADMIN,...] [--vdisk NAME]   (monkeys on every node and a\n"
-    "         verifying workload; exits non-zero if a write was lost or a read wrong)\n"
-    "  shell [--node HOST:PORT] [-c COMMAND]   (the actor debug shell: actors, inspect)\n"
-    "  node add --id N HOST:PORT | node remove N | node list\n"
-    "sizes take K, M, G, T suffixes (powers of 1024)\n";
-
-struct UsageError {
-  std::string message;
-};
-
-// Splits "--flag value" options from positional words.
-struct Args {
-  std::vector<std::string> words;
-  std::vector<std::pair<std::string, std::string>> flags;
-  std::string flag(const std::string& name) const {
-    for (const auto& [k, v] : flags)
-      if (k == name) return v;
-    return {};
-  }
-};
-
-Args split(const std::vector<std::string>& in, size_t from) {
-  Args a;
-  for (size_t i = from; i < in.size(); ++i) {
-    if (in[i].rfind("--", 0) == 0) {
-      if (i + 1 >= in.size()) throw UsageError{in[i] + " needs a value"};
-      a.flags.emplace_back(in[i], in[i + 1]);
-      ++i;
-    } else {
-      a.words.push_back(in[i]);
-    }
-  }
-  return a;
+// Option checks: each returns "" or what is wrong (CLI11 names the option).
+std::string check_size(const std::string& text) {
+  return parse_size(text) ? std::string()
+                          : "invalid size '" + text + "': expected a number with K, M, G or T";
 }
 
-std::string size_arg(const std::string& text, const char* what) {
-  if (text.empty()) throw UsageError{std::string(what) + " is required"};
-  if (!parse_size(text))
-    throw UsageError{"invalid size '" + text + "': expected a number with K, M, G or T"};
-  return text;
-}
-
-uint32_t node_id(const std::string& text) {
+std::string check_node_id(const std::string& text) {
   if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string::npos)
-    throw UsageError{"'" + text + "' is not a node id"};
-  return static_cast<uint32_t>(std::stoul(text));
+    return "'" + text + "' is not a node id";
+  return {};
 }
 
-std::string number_arg(const std::string& text, const char* what, const char* fallback) {
-  if (text.empty()) return fallback;
-  if (text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
-    throw UsageError{std::string(what) + " needs a number"};
-  return text;
-}
-
-double rate_arg(const std::string& text) {
+std::string check_rate(const std::string& text) {
   char* end = nullptr;
   double rate = std::strtod(text.c_str(), &end);
   if (end == text.c_str() || *end || !(rate > 0))
-    throw UsageError{"--rate is faults per minute, a positive number"};
-  return rate;
+    return "--rate is faults per minute, a positive number";
+  return {};
 }
 
-// --iogrp GROUP and --node N, where a vdisk goes.
-void placement(const Args& a, json& r) {
-  if (!a.flag("--iogrp").empty()) r["iogrp"] = a.flag("--iogrp");
-  if (!a.flag("--node").empty()) r["node"] = node_id(a.flag("--node"));
-}
+uint32_t node_id(const std::string& text) { return static_cast<uint32_t>(std::stoul(text)); }
 
-json build_request(const std::vector<std::string>& argv, size_t at) {
-  if (at + 1 >= argv.size()) throw UsageError{"missing command"};
-  std::string noun = argv[at], verb = argv[at + 1];
-  Args a = split(argv, at + 2);
-  auto need = [&](size_t n) {
-    if (a.words.size() != n) throw UsageError{noun + " " + verb + ": wrong number of arguments"};
-  };
-  json r{{"cmd", noun + "." + verb}};
-  if (noun == "mdisk" && verb == "add") {
-    need(2);
-    r["name"] = a.words[0];
-    r["path"] = a.words[1];
-  } else if (noun == "pool" && verb == "create") {
-    if (a.words.size() < 2) throw UsageError{"pool create NAME [--extent-size SIZE] MDISK..."};
-    r["name"] = a.words[0];
-    r["mdisks"] = std::vector<std::string>(a.words.begin() + 1, a.words.end());
-    if (!a.flag("--extent-size").empty())
-      r["extent_size"] = size_arg(a.flag("--extent-size"), "--extent-size");
-  } else if (noun == "vdisk" && verb == "create") {
-    need(1);
-    r["name"] = a.words[0];
-    r["pool"] = a.flag("--pool");
-    if (a.flag("--pool").empty()) throw UsageError{"--pool is required"};
-    r["size"] = size_arg(a.flag("--size"), "--size");
-    if (!a.flag("--policy").empty()) r["policy"] = a.flag("--policy");
-    placement(a, r);
-  } else if (noun == "vdisk" && verb == "move") {
-    need(1);
-    r["name"] = a.words[0];
-    placement(a, r);
-  } else if (noun == "vdisk" && verb == "expand") {
-    need(1);
-    r["name"] = a.words[0];
-    r["size"] = size_arg(a.flag("--size"), "--size");
-  } else if ((noun == "node" && (verb == "stats" || verb == "show")) ||
-             (noun == "daemon" && verb == "status")) {
-    need(0);
-  } else if (noun == "chaos" && verb == "start") {
-    need(0);
-    r["seed"] = std::stoull(number_arg(a.flag("--seed"), "--seed", "1"));
-    if (!a.flag("--faults").empty()) r["faults"] = a.flag("--faults");
-    if (!a.flag("--rate").empty()) r["rate"] = rate_arg(a.flag("--rate"));
-  } else if (noun == "chaos" && verb == "inject") {
-    need(1);
-    r["kind"] = a.words[0];
-    if (!a.flag("--duration").empty())
-      r["duration_ms"] = std::stoul(number_arg(a.flag("--duration"), "--duration", "0"));
-    if (!a.flag("--target").empty())
-      r["target"] = std::stoul(number_arg(a.flag("--target"), "--target", "0"));
-  } else if (noun == "chaos" && (verb == "stop" || verb == "report")) {
-    need(0);
-  } else if (noun == "iogrp" && verb == "create") {
-    need(3);
-    r["name"] = a.words[0];
-    r["nodes"] = {node_id(a.words[1]), node_id(a.words[2])};
-  } else if (noun == "iogrp" && verb == "list") {
-    need(0);
-  } else if (noun == "iogrp" && verb == "delete") {
-    need(1);
-    r["name"] = a.words[0];
-  } else if (noun == "cluster" && verb == "create") {
-    need(1);
-    r["name"] = a.words[0];
-  } else if ((noun == "cluster" && verb == "status") || (noun == "node" && verb == "list")) {
-    need(0);
-  } else if (noun == "node" && (verb == "add" || verb == "remove")) {
-    std::string id = verb == "add" ? a.flag("--id") : (a.words.empty() ? "" : a.words[0]);
-    need(verb == "add" ? 1 : 1);
-    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos || id.size() > 6)
-      throw UsageError{verb == "add" ? "node add --id N HOST:PORT" : "node remove N"};
-    r["id"] = std::stoul(id);
-    if (verb == "add") r["address"] = a.words[0];
-  } else if (verb == "list" && (noun == "mdisk" || noun == "pool" || noun == "vdisk")) {
-    need(0);
-  } else if ((noun == "mdisk" && verb == "remove") || (noun == "pool" && verb == "delete") ||
-             (noun == "vdisk" && (verb == "show" || verb == "delete"))) {
-    need(1);
-    r["name"] = a.words[0];
-  } else {
-    throw UsageError{"unknown command '" + noun + " " + verb + "'"};
+// What the command line asked for: an admin request, or one of the two
+// commands that run here (chaos run, shell) with the rest of the line.
+struct Command {
+  json request;
+  enum Kind { admin, chaos_run, shell } kind = admin;
+  std::vector<std::string> rest;
+};
+
+// Every command of the admin API as a subcommand pair (noun, verb); each
+// fills the request when it is the one given.
+class CommandLine {
+ public:
+  CommandLine() {
+    app_.name("svectl");
+    app_.description("svectl: the SVE admin client");
+    app_.set_help_flag("-h,--help", "print this help and exit");
+    app_.add_option("--admin", admin_, "the node's admin API, HOST:PORT (default $SVE_ADMIN, "
+                                       "else 127.0.0.1:10810)");
+    app_.add_flag("--json", json_, "print the result as JSON");
+    app_.require_subcommand(1);
+    app_.allow_extras();
+    app_.footer("sizes take K, M, G, T suffixes (powers of 1024)");
+
+    auto* mdisk = noun("mdisk", "managed disks: files, block devices, memory:SIZE, null:SIZE");
+    auto* add = verb(mdisk, "add", "add an mdisk");
+    text(add, "NAME");
+    text(add, "PATH", "PATH|memory:SIZE|null:SIZE");
+    bind(add, {{"NAME", "name"}, {"PATH", "path"}});
+    verb(mdisk, "list", "list the mdisks");
+    named(verb(mdisk, "remove", "remove an unused mdisk"));
+
+    auto* pool = noun("pool", "storage pools of extents over mdisks");
+    auto* pcreate = verb(pool, "create", "create a pool over the mdisks given");
+    text(pcreate, "NAME");
+    pcreate->add_option("MDISK", mdisks_, "its mdisks")->required();
+    flag_size(pcreate, "--extent-size", "extent_size", "extent size (default 16M)");
+    on(pcreate, [this] {
+      r_["name"] = pos_["NAME"];
+      r_["mdisks"] = mdisks_;
+    });
+    verb(pool, "list", "list the pools");
+    named(verb(pool, "delete", "delete an unused pool"));
+
+    auto* vdisk = noun("vdisk", "virtual disks");
+    auto* vcreate = verb(vdisk, "create", "create a vdisk");
+    text(vcreate, "NAME");
+    flag_text(vcreate, "--pool", "pool", "the pool it takes extents from", true);
+    flag_size(vcreate, "--size", "size", "its size", true);
+    flag_text(vcreate, "--policy", "policy", "striped (default) or sequential");
+    placement(vcreate);
+    bind(vcreate, {{"NAME", "name"}});
+    verb(vdisk, "list", "list the vdisks");
+    named(verb(vdisk, "show", "a vdisk and its cache"));
+    auto* expand = verb(vdisk, "expand", "grow a vdisk");
+    text(expand, "NAME");
+    flag_size(expand, "--size", "size", "its new size", true);
+    bind(expand, {{"NAME", "name"}});
+    named(verb(vdisk, "delete", "delete a vdisk"));
+    auto* move = verb(vdisk, "move", "move a vdisk to another I/O group or preferred node");
+    text(move, "NAME");
+    placement(move);
+    bind(move, {{"NAME", "name"}});
+
+    auto* iogrp = noun("iogrp", "I/O groups: two nodes that mirror each other's cache");
+    auto* gcreate = verb(iogrp, "create", "pair two nodes");
+    text(gcreate, "NAME");
+    gcreate->add_option("NODE", nodes_, "its two nodes")->required()->expected(2)->check(
+        check_node_id);
+    on(gcreate, [this] {
+      r_["name"] = pos_["NAME"];
+      r_["nodes"] = {node_id(nodes_[0]), node_id(nodes_[1])};
+    });
+    verb(iogrp, "list", "list the I/O groups");
+    named(verb(iogrp, "delete", "delete an I/O group that serves no vdisk"));
+
+    auto* node = noun("node", "this node, and the cluster's nodes");
+    verb(node, "show", "this node's cache: size, dirty bytes, mode and why");
+    verb(node, "stats", "the data path per core: scheduler, ring, buffer and request pools");
+    verb(node, "list", "the cluster's nodes: online, offline, stalled; boss; lease left");
+    auto* nadd = verb(node, "add", "add a node to the cluster");
+    nadd->add_option("--id", id_, "its node id")->required()->check(check_node_id);
+    text(nadd, "ADDRESS", "its cluster address, HOST:PORT");
+    on(nadd, [this] {
+      r_["id"] = node_id(id_);
+      r_["address"] = pos_["ADDRESS"];
+    });
+    auto* nremove = verb(node, "remove", "remove a node from the cluster");
+    nremove->add_option("ID", id_, "its node id")->required()->check(check_node_id);
+    on(nremove, [this] { r_["id"] = node_id(id_); });
+
+    auto* cluster = noun("cluster", "the cluster");
+    named(verb(cluster, "create", "found a cluster on this node"));
+    verb(cluster, "status", "boss, members, quorum, committed events, lease");
+    auto* daemon = noun("daemon", "the node's processes");
+    verb(daemon, "status", "the I/O process: pid, restarts, last exit");
+
+    auto* chaos = noun("chaos", "the chaos monkey (nodes started with --enable-chaos)");
+    auto* cstart = verb(chaos, "start", "inject seeded faults at this node");
+    cstart->add_option("--seed", seed_, "the schedule's seed (default 1)");
+    flag_text(cstart, "--faults", "faults", "KIND,... or all (default all)");
+    cstart->add_option("--rate", rate_, "faults per minute (default 6)")->check(check_rate);
+    on(cstart, [this, cstart] {
+      r_["seed"] = seed_;
+      if (cstart->count("--rate")) r_["rate"] = std::strtod(rate_.c_str(), nullptr);
+    });
+    verb(chaos, "stop", "stop this node's monkey");
+    verb(chaos, "report", "the faults so far");
+    auto* inject = verb(chaos, "inject", "one fault now, by hand");
+    text(inject, "KIND");
+    inject->add_option("--duration", duration_, "how long it lasts, ms");
+    inject->add_option("--target", target_, "which mdisk or peer");
+    on(inject, [this, inject] {
+      r_["kind"] = pos_["KIND"];
+      if (inject->count("--duration")) r_["duration_ms"] = duration_;
+      if (inject->count("--target")) r_["target"] = target_;
+    });
+    auto* run = chaos->add_subcommand(
+        "run", "monkeys on every node and a verifying workload; exits non-zero if a write "
+               "was lost or a read was wrong (--duration SECONDS [--seed S] [--faults ...] "
+               "[--rate R] [--nodes ADMIN,...] [--vdisk NAME])");
+    run->prefix_command();
+    run->fallthrough(false);
+    run->callback([this, run] {
+      command_.kind = Command::chaos_run;
+      command_.rest = run->remaining();
+    });
+    auto* shell = app_.add_subcommand(
+        "shell", "the actor debug shell ([--node HOST:PORT] [-c COMMAND]: actors, inspect, "
+                 "trace, cluster)");
+    shell->prefix_command();
+    shell->fallthrough(false);
+    shell->callback([this, shell] {
+      command_.kind = Command::shell;
+      command_.rest = shell->remaining();
+    });
   }
-  if (!a.flags.empty() && noun != "pool" && noun != "vdisk" && noun != "chaos" &&
-      !(noun == "node" && verb == "add"))
-    throw UsageError{"unexpected option " + a.flags[0].first};
-  return r;
-}
+
+  // Throws CLI::ParseError (CLI::CallForHelp for --help).
+  Command parse(int argc, char** argv) {
+    app_.parse(argc, argv);
+    check_words();
+    command_.request = std::move(r_);
+    return std::move(command_);
+  }
+  int exit(const CLI::ParseError& e) { return app_.exit(e); }
+  std::string admin() const { return admin_; }
+  bool as_json() const { return json_; }
+
+ private:
+  CLI::App* noun(const char* name, const char* what) {
+    auto* n = app_.add_subcommand(name, what);
+    n->require_subcommand(0, 1);  // checked in check_words(), to name a wrong one
+    n->fallthrough();  // --admin and --json may come after the command too
+    return n;
+  }
+  // Words nothing took: a verb that is none, or one too many.
+  void check_words() {
+    auto rest = app_.remaining();
+    auto chosen = app_.get_subcommands();
+    if (chosen.empty()) return;  // CLI11 says a command is required
+    CLI::App* n = chosen[0];
+    if (n->get_name() != "shell" && n->get_subcommands().empty()) {
+      throw CLI::ValidationError(rest.empty() ? "'" + n->get_name() + "' needs a command (svectl " +
+                                                    n->get_name() + " --help lists them)"
+                                              : "unknown command '" + n->get_name() + " " +
+                                                    rest[0] + "'");
+    }
+    if (!rest.empty()) throw CLI::ValidationError("unexpected argument '" + rest[0] + "'");
+  }
+  // A verb whose request starts as {"cmd": "noun.verb"}.
+  CLI::App* verb(CLI::App* noun, const char* name, const char* what) {
+    auto* v = noun->add_subcommand(name, what);
+    v->fallthrough();
+    std::string cmd = noun->get_name() + "." + name;
+    v->callback([this, cmd] {
+      json fields = std::move(r_);
+      r_ = json{{"cmd", cmd}};
+      for (auto& [k, val] : fields.items()) r_[k] = val;
+      for (auto& fill : fills_[cmd]) fill();
+    });
+    return v;
+  }
+  void on(CLI::App* verb, std::function<void()> fill) {
+    std::string cmd = verb->get_parent()->get_name() + "." + verb->get_name();
+    fills_[cmd].push_back(std::move(fill));
+  }
+  void text(CLI::App* verb, const std::string& name, const std::string& what = "") {
+    verb->add_option(name, pos_[name], what)->required();
+  }
+  // A verb that takes one NAME.
+  void named(CLI::App* verb) {
+    text(verb, "NAME");
+    bind(verb, {{"NAME", "name"}});
+  }
+  void bind(CLI::App* verb, std::vector<std::pair<std::string, std::string>> fields) {
+    on(verb, [this, fields] {
+      for (auto& [pos, key] : fields) r_[key] = pos_[pos];
+    });
+  }
+  void flag_text(CLI::App* verb, const std::string& flag, const std::string& key,
+                 const std::string& what, bool required = false) {
+    auto* o = verb->add_option(flag, flags_[flag + key], what);
+    if (required) o->required();
+    on(verb, [this, verb, flag, key] {
+      if (verb->count(flag)) r_[key] = flags_[flag + key];
+    });
+  }
+  void flag_size(CLI::App* verb, const std::string& flag, const std::string& key,
+                 const std::string& what, bool required = false) {
+    flag_text(verb, flag, key, what, required);
+    verb->get_option(flag)->check(check_size);
+  }
+  // --iogrp GROUP and --node N, where a vdisk goes.
+  void placement(CLI::App* verb) {
+    flag_text(verb, "--iogrp", "iogrp", "its I/O group");
+    verb->add_option("--node", node_, "its preferred node")->check(check_node_id);
+    on(verb, [this, verb] {
+      if (verb->count("--node")) r_["node"] = node_id(node_);
+    });
+  }
+
+  CLI::App app_;
+  std::string admin_;
+  bool json_ = false;
+  json r_ = json::object();
+  Command command_;
+  std::map<std::string, std::string> pos_, flags_;
+  std::map<std::string, std::vector<std::function<void()>>> fills_;
+  std::vector<std::string> mdisks_, nodes_;
+  std::string id_, node_, rate_;
+  uint64_t seed_ = 1;
+  uint32_t duration_ = 0, target_ = 0;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  std::string admin = std::getenv("SVE_ADMIN") ? std::getenv("SVE_ADMIN")
-                                               : "127.0.0.1:" + std::to_string(kDefaultAdminPort);
-  bool as_json = false;
-  size_t at = 1;
+  CommandLine line;
+  Command command;
   try {
-    for (; at < args.size() && args[at].rfind("--", 0) == 0; ++at) {
-      if (args[at] == "--json") {
-        as_json = true;
-      } else if (args[at] == "--admin" && at + 1 < args.size()) {
-        admin = args[++at];
-      } else if (args[at] == "--help") {
-        std::cout << kUsage;
-        return 0;
-      } else {
-        throw UsageError{"unknown option " + args[at]};
-      }
-    }
-    auto address = parse_address(admin);
-    if (!address) throw UsageError{address.error().message};
-    if (at + 1 < args.size() && args[at] == "chaos" && args[at + 1] == "run")
-      return run_chaos(address.value(), {args.begin() + at + 2, args.end()}, as_json);
-    if (at < args.size() && args[at] == "shell")
-      return run_shell(address.value(), {args.begin() + at + 1, args.end()}, as_json);
-    json request = build_request(args, at);
-    auto reply = admin_call(address.value(), request);
-    if (!reply) {
-      std::cerr << "svectl: " << reply.error().message << "\n";
-      return 1;
-    }
-    if (!reply->value("ok", false)) {
-      std::cerr << "svectl: " << reply->value("error", "unknown error") << "\n";
-      return 1;
-    }
-    if (as_json)
-      std::cout << (*reply)["result"].dump(2) << "\n";
-    else
-      render_result(request["cmd"], (*reply)["result"]);
-    return 0;
-  } catch (const UsageError& e) {
-    std::cerr << "svectl: " << e.message << " (svectl --help for usage)\n";
+    command = line.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return line.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "svectl: " << e.what() << " (svectl --help for usage)\n";
     return 2;
   }
+  std::string admin = !line.admin().empty()    ? line.admin()
+                      : std::getenv("SVE_ADMIN") ? std::getenv("SVE_ADMIN")
+                                                 : "127.0.0.1:" + std::to_string(kDefaultAdminPort);
+  auto address = parse_address(admin);
+  if (!address) {
+    std::cerr << "svectl: " << address.error().message << " (svectl --help for usage)\n";
+    return 2;
+  }
+  if (command.kind == Command::chaos_run)
+    return run_chaos(address.value(), command.rest, line.as_json());
+  if (command.kind == Command::shell)
+    return run_shell(address.value(), command.rest, line.as_json());
+  const json& request = command.request;
+  auto reply = admin_call(address.value(), request);
+  if (!reply) {
+    std::cerr << "svectl: " << reply.error().message << "\n";
+    return 1;
+  }
+  if (!reply->is_object() || !reply->value("ok", false)) {
+    std::string error = reply->is_object() && reply->contains("error") &&
+                                (*reply)["error"].is_string()
+                            ? (*reply)["error"].get<std::string>()
+                            : "unknown error";
+    std::cerr << "svectl: " << error << "\n";
+    return 1;
+  }
+  if (line.as_json())
+    std::cout << (*reply)["result"].dump(2) << "\n";
+  else
+    render_result(request["cmd"], (*reply)["result"]);
+  return 0;
 }

@@ -30,10 +30,12 @@ int main(int argc, char** argv) {
   raise_descriptor_limit();
   auto options = parse_sved_options(argc, argv);
   if (!options) {
-    if (!options.error().message.empty())
-      std::cerr << "sved: " << options.error().message << "\n";
-    std::cerr << kSvedUsage;
-    return options.error().message.empty() ? 0 : 2;
+    if (options.error().message.empty()) {  // --help
+      std::cout << sved_usage();
+      return 0;
+    }
+    std::cerr << "sved: " << options.error().message << " (sved --help for the options)\n";
+    return 2;
   }
   auto level = spdlog::level::from_str(options->log_level);
   if (level == spdlog::level::off && options->log_level != "off") {

@@ -6,42 +6,11 @@
 #include <vector>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+
 #include "util/size.hpp"
 
 namespace sve {
-
-const char* kSvedUsage =
-    "usage: sved --data-dir DIR [--admin HOST:PORT] [--nbd HOST:PORT] [--cores N]\n"
-    "            [--io-memory SIZE] [--io-requests N] [--cache-size SIZE]\n"
-    "            [--max-connections N] [--no-pin]\n"
-    "            [--cluster HOST:PORT --node-id N [--quorum-device PATH]\n"
-    "             [--heartbeat-ms MS] [--lease-ms MS] [--log-keep N]]\n"
-    "            [--log-level trace|debug|info|warn|error] [--demo] [--config FILE]\n"
-    "            [--watchdog-ms MS] [--single-process] [--enable-chaos]\n"
-    "  --config       options from a file, one a line as here without the dashes\n"
-    "                 (deploy/sved.conf); options given here win over the file's\n"
-    "  --cluster      this node's cluster address: it joins a cluster (svectl cluster\n"
-    "                 create on the first node, svectl node add from a member)\n"
-    "  --node-id      this node's number in the cluster (1 and up; the lowest is boss)\n"
-    "  --quorum-device  a device or file every node shares: breaks the tie when a\n"
-    "                 cluster splits into two exact halves (a record 64 KiB in)\n"
-    "  --lease-ms     how long a node serves without hearing the boss (default 3000)\n"
-    "  --log-keep     committed cluster events kept in the log (default 256); a node\n"
-    "                 further behind gets a snapshot of the cluster state\n"
-    "  --io-memory    buffer memory per core, allocated at start (default 64M, at least 64M)\n"
-    "  --io-requests  request contexts per core (default 4096)\n"
-    "  --cache-size   the node's cache memory, shared out among the cores (default\n"
-    "                 128M; 0 turns the cache off)\n"
-    "  --max-connections  host connections at once (default 1024); more are closed\n"
-    "  --no-pin       do not pin the per-core reactor threads to CPUs\n"
-    "  --watchdog-ms  sved runs as two processes: this one (admin API, health\n"
-    "                 monitoring) restarts the I/O process when it dies or when no\n"
-    "                 core heartbeat came for this long (default 5000)\n"
-    "  --single-process  run the I/O process alone, unsupervised (debugging)\n"
-    "  --enable-chaos  let the admin API start the chaos monkey (svectl chaos):\n"
-    "                 for test clusters only; refused otherwise\n"
-    "  --demo   on an empty data dir, create two sparse file mdisks, pool0 and a\n"
-    "           1 GiB vdisk vd0\n";
 
 namespace {
 
@@ -96,111 +65,133 @@ Result<SvedOptions> parse_sved_options(int argc, char** argv) {
   return parse_sved_args(argl);
 }
 
+namespace {
+
+// Options read as text first and converted once the whole line is parsed
+// (each checked as it is read, so that an error names its option).
+struct Texts {
+  std::string admin, nbd, cluster, io_memory, cache_size;
+};
+
+std::string check_size(const std::string& text) {
+  return text == "0" || parse_size(text) ? std::string() : "needs a size such as 256M";
+}
+
+std::string check_address(const std::string& text) {
+  auto a = parse_address(text);
+  return a ? std::string() : a.error().message;
+}
+
+// The options, described once: the parser and --help both come from here.
+void describe(CLI::App& app, SvedOptions& o, Texts& t) {
+  NodeOptions& n = o.node;
+  // Given twice (in the --config file and on the command line), the last wins.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--data-dir", n.data_dir, "the node's data directory (locked while it runs)")
+      ->required();
+  app.add_option("--admin", t.admin, "admin API address (default 127.0.0.1:10810)")
+      ->check(check_address);
+  app.add_option("--nbd", t.nbd, "NBD listener address (default 127.0.0.1:10809)")
+      ->check(check_address);
+  app.add_option("--cores", n.cores, "reactors, one per CPU (default 1)")
+      ->check(CLI::Range(1u, 4096u));
+  app.add_option("--io-memory", t.io_memory,
+                 "buffer memory per core, allocated at start (default 64M, at least 64M)")
+      ->check(check_size);
+  app.add_option("--io-requests", n.core_io.requests, "request contexts per core (default 4096)")
+      ->check(CLI::Range(1u, 9'999'999u));
+  app.add_option("--cache-size", t.cache_size,
+                 "the node's cache memory, shared out among the cores (default 128M; 0 turns "
+                 "the cache off)")
+      ->check(check_size);
+  app.add_option("--max-connections", n.max_connections,
+                 "host connections at once (default 1024); more are closed")
+      ->check(CLI::Range(size_t{1}, size_t{9'999'999}));
+  app.add_flag_callback("--no-pin", [&n] { n.pin = false; },
+                        "do not pin the per-core reactor threads to CPUs");
+  app.add_option("--cluster", t.cluster,
+                 "this node's cluster address: it joins a cluster (svectl cluster create on "
+                 "the first node, svectl node add from a member)")
+      ->check(check_address);
+  app.add_option("--node-id", n.node_id,
+                 "this node's number in the cluster (1 to 64; the lowest is the boss)")
+      ->check(CLI::Range(1u, 64u));
+  app.add_option("--quorum-device", n.quorum_device,
+                 "a device or file every node shares: breaks the tie when a cluster splits "
+                 "into two exact halves (a record 64 KiB in)");
+  app.add_option("--heartbeat-ms", n.heartbeat_ms, "cluster heartbeat interval (default 100)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{9'999'999}));
+  app.add_option("--lease-ms", n.lease_ms,
+                 "how long a node serves without hearing the boss (default 3000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{9'999'999}));
+  app.add_option("--log-keep", n.log_keep,
+                 "committed cluster events kept in the log (default 256); a node further "
+                 "behind gets a snapshot of the cluster state")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{9'999'999}));
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error (default info)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_flag("--demo", o.demo,
+               "on an empty data dir, create two sparse file mdisks, pool0 and a 1 GiB "
+               "vdisk vd0");
+  app.add_option("--watchdog-ms", o.watchdog_ms,
+                 "sved runs as two processes: this one (admin API, health monitoring) "
+                 "restarts the I/O process when it dies or when no core heartbeat came for "
+                 "this long (default 5000)")
+      ->check(CLI::Range(uint64_t{100}, uint64_t{999'999'999}));
+  app.add_flag("--single-process", o.single_process,
+               "run the I/O process alone, unsupervised (debugging)");
+  app.add_flag("--enable-chaos", n.enable_chaos,
+               "let the admin API start the chaos monkey (svectl chaos): for test clusters "
+               "only; refused otherwise");
+  // Read in place before parsing (parse_sved_options); listed for --help.
+  app.add_option("--config", "options from a file, one a line as here without the dashes "
+                             "(deploy/sved.conf); options given here win over the file's");
+  // Set by the configuration process on the I/O process it starts.
+  app.add_flag("--io-process", o.io_process)->group("");
+  app.add_option("--admin-fd", n.admin_fd)->group("")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--nbd-fd", n.nbd_fd)->group("")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--watchdog-fd", o.watchdog_fd)->group("")->check(CLI::Range(0, 1 << 20));
+}
+
+void name_app(CLI::App& app) {
+  app.name("sved");
+  app.description("sved: the SVE node daemon");
+  app.set_help_flag("-h,--help", "print this help and exit");
+}
+
+}  // namespace
+
+std::string sved_usage() {
+  CLI::App app;
+  name_app(app);
+  SvedOptions o;
+  Texts t;
+  describe(app, o, t);
+  return app.help();
+}
+
 Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
   SvedOptions o;
   o.node.cores = 1;
-  int argc = static_cast<int>(argl.size());
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argl[i];
-    auto value = [&](std::string& out) -> Status {
-      if (i + 1 >= argc) return make_error(arg + " needs a value", EINVAL);
-      out = argl[++i];
-      return ok_status();
-    };
-    std::string v;
-    if (arg == "--demo") {
-      o.demo = true;
-    } else if (arg == "--data-dir") {
-      if (auto st = value(o.node.data_dir); !st) return st.error();
-    } else if (arg == "--admin" || arg == "--nbd") {
-      if (auto st = value(v); !st) return st.error();
-      auto addr = parse_address(v);
-      if (!addr) return addr.error();
-      (arg == "--admin" ? o.node.admin : o.node.nbd) = addr.value();
-    } else if (arg == "--cores") {
-      if (auto st = value(v); !st) return st.error();
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos ||
-          v.size() > 4 || std::stoul(v) == 0)
-        return make_error("--cores needs a positive number", EINVAL);
-      o.node.cores = static_cast<unsigned>(std::stoul(v));
-    } else if (arg == "--io-memory") {
-      if (auto st = value(v); !st) return st.error();
-      auto size = parse_size(v);
-      if (!size) return make_error("--io-memory needs a size such as 256M", EINVAL);
-      o.node.core_io.buffer_bytes = size.value();
-    } else if (arg == "--cache-size") {
-      if (auto st = value(v); !st) return st.error();
-      auto size = v == "0" ? std::optional<uint64_t>(0) : parse_size(v);
-      if (!size) return make_error("--cache-size needs a size such as 256M, or 0", EINVAL);
-      o.node.cache_bytes = *size;
-    } else if (arg == "--io-requests") {
-      if (auto st = value(v); !st) return st.error();
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7)
-        return make_error("--io-requests needs a positive number", EINVAL);
-      o.node.core_io.requests = static_cast<uint32_t>(std::stoul(v));
-    } else if (arg == "--max-connections") {
-      if (auto st = value(v); !st) return st.error();
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7 ||
-          std::stoul(v) == 0)
-        return make_error("--max-connections needs a positive number", EINVAL);
-      o.node.max_connections = std::stoul(v);
-    } else if (arg == "--cluster") {
-      if (auto st = value(v); !st) return st.error();
-      auto addr = parse_address(v);
-      if (!addr) return addr.error();
-      o.node.cluster = addr.value();
-    } else if (arg == "--node-id" || arg == "--heartbeat-ms" || arg == "--lease-ms" ||
-               arg == "--log-keep") {
-      if (auto st = value(v); !st) return st.error();
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 7 ||
-          std::stoul(v) == 0)
-        return make_error(arg + " needs a positive number", EINVAL);
-      uint64_t n = std::stoul(v);
-      if (arg == "--node-id") {
-        if (n > 64) return make_error("--node-id must be 1 to 64", EINVAL);
-        o.node.node_id = static_cast<uint32_t>(n);
-      } else if (arg == "--heartbeat-ms") {
-        o.node.heartbeat_ms = n;
-      } else if (arg == "--log-keep") {
-        o.node.log_keep = n;
-      } else {
-        o.node.lease_ms = n;
-      }
-    } else if (arg == "--quorum-device") {
-      if (auto st = value(o.node.quorum_device); !st) return st.error();
-    } else if (arg == "--enable-chaos") {
-      o.node.enable_chaos = true;
-    } else if (arg == "--single-process") {
-      o.single_process = true;
-    } else if (arg == "--io-process") {
-      o.io_process = true;
-    } else if (arg == "--watchdog-ms" || arg == "--admin-fd" ||
-               arg == "--nbd-fd" || arg == "--watchdog-fd") {
-      if (auto st = value(v); !st) return st.error();
-      if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
-        return make_error(arg + " needs a number", EINVAL);
-      uint64_t n = std::stoull(v);
-      if (arg == "--watchdog-ms") {
-        if (n < 100) return make_error("--watchdog-ms must be at least 100", EINVAL);
-        o.watchdog_ms = n;
-      } else if (arg == "--admin-fd") {
-        o.node.admin_fd = static_cast<int>(n);
-      } else if (arg == "--nbd-fd") {
-        o.node.nbd_fd = static_cast<int>(n);
-      } else {
-        o.watchdog_fd = static_cast<int>(n);
-      }
-    } else if (arg == "--no-pin") {
-      o.node.pin = false;
-    } else if (arg == "--log-level") {
-      if (auto st = value(o.log_level); !st) return st.error();
-    } else if (arg == "-h" || arg == "--help") {
-      return make_error("", 0);
-    } else {
-      return make_error("unknown argument '" + arg + "'", EINVAL);
-    }
+  Texts t;
+  CLI::App app;
+  name_app(app);
+  describe(app, o, t);
+  std::vector<std::string> reversed(argl.rbegin(), argl.rend());  // as CLI11 reads them
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    return make_error("", 0);
+  } catch (const CLI::ParseError& e) {
+    return make_error(e.what(), EINVAL);
   }
-  if (o.node.data_dir.empty()) return make_error("--data-dir is required", EINVAL);
+  // Each was checked as it was read.
+  if (!t.admin.empty()) o.node.admin = parse_address(t.admin).value();
+  if (!t.nbd.empty()) o.node.nbd = parse_address(t.nbd).value();
+  if (!t.cluster.empty()) o.node.cluster = parse_address(t.cluster).value();
+  if (!t.io_memory.empty()) o.node.core_io.buffer_bytes = parse_size(t.io_memory).value_or(0);
+  if (!t.cache_size.empty())
+    o.node.cache_bytes = t.cache_size == "0" ? 0 : parse_size(t.cache_size).value_or(0);
   if (o.node.cluster.has_value() != (o.node.node_id != 0))
     return make_error("--cluster and --node-id go together", EINVAL);
   if (!o.node.quorum_device.empty() && !o.node.cluster)

@@ -23,6 +23,7 @@ struct SvedOptions {
 Result<SvedOptions> parse_sved_options(int argc, char** argv);
 // The options alone, without the program name.
 Result<SvedOptions> parse_sved_args(const std::vector<std::string>& args);
-extern const char* kSvedUsage;
+// The options and what each does (--help).
+std::string sved_usage();
 
 }  // namespace sve
