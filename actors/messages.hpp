@@ -9,6 +9,7 @@
 
 #include "model/ownership.hpp"
 #include "hw/device/block_device.hpp"
+#include "facility/facility.hpp"
 #include "io/protocol.hpp"
 #include "model/virt_map.hpp"
 
@@ -18,8 +19,8 @@ namespace sve {
 // completion comes back once with io_done.
 using io_submit_atom = caf::atom_constant<caf::atom("iosubmit")>;
 using io_done_atom = caf::atom_constant<caf::atom("iodone")>;
-// Configuration published to the data path.
-using virt_map_atom = caf::atom_constant<caf::atom("virtmap")>;
+// A new model / route snapshot to a facility (facility/facility.hpp).
+using view_atom = caf::atom_constant<caf::atom("view")>;
 using attach_atom = caf::atom_constant<caf::atom("attach")>;
 using detach_atom = caf::atom_constant<caf::atom("detach")>;
 // Admin API request (a JSON line) and its reply.
@@ -83,3 +84,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::VirtMapPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::RoutesPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::BlockDevicePtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::CoreTask)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::FacilityView)

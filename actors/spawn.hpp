@@ -20,26 +20,22 @@ class ServiceGate;
 class CacheFacility;
 class MirrorLink;
 class ForwardFacility;
+class BackendFacility;
 struct ClusterView;
 
-// The back end: the I/O actor of `core`, the single submitter of its ring.
-// It also runs set-up tasks on its core (run_atom).
-caf::actor spawn_backend_actor(caf::actor_system& sys, CoreIo& core);
+// Facilities without messages of their own run in the generic facility
+// actor (actors/facility_actor.hpp); these two have some.
 
-// Virtualization on `core`: maps vdisk requests onto mdisk pieces for
-// `lower`, with piece contexts from the core's request pool.
-caf::actor spawn_virt_actor(caf::actor_system& sys, CoreIo& core, IoServer& lower);
+// The back end of `core`: the generic actor, plus attach / detach of the
+// model's devices. It also runs set-up tasks on its core (run_atom).
+caf::actor spawn_backend_actor(caf::actor_system& sys, unsigned core, BackendFacility& backend);
 
 // The cache partition of `core`: runs `cache` (which the caller keeps
 // alive until the actor is done) on the core's thread. `link`, if any, made
 // by make_mirror_link, is how the partition's copies reach the partner.
-caf::actor spawn_cache_actor(caf::actor_system& sys, CoreIo& core, CacheFacility& cache,
+caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacility& cache,
                              MirrorLink* link);
 std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
-
-// The top of the stack of `core`: routes requests to the vdisk's owner
-// (io/interconnect/forward_facility.hpp).
-caf::actor spawn_forward_actor(caf::actor_system& sys, CoreIo& core, ForwardFacility& forward);
 
 // The node's interconnect: carries requests for vdisks other nodes own to
 // them, and executes the requests other nodes send for vdisks this node

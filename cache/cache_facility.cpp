@@ -376,4 +376,19 @@ const CacheVdiskStats* CacheFacility::vdisk_stats(uint32_t vdisk) const {
   return it == vdisks_.end() ? nullptr : &it->second;
 }
 
+// For the debug shell: occupancy, the first dirty extents, and the
+// partition's counters.
+nlohmann::json CacheFacility::inspect() const {
+  CacheCounts c = counts();
+  nlohmann::json extents = nlohmann::json::array();
+  for (const auto& e : dirty_extents(64))
+    extents.push_back({{"vdisk", e.vdisk}, {"offset", e.first_block * kCacheBlockBytes},
+                       {"bytes", e.blocks * kCacheBlockBytes}});
+  return {{"capacity_blocks", c.capacity}, {"clean", c.clean}, {"dirty", c.dirty},
+          {"destaging", c.destaging}, {"dirty_extents", extents},
+          {"requests_below", in_flight()}, {"destaged_bytes", stats_.destaged_bytes},
+          {"partner_copies", stats_.copies_held}, {"mirror_messages", stats_.mirror_batches},
+          {"waits", stats_.waits}};
+}
+
 }  // namespace sve

@@ -51,6 +51,7 @@
 #include "model/cache_mode.hpp"
 #include "model/ownership.hpp"
 #include "hw/nvram/nvram.hpp"
+#include "facility/facility.hpp"
 #include "io/protocol.hpp"
 #include "io/service_gate.hpp"
 #include "model/virt_map.hpp"
@@ -105,7 +106,7 @@ class MirrorLink {
                        const std::vector<uint64_t>& seqs) = 0;
 };
 
-class CacheFacility final : public IoClient {
+class CacheFacility final : public Facility {
  public:
   // `capacity_blocks` of 4 KiB; 0 turns the cache off (requests pass
   // straight through). `nvram` (with at least twice the capacity in slots)
@@ -125,14 +126,21 @@ class CacheFacility final : public IoClient {
   // freed; the partner's copies of vdisks this node now owns become dirty
   // blocks. Until the first table, nothing is cached.
   void set_routes(std::shared_ptr<const RouteTable> routes);
-  void submit(IoRequestPtr request);
+  const char* kind() const override { return "cache"; }
+  void set_view(const FacilityView& view) override {
+    if (view.map) set_map(view.map);
+    if (view.routes) set_routes(view.routes);
+  }
+  void submit(IoRequestPtr request) override;
   // A request coming back from below (this object intercepted it).
   void io_done(IoRequestPtr request) override;
   // The partner's answer to mirror().
   void mirror_done(uint64_t id, bool ok);
   // Called every few tens of milliseconds: resends what the partner did
   // not take, retries failed destages, keeps the destage rate.
-  void tick(uint64_t now_ms);
+  uint64_t tick_ms() const override { return 20; }
+  void tick(uint64_t now_ms) override;
+  nlohmann::json inspect() const override;
 
   // From now on, destage everything at once (the node is shutting down).
   void flush_all() {

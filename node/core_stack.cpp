@@ -1,5 +1,6 @@
 #include "node/core_stack.hpp"
 
+#include "actors/facility_actor.hpp"
 #include "actors/spawn.hpp"
 
 namespace sve {
@@ -8,21 +9,25 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
                            IoServer* interconnect) {
   CoreStack core;
   core.io = &io;
-  core.backend = spawn_backend_actor(sys, io);
+  unsigned at = io.index();
+  core.backend_facility = std::make_unique<BackendFacility>(io.ring());
+  core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
   core.backend_port = std::make_unique<ActorPort>(core.backend);
-  core.virt = spawn_virt_actor(sys, io, *core.backend_port);
+  core.virt_facility = std::make_unique<Virtualizer>(*core.backend_port, &io.requests(),
+                                                     io.facility_requests(kVirtFacility));
+  core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
   core.virt_port = std::make_unique<ActorPort>(core.virt);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
   core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache.blocks, core.nvram.get(),
                                                core.mirror.get(), cache.self);
   core.cache->set_gate(cache.gate);
-  core.cache_actor = spawn_cache_actor(sys, io, *core.cache, core.mirror.get());
+  core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
   core.cache_port = std::make_unique<ActorPort>(core.cache_actor);
   core.forward_return = std::make_unique<ActorPort>();
   core.forward = std::make_unique<ForwardFacility>(*core.cache_port, interconnect,
                                                    core.forward_return.get());
-  core.forward_actor = spawn_forward_actor(sys, io, *core.forward);
+  core.forward_actor = spawn_facility_actor(sys, at, *core.forward);
   core.forward_return->bind(core.forward_actor);
   core.top = std::make_unique<ActorPort>(core.forward_actor);
   return core;

@@ -8,16 +8,22 @@
 #include <memory>
 
 #include "actors/actor_port.hpp"
+#include "backend/backend_facility.hpp"
 #include "cache/cache_facility.hpp"
 #include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
+#include "virt/virtualizer.hpp"
 
 namespace sve {
 
+// Each facility is kept here (used only on the core's thread) beside its
+// actor and the port through which the facility above reaches that actor.
 struct CoreStack {
   CoreIo* io = nullptr;
+  std::unique_ptr<BackendFacility> backend_facility;
   caf::actor backend;
   std::unique_ptr<ActorPort> backend_port;
+  std::unique_ptr<Virtualizer> virt_facility;
   caf::actor virt;
   std::unique_ptr<ActorPort> virt_port;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread

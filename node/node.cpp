@@ -138,8 +138,8 @@ void Node::Impl::publish() {
       caf::anon_send(core.backend, attach_atom::value, id, BlockDevicePtr(dev));
     for (uint32_t id : published_devices)
       if (!devices.count(id)) caf::anon_send(core.backend, detach_atom::value, id);
-    caf::anon_send(core.virt, virt_map_atom::value, VirtMapPtr(map));
-    caf::anon_send(core.cache_actor, virt_map_atom::value, VirtMapPtr(map));
+    for (const caf::actor& facility : {core.virt, core.cache_actor})
+      caf::anon_send(facility, view_atom::value, FacilityView{map, nullptr});
   }
   published_devices.clear();
   for (const auto& [id, dev] : devices) published_devices.insert(id);
@@ -162,8 +162,8 @@ void Node::Impl::publish_routes() {
   this->policy = policy;
   RoutesPtr routes = build_routes(routed_config, policy);
   for (auto& core : cores) {
-    caf::anon_send(core.cache_actor, routes_atom::value, routes);
-    caf::anon_send(core.forward_actor, routes_atom::value, routes);
+    for (const caf::actor& facility : {core.cache_actor, core.forward_actor})
+      caf::anon_send(facility, view_atom::value, FacilityView{nullptr, routes});
   }
   if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);
 }

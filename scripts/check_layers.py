@@ -26,12 +26,14 @@ LAYERS = {
     "admin": 2,                        # the admin wire: a line of JSON each way
     "model": 3,                        # the cluster's model and its pure edits
     "io": 4, "io/uring": 4, "io/reactor": 4,  # the I/O protocol and a core's ring
-    "actors": 5, "actors/reactor": 5,  # the actor runtime: messages, pinned reactors
-    "virt": 6, "cache": 6, "io/interconnect": 6, "io/nbd": 6, "backend": 6,  # the facilities
-    "cluster": 7, "cluster/protocol": 7, "cluster/rsm": 7, "cluster/state": 7,
-    "cluster/host": 7,
-    "node": 8, "node/chaos": 8,        # one node's assembly, admin routing, chaos
-    "tools/sved": 9, "tools/svectl": 9, "tools/sve-bench": 9,
+    "facility": 5,                     # the one interface every facility implements
+    "actors": 6, "actors/reactor": 6,  # the actor runtime: messages, pinned reactors,
+                                       # the generic facility actor
+    "virt": 7, "cache": 7, "io/interconnect": 7, "io/nbd": 7, "backend": 7,  # the facilities
+    "cluster": 8, "cluster/protocol": 8, "cluster/rsm": 8, "cluster/state": 8,
+    "cluster/host": 8,
+    "node": 9, "node/chaos": 9,        # one node's assembly, admin routing, chaos
+    "tools/sved": 10, "tools/svectl": 10, "tools/sve-bench": 10,
 }
 
 # Folders that make one component, whose parts may include each other.

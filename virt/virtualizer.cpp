@@ -40,6 +40,12 @@ uint32_t Virtualizer::plan(IoRequestPtr& request) {
   return n;
 }
 
+nlohmann::json Virtualizer::inspect() const {
+  return {{"requests", stats_.requests}, {"pieces", stats_.pieces},
+          {"split_requests", stats_.split_requests},
+          {"waited_for_pieces", stats_.waited_for_pieces}, {"waiting", waiting_.size()}};
+}
+
 void Virtualizer::submit(IoRequestPtr request) {
   ++stats_.requests;
   uint32_t n = plan(request);

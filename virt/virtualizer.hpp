@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "io/request_pool.hpp"
+#include "facility/facility.hpp"
 #include "io/protocol.hpp"
 #include "model/virt_map.hpp"
 
@@ -33,16 +34,21 @@ struct VirtualizerStats {
 inline constexpr const char* kVirtFacility = "virt";
 inline constexpr uint32_t kVirtRequestReserve = 4 * kMaxPieces;
 
-class Virtualizer final : public IoClient {
+class Virtualizer final : public Facility {
  public:
   explicit Virtualizer(IoServer& lower, RequestPool* pool = nullptr,
                        PoolAccount* account = nullptr);
   ~Virtualizer() override;
 
+  const char* kind() const override { return kVirtFacility; }
   void set_map(std::shared_ptr<const VirtMap> map) { map_ = std::move(map); }
-  void submit(IoRequestPtr request);
+  void set_view(const FacilityView& view) override {
+    if (view.map) set_map(view.map);
+  }
+  void submit(IoRequestPtr request) override;
   // A piece's completion (this object is every piece's client).
   void io_done(IoRequestPtr piece) override;
+  nlohmann::json inspect() const override;
   const VirtualizerStats& stats() const { return stats_; }
   size_t waiting() const { return waiting_.size(); }
 

@@ -13,8 +13,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "model/ownership.hpp"
+#include "facility/facility.hpp"
 #include "io/protocol.hpp"
+#include "model/ownership.hpp"
 
 namespace sve {
 
@@ -24,15 +25,22 @@ struct ForwardStats {
   uint64_t refused = 0;  // offline vdisk, or not serving
 };
 
-class ForwardFacility final : public IoClient {
+class ForwardFacility final : public Facility {
  public:
   // `remote` null: a standalone node, everything is local.
   ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port);
 
+  const char* kind() const override { return "forward"; }
   void set_routes(std::shared_ptr<const RouteTable> routes) { routes_ = std::move(routes); }
-  void submit(IoRequestPtr request);
+  void set_view(const FacilityView& view) override {
+    if (view.routes) set_routes(view.routes);
+  }
+  void submit(IoRequestPtr request) override;
   // A forwarded request's completion, back on this core.
   void io_done(IoRequestPtr request) override;
+  nlohmann::json inspect() const override {
+    return {{"local", stats_.local}, {"forwarded", stats_.forwarded}, {"refused", stats_.refused}};
+  }
   const ForwardStats& stats() const { return stats_; }
 
  private:

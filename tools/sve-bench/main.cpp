@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
       stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr));
       caf::anon_send(stacks[i].backend, attach_atom::value, uint32_t{1},
                      BlockDevicePtr(device.value()));
-      caf::anon_send(stacks[i].virt, virt_map_atom::value, VirtMapPtr(map));
+      caf::anon_send(stacks[i].virt, view_atom::value, FacilityView{map, nullptr});
     }
     std::vector<std::unique_ptr<BenchClient>> clients(o.cores);
     std::vector<std::promise<void>> started(o.cores), drained(o.cores);
