@@ -1,0 +1,99 @@
+#pragma once
+// The inside of a node (node/node.hpp), shared by the files that each do
+// one of its jobs: node.cpp (assembly and shutdown), publish.cpp (the model
+// to the data path), cluster_link.cpp (configuration committed through the
+// cluster), admin_router.cpp (the admin API), debug_shell.cpp (the actors'
+// own state), node_stats.cpp (the data path's counters, the cache's
+// figures) and cache_controller.cpp (I/O-group transitions, handovers).
+// Included only by those: it brings in CAF.
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/actor_port.hpp"
+#include "admin/admin_server.hpp"
+#include "cluster/cluster_view.hpp"
+#include "cluster/config_service.hpp"
+#include "cluster/net_faults.hpp"
+#include "hw/device/mdisk_faults.hpp"
+#include "io/nbd/nbd_port.hpp"
+#include "io/reactor/core_io.hpp"
+#include "io/service_gate.hpp"
+#include "model/ownership.hpp"
+#include "node/core_stack.hpp"
+#include "node/node.hpp"
+
+namespace sve {
+
+struct Node::Impl {
+  NodeOptions options;
+  std::vector<std::unique_ptr<CoreIo>> core_io;  // outlive the actor system
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<ConfigService> config;
+  caf::actor config_actor;
+  caf::actor cluster_actor;
+  caf::actor chaos_actor;
+  // The chaos monkey's faults, consulted by the rings and the cluster actor.
+  std::shared_ptr<MdiskFaults> mdisk_faults = std::make_shared<MdiskFaults>();
+  std::shared_ptr<NetFaults> net_faults = std::make_shared<NetFaults>();
+  ServiceGate gate;  // in a cluster: open while this node holds a lease
+  std::vector<CoreStack> cores;
+  std::unique_ptr<NbdPort> nbd;
+  std::unique_ptr<AdminServer> admin;
+  std::set<uint32_t> published_devices;
+  bool stopped = false;
+  uint32_t cache_blocks = 0;  // per core
+  // In a cluster: the interconnect to other nodes, and what routes are
+  // computed from (the committed model and the cluster view), which the
+  // config and cluster actors each update on their own threads.
+  caf::actor interconnect;
+  std::unique_ptr<ActorPort> interconnect_port;
+  std::mutex routes_mu;
+  ClusterModel routed_config;
+  ClusterView view;
+  RoutePolicy policy;  // the last routes were built with
+
+  // The cache controller: commits the I/O groups' cache state changes this
+  // node is due to make (model/ownership.hpp) and the handovers of vdisks
+  // moved away from it, checking every few heartbeats.
+  std::thread controller;
+  std::mutex controller_mu;
+  std::condition_variable controller_cv;
+  bool controller_stop = false;
+  void run_controller();
+  void control_once();
+  // On the way out: destage what the caches hold (while the lease lasts),
+  // so that the partner need not take it over and a group running alone
+  // does not go offline with it. Waits at most 30 s.
+  void destage_before_stop();
+
+  void publish();
+  void publish_routes();  // with routes_mu held
+  void on_view(const ClusterView& view);
+  // Runs `fn` on core `i`'s thread (through the actor `on`) and returns
+  // its answer; throws if the core does not answer within 5 s.
+  nlohmann::json ask_core(size_t i, const caf::actor& on, std::function<nlohmann::json()> fn);
+  nlohmann::json cache_json(std::optional<uint32_t> vdisk);
+  std::string show_vdisk(const std::string& line);
+  // The debug shell: every actor of the node, each asked to describe
+  // itself (an inspect message; actors/actor_probe.hpp).
+  std::vector<std::pair<std::string, caf::actor>> actor_list();
+  nlohmann::json inspect(const caf::actor& actor);
+  std::string shell(const nlohmann::json& request);
+  std::string call_config(const std::string& line);
+  std::string call_cluster(const std::string& line);
+  ClusterLink cluster_link();
+  std::string route_admin(Node& node, const std::string& line);
+};
+
+}  // namespace sve
