@@ -10,6 +10,9 @@
 #
 #   bench/compare_nbd.sh [SIZE_MIB] [RUNTIME_S]     (SVE_CORES=N for sved)
 #
+# SVE_BASELINE=DIR (another build directory, say of the previous commit)
+# adds its sved beside this one's, in the same run: what a change cost.
+#
 # Needs a built tree (scripts/build.sh) and fio, qemu-utils, nbdkit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,17 +57,18 @@ jobs_for() {  # label export [engine args...]
   run_fio "$label" "$export" seqwrite-1m write 1m "$@"
 }
 
-sved_on() {  # label mdisk-spec
+sved_on() {  # label mdisk-spec [build-dir]
+  local build=${3:-build}
   rm -rf "$WORK/sved"
   mkdir -p "$WORK/sved"
-  build/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \
+  "$build"/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \
     --cores "${SVE_CORES:-1}" --log-level warn &
   local pid=$!
   wait_port 20810
   export SVE_ADMIN=127.0.0.1:20810
-  build/svectl mdisk add m0 "$2" >/dev/null
-  build/svectl pool create p0 m0 >/dev/null
-  build/svectl vdisk create bench --pool p0 --size "$((SIZE_MIB - 16))M" >/dev/null
+  "$build"/svectl mdisk add m0 "$2" >/dev/null
+  "$build"/svectl pool create p0 m0 >/dev/null
+  "$build"/svectl vdisk create bench --pool p0 --size "$((SIZE_MIB - 16))M" >/dev/null
   jobs_for "$1" bench
   kill -TERM $pid; wait $pid || true
 }
@@ -78,7 +82,9 @@ echo "|---|---|---|---|---|---|"
 # the same on a memory mdisk.
 fill "$WORK/sve-m0.img"
 sved_on "sved file" "$WORK/sve-m0.img"
+[ -n "${SVE_BASELINE:-}" ] && sved_on "sved file (baseline)" "$WORK/sve-m0.img" "$SVE_BASELINE"
 sved_on "sved memory" "memory:${SIZE_MIB}M"
+[ -n "${SVE_BASELINE:-}" ] && sved_on "sved memory (baseline)" "memory:${SIZE_MIB}M" "$SVE_BASELINE"
 
 # qemu-nbd with the page cache bypassed, as SVE has no cache of its own yet.
 fill "$WORK/qemu.img"

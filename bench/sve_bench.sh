@@ -4,6 +4,10 @@
 # cores, then a memory mdisk; prints a markdown table.
 #
 #   bench/sve_bench.sh [MAX_CORES] [SECONDS]
+#
+# SVE_BASELINE=DIR (another build directory, say of the previous commit)
+# runs each job with its sve-bench too, right after this one's: a change's
+# cost, measured in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX=${1:-$(nproc)}
@@ -13,13 +17,20 @@ echo
 echo "| mdisk | job | cores | IOPS | IOPS per core | MB/s | p50 µs | p99 µs | p99.9 µs |"
 echo "|---|---|---|---|---|---|---|---|---|"
 row() {
-  build/sve-bench --json "$@" --time "$SECONDS_PER" | python3 -c '
-import json, sys
+  one build "" "$@"
+  [ -n "${SVE_BASELINE:-}" ] && one "$SVE_BASELINE" " (baseline)" "$@"
+  return 0
+}
+one() {  # build-dir label-suffix sve-bench-args...
+  local build=$1 suffix=$2
+  shift 2
+  "$build"/sve-bench --json "$@" --time "$SECONDS_PER" | SUFFIX="$suffix" python3 -c '
+import json, os, sys
 r = json.load(sys.stdin)
 job = "%s %dK qd%d" % (r["rw"], r["bs"] // 1024, r["qd"])
-print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |" % (
-    r["mdisk"], job, r["cores"], r["iops"], r["iops_per_core"], r["mb_per_s"],
-    r["p50_us"], r["p99_us"], r["p999_us"]))'
+print("| %s%s | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |" % (
+    r["mdisk"], os.environ["SUFFIX"], job, r["cores"], r["iops"], r["iops_per_core"],
+    r["mb_per_s"], r["p50_us"], r["p99_us"], r["p999_us"]))'
 }
 cores=1
 while [ "$cores" -le "$MAX" ]; do

@@ -4,9 +4,8 @@
 // partner.
 #include <chrono>
 
-#include "actors/facility_actor.hpp"
-#include "actors/probe_note.hpp"
-#include "actors/messages.hpp"
+#include "actors/facility_behavior.hpp"
+#include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
 #include "cache/cache_facility.hpp"
 #include "io/reactor/core_io.hpp"
@@ -57,20 +56,23 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect) {
 caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacility& cache,
                              MirrorLink* mirror) {
   auto* link = static_cast<ActorMirrorLink*>(mirror);
-  return spawn_facility_actor(sys, core, cache, [&cache, link](caf::event_based_actor* self) {
-    if (link) link->bind(self, &cache);
-    return caf::message_handler{
+  auto actor = sys.spawn<caf::lazy_init>([c = &cache, link, core](FacilitySelf* self) {
+    if (link) link->bind(self, c);
+    return facility_behavior(
+        self, c, core,
         // The partner's copies, passed on by this node's interconnect.
-        [&cache](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
-                 std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
+        [self, c](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
+                  std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
+          note(self, self->state.probe);
           MirrorBatch batch{origin, vdisk, epoch, std::move(blocks), std::move(seqs),
                             std::move(data)};
-          return int32_t{cache.store_mirror(batch)};
+          return int32_t{c->store_mirror(batch)};
         },
-        [&cache](unmirror_atom, uint32_t origin, uint32_t vdisk, std::vector<uint64_t>& blocks,
-                 std::vector<uint64_t>& seqs) { cache.release_mirror(origin, vdisk, blocks, seqs); },
-    };
+        [c](unmirror_atom, uint32_t origin, uint32_t vdisk, std::vector<uint64_t>& blocks,
+            std::vector<uint64_t>& seqs) { c->release_mirror(origin, vdisk, blocks, seqs); });
   });
+  pin_to_core(actor, core);
+  return actor;
 }
 
 }  // namespace sve
