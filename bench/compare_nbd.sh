@@ -59,6 +59,9 @@ jobs_for() {  # label export [engine args...]
 
 sved_on() {  # label mdisk-spec [build-dir]
   local build=${3:-build}
+  # A file mdisk another sved labelled (the baseline's run after this
+  # one's) would be refused: its label area is cleared first.
+  [ -f "$2" ] && dd if=/dev/zero of="$2" bs=1M count=4 conv=notrunc status=none
   rm -rf "$WORK/sved"
   mkdir -p "$WORK/sved"
   "$build"/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \

@@ -12,7 +12,7 @@
 
 #include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
-#include "cluster/net_faults.hpp"
+#include "faults/net_faults.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
 #include "cluster/cluster_view.hpp"

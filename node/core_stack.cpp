@@ -6,14 +6,22 @@
 namespace sve {
 
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
-                           IoServer* interconnect) {
+                           IoServer* interconnect,
+                           std::shared_ptr<const MdiskFaults> mdisk_faults) {
   CoreStack core;
   core.io = &io;
   unsigned at = io.index();
   core.backend_facility = std::make_unique<BackendFacility>(io.ring());
   core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
   core.backend_port = std::make_unique<ActorPort>(core.backend);
-  core.virt_facility = std::make_unique<Virtualizer>(*core.backend_port, &io.requests(),
+  IoServer* below_virt = core.backend_port.get();
+  if (mdisk_faults) {
+    core.faults = std::make_unique<MdiskFaultFacility>(*below_virt, std::move(mdisk_faults));
+    core.faults_actor = spawn_facility_actor(sys, at, *core.faults);
+    core.faults_port = std::make_unique<ActorPort>(core.faults_actor);
+    below_virt = core.faults_port.get();
+  }
+  core.virt_facility = std::make_unique<Virtualizer>(*below_virt, &io.requests(),
                                                      io.facility_requests(kVirtFacility));
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
   core.virt_port = std::make_unique<ActorPort>(core.virt);
@@ -31,6 +39,14 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.forward_return->bind(core.forward_actor);
   core.top = std::make_unique<ActorPort>(core.forward_actor);
   return core;
+}
+
+std::vector<std::pair<std::string, caf::actor>> CoreStack::actors() const {
+  std::vector<std::pair<std::string, caf::actor>> out{
+      {"forward", forward_actor}, {"cache", cache_actor}, {"virt", virt}};
+  if (faults_actor) out.emplace_back("faults", faults_actor);
+  out.emplace_back("backend", backend);
+  return out;
 }
 
 }  // namespace sve

@@ -1,14 +1,18 @@
 #pragma once
 // The facility stack of one core, top to bottom. This is the one place that
 // decides the order: front end -> forward (to the vdisk's owner node) ->
-// cache -> virtualization -> back end. Later facilities (remote copy,
-// point-in-time copy) are inserted here.
+// cache -> virtualization -> [mdisk faults] -> back end. Later facilities
+// (remote copy, point-in-time copy) are inserted here.
 // Every actor of the stack is pinned to the core, so a request crosses it
 // without leaving the core's thread.
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/actor_port.hpp"
 #include "backend/backend_facility.hpp"
+#include "backend/fault_facility.hpp"
 #include "cache/cache_facility.hpp"
 #include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
@@ -23,6 +27,9 @@ struct CoreStack {
   std::unique_ptr<BackendFacility> backend_facility;
   caf::actor backend;
   std::unique_ptr<ActorPort> backend_port;
+  std::unique_ptr<MdiskFaultFacility> faults;  // only with the chaos monkey
+  caf::actor faults_actor;
+  std::unique_ptr<ActorPort> faults_port;
   std::unique_ptr<Virtualizer> virt_facility;
   caf::actor virt;
   std::unique_ptr<ActorPort> virt_port;
@@ -35,6 +42,9 @@ struct CoreStack {
   std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
   caf::actor forward_actor;
   std::unique_ptr<ActorPort> top;  // where the front end submits
+
+  // Its actors, top to bottom, each with its kind ("cache", ...).
+  std::vector<std::pair<std::string, caf::actor>> actors() const;
 };
 
 // This core's share of the node's cache: `blocks` of 4 KiB; in a cluster,
@@ -49,8 +59,10 @@ struct CoreCacheSetup {
 };
 
 // `interconnect`: where requests for other nodes' vdisks go (null: a
-// standalone node).
+// standalone node). `mdisk_faults`: the chaos monkey's table, on a node
+// started with --enable-chaos (null: no fault facility in the stack).
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
-                           IoServer* interconnect);
+                           IoServer* interconnect,
+                           std::shared_ptr<const MdiskFaults> mdisk_faults = nullptr);
 
 }  // namespace sve

@@ -9,11 +9,8 @@ namespace sve {
 std::vector<std::pair<std::string, caf::actor>> Node::Impl::actor_list() {
   std::vector<std::pair<std::string, caf::actor>> out;
   for (size_t i = 0; i < cores.size(); ++i) {
-    std::string n = "/" + std::to_string(i);
-    out.emplace_back("forward" + n, cores[i].forward_actor);
-    out.emplace_back("cache" + n, cores[i].cache_actor);
-    out.emplace_back("virt" + n, cores[i].virt);
-    out.emplace_back("backend" + n, cores[i].backend);
+    for (const auto& [kind, actor] : cores[i].actors())
+      out.emplace_back(kind + "/" + std::to_string(i), actor);
   }
   out.emplace_back("config", config_actor);
   out.emplace_back("chaos", chaos_actor);

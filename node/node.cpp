@@ -62,7 +62,6 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     auto core = CoreIo::create(i, options.core_io, {{kVirtFacility, kVirtRequestReserve}});
     if (!core) return core.error();
     io.push_back(core.value().get());
-    core.value()->ring().set_faults(m.mdisk_faults);
     m.core_io.push_back(std::move(core.value()));
   }
   install_reactor_scheduler(m.cfg, io, options.pin);
@@ -103,7 +102,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       cache.gate = &m.gate;
     }
     m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
-                                       m.interconnect_port.get()));
+                                       m.interconnect_port.get(),
+                                       options.enable_chaos ? m.mdisk_faults : nullptr));
   }
   if (options.cluster) {
     std::vector<caf::actor> cache_actors;
@@ -233,12 +233,9 @@ void Node::stop() {
     caf::anon_send_exit(m.chaos_actor, caf::exit_reason::user_shutdown);
     if (m.cluster_actor) caf::anon_send_exit(m.cluster_actor, caf::exit_reason::user_shutdown);
     if (m.interconnect) caf::anon_send_exit(m.interconnect, caf::exit_reason::user_shutdown);
-    for (auto& core : m.cores) {
-      caf::anon_send_exit(core.forward_actor, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(core.cache_actor, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(core.virt, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(core.backend, caf::exit_reason::user_shutdown);
-    }
+    for (auto& core : m.cores)
+      for (const auto& [kind, actor] : core.actors())
+        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     m.sys->await_all_actors_done();
   }
   m.cores.clear();

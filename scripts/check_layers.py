@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = {
     "util": 0,
     "hw": 1, "hw/device": 1, "hw/nvram": 1, "hw/port": 1, "hw/watchdog": 1,
+    "faults": 1,                       # the chaos monkey's fault tables
     "io/buffer": 2, "io/pool": 2,      # memory: buffers and request contexts
     "admin": 2,                        # the admin wire: a line of JSON each way
     "model": 3,                        # the cluster's model and its pure edits

@@ -191,6 +191,12 @@ MUTANTS = [
     # (Dropping PR_SET_PDEATHSIG alone is no bug: the I/O process also ends
     # when its next watchdog feed writes to the pipe the supervisor no longer
     # reads: SIGPIPE.)
+    # The chaos monkey's mdisk faults, a facility of their own.
+    dict(id="fault-stall-passes", file="backend/fault_facility.cpp",
+         why="a request to a stalled mdisk goes on at once",
+         before="  if (verdict.kind != MdiskFaults::Kind::stall) return false;\n  held_.push_back",
+         after="  if (true) return false;\n  held_.push_back",
+         tests="the fault facility|integration.data_path", timeout=600),
     # The admin port: every request checked whole before a handler reads it.
     dict(id="admin-field-type-unchecked", file="admin/admin_schema.cpp",
          why="a wrong-typed admin field reaches the handlers",

@@ -278,44 +278,7 @@ void UringEngine::serve_synthetic(IoRequestPtr request, const BlockDevice& dev) 
   complete(std::move(request), 0);
 }
 
-static uint64_t steady_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
-// An mdisk the chaos monkey made fail or stall: true if it took the request.
-bool UringEngine::injected_fault(IoRequestPtr& request) {
-  if (!faults_) return false;
-  uint64_t now = steady_ms();
-  auto verdict = faults_->check(request->volume, now);
-  if (verdict.kind == MdiskFaults::Kind::error) {
-    ++stats_.errors;
-    complete(std::move(request), EIO);
-    return true;
-  }
-  if (verdict.kind != MdiskFaults::Kind::stall) return false;
-  stalled_.push_back(std::move(request));
-  if (!stall_timer_.armed) {
-    uint64_t wait_ms = verdict.until_ms - now;
-    stall_timer_.engine = this;
-    stall_timer_.ts.tv_sec = static_cast<int64_t>(wait_ms / 1000);
-    stall_timer_.ts.tv_nsec = static_cast<long long>(wait_ms % 1000) * 1000000;
-    stall_timer_.armed = true;
-    io_uring_prep_timeout(sqe_for(&stall_timer_), &stall_timer_.ts, 0, 0);
-  }
-  return true;
-}
-
-void UringEngine::StallTimer::on_ring_complete(int) {
-  armed = false;
-  std::deque<IoRequestPtr> waiting;
-  waiting.swap(engine->stalled_);
-  for (auto& r : waiting) engine->submit(std::move(r));  // still stalled: waits again
-}
-
 void UringEngine::submit(IoRequestPtr request) {
-  if (injected_fault(request)) return;
   auto it = devices_.find(request->volume);
   if (it == devices_.end()) {
     ++stats_.errors;

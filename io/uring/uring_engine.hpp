@@ -20,7 +20,6 @@
 #include <deque>
 
 #include "hw/device/block_device.hpp"
-#include "hw/device/mdisk_faults.hpp"
 #include "io/protocol.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
@@ -54,8 +53,6 @@ class UringEngine final : public IoServer {
   Status register_buffers(const iovec& region);
 
   void attach(uint32_t mdisk_id, std::shared_ptr<BlockDevice> device);
-  // The chaos monkey's mdisk faults, consulted on each submit.
-  void set_faults(std::shared_ptr<const MdiskFaults> faults) { faults_ = std::move(faults); }
   void detach(uint32_t mdisk_id);
 
   // request->volume names an mdisk; offset is relative to the device start.
@@ -86,18 +83,6 @@ class UringEngine final : public IoServer {
   void serve_synthetic(IoRequestPtr request, const BlockDevice& dev);
   bool prep_zeroing(IoRequest& r, const BlockDevice& dev, bool punch);
 
-  bool injected_fault(IoRequestPtr& request);
-
-  // Requests to a stalled mdisk wait here until a ring timeout ends the stall.
-  struct StallTimer final : RingHandler {
-    UringEngine* engine = nullptr;
-    __kernel_timespec ts{};
-    bool armed = false;
-    void on_ring_complete(int) override;
-  };
-  std::shared_ptr<const MdiskFaults> faults_;
-  std::deque<IoRequestPtr> stalled_;
-  StallTimer stall_timer_;
 
   io_uring ring_{};
   bool ring_ready_ = false;

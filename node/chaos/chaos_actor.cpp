@@ -20,8 +20,8 @@
 #include "actors/messages.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"
-#include "cluster/net_faults.hpp"
-#include "hw/device/mdisk_faults.hpp"
+#include "faults/net_faults.hpp"
+#include "faults/mdisk_faults.hpp"
 
 namespace sve {
 namespace {

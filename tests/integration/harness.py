@@ -4,6 +4,7 @@ Every wait is for a condition with a deadline, never a fixed sleep.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,24 @@ SVECTL = os.path.join(BUILD, "svectl")
 SKIP = 77  # CTest's SKIP_RETURN_CODE
 
 
+_ports = random.Random(os.getpid())
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port below the kernel's ephemeral range (32768 and up here): a port
+    the kernel handed out could be taken again by any outgoing connection
+    of a test running beside this one before sved binds it (seen:
+    integration.cluster failing with EADDRINUSE under ctest -j2)."""
+    low, _ = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    for _ in range(1000):
+        port = _ports.randrange(20000, min(low, 32768))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def check(cond, message):

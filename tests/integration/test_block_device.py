@@ -60,11 +60,52 @@ def test(make):
         check(blk["path"] == moved and blk["status"] == "online",
               f"the moved block device was not found by its label: {blk}")
         qemu_io(node.url("v"), f"read -P 0x61 {4 * MiB - 4096} 8192", "read -P 0x62 1000 3000")
+        check_by_id(node, outside)
     finally:
         node.stop()
         for dev in loops:
             subprocess.run(["losetup", "-d", dev], capture_output=True)
         shutil.rmtree(outside, ignore_errors=True)
+
+
+def check_by_id(node, outside):
+    """The other half of the label search: an mdisk that moved to where only
+    a link under /dev/disk/by-id leads (as a disk that came back under
+    another /dev/sdX name would) is found there by its label."""
+    by_id = "/dev/disk/by-id"
+    # What this test makes, it removes again: nothing else under /dev/disk.
+    made = "/dev/disk" if not os.path.isdir("/dev/disk") else (
+        by_id if not os.path.isdir(by_id) else None)
+    try:
+        os.makedirs(by_id, exist_ok=True)
+    except OSError as e:
+        print(f"cannot make {by_id}: {e}; by-id search not tested", file=sys.stderr)
+        return
+    first = os.path.join(outside, "by-id-first.img")
+    with open(first, "wb") as f:
+        f.truncate(64 * MiB)
+    link = os.path.join(by_id, f"sve-test-{os.getpid()}")
+    try:
+        node.ctl("mdisk", "add", "byid", first)
+        node.ctl("pool", "create", "q", "--extent-size", "4M", "byid")
+        node.ctl("vdisk", "create", "w", "--pool", "q", "--size", "32M")
+        qemu_io(node.url("w"), "write -P 0x71 8M 64k")
+        node.stop()
+        elsewhere = os.path.join(outside, "moved-away")
+        os.makedirs(elsewhere)
+        moved = os.path.join(elsewhere, "renamed.img")
+        os.rename(first, moved)
+        os.symlink(moved, link)
+        node.start()
+        m = {m["name"]: m for m in node.ctl_json("mdisk", "list")}["byid"]
+        check(m["path"] == link and m["status"] == "online",
+              f"the mdisk behind {link} was not found by its label: {m}")
+        qemu_io(node.url("w"), "read -P 0x71 8M 64k")
+    finally:
+        if os.path.islink(link):
+            os.unlink(link)
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 run(test)

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "node/chaos/chaos_plan.hpp"
-#include "cluster/net_faults.hpp"
-#include "hw/device/mdisk_faults.hpp"
+#include "faults/net_faults.hpp"
+#include "faults/mdisk_faults.hpp"
 
 using namespace sve;
 

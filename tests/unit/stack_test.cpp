@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "backend/fault_facility.hpp"
+#include "io/service_gate.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"
@@ -160,4 +162,50 @@ TEST_CASE("a range that wraps past 2^64 is refused") {
   CHECK(s.run(IoOp::write, UINT64_MAX - 4095, 8192)->status == ERANGE);
   CHECK(s.run(IoOp::write_zeroes, UINT64_MAX - 511, 1024)->status == ERANGE);
   CHECK(s.run(IoOp::read, uint64_t{1} << 63, 512)->status == ERANGE);
+}
+
+// The mdisk fault facility (the chaos monkey's, inserted only on a node
+// started with --enable-chaos): a failed mdisk answers EIO, a stalled one
+// holds its requests until the stall ends, the others pass straight down.
+namespace {
+
+struct Below final : IoServer {
+  std::vector<IoRequestPtr> got;
+  void submit(IoRequestPtr r) override { got.push_back(std::move(r)); }
+};
+
+}  // namespace
+
+TEST_CASE("the fault facility fails, holds and passes requests as the fault table says",
+          "[stack]") {
+  Below below;
+  auto table = std::make_shared<MdiskFaults>();
+  MdiskFaultFacility faults(below, table);
+  FrontEnd front_end;
+  auto request = [&](uint32_t mdisk) {
+    auto r = make_request();
+    r->op = IoOp::read;
+    r->volume = mdisk;
+    r->length = 4096;
+    r->client = &front_end;
+    return r;
+  };
+  uint64_t now = monotonic_ms();
+  table->set(1, MdiskFaults::Kind::error, now + 60'000);
+  table->set(2, MdiskFaults::Kind::stall, now + 50);
+  faults.submit(request(1));
+  REQUIRE(front_end.done);
+  CHECK(front_end.done->status == EIO);
+  faults.submit(request(2));
+  faults.submit(request(3));
+  CHECK(below.got.size() == 1);  // mdisk 3 went on; mdisk 2's waits
+  CHECK(below.got[0]->volume == 3);
+  faults.tick(now + 10);
+  CHECK(below.got.size() == 1);
+  CHECK(faults.inspect()["held"] == 1);
+  faults.tick(now + 60);  // the stall is over
+  REQUIRE(below.got.size() == 2);
+  CHECK(below.got[1]->volume == 2);
+  CHECK(faults.inspect()["held"] == 0);
+  CHECK(faults.inspect()["failed"] == 1);
 }

@@ -177,10 +177,8 @@ int main(int argc, char** argv) {
       gone.get_future().wait();
     }
     for (auto& s : stacks) {
-      caf::anon_send_exit(s.forward_actor, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(s.cache_actor, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(s.virt, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(s.backend, caf::exit_reason::user_shutdown);
+      for (const auto& [kind, actor] : s.actors())
+        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     }
     stacks.clear();
     sys.await_all_actors_done();

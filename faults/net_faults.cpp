@@ -1,4 +1,4 @@
-#include "cluster/net_faults.hpp"
+#include "faults/net_faults.hpp"
 
 namespace sve {
 

@@ -1,4 +1,4 @@
-#include "hw/device/mdisk_faults.hpp"
+#include "faults/mdisk_faults.hpp"
 
 namespace sve {
 
