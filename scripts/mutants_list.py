@@ -214,7 +214,7 @@ MUTANTS = [
          why="an accept error such as EMFILE ends the admin server's accept loop",
          before="      std::this_thread::sleep_for(kAcceptPause);\n      continue;", after="      return;",
          tests="running out of descriptors"),
-    dict(id="chaos-without-enable", file="node/node.cpp",
+    dict(id="chaos-without-enable", file="node/admin_router.cpp",
          why="the chaos monkey answers a node started without --enable-chaos",
          before="    if (!options.enable_chaos)\n", after="    if (false)\n",
          tests="integration.admin_input", timeout=600),
