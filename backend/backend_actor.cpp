@@ -8,14 +8,15 @@
 namespace sve {
 
 caf::actor spawn_backend_actor(caf::actor_system& sys, unsigned core, BackendFacility& backend) {
-  auto actor = sys.spawn<caf::lazy_init>([b = &backend, core](FacilitySelf* self) {
+  auto init = [](FacilitySelf* self, BackendFacility* b, unsigned at) {
     return facility_behavior(
-        self, b, core,
+        self, b, at,
         [b](attach_atom, uint32_t mdisk_id, BlockDevicePtr& device) {
           b->ring().attach(mdisk_id, std::move(device));
         },
         [b](detach_atom, uint32_t mdisk_id) { b->ring().detach(mdisk_id); });
-  });
+  };
+  auto actor = sys.spawn<caf::lazy_init>(init, &backend, core);
   pin_to_core(actor, core);
   return actor;
 }

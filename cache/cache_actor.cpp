@@ -56,10 +56,10 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect) {
 caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacility& cache,
                              MirrorLink* mirror) {
   auto* link = static_cast<ActorMirrorLink*>(mirror);
-  auto actor = sys.spawn<caf::lazy_init>([c = &cache, link, core](FacilitySelf* self) {
-    if (link) link->bind(self, c);
+  auto init = [](FacilitySelf* self, CacheFacility* c, ActorMirrorLink* l, unsigned at) {
+    if (l) l->bind(self, c);
     return facility_behavior(
-        self, c, core,
+        self, c, at,
         // The partner's copies, passed on by this node's interconnect.
         [self, c](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
                   std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
@@ -70,7 +70,8 @@ caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacilit
         },
         [c](unmirror_atom, uint32_t origin, uint32_t vdisk, std::vector<uint64_t>& blocks,
             std::vector<uint64_t>& seqs) { c->release_mirror(origin, vdisk, blocks, seqs); });
-  });
+  };
+  auto actor = sys.spawn<caf::lazy_init>(init, &cache, link, core);
   pin_to_core(actor, core);
   return actor;
 }

@@ -17,14 +17,10 @@ void Node::Impl::destage_before_stop() {
   uint64_t dirty = 0;
   try {
     for (;;) {
-      dirty = 0;
-      for (size_t i = 0; i < cores.size(); ++i) {
-        CacheFacility* cache = cores[i].cache.get();
-        dirty += ask_core(i, cores[i].cache_actor, [cache] {
-                   cache->flush_all();
-                   return nlohmann::json(cache->dirty_total());
-                 }).template get<uint64_t>();
-      }
+      dirty = map_reduce<uint64_t>(&CoreStack::cache_actor, [](CoreStack& core, size_t) {
+        core.cache->flush_all();
+        return uint64_t{core.cache->dirty_total()};
+      });
       if (dirty == 0 || std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -62,14 +58,9 @@ void Node::Impl::control_once() {
   }
   if (!p.serving) return;
   auto dirty = [this](auto count) {
-    uint64_t n = 0;
-    for (size_t i = 0; i < cores.size(); ++i) {
-      CacheFacility* cache = cores[i].cache.get();
-      n += ask_core(i, cores[i].cache_actor,
-                    [cache, count] { return nlohmann::json(count(*cache)); })
-               .template get<uint64_t>();
-    }
-    return n;
+    return map_reduce<uint64_t>(&CoreStack::cache_actor, [count](CoreStack& core, size_t) {
+      return uint64_t{count(*core.cache)};
+    });
   };
   std::vector<uint32_t> clean;
   for (const auto& g : c.iogrps)

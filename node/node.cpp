@@ -195,7 +195,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
 void Node::check_health() {
   Impl& m = *impl_;
   for (size_t i = 0; i < m.cores.size(); ++i)
-    m.ask_core(i, m.cores[i].backend, [] { return nlohmann::json(true); });
+    m.ask_core<bool>(i, m.cores[i].backend, [] { return true; });
   if (!m.cluster_actor) return;
   // The cluster actor never blocks: one that does not answer at once is
   // dead or stuck, and the node can no longer take part in its cluster.

@@ -6,7 +6,11 @@
 // own state), node_stats.cpp (the data path's counters, the cache's
 // figures) and cache_controller.cpp (I/O-group transitions, handovers).
 // Included only by those: it brings in CAF.
+#include <chrono>
 #include <condition_variable>
+#include <future>
+#include <memory>
+#include <stdexcept>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -82,7 +86,19 @@ struct Node::Impl {
   void on_view(const ClusterView& view);
   // Runs `fn` on core `i`'s thread (through the actor `on`) and returns
   // its answer; throws if the core does not answer within 5 s.
-  nlohmann::json ask_core(size_t i, const caf::actor& on, std::function<nlohmann::json()> fn);
+  template <class T>
+  T ask_core(size_t i, const caf::actor& on, std::function<T()> fn);
+  // Runs `fn(core, i)` on every core's thread (through the actor `on`
+  // picks) and sums the answers with +=: Seastar's sharded::map_reduce.
+  template <class T, class Fn>
+  T map_reduce(caf::actor CoreStack::*on, Fn fn) {
+    T total{};
+    for (size_t i = 0; i < cores.size(); ++i) {
+      CoreStack* core = &cores[i];
+      total += ask_core<T>(i, core->*on, [core, i, fn] { return fn(*core, i); });
+    }
+    return total;
+  }
   nlohmann::json cache_json(std::optional<uint32_t> vdisk);
   std::string show_vdisk(const std::string& line);
   // The debug shell: every actor of the node, each asked to describe
@@ -95,5 +111,18 @@ struct Node::Impl {
   ClusterLink cluster_link();
   std::string route_admin(Node& node, const std::string& line);
 };
+
+void run_on_core(const caf::actor& actor, std::function<void()> task);
+
+template <class T>
+T Node::Impl::ask_core(size_t i, const caf::actor& on, std::function<T()> fn) {
+  // Shared, in case the answer comes too late.
+  auto done = std::make_shared<std::promise<T>>();
+  auto answer = done->get_future();
+  run_on_core(on, [done, fn = std::move(fn)] { done->set_value(fn()); });
+  if (answer.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    throw std::runtime_error("core " + std::to_string(i) + " did not answer within 5 s");
+  return answer.get();
+}
 
 }  // namespace sve
