@@ -125,6 +125,9 @@ def test(make):
     check([v["name"] for v in node.ctl_json("vdisk", "list")] == ["v0"], "the model changed")
     qemu_io(node.url("v0"), "read -P 0x5a 0 1M", "write -P 0x5b 1M 1M", "read -P 0x5b 1M 1M")
 
+    # svectl itself: an argument that is not UTF-8 is one error line.
+    node.ctl_fails("vdisk", "show", os.fsdecode(b"bad\xff"), contains="UTF-8")
+
     # The chaos monkey answers only where sved was started with --enable-chaos.
     node.ctl_fails("chaos", "start", "--seed", "3", contains="--enable-chaos")
     node.ctl_fails("chaos", "inject", "mdisk-fail", contains="--enable-chaos")

@@ -278,7 +278,9 @@ class CommandLine {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CommandLine line;
   Command command;
   try {
@@ -320,4 +322,15 @@ int main(int argc, char** argv) {
   else
     render_result(request["cmd"], (*reply)["result"]);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // say, an argument that is not UTF-8
+    std::cerr << "svectl: " << e.what() << "\n";
+    return 2;
+  }
 }
