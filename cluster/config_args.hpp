@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/edits.hpp"
 #include "util/result.hpp"
 #include "util/size.hpp"
 
@@ -48,6 +49,22 @@ inline Result<uint64_t> get_size(const json& args, const char* key) {
                "': expected a number with an optional K, M, G or T suffix");
   }
   return bad(std::string("invalid size for '") + key + "'");
+}
+
+// Where a new or moved vdisk goes: "iogrp" (a name) and "node" (an id).
+inline Result<Placement> get_placement(const json& args) {
+  Placement p;
+  if (args.contains("iogrp")) {
+    auto name = get_name(args, "iogrp");
+    if (!name) return name.error();
+    p.iogrp = name.value();
+  }
+  if (args.contains("node")) {
+    if (!args["node"].is_number_unsigned() || args["node"].get<uint64_t>() > UINT32_MAX)
+      return bad("--node takes a node id");
+    p.node = args["node"].get<uint32_t>();
+  }
+  return p;
 }
 
 }  // namespace sve::config_args

@@ -15,6 +15,7 @@
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
 #include "util/uuid.hpp"
+#include "model/edits.hpp"
 #include "model/extent_allocator.hpp"
 
 namespace sve {
@@ -22,14 +23,6 @@ namespace sve {
 using nlohmann::json;
 
 using namespace config_args;
-
-namespace {
-
-uint32_t extents_for(uint64_t size_bytes, uint64_t extent_bytes) {
-  return static_cast<uint32_t>((size_bytes + extent_bytes - 1) / extent_bytes);
-}
-
-}  // namespace
 
 Result<std::unique_ptr<ConfigService>> ConfigService::open(const std::string& data_dir) {
   std::unique_ptr<ConfigService> svc(new ConfigService(data_dir));
@@ -195,6 +188,9 @@ Error kept_changing(const ConflictBackoff& backoff) {
 }
 }  // namespace
 
+// The one retry loop: in a cluster another node's change may come first;
+// the edit is then redone on the newer model (what it checked may have
+// changed too).
 Status ConfigService::commit_change(const std::function<Status(ClusterModel&)>& change) {
   ConflictBackoff backoff;
   for (;;) {
@@ -202,8 +198,6 @@ Status ConfigService::commit_change(const std::function<Status(ClusterModel&)>& 
     if (auto st = change(next); !st) return st;
     auto st = commit(std::move(next));
     if (st || !cluster_ || st.error().code != ESTALE) return st;
-    // Not ESTALE once given up: the caller may have done more than this
-    // change (committed a first step), so it must not redo the whole command.
     if (!backoff.pause()) return kept_changing(backoff);
     if (auto latest = cluster_->current()) adopt(*latest);
   }
@@ -217,19 +211,9 @@ json ConfigService::handle(const json& request) {
       return {{"ok", false},
               {"error", "this node is not in a cluster: run 'svectl cluster create NAME' "
                         "here, or 'svectl node add' on a member of one"}};
-    // In a cluster another node's change may come first: redo this one on
-    // top of it (what it checked may have changed too).
-    ConflictBackoff backoff;
-    for (;;) {
-      auto result = dispatch(cmd, request);
-      if (result) return {{"ok", true}, {"result", std::move(result.value())}};
-      if (cluster_ && result.error().code == ESTALE) {
-        if (!backoff.pause()) return {{"ok", false}, {"error", kept_changing(backoff).message}};
-        if (auto latest = cluster_->current()) adopt(*latest);
-        continue;
-      }
-      return {{"ok", false}, {"error", result.error().message}};
-    }
+    auto result = dispatch(cmd, request);
+    if (result) return {{"ok", true}, {"result", std::move(result.value())}};
+    return {{"ok", false}, {"error", result.error().message}};
   } catch (const std::exception& e) {
     return {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }
@@ -274,7 +258,6 @@ Result<json> ConfigService::mdisk_add(const json& args) {
 
   auto label = read_label(*device);
   if (!label) return label.error();
-  ClusterModel next = config_;
   if (label->state == LabelState::corrupt)
     return bad(path.value() + " carries a damaged SVE label; refusing to overwrite it");
   if (label->state == LabelState::valid) {
@@ -284,40 +267,44 @@ Result<json> ConfigService::mdisk_add(const json& args) {
                  "' of another SVE configuration; refusing to overwrite it");
     // One of ours. An offline mdisk that reappears at a new path is
     // re-attached; a label from an add that never committed is reused.
-    for (auto& m : next.mdisks) {
-      if (m.uuid != l.mdisk_uuid) continue;
-      if (devices_.count(m.id)) return bad(path.value() + " is already mdisk " + m.name);
-      if (m.name != name.value())
-        return bad(path.value() + " is offline mdisk '" + m.name +
-                   "'; add it under that name to bring it back");
-      m.path = device->path();
-      uint32_t id = m.id;
-      if (auto st = commit(std::move(next)); !st) return st.error();
+    for (const auto& m : config_.mdisks)
+      if (m.uuid == l.mdisk_uuid && devices_.count(m.id))
+        return bad(path.value() + " is already mdisk " + m.name);
+    uint32_t id = 0;
+    auto st = commit_change([&](ClusterModel& next) -> Status {
+      auto found = reattach_mdisk(next, name.value(), l.mdisk_uuid, device->path());
+      if (!found) return found.error();
+      id = found.value();
+      return id ? ok_status() : make_error("not ours", ENOENT);
+    });
+    if (st) {
       devices_[id] = device;
       spdlog::info("mdisk {} back online at {}", name.value(), path.value());
       return json{{"name", name.value()}, {"reattached", true}};
     }
+    if (st.error().code != ENOENT) return st.error();
   }
-  if (next.find_mdisk(name.value())) return bad("mdisk '" + name.value() + "' exists");
+  if (config_.find_mdisk(name.value())) return bad("mdisk '" + name.value() + "' exists");
   if (device->size_bytes() < kMdiskReservedBytes + kMinExtentBytes)
     return bad(path.value() + " is too small: an mdisk needs at least " +
                format_size(kMdiskReservedBytes + kMinExtentBytes));
-
-  MdiskConfig m;
-  m.id = next.next_id++;
-  m.name = name.value();
-  m.path = device->path();
-  m.uuid = random_uuid();
-  m.data_bytes = device->size_bytes() - kMdiskReservedBytes;
+  std::string uuid = random_uuid();
+  uint64_t data_bytes = device->size_bytes() - kMdiskReservedBytes;
   // Label first: a crash before the commit leaves a label of this
   // configuration with an unknown uuid, which a later add simply reuses.
-  if (auto st = write_label(*device, {m.uuid, next.config_uuid, m.name, m.data_bytes}); !st)
+  if (auto st = write_label(*device, {uuid, config_.config_uuid, name.value(), data_bytes}); !st)
     return st.error();
-  next.mdisks.push_back(m);
-  if (auto st = commit(std::move(next)); !st) return st.error();
-  devices_[m.id] = device;
-  spdlog::info("mdisk {} added: {} ({})", m.name, m.path, format_size(m.data_bytes));
-  return json{{"name", m.name}, {"id", m.id}, {"capacity", m.data_bytes}};
+  uint32_t id = 0;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto added = add_mdisk(next, name.value(), device->path(), uuid, data_bytes);
+    if (!added) return added.error();
+    id = added.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  devices_[id] = device;
+  spdlog::info("mdisk {} added: {} ({})", name.value(), device->path(), format_size(data_bytes));
+  return json{{"name", name.value()}, {"id", id}, {"capacity", data_bytes}};
 }
 
 Result<json> ConfigService::mdisk_list() {
@@ -340,15 +327,14 @@ Result<json> ConfigService::mdisk_list() {
 Result<json> ConfigService::mdisk_remove(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  ClusterModel next = config_;
-  MdiskConfig* m = next.find_mdisk(name.value());
-  if (!m) return bad("no mdisk '" + name.value() + "'");
-  for (const auto& p : next.pools)
-    if (std::count(p.mdisks.begin(), p.mdisks.end(), m->id))
-      return bad("mdisk '" + name.value() + "' is used by pool '" + p.name + "'");
-  uint32_t id = m->id;
-  next.mdisks.erase(next.mdisks.begin() + (m - next.mdisks.data()));
-  if (auto st = commit(std::move(next)); !st) return st.error();
+  uint32_t id = 0;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto removed = remove_mdisk(next, name.value());
+    if (!removed) return removed.error();
+    id = removed.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
   devices_.erase(id);
   return json{{"name", name.value()}, {"removed", true}};
 }
@@ -364,35 +350,21 @@ Result<json> ConfigService::pool_create(const json& args) {
     if (!e) return e.error();
     extent = e.value();
   }
-  if (extent < kMinExtentBytes || extent > kMaxExtentBytes || (extent & (extent - 1)))
-    return bad("extent size must be a power of two from 1M to 8G, not " +
-               format_size(extent));
   if (!args.contains("mdisks") || !args["mdisks"].is_array() || args["mdisks"].empty())
     return bad("a pool needs at least one mdisk");
-  ClusterModel next = config_;
-  if (next.find_pool(name.value())) return bad("pool '" + name.value() + "' exists");
-  PoolConfig pool;
-  pool.id = next.next_id++;
-  pool.name = name.value();
-  pool.extent_bytes = extent;
+  std::vector<std::string> mdisks;
   for (const auto& item : args["mdisks"]) {
     if (!item.is_string()) return bad("mdisk names must be strings");
-    std::string mname = item.get<std::string>();
-    MdiskConfig* m = next.find_mdisk(mname);
-    if (!m) return bad("no mdisk '" + mname + "'");
-    if (std::count(pool.mdisks.begin(), pool.mdisks.end(), m->id))
-      return bad("mdisk '" + mname + "' named twice");
-    for (const auto& p : next.pools)
-      if (std::count(p.mdisks.begin(), p.mdisks.end(), m->id))
-        return bad("mdisk '" + mname + "' already belongs to pool '" + p.name + "'");
-    if (!devices_.count(m->id)) return bad("mdisk '" + mname + "' is offline");
-    if (extent_slots(*m, extent) == 0)
-      return bad("mdisk '" + mname + "' (" + format_size(m->data_bytes) +
-                 ") is smaller than one extent of " + format_size(extent));
-    pool.mdisks.push_back(m->id);
+    mdisks.push_back(item.get<std::string>());
   }
-  next.pools.push_back(pool);
-  if (auto st = commit(std::move(next)); !st) return st.error();
+  PoolConfig pool;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto created = create_pool(next, name.value(), extent, mdisks, online());
+    if (!created) return created.error();
+    pool = created.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
   return json{{"name", pool.name}, {"id", pool.id}, {"extent_size", extent}};
 }
 
@@ -417,14 +389,8 @@ Result<json> ConfigService::pool_list() {
 Result<json> ConfigService::pool_delete(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  ClusterModel next = config_;
-  PoolConfig* p = next.find_pool(name.value());
-  if (!p) return bad("no pool '" + name.value() + "'");
-  for (const auto& v : next.vdisks)
-    if (v.pool_id == p->id)
-      return bad("pool '" + name.value() + "' is used by vdisk '" + v.name + "'");
-  next.pools.erase(next.pools.begin() + (p - next.pools.data()));
-  if (auto st = commit(std::move(next)); !st) return st.error();
+  auto st = commit_change([&](ClusterModel& next) { return delete_pool(next, name.value()); });
+  if (!st) return st.error();
   return json{{"name", name.value()}, {"deleted", true}};
 }
 
@@ -432,14 +398,13 @@ Result<json> ConfigService::pool_delete(const json& args) {
 
 // New extents may hold a deleted vdisk's data: zero them before a host can
 // read them.
-Status ConfigService::zero_extents(const PoolConfig& pool,
-                                   const std::vector<ExtentLoc>& extents) {
+Status ConfigService::zero_extents(uint64_t extent_bytes, const std::vector<ExtentLoc>& extents) {
   std::set<uint32_t> touched;
   for (const auto& e : extents) {
     auto it = devices_.find(e.mdisk_id);
     if (it == devices_.end()) return make_error("mdisk offline", EIO);
-    uint64_t offset = kMdiskReservedBytes + uint64_t{e.index} * pool.extent_bytes;
-    if (auto st = it->second->zero_range(offset, pool.extent_bytes); !st) return st;
+    uint64_t offset = kMdiskReservedBytes + uint64_t{e.index} * extent_bytes;
+    if (auto st = it->second->zero_range(offset, extent_bytes); !st) return st;
     touched.insert(e.mdisk_id);
   }
   for (uint32_t id : touched)
@@ -448,69 +413,51 @@ Status ConfigService::zero_extents(const PoolConfig& pool,
 }
 
 Result<json> ConfigService::vdisk_create(const json& args) {
+  NewVdisk want;
   auto name = get_name(args, "name");
   if (!name) return name.error();
+  want.name = name.value();
   auto pool_name = get_name(args, "pool");
   if (!pool_name) return pool_name.error();
+  want.pool = pool_name.value();
   auto size = get_size(args, "size");
   if (!size) return size.error();
-  ExtentPolicy policy = ExtentPolicy::striped;
+  want.size_bytes = size.value();
   if (args.contains("policy") &&
-      !(args["policy"].is_string() && parse_policy(args["policy"].get<std::string>(), policy)))
+      !(args["policy"].is_string() &&
+        parse_policy(args["policy"].get<std::string>(), want.policy)))
     return bad("policy must be 'striped' or 'sequential'");
-  if (size.value() == 0 || size.value() % 512 != 0)
-    return bad("vdisk size must be a positive multiple of 512 bytes");
-  ClusterModel next = config_;
-  if (next.find_vdisk(name.value())) return bad("vdisk '" + name.value() + "' exists");
-  PoolConfig* pool = next.find_pool(pool_name.value());
-  if (!pool) return bad("no pool '" + pool_name.value() + "'");
-  for (uint32_t id : pool->mdisks)
-    if (!devices_.count(id))
-      return bad("pool '" + pool->name + "' has an offline mdisk");
-  PoolUsage usage(next, *pool);
-  uint32_t count = extents_for(size.value(), pool->extent_bytes);
-  auto extents = usage.allocate(count, policy, pool->stripe_cursor);
-  if (!extents)
-    return make_error("pool '" + pool->name + "' cannot hold " + format_size(size.value()) +
-                          ": " + extents.error().message,
-                      ENOSPC);
+  auto placement = get_placement(args);
+  if (!placement) return placement.error();
+  want.placement = placement.value();
   // Alone, the extents are zeroed before the commit. In a cluster another
   // node may be handing out the same free extents right now: they are
   // committed to this vdisk first, unexported, and zeroed after.
-  if (!cluster_)
-    if (auto st = zero_extents(*pool, extents.value()); !st) return st.error();
+  want.formatted = !cluster_;
   VdiskConfig v;
-  v.id = next.next_id++;
-  v.name = name.value();
-  v.pool_id = pool->id;
-  v.size_bytes = size.value();
-  v.policy = policy;
-  v.extents = extents.value();
-  v.formatted = !cluster_;
-  if (auto st = place_vdisk(next, args, v); !st) return st.error();
-  next.vdisks.push_back(v);
-  PoolConfig pool_copy = *pool;
-  if (auto st = commit(std::move(next)); !st) return st.error();
+  uint64_t extent_bytes = 0;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto created = create_vdisk(next, want, online());
+    if (!created) return created.error();
+    v = created.value();
+    extent_bytes = next.find_pool(v.pool_id)->extent_bytes;
+    if (!cluster_) return zero_extents(extent_bytes, v.extents);
+    return ok_status();
+  });
+  if (!st) return st.error();
   if (cluster_) {
-    if (auto st = zero_extents(pool_copy, extents.value()); !st)
-      return make_error("vdisk '" + v.name + "' stays unformatted: " + st.error().message +
-                            " (delete it and create it again)",
-                        st.error().code);
-    auto st = commit_change([&](ClusterModel& c) -> Status {
-      VdiskConfig* mine = c.find_vdisk(v.name);
-      if (!mine || mine->id != v.id)
-        return make_error("vdisk '" + v.name + "' was deleted while it was formatted", ENOENT);
-      mine->formatted = true;
-      return ok_status();
-    });
-    if (!st)
-      return make_error("vdisk '" + v.name + "' stays unformatted: " + st.error().message +
-                            " (delete it and create it again)",
-                        st.error().code);
+    auto formatted = zero_extents(extent_bytes, v.extents);
+    if (formatted)
+      formatted = commit_change(
+          [&](ClusterModel& next) { return mark_formatted(next, v.name, v.id); });
+    if (!formatted)
+      return make_error("vdisk '" + v.name + "' stays unformatted: " +
+                            formatted.error().message + " (delete it and create it again)",
+                        formatted.error().code);
     v.formatted = true;
   }
   spdlog::info("vdisk {} created: {} in pool {}", v.name, format_size(v.size_bytes),
-               pool_name.value());
+               want.pool);
   return describe_vdisk(v);
 }
 
@@ -562,61 +509,41 @@ Result<json> ConfigService::vdisk_expand(const json& args) {
   if (!name) return name.error();
   auto size = get_size(args, "size");
   if (!size) return size.error();
-  ClusterModel next = config_;
-  VdiskConfig* v = next.find_vdisk(name.value());
-  if (!v) return bad("no vdisk '" + name.value() + "'");
-  if (size.value() % 512 != 0) return bad("vdisk size must be a multiple of 512 bytes");
-  if (size.value() < v->size_bytes)
-    return bad("vdisk '" + name.value() + "' is " + format_size(v->size_bytes) +
-               "; shrinking would destroy data and is not supported");
-  PoolConfig* pool = next.find_pool(v->pool_id);
-  uint32_t have = static_cast<uint32_t>(v->extents.size());
-  uint32_t need = extents_for(size.value(), pool->extent_bytes);
-  if (need > have) {
-    PoolUsage usage(next, *pool);
-    auto more = usage.allocate(need - have, v->policy, pool->stripe_cursor);
-    if (!more)
-      return make_error("pool '" + pool->name + "' cannot grow '" + v->name + "' to " +
-                            format_size(size.value()) + ": " + more.error().message,
-                        ENOSPC);
-    if (cluster_) {
-      // As at create: the extents are the vdisk's (beyond its size, where
-      // no host reaches) before they are zeroed, and the size grows after.
-      v->extents.insert(v->extents.end(), more->begin(), more->end());
-      uint32_t id = v->id;
-      PoolConfig pool_copy = *pool;
-      if (auto st = commit(std::move(next)); !st) return st.error();
-      if (auto st = zero_extents(pool_copy, more.value()); !st) return st.error();
-      VdiskConfig grown;
-      auto st = commit_change([&](ClusterModel& c) -> Status {
-        VdiskConfig* mine = c.find_vdisk(name.value());
-        if (!mine || mine->id != id || mine->extents.size() < need)
-          return make_error("vdisk '" + name.value() + "' changed while it grew", ESTALE);
-        mine->size_bytes = std::max(mine->size_bytes, size.value());
-        grown = *mine;
-        return ok_status();
-      });
-      if (!st) return st.error();
-      return describe_vdisk(grown);
-    }
-    if (auto st = zero_extents(*pool, more.value()); !st) return st.error();
-    v->extents.insert(v->extents.end(), more->begin(), more->end());
+  // Alone: the new extents are zeroed, then committed with the size. In a
+  // cluster, as at create: the extents are the vdisk's (beyond its size,
+  // where no host reaches) before they are zeroed, and the size grows after.
+  Expansion grown;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto e = expand_vdisk(next, name.value(), size.value(), cluster_.has_value());
+    if (!e) return e.error();
+    grown = std::move(e.value());
+    if (!cluster_) return zero_extents(grown.extent_bytes, grown.added);
+    return ok_status();
+  });
+  if (!st) return st.error();
+  if (cluster_) {
+    if (auto z = zero_extents(grown.extent_bytes, grown.added); !z) return z.error();
+    auto sized = commit_change([&](ClusterModel& next) -> Status {
+      auto v = grow_to_extents(next, name.value(), grown.vdisk.id, size.value());
+      if (!v) return v.error();
+      grown.vdisk = v.value();
+      return ok_status();
+    });
+    if (!sized) return sized.error();
   }
-  v->size_bytes = size.value();
-  VdiskConfig copy = *v;
-  if (auto st = commit(std::move(next)); !st) return st.error();
-  return describe_vdisk(copy);
+  return describe_vdisk(grown.vdisk);
 }
 
 Result<json> ConfigService::vdisk_delete(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  ClusterModel next = config_;
-  VdiskConfig* v = next.find_vdisk(name.value());
-  if (!v) return bad("no vdisk '" + name.value() + "'");
-  next.vdisks.erase(next.vdisks.begin() + (v - next.vdisks.data()));
-  if (auto st = commit(std::move(next)); !st) return st.error();
+  auto st = commit_change([&](ClusterModel& next) { return delete_vdisk(next, name.value()); });
+  if (!st) return st.error();
   return json{{"name", name.value()}, {"deleted", true}};
+}
+
+MdiskOnline ConfigService::online() const {
+  return [this](uint32_t id) { return devices_.count(id) > 0; };
 }
 
 }  // namespace sve

@@ -16,15 +16,13 @@
 #include "cluster/state/config_store.hpp"
 #include "hw/device/block_device.hpp"
 #include "util/result.hpp"
+#include "model/edits.hpp"
 #include "model/model.hpp"
 
 namespace sve {
 
 using DeviceTable = std::map<uint32_t, std::shared_ptr<BlockDevice>>;
 
-inline constexpr uint64_t kMinExtentBytes = 1ull << 20;
-inline constexpr uint64_t kMaxExtentBytes = 8ull << 30;
-inline constexpr uint64_t kDefaultExtentBytes = 16ull << 20;
 
 // How a cluster node commits: the change goes to the cluster as an event,
 // valid only on top of version `base`; the answer is the committed model,
@@ -85,10 +83,11 @@ class ConfigService {
   Result<nlohmann::json> iogrp_create(const nlohmann::json& args);
   Result<nlohmann::json> iogrp_list();
   Result<nlohmann::json> iogrp_delete(const nlohmann::json& args);
-  // Where a new or moved vdisk goes: its group and preferred node, from the
-  // arguments "iogrp" and "node" (or the defaults).
-  Status place_vdisk(const ClusterModel& config, const nlohmann::json& args, VdiskConfig& v);
-  Status zero_extents(const PoolConfig& pool, const std::vector<ExtentLoc>& extents);
+  // Zeroes new extents (they may hold a deleted vdisk's data) before a host
+  // can read them.
+  Status zero_extents(uint64_t extent_bytes, const std::vector<ExtentLoc>& extents);
+  // Whether an mdisk is attached here, for the edits (model/edits.hpp).
+  MdiskOnline online() const;
   nlohmann::json describe_vdisk(const VdiskConfig& v) const;
 
   std::string data_dir_;

@@ -1,0 +1,192 @@
+// The admin commands' changes to the model, as pure functions: no JSON, no
+// devices, no actors (model/edits.hpp).
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+
+#include "model/edits.hpp"
+#include "model/extent_allocator.hpp"
+
+using namespace sve;
+
+namespace {
+
+const MdiskOnline kAllOnline = [](uint32_t) { return true; };
+
+// Two mdisks of 8 extents of 1 MiB in pool "p"; nodes 1..4 in groups
+// "a" {1,2} and "b" {3,4}.
+ClusterModel base() {
+  ClusterModel m;
+  REQUIRE(add_mdisk(m, "m1", "/d/1", "u1", 8 << 20));
+  REQUIRE(add_mdisk(m, "m2", "/d/2", "u2", 8 << 20));
+  REQUIRE(create_pool(m, "p", 1 << 20, {"m1", "m2"}, kAllOnline));
+  REQUIRE(create_iogrp(m, "a", {2, 1}, {1, 2, 3, 4}));
+  REQUIRE(create_iogrp(m, "b", {3, 4}, {1, 2, 3, 4}));
+  return m;
+}
+
+NewVdisk vdisk(std::string name, uint64_t bytes, std::string group = "a") {
+  NewVdisk v;
+  v.name = std::move(name);
+  v.pool = "p";
+  v.size_bytes = bytes;
+  v.placement.iogrp = std::move(group);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("mdisks: names and uuids are unique, a pool's mdisk stays", "[edits]") {
+  ClusterModel m = base();
+  CHECK_FALSE(add_mdisk(m, "m1", "/d/9", "u9", 1 << 20));
+  CHECK_FALSE(add_mdisk(m, "m9", "/d/9", "u1", 1 << 20));
+  auto removed = remove_mdisk(m, "m1");
+  REQUIRE_FALSE(removed);
+  CHECK(removed.error().message == "mdisk 'm1' is used by pool 'p'");
+  REQUIRE(add_mdisk(m, "m3", "/d/3", "u3", 1 << 20));
+  REQUIRE(remove_mdisk(m, "m3"));
+  CHECK_FALSE(m.find_mdisk("m3"));
+  // Back at a new path under its own name; under another name it is refused.
+  CHECK(reattach_mdisk(m, "m2", "u2", "/e/2").value() == m.find_mdisk("m2")->id);
+  CHECK(m.find_mdisk("m2")->path == "/e/2");
+  CHECK_FALSE(reattach_mdisk(m, "other", "u2", "/e/2"));
+  CHECK(reattach_mdisk(m, "m2", "unknown", "/e/2").value() == 0);
+}
+
+TEST_CASE("pools: extent size, mdisks online, in one pool only", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(add_mdisk(m, "m3", "/d/3", "u3", 8 << 20));
+  CHECK_FALSE(create_pool(m, "q", 3 << 20, {"m3"}, kAllOnline));   // not a power of two
+  CHECK_FALSE(create_pool(m, "q", 512 << 10, {"m3"}, kAllOnline)); // below 1M
+  CHECK_FALSE(create_pool(m, "q", 1 << 20, {}, kAllOnline));
+  CHECK_FALSE(create_pool(m, "q", 1 << 20, {"m1"}, kAllOnline));   // in pool p
+  CHECK_FALSE(create_pool(m, "q", 1 << 20, {"m3", "m3"}, kAllOnline));
+  CHECK_FALSE(create_pool(m, "q", 16 << 20, {"m3"}, kAllOnline));  // smaller than an extent
+  CHECK_FALSE(create_pool(m, "q", 1 << 20, {"m3"}, [](uint32_t) { return false; }));
+  CHECK_FALSE(create_pool(m, "p", 1 << 20, {"m3"}, kAllOnline));
+  ClusterModel before = m;
+  REQUIRE(create_pool(m, "q", 1 << 20, {"m3"}, kAllOnline));
+  CHECK(m.pools.size() == before.pools.size() + 1);
+  CHECK(m.next_id == before.next_id + 1);
+}
+
+TEST_CASE("vdisks: extents from the pool, ENOSPC when it is short", "[edits]") {
+  ClusterModel m = base();
+  auto v = create_vdisk(m, vdisk("v", 3 << 20), kAllOnline);
+  REQUIRE(v);
+  CHECK(v->extents.size() == 3);
+  CHECK(v->iogrp_id == m.find_iogrp("a")->id);
+  CHECK(v->formatted);
+  PoolUsage usage(m, *m.find_pool("p"));
+  CHECK(usage.free_extents() == 13);
+  auto big = create_vdisk(m, vdisk("big", 14 << 20), kAllOnline);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().code == ENOSPC);
+  CHECK_FALSE(create_vdisk(m, vdisk("v", 1 << 20), kAllOnline));      // exists
+  CHECK_FALSE(create_vdisk(m, vdisk("w", 1000), kAllOnline));         // not 512-aligned
+  CHECK_FALSE(create_vdisk(m, vdisk("w", 1 << 20, "zz"), kAllOnline)); // no such group
+  NewVdisk anywhere = vdisk("w", 1 << 20);
+  anywhere.placement.iogrp.reset();
+  CHECK_FALSE(create_vdisk(m, anywhere, kAllOnline));  // two groups: say which
+  CHECK_FALSE(create_vdisk(m, vdisk("w", 1 << 20), [](uint32_t) { return false; }));
+  REQUIRE(delete_pool(m, "p").error().message == "pool 'p' is used by vdisk 'v'");
+  REQUIRE(delete_vdisk(m, "v"));
+  REQUIRE(delete_pool(m, "p"));
+}
+
+TEST_CASE("vdisks: the preferred node balances the group, or is named", "[edits]") {
+  ClusterModel m = base();
+  auto v1 = create_vdisk(m, vdisk("v1", 1 << 20), kAllOnline);
+  auto v2 = create_vdisk(m, vdisk("v2", 1 << 20), kAllOnline);
+  REQUIRE(v1);
+  REQUIRE(v2);
+  CHECK(v1->preferred_node == 1);
+  CHECK(v2->preferred_node == 2);
+  NewVdisk named = vdisk("v3", 1 << 20);
+  named.placement.node = 2;
+  CHECK(create_vdisk(m, named, kAllOnline)->preferred_node == 2);
+  named.name = "v4";
+  named.placement.node = 3;  // not in group a
+  CHECK_FALSE(create_vdisk(m, named, kAllOnline));
+}
+
+TEST_CASE("expand: extents first in a cluster, the size after", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("v", 2 << 20), kAllOnline));
+  CHECK_FALSE(expand_vdisk(m, "v", 1 << 20, false));  // no shrinking
+  auto e = expand_vdisk(m, "v", 4 << 20, true);
+  REQUIRE(e);
+  CHECK(e->added.size() == 2);
+  CHECK(m.find_vdisk("v")->size_bytes == 2 << 20);  // not grown yet
+  CHECK(m.find_vdisk("v")->extents.size() == 4);
+  uint32_t id = m.find_vdisk("v")->id;
+  CHECK(grow_to_extents(m, "v", id + 100, 4 << 20).error().code == ESTALE);
+  CHECK(grow_to_extents(m, "v", id, 5 << 20).error().code == ESTALE);  // no extents for it
+  REQUIRE(grow_to_extents(m, "v", id, 4 << 20));
+  CHECK(m.find_vdisk("v")->size_bytes == 4 << 20);
+  auto alone = expand_vdisk(m, "v", 5 << 20, false);
+  REQUIRE(alone);
+  CHECK(alone->vdisk.size_bytes == 5 << 20);
+  CHECK(expand_vdisk(m, "v", 64 << 20, false).error().code == ENOSPC);
+}
+
+TEST_CASE("move: a new owner starts a handover from the old one", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("v", 1 << 20), kAllOnline));  // prefers node 1
+  Placement same;
+  same.node = 1;
+  auto stay = move_vdisk(m, "v", same);
+  REQUIRE(stay);
+  CHECK(stay->handover_from == 0);  // same owner: nothing to hand over
+  Placement to2;
+  to2.node = 2;
+  auto within = move_vdisk(m, "v", to2);
+  REQUIRE(within);
+  CHECK(within->preferred_node == 2);
+  CHECK(within->handover_from == 1);
+  CHECK(within->handover_group == 0);
+  // Refused until the handover is finished.
+  CHECK_FALSE(move_vdisk(m, "v", same));
+  m.find_vdisk("v")->handover_from = 0;
+  Placement to_b;
+  to_b.iogrp = "b";
+  auto cross = move_vdisk(m, "v", to_b);
+  REQUIRE(cross);
+  CHECK(cross->iogrp_id == m.find_iogrp("b")->id);
+  CHECK(cross->handover_from == 2);
+  CHECK(cross->handover_group == m.find_iogrp("a")->id);
+  CHECK(cross->handover_partner == 1);  // writing back on both: 1 holds copies
+  CHECK_FALSE(move_vdisk(m, "v", Placement{}));
+  CHECK_FALSE(move_vdisk(m, "nope", to_b));
+}
+
+TEST_CASE("move: a group run by one node hands over from that node, no partner", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("v", 1 << 20), kAllOnline));  // prefers node 1
+  for (auto& g : m.iogrps)
+    if (g.name == "a") g.solo = 2;
+  Placement to_b;
+  to_b.iogrp = "b";
+  auto cross = move_vdisk(m, "v", to_b);
+  REQUIRE(cross);
+  CHECK(cross->handover_from == 2);
+  CHECK(cross->handover_partner == 0);
+}
+
+TEST_CASE("I/O groups: two configured nodes, each in one group", "[edits]") {
+  ClusterModel m = base();
+  CHECK_FALSE(create_iogrp(m, "c", {5, 6}, {1, 2, 3, 4, 5}));  // 6 not configured
+  CHECK_FALSE(create_iogrp(m, "c", {5, 5}, {5}));
+  CHECK_FALSE(create_iogrp(m, "c", {1, 5}, {1, 5}));  // 1 is in a
+  CHECK_FALSE(create_iogrp(m, "c", {5}, {5}));
+  CHECK_FALSE(create_iogrp(m, "a", {5, 6}, {5, 6}));
+  auto c = create_iogrp(m, "c", {6, 5}, {5, 6});
+  REQUIRE(c);
+  CHECK(c->nodes == std::vector<uint32_t>{5, 6});
+  CHECK(c->cache_epoch == c->id + 1);
+  REQUIRE(create_vdisk(m, vdisk("v", 1 << 20, "c"), kAllOnline));
+  CHECK_FALSE(delete_iogrp(m, "c"));
+  REQUIRE(delete_vdisk(m, "v"));
+  REQUIRE(delete_iogrp(m, "c"));
+  CHECK_FALSE(delete_iogrp(m, "c"));
+}
