@@ -91,6 +91,16 @@ std::string CacheFacility::mode_reason(uint32_t vdisk) const {
 void CacheFacility::submit(IoRequestPtr request) {
   const VolumeLayout* layout = map_ ? map_->find(request->volume) : nullptr;
   const VdiskRoute* r = route(request->volume);
+  // A request accepted while this node executed its vdisk, and driven again
+  // (after a fill, or a wait for destage) when it no longer does: the back
+  // end may be behind this node's dirty blocks, or another node's. It goes
+  // back to the forward facility, which sends it to the owner (ESTALE), or
+  // fails if this node serves nothing now.
+  if (directory_ && routes_ && routes_->self != 0 && layout &&
+      (!routes_->serving || !routes_->local(request->volume))) {
+    complete(std::move(request), routes_->serving ? ESTALE : EIO);
+    return;
+  }
   uint64_t end = request->offset + request->length;
   // Off, or a request the layers below will refuse: straight on. A flush
   // has nothing to wait for: a completed write is on the back end (write

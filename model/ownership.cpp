@@ -119,6 +119,13 @@ std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
     } else if (p_up || o_up) {
       r.owner = p_up ? preferred : other;
       r.hold = !(p_up && o_up);  // until the survivor commits that it is alone
+      if (r.owner == policy.self && g->cache_epoch == policy.untrusted_epoch) {
+        r.hold = true;  // its copies of this epoch are gone: the partner's count
+        r.why = "this node lost its cache memory: node " +
+                std::to_string(other_node(*g, policy.self)) + " destages the group first";
+        table->vdisks[v.id] = std::move(r);
+        continue;
+      }
     } else {
       r.why = "I/O group " + g->name + " is offline: neither node " +
               std::to_string(preferred) + " nor node " + std::to_string(other) +
@@ -162,12 +169,20 @@ bool apply_transition(ClusterModel& config, const GroupTransition& t) {
   g->cache_epoch = config.next_id++;
   if (!t.solo) {
     g->wb_epoch = g->cache_epoch;
-    // Whoever handed vdisks over within the group has nothing left of them:
-    // the solo node destaged everything the group held before writing back
-    // again. (A handover from another group is that group's to finish.)
-    for (auto& v : config.vdisks)
-      if (v.iogrp_id == g->id && (!v.handover_group || v.handover_group == g->id))
-        v.handover_from = v.handover_group = v.handover_partner = 0;
+    // The solo node destaged everything the group held before writing back
+    // again: earlier handovers within the group have nothing left to hand
+    // over. (A handover from another group is that group's to finish.) But
+    // the vdisks that go back to their preferred node are a handover of
+    // their own: the solo node serves them until it has applied this event,
+    // and the other node may apply it first. It waits until the solo node
+    // says it stopped (finish_handover), so that the two never both execute
+    // a vdisk's requests.
+    for (auto& v : config.vdisks) {
+      if (v.iogrp_id != g->id || (v.handover_group && v.handover_group != g->id)) continue;
+      v.handover_from = v.handover_group = v.handover_partner = 0;
+      uint32_t preferred = v.preferred_node ? v.preferred_node : g->nodes[0];
+      if (g->solo && preferred != g->solo) v.handover_from = g->solo;
+    }
   }
   g->solo = t.solo;
   return true;
@@ -189,7 +204,14 @@ std::vector<GroupTransition> due_transitions(const ClusterModel& config, const R
   for (const IoGroupConfig& g : config.iogrps) {
     if (g.nodes.size() != 2 || (g.nodes[0] != policy.self && g.nodes[1] != policy.self))
       continue;
-    bool partner_up = is_member(policy, other_node(g, policy.self));
+    uint32_t partner = other_node(g, policy.self);
+    bool partner_up = is_member(policy, partner);
+    // This node lost its copies of this epoch: the partner takes the group
+    // over with its own, or nobody does.
+    if (g.solo == 0 && g.cache_epoch == policy.untrusted_epoch) {
+      if (partner_up) out.push_back({g.id, g.cache_epoch, partner});
+      continue;
+    }
     // The partner is gone: this node takes the group over, alone.
     if (g.solo == 0 && !partner_up) out.push_back({g.id, g.cache_epoch, policy.self});
     // Alone, everything destaged, the partner back: write back again.
@@ -198,6 +220,73 @@ std::vector<GroupTransition> due_transitions(const ClusterModel& config, const R
       out.push_back({g.id, g.cache_epoch, 0});
   }
   return out;
+}
+
+std::optional<ControlStep> next_control_step(
+    const ClusterModel& config, const RoutePolicy& policy,
+    const std::function<uint64_t(uint32_t group)>& dirty_in_group,
+    const std::function<uint64_t(uint32_t vdisk)>& dirty_of_vdisk) {
+  if (!policy.serving) return std::nullopt;
+  std::vector<uint32_t> clean;
+  for (const auto& g : config.iogrps)
+    if (std::count(g.nodes.begin(), g.nodes.end(), policy.self) && dirty_in_group(g.id) == 0)
+      clean.push_back(g.id);
+  for (const GroupTransition& t : due_transitions(config, policy, clean)) {
+    ClusterModel next = config;
+    if (apply_transition(next, t))
+      return ControlStep{std::move(next),
+                         "I/O group " + std::to_string(t.group) +
+                             (t.solo ? " run by node " + std::to_string(t.solo) + " alone"
+                                     : " writing back on both nodes")};
+  }
+  // A handover this node cannot finish: it lost its copies. Its old group's
+  // other node holds them; the handover is that node's now.
+  for (uint32_t id : policy.lost_handovers) {
+    for (const auto& v : config.vdisks) {
+      if (v.id != id || v.handover_from != policy.self || !v.handover_partner) continue;
+      ClusterModel next = config;
+      for (auto& mine : next.vdisks)
+        if (mine.id == id) {
+          mine.handover_from = mine.handover_partner;
+          mine.handover_partner = 0;
+        }
+      return ControlStep{std::move(next), "the handover of vdisk " + v.name + " to node " +
+                                              std::to_string(v.handover_partner) +
+                                              " (this node lost its copies)"};
+    }
+  }
+  // The handovers this node is to finish. Its cache may not have taken the
+  // copies over yet: any copy still held waits, as does any dirty block.
+  auto table = build_routes(config, policy);
+  for (const auto& v : config.vdisks) {
+    const VdiskRoute* r = table->find(v.id);
+    if (!v.handover_from || !r || r->handover_by != policy.self) continue;
+    if (std::count(policy.lost_handovers.begin(), policy.lost_handovers.end(), v.id) &&
+        v.handover_from == policy.self)
+      continue;  // its copies are gone: never "done"
+    if (dirty_of_vdisk(v.id) != 0) continue;
+    ClusterModel next = config;
+    if (finish_handover(next, v.id, v.handover_from))
+      return ControlStep{std::move(next),
+                         "the handover of vdisk " + v.name +
+                             (v.handover_from == policy.self
+                                  ? std::string()
+                                  : " for node " + std::to_string(v.handover_from))};
+  }
+  return std::nullopt;
+}
+
+std::vector<uint32_t> handovers_from(const ClusterModel& config, uint32_t self) {
+  std::vector<uint32_t> out;
+  for (const auto& v : config.vdisks)
+    if (v.handover_from == self) out.push_back(v.id);
+  return out;
+}
+
+uint64_t group_epoch_of(const ClusterModel& config, uint32_t self) {
+  for (const IoGroupConfig& g : config.iogrps)
+    if (std::count(g.nodes.begin(), g.nodes.end(), self)) return g.cache_epoch;
+  return 0;
 }
 
 }  // namespace sve

@@ -22,16 +22,17 @@
 //                    keep one cache coherent)
 //   standalone node  the node owns everything; writes through (no partner)
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "model/cache_mode.hpp"
+#include "model/model.hpp"
 
 namespace sve {
-
-struct ClusterModel;
 
 struct VdiskRoute {
   uint32_t owner = 0;    // the node that executes its requests; 0: offline
@@ -88,7 +89,22 @@ struct RoutePolicy {
   bool serving = true;            // false: no lease, the table is empty
   std::vector<uint32_t> members;  // of the generation this node serves in
   bool cache = true;              // the node has cache memory
+  // This node started with its non-volatile memory empty (lost, or new):
+  // the copies it held in its group's cache epoch `untrusted_epoch` (the
+  // one in force when it first served again) are gone, though the epoch
+  // says they count. While that epoch lasts it owns nothing (its requests
+  // wait) and it asks that its partner run the group alone, destaging the
+  // copies it holds of this node's writes; a later epoch is trusted again.
+  // 0: nothing lost.
+  uint64_t untrusted_epoch = 0;
+  // The vdisks this node was handing over to another group then: its copies
+  // of them are gone too, so their handover passes to the old group's other
+  // node (which holds copies of them), or stays stuck if there is none.
+  std::vector<uint32_t> lost_handovers;
 };
+
+// The vdisks node `self` hands over (for RoutePolicy::lost_handovers).
+std::vector<uint32_t> handovers_from(const ClusterModel& config, uint32_t self);
 
 // A change of an I/O group's cache state this node should commit now (it
 // is the node the change is about), or none.
@@ -106,6 +122,26 @@ bool finish_handover(ClusterModel& config, uint32_t vdisk, uint32_t from);
 // `clean(group)`: whether this node holds no dirty data of the group.
 std::vector<GroupTransition> due_transitions(const ClusterModel& config, const RoutePolicy& policy,
                                              const std::vector<uint32_t>& clean_groups);
+
+// The one change of the model this node should commit now, as its cache
+// controller (node/cache_controller.cpp) decides it: an I/O group's cache
+// state moving on (a node runs it alone, or both write back again), or a
+// handover this node finishes (its own, or one it does for an old owner that
+// is out). `dirty_in_group(g)` and `dirty_of_vdisk(v)` count the blocks this
+// node still holds that count: dirty blocks, and for a vdisk copies not yet
+// taken over too. None: nothing to do now.
+struct ControlStep {
+  ClusterModel next;
+  std::string what;  // for the log
+};
+std::optional<ControlStep> next_control_step(
+    const ClusterModel& config, const RoutePolicy& policy,
+    const std::function<uint64_t(uint32_t group)>& dirty_in_group,
+    const std::function<uint64_t(uint32_t vdisk)>& dirty_of_vdisk);
+
+// The cache epoch of the I/O group `self` is in, or 0 (for
+// RoutePolicy::untrusted_epoch).
+uint64_t group_epoch_of(const ClusterModel& config, uint32_t self);
 
 std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
                                                const RoutePolicy& policy);

@@ -56,61 +56,38 @@ void Node::Impl::control_once() {
     p = policy;
     c = routed_config;
   }
-  if (!p.serving) return;
-  auto dirty = [this](auto count) {
-    return map_reduce<uint64_t>(&CoreStack::cache_actor, [count](CoreStack& core, size_t) {
-      return uint64_t{count(*core.cache)};
+  auto count = [this](auto of) {
+    return map_reduce<uint64_t>(&CoreStack::cache_actor, [of](CoreStack& core, size_t) {
+      return uint64_t{of(*core.cache)};
     });
   };
-  std::vector<uint32_t> clean;
-  for (const auto& g : c.iogrps)
-    if (std::count(g.nodes.begin(), g.nodes.end(), p.self) &&
-        dirty([id = g.id](const CacheFacility& f) { return f.dirty_blocks_of_group(id); }) == 0)
-      clean.push_back(g.id);
+  auto step = next_control_step(
+      c, p,
+      [&](uint32_t group) {
+        return count([group](const CacheFacility& f) { return f.dirty_blocks_of_group(group); });
+      },
+      [&](uint32_t vdisk) {
+        return count([vdisk](const CacheFacility& f) {
+          return f.dirty_blocks(vdisk) + f.held_blocks(vdisk);
+        });
+      });
+  if (!step) return;
   // Committed straight through the cluster actor, on top of the model this
   // node routes by: the config actor (and the admin commands it serves)
   // never waits for these. A model that moved on meanwhile means the next
   // round looks again.
-  auto commit = [this, &c](const ClusterModel& next, const std::string& what) {
-    caf::scoped_actor self{*sys};
-    std::string reply;
-    self->request(cluster_actor, std::chrono::seconds(20), commit_atom::value, c.version,
-                  pack_to_string(next))
-        .receive([&](std::string& r) { reply = std::move(r); },
-                 [&](caf::error& e) { reply = sys->render(e); });
-    auto answer = nlohmann::json::parse(reply, nullptr, false);
-    if (!answer.is_discarded() && answer.value("ok", false)) {
-      spdlog::info("cache controller: committed {}", what);
-    } else if (answer.is_discarded() || !answer.value("conflict", false)) {
-      spdlog::warn("cache controller: {} not committed: {}", what,
-                   answer.is_discarded() ? reply : answer.value("error", std::string()));
-    }
-  };
-  for (const GroupTransition& t : due_transitions(c, p, clean)) {
-    ClusterModel next = c;
-    if (apply_transition(next, t))
-      return commit(next, "I/O group " + std::to_string(t.group) +
-                              (t.solo ? " run by node " + std::to_string(t.solo) + " alone"
-                                      : " writing back on both nodes"));
-  }
-  // The handovers this node is to finish: its own (it was the owner), or
-  // one it does for an old owner that is out (moved from its group). Its
-  // cache may not have taken the copies over yet: any copy still held
-  // waits, as does any dirty block.
-  auto table = build_routes(c, p);
-  for (const auto& v : c.vdisks) {
-    const VdiskRoute* r = table->find(v.id);
-    if (!v.handover_from || !r || r->handover_by != p.self) continue;
-    if (dirty([id = v.id](const CacheFacility& f) {
-          return f.dirty_blocks(id) + f.held_blocks(id);
-        }) != 0)
-      continue;
-    ClusterModel next = c;
-    if (finish_handover(next, v.id, v.handover_from))
-      return commit(next, "the handover of vdisk " + v.name +
-                              (v.handover_from == p.self
-                                   ? std::string()
-                                   : " for node " + std::to_string(v.handover_from)));
+  caf::scoped_actor self{*sys};
+  std::string reply;
+  self->request(cluster_actor, std::chrono::seconds(20), commit_atom::value, c.version,
+                pack_to_string(step->next))
+      .receive([&](std::string& r) { reply = std::move(r); },
+               [&](caf::error& e) { reply = sys->render(e); });
+  auto answer = nlohmann::json::parse(reply, nullptr, false);
+  if (!answer.is_discarded() && answer.value("ok", false)) {
+    spdlog::info("cache controller: committed {}", step->what);
+  } else if (answer.is_discarded() || !answer.value("conflict", false)) {
+    spdlog::warn("cache controller: {} not committed: {}", step->what,
+                 answer.is_discarded() ? reply : answer.value("error", std::string()));
   }
 }
 

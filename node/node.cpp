@@ -96,6 +96,17 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     if (options.cluster && m.cache_blocks) {
       auto nvram = open_core_nvram(options.data_dir, i, m.cache_blocks);
       if (!nvram) return nvram.error();
+      // An empty area where a node that was in a cluster before had one:
+      // what it held is lost. (A new node's is simply new.)
+      if (nvram.value()->created() &&
+          (::access((options.data_dir + "/cluster.a").c_str(), F_OK) == 0 ||
+           ::access((options.data_dir + "/cluster.b").c_str(), F_OK) == 0)) {
+        if (!m.cache_lost)
+          spdlog::warn("the cache memory of this node is gone (nvram-core{} is new): its "
+                       "partner destages their I/O group before this node owns vdisks again",
+                       i);
+        m.cache_lost = true;
+      }
       cache.nvram = std::move(nvram.value());
       cache.mirror = make_mirror_link(m.interconnect);
       cache.self = options.node_id;

@@ -66,6 +66,11 @@ struct Node::Impl {
   ClusterModel routed_config;
   ClusterView view;
   RoutePolicy policy;  // the last routes were built with
+  // A core's non-volatile memory started empty: the group's epoch in force
+  // when this node first serves is not trusted (RoutePolicy::untrusted_epoch).
+  bool cache_lost = false;
+  uint64_t untrusted_epoch = 0;
+  std::vector<uint32_t> lost_handovers;
 
   // The cache controller: commits the I/O groups' cache state changes this
   // node is due to make (model/ownership.hpp) and the handovers of vdisks

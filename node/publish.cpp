@@ -38,6 +38,12 @@ void Node::Impl::publish_routes() {
   policy.generation = view.generation;
   policy.members = view.members;
   policy.cache = cache_blocks > 0;
+  if (cache_lost && policy.serving && untrusted_epoch == 0) {
+    untrusted_epoch = group_epoch_of(routed_config, policy.self);
+    lost_handovers = handovers_from(routed_config, policy.self);
+  }
+  policy.untrusted_epoch = untrusted_epoch;
+  policy.lost_handovers = lost_handovers;
   this->policy = policy;
   RoutesPtr routes = build_routes(routed_config, policy);
   for (auto& core : cores) {

@@ -67,6 +67,7 @@ Result<std::unique_ptr<Nvram>> Nvram::open(const std::string& path, uint32_t slo
   struct stat st {};
   if (::fstat(nv->fd_, &st) != 0) return sys_error("nvram: cannot stat " + path);
   bool fresh = st.st_size == 0;
+  nv->created_ = fresh;
   if (fresh && ::ftruncate(nv->fd_, static_cast<off_t>(nv->bytes_)) != 0)
     return sys_error("nvram: cannot size " + path);
   if (!fresh && static_cast<size_t>(st.st_size) != nv->bytes_)

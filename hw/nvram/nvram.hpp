@@ -46,6 +46,10 @@ class Nvram {
   uint32_t slots() const { return slots_; }
   uint32_t slot_bytes() const { return slot_bytes_; }
   uint32_t free_slots() const { return static_cast<uint32_t>(free_.size()); }
+  // Whether open() found no area and made a new, empty one: whatever this
+  // node held before (if it ever ran) is lost, and the cluster must not
+  // count on it (model/ownership.hpp, RoutePolicy::untrusted_epoch).
+  bool created() const { return created_; }
 
   // Every complete entry found when the area was opened, newest per block
   // (older copies and torn entries are freed). Their slots stay in use.
@@ -76,6 +80,7 @@ class Nvram {
   size_t bytes_ = 0;
   uint32_t slots_ = 0;
   uint32_t slot_bytes_ = 0;
+  bool created_ = false;
   std::vector<uint32_t> free_;
   std::vector<NvramEntry> recovered_;
 };

@@ -20,6 +20,8 @@ void ForwardFacility::submit(IoRequestPtr request) {
   }
   if (routes_->local(request->volume)) {
     ++stats_.local;
+    // Its completion comes back here: the vdisk may move away meanwhile.
+    request->intercept(this, 0);
     local_.submit(std::move(request));
     return;
   }
@@ -30,6 +32,15 @@ void ForwardFacility::submit(IoRequestPtr request) {
 
 void ForwardFacility::io_done(IoRequestPtr request) {
   request->restore();
+  // Executed here, but the vdisk moved to another node before it was done
+  // (the cache sends it back, never having acknowledged it): to the owner.
+  if (request->status == ESTALE && remote_) {
+    ++stats_.rerouted;
+    request->status = 0;
+    request->intercept(return_port_, 0);
+    remote_->submit(std::move(request));
+    return;
+  }
   IoClient* client = request->client;
   client->io_done(std::move(request));
 }

@@ -23,6 +23,7 @@ struct ForwardStats {
   uint64_t local = 0;
   uint64_t forwarded = 0;
   uint64_t refused = 0;  // offline vdisk, or not serving
+  uint64_t rerouted = 0; // began here, sent on to the vdisk's new owner
 };
 
 class ForwardFacility final : public Facility {
@@ -36,10 +37,12 @@ class ForwardFacility final : public Facility {
     if (view.routes) set_routes(view.routes);
   }
   void submit(IoRequestPtr request) override;
-  // A forwarded request's completion, back on this core.
+  // A completion, back on this core: of a forwarded request, or of a
+  // local one (sent on to the owner if the vdisk moved away meanwhile).
   void io_done(IoRequestPtr request) override;
   nlohmann::json inspect() const override {
-    return {{"local", stats_.local}, {"forwarded", stats_.forwarded}, {"refused", stats_.refused}};
+    return {{"local", stats_.local}, {"forwarded", stats_.forwarded}, {"refused", stats_.refused},
+            {"rerouted", stats_.rerouted}};
   }
   const ForwardStats& stats() const { return stats_; }
 

@@ -787,6 +787,10 @@ bool ScriptedCluster::committed_anywhere(const std::string& payload) const {
     if (p == payload) return true;
   return false;
 }
+const std::map<uint64_t, std::string>& ScriptedCluster::committed_events() const {
+  return impl_->sim.committed_events();
+}
+uint64_t ScriptedCluster::now() const { return impl_->sim.now(); }
 const SimResult& ScriptedCluster::result() const { return impl_->sim.result(); }
 
 }  // namespace sve::cluster::sim

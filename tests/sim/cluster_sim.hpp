@@ -26,6 +26,7 @@
 //   * progress: one generation of the nodes that are up is open and an event
 //     proposed after the heal is committed on every one of them.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -85,6 +86,10 @@ class ScriptedCluster {
   ClusterCore* node(NodeId id);  // null while crashed
   bool propose(NodeId id, const std::string& payload);
   bool committed_anywhere(const std::string& payload) const;
+  // Every committed event, seq -> payload (the same on every node that has
+  // committed that far: ClusterCore::committed() says how far each has).
+  const std::map<uint64_t, std::string>& committed_events() const;
+  uint64_t now() const;  // the simulator's clock, ms
   const SimResult& result() const;  // ok unless an invariant broke
 
  private:

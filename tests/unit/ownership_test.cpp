@@ -174,3 +174,47 @@ TEST_CASE("a vdisk moved to another group: the old group's other node hands it o
   CHECK(c.vdisks[0].handover_partner == 0);
   CHECK_FALSE(copy_counts(*routes(c, 3, {2, 3})->find(1), 2, 7));
 }
+
+TEST_CASE("a node that lost its cache memory owns nothing in that epoch", "[ownership]") {
+  ClusterModel c = model();  // vdisk 1 prefers node 1, in epoch 20
+  RoutePolicy p;
+  p.self = 1;
+  p.members = {1, 2};
+  p.untrusted_epoch = 20;
+  auto t = build_routes(c, p);
+  CHECK(t->find(1)->owner == 1);
+  CHECK(t->find(1)->hold);  // its copies of epoch 20 are gone
+  CHECK_FALSE(t->local(1));
+  // Its partner takes the group over with the copies it holds ...
+  auto due = due_transitions(c, p, {});
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].solo == 2);
+  // ... or, if the partner is out, nobody does: never this node alone.
+  p.members = {1};
+  CHECK(due_transitions(c, p, {10}).empty());
+  // A later epoch is trusted again.
+  p.members = {1, 2};
+  REQUIRE(apply_transition(c, due[0]));
+  REQUIRE(apply_transition(c, {10, c.iogrps[0].cache_epoch, 0}));
+  auto later = build_routes(c, p);
+  CHECK(later->local(1) == false);  // handed back by node 2 first (see below)
+  CHECK(later->find(1)->handover_from == 2);
+}
+
+TEST_CASE("back to writing back: the solo node hands the other's vdisks back", "[ownership]") {
+  ClusterModel c = model();
+  REQUIRE(apply_transition(c, {10, 20, 2}));  // node 2 runs the group alone
+  REQUIRE(apply_transition(c, {10, c.iogrps[0].cache_epoch, 0}));
+  // Vdisk 1 goes back to node 1, which waits until node 2 has applied this
+  // and says it let go; vdisk 2 stays with node 2.
+  CHECK(c.vdisks[0].handover_from == 2);
+  CHECK(c.vdisks[1].handover_from == 0);
+  RoutePolicy p;
+  p.self = 1;
+  p.members = {1, 2};
+  auto t = build_routes(c, p);
+  CHECK(t->find(1)->hold);
+  CHECK(t->find(1)->handover_by == 2);
+  REQUIRE(finish_handover(c, 1, 2));
+  CHECK(build_routes(c, p)->local(1));
+}
