@@ -12,6 +12,8 @@
 #
 #   bench/cache_bench.sh [RUNTIME_S] [WORKING_MIB] [CACHE_MIB]
 #   BACKEND_IOPS=5000 bench/cache_bench.sh ...
+#   SVE_BASELINE=DIR bench/cache_bench.sh ...   # also the sved jobs of another
+#                                               # build (say of the previous commit)
 #
 # With BACKEND_IOPS, each back end (sved's and qemu-nbd's) is a loop device
 # over its file, limited to that many reads and as many writes a second by
@@ -54,7 +56,7 @@ warm() {  # uri: read the working set once
       --size="${WORKING_MIB}M" --output-format=json >/dev/null 2>&1
 }
 
-ctl() { build/svectl --admin "127.0.0.1:$1" "${@:2}"; }
+ctl() { "$BUILD/svectl" --admin "127.0.0.1:$1" "${@:2}"; }
 
 mode_of() {
   ctl "$1" --json vdisk show bench | python3 -c 'import json,sys; print(json.load(sys.stdin)["cache"]["mode"])'
@@ -101,44 +103,54 @@ if [ "$BACKEND_IOPS" -gt 0 ]; then
 fi
 
 dd if=/dev/urandom of="$WORK/m0.img" bs=1M count="$SIZE_MIB" status=none
-truncate -s 1M "$WORK/quorum"
 M0=$(backend "$WORK/m0.img")
+BUILD=build
 node() {  # id nbd admin cluster
-  mkdir -p "$WORK/n$1"
-  build/sved --data-dir "$WORK/n$1" --nbd "127.0.0.1:$2" --admin "127.0.0.1:$3" \
+  rm -rf "$WORK/n$1"; mkdir -p "$WORK/n$1"
+  "$BUILD/sved" --data-dir "$WORK/n$1" --nbd "127.0.0.1:$2" --admin "127.0.0.1:$3" \
     --cluster "127.0.0.1:$4" --node-id "$1" --quorum-device "$WORK/quorum" \
     --cache-size "${CACHE_MIB}M" --log-level warn &
 }
-node 1 $NBD1 $ADMIN1 $CLUSTER1
-P1=$!
-node 2 $NBD2 $ADMIN2 $CLUSTER2
-P2=$!
-wait_port $ADMIN1
-wait_port $ADMIN2
-ctl $ADMIN1 cluster create bench >/dev/null
-ctl $ADMIN1 node add --id 2 "127.0.0.1:$CLUSTER2" >/dev/null
-for _ in $(seq 1 100); do
-  ctl $ADMIN2 --json cluster status 2>/dev/null | grep -q '"quorum": true' && break
-  sleep 0.1
-done
-ctl $ADMIN1 mdisk add m0 "$M0" >/dev/null
-ctl $ADMIN1 pool create p0 m0 >/dev/null
-ctl $ADMIN1 iogrp create g0 1 2 >/dev/null
-ctl $ADMIN1 vdisk create bench --pool p0 --size "$((SIZE_MIB - 64))M" --iogrp g0 --node 1 >/dev/null
-wait_mode $ADMIN1 write-back
+sved_jobs() {  # BUILD_DIR LABEL_SUFFIX: the two-node group on that build
+  BUILD=$1
+  local sfx=$2
+  # A fresh cluster each time: no label, no quorum record from the last one.
+  dd if=/dev/zero of="$M0" bs=1M count=1 conv=notrunc status=none
+  truncate -s 0 "$WORK/quorum"; truncate -s 1M "$WORK/quorum"
+  node 1 $NBD1 $ADMIN1 $CLUSTER1
+  P1=$!
+  node 2 $NBD2 $ADMIN2 $CLUSTER2
+  P2=$!
+  wait_port $ADMIN1
+  wait_port $ADMIN2
+  ctl $ADMIN1 cluster create bench >/dev/null
+  ctl $ADMIN1 node add --id 2 "127.0.0.1:$CLUSTER2" >/dev/null
+  for _ in $(seq 1 100); do
+    ctl $ADMIN2 --json cluster status 2>/dev/null | grep -q '"quorum": true' && break
+    sleep 0.1
+  done
+  ctl $ADMIN1 mdisk add m0 "$M0" >/dev/null
+  ctl $ADMIN1 pool create p0 m0 >/dev/null
+  ctl $ADMIN1 iogrp create g0 1 2 >/dev/null
+  ctl $ADMIN1 vdisk create bench --pool p0 --size "$((SIZE_MIB - 64))M" --iogrp g0 --node 1 >/dev/null
+  wait_mode $ADMIN1 write-back
+
+  URI="nbd://127.0.0.1:$NBD1/bench"
+  run_fio "sved randwrite, write-back mirrored to the partner$sfx" "$URI" randwrite
+  warm "$URI"
+  run_fio "sved randread, cache hits$sfx" "$URI" randread
+  kill -TERM $P2; wait $P2 || true
+  wait_mode $ADMIN1 write-through
+  run_fio "sved randwrite, write-through (partner stopped)$sfx" "$URI" randwrite
+  kill -TERM $P1; wait $P1 || true
+}
 
 echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); ${RUNTIME} s per job, working set ${WORKING_MIB} MiB, cache ${CACHE_MIB} MiB per node; back end $([ "$BACKEND_IOPS" -gt 0 ] && echo "a loop device limited to $BACKEND_IOPS read and $BACKEND_IOPS write IOPS" || echo "a file (O_DIRECT)")"
 echo
 echo "| job | IOPS | p50 µs | p99 µs |"
 echo "|---|---|---|---|"
-URI="nbd://127.0.0.1:$NBD1/bench"
-run_fio "sved randwrite, write-back mirrored to the partner" "$URI" randwrite
-warm "$URI"
-run_fio "sved randread, cache hits" "$URI" randread
-kill -TERM $P2; wait $P2 || true
-wait_mode $ADMIN1 write-through
-run_fio "sved randwrite, write-through (partner stopped)" "$URI" randwrite
-kill -TERM $P1; wait $P1 || true
+[ -n "${SVE_BASELINE:-}" ] && sved_jobs "$SVE_BASELINE" " (baseline)"
+sved_jobs build ""
 
 dd if=/dev/urandom of="$WORK/q.img" bs=1M count="$SIZE_MIB" status=none
 QIMG=$(backend "$WORK/q.img")

@@ -96,8 +96,9 @@ void CacheFacility::submit(IoRequestPtr request) {
   // end may be behind this node's dirty blocks, or another node's. It goes
   // back to the forward facility, which sends it to the owner (ESTALE), or
   // fails if this node serves nothing now.
-  if (directory_ && routes_ && routes_->self != 0 && layout &&
-      (!routes_->serving || !routes_->local(request->volume))) {
+  // (route() is null for those; the common path pays only that test.)
+  if (!r && directory_ && routes_ && routes_->self != 0 && layout &&
+      (!routes_->serving || routes_->find(request->volume))) {
     complete(std::move(request), routes_->serving ? ESTALE : EIO);
     return;
   }

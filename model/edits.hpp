@@ -6,9 +6,9 @@
 // the committed model, does the device side effects (labels, zeroing) and
 // commits; the data-path simulator and the unit tests call them directly.
 //
-// Each edit changes `model` only when it succeeds (it works on a copy the
-// caller throws away otherwise). Errors carry EINVAL, or ENOSPC where the
-// pool is short of extents. Facts only a node's devices know (is an mdisk
+// An edit that fails may leave `model` half changed: callers edit a copy
+// and throw it away on an error (ConfigService::commit_change does). Errors
+// carry EINVAL, or ENOSPC where the pool is short of extents. Facts only a node's devices know (is an mdisk
 // online?) come in as arguments.
 #include <cstdint>
 #include <functional>

@@ -248,7 +248,7 @@ MUTANTS = [
          after="", tests="datapath.sim.seeds|hands the other"),
     dict(id="moved-away-served-here", file="cache/cache_facility.cpp",
          why="a request driven again after its vdisk moved away is served from the back end here",
-         before="      (!routes_->serving || !routes_->local(request->volume))) {",
+         before="      (!routes_->serving || routes_->find(request->volume))) {",
          after="      false) {", tests="datapath.sim"),
     dict(id="move-without-handover", file="model/edits.cpp",
          why="a move that changes a vdisk's owner starts no handover",
