@@ -12,9 +12,9 @@ caf::actor spawn_backend_actor(caf::actor_system& sys, unsigned core, BackendFac
     return facility_behavior(
         self, b, at,
         [b](attach_atom, uint32_t mdisk_id, BlockDevicePtr& device) {
-          b->ring().attach(mdisk_id, std::move(device));
+          b->attach(mdisk_id, std::move(device));
         },
-        [b](detach_atom, uint32_t mdisk_id) { b->ring().detach(mdisk_id); });
+        [b](detach_atom, uint32_t mdisk_id) { b->detach(mdisk_id); });
   };
   auto actor = sys.spawn<caf::lazy_init>(init, &backend, core);
   pin_to_core(actor, core);

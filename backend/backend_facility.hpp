@@ -1,31 +1,60 @@
 #pragma once
-// The back end of a core's stack: the core's ring is the single submitter
-// of block I/O to the mdisks attached to it. Completions are reaped by the
-// core's reactor and go straight back to the facility that sent each
-// request, not through this one.
+// The back end of a core's stack: the block devices (mdisks) attached to
+// the core, and the one submitter of block I/O to them. File and block
+// device mdisks go through the core's io_uring ring (one operation per
+// buffer segment, on registered memory where the buffer is; trim and
+// write-zeroes through fallocate); memory and null mdisks are served here
+// and now, without the ring. Completions are reaped by the core's reactor
+// and go straight back to the facility that sent each request, not through
+// this one's caller.
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
 #include "facility/facility.hpp"
+#include "hw/device/block_device.hpp"
 #include "io/uring/uring_engine.hpp"
 
 namespace sve {
 
-class BackendFacility final : public Facility {
+struct BackendStats {
+  uint64_t submitted = 0;           // block requests
+  uint64_t completed = 0;
+  uint64_t errors = 0;
+  uint64_t buffered_fallbacks = 0;  // unaligned requests on the page cache
+  uint64_t fixed_buffer_ops = 0;    // operations on registered memory
+  uint64_t inline_completions = 0;  // memory and null mdisks
+};
+
+class BackendFacility final : public Facility, private BlockCompletions {
  public:
-  explicit BackendFacility(UringEngine& ring) : ring_(ring) {}
+  // Takes the ring's block completions.
+  explicit BackendFacility(UringEngine& ring);
+  ~BackendFacility() override;
+
   const char* kind() const override { return "backend"; }
   const char* role() const override { return "I/O"; }
-  void submit(IoRequestPtr request) override { ring_.submit(std::move(request)); }
-  UringEngine& ring() { return ring_; }
-  nlohmann::json inspect() const override {
-    const UringStats& r = ring_.stats();
-    return {{"ring_in_flight", ring_.in_flight()}, {"submitted", r.submitted},
-            {"completed", r.completed}, {"errors", r.errors},
-            {"fixed_buffer_ops", r.fixed_buffer_ops},
-            {"buffered_fallbacks", r.buffered_fallbacks},
-            {"inline_completions", r.inline_completions}};
-  }
+
+  void attach(uint32_t mdisk_id, std::shared_ptr<BlockDevice> device);
+  void detach(uint32_t mdisk_id);
+
+  // request->volume names an mdisk; offset is relative to the device start.
+  void submit(IoRequestPtr request) override;
+
+  uint64_t in_flight() const { return in_flight_; }
+  const BackendStats& stats() const { return stats_; }
+  nlohmann::json inspect() const override;
 
  private:
+  void on_block_complete(IoRequest* request, bool link_head, int res) override;
+  void prep_rw(IoRequest& request, const BlockDevice& dev);
+  bool prep_zeroing(IoRequest& r, const BlockDevice& dev, bool punch);
+  void serve_synthetic(IoRequestPtr request, const BlockDevice& dev);
+
   UringEngine& ring_;
+  std::unordered_map<uint32_t, std::shared_ptr<BlockDevice>> devices_;
+  uint64_t in_flight_ = 0;
+  BackendStats stats_;
 };
 
 }  // namespace sve

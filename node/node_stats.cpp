@@ -21,8 +21,8 @@ nlohmann::json account_json(const PoolAccount& a) {
 }
 
 // Runs on the core's own thread: its ring and pools are not shared.
-nlohmann::json core_io_json(CoreIo& io) {
-  const UringStats& r = io.ring().stats();
+nlohmann::json core_io_json(CoreIo& io, const BackendFacility& backend) {
+  const BackendStats& r = backend.stats();
   nlohmann::json requests{{"capacity", io.requests().capacity()},
                           {"free", io.requests().free_count()},
                           {"frontend", account_json(io.frontend_requests())}};
@@ -30,9 +30,10 @@ nlohmann::json core_io_json(CoreIo& io) {
     requests[account->name()] = account_json(*account);
   return {
       {"ring", {{"submitted", r.submitted}, {"completed", r.completed}, {"errors", r.errors},
-                {"in_flight", io.ring().in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
+                {"in_flight", backend.in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
                 {"buffered_fallbacks", r.buffered_fallbacks},
-                {"inline_completions", r.inline_completions}, {"enters", r.enters}}},
+                {"inline_completions", r.inline_completions},
+                {"enters", io.ring().stats().enters}}},
       {"buffers", {{"total_pages", io.buffers().total_pages()},
                    {"free_pages", io.buffers().free_pages()},
                    {"frontend", account_json(io.frontend_buffers())}}},
@@ -50,8 +51,9 @@ nlohmann::json Node::io_stats() {
   auto sched = reactor_scheduler_stats();
   for (size_t i = 0; i < m.cores.size(); ++i) {
     CoreIo* io = m.cores[i].io;
-    nlohmann::json core =
-        m.ask_core<nlohmann::json>(i, m.cores[i].backend, [io] { return core_io_json(*io); });
+    const BackendFacility* backend = m.cores[i].backend_facility.get();
+    nlohmann::json core = m.ask_core<nlohmann::json>(
+        i, m.cores[i].backend, [io, backend] { return core_io_json(*io, *backend); });
     core["core"] = i;
     if (i < sched.size())
       core["scheduler"] = {{"local", sched[i].local}, {"cross_core", sched[i].cross_core},

@@ -11,6 +11,7 @@
 
 #include "io/buffer/buffer_pool.hpp"
 #include "io/request_pool.hpp"
+#include "backend/backend_facility.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"
@@ -109,7 +110,8 @@ struct FrontEnd final : IoClient {
 TEST_CASE("a request crosses the stack on pooled objects without copies", "[buffer]") {
   auto engine = std::move(UringEngine::create(64).value());
   auto device = BlockDevice::open("memory:16M").value();
-  engine->attach(1, device);
+  BackendFacility backend(*engine);
+  backend.attach(1, device);
   auto buffers = std::move(BufferPool::create("test", 8 * MiB).value());
   REQUIRE(engine->register_buffers(buffers->region()));
   buffers->set_fixed_index(0);
@@ -117,7 +119,7 @@ TEST_CASE("a request crosses the stack on pooled objects without copies", "[buff
   PoolAccount front("front", requests.root(), 0, 32);
   PoolAccount virt_acct("virt", requests.root(), 32, 64);
   PoolAccount front_pages("front", buffers->root(), 0, 2048);
-  Virtualizer virt(*engine, &requests, &virt_acct);
+  Virtualizer virt(backend, &requests, &virt_acct);
   auto map = std::make_shared<VirtMap>();
   VolumeLayout v;
   v.id = 7;

@@ -11,6 +11,7 @@
 
 #include "backend/fault_facility.hpp"
 #include "io/service_gate.hpp"
+#include "backend/backend_facility.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"
@@ -29,6 +30,7 @@ struct Stack {
   std::string path;
   std::shared_ptr<BlockDevice> device;
   std::unique_ptr<UringEngine> engine;
+  std::unique_ptr<BackendFacility> backend;
   FrontEnd front_end;
   std::unique_ptr<Virtualizer> virt;
 
@@ -41,8 +43,9 @@ struct Stack {
     path = tmpl;
     device = BlockDevice::open(path).value();
     engine = std::move(UringEngine::create(64).value());
-    engine->attach(1, device);
-    virt = std::make_unique<Virtualizer>(*engine);
+    backend = std::make_unique<BackendFacility>(*engine);
+    backend->attach(1, device);
+    virt = std::make_unique<Virtualizer>(*backend);
     // vdisk 5: four 1 MiB extents, out of order on the file.
     auto map = std::make_shared<VirtMap>();
     VolumeLayout v;
@@ -124,7 +127,7 @@ TEST_CASE("unaligned requests take the buffered path and stay correct") {
   auto r = s.run(IoOp::read, 12345, 1000);
   REQUIRE(r->status == 0);
   CHECK(std::memcmp(r->buffer->data(), data->data(), 1000) == 0);
-  CHECK(s.engine->stats().buffered_fallbacks >= 2);
+  CHECK(s.backend->stats().buffered_fallbacks >= 2);
 }
 
 TEST_CASE("errors come back as statuses") {
@@ -133,7 +136,7 @@ TEST_CASE("errors come back as statuses") {
   CHECK(s.run(IoOp::write, 4 * MiB, 512)->status == ERANGE);
   CHECK(s.run(IoOp::read, 0, 512, nullptr, /*volume=*/99)->status == ENODEV);
   SECTION("an mdisk the back end does not know fails with EIO") {
-    s.engine->detach(1);
+    s.backend->detach(1);
     CHECK(s.run(IoOp::read, 0, 4096)->status == EIO);
   }
 }
