@@ -190,8 +190,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                             ": " + m.sys->render(port.error()),
                         EADDRINUSE);
   }
-  if (options.cluster && m.cache_blocks)
-    m.controller = std::thread([&m] { m.run_controller(); });
+  if (options.cluster && m.cache_blocks) m.controller = m.spawn_controller();
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
@@ -228,13 +227,9 @@ void Node::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
-  if (m.controller.joinable()) {
-    {
-      std::lock_guard lock(m.controller_mu);
-      m.controller_stop = true;
-    }
-    m.controller_cv.notify_all();
-    m.controller.join();
+  if (m.controller) {
+    caf::anon_send_exit(m.controller, caf::exit_reason::user_shutdown);
+    m.controller = caf::actor{};
   }
   if (m.admin) m.admin->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this

@@ -72,15 +72,11 @@ struct Node::Impl {
   uint64_t untrusted_epoch = 0;
   std::vector<uint32_t> lost_handovers;
 
-  // The cache controller: commits the I/O groups' cache state changes this
-  // node is due to make (model/ownership.hpp) and the handovers of vdisks
-  // moved away from it, checking every few heartbeats.
-  std::thread controller;
-  std::mutex controller_mu;
-  std::condition_variable controller_cv;
-  bool controller_stop = false;
-  void run_controller();
-  void control_once();
+  // The cache controller, an actor: commits the I/O groups' cache state
+  // changes this node is due to make and the handovers it is to finish
+  // (model/ownership.hpp, next_control_step), checking every few heartbeats.
+  caf::actor controller;
+  caf::actor spawn_controller();
   // On the way out: destage what the caches hold (while the lease lasts),
   // so that the partner need not take it over and a group running alone
   // does not go offline with it. Waits at most 30 s.

@@ -59,6 +59,50 @@ def component(folder):
 KNOWN = {
 }
 
+# The libraries of CMakeLists.txt: each component's library links only the
+# libraries of lower layers (or its own component's, as `_actors` does).
+# Interface libraries without sources name their folder here; the
+# aggregates may link anything, and no component library may link them.
+INTERFACE_FOLDERS = {"sve_facility": "facility"}
+AGGREGATES = {"sve_base", "sve_runtime"}
+LIBRARY = re.compile(r"(?:sve_library|add_library)\(\s*(sve_\w+)([^)]*)\)", re.S)
+LINKS = re.compile(r"target_link_libraries\(\s*(sve_\w+)\s+(?:PUBLIC|INTERFACE|PRIVATE)([^)]*)\)",
+                   re.S)
+
+
+def check_links():
+    text = open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8").read()
+    text = re.sub(r"#[^\n]*", "", text)
+    folders = {}
+    for name, body in LIBRARY.findall(text):
+        srcs = [w for w in body.split() if w.endswith(".cpp")]
+        if srcs:
+            folders[name] = {os.path.dirname(f) for f in srcs}
+        elif name in INTERFACE_FOLDERS:
+            folders[name] = {INTERFACE_FOLDERS[name]}
+    problems = []
+    for name, body in LINKS.findall(text):
+        if name in AGGREGATES:
+            continue
+        if name not in folders:
+            problems.append(f"CMakeLists.txt: library {name} has no folder (sources, or "
+                            "INTERFACE_FOLDERS in scripts/check_layers.py)")
+            continue
+        for dep in (w for w in body.split() if w.startswith("sve_")):
+            if dep in AGGREGATES or dep not in folders:
+                problems.append(f"CMakeLists.txt: {name} links {dep}, which is no component")
+                continue
+            for src in folders[name]:
+                for dst in folders[dep]:
+                    if src not in LAYERS or dst not in LAYERS:
+                        continue  # reported with the includes
+                    if component(src) == component(dst) or LAYERS[dst] < LAYERS[src]:
+                        continue
+                    problems.append(f"CMakeLists.txt: {name} ({src}, layer {LAYERS[src]}) links "
+                                    f"{dep} ({dst}, layer {LAYERS[dst]}): up or across the layers")
+    return problems
+
+
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -90,6 +134,7 @@ def main():
                             f"(layer {LAYERS[dst]}, {dst}): {how} the layers")
     for stale in sorted(set(KNOWN) - seen):
         problems.append(f"{stale[0]} no longer includes {stale[1]}: take it out of KNOWN")
+    problems += check_links()
     for p in problems:
         print(p)
     if problems:

@@ -254,4 +254,8 @@ MUTANTS = [
          why="a move that changes a vdisk's owner starts no handover",
          before="  if (owner && owner != new_owner) {", after="  if (false) {",
          tests="datapath.sim|edits"),
+    dict(id="layer-link-up", file="CMakeLists.txt",
+         why="a component's library links a library of a higher layer",
+         before="target_link_libraries(sve_hw PUBLIC sve_util)",
+         after="target_link_libraries(sve_hw PUBLIC sve_util sve_model)", tests="^layers$"),
 ]
