@@ -75,6 +75,15 @@ using RoutesPtr = std::shared_ptr<const RouteTable>;
 using BlockDevicePtr = std::shared_ptr<BlockDevice>;
 using CoreTask = std::function<void()>;
 
+// The cluster actor's answer to a commit of the model (commit_atom): a
+// value, not a JSON line. A conflict means another change came first: redo
+// the change on the newer model.
+struct CommitOutcome {
+  enum class Kind : uint8_t { committed, conflict, refused };
+  Kind kind = Kind::refused;
+  std::string error;  // why refused
+};
+
 }  // namespace sve
 
 // These travel only between actors of one process: they hold pointers into
@@ -84,4 +93,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::VirtMapPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::RoutesPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::BlockDevicePtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::CoreTask)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::CommitOutcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sve::FacilityView)

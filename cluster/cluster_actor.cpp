@@ -33,10 +33,12 @@ struct ClusterActorState {
   std::unique_ptr<ClusterHost> host;
   ClusterActorSetup setup;
   std::map<NodeId, caf::actor> links;  // the heartbeat link of each peer
-  std::map<uint64_t, caf::response_promise> pending;
+  // Requests waiting for their event's answer, each with how to deliver it
+  // (a JSON line to the admin API, a CommitOutcome to a commit).
+  std::map<uint64_t, std::function<void(const json&)>> pending;
   // Answers that came before their request was parked: a lone node commits
   // inside the call that proposes.
-  std::map<uint64_t, std::string> early;
+  std::map<uint64_t, json> early;
   int gate_state = -1;  // what the gate last said: 0 serving, 1 no quorum, 2 no cluster
   ClusterView view;     // as last pushed to the node
   bool view_pushed = false;
@@ -122,19 +124,47 @@ void update_gate(Self* self) {
   st.setup.gate->open_until(quorum ? st.host->core().lease_until() : 0);
 }
 
-// Keeps the promise for the answer of request `id` (or fails it now).
+// Parks `deliver` until request `id` is answered (or runs it now, if the
+// answer came first); it gets an error reply if none comes in time.
+void park(Self* self, uint64_t id, std::function<void(const json&)> deliver) {
+  auto& early = self->state.early;
+  if (auto it = early.find(id); it != early.end()) {
+    json reply = std::move(it->second);
+    early.clear();
+    deliver(reply);
+    return;
+  }
+  self->state.pending[id] = std::move(deliver);
+  self->delayed_send(self, kRequestTimeout, expire_atom::value, id);
+  update_gate(self);
+}
+
+// The answer of request `id` as the admin API's JSON line.
 caf::result<std::string> await(Self* self, Result<uint64_t> id) {
   if (!id) return error_reply(id.error().message);
-  auto& early = self->state.early;
-  if (auto it = early.find(id.value()); it != early.end()) {
-    std::string reply = std::move(it->second);
-    early.clear();
-    return reply;
-  }
   auto promise = self->make_response_promise<std::string>();
-  self->state.pending[id.value()] = promise;
-  self->delayed_send(self, kRequestTimeout, expire_atom::value, id.value());
-  update_gate(self);
+  park(self, id.value(), [promise](const json& reply) mutable { promise.deliver(reply.dump()); });
+  return promise;
+}
+
+// The answer of a commit as a value.
+CommitOutcome outcome_of(const json& reply) {
+  CommitOutcome out;
+  if (reply.value("ok", false)) {
+    out.kind = CommitOutcome::Kind::committed;
+  } else if (reply.value("conflict", false)) {
+    out.kind = CommitOutcome::Kind::conflict;
+  } else {
+    out.error = reply.value("error", std::string("the cluster refused the change"));
+  }
+  return out;
+}
+
+caf::result<CommitOutcome> await_commit(Self* self, Result<uint64_t> id) {
+  if (!id) return CommitOutcome{CommitOutcome::Kind::refused, id.error().message};
+  auto promise = self->make_response_promise<CommitOutcome>();
+  park(self, id.value(),
+       [promise](const json& reply) mutable { promise.deliver(outcome_of(reply)); });
   return promise;
 }
 
@@ -201,11 +231,12 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
     auto it = self->state.pending.find(request);
     if (it == self->state.pending.end()) {  // not parked yet, or expired
       if (self->state.early.size() > 64) self->state.early.clear();
-      self->state.early[request] = reply.dump();
+      self->state.early[request] = std::move(reply);
       return;
     }
-    it->second.deliver(reply.dump());
+    auto deliver = std::move(it->second);
     self->state.pending.erase(it);
+    deliver(reply);
   };
   callbacks.config_changed = [self](const ClusterModel& config) {
     self->state.setup.model_changed(pack_to_string(config));
@@ -283,10 +314,11 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
         update_gate(self);
       },
       [=](admin_atom, const std::string& line) { return admin(self, line); },
-      [=](commit_atom, uint64_t base, const std::string& next) -> caf::result<std::string> {
+      [=](commit_atom, uint64_t base, const std::string& next) -> caf::result<CommitOutcome> {
         auto config = unpack_from_string<ClusterModel>(next);
-        if (!config) return error_reply("internal: model does not decode");
-        return await(self, self->state.host->replace_config(base, *config));
+        if (!config)
+          return CommitOutcome{CommitOutcome::Kind::refused, "internal: model does not decode"};
+        return await_commit(self, self->state.host->replace_config(base, *config));
       },
       [=](model_atom) { return pack_to_string(self->state.host->config()); },
       // Peers ask for this node's interconnect; the node sets it.
@@ -300,10 +332,11 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       [=](expire_atom, uint64_t request) {
         auto it = self->state.pending.find(request);
         if (it == self->state.pending.end()) return;
-        it->second.deliver(error_reply(
-            "timed out waiting for the cluster to commit the change (it may still commit): "
-            "is a majority of nodes up?"));
+        auto deliver = std::move(it->second);
         self->state.pending.erase(it);
+        deliver(json{{"ok", false},
+                     {"error", "timed out waiting for the cluster to commit the change (it may "
+                               "still commit): is a majority of nodes up?"}});
       },
   };
 }

@@ -100,16 +100,12 @@ void decide(ControllerSelf* self, const SetupPtr& m) {
   self->request(m->cluster_actor, std::chrono::seconds(20), commit_atom::value,
                 round->model.version, pack_to_string(step->next))
       .then(
-          [self, done, what](std::string& reply) {
-            auto answer = nlohmann::json::parse(reply, nullptr, false);
-            if (!answer.is_discarded() && answer.value("ok", false)) {
+          [self, done, what](CommitOutcome& outcome) {
+            if (outcome.kind == CommitOutcome::Kind::committed)
               spdlog::info("cache controller: committed {}", what);
-            } else if (answer.is_discarded() || !answer.value("conflict", false)) {
-              spdlog::warn("cache controller: {} not committed: {}", what,
-                           answer.is_discarded() ? reply
-                                                 : answer.value("error", std::string()));
-            }
-            done();
+            else if (outcome.kind == CommitOutcome::Kind::refused)
+              spdlog::warn("cache controller: {} not committed: {}", what, outcome.error);
+            done();  // a conflict: the next round looks again
           },
           [self, done, what](caf::error& e) {
             spdlog::warn("cache controller: {} not committed: {}", what,

@@ -31,20 +31,14 @@ ClusterLink Node::Impl::cluster_link() {
   link.commit = [this, current = link.current](uint64_t base,
                                                const ClusterModel& next) -> Result<ClusterModel> {
     caf::scoped_actor self{*sys};
-    std::string reply;
+    CommitOutcome outcome;
+    outcome.error = "cluster actor sent no answer";
     self->request(cluster_actor, std::chrono::seconds(30), commit_atom::value, base,
                   pack_to_string(next))
-        .receive([&](std::string& r) { reply = std::move(r); },
-                 [&](caf::error& e) {
-                   reply = nlohmann::json{{"ok", false}, {"error", sys->render(e)}}.dump();
-                 });
-    auto answer = nlohmann::json::parse(reply, nullptr, false);
-    if (answer.is_discarded() || !answer.is_object())
-      return make_error("cluster actor sent no answer", EIO);
-    if (!answer.value("ok", false)) {
-      if (answer.value("conflict", false)) return make_error("conflict", ESTALE);
-      return make_error(answer.value("error", std::string("cluster refused")), EIO);
-    }
+        .receive([&](CommitOutcome& o) { outcome = std::move(o); },
+                 [&](caf::error& e) { outcome.error = sys->render(e); });
+    if (outcome.kind == CommitOutcome::Kind::conflict) return make_error("conflict", ESTALE);
+    if (outcome.kind == CommitOutcome::Kind::refused) return make_error(outcome.error, EIO);
     auto committed = current();
     if (!committed) return make_error("cluster actor did not return the model", EIO);
     return *committed;
