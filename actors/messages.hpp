@@ -52,6 +52,11 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 // Write-back copies for the partner node, and their release after destage.
 using mirror_atom = caf::atom_constant<caf::atom("mirror")>;
 using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
+// From a core to its node's interconnect: copies for, and releases to,
+// partner node N (the first argument); the interconnect passes them on as
+// mirror / unmirror.
+using mirror_to_atom = caf::atom_constant<caf::atom("mirrorto")>;
+using unmirror_to_atom = caf::atom_constant<caf::atom("unmirrto")>;
 
 // The debug shell: an actor describes itself (actors/actor_probe.hpp), or
 // records the next N messages it handles.

@@ -33,14 +33,14 @@ class ActorMirrorLink final : public MirrorLink {
 
   void mirror(uint32_t partner, const MirrorBatch& b, uint64_t id) override {
     CacheFacility* cache = cache_;
-    self_->request(interconnect_, kMirrorTimeout, mirror_atom::value, partner, b.origin, b.vdisk,
+    self_->request(interconnect_, kMirrorTimeout, mirror_to_atom::value, partner, b.origin, b.vdisk,
                    b.epoch, b.blocks, b.seqs, b.data)
         .then([cache, id](int32_t status) { cache->mirror_done(id, status == 0); },
               [cache, id](caf::error&) { cache->mirror_done(id, false); });
   }
   void release(uint32_t partner, uint32_t vdisk, const std::vector<uint64_t>& blocks,
                const std::vector<uint64_t>& seqs) override {
-    self_->send(interconnect_, unmirror_atom::value, partner, uint32_t{0}, vdisk, blocks, seqs);
+    self_->send(interconnect_, unmirror_to_atom::value, partner, vdisk, blocks, seqs);
   }
 
  private:

@@ -17,11 +17,11 @@
 // Otherwise the sender is told ESTALE.
 //
 // The cache's copies for the partner node travel the same way: a core's
-// cache partition sends them here (mirror, 8 arguments), they go on to the
-// partner's interconnect (7 arguments), which hands them to the partition
+// cache partition sends them here (mirror_to, with the partner), they go on
+// to the partner's interconnect (mirror), which hands them to the partition
 // that owns the vdisk there; the answer goes straight back to the sending
 // partition. Their release after destage (unmirror) follows the same path
-// without an answer.
+// without an answer (unmirror_to, unmirror).
 //
 // Detached: payload copies and serialisation stay off the I/O cores.
 #include <chrono>
@@ -396,7 +396,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         }
       },
       // From a core: copies of its dirty blocks for the partner node.
-      [=](mirror_atom, uint32_t partner, uint32_t origin, uint32_t vdisk, uint64_t epoch,
+      [=](mirror_to_atom, uint32_t partner, uint32_t origin, uint32_t vdisk, uint64_t epoch,
           std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs,
           Bytes& data) -> caf::result<int32_t> {
         Peer& peer = self->state.peers[partner];
@@ -420,7 +420,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
                          std::move(blocks), std::move(seqs), std::move(data));
         return promise;
       },
-      [=](unmirror_atom, uint32_t partner, uint32_t, uint32_t vdisk,
+      [=](unmirror_to_atom, uint32_t partner, uint32_t vdisk,
           std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs) {
         Peer& peer = self->state.peers[partner];
         if (peer.interconnect)
