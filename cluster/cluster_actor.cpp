@@ -149,13 +149,19 @@ caf::result<std::string> await(Self* self, Result<uint64_t> id) {
 
 // The answer of a commit as a value.
 CommitOutcome outcome_of(const json& reply) {
+  auto flag = [&](const char* key) {
+    auto it = reply.is_object() ? reply.find(key) : reply.end();
+    return it != reply.end() && it->is_boolean() && it->get<bool>();
+  };
   CommitOutcome out;
-  if (reply.value("ok", false)) {
+  if (flag("ok")) {
     out.kind = CommitOutcome::Kind::committed;
-  } else if (reply.value("conflict", false)) {
+  } else if (flag("conflict")) {
     out.kind = CommitOutcome::Kind::conflict;
   } else {
-    out.error = reply.value("error", std::string("the cluster refused the change"));
+    auto it = reply.is_object() ? reply.find("error") : reply.end();
+    out.error = it != reply.end() && it->is_string() ? it->get<std::string>()
+                                                      : "the cluster refused the change";
   }
   return out;
 }

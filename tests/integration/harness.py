@@ -2,6 +2,7 @@
 
 Every wait is for a condition with a deadline, never a fixed sleep.
 """
+import atexit
 import json
 import os
 import random
@@ -22,13 +23,48 @@ SKIP = 77  # CTest's SKIP_RETURN_CODE
 
 
 _ports = random.Random(os.getpid())
+# Ports this process holds for its servers until it exits. Another test
+# running beside this one picks its ports the same way, and a port is only
+# bound when sved starts, later: each pick is claimed by a file, so that two
+# tests never pick one port (seen: integration.cache_faults failing with
+# EADDRINUSE beside integration.chaos under ctest -j2).
+_CLAIMS = os.path.join(tempfile.gettempdir(), "sve-test-ports")
+_claimed = []
+
+
+def _claim(port):
+    os.makedirs(_CLAIMS, exist_ok=True)
+    path = os.path.join(_CLAIMS, str(port))
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            _claimed.append(path)
+            return True
+        except FileExistsError:
+            try:  # a claim a killed test left behind stops counting after 15 min
+                if time.time() - os.stat(path).st_mtime < 900:
+                    return False
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    return False
+
+
+@atexit.register
+def _release_claims():
+    for path in _claimed:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def free_port():
     """A port below the kernel's ephemeral range (32768 and up here): a port
     the kernel handed out could be taken again by any outgoing connection
     of a test running beside this one before sved binds it (seen:
-    integration.cluster failing with EADDRINUSE under ctest -j2)."""
+    integration.cluster failing with EADDRINUSE under ctest -j2). Claimed
+    for this process (_claim), and free when picked."""
     low, _ = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
     for _ in range(1000):
         port = _ports.randrange(20000, min(low, 32768))
@@ -37,6 +73,8 @@ def free_port():
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        if not _claim(port):
+            continue
         return port
     raise AssertionError("no free port below the ephemeral range")
 
