@@ -42,6 +42,9 @@ struct ActorProbe {
   void record(const std::string& message) {
     if (!trace_left) return;
     --trace_left;
+    traced.emplace_back(last_ms, printable(message));
+  }
+  static std::string printable(const std::string& message) {
     std::string text;
     for (unsigned char c : message) {
       if (text.size() >= 240) {
@@ -57,7 +60,7 @@ struct ActorProbe {
         text += hex[c & 15];
       }
     }
-    traced.emplace_back(last_ms, std::move(text));
+    return text;
   }
   // The common part of an inspect answer; `state` is the actor's own.
   std::string answer(size_t mailbox, nlohmann::json state) const {

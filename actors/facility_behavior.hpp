@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 
+#include "actors/guarded.hpp"
 #include "actors/messages.hpp"
 #include "actors/probe_note.hpp"
 #include "facility/facility.hpp"
@@ -26,7 +27,8 @@ caf::behavior facility_behavior(FacilitySelf* self, Facility* f, unsigned core,
                        static_cast<int>(core)};
   auto& probe = self->state.probe;
   if (f->tick_ms()) self->send(self, tick_atom::value);
-  return {
+  return guarded_behavior(
+      self, &self->state.probe.name,
       [=, &probe](io_submit_atom, IoRequestPtr& request) {
         note(self, probe);
         f->submit(std::move(request));
@@ -46,8 +48,7 @@ caf::behavior facility_behavior(FacilitySelf* self, Facility* f, unsigned core,
       [=](run_atom, CoreTask& task) { task(); },
       [=, &probe](trace_atom, uint32_t n) { probe.start_trace(n); },
       [=, &probe](inspect_atom) { return probe.answer(self->mailbox().size(), f->inspect()); },
-      std::move(extras)...,
-  };
+      std::move(extras)...);
 }
 
 }  // namespace sve

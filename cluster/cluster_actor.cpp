@@ -10,6 +10,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/guarded.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "faults/net_faults.hpp"
@@ -279,7 +280,7 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   st.host->start();
   update_gate(self);
   self->send(self, tick_atom::value);
-  return {
+  return guarded_behavior(self, &self->state.probe.name,
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       // The debug shell: the heartbeat links, one per peer.
       [=](peer_atom) {
@@ -343,8 +344,8 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
         deliver(json{{"ok", false},
                      {"error", "timed out waiting for the cluster to commit the change (it may "
                                "still commit): is a majority of nodes up?"}});
-      },
-  };
+      }
+  );
 }
 
 }  // namespace

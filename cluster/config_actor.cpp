@@ -1,6 +1,7 @@
 // The configuration actor: the only thread that changes configuration. It
 // runs detached because committing a change fsyncs metadata, and no blocking
 // call may hold up a scheduler thread that serves I/O.
+#include "actors/guarded.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
@@ -22,7 +23,7 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
                            std::function<void()> publish) {
   self->state.service = std::move(service);
   self->state.publish = std::move(publish);
-  return {
+  return guarded_behavior(self, &self->state.probe.name,
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
         const ClusterModel& c = self->state.service->config();
@@ -51,8 +52,8 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
         auto& st = self->state;
         auto model = unpack_from_string<ClusterModel>(bytes);
         if (model && st.service->adopt(*model)) st.publish();
-      },
-  };
+      }
+  );
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/guarded.hpp"
 #include "actors/messages.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"
@@ -76,7 +77,7 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
       spdlog::info("cluster: lost the connection to node {}", self->state.peer);
     }
   });
-  return {
+  return guarded_behavior(self, &self->state.probe.name,
       // A message for the peer, as the cluster actor addressed it.
       [=](inspect_atom) {
         auto& st = self->state;
@@ -103,8 +104,8 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
       [=](peer_atom, const std::string& address) {
         if (!address.empty()) self->state.address = address;
       },
-      [=](peer_atom, const caf::actor& remote) { adopt_remote(self, remote); },
-  };
+      [=](peer_atom, const caf::actor& remote) { adopt_remote(self, remote); }
+  );
 }
 
 }  // namespace

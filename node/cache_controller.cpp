@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/guarded.hpp"
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "cluster/state/cluster_state.hpp"
@@ -71,6 +72,7 @@ struct ControllerSetup {
 using SetupPtr = std::shared_ptr<const ControllerSetup>;
 
 constexpr uint64_t kRoundTimeoutMs = 10'000;
+const std::string kControllerName = "cache controller";
 
 // Every core's counts are in: decide, and commit the change (if any) through
 // the cluster actor. The round ends with the answer.
@@ -150,7 +152,7 @@ void start_round(ControllerSelf* self, const SetupPtr& m) {
 caf::behavior cache_controller(ControllerSelf* self, SetupPtr m,
                                std::chrono::milliseconds period) {
   self->send(self, tick_atom::value);
-  return {
+  return guarded_behavior(self, &kControllerName,
       [=](tick_atom) {
         self->delayed_send(self, period, tick_atom::value);
         if (self->state.round) {
@@ -161,8 +163,8 @@ caf::behavior cache_controller(ControllerSelf* self, SetupPtr m,
         }
         start_round(self, m);
       },
-      [=](run_atom, CoreTask& task) { task(); },
-  };
+      [=](run_atom, CoreTask& task) { task(); }
+  );
 }
 
 }  // namespace

@@ -258,4 +258,9 @@ MUTANTS = [
          why="a component's library links a library of a higher layer",
          before="target_link_libraries(sve_hw PUBLIC sve_util)",
          after="target_link_libraries(sve_hw PUBLIC sve_util sve_model)", tests="^layers$"),
+    dict(id="guard-lets-through", file="actors/guarded.hpp",
+         why="an exception thrown by a handler crosses the actor's top (CAF ends the actor)",
+         before="    } catch (const std::exception& e) {\n      what = e.what();",
+         after="    } catch (const std::exception& e) {\n      throw;",
+         tests="answered as an error"),
 ]

@@ -32,6 +32,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/guarded.hpp"
 #include "actors/actor_port.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/messages.hpp"
@@ -366,7 +367,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       }
     }
   });
-  return {
+  return guarded_behavior(self, &self->state.probe.name,
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
       [=](inspect_atom) {
         auto& s = self->state;
@@ -470,8 +471,8 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
           if (p.address != addresses[i]) p.interconnect = caf::actor{};
           p.address = addresses[i];
         }
-      },
-  };
+      }
+  );
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "node/chaos/chaos_plan.hpp"
+#include "actors/guarded.hpp"
 #include "actors/messages.hpp"
 #include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"
@@ -366,7 +367,7 @@ caf::behavior chaos_actor(Self* self, ChaosActorSetup setup) {
   self->state.probe = {"chaos", "chaos monkey", -1};
   resume(self);
   self->send(self, tick_atom::value);
-  return {
+  return guarded_behavior(self, &self->state.probe.name,
       [=](tick_atom) {
         auto& st = self->state;
         if (st.plan && monotonic_ms() >= st.due_ms) fire(self);
@@ -384,8 +385,8 @@ caf::behavior chaos_actor(Self* self, ChaosActorSetup setup) {
         return self->state.probe.answer(self->mailbox().size(), report(self));
       },
       [=](trace_atom, uint32_t n) { self->state.probe.start_trace(n); },
-      [=](cluster_atom, caf::actor& cluster) { self->state.cluster = std::move(cluster); },
-  };
+      [=](cluster_atom, caf::actor& cluster) { self->state.cluster = std::move(cluster); }
+  );
 }
 
 }  // namespace
