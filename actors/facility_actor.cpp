@@ -18,7 +18,7 @@ caf::behavior facility_actor(FacilitySelf* self, Facility* f, unsigned core) {
 // UBSan reports.)
 caf::actor spawn_facility_actor(caf::actor_system& sys, unsigned core, Facility& facility) {
   auto actor = sys.spawn<caf::lazy_init>(facility_actor, &facility, core);
-  pin_to_core(actor, core);
+  start_on_core(actor, core);
   return actor;
 }
 

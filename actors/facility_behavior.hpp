@@ -9,6 +9,7 @@
 
 #include "actors/guarded.hpp"
 #include "actors/messages.hpp"
+#include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/probe_note.hpp"
 #include "facility/facility.hpp"
 
@@ -19,6 +20,15 @@ struct FacilityState {
   static inline const char* name = "facility";
 };
 using FacilitySelf = caf::stateful_actor<FacilityState>;
+
+// Pins a facility's actor (spawned with caf::lazy_init) to its core and
+// starts it there. Requests reach a facility by direct calls, so its actor
+// may get no message for a long time; its ticks (a stall's end, destage)
+// start when its behavior does, so it is started at once.
+inline void start_on_core(const caf::actor& actor, unsigned core) {
+  pin_to_core(actor, core);
+  caf::anon_send(actor, run_atom::value, CoreTask([] {}));
+}
 
 template <class... Extras>
 caf::behavior facility_behavior(FacilitySelf* self, Facility* f, unsigned core,

@@ -17,7 +17,7 @@ caf::actor spawn_backend_actor(caf::actor_system& sys, unsigned core, BackendFac
         [b](detach_atom, uint32_t mdisk_id) { b->detach(mdisk_id); });
   };
   auto actor = sys.spawn<caf::lazy_init>(init, &backend, core);
-  pin_to_core(actor, core);
+  start_on_core(actor, core);
   return actor;
 }
 

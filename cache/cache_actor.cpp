@@ -72,7 +72,7 @@ caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacilit
             std::vector<uint64_t>& seqs) { c->release_mirror(origin, vdisk, blocks, seqs); });
   };
   auto actor = sys.spawn<caf::lazy_init>(init, &cache, link, core);
-  pin_to_core(actor, core);
+  start_on_core(actor, core);
   return actor;
 }
 

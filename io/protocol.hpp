@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include <boost/intrusive/slist_hook.hpp>
 #include <boost/intrusive_ptr.hpp>
@@ -114,9 +116,40 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
 
 inline IoRequestPtr make_request() { return IoRequestPtr(new IoRequest()); }
 
+// Completions deferred to the reactor's next turn. Facilities of one core
+// call each other directly (no mailbox between them), so a completion that
+// happens inside a submit (a cache hit, a memory mdisk, an error) would run
+// the facility above while its submit is still on the stack: a splitter
+// would see a piece done before it sent the next one. As SPDK's bdev layer
+// does, such a completion is queued instead, and the reactor runs the queue
+// between events, when no facility is on the stack. Installed only on
+// reactor threads; elsewhere (tests, the simulator, the interconnect's own
+// thread) a completion runs at once, as before.
+class CompletionQueue {
+ public:
+  void push(IoRequestPtr request) { pending_.push_back(std::move(request)); }
+  bool empty() const { return pending_.empty(); }
+  // Runs the completions queued so far (not those they queue); returns how
+  // many ran.
+  size_t run();
+
+  // This thread's queue, or null (complete() runs completions at once).
+  static CompletionQueue* current() { return tls_current_; }
+  static void set_current(CompletionQueue* queue) { tls_current_ = queue; }
+
+ private:
+  static constinit thread_local CompletionQueue* tls_current_;
+  std::vector<IoRequestPtr> pending_, running_;
+  bool draining_ = false;
+};
+
 // Completes a request towards its client with `status` (0 or errno).
 inline void complete(IoRequestPtr request, int status) {
   request->status = status;
+  if (CompletionQueue* queue = CompletionQueue::current()) {
+    queue->push(std::move(request));
+    return;
+  }
   IoClient* client = request->client;
   client->io_done(std::move(request));
 }

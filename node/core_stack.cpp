@@ -13,31 +13,27 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   unsigned at = io.index();
   core.backend_facility = std::make_unique<BackendFacility>(io.ring());
   core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
-  core.backend_port = std::make_unique<ActorPort>(core.backend);
-  IoServer* below_virt = core.backend_port.get();
+  IoServer* below_virt = core.backend_facility.get();
   if (mdisk_faults) {
     core.faults = std::make_unique<MdiskFaultFacility>(*below_virt, std::move(mdisk_faults));
     core.faults_actor = spawn_facility_actor(sys, at, *core.faults);
-    core.faults_port = std::make_unique<ActorPort>(core.faults_actor);
-    below_virt = core.faults_port.get();
+    below_virt = core.faults.get();
   }
   core.virt_facility = std::make_unique<Virtualizer>(*below_virt, &io.requests(),
                                                      io.facility_requests(kVirtFacility));
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
-  core.virt_port = std::make_unique<ActorPort>(core.virt);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
-  core.cache = std::make_unique<CacheFacility>(*core.virt_port, cache.blocks, core.nvram.get(),
+  core.cache = std::make_unique<CacheFacility>(*core.virt_facility, cache.blocks, core.nvram.get(),
                                                core.mirror.get(), cache.self);
   core.cache->set_gate(cache.gate);
   core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
-  core.cache_port = std::make_unique<ActorPort>(core.cache_actor);
   core.forward_return = std::make_unique<ActorPort>();
-  core.forward = std::make_unique<ForwardFacility>(*core.cache_port, interconnect,
+  core.forward = std::make_unique<ForwardFacility>(*core.cache, interconnect,
                                                    core.forward_return.get());
   core.forward_actor = spawn_facility_actor(sys, at, *core.forward);
   core.forward_return->bind(core.forward_actor);
-  core.top = std::make_unique<ActorPort>(core.forward_actor);
+  core.top = core.forward.get();
   return core;
 }
 

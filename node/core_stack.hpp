@@ -3,8 +3,13 @@
 // decides the order: front end -> forward (to the vdisk's owner node) ->
 // cache -> virtualization -> [mdisk faults] -> back end. Later facilities
 // (remote copy, point-in-time copy) are inserted here.
-// Every actor of the stack is pinned to the core, so a request crosses it
-// without leaving the core's thread.
+// Every facility of the stack lives on the core: a request goes down it by
+// direct calls through the facility interface, and completions come back
+// up the same way (those that happen inside a submit wait for the
+// reactor's next turn: io/protocol.hpp). Each facility also has an actor,
+// pinned to the core, for what must wait or comes from elsewhere: its
+// control, timers, the debug shell, and requests from another core or
+// node (the interconnect submits through the cache's actor).
 #include <memory>
 #include <string>
 #include <utility>
@@ -21,27 +26,23 @@
 namespace sve {
 
 // Each facility is kept here (used only on the core's thread) beside its
-// actor and the port through which the facility above reaches that actor.
+// actor.
 struct CoreStack {
   CoreIo* io = nullptr;
   std::unique_ptr<BackendFacility> backend_facility;
   caf::actor backend;
-  std::unique_ptr<ActorPort> backend_port;
   std::unique_ptr<MdiskFaultFacility> faults;  // only with the chaos monkey
   caf::actor faults_actor;
-  std::unique_ptr<ActorPort> faults_port;
   std::unique_ptr<Virtualizer> virt_facility;
   caf::actor virt;
-  std::unique_ptr<ActorPort> virt_port;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   std::unique_ptr<Nvram> nvram;
   std::unique_ptr<MirrorLink> mirror;
   caf::actor cache_actor;
-  std::unique_ptr<ActorPort> cache_port;
   std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
   std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
   caf::actor forward_actor;
-  std::unique_ptr<ActorPort> top;  // where the front end submits
+  IoServer* top = nullptr;  // where the front end submits, on the core's thread
 
   // Its actors, top to bottom, each with its kind ("cache", ...).
   std::vector<std::pair<std::string, caf::actor>> actors() const;

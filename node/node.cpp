@@ -122,7 +122,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     caf::anon_send(m.interconnect, attach_atom::value, std::move(cache_actors));
   }
   std::vector<NbdCore> tops;
-  for (auto& core : m.cores) tops.push_back({core.io, core.top.get()});
+  for (auto& core : m.cores) tops.push_back({core.io, core.top});
   m.nbd = std::make_unique<NbdPort>(
       std::move(nbd_listener.value()), options.nbd.to_string(), tops,
       [&m](unsigned core, std::function<void()> task) {

@@ -144,7 +144,14 @@ class ReactorPolicy : public caf::policy::unprofiled {
     }
     UringEngine& ring = q.io->ring();
     unsigned idle = 0;
+    CompletionQueue& completions = q.io->completions();
     for (;;) {
+      // Between events, no facility is on the stack: completions deferred
+      // inside a submit run now (io/protocol.hpp).
+      if (!completions.empty()) {
+        completions.run();
+        idle = 0;
+      }
       if (!q.local.empty()) {
         // Under load the queue never empties: keep the ring moving anyway.
         if ((++q.tick & 31) == 0) ring.poll();
@@ -166,6 +173,7 @@ class ReactorPolicy : public caf::policy::unprofiled {
         idle = 0;
         continue;
       }
+      if (!completions.empty()) continue;  // never sleep on queued completions
       if (++idle < kSpinRounds) continue;
       q.sleeping.store(true, std::memory_order_seq_cst);
       if (!q.has_inbox.load(std::memory_order_seq_cst)) {

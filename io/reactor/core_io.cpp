@@ -10,7 +10,10 @@ thread_local CoreIo* tls_core = nullptr;
 }  // namespace
 
 CoreIo* CoreIo::current() { return tls_core; }
-void CoreIo::set_current(CoreIo* core) { tls_core = core; }
+void CoreIo::set_current(CoreIo* core) {
+  tls_core = core;
+  CompletionQueue::set_current(core ? &core->completions_ : nullptr);
+}
 
 Result<std::unique_ptr<CoreIo>> CoreIo::create(unsigned index, const CoreIoConfig& config,
                                                const std::vector<RequestReserve>& reserves) {

@@ -53,7 +53,12 @@ class CoreIo {
     return facility_requests_;
   }
 
-  // The core whose reactor runs on this thread, or null.
+  // Completions that happened inside a submit, run by the reactor between
+  // events (io/protocol.hpp).
+  CompletionQueue& completions() { return completions_; }
+
+  // The core whose reactor runs on this thread, or null. Setting it also
+  // makes its completion queue this thread's.
   static CoreIo* current();
   static void set_current(CoreIo* core);
 
@@ -66,6 +71,7 @@ class CoreIo {
   std::unique_ptr<PoolAccount> frontend_buffers_;
   std::unique_ptr<PoolAccount> frontend_requests_;
   std::vector<std::unique_ptr<PoolAccount>> facility_requests_;
+  CompletionQueue completions_;  // last: its requests go back to the pools first
 };
 
 }  // namespace sve
