@@ -1,0 +1,66 @@
+#pragma once
+// The frames of the node-to-node data channel (io/channel/data_channel.hpp):
+// the mirrored cache's copies, their answers and their releases. A frame is
+// a 48-byte header and a body whose length is a multiple of 8, so that the
+// block numbers in a body lie aligned in the receive buffer and are read in
+// place. Byte order is the host's: the channel joins the two nodes of an
+// I/O group, which run the same build (checked in the hello).
+//
+// Everything read from a socket is checked by check_header() before any of
+// it is used: a frame that fails ends the connection, never the process.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sve::channel {
+
+static_assert(std::endian::native == std::endian::little, "the channel's frames are little-endian");
+
+inline constexpr uint32_t kMagic = 0x43455653;  // "SVEC"
+inline constexpr uint8_t kVersion = 1;
+inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
+inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
+inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);
+
+enum class FrameType : uint8_t {
+  hello = 1,       // first frame of a connection: who is calling
+  mirror = 2,      // copies of dirty blocks: blocks[count], seqs[count], data
+  mirror_ack = 3,  // the answer to one mirror frame: its id and status
+  release = 4,     // the copies the receiver may free: blocks[count], seqs[count]
+};
+
+struct FrameHeader {
+  uint32_t magic = kMagic;
+  uint8_t type = 0;
+  uint8_t version = kVersion;
+  uint16_t reserved = 0;
+  uint32_t body_bytes = 0;  // after the header; a multiple of 8
+  uint32_t origin = 0;      // the node that sent the frame
+  uint32_t vdisk = 0;
+  uint32_t count = 0;       // blocks of a mirror or release
+  uint64_t id = 0;          // mirror, mirror_ack: the copy's id; hello: the caller's instance
+  uint64_t epoch = 0;       // mirror: the cache epoch of the copies
+  int32_t status = 0;       // mirror_ack: 0 or an errno
+  uint32_t core = 0;        // hello: the caller's core
+};
+static_assert(sizeof(FrameHeader) == 48);
+inline constexpr size_t kHeaderBytes = sizeof(FrameHeader);
+
+// The body length a frame of `type` with `count` blocks must have.
+inline uint64_t body_bytes_for(FrameType type, uint64_t count) {
+  switch (type) {
+    case FrameType::mirror: return count * (16 + kBlockBytes);
+    case FrameType::release: return count * 16;
+    case FrameType::hello:
+    case FrameType::mirror_ack: return 0;
+  }
+  return 0;
+}
+
+// Empty if `h` may be used; else why the connection must end.
+std::string check_header(const FrameHeader& h);
+
+const char* to_string(FrameType type);
+
+}  // namespace sve::channel

@@ -1,0 +1,305 @@
+#include "io/channel/data_channel.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sve::channel {
+namespace {
+
+constexpr size_t kInitialReceiveBytes = 1u << 20;
+constexpr size_t kMaxIov = 64;         // pieces per sendmsg
+constexpr uint64_t kMaxSendBytes = 4u << 20;  // bytes per sendmsg
+
+}  // namespace
+
+DataChannel::DataChannel(UringEngine& ring, UniqueFd fd, ChannelHandler& handler,
+                         ChannelLimits limits)
+    : ring_(ring), fd_(std::move(fd)), handler_(handler), limits_(limits) {
+  recv_op_.channel = this;
+  recv_op_.on_done = &DataChannel::received;
+  send_op_.channel = this;
+  send_op_.on_done = &DataChannel::sent;
+  in_.resize(kInitialReceiveBytes);
+  iov_.reserve(kMaxIov);
+}
+
+DataChannel::~DataChannel() = default;
+
+void DataChannel::start() {
+  if (closing_ || recv_busy_) return;
+  receive();
+}
+
+bool DataChannel::send_hello(uint32_t origin, uint32_t core, uint64_t instance) {
+  Out out;
+  out.header.type = static_cast<uint8_t>(FrameType::hello);
+  out.header.origin = origin;
+  out.header.core = core;
+  out.header.id = instance;
+  return queue(std::move(out));
+}
+
+bool DataChannel::send_mirror(OutMirror copy) {
+  if (copy.count == 0 || copy.count > kMaxBlocks || unanswered_.count(copy.id)) return false;
+  Out out;
+  FrameHeader& h = out.header;
+  h.type = static_cast<uint8_t>(FrameType::mirror);
+  h.origin = copy.origin;
+  h.vdisk = copy.vdisk;
+  h.count = copy.count;
+  h.id = copy.id;
+  h.epoch = copy.epoch;
+  h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::mirror, copy.count));
+  size_t n = copy.count;
+  out.body[0] = {const_cast<uint64_t*>(copy.blocks), n * 8};
+  out.body[1] = {const_cast<uint64_t*>(copy.seqs), n * 8};
+  out.body[2] = {const_cast<char*>(copy.data), n * kBlockBytes};
+  out.body_parts = 3;
+  out.keep = std::move(copy.keep);
+  return queue(std::move(out));
+}
+
+bool DataChannel::send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
+                               std::vector<uint64_t> seqs) {
+  if (blocks.size() != seqs.size() || blocks.size() > kMaxBlocks) return false;
+  Out out;
+  FrameHeader& h = out.header;
+  h.type = static_cast<uint8_t>(FrameType::release);
+  h.origin = origin;
+  h.vdisk = vdisk;
+  h.count = static_cast<uint32_t>(blocks.size());
+  h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::release, h.count));
+  out.owned = std::move(blocks);
+  out.owned.insert(out.owned.end(), seqs.begin(), seqs.end());
+  if (!out.owned.empty()) {
+    out.body[0] = {out.owned.data(), out.owned.size() * 8};
+    out.body_parts = 1;
+  }
+  return queue(std::move(out));
+}
+
+bool DataChannel::queue(Out out) {
+  if (closing_) return false;
+  out.bytes = kHeaderBytes + out.header.body_bytes;
+  waiting_.push_back(std::move(out));
+  admit();
+  pump();
+  return true;
+}
+
+// Frames join the send in order; a copy only within the window (one copy
+// always, so that a copy larger than the window still goes).
+void DataChannel::admit() {
+  while (!waiting_.empty()) {
+    Out& out = waiting_.front();
+    bool is_copy = out.header.type == static_cast<uint8_t>(FrameType::mirror);
+    if (is_copy) {
+      if (window_used_ > 0 && window_used_ + out.bytes > limits_.window_bytes) {
+        ++stats_.window_waits;
+        return;
+      }
+      window_used_ += out.bytes;
+      unanswered_[out.header.id] = out.bytes;
+    }
+    sending_.push_back(std::move(out));
+    waiting_.pop_front();
+  }
+}
+
+void DataChannel::pump() {
+  if (send_busy_ || closing_ || sending_.empty()) return;
+  iov_.clear();
+  uint64_t bytes = 0;
+  uint32_t frames = 0;
+  bool first = true;
+  for (Out& out : sending_) {
+    if (iov_.size() + 1 + out.body_parts > kMaxIov || (bytes >= kMaxSendBytes && !first)) break;
+    // The front frame may be partly sent: skip what left already.
+    uint64_t skip = first ? front_sent_ : 0;
+    auto add = [&](void* base, uint64_t len) {
+      if (skip >= len) {
+        skip -= len;
+        return;
+      }
+      iov_.push_back({static_cast<char*>(base) + skip, len - skip});
+      bytes += len - skip;
+      skip = 0;
+    };
+    add(&out.header, kHeaderBytes);
+    for (int i = 0; i < out.body_parts; ++i) add(out.body[i].iov_base, out.body[i].iov_len);
+    ++frames;
+    first = false;
+  }
+  msg_ = {};
+  msg_.msg_iov = iov_.data();
+  msg_.msg_iovlen = iov_.size();
+  io_uring_sqe* sqe = ring_.sqe_for(&send_op_);
+  io_uring_prep_sendmsg(sqe, fd_.get(), &msg_, MSG_NOSIGNAL);
+  send_busy_ = true;
+  ++stats_.sends;
+}
+
+void DataChannel::sent(int res) {
+  send_busy_ = false;
+  if (res == -EINTR || res == -EAGAIN) {
+    pump();
+    return maybe_finish_close();
+  }
+  if (res <= 0) {
+    close(res == 0 ? "the peer stopped receiving" : std::string("send: ") + std::strerror(-res));
+    return maybe_finish_close();
+  }
+  stats_.bytes_sent += static_cast<uint64_t>(res);
+  uint64_t left = static_cast<uint64_t>(res);
+  while (left > 0 && !sending_.empty()) {
+    Out& out = sending_.front();
+    uint64_t rest = out.bytes - front_sent_;
+    if (left < rest) {
+      front_sent_ += left;
+      left = 0;
+      break;
+    }
+    left -= rest;
+    front_sent_ = 0;
+    ++stats_.frames_sent;
+    sending_.pop_front();  // its memory may go now; a copy's answer is awaited
+  }
+  pump();
+  maybe_finish_close();
+}
+
+void DataChannel::receive() {
+  if (have_ == in_.size()) {
+    // Only a frame larger than the buffer fills it (parse() consumed every
+    // whole frame): grow to that frame, within the limit checked already.
+    const auto* h = reinterpret_cast<const FrameHeader*>(in_.data());
+    in_.resize(kHeaderBytes + h->body_bytes);
+  }
+  io_uring_sqe* sqe = ring_.sqe_for(&recv_op_);
+  io_uring_prep_recv(sqe, fd_.get(), in_.data() + have_, in_.size() - have_, 0);
+  recv_busy_ = true;
+  ++stats_.receives;
+}
+
+void DataChannel::received(int res) {
+  recv_busy_ = false;
+  if (closing_) return maybe_finish_close();
+  if (res == -EINTR || res == -EAGAIN) return receive();
+  if (res <= 0) {
+    close(res == 0 ? "the peer closed the connection"
+                   : std::string("receive: ") + std::strerror(-res));
+    return maybe_finish_close();
+  }
+  have_ += static_cast<size_t>(res);
+  stats_.bytes_received += static_cast<uint64_t>(res);
+  if (!parse()) return maybe_finish_close();
+  if (closing_) return maybe_finish_close();
+  receive();
+}
+
+bool DataChannel::parse() {
+  size_t at = 0;
+  while (have_ - at >= kHeaderBytes) {
+    FrameHeader h;
+    std::memcpy(&h, in_.data() + at, kHeaderBytes);
+    if (std::string why = check_header(h); !why.empty()) {
+      close("bad frame from the peer: " + why);
+      return false;
+    }
+    size_t total = kHeaderBytes + h.body_bytes;
+    if (have_ - at < total) break;
+    ++stats_.frames_received;
+    if (!handle(h, in_.data() + at + kHeaderBytes)) return false;
+    at += total;
+    if (closing_) return true;
+  }
+  if (at > 0) {
+    // The partial frame that is left moves to the front (8-aligned again).
+    std::memmove(in_.data(), in_.data() + at, have_ - at);
+    have_ -= at;
+  }
+  return true;
+}
+
+bool DataChannel::handle(const FrameHeader& h, const char* body) {
+  auto type = static_cast<FrameType>(h.type);
+  if (limits_.expect_hello && !hello_seen_ && type != FrameType::hello) {
+    close("the first frame was not a hello");
+    return false;
+  }
+  switch (type) {
+    case FrameType::hello:
+      if (hello_seen_ || !limits_.expect_hello) {
+        close("an unexpected hello");
+        return false;
+      }
+      hello_seen_ = true;
+      if (!handler_.on_hello(h)) {
+        close("hello refused");
+        return false;
+      }
+      return true;
+    case FrameType::mirror: {
+      const auto* words = reinterpret_cast<const uint64_t*>(body);
+      MirrorIn in{&h, words, words + h.count, body + size_t{h.count} * 16};
+      int32_t status = handler_.on_mirror(in);
+      Out ack;
+      ack.header.type = static_cast<uint8_t>(FrameType::mirror_ack);
+      ack.header.id = h.id;
+      ack.header.vdisk = h.vdisk;
+      ack.header.status = status;
+      queue(std::move(ack));
+      return true;
+    }
+    case FrameType::mirror_ack: {
+      auto it = unanswered_.find(h.id);
+      if (it == unanswered_.end()) {
+        ++stats_.stale_answers;  // not a copy this connection has out
+        return true;
+      }
+      window_used_ -= it->second;
+      unanswered_.erase(it);
+      handler_.on_mirror_answer(h.id, h.status);
+      admit();
+      pump();
+      return true;
+    }
+    case FrameType::release: {
+      const auto* words = reinterpret_cast<const uint64_t*>(body);
+      handler_.on_release(ReleaseIn{&h, words, words + h.count});
+      return true;
+    }
+  }
+  close("unknown frame");
+  return false;
+}
+
+void DataChannel::close(const std::string& reason) {
+  if (closing_) return;
+  closing_ = true;
+  reason_ = reason;
+  // Ends the operations in flight: they complete, then the close finishes.
+  ::shutdown(fd_.get(), SHUT_RDWR);
+  maybe_finish_close();
+}
+
+void DataChannel::maybe_finish_close() {
+  if (!closing_ || closed_ || recv_busy_ || send_busy_) return;
+  closed_ = true;
+  // Every copy not answered is failed, once: those sent, then those that
+  // waited for the window.
+  std::vector<uint64_t> failed;
+  for (const auto& [id, bytes] : unanswered_) failed.push_back(id);
+  for (const Out& out : waiting_)
+    if (out.header.type == static_cast<uint8_t>(FrameType::mirror)) failed.push_back(out.header.id);
+  unanswered_.clear();
+  waiting_.clear();
+  sending_.clear();
+  window_used_ = 0;
+  for (uint64_t id : failed) handler_.on_mirror_answer(id, ECONNRESET);
+  handler_.on_closed(reason_);
+}
+
+}  // namespace sve::channel

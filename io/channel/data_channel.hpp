@@ -1,0 +1,190 @@
+#pragma once
+// One connection of the node-to-node data channel: a TCP stream between two
+// nodes of an I/O group that carries the mirrored cache's copies, their
+// answers and their releases. It is driven by a core's io_uring ring like a
+// host connection: no thread of its own, nothing blocks, no CAF.
+//
+// Sending: frames wait in order; copies are sent from the memory they
+// already live in (a gathered sendmsg of header and body pieces, several
+// frames per call), and the small frames (answers, releases) ride in the
+// same calls. Flow control is a window of copy bytes sent but not yet
+// answered: beyond it, frames wait here (and so the writers above, whose
+// copies are not answered), so a slow partner slows its writers and
+// nothing grows without bound. Frames never overtake each other: a release
+// never arrives before the copy it releases.
+//
+// Receiving: into one buffer, frames parsed in place and handed to the
+// handler as views (a copy's data goes from that buffer straight to its
+// non-volatile slot). Every header is checked (channel_wire.hpp) before use;
+// a bad frame ends the connection.
+//
+// A connection's answers belong to it: an answer for a copy this connection
+// did not send (a stale one, from before a reconnection) is ignored. When
+// the connection ends, every copy it had not had answered is failed to its
+// sender (ECONNRESET), exactly once; the sender sends it again on another
+// connection, and the receiver keeps the newest version of each block.
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "io/channel/channel_wire.hpp"
+#include "io/uring/uring_engine.hpp"
+#include "util/fd.hpp"
+
+namespace sve::channel {
+
+// A copy as it arrived, pointing into the receive buffer (valid during the
+// call only).
+struct MirrorIn {
+  const FrameHeader* header;
+  const uint64_t* blocks;  // header->count of each
+  const uint64_t* seqs;
+  const char* data;        // header->count * kBlockBytes
+};
+
+struct ReleaseIn {
+  const FrameHeader* header;
+  const uint64_t* blocks;
+  const uint64_t* seqs;
+};
+
+// What a channel's owner does with what arrives. Called on the core's
+// thread from the ring's completions, never from inside a send_* call.
+class ChannelHandler {
+ public:
+  virtual ~ChannelHandler() = default;
+  // The first frame of an accepted connection; false refuses it.
+  virtual bool on_hello(const FrameHeader& hello) {
+    (void)hello;
+    return true;
+  }
+  // A peer's copies; the status is sent back as the answer.
+  virtual int32_t on_mirror(const MirrorIn& in) {
+    (void)in;
+    return 95;  // EOPNOTSUPP: this end does not hold copies
+  }
+  virtual void on_release(const ReleaseIn& in) { (void)in; }
+  // The answer to a copy this end sent (0 or an errno), or ECONNRESET when
+  // the connection ended first (the copy may or may not be held there).
+  virtual void on_mirror_answer(uint64_t id, int32_t status) {
+    (void)id;
+    (void)status;
+  }
+  // The connection has ended, after every copy got its answer above. The
+  // channel may be destroyed from here on (not inside this call).
+  virtual void on_closed(const std::string& reason) { (void)reason; }
+};
+
+// A copy to send. The arrays must stay valid until the channel drops
+// `keep` (once the frame has left, or the connection ended).
+struct OutMirror {
+  uint32_t origin = 0;
+  uint32_t vdisk = 0;
+  uint64_t epoch = 0;
+  uint64_t id = 0;
+  uint32_t count = 0;
+  const uint64_t* blocks = nullptr;
+  const uint64_t* seqs = nullptr;
+  const char* data = nullptr;
+  std::shared_ptr<const void> keep;
+};
+
+struct ChannelLimits {
+  uint64_t window_bytes = 16ull << 20;  // copy bytes sent and not yet answered
+  // The first frame this end must receive is a hello (an accepted
+  // connection); a connection this end made gets none.
+  bool expect_hello = false;
+};
+
+struct ChannelStats {
+  uint64_t frames_sent = 0;
+  uint64_t frames_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t sends = 0;          // sendmsg calls (frames per call = batching)
+  uint64_t receives = 0;
+  uint64_t window_waits = 0;   // times a copy waited for the window
+  uint64_t stale_answers = 0;  // answers for copies this connection did not send
+};
+
+class DataChannel {
+ public:
+  DataChannel(UringEngine& ring, UniqueFd fd, ChannelHandler& handler, ChannelLimits limits = {});
+  // Only once closed() (no ring operation may still point here).
+  ~DataChannel();
+  DataChannel(const DataChannel&) = delete;
+  DataChannel& operator=(const DataChannel&) = delete;
+
+  // Starts receiving.
+  void start();
+  // Queue a frame; false (and nothing queued) once the channel is closing.
+  bool send_hello(uint32_t origin, uint32_t core, uint64_t instance);
+  bool send_mirror(OutMirror copy);
+  bool send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
+                    std::vector<uint64_t> seqs);
+
+  // Ends the connection: what was not answered is failed, then on_closed.
+  void close(const std::string& reason);
+  bool closing() const { return closing_; }
+  bool closed() const { return closed_; }
+
+  uint64_t window_used() const { return window_used_; }
+  size_t frames_waiting() const { return waiting_.size() + sending_.size(); }
+  size_t copies_unanswered() const { return unanswered_.size(); }
+  const ChannelStats& stats() const { return stats_; }
+
+ private:
+  struct Out {
+    FrameHeader header;
+    iovec body[3] = {};
+    int body_parts = 0;
+    uint64_t bytes = 0;  // header and body
+    std::shared_ptr<const void> keep;
+    std::vector<uint64_t> owned;  // a release's blocks, then its seqs
+  };
+  struct Op final : RingHandler {
+    DataChannel* channel = nullptr;
+    void (DataChannel::*on_done)(int) = nullptr;
+    void on_ring_complete(int res) override { (channel->*on_done)(res); }
+  };
+
+  bool queue(Out out);
+  void admit();
+  void pump();
+  void sent(int res);
+  void receive();
+  void received(int res);
+  // Frames complete in the receive buffer, handled; false if one was bad.
+  bool parse();
+  bool handle(const FrameHeader& h, const char* body);
+  void maybe_finish_close();
+
+  UringEngine& ring_;
+  UniqueFd fd_;
+  ChannelHandler& handler_;
+  ChannelLimits limits_;
+  Op recv_op_, send_op_;
+  bool recv_busy_ = false, send_busy_ = false;
+  bool closing_ = false, closed_ = false;
+  bool hello_seen_ = false;
+  std::string reason_;
+
+  std::deque<Out> waiting_;  // not yet within the window
+  std::deque<Out> sending_;  // within it, not yet (wholly) sent
+  uint64_t front_sent_ = 0;  // bytes of sending_.front() already sent
+  std::vector<iovec> iov_;
+  msghdr msg_{};
+  uint64_t window_used_ = 0;
+  std::unordered_map<uint64_t, uint64_t> unanswered_;  // copy id -> bytes in the window
+
+  std::vector<char> in_;  // the receive buffer; frames start 8-aligned
+  size_t have_ = 0;
+  ChannelStats stats_;
+};
+
+}  // namespace sve::channel
