@@ -46,6 +46,8 @@ using routes_atom = caf::atom_constant<caf::atom("routes")>;
 // actor; a request for a vdisk another node owns travels as fwd; the
 // addresses of the cluster's nodes; a forwarded request's next attempt.
 using interconnect_atom = caf::atom_constant<caf::atom("icon")>;
+// A node's data channel port (io/channel/), asked by its partners.
+using data_port_atom = caf::atom_constant<caf::atom("dataport")>;
 using fwd_atom = caf::atom_constant<caf::atom("fwd")>;
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;

@@ -44,8 +44,12 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 // copies to the partner node the same way. `retry_ms`: how long a
 // forwarded request keeps trying (the owner may be changing) before it
 // fails with EIO.
+// `data_port`: this node's data channel listener (0: none); `on_data_port`
+// is told, on the interconnect's thread, where each reached peer's listens.
+using DataPortFound = std::function<void(uint32_t node, const std::string& host, uint16_t port)>;
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
-                                    const ServiceGate* gate, uint64_t retry_ms);
+                                    const ServiceGate* gate, uint64_t retry_ms,
+                                    uint16_t data_port = 0, DataPortFound on_data_port = {});
 
 // Configuration: applies admin requests; `publish` runs on the actor's
 // thread after every committed change.

@@ -14,6 +14,8 @@
 #   BACKEND_IOPS=5000 bench/cache_bench.sh ...
 #   SVE_BASELINE=DIR bench/cache_bench.sh ...   # also the sved jobs of another
 #                                               # build (say of the previous commit)
+# The sved jobs run twice: copies on the data channel (the default), then
+# through the interconnect actor (--data-channel off).
 #
 # With BACKEND_IOPS, each back end (sved's and qemu-nbd's) is a loop device
 # over its file, limited to that many reads and as many writes a second by
@@ -109,8 +111,9 @@ node() {  # id nbd admin cluster
   rm -rf "$WORK/n$1"; mkdir -p "$WORK/n$1"
   "$BUILD/sved" --data-dir "$WORK/n$1" --nbd "127.0.0.1:$2" --admin "127.0.0.1:$3" \
     --cluster "127.0.0.1:$4" --node-id "$1" --quorum-device "$WORK/quorum" \
-    --cache-size "${CACHE_MIB}M" --log-level warn &
+    --cache-size "${CACHE_MIB}M" --log-level warn "${SVED_EXTRA[@]}" &
 }
+SVED_EXTRA=()
 sved_jobs() {  # BUILD_DIR LABEL_SUFFIX: the two-node group on that build
   BUILD=$1
   local sfx=$2
@@ -151,6 +154,11 @@ echo "| job | IOPS | p50 µs | p99 µs |"
 echo "|---|---|---|---|"
 [ -n "${SVE_BASELINE:-}" ] && sved_jobs "$SVE_BASELINE" " (baseline)"
 sved_jobs build ""
+# The same build with the copies through the interconnect actor (CAF's
+# middleman), as before the data channel: what the channel is worth.
+SVED_EXTRA=(--data-channel off)
+sved_jobs build " (copies via the interconnect actor)"
+SVED_EXTRA=()
 
 dd if=/dev/urandom of="$WORK/q.img" bs=1M count="$SIZE_MIB" status=none
 QIMG=$(backend "$WORK/q.img")

@@ -130,7 +130,7 @@ void CacheFacility::tick(uint64_t now_ms) {
   for (auto& [id, flight] : mirror_waits_) {
     if (!flight.resend) continue;
     flight.resend = false;
-    mirror_->mirror(flight.partner, flight.batch, id);
+    mirror_->mirror_shared(flight.partner, flight.batch, id);
   }
   flush_releases();
   if (!unpromoted_.empty() && routes_ && routes_->serving) reconcile_copies();

@@ -399,7 +399,8 @@ nlohmann::json CacheFacility::inspect() const {
           {"destaging", c.destaging}, {"dirty_extents", extents},
           {"requests_below", in_flight()}, {"destaged_bytes", stats_.destaged_bytes},
           {"partner_copies", stats_.copies_held}, {"mirror_messages", stats_.mirror_batches},
-          {"waits", stats_.waits}};
+          {"waits", stats_.waits},
+          {"link", mirror_ ? mirror_->inspect() : nlohmann::json::object()}};
 }
 
 }  // namespace sve

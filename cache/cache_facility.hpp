@@ -94,12 +94,32 @@ struct MirrorBatch {
   std::vector<char> data;        // blocks.size() * 4 KiB
 };
 
+// The same copies as they arrived on the data channel, in its receive
+// buffer (stored from there into NVRAM: the partner's one copy).
+struct MirrorCopies {
+  uint32_t origin = 0;
+  uint32_t vdisk = 0;
+  uint64_t epoch = 0;
+  size_t count = 0;
+  const uint64_t* blocks = nullptr;
+  const uint64_t* seqs = nullptr;
+  const char* data = nullptr;  // count * 4 KiB
+};
+
 // How copies reach the partner node. mirror() answers later, on this core,
 // through CacheFacility::mirror_done(id, ok).
 class MirrorLink {
  public:
   virtual ~MirrorLink() = default;
   virtual void mirror(uint32_t partner, const MirrorBatch& batch, uint64_t id) = 0;
+  // The same, for a link that sends from the batch itself after the call
+  // returns (it keeps the batch alive until then).
+  virtual void mirror_shared(uint32_t partner, std::shared_ptr<const MirrorBatch> batch,
+                             uint64_t id) {
+    mirror(partner, *batch, id);
+  }
+  // Its state, for the cache's inspect.
+  virtual nlohmann::json inspect() const { return nlohmann::json::object(); }
   // The partner may free its copies of these blocks (up to these versions):
   // they are on the back end. Best effort.
   virtual void release(uint32_t partner, uint32_t vdisk, const std::vector<uint64_t>& blocks,
@@ -155,7 +175,13 @@ class CacheFacility final : public Facility {
 
   // The partner's side: keep copies of its blocks (0, or an errno:
   // ENOSPC when the non-volatile memory is full, ESTALE for an old epoch).
+  // Whether the partner's copies may be taken now: this node holds a lease
+  // and serves a route table (as the interconnect checks for its path).
+  bool takes_copies() const {
+    return (!gate_ || gate_->open()) && routes_ && routes_->serving;
+  }
   int store_mirror(const MirrorBatch& batch);
+  int store_mirror(const MirrorCopies& copies);
   void release_mirror(uint32_t origin, uint32_t vdisk, const std::vector<uint64_t>& blocks,
                       const std::vector<uint64_t>& seqs);
 
@@ -202,7 +228,7 @@ class CacheFacility final : public Facility {
   // unanswered, the next writes gather in one open batch (sent = false):
   // one message carries many copies.
   struct MirrorFlight {
-    MirrorBatch batch;
+    std::shared_ptr<MirrorBatch> batch;  // shared with a link still sending it
     std::vector<IoRequestPtr> requests;
     uint32_t partner = 0;
     bool sent = false;

@@ -44,18 +44,19 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
   MirrorFlight* flight = nullptr;
   if (auto open = open_batch_.find(vdisk); open != open_batch_.end()) {
     MirrorFlight& f = mirror_waits_[open->second];
-    if (f.batch.epoch == r.epoch && f.partner == r.partner) flight = &f;
+    if (f.batch->epoch == r.epoch && f.partner == r.partner) flight = &f;
   }
   if (!flight) {
     uint64_t id = next_mirror_id_++;
     flight = &mirror_waits_[id];
-    flight->batch.origin = self_;
-    flight->batch.vdisk = vdisk;
-    flight->batch.epoch = r.epoch;
+    flight->batch = std::make_shared<MirrorBatch>();
+    flight->batch->origin = self_;
+    flight->batch->vdisk = vdisk;
+    flight->batch->epoch = r.epoch;
     flight->partner = r.partner;
     open_batch_[vdisk] = id;
   }
-  MirrorBatch& batch = flight->batch;
+  MirrorBatch& batch = *flight->batch;
   size_t at = batch.data.size();
   batch.data.resize(at + size_t{blocks} * kBlock);
   for (uint64_t b = first; b <= last; ++b) {
@@ -86,7 +87,7 @@ void CacheFacility::send_open_batch(uint32_t vdisk) {
   f.sent = true;
   ++stats_.mirror_batches;
   ++mirrors_in_flight_[vdisk];
-  mirror_->mirror(f.partner, f.batch, id);
+  mirror_->mirror_shared(f.partner, f.batch, id);
 }
 
 // A flight leaves: its writes complete with `status`, or wait for the
@@ -94,7 +95,7 @@ void CacheFacility::send_open_batch(uint32_t vdisk) {
 // destaged).
 void CacheFacility::settle_flight(std::unordered_map<uint64_t, MirrorFlight>::iterator it,
                                   int status, bool drain) {
-  uint32_t vdisk = it->second.batch.vdisk;
+  uint32_t vdisk = it->second.batch->vdisk;
   if (it->second.sent) {
     if (--mirrors_in_flight_[vdisk] == 0) mirrors_in_flight_.erase(vdisk);
   } else {
@@ -144,18 +145,23 @@ void CacheFacility::mirror_done(uint64_t id, bool ok) {
     it->second.resend = true;
     return;
   }
-  uint32_t vdisk = it->second.batch.vdisk;
+  uint32_t vdisk = it->second.batch->vdisk;
   settle_flight(it, 0, false);
   send_open_batch(vdisk);  // what gathered meanwhile
 }
 
 int CacheFacility::store_mirror(const MirrorBatch& batch) {
-  if (!nvram_) return EIO;
   if (batch.data.size() != batch.blocks.size() * kBlock || batch.seqs.size() != batch.blocks.size())
     return EINVAL;
+  return store_mirror(MirrorCopies{batch.origin, batch.vdisk, batch.epoch, batch.blocks.size(),
+                                   batch.blocks.data(), batch.seqs.data(), batch.data.data()});
+}
+
+int CacheFacility::store_mirror(const MirrorCopies& batch) {
+  if (!nvram_) return EIO;
   const VdiskRoute* r = routes_ ? routes_->find(batch.vdisk) : nullptr;
   if (r && r->epoch > batch.epoch) return ESTALE;  // the sender is behind
-  for (size_t i = 0; i < batch.blocks.size(); ++i) {
+  for (size_t i = 0; i < batch.count; ++i) {
     BlockKey key{batch.vdisk, batch.blocks[i]};
     auto it = held_.find(key);
     // A resent older version must not replace a newer one of the same
@@ -175,7 +181,7 @@ int CacheFacility::store_mirror(const MirrorBatch& batch) {
     e.length = kBlock;
     e.seq = batch.seqs[i];
     e.epoch = batch.epoch;
-    (void)nvram_->store(e.slot, e, batch.data.data() + i * kBlock);
+    (void)nvram_->store(e.slot, e, batch.data + i * kBlock);
     if (it != held_.end()) {
       nvram_->release(it->second.slot);
       it->second = {e.slot, e.origin, e.seq, e.epoch};
@@ -243,15 +249,15 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
   // Writes still waiting for their partner copy.
   std::vector<uint64_t> settle;
   for (auto& [id, flight] : mirror_waits_) {
-    const VdiskRoute* held = routes_->find(flight.batch.vdisk);
+    const VdiskRoute* held = routes_->find(flight.batch->vdisk);
     if (held && held->owner == self_ && held->hold) continue;  // decided once committed
-    const VdiskRoute* r = route(flight.batch.vdisk);
-    if (r && r->mode == CacheMode::write_back && r->epoch == flight.batch.epoch) continue;
+    const VdiskRoute* r = route(flight.batch->vdisk);
+    if (r && r->mode == CacheMode::write_back && r->epoch == flight.batch->epoch) continue;
     settle.push_back(id);  // the copy would not count any more
   }
   for (uint64_t id : settle) {
     auto it = mirror_waits_.find(id);
-    const VdiskRoute* r = route(it->second.batch.vdisk);
+    const VdiskRoute* r = route(it->second.batch->vdisk);
     // Alone now: this node's own copies count, and the writes are safe
     // once destaged. Otherwise another node took the vdisk over with the
     // copies it holds, which may not include these: never acknowledged.

@@ -24,8 +24,16 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
+  MirrorLink* link = core.mirror.get();
+  if (cache.data_channel && link) {
+    cache.channel.ring = &io.ring();
+    cache.channel.core = at;
+    core.channel_link = std::make_unique<ChannelMirrorLink>(cache.channel, link);
+    link = core.channel_link.get();
+  }
   core.cache = std::make_unique<CacheFacility>(*core.virt_facility, cache.blocks, core.nvram.get(),
-                                               core.mirror.get(), cache.self);
+                                               link, cache.self);
+  if (core.channel_link) core.channel_link->bind(core.cache.get());
   core.cache->set_gate(cache.gate);
   core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
   core.forward_return = std::make_unique<ActorPort>();

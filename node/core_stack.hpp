@@ -19,6 +19,7 @@
 #include "backend/backend_facility.hpp"
 #include "backend/fault_facility.hpp"
 #include "cache/cache_facility.hpp"
+#include "cache/channel_link.hpp"
 #include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
 #include "virt/virtualizer.hpp"
@@ -37,7 +38,8 @@ struct CoreStack {
   caf::actor virt;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   std::unique_ptr<Nvram> nvram;
-  std::unique_ptr<MirrorLink> mirror;
+  std::unique_ptr<MirrorLink> mirror;  // through the interconnect actor
+  std::unique_ptr<ChannelMirrorLink> channel_link;  // the data channel, if used
   caf::actor cache_actor;
   std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
   std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
@@ -57,6 +59,10 @@ struct CoreCacheSetup {
   std::unique_ptr<MirrorLink> mirror;
   uint32_t self = 0;
   const ServiceGate* gate = nullptr;  // the node's lease
+  // Copies over the data channel (the mirror link above is the fallback);
+  // the ring is filled in with the core's.
+  bool data_channel = false;
+  ChannelLinkSetup channel;
 };
 
 // `interconnect`: where requests for other nodes' vdisks go (null: a

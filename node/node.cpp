@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
+#include <random>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -75,11 +77,40 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.sys = std::make_unique<caf::actor_system>(m.cfg);
   bind_reactor_workers(*m.sys);
   m.cache_blocks = static_cast<uint32_t>(options.cache_bytes / 4096 / cores);
+  // This process, as its data channels introduce it.
+  uint64_t instance = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   // In a cluster, requests for vdisks other nodes own, and the cache's
   // copies for the partner, leave through the interconnect.
+  // The cache's copies travel between partners on a data channel per core
+  // (io/channel/): its listener is on the cluster host, on a port the
+  // kernel picks; the interconnect tells the partners.
+  bool data_channel = options.cluster && m.cache_blocks && options.data_channel;
+  if (data_channel) {
+    auto listener = channel::ChannelListener::open(
+        options.cluster->host, [&m](UniqueFd socket, const channel::FrameHeader& hello) {
+          if (!m.channels_ready.load()) return;  // the caller tries again
+          auto& core = m.cores[hello.core % m.cores.size()];
+          ChannelMirrorLink* link = core.channel_link.get();
+          if (!link) return;
+          int fd = socket.release();
+          run_on_core(core.cache_actor, [link, fd, hello] { link->accept(UniqueFd(fd), hello); });
+        });
+    if (!listener) return listener.error();
+    m.channel_listener = std::move(listener.value());
+  }
   if (options.cluster) {
-    m.interconnect = spawn_interconnect_actor(*m.sys, options.node_id, &m.gate,
-                                              options.lease_ms * 3);
+    DataPortFound found;
+    if (data_channel)
+      found = [&m](uint32_t node, const std::string& host, uint16_t port) {
+        if (!m.channels_ready.load()) return;
+        for (auto& core : m.cores)
+          run_on_core(core.cache_actor, [link = core.channel_link.get(), node, host, port] {
+            link->set_peer(node, host, port);
+          });
+      };
+    m.interconnect = spawn_interconnect_actor(
+        *m.sys, options.node_id, &m.gate, options.lease_ms * 3,
+        m.channel_listener ? m.channel_listener->port() : uint16_t{0}, std::move(found));
     m.interconnect_port = std::make_unique<ActorPort>(m.interconnect);
   }
   // A partition's non-volatile memory may hold the only copy of acknowledged
@@ -111,11 +142,16 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       cache.mirror = make_mirror_link(m.interconnect);
       cache.self = options.node_id;
       cache.gate = &m.gate;
+      cache.data_channel = data_channel;
+      cache.channel.self = options.node_id;
+      cache.channel.cores = cores;
+      cache.channel.instance = instance;
     }
     m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
                                        m.interconnect_port.get(),
                                        options.enable_chaos ? m.mdisk_faults : nullptr));
   }
+  m.channels_ready = true;
   if (options.cluster) {
     std::vector<caf::actor> cache_actors;
     for (auto& core : m.cores) cache_actors.push_back(core.cache_actor);
@@ -223,6 +259,25 @@ nlohmann::json Node::admin(const nlohmann::json& request) {
 std::string Node::nbd_url() const { return impl_->nbd->describe(); }
 std::string Node::admin_address() const { return impl_->options.admin.to_string(); }
 
+// The data channels close before the actors stop: their ring operations
+// complete while the reactors still run, so no connection is freed with
+// an operation in flight.
+void Node::Impl::close_data_channels() {
+  channels_ready = false;
+  channel_listener.reset();  // no new connections
+  for (int round = 0; round < 2; ++round) {  // close, then let the rings reap it
+    for (auto& core : cores) {
+      if (!core.channel_link) continue;
+      std::promise<void> done;
+      run_on_core(core.cache_actor, [&done, link = core.channel_link.get(), round] {
+        if (round == 0) link->close_all();
+        done.set_value();
+      });
+      done.get_future().wait();
+    }
+  }
+}
+
 void Node::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
@@ -234,6 +289,7 @@ void Node::stop() {
   if (m.admin) m.admin->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   m.destage_before_stop();
+  m.close_data_channels();
   if (m.sys) {
     caf::anon_send_exit(m.config_actor, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(m.chaos_actor, caf::exit_reason::user_shutdown);

@@ -40,6 +40,9 @@ struct NodeOptions {
   // The chaos monkey answers only where it was asked for at start-up
   // (--enable-chaos): a fault injector is not for any client of the port.
   bool enable_chaos = false;
+  // The cache's copies between partners on the data channel (io/channel/);
+  // off: through the interconnect actor, as before it existed.
+  bool data_channel = true;
   // Under one: asks it to wait this long before the next start.
   std::function<void(uint32_t ms)> hold_down;
 };

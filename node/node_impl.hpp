@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <functional>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,6 +24,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io/channel/channel_listener.hpp"
 #include "actors/actor_port.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/cluster_view.hpp"
@@ -62,6 +64,11 @@ struct Node::Impl {
   // config and cluster actors each update on their own threads.
   caf::actor interconnect;
   std::unique_ptr<ActorPort> interconnect_port;
+  // The data channel's listener (the cache's copies between partners), and
+  // whether the cores are there to take its connections.
+  std::unique_ptr<channel::ChannelListener> channel_listener;
+  std::atomic<bool> channels_ready{false};
+  void close_data_channels();
   std::mutex routes_mu;
   ClusterModel routed_config;
   ClusterView view;

@@ -38,7 +38,7 @@ struct FrameHeader {
   uint32_t body_bytes = 0;  // after the header; a multiple of 8
   uint32_t origin = 0;      // the node that sent the frame
   uint32_t vdisk = 0;
-  uint32_t count = 0;       // blocks of a mirror or release
+  uint32_t count = 0;       // blocks of a mirror or release; hello: the caller's cores
   uint64_t id = 0;          // mirror, mirror_ack: the copy's id; hello: the caller's instance
   uint64_t epoch = 0;       // mirror: the cache epoch of the copies
   int32_t status = 0;       // mirror_ack: 0 or an errno

@@ -32,11 +32,12 @@ void DataChannel::start() {
   receive();
 }
 
-bool DataChannel::send_hello(uint32_t origin, uint32_t core, uint64_t instance) {
+bool DataChannel::send_hello(uint32_t origin, uint32_t core, uint32_t cores, uint64_t instance) {
   Out out;
   out.header.type = static_cast<uint8_t>(FrameType::hello);
   out.header.origin = origin;
   out.header.core = core;
+  out.header.count = cores;
   out.header.id = instance;
   return queue(std::move(out));
 }

@@ -123,7 +123,7 @@ class DataChannel {
   // Starts receiving.
   void start();
   // Queue a frame; false (and nothing queued) once the channel is closing.
-  bool send_hello(uint32_t origin, uint32_t core, uint64_t instance);
+  bool send_hello(uint32_t origin, uint32_t core, uint32_t cores, uint64_t instance);
   bool send_mirror(OutMirror copy);
   bool send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
                     std::vector<uint64_t> seqs);

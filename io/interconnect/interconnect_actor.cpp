@@ -90,6 +90,8 @@ struct InterconnectState {
   uint32_t self = 0;
   const ServiceGate* gate = nullptr;
   uint64_t retry_ms = 0;
+  uint16_t data_port = 0;
+  DataPortFound on_data_port;
   std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
   std::vector<caf::actor> cache_actors;           // the same, as actors
   // Every actor of this node, for the debug shell's cluster view.
@@ -168,8 +170,17 @@ void connect(Self* self, uint32_t node) {
                       p.connecting = false;
                       if (!ic) return;
                       self->monitor(ic);
-                      p.interconnect = std::move(ic);
+                      p.interconnect = ic;
                       spdlog::info("interconnect: reached node {}", node);
+                      // Where its data channel listens, for the cores.
+                      if (!self->state.on_data_port) return;
+                      self->request(ic, std::chrono::seconds(2), data_port_atom::value)
+                          .then(
+                              [=](uint16_t port) {
+                                auto a = parse_address(self->state.peers[node].address);
+                                if (port && a) self->state.on_data_port(node, a->host, port);
+                              },
+                              [](caf::error&) {});  // an older peer: the actor path it is
                     },
                     [=](caf::error&) { self->state.peers[node].connecting = false; });
           },
@@ -346,8 +357,10 @@ caf::result<std::string> describe_cluster(Self* self) {
 }
 
 caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
-                           uint64_t retry_ms) {
+                           uint64_t retry_ms, uint16_t data_port, DataPortFound on_data_port) {
   auto& st = self->state;
+  st.data_port = data_port;
+  st.on_data_port = std::move(on_data_port);
   st.self = node;
   st.gate = gate;
   st.retry_ms = retry_ms;
@@ -388,6 +401,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
           self->state.local_actors.emplace_back(names[i], actors[i]);
       },
       [=](shell_atom) { return describe_node(self); },
+      [=](data_port_atom) { return self->state.data_port; },
       [=](shell_atom, all_atom) { return describe_cluster(self); },
       // The cores' cache actors, once they exist.
       [=](attach_atom, std::vector<caf::actor>& cache_actors) {
@@ -478,8 +492,10 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
 }  // namespace
 
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
-                                    const ServiceGate* gate, uint64_t retry_ms) {
-  return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms);
+                                    const ServiceGate* gate, uint64_t retry_ms,
+                                    uint16_t data_port, DataPortFound on_data_port) {
+  return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms, data_port,
+                                  std::move(on_data_port));
 }
 
 }  // namespace sve

@@ -80,6 +80,12 @@ def test(make):
     check(owner["writes"] >= 2 and owner["reads"] >= 3 and owner["read_hits"] >= 1,
           f"the owner did not execute the forwarded requests: {owner}")
     check(cache_of(n2)["reads"] == 0, "node 2 executed reads of a vdisk it does not own")
+    # The copies went to node 2 on the data channel, not through the actors.
+    def link_of(node):
+        return json.loads(node.ctl("shell", "-c", "inspect cache/0").stdout)["state"]["link"]
+    wait_until(lambda: link_of(n1).get("copies_sent", 0) > 0,
+               "node 1 to send copies on the data channel")
+    check(link_of(n2).get("copies_received", 0) > 0, f"node 2's data channel: {link_of(n2)}")
     check_shell(n1)
     qemu_io(n3.url("loose"), "write -P 0x33 0 64K")
     qemu_io(n2.url("loose"), "read -P 0x33 0 64K")

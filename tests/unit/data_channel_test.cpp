@@ -110,7 +110,7 @@ struct Pair {
 TEST_CASE("data channel: copies arrive intact, batched, and are answered") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 42));
+  REQUIRE(p.out->send_hello(1, 0, 1, 42));
   for (uint64_t id = 1; id <= 50; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 10, 3, char(id), id), id)));
   REQUIRE(p.out->send_release(1, 7, {10, 11}, {1, 1}));
@@ -128,10 +128,10 @@ TEST_CASE("data channel: copies arrive intact, batched, and are answered") {
   CHECK(p.in->stats().sends < p.in->stats().frames_sent);
 }
 
-TEST_CASE("data channel: the window bounds the copies in flight; the rest wait in order") {
+TEST_CASE("data channel: the window bounds the copies in flight and the rest wait in order") {
   uint64_t frame = kHeaderBytes + body_bytes_for(FrameType::mirror, 4);
   Pair p(3 * frame);
-  REQUIRE(p.out->send_hello(1, 0, 1));
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
   for (uint64_t id = 1; id <= 20; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 100, 4, 'x', id), id)));
   // The receiver does not read yet: at most the window is out.
@@ -148,7 +148,7 @@ TEST_CASE("data channel: the window bounds the copies in flight; the rest wait i
 TEST_CASE("data channel: a bad frame ends the connection, and every unanswered copy fails once") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1));
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
   p.run_until([&] { return p.receiver.hellos.size() == 1; });
   SECTION("bad magic") {
     FrameHeader h;
@@ -207,7 +207,7 @@ TEST_CASE("data channel: an answer the connection did not ask for is ignored") {
 TEST_CASE("data channel: a cut connection fails sent and waiting copies exactly once") {
   uint64_t frame = kHeaderBytes + body_bytes_for(FrameType::mirror, 1);
   Pair p(2 * frame);
-  REQUIRE(p.out->send_hello(1, 0, 1));
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
   for (uint64_t id = 1; id <= 10; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id, 1, 'z', 1), id)));
   for (int i = 0; i < 50; ++i) p.ring->poll();
