@@ -55,6 +55,12 @@ struct ChannelMirrorLink::Inbound final : channel::ChannelHandler {
     const channel::FrameHeader& h = *in.header;
     // Only the partition of this core; only while this node may take copies
     // (as the interconnect's path checks).
+    if (link->cut(node)) {
+      // Cut at this end: what the caller sent and this end had not read yet
+      // is lost with the connection, unanswered (the caller sends it again).
+      channel->close("cut by the chaos monkey");
+      return ECONNRESET;
+    }
     if (!cache || h.vdisk % link->setup_.cores != link->setup_.core) return EXDEV;
     if (!cache->takes_copies()) return ESTALE;
     ++link->stats_.copies_received;
@@ -115,6 +121,7 @@ void ChannelMirrorLink::maybe_connect(uint32_t node) {
   if (it == peers_.end()) return;
   Peer& p = *it->second;
   if (p.connecting || p.channel || p.port == 0 || monotonic_ms() < p.retry_at_ms) return;
+  if (cut(node)) return;
   p.addr = {};
   p.addr.sin_family = AF_INET;
   p.addr.sin_port = htons(p.port);
@@ -157,9 +164,17 @@ ChannelMirrorLink::Peer* ChannelMirrorLink::up(uint32_t partner) {
   auto it = peers_.find(partner);
   if (it == peers_.end()) return nullptr;
   Peer* p = it->second.get();
+  if (cut(partner)) {
+    if (p->channel && !p->channel->closing()) p->channel->close("cut by the chaos monkey");
+    return nullptr;
+  }
   if (p->channel && !p->channel->closing()) return p;
   maybe_connect(partner);
   return nullptr;
+}
+
+bool ChannelMirrorLink::cut(uint32_t node) const {
+  return setup_.faults && setup_.faults->channel_cut(node, monotonic_ms());
 }
 
 void ChannelMirrorLink::bury_closed() {

@@ -30,6 +30,7 @@
 
 #include "cache/cache_facility.hpp"
 #include "io/channel/data_channel.hpp"
+#include "faults/net_faults.hpp"
 #include "io/uring/uring_engine.hpp"
 
 namespace sve {
@@ -41,6 +42,7 @@ struct ChannelLinkSetup {
   uint32_t cores = 1;     // this node's cores
   uint64_t instance = 0;  // this process (tells a restarted caller apart)
   uint64_t window_bytes = 16ull << 20;
+  NetFaults* faults = nullptr;  // the chaos monkey's cuts, if any
 };
 
 struct ChannelLinkStats {
@@ -88,6 +90,7 @@ class ChannelMirrorLink final : public MirrorLink {
   void maybe_connect(uint32_t node);
   void connected(uint32_t node, int res);
   void bury_closed();
+  bool cut(uint32_t node) const;
 
   ChannelLinkSetup setup_;
   MirrorLink* fallback_;

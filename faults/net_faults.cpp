@@ -34,6 +34,13 @@ NetFaults::Outgoing NetFaults::outgoing(uint32_t peer, uint64_t now_ms) {
   return out;
 }
 
+bool NetFaults::channel_cut(uint32_t peer, uint64_t now_ms) {
+  if (!any_.load(std::memory_order_acquire)) return false;
+  std::lock_guard lock(mu_);
+  const LinkFault* f = active(peer, now_ms);
+  return f && (f->cut || f->channel_cut);
+}
+
 bool NetFaults::drop_incoming(uint32_t peer, uint64_t now_ms) {
   if (!any_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(mu_);

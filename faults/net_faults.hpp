@@ -19,6 +19,7 @@ struct LinkFault {
   uint32_t delay_ms = 0;
   bool cut = false;
   uint64_t until_ms = 0;  // steady clock
+  bool channel_cut = false;  // only the data channel's connections (io/channel/)
 };
 
 class NetFaults {
@@ -33,6 +34,9 @@ class NetFaults {
   void clear();
   Outgoing outgoing(uint32_t peer, uint64_t now_ms);
   bool drop_incoming(uint32_t peer, uint64_t now_ms);
+  // Whether this node's data channel to `peer` must be down now (a cut of
+  // the channel alone, or of the whole link).
+  bool channel_cut(uint32_t peer, uint64_t now_ms);
 
  private:
   const LinkFault* active(uint32_t peer, uint64_t now_ms) const;

@@ -146,6 +146,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       cache.channel.self = options.node_id;
       cache.channel.cores = cores;
       cache.channel.instance = instance;
+      if (options.enable_chaos) cache.channel.faults = m.net_faults.get();
     }
     m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
                                        m.interconnect_port.get(),

@@ -43,7 +43,10 @@ def refresh(scratch):
             continue
         os.makedirs(os.path.dirname(b), exist_ok=True)
         if not os.path.exists(b) or open(a, "rb").read() != open(b, "rb").read():
-            shutil.copy2(a, b)
+            # A changed file gets a new time (not the original's, as copy2
+            # would keep): else an object built from its previous version in
+            # the scratch build may look newer, and is not rebuilt.
+            shutil.copy(a, b)
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames[:] = [d for d in dirnames if not (dirpath == src and d == "build")]
         for name in filenames:

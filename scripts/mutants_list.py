@@ -282,5 +282,10 @@ MUTANTS = [
          why="a completion inside a submit runs at once, re-entering the facility above",
          before="  if (CompletionQueue* queue = CompletionQueue::current()) {",
          after="  if (CompletionQueue* queue = nullptr) {",
-         tests="integration.data_path|integration.cache_cluster|unit"),
+         tests="a completion inside a submit"),
+    dict(id="channel-cut-counts-as-copied", file="cache/channel_link.cpp",
+         why="a copy whose connection was cut before its answer counts as held by the partner",
+         before="    if (link->cache_) link->cache_->mirror_done(id, status == 0);",
+         after="    if (link->cache_) link->cache_->mirror_done(id, status == 0 || status == ECONNRESET);",
+         tests="integration.data_channel"),
 ]

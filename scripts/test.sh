@@ -10,7 +10,7 @@ scripts/build.sh
 (cd build && ctest --output-on-failure -j "${SVE_TEST_JOBS:-2}" --timeout 600)
 [ "${SVE_SKIP_SANITIZE:-0}" = 1 ] && exit 0
 echo "== sanitizer stage (ASan + UBSan)"
-SVE_TARGETS="sve_unit_tests datapath_sim sved svectl fuzz_nbd_request_replay fuzz_nbd_handshake_replay
+SVE_TARGETS="sve_unit_tests sve_actor_tests datapath_sim sved svectl fuzz_nbd_request_replay fuzz_nbd_handshake_replay
   fuzz_cluster_codec_replay" scripts/build.sh build-asan -DSVE_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS="-O1 -g1"
 cd build-asan

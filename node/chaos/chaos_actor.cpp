@@ -178,6 +178,18 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       logged(target);
       return target;
     }
+    case FaultKind::channel_cut: {
+      auto ids = peers(self);
+      if (ids.empty()) return "";
+      uint32_t peer = ids[f.target % ids.size()];
+      LinkFault fault;
+      fault.channel_cut = true;
+      fault.until_ms = until;
+      st.setup.net->set(peer, fault);
+      std::string target = "data channel to node " + std::to_string(peer);
+      logged(target);
+      return target;
+    }
     case FaultKind::partition: {
       auto ids = peers(self);
       if (ids.empty()) return "";

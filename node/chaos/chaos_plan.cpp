@@ -10,7 +10,7 @@ const std::vector<FaultKind>& all_fault_kinds() {
       FaultKind::kill_actor, FaultKind::crash_io,      FaultKind::hang_io,
       FaultKind::kill_node,  FaultKind::net_drop,      FaultKind::net_delay,
       FaultKind::net_duplicate, FaultKind::partition, FaultKind::mdisk_error,
-      FaultKind::mdisk_stall};
+      FaultKind::mdisk_stall, FaultKind::channel_cut};
   return kinds;
 }
 
@@ -26,6 +26,7 @@ const char* to_string(FaultKind kind) {
     case FaultKind::partition: return "partition";
     case FaultKind::mdisk_error: return "mdisk-error";
     case FaultKind::mdisk_stall: return "mdisk-stall";
+    case FaultKind::channel_cut: return "channel-cut";
   }
   return "?";
 }

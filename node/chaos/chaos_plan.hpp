@@ -22,6 +22,8 @@ enum class FaultKind {
   partition,      // this node is cut off from every other
   mdisk_error,    // an mdisk fails every request (EIO)
   mdisk_stall,    // an mdisk answers nothing for a while
+  channel_cut,    // the data channel to one peer is cut for a while (copies
+                  // take the interconnect actor meanwhile)
 };
 
 const std::vector<FaultKind>& all_fault_kinds();
