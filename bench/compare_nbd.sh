@@ -65,7 +65,7 @@ sved_on() {  # label mdisk-spec [build-dir]
   rm -rf "$WORK/sved"
   mkdir -p "$WORK/sved"
   "$build"/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:20810 \
-    --cores "${SVE_CORES:-1}" --log-level warn &
+    --cores "${SVE_CORES:-1}" --log-level warn "${SVED_EXTRA[@]}" &
   local pid=$!
   wait_port 20810
   export SVE_ADMIN=127.0.0.1:20810
@@ -76,6 +76,7 @@ sved_on() {  # label mdisk-spec [build-dir]
   kill -TERM $pid; wait $pid || true
 }
 
+SVED_EXTRA=()
 echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r), ${SIZE_MIB} MiB, ${RUNTIME} s per job, sved cores: ${SVE_CORES:-1}"
 echo
 echo "| server | job | IOPS | MiB/s | p50 µs | p99 µs |"
@@ -87,6 +88,11 @@ fill "$WORK/sve-m0.img"
 sved_on "sved file" "$WORK/sve-m0.img"
 [ -n "${SVE_BASELINE:-}" ] && sved_on "sved file (baseline)" "$WORK/sve-m0.img" "$SVE_BASELINE"
 sved_on "sved memory" "memory:${SIZE_MIB}M"
+# The same without the cache (on a standalone node it writes through and
+# keeps what it read): what the cache costs where it cannot help.
+SVED_EXTRA=(--cache-size 0)
+sved_on "sved memory, --cache-size 0" "memory:${SIZE_MIB}M"
+SVED_EXTRA=()
 [ -n "${SVE_BASELINE:-}" ] && sved_on "sved memory (baseline)" "memory:${SIZE_MIB}M" "$SVE_BASELINE"
 
 # qemu-nbd with the page cache bypassed, as SVE has no cache of its own yet.
