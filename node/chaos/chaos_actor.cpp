@@ -164,7 +164,8 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       return "";
     case FaultKind::net_drop:
     case FaultKind::net_delay:
-    case FaultKind::net_duplicate: {
+    case FaultKind::net_duplicate:
+    case FaultKind::channel_cut: {
       auto ids = peers(self);
       if (ids.empty()) return "";
       uint32_t peer = ids[f.target % ids.size()];
@@ -173,20 +174,10 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       if (f.kind == FaultKind::net_drop) fault.drop_percent = f.intensity;
       if (f.kind == FaultKind::net_duplicate) fault.duplicate_percent = f.intensity;
       if (f.kind == FaultKind::net_delay) fault.delay_ms = f.intensity;
+      fault.channel_cut = f.kind == FaultKind::channel_cut;
       st.setup.net->set(peer, fault);
-      std::string target = "link to node " + std::to_string(peer);
-      logged(target);
-      return target;
-    }
-    case FaultKind::channel_cut: {
-      auto ids = peers(self);
-      if (ids.empty()) return "";
-      uint32_t peer = ids[f.target % ids.size()];
-      LinkFault fault;
-      fault.channel_cut = true;
-      fault.until_ms = until;
-      st.setup.net->set(peer, fault);
-      std::string target = "data channel to node " + std::to_string(peer);
+      std::string target = (fault.channel_cut ? "data channel to node " : "link to node ") +
+                           std::to_string(peer);
       logged(target);
       return target;
     }

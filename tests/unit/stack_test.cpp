@@ -26,6 +26,20 @@ struct FrontEnd final : IoClient {
   IoRequestPtr done;
 };
 
+// A map with vdisk 5 of four 1 MiB extents on mdisk 1 at `at`.
+std::shared_ptr<VirtMap> four_extents(std::vector<PhysicalExtent> at) {
+  auto map = std::make_shared<VirtMap>();
+  VolumeLayout v;
+  v.id = 5;
+  v.name = "v";
+  v.size_bytes = 4 * MiB;
+  v.extent_bytes = MiB;
+  v.extents = std::move(at);
+  v.mdisks = {1};
+  map->volumes[5] = v;
+  return map;
+}
+
 struct Stack {
   std::string path;
   std::shared_ptr<BlockDevice> device;
@@ -47,16 +61,7 @@ struct Stack {
     backend->attach(1, device);
     virt = std::make_unique<Virtualizer>(*backend);
     // vdisk 5: four 1 MiB extents, out of order on the file.
-    auto map = std::make_shared<VirtMap>();
-    VolumeLayout v;
-    v.id = 5;
-    v.name = "v";
-    v.size_bytes = 4 * MiB;
-    v.extent_bytes = MiB;
-    v.extents = {{1, 3 * MiB}, {1, 1 * MiB}, {1, 6 * MiB}, {1, 2 * MiB}};
-    v.mdisks = {1};
-    map->volumes[5] = v;
-    virt->set_map(map);
+    virt->set_map(four_extents({{1, 3 * MiB}, {1, 1 * MiB}, {1, 6 * MiB}, {1, 2 * MiB}}));
   }
   ~Stack() { std::filesystem::remove(path); }
 
@@ -257,16 +262,7 @@ TEST_CASE("a completion inside a submit waits for the submit to return") {
   BackendFacility backend(*engine);
   backend.attach(1, BlockDevice::open("memory:4M").value());
   Virtualizer virt(backend);
-  auto map = std::make_shared<VirtMap>();
-  VolumeLayout v;
-  v.id = 5;
-  v.name = "v";
-  v.size_bytes = 4 * MiB;
-  v.extent_bytes = MiB;
-  v.extents = {{1, 3 * MiB}, {1, 1 * MiB}, {1, 0}, {1, 2 * MiB}};
-  v.mdisks = {1};
-  map->volumes[5] = v;
-  virt.set_map(map);
+  virt.set_map(four_extents({{1, 3 * MiB}, {1, 1 * MiB}, {1, 0}, {1, 2 * MiB}}));
   ReentryProbe probe;
   probe.lower = &virt;
 
