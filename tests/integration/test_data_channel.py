@@ -7,6 +7,9 @@ while the channel is down, on the channel once it is back). Then the owner
 is SIGKILLed just after one more cut: every acknowledged write must read
 back from the partner, which can only hold it if its copy arrived."""
 import json
+import os
+import socket
+import struct
 
 from cluster_harness import Cluster
 from harness import check, run, wait_until
@@ -29,6 +32,19 @@ def test(make):
     writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=7)
     writer.start()
     wait_until(lambda: link_of(n1)["copies_sent"] > 0, "copies on the data channel")
+
+    # Hostile callers on node 2's data port: garbage, and a hello from a
+    # node with another number of cores followed by garbage. Neither may
+    # harm node 2 (no restart) or the copies already flowing.
+    port = link_of(n1)["peers"][0]["port"]
+    before = n2.ctl_json("daemon", "status")
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(os.urandom(4096))
+    hello = struct.pack("<IBBHIIIIQQiI", 0x43455653, 1, 1, 0, 0, 9, 0, 99, 1, 0, 0, 0)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(hello + os.urandom(4096))
+    sent = link_of(n1)["copies_sent"]
+    wait_until(lambda: link_of(n1)["copies_sent"] > sent + 10, "copies after the hostile callers")
 
     for cut in range(4):
         cuts = link_of(n1)["disconnects"]
@@ -58,6 +74,9 @@ def test(make):
     wait_until(lambda: link_of(n1)["disconnects"] > cuts, "the last cut to close the channel")
     acked = writer.writes_acked
     wait_until(lambda: writer.writes_acked > acked + 100, "writes after the last cut")
+    after = n2.ctl_json("daemon", "status")
+    check(after["restarts"] == before["restarts"] and after["io_pid"] == before["io_pid"],
+          f"node 2 restarted: {before} -> {after}")
     n1.kill()
     c.wait_serving([2, 3], 2)
     writer.stop()
