@@ -4,7 +4,8 @@
 #   - a two-node I/O group (a two-node cluster with a quorum file), fio on
 #     the owner: random writes mirrored in write-back mode; the same once the
 #     partner is stopped and the owner writes through; random reads of a
-#     range read once before (cache hits)
+#     range read once before (cache hits); the writes and reads again sent
+#     to the partner node, which forwards them to the owner
 #   - qemu-nbd on a file of the same size: random writes with the page cache
 #     bypassed (--cache=none), and random reads of a range read once before
 #     from the page cache (--cache=writeback)
@@ -14,8 +15,8 @@
 #   BACKEND_IOPS=5000 bench/cache_bench.sh ...
 #   SVE_BASELINE=DIR bench/cache_bench.sh ...   # also the sved jobs of another
 #                                               # build (say of the previous commit)
-# The sved jobs run twice: copies on the data channel (the default), then
-# through the interconnect actor (--data-channel off).
+# The sved jobs run twice: copies and forwarded requests on the data channel
+# (the default), then through the interconnect actor (--data-channel off).
 #
 # With BACKEND_IOPS, each back end (sved's and qemu-nbd's) is a loop device
 # over its file, limited to that many reads and as many writes a second by
@@ -142,6 +143,10 @@ sved_jobs() {  # BUILD_DIR LABEL_SUFFIX: the two-node group on that build
   run_fio "sved randwrite, write-back mirrored to the partner$sfx" "$URI" randwrite
   warm "$URI"
   run_fio "sved randread, cache hits$sfx" "$URI" randread
+  # The same jobs sent to the partner, which forwards them to the owner.
+  URI2="nbd://127.0.0.1:$NBD2/bench"
+  run_fio "sved randwrite, forwarded by the partner to the owner$sfx" "$URI2" randwrite
+  run_fio "sved randread, cache hits, forwarded by the partner$sfx" "$URI2" randread
   kill -TERM $P2; wait $P2 || true
   wait_mode $ADMIN1 write-through
   run_fio "sved randwrite, write-through (partner stopped)$sfx" "$URI" randwrite

@@ -55,7 +55,9 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect) {
 
 caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacility& cache,
                              MirrorLink* mirror) {
-  auto* link = static_cast<ActorMirrorLink*>(mirror);
+  // Only the interconnect's link needs the actor (another, such as
+  // sve-bench's, needs nothing).
+  auto* link = dynamic_cast<ActorMirrorLink*>(mirror);
   auto init = [](FacilitySelf* self, CacheFacility* c, ActorMirrorLink* l, unsigned at) {
     if (l) l->bind(self, c);
     return facility_behavior(

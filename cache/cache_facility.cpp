@@ -22,6 +22,11 @@ namespace {
 
 constexpr uint64_t kBlock = kCacheBlockBytes;
 constexpr uint32_t kNoSlot = UINT32_MAX;
+// A read or write-through request this large is streaming: copying it into
+// the cache would cost more than a later hit could save (and evict what
+// the small random requests around it reuse). It passes without leaving
+// blocks behind; whatever it overlaps is still kept coherent.
+constexpr uint64_t kStreamingBytes = 256 * 1024;
 
 bool changes_back_end(IoOp op) {
   return op == IoOp::write || op == IoOp::write_zeroes || op == IoOp::trim;
@@ -158,6 +163,7 @@ bool CacheFacility::try_hit(IoRequest& request, uint64_t first, uint64_t last) {
     request.buffer->copy_in(request.buffer_offset + (from - request.offset), to - from,
                             directory_->data(*block) + (from - b * kBlock));
   }
+  stats_.bytes_out_of_cache += request.length;
   return true;
 }
 
@@ -239,7 +245,8 @@ void CacheFacility::io_done(IoRequestPtr request) {
   bool keep = request->status == 0 && !records_[index].tainted;
   release_record(index);
   request->restore();
-  if (keep && (request->op == IoOp::read || request->op == IoOp::write) &&
+  if (keep && request->length < kStreamingBytes &&
+      (request->op == IoOp::read || request->op == IoOp::write) &&
       mode(request->volume) != CacheMode::off)
     keep_blocks(*request);
   IoClient* client = request->client;
@@ -257,6 +264,7 @@ void CacheFacility::keep_blocks(const IoRequest& request) {
     if (block->state != CacheBlock::State::clean) continue;  // newer data
     request.buffer->copy_out(request.buffer_offset + (b * kBlock - request.offset), kBlock,
                              directory_->data(*block));
+    stats_.bytes_into_cache += kBlock;
   }
 }
 
@@ -310,6 +318,7 @@ void CacheFacility::fill_done(uint32_t index, IoRequestPtr piece) {
       CacheBlock* block = directory_->insert_clean(piece->volume, b);
       if (!block) break;
       piece->buffer->copy_out((b - first) * kBlock, kBlock, directory_->data(*block));
+      stats_.bytes_into_cache += kBlock;
     }
   }
   auto it = fills_pending_.find(parent.get());

@@ -8,7 +8,9 @@
 // Reads are served from cache when every block they touch is cached. A read
 // that touches a dirty block but misses others first reads the missing
 // blocks into the cache (a fill) and is then served whole from it; any other
-// miss reads through and keeps the whole 4 KiB blocks it covered.
+// miss reads through and keeps the whole 4 KiB blocks it covered, unless
+// it is 256 KiB or more (streaming: keeping it would cost a copy and evict
+// what smaller requests reuse; write-through writes likewise).
 //
 // Write-through: a write goes to the back end before it completes. The
 // cached copies of the blocks it touches are forgotten when it starts and
@@ -82,6 +84,14 @@ struct CachePartitionStats {
   uint64_t copies_held = 0;  // the partner's blocks held in non-volatile memory
   uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks
   uint64_t discarded = 0;    // copies freed because they no longer count
+  // Payload bytes this partition copied (docs/cache.md, "Copies"): into
+  // its cache blocks (writes, reads kept, fills), out of them (hits), into
+  // non-volatile slots (its own writes and the partner's copies), and into
+  // batches for the partner.
+  uint64_t bytes_into_cache = 0;
+  uint64_t bytes_out_of_cache = 0;
+  uint64_t bytes_into_nvram = 0;
+  uint64_t bytes_into_batches = 0;
 };
 
 // Copies of blocks of one vdisk, on their way to the partner.

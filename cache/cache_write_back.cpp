@@ -66,10 +66,12 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     uint64_t to = std::min(end, (b + 1) * kBlock);
     request->buffer->copy_out(request->buffer_offset + (from - request->offset), to - from,
                               directory_->data(*block) + (from - b * kBlock));
+    stats_.bytes_into_cache += to - from;
     persist(*block, r.epoch);
     batch.blocks.push_back(b);
     batch.seqs.push_back(block_seq_[block->index]);
     std::memcpy(batch.data.data() + at + (b - first) * kBlock, directory_->data(*block), kBlock);
+    stats_.bytes_into_batches += kBlock;
   }
   stats_.mirrored += blocks;
   // The write completes when the partner holds its copy (mirror_done).
@@ -122,6 +124,7 @@ void CacheFacility::persist(CacheBlock& block, uint64_t epoch) {
   e.seq = next_seq_++;
   e.epoch = epoch;
   (void)nvram_->store(slot, e, directory_->data(block));  // fits by construction
+  stats_.bytes_into_nvram += kBlock;
   // The new version counts now; the old one may go.
   forget_slot(block);
   block_slot_[block.index] = slot;
@@ -182,6 +185,7 @@ int CacheFacility::store_mirror(const MirrorCopies& batch) {
     e.seq = batch.seqs[i];
     e.epoch = batch.epoch;
     (void)nvram_->store(e.slot, e, batch.data + i * kBlock);
+    stats_.bytes_into_nvram += kBlock;
     if (it != held_.end()) {
       nvram_->release(it->second.slot);
       it->second = {e.slot, e.origin, e.seq, e.epoch};

@@ -20,6 +20,7 @@ struct LinkFault {
   bool cut = false;
   uint64_t until_ms = 0;  // steady clock
   bool channel_cut = false;  // only the data channel's connections (io/channel/)
+  bool channel_stall = false;  // this node stops reading its data channel from the peer
 };
 
 class NetFaults {
@@ -37,6 +38,9 @@ class NetFaults {
   // Whether this node's data channel to `peer` must be down now (a cut of
   // the channel alone, or of the whole link).
   bool channel_cut(uint32_t peer, uint64_t now_ms);
+  // How long this node must still not read its data channel's connections
+  // with `peer` (0: read now).
+  uint64_t channel_stall_ms(uint32_t peer, uint64_t now_ms);
 
  private:
   const LinkFault* active(uint32_t peer, uint64_t now_ms) const;

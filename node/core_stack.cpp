@@ -24,11 +24,14 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
-  MirrorLink* link = core.mirror.get();
-  if (cache.data_channel && link) {
+  if (cache.data_channel) {
     cache.channel.ring = &io.ring();
     cache.channel.core = at;
-    core.channel_link = std::make_unique<ChannelMirrorLink>(cache.channel, link);
+    core.channels = std::make_unique<channel::PeerChannels>(cache.channel);
+  }
+  MirrorLink* link = core.mirror.get();
+  if (core.channels && link) {
+    core.channel_link = std::make_unique<ChannelMirrorLink>(*core.channels, link);
     link = core.channel_link.get();
   }
   core.cache = std::make_unique<CacheFacility>(*core.virt_facility, cache.blocks, core.nvram.get(),
@@ -36,9 +39,13 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   if (core.channel_link) core.channel_link->bind(core.cache.get());
   core.cache->set_gate(cache.gate);
   core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
+  if (core.channels && interconnect)
+    core.forwarder =
+        std::make_unique<ChannelForwarder>(*core.channels, *core.cache, io, cache.gate);
   core.forward_return = std::make_unique<ActorPort>();
   core.forward = std::make_unique<ForwardFacility>(*core.cache, interconnect,
-                                                   core.forward_return.get());
+                                                   core.forward_return.get(),
+                                                   core.forwarder.get());
   core.forward_actor = spawn_facility_actor(sys, at, *core.forward);
   core.forward_return->bind(core.forward_actor);
   core.top = core.forward.get();

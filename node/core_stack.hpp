@@ -20,6 +20,8 @@
 #include "backend/fault_facility.hpp"
 #include "cache/cache_facility.hpp"
 #include "cache/channel_link.hpp"
+#include "io/channel/peer_channels.hpp"
+#include "io/interconnect/channel_forwarder.hpp"
 #include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
 #include "virt/virtualizer.hpp"
@@ -39,7 +41,11 @@ struct CoreStack {
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   std::unique_ptr<Nvram> nvram;
   std::unique_ptr<MirrorLink> mirror;  // through the interconnect actor
-  std::unique_ptr<ChannelMirrorLink> channel_link;  // the data channel, if used
+  // The data channel's connections of this core, if used, and what travels
+  // on them: the cache's copies and forwarded requests.
+  std::unique_ptr<channel::PeerChannels> channels;
+  std::unique_ptr<ChannelMirrorLink> channel_link;
+  std::unique_ptr<ChannelForwarder> forwarder;
   caf::actor cache_actor;
   std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
   std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
@@ -59,10 +65,10 @@ struct CoreCacheSetup {
   std::unique_ptr<MirrorLink> mirror;
   uint32_t self = 0;
   const ServiceGate* gate = nullptr;  // the node's lease
-  // Copies over the data channel (the mirror link above is the fallback);
-  // the ring is filled in with the core's.
+  // The data channel (the mirror link above and the interconnect are the
+  // fallbacks); the ring and core are filled in with the core's.
   bool data_channel = false;
-  ChannelLinkSetup channel;
+  channel::PeerChannelsSetup channel;
 };
 
 // `interconnect`: where requests for other nodes' vdisks go (null: a

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
+#include <thread>
 #include <random>
 #include <stdexcept>
 
@@ -81,19 +83,21 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   uint64_t instance = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   // In a cluster, requests for vdisks other nodes own, and the cache's
   // copies for the partner, leave through the interconnect.
-  // The cache's copies travel between partners on a data channel per core
-  // (io/channel/): its listener is on the cluster host, on a port the
-  // kernel picks; the interconnect tells the partners.
-  bool data_channel = options.cluster && m.cache_blocks && options.data_channel;
+  // The cache's copies between partners, and requests forwarded to their
+  // owner, travel on a data channel per core (io/channel/): its listener is
+  // on the cluster host, on a port the kernel picks; the interconnect tells
+  // the other nodes.
+  bool data_channel = options.cluster && options.data_channel;
   if (data_channel) {
     auto listener = channel::ChannelListener::open(
         options.cluster->host, [&m](UniqueFd socket, const channel::FrameHeader& hello) {
           if (!m.channels_ready.load()) return;  // the caller tries again
           auto& core = m.cores[hello.core % m.cores.size()];
-          ChannelMirrorLink* link = core.channel_link.get();
-          if (!link) return;
+          channel::PeerChannels* channels = core.channels.get();
+          if (!channels) return;
           int fd = socket.release();
-          run_on_core(core.cache_actor, [link, fd, hello] { link->accept(UniqueFd(fd), hello); });
+          run_on_core(core.cache_actor,
+                      [channels, fd, hello] { channels->accept(UniqueFd(fd), hello); });
         });
     if (!listener) return listener.error();
     m.channel_listener = std::move(listener.value());
@@ -104,8 +108,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       found = [&m](uint32_t node, const std::string& host, uint16_t port) {
         if (!m.channels_ready.load()) return;
         for (auto& core : m.cores)
-          run_on_core(core.cache_actor, [link = core.channel_link.get(), node, host, port] {
-            link->set_peer(node, host, port);
+          run_on_core(core.cache_actor, [channels = core.channels.get(), node, host, port] {
+            channels->set_peer(node, host, port);
           });
       };
     m.interconnect = spawn_interconnect_actor(
@@ -141,6 +145,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       cache.nvram = std::move(nvram.value());
       cache.mirror = make_mirror_link(m.interconnect);
       cache.self = options.node_id;
+    }
+    if (options.cluster) {
       cache.gate = &m.gate;
       cache.data_channel = data_channel;
       cache.channel.self = options.node_id;
@@ -266,17 +272,25 @@ std::string Node::admin_address() const { return impl_->options.admin.to_string(
 void Node::Impl::close_data_channels() {
   channels_ready = false;
   channel_listener.reset();  // no new connections
-  for (int round = 0; round < 2; ++round) {  // close, then let the rings reap it
+  // Close, then let the rings reap it and the peers' requests still running
+  // here finish (they are charged to the core's pools), for up to 5 s.
+  for (int round = 0; round < 500; ++round) {
+    bool busy = false;
     for (auto& core : cores) {
-      if (!core.channel_link) continue;
-      std::promise<void> done;
-      run_on_core(core.cache_actor, [&done, link = core.channel_link.get(), round] {
-        if (round == 0) link->close_all();
-        done.set_value();
+      if (!core.channels) continue;
+      std::promise<bool> done;
+      run_on_core(core.cache_actor, [&done, &core, round] {
+        if (round == 0) core.channels->close_all();
+        done.set_value(core.forwarder && core.forwarder->serving() > 0);
       });
-      done.get_future().wait();
+      busy |= done.get_future().get();
     }
+    if (round > 0 && !busy) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  // Still running below: left allocated rather than freed under them.
+  for (auto& core : cores)
+    if (core.forwarder && core.forwarder->serving() > 0) (void)core.forwarder.release();
 }
 
 void Node::stop() {

@@ -43,24 +43,50 @@ nlohmann::json core_io_json(CoreIo& io, const BackendFacility& backend) {
   };
 }
 
+// Payload bytes this core copied, by where to (docs/cache.md, "Copies"),
+// on its own thread.
+nlohmann::json core_copies_json(const CoreStack& core) {
+  nlohmann::json j{{"into_cache", 0}, {"out_of_cache", 0}, {"into_nvram", 0},
+                   {"into_mirror_batches", 0}, {"forwarded", 0}};
+  if (core.cache) {
+    const CachePartitionStats& s = core.cache->stats();
+    j["into_cache"] = s.bytes_into_cache;
+    j["out_of_cache"] = s.bytes_out_of_cache;
+    j["into_nvram"] = s.bytes_into_nvram;
+    j["into_mirror_batches"] = s.bytes_into_batches;
+  }
+  if (core.forwarder) j["forwarded"] = core.forwarder->stats().bytes_copied;
+  return j;
+}
+
 }  // namespace
 
 nlohmann::json Node::io_stats() {
   Impl& m = *impl_;
   nlohmann::json cores = nlohmann::json::array();
+  // The node's, summed over its cores; "device" is the memory mdisks' own
+  // copy (their "DMA"), counted for the whole process.
+  nlohmann::json copies{{"device", PayloadCopies::device_bytes.load(std::memory_order_relaxed)}};
   auto sched = reactor_scheduler_stats();
   for (size_t i = 0; i < m.cores.size(); ++i) {
     CoreIo* io = m.cores[i].io;
     const BackendFacility* backend = m.cores[i].backend_facility.get();
-    nlohmann::json core = m.ask_core<nlohmann::json>(
-        i, m.cores[i].backend, [io, backend] { return core_io_json(*io, *backend); });
+    const CoreStack* stack = &m.cores[i];
+    nlohmann::json core = m.ask_core<nlohmann::json>(i, m.cores[i].backend, [io, backend, stack] {
+      nlohmann::json j = core_io_json(*io, *backend);
+      j["payload_copies"] = core_copies_json(*stack);
+      return j;
+    });
     core["core"] = i;
+    for (const auto& [what, bytes] : core["payload_copies"].items())
+      copies[what] = copies.value(what, uint64_t{0}) + bytes.get<uint64_t>();
     if (i < sched.size())
       core["scheduler"] = {{"local", sched[i].local}, {"cross_core", sched[i].cross_core},
                            {"external", sched[i].external}, {"sleeps", sched[i].sleeps}};
     cores.push_back(std::move(core));
   }
-  return {{"cores", cores}, {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
+  return {{"cores", cores}, {"payload_copies", copies},
+          {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
 }
 
 // The cache of this node (every partition summed), or of one vdisk (its

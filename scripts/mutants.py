@@ -7,6 +7,8 @@ meant to catch it and prints a table: caught by which test, or NOT CAUGHT.
     scripts/mutants.py ID...           # only these
     scripts/mutants.py --list          # what the list holds
     scripts/mutants.py --markdown      # the table as docs/testing.md carries it
+    scripts/mutants.py --check         # each mutant still applies (in the suite as
+                                       # `mutants.apply`): its `before` occurs once
 
 The scratch copy lives in $SVE_MUTANTS_DIR (default /tmp/sve-mutants); it is
 refreshed from the working tree at each run and its build is kept, so a run
@@ -102,8 +104,20 @@ def main():
     ap.add_argument("ids", nargs="*")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     chosen = [m for m in MUTANTS if not args.ids or m["id"] in args.ids]
+    if args.check:
+        # A mutant whose code has moved on applies to nothing and proves
+        # nothing: the list must follow the code.
+        stale = []
+        for m in chosen:
+            with open(os.path.join(ROOT, m["file"])) as f:
+                n = f.read().count(m["before"])
+            if n != 1:
+                stale.append(f"{m['id']}: `before` occurs {n} times in {m['file']}")
+        print("\n".join(stale) if stale else f"{len(chosen)} mutants apply")
+        return 1 if stale else 0
     if args.list:
         for m in chosen:
             print(f"{m['id']:28} {m['file']:36} {m['why']}")

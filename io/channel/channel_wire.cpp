@@ -1,5 +1,7 @@
 #include "io/channel/channel_wire.hpp"
 
+#include "io/protocol.hpp"
+
 namespace sve::channel {
 
 std::string check_header(const FrameHeader& h) {
@@ -19,6 +21,16 @@ std::string check_header(const FrameHeader& h) {
     case FrameType::release:
       if (h.count > kMaxBlocks) return "release frame with " + std::to_string(h.count) + " blocks";
       break;
+    case FrameType::forward:
+      // The body's own fields are checked with the body (forward_body_error).
+      if (h.body_bytes < sizeof(ForwardBody) || h.body_bytes > sizeof(ForwardBody) + kMaxForwardBytes ||
+          h.body_bytes % 8 || h.count != 0)
+        return "forward frame body of " + std::to_string(h.body_bytes) + " bytes";
+      return {};
+    case FrameType::forward_answer:
+      if (h.count > kMaxForwardBytes)
+        return "forward_answer frame with " + std::to_string(h.count) + " bytes of data";
+      break;
     default:
       return "unknown frame type " + std::to_string(h.type);
   }
@@ -28,12 +40,27 @@ std::string check_header(const FrameHeader& h) {
   return {};
 }
 
+std::string forward_body_error(const FrameHeader& h, const ForwardBody& b) {
+  // The ops a host request may carry (io/protocol.hpp's IoOp, up to write_zeroes).
+  if (b.op > static_cast<uint32_t>(IoOp::write_zeroes)) return "forward frame with op " + std::to_string(b.op);
+  if (b.length > kMaxForwardBytes)
+    return "forward frame for " + std::to_string(b.length) + " bytes";
+  if (b.offset + b.length < b.offset) return "forward frame range wraps";
+  uint64_t data = b.op == static_cast<uint32_t>(IoOp::write) ? pad8(b.length) : 0;
+  if (h.body_bytes != sizeof(ForwardBody) + data)
+    return "forward frame body of " + std::to_string(h.body_bytes) + " bytes for a request of " +
+           std::to_string(b.length);
+  return {};
+}
+
 const char* to_string(FrameType type) {
   switch (type) {
     case FrameType::hello: return "hello";
     case FrameType::mirror: return "mirror";
     case FrameType::mirror_ack: return "mirror_ack";
     case FrameType::release: return "release";
+    case FrameType::forward: return "forward";
+    case FrameType::forward_answer: return "forward_answer";
   }
   return "unknown";
 }

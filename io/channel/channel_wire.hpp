@@ -1,6 +1,7 @@
 #pragma once
 // The frames of the node-to-node data channel (io/channel/data_channel.hpp):
-// the mirrored cache's copies, their answers and their releases. A frame is
+// the mirrored cache's copies, their answers and their releases; host
+// requests forwarded to the vdisk's owner and their answers. A frame is
 // a 48-byte header and a body whose length is a multiple of 8, so that the
 // block numbers in a body lie aligned in the receive buffer and are read in
 // place. Byte order is the host's: the channel joins the two nodes of an
@@ -22,13 +23,28 @@ inline constexpr uint8_t kVersion = 1;
 inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
 inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
 inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);
+inline constexpr uint64_t kMaxForwardBytes = 32ull << 20;  // the largest host request
 
 enum class FrameType : uint8_t {
   hello = 1,       // first frame of a connection: who is calling
   mirror = 2,      // copies of dirty blocks: blocks[count], seqs[count], data
   mirror_ack = 3,  // the answer to one mirror frame: its id and status
   release = 4,     // the copies the receiver may free: blocks[count], seqs[count]
+  forward = 5,     // a host request for the receiver to run: ForwardBody, then a
+                   // write's data (padded to 8)
+  forward_answer = 6,  // its status, and a read's data: count bytes (padded to 8)
 };
+
+// What a forward frame's body starts with.
+struct ForwardBody {
+  uint64_t offset = 0;  // bytes into the vdisk
+  uint64_t length = 0;  // bytes
+  uint32_t op = 0;      // an IoOp
+  uint32_t flags = 0;   // io_flags
+};
+static_assert(sizeof(ForwardBody) == 24);
+
+inline constexpr uint64_t pad8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
 struct FrameHeader {
   uint32_t magic = kMagic;
@@ -38,10 +54,13 @@ struct FrameHeader {
   uint32_t body_bytes = 0;  // after the header; a multiple of 8
   uint32_t origin = 0;      // the node that sent the frame
   uint32_t vdisk = 0;
-  uint32_t count = 0;       // blocks of a mirror or release; hello: the caller's cores
-  uint64_t id = 0;          // mirror, mirror_ack: the copy's id; hello: the caller's instance
-  uint64_t epoch = 0;       // mirror: the cache epoch of the copies
-  int32_t status = 0;       // mirror_ack: 0 or an errno
+  uint32_t count = 0;       // blocks of a mirror or release; hello: the caller's cores;
+                            // forward_answer: bytes of data
+  uint64_t id = 0;          // mirror, mirror_ack: the copy's id; forward, forward_answer:
+                            // the request's; hello: the caller's instance
+  uint64_t epoch = 0;       // mirror: the cache epoch of the copies; forward: the
+                            // generation of the sender's route table
+  int32_t status = 0;       // mirror_ack, forward_answer: 0 or an errno
   uint32_t core = 0;        // hello: the caller's core
 };
 static_assert(sizeof(FrameHeader) == 48);
@@ -52,6 +71,8 @@ inline uint64_t body_bytes_for(FrameType type, uint64_t count) {
   switch (type) {
     case FrameType::mirror: return count * (16 + kBlockBytes);
     case FrameType::release: return count * 16;
+    case FrameType::forward_answer: return pad8(count);
+    case FrameType::forward:  // checked against its ForwardBody when it arrives
     case FrameType::hello:
     case FrameType::mirror_ack: return 0;
   }
@@ -60,6 +81,8 @@ inline uint64_t body_bytes_for(FrameType type, uint64_t count) {
 
 // Empty if `h` may be used; else why the connection must end.
 std::string check_header(const FrameHeader& h);
+// The same for a forward frame's body, once it has arrived.
+std::string forward_body_error(const FrameHeader& h, const ForwardBody& body);
 
 const char* to_string(FrameType type);
 

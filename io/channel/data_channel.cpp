@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -9,7 +10,8 @@ namespace sve::channel {
 namespace {
 
 constexpr size_t kInitialReceiveBytes = 1u << 20;
-constexpr size_t kMaxIov = 64;         // pieces per sendmsg
+constexpr size_t kMaxIov = 256;        // pieces per sendmsg (a frame has at most 68)
+char kZeros[8] = {};                   // padding to 8
 constexpr uint64_t kMaxSendBytes = 4u << 20;  // bytes per sendmsg
 
 }  // namespace
@@ -21,6 +23,8 @@ DataChannel::DataChannel(UringEngine& ring, UniqueFd fd, ChannelHandler& handler
   recv_op_.on_done = &DataChannel::received;
   send_op_.channel = this;
   send_op_.on_done = &DataChannel::sent;
+  hold_op_.channel = this;
+  hold_op_.on_done = &DataChannel::held;
   in_.resize(kInitialReceiveBytes);
   iov_.reserve(kMaxIov);
 }
@@ -54,11 +58,11 @@ bool DataChannel::send_mirror(OutMirror copy) {
   h.epoch = copy.epoch;
   h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::mirror, copy.count));
   size_t n = copy.count;
-  out.body[0] = {const_cast<uint64_t*>(copy.blocks), n * 8};
-  out.body[1] = {const_cast<uint64_t*>(copy.seqs), n * 8};
-  out.body[2] = {const_cast<char*>(copy.data), n * kBlockBytes};
-  out.body_parts = 3;
+  out.body.push_back({const_cast<uint64_t*>(copy.blocks), n * 8});
+  out.body.push_back({const_cast<uint64_t*>(copy.seqs), n * 8});
+  out.body.push_back({const_cast<char*>(copy.data), n * kBlockBytes});
   out.keep = std::move(copy.keep);
+  out.window = kHeaderBytes + h.body_bytes;
   return queue(std::move(out));
 }
 
@@ -74,10 +78,60 @@ bool DataChannel::send_release(uint32_t origin, uint32_t vdisk, std::vector<uint
   h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::release, h.count));
   out.owned = std::move(blocks);
   out.owned.insert(out.owned.end(), seqs.begin(), seqs.end());
-  if (!out.owned.empty()) {
-    out.body[0] = {out.owned.data(), out.owned.size() * 8};
-    out.body_parts = 1;
-  }
+  if (!out.owned.empty()) out.body.push_back({out.owned.data(), out.owned.size() * 8});
+  return queue(std::move(out));
+}
+
+// The request's bytes [0, bytes) as body pieces, from its buffer's
+// segments, padded to 8.
+void DataChannel::add_buffer(Out& out, const IoRequest& request, uint64_t bytes) {
+  iovec parts[Buffer::kMaxSegments];
+  int n = request.buffer->slice(request.buffer_offset, bytes, parts, Buffer::kMaxSegments);
+  for (int i = 0; i < n; ++i) out.body.push_back(parts[i]);
+  if (pad8(bytes) != bytes) out.body.push_back({kZeros, pad8(bytes) - bytes});
+}
+
+bool DataChannel::send_forward(OutForward request) {
+  const ForwardBody& b = request.body;
+  bool write = b.op == static_cast<uint32_t>(IoOp::write);
+  bool read = b.op == static_cast<uint32_t>(IoOp::read);
+  if (b.length > kMaxForwardBytes || forwards_out_.count(request.id)) return false;
+  if (write && b.length > 0 &&
+      (!request.hold || !request.hold->buffer ||
+       request.hold->buffer_offset + b.length > request.hold->buffer->size()))
+    return false;
+  Out out;
+  FrameHeader& h = out.header;
+  h.type = static_cast<uint8_t>(FrameType::forward);
+  h.origin = request.origin;
+  h.vdisk = request.vdisk;
+  h.id = request.id;
+  h.epoch = request.generation;
+  uint64_t data = write ? b.length : 0;
+  h.body_bytes = static_cast<uint32_t>(sizeof(ForwardBody) + pad8(data));
+  out.forward = b;
+  if (data > 0) add_buffer(out, *request.hold, data);
+  out.hold = std::move(request.hold);
+  // The request's data out, or a read's data coming back.
+  out.window = kHeaderBytes + h.body_bytes + (read ? pad8(b.length) : 0);
+  return queue(std::move(out));
+}
+
+bool DataChannel::send_forward_answer(uint64_t id, int32_t status, IoRequestPtr request,
+                                      uint64_t bytes) {
+  if (bytes > kMaxForwardBytes ||
+      (bytes > 0 && (!request || !request->buffer ||
+                     request->buffer_offset + bytes > request->buffer->size())))
+    return false;
+  Out out;
+  FrameHeader& h = out.header;
+  h.type = static_cast<uint8_t>(FrameType::forward_answer);
+  h.id = id;
+  h.status = status;
+  h.count = static_cast<uint32_t>(bytes);
+  h.body_bytes = static_cast<uint32_t>(pad8(bytes));
+  if (bytes > 0) add_buffer(out, *request, bytes);
+  out.hold = std::move(request);
   return queue(std::move(out));
 }
 
@@ -90,19 +144,21 @@ bool DataChannel::queue(Out out) {
   return true;
 }
 
-// Frames join the send in order; a copy only within the window (one copy
-// always, so that a copy larger than the window still goes).
+// Frames join the send in order; a copy or forwarded request only within
+// the window (one always, so that one larger than the window still goes).
 void DataChannel::admit() {
   while (!waiting_.empty()) {
     Out& out = waiting_.front();
-    bool is_copy = out.header.type == static_cast<uint8_t>(FrameType::mirror);
-    if (is_copy) {
-      if (window_used_ > 0 && window_used_ + out.bytes > limits_.window_bytes) {
+    if (out.window > 0) {
+      if (window_used_ > 0 && window_used_ + out.window > limits_.window_bytes) {
         ++stats_.window_waits;
         return;
       }
-      window_used_ += out.bytes;
-      unanswered_[out.header.id] = out.bytes;
+      window_used_ += out.window;
+      if (out.header.type == static_cast<uint8_t>(FrameType::forward))
+        forwards_out_[out.header.id] = out.window;
+      else
+        unanswered_[out.header.id] = out.window;
     }
     sending_.push_back(std::move(out));
     waiting_.pop_front();
@@ -116,7 +172,7 @@ void DataChannel::pump() {
   uint32_t frames = 0;
   bool first = true;
   for (Out& out : sending_) {
-    if (iov_.size() + 1 + out.body_parts > kMaxIov || (bytes >= kMaxSendBytes && !first)) break;
+    if (!first && (iov_.size() + 2 + out.body.size() > kMaxIov || bytes >= kMaxSendBytes)) break;
     // The front frame may be partly sent: skip what left already.
     uint64_t skip = first ? front_sent_ : 0;
     auto add = [&](void* base, uint64_t len) {
@@ -129,7 +185,9 @@ void DataChannel::pump() {
       skip = 0;
     };
     add(&out.header, kHeaderBytes);
-    for (int i = 0; i < out.body_parts; ++i) add(out.body[i].iov_base, out.body[i].iov_len);
+    if (out.header.type == static_cast<uint8_t>(FrameType::forward))
+      add(&out.forward, sizeof(ForwardBody));
+    for (const iovec& part : out.body) add(part.iov_base, part.iov_len);
     ++frames;
     first = false;
   }
@@ -165,13 +223,22 @@ void DataChannel::sent(int res) {
     left -= rest;
     front_sent_ = 0;
     ++stats_.frames_sent;
-    sending_.pop_front();  // its memory may go now; a copy's answer is awaited
+    sending_.pop_front();  // its memory may go now; an answer may be awaited
   }
   pump();
   maybe_finish_close();
 }
 
 void DataChannel::receive() {
+  if (uint64_t hold = handler_.receive_hold_ms()) {
+    // Not now: a timer instead, counted as the receive in flight.
+    hold_for_.tv_sec = 0;
+    hold_for_.tv_nsec = static_cast<long long>(std::min<uint64_t>(hold, 20)) * 1000000;
+    io_uring_sqe* sqe = ring_.sqe_for(&hold_op_);
+    io_uring_prep_timeout(sqe, &hold_for_, 0, 0);
+    recv_busy_ = true;
+    return;
+  }
   if (have_ == in_.size()) {
     // Only a frame larger than the buffer fills it (parse() consumed every
     // whole frame): grow to that frame, within the limit checked already.
@@ -196,6 +263,13 @@ void DataChannel::received(int res) {
   have_ += static_cast<size_t>(res);
   stats_.bytes_received += static_cast<uint64_t>(res);
   if (!parse()) return maybe_finish_close();
+  if (closing_) return maybe_finish_close();
+  receive();
+}
+
+void DataChannel::held(int res) {
+  (void)res;  // -ETIME: the timer ran out
+  recv_busy_ = false;
   if (closing_) return maybe_finish_close();
   receive();
 }
@@ -272,9 +346,36 @@ bool DataChannel::handle(const FrameHeader& h, const char* body) {
       handler_.on_release(ReleaseIn{&h, words, words + h.count});
       return true;
     }
+    case FrameType::forward: return handle_forward(h, body);
+    case FrameType::forward_answer: return handle_forward_answer(h, body);
   }
   close("unknown frame");
   return false;
+}
+
+bool DataChannel::handle_forward(const FrameHeader& h, const char* body) {
+  ForwardBody b;
+  std::memcpy(&b, body, sizeof b);
+  if (std::string why = forward_body_error(h, b); !why.empty()) {
+    close("bad frame from the peer: " + why);
+    return false;
+  }
+  handler_.on_forward(ForwardIn{&h, &b, body + sizeof(ForwardBody)});
+  return true;
+}
+
+bool DataChannel::handle_forward_answer(const FrameHeader& h, const char* body) {
+  auto it = forwards_out_.find(h.id);
+  if (it == forwards_out_.end()) {
+    ++stats_.stale_answers;  // not a request this connection has out
+    return true;
+  }
+  window_used_ -= it->second;
+  forwards_out_.erase(it);
+  handler_.on_forward_answer(ForwardAnswerIn{h.id, h.status, body, h.count});
+  admit();
+  pump();
+  return true;
 }
 
 void DataChannel::close(const std::string& reason) {
@@ -289,17 +390,23 @@ void DataChannel::close(const std::string& reason) {
 void DataChannel::maybe_finish_close() {
   if (!closing_ || closed_ || recv_busy_ || send_busy_) return;
   closed_ = true;
-  // Every copy not answered is failed, once: those sent, then those that
-  // waited for the window.
-  std::vector<uint64_t> failed;
+  // Every copy and forwarded request not answered is failed, once: those
+  // sent, then those that waited for the window.
+  std::vector<uint64_t> failed, failed_forwards;
   for (const auto& [id, bytes] : unanswered_) failed.push_back(id);
-  for (const Out& out : waiting_)
+  for (const auto& [id, bytes] : forwards_out_) failed_forwards.push_back(id);
+  for (const Out& out : waiting_) {
     if (out.header.type == static_cast<uint8_t>(FrameType::mirror)) failed.push_back(out.header.id);
+    if (out.header.type == static_cast<uint8_t>(FrameType::forward))
+      failed_forwards.push_back(out.header.id);
+  }
   unanswered_.clear();
+  forwards_out_.clear();
   waiting_.clear();
   sending_.clear();
   window_used_ = 0;
   for (uint64_t id : failed) handler_.on_mirror_answer(id, ECONNRESET);
+  for (uint64_t id : failed_forwards) handler_.on_forward_answer(ForwardAnswerIn{id, ECONNRESET});
   handler_.on_closed(reason_);
 }
 

@@ -1,16 +1,19 @@
 #pragma once
 // One connection of the node-to-node data channel: a TCP stream between two
-// nodes of an I/O group that carries the mirrored cache's copies, their
-// answers and their releases. It is driven by a core's io_uring ring like a
+// nodes that carries the mirrored cache's copies, their answers and their
+// releases, and host requests forwarded to the node that owns their vdisk
+// and their answers. It is driven by a core's io_uring ring like a
 // host connection: no thread of its own, nothing blocks, no CAF.
 //
 // Sending: frames wait in order; copies are sent from the memory they
 // already live in (a gathered sendmsg of header and body pieces, several
 // frames per call), and the small frames (answers, releases) ride in the
-// same calls. Flow control is a window of copy bytes sent but not yet
-// answered: beyond it, frames wait here (and so the writers above, whose
-// copies are not answered), so a slow partner slows its writers and
-// nothing grows without bound. Frames never overtake each other: a release
+// same calls. A forwarded write is sent from its request's buffer the
+// same way. Flow control is a window of bytes sent or asked for and not yet
+// answered (a copy's, a forwarded write's data, a forwarded read's): beyond
+// it, frames wait here (and so the writers above, whose copies are not
+// answered), so a slow partner slows its writers and nothing grows without
+// bound. Frames never overtake each other: a release
 // never arrives before the copy it releases.
 //
 // Receiving: into one buffer, frames parsed in place and handed to the
@@ -18,11 +21,12 @@
 // non-volatile slot). Every header is checked (channel_wire.hpp) before use;
 // a bad frame ends the connection.
 //
-// A connection's answers belong to it: an answer for a copy this connection
-// did not send (a stale one, from before a reconnection) is ignored. When
-// the connection ends, every copy it had not had answered is failed to its
-// sender (ECONNRESET), exactly once; the sender sends it again on another
-// connection, and the receiver keeps the newest version of each block.
+// A connection's answers belong to it: an answer for a copy or request this
+// connection did not send (a stale one, from before a reconnection) is
+// ignored. When the connection ends, every copy and forwarded request it
+// had not had answered is failed to its sender (ECONNRESET), exactly once;
+// the sender sends it again on another path, and the receiver keeps the
+// newest version of each block.
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -32,7 +36,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "io/channel/channel_wire.hpp"
+#include "io/protocol.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/fd.hpp"
 
@@ -51,6 +58,23 @@ struct ReleaseIn {
   const FrameHeader* header;
   const uint64_t* blocks;
   const uint64_t* seqs;
+};
+
+// A host request forwarded by the peer, pointing into the receive buffer
+// (valid during the call only): a write's data is body->length bytes.
+struct ForwardIn {
+  const FrameHeader* header;
+  const ForwardBody* body;
+  const char* data;
+};
+
+// The answer to a request this end forwarded: a read's data (`bytes` of
+// it) points into the receive buffer, valid during the call only.
+struct ForwardAnswerIn {
+  uint64_t id = 0;
+  int32_t status = 0;
+  const char* data = nullptr;
+  uint64_t bytes = 0;
 };
 
 // What a channel's owner does with what arrives. Called on the core's
@@ -75,6 +99,15 @@ class ChannelHandler {
     (void)id;
     (void)status;
   }
+  // A request the peer forwarded; the answer goes back later by
+  // send_forward_answer() (or not at all, if the connection ends first).
+  virtual void on_forward(const ForwardIn& in) { (void)in; }
+  // The answer to a request this end forwarded, or ECONNRESET when the
+  // connection ended first (the request may or may not have run there).
+  virtual void on_forward_answer(const ForwardAnswerIn& in) { (void)in; }
+  // How long this end must not read now (the chaos monkey's stall): the
+  // channel asks again every 20 ms at most.
+  virtual uint64_t receive_hold_ms() { return 0; }
   // The connection has ended, after every copy got its answer above. The
   // channel may be destroyed from here on (not inside this call).
   virtual void on_closed(const std::string& reason) { (void)reason; }
@@ -94,8 +127,19 @@ struct OutMirror {
   std::shared_ptr<const void> keep;
 };
 
+// A host request to forward. Its buffer is sent from where it lies; `hold`
+// keeps it until the frame has left.
+struct OutForward {
+  uint32_t origin = 0;
+  uint32_t vdisk = 0;
+  uint64_t id = 0;
+  uint64_t generation = 0;  // of the sender's route table
+  ForwardBody body;
+  IoRequestPtr hold;  // a write's data: hold->buffer from hold->buffer_offset
+};
+
 struct ChannelLimits {
-  uint64_t window_bytes = 16ull << 20;  // copy bytes sent and not yet answered
+  uint64_t window_bytes = 16ull << 20;  // bytes sent or asked for, not yet answered
   // The first frame this end must receive is a hello (an accepted
   // connection); a connection this end made gets none.
   bool expect_hello = false;
@@ -108,7 +152,7 @@ struct ChannelStats {
   uint64_t bytes_received = 0;
   uint64_t sends = 0;          // sendmsg calls (frames per call = batching)
   uint64_t receives = 0;
-  uint64_t window_waits = 0;   // times a copy waited for the window
+  uint64_t window_waits = 0;   // times a copy or request waited for the window
   uint64_t stale_answers = 0;  // answers for copies this connection did not send
 };
 
@@ -127,6 +171,10 @@ class DataChannel {
   bool send_mirror(OutMirror copy);
   bool send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
                     std::vector<uint64_t> seqs);
+  bool send_forward(OutForward request);
+  // The answer to the peer's forwarded request `id`: a read's data is
+  // `bytes` from request->buffer at request->buffer_offset (kept until sent).
+  bool send_forward_answer(uint64_t id, int32_t status, IoRequestPtr request, uint64_t bytes);
 
   // Ends the connection: what was not answered is failed, then on_closed.
   void close(const std::string& reason);
@@ -136,15 +184,18 @@ class DataChannel {
   uint64_t window_used() const { return window_used_; }
   size_t frames_waiting() const { return waiting_.size() + sending_.size(); }
   size_t copies_unanswered() const { return unanswered_.size(); }
+  size_t forwards_unanswered() const { return forwards_out_.size(); }
   const ChannelStats& stats() const { return stats_; }
 
  private:
   struct Out {
     FrameHeader header;
-    iovec body[3] = {};
-    int body_parts = 0;
-    uint64_t bytes = 0;  // header and body
+    ForwardBody forward;  // a forward frame's fixed part (sent after the header)
+    boost::container::small_vector<iovec, 4> body;  // the rest of the body
+    uint64_t bytes = 0;   // header and body
+    uint64_t window = 0;  // what it takes of the window (copies, forwards)
     std::shared_ptr<const void> keep;
+    IoRequestPtr hold;    // a forwarded request, or the one answered
     std::vector<uint64_t> owned;  // a release's blocks, then its seqs
   };
   struct Op final : RingHandler {
@@ -154,11 +205,15 @@ class DataChannel {
   };
 
   bool queue(Out out);
+  void add_buffer(Out& out, const IoRequest& request, uint64_t bytes);
+  bool handle_forward(const FrameHeader& h, const char* body);
+  bool handle_forward_answer(const FrameHeader& h, const char* body);
   void admit();
   void pump();
   void sent(int res);
   void receive();
   void received(int res);
+  void held(int res);
   // Frames complete in the receive buffer, handled; false if one was bad.
   bool parse();
   bool handle(const FrameHeader& h, const char* body);
@@ -168,7 +223,8 @@ class DataChannel {
   UniqueFd fd_;
   ChannelHandler& handler_;
   ChannelLimits limits_;
-  Op recv_op_, send_op_;
+  Op recv_op_, send_op_, hold_op_;
+  __kernel_timespec hold_for_{};
   bool recv_busy_ = false, send_busy_ = false;
   bool closing_ = false, closed_ = false;
   bool hello_seen_ = false;
@@ -181,6 +237,7 @@ class DataChannel {
   msghdr msg_{};
   uint64_t window_used_ = 0;
   std::unordered_map<uint64_t, uint64_t> unanswered_;  // copy id -> bytes in the window
+  std::unordered_map<uint64_t, uint64_t> forwards_out_;  // request id -> bytes in the window
 
   std::vector<char> in_;  // the receive buffer; frames start 8-aligned
   size_t have_ = 0;

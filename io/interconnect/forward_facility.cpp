@@ -4,8 +4,9 @@
 
 namespace sve {
 
-ForwardFacility::ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port)
-    : local_(local), remote_(remote), return_port_(return_port) {}
+ForwardFacility::ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port,
+                                 ChannelForwarder* channel)
+    : local_(local), remote_(remote), return_port_(return_port), channel_(channel) {}
 
 void ForwardFacility::submit(IoRequestPtr request) {
   if (!remote_) {
@@ -21,17 +22,38 @@ void ForwardFacility::submit(IoRequestPtr request) {
   if (routes_->local(request->volume)) {
     ++stats_.local;
     // Its completion comes back here: the vdisk may move away meanwhile.
-    request->intercept(this, 0);
+    request->intercept(this, kLocal);
     local_.submit(std::move(request));
     return;
   }
   ++stats_.forwarded;
+  if (channel_) {
+    // Its completion comes back here, on this core.
+    request->intercept(this, kViaChannel);
+    channel_->submit(std::move(request));
+    return;
+  }
   request->intercept(return_port_, 0);
   remote_->submit(std::move(request));
 }
 
 void ForwardFacility::io_done(IoRequestPtr request) {
+  bool via_channel = request->cookie == kViaChannel;
   request->restore();
+  if (via_channel) {
+    if (request->status != ChannelForwarder::kNotSent) {
+      ++stats_.on_channel;
+      IoClient* client = request->client;
+      client->io_done(std::move(request));
+      return;
+    }
+    // The channel could not get it run: the interconnect's path, which
+    // waits for the route table to settle.
+    request->status = 0;
+    request->intercept(return_port_, 0);
+    remote_->submit(std::move(request));
+    return;
+  }
   // Executed here, but the vdisk moved to another node before it was done
   // (the cache sends it back, never having acknowledged it): to the owner.
   if (request->status == ESTALE && remote_) {

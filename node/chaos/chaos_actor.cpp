@@ -165,7 +165,8 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
     case FaultKind::net_drop:
     case FaultKind::net_delay:
     case FaultKind::net_duplicate:
-    case FaultKind::channel_cut: {
+    case FaultKind::channel_cut:
+    case FaultKind::channel_stall: {
       auto ids = peers(self);
       if (ids.empty()) return "";
       uint32_t peer = ids[f.target % ids.size()];
@@ -175,9 +176,11 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       if (f.kind == FaultKind::net_duplicate) fault.duplicate_percent = f.intensity;
       if (f.kind == FaultKind::net_delay) fault.delay_ms = f.intensity;
       fault.channel_cut = f.kind == FaultKind::channel_cut;
+      fault.channel_stall = f.kind == FaultKind::channel_stall;
       st.setup.net->set(peer, fault);
-      std::string target = (fault.channel_cut ? "data channel to node " : "link to node ") +
-                           std::to_string(peer);
+      std::string target =
+          (fault.channel_cut || fault.channel_stall ? "data channel to node " : "link to node ") +
+          std::to_string(peer);
       logged(target);
       return target;
     }

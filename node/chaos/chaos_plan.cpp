@@ -10,7 +10,7 @@ const std::vector<FaultKind>& all_fault_kinds() {
       FaultKind::kill_actor, FaultKind::crash_io,      FaultKind::hang_io,
       FaultKind::kill_node,  FaultKind::net_drop,      FaultKind::net_delay,
       FaultKind::net_duplicate, FaultKind::partition, FaultKind::mdisk_error,
-      FaultKind::mdisk_stall, FaultKind::channel_cut};
+      FaultKind::mdisk_stall, FaultKind::channel_cut, FaultKind::channel_stall};
   return kinds;
 }
 
@@ -27,6 +27,7 @@ const char* to_string(FaultKind kind) {
     case FaultKind::mdisk_error: return "mdisk-error";
     case FaultKind::mdisk_stall: return "mdisk-stall";
     case FaultKind::channel_cut: return "channel-cut";
+    case FaultKind::channel_stall: return "channel-stall";
   }
   return "?";
 }

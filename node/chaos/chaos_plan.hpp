@@ -24,6 +24,8 @@ enum class FaultKind {
   mdisk_stall,    // an mdisk answers nothing for a while
   channel_cut,    // the data channel to one peer is cut for a while (copies
                   // take the interconnect actor meanwhile)
+  channel_stall,  // this node stops reading its data channel from one peer for a
+                  // while: the peer's window fills and its writers wait
 };
 
 const std::vector<FaultKind>& all_fault_kinds();

@@ -85,10 +85,12 @@ def check(cond, message):
 
 
 def wait_until(cond, what, timeout=10):
-    """Waits for cond() to hold, looking every 10 ms, at most `timeout` s."""
+    """Waits for cond() to hold, looking every 10 ms, at most `timeout` s.
+    `what` may be a function, called for the message only on a timeout."""
     deadline = time.monotonic() + timeout
     while not cond():
-        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+        if time.monotonic() >= deadline:
+            check(False, f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(0.01)
 
 
@@ -149,6 +151,14 @@ class Sved:
         with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
             children = f.read().split()
         return int(children[0]) if children else None
+
+    def rss_bytes(self):
+        """The I/O process's resident memory."""
+        with open(f"/proc/{self.io_pid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
 
     def send(self, sig):
         """To both processes, as a node (SIGKILL, SIGSTOP, SIGCONT)."""

@@ -5,11 +5,17 @@ channel to its partner again and again, mid-stream. Copies in flight on a
 cut connection fail and are sent again (through the interconnect actor
 while the channel is down, on the channel once it is back). Then the owner
 is SIGKILLed just after one more cut: every acknowledged write must read
-back from the partner, which can only hold it if its copy arrived."""
+back from the partner, which can only hold it if its copy arrived.
+
+A second verifying writer writes another vdisk owned by node 1 through
+node 2, which forwards its requests to node 1 on the same channel: the
+cuts fail those in flight, which node 2 sends again through the
+interconnect actor; none may fail at the host or be lost."""
 import json
 import os
 import socket
 import struct
+import time
 
 from cluster_harness import Cluster
 from harness import check, run, wait_until
@@ -22,6 +28,10 @@ def link_of(node):
     return json.loads(node.ctl("shell", "-c", "inspect cache/0").stdout)["state"]["link"]
 
 
+def forward_of(node):
+    return json.loads(node.ctl("shell", "-c", "inspect forward/0").stdout)["state"]
+
+
 def test(make):
     # A cache larger than what is written: nothing is destaged before the
     # kill, so the partner's copies are the only second home of the writes.
@@ -32,6 +42,14 @@ def test(make):
     writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=7)
     writer.start()
     wait_until(lambda: link_of(n1)["copies_sent"] > 0, "copies on the data channel")
+    n1.ctl("vdisk", "create", "f", "--pool", "p", "--size", "16M", "--iogrp", "g0", "--node", "1")
+    # Through node 2 alone (node 3 would forward too, on its own channel).
+    wait_until(lambda: n2.ctl("vdisk", "show", "f", ok=False).returncode == 0, "f on node 2")
+    forwarded = VerifyingWriter([n2.nbd_port], "f", 4096, seed=8)
+    forwarded.start()
+    wait_until(lambda: forward_of(n2)["on_channel"] > 100,
+               lambda: f"requests forwarded on the data channel: {forward_of(n2)}, "
+                       f"{forwarded.writes_acked} acknowledged", timeout=30)
 
     # Hostile callers on node 2's data port: garbage, and a hello from a
     # node with another number of cores followed by garbage. Neither may
@@ -61,6 +79,29 @@ def test(make):
     print(f"node 1's link after the cuts: {link}")
     check(link["disconnects"] >= 4 and link["copies_fallback"] > 0,
           f"the cuts did not cut the channel: {link}")
+    fwd = forward_of(n2)
+    print(f"node 2's forwarding after the cuts: {fwd}")
+    check(fwd["channel"]["not_sent"] > 0 and fwd["on_channel"] > 100,
+          f"the cuts did not send forwarded requests the other way: {fwd}")
+
+    # The partner stops reading its channel for two seconds (channel-stall):
+    # the owner's copies and node 2's forwarded requests go unanswered, so
+    # the writers wait (nothing fails, nothing times out), memory stays
+    # bounded, and all resumes when the partner reads again.
+    rss = n1.rss_bytes()
+    hit = n2.ctl_json("chaos", "inject", "channel-stall", "--duration", "2000", "--target", "0")
+    check("data channel to node 1" in json.dumps(hit), f"the stall on node 2: {hit}")
+    acked, acked_f = writer.writes_acked, forwarded.writes_acked
+    time.sleep(1.5)  # inside the stall, whose end is what is waited for below
+    stalled, stalled_f = writer.writes_acked - acked, forwarded.writes_acked - acked_f
+    print(f"writes acknowledged in 1.5 s of the stall: {stalled}, forwarded {stalled_f}")
+    check(stalled < 100 and stalled_f < 100,
+          f"writes went on while the partner did not read: {stalled}, forwarded {stalled_f}")
+    check(n1.rss_bytes() < rss + (64 << 20), f"node 1 grew from {rss} to {n1.rss_bytes()} bytes")
+    wait_until(lambda: writer.writes_acked > acked + 300 and forwarded.writes_acked > acked_f + 300,
+               "writes after the stall")
+    check(writer.errors_seen == {} and forwarded.errors_seen == {},
+          f"errors: {writer.errors_seen} {forwarded.errors_seen}")
 
     # One more cut, at the partner's end this time (what node 1 sent and
     # node 2 had not read yet is lost with the connection), and the owner
@@ -80,10 +121,14 @@ def test(make):
     n1.kill()
     c.wait_serving([2, 3], 2)
     writer.stop()
+    forwarded.stop()
     check_writes(writer, [n2, n3], "owner killed after its data channel was cut four times")
+    check_writes(forwarded, [n2, n3], "forwarded through node 2 while the channel was cut",
+                 export="f")
     c.start(1)
     c.wait_serving([1, 2, 3], 1)
     check_writes(writer, [n1, n2], "after the owner returned")
+    check_writes(forwarded, [n1, n3], "forwarded, after the owner returned", export="f")
 
 
 run(test)

@@ -108,7 +108,8 @@ def check_cache(node):
     check(shown["mode"] == "write-through" and "no partner" in shown["why"], f"node show: {shown}")
     check(shown["size_bytes"] == 128 * MiB, f"default cache size: {shown}")
     url = node.url("fresh")
-    qemu_io(url, f"write -P 0x3c {8 * MiB} 2M")
+    # 2 MiB in requests under the streaming size (256 KiB), which are kept.
+    qemu_io(url, *[f"write -P 0x3c {8 * MiB + i * 128 * 1024} 128k" for i in range(16)])
     before = node.ctl_json("vdisk", "show", "fresh")["cache"]
     # Another connection reads what the first wrote: from cache, whole.
     qemu_io(url, f"read -P 0x3c {8 * MiB} 2M", f"read -P 0x3c {8 * MiB + 512} 4096")

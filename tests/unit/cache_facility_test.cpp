@@ -79,8 +79,8 @@ std::shared_ptr<VirtMap> map_with(uint32_t id) {
 struct Rig {
   HeldBackEnd back;
   FrontEnd front;
-  CacheFacility cache{back, 16};  // 16 blocks of 4 KiB
-  Rig() {
+  CacheFacility cache;
+  explicit Rig(uint32_t blocks = 16) : cache(back, blocks) {  // of 4 KiB
     cache.set_map(map_with(kVdisk));
     auto routes = std::make_shared<RouteTable>();  // a standalone node's
     VdiskRoute r;
@@ -154,6 +154,27 @@ TEST_CASE("write-through: a write completes only once the back end has it", "[ca
   rig.back.complete_all();
   CHECK(rig.read_now(4096, 4096) == rig.backend_bytes(4096, 4096));
   CHECK(rig.back.submitted == before + 2);
+}
+
+TEST_CASE("streaming requests of 256 KiB or more pass without filling the cache", "[cache]") {
+  Rig rig(128);  // room for the whole vdisk
+  std::memset(rig.back.memory.data(), 0x5a, kVdiskBytes);
+  // A streaming read misses and keeps nothing: its last block is read again.
+  CHECK(rig.read_now(0, 256 * 1024) == rig.backend_bytes(0, 256 * 1024));
+  uint64_t before = rig.back.submitted;
+  CHECK(rig.read_now(252 * 1024, 4096) == rig.backend_bytes(252 * 1024, 4096));
+  CHECK(rig.back.submitted == before + 1);
+  // Just under the limit, a read is kept.
+  rig.read_now(0, 252 * 1024);
+  before = rig.back.submitted;
+  CHECK(rig.read_now(248 * 1024, 4096) == rig.backend_bytes(248 * 1024, 4096));
+  CHECK(rig.back.submitted == before);
+  // A streaming write forgets the cached blocks it covers and keeps nothing.
+  rig.submit(IoOp::write, 0, 256 * 1024, 0x33);
+  rig.back.complete_all();
+  before = rig.back.submitted;
+  CHECK(rig.read_now(4096, 4096) == std::vector<uint8_t>(4096, 0x33));
+  CHECK(rig.back.submitted == before + 1);
 }
 
 TEST_CASE("a read miss overtaken by a write keeps nothing", "[cache]") {

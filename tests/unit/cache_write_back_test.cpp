@@ -289,6 +289,30 @@ TEST_CASE("write-back: a write completes once the partner holds its copy", "[cac
   CHECK(p.nodes[1].cache->counts().dirty == 0);
 }
 
+// The copies a mirrored write costs today (docs/cache.md, "Copies"): on the
+// owner, host buffer -> cache block -> its non-volatile slot, and -> the
+// batch for the partner; on the partner, one, into its slot. A change that
+// adds one fails here; one that removes one updates this with the docs.
+TEST_CASE("write-back: a mirrored write copies its data three times on the owner, once on the "
+          "partner", "[cache][wb]") {
+  Pair p;
+  CachePartitionStats owner = p.nodes[1].cache->stats(), partner = p.nodes[2].cache->stats();
+  p.write(1, 8, 0x21, 3 * 4096);
+  p.deliver_one();
+  REQUIRE(p.front.done.size() == 1);
+  const CachePartitionStats& o = p.nodes[1].cache->stats();
+  const CachePartitionStats& q = p.nodes[2].cache->stats();
+  CHECK(o.bytes_into_cache - owner.bytes_into_cache == 3 * 4096);
+  CHECK(o.bytes_into_nvram - owner.bytes_into_nvram == 3 * 4096);
+  CHECK(o.bytes_into_batches - owner.bytes_into_batches == 3 * 4096);
+  CHECK(q.bytes_into_nvram - partner.bytes_into_nvram == 3 * 4096);
+  CHECK(q.bytes_into_cache + q.bytes_into_batches ==
+        partner.bytes_into_cache + partner.bytes_into_batches);
+  // A hit copies out of the cache, once.
+  CHECK(p.read(1, 9) == block_of(0x21));
+  CHECK(o.bytes_out_of_cache - owner.bytes_out_of_cache == 4096);
+}
+
 TEST_CASE("write-back: a partial block is filled first, a flush waits for nothing",
           "[cache][wb]") {
   Pair p;

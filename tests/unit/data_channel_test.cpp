@@ -3,6 +3,7 @@
 // answered; the window bounds what is in flight; a bad frame ends the
 // connection without harm; an answer from an earlier connection is
 // ignored; a cut connection fails every unanswered copy exactly once.
+// Forwarded requests travel the same way, with their data both ways.
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
@@ -42,6 +43,17 @@ struct Receiver final : ChannelHandler {
   void on_release(const ReleaseIn& in) override {
     for (uint32_t i = 0; i < in.header->count; ++i) released.push_back(in.blocks[i]);
   }
+  struct Forwarded {
+    FrameHeader header;
+    ForwardBody body;
+    std::string data;
+  };
+  std::vector<Forwarded> forwarded;
+  void on_forward(const ForwardIn& in) override {
+    std::string data;
+    if (in.body->op == static_cast<uint32_t>(IoOp::write)) data.assign(in.data, in.body->length);
+    forwarded.push_back({*in.header, *in.body, data});
+  }
   void on_closed(const std::string& reason) override {
     closed = true;
     why = reason;
@@ -50,8 +62,13 @@ struct Receiver final : ChannelHandler {
 
 struct Sender final : ChannelHandler {
   std::map<uint64_t, std::vector<int32_t>> answers;  // id -> every answer it got
+  std::map<uint64_t, std::string> answer_data;       // forwarded reads' data
   bool closed = false;
   void on_mirror_answer(uint64_t id, int32_t status) override { answers[id].push_back(status); }
+  void on_forward_answer(const ForwardAnswerIn& in) override {
+    answers[in.id].push_back(in.status);
+    answer_data[in.id].assign(in.data ? in.data : "", in.bytes);
+  }
   void on_closed(const std::string&) override { closed = true; }
 };
 
@@ -236,7 +253,7 @@ TEST_CASE("data channel: seeded garbage from a peer never crashes the receiving 
     std::vector<char> junk;
     for (int frame = 0; frame < 20; ++frame) {
       FrameHeader h;
-      h.type = static_cast<uint8_t>(rng() % 6);
+      h.type = static_cast<uint8_t>(rng() % 8);
       h.count = rng() % 4 == 0 ? rng() : rng() % 3;
       h.body_bytes = rng() % 3 == 0 ? rng() % 100000
                                     : static_cast<uint32_t>(body_bytes_for(
@@ -268,4 +285,136 @@ TEST_CASE("data channel: seeded garbage from a peer never crashes the receiving 
     REQUIRE(p.receiver.closed);
     CHECK(p.in->closed());
   }
+}
+
+namespace {
+
+// A request whose buffer is `parts` pieces of memory that `keep` holds.
+IoRequestPtr request_over(std::vector<std::string>& parts, IoOp op, uint64_t offset) {
+  std::vector<iovec> segments;
+  uint64_t length = 0;
+  for (auto& part : parts) {
+    segments.push_back({part.data(), part.size()});
+    length += part.size();
+  }
+  IoRequestPtr r = make_request();
+  r->op = op;
+  r->volume = 7;
+  r->offset = offset;
+  r->length = length;
+  r->buffer = Buffer::borrow(segments.data(), static_cast<unsigned>(segments.size()));
+  return r;
+}
+
+OutForward forward_of(const IoRequestPtr& r, uint64_t id) {
+  OutForward f;
+  f.origin = 1;
+  f.vdisk = r->volume;
+  f.id = id;
+  f.generation = 5;
+  f.body.offset = r->offset;
+  f.body.length = r->length;
+  f.body.op = static_cast<uint32_t>(r->op);
+  if (r->op == IoOp::write) f.hold = r;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("data channel: forwarded requests carry their data both ways, and are answered once") {
+  Pair p;
+  p.in->start();
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  // A write from a buffer of three pieces, 4,095 bytes in all (padded on
+  // the wire), then a read and a flush.
+  std::vector<std::string> pieces{std::string(1000, 'a'), std::string(3000, 'b'), std::string(95, 'c')};
+  IoRequestPtr write = request_over(pieces, IoOp::write, 8192);
+  REQUIRE(p.out->send_forward(forward_of(write, 1)));
+  IoRequestPtr read = make_request();
+  read->op = IoOp::read;
+  read->volume = 7;
+  read->offset = 4096;
+  read->length = 6000;
+  REQUIRE(p.out->send_forward(forward_of(read, 2)));
+  IoRequestPtr flush = make_request();
+  flush->op = IoOp::flush;
+  flush->volume = 7;
+  REQUIRE(p.out->send_forward(forward_of(flush, 3)));
+  p.run_until([&] { return p.receiver.forwarded.size() == 3; });
+  const auto& w = p.receiver.forwarded[0];
+  CHECK(w.header.id == 1);
+  CHECK(w.header.vdisk == 7);
+  CHECK(w.header.epoch == 5);
+  CHECK(w.body.offset == 8192);
+  CHECK(w.data == pieces[0] + pieces[1] + pieces[2]);
+  CHECK(p.receiver.forwarded[1].body.length == 6000);
+  CHECK(p.receiver.forwarded[2].body.op == static_cast<uint32_t>(IoOp::flush));
+  CHECK(p.out->forwards_unanswered() == 3);
+  // The answers: the read's data from a buffer of two pieces.
+  std::vector<std::string> answer{std::string(2000, 'x'), std::string(4000, 'y')};
+  IoRequestPtr served = request_over(answer, IoOp::read, 4096);
+  REQUIRE(p.in->send_forward_answer(2, 0, served, 6000));
+  REQUIRE(p.in->send_forward_answer(1, 0, nullptr, 0));
+  REQUIRE(p.in->send_forward_answer(3, EIO, nullptr, 0));
+  // An answer this connection did not ask for.
+  REQUIRE(p.in->send_forward_answer(99, 0, nullptr, 0));
+  p.run_until([&] { return p.sender.answers.size() == 3 && p.out->stats().stale_answers == 1; });
+  CHECK(p.sender.answers[1] == std::vector<int32_t>{0});
+  CHECK(p.sender.answers[2] == std::vector<int32_t>{0});
+  CHECK(p.sender.answers[3] == std::vector<int32_t>{EIO});
+  CHECK(p.sender.answer_data[2] == answer[0] + answer[1]);
+  CHECK(p.sender.answers.count(99) == 0);
+  CHECK(p.out->window_used() == 0);
+  CHECK(p.out->forwards_unanswered() == 0);
+}
+
+TEST_CASE("data channel: a forwarded read's answer counts in the window, and a cut fails it once") {
+  // Room for one 12 KiB read's answer, not two.
+  Pair p(16 * 1024);
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    IoRequestPtr read = make_request();
+    read->op = IoOp::read;
+    read->volume = 7;
+    read->length = 12 * 1024;
+    REQUIRE(p.out->send_forward(forward_of(read, id)));
+  }
+  for (int i = 0; i < 50; ++i) p.ring->poll();
+  CHECK(p.out->forwards_unanswered() == 1);
+  CHECK(p.out->stats().window_waits > 0);
+  ::shutdown(p.fds[1], SHUT_RDWR);  // the peer goes away unanswering
+  p.run_until([&] { return p.sender.closed; });
+  REQUIRE(p.sender.answers.size() == 3);
+  for (const auto& [id, got] : p.sender.answers) CHECK(got == std::vector<int32_t>{ECONNRESET});
+}
+
+TEST_CASE("data channel: a forward frame whose body does not match its request ends the connection") {
+  Pair p;
+  p.in->start();
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  p.run_until([&] { return p.receiver.hellos.size() == 1; });
+  struct {
+    FrameHeader h;
+    ForwardBody b;
+  } frame;
+  frame.h.type = static_cast<uint8_t>(FrameType::forward);
+  frame.h.body_bytes = sizeof(ForwardBody);
+  SECTION("an unknown op") { frame.b.op = 9; }
+  SECTION("a write without its data") {
+    frame.b.op = static_cast<uint32_t>(IoOp::write);
+    frame.b.length = 4096;
+  }
+  SECTION("a request over 32 MiB") {
+    frame.b.op = static_cast<uint32_t>(IoOp::read);
+    frame.b.length = kMaxForwardBytes + 1;
+  }
+  SECTION("a range that wraps") {
+    frame.b.op = static_cast<uint32_t>(IoOp::read);
+    frame.b.offset = UINT64_MAX - 10;
+    frame.b.length = 4096;
+  }
+  REQUIRE(::write(p.fds[0], &frame, sizeof frame) == sizeof frame);
+  p.run_until([&] { return p.receiver.closed; });
+  CHECK(p.receiver.why.find("forward frame") != std::string::npos);
+  CHECK(p.receiver.forwarded.empty());
 }

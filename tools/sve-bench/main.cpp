@@ -3,9 +3,19 @@
 // read/write mix and core count; prints IOPS, MB/s and latency percentiles.
 // The stack is the one sved runs (build_core_stack), on the same per-core
 // reactor scheduler.
+//
+// --mirror: a mirrored pair instead, the owner's stack and its partner's,
+// the owner's cache in write-back with its copies on a data channel over a
+// loopback TCP connection to the partner's stack (one core: both on it;
+// two: one each), each with its non-volatile memory in /dev/shm. The
+// figure is mirrored writes per second of that core pair.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <iostream>
 #include <thread>
@@ -19,6 +29,7 @@
 #include "actors/spawn.hpp"
 #include "hw/device/block_device.hpp"
 #include "hw/device/mdisk_label.hpp"
+#include "hw/port/tcp.hpp"
 #include "tools/sve-bench/bench_client.hpp"
 #include "util/size.hpp"
 #include "model/virt_map.hpp"
@@ -32,8 +43,10 @@ const char* kUsage =
     "usage: sve-bench [--mdisk null:SIZE|memory:SIZE|PATH] [--cores N] [--qd N]\n"
     "                 [--bs SIZE] [--rw randread|randwrite|randrw|read|write]\n"
     "                 [--mix READ_PERCENT] [--time SECONDS] [--io-memory SIZE]\n"
-    "                 [--no-pin] [--json]\n"
+    "                 [--no-pin] [--json] [--mirror [--cache SIZE]]\n"
     "  defaults: null:4G, 1 core, qd 32 per core, 4K, randread, 10 s\n"
+    "  --mirror: a mirrored write-back pair over a loopback data channel (1 or 2\n"
+    "  cores; cache 256M per node)\n"
     "  a file mdisk is used raw (no label) and overwritten by write jobs\n";
 
 struct Options {
@@ -45,6 +58,8 @@ struct Options {
   uint64_t io_memory = 64ull << 20;
   bool pin = true;
   bool json = false;
+  bool mirror = false;
+  uint64_t cache = 256ull << 20;
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -69,6 +84,8 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--io-memory") o.io_memory = size(next());
     else if (a == "--no-pin") o.pin = false;
     else if (a == "--json") o.json = true;
+    else if (a == "--mirror") o.mirror = true;
+    else if (a == "--cache") o.cache = size(next());
     else if (a == "-h" || a == "--help") return false;
     else throw std::invalid_argument("unknown argument " + a);
   }
@@ -78,7 +95,55 @@ bool parse(int argc, char** argv, Options& o) {
   else if (o.rw == "write") o.job.read_percent = 0, o.job.random = false;
   else if (o.rw != "randrw") throw std::invalid_argument("unknown --rw " + o.rw);
   if (o.cores == 0 || o.job.queue_depth == 0) throw std::invalid_argument("cores and qd must be > 0");
+  if (o.mirror && o.cores > 2) throw std::invalid_argument("--mirror runs one pair: 1 or 2 cores");
   return true;
+}
+
+// The partner's copies of a mirrored pair go on the data channel; this is
+// the fallback the cache would take without it, counted (it should not be).
+struct NoMirrorLink final : MirrorLink {
+  uint64_t used = 0;
+  void mirror(uint32_t, const MirrorBatch&, uint64_t) override { ++used; }
+  void release(uint32_t, uint32_t, const std::vector<uint64_t>&,
+               const std::vector<uint64_t>&) override {}
+};
+
+// A connected loopback TCP pair, as two nodes' data channel would be.
+std::pair<UniqueFd, UniqueFd> loopback_pair() {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener.get(), 1) != 0 ||
+      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("loopback listener");
+  UniqueFd out(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (::connect(out.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("loopback connect");
+  UniqueFd in(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (in.get() < 0) throw std::runtime_error("loopback accept");
+  set_nodelay(out.get());
+  set_nodelay(in.get());
+  return {std::move(out), std::move(in)};
+}
+
+// Node `self`'s route table for the pair's vdisk: owned by node 1, written
+// back and mirrored to node 2.
+std::shared_ptr<RouteTable> mirror_routes(uint32_t self, uint32_t vdisk) {
+  auto routes = std::make_shared<RouteTable>();
+  routes->self = self;
+  routes->generation = 1;
+  VdiskRoute r;
+  r.owner = 1;
+  r.partner = 2;
+  r.mode = CacheMode::write_back;
+  r.group = 1;
+  r.epoch = r.wb_epoch = 10;
+  r.why = "sve-bench --mirror";
+  routes->vdisks[vdisk] = r;
+  return routes;
 }
 
 }  // namespace
@@ -138,6 +203,8 @@ int main(int argc, char** argv) {
     cores.push_back(std::move(c.value()));
   }
   std::vector<BenchResult> results(o.cores);
+  std::string shm_dir;
+  uint64_t fallback_copies = 0;
   {
     caf::actor_system_config cfg;
     install_reactor_scheduler(cfg, io, o.pin);
@@ -145,26 +212,74 @@ int main(int argc, char** argv) {
     caf::actor_system sys{cfg};
     bind_reactor_workers(sys);
     std::vector<CoreStack> stacks;
-    for (unsigned i = 0; i < o.cores; ++i) {
-      // Every core drives the same volume: per-core cache partitions would
-      // each hold their own copy of it, so the cache stays off here.
-      stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr));
-      caf::anon_send(stacks[i].backend, attach_atom::value, uint32_t{1},
-                     BlockDevicePtr(device.value()));
-      caf::anon_send(stacks[i].virt, view_atom::value, FacilityView{map, nullptr});
+    unsigned clients_n = o.mirror ? 1 : o.cores;
+    std::vector<NoMirrorLink*> fallbacks;
+    if (o.mirror) {
+      // Node 1 (the owner, where the client runs) on core 0, node 2 on the
+      // last core; a vdisk's partition is core vdisk % cores on both.
+      shm_dir = std::filesystem::path("/dev/shm") / ("sve-bench-" + std::to_string(::getpid()));
+      std::filesystem::create_directories(shm_dir);
+      auto blocks = static_cast<uint32_t>(o.cache / kCacheBlockBytes);
+      for (uint32_t node : {1u, 2u}) {
+        CoreCacheSetup cache;
+        cache.blocks = blocks;
+        auto nvram = Nvram::open(shm_dir + "/nvram-" + std::to_string(node), 2 * blocks + 64);
+        if (!nvram) throw std::runtime_error(nvram.error().message);
+        cache.nvram = std::move(nvram.value());
+        auto fallback = std::make_unique<NoMirrorLink>();
+        fallbacks.push_back(fallback.get());
+        cache.mirror = std::move(fallback);
+        cache.self = node;
+        cache.data_channel = true;
+        cache.channel.self = node;
+        cache.channel.cores = o.cores;
+        stacks.push_back(build_core_stack(sys, *io[node == 1 ? 0 : o.cores - 1], std::move(cache),
+                                          nullptr));
+      }
+    } else {
+      for (unsigned i = 0; i < o.cores; ++i) {
+        // Every core drives the same volume: per-core cache partitions would
+        // each hold their own copy of it, so the cache stays off here.
+        stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr));
+      }
     }
-    // The clients start once the device and the map are in place: requests
-    // reach the facilities by direct calls, not behind these messages.
+    for (size_t i = 0; i < stacks.size(); ++i) {
+      CoreStack& st = stacks[i];
+      caf::anon_send(st.backend, attach_atom::value, uint32_t{1}, BlockDevicePtr(device.value()));
+      caf::anon_send(st.virt, view_atom::value, FacilityView{map, nullptr});
+      if (o.mirror) {
+        FacilityView view{map, mirror_routes(static_cast<uint32_t>(i + 1), 1)};
+        caf::anon_send(st.cache_actor, view_atom::value, view);
+        caf::anon_send(st.forward_actor, view_atom::value, view);
+      }
+    }
+    if (o.mirror) {
+      auto [out, in] = loopback_pair();
+      int out_fd = out.release(), in_fd = in.release();
+      run_on_core(stacks[0].cache_actor, [&stacks, out_fd] {
+        stacks[0].channels->adopt(2, UniqueFd(out_fd));
+      });
+      run_on_core(stacks[1].cache_actor, [&stacks, in_fd] {
+        channel::FrameHeader hello;
+        hello.origin = 1;
+        hello.core = stacks[1].channels->setup().core;
+        hello.count = stacks[1].channels->setup().cores;
+        stacks[1].channels->accept(UniqueFd(in_fd), hello);
+      });
+    }
+    // The clients start once the device, the map and the routes are in
+    // place: requests reach the facilities by direct calls, not behind
+    // these messages.
     for (auto& s : stacks) {
-      for (const caf::actor& actor : {s.backend, s.virt}) {
+      for (const caf::actor& actor : {s.backend, s.virt, s.cache_actor, s.forward_actor}) {
         std::promise<void> applied;
         run_on_core(actor, [&] { applied.set_value(); });
         applied.get_future().wait();
       }
     }
-    std::vector<std::unique_ptr<BenchClient>> clients(o.cores);
-    std::vector<std::promise<void>> started(o.cores), drained(o.cores);
-    for (unsigned i = 0; i < o.cores; ++i) {
+    std::vector<std::unique_ptr<BenchClient>> clients(clients_n);
+    std::vector<std::promise<void>> started(clients_n), drained(clients_n);
+    for (unsigned i = 0; i < clients_n; ++i) {
       run_on_core(stacks[i].backend, [&, i] {
         clients[i] = std::make_unique<BenchClient>(*io[i], *stacks[i].top, o.job, i);
         clients[i]->start();
@@ -173,10 +288,10 @@ int main(int argc, char** argv) {
     }
     for (auto& s : started) s.get_future().wait();
     std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
-    for (unsigned i = 0; i < o.cores; ++i)
+    for (unsigned i = 0; i < clients_n; ++i)
       run_on_core(stacks[i].backend, [&, i] { clients[i]->stop([&, i] { drained[i].set_value(); }); });
     for (auto& d : drained) d.get_future().wait();
-    for (unsigned i = 0; i < o.cores; ++i) {
+    for (unsigned i = 0; i < clients_n; ++i) {
       std::promise<void> gone;
       run_on_core(stacks[i].backend, [&, i] {
         results[i] = clients[i]->result();
@@ -184,6 +299,19 @@ int main(int argc, char** argv) {
         gone.set_value();
       });
       gone.get_future().wait();
+    }
+    if (o.mirror) {
+      for (NoMirrorLink* f : fallbacks) fallback_copies += f->used;
+      // The pair's connection closes while the reactors still run.
+      for (auto& st : stacks) {
+        std::promise<void> closed;
+        run_on_core(st.cache_actor, [&] {
+          st.channels->close_all();
+          closed.set_value();
+        });
+        closed.get_future().wait();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     for (auto& s : stacks) {
       for (const auto& [kind, actor] : s.actors())
@@ -195,6 +323,7 @@ int main(int argc, char** argv) {
     stacks.clear();
   }
 
+  if (!shm_dir.empty()) std::filesystem::remove_all(shm_dir);
   BenchResult total;
   double seconds = 0;
   for (auto& r : results) {
@@ -209,7 +338,8 @@ int main(int argc, char** argv) {
   double mbps = iops * o.job.block_bytes / 1e6;
   auto us = [&](double f) { return total.latency.percentile(f) / 1000.0; };
   if (o.json) {
-    nlohmann::json j = {{"mdisk", o.mdisk}, {"cores", o.cores}, {"qd", o.job.queue_depth},
+    nlohmann::json j = {{"mdisk", o.mdisk}, {"cores", o.cores}, {"mirror", o.mirror},
+                        {"qd", o.job.queue_depth},
                         {"bs", o.job.block_bytes}, {"rw", o.rw},
                         {"read_percent", o.job.read_percent}, {"seconds", seconds},
                         {"ops", ops}, {"errors", total.errors}, {"iops", iops},
@@ -217,11 +347,14 @@ int main(int argc, char** argv) {
                         {"p50_us", us(0.5)}, {"p99_us", us(0.99)}, {"p999_us", us(0.999)}};
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("%s %s bs=%u qd=%u cores=%u: %.0f IOPS (%.0f per core), %.1f MB/s, "
+    std::printf("%s%s %s bs=%u qd=%u cores=%u: %.0f IOPS (%.0f per core), %.1f MB/s, "
                 "latency p50 %.1f us, p99 %.1f us, p99.9 %.1f us, %lu errors\n",
-                o.mdisk.c_str(), o.rw.c_str(), o.job.block_bytes, o.job.queue_depth, o.cores,
+                o.mirror ? "mirrored pair, " : "", o.mdisk.c_str(), o.rw.c_str(),
+                o.job.block_bytes, o.job.queue_depth, o.cores,
                 iops, iops / o.cores, mbps, us(0.5), us(0.99), us(0.999),
                 static_cast<unsigned long>(total.errors));
   }
-  return total.errors ? 1 : 0;
+  if (fallback_copies) std::fprintf(stderr, "sve-bench: %lu copies missed the data channel\n",
+                                    static_cast<unsigned long>(fallback_copies));
+  return total.errors || fallback_copies ? 1 : 0;
 }

@@ -142,8 +142,9 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
                "run the I/O process alone, unsupervised (debugging)");
   app.add_option_function<std::string>(
          "--data-channel", [&n](const std::string& v) { n.data_channel = v == "on"; },
-         "the cache's copies between partner nodes: on a data channel per core (on, the "
-         "default) or through the interconnect actor (off)")
+         "the cache's copies between partner nodes, and requests forwarded to a vdisk's "
+         "owner: on a data channel per core (on, the default) or through the interconnect "
+         "actor (off)")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_flag("--enable-chaos", n.enable_chaos,
                "let the admin API start the chaos monkey (svectl chaos): for test clusters "

@@ -1,0 +1,171 @@
+#include "io/interconnect/channel_forwarder.hpp"
+
+#include <cerrno>
+
+#include "io/buffer/buffer_pool.hpp"
+#include "io/request_pool.hpp"
+
+namespace sve {
+namespace {
+
+constexpr uint64_t kIndexMask = 0xffffffffu;
+
+}  // namespace
+
+ChannelForwarder::ChannelForwarder(channel::PeerChannels& channels, IoServer& below, CoreIo& io,
+                                   const ServiceGate* gate)
+    : channels_(channels),
+      below_(below),
+      io_(io),
+      gate_(gate),
+      requests_account_("forwarded", io.frontend_requests(), 0, io.frontend_requests().limit()),
+      pages_account_("forwarded", io.frontend_buffers(), 0, io.frontend_buffers().limit()) {
+  channels_.bind(static_cast<channel::ForwardEndpoint*>(this));
+}
+
+ChannelForwarder::~ChannelForwarder() { channels_.bind(static_cast<channel::ForwardEndpoint*>(nullptr)); }
+
+void ChannelForwarder::submit(IoRequestPtr request) {
+  const channel::PeerChannelsSetup& setup = channels_.setup();
+  const RouteTable* routes = routes_.get();
+  const VdiskRoute* r = routes && routes->serving ? routes->find(request->volume) : nullptr;
+  channel::DataChannel* c = nullptr;
+  if (r && r->owner != 0 && r->owner != routes->self && !r->hold &&
+      request->volume % setup.cores == setup.core)
+    c = channels_.up(r->owner);
+  if (!c) {
+    ++stats_.not_sent;
+    complete(std::move(request), kNotSent);
+    return;
+  }
+  uint32_t index;
+  if (free_outbound_.empty()) {
+    index = static_cast<uint32_t>(outbound_.size());
+    outbound_.emplace_back();
+  } else {
+    index = free_outbound_.back();
+    free_outbound_.pop_back();
+  }
+  Outbound& slot = outbound_[index];
+  // The serial tells a late answer for an earlier user of the slot apart.
+  slot.id = (next_serial_++ << 32) | index;
+  slot.request = request;
+  channel::OutForward out;
+  out.origin = setup.self;
+  out.vdisk = request->volume;
+  out.id = slot.id;
+  out.generation = routes->generation;
+  out.body.offset = request->offset;
+  out.body.length = request->length;
+  out.body.op = static_cast<uint32_t>(request->op);
+  out.body.flags = request->flags;
+  out.hold = request;
+  if (!c->send_forward(std::move(out))) {
+    slot.request.reset();
+    free_outbound_.push_back(index);
+    ++stats_.not_sent;
+    complete(std::move(request), kNotSent);
+    return;
+  }
+  ++stats_.sent;
+}
+
+void ChannelForwarder::on_forward_answer(const channel::ForwardAnswerIn& in) {
+  uint64_t index = in.id & kIndexMask;
+  if (index >= outbound_.size() || outbound_[index].id != in.id || !outbound_[index].request)
+    return;  // not ours (any more)
+  IoRequestPtr request = std::move(outbound_[index].request);
+  free_outbound_.push_back(static_cast<uint32_t>(index));
+  int32_t status = in.status;
+  // Not run there (ESTALE: not the owner; EAGAIN: no room; EXDEV: another
+  // core), or the connection ended first: another path.
+  if (status == ESTALE || status == EAGAIN || status == EXDEV || status == EOPNOTSUPP ||
+      status == ECONNRESET)
+    status = kNotSent;
+  if (status == 0 && request->op == IoOp::read) {
+    if (in.bytes != request->length) {
+      status = EIO;
+    } else if (in.bytes > 0) {
+      request->buffer->copy_in(request->buffer_offset, in.bytes, in.data);
+      stats_.bytes_copied += in.bytes;
+    }
+  }
+  if (status == kNotSent) ++stats_.not_sent;
+  complete(std::move(request), status);
+}
+
+bool ChannelForwarder::runs_here(uint32_t vdisk) const {
+  const channel::PeerChannelsSetup& setup = channels_.setup();
+  const RouteTable* routes = routes_.get();
+  return gate_ && gate_->open() && routes && routes->serving && routes->find(vdisk) &&
+         routes->local(vdisk) && vdisk % setup.cores == setup.core;
+}
+
+void ChannelForwarder::refuse(channel::ReplyTo reply, uint64_t id, int32_t status) {
+  ++stats_.refused;
+  channels_.answer_forward(reply, id, status, nullptr, 0);
+}
+
+void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
+                                  const channel::ForwardIn& in) {
+  (void)from;
+  const channel::FrameHeader& h = *in.header;
+  const channel::ForwardBody& b = *in.body;
+  if (!runs_here(h.vdisk)) return refuse(reply, h.id, ESTALE);
+  auto op = static_cast<IoOp>(b.op);
+  // Room in this core's pools now, or the peer takes the other path.
+  if (!requests_account_.try_acquire(1)) return refuse(reply, h.id, EAGAIN);
+  IoRequestPtr request = io_.requests().make(requests_account_);
+  if ((op == IoOp::read || op == IoOp::write) && b.length > 0) {
+    uint64_t pages = BufferPool::pages_for(b.length);
+    if (!pages_account_.try_acquire(pages)) return refuse(reply, h.id, EAGAIN);
+    BufferRef buffer = io_.buffers().build(pages_account_, b.length);
+    if (!buffer) {
+      pages_account_.release(pages);
+      return refuse(reply, h.id, EAGAIN);
+    }
+    if (op == IoOp::write) {
+      buffer->copy_in(0, b.length, in.data);
+      stats_.bytes_copied += b.length;
+    }
+    request->buffer = std::move(buffer);
+  }
+  request->op = op;
+  request->flags = b.flags;
+  request->volume = h.vdisk;
+  request->offset = b.offset;
+  request->length = op == IoOp::flush ? 0 : b.length;
+  uint32_t index;
+  if (free_inbound_.empty()) {
+    index = static_cast<uint32_t>(inbound_.size());
+    inbound_.emplace_back();
+  } else {
+    index = free_inbound_.back();
+    free_inbound_.pop_back();
+  }
+  inbound_[index] = {reply, h.id, true};
+  request->client = this;
+  request->cookie = index;
+  ++stats_.served;
+  below_.submit(std::move(request));
+}
+
+void ChannelForwarder::io_done(IoRequestPtr request) {
+  auto index = static_cast<uint32_t>(request->cookie);
+  Inbound slot = inbound_[index];
+  inbound_[index].busy = false;
+  free_inbound_.push_back(index);
+  int32_t status = request->status;
+  uint64_t bytes = status == 0 && request->op == IoOp::read ? request->length : 0;
+  // The connection may have ended meanwhile: the peer sends it again.
+  channels_.answer_forward(slot.reply, slot.id, status, std::move(request), bytes);
+}
+
+nlohmann::json ChannelForwarder::inspect() const {
+  return {{"sent", stats_.sent}, {"not_sent", stats_.not_sent}, {"served", stats_.served},
+          {"refused", stats_.refused}, {"bytes_copied", stats_.bytes_copied},
+          {"waiting_answers", outbound_.size() - free_outbound_.size()},
+          {"serving", serving()}};
+}
+
+}  // namespace sve
