@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # In-process throughput of the facility stack (sve-bench), without sockets:
 # 4 KiB random read and write at QD32 per core on a null mdisk, for 1..N
-# cores, then a memory mdisk; prints a markdown table.
+# cores, then a memory mdisk, then a mirrored write-back pair (--mirror: the
+# owner's stack and its partner's over a loopback data channel; "mirror"
+# in the mdisk column); prints a markdown table.
 #
 #   bench/sve_bench.sh [MAX_CORES] [SECONDS]
 #
@@ -28,8 +30,8 @@ one() {  # build-dir label-suffix sve-bench-args...
 import json, os, sys
 r = json.load(sys.stdin)
 job = "%s %dK qd%d" % (r["rw"], r["bs"] // 1024, r["qd"])
-print("| %s%s | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |" % (
-    r["mdisk"], os.environ["SUFFIX"], job, r["cores"], r["iops"], r["iops_per_core"],
+print("| %s%s%s | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |" % (
+    r["mdisk"], ", mirrored pair" if r.get("mirror") else "", os.environ["SUFFIX"], job, r["cores"], r["iops"], r["iops_per_core"],
     r["mb_per_s"], r["p50_us"], r["p99_us"], r["p999_us"]))'
 }
 cores=1
@@ -41,3 +43,10 @@ done
 row --mdisk memory:2G --cores 1 --rw randread
 row --mdisk memory:2G --cores 1 --rw randwrite
 row --mdisk null:4G --cores 1 --rw read --bs 1M
+# The mirrored pair: the whole volume in the cache (null:128M), then a
+# volume 16 times the cache (destage all along); one core, then one each.
+for cores in 1 2; do
+  [ "$cores" -le "$MAX" ] || break
+  one build "" --mirror --mdisk null:128M --cores "$cores" --rw randwrite
+  one build "" --mirror --mdisk null:4G --cores "$cores" --rw randwrite
+done
