@@ -48,6 +48,13 @@ uint64_t NetFaults::channel_stall_ms(uint32_t peer, uint64_t now_ms) {
   return f && f->channel_stall ? f->until_ms - now_ms : 0;
 }
 
+uint32_t NetFaults::channel_delay_ms(uint32_t peer, uint64_t now_ms) {
+  if (!any_.load(std::memory_order_acquire)) return 0;
+  std::lock_guard lock(mu_);
+  const LinkFault* f = active(peer, now_ms);
+  return f ? f->channel_delay_ms : 0;
+}
+
 bool NetFaults::drop_incoming(uint32_t peer, uint64_t now_ms) {
   if (!any_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(mu_);

@@ -21,6 +21,7 @@ struct LinkFault {
   uint64_t until_ms = 0;  // steady clock
   bool channel_cut = false;  // only the data channel's connections (io/channel/)
   bool channel_stall = false;  // this node stops reading its data channel from the peer
+  uint32_t channel_delay_ms = 0;  // this node's frames to the peer leave this much late
 };
 
 class NetFaults {
@@ -41,6 +42,8 @@ class NetFaults {
   // How long this node must still not read its data channel's connections
   // with `peer` (0: read now).
   uint64_t channel_stall_ms(uint32_t peer, uint64_t now_ms);
+  // How late this node's data channel frames to `peer` must leave (0: now).
+  uint32_t channel_delay_ms(uint32_t peer, uint64_t now_ms);
 
  private:
   const LinkFault* active(uint32_t peer, uint64_t now_ms) const;

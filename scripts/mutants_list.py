@@ -307,4 +307,9 @@ MUTANTS = [
          before="  if (uint64_t hold = handler_.receive_hold_ms()) {",
          after="  if (uint64_t hold = 0 * handler_.receive_hold_ms()) {",
          tests="integration.data_channel"),
+    dict(id="channel-delay-ignored", file="io/channel/data_channel.cpp",
+         why="frames leave at once while the chaos monkey delays the channel",
+         before="  if (uint64_t delay = handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;",
+         after="  if (uint64_t delay = 0 * handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;",
+         tests="a delayed end sends its frames late"),
 ]

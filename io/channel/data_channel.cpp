@@ -1,5 +1,7 @@
 #include "io/channel/data_channel.hpp"
 
+#include "io/service_gate.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -25,6 +27,8 @@ DataChannel::DataChannel(UringEngine& ring, UniqueFd fd, ChannelHandler& handler
   send_op_.on_done = &DataChannel::sent;
   hold_op_.channel = this;
   hold_op_.on_done = &DataChannel::held;
+  delay_op_.channel = this;
+  delay_op_.on_done = &DataChannel::delayed;
   in_.resize(kInitialReceiveBytes);
   iov_.reserve(kMaxIov);
 }
@@ -138,6 +142,7 @@ bool DataChannel::send_forward_answer(uint64_t id, int32_t status, IoRequestPtr 
 bool DataChannel::queue(Out out) {
   if (closing_) return false;
   out.bytes = kHeaderBytes + out.header.body_bytes;
+  if (uint64_t delay = handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;
   waiting_.push_back(std::move(out));
   admit();
   pump();
@@ -167,12 +172,24 @@ void DataChannel::admit() {
 
 void DataChannel::pump() {
   if (send_busy_ || closing_ || sending_.empty()) return;
+  uint64_t now = sending_.front().ready_ms && !front_sent_ ? monotonic_ms() : 0;
+  if (now && sending_.front().ready_ms > now) {
+    // Held back (a delay fault): a timer, counted as the send in flight.
+    delay_for_.tv_sec = 0;
+    delay_for_.tv_nsec = static_cast<long long>(
+        std::min<uint64_t>(sending_.front().ready_ms - now, 500) * 1000000);
+    io_uring_prep_timeout(ring_.sqe_for(&delay_op_), &delay_for_, 0, 0);
+    send_busy_ = true;
+    return;
+  }
   iov_.clear();
   uint64_t bytes = 0;
   uint32_t frames = 0;
   bool first = true;
   for (Out& out : sending_) {
-    if (!first && (iov_.size() + 2 + out.body.size() > kMaxIov || bytes >= kMaxSendBytes)) break;
+    if (!first && (iov_.size() + 2 + out.body.size() > kMaxIov || bytes >= kMaxSendBytes ||
+                   (out.ready_ms && out.ready_ms > monotonic_ms())))
+      break;
     // The front frame may be partly sent: skip what left already.
     uint64_t skip = first ? front_sent_ : 0;
     auto add = [&](void* base, uint64_t len) {
@@ -265,6 +282,13 @@ void DataChannel::received(int res) {
   if (!parse()) return maybe_finish_close();
   if (closing_) return maybe_finish_close();
   receive();
+}
+
+void DataChannel::delayed(int res) {
+  (void)res;  // -ETIME: the timer ran out
+  send_busy_ = false;
+  if (closing_) return maybe_finish_close();
+  pump();
 }
 
 void DataChannel::held(int res) {

@@ -108,6 +108,8 @@ class ChannelHandler {
   // How long this end must not read now (the chaos monkey's stall): the
   // channel asks again every 20 ms at most.
   virtual uint64_t receive_hold_ms() { return 0; }
+  // How late a frame queued now must leave (the chaos monkey's delay).
+  virtual uint64_t send_delay_ms() { return 0; }
   // The connection has ended, after every copy got its answer above. The
   // channel may be destroyed from here on (not inside this call).
   virtual void on_closed(const std::string& reason) { (void)reason; }
@@ -194,6 +196,7 @@ class DataChannel {
     boost::container::small_vector<iovec, 4> body;  // the rest of the body
     uint64_t bytes = 0;   // header and body
     uint64_t window = 0;  // what it takes of the window (copies, forwards)
+    uint64_t ready_ms = 0;  // not sent before (a delay fault)
     std::shared_ptr<const void> keep;
     IoRequestPtr hold;    // a forwarded request, or the one answered
     std::vector<uint64_t> owned;  // a release's blocks, then its seqs
@@ -214,6 +217,7 @@ class DataChannel {
   void receive();
   void received(int res);
   void held(int res);
+  void delayed(int res);
   // Frames complete in the receive buffer, handled; false if one was bad.
   bool parse();
   bool handle(const FrameHeader& h, const char* body);
@@ -223,8 +227,8 @@ class DataChannel {
   UniqueFd fd_;
   ChannelHandler& handler_;
   ChannelLimits limits_;
-  Op recv_op_, send_op_, hold_op_;
-  __kernel_timespec hold_for_{};
+  Op recv_op_, send_op_, hold_op_, delay_op_;
+  __kernel_timespec hold_for_{}, delay_for_{};
   bool recv_busy_ = false, send_busy_ = false;
   bool closing_ = false, closed_ = false;
   bool hello_seen_ = false;

@@ -39,6 +39,7 @@ struct PeerChannels::Peer final : ChannelHandler {
     if (channels->forward_) channels->forward_->on_forward_answer(in);
   }
   uint64_t receive_hold_ms() override { return channels->stall_ms(node); }
+  uint64_t send_delay_ms() override { return channels->delay_ms(node); }
   void on_closed(const std::string& reason) override {
     spdlog::info("data channel to node {} (core {}) closed: {}", node, channels->setup_.core,
                  reason);
@@ -81,6 +82,7 @@ struct PeerChannels::Inbound final : ChannelHandler {
     channels->forward_->on_forward(ReplyTo{serial}, node, in);
   }
   uint64_t receive_hold_ms() override { return channels->stall_ms(node); }
+  uint64_t send_delay_ms() override { return channels->delay_ms(node); }
   void on_closed(const std::string& reason) override {
     spdlog::info("data channel from node {} (core {}) closed: {}", node, channels->setup_.core,
                  reason);
@@ -194,6 +196,10 @@ bool PeerChannels::answer_forward(ReplyTo reply, uint64_t id, int32_t status,
 
 bool PeerChannels::cut(uint32_t node) const {
   return setup_.faults && setup_.faults->channel_cut(node, monotonic_ms());
+}
+
+uint64_t PeerChannels::delay_ms(uint32_t node) const {
+  return setup_.faults ? setup_.faults->channel_delay_ms(node, monotonic_ms()) : 0;
 }
 
 uint64_t PeerChannels::stall_ms(uint32_t node) const {

@@ -103,9 +103,10 @@ class PeerChannels {
   bool answer_forward(ReplyTo reply, uint64_t id, int32_t status, IoRequestPtr request,
                       uint64_t bytes);
   // Whether the chaos monkey cuts the channel to `node` now; how long it
-  // still stalls this end's reading from it.
+  // still stalls this end's reading from it; how late frames to it leave.
   bool cut(uint32_t node) const;
   uint64_t stall_ms(uint32_t node) const;
+  uint64_t delay_ms(uint32_t node) const;
 
   nlohmann::json inspect() const;
   const PeerChannelsStats& stats() const { return stats_; }

@@ -166,7 +166,8 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
     case FaultKind::net_delay:
     case FaultKind::net_duplicate:
     case FaultKind::channel_cut:
-    case FaultKind::channel_stall: {
+    case FaultKind::channel_stall:
+    case FaultKind::channel_delay: {
       auto ids = peers(self);
       if (ids.empty()) return "";
       uint32_t peer = ids[f.target % ids.size()];
@@ -177,9 +178,13 @@ std::string inject(Self* self, const PlannedFault& f, json& entry) {
       if (f.kind == FaultKind::net_delay) fault.delay_ms = f.intensity;
       fault.channel_cut = f.kind == FaultKind::channel_cut;
       fault.channel_stall = f.kind == FaultKind::channel_stall;
+      if (f.kind == FaultKind::channel_delay) fault.channel_delay_ms = f.intensity;
       st.setup.net->set(peer, fault);
       std::string target =
-          (fault.channel_cut || fault.channel_stall ? "data channel to node " : "link to node ") +
+          (f.kind == FaultKind::channel_cut || f.kind == FaultKind::channel_stall ||
+                   f.kind == FaultKind::channel_delay
+               ? "data channel to node "
+               : "link to node ") +
           std::to_string(peer);
       logged(target);
       return target;
@@ -225,7 +230,8 @@ void fire(Self* self) {
   if (timed) entry["duration_ms"] = f.duration_ms;
   if (f.kind == FaultKind::net_drop || f.kind == FaultKind::net_duplicate)
     entry["percent"] = f.intensity;
-  if (f.kind == FaultKind::net_delay) entry["delay_ms"] = f.intensity;
+  if (f.kind == FaultKind::net_delay || f.kind == FaultKind::channel_delay)
+    entry["delay_ms"] = f.intensity;
   ++st.by_kind[to_string(f.kind)];
   save(self);  // counted before it is injected: it may end this process
   if (inject(self, f, entry).empty()) {
@@ -292,7 +298,8 @@ std::string inject_now(Self* self, const json& request) {
   f.kind = *kind;
   f.duration_ms = request.value("duration_ms", uint32_t{2000});
   f.target = request.value("target", uint32_t{0});
-  f.intensity = request.value("intensity", *kind == FaultKind::net_delay ? 200u : 50u);
+  f.intensity = request.value(
+      "intensity", *kind == FaultKind::net_delay || *kind == FaultKind::channel_delay ? 200u : 50u);
   if (f.duration_ms < 1 || f.duration_ms > 600000)
     return error("--duration is 1 to 600000 ms");
   json entry{{"time_ms", wall_ms()}, {"node", st.setup.self}, {"seed", nullptr},

@@ -10,7 +10,8 @@ const std::vector<FaultKind>& all_fault_kinds() {
       FaultKind::kill_actor, FaultKind::crash_io,      FaultKind::hang_io,
       FaultKind::kill_node,  FaultKind::net_drop,      FaultKind::net_delay,
       FaultKind::net_duplicate, FaultKind::partition, FaultKind::mdisk_error,
-      FaultKind::mdisk_stall, FaultKind::channel_cut, FaultKind::channel_stall};
+      FaultKind::mdisk_stall, FaultKind::channel_cut, FaultKind::channel_stall,
+      FaultKind::channel_delay};
   return kinds;
 }
 
@@ -28,6 +29,7 @@ const char* to_string(FaultKind kind) {
     case FaultKind::mdisk_stall: return "mdisk-stall";
     case FaultKind::channel_cut: return "channel-cut";
     case FaultKind::channel_stall: return "channel-stall";
+    case FaultKind::channel_delay: return "channel-delay";
   }
   return "?";
 }
@@ -76,7 +78,7 @@ PlannedFault ChaosPlan::next() {
   f.kind = settings_.kinds.empty() ? FaultKind::kill_actor : settings_.kinds[kind(rng_)];
   f.duration_ms = std::uniform_int_distribution<uint32_t>(500, 3000)(rng_);
   f.target = std::uniform_int_distribution<uint32_t>(0, 1u << 30)(rng_);
-  f.intensity = f.kind == FaultKind::net_delay
+  f.intensity = f.kind == FaultKind::net_delay || f.kind == FaultKind::channel_delay
                     ? std::uniform_int_distribution<uint32_t>(20, 400)(rng_)
                     : std::uniform_int_distribution<uint32_t>(10, 60)(rng_);
   return f;

@@ -26,6 +26,7 @@ enum class FaultKind {
                   // take the interconnect actor meanwhile)
   channel_stall,  // this node stops reading its data channel from one peer for a
                   // while: the peer's window fills and its writers wait
+  channel_delay,  // this node's data channel frames to one peer leave late
 };
 
 const std::vector<FaultKind>& all_fault_kinds();

@@ -106,6 +106,17 @@ def test(make):
     check(writer.errors_seen == {} and forwarded.errors_seen == {},
           f"errors: {writer.errors_seen} {forwarded.errors_seen}")
 
+    # Node 1's frames to node 2 leave 100 ms late for 1.5 s (channel-delay):
+    # slower, nothing fails.
+    hit = n1.ctl_json("chaos", "inject", "channel-delay", "--intensity", "100", "--duration",
+                      "1500", "--target", "0")
+    check("data channel to node 2" in json.dumps(hit), f"the delay on node 1: {hit}")
+    acked, acked_f = writer.writes_acked, forwarded.writes_acked
+    wait_until(lambda: writer.writes_acked > acked + 100 and forwarded.writes_acked > acked_f + 100,
+               "writes through the delay")
+    check(writer.errors_seen == {} and forwarded.errors_seen == {},
+          f"errors: {writer.errors_seen} {forwarded.errors_seen}")
+
     # One more cut, at the partner's end this time (what node 1 sent and
     # node 2 had not read yet is lost with the connection), and the owner
     # dies right after it, while what was written around the cut is still

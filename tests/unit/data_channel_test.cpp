@@ -35,7 +35,9 @@ struct Receiver final : ChannelHandler {
     hellos.push_back(h);
     return h.origin != 666;
   }
+  std::vector<uint64_t> order;  // copy ids as they arrived
   int32_t on_mirror(const MirrorIn& in) override {
+    order.push_back(in.header->id);
     for (uint32_t i = 0; i < in.header->count; ++i)
       copies[in.blocks[i]] = static_cast<unsigned char>(in.data[i * kBlockBytes]) + in.seqs[i] * 1000;
     return answer;
@@ -63,7 +65,9 @@ struct Receiver final : ChannelHandler {
 struct Sender final : ChannelHandler {
   std::map<uint64_t, std::vector<int32_t>> answers;  // id -> every answer it got
   std::map<uint64_t, std::string> answer_data;       // forwarded reads' data
+  uint64_t delay_ms = 0;                             // a delay fault
   bool closed = false;
+  uint64_t send_delay_ms() override { return delay_ms; }
   void on_mirror_answer(uint64_t id, int32_t status) override { answers[id].push_back(status); }
   void on_forward_answer(const ForwardAnswerIn& in) override {
     answers[in.id].push_back(in.status);
@@ -417,4 +421,24 @@ TEST_CASE("data channel: a forward frame whose body does not match its request e
   p.run_until([&] { return p.receiver.closed; });
   CHECK(p.receiver.why.find("forward frame") != std::string::npos);
   CHECK(p.receiver.forwarded.empty());
+}
+
+TEST_CASE("data channel: a delayed end sends its frames late, in order") {
+  Pair p;
+  p.in->start();
+  p.sender.delay_ms = 150;
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  for (uint64_t id = 1; id <= 5; ++id)
+    REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 10, 1, char(id), id), id)));
+  // Nothing arrives within the delay.
+  for (int i = 0; i < 100; ++i) p.ring->poll();
+  if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(140))
+    CHECK(p.receiver.hellos.empty());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (p.sender.answers.size() < 5 && std::chrono::steady_clock::now() < deadline) p.ring->poll();
+  REQUIRE(p.sender.answers.size() == 5);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(150));
+  CHECK(p.receiver.order == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  for (uint64_t id = 1; id <= 5; ++id) CHECK(p.sender.answers[id] == std::vector<int32_t>{0});
 }

@@ -153,10 +153,14 @@ class CommandLine {
     text(inject, "KIND");
     inject->add_option("--duration", duration_, "how long it lasts, ms");
     inject->add_option("--target", target_, "which mdisk or peer");
+    inject->add_option("--intensity", intensity_,
+                       "a delay in ms (net-delay, channel-delay) or a percentage (net-drop, "
+                       "net-duplicate)");
     on(inject, [this, inject] {
       r_["kind"] = pos_["KIND"];
       if (inject->count("--duration")) r_["duration_ms"] = duration_;
       if (inject->count("--target")) r_["target"] = target_;
+      if (inject->count("--intensity")) r_["intensity"] = intensity_;
     });
     auto* run = chaos->add_subcommand(
         "run", "monkeys on every node and a verifying workload; exits non-zero if a write "
@@ -273,7 +277,7 @@ class CommandLine {
   std::vector<std::string> mdisks_, nodes_;
   std::string id_, node_, rate_;
   uint64_t seed_ = 1;
-  uint32_t duration_ = 0, target_ = 0;
+  uint32_t duration_ = 0, target_ = 0, intensity_ = 0;
 };
 
 }  // namespace
