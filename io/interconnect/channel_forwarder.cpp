@@ -10,6 +10,18 @@ namespace {
 
 constexpr uint64_t kIndexMask = 0xffffffffu;
 
+// A free slot of `slots` (a new one when none is free): its index.
+template <class Slot>
+uint32_t take_slot(std::vector<Slot>& slots, std::vector<uint32_t>& free) {
+  if (free.empty()) {
+    slots.emplace_back();
+    return static_cast<uint32_t>(slots.size() - 1);
+  }
+  uint32_t index = free.back();
+  free.pop_back();
+  return index;
+}
+
 }  // namespace
 
 ChannelForwarder::ChannelForwarder(channel::PeerChannels& channels, IoServer& below, CoreIo& io,
@@ -38,14 +50,7 @@ void ChannelForwarder::submit(IoRequestPtr request) {
     complete(std::move(request), kNotSent);
     return;
   }
-  uint32_t index;
-  if (free_outbound_.empty()) {
-    index = static_cast<uint32_t>(outbound_.size());
-    outbound_.emplace_back();
-  } else {
-    index = free_outbound_.back();
-    free_outbound_.pop_back();
-  }
+  uint32_t index = take_slot(outbound_, free_outbound_);
   Outbound& slot = outbound_[index];
   // The serial tells a late answer for an earlier user of the slot apart.
   slot.id = (next_serial_++ << 32) | index;
@@ -131,19 +136,12 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
     request->buffer = std::move(buffer);
   }
   request->op = op;
-  request->flags = b.flags;
+  request->flags = b.flags & (io_flags::fua | io_flags::no_hole);  // only those a host may set
   request->volume = h.vdisk;
   request->offset = b.offset;
   request->length = op == IoOp::flush ? 0 : b.length;
-  uint32_t index;
-  if (free_inbound_.empty()) {
-    index = static_cast<uint32_t>(inbound_.size());
-    inbound_.emplace_back();
-  } else {
-    index = free_inbound_.back();
-    free_inbound_.pop_back();
-  }
-  inbound_[index] = {reply, h.id, true};
+  uint32_t index = take_slot(inbound_, free_inbound_);
+  inbound_[index] = {reply, h.id};
   request->client = this;
   request->cookie = index;
   ++stats_.served;
@@ -153,7 +151,6 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
 void ChannelForwarder::io_done(IoRequestPtr request) {
   auto index = static_cast<uint32_t>(request->cookie);
   Inbound slot = inbound_[index];
-  inbound_[index].busy = false;
   free_inbound_.push_back(index);
   int32_t status = request->status;
   uint64_t bytes = status == 0 && request->op == IoOp::read ? request->length : 0;

@@ -80,7 +80,6 @@ class ChannelForwarder final : public IoServer, public IoClient, public channel:
   struct Inbound {
     channel::ReplyTo reply;
     uint64_t id = 0;  // the peer's
-    bool busy = false;
   };
 
   bool runs_here(uint32_t vdisk) const;
