@@ -196,13 +196,19 @@ void CacheFacility::stall(IoRequestPtr request) {
   stalled_.push_back(std::move(request));
 }
 
-void CacheFacility::resume_stalled() {
+void CacheFacility::resume_stalled(bool all) {
   std::deque<IoRequestPtr> again;
   again.swap(stalled_);
   while (!again.empty()) {
     IoRequestPtr r = std::move(again.front());
     again.pop_front();
+    room_stall_ = false;
     submit(std::move(r));
+    if (room_stall_ && !all) {
+      // Still no room: the rest wait behind it, in order.
+      for (auto& rest : again) stalled_.push_back(std::move(rest));
+      return;
+    }
   }
 }
 

@@ -24,7 +24,8 @@
 // the partner confirms its copy. Partial blocks are filled first. Dirty
 // blocks are destaged in the background, oldest first, adjacent ones
 // coalesced, more at once as the cache fills; then the partner is told to
-// free its copies. A full cache makes writers wait; it never fails them.
+// free its copies. A full cache makes writers wait, in order; it never
+// fails them.
 // A flush completes at once: every completed write already has two copies.
 //
 // The partner's copies of its own dirty blocks live here too, in the
@@ -287,7 +288,11 @@ class CacheFacility final : public Facility {
   void flush_releases();
   void kick_destage();
   void destage_done(uint32_t index, bool ok);
-  void resume_stalled();
+  // Submits the waiting requests again, in order. Unless `all` (the route
+  // table changed: each must be judged again), it stops at the first that
+  // waits again for room: those behind it keep their turn rather than each
+  // being tried, and waiting again, at every destage completion.
+  void resume_stalled(bool all = false);
   void complete_drained();
   void reconcile_copies();
   void drop_vdisk(uint32_t vdisk);
@@ -321,6 +326,7 @@ class CacheFacility final : public Facility {
   std::set<uint32_t> unpromoted_;  // vdisks whose copies wait for room
   std::unordered_map<IoRequest*, FillPending> fills_pending_;
   std::deque<IoRequestPtr> stalled_;  // wait for destage progress
+  bool room_stall_ = false;           // the last stall was for room (cache or NVRAM)
   std::vector<IoRequestPtr> drained_; // complete once nothing is dirty
   unsigned destages_ = 0;             // in flight
   bool destage_failed_ = false;       // retry on the next tick

@@ -37,6 +37,7 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     if (!directory_->find(vdisk, b)) ++uncached;
   if (!directory_->can_take(uncached) || nvram_->free_slots() < blocks) {
     kick_destage();
+    room_stall_ = true;
     return stall(std::move(request));
   }
   taint_overlapping(vdisk, first, last);
@@ -268,7 +269,7 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
     bool alone = r && r->solo == self_;
     settle_flight(it, EIO, alone);
   }
-  resume_stalled();
+  resume_stalled(true);
   complete_drained();
   kick_destage();
 }

@@ -312,4 +312,9 @@ MUTANTS = [
          before="  if (uint64_t delay = handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;",
          after="  if (uint64_t delay = 0 * handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;",
          tests="a delayed end sends its frames late"),
+    dict(id="room-waiters-all-retried", file="cache/cache_facility.cpp",
+         why="every writer waiting for room is tried again (and waits again) at each destage "
+             "completion",
+         before="    if (room_stall_ && !all) {", after="    if (false) {",
+         tests="writers waiting for room"),
 ]

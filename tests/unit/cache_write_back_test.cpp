@@ -427,6 +427,24 @@ TEST_CASE("a full cache makes writers wait for destage, it never fails them", "[
   for (uint64_t b = 0; b < kBlocks; ++b) CHECK(p.on_disk(b) == block_of(static_cast<uint8_t>(b)));
 }
 
+TEST_CASE("writers waiting for room are not each tried again at every destage completion",
+          "[cache][wb]") {
+  Pair p;
+  // Every other block, so that each destages alone: 32 fill the cache, 32
+  // wait for room.
+  for (uint64_t b = 0; b < kBlocks; b += 2) p.write(1, b, 1);
+  for (uint64_t b = 1; b < kBlocks; b += 2) p.write(1, b, 2);
+  uint64_t waits = p.nodes[1].cache->stats().waits;
+  CHECK(waits > 0);
+  p.settle();
+  REQUIRE(p.front.done.size() == kBlocks);
+  // Each waiter waits again at most a few times (not once per destage of
+  // the 64 blocks, as when all were tried at every completion).
+  CHECK(p.nodes[1].cache->stats().waits - waits < 2 * kBlocks);
+  for (uint64_t b = 0; b < kBlocks; ++b)
+    CHECK(p.on_disk(b) == block_of(static_cast<uint8_t>(b % 2 ? 2 : 1)));
+}
+
 TEST_CASE("a node that loses its lease fails what waits, unacknowledged", "[cache][wb]") {
   Pair p;
   auto w = p.write(1, 6, 0x66);  // waiting for the partner's copy
