@@ -82,11 +82,10 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   // This process, as its data channels introduce it.
   uint64_t instance = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
   // In a cluster, requests for vdisks other nodes own, and the cache's
-  // copies for the partner, leave through the interconnect.
-  // The cache's copies between partners, and requests forwarded to their
-  // owner, travel on a data channel per core (io/channel/): its listener is
-  // on the cluster host, on a port the kernel picks; the interconnect tells
-  // the other nodes.
+  // copies for the partner, travel on a data channel per core
+  // (io/channel/), or through the interconnect actor when the channel
+  // cannot carry them. The channel's listener is on the cluster host, on a
+  // port the kernel picks; the interconnect tells the other nodes.
   bool data_channel = options.cluster && options.data_channel;
   if (data_channel) {
     auto listener = channel::ChannelListener::open(

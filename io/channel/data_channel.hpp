@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -240,8 +241,12 @@ class DataChannel {
   std::vector<iovec> iov_;
   msghdr msg_{};
   uint64_t window_used_ = 0;
-  std::unordered_map<uint64_t, uint64_t> unanswered_;  // copy id -> bytes in the window
-  std::unordered_map<uint64_t, uint64_t> forwards_out_;  // request id -> bytes in the window
+  // What is out and not answered, by id (-> its bytes in the window): the
+  // maps' nodes come from a pool that keeps them, so that a request costs
+  // no heap allocation once the peak is reached.
+  std::pmr::unsynchronized_pool_resource nodes_;
+  std::pmr::unordered_map<uint64_t, uint64_t> unanswered_{&nodes_};   // copies
+  std::pmr::unordered_map<uint64_t, uint64_t> forwards_out_{&nodes_};  // forwarded requests
 
   std::vector<char> in_;  // the receive buffer; frames start 8-aligned
   size_t have_ = 0;

@@ -25,8 +25,9 @@
 // take what the host connections need); the answer goes back on the same
 // connection. A read's data is sent from the buffer the back end filled.
 //
-// Per request, nothing comes from the heap once the tables have grown to
-// the peak of requests in flight. Everything runs on the core's thread.
+// Per request, nothing comes from the heap once the tables (here and the
+// channel's) have grown to the peak of requests in flight. Everything runs
+// on the core's thread.
 #include <cstdint>
 #include <memory>
 #include <vector>
