@@ -48,6 +48,8 @@ CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* n
   free_records_.reserve(256);
   active_.reserve(256);
   if (!nvram_) return;
+  slot_pins_.assign(nvram_->slots(), 0);
+  release_deferred_.assign(nvram_->slots(), 0);
   // What the non-volatile memory held when the node started: kept aside
   // until the route table says which copies still count.
   for (const NvramEntry& e : nvram_->recovered()) {
@@ -68,7 +70,9 @@ CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* n
   }
 }
 
-CacheFacility::~CacheFacility() = default;
+// The batches still held (by flights, or by a link) let go without
+// touching the non-volatile memory, which may be gone first.
+CacheFacility::~CacheFacility() { destroying_ = true; }
 
 const VdiskRoute* CacheFacility::route(uint32_t vdisk) const {
   if (!directory_ || !routes_ || !routes_->serving) return nullptr;

@@ -86,13 +86,12 @@ struct CachePartitionStats {
   uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks
   uint64_t discarded = 0;    // copies freed because they no longer count
   // Payload bytes this partition copied (docs/cache.md, "Copies"): into
-  // its cache blocks (writes, reads kept, fills), out of them (hits), into
-  // non-volatile slots (its own writes and the partner's copies), and into
-  // batches for the partner.
+  // its cache blocks (writes, reads kept, fills), out of them (hits), and
+  // into non-volatile slots (its own writes and the partner's copies). The
+  // copies for the partner are sent from the slots.
   uint64_t bytes_into_cache = 0;
   uint64_t bytes_out_of_cache = 0;
   uint64_t bytes_into_nvram = 0;
-  uint64_t bytes_into_batches = 0;
 };
 
 // Copies of blocks of one vdisk, on their way to the partner.
@@ -102,8 +101,16 @@ struct MirrorBatch {
   uint64_t epoch = 0;
   std::vector<uint64_t> blocks;  // block numbers
   std::vector<uint64_t> seqs;    // their versions
-  std::vector<char> data;        // blocks.size() * 4 KiB
+  std::vector<char> data;        // blocks.size() * 4 KiB, or empty when:
+  // each block's data in this node's non-volatile slot of that version,
+  // which stays put (pinned) while the batch lives: the data channel
+  // sends it from there, with no copy.
+  std::vector<const char*> block_data;
+  std::vector<uint32_t> slots;
 };
+
+// The same batch with its data in `data` (gathered from the slots).
+MirrorBatch gathered(const MirrorBatch& batch);
 
 // The same copies as they arrived on the data channel, in its receive
 // buffer (stored from there into NVRAM: the partner's one copy).
@@ -124,10 +131,14 @@ class MirrorLink {
   virtual ~MirrorLink() = default;
   virtual void mirror(uint32_t partner, const MirrorBatch& batch, uint64_t id) = 0;
   // The same, for a link that sends from the batch itself after the call
-  // returns (it keeps the batch alive until then).
+  // returns (it keeps the batch alive until then). A link that copies the
+  // batch gets its data gathered.
   virtual void mirror_shared(uint32_t partner, std::shared_ptr<const MirrorBatch> batch,
                              uint64_t id) {
-    mirror(partner, *batch, id);
+    if (batch->data.empty() && !batch->block_data.empty())
+      mirror(partner, gathered(*batch), id);
+    else
+      mirror(partner, *batch, id);
   }
   // Its state, for the cache's inspect.
   virtual nlohmann::json inspect() const { return nlohmann::json::object(); }
@@ -282,6 +293,11 @@ class CacheFacility final : public Facility {
   // Stores a new version of a dirty block in non-volatile memory.
   void persist(CacheBlock& block, uint64_t epoch);
   void forget_slot(const CacheBlock& block);
+  // Frees one of this node's own slots, or defers it while a batch pins it.
+  void release_own_slot(uint32_t slot);
+  void unpin(const std::vector<uint32_t>& slots);
+  // A new batch whose slots are unpinned when the last holder lets go.
+  std::shared_ptr<MirrorBatch> new_batch();
   void send_open_batch(uint32_t vdisk);
   void settle_flight(std::unordered_map<uint64_t, MirrorFlight>::iterator it, int status,
                      bool drain);
@@ -316,6 +332,13 @@ class CacheFacility final : public Facility {
   std::vector<uint64_t> block_epoch_;
   uint64_t next_seq_ = 1;
   uint64_t next_mirror_id_ = 1;
+  // Own slots a batch still sends from, and those freed meanwhile (freed
+  // when the last batch lets go): declared before the flights, which
+  // hold batches.
+  std::vector<uint16_t> slot_pins_;
+  std::vector<uint8_t> release_deferred_;
+  bool destroying_ = false;
+  bool slots_freed_ = false;  // by an unpin, since writers were last resumed
   std::unordered_map<uint64_t, MirrorFlight> mirror_waits_;
   std::unordered_map<uint32_t, uint64_t> open_batch_;        // vdisk -> flight not sent
   std::unordered_map<uint32_t, unsigned> mirrors_in_flight_;  // vdisk -> sent, unanswered

@@ -46,7 +46,6 @@ inline CachePartitionStats& operator+=(CachePartitionStats& a, const CachePartit
   a.bytes_into_cache += b.bytes_into_cache;
   a.bytes_out_of_cache += b.bytes_out_of_cache;
   a.bytes_into_nvram += b.bytes_into_nvram;
-  a.bytes_into_batches += b.bytes_into_batches;
   a.mirror_batches += b.mirror_batches;
   a.mirror_retries += b.mirror_retries;
   a.copies_held += b.copies_held;

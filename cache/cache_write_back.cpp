@@ -50,7 +50,7 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
   if (!flight) {
     uint64_t id = next_mirror_id_++;
     flight = &mirror_waits_[id];
-    flight->batch = std::make_shared<MirrorBatch>();
+    flight->batch = new_batch();
     flight->batch->origin = self_;
     flight->batch->vdisk = vdisk;
     flight->batch->epoch = r.epoch;
@@ -58,8 +58,6 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     open_batch_[vdisk] = id;
   }
   MirrorBatch& batch = *flight->batch;
-  size_t at = batch.data.size();
-  batch.data.resize(at + size_t{blocks} * kBlock);
   for (uint64_t b = first; b <= last; ++b) {
     CacheBlock* block = directory_->write(vdisk, b);
     assert(block);
@@ -69,10 +67,14 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
                               directory_->data(*block) + (from - b * kBlock));
     stats_.bytes_into_cache += to - from;
     persist(*block, r.epoch);
+    // The copy for the partner is sent from the version's slot, pinned
+    // until the batch is gone: no copy of its own.
+    uint32_t slot = block_slot_[block->index];
+    ++slot_pins_[slot];
+    batch.slots.push_back(slot);
+    batch.block_data.push_back(static_cast<const char*>(nvram_->data(slot)));
     batch.blocks.push_back(b);
     batch.seqs.push_back(block_seq_[block->index]);
-    std::memcpy(batch.data.data() + at + (b - first) * kBlock, directory_->data(*block), kBlock);
-    stats_.bytes_into_batches += kBlock;
   }
   stats_.mirrored += blocks;
   // The write completes when the partner holds its copy (mirror_done).
@@ -135,8 +137,43 @@ void CacheFacility::persist(CacheBlock& block, uint64_t epoch) {
 
 void CacheFacility::forget_slot(const CacheBlock& block) {
   uint32_t& slot = block_slot_[block.index];
-  if (slot != kNoSlot && nvram_) nvram_->release(slot);
+  if (slot != kNoSlot && nvram_) release_own_slot(slot);
   slot = kNoSlot;
+}
+
+void CacheFacility::release_own_slot(uint32_t slot) {
+  if (slot_pins_[slot]) {
+    release_deferred_[slot] = 1;  // a batch still sends from it
+    return;
+  }
+  nvram_->release(slot);
+}
+
+void CacheFacility::unpin(const std::vector<uint32_t>& slots) {
+  if (destroying_) return;
+  for (uint32_t slot : slots) {
+    if (--slot_pins_[slot] || !release_deferred_[slot]) continue;
+    release_deferred_[slot] = 0;
+    nvram_->release(slot);
+    slots_freed_ = true;
+  }
+}
+
+std::shared_ptr<MirrorBatch> CacheFacility::new_batch() {
+  return std::shared_ptr<MirrorBatch>(new MirrorBatch(), [this](MirrorBatch* b) {
+    unpin(b->slots);
+    delete b;
+  });
+}
+
+MirrorBatch gathered(const MirrorBatch& batch) {
+  MirrorBatch out = batch;
+  out.block_data.clear();
+  out.slots.clear();
+  out.data.resize(batch.block_data.size() * kBlock);
+  for (size_t i = 0; i < batch.block_data.size(); ++i)
+    std::memcpy(out.data.data() + i * kBlock, batch.block_data[i], kBlock);
+  return out;
 }
 
 void CacheFacility::mirror_done(uint64_t id, bool ok) {
@@ -152,6 +189,12 @@ void CacheFacility::mirror_done(uint64_t id, bool ok) {
   uint32_t vdisk = it->second.batch->vdisk;
   settle_flight(it, 0, false);
   send_open_batch(vdisk);  // what gathered meanwhile
+  // Its batch gone, slots it pinned may be free now: writers waiting for
+  // one go on.
+  if (slots_freed_) {
+    slots_freed_ = false;
+    resume_stalled();
+  }
 }
 
 int CacheFacility::store_mirror(const MirrorBatch& batch) {

@@ -44,8 +44,9 @@ void ChannelMirrorLink::mirror_shared(uint32_t partner, std::shared_ptr<const Mi
                                       uint64_t id) {
   channel::DataChannel* c = channels_.up(partner);
   size_t n = batch->blocks.size();
+  bool in_slots = batch->data.empty() && batch->block_data.size() == n;
   if (c && n > 0 && n <= channel::kMaxBlocks && batch->seqs.size() == n &&
-      batch->data.size() == n * channel::kBlockBytes) {
+      (in_slots || batch->data.size() == n * channel::kBlockBytes)) {
     channel::OutMirror out;
     out.origin = batch->origin;
     out.vdisk = batch->vdisk;
@@ -54,14 +55,19 @@ void ChannelMirrorLink::mirror_shared(uint32_t partner, std::shared_ptr<const Mi
     out.count = static_cast<uint32_t>(n);
     out.blocks = batch->blocks.data();
     out.seqs = batch->seqs.data();
-    out.data = batch->data.data();
+    // From the batch, or from the slots it pins (no copy either way).
+    out.data = in_slots ? nullptr : batch->data.data();
+    out.block_data = in_slots ? batch->block_data.data() : nullptr;
     out.keep = batch;
     if (c->send_mirror(std::move(out))) {
       ++stats_.copies_sent;
       return;
     }
   }
-  mirror(partner, *batch, id);
+  if (batch->data.empty() && !batch->block_data.empty())
+    mirror(partner, gathered(*batch), id);
+  else
+    mirror(partner, *batch, id);
 }
 
 void ChannelMirrorLink::release(uint32_t partner, uint32_t vdisk,

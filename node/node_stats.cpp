@@ -47,13 +47,12 @@ nlohmann::json core_io_json(CoreIo& io, const BackendFacility& backend) {
 // on its own thread.
 nlohmann::json core_copies_json(const CoreStack& core) {
   nlohmann::json j{{"into_cache", 0}, {"out_of_cache", 0}, {"into_nvram", 0},
-                   {"into_mirror_batches", 0}, {"forwarded", 0}};
+                   {"forwarded", 0}};
   if (core.cache) {
     const CachePartitionStats& s = core.cache->stats();
     j["into_cache"] = s.bytes_into_cache;
     j["out_of_cache"] = s.bytes_out_of_cache;
     j["into_nvram"] = s.bytes_into_nvram;
-    j["into_mirror_batches"] = s.bytes_into_batches;
   }
   if (core.forwarder) j["forwarded"] = core.forwarder->stats().bytes_copied;
   return j;

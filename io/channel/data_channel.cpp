@@ -12,7 +12,8 @@ namespace sve::channel {
 namespace {
 
 constexpr size_t kInitialReceiveBytes = 1u << 20;
-constexpr size_t kMaxIov = 256;        // pieces per sendmsg (a frame has at most 68)
+constexpr size_t kMaxIov = 256;        // pieces per sendmsg (a frame may have more: it
+                                       // then leaves in several calls)
 char kZeros[8] = {};                   // padding to 8
 constexpr uint64_t kMaxSendBytes = 4u << 20;  // bytes per sendmsg
 
@@ -64,7 +65,13 @@ bool DataChannel::send_mirror(OutMirror copy) {
   size_t n = copy.count;
   out.body.push_back({const_cast<uint64_t*>(copy.blocks), n * 8});
   out.body.push_back({const_cast<uint64_t*>(copy.seqs), n * 8});
-  out.body.push_back({const_cast<char*>(copy.data), n * kBlockBytes});
+  if (copy.data) {
+    out.body.push_back({const_cast<char*>(copy.data), n * kBlockBytes});
+  } else {
+    if (!copy.block_data) return false;
+    for (size_t i = 0; i < n; ++i)
+      out.body.push_back({const_cast<char*>(copy.block_data[i]), kBlockBytes});
+  }
   out.keep = std::move(copy.keep);
   out.window = kHeaderBytes + h.body_bytes;
   return queue(std::move(out));
@@ -197,6 +204,7 @@ void DataChannel::pump() {
         skip -= len;
         return;
       }
+      if (iov_.size() == kMaxIov) return;  // the rest of the frame in the next call
       iov_.push_back({static_cast<char*>(base) + skip, len - skip});
       bytes += len - skip;
       skip = 0;

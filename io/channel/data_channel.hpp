@@ -126,7 +126,8 @@ struct OutMirror {
   uint32_t count = 0;
   const uint64_t* blocks = nullptr;
   const uint64_t* seqs = nullptr;
-  const char* data = nullptr;
+  const char* data = nullptr;               // count * kBlockBytes, or null and:
+  const char* const* block_data = nullptr;  // each block's kBlockBytes where it lies
   std::shared_ptr<const void> keep;
 };
 

@@ -442,3 +442,37 @@ TEST_CASE("data channel: a delayed end sends its frames late, in order") {
   CHECK(p.receiver.order == std::vector<uint64_t>{1, 2, 3, 4, 5});
   for (uint64_t id = 1; id <= 5; ++id) CHECK(p.sender.answers[id] == std::vector<int32_t>{0});
 }
+
+TEST_CASE("data channel: a copy sent from its blocks where they lie, more pieces than one call takes") {
+  Pair p;
+  p.in->start();
+  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  // 300 blocks, each in memory of its own (as in their NVRAM slots): more
+  // pieces than one sendmsg carries, so the frame leaves in several calls.
+  constexpr uint32_t n = 300;
+  auto blocks = std::make_shared<std::vector<std::vector<char>>>();
+  std::vector<uint64_t> numbers, seqs;
+  std::vector<const char*> where;
+  for (uint32_t i = 0; i < n; ++i) {
+    blocks->emplace_back(kBlockBytes, static_cast<char>(i % 251));
+    numbers.push_back(1000 + i);
+    seqs.push_back(1);
+  }
+  for (auto& b : *blocks) where.push_back(b.data());
+  OutMirror m;
+  m.origin = 1;
+  m.vdisk = 7;
+  m.id = 1;
+  m.count = n;
+  m.blocks = numbers.data();
+  m.seqs = seqs.data();
+  m.block_data = where.data();
+  m.keep = blocks;
+  REQUIRE(p.out->send_mirror(std::move(m)));
+  p.run_until([&] { return p.sender.answers.size() == 1; });
+  CHECK(p.sender.answers[1] == std::vector<int32_t>{0});
+  REQUIRE(p.receiver.copies.size() == n);
+  for (uint32_t i = 0; i < n; ++i)
+    CHECK(p.receiver.copies[1000 + i] == static_cast<unsigned char>(i % 251) + 1000);
+  CHECK(p.out->stats().sends > 1);
+}
