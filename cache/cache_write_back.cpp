@@ -143,7 +143,11 @@ void CacheFacility::forget_slot(const CacheBlock& block) {
 
 void CacheFacility::release_own_slot(uint32_t slot) {
   if (slot_pins_[slot]) {
-    release_deferred_[slot] = 1;  // a batch still sends from it
+    // A batch still sends from it: the entry stops counting now (after a
+    // crash it must not come back over a newer version, perhaps destaged
+    // already), the slot and its data go when the batch does.
+    nvram_->invalidate(slot);
+    release_deferred_[slot] = 1;
     return;
   }
   nvram_->release(slot);

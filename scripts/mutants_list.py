@@ -319,7 +319,12 @@ MUTANTS = [
          tests="writers waiting for room"),
     dict(id="pinned-slot-freed", file="cache/cache_write_back.cpp",
          why="the NVRAM slot a batch still sends a copy from is freed (and reused) under it",
-         before="  if (slot_pins_[slot]) {\n    release_deferred_[slot] = 1;",
-         after="  if (false) {\n    release_deferred_[slot] = 1;",
+         before="  if (slot_pins_[slot]) {\n    // A batch still sends from it",
+         after="  if (false) {\n    // A batch still sends from it",
          tests="sent from its version's slot"),
+    dict(id="pinned-slot-still-counts", file="cache/cache_write_back.cpp",
+         why="a superseded version a batch still sends from keeps its NVRAM entry valid, so a "
+             "crash brings it back over a newer one",
+         before="    nvram_->invalidate(slot);\n", after="",
+         tests="does not come back after a crash"),
 ]

@@ -176,6 +176,8 @@ Status Nvram::store(uint32_t slot, const NvramEntry& e, const void* data) {
 
 const void* Nvram::data(uint32_t slot) const { return slot_data(slot); }
 
+void Nvram::invalidate(uint32_t slot) { header(slot)->magic = 0; }
+
 void Nvram::release(uint32_t slot) {
   header(slot)->magic = 0;
   free_.push_back(slot);

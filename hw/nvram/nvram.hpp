@@ -64,6 +64,9 @@ class Nvram {
   const void* data(uint32_t slot) const;
   // Forgets the entry in `slot` (destaged, or superseded) and frees it.
   void release(uint32_t slot);
+  // Forgets the entry (recovery will not find it) but keeps the slot and
+  // its data for whoever still reads them; release() frees it later.
+  void invalidate(uint32_t slot);
   // Makes everything stored so far survive a machine crash too.
   Status flush();
 

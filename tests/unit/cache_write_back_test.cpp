@@ -350,6 +350,33 @@ TEST_CASE("write-back: a copy is sent from its version's slot, kept until its ba
   CHECK(owner.nvram->free_slots() > free_before);
 }
 
+TEST_CASE("write-back: a superseded version still being sent does not come back after a crash",
+          "[cache][wb]") {
+  Pair p;
+  HoldingLink link;
+  Node& owner = p.nodes[1];
+  owner.cache = std::make_unique<CacheFacility>(owner.back, 32, owner.nvram.get(), &link, 1);
+  owner.cache->set_map(p.map);
+  p.publish({1, 2});
+  p.write(1, 3, 0x31);  // version 1: its batch held, unanswered
+  p.write(1, 3, 0x32);  // version 2: answered, then destaged
+  REQUIRE(link.held.size() == 2);
+  owner.cache->mirror_done(link.held[1].second, true);
+  link.held.pop_back();
+  p.settle();
+  REQUIRE(p.on_disk(3) == block_of(0x32));
+  REQUIRE(owner.cache->counts().dirty == 0);
+  // The process dies now: what its NVRAM holds must not bring version 1
+  // back (it would be destaged over version 2).
+  std::filesystem::copy_file(owner.nvram_path, owner.nvram_path + ".crash");
+  auto after = Nvram::open(owner.nvram_path + ".crash", 2 * 32 + 64);
+  REQUIRE(after);
+  for (const NvramEntry& e : after.value()->recovered())
+    CHECK_FALSE((e.vdisk == kVdisk && e.offset == 3 * 4096));
+  // The batch still sends version 1's data.
+  CHECK(std::memcmp(link.held[0].first->block_data[0], block_of(0x31).data(), 4096) == 0);
+}
+
 TEST_CASE("write-back: a partial block is filled first, a flush waits for nothing",
           "[cache][wb]") {
   Pair p;
