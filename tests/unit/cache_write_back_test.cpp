@@ -131,6 +131,15 @@ struct Pair {
 
   IoGroupConfig& group() { return config.iogrps[0]; }
 
+  // Node 1 again, its copies through `link` (which must outlive it).
+  Node& owner_with(MirrorLink& link) {
+    Node& n = nodes[1];
+    n.cache = std::make_unique<CacheFacility>(n.back, 32, n.nvram.get(), &link, 1);
+    n.cache->set_map(map);
+    publish({1, 2});
+    return n;
+  }
+
   // A node's process starts (or restarts) on its non-volatile memory.
   void start(uint32_t id) {
     Node& n = nodes[id];
@@ -328,10 +337,7 @@ TEST_CASE("write-back: a copy is sent from its version's slot, kept until its ba
           "[cache][wb]") {
   Pair p;
   HoldingLink link;
-  Node& owner = p.nodes[1];
-  owner.cache = std::make_unique<CacheFacility>(owner.back, 32, owner.nvram.get(), &link, 1);
-  owner.cache->set_map(p.map);
-  p.publish({1, 2});
+  Node& owner = p.owner_with(link);
   p.write(1, 3, 0x31);  // its copy, held by the link, unanswered
   REQUIRE(link.held.size() == 1);
   std::shared_ptr<const MirrorBatch> first = link.held[0].first;
@@ -357,10 +363,7 @@ TEST_CASE("write-back: a superseded version still being sent does not come back 
           "[cache][wb]") {
   Pair p;
   HoldingLink link;
-  Node& owner = p.nodes[1];
-  owner.cache = std::make_unique<CacheFacility>(owner.back, 32, owner.nvram.get(), &link, 1);
-  owner.cache->set_map(p.map);
-  p.publish({1, 2});
+  Node& owner = p.owner_with(link);
   p.write(1, 3, 0x31);  // version 1: its batch held, unanswered
   p.write(1, 3, 0x32);  // version 2: answered, then destaged
   REQUIRE(link.held.size() == 2);
