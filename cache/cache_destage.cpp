@@ -13,6 +13,7 @@ namespace {
 constexpr uint64_t kBlock = kCacheBlockBytes;
 constexpr unsigned kMaxDestages = 8;       // runs in flight at most
 constexpr uint32_t kMaxRunBlocks = 64;     // 256 KiB per back-end write
+constexpr uint32_t kNoSlot = UINT32_MAX;
 
 }  // namespace
 
@@ -30,8 +31,17 @@ void CacheFacility::kick_destage() {
     DestageRun run = directory_->next_destage(kMaxRunBlocks);
     if (run.blocks.empty()) break;
     iovec segments[kMaxRunBlocks];
-    for (size_t i = 0; i < run.blocks.size(); ++i)
-      segments[i] = {directory_->data(*run.blocks[i]), kBlock};
+    std::vector<uint32_t> pinned;
+    for (size_t i = 0; i < run.blocks.size(); ++i) {
+      const CacheBlock& b = *run.blocks[i];
+      segments[i] = {const_cast<uint8_t*>(block_data(b)), kBlock};
+      // A version's slot stays put while the back end reads it, even if
+      // the block is written meanwhile (the new version has its own slot).
+      if (uint32_t slot = block_slot_[b.index]; slot != kNoSlot) {
+        ++slot_pins_[slot];
+        pinned.push_back(slot);
+      }
+    }
     IoRequestPtr request = make_request();
     request->op = IoOp::write;
     request->volume = run.vdisk;
@@ -44,6 +54,7 @@ void CacheFacility::kick_destage() {
     uint32_t index = track(Kind::destage, run.vdisk, run.first_block,
                            run.first_block + run.blocks.size() - 1);
     records_[index].run = std::move(run);
+    records_[index].pinned = std::move(pinned);
     request->cookie = index;
     ++destages_;
     lower_.submit(std::move(request));
@@ -52,6 +63,7 @@ void CacheFacility::kick_destage() {
 
 void CacheFacility::destage_done(uint32_t index, bool ok) {
   DestageRun run = std::move(records_[index].run);
+  std::vector<uint32_t> pinned = std::move(records_[index].pinned);
   release_record(index);
   --destages_;
   std::vector<uint64_t> epochs;
@@ -73,7 +85,9 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
       if (b->state != CacheBlock::State::clean) continue;  // written meanwhile
       blocks.push_back(b->block);
       seqs.push_back(block_seq_[b->index]);
-      forget_slot(*b);
+      // The slot stays as the clean block's data (freed when the block
+      // is), but no longer counts: after a crash it must not come back.
+      if (uint32_t slot = block_slot_[b->index]; slot != kNoSlot) nvram_->invalidate(slot);
     }
     const VdiskRoute* r = route(run.vdisk);
     if (r && r->partner && mirror_ && !blocks.empty()) {
@@ -100,6 +114,8 @@ void CacheFacility::destage_done(uint32_t index, bool ok) {
   }
   // Blocks of a vdisk deleted, or taken over elsewhere, while in flight.
   if (!map_ || !map_->find(run.vdisk)) drop_vdisk(run.vdisk);
+  unpin(pinned);
+  slots_freed_ = false;  // those waiting for one are resumed now anyway
   resume_stalled();
   complete_drained();
   if (ok) kick_destage();

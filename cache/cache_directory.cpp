@@ -84,11 +84,25 @@ CacheBlock* CacheDirectory::take_free_block() {
 
 void CacheDirectory::free_block(CacheBlock& b) {
   assert(b.state == CacheBlock::State::clean);
+  if (on_free_) on_free_(b);
   lru_.erase(lru_.iterator_to(b));
   index_.erase(index_.iterator_to(b));
   --counts_.clean;
   b.state = CacheBlock::State::free;
   free_.push_back(&b);
+}
+
+uint32_t CacheDirectory::evict_clean_if(uint32_t n,
+                                        const std::function<bool(const CacheBlock&)>& pick) {
+  uint32_t freed = 0;
+  for (auto it = lru_.begin(); it != lru_.end() && freed < n;) {
+    CacheBlock& b = *it++;
+    if (!pick(b)) continue;
+    ++counts_.evictions;
+    free_block(b);
+    ++freed;
+  }
+  return freed;
 }
 
 CacheBlock* CacheDirectory::insert_clean(uint32_t vdisk, uint64_t block) {
@@ -207,6 +221,7 @@ void CacheDirectory::drop(uint32_t vdisk, bool force) {
     if (b.state == CacheBlock::State::clean) {
       free_block(b);
     } else if (b.state == CacheBlock::State::dirty && force) {
+      if (on_free_) on_free_(b);
       dirty_.erase(dirty_.iterator_to(b));
       --counts_.dirty;
       index_.erase(index_.iterator_to(b));

@@ -13,6 +13,7 @@
 // (blocks, their data, the index's nodes): nothing is allocated per I/O.
 // Not thread-safe: one cache partition belongs to one core.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -82,6 +83,13 @@ class CacheDirectory {
   // cache slows writers, it never fails them).
   CacheBlock* write(uint32_t vdisk, uint64_t block);
   uint8_t* data(const CacheBlock& b) { return arena_.get() + size_t{b.index} * kCacheBlockBytes; }
+  // Called for each block this directory frees (evicted, discarded,
+  // dropped) before it is reused: whoever keeps the block's data elsewhere
+  // (the cache facility, in a non-volatile slot) lets go of it.
+  void on_free(std::function<void(CacheBlock&)> hook) { on_free_ = std::move(hook); }
+  // Frees up to `n` clean blocks that `pick` chooses, least recently used
+  // first; returns how many.
+  uint32_t evict_clean_if(uint32_t n, const std::function<bool(const CacheBlock&)>& pick);
 
   // The next run to destage: the oldest dirty block and the dirty blocks
   // adjacent to it, up to `max_blocks`. Empty when nothing is dirty.
@@ -120,6 +128,7 @@ class CacheDirectory {
   std::vector<CacheBlock*> free_;
   CacheCounts counts_;
   uint64_t now_ms_ = 0;
+  std::function<void(CacheBlock&)> on_free_;
 };
 
 // How many destage runs to keep in flight: none while less than a quarter

@@ -48,6 +48,8 @@ CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* n
   free_records_.reserve(256);
   active_.reserve(256);
   if (!nvram_) return;
+  // A block the directory frees lets go of the slot holding its data.
+  if (directory_) directory_->on_free([this](CacheBlock& b) { forget_slot(b); });
   slot_pins_.assign(nvram_->slots(), 0);
   release_deferred_.assign(nvram_->slots(), 0);
   // What the non-volatile memory held when the node started: kept aside
@@ -165,7 +167,7 @@ bool CacheFacility::try_hit(IoRequest& request, uint64_t first, uint64_t last) {
     uint64_t from = std::max(request.offset, b * kBlock);
     uint64_t to = std::min(end, (b + 1) * kBlock);
     request.buffer->copy_in(request.buffer_offset + (from - request.offset), to - from,
-                            directory_->data(*block) + (from - b * kBlock));
+                            block_data(*block) + (from - b * kBlock));
   }
   stats_.bytes_out_of_cache += request.length;
   return true;
@@ -273,7 +275,7 @@ void CacheFacility::keep_blocks(const IoRequest& request) {
     if (!block) return;  // every block is dirty: nothing to evict
     if (block->state != CacheBlock::State::clean) continue;  // newer data
     request.buffer->copy_out(request.buffer_offset + (b * kBlock - request.offset), kBlock,
-                             directory_->data(*block));
+                             clean_data(*block));
     stats_.bytes_into_cache += kBlock;
   }
 }
@@ -327,7 +329,7 @@ void CacheFacility::fill_done(uint32_t index, IoRequestPtr piece) {
       if (directory_->find(piece->volume, b)) continue;  // written meanwhile: newer
       CacheBlock* block = directory_->insert_clean(piece->volume, b);
       if (!block) break;
-      piece->buffer->copy_out((b - first) * kBlock, kBlock, directory_->data(*block));
+      piece->buffer->copy_out((b - first) * kBlock, kBlock, clean_data(*block));
       stats_.bytes_into_cache += kBlock;
     }
   }
@@ -368,6 +370,7 @@ void CacheFacility::release_record(uint32_t index) {
   active_.pop_back();
   records_[index].parent.reset();
   records_[index].run = DestageRun{};
+  records_[index].pinned.clear();
   free_records_.push_back(index);
 }
 

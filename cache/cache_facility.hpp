@@ -19,9 +19,11 @@
 // otherwise race the destage on the back end).
 //
 // Write-back: a write's blocks become dirty in the cache; each new version
-// is stored in this node's non-volatile memory (a new slot, then the old
-// one is freed) and sent to the partner node, and the write completes when
-// the partner confirms its copy. Partial blocks are filled first. Dirty
+// is copied from the host's buffer into a new slot of this node's
+// non-volatile memory (then the old one is freed), which is the block's
+// data from then on: served to reads, sent to the partner, destaged, and
+// kept as the clean copy afterwards (until evicted). The write completes
+// when the partner confirms its copy. Partial blocks are filled first. Dirty
 // blocks are destaged in the background, oldest first, adjacent ones
 // coalesced, more at once as the cache fills; then the partner is told to
 // free its copies. A full cache makes writers wait, in order; it never
@@ -86,9 +88,10 @@ struct CachePartitionStats {
   uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks
   uint64_t discarded = 0;    // copies freed because they no longer count
   // Payload bytes this partition copied (docs/cache.md, "Copies"): into
-  // its cache blocks (writes, reads kept, fills), out of them (hits), and
-  // into non-volatile slots (its own writes and the partner's copies). The
-  // copies for the partner are sent from the slots.
+  // its cache memory (write-through writes and reads kept, fills), out of
+  // the cache (hits), and into non-volatile slots (its own written-back
+  // writes, whose blocks live there, and the partner's copies). The copies
+  // for the partner are sent from the slots.
   uint64_t bytes_into_cache = 0;
   uint64_t bytes_out_of_cache = 0;
   uint64_t bytes_into_nvram = 0;
@@ -244,6 +247,7 @@ class CacheFacility final : public Facility {
     uint32_t active_pos = 0;       // index in active_
     IoRequestPtr parent;           // a fill's host request
     DestageRun run;                // a destage's blocks
+    std::vector<uint32_t> pinned;  // the slots a destage writes from
   };
   // Copies of one vdisk's blocks on their way to the partner, and the
   // writes that complete when it has them. While kMaxMirrorsInFlight are
@@ -290,8 +294,20 @@ class CacheFacility final : public Facility {
   void keep_blocks(const IoRequest& request);
   void fill_done(uint32_t index, IoRequestPtr piece);
   void release_record(uint32_t index);
-  // Stores a new version of a dirty block in non-volatile memory.
-  void persist(CacheBlock& block, uint64_t epoch);
+  // A block's data: in its non-volatile slot if it has one (written back),
+  // else in the cache's memory.
+  const uint8_t* block_data(const CacheBlock& block) const;
+  // Where a clean block's data is to be copied in: the cache's memory (a
+  // slot it kept goes).
+  uint8_t* clean_data(CacheBlock& block);
+  // Stores a new version of a dirty block in a new non-volatile slot: the
+  // bytes [from, to) of the vdisk from `request`, the rest of the block
+  // from its current data.
+  void store_version(CacheBlock& block, const IoRequest& request, uint64_t from, uint64_t to,
+                     uint64_t epoch);
+  // Frees slots kept by clean blocks (outside [first, last] of `vdisk`)
+  // until `want` are free, if it can.
+  void shed_clean_slots(uint32_t want, uint32_t vdisk, uint64_t first, uint64_t last);
   void forget_slot(const CacheBlock& block);
   // Frees one of this node's own slots, or defers it while a batch pins it.
   void release_own_slot(uint32_t slot);

@@ -31,11 +31,18 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     return;
   }
   // Room for every block, and a non-volatile slot for each new version.
+  // The clean blocks written in part must not be evicted to make room:
+  // their other bytes are needed.
   uint32_t blocks = static_cast<uint32_t>(last - first + 1);
-  uint32_t uncached = 0;
-  for (uint64_t b = first; b <= last; ++b)
-    if (!directory_->find(vdisk, b)) ++uncached;
-  if (!directory_->can_take(uncached) || nvram_->free_slots() < blocks) {
+  uint32_t taken = 0;
+  for (uint64_t b = first; b <= last; ++b) {
+    CacheBlock* block = directory_->find(vdisk, b);
+    if (!block || (block->state == CacheBlock::State::clean &&
+                   std::find(partial.begin(), partial.end(), b) != partial.end()))
+      ++taken;
+  }
+  if (nvram_->free_slots() < blocks) shed_clean_slots(blocks, vdisk, first, last);
+  if (!directory_->can_take(taken) || nvram_->free_slots() < blocks) {
     kick_destage();
     room_stall_ = true;
     return stall(std::move(request));
@@ -63,10 +70,7 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     assert(block);
     uint64_t from = std::max(request->offset, b * kBlock);
     uint64_t to = std::min(end, (b + 1) * kBlock);
-    request->buffer->copy_out(request->buffer_offset + (from - request->offset), to - from,
-                              directory_->data(*block) + (from - b * kBlock));
-    stats_.bytes_into_cache += to - from;
-    persist(*block, r.epoch);
+    store_version(*block, *request, from, to, r.epoch);
     // The copy for the partner is sent from the version's slot, pinned
     // until the batch is gone: no copy of its own.
     uint32_t slot = block_slot_[block->index];
@@ -116,23 +120,55 @@ void CacheFacility::settle_flight(std::unordered_map<uint64_t, MirrorFlight>::it
   }
 }
 
-void CacheFacility::persist(CacheBlock& block, uint64_t epoch) {
-  auto slot = static_cast<uint32_t>(nvram_->allocate());
+// The write's one copy: from the host's buffer into the slot.
+void CacheFacility::store_version(CacheBlock& block, const IoRequest& request, uint64_t from,
+                                  uint64_t to, uint64_t epoch) {
+  auto slot = static_cast<uint32_t>(nvram_->allocate());  // counted free by the caller
+  auto* data = static_cast<uint8_t*>(nvram_->writable(slot));
+  uint64_t start = block.block * kBlock;
+  if (from != start || to != start + kBlock) {
+    std::memcpy(data, block_data(block), kBlock);  // a partial write: the rest as it was
+    stats_.bytes_into_nvram += kBlock - (to - from);
+  }
+  request.buffer->copy_out(request.buffer_offset + (from - request.offset), to - from,
+                           data + (from - start));
+  stats_.bytes_into_nvram += to - from;
   NvramEntry e;
   e.slot = slot;
   e.origin = self_;
   e.vdisk = block.vdisk;
-  e.offset = block.block * kBlock;
+  e.offset = start;
   e.length = kBlock;
   e.seq = next_seq_++;
   e.epoch = epoch;
-  (void)nvram_->store(slot, e, directory_->data(block));  // fits by construction
-  stats_.bytes_into_nvram += kBlock;
+  (void)nvram_->commit(slot, e);  // fits by construction
   // The new version counts now; the old one may go.
   forget_slot(block);
   block_slot_[block.index] = slot;
   block_seq_[block.index] = e.seq;
   block_epoch_[block.index] = epoch;
+}
+
+const uint8_t* CacheFacility::block_data(const CacheBlock& block) const {
+  uint32_t slot = block_slot_[block.index];
+  if (slot == kNoSlot) return directory_->data(block);
+  return static_cast<const uint8_t*>(nvram_->data(slot));
+}
+
+uint8_t* CacheFacility::clean_data(CacheBlock& block) {
+  forget_slot(block);
+  return directory_->data(block);
+}
+
+void CacheFacility::shed_clean_slots(uint32_t want, uint32_t vdisk, uint64_t first,
+                                     uint64_t last) {
+  uint32_t free = nvram_->free_slots();
+  if (free >= want) return;
+  directory_->evict_clean_if(want - free, [&](const CacheBlock& b) {
+    if (b.vdisk == vdisk && b.block >= first && b.block <= last) return false;
+    uint32_t slot = block_slot_[b.index];
+    return slot != kNoSlot && !slot_pins_[slot];  // a pinned slot would not be freed now
+  });
 }
 
 void CacheFacility::forget_slot(const CacheBlock& block) {
@@ -375,8 +411,7 @@ void CacheFacility::reconcile_copies() {
       ++it;
       continue;
     }
-    std::memcpy(directory_->data(*b), nvram_->data(copy.slot), kBlock);
-    forget_slot(*b);
+    forget_slot(*b);  // the copy's slot holds its data from now on
     block_slot_[b->index] = copy.slot;
     block_seq_[b->index] = copy.seq;
     block_epoch_[b->index] = copy.epoch;
@@ -387,9 +422,7 @@ void CacheFacility::reconcile_copies() {
 }
 
 void CacheFacility::drop_vdisk(uint32_t vdisk) {
-  for (CacheBlock* b : directory_->blocks_of(vdisk))
-    if (b->state == CacheBlock::State::dirty) forget_slot(*b);
-  directory_->drop(vdisk, true);
+  directory_->drop(vdisk, true);  // the blocks' slots go with them (on_free)
   for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;) {
     if (nvram_) nvram_->release(it->second.slot);
     it = held_.erase(it);

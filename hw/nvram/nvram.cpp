@@ -158,6 +158,13 @@ Status Nvram::store(uint32_t slot, const NvramEntry& e, const void* data) {
   if (slot >= slots_ || e.length > slot_bytes_)
     return make_error("nvram: entry does not fit its slot", EINVAL);
   std::memcpy(slot_data(slot), data, e.length);
+  return commit(slot, e);
+}
+
+Status Nvram::commit(uint32_t slot, const NvramEntry& e) {
+  if (slot >= slots_ || e.length > slot_bytes_)
+    return make_error("nvram: entry does not fit its slot", EINVAL);
+  const uint8_t* data = slot_data(slot);
   Header h{};
   h.magic = kEntryMagic;
   h.origin = e.origin;

@@ -60,6 +60,11 @@ class Nvram {
   // Stores a block in `slot`: data first, then the header that makes it
   // count. `length` must be at most slot_bytes().
   Status store(uint32_t slot, const NvramEntry& entry, const void* data);
+  // The same in two steps, for a writer that copies its data straight into
+  // the slot (from a buffer in pieces): the slot's memory to write, then
+  // the header over what it holds.
+  void* writable(uint32_t slot) { return slot_data(slot); }
+  Status commit(uint32_t slot, const NvramEntry& entry);
   // The data of a stored entry (valid until the slot is released).
   const void* data(uint32_t slot) const;
   // Forgets the entry in `slot` (destaged, or superseded) and frees it.
