@@ -66,8 +66,13 @@ caf::actor spawn_cache_actor(caf::actor_system& sys, unsigned core, CacheFacilit
         [self, c](mirror_atom, uint32_t origin, uint32_t vdisk, uint64_t epoch,
                   std::vector<uint64_t>& blocks, std::vector<uint64_t>& seqs, Bytes& data) {
           note(self, self->state.probe);
-          MirrorBatch batch{origin, vdisk, epoch, std::move(blocks), std::move(seqs),
-                            std::move(data)};
+          MirrorBatch batch;
+          batch.origin = origin;
+          batch.vdisk = vdisk;
+          batch.epoch = epoch;
+          batch.blocks = std::move(blocks);
+          batch.seqs = std::move(seqs);
+          batch.data = std::move(data);
           return int32_t{c->store_mirror(batch)};
         },
         [c](unmirror_atom, uint32_t origin, uint32_t vdisk, std::vector<uint64_t>& blocks,

@@ -18,9 +18,22 @@ struct KeyLess {
 
 }  // namespace
 
+namespace {
+
+// Buckets for the hash index: a power of two, at least the capacity.
+size_t bucket_count(uint32_t capacity) {
+  size_t n = 16;
+  while (n < capacity) n *= 2;
+  return n;
+}
+
+}  // namespace
+
 CacheDirectory::CacheDirectory(uint32_t capacity_blocks)
     : blocks_(capacity_blocks),
-      arena_(new uint8_t[size_t{capacity_blocks} * kCacheBlockBytes]) {
+      arena_(new uint8_t[size_t{capacity_blocks} * kCacheBlockBytes]),
+      buckets_(new HashIndex::bucket_type[bucket_count(capacity_blocks)]),
+      hash_(HashIndex::bucket_traits(buckets_.get(), bucket_count(capacity_blocks))) {
   counts_.capacity = capacity_blocks;
   free_.reserve(capacity_blocks);
   for (uint32_t i = capacity_blocks; i-- > 0;) {
@@ -33,25 +46,35 @@ CacheDirectory::~CacheDirectory() {
   // The intrusive containers must let go before the blocks do.
   dirty_.clear();
   lru_.clear();
+  hash_.clear();
   index_.clear();
 }
 
+CacheBlock* CacheDirectory::indexed(uint32_t vdisk, uint64_t block) {
+  auto it = hash_.find(std::make_pair(vdisk, block), BlockHash(), BlockEqual());
+  return it == hash_.end() ? nullptr : &*it;
+}
+
+void CacheDirectory::index(CacheBlock& b) {
+  index_.insert(b);
+  hash_.insert(b);
+}
+
+void CacheDirectory::unindex(CacheBlock& b) {
+  hash_.erase(hash_.iterator_to(b));
+  index_.erase(index_.iterator_to(b));
+}
+
 CacheBlock* CacheDirectory::lookup(uint32_t vdisk, uint64_t block) {
-  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
-  if (it == index_.end()) {
-    ++counts_.misses;
-    return nullptr;
-  }
-  ++counts_.hits;
-  if (it->state == CacheBlock::State::clean) lru_.splice(lru_.end(), lru_, lru_.iterator_to(*it));
-  return &*it;
+  CacheBlock* b = find(vdisk, block);
+  ++(b ? counts_.hits : counts_.misses);
+  return b;
 }
 
 CacheBlock* CacheDirectory::find(uint32_t vdisk, uint64_t block) {
-  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
-  if (it == index_.end()) return nullptr;
-  if (it->state == CacheBlock::State::clean) lru_.splice(lru_.end(), lru_, lru_.iterator_to(*it));
-  return &*it;
+  CacheBlock* b = indexed(vdisk, block);
+  if (b && b->state == CacheBlock::State::clean) lru_.splice(lru_.end(), lru_, lru_.iterator_to(*b));
+  return b;
 }
 
 std::vector<CacheBlock*> CacheDirectory::blocks_of(uint32_t vdisk) {
@@ -86,7 +109,7 @@ void CacheDirectory::free_block(CacheBlock& b) {
   assert(b.state == CacheBlock::State::clean);
   if (on_free_) on_free_(b);
   lru_.erase(lru_.iterator_to(b));
-  index_.erase(index_.iterator_to(b));
+  unindex(b);
   --counts_.clean;
   b.state = CacheBlock::State::free;
   free_.push_back(&b);
@@ -106,14 +129,13 @@ uint32_t CacheDirectory::evict_clean_if(uint32_t n,
 }
 
 CacheBlock* CacheDirectory::insert_clean(uint32_t vdisk, uint64_t block) {
-  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
-  if (it != index_.end()) return &*it;  // cached meanwhile (perhaps dirtier)
+  if (CacheBlock* cached = indexed(vdisk, block)) return cached;  // meanwhile (perhaps dirtier)
   CacheBlock* b = take_free_block();
   if (!b) return nullptr;
   b->vdisk = vdisk;
   b->block = block;
   b->state = CacheBlock::State::clean;
-  index_.insert(*b);
+  index(*b);
   lru_.push_back(*b);
   ++counts_.clean;
   return b;
@@ -139,10 +161,9 @@ void CacheDirectory::make_dirty(CacheBlock& b) {
 }
 
 CacheBlock* CacheDirectory::write(uint32_t vdisk, uint64_t block) {
-  auto it = index_.find(std::make_pair(vdisk, block), KeyLess());
-  if (it != index_.end()) {
-    make_dirty(*it);
-    return &*it;
+  if (CacheBlock* cached = indexed(vdisk, block)) {
+    make_dirty(*cached);
+    return cached;
   }
   CacheBlock* b = take_free_block();
   if (!b) {
@@ -152,7 +173,7 @@ CacheBlock* CacheDirectory::write(uint32_t vdisk, uint64_t block) {
   b->vdisk = vdisk;
   b->block = block;
   b->state = CacheBlock::State::free;
-  index_.insert(*b);
+  index(*b);
   make_dirty(*b);
   return b;
 }
@@ -224,7 +245,7 @@ void CacheDirectory::drop(uint32_t vdisk, bool force) {
       if (on_free_) on_free_(b);
       dirty_.erase(dirty_.iterator_to(b));
       --counts_.dirty;
-      index_.erase(index_.iterator_to(b));
+      unindex(b);
       b.state = CacheBlock::State::free;
       free_.push_back(&b);
     }

@@ -9,7 +9,8 @@
 //              it dirty again when that destage completes
 //
 // Blocks are kept in (vdisk, block) order, so destage finds adjacent dirty
-// blocks to coalesce into one back-end write. Everything is preallocated
+// blocks to coalesce into one back-end write; every request looks its
+// blocks up in a hash index beside it. Everything is preallocated
 // (blocks, their data, the index's nodes): nothing is allocated per I/O.
 // Not thread-safe: one cache partition belongs to one core.
 #include <cstdint>
@@ -19,6 +20,7 @@
 
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/set.hpp>
+#include <boost/intrusive/unordered_set.hpp>
 
 namespace sve {
 
@@ -26,9 +28,11 @@ inline constexpr uint32_t kCacheBlockBytes = 4096;
 
 struct LruTag;
 struct DirtyTag;
+struct HashTag;
 
 struct CacheBlock
     : boost::intrusive::set_base_hook<>,
+      boost::intrusive::unordered_set_base_hook<boost::intrusive::tag<HashTag>>,
       boost::intrusive::list_base_hook<boost::intrusive::tag<LruTag>>,
       boost::intrusive::list_base_hook<boost::intrusive::tag<DirtyTag>> {
   enum class State : uint8_t { free, clean, dirty, destaging };
@@ -109,6 +113,30 @@ class CacheDirectory {
 
  private:
   using Index = boost::intrusive::set<CacheBlock>;
+  struct BlockHash {
+    size_t operator()(const CacheBlock& b) const { return (*this)({b.vdisk, b.block}); }
+    size_t operator()(const std::pair<uint32_t, uint64_t>& k) const {
+      uint64_t x = k.second ^ (uint64_t{k.first} << 40);  // mixed: buckets are a power of two
+      x ^= x >> 33;
+      x *= 0xff51afd7ed558ccdULL;
+      x ^= x >> 33;
+      return static_cast<size_t>(x);
+    }
+  };
+  struct BlockEqual {
+    bool operator()(const CacheBlock& a, const CacheBlock& b) const {
+      return a.vdisk == b.vdisk && a.block == b.block;
+    }
+    bool operator()(const std::pair<uint32_t, uint64_t>& k, const CacheBlock& b) const {
+      return k.first == b.vdisk && k.second == b.block;
+    }
+  };
+  using HashIndex = boost::intrusive::unordered_set<
+      CacheBlock,
+      boost::intrusive::base_hook<
+          boost::intrusive::unordered_set_base_hook<boost::intrusive::tag<HashTag>>>,
+      boost::intrusive::hash<BlockHash>, boost::intrusive::equal<BlockEqual>,
+      boost::intrusive::power_2_buckets<true>, boost::intrusive::constant_time_size<false>>;
   using Lru = boost::intrusive::list<
       CacheBlock, boost::intrusive::base_hook<
                       boost::intrusive::list_base_hook<boost::intrusive::tag<LruTag>>>>;
@@ -117,12 +145,17 @@ class CacheDirectory {
                       boost::intrusive::list_base_hook<boost::intrusive::tag<DirtyTag>>>>;
 
   CacheBlock* take_free_block();
+  CacheBlock* indexed(uint32_t vdisk, uint64_t block);
+  void index(CacheBlock& b);
+  void unindex(CacheBlock& b);
   void make_dirty(CacheBlock& b);
   void free_block(CacheBlock& b);
 
   std::vector<CacheBlock> blocks_;
   std::unique_ptr<uint8_t[]> arena_;
   Index index_;
+  std::unique_ptr<HashIndex::bucket_type[]> buckets_;
+  HashIndex hash_;
   Lru lru_;           // clean blocks, least recently used first
   DirtyList dirty_;   // dirty blocks, oldest first
   std::vector<CacheBlock*> free_;

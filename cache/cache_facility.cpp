@@ -59,15 +59,13 @@ CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* n
       nvram_->release(e.slot);
       continue;
     }
-    BlockKey key{e.vdisk, e.offset / kBlock};
-    auto it = held_.find(key);
-    if (it != held_.end()) {
-      bool newer = e.epoch > it->second.epoch ||
-                   (e.epoch == it->second.epoch && e.seq > it->second.seq);
-      nvram_->release(newer ? it->second.slot : e.slot);
+    uint64_t block = e.offset / kBlock;
+    if (HeldCopy* held = held_.find(e.vdisk, block)) {
+      bool newer = e.epoch > held->epoch || (e.epoch == held->epoch && e.seq > held->seq);
+      nvram_->release(newer ? held->slot : e.slot);
       if (!newer) continue;
     }
-    held_[key] = {e.slot, e.origin, e.seq, e.epoch};
+    held_.put(e.vdisk, block, {e.slot, e.origin, e.seq, e.epoch});
     if (e.origin == self_) next_seq_ = std::max(next_seq_, e.seq + 1);
   }
 }

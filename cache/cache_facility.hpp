@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "cache/cache_directory.hpp"
+#include "cache/held_copies.hpp"
 #include "model/cache_mode.hpp"
 #include "model/ownership.hpp"
 #include "hw/nvram/nvram.hpp"
@@ -261,15 +262,6 @@ class CacheFacility final : public Facility {
     bool resend = false;
   };
   static constexpr unsigned kMaxMirrorsInFlight = 2;  // per vdisk
-  // A non-volatile copy not (or not yet) a dirty block here: the
-  // partner's, or one recovered after a restart.
-  struct HeldCopy {
-    uint32_t slot = 0;
-    uint32_t origin = 0;  // versions compare only between copies of one origin
-    uint64_t seq = 0;
-    uint64_t epoch = 0;
-  };
-  using BlockKey = std::pair<uint32_t, uint64_t>;  // vdisk, block
   struct FillPending {
     uint32_t count = 0;
     int error = 0;
@@ -361,7 +353,7 @@ class CacheFacility final : public Facility {
   // Releases for the partner, gathered: (partner, vdisk) -> blocks, versions.
   std::map<std::pair<uint32_t, uint32_t>,
            std::pair<std::vector<uint64_t>, std::vector<uint64_t>>> releases_;
-  std::map<BlockKey, HeldCopy> held_;
+  HeldCopies held_;
   std::set<uint32_t> unpromoted_;  // vdisks whose copies wait for room
   std::unordered_map<IoRequest*, FillPending> fills_pending_;
   std::deque<IoRequestPtr> stalled_;  // wait for destage progress

@@ -249,14 +249,12 @@ int CacheFacility::store_mirror(const MirrorCopies& batch) {
   const VdiskRoute* r = routes_ ? routes_->find(batch.vdisk) : nullptr;
   if (r && r->epoch > batch.epoch) return ESTALE;  // the sender is behind
   for (size_t i = 0; i < batch.count; ++i) {
-    BlockKey key{batch.vdisk, batch.blocks[i]};
-    auto it = held_.find(key);
+    HeldCopy* held = held_.find(batch.vdisk, batch.blocks[i]);
     // A resent older version must not replace a newer one of the same
     // writer; a copy from another writer (the vdisk changed owner) is older.
-    if (it != held_.end() && (it->second.epoch > batch.epoch ||
-                              (it->second.epoch == batch.epoch &&
-                               it->second.origin == batch.origin &&
-                               it->second.seq >= batch.seqs[i])))
+    if (held && (held->epoch > batch.epoch ||
+                 (held->epoch == batch.epoch && held->origin == batch.origin &&
+                  held->seq >= batch.seqs[i])))
       continue;
     int64_t slot = nvram_->allocate();
     if (slot < 0) return ENOSPC;
@@ -270,11 +268,11 @@ int CacheFacility::store_mirror(const MirrorCopies& batch) {
     e.epoch = batch.epoch;
     (void)nvram_->store(e.slot, e, batch.data + i * kBlock);
     stats_.bytes_into_nvram += kBlock;
-    if (it != held_.end()) {
-      nvram_->release(it->second.slot);
-      it->second = {e.slot, e.origin, e.seq, e.epoch};
+    if (held) {
+      nvram_->release(held->slot);
+      *held = {e.slot, e.origin, e.seq, e.epoch};
     } else {
-      held_.emplace(key, HeldCopy{e.slot, e.origin, e.seq, e.epoch});
+      held_.put(batch.vdisk, batch.blocks[i], {e.slot, e.origin, e.seq, e.epoch});
     }
   }
   stats_.copies_held = held_.size();
@@ -285,10 +283,10 @@ void CacheFacility::release_mirror(uint32_t origin, uint32_t vdisk,
                                    const std::vector<uint64_t>& blocks,
                                    const std::vector<uint64_t>& seqs) {
   for (size_t i = 0; i < blocks.size() && i < seqs.size(); ++i) {
-    auto it = held_.find({vdisk, blocks[i]});
-    if (it == held_.end() || it->second.origin != origin || it->second.seq > seqs[i]) continue;
-    if (nvram_) nvram_->release(it->second.slot);
-    held_.erase(it);
+    HeldCopy* held = held_.find(vdisk, blocks[i]);
+    if (!held || held->origin != origin || held->seq > seqs[i]) continue;
+    if (nvram_) nvram_->release(held->slot);
+    held_.erase(vdisk, blocks[i]);
   }
   stats_.copies_held = held_.size();
 }
@@ -383,50 +381,42 @@ void CacheFacility::reconcile_copies() {
     }
   }
   unpromoted_.clear();
-  for (auto it = held_.begin(); it != held_.end();) {
-    auto [vdisk, block] = it->first;
-    HeldCopy copy = it->second;
+  held_.erase_if([&](uint32_t vdisk, uint64_t block, const HeldCopy& copy) {
     const VdiskRoute* r = routes_->find(vdisk);
     if (!r || !copy_counts(*r, self_, copy.epoch) || !map_ || !map_->find(vdisk)) {
       if (nvram_) nvram_->release(copy.slot);
       ++stats_.discarded;
-      it = held_.erase(it);
-      continue;
+      return true;
     }
     // Ours to destage: a vdisk this node caches, or one it hands over.
     bool ours = (routes_->local(vdisk) && r->mode != CacheMode::off) || r->handover_by == self_;
-    if (!ours) {
-      ++it;  // the partner's copy of a vdisk it owns: kept for it
-      continue;
-    }
+    if (!ours) return false;  // the partner's copy of a vdisk it owns: kept for it
     CacheBlock* existing = directory_->find(vdisk, block);
     if (existing && existing->state != CacheBlock::State::clean) {
       nvram_->release(copy.slot);  // this node wrote it since: newer
-      it = held_.erase(it);
-      continue;
+      return true;
     }
     CacheBlock* b = directory_->write(vdisk, block);
     if (!b) {
       unpromoted_.insert(vdisk);  // no room yet: its requests wait
-      ++it;
-      continue;
+      return false;
     }
     forget_slot(*b);  // the copy's slot holds its data from now on
     block_slot_[b->index] = copy.slot;
     block_seq_[b->index] = copy.seq;
     block_epoch_[b->index] = copy.epoch;
     ++stats_.promoted;
-    it = held_.erase(it);
-  }
+    return true;
+  });
   stats_.copies_held = held_.size();
 }
 
 void CacheFacility::drop_vdisk(uint32_t vdisk) {
   directory_->drop(vdisk, true);  // the blocks' slots go with them (on_free)
-  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;) {
-    if (nvram_) nvram_->release(it->second.slot);
-    it = held_.erase(it);
-  }
+  held_.erase_vdisk(vdisk, [&](const HeldCopy& copy) {
+    if (nvram_) nvram_->release(copy.slot);
+  });
+  stats_.copies_held = held_.size();
   vdisks_.erase(vdisk);
 }
 
@@ -459,17 +449,12 @@ uint64_t CacheFacility::dirty_blocks(uint32_t vdisk) const {
       if (b->state != CacheBlock::State::clean) ++n;
   const VdiskRoute* r = routes_->find(vdisk);
   bool ours = routes_->local(vdisk) || (r && r->handover_by == self_);
-  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk;
-       ++it)
-    if (ours) ++n;  // copies still to take over
+  if (ours) n += held_.count(vdisk);  // copies still to take over
   return n;
 }
 
 uint64_t CacheFacility::held_blocks(uint32_t vdisk) const {
-  uint64_t n = 0;
-  for (auto it = held_.lower_bound({vdisk, 0}); it != held_.end() && it->first.first == vdisk; ++it)
-    ++n;
-  return n;
+  return held_.count(vdisk);
 }
 
 uint64_t CacheFacility::dirty_blocks_of_group(uint32_t group) const {

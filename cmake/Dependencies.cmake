@@ -7,6 +7,9 @@ find_package(msgpack REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing)
+# ISA-L: CRC-32C (its crc32_iscsi) folded with carry-less multiplies, about
+# five times the speed of a one-instruction-a-word SSE 4.2 loop on 4 KiB.
+pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 
 # CAF 0.17 ships neither a CMake config nor a pkg-config file.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libcaf-dev libboost-dev liburing-dev libmsgpack-cxx-dev libspdlog-dev
+  libcaf-dev libboost-dev liburing-dev libisal-dev libmsgpack-cxx-dev libspdlog-dev
   nlohmann-json3-dev catch2 libedit-dev libcli11-dev
   qemu-utils libnbd-bin fio nbdkit python3
 )
