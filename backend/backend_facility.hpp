@@ -49,6 +49,9 @@ class BackendFacility final : public Facility, private BlockCompletions {
   void on_block_complete(IoRequest* request, bool link_head, int res) override;
   void prep_rw(IoRequest& request, const BlockDevice& dev);
   bool prep_zeroing(IoRequest& r, const BlockDevice& dev, bool punch);
+  // Whether `r` is zeroed without zeros being written (by SVE or the
+  // kernel): what a host's fast-zero request asks.
+  static bool zeroes_without_writing(const IoRequest& r, const BlockDevice& dev, bool punch);
   void serve_synthetic(IoRequestPtr request, const BlockDevice& dev);
 
   UringEngine& ring_;

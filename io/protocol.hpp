@@ -24,6 +24,11 @@ const char* to_string(IoOp op);
 namespace io_flags {
 inline constexpr uint32_t fua = 1u << 0;      // durable before completion
 inline constexpr uint32_t no_hole = 1u << 1;  // write_zeroes must allocate
+// write_zeroes only if it is faster than writing zeros: a layer that would
+// write them fails it with ENOTSUP instead (the host writes them itself).
+inline constexpr uint32_t fast_zero = 1u << 2;
+// Those a host may set (and a peer node may pass on).
+inline constexpr uint32_t host_settable = fua | no_hole | fast_zero;
 }  // namespace io_flags
 
 struct IoRequest;

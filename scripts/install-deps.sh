@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev libboost-dev liburing-dev libisal-dev libmsgpack-cxx-dev libspdlog-dev
   nlohmann-json3-dev catch2 libedit-dev libcli11-dev
-  qemu-utils libnbd-bin fio nbdkit python3
+  qemu-utils libnbd-bin python3-libnbd fio nbdkit python3
 )
 missing=()
 for p in "${packages[@]}"; do

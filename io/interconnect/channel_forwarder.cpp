@@ -136,7 +136,7 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
     request->buffer = std::move(buffer);
   }
   request->op = op;
-  request->flags = b.flags & (io_flags::fua | io_flags::no_hole);  // only those a host may set
+  request->flags = b.flags & io_flags::host_settable;
   request->volume = h.vdisk;
   request->offset = b.offset;
   request->length = op == IoOp::flush ? 0 : b.length;

@@ -257,7 +257,7 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
     return caf::result<int32_t, Bytes>(int32_t{EINVAL}, Bytes{});
   IoRequestPtr request = make_request();
   request->op = io_op;
-  request->flags = flags;
+  request->flags = flags & io_flags::host_settable;
   request->volume = vdisk;
   request->offset = offset;
   request->length = io_op == IoOp::flush ? 0 : length;

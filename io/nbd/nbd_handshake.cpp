@@ -1,10 +1,15 @@
 #include "io/nbd/nbd_handshake.hpp"
 
+#include <algorithm>
+
 #include "hw/port/tcp.hpp"
 #include "io/nbd/nbd_wire.hpp"
 
 namespace sve::nbd {
 namespace {
+
+// The handshake ends without an export: the connection is closed.
+HandshakeResult ended(std::string why) { return {false, {}, std::move(why), {}}; }
 
 bool send_bytes(int fd, const std::vector<uint8_t>& bytes) {
   return send_all(fd, bytes.data(), bytes.size());
@@ -18,11 +23,32 @@ bool reply_error(int fd, uint32_t option, uint32_t type, const std::string& mess
   return reply(fd, option, type, std::vector<uint8_t>(message.begin(), message.end()));
 }
 
+
+bool reply_string(int fd, uint32_t option, uint16_t info, const std::string& text) {
+  std::vector<uint8_t> data;
+  put_u16(data, info);
+  data.insert(data.end(), text.begin(), text.begin() + static_cast<long>(
+                                                          std::min<size_t>(text.size(),
+                                                                           kMaxStringBytes)));
+  return reply(fd, option, kRepInfo, data);
+}
+
+// The contexts of `queries` SVE has, for LIST (`listing`: an empty list or
+// a bare "base:" names every base context) or SET (exact names only).
+std::vector<std::string> matching_contexts(const std::vector<std::string>& queries,
+                                           bool listing) {
+  if (listing && queries.empty()) return {kContextBaseAllocation};
+  for (const auto& q : queries)
+    if (q == kContextBaseAllocation || (listing && q == "base:")) return {kContextBaseAllocation};
+  return {};
+}
+
 }  // namespace
 
-uint16_t transmission_flags() {
-  return kTxHasFlags | kTxSendFlush | kTxSendFua | kTxSendTrim | kTxSendWriteZeroes |
-         kTxCanMultiConn;
+uint16_t transmission_flags(bool structured) {
+  uint16_t flags = kTxHasFlags | kTxSendFlush | kTxSendFua | kTxSendTrim | kTxSendWriteZeroes |
+                   kTxCanMultiConn | kTxSendCache | kTxSendFastZero;
+  return structured ? flags | kTxSendDf : flags;
 }
 
 HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
@@ -31,56 +57,65 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
   put_u64(hello, kNbdMagic);
   put_u64(hello, kOptMagic);
   put_u16(hello, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!send_bytes(fd, hello)) return {false, {}, "client left before the greeting"};
+  if (!send_bytes(fd, hello)) return ended("client left before the greeting");
 
   uint8_t client_flags_raw[4];
-  if (!recv_all(fd, client_flags_raw, 4)) return {false, {}, "client left"};
+  if (!recv_all(fd, client_flags_raw, 4)) return ended("client left");
   uint32_t client_flags = get_u32(client_flags_raw);
   if (client_flags & ~(kClientFixedNewstyle | kClientNoZeroes))
-    return {false, {}, "unknown client flags"};
+    return ended("unknown client flags");
   const bool no_zeroes = client_flags & kClientNoZeroes;
+  bool structured = false;
+  // The contexts selected by the last SET_META_CONTEXT, for this export.
+  std::string context_export;
+  uint32_t allocation_context = 0;
+  auto go = [&](const ExportInfo& info) {
+    HandshakeResult r{true, info, {}, {structured, 0}};
+    if (context_export == info.name) r.negotiated.allocation_context = allocation_context;
+    return r;
+  };
 
   for (;;) {
     uint8_t head[16];
-    if (!recv_all(fd, head, sizeof head)) return {false, {}, "client left during options"};
-    if (get_u64(head) != kOptMagic) return {false, {}, "bad option magic"};
+    if (!recv_all(fd, head, sizeof head)) return ended("client left during options");
+    if (get_u64(head) != kOptMagic) return ended("bad option magic");
     uint32_t option = get_u32(head + 8);
     uint32_t length = get_u32(head + 12);
-    if (length > kMaxOptionBytes) return {false, {}, "option too large"};
+    if (length > kMaxOptionBytes) return ended("option too large");
     std::vector<uint8_t> data(length);
     if (length && !recv_all(fd, data.data(), length))
-      return {false, {}, "client left during options"};
+      return ended("client left during options");
 
     switch (option) {
       case kOptExportName: {
         std::string name(data.begin(), data.end());
         auto info = catalog.find(name);
         // This old option has no error reply: the spec says to disconnect.
-        if (!catalog.refusal().empty()) return {false, {}, catalog.refusal()};
-        if (!info) return {false, {}, "unknown export '" + name + "'"};
+        if (!catalog.refusal().empty()) return ended(catalog.refusal());
+        if (!info) return ended("unknown export '" + name + "'");
         std::vector<uint8_t> out;
         put_u64(out, info->size_bytes);
-        put_u16(out, transmission_flags());
+        put_u16(out, transmission_flags(structured));
         if (!no_zeroes) out.resize(out.size() + 124, 0);
-        if (!send_bytes(fd, out)) return {false, {}, "client left"};
-        return {true, *info, {}};
+        if (!send_bytes(fd, out)) return ended("client left");
+        return go(*info);
       }
       case kOptAbort:
         reply(fd, option, kRepAck);
-        return {false, {}, "client aborted"};
+        return ended("client aborted");
       case kOptList: {
         if (length != 0) {
           if (!reply_error(fd, option, kRepErrInvalid, "LIST takes no data"))
-            return {false, {}, "client left"};
+            return ended("client left");
           break;
         }
         for (const auto& name : catalog.names()) {
           std::vector<uint8_t> entry;
           put_u32(entry, static_cast<uint32_t>(name.size()));
           entry.insert(entry.end(), name.begin(), name.end());
-          if (!reply(fd, option, kRepServer, entry)) return {false, {}, "client left"};
+          if (!reply(fd, option, kRepServer, entry)) return ended("client left");
         }
-        if (!reply(fd, option, kRepAck)) return {false, {}, "client left"};
+        if (!reply(fd, option, kRepAck)) return ended("client left");
         break;
       }
       case kOptInfo:
@@ -93,38 +128,102 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
         valid = valid && uint64_t{name_len} + 6 + 2ull * requests == length;
         if (!valid) {
           if (!reply_error(fd, option, kRepErrInvalid, "malformed INFO/GO request"))
-            return {false, {}, "client left"};
+            return ended("client left");
           break;
         }
         std::string name(data.begin() + 4, data.begin() + 4 + name_len);
-        bool wants_block_size = false;
-        for (uint16_t i = 0; i < requests; ++i)
-          if (get_u16(data.data() + 6 + name_len + 2 * i) == kInfoBlockSize)
-            wants_block_size = true;
+        bool wants_block_size = false, wants_name = false, wants_description = false;
+        for (uint16_t i = 0; i < requests; ++i) {
+          uint16_t what = get_u16(data.data() + 6 + name_len + 2 * i);
+          wants_block_size |= what == kInfoBlockSize;
+          wants_name |= what == kInfoName;
+          wants_description |= what == kInfoDescription;
+        }
         auto info = catalog.find(name);
         if (std::string why = catalog.refusal(); !why.empty()) {
-          if (!reply_error(fd, option, kRepErrUnknown, why)) return {false, {}, "client left"};
+          if (!reply_error(fd, option, kRepErrUnknown, why)) return ended("client left");
           break;
         }
         if (!info) {
           std::string msg = name.empty() ? "no default export: name a vdisk"
                                          : "no vdisk named '" + name + "'";
-          if (!reply_error(fd, option, kRepErrUnknown, msg)) return {false, {}, "client left"};
+          if (!reply_error(fd, option, kRepErrUnknown, msg)) return ended("client left");
           break;
         }
         if (!reply(fd, option, kRepInfo,
-                   encode_info_export(info->size_bytes, transmission_flags())))
-          return {false, {}, "client left"};
+                   encode_info_export(info->size_bytes, transmission_flags(structured))))
+          return ended("client left");
         if (wants_block_size &&
             !reply(fd, option, kRepInfo, encode_info_block_size(1, 4096, kMaxPayloadBytes)))
-          return {false, {}, "client left"};
-        if (!reply(fd, option, kRepAck)) return {false, {}, "client left"};
-        if (option == kOptGo) return {true, *info, {}};
+          return ended("client left");
+        if (wants_name && !reply_string(fd, option, kInfoName, info->name))
+          return ended("client left");
+        if (wants_description && !info->description.empty() &&
+            !reply_string(fd, option, kInfoDescription, info->description))
+          return ended("client left");
+        if (!reply(fd, option, kRepAck)) return ended("client left");
+        if (option == kOptGo) return go(*info);
+        break;
+      }
+      case kOptStructuredReply: {
+        const char* why = length != 0   ? "STRUCTURED_REPLY takes no data"
+                          : structured ? "structured replies are already on"
+                                       : nullptr;
+        if (why) {
+          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          break;
+        }
+        structured = true;
+        if (!reply(fd, option, kRepAck)) return ended("client left");
+        break;
+      }
+      case kOptListMetaContext:
+      case kOptSetMetaContext: {
+        const bool listing = option == kOptListMetaContext;
+        MetaContextRequest request;
+        std::string why;
+        if (!structured)
+          why = "negotiate structured replies first";
+        else if (!decode_meta_context_request(data, request))
+          why = "malformed META_CONTEXT request";
+        // A SET that fails selects nothing.
+        auto forget = [&] {
+          if (listing) return;
+          context_export.clear();
+          allocation_context = 0;
+        };
+        if (!why.empty()) {
+          forget();
+          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          break;
+        }
+        if (std::string refused = catalog.refusal(); !refused.empty() ||
+                                                     !catalog.find(request.export_name)) {
+          forget();
+          if (!reply_error(fd, option, kRepErrUnknown,
+                           refused.empty() ? "no vdisk named '" + request.export_name + "'"
+                                           : refused))
+            return ended("client left");
+          break;
+        }
+        std::vector<std::string> found = matching_contexts(request.queries, listing);
+        if (!listing) {
+          context_export = request.export_name;
+          allocation_context = found.empty() ? 0 : kAllocationContextId;
+        }
+        bool sent = true;
+        for (const auto& context : found) {
+          std::vector<uint8_t> entry;
+          put_u32(entry, listing ? 0 : kAllocationContextId);  // LIST's ids are reserved
+          entry.insert(entry.end(), context.begin(), context.end());
+          sent = sent && reply(fd, option, kRepMetaContext, entry);
+        }
+        if (!sent || !reply(fd, option, kRepAck)) return ended("client left");
         break;
       }
       default:
         if (!reply_error(fd, option, kRepErrUnsup, "option not supported"))
-          return {false, {}, "client left"};
+          return ended("client left");
         break;
     }
   }

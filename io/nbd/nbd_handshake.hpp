@@ -1,7 +1,8 @@
 #pragma once
 // The NBD fixed-newstyle handshake on a connected socket: option haggling
-// (EXPORT_NAME, LIST, INFO, GO, ABORT) until the client picks an export or
-// leaves. Malformed input ends this connection only.
+// (EXPORT_NAME, LIST, INFO, GO, ABORT, STRUCTURED_REPLY, LIST and SET
+// META_CONTEXT) until the client picks an export or leaves. Malformed
+// input earns an error reply or ends this connection only.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@ struct ExportInfo {
   uint32_t volume = 0;  // the vdisk id requests are addressed to
   uint64_t size_bytes = 0;
   std::string name;
+  std::string description;  // for NBD_INFO_DESCRIPTION (nbdinfo shows it)
 };
 
 class ExportCatalog {
@@ -24,16 +26,27 @@ class ExportCatalog {
   virtual std::string refusal() const { return {}; }
 };
 
+// The id SVE gives base:allocation when a client selects it.
+inline constexpr uint32_t kAllocationContextId = 1;
+
+// What the client and SVE agreed on for the transmission phase.
+struct Negotiated {
+  bool structured = false;          // structured replies
+  uint32_t allocation_context = 0;  // base:allocation's id if selected, else 0
+};
+
 struct HandshakeResult {
   bool go = false;  // false: the connection is to be closed
   ExportInfo chosen;
   std::string reason;  // why it ended without an export, for the log
+  Negotiated negotiated;
 };
 
-// Flags SVE advertises for every export: flush, FUA, trim, write-zeroes, and
-// multi-conn (a flush on any connection covers writes completed on all of
-// them, because it flushes the shared back-end devices).
-uint16_t transmission_flags();
+// Flags SVE advertises for every export: flush, FUA, trim, write-zeroes,
+// cache, fast zero, multi-conn (a flush on any connection covers writes
+// completed on all of them, because it flushes the shared back-end
+// devices), and with structured replies the DF flag.
+uint16_t transmission_flags(bool structured = false);
 
 HandshakeResult run_handshake(int fd, const ExportCatalog& catalog);
 

@@ -31,7 +31,8 @@ class MapCatalog final : public nbd::ExportCatalog {
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
     if (!v) return std::nullopt;
-    return nbd::ExportInfo{v->id, v->size_bytes, v->name};
+    return nbd::ExportInfo{v->id, v->size_bytes, v->name,
+                           "SVE vdisk " + v->name + " (id " + std::to_string(v->id) + ")"};
   }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
@@ -71,7 +72,7 @@ struct NbdPort::Impl {
 
   void accept_loop();
   void handshake(int fd, size_t core);
-  void serve_on_core(int fd, nbd::ExportInfo chosen, size_t core);
+  void serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated, size_t core);
   void closed(nbd::NbdSession* session, size_t core);
   void destroy(nbd::NbdSession* session);
 };
@@ -185,13 +186,16 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
   if (by_volume) core = hs.chosen.volume % cores.size();
   spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
   post(static_cast<unsigned>(core),
-       [this, fd, chosen = hs.chosen, core] { serve_on_core(fd, chosen, core); });
+       [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core] {
+         serve_on_core(fd, chosen, negotiated, core);
+       });
 }
 
 // On the core's thread from here on.
-void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, size_t core) {
+void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated,
+                                  size_t core) {
   auto* session = new nbd::NbdSession(
-      fd, std::move(chosen), *cores[core].io, *slots[core], *cores[core].top, limits,
+      fd, std::move(chosen), negotiated, *cores[core].io, *slots[core], *cores[core].top, limits,
       [this, core](nbd::NbdSession* s) { closed(s, core); });
   {
     std::lock_guard lock(mu);

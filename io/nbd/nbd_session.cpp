@@ -14,20 +14,28 @@ namespace sve::nbd {
 namespace {
 
 constexpr int kMaxSendIov = IOV_MAX;
+constexpr size_t kDrainBytes = 64 * 1024;
 
-// Flags each command accepts; anything else earns EINVAL.
-uint16_t allowed_flags(uint16_t type) {
+// Flags each command accepts; anything else earns EINVAL. DF only once
+// structured replies are on (it is advertised only then).
+uint16_t allowed_flags(uint16_t type, bool structured) {
   switch (type) {
+    case kCmdRead: return structured ? kCmdFlagDf : 0;
     case kCmdWrite:
     case kCmdTrim: return kCmdFlagFua;
-    case kCmdWriteZeroes: return kCmdFlagFua | kCmdFlagNoHole;
+    case kCmdWriteZeroes: return kCmdFlagFua | kCmdFlagNoHole | kCmdFlagFastZero;
+    case kCmdBlockStatus: return kCmdFlagReqOne;
     default: return 0;
   }
 }
 
+// NBD_CMD_CACHE is a read whose data is not sent: it leaves the range in
+// the cache (the cache keeps what a read brings in). BLOCK_STATUS needs no
+// I/O here (answer_block_status).
 bool to_op(uint16_t type, IoOp& op) {
   switch (type) {
-    case kCmdRead: op = IoOp::read; return true;
+    case kCmdRead:
+    case kCmdCache: op = IoOp::read; return true;
     case kCmdWrite: op = IoOp::write; return true;
     case kCmdFlush: op = IoOp::flush; return true;
     case kCmdTrim: op = IoOp::trim; return true;
@@ -52,17 +60,20 @@ uint64_t page_limit(const SessionLimits& limits, const PoolAccount& frontend) {
 void Slot::io_done(IoRequestPtr done) {
   bool is_write = done->op == IoOp::write || done->op == IoOp::write_zeroes;
   error = to_wire_error(done->status, is_write);
-  with_data = error == 0 && done->op == IoOp::read && done->length > 0;
+  if (done->status == ENOTSUP && fast_zero) error = kENOTSUP;
+  with_data = error == 0 && type == kCmdRead && done->length > 0;
   // Only a read's reply needs its buffer: a write's goes back to the pool now.
   if (!with_data) done->buffer.reset();
   request = std::move(done);
   session->reply_later(*this);
 }
 
-NbdSession::NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, IoServer& top,
-                       const SessionLimits& limits, std::function<void(NbdSession*)> closed)
+NbdSession::NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& core,
+                       SlotPool& slots, IoServer& top, const SessionLimits& limits,
+                       std::function<void(NbdSession*)> closed)
     : fd_(fd),
       info_(std::move(info)),
+      negotiated_(negotiated),
       core_(core),
       slots_(slots),
       top_(top),
@@ -147,9 +158,6 @@ void NbdSession::on_header(int res) {
   request_ = decode_request(header_);
   if (request_.magic != kRequestMagic) return end("bad request magic");
   if (request_.type == kCmdDisc) return end("client sent DISC");
-  bool needs_buffer = request_.type == kCmdWrite || request_.type == kCmdRead;
-  if (needs_buffer && request_.length > kMaxPayloadBytes)
-    return end("request of " + std::to_string(request_.length) + " bytes exceeds the maximum");
   ++stats_.requests;
   phase_ = Phase::context;
   if (requests_account_.acquire_or_wait(context_waiter_)) {
@@ -164,58 +172,99 @@ bool NbdSession::ContextWaiter::on_grant() {
   return true;
 }
 
+uint32_t NbdSession::refusal() const {
+  IoOp op;
+  if (!to_op(request_.type, op) && request_.type != kCmdBlockStatus) return kEINVAL;
+  if (request_.flags & ~allowed_flags(request_.type, negotiated_.structured)) return kEINVAL;
+  // Over the advertised maximum (a cache request is only advice: it is
+  // cut to the maximum instead).
+  if ((request_.type == kCmdRead || request_.type == kCmdWrite) &&
+      request_.length > kMaxPayloadBytes)
+    return kEINVAL;
+  if (request_.type == kCmdBlockStatus) {
+    uint64_t end = request_.offset + request_.length;
+    if (!negotiated_.allocation_context || request_.length == 0 || end < request_.offset ||
+        end > info_.size_bytes)
+      return kEINVAL;
+  }
+  // A node without a lease serves nothing.
+  if (gate_ && !gate_->open()) return kEIO;
+  return 0;
+}
+
 void NbdSession::got_context() {
   Slot* slot = slots_.take();
   slot->session = this;
   slot->cookie = request_.cookie;
+  slot->offset = request_.offset;
+  slot->type = request_.type;
   slot->error = 0;
   slot->with_data = false;
   slot->owns_unit = false;
+  slot->fast_zero = false;
+  slot->extra.clear();
   ++outstanding_;
   slot_ = slot;
-  IoOp op = IoOp::write;
-  bool known = to_op(request_.type, op);
-  if (!known || (request_.flags & ~allowed_flags(request_.type))) {
-    // Unknown commands and flags earn EINVAL; a write's payload is still on
-    // the wire and must be consumed first, which needs a buffer too.
-    if (request_.type != kCmdWrite || request_.length == 0) {
-      slot_ = nullptr;
-      slot->error = kEINVAL;
-      slot->owns_unit = true;
-      reply_later(*slot);
-      if (phase_ != Phase::closing) receive_header();
-      return;
+  if (uint32_t error = refusal()) {
+    // No request for the stack: the slot holds the unit. A write's payload
+    // is still on the wire and is read and dropped first.
+    slot->error = error;
+    slot->owns_unit = true;
+    if (request_.type == kCmdWrite && request_.length > 0) {
+      drain_left_ = request_.length;
+      return drain_payload();
     }
+    slot_ = nullptr;
+    reply_later(*slot);
+    if (phase_ != Phase::closing) receive_header();
+    return;
   }
+  if (request_.type == kCmdBlockStatus) {
+    slot_ = nullptr;
+    slot->owns_unit = true;
+    answer_block_status(*slot);
+    if (phase_ != Phase::closing) receive_header();
+    return;
+  }
+  IoOp op = IoOp::write;
+  to_op(request_.type, op);
+  uint64_t length = request_.length;
+  if (request_.type == kCmdCache) length = std::min<uint64_t>(length, kMaxPayloadBytes);
   IoRequestPtr io = core_.requests().make(requests_account_);
-  io->op = known ? op : IoOp::write;
+  io->op = op;
   io->flags = 0;
   if (request_.flags & kCmdFlagFua) io->flags |= io_flags::fua;
   if (request_.flags & kCmdFlagNoHole) io->flags |= io_flags::no_hole;
+  if (request_.flags & kCmdFlagFastZero) io->flags |= io_flags::fast_zero;
+  slot->fast_zero = request_.flags & kCmdFlagFastZero;
   io->volume = info_.volume;
   io->offset = request_.offset;
-  io->length = op == IoOp::flush ? 0 : request_.length;
+  io->length = op == IoOp::flush ? 0 : length;
   io->cookie = request_.cookie;
   io->client = slot;
   slot->request = std::move(io);
-  if (!known || (request_.flags & ~allowed_flags(request_.type))) slot->error = kEINVAL;
-  // A node without a lease serves nothing (a write's payload is consumed,
-  // then refused).
-  else if (gate_ && !gate_->open()) slot->error = kEIO;
 
-  bool needs_buffer = (request_.type == kCmdWrite || request_.type == kCmdRead) &&
-                      request_.length > 0;
+  bool needs_buffer = (op == IoOp::write || op == IoOp::read) && length > 0;
   if (!needs_buffer) return dispatch();
   phase_ = Phase::buffer;
-  pages_waiter_.bytes = request_.length;
-  pages_waiter_.need = BufferPool::pages_for(request_.length);
+  pages_waiter_.bytes = length;
+  pages_waiter_.need = BufferPool::pages_for(length);
   if (buffers_account_.acquire_or_wait(pages_waiter_)) {
-    BufferRef b = core_.buffers().build(buffers_account_, request_.length);
+    BufferRef b = core_.buffers().build(buffers_account_, length);
     if (b) return got_buffer(std::move(b));
     buffers_account_.release(pages_waiter_.need);  // fragmented: wait for frees
     buffers_account_.wait(pages_waiter_);
   }
   ++stats_.waits;
+}
+
+// base:allocation of a vdisk whose every extent is allocated (thick): all
+// of the range is data. One extent, so REQ_ONE is met too.
+void NbdSession::answer_block_status(Slot& slot) {
+  uint64_t length = std::min<uint64_t>(request_.length, info_.size_bytes - request_.offset);
+  slot.extra = encode_block_status(negotiated_.allocation_context,
+                                   {Extent{static_cast<uint32_t>(length), 0}});
+  reply_later(slot);
 }
 
 bool NbdSession::PagesWaiter::on_grant() {
@@ -256,6 +305,32 @@ void NbdSession::receive_payload() {
   io_uring_prep_recvmsg(sqe, fd_, &recv_msg_, MSG_WAITALL);
 }
 
+void NbdSession::drain_payload() {
+  phase_ = Phase::drain;
+  if (!drain_buffer_) drain_buffer_.reset(new uint8_t[kDrainBytes]);
+  size_t want = static_cast<size_t>(std::min<uint64_t>(drain_left_, kDrainBytes));
+  ssize_t got = ::recv(fd_, drain_buffer_.get(), want, MSG_DONTWAIT);
+  recv_in_flight_ = true;
+  if (!(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+    ++stats_.direct_receives;
+    on_drained(got < 0 ? -errno : static_cast<int>(got));
+    return;
+  }
+  recv_op_.on_done = &NbdSession::on_drained;
+  io_uring_prep_recv(core_.ring().sqe_for(&recv_op_), fd_, drain_buffer_.get(), want, 0);
+}
+
+void NbdSession::on_drained(int res) {
+  recv_in_flight_ = false;
+  if (res <= 0) return end("client left in the middle of a write");
+  drain_left_ -= std::min<uint64_t>(drain_left_, static_cast<uint64_t>(res));
+  if (drain_left_ > 0) return drain_payload();
+  Slot* slot = slot_;
+  slot_ = nullptr;
+  reply_later(*slot);
+  if (phase_ != Phase::closing) receive_header();
+}
+
 void NbdSession::on_payload(int res) {
   recv_in_flight_ = false;
   if (res <= 0) {
@@ -282,9 +357,40 @@ void NbdSession::dispatch() {
 
 void NbdSession::reply_later(Slot& slot) {
   if (slot.error) ++stats_.errors;
-  encode_simple_reply(slot.error, slot.cookie, slot.header);
+  encode_reply(slot);
   reply_queue_.push_back(slot);
   send_replies();
+}
+
+// With structured replies, a read is answered in one chunk (so DF always
+// holds): its data, or its error; block status always is. Everything else
+// keeps the simple reply, as the protocol allows.
+void NbdSession::encode_reply(Slot& slot) {
+  bool chunked = slot.type == kCmdBlockStatus ||
+                 (negotiated_.structured && slot.type == kCmdRead);
+  if (!chunked || (slot.error && !negotiated_.structured)) {
+    encode_simple_reply(slot.error, slot.cookie, slot.header);
+    slot.header_bytes = kReplyBytes;
+    return;
+  }
+  if (slot.error) {
+    slot.extra = encode_error_chunk(slot.error, {});
+    encode_chunk_header(kReplyFlagDone, kReplyTypeError, slot.cookie,
+                        static_cast<uint32_t>(slot.extra.size()), slot.header);
+  } else if (slot.type == kCmdBlockStatus) {
+    encode_chunk_header(kReplyFlagDone, kReplyTypeBlockStatus, slot.cookie,
+                        static_cast<uint32_t>(slot.extra.size()), slot.header);
+  } else if (slot.with_data) {
+    encode_chunk_header(kReplyFlagDone, kReplyTypeOffsetData, slot.cookie,
+                        static_cast<uint32_t>(kOffsetDataBytes + slot.request->length),
+                        slot.header);
+    encode_offset(slot.offset, slot.header + kChunkHeaderBytes);
+    slot.header_bytes = kChunkHeaderBytes + kOffsetDataBytes;
+    return;
+  } else {  // a read of nothing
+    encode_chunk_header(kReplyFlagDone, kReplyTypeNone, slot.cookie, 0, slot.header);
+  }
+  slot.header_bytes = kChunkHeaderBytes;
 }
 
 // Gathers queued replies into one sendmsg; one send in flight at a time.
@@ -294,7 +400,7 @@ void NbdSession::send_replies() {
   int n = 0;
   while (!reply_queue_.empty()) {
     Slot& s = reply_queue_.front();
-    int need = 1;
+    int need = s.extra.empty() ? 1 : 2;
     iovec data[Buffer::kMaxSegments];
     int parts = 0;
     if (s.with_data) {
@@ -303,7 +409,8 @@ void NbdSession::send_replies() {
       need += parts;
     }
     if (n + need > kMaxSendIov) break;
-    send_iov_[n++] = {s.header, kReplyBytes};
+    send_iov_[n++] = {s.header, s.header_bytes};
+    if (!s.extra.empty()) send_iov_[n++] = {s.extra.data(), s.extra.size()};
     for (int i = 0; i < parts; ++i) send_iov_[n++] = data[i];
     reply_queue_.pop_front();
     sending_.push_back(s);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/intrusive/list.hpp>
 
@@ -44,10 +45,17 @@ struct Slot : public IoClient,
   NbdSession* session = nullptr;
   IoRequestPtr request;    // null for an error reply without a request
   uint64_t cookie = 0;
+  uint64_t offset = 0;     // of the request (a structured read's data chunk)
+  uint16_t type = 0;       // its NBD command
   uint32_t error = 0;      // wire error of the reply
   bool with_data = false;  // a successful read: the reply carries its data
   bool owns_unit = false;  // no request was made: the slot holds the unit
-  uint8_t header[kReplyBytes];
+  bool fast_zero = false;  // a write-zeroes that may fail with ENOTSUP
+  // The reply's header: a simple reply, or a structured chunk's header and
+  // the start of its payload (a data chunk's offset, an error's code).
+  uint8_t header[kChunkHeaderBytes + kOffsetDataBytes];
+  uint8_t header_bytes = 0;
+  std::vector<uint8_t> extra;  // the rest of a chunk's payload (block status)
   void io_done(IoRequestPtr done) override;
 };
 
@@ -74,8 +82,9 @@ class NbdSession {
   // core) once the connection has ended and every request has completed.
   // It is called from inside the session's own callbacks, so it must not
   // destroy the session there and then: it posts that for later.
-  NbdSession(int fd, ExportInfo info, CoreIo& core, SlotPool& slots, IoServer& top,
-             const SessionLimits& limits, std::function<void(NbdSession*)> closed);
+  NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& core, SlotPool& slots,
+             IoServer& top, const SessionLimits& limits,
+             std::function<void(NbdSession*)> closed);
   ~NbdSession();
 
   void start();
@@ -89,7 +98,7 @@ class NbdSession {
 
  private:
   friend struct Slot;
-  enum class Phase { header, context, buffer, payload, closing };
+  enum class Phase { header, context, buffer, payload, drain, closing };
 
   struct Op final : RingHandler {
     NbdSession* session = nullptr;
@@ -114,6 +123,14 @@ class NbdSession {
   void got_buffer(BufferRef buffer);
   void receive_payload();
   void on_payload(int res);
+  // A refused write's payload, read and dropped so the connection goes on.
+  void drain_payload();
+  void on_drained(int res);
+  // Whether the request just received is refused before it reaches the
+  // stack, and with which wire error.
+  uint32_t refusal() const;
+  void answer_block_status(Slot& slot);
+  void encode_reply(Slot& slot);
   void dispatch();
   void reply_later(Slot& slot);
   void send_replies();
@@ -124,6 +141,7 @@ class NbdSession {
 
   int fd_;
   ExportInfo info_;
+  Negotiated negotiated_;
   CoreIo& core_;
   SlotPool& slots_;
   IoServer& top_;
@@ -140,6 +158,8 @@ class NbdSession {
   Request request_{};
   Slot* slot_ = nullptr;  // the request being received
   uint64_t payload_have_ = 0;
+  uint64_t drain_left_ = 0;
+  std::unique_ptr<uint8_t[]> drain_buffer_;  // made on the first refused write
   iovec recv_iov_[Buffer::kMaxSegments];
   msghdr recv_msg_{};
   Op recv_op_, send_op_;

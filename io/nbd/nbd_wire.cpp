@@ -1,5 +1,6 @@
 #include "io/nbd/nbd_wire.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace sve::nbd {
@@ -57,6 +58,64 @@ void encode_simple_reply(uint32_t error, uint64_t cookie, uint8_t* out) {
   store_u32(out, kSimpleReplyMagic);
   store_u32(out + 4, error);
   store_u64(out + 8, cookie);
+}
+
+void encode_chunk_header(uint16_t flags, uint16_t type, uint64_t cookie, uint32_t length,
+                         uint8_t* out) {
+  store_u32(out, kStructuredReplyMagic);
+  out[4] = static_cast<uint8_t>(flags >> 8);
+  out[5] = static_cast<uint8_t>(flags);
+  out[6] = static_cast<uint8_t>(type >> 8);
+  out[7] = static_cast<uint8_t>(type);
+  store_u64(out + 8, cookie);
+  store_u32(out + 16, length);
+}
+
+void encode_offset(uint64_t offset, uint8_t* out) { store_u64(out, offset); }
+
+std::vector<uint8_t> encode_block_status(uint32_t context, const std::vector<Extent>& extents) {
+  std::vector<uint8_t> out;
+  out.reserve(4 + 8 * extents.size());
+  put_u32(out, context);
+  for (const Extent& e : extents) {
+    put_u32(out, e.length);
+    put_u32(out, e.flags);
+  }
+  return out;
+}
+
+std::vector<uint8_t> encode_error_chunk(uint32_t error, const std::string& message) {
+  std::vector<uint8_t> out;
+  size_t n = std::min<size_t>(message.size(), kMaxStringBytes);
+  put_u32(out, error);
+  put_u16(out, static_cast<uint16_t>(n));
+  out.insert(out.end(), message.begin(), message.begin() + static_cast<long>(n));
+  return out;
+}
+
+bool decode_meta_context_request(const std::vector<uint8_t>& data, MetaContextRequest& out) {
+  size_t at = 0;
+  auto string_at = [&](std::string& s) {
+    if (data.size() - at < 4) return false;
+    uint32_t n = get_u32(data.data() + at);
+    at += 4;
+    if (n > kMaxStringBytes || data.size() - at < n) return false;
+    s.assign(data.begin() + static_cast<long>(at), data.begin() + static_cast<long>(at + n));
+    at += n;
+    return true;
+  };
+  out = MetaContextRequest{};
+  if (!string_at(out.export_name)) return false;
+  if (data.size() - at < 4) return false;
+  uint32_t count = get_u32(data.data() + at);
+  at += 4;
+  // Each query takes at least its length: a count the data cannot hold is
+  // refused before anything is reserved for it.
+  if (count > (data.size() - at) / 4) return false;
+  out.queries.resize(count);
+  for (auto& q : out.queries)
+    if (!string_at(q)) return false;
+  return at == data.size();
 }
 
 std::vector<uint8_t> encode_option_reply(uint32_t option, uint32_t type,

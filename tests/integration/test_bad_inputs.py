@@ -68,16 +68,34 @@ def test(make):
     check(c.reply()[0] == EINVAL, "unknown command should be EINVAL")
     c.request(0, 0, 4096, flags=0x40, cookie=11)  # unknown flag
     check(c.reply()[0] == EINVAL, "unknown flag should be EINVAL")
+    # What needs structured replies, asked without them: BLOCK_STATUS (7)
+    # and a read with DF (1 << 2). CACHE (5) is fine: a read that sends
+    # no data back.
+    c.request(7, 0, 4096, cookie=22)
+    check(c.reply()[:2] == (EINVAL, 22), "block status without a context should be EINVAL")
+    c.request(0, 0, 4096, flags=1 << 2, cookie=23)
+    check(c.reply()[:2] == (EINVAL, 23), "DF without structured replies should be EINVAL")
+    c.request(5, 0, 65536, cookie=24)
+    check(c.reply()[:2] == (0, 24), "CACHE should succeed")
     c.request(0, 0, 4096, cookie=12)
     err, _, data = c.reply(4096)
     check(err == 0 and data == b"\x3c" * 4096, "connection unusable after errors")
 
-    # An oversized request closes that connection only.
+    # Requests over the advertised maximum (32 MiB) are refused, and the
+    # connection goes on: a read at once, a write once its payload (read
+    # and dropped) is past.
     other_conn = RawNbd(node.nbd_port, "v")
-    c.request(1, 0, 64 * MiB, cookie=13)
-    check(c.closed_by_server(), "oversized request did not close the connection")
+    c.request(0, 0, 64 * MiB, cookie=13)
+    check(c.reply()[:2] == (EINVAL, 13), "an oversized read should be EINVAL")
+    c.request(1, 0, 64 * MiB + 1, payload=b"\x77" * (64 * MiB + 1), cookie=14)
+    check(c.reply()[:2] == (EINVAL, 14), "an oversized write should be EINVAL")
+    c.request(0, 0, 4096, cookie=17)
+    err, _, data = c.reply(4096)
+    check(err == 0 and data == b"\x3c" * 4096,
+          "the connection after oversized requests: nothing of the dropped payload written")
     other_conn.request(0, 0, 512, cookie=14)
     check(other_conn.reply(512)[0] == 0, "other connection affected")
+    c.close()
 
     # A request with bad magic closes that connection only.
     bad = RawNbd(node.nbd_port, "v")

@@ -17,7 +17,7 @@ namespace {
 class OneExport final : public ExportCatalog {
  public:
   std::optional<ExportInfo> find(const std::string& name) const override {
-    if (name == "vd0") return ExportInfo{7, 1 << 20, "vd0"};
+    if (name == "vd0") return ExportInfo{7, 1 << 20, "vd0", ""};
     return std::nullopt;
   }
   std::vector<std::string> names() const override { return {"vd0"}; }
@@ -192,4 +192,132 @@ TEST_CASE("the old EXPORT_NAME option ends the handshake with size and flags") {
   CHECK(get_u64(out) == (1u << 20));
   p.thread.join();
   CHECK(p.result.go);
+}
+
+namespace {
+
+std::vector<uint8_t> meta_payload(const std::string& name, std::vector<std::string> queries) {
+  std::vector<uint8_t> d;
+  put_u32(d, static_cast<uint32_t>(name.size()));
+  d.insert(d.end(), name.begin(), name.end());
+  put_u32(d, static_cast<uint32_t>(queries.size()));
+  for (const auto& q : queries) {
+    put_u32(d, static_cast<uint32_t>(q.size()));
+    d.insert(d.end(), q.begin(), q.end());
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("structured replies and base:allocation are negotiated, in that order", "[nbd]") {
+  Pair p;
+  p.send(client_flags(kClientFixedNewstyle | kClientNoZeroes));
+  // Meta contexts need structured replies first.
+  p.send_option(kOptSetMetaContext, meta_payload("vd0", {"base:allocation"}));
+  CHECK(p.read_reply(kOptSetMetaContext).first == kRepErrInvalid);
+  p.send_option(kOptStructuredReply, {1});  // takes no data
+  CHECK(p.read_reply(kOptStructuredReply).first == kRepErrInvalid);
+  p.send_option(kOptStructuredReply, {});
+  CHECK(p.read_reply(kOptStructuredReply).first == kRepAck);
+  // LIST with no query names every context; an unknown namespace none.
+  p.send_option(kOptListMetaContext, meta_payload("vd0", {}));
+  auto [t1, listed] = p.read_reply(kOptListMetaContext);
+  CHECK(t1 == kRepMetaContext);
+  CHECK(std::string(listed.begin() + 4, listed.end()) == "base:allocation");
+  CHECK(p.read_reply(kOptListMetaContext).first == kRepAck);
+  p.send_option(kOptListMetaContext, meta_payload("vd0", {"qemu:dirty-bitmap:x"}));
+  CHECK(p.read_reply(kOptListMetaContext).first == kRepAck);
+  // Malformed: a query count the data cannot hold, a string past the end,
+  // an unknown export.
+  std::vector<uint8_t> lying = meta_payload("vd0", {});
+  lying[lying.size() - 1] = 0xff;
+  p.send_option(kOptSetMetaContext, lying);
+  CHECK(p.read_reply(kOptSetMetaContext).first == kRepErrInvalid);
+  p.send_option(kOptSetMetaContext, {0, 0, 0, 200, 'v'});
+  CHECK(p.read_reply(kOptSetMetaContext).first == kRepErrInvalid);
+  p.send_option(kOptSetMetaContext, meta_payload("nope", {"base:allocation"}));
+  CHECK(p.read_reply(kOptSetMetaContext).first == kRepErrUnknown);
+  // SET selects it, with its id.
+  p.send_option(kOptSetMetaContext, meta_payload("vd0", {"base:allocation"}));
+  auto [t2, set] = p.read_reply(kOptSetMetaContext);
+  CHECK(t2 == kRepMetaContext);
+  CHECK(get_u32(set.data()) == kAllocationContextId);
+  CHECK(p.read_reply(kOptSetMetaContext).first == kRepAck);
+  p.send_option(kOptGo, go_payload("vd0", {kInfoName, kInfoDescription}));
+  auto [t3, info] = p.read_reply(kOptGo);
+  CHECK(t3 == kRepInfo);
+  CHECK((get_u16(info.data() + 10) & kTxSendDf));
+  CHECK((get_u16(info.data() + 10) & kTxSendCache));
+  CHECK((get_u16(info.data() + 10) & kTxSendFastZero));
+  auto [t4, name] = p.read_reply(kOptGo);
+  CHECK(t4 == kRepInfo);
+  CHECK(get_u16(name.data()) == kInfoName);
+  CHECK(std::string(name.begin() + 2, name.end()) == "vd0");
+  CHECK(p.read_reply(kOptGo).first == kRepAck);  // no description for this export
+  p.thread.join();
+  REQUIRE(p.result.go);
+  CHECK(p.result.negotiated.structured);
+  CHECK(p.result.negotiated.allocation_context == kAllocationContextId);
+}
+
+TEST_CASE("without structured replies there is no DF, and contexts of another export do not count",
+          "[nbd]") {
+  SECTION("plain") {
+    Pair p;
+    p.send(client_flags(kClientFixedNewstyle | kClientNoZeroes));
+    p.send_option(kOptGo, go_payload("vd0"));
+    auto [t, info] = p.read_reply(kOptGo);
+    CHECK(t == kRepInfo);
+    CHECK_FALSE((get_u16(info.data() + 10) & kTxSendDf));
+    CHECK(p.read_reply(kOptGo).first == kRepAck);
+    p.thread.join();
+    CHECK_FALSE(p.result.negotiated.structured);
+    CHECK(p.result.negotiated.allocation_context == 0);
+  }
+  SECTION("a failed SET selects nothing") {
+    Pair p;
+    p.send(client_flags(kClientFixedNewstyle | kClientNoZeroes));
+    p.send_option(kOptStructuredReply, {});
+    CHECK(p.read_reply(kOptStructuredReply).first == kRepAck);
+    p.send_option(kOptSetMetaContext, meta_payload("vd0", {"base:allocation"}));
+    CHECK(p.read_reply(kOptSetMetaContext).first == kRepMetaContext);
+    CHECK(p.read_reply(kOptSetMetaContext).first == kRepAck);
+    p.send_option(kOptSetMetaContext, meta_payload("nope", {"base:allocation"}));
+    CHECK(p.read_reply(kOptSetMetaContext).first == kRepErrUnknown);
+    p.send_option(kOptGo, go_payload("vd0"));
+    CHECK(p.read_reply(kOptGo).first == kRepInfo);
+    CHECK(p.read_reply(kOptGo).first == kRepAck);
+    p.thread.join();
+    CHECK(p.result.negotiated.structured);
+    CHECK(p.result.negotiated.allocation_context == 0);
+  }
+}
+
+TEST_CASE("structured reply chunks encode as the protocol lays them out", "[nbd]") {
+  uint8_t head[kChunkHeaderBytes];
+  encode_chunk_header(kReplyFlagDone, kReplyTypeOffsetData, 0x0102030405060708ull, 4104, head);
+  CHECK(get_u32(head) == kStructuredReplyMagic);
+  CHECK(get_u16(head + 4) == kReplyFlagDone);
+  CHECK(get_u16(head + 6) == kReplyTypeOffsetData);
+  CHECK(get_u64(head + 8) == 0x0102030405060708ull);
+  CHECK(get_u32(head + 16) == 4104);
+  auto status = encode_block_status(1, {{4096, 0}, {8192, kStateHole | kStateZero}});
+  REQUIRE(status.size() == 4 + 16);
+  CHECK(get_u32(status.data()) == 1);
+  CHECK(get_u32(status.data() + 12) == 8192);
+  CHECK(get_u32(status.data() + 16) == 3);
+  auto error = encode_error_chunk(kEINVAL, "no");
+  REQUIRE(error.size() == 8);
+  CHECK(get_u32(error.data()) == kEINVAL);
+  CHECK(get_u16(error.data() + 4) == 2);
+  MetaContextRequest parsed;
+  CHECK(decode_meta_context_request(meta_payload("a", {"base:allocation", "x:y"}), parsed));
+  CHECK(parsed.export_name == "a");
+  CHECK(parsed.queries == std::vector<std::string>{"base:allocation", "x:y"});
+  auto trailing = meta_payload("a", {});
+  trailing.push_back(0);
+  CHECK_FALSE(decode_meta_context_request(trailing, parsed));
+  CHECK_FALSE(decode_meta_context_request({}, parsed));
+  CHECK_FALSE(decode_meta_context_request({0, 0, 0x10, 0x01}, parsed));  // a name over 4 KiB
 }
