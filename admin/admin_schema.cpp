@@ -56,6 +56,7 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"pool.create", {name(), {"mdisks", Type::names, true}, size("extent_size", false)}},
       {"pool.list", {}},
       {"pool.delete", {name()}},
+      {"pool.addmdisk", {name(), {"mdisks", Type::names, true}}},
       {"vdisk.create",
        {name(), name("pool"), size("size", true), {"policy", Type::text, false, 1, 32},
         opt_name("iogrp"), node_id("node", false)}},

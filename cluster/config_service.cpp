@@ -226,6 +226,7 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "pool.create") return pool_create(args);
   if (cmd == "pool.list") return pool_list();
   if (cmd == "pool.delete") return pool_delete(args);
+  if (cmd == "pool.addmdisk") return pool_addmdisk(args);
   if (cmd == "vdisk.create") return vdisk_create(args);
   if (cmd == "vdisk.list") return vdisk_list();
   if (cmd == "vdisk.show") return vdisk_show(args);
@@ -341,6 +342,22 @@ Result<json> ConfigService::mdisk_remove(const json& args) {
 
 // ---- pools ----------------------------------------------------------------
 
+namespace {
+
+// The request's "mdisks": a non-empty list of names (`none` says why not).
+Result<std::vector<std::string>> mdisk_names(const json& args, const char* none) {
+  if (!args.contains("mdisks") || !args["mdisks"].is_array() || args["mdisks"].empty())
+    return make_error(none, EINVAL);
+  std::vector<std::string> mdisks;
+  for (const auto& item : args["mdisks"]) {
+    if (!item.is_string()) return make_error("mdisk names must be strings", EINVAL);
+    mdisks.push_back(item.get<std::string>());
+  }
+  return mdisks;
+}
+
+}  // namespace
+
 Result<json> ConfigService::pool_create(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
@@ -350,13 +367,9 @@ Result<json> ConfigService::pool_create(const json& args) {
     if (!e) return e.error();
     extent = e.value();
   }
-  if (!args.contains("mdisks") || !args["mdisks"].is_array() || args["mdisks"].empty())
-    return bad("a pool needs at least one mdisk");
-  std::vector<std::string> mdisks;
-  for (const auto& item : args["mdisks"]) {
-    if (!item.is_string()) return bad("mdisk names must be strings");
-    mdisks.push_back(item.get<std::string>());
-  }
+  auto named = mdisk_names(args, "a pool needs at least one mdisk");
+  if (!named) return named.error();
+  const std::vector<std::string>& mdisks = named.value();
   PoolConfig pool;
   auto st = commit_change([&](ClusterModel& next) -> Status {
     auto created = create_pool(next, name.value(), extent, mdisks, online());
@@ -384,6 +397,25 @@ Result<json> ConfigService::pool_list() {
                    {"mdisks", mdisks}});
   }
   return out;
+}
+
+Result<json> ConfigService::pool_addmdisk(const json& args) {
+  auto name = get_name(args, "name");
+  if (!name) return name.error();
+  auto mdisks = mdisk_names(args, "name at least one mdisk to add");
+  if (!mdisks) return mdisks.error();
+  PoolConfig pool;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto grown = add_pool_mdisks(next, name.value(), mdisks.value(), online());
+    if (!grown) return grown.error();
+    pool = grown.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  PoolUsage usage(config_, pool);
+  return json{{"name", pool.name},
+              {"capacity", usage.total_extents() * pool.extent_bytes},
+              {"free", usage.free_extents() * pool.extent_bytes}};
 }
 
 Result<json> ConfigService::pool_delete(const json& args) {

@@ -71,6 +71,29 @@ Result<uint32_t> remove_mdisk(ClusterModel& model, const std::string& name) {
 
 // ---- pools ----------------------------------------------------------------
 
+namespace {
+
+// The id of mdisk `mname` if it may join `pool` (which may not be in the
+// model yet): it exists, is not named twice, is in no pool, is online and
+// holds at least one of the pool's extents.
+Result<uint32_t> usable_for_pool(ClusterModel& model, const PoolConfig& pool,
+                                 const std::string& mname, const MdiskOnline& online) {
+  const MdiskConfig* m = model.find_mdisk(mname);
+  if (!m) return bad("no mdisk '" + mname + "'");
+  std::string other;
+  if (in_some_pool(model, m->id, &other))
+    return bad("mdisk '" + mname + "' already belongs to pool '" + other + "'");
+  if (std::count(pool.mdisks.begin(), pool.mdisks.end(), m->id))
+    return bad("mdisk '" + mname + "' named twice");
+  if (!online(m->id)) return bad("mdisk '" + mname + "' is offline");
+  if (extent_slots(*m, pool.extent_bytes) == 0)
+    return bad("mdisk '" + mname + "' (" + format_size(m->data_bytes) +
+               ") is smaller than one extent of " + format_size(pool.extent_bytes));
+  return m->id;
+}
+
+}  // namespace
+
 Result<PoolConfig> create_pool(ClusterModel& model, const std::string& name,
                                uint64_t extent_bytes, const std::vector<std::string>& mdisks,
                                const MdiskOnline& online) {
@@ -84,22 +107,30 @@ Result<PoolConfig> create_pool(ClusterModel& model, const std::string& name,
   pool.name = name;
   pool.extent_bytes = extent_bytes;
   for (const std::string& mname : mdisks) {
-    const MdiskConfig* m = model.find_mdisk(mname);
-    if (!m) return bad("no mdisk '" + mname + "'");
-    if (std::count(pool.mdisks.begin(), pool.mdisks.end(), m->id))
-      return bad("mdisk '" + mname + "' named twice");
-    std::string other;
-    if (in_some_pool(model, m->id, &other))
-      return bad("mdisk '" + mname + "' already belongs to pool '" + other + "'");
-    if (!online(m->id)) return bad("mdisk '" + mname + "' is offline");
-    if (extent_slots(*m, extent_bytes) == 0)
-      return bad("mdisk '" + mname + "' (" + format_size(m->data_bytes) +
-                 ") is smaller than one extent of " + format_size(extent_bytes));
-    pool.mdisks.push_back(m->id);
+    auto id = usable_for_pool(model, pool, mname, online);
+    if (!id) return id.error();
+    pool.mdisks.push_back(id.value());
   }
   pool.id = model.next_id++;
   model.pools.push_back(pool);
   return pool;
+}
+
+Result<PoolConfig> add_pool_mdisks(ClusterModel& model, const std::string& name,
+                                   const std::vector<std::string>& mdisks,
+                                   const MdiskOnline& online) {
+  PoolConfig* pool = model.find_pool(name);
+  if (!pool) return bad("no pool '" + name + "'");
+  if (mdisks.empty()) return bad("name at least one mdisk to add");
+  for (auto it = mdisks.begin(); it != mdisks.end(); ++it)
+    if (std::find(it + 1, mdisks.end(), *it) != mdisks.end())
+      return bad("mdisk '" + *it + "' named twice");
+  for (const std::string& mname : mdisks) {
+    auto id = usable_for_pool(model, *pool, mname, online);
+    if (!id) return id.error();
+    pool->mdisks.push_back(id.value());
+  }
+  return *pool;
 }
 
 Status delete_pool(ClusterModel& model, const std::string& name) {

@@ -51,6 +51,11 @@ Result<PoolConfig> create_pool(ClusterModel& model, const std::string& name,
                                uint64_t extent_bytes, const std::vector<std::string>& mdisks,
                                const MdiskOnline& online);
 Status delete_pool(ClusterModel& model, const std::string& name);
+// More capacity for a pool, online: new extents come from these mdisks too
+// (SVC's addmdisk). Each must be unused, online and hold an extent.
+Result<PoolConfig> add_pool_mdisks(ClusterModel& model, const std::string& pool,
+                                   const std::vector<std::string>& mdisks,
+                                   const MdiskOnline& online);
 
 // ---- vdisks
 struct NewVdisk {

@@ -371,4 +371,9 @@ MUTANTS = [
          why="a read with DF is accepted on a connection without structured replies",
          before="    case kCmdRead: return structured ? kCmdFlagDf : 0;",
          after="    case kCmdRead: return kCmdFlagDf;", tests="bad_inputs"),
+    dict(id="pool-mdisk-shared", file="model/edits.cpp",
+         why="an mdisk already in a pool joins another one (their extents would overlap)",
+         before="  if (in_some_pool(model, m->id, &other))\n    return bad(\"mdisk '\" + mname + \"' already belongs",
+         after="  if (false)\n    return bad(\"mdisk '\" + mname + \"' already belongs",
+         tests="pools|bad_inputs"),
 ]

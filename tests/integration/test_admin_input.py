@@ -21,6 +21,7 @@ COMMANDS = {
     "mdisk.remove": {"name": "m9"},
     "pool.create": {"name": "p9", "mdisks": ["m9"], "extent_size": "16M"},
     "pool.delete": {"name": "p9"},
+    "pool.addmdisk": {"name": "p9", "mdisks": ["m9"]},
     "vdisk.create": {"name": "v9", "pool": "p9", "size": "1M", "policy": "striped",
                      "iogrp": "g", "node": 1},
     "vdisk.show": {"name": "v9"},

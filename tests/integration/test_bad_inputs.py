@@ -41,6 +41,24 @@ def test(make):
     node.ctl_fails("vdisk", "frobnicate", "v", contains="unknown command")
     check(len(node.ctl_json("vdisk", "list")) == 1, "a failed command changed the config")
 
+    # A pool out of extents gets more with addmdisk, online; what cannot
+    # join is refused and changes nothing.
+    node.ctl_fails("vdisk", "create", "w", "--pool", "p", "--size", "32M", contains="cannot hold")
+    node.ctl("mdisk", "add", "b", node.make_file("b.img", 34 * MiB))
+    node.ctl("mdisk", "add", "tiny", node.make_file("tiny.img", 8 * MiB))
+    node.ctl_fails("pool", "addmdisk", "nopool", "b", contains="no pool")
+    node.ctl_fails("pool", "addmdisk", "p", "a", contains="already belongs")
+    node.ctl_fails("pool", "addmdisk", "p", "b", "b", contains="named twice")
+    node.ctl_fails("pool", "addmdisk", "p", "tiny", contains="smaller than one extent")
+    node.ctl_fails("pool", "addmdisk", "p", "zz", contains="no mdisk")
+    check(node.ctl_json("pool", "list")[0]["mdisks"] == ["a"], "a failed addmdisk changed the pool")
+    grown = node.ctl_json("pool", "addmdisk", "p", "b")
+    check(grown["free"] == 48 * MiB, f"addmdisk: {grown}")
+    node.ctl("vdisk", "create", "w", "--pool", "p", "--size", "32M")
+    qemu_io(node.url("w"), "write -P 0x5a 0 32M", "read -P 0x5a 0 32M")
+    qemu_io(node.url("v"), "read -P 0x3c 0 1M")
+    node.ctl("vdisk", "delete", "w")
+
     # Another configuration's mdisk is never overwritten.
     other = make().start()
     foreign = other.make_file("f.img", 8 * MiB)

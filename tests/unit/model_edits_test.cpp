@@ -94,6 +94,32 @@ TEST_CASE("vdisks: extents from the pool, ENOSPC when it is short", "[edits]") {
   REQUIRE(delete_pool(m, "p"));
 }
 
+TEST_CASE("pools: addmdisk gives a full pool room again, and refuses what cannot join",
+          "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("v", 16 << 20), kAllOnline));  // every extent of p
+  auto full = create_vdisk(m, vdisk("w", 1 << 20), kAllOnline);
+  REQUIRE_FALSE(full);
+  CHECK(full.error().code == ENOSPC);
+  REQUIRE(add_mdisk(m, "m3", "/d/3", "u3", 4 << 20));
+  REQUIRE(add_mdisk(m, "m4", "/d/4", "u4", 512 << 10));
+  CHECK_FALSE(add_pool_mdisks(m, "nope", {"m3"}, kAllOnline));
+  CHECK_FALSE(add_pool_mdisks(m, "p", {}, kAllOnline));
+  CHECK_FALSE(add_pool_mdisks(m, "p", {"m1"}, kAllOnline));        // in p already
+  CHECK_FALSE(add_pool_mdisks(m, "p", {"m3", "m3"}, kAllOnline));  // named twice
+  CHECK_FALSE(add_pool_mdisks(m, "p", {"m4"}, kAllOnline));        // smaller than an extent
+  CHECK_FALSE(add_pool_mdisks(m, "p", {"zz"}, kAllOnline));
+  CHECK_FALSE(add_pool_mdisks(m, "p", {"m3"}, [](uint32_t) { return false; }));  // offline
+  ClusterModel before = m;
+  auto grown = add_pool_mdisks(m, "p", {"m3"}, kAllOnline);
+  REQUIRE(grown);
+  CHECK(grown->mdisks.size() == before.find_pool("p")->mdisks.size() + 1);
+  CHECK(PoolUsage(m, *m.find_pool("p")).free_extents() == 4);
+  auto w = create_vdisk(m, vdisk("w", 4 << 20), kAllOnline);
+  REQUIRE(w);
+  for (const auto& e : w->extents) CHECK(e.mdisk_id == m.find_mdisk("m3")->id);
+}
+
 TEST_CASE("vdisks: the preferred node balances the group, or is named", "[edits]") {
   ClusterModel m = base();
   auto v1 = create_vdisk(m, vdisk("v1", 1 << 20), kAllOnline);

@@ -84,6 +84,13 @@ class CommandLine {
     });
     verb(pool, "list", "list the pools");
     named(verb(pool, "delete", "delete an unused pool"));
+    auto* padd = verb(pool, "addmdisk", "add unused mdisks to a pool (more capacity, online)");
+    text(padd, "NAME");
+    padd->add_option("MDISK", mdisks_, "the mdisks to add")->required();
+    on(padd, [this] {
+      r_["name"] = pos_["NAME"];
+      r_["mdisks"] = mdisks_;
+    });
 
     auto* vdisk = noun("vdisk", "virtual disks");
     auto* vcreate = verb(vdisk, "create", "create a vdisk");
