@@ -24,7 +24,8 @@ enum class Type {
   count,     // an unsigned integer in [min, max]
   rate,      // a number in (0, max]
   names,     // a non-empty array of names
-  node_pair  // two node ids
+  node_pair, // two node ids
+  flag       // true or false
 };
 
 struct Field {
@@ -64,6 +65,7 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"vdisk.show", {name()}},
       {"vdisk.expand", {name(), size("size", true)}},
       {"vdisk.delete", {name()}},
+      {"vdisk.set", {name(), {"read_only", Type::flag, true}}},
       {"vdisk.move", {name(), opt_name("iogrp"), node_id("node", false)}},
       {"iogrp.create", {name(), {"nodes", Type::node_pair, true}}},
       {"iogrp.list", {}},
@@ -145,6 +147,9 @@ Status check_field(const Field& f, const json& v) {
           !std::all_of(v.begin(), v.end(),
                        [](const json& e) { return e.is_string() && valid_name(e.get<std::string>()); }))
         return refuse(f, "expected a list of 1 to 1024 names");
+      return ok_status();
+    case Type::flag:
+      if (!v.is_boolean()) return refuse(f, "expected true or false");
       return ok_status();
     case Type::node_pair:
       if (!v.is_array() || v.size() != 2 ||

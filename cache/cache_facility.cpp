@@ -111,6 +111,13 @@ void CacheFacility::submit(IoRequestPtr request) {
     complete(std::move(request), routes_->serving ? ESTALE : EIO);
     return;
   }
+  // A read-only vdisk: a host's change is refused here, the top of every
+  // node's stack below forwarding (a forwarded request enters here too);
+  // destage, which goes below, still writes what the cache holds.
+  if (layout && layout->read_only && changes_back_end(request->op)) {
+    complete(std::move(request), EROFS);
+    return;
+  }
   uint64_t end = request->offset + request->length;
   // Off, or a request the layers below will refuse: straight on. A flush
   // has nothing to wait for: a completed write is on the back end (write

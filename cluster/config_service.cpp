@@ -232,6 +232,7 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "vdisk.show") return vdisk_show(args);
   if (cmd == "vdisk.expand") return vdisk_expand(args);
   if (cmd == "vdisk.delete") return vdisk_delete(args);
+  if (cmd == "vdisk.set") return vdisk_set(args);
   if (cmd == "vdisk.move") return vdisk_move(args);
   if (cmd == "iogrp.create") return iogrp_create(args);
   if (cmd == "iogrp.list") return iogrp_list();
@@ -514,6 +515,7 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
           {"policy", to_string(v.policy)},
           {"extent_size", pool ? pool->extent_bytes : 0},
           {"extent_count", v.extents.size()},
+          {"read_only", v.read_only},
           {"extents_per_mdisk", per_mdisk},
           {"extents", extents}};
 }
@@ -534,6 +536,23 @@ Result<json> ConfigService::vdisk_show(const json& args) {
   VdiskConfig* v = config_.find_vdisk(name.value());
   if (!v) return bad("no vdisk '" + name.value() + "'");
   return describe_vdisk(*v);
+}
+
+Result<json> ConfigService::vdisk_set(const json& args) {
+  auto name = get_name(args, "name");
+  if (!name) return name.error();
+  if (!args.contains("read_only") || !args["read_only"].is_boolean())
+    return bad("say whether the vdisk is read-only (true or false)");
+  bool read_only = args["read_only"].get<bool>();
+  VdiskConfig v;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto set = set_read_only(next, name.value(), read_only);
+    if (!set) return set.error();
+    v = set.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  return describe_vdisk(v);
 }
 
 Result<json> ConfigService::vdisk_expand(const json& args) {

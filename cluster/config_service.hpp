@@ -74,6 +74,7 @@ class ConfigService {
   Result<nlohmann::json> pool_list();
   Result<nlohmann::json> pool_delete(const nlohmann::json& args);
   Result<nlohmann::json> pool_addmdisk(const nlohmann::json& args);
+  Result<nlohmann::json> vdisk_set(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_create(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_list();
   Result<nlohmann::json> vdisk_show(const nlohmann::json& args);

@@ -221,6 +221,14 @@ Result<VdiskConfig> grow_to_extents(ClusterModel& model, const std::string& name
   return *v;
 }
 
+Result<VdiskConfig> set_read_only(ClusterModel& model, const std::string& name,
+                                  bool read_only) {
+  VdiskConfig* v = model.find_vdisk(name);
+  if (!v) return bad("no vdisk '" + name + "'");
+  v->read_only = read_only;
+  return *v;
+}
+
 Status delete_vdisk(ClusterModel& model, const std::string& name) {
   VdiskConfig* v = model.find_vdisk(name);
   if (!v) return bad("no vdisk '" + name + "'");

@@ -87,6 +87,8 @@ Result<Expansion> expand_vdisk(ClusterModel& model, const std::string& name, uin
 Result<VdiskConfig> grow_to_extents(ClusterModel& model, const std::string& name, uint32_t id,
                                     uint64_t size_bytes);
 Status delete_vdisk(ClusterModel& model, const std::string& name);
+// Hosts may only read it from now on (or may write again).
+Result<VdiskConfig> set_read_only(ClusterModel& model, const std::string& name, bool read_only);
 // Online: hosts keep their connections. A move that changes the node that
 // executes its requests starts a handover from the old owner
 // (model/ownership.hpp).

@@ -65,8 +65,12 @@ struct VdiskConfig {
   // vdisk over in the old owner's stead while the old owner is out.
   uint32_t handover_group = 0;
   uint32_t handover_partner = 0;
+  // Hosts may read it only: writes, trims and zeroing are refused (EROFS),
+  // and NBD exports it read-only. What the cache holds is still destaged.
+  bool read_only = false;
   MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
-                     preferred_node, handover_from, handover_group, handover_partner);
+                     preferred_node, handover_from, handover_group, handover_partner,
+                     read_only);
 };
 
 // Two nodes that serve a set of vdisks together (the cache, later, is

@@ -74,6 +74,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     layout.name = v.name;
     layout.size_bytes = v.size_bytes;
     layout.extent_bytes = pool->extent_bytes;
+    layout.read_only = v.read_only;
     for (const auto& e : v.extents) {
       layout.extents.push_back(
           {e.mdisk_id, kMdiskReservedBytes + uint64_t{e.index} * pool->extent_bytes});

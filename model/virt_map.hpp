@@ -27,6 +27,7 @@ struct VolumeLayout {
   uint64_t extent_bytes = 0;
   std::vector<PhysicalExtent> extents;
   std::vector<uint32_t> mdisks;  // distinct mdisks it touches, for flush
+  bool read_only = false;        // hosts may not change it (VdiskConfig::read_only)
 };
 
 struct VirtMap {

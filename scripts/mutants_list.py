@@ -376,4 +376,12 @@ MUTANTS = [
          before="  if (in_some_pool(model, m->id, &other))\n    return bad(\"mdisk '\" + mname + \"' already belongs",
          after="  if (false)\n    return bad(\"mdisk '\" + mname + \"' already belongs",
          tests="pools|bad_inputs"),
+    dict(id="read-only-writes-taken", file="cache/cache_facility.cpp",
+         why="a host's write to a read-only vdisk is taken",
+         before="  if (layout && layout->read_only && changes_back_end(request->op)) {",
+         after="  if (false) {", tests="read-only|nbd_protocol"),
+    dict(id="read-only-not-advertised", file="io/nbd/nbd_handshake.cpp",
+         why="NBD does not tell hosts that a read-only vdisk is read-only",
+         before="  if (read_only) flags |= kTxReadOnly;", after="",
+         tests="nbd_protocol"),
 ]

@@ -45,10 +45,12 @@ std::vector<std::string> matching_contexts(const std::vector<std::string>& queri
 
 }  // namespace
 
-uint16_t transmission_flags(bool structured) {
+uint16_t transmission_flags(bool structured, bool read_only) {
   uint16_t flags = kTxHasFlags | kTxSendFlush | kTxSendFua | kTxSendTrim | kTxSendWriteZeroes |
                    kTxCanMultiConn | kTxSendCache | kTxSendFastZero;
-  return structured ? flags | kTxSendDf : flags;
+  if (structured) flags |= kTxSendDf;
+  if (read_only) flags |= kTxReadOnly;
+  return flags;
 }
 
 HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
@@ -95,7 +97,7 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
         if (!info) return ended("unknown export '" + name + "'");
         std::vector<uint8_t> out;
         put_u64(out, info->size_bytes);
-        put_u16(out, transmission_flags(structured));
+        put_u16(out, transmission_flags(structured, info->read_only));
         if (!no_zeroes) out.resize(out.size() + 124, 0);
         if (!send_bytes(fd, out)) return ended("client left");
         return go(*info);
@@ -151,7 +153,8 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
           break;
         }
         if (!reply(fd, option, kRepInfo,
-                   encode_info_export(info->size_bytes, transmission_flags(structured))))
+                   encode_info_export(info->size_bytes,
+                                      transmission_flags(structured, info->read_only))))
           return ended("client left");
         if (wants_block_size &&
             !reply(fd, option, kRepInfo, encode_info_block_size(1, 4096, kMaxPayloadBytes)))

@@ -15,6 +15,7 @@ struct ExportInfo {
   uint64_t size_bytes = 0;
   std::string name;
   std::string description;  // for NBD_INFO_DESCRIPTION (nbdinfo shows it)
+  bool read_only = false;   // hosts may only read it (the stack refuses writes)
 };
 
 class ExportCatalog {
@@ -45,8 +46,9 @@ struct HandshakeResult {
 // Flags SVE advertises for every export: flush, FUA, trim, write-zeroes,
 // cache, fast zero, multi-conn (a flush on any connection covers writes
 // completed on all of them, because it flushes the shared back-end
-// devices), and with structured replies the DF flag.
-uint16_t transmission_flags(bool structured = false);
+// devices), with structured replies the DF flag, and read-only for a
+// read-only vdisk.
+uint16_t transmission_flags(bool structured = false, bool read_only = false);
 
 HandshakeResult run_handshake(int fd, const ExportCatalog& catalog);
 

@@ -32,7 +32,8 @@ class MapCatalog final : public nbd::ExportCatalog {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
     if (!v) return std::nullopt;
     return nbd::ExportInfo{v->id, v->size_bytes, v->name,
-                           "SVE vdisk " + v->name + " (id " + std::to_string(v->id) + ")"};
+                           "SVE vdisk " + v->name + " (id " + std::to_string(v->id) + ")",
+                           v->read_only};
   }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;

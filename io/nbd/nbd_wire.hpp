@@ -49,6 +49,7 @@ inline constexpr uint16_t kInfoBlockSize = 3;
 
 // Transmission flags.
 inline constexpr uint16_t kTxHasFlags = 1 << 0;
+inline constexpr uint16_t kTxReadOnly = 1 << 1;
 inline constexpr uint16_t kTxSendFlush = 1 << 2;
 inline constexpr uint16_t kTxSendFua = 1 << 3;
 inline constexpr uint16_t kTxSendTrim = 1 << 5;

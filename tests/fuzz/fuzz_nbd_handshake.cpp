@@ -15,7 +15,7 @@ namespace {
 
 struct TwoExports final : nbd::ExportCatalog {
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
-    if (name == "v" || name == "vd0") return nbd::ExportInfo{1, 1 << 20, name, "a vdisk"};
+    if (name == "v" || name == "vd0") return nbd::ExportInfo{1, 1 << 20, name, "a vdisk", name == "v"};
     return std::nullopt;
   }
   std::vector<std::string> names() const override { return {"v", "vd0"}; }

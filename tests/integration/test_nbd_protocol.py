@@ -117,6 +117,30 @@ def test(make):
     check(plain.pread(4096, 6 * MiB) == data[MiB:MiB + 4096], "read without a context")
     plain.shutdown()
 
+    # A read-only vdisk: new connections see the flag; writes fail with
+    # EPERM on every connection, old ones included; reads go on.
+    old = connect(url)
+    node.ctl_fails("vdisk", "set", "v", contains="read_only")  # neither flag
+    check(node.ctl_json("vdisk", "set", "v", "--read-only")["read_only"], "vdisk set --read-only")
+    check(node.ctl_json("vdisk", "show", "v")["read_only"], "vdisk show: read_only")
+    ro = connect(url)
+    check(ro.is_read_only() and not old.is_read_only(), "the read-only flag")
+    old.set_strict_mode(0)
+    for h2, what in ((old, "connection from before"), (ro, "new connection")):
+        for op in (lambda: h2.pwrite(b"\x01" * 4096, 0), lambda: h2.zero(4096, 0),
+                   lambda: h2.trim(4096, 0)):
+            try:
+                op()
+                check(False, f"a change to a read-only vdisk succeeded ({what})")
+            except nbd.Error as e:
+                check(e.errno == "EPERM", f"read-only ({what}): {e}")
+    check(old.pread(4096, 6 * MiB) == data[MiB:MiB + 4096], "read of a read-only vdisk")
+    ro.shutdown()
+    check(not node.ctl_json("vdisk", "set", "v", "--read-write")["read_only"], "--read-write")
+    old.pwrite(b"\x02" * 4096, 0)
+    check(old.pread(4096, 0) == b"\x02" * 4096, "a write after --read-write")
+    old.shutdown()
+
     # The tools over it: one data extent for the whole vdisk.
     r = subprocess.run(["nbdinfo", "--map", "--json", url], capture_output=True, text=True,
                        timeout=60)

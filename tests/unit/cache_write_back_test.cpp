@@ -776,3 +776,23 @@ TEST_CASE("write-back: nothing is destaged without a lease", "[cache][wb]") {
   CHECK(p.nodes[1].cache->counts().dirty == 0);
   CHECK(p.nodes[2].cache->stats().copies_held == 0);
 }
+
+// A vdisk made read-only: hosts' changes are refused at the cache, and what
+// the cache already holds still reaches the back end.
+TEST_CASE("write-back: a read-only vdisk refuses writes and still destages what it holds",
+          "[cache][wb]") {
+  Pair p;
+  p.acked_write(1, 4, 0x44);  // dirty, in both NVRAMs
+  auto ro = std::make_shared<VirtMap>(*p.map);
+  ro->volumes[kVdisk].read_only = true;
+  for (uint32_t id : {1u, 2u}) p.nodes[id].cache->set_map(ro);
+  for (IoOp op : {IoOp::write, IoOp::write_zeroes, IoOp::trim}) {
+    auto r = p.submit(1, op, 5 * 4096, 4096);
+    REQUIRE((!p.front.done.empty() && p.front.done.back() == r));  // completed at once
+    CHECK(r->status == EROFS);
+  }
+  CHECK(p.read(1, 4) == block_of(0x44));
+  p.settle();
+  CHECK(p.on_disk(4) == block_of(0x44));
+  CHECK(p.on_disk(5) == std::vector<uint8_t>(4096, 0));
+}

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "model/edits.hpp"
+#include "model/virt_map.hpp"
 #include "model/extent_allocator.hpp"
 
 using namespace sve;
@@ -118,6 +119,17 @@ TEST_CASE("pools: addmdisk gives a full pool room again, and refuses what cannot
   auto w = create_vdisk(m, vdisk("w", 4 << 20), kAllOnline);
   REQUIRE(w);
   for (const auto& e : w->extents) CHECK(e.mdisk_id == m.find_mdisk("m3")->id);
+}
+
+TEST_CASE("vdisks: read-only is a property hosts see, set and cleared", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("v", 1 << 20), kAllOnline));
+  CHECK_FALSE(m.find_vdisk("v")->read_only);
+  CHECK_FALSE(set_read_only(m, "nope", true));
+  REQUIRE(set_read_only(m, "v", true));
+  CHECK(build_virt_map(m)->find("v")->read_only);
+  REQUIRE(set_read_only(m, "v", false));
+  CHECK_FALSE(build_virt_map(m)->find("v")->read_only);
 }
 
 TEST_CASE("vdisks: the preferred node balances the group, or is named", "[edits]") {

@@ -17,7 +17,7 @@ namespace {
 class OneExport final : public ExportCatalog {
  public:
   std::optional<ExportInfo> find(const std::string& name) const override {
-    if (name == "vd0") return ExportInfo{7, 1 << 20, "vd0", ""};
+    if (name == "vd0") return ExportInfo{7, 1 << 20, "vd0", "", false};
     return std::nullopt;
   }
   std::vector<std::string> names() const override { return {"vd0"}; }

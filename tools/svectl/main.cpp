@@ -107,6 +107,17 @@ class CommandLine {
     flag_size(expand, "--size", "size", "its new size", true);
     bind(expand, {{"NAME", "name"}});
     named(verb(vdisk, "delete", "delete a vdisk"));
+    auto* vset = verb(vdisk, "set", "change a vdisk's properties");
+    text(vset, "NAME");
+    auto* ro = vset->add_flag("--read-only", read_only_, "hosts may only read it");
+    auto* rw = vset->add_flag("--read-write", read_write_, "hosts may write it again");
+    ro->excludes(rw);
+    on(vset, [this] {
+      r_["name"] = pos_["NAME"];
+      // Neither flag: the node says what is missing.
+      r_["read_only"] = read_only_ ? nlohmann::json(true)
+                        : read_write_ ? nlohmann::json(false) : nlohmann::json(nullptr);
+    });
     auto* move = verb(vdisk, "move", "move a vdisk to another I/O group or preferred node");
     text(move, "NAME");
     placement(move);
@@ -282,6 +293,7 @@ class CommandLine {
   std::map<std::string, std::string> pos_, flags_;
   std::map<std::string, std::vector<std::function<void()>>> fills_;
   std::vector<std::string> mdisks_, nodes_;
+  bool read_only_ = false, read_write_ = false;
   std::string id_, node_, rate_;
   uint64_t seed_ = 1;
   uint32_t duration_ = 0, target_ = 0, intensity_ = 0;
