@@ -27,6 +27,7 @@ COMMANDS = {
     "vdisk.show": {"name": "v9"},
     "vdisk.expand": {"name": "v9", "size": 4096},
     "vdisk.delete": {"name": "v9"},
+    "vdisk.set": {"name": "v9", "read_only": True},
     "vdisk.move": {"name": "v9", "iogrp": "g", "node": 2},
     "iogrp.create": {"name": "g", "nodes": [1, 2]},
     "iogrp.delete": {"name": "g"},
