@@ -74,14 +74,6 @@ void BackendFacility::prep_rw(IoRequest& r, const BlockDevice& dev) {
 // aligned to their logical block size; a trim is a hint, so it shrinks to the
 // aligned inside, while an unaligned write-zeroes becomes a write of zeroes
 // (a rare path, and the one place the back end allocates a buffer).
-// A file's fallocate never writes zeros; a block device's may: its
-// ZERO_RANGE falls back to writing them where the device cannot zero (and
-// an unaligned range is written here), while a hole punch never does.
-bool BackendFacility::zeroes_without_writing(const IoRequest&, const BlockDevice& dev,
-                                             bool punch) {
-  return !dev.is_block_device() || punch;
-}
-
 bool BackendFacility::prep_zeroing(IoRequest& r, const BlockDevice& dev, bool punch) {
   if (!dev.is_block_device()) return true;
   uint64_t align = dev.direct_align();
@@ -99,6 +91,13 @@ bool BackendFacility::prep_zeroing(IoRequest& r, const BlockDevice& dev, bool pu
   r.buffer_offset = 0;
   std::memset(r.buffer->data(), 0, r.length);
   return false;
+}
+
+// A file's fallocate never writes zeros; a block device's may: its
+// ZERO_RANGE falls back to writing them where the device cannot zero (and
+// an unaligned range is written here), while a hole punch never does.
+bool BackendFacility::zeroes_without_writing(const BlockDevice& dev, bool punch) {
+  return !dev.is_block_device() || punch;
 }
 
 // Memory and null mdisks: the device's own work is a copy (memory) or
@@ -162,7 +161,7 @@ void BackendFacility::submit(IoRequestPtr request) {
       return;
     }
   } else if (r.op == IoOp::write_zeroes && (r.flags & io_flags::fast_zero) &&
-             !zeroes_without_writing(r, dev, !(r.flags & io_flags::no_hole))) {
+             !zeroes_without_writing(dev, !(r.flags & io_flags::no_hole))) {
     ++stats_.errors;
     complete(std::move(request), ENOTSUP);  // it would write zeros: the host's call
     return;

@@ -51,7 +51,7 @@ class BackendFacility final : public Facility, private BlockCompletions {
   bool prep_zeroing(IoRequest& r, const BlockDevice& dev, bool punch);
   // Whether `r` is zeroed without zeros being written (by SVE or the
   // kernel): what a host's fast-zero request asks.
-  static bool zeroes_without_writing(const IoRequest& r, const BlockDevice& dev, bool punch);
+  static bool zeroes_without_writing(const BlockDevice& dev, bool punch);
   void serve_synthetic(IoRequestPtr request, const BlockDevice& dev);
 
   UringEngine& ring_;

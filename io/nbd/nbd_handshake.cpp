@@ -23,7 +23,7 @@ bool reply_error(int fd, uint32_t option, uint32_t type, const std::string& mess
   return reply(fd, option, type, std::vector<uint8_t>(message.begin(), message.end()));
 }
 
-
+// An INFO reply carrying a string (NBD_INFO_NAME, NBD_INFO_DESCRIPTION).
 bool reply_string(int fd, uint32_t option, uint16_t info, const std::string& text) {
   std::vector<uint8_t> data;
   put_u16(data, info);

@@ -305,19 +305,26 @@ void NbdSession::receive_payload() {
   io_uring_prep_recvmsg(sqe, fd_, &recv_msg_, MSG_WAITALL);
 }
 
+// In a loop, not by recursion (a payload may be up to 4 GiB), and at most
+// kPumpBudget pieces at a time before the ring takes over, so that one
+// connection draining leaves the reactor to the others.
 void NbdSession::drain_payload() {
   phase_ = Phase::drain;
   if (!drain_buffer_) drain_buffer_.reset(new uint8_t[kDrainBytes]);
-  size_t want = static_cast<size_t>(std::min<uint64_t>(drain_left_, kDrainBytes));
-  ssize_t got = ::recv(fd_, drain_buffer_.get(), want, MSG_DONTWAIT);
-  recv_in_flight_ = true;
-  if (!(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+  for (unsigned budget = kPumpBudget; drain_left_ > 0; --budget) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(drain_left_, kDrainBytes));
+    ssize_t got = budget ? ::recv(fd_, drain_buffer_.get(), want, MSG_DONTWAIT) : -1;
+    if (budget == 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+      recv_in_flight_ = true;
+      recv_op_.on_done = &NbdSession::on_drained;
+      io_uring_prep_recv(core_.ring().sqe_for(&recv_op_), fd_, drain_buffer_.get(), want, 0);
+      return;
+    }
     ++stats_.direct_receives;
-    on_drained(got < 0 ? -errno : static_cast<int>(got));
-    return;
+    if (got <= 0) return end("client left in the middle of a write");
+    drain_left_ -= std::min<uint64_t>(drain_left_, static_cast<uint64_t>(got));
   }
-  recv_op_.on_done = &NbdSession::on_drained;
-  io_uring_prep_recv(core_.ring().sqe_for(&recv_op_), fd_, drain_buffer_.get(), want, 0);
+  drained();
 }
 
 void NbdSession::on_drained(int res) {
@@ -325,6 +332,10 @@ void NbdSession::on_drained(int res) {
   if (res <= 0) return end("client left in the middle of a write");
   drain_left_ -= std::min<uint64_t>(drain_left_, static_cast<uint64_t>(res));
   if (drain_left_ > 0) return drain_payload();
+  drained();
+}
+
+void NbdSession::drained() {
   Slot* slot = slot_;
   slot_ = nullptr;
   reply_later(*slot);

@@ -126,6 +126,7 @@ class NbdSession {
   // A refused write's payload, read and dropped so the connection goes on.
   void drain_payload();
   void on_drained(int res);
+  void drained();
   // Whether the request just received is refused before it reaches the
   // stack, and with which wire error.
   uint32_t refusal() const;
