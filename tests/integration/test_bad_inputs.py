@@ -99,6 +99,7 @@ def test(make):
     err, _, data = c.reply(4096)
     check(err == 0 and data == b"\x3c" * 4096, "connection unusable after errors")
 
+    daemon = node.ctl_json("daemon", "status")
     # Requests over the advertised maximum (32 MiB) are refused, and the
     # connection goes on: a read at once, a write once its payload (read
     # and dropped) is past.
@@ -114,6 +115,9 @@ def test(make):
     other_conn.request(0, 0, 512, cookie=14)
     check(other_conn.reply(512)[0] == 0, "other connection affected")
     c.close()
+    after = node.ctl_json("daemon", "status")
+    check(after["restarts"] == daemon["restarts"] and after["io_pid"] == daemon["io_pid"],
+          f"an oversized request restarted a process: {daemon} -> {after}")
 
     # A request with bad magic closes that connection only.
     bad = RawNbd(node.nbd_port, "v")

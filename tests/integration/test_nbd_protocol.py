@@ -47,6 +47,7 @@ def test(make):
     node.ctl("pool", "create", "p0", "--extent-size", "1M", "m0")
     node.ctl("vdisk", "create", "v", "--pool", "p0", "--size", "64M")
     url = node.url("v")
+    daemon = node.ctl_json("daemon", "status")
 
     h = connect(url)
     check(h.get_structured_replies_negotiated(), "structured replies not negotiated")
@@ -154,6 +155,10 @@ def test(make):
     mapped = json.loads(r.stdout)
     check(len(mapped) == 1 and mapped[0]["length"] == 64 * MiB and mapped[0]["data"],
           f"qemu-img map: {mapped}")
+    # Every refusal above was an answer: neither process restarted.
+    after = node.ctl_json("daemon", "status")
+    check(after["restarts"] == daemon["restarts"] == 0 and after["io_pid"] == daemon["io_pid"],
+          f"a process restarted: {daemon} -> {after}")
     return 0
 
 
