@@ -42,6 +42,7 @@ constexpr uint64_t kMaxPath = 4096;
 Field name(const char* key = "name") { return {key, Type::name, true}; }
 Field opt_name(const char* key) { return {key, Type::name, false}; }
 Field size(const char* key, bool required) { return {key, Type::size, required}; }
+Field percent(const char* key) { return {key, Type::count, false, 0, 100}; }
 Field node_id(const char* key, bool required) {
   return {key, Type::count, required, 1, kMaxNodeId};
 }
@@ -60,12 +61,17 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"pool.addmdisk", {name(), {"mdisks", Type::names, true}}},
       {"vdisk.create",
        {name(), name("pool"), size("size", true), {"policy", Type::text, false, 1, 32},
-        opt_name("iogrp"), node_id("node", false)}},
+        opt_name("iogrp"), node_id("node", false), {"thin", Type::flag}, size("grain", false),
+        size("rsize", false), percent("rsize_pct"), percent("warning"),
+        {"autoexpand", Type::flag}}},
       {"vdisk.list", {}},
       {"vdisk.show", {name()}},
       {"vdisk.expand", {name(), size("size", true)}},
       {"vdisk.delete", {name()}},
-      {"vdisk.set", {name(), {"read_only", Type::flag, true}}},
+      {"vdisk.set",
+       {name(), {"read_only", Type::flag}, percent("warning"), {"autoexpand", Type::flag}}},
+      {"vdisk.check", {name()}},
+      {"pool.check", {name()}},
       {"vdisk.move", {name(), opt_name("iogrp"), node_id("node", false)}},
       {"iogrp.create", {name(), {"nodes", Type::node_pair, true}}},
       {"iogrp.list", {}},

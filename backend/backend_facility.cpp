@@ -136,6 +136,7 @@ void BackendFacility::serve_synthetic(IoRequestPtr request, const BlockDevice& d
       if (mem) std::memset(mem + r.offset, 0, r.length);
       break;
     case IoOp::flush:
+    case IoOp::block_status:
       break;
   }
   complete(std::move(request), 0);
@@ -143,9 +144,11 @@ void BackendFacility::serve_synthetic(IoRequestPtr request, const BlockDevice& d
 
 void BackendFacility::submit(IoRequestPtr request) {
   auto it = devices_.find(request->volume);
-  if (it == devices_.end()) {
+  // A block-status question is answered above (thin, virtualization);
+  // one that got here has no answer on an mdisk.
+  if (it == devices_.end() || request->op == IoOp::block_status) {
     ++stats_.errors;
-    complete(std::move(request), EIO);
+    complete(std::move(request), it == devices_.end() ? EIO : EINVAL);
     return;
   }
   const BlockDevice& dev = *it->second;

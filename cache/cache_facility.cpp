@@ -146,7 +146,9 @@ void CacheFacility::submit(IoRequestPtr request) {
   if (changes_back_end(request->op)) {
     ++stats.writes;
     stats.bytes_written += request->length;
-    if (request->op == IoOp::write && r->mode == CacheMode::write_back && nvram_ && mirror_)
+    if (request->op == IoOp::write && r->mode == CacheMode::write_back && nvram_ && mirror_ &&
+        (!layout->thin() ||
+         (allocation_ && allocation_->allocated(request->volume, request->offset, request->length))))
       write_back(std::move(request), *r, first, last);
     else
       write_through(std::move(request), first, last);

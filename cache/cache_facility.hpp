@@ -57,6 +57,7 @@
 #include "model/cache_mode.hpp"
 #include "model/ownership.hpp"
 #include "hw/nvram/nvram.hpp"
+#include "facility/allocation_query.hpp"
 #include "facility/facility.hpp"
 #include "io/protocol.hpp"
 #include "io/service_gate.hpp"
@@ -165,6 +166,11 @@ class CacheFacility final : public Facility {
   // at once, before the route table says so: another node may own the
   // data by now.
   void set_gate(const ServiceGate* gate) { gate_ = gate; }
+  // The thin layer below: a write to a thin vdisk is written back only if
+  // every grain it touches is allocated (else it goes through, and the
+  // thin layer allocates or answers ENOSPC before the host is answered).
+  // Without one, writes to thin vdisks always go through.
+  void set_allocation_query(const AllocationQuery* query) { allocation_ = query; }
   // A new configuration: the blocks of vdisks that are gone are dropped.
   void set_map(std::shared_ptr<const VirtMap> map);
   // Which vdisks this node owns and how each is cached. A vdisk not cached
@@ -322,6 +328,7 @@ class CacheFacility final : public Facility {
   void drop_vdisk(uint32_t vdisk);
 
   IoServer& lower_;
+  const AllocationQuery* allocation_ = nullptr;
   std::unique_ptr<CacheDirectory> directory_;  // null: cache off
   Nvram* nvram_;
   MirrorLink* mirror_;

@@ -47,6 +47,9 @@ caf::behavior config_actor(caf::stateful_actor<ConfigState>* self,
         if (st.service->version() != before) st.publish();
         return reply.dump();
       },
+      // Work that must run where configuration changes (the thin
+      // controller's growth of a vdisk): on this thread.
+      [=](run_atom, CoreTask& task) { task(); },
       // A model the cluster committed (this node's change or another's).
       [=](model_atom, const std::string& bytes) {
         auto& st = self->state;

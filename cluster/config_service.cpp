@@ -11,6 +11,7 @@
 
 #include "cluster/config_args.hpp"
 #include "cluster/conflict_backoff.hpp"
+#include "model/thin_geometry.hpp"
 #include "model/model_codec.hpp"
 #include "hw/device/mdisk_label.hpp"
 #include "util/size.hpp"
@@ -388,6 +389,16 @@ Result<json> ConfigService::pool_list() {
     PoolUsage usage(config_, p);
     json mdisks = json::array();
     for (uint32_t id : p.mdisks) mdisks.push_back(config_.find_mdisk(id)->name);
+    // SVC's figures: the vdisks' virtual sizes, the extents they hold, and
+    // virtual over capacity in percent (over 100: over-allocated).
+    uint64_t virtual_bytes = 0, real_bytes = 0, thin = 0;
+    for (const auto& v : config_.vdisks)
+      if (v.pool_id == p.id) {
+        virtual_bytes += v.size_bytes;
+        real_bytes += v.extents.size() * p.extent_bytes;
+        thin += v.thin();
+      }
+    uint64_t capacity = usage.total_extents() * p.extent_bytes;
     out.push_back({{"name", p.name},
                    {"id", p.id},
                    {"extent_size", p.extent_bytes},
@@ -395,6 +406,10 @@ Result<json> ConfigService::pool_list() {
                    {"free", usage.free_extents() * p.extent_bytes},
                    {"extents_total", usage.total_extents()},
                    {"extents_free", usage.free_extents()},
+                   {"virtual_capacity", virtual_bytes},
+                   {"real_capacity", real_bytes},
+                   {"overallocation", capacity ? virtual_bytes * 100 / capacity : 0},
+                   {"thin_vdisks", thin},
                    {"mdisks", mdisks}});
   }
   return out;
@@ -445,6 +460,61 @@ Status ConfigService::zero_extents(uint64_t extent_bytes, const std::vector<Exte
   return ok_status();
 }
 
+namespace {
+
+// A thin vdisk's options: "thin", "grain", "rsize" (a size or a
+// percentage of the virtual size), "warning" (percent), "autoexpand".
+Status thin_args(const json& args, NewVdisk& want) {
+  bool thin = args.value("thin", false);
+  for (const char* key : {"grain", "rsize", "rsize_pct", "warning", "autoexpand"})
+    if (args.contains(key) && !thin)
+      return bad(std::string("'") + key + "' is for thin vdisks only: add --thin");
+  if (!thin) return ok_status();
+  want.grain_bytes = kDefaultGrainBytes;
+  if (args.contains("grain")) {
+    auto grain = get_size(args, "grain");
+    if (!grain) return grain.error();
+    if (!valid_grain(grain.value()))
+      return bad("grain size must be 32K, 64K, 128K or 256K");
+    want.grain_bytes = static_cast<uint32_t>(grain.value());
+  }
+  if (args.contains("rsize")) {
+    auto rsize = get_size(args, "rsize");
+    if (!rsize) return rsize.error();
+    want.rsize_bytes = rsize.value();
+  }
+  if (args.contains("rsize_pct")) want.rsize_pct = args["rsize_pct"].get<uint32_t>();
+  if (args.contains("warning")) want.warning_pct = args["warning"].get<uint32_t>();
+  if (args.contains("autoexpand")) want.autoexpand = args["autoexpand"].get<bool>();
+  return ok_status();
+}
+
+// What a new vdisk's extents must hold before a host reads them: all of a
+// fully allocated vdisk; of a thin one only its map (it reads no grain it
+// did not write).
+std::vector<ExtentLoc> extents_to_zero(const VdiskConfig& v, uint64_t extent_bytes) {
+  if (!v.thin()) return v.extents;
+  uint64_t meta = ThinGeometry{v.size_bytes, v.grain_bytes}.meta_bytes();
+  size_t n = std::min<size_t>(v.extents.size(), (meta + extent_bytes - 1) / extent_bytes);
+  return {v.extents.begin(), v.extents.begin() + static_cast<ptrdiff_t>(n)};
+}
+
+}  // namespace
+
+Result<uint32_t> ConfigService::grow_thin_vdisk(const std::string& name, uint32_t id,
+                                                uint32_t needed, uint32_t wanted) {
+  uint32_t added = 0;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto grown = grow_thin(next, name, id, needed, wanted);
+    if (!grown) return grown.error();
+    added = static_cast<uint32_t>(grown.value().added.size());
+    return ok_status();
+  });
+  if (!st) return st.error();
+  spdlog::info("thin vdisk {}: real capacity grew by {} extents", name, added);
+  return added;
+}
+
 Result<json> ConfigService::vdisk_create(const json& args) {
   NewVdisk want;
   auto name = get_name(args, "name");
@@ -463,6 +533,7 @@ Result<json> ConfigService::vdisk_create(const json& args) {
   auto placement = get_placement(args);
   if (!placement) return placement.error();
   want.placement = placement.value();
+  if (auto st = thin_args(args, want); !st) return st.error();
   // Alone, the extents are zeroed before the commit. In a cluster another
   // node may be handing out the same free extents right now: they are
   // committed to this vdisk first, unexported, and zeroed after.
@@ -474,12 +545,12 @@ Result<json> ConfigService::vdisk_create(const json& args) {
     if (!created) return created.error();
     v = created.value();
     extent_bytes = next.find_pool(v.pool_id)->extent_bytes;
-    if (!cluster_) return zero_extents(extent_bytes, v.extents);
+    if (!cluster_) return zero_extents(extent_bytes, extents_to_zero(v, extent_bytes));
     return ok_status();
   });
   if (!st) return st.error();
   if (cluster_) {
-    auto formatted = zero_extents(extent_bytes, v.extents);
+    auto formatted = zero_extents(extent_bytes, extents_to_zero(v, extent_bytes));
     if (formatted)
       formatted = commit_change(
           [&](ClusterModel& next) { return mark_formatted(next, v.name, v.id); });
@@ -505,7 +576,7 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
     extents.push_back({{"index", i}, {"mdisk", mname}, {"mdisk_extent", v.extents[i].index}});
   }
   const IoGroupConfig* g = config_.find_iogrp(v.iogrp_id);
-  return {{"name", v.name},
+  json d = {{"name", v.name},
           {"id", v.id},
           {"status", v.formatted ? "online" : "formatting"},
           {"iogrp", g ? g->name : ""},
@@ -516,8 +587,17 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
           {"extent_size", pool ? pool->extent_bytes : 0},
           {"extent_count", v.extents.size()},
           {"read_only", v.read_only},
+          {"thin", v.thin()},
+          {"virtual_capacity", v.size_bytes},
+          {"real_capacity", v.extents.size() * (pool ? pool->extent_bytes : 0)},
           {"extents_per_mdisk", per_mdisk},
           {"extents", extents}};
+  if (v.thin()) {
+    d["grain_size"] = v.grain_bytes;
+    d["warning"] = v.warning_pct;
+    d["autoexpand"] = v.autoexpand;
+  }
+  return d;
 }
 
 Result<json> ConfigService::vdisk_list() {
@@ -541,14 +621,26 @@ Result<json> ConfigService::vdisk_show(const json& args) {
 Result<json> ConfigService::vdisk_set(const json& args) {
   auto name = get_name(args, "name");
   if (!name) return name.error();
-  if (!args.contains("read_only") || !args["read_only"].is_boolean())
-    return bad("say whether the vdisk is read-only (true or false)");
-  bool read_only = args["read_only"].get<bool>();
+  std::optional<bool> read_only, autoexpand;
+  std::optional<uint32_t> warning;
+  if (args.contains("read_only")) read_only = args["read_only"].get<bool>();
+  if (args.contains("autoexpand")) autoexpand = args["autoexpand"].get<bool>();
+  if (args.contains("warning")) warning = args["warning"].get<uint32_t>();
+  if (!read_only && !autoexpand && !warning)
+    return bad("say what to set: --read-only/--read-write, --warning N or "
+               "--autoexpand/--no-autoexpand");
   VdiskConfig v;
   auto st = commit_change([&](ClusterModel& next) -> Status {
-    auto set = set_read_only(next, name.value(), read_only);
-    if (!set) return set.error();
-    v = set.value();
+    if (warning || autoexpand) {
+      auto set = set_thin(next, name.value(), warning, autoexpand);
+      if (!set) return set.error();
+      v = set.value();
+    }
+    if (read_only) {
+      auto set = set_read_only(next, name.value(), *read_only);
+      if (!set) return set.error();
+      v = set.value();
+    }
     return ok_status();
   });
   if (!st) return st.error();

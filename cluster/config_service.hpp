@@ -52,6 +52,11 @@ class ConfigService {
 
   const ClusterModel& config() const { return config_; }
   const DeviceTable& devices() const { return devices_; }
+  // An internal step, not an admin command: the thin controller gives thin
+  // vdisk `name` (still `id`) more real capacity (model/edits.hpp,
+  // grow_thin). Returns the extents it took.
+  Result<uint32_t> grow_thin_vdisk(const std::string& name, uint32_t id, uint32_t needed,
+                                   uint32_t wanted);
   uint64_t version() const { return config_.version; }
 
  private:

@@ -17,7 +17,10 @@
 
 namespace sve {
 
-enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes };
+// block_status asks which parts of a range hold data (NBD's base:allocation);
+// the layer that knows writes the answer into the request's buffer
+// (put_block_status). It moves no data and never reaches the back end.
+enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes, block_status };
 
 const char* to_string(IoOp op);
 
@@ -120,6 +123,30 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
 };
 
 inline IoRequestPtr make_request() { return IoRequestPtr(new IoRequest()); }
+
+// IoOp::block_status: what a range holds, from its offset on, in order.
+struct StatusExtent {
+  uint32_t length = 0;
+  uint32_t flags = 0;  // status_flags
+};
+namespace status_flags {
+inline constexpr uint32_t hole = 1u << 0;  // no data stored (NBD_STATE_HOLE)
+inline constexpr uint32_t zero = 1u << 1;  // reads as zeros (NBD_STATE_ZERO)
+}  // namespace status_flags
+// The buffer of a block_status request: a u32 count and that many extents
+// (u32 length, u32 flags). Before submitting, the asker writes there the
+// most extents it wants (block_status_request); the answer overwrites it.
+// A buffer of 4 KiB takes 511.
+void block_status_request(IoRequest& r, uint32_t max_extents);
+uint32_t block_status_capacity(const IoRequest& r);
+// Writes the answer, merging neighbours with the same flags, at most the
+// capacity's extents (the last one then stops early: a shorter answer is
+// allowed). The extents must not run past the request's range.
+void put_block_status(IoRequest& r, const StatusExtent* extents, size_t n);
+// The whole range is data: what a layer that stores every block answers.
+void put_all_data(IoRequest& r);
+// The answer, checked against the request's range (empty if malformed).
+std::vector<StatusExtent> get_block_status(const IoRequest& r);
 
 // Completions deferred to the reactor's next turn. Facilities of one core
 // call each other directly (no mailbox between them), so a completion that

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "model/extent_allocator.hpp"
+#include "model/thin_geometry.hpp"
 #include "util/size.hpp"
 
 namespace sve {
@@ -153,12 +154,30 @@ Result<VdiskConfig> create_vdisk(ClusterModel& model, const NewVdisk& args,
   if (!pool) return bad("no pool '" + args.pool + "'");
   for (uint32_t id : pool->mdisks)
     if (!online(id)) return bad("pool '" + pool->name + "' has an offline mdisk");
+  uint32_t count = extents_for(args.size_bytes, pool->extent_bytes);
+  if (args.grain_bytes) {
+    if (!valid_grain(args.grain_bytes))
+      return bad("grain size must be 32K, 64K, 128K or 256K, not " +
+                 format_size(args.grain_bytes));
+    if (args.warning_pct > 100) return bad("warning must be a percentage from 0 to 100");
+    if (args.rsize_pct && *args.rsize_pct > 100)
+      return bad("real capacity must be a percentage from 0 to 100");
+    uint64_t rsize = args.rsize_bytes ? *args.rsize_bytes
+                                      : args.size_bytes / 100 * args.rsize_pct.value_or(2);
+    uint64_t extents = (std::min(rsize, args.size_bytes) + pool->extent_bytes - 1) /
+                       pool->extent_bytes;
+    count = std::max<uint32_t>(static_cast<uint32_t>(extents),
+                               thin_min_extents(args.size_bytes, args.grain_bytes,
+                                                pool->extent_bytes));
+  } else if (args.rsize_bytes || args.rsize_pct) {
+    return bad("a real capacity (rsize) is for thin vdisks only: add --thin");
+  }
   PoolUsage usage(model, *pool);
-  auto extents = usage.allocate(extents_for(args.size_bytes, pool->extent_bytes), args.policy,
-                                pool->stripe_cursor);
+  auto extents = usage.allocate(count, args.policy, pool->stripe_cursor);
   if (!extents)
-    return make_error("pool '" + pool->name + "' cannot hold " + format_size(args.size_bytes) +
-                          ": " + extents.error().message,
+    return make_error("pool '" + pool->name + "' cannot hold " +
+                          format_size(uint64_t{count} * pool->extent_bytes) + ": " +
+                          extents.error().message,
                       ENOSPC);
   VdiskConfig v;
   v.name = args.name;
@@ -167,6 +186,14 @@ Result<VdiskConfig> create_vdisk(ClusterModel& model, const NewVdisk& args,
   v.policy = args.policy;
   v.extents = std::move(extents.value());
   v.formatted = args.formatted;
+  v.grain_bytes = args.grain_bytes;
+  if (args.grain_bytes) {
+    v.warning_pct = args.warning_pct;
+    v.autoexpand = args.autoexpand;
+    uint64_t real = v.extents.size() * pool->extent_bytes;
+    uint64_t meta = ThinGeometry{args.size_bytes, args.grain_bytes}.meta_bytes();
+    v.contingency_bytes = real > meta ? real - meta : 0;
+  }
   if (auto st = place_vdisk(model, args.placement, v); !st) return st.error();
   v.id = model.next_id++;
   model.vdisks.push_back(v);
@@ -189,6 +216,9 @@ Result<Expansion> expand_vdisk(ClusterModel& model, const std::string& name, uin
   if (size_bytes < v->size_bytes)
     return bad("vdisk '" + name + "' is " + format_size(v->size_bytes) +
                "; shrinking would destroy data and is not supported");
+  if (v->thin() && size_bytes != v->size_bytes)
+    return bad("vdisk '" + name + "' is thin: its virtual size cannot change yet (its map is "
+               "sized by it); its real capacity grows by itself with autoexpand");
   PoolConfig* pool = model.find_pool(v->pool_id);
   if (!pool) return bad("vdisk '" + name + "' has no pool");
   Expansion out;
@@ -218,6 +248,54 @@ Result<VdiskConfig> grow_to_extents(ClusterModel& model, const std::string& name
       v->extents.size() < extents_for(size_bytes, pool->extent_bytes))
     return make_error("vdisk '" + name + "' changed while it grew", ESTALE);
   v->size_bytes = std::max(v->size_bytes, size_bytes);
+  return *v;
+}
+
+bool valid_grain(uint64_t grain_bytes) {
+  return grain_bytes >= kMinGrainBytes && grain_bytes <= kMaxGrainBytes &&
+         (grain_bytes & (grain_bytes - 1)) == 0;
+}
+
+uint32_t thin_min_extents(uint64_t size_bytes, uint32_t grain_bytes, uint64_t extent_bytes) {
+  // The map, then one grain.
+  uint64_t meta = ThinGeometry{size_bytes, grain_bytes}.meta_bytes();
+  return static_cast<uint32_t>((meta + grain_bytes + extent_bytes - 1) / extent_bytes);
+}
+
+Result<Expansion> grow_thin(ClusterModel& model, const std::string& name, uint32_t id,
+                            uint32_t needed, uint32_t wanted) {
+  VdiskConfig* v = model.find_vdisk(name);
+  if (!v || v->id != id) return make_error("vdisk '" + name + "' changed meanwhile", ESTALE);
+  if (!v->thin()) return bad("vdisk '" + name + "' is not thin");
+  PoolConfig* pool = model.find_pool(v->pool_id);
+  if (!pool) return bad("vdisk '" + name + "' has no pool");
+  PoolUsage usage(model, *pool);
+  needed = std::max<uint32_t>(needed, 1);
+  if (usage.free_extents() < needed)
+    return make_error("pool '" + pool->name + "' is out of space: it has " +
+                          std::to_string(usage.free_extents()) + " free extents, '" + name +
+                          "' needs " + std::to_string(needed),
+                      ENOSPC);
+  uint32_t count = static_cast<uint32_t>(
+      std::min<uint64_t>(std::max(wanted, needed), usage.free_extents()));
+  auto more = usage.allocate(count, v->policy, pool->stripe_cursor);
+  if (!more) return make_error(more.error().message, ENOSPC);
+  Expansion out;
+  out.extent_bytes = pool->extent_bytes;
+  out.added = std::move(more.value());
+  v->extents.insert(v->extents.end(), out.added.begin(), out.added.end());
+  out.vdisk = *v;
+  return out;
+}
+
+Result<VdiskConfig> set_thin(ClusterModel& model, const std::string& name,
+                             std::optional<uint32_t> warning_pct, std::optional<bool> autoexpand) {
+  VdiskConfig* v = model.find_vdisk(name);
+  if (!v) return bad("no vdisk '" + name + "'");
+  if (!v->thin()) return bad("vdisk '" + name + "' is not thin");
+  if (warning_pct && *warning_pct > 100) return bad("warning must be a percentage from 0 to 100");
+  if (warning_pct) v->warning_pct = *warning_pct;
+  if (autoexpand) v->autoexpand = *autoexpand;
   return *v;
 }
 

@@ -67,7 +67,20 @@ struct NewVdisk {
   // False in a cluster: the extents are committed first and zeroed after,
   // and the vdisk is not exported until a second edit (mark_formatted).
   bool formatted = true;
+  // Thin (grain_bytes != 0, docs/thin.md): the extents taken now are its
+  // real capacity, `rsize_bytes` or `rsize_pct` of the size (2% by
+  // default, as SVC), at least what its map and one grain need. A thin
+  // vdisk may be larger than the pool's free space.
+  uint32_t grain_bytes = 0;
+  std::optional<uint64_t> rsize_bytes;
+  std::optional<uint32_t> rsize_pct;
+  uint32_t warning_pct = 80;
+  bool autoexpand = true;
 };
+// The grain sizes a thin vdisk may have: 32K, 64K, 128K, 256K.
+bool valid_grain(uint64_t grain_bytes);
+// The extents a thin vdisk needs at least (its map and one grain).
+uint32_t thin_min_extents(uint64_t size_bytes, uint32_t grain_bytes, uint64_t extent_bytes);
 Result<VdiskConfig> create_vdisk(ClusterModel& model, const NewVdisk& args,
                                  const MdiskOnline& online);
 Status mark_formatted(ClusterModel& model, const std::string& name, uint32_t id);
@@ -87,6 +100,15 @@ Result<Expansion> expand_vdisk(ClusterModel& model, const std::string& name, uin
 Result<VdiskConfig> grow_to_extents(ClusterModel& model, const std::string& name, uint32_t id,
                                     uint64_t size_bytes);
 Status delete_vdisk(ClusterModel& model, const std::string& name);
+// More real capacity for thin vdisk `id`: `wanted` extents, or as many as
+// the pool has if fewer, but at least `needed` (else ENOSPC). The new
+// extents need no zeroing: the thin layer never reads a grain it did not
+// write, and zeros the rest of a grain it writes first.
+Result<Expansion> grow_thin(ClusterModel& model, const std::string& name, uint32_t id,
+                            uint32_t needed, uint32_t wanted);
+// Thin settings changed (SVC's chvdisk -warning / -autoexpand).
+Result<VdiskConfig> set_thin(ClusterModel& model, const std::string& name,
+                             std::optional<uint32_t> warning_pct, std::optional<bool> autoexpand);
 // Hosts may only read it from now on (or may write again).
 Result<VdiskConfig> set_read_only(ClusterModel& model, const std::string& name, bool read_only);
 // Online: hosts keep their connections. A move that changes the node that

@@ -68,9 +68,20 @@ struct VdiskConfig {
   // Hosts may read it only: writes, trims and zeroing are refused (EROFS),
   // and NBD exports it read-only. What the cache holds is still destaged.
   bool read_only = false;
+  // Thin provisioning (docs/thin.md): 0 for a fully allocated vdisk. A thin
+  // vdisk's extents are its real capacity, of which the first hold its map;
+  // `size_bytes` is its virtual size. Grains are allocated as hosts write.
+  uint32_t grain_bytes = 0;
+  uint32_t warning_pct = 80;  // of the virtual size used: warn once (0: never)
+  bool autoexpand = true;     // take more extents from the pool as needed
+  // What autoexpand keeps free ahead of the writes (SVC's contingency): the
+  // real capacity it was created with, less its map.
+  uint64_t contingency_bytes = 0;
   MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
                      preferred_node, handover_from, handover_group, handover_partner,
-                     read_only);
+                     read_only, grain_bytes, warning_pct, autoexpand, contingency_bytes);
+
+  bool thin() const { return grain_bytes != 0; }
 };
 
 // Two nodes that serve a set of vdisks together (the cache, later, is

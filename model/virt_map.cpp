@@ -24,7 +24,7 @@ namespace {
 
 template <class Out>
 bool split_into(const VolumeLayout& layout, uint64_t offset, uint64_t length, Out& pieces) {
-  assert(offset + length <= layout.size_bytes);
+  assert(offset + length <= layout.addressable_bytes());
   uint64_t done = 0;
   while (done < length) {
     uint64_t pos = offset + done;
@@ -75,6 +75,11 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     layout.size_bytes = v.size_bytes;
     layout.extent_bytes = pool->extent_bytes;
     layout.read_only = v.read_only;
+    layout.grain_bytes = v.grain_bytes;
+    layout.warning_pct = v.warning_pct;
+    layout.autoexpand = v.autoexpand;
+    layout.contingency_bytes = v.contingency_bytes;
+    layout.pool_id = v.pool_id;
     for (const auto& e : v.extents) {
       layout.extents.push_back(
           {e.mdisk_id, kMdiskReservedBytes + uint64_t{e.index} * pool->extent_bytes});

@@ -28,6 +28,19 @@ struct VolumeLayout {
   std::vector<PhysicalExtent> extents;
   std::vector<uint32_t> mdisks;  // distinct mdisks it touches, for flush
   bool read_only = false;        // hosts may not change it (VdiskConfig::read_only)
+  // Thin (VdiskConfig::grain_bytes): the facility above virtualization maps
+  // its virtual offsets onto its real capacity, the extents.
+  uint32_t grain_bytes = 0;
+  uint32_t warning_pct = 0;
+  bool autoexpand = false;
+  uint64_t contingency_bytes = 0;
+  uint32_t pool_id = 0;
+  bool thin() const { return grain_bytes != 0; }
+  // What the virtualizer addresses: the virtual size of a fully allocated
+  // vdisk, the real capacity of a thin one.
+  uint64_t addressable_bytes() const {
+    return thin() ? extent_bytes * extents.size() : size_bytes;
+  }
 };
 
 struct VirtMap {

@@ -62,6 +62,12 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
     }
   }
   if (cmd == "vdisk.show") return show_vdisk(line);
+  try {
+    if (cmd == "vdisk.check" || cmd == "pool.check") return check_thin(request);
+    if (cmd == "pool.list") return list_pools(line);
+  } catch (const std::exception& e) {
+    return admin_error(e.what());
+  }
   if (cmd == "daemon.status")  // run alone (--single-process): no configuration process
     return nlohmann::json{{"ok", true},
                           {"result",

@@ -7,7 +7,7 @@ namespace sve {
 
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect,
-                           std::shared_ptr<const MdiskFaults> mdisk_faults) {
+                           std::shared_ptr<const MdiskFaults> mdisk_faults, unsigned cores) {
   CoreStack core;
   core.io = &io;
   unsigned at = io.index();
@@ -22,6 +22,8 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.virt_facility = std::make_unique<Virtualizer>(*below_virt, &io.requests(),
                                                      io.facility_requests(kVirtFacility));
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
+  core.thin_facility = std::make_unique<ThinFacility>(*core.virt_facility, at, cores);
+  core.thin = spawn_facility_actor(sys, at, *core.thin_facility);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
   if (cache.data_channel) {
@@ -34,10 +36,11 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
     core.channel_link = std::make_unique<ChannelMirrorLink>(*core.channels, link);
     link = core.channel_link.get();
   }
-  core.cache = std::make_unique<CacheFacility>(*core.virt_facility, cache.blocks, core.nvram.get(),
+  core.cache = std::make_unique<CacheFacility>(*core.thin_facility, cache.blocks, core.nvram.get(),
                                                link, cache.self);
   if (core.channel_link) core.channel_link->bind(core.cache.get());
   core.cache->set_gate(cache.gate);
+  core.cache->set_allocation_query(core.thin_facility.get());
   core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
   if (core.channels && interconnect)
     core.forwarder =
@@ -54,7 +57,7 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
 
 std::vector<std::pair<std::string, caf::actor>> CoreStack::actors() const {
   std::vector<std::pair<std::string, caf::actor>> out{
-      {"forward", forward_actor}, {"cache", cache_actor}, {"virt", virt}};
+      {"forward", forward_actor}, {"cache", cache_actor}, {"thin", thin}, {"virt", virt}};
   if (faults_actor) out.emplace_back("faults", faults_actor);
   out.emplace_back("backend", backend);
   return out;

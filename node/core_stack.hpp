@@ -24,6 +24,7 @@
 #include "io/interconnect/channel_forwarder.hpp"
 #include "io/interconnect/forward_facility.hpp"
 #include "io/reactor/core_io.hpp"
+#include "thin/thin_facility.hpp"
 #include "virt/virtualizer.hpp"
 
 namespace sve {
@@ -38,6 +39,8 @@ struct CoreStack {
   caf::actor faults_actor;
   std::unique_ptr<Virtualizer> virt_facility;
   caf::actor virt;
+  std::unique_ptr<ThinFacility> thin_facility;  // between the cache and virt
+  caf::actor thin;
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   std::unique_ptr<Nvram> nvram;
   std::unique_ptr<MirrorLink> mirror;  // through the interconnect actor
@@ -74,8 +77,10 @@ struct CoreCacheSetup {
 // `interconnect`: where requests for other nodes' vdisks go (null: a
 // standalone node). `mdisk_faults`: the chaos monkey's table, on a node
 // started with --enable-chaos (null: no fault facility in the stack).
+// `cores`: how many the node has (a vdisk is served by core id % cores).
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect,
-                           std::shared_ptr<const MdiskFaults> mdisk_faults = nullptr);
+                           std::shared_ptr<const MdiskFaults> mdisk_faults = nullptr,
+                           unsigned cores = 1);
 
 }  // namespace sve

@@ -97,6 +97,7 @@ std::string Node::Impl::show_vdisk(const std::string& line) {
   try {
     auto& result = answer["result"];
     result["cache"] = cache_json(result.value("id", uint32_t{0}));
+    if (result.value("thin", false)) result["thin_usage"] = thin_json(result.value("id", uint32_t{0}));
   } catch (const std::exception& e) {
     answer["result"]["cache"] = {{"error", e.what()}};
   }

@@ -155,7 +155,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     }
     m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
                                        m.interconnect_port.get(),
-                                       options.enable_chaos ? m.mdisk_faults : nullptr));
+                                       options.enable_chaos ? m.mdisk_faults : nullptr, cores));
   }
   m.channels_ready = true;
   if (options.cluster) {
@@ -233,6 +233,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                         EADDRINUSE);
   }
   if (options.cluster && m.cache_blocks) m.controller = m.spawn_controller();
+  m.thin_controller = m.spawn_thin_controller();
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
@@ -296,10 +297,11 @@ void Node::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
-  if (m.controller) {
-    caf::anon_send_exit(m.controller, caf::exit_reason::user_shutdown);
-    m.controller = caf::actor{};
-  }
+  for (caf::actor* controller : {&m.controller, &m.thin_controller})
+    if (*controller) {
+      caf::anon_send_exit(*controller, caf::exit_reason::user_shutdown);
+      *controller = caf::actor{};
+    }
   if (m.admin) m.admin->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   m.destage_before_stop();

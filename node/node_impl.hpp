@@ -84,6 +84,17 @@ struct Node::Impl {
   // (model/ownership.hpp, next_control_step), checking every few heartbeats.
   caf::actor controller;
   caf::actor spawn_controller();
+  // The thin controller (thin_controller.cpp): grows thin vdisks' real
+  // capacity when their cores ask.
+  caf::actor thin_controller;
+  caf::actor spawn_thin_controller();
+  void grow_thin(ThinFacility* thin, const caf::actor& on,
+                 const std::vector<GrowthRequest>& wants);
+  // `vdisk check` / `pool check`, and what `vdisk show` / `pool list` add
+  // from the data path (thin_controller.cpp).
+  std::string check_thin(const nlohmann::json& request);
+  nlohmann::json thin_json(uint32_t vdisk);
+  std::string list_pools(const std::string& line);
   // On the way out: destage what the caches hold (while the lease lasts),
   // so that the partner need not take it over and a group running alone
   // does not go offline with it. Waits at most 30 s.
@@ -91,6 +102,9 @@ struct Node::Impl {
 
   void publish();
   void publish_routes();  // with routes_mu held
+  static constexpr uint64_t kPoolWarningPct = 80;
+  std::set<uint32_t> pools_warned;  // at or over kPoolWarningPct
+  void note_pool_usage(const ClusterModel& model);
   void on_view(const ClusterView& view);
   // Runs `fn` on core `i`'s thread (through the actor `on`) and returns
   // its answer; throws if the core does not answer within 5 s.

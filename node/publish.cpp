@@ -1,7 +1,10 @@
 // Publishing the committed model and the cluster view to the data path.
 #include "node/node_impl.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "actors/messages.hpp"
+#include "model/extent_allocator.hpp"
 #include "model/virt_map.hpp"
 
 namespace sve {
@@ -17,17 +20,34 @@ void Node::Impl::publish() {
       caf::anon_send(core.backend, attach_atom::value, id, BlockDevicePtr(dev));
     for (uint32_t id : published_devices)
       if (!devices.count(id)) caf::anon_send(core.backend, detach_atom::value, id);
-    for (const caf::actor& facility : {core.virt, core.cache_actor})
+    for (const caf::actor& facility : {core.virt, core.thin, core.cache_actor})
       caf::anon_send(facility, view_atom::value, FacilityView{map, nullptr});
   }
   published_devices.clear();
   for (const auto& [id, dev] : devices) published_devices.insert(id);
+  note_pool_usage(config->config());
   {
     std::lock_guard lock(routes_mu);
     routed_config = config->config();
     publish_routes();
   }
   if (nbd) nbd->set_exports(map);
+}
+
+// A pool whose extents are 80% or more taken logs an event once (again
+// after it fell below): thin vdisks grow into what is left.
+void Node::Impl::note_pool_usage(const ClusterModel& model) {
+  for (const auto& p : model.pools) {
+    PoolUsage usage(model, p);
+    uint64_t total = usage.total_extents(), used = total - usage.free_extents();
+    bool over = total && used * 100 >= total * kPoolWarningPct;
+    if (over && !pools_warned.count(p.id))
+      spdlog::warn("event: pool {} is {}% allocated (warning at {}%){}", p.name,
+                   used * 100 / total, kPoolWarningPct,
+                   usage.free_extents() ? "" : ": it is full");
+    if (over) pools_warned.insert(p.id);
+    else pools_warned.erase(p.id);
+  }
 }
 
 // Who owns each vdisk, to every core and the interconnect.
@@ -47,7 +67,7 @@ void Node::Impl::publish_routes() {
   this->policy = policy;
   RoutesPtr routes = build_routes(routed_config, policy);
   for (auto& core : cores) {
-    for (const caf::actor& facility : {core.cache_actor, core.forward_actor})
+    for (const caf::actor& facility : {core.cache_actor, core.thin, core.forward_actor})
       caf::anon_send(facility, view_atom::value, FacilityView{nullptr, routes});
   }
   if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);

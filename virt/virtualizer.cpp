@@ -22,11 +22,21 @@ uint32_t Virtualizer::plan(IoRequestPtr& request) {
     return 0;
   }
   uint32_t n = 0;
+  if (request->op == IoOp::block_status) {  // every extent is there: all data
+    if (request->offset + request->length < request->offset ||
+        request->offset + request->length > layout->size_bytes) {
+      complete(std::move(request), ERANGE);
+      return 0;
+    }
+    put_all_data(*request);
+    complete(std::move(request), 0);
+    return 0;
+  }
   if (request->op == IoOp::flush) {
     n = static_cast<uint32_t>(layout->mdisks.size());
   } else {
     uint64_t end = request->offset + request->length;
-    if (end < request->offset || end > layout->size_bytes) {
+    if (end < request->offset || end > layout->addressable_bytes()) {
       complete(std::move(request), ERANGE);
       return 0;
     }

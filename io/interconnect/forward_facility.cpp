@@ -26,6 +26,13 @@ void ForwardFacility::submit(IoRequestPtr request) {
     local_.submit(std::move(request));
     return;
   }
+  if (request->op == IoOp::block_status) {
+    // Not carried between nodes (yet): all data, which NBD allows (a hole
+    // may always be reported as data).
+    put_all_data(*request);
+    complete(std::move(request), 0);
+    return;
+  }
   ++stats_.forwarded;
   if (channel_) {
     // Its completion comes back here, on this core.

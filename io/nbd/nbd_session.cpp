@@ -13,6 +13,9 @@
 namespace sve::nbd {
 namespace {
 
+// The page a block-status answer comes back in (511 extents at most).
+constexpr uint64_t kStatusAnswerBytes = 4096;
+
 constexpr int kMaxSendIov = IOV_MAX;
 constexpr size_t kDrainBytes = 64 * 1024;
 
@@ -30,8 +33,9 @@ uint16_t allowed_flags(uint16_t type, bool structured) {
 }
 
 // NBD_CMD_CACHE is a read whose data is not sent: it leaves the range in
-// the cache (the cache keeps what a read brings in). BLOCK_STATUS needs no
-// I/O here (answer_block_status).
+// the cache (the cache keeps what a read brings in). BLOCK_STATUS asks the
+// stack (IoOp::block_status: the thin layer knows the holes) and gets its
+// answer in a page.
 bool to_op(uint16_t type, IoOp& op) {
   switch (type) {
     case kCmdRead:
@@ -60,6 +64,17 @@ uint64_t page_limit(const SessionLimits& limits, const PoolAccount& frontend) {
 void Slot::io_done(IoRequestPtr done) {
   bool is_write = done->op == IoOp::write || done->op == IoOp::write_zeroes;
   error = to_wire_error(done->status, is_write);
+  if (type == kCmdBlockStatus && error == 0) {
+    // The stack's answer, checked: a malformed one is an error, not a lie.
+    std::vector<StatusExtent> found = get_block_status(*done);
+    if (found.empty()) {
+      error = kEIO;
+    } else {
+      std::vector<Extent> extents;
+      for (const StatusExtent& e : found) extents.push_back({e.length, e.flags});
+      extra = encode_block_status(session->negotiated_.allocation_context, extents);
+    }
+  }
   if (done->status == ENOTSUP && fast_zero) error = kENOTSUP;
   with_data = error == 0 && type == kCmdRead && done->length > 0;
   // Only a read's reply needs its buffer: a write's goes back to the pool now.
@@ -219,17 +234,16 @@ void NbdSession::got_context() {
     if (phase_ != Phase::closing) receive_header();
     return;
   }
-  if (request_.type == kCmdBlockStatus) {
-    slot_ = nullptr;
-    slot->owns_unit = true;
-    answer_block_status(*slot);
-    if (phase_ != Phase::closing) receive_header();
-    return;
-  }
   IoOp op = IoOp::write;
   to_op(request_.type, op);
   uint64_t length = request_.length;
   if (request_.type == kCmdCache) length = std::min<uint64_t>(length, kMaxPayloadBytes);
+  if (request_.type == kCmdBlockStatus) {
+    // Asked of the stack (the thin layer knows the holes); its answer
+    // comes back in a page.
+    op = IoOp::block_status;
+    length = std::min<uint64_t>(length, info_.size_bytes - request_.offset);
+  }
   IoRequestPtr io = core_.requests().make(requests_account_);
   io->op = op;
   io->flags = 0;
@@ -245,6 +259,10 @@ void NbdSession::got_context() {
   slot->request = std::move(io);
 
   bool needs_buffer = (op == IoOp::write || op == IoOp::read) && length > 0;
+  if (op == IoOp::block_status) {
+    needs_buffer = true;
+    length = kStatusAnswerBytes;
+  }
   if (!needs_buffer) return dispatch();
   phase_ = Phase::buffer;
   pages_waiter_.bytes = length;
@@ -258,15 +276,6 @@ void NbdSession::got_context() {
   ++stats_.waits;
 }
 
-// base:allocation of a vdisk whose every extent is allocated (thick): all
-// of the range is data. One extent, so REQ_ONE is met too.
-void NbdSession::answer_block_status(Slot& slot) {
-  uint64_t length = std::min<uint64_t>(request_.length, info_.size_bytes - request_.offset);
-  slot.extra = encode_block_status(negotiated_.allocation_context,
-                                   {Extent{static_cast<uint32_t>(length), 0}});
-  reply_later(slot);
-}
-
 bool NbdSession::PagesWaiter::on_grant() {
   BufferRef b = session->core_.buffers().build(*account, bytes);
   if (!b) return false;
@@ -276,6 +285,8 @@ bool NbdSession::PagesWaiter::on_grant() {
 
 void NbdSession::got_buffer(BufferRef buffer) {
   slot_->request->buffer = std::move(buffer);
+  if (request_.type == kCmdBlockStatus)
+    block_status_request(*slot_->request, (request_.flags & kCmdFlagReqOne) ? 1 : UINT32_MAX);
   if (request_.type == kCmdWrite) {
     payload_have_ = 0;
     return receive_payload();

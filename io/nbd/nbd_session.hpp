@@ -130,7 +130,6 @@ class NbdSession {
   // Whether the request just received is refused before it reaches the
   // stack, and with which wire error.
   uint32_t refusal() const;
-  void answer_block_status(Slot& slot);
   void encode_reply(Slot& slot);
   void dispatch();
   void reply_later(Slot& slot);

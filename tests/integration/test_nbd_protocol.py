@@ -121,7 +121,7 @@ def test(make):
     # A read-only vdisk: new connections see the flag; writes fail with
     # EPERM on every connection, old ones included; reads go on.
     old = connect(url)
-    node.ctl_fails("vdisk", "set", "v", contains="read_only")  # neither flag
+    node.ctl_fails("vdisk", "set", "v", contains="say what to set")  # no flag
     check(node.ctl_json("vdisk", "set", "v", "--read-only")["read_only"], "vdisk set --read-only")
     check(node.ctl_json("vdisk", "show", "v")["read_only"], "vdisk show: read_only")
     ro = connect(url)

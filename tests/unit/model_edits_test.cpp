@@ -228,3 +228,60 @@ TEST_CASE("I/O groups: two configured nodes, each in one group", "[edits]") {
   REQUIRE(delete_iogrp(m, "c"));
   CHECK_FALSE(delete_iogrp(m, "c"));
 }
+
+TEST_CASE("thin vdisks: over-allocated, real capacity from rsize, grown from the pool", "[edits]") {
+  ClusterModel m = base();  // 16 extents of 1 MiB
+  NewVdisk t = vdisk("t", 1ull << 40);  // 1 TiB on a 16 MiB pool
+  CHECK_FALSE(create_vdisk(m, t, kAllOnline));  // fully allocated: no
+  t.grain_bytes = 256 * 1024;
+  t.rsize_bytes = 2 << 20;
+  // 1 TiB of 256 KiB grains: a map of 4128 pages, 33 MiB of slots: more
+  // than the pool, so the minimum is refused with ENOSPC.
+  auto big = create_vdisk(m, t, kAllOnline);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().code == ENOSPC);
+  t.size_bytes = 64ull << 30;  // 64 GiB: 258 pages, 2 MiB + one grain
+  auto made = create_vdisk(m, t, kAllOnline);
+  REQUIRE(made);
+  CHECK(made.value().thin());
+  CHECK(made.value().extents.size() == thin_min_extents(t.size_bytes, t.grain_bytes, 1 << 20));
+  CHECK(made.value().extents.size() == 3);
+  CHECK(made.value().autoexpand);
+  CHECK(made.value().warning_pct == 80);
+  auto map = build_virt_map(m);
+  const VolumeLayout* layout = map->find("t");
+  REQUIRE(layout);
+  CHECK(layout->thin());
+  CHECK(layout->addressable_bytes() == 3ull << 20);
+
+  NewVdisk bad_grain = vdisk("g", 1 << 20);
+  bad_grain.grain_bytes = 48 * 1024;
+  CHECK_FALSE(create_vdisk(m, bad_grain, kAllOnline));
+  NewVdisk thick_rsize = vdisk("r", 1 << 20);
+  thick_rsize.rsize_pct = 10;
+  CHECK_FALSE(create_vdisk(m, thick_rsize, kAllOnline));
+  // The virtual size of a thin vdisk stays (its map is sized by it).
+  CHECK_FALSE(expand_vdisk(m, "t", 128ull << 30, false));
+
+  uint32_t id = made.value().id;
+  auto grown = grow_thin(m, "t", id, 1, 4);
+  REQUIRE(grown);
+  CHECK(grown.value().added.size() == 4);
+  CHECK(m.find_vdisk("t")->extents.size() == 7);
+  // What is left (9 extents) is given even when more is wanted.
+  auto rest = grow_thin(m, "t", id, 1, 50);
+  REQUIRE(rest);
+  CHECK(rest.value().added.size() == 9);
+  auto none = grow_thin(m, "t", id, 1, 1);
+  REQUIRE_FALSE(none);
+  CHECK(none.error().code == ENOSPC);
+  CHECK_FALSE(grow_thin(m, "t", id + 1, 1, 1));  // another vdisk's id: stale
+  // More capacity in the pool: it grows again.
+  REQUIRE(add_mdisk(m, "m3", "/d/3", "u3", 8 << 20));
+  REQUIRE(add_pool_mdisks(m, "p", {"m3"}, kAllOnline));
+  CHECK(grow_thin(m, "t", id, 1, 2));
+  CHECK(set_thin(m, "t", 50, false));
+  CHECK(m.find_vdisk("t")->warning_pct == 50);
+  CHECK_FALSE(m.find_vdisk("t")->autoexpand);
+  CHECK_FALSE(set_thin(m, "t", 101, std::nullopt));
+}

@@ -234,19 +234,20 @@ int main(int argc, char** argv) {
         cache.channel.self = node;
         cache.channel.cores = o.cores;
         stacks.push_back(build_core_stack(sys, *io[node == 1 ? 0 : o.cores - 1], std::move(cache),
-                                          nullptr));
+                                          nullptr, nullptr, o.cores));
       }
     } else {
       for (unsigned i = 0; i < o.cores; ++i) {
         // Every core drives the same volume: per-core cache partitions would
         // each hold their own copy of it, so the cache stays off here.
-        stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr));
+        stacks.push_back(build_core_stack(sys, *io[i], CoreCacheSetup{}, nullptr, nullptr, o.cores));
       }
     }
     for (size_t i = 0; i < stacks.size(); ++i) {
       CoreStack& st = stacks[i];
       caf::anon_send(st.backend, attach_atom::value, uint32_t{1}, BlockDevicePtr(device.value()));
       caf::anon_send(st.virt, view_atom::value, FacilityView{map, nullptr});
+      caf::anon_send(st.thin, view_atom::value, FacilityView{map, nullptr});
       if (o.mirror) {
         FacilityView view{map, mirror_routes(static_cast<uint32_t>(i + 1), 1)};
         caf::anon_send(st.cache_actor, view_atom::value, view);

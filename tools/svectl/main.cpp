@@ -40,6 +40,22 @@ std::string check_rate(const std::string& text) {
   return {};
 }
 
+// N% (or N) from 0 to 100.
+std::string check_percent(const std::string& text) {
+  std::string digits = !text.empty() && text.back() == '%' ? text.substr(0, text.size() - 1) : text;
+  if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(digits) > 100)
+    return "'" + text + "' is not a percentage from 0% to 100%";
+  return {};
+}
+uint32_t percent(const std::string& text) {
+  return static_cast<uint32_t>(std::stoul(text.back() == '%' ? text.substr(0, text.size() - 1) : text));
+}
+std::string check_size_or_percent(const std::string& text) {
+  if (!text.empty() && text.back() == '%') return check_percent(text);
+  return check_size(text);
+}
+
 uint32_t node_id(const std::string& text) { return static_cast<uint32_t>(std::stoul(text)); }
 
 // What the command line asked for: an admin request, or one of the two
@@ -83,6 +99,7 @@ class CommandLine {
       r_["mdisks"] = mdisks_;
     });
     verb(pool, "list", "list the pools");
+    named(verb(pool, "check", "check a pool's extents and its thin vdisks' maps"));
     named(verb(pool, "delete", "delete an unused pool"));
     auto* padd = verb(pool, "addmdisk", "add unused mdisks to a pool (more capacity, online)");
     text(padd, "NAME");
@@ -100,6 +117,19 @@ class CommandLine {
     flag_text(vcreate, "--policy", "policy", "striped (default) or sequential");
     placement(vcreate);
     bind(vcreate, {{"NAME", "name"}});
+    // Thin provisioning, with SVC's names and defaults (docs/thin.md).
+    vcreate->add_flag("--thin", thin_, "allocate grains as hosts write (may exceed the pool)");
+    flag_size(vcreate, "--grain", "grain", "thin: grain size, 32K|64K|128K|256K (default 256K)");
+    vcreate->add_option("--rsize", rsize_, "thin: real capacity at first, SIZE or N% (default 2%)")
+        ->check(check_size_or_percent);
+    thin_settings(vcreate);
+    on(vcreate, [this, vcreate] {
+      if (thin_) r_["thin"] = true;
+      if (vcreate->count("--rsize")) {
+        if (rsize_.back() == '%') r_["rsize_pct"] = percent(rsize_);
+        else r_["rsize"] = rsize_;
+      }
+    });
     verb(vdisk, "list", "list the vdisks");
     named(verb(vdisk, "show", "a vdisk and its cache"));
     auto* expand = verb(vdisk, "expand", "grow a vdisk");
@@ -112,12 +142,13 @@ class CommandLine {
     auto* ro = vset->add_flag("--read-only", read_only_, "hosts may only read it");
     auto* rw = vset->add_flag("--read-write", read_write_, "hosts may write it again");
     ro->excludes(rw);
+    thin_settings(vset);
     on(vset, [this] {
       r_["name"] = pos_["NAME"];
-      // Neither flag: the node says what is missing.
-      r_["read_only"] = read_only_ ? nlohmann::json(true)
-                        : read_write_ ? nlohmann::json(false) : nlohmann::json(nullptr);
+      // None: the node says what is missing.
+      if (read_only_ || read_write_) r_["read_only"] = read_only_;
     });
+    named(verb(vdisk, "check", "check a thin vdisk's map against its grains in use"));
     auto* move = verb(vdisk, "move", "move a vdisk to another I/O group or preferred node");
     text(move, "NAME");
     placement(move);
@@ -276,6 +307,21 @@ class CommandLine {
     flag_text(verb, flag, key, what, required);
     verb->get_option(flag)->check(check_size);
   }
+  // --warning N% and --autoexpand / --no-autoexpand of a thin vdisk.
+  void thin_settings(CLI::App* verb) {
+    verb->add_option("--warning", warning_, "thin: warn when this much of its size is used, N% "
+                                            "(default 80%; 0: never)")
+        ->check(check_percent);
+    auto* on_flag = verb->add_flag("--autoexpand", autoexpand_, "thin: grow its real capacity "
+                                                                "from the pool as needed (default)");
+    auto* off_flag = verb->add_flag("--no-autoexpand", no_autoexpand_,
+                                    "thin: keep its real capacity (writes fail with ENOSPC when full)");
+    on_flag->excludes(off_flag);
+    on(verb, [this, verb] {
+      if (verb->count("--warning")) r_["warning"] = percent(warning_);
+      if (autoexpand_ || no_autoexpand_) r_["autoexpand"] = autoexpand_;
+    });
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -294,6 +340,8 @@ class CommandLine {
   std::map<std::string, std::vector<std::function<void()>>> fills_;
   std::vector<std::string> mdisks_, nodes_;
   bool read_only_ = false, read_write_ = false;
+  bool thin_ = false, autoexpand_ = false, no_autoexpand_ = false;
+  std::string rsize_, warning_;
   std::string id_, node_, rate_;
   uint64_t seed_ = 1;
   uint32_t duration_ = 0, target_ = 0, intensity_ = 0;

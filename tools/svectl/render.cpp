@@ -85,10 +85,11 @@ void render_result(const std::string& command, const json& result) {
   if (command == "mdisk.list") {
     table(result, {"name", "status", "capacity", "pool", "path"});
   } else if (command == "pool.list") {
-    table(result, {"name", "capacity", "free", "extent_size", "extents_free", "mdisks"});
+    table(result, {"name", "capacity", "free", "used_capacity", "virtual_capacity",
+                   "overallocation", "extent_size", "mdisks"});
   } else if (command == "vdisk.list") {
-    table(result, {"name", "size", "pool", "policy", "extent_count", "iogrp", "preferred_node",
-                   "status"});
+    table(result, {"name", "size", "thin", "real_capacity", "pool", "policy", "iogrp",
+                   "preferred_node", "status"});
   } else if (command == "iogrp.list") {
     table(result, {"name", "id", "nodes", "vdisks"});
   } else if (command == "node.list") {
@@ -147,6 +148,19 @@ void render_result(const std::string& command, const json& result) {
     for (const char* key : {"name", "id", "status", "pool", "size", "policy", "extent_size",
                             "extent_count", "iogrp", "preferred_node"})
       std::cout << key << ": " << cell(result, key) << "\n";
+    if (result.value("thin", false)) {
+      for (const char* key : {"virtual_capacity", "real_capacity", "grain_size", "warning",
+                              "autoexpand"})
+        std::cout << key << ": " << cell(result, key) << "\n";
+      if (result.contains("thin_usage") && result["thin_usage"].is_object()) {
+        const json& t = result["thin_usage"];
+        for (const char* key : {"used_capacity", "free_in_real_capacity", "warning_crossed",
+                                "out_of_space"})
+          std::cout << key << ": " << cell(t, key) << "\n";
+      } else if (command == "vdisk.show") {
+        std::cout << "used_capacity: (held by the node that executes it)\n";
+      }
+    }
     std::cout << "extents per mdisk:";
     for (const auto& [m, n] : result["extents_per_mdisk"].items()) std::cout << " " << m << "=" << n;
     std::cout << "\n";
@@ -154,6 +168,17 @@ void render_result(const std::string& command, const json& result) {
       if (result.contains("cache")) render_cache(result["cache"]);
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
+  } else if (command == "vdisk.check") {
+    std::cout << "vdisk " << cell(result, "vdisk") << ": "
+              << (result.value("checked", false) ? cell(result, "summary") : cell(result, "why"))
+              << "\n";
+  } else if (command == "pool.check") {
+    std::cout << "pool " << cell(result, "pool") << ": "
+              << (result.value("clean", false) ? "clean" : "PROBLEMS FOUND") << "; extents "
+              << cell(result, "extents") << "\n";
+    for (const auto& v : result["vdisks"])
+      std::cout << "  vdisk " << cell(v, "vdisk") << ": "
+                << (v.value("checked", false) ? cell(v, "summary") : cell(v, "why")) << "\n";
   } else {
     std::string noun = command.substr(0, command.find('.'));
     std::string verb = command.substr(command.find('.') + 1);
