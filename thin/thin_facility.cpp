@@ -75,11 +75,21 @@ struct ThinFacility::Vol {
   std::unordered_map<uint64_t, uint32_t> allocating;  // vgrain -> its new grain
   std::unordered_set<uint32_t> freeing;   // unmapped, page not durable yet
   std::unordered_set<uint32_t> releasing; // unmapped durably, waiting for I/O or trim
-  std::unordered_map<uint32_t, uint32_t> busy;  // physical grain -> I/Os on it
+  // Physical grain -> I/Os in flight on it (a vector: the fast path pays an
+  // index, not a hash; requests in flight are far fewer than 65536).
+  std::vector<uint16_t> busy;
+  void busy_up(uint32_t p) { ++busy[p]; }
+  // True when the grain has no I/O left.
+  bool busy_down(uint32_t p) { return --busy[p] == 0; }
+  // A page's writes: one at a time, each after a flush when it names new
+  // data; what arrives meanwhile goes in the next.
   struct PageCommit {
-    bool in_flight = false;
-    bool flush_first = false;  // a waiter's data must be durable before the page
-    std::vector<Step*> current, next;
+    std::vector<Step*> next;   // waiting for the next write of the page
+    bool flush_first = false;  // one of them names data that must be durable first
+    Step* flushing = nullptr;  // its flush in flight
+    Step* ready = nullptr;     // flushed (or needing none): waits for `writing`
+    Step* writing = nullptr;   // the page write in flight
+    bool idle() const { return next.empty() && !flushing && !ready && !writing; }
   };
   std::unordered_map<uint32_t, PageCommit> commits;
   uint32_t inflight = 0;  // jobs, fast-path requests, commits, loads, releases
@@ -112,11 +122,7 @@ struct ThinSteps {
     void done(ThinFacility& f, IoRequest& child) override {
       int status = child.status;
       if (pgrain != kNoGrain) {
-        auto it = vol->busy.find(pgrain);
-        if (--it->second == 0) {
-          vol->busy.erase(it);
-          f.try_release(*vol, pgrain);
-        }
+        if (vol->busy_down(pgrain)) f.try_release(*vol, pgrain);
       }
       Job* j = job;
       delete this;
@@ -195,24 +201,36 @@ struct ThinSteps {
     Vol* vol;
     uint32_t page;
     bool flushing;
+    std::vector<ThinFacility::Step*> waiters;
     ThinMap::PageWrite write;
     BufferRef image;
     Commit(Vol* v, uint32_t p, bool f) : vol(v), page(p), flushing(f) {}
     void done(ThinFacility& f, IoRequest& child) override {
-      if (flushing && child.status == 0) {
-        flushing = false;  // the data is durable: now the page
-        f.issue_page(*this);
-        return;
-      }
-      if (child.status == 0) {
-        vol->map->written(write);
-        ++f.stats_.meta_writes;
-      }
       Vol* v = vol;
       uint32_t p = page;
       int st = child.status;
+      Vol::PageCommit& pc = v->commits[p];
+      if (flushing) {
+        pc.flushing = nullptr;
+        flushing = false;
+        if (st == 0) {  // the data is durable: the page may follow
+          pc.ready = this;
+          f.pump_commits(*v, p);
+          return;
+        }
+      } else {
+        pc.writing = nullptr;
+        if (st == 0) {
+          v->map->written(write);
+          ++f.stats_.meta_writes;
+        }
+      }
+      std::vector<ThinFacility::Step*> done_waiters = std::move(waiters);
       delete this;
-      f.commit_done(*v, p, st);
+      --v->inflight;
+      f.pump_commits(*v, p);
+      for (ThinFacility::Step* w : done_waiters) w->committed(f, st);
+      f.idle_check(*v);
     }
   };
 
@@ -307,7 +325,10 @@ void ThinFacility::set_view(const FacilityView& view) {
     v.refused = false;  // the model changed: capacity may have come
     if (layout->addressable_bytes() > v.real_bytes) {
       v.real_bytes = layout->addressable_bytes();
-      if (v.map) v.map->grow(v.real_bytes);
+      if (v.map) {
+        v.map->grow(v.real_bytes);
+        v.busy.resize(v.map->data_grains(), 0);
+      }
       v.growth_asked = false;
       v.want_growth = false;
     }
@@ -351,6 +372,7 @@ ThinFacility::Vol& ThinFacility::vol(const VolumeLayout& layout) {
 void ThinFacility::start_load(Vol& v) {
   v.state = Vol::State::loading;
   v.map = std::make_unique<ThinMap>(v.id, v.geo, v.real_bytes);
+  v.busy.resize(v.map->data_grains(), 0);
   v.next_load_page = 0;
   if (v.real_bytes < v.geo.meta_bytes()) {
     spdlog::error("thin vdisk {}: its real capacity ({} bytes) cannot hold its map ({} bytes)",
@@ -506,7 +528,7 @@ void ThinFacility::run(Vol& v, IoRequestPtr request) {
   if (first == last && (request->op == IoOp::read || writes_data(*request))) {
     if (auto p = map.lookup(first)) {
       uint64_t within = request->offset - first * G;
-      ++v.busy[*p];
+      v.busy_up(*p);
       ++v.inflight;
       request->intercept(this, (first << 1) | 1);
       request->offset = v.geo.grain_offset(*p) + within;
@@ -554,12 +576,12 @@ void ThinFacility::run(Vol& v, IoRequestPtr request) {
         zero_buffer(*request->buffer, request->buffer_offset + within, b - a);
         continue;
       }
-      ++v.busy[*p];
+      v.busy_up(*p);
       piece(IoOp::read, request->flags, v.geo.grain_offset(*p) + (a - gstart), b - a,
             new ThinSteps::Io(job, &v, *p));
     } else if (writes_data(*request)) {
       if (p) {
-        ++v.busy[*p];
+        v.busy_up(*p);
         piece(request->op, request->flags, v.geo.grain_offset(*p) + (a - gstart), b - a,
               new ThinSteps::Io(job, &v, *p));
         continue;
@@ -584,9 +606,12 @@ void ThinFacility::run(Vol& v, IoRequestPtr request) {
         issue(v, std::move(child), alloc, base + from, length);
       };
       uint32_t data_flags = request->flags & ~io_flags::fua;  // the flush makes it durable
-      if (a > gstart) sub(IoOp::write_zeroes, 0, 0, a - gstart);
+      // The zeros keep their blocks (NO_HOLE: fallocate's ZERO_RANGE on a
+      // file rather than a hole the data then fills: 3x the first writes
+      // a second measured on a file mdisk).
+      if (a > gstart) sub(IoOp::write_zeroes, io_flags::no_hole, 0, a - gstart);
       sub(request->op, data_flags, a - gstart, b - a);
-      if (b - gstart < G) sub(IoOp::write_zeroes, 0, b - gstart, G - (b - gstart));
+      if (b - gstart < G) sub(IoOp::write_zeroes, io_flags::no_hole, b - gstart, G - (b - gstart));
     } else if (unmaps(*request)) {
       if (!p) continue;  // reads as zeros already
       if (a == gstart && b == gend) {
@@ -598,7 +623,7 @@ void ThinFacility::run(Vol& v, IoRequestPtr request) {
                new ThinSteps::Unmap(job, &v, g, *p));
         continue;
       }
-      ++v.busy[*p];  // part of a grain: zeroed (or trimmed) in place
+      v.busy_up(*p);  // part of a grain: zeroed (or trimmed) in place
       piece(request->op, request->flags, v.geo.grain_offset(*p) + (a - gstart), b - a,
             new ThinSteps::Io(job, &v, *p));
     } else {
@@ -630,11 +655,7 @@ void ThinFacility::io_done(IoRequestPtr child) {
     auto p = static_cast<uint32_t>((child->offset - v.geo.meta_bytes()) / v.grain);
     child->offset = g * v.grain + within;
     child->restore();
-    auto b = v.busy.find(p);
-    if (--b->second == 0) {
-      v.busy.erase(b);
-      try_release(v, p);
-    }
+    if (v.busy_down(p)) try_release(v, p);
     --v.inflight;
     int status = child->status;
     complete(std::move(child), status);
@@ -651,54 +672,58 @@ void ThinFacility::commit(Vol& v, uint32_t page, Step* waiter) {
   Vol::PageCommit& pc = v.commits[page];
   pc.next.push_back(waiter);
   if (dynamic_cast<ThinSteps::Alloc*>(waiter)) pc.flush_first = true;
-  if (!pc.in_flight) start_commit(v, page);
+  pump_commits(v, page);
 }
 
-void ThinFacility::start_commit(Vol& v, uint32_t page) {
-  Vol::PageCommit& pc = v.commits[page];
-  pc.in_flight = true;
-  pc.current.swap(pc.next);
-  pc.next.clear();
-  bool flush = pc.flush_first;
-  pc.flush_first = false;
-  auto* step = new ThinSteps::Commit(&v, page, flush);
-  ++v.inflight;
-  // The page as memory holds it now: every entry set so far names data
-  // whose write has completed, which the flush makes durable. Entries set
-  // while the flush is in flight go in the next write of the page (their
-  // data may not be durable yet).
-  step->image = Buffer::allocate(kThinPageBytes);
-  step->write = v.map->prepare_write(page, step->image->data());
-  if (flush) {  // the data these entries name, durable first
-    IoRequestPtr child = make_request();
-    child->op = IoOp::flush;
-    issue(v, std::move(child), step, 0, 0);
+void ThinFacility::pump_commits(Vol& v, uint32_t page) {
+  for (;;) {
+    // Found again each time: a completion that runs inline (in a test)
+    // may have pumped, and erased it, meanwhile.
+    auto it = v.commits.find(page);
+    if (it == v.commits.end()) return;
+    Vol::PageCommit& pc = it->second;
+    if (pc.ready && !pc.writing) {  // the page write, in the slot chosen now
+      auto* step = static_cast<ThinSteps::Commit*>(pc.ready);
+      pc.ready = nullptr;
+      pc.writing = step;
+      step->write = v.map->seal(page, step->image->data());
+      IoRequestPtr child = make_request();
+      child->op = IoOp::write;
+      child->flags = io_flags::fua;
+      child->buffer = step->image;
+      issue(v, std::move(child), step, v.geo.slot_offset(page, step->write.slot),
+            kThinPageBytes);
+      continue;
+    }
+    // The next write's flush waits for the page write in flight: on a disk
+    // whose syncs are the cost, larger batches (all that arrived during
+    // both) beat overlapping them (measured: 18k against 11k first writes
+    // a second on a file, docs/benchmarks.md).
+    if (!pc.next.empty() && !pc.flushing && !pc.ready && !pc.writing) {
+      auto* step = new ThinSteps::Commit(&v, page, pc.flush_first);
+      step->waiters.swap(pc.next);
+      pc.flush_first = false;
+      ++v.inflight;
+      // The page as memory holds it now: every entry set so far names data
+      // whose write has completed, which the flush makes durable. Entries
+      // set while the flush is in flight go in the next write of the page
+      // (their data may not be durable yet).
+      step->image = Buffer::allocate(kThinPageBytes);
+      v.map->snapshot(page, step->image->data());
+      if (step->flushing) {  // the data these entries name, durable first
+        ++stats_.flushes;
+        pc.flushing = step;
+        IoRequestPtr child = make_request();
+        child->op = IoOp::flush;
+        issue(v, std::move(child), step, 0, 0);
+      } else {
+        pc.ready = step;
+      }
+      continue;
+    }
+    if (pc.idle()) v.commits.erase(it);
     return;
   }
-  issue_page(*step);
-}
-
-void ThinFacility::issue_page(Step& s) {
-  auto& step = static_cast<ThinSteps::Commit&>(s);
-  Vol& v = *step.vol;
-  IoRequestPtr child = make_request();
-  child->op = IoOp::write;
-  child->flags = io_flags::fua;
-  child->buffer = step.image;
-  issue(v, std::move(child), &step, v.geo.slot_offset(step.page, step.write.slot),
-        kThinPageBytes);
-}
-
-void ThinFacility::commit_done(Vol& v, uint32_t page, int status) {
-  Vol::PageCommit& pc = v.commits[page];
-  std::vector<Step*> waiters = std::move(pc.current);
-  pc.current.clear();
-  pc.in_flight = false;
-  --v.inflight;
-  if (!pc.next.empty()) start_commit(v, page);
-  else v.commits.erase(page);
-  for (Step* w : waiters) w->committed(*this, status);
-  idle_check(v);
 }
 
 // ---- freeing ----------------------------------------------------------------
@@ -709,10 +734,8 @@ void ThinFacility::unmapped(Vol& v, uint32_t pgrain) {
 }
 
 void ThinFacility::try_release(Vol& v, uint32_t pgrain) {
-  if (!v.releasing.count(pgrain) || v.busy.count(pgrain)) return;
+  if (v.releasing.empty() || !v.releasing.count(pgrain) || v.busy[pgrain]) return;
   // The back end may drop the grain's blocks; it is free once that is done.
-  v.busy[pgrain] = 0;  // nothing else touches it meanwhile
-  v.busy.erase(pgrain);
   auto* step = new ThinSteps::Release(&v, pgrain);
   ++v.inflight;
   IoRequestPtr child = make_request();
@@ -870,6 +893,7 @@ nlohmann::json ThinFacility::inspect() const {
   return {{"requests", stats_.requests},       {"zero_reads", stats_.zero_reads},
           {"allocations", stats_.allocations}, {"frees", stats_.frees},
           {"meta_writes", stats_.meta_writes}, {"meta_reads", stats_.meta_reads},
+          {"flushes", stats_.flushes},
           {"no_space", stats_.no_space},       {"waited_for_space", stats_.waited_for_space},
           {"vdisks", vols}};
 }

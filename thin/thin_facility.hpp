@@ -44,6 +44,7 @@ struct ThinStats {
   uint64_t allocations = 0;      // grains allocated (their map entry durable)
   uint64_t frees = 0;            // grains unmapped by trim or zeroing
   uint64_t meta_writes = 0;      // map pages written
+  uint64_t flushes = 0;          // before map pages (the data they name, durable)
   uint64_t meta_reads = 0;       // map chunks read (loading, checking)
   uint64_t no_space = 0;         // requests failed with ENOSPC
   uint64_t waited_for_space = 0; // requests that waited for the vdisk to grow
@@ -119,9 +120,7 @@ class ThinFacility final : public Facility, public AllocationQuery {
   void finish_job(Job* job);
   void job_piece_done(Job* job, int status);
   void commit(Vol& v, uint32_t page, Step* waiter);
-  void start_commit(Vol& v, uint32_t page);
-  void commit_done(Vol& v, uint32_t page, int status);
-  void issue_page(Step& commit);
+  void pump_commits(Vol& v, uint32_t page);
   void allocation_done(Vol& v, uint64_t vgrain, uint32_t pgrain, Job* job, int status);
   void unmapped(Vol& v, uint32_t pgrain);
   void try_release(Vol& v, uint32_t pgrain);

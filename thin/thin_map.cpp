@@ -182,9 +182,21 @@ void ThinMap::grow(uint64_t real_bytes) {
 }
 
 ThinMap::PageWrite ThinMap::prepare_write(uint32_t page, char* image) const {
+  snapshot(page, image);
+  return seal(page, image);
+}
+
+void ThinMap::snapshot(uint32_t page, char* image) const {
+  std::memset(image, 0, kThinPageBytes);
+  std::memcpy(image + kThinPageHeader, page_entries(page), uint64_t{page_entry_count(page)} * 4);
+}
+
+ThinMap::PageWrite ThinMap::seal(uint32_t page, char* image) const {
   const PageState& st = pages_[page];
   PageWrite w{page, st.slot ^ 1u, st.seq + 1};
-  encode_page(image, vdisk_, page, w.seq, page_entries(page), page_entry_count(page));
+  uint32_t entries[kThinEntriesPerPage];
+  std::memcpy(entries, image + kThinPageHeader, sizeof entries);
+  encode_page(image, vdisk_, page, w.seq, entries, page_entry_count(page));
   return w;
 }
 

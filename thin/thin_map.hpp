@@ -83,6 +83,12 @@ class ThinMap {
     uint64_t seq = 0;
   };
   PageWrite prepare_write(uint32_t page, char* image) const;
+  // The same in two steps, for a write whose entries are taken before a
+  // flush and whose slot is chosen after (when the previous write of the
+  // page is durable): the entries as memory holds them now, then the
+  // header, slot and sequence.
+  void snapshot(uint32_t page, char* image) const;
+  PageWrite seal(uint32_t page, char* image) const;
   void written(const PageWrite& w);
 
   // ---- figures

@@ -796,3 +796,38 @@ TEST_CASE("write-back: a read-only vdisk refuses writes and still destages what 
   CHECK(p.on_disk(4) == block_of(0x44));
   CHECK(p.on_disk(5) == std::vector<uint8_t>(4096, 0));
 }
+
+// A thin vdisk: the cache writes back only writes whose grains are
+// allocated (the thin layer says so); the others go through, so that the
+// thin layer allocates, or answers ENOSPC, before the host is answered.
+TEST_CASE("write-back: a write to a thin vdisk's unallocated grain goes through", "[cache][wb]") {
+  struct Query final : AllocationQuery {
+    bool answer = false;
+    bool allocated(uint32_t, uint64_t, uint64_t) const override { return answer; }
+  } query;
+  Pair p;
+  p.map->volumes[kVdisk].grain_bytes = 32 * 1024;
+  p.map->volumes[kVdisk].extent_bytes = kBytes;
+  p.map->volumes[kVdisk].extents.resize(1);
+  p.nodes[1].cache->set_map(p.map);
+  SECTION("without the thin layer's answer, through") {
+    p.write(1, 3, 0x31);
+    CHECK(p.wire.empty());
+    REQUIRE(p.nodes[1].back.pending.size() == 1);  // to the layer below first
+    p.nodes[1].back.complete_all();
+    REQUIRE(p.front.done.size() == 1);
+  }
+  SECTION("unallocated: through") {
+    p.nodes[1].cache->set_allocation_query(&query);
+    p.write(1, 3, 0x31);
+    CHECK(p.wire.empty());
+    CHECK(p.nodes[1].back.pending.size() == 1);
+  }
+  SECTION("allocated: written back") {
+    query.answer = true;
+    p.nodes[1].cache->set_allocation_query(&query);
+    p.write(1, 3, 0x31);
+    CHECK(p.wire.size() == 1);  // its copy, on the way
+    CHECK(p.nodes[1].back.pending.empty());
+  }
+}

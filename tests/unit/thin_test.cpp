@@ -26,12 +26,20 @@ constexpr uint64_t kSector = 512;
 struct FakeDisk final : IoServer {
   explicit FakeDisk(uint64_t bytes) : current(bytes, 0), durable(bytes, 0) {}
   std::vector<char> current, durable;
-  std::map<uint64_t, std::vector<std::string>> pending;  // sector -> versions since durable
+  // Sector -> versions written since it was durable, each with its number.
+  std::map<uint64_t, std::vector<std::pair<uint64_t, std::string>>> pending;
+  uint64_t versions = 0;
+  // A flush makes durable what was written before it was submitted; what
+  // completes while it waits may or may not be.
+  std::map<const IoRequest*, uint64_t> flush_marks;
   std::deque<IoRequestPtr> queue;
   uint64_t reads = 0, writes = 0, flushes = 0;
   int fail_writes = 0;  // an I/O error for the next N writes
 
-  void submit(IoRequestPtr r) override { queue.push_back(std::move(r)); }
+  void submit(IoRequestPtr r) override {
+    if (r->op == IoOp::flush) flush_marks[r.get()] = versions;
+    queue.push_back(std::move(r));
+  }
 
   void put(uint64_t offset, const char* data, uint64_t length, bool fua) {
     std::memcpy(current.data() + offset, data, length);
@@ -41,7 +49,7 @@ struct FakeDisk final : IoServer {
         pending.erase(s);
         std::memcpy(durable.data() + s * kSector, version.data(), kSector);
       } else {
-        pending[s].push_back(std::move(version));
+        pending[s].emplace_back(++versions, std::move(version));
       }
     }
   }
@@ -75,11 +83,20 @@ struct FakeDisk final : IoServer {
       }
       case IoOp::trim:  // a hint: leaves the data
         break;
-      case IoOp::flush:
+      case IoOp::flush: {
         ++flushes;
-        durable = current;
-        pending.clear();
+        uint64_t mark = flush_marks[r.get()];
+        flush_marks.erase(r.get());
+        for (auto it = pending.begin(); it != pending.end();) {
+          auto& v = it->second;
+          auto upto = std::find_if(v.begin(), v.end(), [&](const auto& x) { return x.first > mark; });
+          if (upto != v.begin())
+            std::memcpy(durable.data() + it->first * kSector, std::prev(upto)->second.data(), kSector);
+          v.erase(v.begin(), upto);
+          it = v.empty() ? pending.erase(it) : std::next(it);
+        }
         break;
+      }
       case IoOp::block_status:
         FAIL("block status reached the disk");
         break;
@@ -103,9 +120,9 @@ struct FakeDisk final : IoServer {
   // since it was durable holds one of its versions, or the durable one.
   std::vector<char> power_cut(std::mt19937_64& rng) {
     std::vector<char> image = durable;
-    for (auto& [s, versions] : pending) {
-      size_t pick = rng() % (versions.size() + 1);
-      if (pick) std::memcpy(image.data() + s * kSector, versions[pick - 1].data(), kSector);
+    for (auto& [s, kept] : pending) {
+      size_t pick = rng() % (kept.size() + 1);
+      if (pick) std::memcpy(image.data() + s * kSector, kept[pick - 1].second.data(), kSector);
     }
     return image;
   }

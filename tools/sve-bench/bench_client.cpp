@@ -34,7 +34,7 @@ BenchClient::~BenchClient() { buffers_.clear(); }
 
 void BenchClient::start() {
   started_ = std::chrono::steady_clock::now();
-  for (uint32_t i = 0; i < job_.queue_depth; ++i) {
+  for (uint32_t i = 0; i < job_.queue_depth && (job_.count == 0 || i < job_.count); ++i) {
     if (!requests_.try_acquire(1))
       throw std::runtime_error("not enough request contexts for the queue depth");
     IoRequestPtr r = core_.requests().make(requests_);
@@ -52,7 +52,7 @@ void BenchClient::issue(IoRequestPtr r) {
     offset = (rng_() % blocks) * job_.block_bytes;
   } else {
     offset = next_offset_;
-    next_offset_ += job_.block_bytes;
+    next_offset_ += job_.stride ? job_.stride : job_.block_bytes;
     if (next_offset_ + job_.block_bytes > job_.volume_bytes) next_offset_ = 0;
   }
   bool read = job_.read_percent >= 100 ||
@@ -64,6 +64,7 @@ void BenchClient::issue(IoRequestPtr r) {
   r->buffer_offset = 0;
   r->status = 0;
   r->cookie = now_ns();
+  ++issued_;
   top_.submit(std::move(r));
 }
 
@@ -71,12 +72,17 @@ void BenchClient::io_done(IoRequestPtr done) {
   result_.latency.record(now_ns() - done->cookie);
   if (done->status) ++result_.errors;
   (done->op == IoOp::read ? result_.reads : result_.writes) += 1;
-  if (!stopping_) {
+  if (!stopping_ && (job_.count == 0 || issued_ < job_.count)) {
     issue(std::move(done));
     return;
   }
   done.reset();
   if (--in_flight_ == 0 && drained_) drained_();
+}
+
+void BenchClient::run_count(std::function<void()> done) {
+  drained_ = std::move(done);
+  start();
 }
 
 void BenchClient::stop(std::function<void()> drained) {

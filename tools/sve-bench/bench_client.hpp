@@ -26,6 +26,8 @@ struct BenchJob {
   unsigned read_percent = 100;  // 0 = all writes
   bool random = true;
   uint64_t seed = 1;
+  uint64_t stride = 0;  // sequential: how far each request moves on (0: its size)
+  uint64_t count = 0;   // requests to issue in all (0: until stopped)
 };
 
 struct BenchResult {
@@ -43,6 +45,8 @@ class BenchClient final : public IoClient {
   // `drained` runs once the last one is back.
   void start();
   void stop(std::function<void()> drained);
+  // Issues job.count requests and runs `done` when the last is back.
+  void run_count(std::function<void()> done);
   const BenchResult& result() const { return result_; }
 
   void io_done(IoRequestPtr done) override;
@@ -59,6 +63,7 @@ class BenchClient final : public IoClient {
   std::mt19937_64 rng_;
   uint64_t next_offset_ = 0;
   uint32_t in_flight_ = 0;
+  uint64_t issued_ = 0;
   bool stopping_ = false;
   std::function<void()> drained_;
   std::chrono::steady_clock::time_point started_;
