@@ -37,15 +37,7 @@ run_fio() {  # server-label export job-name rw bs [engine args...]
       --rw="$rw" --bs="$bs" --iodepth=32 --numjobs=1 --time_based --runtime="$RUNTIME" \
       --ramp_time=2 --size="$((SIZE_MIB - 16))M" --output-format=json 2>/dev/null \
     | sed -n '/^{/,$p' > "$WORK/$label-$name.json"
-  python3 - "$label" "$name" "$WORK/$label-$name.json" <<'PY'
-import json, sys
-label, name, path = sys.argv[1:]
-job = json.load(open(path))["jobs"][0]
-side = job["read"] if job["read"]["io_bytes"] else job["write"]
-pct = side["clat_ns"].get("percentile", {})
-print(f"| {label} | {name} | {side['iops']:.0f} | {side['bw_bytes'] / 2**20:.1f} | "
-      f"{pct.get('50.000000', 0) / 1000:.0f} | {pct.get('99.000000', 0) / 1000:.0f} |")
-PY
+  fio_row "$label" "$name" "$WORK/$label-$name.json"
 }
 
 jobs_for() {  # label export [engine args...]

@@ -29,15 +29,7 @@ fio_job() {  # label export name rw bs [fio args...]: one table row
   fio --name="$name" --ioengine=nbd --uri="nbd://127.0.0.1:$PORT/$export" \
       --rw="$rw" --bs="$bs" --iodepth=32 --numjobs=1 --size="${VDISK_MIB}M" "$@" \
       --output-format=json 2>/dev/null | sed -n '/^{/,$p' > "$WORK/$label-$name.json"
-  python3 - "$label" "$name" "$WORK/$label-$name.json" <<'PY'
-import json, sys
-label, name, path = sys.argv[1:]
-job = json.load(open(path))["jobs"][0]
-side = job["read"] if job["read"]["io_bytes"] else job["write"]
-pct = side["clat_ns"].get("percentile", {})
-print(f"| {label} | {name} | {side['iops']:.0f} | {side['bw_bytes'] / 2**20:.1f} | "
-      f"{pct.get('50.000000', 0) / 1000:.0f} | {pct.get('99.000000', 0) / 1000:.0f} |")
-PY
+  fio_row "$label" "$name" "$WORK/$label-$name.json"
 }
 
 thin_counters() {  # the thin facility's counters on core 0, as "allocations pages flushes"

@@ -252,6 +252,7 @@ struct ThinSteps {
       }
       delete this;
       --v->inflight;
+      if (v->drop_pending) return f.idle_check(*v);  // no longer ours to load
       if (st) return f.loaded(*v, st);
       f.load_next(*v);
     }
@@ -302,16 +303,25 @@ bool ThinFacility::local(uint32_t vdisk) const {
 
 void ThinFacility::set_view(const FacilityView& view) {
   dropped_.clear();  // no request is on the stack here
-  if (view.map) map_ = view.map;
+  if (view.map) {
+    map_ = view.map;
+    any_thin_ = std::any_of(map_->volumes.begin(), map_->volumes.end(),
+                            [](const auto& v) { return v.second.thin(); });
+  }
   if (view.routes) routes_ = view.routes;
   std::vector<uint32_t> ids;
   for (auto& [id, v] : vols_) ids.push_back(id);
   for (uint32_t id : ids) {
     Vol& v = *vols_[id];
+    if (v.drop_pending) continue;
     const VolumeLayout* layout = map_ ? map_->find(id) : nullptr;
     if (!layout || !layout->thin() || layout->grain_bytes != v.grain ||
         layout->size_bytes != v.virtual_bytes) {
       drop(v, ENODEV);
+      continue;
+    }
+    if (v.state == Vol::State::failed) {  // its map could not be read: try again
+      drop(v, EIO);
       continue;
     }
     const VdiskRoute* r = routes_ ? routes_->find(id) : nullptr;
@@ -430,6 +440,10 @@ void ThinFacility::loaded(Vol& v, int status) {
 // ---- requests ----------------------------------------------------------------
 
 void ThinFacility::submit(IoRequestPtr request) {
+  if (!any_thin_) {  // the common case costs one test
+    lower_.submit(std::move(request));
+    return;
+  }
   const VolumeLayout* layout = map_ ? map_->find(request->volume) : nullptr;
   if (!layout || !layout->thin() || request->op == IoOp::flush) {
     lower_.submit(std::move(request));  // virtualization answers for the rest

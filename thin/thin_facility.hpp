@@ -132,6 +132,7 @@ class ThinFacility final : public Facility, public AllocationQuery {
   IoServer& lower_;
   unsigned core_, cores_;
   std::shared_ptr<const VirtMap> map_;
+  bool any_thin_ = false;  // the map has a thin vdisk
   std::shared_ptr<const RouteTable> routes_;
   std::unordered_map<uint32_t, std::unique_ptr<Vol>> vols_;
   std::vector<std::unique_ptr<Vol>> dropped_;  // freed at the next view
