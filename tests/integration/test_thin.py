@@ -71,6 +71,27 @@ def holes(node):
     data = [(m["start"], m["length"]) for m in json.loads(r.stdout) if m["data"]]
     check(data == written, f"qemu-img map data extents: {data}")
 
+    # libnbd: block status with and without REQ_ONE, in the middle of a hole
+    # and across the end of written data.
+    h = nbd.NBD()
+    h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
+    h.connect_uri(murl)
+    seen = []
+
+    def collect(context, at, entries, err):
+        seen.append((at, list(entries)))
+        return 0
+
+    h.block_status(8 * MiB, 2 * MiB, collect)
+    check(seen == [(2 * MiB, [2 * MiB, 0, 6 * MiB, 3])], f"block status: {seen}")
+    seen.clear()
+    h.block_status(8 * MiB, 2 * MiB, collect, nbd.CMD_FLAG_REQ_ONE)
+    check(seen == [(2 * MiB, [2 * MiB, 0])], f"block status with REQ_ONE: {seen}")
+    seen.clear()
+    h.block_status(MiB, 100 * MiB, collect)
+    check(seen == [(100 * MiB, [MiB, 3])], f"block status of a hole: {seen}")
+    h.shutdown()
+
     def bytes_read():
         return node.ctl_json("vdisk", "show", "m")["cache"]["bytes_read"]
 
