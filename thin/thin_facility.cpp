@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
@@ -52,6 +53,7 @@ struct ThinFacility::Job {
 
 struct ThinFacility::Vol {
   uint32_t id = 0;
+  std::string name;  // for the log
   uint32_t grain = 0;
   uint64_t virtual_bytes = 0;
   uint64_t real_bytes = 0;
@@ -360,6 +362,7 @@ ThinFacility::Vol& ThinFacility::vol(const VolumeLayout& layout) {
   slot = std::make_unique<Vol>();
   Vol& v = *slot;
   v.id = layout.id;
+  v.name = layout.name;
   v.grain = layout.grain_bytes;
   v.virtual_bytes = layout.size_bytes;
   v.real_bytes = layout.addressable_bytes();
@@ -386,7 +389,7 @@ void ThinFacility::start_load(Vol& v) {
   v.next_load_page = 0;
   if (v.real_bytes < v.geo.meta_bytes()) {
     spdlog::error("thin vdisk {}: its real capacity ({} bytes) cannot hold its map ({} bytes)",
-                  v.id, v.real_bytes, v.geo.meta_bytes());
+                  v.name, v.real_bytes, v.geo.meta_bytes());
     return loaded(v, EIO);
   }
   load_next(v);
@@ -411,7 +414,7 @@ void ThinFacility::loaded(Vol& v, int status) {
   if (status) {
     v.state = Vol::State::failed;
     spdlog::error("thin vdisk {}: its map could not be read ({}): its requests fail with EIO",
-                  v.id, std::strerror(status));
+                  v.name, std::strerror(status));
   } else {
     v.last_check = v.map->finish_load();
     if (v.before) {  // a check: memory before, disk now
@@ -429,9 +432,9 @@ void ThinFacility::loaded(Vol& v, int status) {
     ++v.checks;
     v.state = Vol::State::ready;
     if (!v.last_check.clean() || v.last_check.torn_slots)
-      spdlog::warn("thin vdisk {}: map loaded: {}", v.id, v.last_check.describe());
+      spdlog::warn("thin vdisk {}: map loaded: {}", v.name, v.last_check.describe());
     else
-      spdlog::debug("thin vdisk {}: map loaded: {}", v.id, v.last_check.describe());
+      spdlog::debug("thin vdisk {}: map loaded: {}", v.name, v.last_check.describe());
     note_usage(v);
   }
   retry_parked(v);
@@ -764,7 +767,7 @@ void ThinFacility::note_usage(Vol& v) {
   uint64_t used = v.map->mapped_grains() * v.grain;
   bool over = v.warning_pct && used * 100 >= v.virtual_bytes * v.warning_pct;
   if (over && !v.warned)
-    spdlog::warn("event: thin vdisk {} has used {}% of its virtual size (warning at {}%)", v.id,
+    spdlog::warn("event: thin vdisk {} has used {}% of its virtual size (warning at {}%)", v.name,
                  used * 100 / v.virtual_bytes, v.warning_pct);
   v.warned = over;
   // Grow ahead of need: when what is free falls under half the contingency

@@ -188,7 +188,9 @@ def test(make):
     show = node.ctl_json("vdisk", "show", "t")
     check(show["thin_usage"]["out_of_space"] and show["thin_usage"]["warning_crossed"],
           f"vdisk show when full: {show['thin_usage']}")
-    check("event: thin vdisk" in node.read_log(), "no warning event in the log")
+    log = node.read_log()
+    check(log.count("event: thin vdisk t has used") == 1, "not one warning event for vdisk t")
+    check("event: pool p is" in log, "no warning event for the pool")
     # More capacity: growth resumes without a restart.
     node.ctl("mdisk", "add", "m1", node.make_file("m1.img", 24 * MiB))
     node.ctl("pool", "addmdisk", "p", "m1")

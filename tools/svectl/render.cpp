@@ -16,7 +16,10 @@ std::string cell(const json& v, const std::string& key) {
   static const std::vector<std::string> sizes = {"capacity",     "free",         "size",
                                                  "extent_size",  "size_bytes",   "cached_bytes",
                                                  "dirty_bytes",  "destaged_bytes",
-                                                 "destage_rate", "partner_copies_bytes"};
+                                                 "destage_rate", "partner_copies_bytes",
+                                                 "virtual_capacity", "real_capacity",
+                                                 "used_capacity", "grain_size",
+                                                 "free_in_real_capacity"};
   if (!v.contains(key)) return "";
   const json& x = v[key];
   if (x.is_number_unsigned() && std::count(sizes.begin(), sizes.end(), key))
@@ -86,7 +89,7 @@ void render_result(const std::string& command, const json& result) {
     table(result, {"name", "status", "capacity", "pool", "path"});
   } else if (command == "pool.list") {
     table(result, {"name", "capacity", "free", "used_capacity", "virtual_capacity",
-                   "overallocation", "extent_size", "mdisks"});
+                   "overallocation", "extent_size", "mdisks"});  // overallocation: percent
   } else if (command == "vdisk.list") {
     table(result, {"name", "size", "thin", "real_capacity", "pool", "policy", "iogrp",
                    "preferred_node", "status"});
@@ -149,9 +152,9 @@ void render_result(const std::string& command, const json& result) {
                             "extent_count", "iogrp", "preferred_node"})
       std::cout << key << ": " << cell(result, key) << "\n";
     if (result.value("thin", false)) {
-      for (const char* key : {"virtual_capacity", "real_capacity", "grain_size", "warning",
-                              "autoexpand"})
+      for (const char* key : {"virtual_capacity", "real_capacity", "grain_size", "autoexpand"})
         std::cout << key << ": " << cell(result, key) << "\n";
+      std::cout << "warning: " << cell(result, "warning") << "%\n";
       if (result.contains("thin_usage") && result["thin_usage"].is_object()) {
         const json& t = result["thin_usage"];
         for (const char* key : {"used_capacity", "free_in_real_capacity", "warning_crossed",
