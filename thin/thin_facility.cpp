@@ -431,6 +431,10 @@ void ThinFacility::loaded(Vol& v, int status) {
     }
     ++v.checks;
     v.state = Vol::State::ready;
+    // A threshold crossed before this load was announced then: only a new
+    // crossing is an event.
+    v.warned = v.warning_pct &&
+               v.map->mapped_grains() * v.grain * 100 >= v.virtual_bytes * v.warning_pct;
     if (!v.last_check.clean() || v.last_check.torn_slots)
       spdlog::warn("thin vdisk {}: map loaded: {}", v.name, v.last_check.describe());
     else
