@@ -18,34 +18,50 @@ using ThinControllerSelf = caf::stateful_actor<ThinControllerState>;
 
 const std::string kThinControllerName = "thin controller";
 
-}  // namespace
-
 // Each tick asks every core's thin facility which vdisks want to grow
 // (ThinFacility::growth_requests: each is asked once until it grew or was
 // refused), and has the configuration thread commit each growth; a pool
 // that cannot give even what is needed is reported back to the core, whose
 // requests that need grains then fail with ENOSPC until the model changes.
 // Nothing here waits: the cores and the configuration thread answer by
-// running tasks.
+// running tasks. Spawned with arguments: CAF 0.17 dereferences an empty
+// argument tuple for a function spawned without any (UBSan reports it).
+// What it works with: each core's thin facility (with the actor that runs
+// on its core), the configuration actor, and the growth itself (run there).
+struct ThinControllerSetup {
+  std::vector<std::pair<caf::actor, ThinFacility*>> cores;
+  caf::actor config_actor;
+  std::function<void(ThinFacility*, const caf::actor&, const std::vector<GrowthRequest>&)> grow;
+};
+using ThinSetupPtr = std::shared_ptr<const ThinControllerSetup>;
+
+caf::behavior thin_controller_behavior(ThinControllerSelf* self, ThinSetupPtr m,
+                                       std::chrono::milliseconds period) {
+  self->send(self, tick_atom::value);
+  return guarded_behavior(self, &kThinControllerName,
+      [=](tick_atom) {
+        self->delayed_send(self, period, tick_atom::value);
+        for (const auto& [on, thin] : m->cores) {
+          run_on_core(on, [m, on = on, thin = thin] {
+            std::vector<GrowthRequest> wants = thin->growth_requests();
+            if (wants.empty()) return;
+            run_on_core(m->config_actor, [m, thin, on, wants] { m->grow(thin, on, wants); });
+          });
+        }
+      },
+      [=](run_atom, CoreTask& task) { task(); });
+}
+
+}  // namespace
+
 caf::actor Node::Impl::spawn_thin_controller() {
-  auto period = std::chrono::milliseconds(50);
-  return sys->spawn([this, period](ThinControllerSelf* self) -> caf::behavior {
-    self->send(self, tick_atom::value);
-    return guarded_behavior(self, &kThinControllerName,
-        [=, this](tick_atom) {
-          self->delayed_send(self, period, tick_atom::value);
-          for (CoreStack& core : cores) {
-            ThinFacility* thin = core.thin_facility.get();
-            caf::actor on = core.thin;
-            run_on_core(on, [this, thin, on] {
-              std::vector<GrowthRequest> wants = thin->growth_requests();
-              if (wants.empty()) return;
-              run_on_core(config_actor, [this, thin, on, wants] { grow_thin(thin, on, wants); });
-            });
-          }
-        },
-        [=](run_atom, CoreTask& task) { task(); });
-  });
+  auto setup = std::make_shared<ThinControllerSetup>();
+  for (CoreStack& core : cores) setup->cores.emplace_back(core.thin, core.thin_facility.get());
+  setup->config_actor = config_actor;
+  setup->grow = [this](ThinFacility* thin, const caf::actor& on,
+                       const std::vector<GrowthRequest>& wants) { grow_thin(thin, on, wants); };
+  return sys->spawn(thin_controller_behavior, ThinSetupPtr(std::move(setup)),
+                    std::chrono::milliseconds(50));
 }
 
 // On the configuration thread.
