@@ -459,4 +459,8 @@ MUTANTS = [
          why="the thin controller never grows a vdisk",
          before="    auto grown = config->grow_thin_vdisk(name, want.vdisk, want.needed, want.wanted);",
          after="    Result<uint32_t> grown = make_error(\"no\", ENOSPC);", tests="thin$"),
+    dict(id="thin-handover-refused", file="thin/thin_facility.cpp",
+         why="a node handing a thin vdisk over refuses its own destage (the handover never ends)",
+         before="  return routes_->local(vdisk) || r->handover_by == routes_->self;",
+         after="  return routes_->local(vdisk);", tests="hands it over"),
 ]

@@ -300,7 +300,11 @@ ThinFacility::~ThinFacility() = default;
 
 bool ThinFacility::local(uint32_t vdisk) const {
   if (!routes_ || routes_->self == 0) return !routes_ || routes_->serving;
-  return routes_->serving && routes_->local(vdisk) && routes_->find(vdisk);
+  const VdiskRoute* r = routes_->find(vdisk);
+  if (!routes_->serving || !r) return false;
+  // Handing it over, this node destages what its cache holds while the new
+  // owner waits for that: its writes come here.
+  return routes_->local(vdisk) || r->handover_by == routes_->self;
 }
 
 void ThinFacility::set_view(const FacilityView& view) {

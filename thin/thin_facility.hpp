@@ -15,8 +15,9 @@
 //
 // A vdisk's map is held by the core that serves the vdisk (its id modulo the
 // cores), loaded from disk on its first request or when the view says this
-// node executes it, and dropped when this node stops executing it (another
-// node may change the map meanwhile).
+// node executes it (or destages it for a handover), and dropped when its
+// owner, the cluster generation or the cache epoch changes (another node
+// may change the map meanwhile).
 //
 // Not thread-safe: the core's thread runs everything.
 #include <cstdint>

@@ -3,13 +3,15 @@ that allocate grains, and overwrites the mirrored cache writes back) on
 both nodes; the owner's I/O process is SIGKILLed; the partner takes the
 vdisk over, reads the map from disk and goes on allocating; every
 acknowledged write reads back through both nodes, and `vdisk check` finds
-the map clean (no grain mapped twice, none leaked)."""
+the map clean (no grain mapped twice, none leaked). Then a move to the
+other node with dirty data on the owner: the handover's destage goes
+through the old owner's thin layer."""
 import os
 import signal
 from errno import EIO
 
 from cluster_harness import Cluster
-from harness import check, run, wait_until
+from harness import check, qemu_io, run, wait_until
 from verifier import VerifyingWriter, check_writes
 
 
@@ -59,6 +61,23 @@ def test(make):
     result = checked(c, "v")
     check(result["clean"], f"vdisk check after the failover: {result}")
     check(result["mapped_grains"] > 0, f"no grain mapped: {result}")
+
+    # A move with dirty data on the old owner: a rewrite of allocated grains
+    # is written back; node 1 destages it through its thin layer for the
+    # handover, and node 2 owns the vdisk after it.
+    def cache_of(node):
+        return node.ctl_json("vdisk", "show", "v")["cache"]
+
+    wait_until(lambda: cache_of(n1)["mode"] == "write-back", "node 1 to own the vdisk again")
+    qemu_io(n2.url("v"), "write -P 0x71 40M 1M")  # allocates (through the cache)
+    qemu_io(n2.url("v"), "write -P 0x72 40M 1M")  # written back
+    check(cache_of(n1)["dirty_bytes"] > 0, f"nothing dirty before the move: {cache_of(n1)}")
+    n1.ctl("vdisk", "move", "v", "--node", "2")
+    wait_until(lambda: cache_of(n2)["mode"] == "write-back", "node 2 to own the moved vdisk")
+    qemu_io(n1.url("v"), "read -P 0x72 40M 1M", "write -P 0x73 50M 1M")
+    qemu_io(n2.url("v"), "read -P 0x72 40M 1M", "read -P 0x73 50M 1M")
+    result = checked(c, "v")
+    check(result["clean"], f"vdisk check after the move: {result}")
     return 0
 
 

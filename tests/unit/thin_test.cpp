@@ -258,6 +258,36 @@ TEST_CASE("a thin map page survives a round trip and a torn copy", "[thin]") {
   }
 }
 
+TEST_CASE("a node takes a thin vdisk's writes only while it executes it or hands it over",
+          "[thin]") {
+  auto map = thin_map(64 * MiB, 32 * 1024, 4);
+  Rig rig(4 * MiB, map);
+  auto routes = [](uint32_t owner, uint32_t handover_by) {
+    auto t = std::make_shared<RouteTable>();
+    t->self = 1;
+    t->generation = 1;
+    VdiskRoute r;
+    r.owner = owner;
+    r.handover_from = handover_by;
+    r.handover_by = handover_by;
+    t->vdisks[kVdisk] = r;
+    return t;
+  };
+  rig.thin.set_view({nullptr, routes(1, 0)});
+  rig.disk.drain();
+  CHECK(rig.run(IoOp::write, 0, 4096, 'a')->status == 0);
+  // Moved to node 2, which waits while this node destages for the handover.
+  rig.thin.set_view({nullptr, routes(2, 1)});
+  rig.disk.drain();
+  CHECK(rig.run(IoOp::write, 0, 4096, 'b')->status == 0);
+  CHECK(rig.read(0, 4096) == std::string(4096, 'b'));
+  // Handed over: node 2 executes it now.
+  rig.thin.set_view({nullptr, routes(2, 0)});
+  rig.disk.drain();
+  CHECK(rig.run(IoOp::write, 0, 4096, 'c')->status == ESTALE);
+  CHECK(!rig.thin.figures(kVdisk));  // its map is not kept
+}
+
 TEST_CASE("the map's check finds leaked and lost grains", "[thin]") {
   ThinMap map(kVdisk, ThinGeometry{64 * MiB, 32 * 1024}, 4 * MiB);
   uint32_t a = *map.allocate(), b = *map.allocate();
