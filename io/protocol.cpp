@@ -77,6 +77,21 @@ std::vector<StatusExtent> get_block_status(const IoRequest& r) {
   return out;
 }
 
+std::vector<ReadRun> read_runs(const IoRequest& r) {
+  if (r.length == 0) return {};
+  if (r.hole_mask == 0 || r.hole_unit == 0) return {{0, r.length, false}};
+  const uint64_t unit = r.hole_unit, end = r.offset + r.length;
+  const uint64_t first = r.offset / unit;
+  std::vector<ReadRun> runs;
+  for (uint64_t u = first; u <= (end - 1) / unit; ++u) {
+    bool hole = u - first < 64 && (r.hole_mask >> (u - first)) & 1;
+    uint64_t a = std::max(u * unit, r.offset), b = std::min((u + 1) * unit, end);
+    if (!runs.empty() && runs.back().hole == hole) runs.back().length += b - a;
+    else runs.push_back({a - r.offset, b - a, hole});
+  }
+  return runs;
+}
+
 constinit thread_local CompletionQueue* CompletionQueue::tls_current_ = nullptr;
 
 size_t CompletionQueue::run() {

@@ -4,6 +4,7 @@
 // completes them by calling the request's client->io_done(). It knows its
 // neighbours only through these two interfaces, so a facility can be inserted
 // into the stack without the others changing.
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cstdint>
@@ -76,6 +77,13 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   // still to complete (one per buffer segment) and the bytes they moved.
   uint32_t ring_pending = 0;
   uint64_t ring_bytes = 0;
+  // A read's holes, for a front end that can say so (NBD's OFFSET_HOLE
+  // chunks): the layer that knows (thin) sets bit i when the i-th unit of
+  // hole_unit bytes, counted from the offset rounded down to hole_unit,
+  // stores nothing (its bytes in the buffer are zeros all the same).
+  // 0: not known, all data. read_runs() reads it.
+  uint64_t hole_mask = 0;
+  uint32_t hole_unit = 0;
 
   // A facility that passes a request down and wants its completion on the
   // way back up (the cache) intercepts it: the request's client and cookie
@@ -147,6 +155,37 @@ void put_block_status(IoRequest& r, const StatusExtent* extents, size_t n);
 void put_all_data(IoRequest& r);
 // The answer, checked against the request's range (empty if malformed).
 std::vector<StatusExtent> get_block_status(const IoRequest& r);
+
+// A read cut where its holes (hole_mask) start and end: runs of data and of
+// holes, in order, from the request's start (`from` counts from its offset).
+struct ReadRun {
+  uint64_t from = 0;
+  uint64_t length = 0;
+  bool hole = false;
+};
+std::vector<ReadRun> read_runs(const IoRequest& r);
+// The unit and mask for a read of [offset, offset + length) whose grains
+// of `grain` bytes (a power of two) are holes where `is_hole(grain index)`:
+// the unit is the grain, doubled until 64 bits cover the range.
+template <typename IsHole>
+void mark_holes(IoRequest& r, uint64_t grain, IsHole is_hole) {
+  if (r.length == 0 || grain == 0) return;
+  uint64_t end = r.offset + r.length;
+  uint64_t unit = grain;
+  while ((end - 1) / unit - r.offset / unit >= 64) unit *= 2;
+  if (unit > UINT32_MAX) return;
+  uint64_t mask = 0;
+  uint64_t first = r.offset / unit;
+  for (uint64_t u = first; u <= (end - 1) / unit; ++u) {
+    bool hole = true;
+    uint64_t g_first = std::max(u * unit, r.offset) / grain;
+    uint64_t g_last = (std::min((u + 1) * unit, end) - 1) / grain;
+    for (uint64_t g = g_first; g <= g_last && hole; ++g) hole = is_hole(g);
+    if (hole) mask |= uint64_t{1} << (u - first);
+  }
+  r.hole_mask = mask;
+  r.hole_unit = mask ? static_cast<uint32_t>(unit) : 0;
+}
 
 // Completions deferred to the reactor's next turn. Facilities of one core
 // call each other directly (no mailbox between them), so a completion that

@@ -33,6 +33,8 @@ class RequestPool : public ObjectPool<IoRequest> {
     r->pending_children = 0;
     r->ring_pending = 0;
     r->ring_bytes = 0;
+    r->hole_mask = 0;
+    r->hole_unit = 0;
     r->intercepts_ = 0;
     r->buffer.reset();
     r->parent.reset();

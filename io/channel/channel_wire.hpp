@@ -24,6 +24,12 @@ inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
 inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
 inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);
 inline constexpr uint64_t kMaxForwardBytes = 32ull << 20;  // the largest host request
+// A forwarded block status: its range may be as long as NBD's (a u32), its
+// answer is one page (io/protocol.hpp's StatusExtent list), and the body's
+// `flags` carry the most extents the asker takes.
+inline constexpr uint64_t kMaxStatusRange = UINT32_MAX;
+inline constexpr uint32_t kStatusAnswerBytes = 4096;
+inline constexpr uint32_t kMaxStatusExtents = (kStatusAnswerBytes - 4) / 8;
 
 enum class FrameType : uint8_t {
   hello = 1,       // first frame of a connection: who is calling
@@ -40,7 +46,7 @@ struct ForwardBody {
   uint64_t offset = 0;  // bytes into the vdisk
   uint64_t length = 0;  // bytes
   uint32_t op = 0;      // an IoOp
-  uint32_t flags = 0;   // io_flags
+  uint32_t flags = 0;   // io_flags; block status: the most extents wanted
 };
 static_assert(sizeof(ForwardBody) == 24);
 

@@ -106,7 +106,9 @@ bool DataChannel::send_forward(OutForward request) {
   const ForwardBody& b = request.body;
   bool write = b.op == static_cast<uint32_t>(IoOp::write);
   bool read = b.op == static_cast<uint32_t>(IoOp::read);
-  if (b.length > kMaxForwardBytes || forwards_out_.count(request.id)) return false;
+  bool status = b.op == static_cast<uint32_t>(IoOp::block_status);
+  if (b.length > (status ? kMaxStatusRange : kMaxForwardBytes) || forwards_out_.count(request.id))
+    return false;
   if (write && b.length > 0 &&
       (!request.hold || !request.hold->buffer ||
        request.hold->buffer_offset + b.length > request.hold->buffer->size()))
@@ -123,8 +125,8 @@ bool DataChannel::send_forward(OutForward request) {
   out.forward = b;
   if (data > 0) add_buffer(out, *request.hold, data);
   out.hold = std::move(request.hold);
-  // The request's data out, or a read's data coming back.
-  out.window = kHeaderBytes + h.body_bytes + (read ? pad8(b.length) : 0);
+  // The request's data out, or a read's data (a status page) coming back.
+  out.window = kHeaderBytes + h.body_bytes + (read ? pad8(b.length) : status ? kStatusAnswerBytes : 0);
   return queue(std::move(out));
 }
 

@@ -1,5 +1,6 @@
 #include "io/interconnect/channel_forwarder.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "io/buffer/buffer_pool.hpp"
@@ -64,6 +65,9 @@ void ChannelForwarder::submit(IoRequestPtr request) {
   out.body.length = request->length;
   out.body.op = static_cast<uint32_t>(request->op);
   out.body.flags = request->flags;
+  if (request->op == IoOp::block_status)  // the most extents it takes
+    out.body.flags = std::clamp<uint32_t>(block_status_capacity(*request), 1,
+                                          channel::kMaxStatusExtents);
   out.hold = request;
   if (!c->send_forward(std::move(out))) {
     slot.request.reset();
@@ -87,7 +91,16 @@ void ChannelForwarder::on_forward_answer(const channel::ForwardAnswerIn& in) {
   if (status == ESTALE || status == EAGAIN || status == EXDEV || status == EOPNOTSUPP ||
       status == ECONNRESET)
     status = kNotSent;
-  if (status == 0 && request->op == IoOp::read) {
+  if (status == 0 && request->op == IoOp::block_status) {
+    // The owner's answer page, checked by whoever reads it
+    // (get_block_status); one that does not fit is no answer.
+    if (in.bytes < 4 || request->buffer_offset + in.bytes > request->buffer->size()) {
+      status = EIO;
+    } else {
+      request->buffer->copy_in(request->buffer_offset, in.bytes, in.data);
+      if (get_block_status(*request).empty()) status = EIO;
+    }
+  } else if (status == 0 && request->op == IoOp::read) {
     if (in.bytes != request->length) {
       status = EIO;
     } else if (in.bytes > 0) {
@@ -121,10 +134,12 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
   // Room in this core's pools now, or the peer takes the other path.
   if (!requests_account_.try_acquire(1)) return refuse(reply, h.id, EAGAIN);
   IoRequestPtr request = io_.requests().make(requests_account_);
-  if ((op == IoOp::read || op == IoOp::write) && b.length > 0) {
-    uint64_t pages = BufferPool::pages_for(b.length);
+  uint64_t buffer_bytes = (op == IoOp::read || op == IoOp::write) ? b.length : 0;
+  if (op == IoOp::block_status) buffer_bytes = channel::kStatusAnswerBytes;  // the answer
+  if (buffer_bytes > 0) {
+    uint64_t pages = BufferPool::pages_for(buffer_bytes);
     if (!pages_account_.try_acquire(pages)) return refuse(reply, h.id, EAGAIN);
-    BufferRef buffer = io_.buffers().build(pages_account_, b.length);
+    BufferRef buffer = io_.buffers().build(pages_account_, buffer_bytes);
     if (!buffer) {
       pages_account_.release(pages);
       return refuse(reply, h.id, EAGAIN);
@@ -136,10 +151,11 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
     request->buffer = std::move(buffer);
   }
   request->op = op;
-  request->flags = b.flags & io_flags::host_settable;
+  request->flags = op == IoOp::block_status ? 0 : b.flags & io_flags::host_settable;
   request->volume = h.vdisk;
   request->offset = b.offset;
   request->length = op == IoOp::flush ? 0 : b.length;
+  if (op == IoOp::block_status) block_status_request(*request, b.flags);
   uint32_t index = take_slot(inbound_, free_inbound_);
   inbound_[index] = {reply, h.id};
   request->client = this;
@@ -154,6 +170,12 @@ void ChannelForwarder::io_done(IoRequestPtr request) {
   free_inbound_.push_back(index);
   int32_t status = request->status;
   uint64_t bytes = status == 0 && request->op == IoOp::read ? request->length : 0;
+  if (status == 0 && request->op == IoOp::block_status) {
+    // The page's extents: its count, and that many (as many as asked).
+    uint32_t count = 0;
+    request->buffer->copy_out(request->buffer_offset, 4, &count);
+    bytes = 4 + 8ull * std::min(count, block_status_capacity(*request));
+  }
   // The connection may have ended meanwhile: the peer sends it again.
   channels_.answer_forward(slot.reply, slot.id, status, std::move(request), bytes);
 }

@@ -26,9 +26,9 @@ void ForwardFacility::submit(IoRequestPtr request) {
     local_.submit(std::move(request));
     return;
   }
-  if (request->op == IoOp::block_status) {
-    // Not carried between nodes (yet): all data, which NBD allows (a hole
-    // may always be reported as data).
+  if (request->op == IoOp::block_status && !channel_) {
+    // Carried by the data channel only: without it, all data, which NBD
+    // allows (a hole may always be reported as data).
     put_all_data(*request);
     complete(std::move(request), 0);
     return;
@@ -55,7 +55,15 @@ void ForwardFacility::io_done(IoRequestPtr request) {
       return;
     }
     // The channel could not get it run: the interconnect's path, which
-    // waits for the route table to settle.
+    // waits for the route table to settle. A block status does not take
+    // it: all data.
+    if (request->op == IoOp::block_status) {
+      put_all_data(*request);
+      request->status = 0;
+      IoClient* client = request->client;
+      client->io_done(std::move(request));
+      return;
+    }
     request->status = 0;
     request->intercept(return_port_, 0);
     remote_->submit(std::move(request));

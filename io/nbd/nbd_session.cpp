@@ -217,7 +217,9 @@ void NbdSession::got_context() {
   slot->with_data = false;
   slot->owns_unit = false;
   slot->fast_zero = false;
+  slot->no_fragment = request_.flags & kCmdFlagDf;
   slot->extra.clear();
+  slot->parts.clear();
   ++outstanding_;
   slot_ = slot;
   if (uint32_t error = refusal()) {
@@ -402,6 +404,8 @@ void NbdSession::encode_reply(Slot& slot) {
   } else if (slot.type == kCmdBlockStatus) {
     encode_chunk_header(kReplyFlagDone, kReplyTypeBlockStatus, slot.cookie,
                         static_cast<uint32_t>(slot.extra.size()), slot.header);
+  } else if (slot.with_data && slot.request->hole_mask && !slot.no_fragment) {
+    return encode_read_chunks(slot);
   } else if (slot.with_data) {
     encode_chunk_header(kReplyFlagDone, kReplyTypeOffsetData, slot.cookie,
                         static_cast<uint32_t>(kOffsetDataBytes + slot.request->length),
@@ -415,6 +419,40 @@ void NbdSession::encode_reply(Slot& slot) {
   slot.header_bytes = kChunkHeaderBytes;
 }
 
+// The holes the stack found (thin) go as OFFSET_HOLE chunks, the rest as
+// OFFSET_DATA chunks, in order; the last carries DONE. Without DF only:
+// with it, the data goes in one chunk, zeros and all.
+void NbdSession::encode_read_chunks(Slot& slot) {
+  std::vector<ReadRun> runs = read_runs(*slot.request);
+  slot.header_bytes = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const ReadRun& run = runs[i];
+    uint16_t flags = i + 1 == runs.size() ? kReplyFlagDone : 0;
+    Slot::Part part;
+    part.extra_from = static_cast<uint32_t>(slot.extra.size());
+    size_t at = slot.extra.size();
+    slot.extra.resize(at + kChunkHeaderBytes + kOffsetDataBytes);
+    uint8_t* bytes = slot.extra.data() + at;
+    if (run.hole) {
+      encode_chunk_header(flags, kReplyTypeOffsetHole, slot.cookie, kOffsetDataBytes + 4, bytes);
+      encode_offset(slot.offset + run.from, bytes + kChunkHeaderBytes);
+      put_u32(slot.extra, static_cast<uint32_t>(run.length));
+    } else {
+      encode_chunk_header(flags, kReplyTypeOffsetData, slot.cookie,
+                          static_cast<uint32_t>(kOffsetDataBytes + run.length), bytes);
+      encode_offset(slot.offset + run.from, bytes + kChunkHeaderBytes);
+      part.data_from = run.from;
+      part.data_bytes = run.length;
+    }
+    part.extra_bytes = static_cast<uint32_t>(slot.extra.size() - part.extra_from);
+    // A hole follows the part before it in `extra`: one iovec for both.
+    if (run.hole && !slot.parts.empty() && slot.parts.back().data_bytes == 0)
+      slot.parts.back().extra_bytes += part.extra_bytes;
+    else
+      slot.parts.push_back(part);
+  }
+}
+
 // Gathers queued replies into one sendmsg; one send in flight at a time.
 void NbdSession::send_replies() {
   if (send_in_flight_ || reply_queue_.empty()) return;
@@ -422,6 +460,23 @@ void NbdSession::send_replies() {
   int n = 0;
   while (!reply_queue_.empty()) {
     Slot& s = reply_queue_.front();
+    if (!s.parts.empty()) {
+      // At most a header and a segment more than the buffer has per part.
+      int bound = static_cast<int>(2 * s.parts.size()) + static_cast<int>(Buffer::kMaxSegments);
+      if (n && n + bound > kMaxSendIov) break;
+      IoRequest& r = *s.request;
+      for (const Slot::Part& part : s.parts) {
+        send_iov_[n++] = {s.extra.data() + part.extra_from, part.extra_bytes};
+        if (!part.data_bytes) continue;
+        int k = r.buffer->slice(r.buffer_offset + part.data_from, part.data_bytes,
+                                send_iov_.get() + n, kMaxSendIov - n);
+        assert(k >= 0);  // the bound above holds them
+        n += k;
+      }
+      reply_queue_.pop_front();
+      sending_.push_back(s);
+      continue;
+    }
     int need = s.extra.empty() ? 1 : 2;
     iovec data[Buffer::kMaxSegments];
     int parts = 0;

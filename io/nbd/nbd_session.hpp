@@ -51,11 +51,19 @@ struct Slot : public IoClient,
   bool with_data = false;  // a successful read: the reply carries its data
   bool owns_unit = false;  // no request was made: the slot holds the unit
   bool fast_zero = false;  // a write-zeroes that may fail with ENOTSUP
+  bool no_fragment = false;  // a read with DF: its data in one chunk
   // The reply's header: a simple reply, or a structured chunk's header and
   // the start of its payload (a data chunk's offset, an error's code).
   uint8_t header[kChunkHeaderBytes + kOffsetDataBytes];
   uint8_t header_bytes = 0;
   std::vector<uint8_t> extra;  // the rest of a chunk's payload (block status)
+  // A read sent as several chunks (data and holes): each part is bytes of
+  // `extra` (chunk headers), then bytes of the request's data.
+  struct Part {
+    uint32_t extra_from = 0, extra_bytes = 0;
+    uint64_t data_from = 0, data_bytes = 0;
+  };
+  std::vector<Part> parts;
   void io_done(IoRequestPtr done) override;
 };
 
@@ -131,6 +139,8 @@ class NbdSession {
   // stack, and with which wire error.
   uint32_t refusal() const;
   void encode_reply(Slot& slot);
+  // A structured read with holes, as OFFSET_HOLE and OFFSET_DATA chunks.
+  void encode_read_chunks(Slot& slot);
   void dispatch();
   void reply_later(Slot& slot);
   void send_replies();

@@ -42,6 +42,21 @@ def test(make):
                 "write -z 16M 4M", f"discard {24 * MiB} 4M", "flush")
         qemu_io(url, f"read -P 0x61 {4 * MiB - 4096} 8192", "read -P 0x62 1000 3000",
                 "read -P 0 16M 4M")
+        # qemu's no-fallback zeroing (NBD's FAST_ZERO): the device would
+        # write the zeros, so a range on it fails at once with ENOTSUP and
+        # changes nothing; with unmapping allowed it is punched, fast.
+        # (The last extent on the device: the checks below read the others.)
+        held = [e["mdisk"] for e in node.ctl_json("vdisk", "show", "v")["extents"]]
+        on_blk = max(i for i, m in enumerate(held) if m == "blk")
+        check(on_blk >= 8, f"extents on the device: {held}")
+        at = on_blk * 4 * MiB
+        qemu_io(url, f"write -P 0x63 {at} 4M")
+        r = qemu_io(url, f"write -z -n {at} 4M", ok=False)
+        check(r.returncode != 0 and "not supported" in (r.stdout + r.stderr).lower(),
+              f"fast zero on a block device: {r.stdout} {r.stderr}")
+        qemu_io(url, f"read -P 0x63 {at} 4M")
+        qemu_io(url, f"write -z -n -u {at} 4M")
+        qemu_io(url, f"read -P 0 {at} 4M")
         node.stop()
         node.start()
         qemu_io(node.url("v"), f"read -P 0x61 {4 * MiB - 4096} 8192")

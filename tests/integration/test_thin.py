@@ -90,6 +90,25 @@ def holes(node):
     seen.clear()
     h.block_status(MiB, 100 * MiB, collect)
     check(seen == [(100 * MiB, [MiB, 3])], f"block status of a hole: {seen}")
+
+    # Structured reads: holes as OFFSET_HOLE chunks, data as data; with DF
+    # one data chunk, zeros and all.
+    chunks = []
+
+    def chunk(sub, at, status, err):
+        chunks.append((at, status, bytes(sub)))
+        return 0
+
+    got = h.pread_structured(2 * MiB, 1023 * MiB, chunk)
+    want = bytes(MiB) + bytes([2]) * MiB
+    check(got == want, "a structured read across a hole's end")
+    check(sorted((c[0], c[1], len(c[2])) for c in chunks) ==
+          [(1023 * MiB, nbd.READ_HOLE, MiB), (1024 * MiB, nbd.READ_DATA, MiB)],
+          f"read chunks: {[(c[0], c[1], len(c[2])) for c in chunks]}")
+    chunks.clear()
+    got = h.pread_structured(2 * MiB, 1023 * MiB, chunk, nbd.CMD_FLAG_DF)
+    check(got == want and [(c[0], c[1]) for c in chunks] == [(1023 * MiB, nbd.READ_DATA)],
+          f"a DF read is one data chunk: {[(c[0], c[1], len(c[2])) for c in chunks]}")
     h.shutdown()
 
     def bytes_read():

@@ -5,9 +5,12 @@ vdisk over, reads the map from disk and goes on allocating; every
 acknowledged write reads back through both nodes, and `vdisk check` finds
 the map clean (no grain mapped twice, none leaked). Then a move to the
 other node with dirty data on the owner: the handover's destage goes
-through the old owner's thin layer."""
+through the old owner's thin layer. Block status through the node that
+does not own it shows the owner's holes."""
+import json
 import os
 import signal
+import subprocess
 from errno import EIO
 
 from cluster_harness import Cluster
@@ -78,6 +81,18 @@ def test(make):
     qemu_io(n2.url("v"), "read -P 0x72 40M 1M", "read -P 0x73 50M 1M")
     result = checked(c, "v")
     check(result["clean"], f"vdisk check after the move: {result}")
+
+    # Block status through the node that does not own the vdisk is asked of
+    # the owner (on the data channel): both nodes show the same holes.
+    def data_map(node):
+        r = subprocess.run(["nbdinfo", "--map", "--json", node.url("v")], capture_output=True,
+                           text=True, timeout=60)
+        check(r.returncode == 0, f"nbdinfo --map on node {node.node_id}: {r.stderr}")
+        return [(m["offset"], m["length"], m["type"]) for m in json.loads(r.stdout)]
+
+    owner_map, other_map = data_map(n2), data_map(n1)
+    check(any(t == 3 for _, _, t in owner_map), f"no hole on the owner: {owner_map}")
+    check(other_map == owner_map, f"block status through node 1: {other_map}, owner's: {owner_map}")
     return 0
 
 

@@ -417,6 +417,20 @@ TEST_CASE("data channel: a forward frame whose body does not match its request e
     frame.b.offset = UINT64_MAX - 10;
     frame.b.length = 4096;
   }
+  SECTION("a block status asking for no extents") {
+    frame.b.op = static_cast<uint32_t>(IoOp::block_status);
+    frame.b.length = 4096;
+  }
+  SECTION("a block status asking for more extents than a page holds") {
+    frame.b.op = static_cast<uint32_t>(IoOp::block_status);
+    frame.b.length = 4096;
+    frame.b.flags = kMaxStatusExtents + 1;
+  }
+  SECTION("a block status over NBD's longest range") {
+    frame.b.op = static_cast<uint32_t>(IoOp::block_status);
+    frame.b.length = kMaxStatusRange + 1;
+    frame.b.flags = 1;
+  }
   REQUIRE(::write(p.fds[0], &frame, sizeof frame) == sizeof frame);
   p.run_until([&] { return p.receiver.closed; });
   CHECK(p.receiver.why.find("forward frame") != std::string::npos);

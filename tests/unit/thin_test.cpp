@@ -8,6 +8,8 @@
 #include <deque>
 #include <map>
 #include <random>
+#include <tuple>
+#include <vector>
 
 #include "model/ownership.hpp"
 #include "thin/thin_facility.hpp"
@@ -380,6 +382,42 @@ TEST_CASE("block status of a thin vdisk: holes where no grain is allocated", "[t
   REQUIRE(tail.size() == 2);
   CHECK((tail[0].length == 12 * 1024 && tail[0].flags == 0));
   CHECK((tail[1].length == 8 * 1024 && tail[1].flags == H));
+}
+
+TEST_CASE("a thin read marks its holes for the front end (NBD's OFFSET_HOLE)", "[thin]") {
+  Rig rig(4 * MiB, thin_map(64 * MiB, 32 * 1024, 4));
+  REQUIRE(rig.run(IoOp::write, 64 * 1024, 4096, 'a')->status == 0);   // grain 2
+  REQUIRE(rig.run(IoOp::write, 96 * 1024, 4096, 'b')->status == 0);   // grain 3
+  REQUIRE(rig.run(IoOp::write, 320 * 1024, 4096, 'c')->status == 0);  // grain 10
+  auto runs = [&](uint64_t offset, uint64_t length) {
+    auto r = rig.run(IoOp::read, offset, length, 'X');
+    REQUIRE(r->status == 0);
+    std::vector<std::tuple<uint64_t, uint64_t, bool>> out;
+    for (const ReadRun& run : read_runs(*r)) {
+      out.emplace_back(run.from, run.length, run.hole);
+      // A hole's bytes are zeros in the buffer too; data is what was written.
+      std::string bytes(r->buffer->data() + run.from, run.length);
+      if (run.hole) CHECK(bytes == std::string(run.length, 0));
+      else CHECK(bytes.find_first_not_of(std::string("abc\0", 4)) == std::string::npos);
+    }
+    return out;
+  };
+  using R = std::vector<std::tuple<uint64_t, uint64_t, bool>>;
+  const uint64_t K = 1024;
+  // 32 grains: one unit each.
+  CHECK(runs(0, MiB) == R{{0, 64 * K, true}, {64 * K, 64 * K, false}, {128 * K, 192 * K, true},
+                          {320 * K, 32 * K, false}, {352 * K, 672 * K, true}});
+  // Not aligned to a grain: the runs start and end with the request.
+  CHECK(runs(60 * K, 300 * K) == R{{0, 4 * K, true}, {4 * K, 64 * K, false},
+                                   {68 * K, 192 * K, true}, {260 * K, 32 * K, false},
+                                   {292 * K, 8 * K, true}});
+  // 128 grains: units of two grains, a unit with any data is data.
+  CHECK(runs(0, 4 * MiB) == R{{0, 64 * K, true}, {64 * K, 64 * K, false},
+                              {128 * K, 192 * K, true}, {320 * K, 64 * K, false},
+                              {384 * K, 4 * MiB - 384 * K, true}});
+  // All data (one grain, the fast path) and all hole.
+  CHECK(runs(64 * K, 4 * K) == R{{0, 4 * K, false}});
+  CHECK(runs(8 * MiB, 8 * K) == R{{0, 8 * K, true}});
 }
 
 TEST_CASE("a full thin vdisk answers ENOSPC and goes on with allocated grains", "[thin]") {
