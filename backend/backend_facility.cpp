@@ -43,6 +43,8 @@ nlohmann::json BackendFacility::inspect() const {
 void BackendFacility::prep_rw(IoRequest& r, const BlockDevice& dev) {
   iovec parts[Buffer::kMaxSegments];
   int n = r.buffer->slice(r.buffer_offset, r.length, parts, Buffer::kMaxSegments);
+  // (A buffer of another core's pool, for a point-in-time copy between
+  // cores, is not in this ring's registration.)
   bool fixed = ring_.buffers_registered() && r.buffer->fixed_index() >= 0;
   uint64_t offset = r.offset;
   r.ring_pending = static_cast<uint32_t>(n);
@@ -54,7 +56,7 @@ void BackendFacility::prep_rw(IoRequest& r, const BlockDevice& dev) {
     if (!direct) ++stats_.buffered_fallbacks;
     int fd = direct ? dev.direct_fd() : dev.buffered_fd();
     io_uring_sqe* sqe = ring_.block_sqe(&r);
-    if (fixed) {
+    if (fixed && ring_.registered(mem, len)) {
       ++stats_.fixed_buffer_ops;
       if (r.op == IoOp::read)
         io_uring_prep_read_fixed(sqe, fd, mem, len, offset, r.buffer->fixed_index());

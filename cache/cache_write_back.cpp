@@ -338,7 +338,11 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
     const VdiskRoute* held = routes_->find(flight.batch->vdisk);
     if (held && held->owner == self_ && held->hold) continue;  // decided once committed
     const VdiskRoute* r = route(flight.batch->vdisk);
-    if (r && r->mode == CacheMode::write_back && r->epoch == flight.batch->epoch) continue;
+    // (Written through for a while with its partner still named, for a
+    // point-in-time copy being prepared: the copy still counts.)
+    if (r && r->epoch == flight.batch->epoch &&
+        (r->mode == CacheMode::write_back || (r->partner && r->solo == 0)))
+      continue;
     settle.push_back(id);  // the copy would not count any more
   }
   for (uint64_t id : settle) {

@@ -238,6 +238,12 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "iogrp.create") return iogrp_create(args);
   if (cmd == "iogrp.list") return iogrp_list();
   if (cmd == "iogrp.delete") return iogrp_delete(args);
+  if (cmd == "fcmap.create") return fcmap_create(args);
+  if (cmd == "fcmap.list") return fcmap_list();
+  if (cmd == "fcmap.show") return fcmap_show(args);
+  if (cmd == "fcmap.prepare" || cmd == "fcmap.start" || cmd == "fcmap.stop" ||
+      cmd == "fcmap.delete" || cmd == "fcmap.set")
+    return fcmap_change(cmd, args);
   return bad("unknown command '" + cmd + "'");
 }
 

@@ -58,6 +58,11 @@ class ConfigService {
   Result<uint32_t> grow_thin_vdisk(const std::string& name, uint32_t id, uint32_t needed,
                                    uint32_t wanted);
   uint64_t version() const { return config_.version; }
+  // An internal step of a point-in-time copy (config_fcmap.cpp), committed
+  // by the node that executes its source: true if it was still due.
+  enum class FcStep { prepared, started, copied, lost };
+  Result<bool> fcmap_step(FcStep step, uint32_t id, uint64_t start_seq, uint32_t node,
+                          const std::string& why);
 
  private:
   explicit ConfigService(std::string data_dir)
@@ -90,6 +95,12 @@ class ConfigService {
   Result<nlohmann::json> iogrp_create(const nlohmann::json& args);
   Result<nlohmann::json> iogrp_list();
   Result<nlohmann::json> iogrp_delete(const nlohmann::json& args);
+  // Point-in-time copy mappings (config_fcmap.cpp).
+  Result<nlohmann::json> fcmap_create(const nlohmann::json& args);
+  Result<nlohmann::json> fcmap_list();
+  Result<nlohmann::json> fcmap_show(const nlohmann::json& args);
+  Result<nlohmann::json> fcmap_change(const std::string& cmd, const nlohmann::json& args);
+  nlohmann::json describe_fcmap(const FcMapConfig& f) const;
   // Zeroes new extents (they may hold a deleted vdisk's data) before a host
   // can read them.
   Status zero_extents(uint64_t extent_bytes, const std::vector<ExtentLoc>& extents);

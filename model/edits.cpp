@@ -6,6 +6,7 @@
 #include <map>
 
 #include "model/extent_allocator.hpp"
+#include "model/fc_edits.hpp"
 #include "model/thin_geometry.hpp"
 #include "util/size.hpp"
 
@@ -213,6 +214,8 @@ Result<Expansion> expand_vdisk(ClusterModel& model, const std::string& name, uin
   VdiskConfig* v = model.find_vdisk(name);
   if (!v) return bad("no vdisk '" + name + "'");
   if (size_bytes % 512 != 0) return bad("vdisk size must be a multiple of 512 bytes");
+  if (std::string why = fcmap_blocks_delete(model, v->id); !why.empty() && size_bytes != v->size_bytes)
+    return bad("vdisk '" + name + "' cannot change size: " + why);
   if (size_bytes < v->size_bytes)
     return bad("vdisk '" + name + "' is " + format_size(v->size_bytes) +
                "; shrinking would destroy data and is not supported");
@@ -310,6 +313,8 @@ Result<VdiskConfig> set_read_only(ClusterModel& model, const std::string& name,
 Status delete_vdisk(ClusterModel& model, const std::string& name) {
   VdiskConfig* v = model.find_vdisk(name);
   if (!v) return bad("no vdisk '" + name + "'");
+  if (std::string why = fcmap_blocks_delete(model, v->id); !why.empty())
+    return bad("vdisk '" + name + "' cannot be deleted: " + why);
   model.vdisks.erase(model.vdisks.begin() + (v - model.vdisks.data()));
   return ok_status();
 }
@@ -354,6 +359,9 @@ Result<VdiskConfig> move_vdisk(ClusterModel& model, const std::string& name,
   if (!placement.iogrp && !placement.node) return bad("vdisk move NAME --iogrp GROUP [--node N]");
   VdiskConfig* v = model.find_vdisk(name);
   if (!v) return bad("no vdisk '" + name + "'");
+  // A mapping's vdisks are executed by one node (model/fc_edits.hpp).
+  if (std::string why = fcmap_blocks_delete(model, v->id); !why.empty())
+    return make_error("vdisk '" + name + "' cannot move: " + why, EBUSY);
   Placement where = placement;
   if (!where.iogrp) {  // a new preferred node in its own group
     const IoGroupConfig* g = model.find_iogrp(v->iogrp_id);

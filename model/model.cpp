@@ -13,6 +13,19 @@ bool parse_policy(const std::string& text, ExtentPolicy& out) {
   return true;
 }
 
+const char* to_string(FcState state) {
+  switch (state) {
+    case FcState::idle_or_copied: return "idle_or_copied";
+    case FcState::preparing: return "preparing";
+    case FcState::prepared: return "prepared";
+    case FcState::starting: return "starting";
+    case FcState::copying: return "copying";
+    case FcState::stopped: return "stopped";
+    case FcState::suspended: return "suspended";
+  }
+  return "unknown";
+}
+
 namespace {
 template <class Vec, class Pred>
 auto* find_in(Vec& v, Pred pred) {
@@ -42,6 +55,12 @@ const PoolConfig* ClusterModel::find_pool(uint32_t i) const {
 }
 VdiskConfig* ClusterModel::find_vdisk(const std::string& n) {
   return find_in(vdisks, [&](auto& v) { return v.name == n; });
+}
+const VdiskConfig* ClusterModel::find_vdisk(uint32_t i) const {
+  return find_in(vdisks, [&](auto& v) { return v.id == i; });
+}
+FcMapConfig* ClusterModel::find_fcmap(const std::string& n) {
+  return find_in(fcmaps, [&](auto& f) { return f.name == n; });
 }
 IoGroupConfig* ClusterModel::find_iogrp(const std::string& n) {
   return find_in(iogrps, [&](auto& g) { return g.name == n; });

@@ -10,6 +10,8 @@
 
 #include <msgpack.hpp>
 
+#include "model/fc_state.hpp"
+
 namespace sve {
 
 enum class ExtentPolicy : uint8_t { striped = 0, sequential = 1 };
@@ -102,6 +104,35 @@ struct IoGroupConfig {
   MSGPACK_DEFINE_MAP(id, name, nodes, cache_epoch, solo, wb_epoch);
 };
 
+// A point-in-time copy mapping (SVC's FlashCopy mapping, docs/flashcopy.md):
+// once started, `target` reads as `source` was at that instant. Its state
+// and settings are cluster state; which grains are copied is not (it
+// changes on the I/O path and is kept by the node that executes the
+// source).
+
+struct FcMapConfig {
+  uint32_t id = 0;
+  std::string name;
+  uint32_t source = 0;  // vdisk ids
+  uint32_t target = 0;
+  uint32_t copy_rate = 50;   // 0: no background copy (a snapshot); 1..150, SVC's scale
+  uint32_t grain_bytes = 256 * 1024;
+  bool autodelete = false;   // deleted once copied
+  FcState state = FcState::idle_or_copied;
+  uint64_t start_seq = 0;    // starts so far: the node that keeps the copied
+                             // grains knows them for this start only
+  uint32_t started_by = 0;   // the node that executed the source when it started
+  std::string why;           // why it is stopped or suspended
+  MSGPACK_DEFINE_MAP(id, name, source, target, copy_rate, grain_bytes, autodelete, state,
+                     start_seq, started_by, why);
+  // The states in which the target is the point in time, not its own data.
+  bool active() const {
+    return state == FcState::copying || state == FcState::stopped || state == FcState::suspended;
+  }
+  // Any state but idle: its vdisks may not be deleted, moved or resized.
+  bool busy() const { return state != FcState::idle_or_copied; }
+};
+
 struct ClusterModel {
   uint64_t version = 0;     // bumped by every committed change
   std::string config_uuid;  // written into every mdisk label
@@ -110,7 +141,8 @@ struct ClusterModel {
   std::vector<PoolConfig> pools;
   std::vector<VdiskConfig> vdisks;
   std::vector<IoGroupConfig> iogrps;
-  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps);
+  std::vector<FcMapConfig> fcmaps;
+  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
@@ -121,6 +153,8 @@ struct ClusterModel {
   const IoGroupConfig* find_iogrp(uint32_t id) const;
   const MdiskConfig* find_mdisk(uint32_t id) const;
   const PoolConfig* find_pool(uint32_t id) const;
+  FcMapConfig* find_fcmap(const std::string& name);
+  const VdiskConfig* find_vdisk(uint32_t id) const;
 };
 
 // Extent slots an mdisk offers in a pool with this extent size.
@@ -131,3 +165,4 @@ inline uint32_t extent_slots(const MdiskConfig& mdisk, uint64_t extent_bytes) {
 }  // namespace sve
 
 MSGPACK_ADD_ENUM(sve::ExtentPolicy);
+MSGPACK_ADD_ENUM(sve::FcState);

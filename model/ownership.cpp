@@ -76,6 +76,40 @@ NodeCacheMode node_cache_mode(const ClusterModel& config, const RoutePolicy& pol
                               " is in no I/O group: it owns no vdisk"};
 }
 
+namespace {
+
+// Point-in-time copies (docs/flashcopy.md): from the prepare until the
+// start, the source is written through, so that its cache empties and
+// nothing written before the point in time is still above the copy facility
+// when it starts. The target is written through while it is prepared (its
+// dirty blocks go down), and not cached at all once it is clean (prepared)
+// until the mapping is idle again: the copy facility changes it below the
+// cache, and a block the cache kept from before would be stale.
+void cache_modes_for_copies(const ClusterModel& config, RouteTable& table) {
+  for (const FcMapConfig& f : config.fcmaps) {
+    if (f.state == FcState::idle_or_copied) continue;
+    bool source_through = f.state == FcState::preparing || f.state == FcState::prepared ||
+                          f.state == FcState::starting;
+    for (uint32_t id : {f.source, f.target}) {
+      auto it = table.vdisks.find(id);
+      if (it == table.vdisks.end()) continue;
+      VdiskRoute& r = it->second;
+      bool preparing = id == f.source ? source_through : f.state == FcState::preparing;
+      // The partner stays named: it still holds copies of the blocks not
+      // yet destaged, and is told to free them as they are.
+      if (preparing && r.mode == CacheMode::write_back) {
+        r.mode = CacheMode::write_through;
+        r.why = "fcmap " + f.name + " is " + to_string(f.state) + ": written through until it starts";
+      } else if (!preparing && id == f.target && r.mode != CacheMode::off) {
+        r.mode = CacheMode::off;
+        r.why = "the target of fcmap " + f.name + " (" + to_string(f.state) + "): not cached";
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
                                                const RoutePolicy& policy) {
   auto table = std::make_shared<RouteTable>();
@@ -155,6 +189,7 @@ std::shared_ptr<const RouteTable> build_routes(const ClusterModel& config,
     }
     table->vdisks[v.id] = std::move(r);
   }
+  cache_modes_for_copies(config, *table);
   return table;
 }
 

@@ -89,6 +89,22 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     }
     map->volumes.emplace(v.id, std::move(layout));
   }
+  for (const auto& f : config.fcmaps) {
+    const VolumeLayout* source = map->find(f.source);
+    if (!source) continue;
+    CopyLayout c;
+    c.id = f.id;
+    c.name = f.name;
+    c.source = f.source;
+    c.target = f.target;
+    c.size_bytes = source->size_bytes;
+    c.grain_bytes = f.grain_bytes;
+    c.copy_rate = f.copy_rate;
+    c.state = f.state;
+    c.start_seq = f.start_seq;
+    c.started_by = f.started_by;
+    map->copies.emplace(f.id, std::move(c));
+  }
   return map;
 }
 

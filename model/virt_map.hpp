@@ -11,6 +11,8 @@
 
 #include <boost/container/static_vector.hpp>
 
+#include "model/fc_state.hpp"
+
 namespace sve {
 
 struct ClusterModel;
@@ -43,8 +45,22 @@ struct VolumeLayout {
   }
 };
 
+// A point-in-time copy mapping as the data path sees it (FcMapConfig).
+struct CopyLayout {
+  uint32_t id = 0;
+  std::string name;
+  uint32_t source = 0, target = 0;  // vdisk ids
+  uint64_t size_bytes = 0;          // of both
+  uint32_t grain_bytes = 0;
+  uint32_t copy_rate = 0;
+  FcState state = FcState::idle_or_copied;
+  uint64_t start_seq = 0;
+  uint32_t started_by = 0;
+};
+
 struct VirtMap {
   std::unordered_map<uint32_t, VolumeLayout> volumes;
+  std::unordered_map<uint32_t, CopyLayout> copies;  // by mapping id
   const VolumeLayout* find(uint32_t id) const;
   const VolumeLayout* find(const std::string& name) const;
 };

@@ -62,6 +62,7 @@ std::string Node::Impl::route_admin(Node& node, const std::string& line) {
     }
   }
   if (cmd == "vdisk.show") return show_vdisk(line);
+  if (cmd == "fcmap.show" || cmd == "fcmap.list") return show_fcmaps(line, cmd == "fcmap.list");
   try {
     if (cmd == "vdisk.check" || cmd == "pool.check") return check_thin(request);
     if (cmd == "pool.list") return list_pools(line);

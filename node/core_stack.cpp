@@ -24,6 +24,9 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
   core.thin_facility = std::make_unique<ThinFacility>(*core.virt_facility, at, cores);
   core.thin = spawn_facility_actor(sys, at, *core.thin_facility);
+  core.flashcopy = std::make_unique<FlashCopyFacility>(*core.thin_facility, at, cores);
+  core.flashcopy_actor = spawn_facility_actor(sys, at, *core.flashcopy);
+  core.flashcopy_return = std::make_unique<ActorPort>(core.flashcopy_actor);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
   if (cache.data_channel) {
@@ -36,7 +39,7 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
     core.channel_link = std::make_unique<ChannelMirrorLink>(*core.channels, link);
     link = core.channel_link.get();
   }
-  core.cache = std::make_unique<CacheFacility>(*core.thin_facility, cache.blocks, core.nvram.get(),
+  core.cache = std::make_unique<CacheFacility>(*core.flashcopy, cache.blocks, core.nvram.get(),
                                                link, cache.self);
   if (core.channel_link) core.channel_link->bind(core.cache.get());
   core.cache->set_gate(cache.gate);
@@ -55,9 +58,25 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   return core;
 }
 
+void connect_core_stacks(std::vector<CoreStack>& cores) {
+  for (size_t i = 0; i < cores.size(); ++i) {
+    CoreStack& me = cores[i];
+    std::vector<IoServer*> copy_of(cores.size(), nullptr), lower_of(cores.size(), nullptr);
+    for (size_t j = 0; j < cores.size(); ++j) {
+      if (j == i) continue;
+      me.peer_ports.push_back(std::make_unique<ActorPort>(cores[j].flashcopy_actor));
+      copy_of[j] = me.peer_ports.back().get();
+      me.peer_ports.push_back(std::make_unique<ActorPort>(cores[j].thin));
+      lower_of[j] = me.peer_ports.back().get();
+    }
+    me.flashcopy->set_peers(std::move(copy_of), std::move(lower_of), me.flashcopy_return.get());
+  }
+}
+
 std::vector<std::pair<std::string, caf::actor>> CoreStack::actors() const {
   std::vector<std::pair<std::string, caf::actor>> out{
-      {"forward", forward_actor}, {"cache", cache_actor}, {"thin", thin}, {"virt", virt}};
+      {"forward", forward_actor}, {"cache", cache_actor}, {"flashcopy", flashcopy_actor},
+      {"thin", thin}, {"virt", virt}};
   if (faults_actor) out.emplace_back("faults", faults_actor);
   out.emplace_back("backend", backend);
   return out;

@@ -1,8 +1,8 @@
 #pragma once
 // The facility stack of one core, top to bottom. This is the one place that
 // decides the order: front end -> forward (to the vdisk's owner node) ->
-// cache -> virtualization -> [mdisk faults] -> back end. Later facilities
-// (remote copy, point-in-time copy) are inserted here.
+// cache -> point-in-time copy -> thin -> virtualization -> [mdisk faults] ->
+// back end. Later facilities (remote copy) are inserted here.
 // Every facility of the stack lives on the core: a request goes down it by
 // direct calls through the facility interface, and completions come back
 // up the same way (those that happen inside a submit wait for the
@@ -20,6 +20,7 @@
 #include "backend/fault_facility.hpp"
 #include "cache/cache_facility.hpp"
 #include "cache/channel_link.hpp"
+#include "flashcopy/flashcopy_facility.hpp"
 #include "io/channel/peer_channels.hpp"
 #include "io/interconnect/channel_forwarder.hpp"
 #include "io/interconnect/forward_facility.hpp"
@@ -41,6 +42,10 @@ struct CoreStack {
   caf::actor virt;
   std::unique_ptr<ThinFacility> thin_facility;  // between the cache and virt
   caf::actor thin;
+  std::unique_ptr<FlashCopyFacility> flashcopy;  // between the cache and thin
+  caf::actor flashcopy_actor;
+  std::unique_ptr<ActorPort> flashcopy_return;   // completions from other cores
+  std::vector<std::unique_ptr<ActorPort>> peer_ports;  // other cores' facilities
   std::unique_ptr<CacheFacility> cache;  // used only on the core's thread
   std::unique_ptr<Nvram> nvram;
   std::unique_ptr<MirrorLink> mirror;  // through the interconnect actor
@@ -82,5 +87,9 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
                            IoServer* interconnect,
                            std::shared_ptr<const MdiskFaults> mdisk_faults = nullptr,
                            unsigned cores = 1);
+
+// Once every core's stack is built: each core's point-in-time copy facility
+// reaches the others' (and the thin layer under each) through ports.
+void connect_core_stacks(std::vector<CoreStack>& cores);
 
 }  // namespace sve

@@ -157,6 +157,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                                        m.interconnect_port.get(),
                                        options.enable_chaos ? m.mdisk_faults : nullptr, cores));
   }
+  connect_core_stacks(m.cores);
   m.channels_ready = true;
   if (options.cluster) {
     std::vector<caf::actor> cache_actors;
@@ -234,6 +235,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   }
   if (options.cluster && m.cache_blocks) m.controller = m.spawn_controller();
   m.thin_controller = m.spawn_thin_controller();
+  m.copy_controller = m.spawn_copy_controller();
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
@@ -297,7 +299,7 @@ void Node::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
-  for (caf::actor* controller : {&m.controller, &m.thin_controller})
+  for (caf::actor* controller : {&m.controller, &m.thin_controller, &m.copy_controller})
     if (*controller) {
       caf::anon_send_exit(*controller, caf::exit_reason::user_shutdown);
       *controller = caf::actor{};

@@ -12,6 +12,8 @@
 #include <memory>
 #include <stdexcept>
 #include <functional>
+#include <map>
+#include <tuple>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -90,6 +92,14 @@ struct Node::Impl {
   caf::actor spawn_thin_controller();
   void grow_thin(ThinFacility* thin, const caf::actor& on,
                  const std::vector<GrowthRequest>& wants);
+  // The copy controller (flashcopy_controller.cpp): commits the steps of
+  // point-in-time copies whose sources this node executes, as its cores
+  // report them; and what `fcmap show` / `fcmap list` add from them.
+  caf::actor copy_controller;
+  caf::actor spawn_copy_controller();
+  void copy_events(unsigned core, const std::vector<CopyEvent>& events);
+  std::map<std::tuple<uint32_t, int, uint64_t>, std::set<unsigned>> copy_reports;
+  std::string show_fcmaps(const std::string& line, bool list);
   // `vdisk check` / `pool check`, and what `vdisk show` / `pool list` add
   // from the data path (thin_controller.cpp).
   std::string check_thin(const nlohmann::json& request);

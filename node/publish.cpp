@@ -20,7 +20,7 @@ void Node::Impl::publish() {
       caf::anon_send(core.backend, attach_atom::value, id, BlockDevicePtr(dev));
     for (uint32_t id : published_devices)
       if (!devices.count(id)) caf::anon_send(core.backend, detach_atom::value, id);
-    for (const caf::actor& facility : {core.virt, core.thin, core.cache_actor})
+    for (const caf::actor& facility : {core.virt, core.flashcopy_actor, core.thin, core.cache_actor})
       caf::anon_send(facility, view_atom::value, FacilityView{map, nullptr});
   }
   published_devices.clear();
@@ -67,7 +67,8 @@ void Node::Impl::publish_routes() {
   this->policy = policy;
   RoutesPtr routes = build_routes(routed_config, policy);
   for (auto& core : cores) {
-    for (const caf::actor& facility : {core.cache_actor, core.thin, core.forward_actor})
+    for (const caf::actor& facility :
+         {core.cache_actor, core.flashcopy_actor, core.thin, core.forward_actor})
       caf::anon_send(facility, view_atom::value, FacilityView{nullptr, routes});
   }
   if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);

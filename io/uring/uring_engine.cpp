@@ -62,6 +62,7 @@ Status UringEngine::register_buffers(const iovec& region) {
     return ok_status();
   }
   buffers_registered_ = true;
+  region_ = region;
   return ok_status();
 }
 

@@ -52,6 +52,13 @@ class UringEngine final {
   // Registers `region` as fixed buffer 0. Once, before any I/O.
   Status register_buffers(const iovec& region);
   bool buffers_registered() const { return buffers_registered_; }
+  // Whether [p, p + length) lies in this ring's registered region (a buffer
+  // of another core's pool does not: it goes as ordinary memory).
+  bool registered(const void* p, size_t length) const {
+    auto* a = static_cast<const char*>(p);
+    auto* base = static_cast<const char*>(region_.iov_base);
+    return buffers_registered_ && a >= base && a + length <= base + region_.iov_len;
+  }
 
   // An SQE whose completion goes to `handler`; the caller fills it in.
   io_uring_sqe* sqe_for(RingHandler* handler);
@@ -81,6 +88,7 @@ class UringEngine final {
   io_uring ring_{};
   bool ring_ready_ = false;
   bool buffers_registered_ = false;
+  iovec region_{};
   UniqueFd wake_fd_;
   uint64_t wake_value_ = 0;
   std::atomic<bool> wake_pending_{false};

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "model/edits.hpp"
+#include "model/fc_edits.hpp"
 #include "model/virt_map.hpp"
 #include "model/extent_allocator.hpp"
 
@@ -284,4 +285,83 @@ TEST_CASE("thin vdisks: over-allocated, real capacity from rsize, grown from the
   CHECK(m.find_vdisk("t")->warning_pct == 50);
   CHECK_FALSE(m.find_vdisk("t")->autoexpand);
   CHECK_FALSE(set_thin(m, "t", 101, std::nullopt));
+}
+
+TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("s", 2 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("t", 2 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("u", 2 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("small", 1 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("far", 2 << 20, "b"), kAllOnline));
+  auto map = [&](std::string s, std::string t, uint32_t grain = 256 * 1024) {
+    NewFcMap f;
+    f.source = std::move(s);
+    f.target = std::move(t);
+    f.grain_bytes = grain;
+    return create_fcmap(m, f);
+  };
+  CHECK_FALSE(map("s", "small"));  // sizes differ
+  CHECK_FALSE(map("s", "s"));
+  CHECK_FALSE(map("s", "far"));    // another I/O group
+  CHECK_FALSE(map("s", "t", 128 * 1024));
+  auto f = map("s", "t");
+  REQUIRE(f);
+  CHECK(f.value().name == "fcmap" + std::to_string(f.value().id));
+  CHECK_FALSE(map("u", "t"));      // t is a target already
+  CHECK_FALSE(map("t", "u"));      // a cascade
+  CHECK_FALSE(map("u", "s"));      // a restore
+  REQUIRE(map("s", "u"));          // a second target of s
+  std::string name = f.value().name;
+  uint32_t id = f.value().id;
+
+  // The targets moved to the source's preferred node (one node executes a
+  // mapping), handed over as by vdisk move; prepared once that is done.
+  for (const char* target : {"t", "u"})
+    CHECK(m.find_vdisk(target)->preferred_node == m.find_vdisk("s")->preferred_node);
+  bool moved = m.find_vdisk("t")->handover_from || m.find_vdisk("u")->handover_from;
+  if (moved) CHECK_FALSE(prepare_fcmap(m, name));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  CHECK_FALSE(delete_vdisk(m, "s"));
+  CHECK_FALSE(start_fcmap(m, name));  // not prepared
+  REQUIRE(prepare_fcmap(m, name));
+  CHECK(fcmap_blocks_change(m, m.find_vdisk("t")->id).find(name) != std::string::npos);
+  CHECK_FALSE(move_vdisk(m, "t", Placement{std::string("a"), 1}));
+  CHECK_FALSE(expand_vdisk(m, "s", 4 << 20, false));
+  REQUIRE(fcmap_prepared(m, id));
+  auto st = start_fcmap(m, name);
+  REQUIRE(st);
+  CHECK(st.value().state == FcState::starting);
+  uint64_t seq = st.value().start_seq;
+  CHECK_FALSE(fcmap_started(m, id, seq + 1, 1).value());  // another start's
+  CHECK(fcmap_started(m, id, seq, 1).value());
+  CHECK(m.find_fcmap(name)->state == FcState::copying);
+  CHECK(m.find_fcmap(name)->started_by == 1);
+  CHECK_FALSE(delete_fcmap(m, name, false));  // copying: --force
+  REQUIRE(stop_fcmap(m, name));
+  CHECK(m.find_fcmap(name)->state == FcState::stopped);
+  CHECK_FALSE(fcmap_copied(m, id, seq).value());  // stopped meanwhile
+  // Started again: copied, then deleted by autodelete.
+  REQUIRE(prepare_fcmap(m, name));
+  REQUIRE(fcmap_prepared(m, id));
+  REQUIRE(start_fcmap(m, name));
+  seq = m.find_fcmap(name)->start_seq;
+  REQUIRE(fcmap_started(m, id, seq, 1).value());
+  CHECK(suspend_fcmap(m, id, seq, "lost").value());
+  CHECK(m.find_fcmap(name)->state == FcState::suspended);
+  REQUIRE(prepare_fcmap(m, name));
+  REQUIRE(fcmap_prepared(m, id));
+  REQUIRE(start_fcmap(m, name));
+  seq = m.find_fcmap(name)->start_seq;
+  REQUIRE(fcmap_started(m, id, seq, 1).value());
+  REQUIRE(set_fcmap(m, name, 100, true));
+  CHECK(fcmap_copied(m, id, seq).value());
+  CHECK(m.find_fcmap(name) == nullptr);
+
+  CHECK(copy_rate_bytes(0) == 0);
+  CHECK(copy_rate_bytes(1) == 128 * 1024);
+  CHECK(copy_rate_bytes(50) == 2 << 20);
+  CHECK(copy_rate_bytes(51) == 4 << 20);
+  CHECK(copy_rate_bytes(100) == 64 << 20);
+  CHECK(copy_rate_bytes(150) == 2ull << 30);
 }

@@ -218,3 +218,35 @@ TEST_CASE("back to writing back: the solo node hands the other's vdisks back", "
   REQUIRE(finish_handover(c, 1, 2));
   CHECK(build_routes(c, p)->local(1));
 }
+
+TEST_CASE("a point-in-time copy writes its source through until it starts, and never caches "
+          "its target while it copies", "[ownership]") {
+  ClusterModel c = model();
+  VdiskConfig t;
+  t.id = 4;
+  t.name = "t";
+  t.iogrp_id = 10;
+  t.preferred_node = 1;
+  c.vdisks.push_back(t);
+  FcMapConfig f;
+  f.id = 9;
+  f.name = "m";
+  f.source = 1;
+  f.target = 4;
+  c.fcmaps.push_back(f);
+  auto modes = [&](FcState state) {
+    c.fcmaps[0].state = state;
+    auto r = routes(c, 1, {1, 2});
+    // The partner stays named: it holds copies of what is not destaged yet.
+    CHECK(r->find(1)->partner == 2);
+    return std::make_pair(r->find(1)->mode, r->find(4)->mode);
+  };
+  using M = CacheMode;
+  CHECK(modes(FcState::idle_or_copied) == std::make_pair(M::write_back, M::write_back));
+  CHECK(modes(FcState::preparing) == std::make_pair(M::write_through, M::write_through));
+  CHECK(modes(FcState::prepared) == std::make_pair(M::write_through, M::off));
+  CHECK(modes(FcState::starting) == std::make_pair(M::write_through, M::off));
+  CHECK(modes(FcState::copying) == std::make_pair(M::write_back, M::off));
+  CHECK(modes(FcState::stopped) == std::make_pair(M::write_back, M::off));
+  CHECK(modes(FcState::suspended) == std::make_pair(M::write_back, M::off));
+}

@@ -166,6 +166,29 @@ class CommandLine {
     verb(iogrp, "list", "list the I/O groups");
     named(verb(iogrp, "delete", "delete an I/O group that serves no vdisk"));
 
+    // Point-in-time copies, with SVC's FlashCopy names (docs/flashcopy.md).
+    auto* fcmap = noun("fcmap", "point-in-time copy mappings (FlashCopy)");
+    auto* fcreate = verb(fcmap, "create", "map a source vdisk onto a target of the same size");
+    flag_text(fcreate, "--source", "source", "the vdisk copied", true);
+    flag_text(fcreate, "--target", "target", "the vdisk that becomes its point in time", true);
+    flag_text(fcreate, "--name", "name", "its name (default fcmapN)");
+    copy_settings(fcreate);
+    flag_size(fcreate, "--grain", "grain", "64K or 256K (default 256K)");
+    verb(fcmap, "list", "list the mappings, their states and progress");
+    named(verb(fcmap, "show", "a mapping, its state and progress"));
+    named(verb(fcmap, "prepare", "empty the caches of source and target, ready to start"));
+    named(verb(fcmap, "start", "make the point in time of a prepared mapping"));
+    named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)"));
+    auto* fdelete = verb(fcmap, "delete", "delete a mapping");
+    named(fdelete);
+    fdelete->add_flag("--force", force_, "even while it copies (the target is left part copied)");
+    on(fdelete, [this] {
+      if (force_) r_["force"] = true;
+    });
+    auto* fset = verb(fcmap, "set", "change a mapping's copy rate or autodelete");
+    named(fset);
+    copy_settings(fset);
+
     auto* node = noun("node", "this node, and the cluster's nodes");
     verb(node, "show", "this node's cache: size, dirty bytes, mode and why");
     verb(node, "stats", "the data path per core: scheduler, ring, buffer and request pools");
@@ -322,6 +345,20 @@ class CommandLine {
       if (autoexpand_ || no_autoexpand_) r_["autoexpand"] = autoexpand_;
     });
   }
+  // --copyrate N and --autodelete / --no-autodelete of a mapping.
+  void copy_settings(CLI::App* verb) {
+    verb->add_option("--copyrate", copy_rate_,
+                     "background copy rate 0..150 (0: none, a snapshot; 50: 2 MiB/s, each 10 "
+                     "more doubles it; default 50)")
+        ->check(CLI::Range(0, 150));
+    auto* on_flag = verb->add_flag("--autodelete", autodelete_, "delete it once copied");
+    auto* off_flag = verb->add_flag("--no-autodelete", no_autodelete_, "keep it once copied");
+    on_flag->excludes(off_flag);
+    on(verb, [this, verb] {
+      if (verb->count("--copyrate")) r_["copy_rate"] = copy_rate_;
+      if (autodelete_ || no_autodelete_) r_["autodelete"] = autodelete_;
+    });
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -341,6 +378,8 @@ class CommandLine {
   std::vector<std::string> mdisks_, nodes_;
   bool read_only_ = false, read_write_ = false;
   bool thin_ = false, autoexpand_ = false, no_autoexpand_ = false;
+  bool autodelete_ = false, no_autodelete_ = false, force_ = false;
+  uint32_t copy_rate_ = 50;
   std::string rsize_, warning_;
   std::string id_, node_, rate_;
   uint64_t seed_ = 1;

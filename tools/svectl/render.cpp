@@ -93,6 +93,24 @@ void render_result(const std::string& command, const json& result) {
   } else if (command == "vdisk.list") {
     table(result, {"name", "size", "thin", "real_capacity", "pool", "policy", "iogrp",
                    "preferred_node", "status"});
+  } else if (command == "fcmap.list") {
+    json rows = result;
+    for (auto& r : rows)
+      if (r.contains("progress") && r["progress"].contains("percent"))
+        r["progress_pct"] = std::to_string(r["progress"]["percent"].get<uint64_t>()) + "%";
+    table(rows, {"name", "source", "target", "state", "progress_pct", "copy_rate", "grain_size"});
+  } else if (command.rfind("fcmap.", 0) == 0 && result.contains("state")) {
+    std::cout << "fcmap " << cell(result, "name") << ": " << cell(result, "source") << " -> "
+              << cell(result, "target") << ", " << cell(result, "state");
+    if (result.contains("progress") && result["progress"].contains("percent"))
+      std::cout << ", " << result["progress"]["percent"].get<uint64_t>() << "% copied";
+    std::cout << "\ncopy rate " << cell(result, "copy_rate") << " ("
+              << format_size(result.value("copy_rate_bytes", uint64_t{0})) << "/s), grain "
+              << cell(result, "grain_size") << (result.value("autodelete", false) ? ", autodelete" : "")
+              << "\n";
+    if (!cell(result, "why").empty()) std::cout << "why: " << cell(result, "why") << "\n";
+    if (result.contains("progress") && result["progress"].contains("why"))
+      std::cout << "progress unknown: " << result["progress"]["why"].get<std::string>() << "\n";
   } else if (command == "iogrp.list") {
     table(result, {"name", "id", "nodes", "vdisks"});
   } else if (command == "node.list") {

@@ -1,0 +1,149 @@
+// Point-in-time copy mappings (docs/flashcopy.md): the admin commands and
+// the steps the node that executes a source commits as the copy goes on.
+#include <spdlog/spdlog.h>
+
+#include "cluster/config_args.hpp"
+#include "cluster/config_service.hpp"
+#include "model/fc_edits.hpp"
+
+namespace sve {
+
+using nlohmann::json;
+using namespace config_args;
+
+namespace {
+
+std::string vdisk_name(const ClusterModel& model, uint32_t id) {
+  const VdiskConfig* v = model.find_vdisk(id);
+  return v ? v->name : "?";
+}
+
+}  // namespace
+
+json ConfigService::describe_fcmap(const FcMapConfig& f) const {
+  return {{"name", f.name},
+          {"id", f.id},
+          {"source", vdisk_name(config_, f.source)},
+          {"target", vdisk_name(config_, f.target)},
+          {"state", to_string(f.state)},
+          {"copy_rate", f.copy_rate},
+          {"copy_rate_bytes", copy_rate_bytes(f.copy_rate)},
+          {"grain_size", f.grain_bytes},
+          {"autodelete", f.autodelete},
+          {"starts", f.start_seq},
+          {"why", f.why}};
+}
+
+Result<json> ConfigService::fcmap_create(const json& args) {
+  NewFcMap want;
+  if (args.contains("name")) {
+    auto name = get_name(args, "name");
+    if (!name) return name.error();
+    want.name = name.value();
+  }
+  auto source = get_name(args, "source");
+  if (!source) return source.error();
+  auto target = get_name(args, "target");
+  if (!target) return target.error();
+  want.source = source.value();
+  want.target = target.value();
+  if (args.contains("copy_rate")) want.copy_rate = args["copy_rate"].get<uint32_t>();
+  if (args.contains("grain")) {
+    auto grain = get_size(args, "grain");
+    if (!grain) return grain.error();
+    if (grain.value() != 64 * 1024 && grain.value() != 256 * 1024)
+      return bad("grain must be 64K or 256K");
+    want.grain_bytes = static_cast<uint32_t>(grain.value());
+  }
+  if (args.contains("autodelete")) want.autodelete = args["autodelete"].get<bool>();
+  FcMapConfig made;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    auto f = create_fcmap(next, want);
+    if (!f) return f.error();
+    made = f.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  return describe_fcmap(made);
+}
+
+Result<json> ConfigService::fcmap_list() {
+  json out = json::array();
+  for (const auto& f : config_.fcmaps) out.push_back(describe_fcmap(f));
+  return out;
+}
+
+Result<json> ConfigService::fcmap_show(const json& args) {
+  auto name = get_name(args, "name");
+  if (!name) return name.error();
+  for (const auto& f : config_.fcmaps)
+    if (f.name == name.value()) return describe_fcmap(f);
+  return bad("no fcmap '" + name.value() + "'");
+}
+
+// prepare, start, stop, delete, set: one edit each.
+Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& args) {
+  auto name = get_name(args, "name");
+  if (!name) return name.error();
+  std::optional<FcMapConfig> after;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    Result<FcMapConfig> r = make_error("unknown command", EINVAL);
+    if (cmd == "fcmap.prepare") r = prepare_fcmap(next, name.value());
+    else if (cmd == "fcmap.start") r = start_fcmap(next, name.value());
+    else if (cmd == "fcmap.stop") r = stop_fcmap(next, name.value());
+    else if (cmd == "fcmap.set") {
+      std::optional<uint32_t> rate;
+      std::optional<bool> autodelete;
+      if (args.contains("copy_rate")) rate = args["copy_rate"].get<uint32_t>();
+      if (args.contains("autodelete")) autodelete = args["autodelete"].get<bool>();
+      if (!rate && !autodelete) return bad("say what to set: --copyrate N or --autodelete/--no-autodelete");
+      r = set_fcmap(next, name.value(), rate, autodelete);
+    } else if (cmd == "fcmap.delete") {
+      after.reset();
+      return delete_fcmap(next, name.value(), args.value("force", false));
+    }
+    if (!r) return r.error();
+    after = r.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  if (!after) return json{{"deleted", name.value()}};
+  spdlog::info("fcmap {}: {}", after->name, to_string(after->state));
+  return describe_fcmap(*after);
+}
+
+Result<bool> ConfigService::fcmap_step(FcStep step, uint32_t id, uint64_t start_seq,
+                                       uint32_t node, const std::string& why) {
+  bool done = false;
+  std::string name;
+  for (const auto& f : config_.fcmaps)
+    if (f.id == id) name = f.name;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    Result<bool> r = false;
+    switch (step) {
+      case FcStep::prepared: {
+        auto p = fcmap_prepared(next, id);
+        r = bool(p);
+        break;
+      }
+      case FcStep::started: r = fcmap_started(next, id, start_seq, node); break;
+      case FcStep::copied: r = fcmap_copied(next, id, start_seq); break;
+      case FcStep::lost: r = suspend_fcmap(next, id, start_seq, why); break;
+    }
+    if (!r) return r.error();
+    done = r.value();
+    return ok_status();
+  });
+  if (!st) return st.error();
+  if (done) {
+    switch (step) {
+      case FcStep::prepared: spdlog::info("fcmap {}: prepared", name); break;
+      case FcStep::started: spdlog::info("event: fcmap {} started (point in time {})", name, start_seq); break;
+      case FcStep::copied: spdlog::info("event: fcmap {} copied", name); break;
+      case FcStep::lost: spdlog::warn("event: fcmap {} suspended: {}", name, why); break;
+    }
+  }
+  return done;
+}
+
+}  // namespace sve

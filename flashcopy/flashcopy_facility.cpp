@@ -1,0 +1,267 @@
+#include "flashcopy/flashcopy_facility.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+
+#include "flashcopy/flashcopy_map.hpp"
+#include "model/ownership.hpp"
+
+namespace sve {
+
+FlashCopyFacility::FlashCopyFacility(IoServer& lower, unsigned core, unsigned cores)
+    : lower_(lower), core_(core), cores_(cores ? cores : 1) {}
+
+FlashCopyFacility::~FlashCopyFacility() = default;
+
+void FlashCopyFacility::set_peers(std::vector<IoServer*> copy_of_core,
+                                  std::vector<IoServer*> lower_of_core, IoClient* return_port) {
+  copy_of_core_ = std::move(copy_of_core);
+  lower_of_core_ = std::move(lower_of_core);
+  return_port_ = return_port;
+}
+
+bool FlashCopyFacility::local(uint32_t vdisk) const {
+  if (!routes_) return true;
+  if (!routes_->serving) return false;
+  return routes_->find(vdisk) && routes_->local(vdisk);
+}
+
+IoServer& FlashCopyFacility::lower_for(uint32_t vdisk) {
+  unsigned c = core_of(vdisk);
+  if (c == core_ || c >= lower_of_core_.size() || !lower_of_core_[c]) return lower_;
+  return *lower_of_core_[c];
+}
+
+IoClient* FlashCopyFacility::client_for(uint32_t vdisk) {
+  return &lower_for(vdisk) == &lower_ ? static_cast<IoClient*>(this) : return_port_;
+}
+
+bool FlashCopyFacility::writes(const IoRequest& r) const {
+  return r.op == IoOp::write || r.op == IoOp::trim || r.op == IoOp::write_zeroes;
+}
+
+// ---- the view -----------------------------------------------------------------
+
+void FlashCopyFacility::set_view(const FacilityView& view) {
+  if (view.map) map_ = view.map;
+  if (view.routes) routes_ = view.routes;
+  any_ = false;
+  mapped_.clear();
+  source_of_.clear();
+  maps_of_source_.clear();
+  std::unordered_set<uint32_t> paused_vdisks, copying_here;
+  bool serving = !routes_ || routes_->serving;
+  if (map_) {
+    for (const auto& [id, c] : map_->copies) {
+      // Writes to a mapped vdisk are counted from the mapping's creation
+      // on, so that a start (several commits later) finds every write that
+      // is below.
+      any_ = true;
+      mapped_.insert(c.source);
+      mapped_.insert(c.target);
+      if (c.state == FcState::idle_or_copied) continue;
+      source_of_[c.target] = id;
+      bool ours = serving && local(c.source);
+      if (c.state == FcState::starting && ours) {
+        // This facility holds the start's writes from now until the point
+        // in time is committed: it may keep the bitmap of this start.
+        paused_vdisks.insert(c.source);
+        paused_vdisks.insert(c.target);
+        paused_for_[id] = c.start_seq;
+      } else if (c.state == FcState::starting) {
+        paused_vdisks.insert(c.source);
+        paused_vdisks.insert(c.target);
+      }
+      if (!ours) paused_for_.erase(id);  // another node may execute it meanwhile
+      if (c.state != FcState::starting && c.state != FcState::copying) paused_for_.erase(id);
+      if (c.state != FcState::copying || core_of(c.source) != core_ || !ours) continue;
+      copying_here.insert(id);
+      auto it = maps_.find(id);
+      if (it != maps_.end() && it->second->layout.start_seq == c.start_seq) {
+        it->second->layout.copy_rate = c.copy_rate;
+      } else {
+        if (it != maps_.end()) drop_map(id);
+        auto m = std::make_unique<Map>();
+        m->layout = c;
+        m->incarnation = next_incarnation_++;
+        m->grains = c.grain_bytes ? (c.size_bytes + c.grain_bytes - 1) / c.grain_bytes : 0;
+        m->bits.assign((m->grains + 63) / 64, 0);
+        auto p = paused_for_.find(id);
+        m->known = p != paused_for_.end() && p->second == c.start_seq;
+        if (!m->known)
+          m->why = "which grains were copied was kept in the memory of the node that executed "
+                   "the source when it started (node " + std::to_string(c.started_by) +
+                   "); this I/O process did not start it (persistent bitmaps are not built yet)";
+        maps_[id] = std::move(m);
+      }
+    }
+  }
+  std::vector<uint32_t> gone;
+  for (const auto& [id, m] : maps_)
+    if (!copying_here.count(id)) gone.push_back(id);
+  for (uint32_t id : gone) drop_map(id);
+  for (uint32_t id : copying_here) maps_of_source_[maps_[id]->layout.source].push_back(id);
+  paused_vdisks_.swap(paused_vdisks);
+  resume_paused();
+}
+
+void FlashCopyFacility::drop_map(uint32_t id) {
+  auto it = maps_.find(id);
+  if (it == maps_.end()) return;
+  std::unique_ptr<Map> m = std::move(it->second);
+  maps_.erase(it);
+  // Requests waiting on its grains go where the new state says; its steps
+  // still below find it gone (by incarnation) and stop there.
+  for (auto& [g, waiting] : m->changing)
+    for (auto& r : waiting) paused_.push_back(std::move(r));
+}
+
+void FlashCopyFacility::resume_paused() {
+  std::deque<IoRequestPtr> again;
+  again.swap(paused_);
+  for (auto& r : again) route(std::move(r));
+}
+
+FlashCopyFacility::Map* FlashCopyFacility::find_map(uint32_t id, uint64_t incarnation) {
+  auto it = maps_.find(id);
+  if (it == maps_.end() || it->second->incarnation != incarnation) return nullptr;
+  return it->second.get();
+}
+
+// ---- requests -----------------------------------------------------------------
+
+void FlashCopyFacility::submit(IoRequestPtr request) {
+  if (!any_ || !mapped_.count(request->volume)) {  // no mapping: one test (or two)
+    lower_.submit(std::move(request));
+    return;
+  }
+  ++stats_.requests;
+  route(std::move(request));
+}
+
+void FlashCopyFacility::route(IoRequestPtr request) {
+  uint32_t v = request->volume;
+  if (auto t = source_of_.find(v); t != source_of_.end() && map_) {
+    const CopyLayout& c = map_->copies.at(t->second);
+    if (c.state == FcState::stopped || c.state == FcState::suspended) {
+      if (request->op == IoOp::flush) return lower_.submit(std::move(request));
+      return complete(std::move(request), EIO);  // the target is offline
+    }
+    if (c.state == FcState::copying) {
+      if (request->op == IoOp::flush) return lower_.submit(std::move(request));
+      if (request->op == IoOp::block_status) {
+        // Its holes are not where its thin layer says: all data.
+        put_all_data(*request);
+        return complete(std::move(request), 0);
+      }
+      unsigned home = core_of(c.source);
+      if (home != core_ && home < copy_of_core_.size() && copy_of_core_[home]) {
+        request->intercept(return_port_, kFcHome);
+        copy_of_core_[home]->submit(std::move(request));
+        return;
+      }
+      auto it = maps_.find(c.id);
+      if (it == maps_.end()) return complete(std::move(request), EIO);
+      return run_target(*it->second, std::move(request));
+    }
+  }
+  if (writes(*request)) {
+    if (paused_vdisks_.count(v)) {  // a mapping is starting: until its point in time
+      ++stats_.paused;
+      paused_.push_back(std::move(request));
+      return;
+    }
+    if (maps_of_source_.count(v)) return run_source(std::move(request));
+  }
+  pass(std::move(request));
+}
+
+void FlashCopyFacility::pass(IoRequestPtr request) {
+  bool w = writes(*request);
+  uint32_t v = request->volume;
+  IoServer& below = lower_for(v);
+  if (!w && &below == &lower_) return lower_.submit(std::move(request));
+  if (w) ++writes_below_[v];
+  request->intercept(client_for(v), w ? kFcPassedWrite : kFcPassedRead);
+  below.submit(std::move(request));
+}
+
+void FlashCopyFacility::io_done(IoRequestPtr child) {
+  uint64_t tag = child->cookie & kFcTagMask;
+  if (tag == kFcPassedWrite || tag == kFcPassedRead || tag == kFcHome) {
+    child->restore();
+    if (tag == kFcPassedWrite) {
+      auto it = writes_below_.find(child->volume);
+      if (it != writes_below_.end() && --it->second == 0) writes_below_.erase(it);
+    }
+    int status = child->status;
+    complete(std::move(child), status);
+    return;
+  }
+  auto* step = reinterpret_cast<Step*>(child->cookie);
+  step->done(*this, *child);
+}
+
+// ---- what the node commits ---------------------------------------------------------
+
+std::vector<CopyEvent> FlashCopyFacility::events(
+    const std::function<bool(uint32_t)>& dirty) const {
+  std::vector<CopyEvent> out;
+  if (!map_ || (routes_ && !routes_->serving)) return out;
+  auto below = [&](uint32_t v) {
+    auto it = writes_below_.find(v);
+    return it == writes_below_.end() ? 0u : it->second;
+  };
+  for (const auto& [id, c] : map_->copies) {
+    bool here = core_of(c.source) == core_ || core_of(c.target) == core_;
+    if (!here || !local(c.source) || !local(c.target)) continue;
+    if (c.state == FcState::preparing) {
+      bool clean = true;
+      for (uint32_t v : {c.source, c.target})
+        if (core_of(v) == core_ && dirty(v)) clean = false;
+      if (clean) out.push_back({CopyEvent::Kind::clean, id, c.start_seq, {}});
+    } else if (c.state == FcState::starting) {
+      auto p = paused_for_.find(id);
+      if (p != paused_for_.end() && p->second == c.start_seq && below(c.source) == 0 &&
+          below(c.target) == 0)
+        out.push_back({CopyEvent::Kind::drained, id, c.start_seq, {}});
+    } else if (c.state == FcState::copying && core_of(c.source) == core_) {
+      auto it = maps_.find(id);
+      if (it == maps_.end()) continue;
+      const Map& m = *it->second;
+      if (!m.known)
+        out.push_back({CopyEvent::Kind::lost, id, c.start_seq, m.why});
+      else if (m.copied == m.grains)
+        out.push_back({CopyEvent::Kind::copied, id, c.start_seq, {}});
+    }
+  }
+  return out;
+}
+
+std::optional<CopyFigures> FlashCopyFacility::figures(uint32_t mapping) const {
+  auto it = maps_.find(mapping);
+  if (it == maps_.end()) return std::nullopt;
+  const Map& m = *it->second;
+  return CopyFigures{m.known, m.grains, m.copied, m.layout.start_seq, m.why};
+}
+
+nlohmann::json FlashCopyFacility::inspect() const {
+  nlohmann::json maps = nlohmann::json::object();
+  for (const auto& [id, m] : maps_)
+    maps[std::to_string(id)] = {{"known", m->known},       {"grains", m->grains},
+                                {"copied", m->copied},     {"copying", m->changing.size()},
+                                {"background", m->background}, {"start", m->layout.start_seq}};
+  return {{"requests", stats_.requests},
+          {"grain_copies", stats_.grain_copies},
+          {"background_copies", stats_.background_copies},
+          {"redirected_reads", stats_.redirected_reads},
+          {"waits", stats_.waits},
+          {"paused", stats_.paused},
+          {"paused_now", paused_.size()},
+          {"copy_errors", stats_.copy_errors},
+          {"bytes_copied", stats_.bytes_copied},
+          {"mappings", maps}};
+}
+
+}  // namespace sve

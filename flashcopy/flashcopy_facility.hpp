@@ -1,0 +1,162 @@
+#pragma once
+// The point-in-time copy facility (SVC's FlashCopy; docs/flashcopy.md):
+// between the cache and thin provisioning. Once a mapping is copying, its
+// target reads as its source was at the instant it started, while both stay
+// writable:
+//  - a write to a source grain not yet copied first copies the grain to the
+//    target (read from the source, written to the target), then goes on;
+//  - a target read of a grain not yet copied is read from the source;
+//  - a target write to a grain not yet copied first copies the grain;
+//  - the rest is copied in the background, at the mapping's copy rate.
+// A grain being copied holds back every request that touches it (in either
+// vdisk); a source write also waits for target reads of the grain that were
+// sent to the source before it was copied.
+//
+// The instant: while a mapping is `starting`, writes to its source and
+// target pause here and those already below drain; each core says so
+// (events()) and the node commits `copying`. This core then holds the
+// mapping's copied-grain bitmap, in memory: it is known only if this
+// facility paused the writes for this very start. A facility that finds a
+// copying mapping it did not start (the process restarted, another node
+// took the source over) reports it lost and the node suspends it: its
+// target goes offline, never silently wrong. Persisting the bitmaps, so
+// that a copy survives a failover, is still to come.
+//
+// A mapping's bitmap lives on the core of its source (vdisk id % cores):
+// target requests arriving on another core are sent there, and its target
+// I/O goes to the target's core, through ports that bring completions back
+// to the core they started from (set_peers).
+//
+// Not thread-safe: the core's thread runs everything.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "facility/facility.hpp"
+#include "model/virt_map.hpp"
+
+namespace sve {
+
+struct RouteTable;
+
+inline constexpr const char* kFlashCopyFacility = "flashcopy";
+
+struct FlashCopyStats {
+  uint64_t requests = 0;          // on vdisks in a mapping
+  uint64_t grain_copies = 0;      // for a write (source or target)
+  uint64_t background_copies = 0; // at the copy rate
+  uint64_t redirected_reads = 0;  // target read pieces served from the source
+  uint64_t waits = 0;             // requests that waited for a grain copy
+  uint64_t paused = 0;            // writes paused while a mapping started
+  uint64_t copy_errors = 0;
+  uint64_t bytes_copied = 0;
+};
+
+// What the node commits for a mapping (re-reported on every call until the
+// model changes).
+struct CopyEvent {
+  enum class Kind {
+    clean,    // preparing: this core's share of its vdisks has nothing dirty in cache
+    drained,  // starting: this core's writes to its vdisks are paused and drained
+    copied,   // copying: every grain is copied
+    lost,     // copying: what was copied is not known here (`why`)
+  };
+  Kind kind = Kind::clean;
+  uint32_t mapping = 0;
+  uint64_t start_seq = 0;
+  std::string why;
+};
+
+// A mapping's progress as its source's core knows it.
+struct CopyFigures {
+  bool known = false;  // the bitmap is this start's
+  uint64_t grains = 0;
+  uint64_t copied = 0;
+  uint64_t start_seq = 0;
+  std::string why;     // why it is not known
+};
+
+class FlashCopyFacility final : public Facility {
+ public:
+  // `core` of `cores`: a vdisk is served by core id % cores.
+  FlashCopyFacility(IoServer& lower, unsigned core = 0, unsigned cores = 1);
+  ~FlashCopyFacility() override;
+
+  // The other cores: their copy facilities and the facility under each
+  // (this core's entries are not used), and the port through which a
+  // completion on another core comes back to this one.
+  void set_peers(std::vector<IoServer*> copy_of_core, std::vector<IoServer*> lower_of_core,
+                 IoClient* return_port);
+
+  const char* kind() const override { return kFlashCopyFacility; }
+  void set_view(const FacilityView& view) override;
+  void submit(IoRequestPtr request) override;
+  void io_done(IoRequestPtr request) override;
+  uint64_t tick_ms() const override { return 50; }
+  void tick(uint64_t now_ms) override;
+  nlohmann::json inspect() const override;
+
+  // What the node should commit now. `dirty(vdisk)`: whether this core's
+  // cache still holds dirty blocks of a vdisk (or caches it write-back).
+  std::vector<CopyEvent> events(const std::function<bool(uint32_t)>& dirty) const;
+  std::optional<CopyFigures> figures(uint32_t mapping) const;
+  const FlashCopyStats& stats() const { return stats_; }
+
+  struct Map;
+  struct Step;
+  struct Job;
+
+ private:
+  friend struct FlashCopySteps;
+  bool local(uint32_t vdisk) const;
+  unsigned core_of(uint32_t vdisk) const { return vdisk % cores_; }
+  IoServer& lower_for(uint32_t vdisk);
+  // The port that brings a completion from `vdisk`'s core back here.
+  IoClient* client_for(uint32_t vdisk);
+  bool writes(const IoRequest& r) const;
+  // Where a request goes by the state of its vdisk's mapping.
+  void route(IoRequestPtr request);
+  void pass(IoRequestPtr request);
+  void run_source(IoRequestPtr request);
+  void run_target(Map& m, IoRequestPtr request);
+  void read_target(Map& m, IoRequestPtr request);
+  bool wait_for_grains(Map& m, IoRequest& request, IoRequestPtr& hold);
+  void copy_grain(Map& m, uint64_t grain, bool background);
+  void grain_copied(Map& m, uint64_t grain, int status);
+  void finish_grain(Map& m, uint64_t grain);
+  void lose(Map& m, std::string why);
+  void drop_map(uint32_t id);
+  void resume_paused();
+  void background(Map& m, uint64_t elapsed_ms);
+  Map* find_map(uint32_t id, uint64_t incarnation);
+
+  IoServer& lower_;
+  unsigned core_, cores_;
+  std::vector<IoServer*> copy_of_core_, lower_of_core_;
+  IoClient* return_port_ = nullptr;
+  std::shared_ptr<const VirtMap> map_;
+  std::shared_ptr<const RouteTable> routes_;
+  bool any_ = false;  // some mapping exists
+  std::unordered_set<uint32_t> mapped_;  // the vdisks of every mapping
+  // Vdisks in a mapping that is not idle: their writes are counted while
+  // below (a start waits for them), and routed by the mapping's state.
+  std::unordered_map<uint32_t, uint32_t> writes_below_;
+  std::unordered_map<uint32_t, uint32_t> source_of_;   // a target vdisk -> its mapping
+  std::unordered_map<uint32_t, std::vector<uint32_t>> maps_of_source_;  // copying, here
+  std::unordered_map<uint32_t, std::unique_ptr<Map>> maps_;  // copying, source on this core
+  // Starts this facility paused writes for: mapping -> start_seq.
+  std::unordered_map<uint32_t, uint64_t> paused_for_;
+  std::unordered_set<uint32_t> paused_vdisks_;  // of mappings starting
+  std::deque<IoRequestPtr> paused_;
+  uint64_t last_tick_ = 0;
+  uint64_t next_incarnation_ = 1;
+  FlashCopyStats stats_;
+};
+
+}  // namespace sve

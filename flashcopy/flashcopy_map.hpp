@@ -1,0 +1,63 @@
+#pragma once
+// flashcopy/ inside: a copying mapping as its source's core holds it (Map),
+// a host read cut into pieces (Job), and what a request sent below answers
+// to (Step). Private to flashcopy/.
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "flashcopy/flashcopy_facility.hpp"
+
+namespace sve {
+
+// Tags in the low bits of a cookie (a Step's address has them clear).
+inline constexpr uint64_t kFcPassedWrite = 1;  // a write passed down, counted
+inline constexpr uint64_t kFcPassedRead = 2;   // a read passed to another core
+inline constexpr uint64_t kFcHome = 3;         // a target request sent to its source's core
+inline constexpr uint64_t kFcTagMask = 3;
+
+struct FlashCopyFacility::Map {
+  CopyLayout layout;
+  uint64_t incarnation = 0;  // tells a step of a dropped map from this one's
+  uint64_t grains = 0;
+  std::vector<uint64_t> bits;  // copied grains of this start
+  uint64_t copied = 0;
+  bool known = false;          // the bits are this start's (else the target is offline)
+  std::string why;             // why not
+  // Grains being copied, and the requests waiting for them.
+  std::unordered_map<uint64_t, std::vector<IoRequestPtr>> changing;
+  // Copied grains still held until target reads sent to the source are back.
+  std::unordered_set<uint64_t> finishing;
+  std::unordered_map<uint64_t, uint32_t> redirected;  // grain -> such reads in flight
+  uint64_t cursor = 0;      // the background copy's next grain
+  double budget = 0;        // bytes the background copy may copy now
+  uint32_t background = 0;  // its copies in flight
+
+  uint64_t grain_bytes() const { return layout.grain_bytes; }
+  bool copied_grain(uint64_t g) const { return (bits[g / 64] >> (g % 64)) & 1; }
+  void set_copied(uint64_t g) {
+    if (copied_grain(g)) return;
+    bits[g / 64] |= uint64_t{1} << (g % 64);
+    ++copied;
+  }
+  uint64_t grain_length(uint64_t g) const {
+    return std::min<uint64_t>(grain_bytes(), layout.size_bytes - g * grain_bytes());
+  }
+};
+
+struct FlashCopyFacility::Step {
+  virtual ~Step() = default;
+  virtual void done(FlashCopyFacility& f, IoRequest& child) = 0;
+};
+
+// A host read of a target cut into runs read from the target (grains
+// copied) and from the source (not yet).
+struct FlashCopyFacility::Job {
+  IoRequestPtr request;
+  uint32_t pending = 1;  // pieces in flight, plus one while they are issued
+  int status = 0;
+};
+
+}  // namespace sve

@@ -1,0 +1,204 @@
+// Point-in-time copy mappings in the model (model/fc_edits.hpp).
+#include "model/fc_edits.hpp"
+
+#include <cerrno>
+
+#include "model/edits.hpp"
+#include "util/size.hpp"
+
+namespace sve {
+namespace {
+
+Error bad(std::string message) { return make_error(std::move(message), EINVAL); }
+Error busy(const FcMapConfig& f, const std::string& wanted) {
+  return make_error("fcmap '" + f.name + "' is " + to_string(f.state) + ": " + wanted, EBUSY);
+}
+
+FcMapConfig* find_id(ClusterModel& model, uint32_t id) {
+  for (auto& f : model.fcmaps)
+    if (f.id == id) return &f;
+  return nullptr;
+}
+
+void erase(ClusterModel& model, const FcMapConfig* f) {
+  model.fcmaps.erase(model.fcmaps.begin() + (f - model.fcmaps.data()));
+}
+
+}  // namespace
+
+uint64_t copy_rate_bytes(uint32_t copy_rate) {
+  if (copy_rate == 0) return 0;
+  uint32_t band = (std::min(copy_rate, kMaxCopyRate) - 1) / 10;  // 0..14
+  return (128ull * 1024) << band;
+}
+
+Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args) {
+  VdiskConfig* source = model.find_vdisk(args.source);
+  if (!source) return bad("no vdisk '" + args.source + "'");
+  VdiskConfig* target = model.find_vdisk(args.target);
+  if (!target) return bad("no vdisk '" + args.target + "'");
+  if (source->id == target->id) return bad("a vdisk cannot be its own target");
+  if (source->size_bytes != target->size_bytes)
+    return bad("source '" + source->name + "' is " + format_size(source->size_bytes) +
+               " and target '" + target->name + "' " + format_size(target->size_bytes) +
+               ": they must be the same size");
+  if (args.grain_bytes != 64 * 1024 && args.grain_bytes != 256 * 1024)
+    return bad("grain must be 64K or 256K");
+  if (args.copy_rate > kMaxCopyRate)
+    return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
+  // One node executes both (it keeps which grains are copied): the same
+  // I/O group, and the target moves to the source's preferred node (a
+  // handover, as `vdisk move`, if it had another).
+  if (source->iogrp_id != target->iogrp_id)
+    return bad("source and target must be in the same I/O group (vdisk move TARGET --iogrp G)");
+  uint32_t from_source = 0;
+  for (const auto& f : model.fcmaps) {
+    if (f.target == target->id)
+      return bad("vdisk '" + target->name + "' is already the target of fcmap '" + f.name + "'");
+    if (f.target == source->id || f.source == target->id)
+      return bad("a mapping whose source is another's target, or whose target is another's "
+                 "source (cascades and restores), is not supported yet");
+    from_source += f.source == source->id;
+  }
+  if (from_source >= kMaxTargetsPerSource)
+    return bad("vdisk '" + source->name + "' has " + std::to_string(from_source) +
+               " targets already, the most it may have");
+  if (source->preferred_node != target->preferred_node) {
+    const IoGroupConfig* g = model.find_iogrp(source->iogrp_id);
+    if (!g) return bad("source '" + source->name + "' is in no I/O group");
+    uint32_t node = source->preferred_node;
+    std::string target_name = target->name;
+    auto moved = move_vdisk(model, target_name, Placement{g->name, node});
+    if (!moved) return moved.error();
+  }
+  FcMapConfig f;
+  f.id = model.next_id++;
+  f.name = args.name.empty() ? "fcmap" + std::to_string(f.id) : args.name;
+  if (model.find_fcmap(f.name)) return bad("fcmap '" + f.name + "' exists");
+  f.source = source->id;
+  f.target = target->id;
+  f.copy_rate = args.copy_rate;
+  f.grain_bytes = args.grain_bytes;
+  f.autodelete = args.autodelete;
+  model.fcmaps.push_back(f);
+  return f;
+}
+
+Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
+  FcMapConfig* f = model.find_fcmap(name);
+  if (!f) return bad("no fcmap '" + name + "'");
+  if ((f->state == FcState::copying || f->state == FcState::starting) && !force)
+    return busy(*f, "stop it first, or delete it with --force (the target is left part copied)");
+  erase(model, f);
+  return ok_status();
+}
+
+Result<FcMapConfig> prepare_fcmap(ClusterModel& model, const std::string& name) {
+  FcMapConfig* f = model.find_fcmap(name);
+  if (!f) return bad("no fcmap '" + name + "'");
+  if (f->state != FcState::idle_or_copied && f->state != FcState::stopped &&
+      f->state != FcState::suspended)
+    return busy(*f, "only an idle, stopped or suspended mapping is prepared");
+  const VdiskConfig* source = model.find_vdisk(f->source);
+  const VdiskConfig* target = model.find_vdisk(f->target);
+  if (!source || !target) return bad("fcmap '" + name + "' lost a vdisk");
+  if (source->handover_from || target->handover_from)
+    return make_error("a vdisk of fcmap '" + name + "' is being handed over: try again", EBUSY);
+  f->state = FcState::preparing;
+  f->why.clear();
+  return *f;
+}
+
+Result<FcMapConfig> fcmap_prepared(ClusterModel& model, uint32_t id) {
+  FcMapConfig* f = find_id(model, id);
+  if (!f) return make_error("fcmap deleted", ENOENT);
+  if (f->state != FcState::preparing) return busy(*f, "not preparing");
+  f->state = FcState::prepared;
+  return *f;
+}
+
+Result<FcMapConfig> start_fcmap(ClusterModel& model, const std::string& name) {
+  FcMapConfig* f = model.find_fcmap(name);
+  if (!f) return bad("no fcmap '" + name + "'");
+  if (f->state != FcState::prepared)
+    return busy(*f, f->state == FcState::preparing ? "wait until it is prepared"
+                                                   : "prepare it first (fcmap prepare)");
+  f->state = FcState::starting;
+  f->start_seq += 1;
+  f->why.clear();
+  return *f;
+}
+
+Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq, uint32_t node) {
+  FcMapConfig* f = find_id(model, id);
+  if (!f || f->state != FcState::starting || f->start_seq != start_seq) return false;
+  f->state = FcState::copying;
+  f->started_by = node;
+  return true;
+}
+
+Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name) {
+  FcMapConfig* f = model.find_fcmap(name);
+  if (!f) return bad("no fcmap '" + name + "'");
+  switch (f->state) {
+    case FcState::preparing:
+    case FcState::prepared:
+    case FcState::starting: f->state = FcState::idle_or_copied; break;
+    case FcState::copying:
+      f->state = FcState::stopped;
+      f->why = "stopped before every grain was copied";
+      break;
+    case FcState::idle_or_copied:
+    case FcState::stopped:
+    case FcState::suspended: break;
+  }
+  return *f;
+}
+
+Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq) {
+  FcMapConfig* f = find_id(model, id);
+  if (!f || f->state != FcState::copying || f->start_seq != start_seq) return false;
+  if (f->autodelete) {
+    erase(model, f);
+    return true;
+  }
+  f->state = FcState::idle_or_copied;
+  return true;
+}
+
+Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
+                           const std::string& why) {
+  FcMapConfig* f = find_id(model, id);
+  if (!f || f->state != FcState::copying || f->start_seq != start_seq) return false;
+  f->state = FcState::suspended;
+  f->why = why;
+  return true;
+}
+
+Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
+                              std::optional<uint32_t> copy_rate, std::optional<bool> autodelete) {
+  FcMapConfig* f = model.find_fcmap(name);
+  if (!f) return bad("no fcmap '" + name + "'");
+  if (copy_rate) {
+    if (*copy_rate > kMaxCopyRate) return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
+    f->copy_rate = *copy_rate;
+  }
+  if (autodelete) f->autodelete = *autodelete;
+  return *f;
+}
+
+std::string fcmap_blocks_delete(const ClusterModel& model, uint32_t vdisk) {
+  for (const auto& f : model.fcmaps)
+    if (f.source == vdisk || f.target == vdisk)
+      return "it is in fcmap '" + f.name + "': delete the mapping first";
+  return {};
+}
+
+std::string fcmap_blocks_change(const ClusterModel& model, uint32_t vdisk) {
+  for (const auto& f : model.fcmaps)
+    if ((f.source == vdisk || f.target == vdisk) && f.busy())
+      return std::string("it is in fcmap '") + f.name + "', which is " + to_string(f.state);
+  return {};
+}
+
+}  // namespace sve
