@@ -37,12 +37,18 @@ struct FlashCopySteps {
         return;
       }
       if (writing || child.status) {
-        if (background) --m->background;
         if (!child.status) f.stats_.bytes_copied += child.length;
         int status = child.status;
         uint64_t g = grain;
+        bool bg = background;
         delete this;
         f.grain_copied(*m, g, status);
+        if (bg) {
+          // The next within the budget now, not at the next tick: a tick
+          // every 50 ms would cap the copy at what is in flight per tick.
+          --m->background;
+          f.background(*m, 0);
+        }
         return;
       }
       // The grain as the source holds it: the target gets it before the
@@ -72,14 +78,16 @@ struct FlashCopySteps {
         incarnation(m.incarnation), from_source(source) {}
     void done(FlashCopyFacility& f, IoRequest& child) override {
       if (child.status && !job->status) job->status = child.status;
-      if (from_source)
-        if (Map* m = f.find_map(mapping, incarnation))
-          for (uint64_t g = first; g <= last; ++g) {
-            auto it = m->redirected.find(g);
-            if (it == m->redirected.end() || --it->second) continue;
-            m->redirected.erase(it);
-            if (m->finishing.count(g)) f.finish_grain(*m, g);
-          }
+      Map* m = from_source ? f.find_map(mapping, incarnation) : nullptr;
+      // The mapping stopped while this was read from the source, which
+      // nothing held back since: the target is offline now anyway.
+      if (from_source && !m && !job->status) job->status = EIO;
+      for (uint64_t g = first; m && g <= last; ++g) {
+        auto it = m->redirected.find(g);
+        if (it == m->redirected.end() || --it->second) continue;
+        m->redirected.erase(it);
+        if (m->finishing.count(g)) f.finish_grain(*m, g);
+      }
       Job* j = job;
       delete this;
       piece_done(j);
@@ -270,7 +278,7 @@ void FlashCopyFacility::background(Map& m, uint64_t elapsed_ms) {
   // A second's worth at most: a copy that fell behind does not burst.
   m.budget = std::min<double>(m.budget + static_cast<double>(rate) * elapsed_ms / 1000.0,
                               static_cast<double>(std::max<uint64_t>(rate, m.grain_bytes())));
-  constexpr uint32_t kMaxInFlight = 8;
+  constexpr uint32_t kMaxInFlight = 16;
   uint64_t scanned = 0;
   while (m.budget >= static_cast<double>(m.grain_bytes()) && m.background < kMaxInFlight &&
          scanned < m.grains) {

@@ -232,7 +232,9 @@ std::vector<CopyEvent> FlashCopyFacility::events(
       const Map& m = *it->second;
       if (!m.known)
         out.push_back({CopyEvent::Kind::lost, id, c.start_seq, m.why});
-      else if (m.copied == m.grains)
+      else if (m.copied == m.grains && m.redirected.empty() && m.changing.empty())
+        // (Not while target reads sent to the source are out: once the
+        // mapping is idle, nothing holds source writes back for them.)
         out.push_back({CopyEvent::Kind::copied, id, c.start_seq, {}});
     }
   }

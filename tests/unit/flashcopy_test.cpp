@@ -87,6 +87,7 @@ struct ModelRun {
   };
   std::vector<Pending> pending;
   uint64_t now = 0, reads_checked = 0, copies_done = 0;
+  std::map<uint32_t, uint64_t> drained_at;  // the start a drained report was seen for
 
   ModelRun(uint64_t seed, unsigned n) : rng(seed), cores(n) {
     for (unsigned c = 0; c < cores; ++c)
@@ -179,9 +180,10 @@ struct ModelRun {
       if (it->offline) {
         CHECK(r->status == EIO);
       } else if (r->status) {
-        // A target that went offline while this request waited.
+        // A target that went offline while this request waited (and may
+        // have been deleted since).
         CHECK(r->status == EIO);
-        CHECK(offline(v));
+        CHECK((offline(v) || it->version != version[v]));
       } else if (r->op == IoOp::read) {
         if (known[v] && it->version == version[v]) {
           std::string got(r->buffer->data(), r->length);
@@ -230,9 +232,14 @@ struct ModelRun {
         c.start_seq += 1;
         break;
       case FcState::starting: {
-        // The drained report needs every core of source and target.
+        // The drained report needs every core of source and target; the
+        // node commits it a while later (writes keep coming meanwhile).
         unsigned need = (m.source % cores == m.target % cores) ? 1 : 2;
-        if (static_cast<unsigned>(has(CopyEvent::Kind::drained)) < need) return;
+        if (drained_at[m.id] != c.start_seq) {
+          if (static_cast<unsigned>(has(CopyEvent::Kind::drained)) >= need)
+            drained_at[m.id] = c.start_seq;
+          return;
+        }
         c.state = FcState::copying;
         model[m.target] = model[m.source];  // the point in time
         known[m.target] = true;
