@@ -107,7 +107,7 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
     return ok_status();
   });
   if (!st) return st.error();
-  if (!after) return json{{"deleted", name.value()}};
+  if (!after) return json{{"name", name.value()}, {"deleted", true}};
   spdlog::info("fcmap {}: {}", after->name, to_string(after->state));
   return describe_fcmap(*after);
 }

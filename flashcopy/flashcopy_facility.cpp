@@ -15,10 +15,14 @@ FlashCopyFacility::FlashCopyFacility(IoServer& lower, unsigned core, unsigned co
 FlashCopyFacility::~FlashCopyFacility() = default;
 
 void FlashCopyFacility::set_peers(std::vector<IoServer*> copy_of_core,
-                                  std::vector<IoServer*> lower_of_core, IoClient* return_port) {
+                                  std::vector<IoServer*> lower_of_core,
+                                  std::vector<IoClient*> return_ports) {
   copy_of_core_ = std::move(copy_of_core);
   lower_of_core_ = std::move(lower_of_core);
-  return_port_ = return_port;
+  return_ports_ = std::move(return_ports);
+  return_port_ = core_ < return_ports_.size() ? return_ports_[core_] : nullptr;
+  // (Only the other cores' ports count as having sent a request here.)
+  if (return_port_) std::erase(return_ports_, return_port_);
 }
 
 bool FlashCopyFacility::local(uint32_t vdisk) const {
@@ -102,6 +106,9 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
     if (!copying_here.count(id)) gone.push_back(id);
   for (uint32_t id : gone) drop_map(id);
   for (uint32_t id : copying_here) maps_of_source_[maps_[id]->layout.source].push_back(id);
+  std::erase_if(paused_for_, [&](const auto& entry) {
+    return !map_ || !map_->copies.count(entry.first);  // deleted
+  });
   paused_vdisks_.swap(paused_vdisks);
   resume_paused();
 }
@@ -142,6 +149,24 @@ void FlashCopyFacility::submit(IoRequestPtr request) {
 
 void FlashCopyFacility::route(IoRequestPtr request) {
   uint32_t v = request->volume;
+  // Another core's copy facility sent it here (to the vdisk's own core, or
+  // a copying target's to its source's): it is not sent back to its own
+  // core, whatever this core's view says now (views reach the cores one by
+  // one: it could go back and forth for as long). A request crosses cores
+  // twice at most: to its own core, and a copying target's on to its
+  // source's, which never sends one on.
+  bool sent_here = request->cookie == kFcHome &&
+                   std::find(return_ports_.begin(), return_ports_.end(), request->client) !=
+                       return_ports_.end();
+  // A mapped vdisk's requests are counted, held and copied for on its own
+  // core; one that arrives elsewhere (a connection placed before the vdisk
+  // was mapped, on a node without a cache) goes there first.
+  if (unsigned own = core_of(v); !sent_here && own != core_ && own < copy_of_core_.size() &&
+                                 copy_of_core_[own]) {
+    request->intercept(return_port_, kFcHome);
+    copy_of_core_[own]->submit(std::move(request));
+    return;
+  }
   if (auto t = source_of_.find(v); t != source_of_.end() && map_) {
     const CopyLayout& c = map_->copies.at(t->second);
     if (c.state == FcState::stopped || c.state == FcState::suspended) {

@@ -89,10 +89,10 @@ class FlashCopyFacility final : public Facility {
   ~FlashCopyFacility() override;
 
   // The other cores: their copy facilities and the facility under each
-  // (this core's entries are not used), and the port through which a
-  // completion on another core comes back to this one.
+  // (this core's entries are not used), and each core's port through which
+  // a completion on another core comes back to it.
   void set_peers(std::vector<IoServer*> copy_of_core, std::vector<IoServer*> lower_of_core,
-                 IoClient* return_port);
+                 std::vector<IoClient*> return_ports);
 
   const char* kind() const override { return kFlashCopyFacility; }
   void set_view(const FacilityView& view) override;
@@ -140,6 +140,7 @@ class FlashCopyFacility final : public Facility {
   unsigned core_, cores_;
   std::vector<IoServer*> copy_of_core_, lower_of_core_;
   IoClient* return_port_ = nullptr;
+  std::vector<IoClient*> return_ports_;  // the other cores' ports
   std::shared_ptr<const VirtMap> map_;
   std::shared_ptr<const RouteTable> routes_;
   bool any_ = false;  // some mapping exists

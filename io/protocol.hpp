@@ -89,9 +89,10 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   // way back up (the cache) intercepts it: the request's client and cookie
   // are saved in the request and replaced by the facility's own, with no
   // allocation; the facility restores them before completing upwards.
-  // (forward, cache, a target sent to its source's core, a piece passed to
-  // another core, thin's fast path: five on the longest way down.)
-  static constexpr unsigned kMaxIntercepts = 6;
+  // (forward, cache, the point-in-time copy facility up to three times: to
+  // the vdisk's own core, a target to its source's, a piece passed to
+  // another core; thin's fast path: six on the longest way down.)
+  static constexpr unsigned kMaxIntercepts = 8;
   void intercept(IoClient* by, uint64_t by_cookie) {
     assert(intercepts_ < kMaxIntercepts);
     saved_[intercepts_++] = {client, cookie};

@@ -59,6 +59,8 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
 }
 
 void connect_core_stacks(std::vector<CoreStack>& cores) {
+  std::vector<IoClient*> returns;
+  for (CoreStack& core : cores) returns.push_back(core.flashcopy_return.get());
   for (size_t i = 0; i < cores.size(); ++i) {
     CoreStack& me = cores[i];
     std::vector<IoServer*> copy_of(cores.size(), nullptr), lower_of(cores.size(), nullptr);
@@ -69,7 +71,7 @@ void connect_core_stacks(std::vector<CoreStack>& cores) {
       me.peer_ports.push_back(std::make_unique<ActorPort>(cores[j].thin));
       lower_of[j] = me.peer_ports.back().get();
     }
-    me.flashcopy->set_peers(std::move(copy_of), std::move(lower_of), me.flashcopy_return.get());
+    me.flashcopy->set_peers(std::move(copy_of), std::move(lower_of), returns);
   }
 }
 

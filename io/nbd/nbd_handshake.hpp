@@ -16,6 +16,9 @@ struct ExportInfo {
   std::string name;
   std::string description;  // for NBD_INFO_DESCRIPTION (nbdinfo shows it)
   bool read_only = false;   // hosts may only read it (the stack refuses writes)
+  // Its requests must reach the core that serves it (vdisk id % cores):
+  // thin, or in a point-in-time copy mapping.
+  bool partitioned = false;
 };
 
 class ExportCatalog {

@@ -31,9 +31,11 @@ class MapCatalog final : public nbd::ExportCatalog {
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
     if (!v) return std::nullopt;
+    bool mapped = false;
+    for (const auto& [id, c] : map_->copies) mapped |= c.source == v->id || c.target == v->id;
     return nbd::ExportInfo{v->id, v->size_bytes, v->name,
                            "SVE vdisk " + v->name + " (id " + std::to_string(v->id) + ")",
-                           v->read_only};
+                           v->read_only, v->thin() || mapped};
   }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
@@ -184,7 +186,9 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     cv.notify_all();
     return;
   }
-  if (by_volume) core = hs.chosen.volume % cores.size();
+  // By vdisk with the cache on (a partition caches each vdisk), and for a
+  // vdisk whose layers keep state per core (thin, point-in-time copy).
+  if (by_volume || hs.chosen.partitioned) core = hs.chosen.volume % cores.size();
   spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
   post(static_cast<unsigned>(core),
        [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core] {

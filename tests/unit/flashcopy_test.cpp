@@ -2,7 +2,8 @@
 // small vdisks, three mappings (one source with two targets, and another
 // pair), random reads, writes, trims and zeroing with many in flight and
 // completed in random order, starts, stops, background copies and their
-// ends, on one core or two (source and target on different cores). Every
+// ends, on one core or two (source and target on different cores; some
+// requests arriving on the other core). Every
 // read of every vdisk must equal the model: a target reads as its source
 // was when its mapping started, plus the target's own writes.
 #include <catch2/catch.hpp>
@@ -93,12 +94,13 @@ struct ModelRun {
     for (unsigned c = 0; c < cores; ++c)
       fc.push_back(std::make_unique<FlashCopyFacility>(disk, c, cores));
     std::vector<IoServer*> copy_of, lower_of;
+    std::vector<IoClient*> returns;
     for (auto& f : fc) {
       copy_of.push_back(f.get());
       lower_of.push_back(&disk);
+      returns.push_back(f.get());  // one thread: completions come straight back
     }
-    // One thread: another core's completions come straight back.
-    for (unsigned c = 0; c < cores; ++c) fc[c]->set_peers(copy_of, lower_of, fc[c].get());
+    for (unsigned c = 0; c < cores; ++c) fc[c]->set_peers(copy_of, lower_of, returns);
     for (uint32_t v = 1; v <= 5; ++v) {
       model[v].assign(kVdiskBytes, 0);
       known[v] = true;
@@ -167,7 +169,9 @@ struct ModelRun {
     }
     p.r = r;
     pending.push_back(std::move(p));
-    core_for(v).submit(r);
+    // Now and then on another core (a connection placed by connection).
+    FlashCopyFacility& at = rng() % 4 == 0 ? *fc[rng() % cores] : core_for(v);
+    at.submit(r);
   }
 
   // Host completions, checked against the model.
