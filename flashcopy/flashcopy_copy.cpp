@@ -133,9 +133,11 @@ void FlashCopyFacility::run_source(IoRequestPtr request) {
       if (!m.copied_grain(g)) needed.emplace_back(&m, g);
   }
   if (needed.empty()) return pass(std::move(request));
-  for (auto& [m, g] : needed) copy_grain(*m, g, false);
+  // Parked before the copies start (a copy that completed inline would
+  // otherwise be gone before the request waits for it).
   ++stats_.waits;
   needed.front().first->changing[needed.front().second].push_back(std::move(request));
+  for (auto& [m, g] : needed) copy_grain(*m, g, false);
 }
 
 void FlashCopyFacility::run_target(Map& m, IoRequestPtr request) {
@@ -149,18 +151,14 @@ void FlashCopyFacility::run_target(Map& m, IoRequestPtr request) {
   if (writes(*request)) {
     // A grain not yet copied is copied first, so that the rest of it (and
     // all of it, for a trim) reads as the point in time.
-    bool started = false;
+    std::vector<uint64_t> needed;
     for (uint64_t g = first; g <= last; ++g)
-      if (!m.copied_grain(g)) {
-        copy_grain(m, g, false);
-        if (!started) m.changing[g].push_back(std::move(request));
-        started = true;
-      }
-    if (started) {
-      ++stats_.waits;
-      return;
-    }
-    return pass(std::move(request));
+      if (!m.copied_grain(g)) needed.push_back(g);
+    if (needed.empty()) return pass(std::move(request));
+    ++stats_.waits;
+    m.changing[needed.front()].push_back(std::move(request));  // parked first, as above
+    for (uint64_t g : needed) copy_grain(m, g, false);
+    return;
   }
   read_target(m, std::move(request));
 }
