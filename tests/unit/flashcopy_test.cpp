@@ -273,7 +273,7 @@ struct ModelRun {
       int what = static_cast<int>(rng() % 100);
       if (what < 40 && pending.size() < 24) submit_random();
       else if (what < 85) disk.step(rng);
-      else if (what < 95) {
+      else if (what < 90) {
         now += 50;
         for (auto& f : fc) f->tick(now);
       } else {
