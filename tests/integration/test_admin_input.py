@@ -34,6 +34,14 @@ COMMANDS = {
     "vdisk.move": {"name": "v9", "iogrp": "g", "node": 2},
     "iogrp.create": {"name": "g", "nodes": [1, 2]},
     "iogrp.delete": {"name": "g"},
+    "fcmap.create": {"name": "f9", "source": "v9", "target": "v8", "copy_rate": 50,
+                     "grain": "64K", "autodelete": True},
+    "fcmap.show": {"name": "f9"},
+    "fcmap.prepare": {"name": "f9"},
+    "fcmap.start": {"name": "f9"},
+    "fcmap.stop": {"name": "f9"},
+    "fcmap.set": {"name": "f9", "copy_rate": 0, "autodelete": False},
+    "fcmap.delete": {"name": "f9", "force": True},
     "cluster.create": {"name": "c"},
     "node.add": {"id": 2, "address": "127.0.0.1:1"},
     "node.remove": {"id": 2},
@@ -43,7 +51,7 @@ COMMANDS = {
     "shell.inspect": {"name": "no-such-actor"},
     "shell.trace": {"name": "no-such-actor", "count": 3},
     "vdisk.list": {}, "pool.list": {}, "mdisk.list": {}, "node.stats": {}, "node.show": {},
-    "cluster.status": {}, "node.list": {}, "iogrp.list": {}, "shell.actors": {},
+    "cluster.status": {}, "node.list": {}, "iogrp.list": {}, "shell.actors": {}, "fcmap.list": {},
 }
 
 WRONG_VALUES = [5, -1, 1.5, 2 ** 64, -2 ** 63, True, None, [], [1, "a"], {}, {"a": 1}, "",
