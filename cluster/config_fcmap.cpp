@@ -18,6 +18,12 @@ std::string vdisk_name(const ClusterModel& model, uint32_t id) {
   return v ? v->name : "?";
 }
 
+std::string group_name(const ClusterModel& model, uint32_t id) {
+  for (const auto& g : model.fcgroups)
+    if (g.id == id) return g.name;
+  return "?";
+}
+
 }  // namespace
 
 json ConfigService::describe_fcmap(const FcMapConfig& f) const {
@@ -31,6 +37,8 @@ json ConfigService::describe_fcmap(const FcMapConfig& f) const {
           {"grain_size", f.grain_bytes},
           {"autodelete", f.autodelete},
           {"starts", f.start_seq},
+          {"incremental", f.incremental},
+          {"consistgrp", f.group ? group_name(config_, f.group) : ""},
           {"why", f.why}};
 }
 
@@ -56,6 +64,12 @@ Result<json> ConfigService::fcmap_create(const json& args) {
     want.grain_bytes = static_cast<uint32_t>(grain.value());
   }
   if (args.contains("autodelete")) want.autodelete = args["autodelete"].get<bool>();
+  if (args.contains("incremental")) want.incremental = args["incremental"].get<bool>();
+  if (args.contains("consistgrp")) {
+    auto group = get_name(args, "consistgrp");
+    if (!group) return group.error();
+    want.group = group.value();
+  }
   FcMapConfig made;
   auto st = commit_change([&](ClusterModel& next) -> Status {
     auto f = create_fcmap(next, want);
@@ -92,12 +106,22 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
     else if (cmd == "fcmap.start") r = start_fcmap(next, name.value());
     else if (cmd == "fcmap.stop") r = stop_fcmap(next, name.value());
     else if (cmd == "fcmap.set") {
-      std::optional<uint32_t> rate;
-      std::optional<bool> autodelete;
-      if (args.contains("copy_rate")) rate = args["copy_rate"].get<uint32_t>();
-      if (args.contains("autodelete")) autodelete = args["autodelete"].get<bool>();
-      if (!rate && !autodelete) return bad("say what to set: --copyrate N or --autodelete/--no-autodelete");
-      r = set_fcmap(next, name.value(), rate, autodelete);
+      FcMapChange change;
+      if (args.contains("copy_rate")) change.copy_rate = args["copy_rate"].get<uint32_t>();
+      if (args.contains("autodelete")) change.autodelete = args["autodelete"].get<bool>();
+      if (args.contains("consistgrp")) {
+        auto group = get_name(args, "consistgrp");
+        if (!group) return group.error();
+        change.group = group.value();
+      }
+      if (args.value("no_consistgrp", false)) {
+        if (change.group) return bad("--consistgrp or --no-consistgrp, not both");
+        change.group = std::string();
+      }
+      if (!change.copy_rate && !change.autodelete && !change.group)
+        return bad("say what to set: --copyrate N, --autodelete/--no-autodelete, "
+                   "--consistgrp G or --no-consistgrp");
+      r = set_fcmap(next, name.value(), change);
     } else if (cmd == "fcmap.delete") {
       after.reset();
       return delete_fcmap(next, name.value(), args.value("force", false));
@@ -110,6 +134,60 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
   if (!after) return json{{"name", name.value()}, {"deleted", true}};
   spdlog::info("fcmap {}: {}", after->name, to_string(after->state));
   return describe_fcmap(*after);
+}
+
+json ConfigService::describe_fcgroup(const FcGroupConfig& g) const {
+  json maps = json::array();
+  for (const auto& f : config_.fcmaps)
+    if (f.group == g.id) maps.push_back(f.name);
+  return {{"name", g.name}, {"id", g.id}, {"state", fcgroup_state(config_, g.id)},
+          {"fcmaps", maps}};
+}
+
+// fcconsistgrp.create|list|show|prepare|start|stop|delete.
+Result<json> ConfigService::fcgroup_command(const std::string& cmd, const json& args) {
+  if (cmd == "fcconsistgrp.list") {
+    json out = json::array();
+    for (const auto& g : config_.fcgroups) out.push_back(describe_fcgroup(g));
+    return out;
+  }
+  std::string name;
+  if (args.contains("name") || cmd != "fcconsistgrp.create") {
+    auto n = get_name(args, "name");
+    if (!n) return n.error();
+    name = n.value();
+  }
+  if (cmd == "fcconsistgrp.show") {
+    for (const auto& g : config_.fcgroups)
+      if (g.name == name) return describe_fcgroup(g);
+    return bad("no consistency group '" + name + "'");
+  }
+  bool deleted = false;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    if (cmd == "fcconsistgrp.create") {
+      auto g = create_fcgroup(next, name);
+      if (!g) return g.error();
+      name = g.value().name;
+      return ok_status();
+    }
+    if (cmd == "fcconsistgrp.prepare") return prepare_fcgroup(next, name);
+    if (cmd == "fcconsistgrp.start") return start_fcgroup(next, name);
+    if (cmd == "fcconsistgrp.stop") return stop_fcgroup(next, name);
+    if (cmd == "fcconsistgrp.delete") {
+      deleted = true;
+      return delete_fcgroup(next, name, args.value("force", false));
+    }
+    return bad("unknown command '" + cmd + "'");
+  });
+  if (!st) return st.error();
+  if (deleted) return json{{"name", name}, {"deleted", true}};
+  for (const auto& g : config_.fcgroups)
+    if (g.name == name) {
+      json out = describe_fcgroup(g);
+      spdlog::info("fcconsistgrp {}: {}", name, out["state"].get<std::string>());
+      return out;
+    }
+  return bad("no consistency group '" + name + "'");
 }
 
 Result<bool> ConfigService::fcmap_step(FcStep step, uint32_t id, uint64_t start_seq,
@@ -132,13 +210,28 @@ Result<bool> ConfigService::fcmap_step(FcStep step, uint32_t id, uint64_t start_
     }
     if (!r) return r.error();
     done = r.value();
-    return ok_status();
+    // Nothing to commit (a step already taken, or of a start that is over):
+    // no cluster event for it.
+    return done ? ok_status() : make_error("unchanged", EALREADY);
   });
+  if (!st && st.error().code == EALREADY) return false;
   if (!st) return st.error();
   if (done) {
     switch (step) {
       case FcStep::prepared: spdlog::info("fcmap {}: prepared", name); break;
-      case FcStep::started: spdlog::info("event: fcmap {} started (point in time {})", name, start_seq); break;
+      case FcStep::started: {
+        const FcMapConfig* f = nullptr;
+        for (const auto& c : config_.fcmaps)
+          if (c.id == id) f = &c;
+        if (f && f->state == FcState::starting)
+          spdlog::info("fcmap {}: drained; its consistency group waits for its others", name);
+        else if (f && f->group)
+          spdlog::info("event: fcconsistgrp {} started (point in time of each mapping)",
+                       group_name(config_, f->group));
+        else
+          spdlog::info("event: fcmap {} started (point in time {})", name, start_seq);
+        break;
+      }
       case FcStep::copied: spdlog::info("event: fcmap {} copied", name); break;
       case FcStep::lost: spdlog::warn("event: fcmap {} suspended: {}", name, why); break;
     }

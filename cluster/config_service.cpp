@@ -244,6 +244,7 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "fcmap.prepare" || cmd == "fcmap.start" || cmd == "fcmap.stop" ||
       cmd == "fcmap.delete" || cmd == "fcmap.set")
     return fcmap_change(cmd, args);
+  if (cmd.rfind("fcconsistgrp.", 0) == 0) return fcgroup_command(cmd, args);
   return bad("unknown command '" + cmd + "'");
 }
 

@@ -101,6 +101,9 @@ class ConfigService {
   Result<nlohmann::json> fcmap_show(const nlohmann::json& args);
   Result<nlohmann::json> fcmap_change(const std::string& cmd, const nlohmann::json& args);
   nlohmann::json describe_fcmap(const FcMapConfig& f) const;
+  // Their consistency groups (config_fcmap.cpp).
+  Result<nlohmann::json> fcgroup_command(const std::string& cmd, const nlohmann::json& args);
+  nlohmann::json describe_fcgroup(const FcGroupConfig& g) const;
   // Zeroes new extents (they may hold a deleted vdisk's data) before a host
   // can read them.
   Status zero_extents(uint64_t extent_bytes, const std::vector<ExtentLoc>& extents);

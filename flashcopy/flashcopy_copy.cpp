@@ -129,6 +129,7 @@ void FlashCopyFacility::run_source(IoRequestPtr request) {
       continue;  // (a range past the end fails below)
     if (wait_for_grains(m, *request, request)) return;
     const uint64_t G = m.grain_bytes();
+    if (m.layout.incremental) mark_grains(m.changed, G, request->offset, request->length);
     for (uint64_t g = request->offset / G; g <= (end - 1) / G; ++g)
       if (!m.copied_grain(g)) needed.emplace_back(&m, g);
   }
@@ -149,6 +150,7 @@ void FlashCopyFacility::run_target(Map& m, IoRequestPtr request) {
   const uint64_t G = m.grain_bytes();
   uint64_t first = request->offset / G, last = (end - 1) / G;
   if (writes(*request)) {
+    if (m.layout.incremental) mark_grains(m.changed, G, request->offset, request->length);
     // A grain not yet copied is copied first, so that the rest of it (and
     // all of it, for a trim) reads as the point in time.
     std::vector<uint64_t> needed;

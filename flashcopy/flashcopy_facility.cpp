@@ -54,7 +54,8 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   mapped_.clear();
   source_of_.clear();
   maps_of_source_.clear();
-  std::unordered_set<uint32_t> paused_vdisks, copying_here;
+  incremental_of_.clear();
+  std::unordered_set<uint32_t> paused_vdisks, copying_here, history_here;
   bool serving = !routes_ || routes_->serving;
   if (map_) {
     for (const auto& [id, c] : map_->copies) {
@@ -64,9 +65,16 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
       any_ = true;
       mapped_.insert(c.source);
       mapped_.insert(c.target);
+      bool ours = serving && local(c.source);
+      // An incremental mapping's history stays only where its source is
+      // executed all along; its writes outside copying are noted there.
+      if (c.incremental && ours && core_of(c.source) == core_) history_here.insert(id);
+      if (c.incremental && c.start_seq > 0 && c.state != FcState::copying) {
+        incremental_of_[c.source].push_back(id);
+        incremental_of_[c.target].push_back(id);
+      }
       if (c.state == FcState::idle_or_copied) continue;
       source_of_[c.target] = id;
-      bool ours = serving && local(c.source);
       if (c.state == FcState::starting && ours) {
         // This facility holds the start's writes from now until the point
         // in time is committed: it may keep the bitmap of this start.
@@ -85,18 +93,21 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
       if (it != maps_.end() && it->second->layout.start_seq == c.start_seq) {
         it->second->layout.copy_rate = c.copy_rate;
       } else {
-        if (it != maps_.end()) drop_map(id);
+        if (it != maps_.end()) drop_map(id);  // (its history kept for this start)
         auto m = std::make_unique<Map>();
         m->layout = c;
         m->incarnation = next_incarnation_++;
         m->grains = c.grain_bytes ? (c.size_bytes + c.grain_bytes - 1) / c.grain_bytes : 0;
         m->bits.assign((m->grains + 63) / 64, 0);
+        if (c.incremental) m->changed.assign(m->bits.size(), 0);
         auto p = paused_for_.find(id);
         m->known = p != paused_for_.end() && p->second == c.start_seq;
         if (!m->known)
           m->why = "which grains were copied was kept in the memory of the node that executed "
                    "the source when it started (node " + std::to_string(c.started_by) +
                    "); this I/O process did not start it (persistent bitmaps are not built yet)";
+        if (m->known) apply_history(*m);
+        histories_.erase(id);
         maps_[id] = std::move(m);
       }
     }
@@ -105,6 +116,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   for (const auto& [id, m] : maps_)
     if (!copying_here.count(id)) gone.push_back(id);
   for (uint32_t id : gone) drop_map(id);
+  std::erase_if(histories_, [&](const auto& entry) { return !history_here.count(entry.first); });
   for (uint32_t id : copying_here) maps_of_source_[maps_[id]->layout.source].push_back(id);
   std::erase_if(paused_for_, [&](const auto& entry) {
     return !map_ || !map_->copies.count(entry.first);  // deleted
@@ -118,10 +130,50 @@ void FlashCopyFacility::drop_map(uint32_t id) {
   if (it == maps_.end()) return;
   std::unique_ptr<Map> m = std::move(it->second);
   maps_.erase(it);
+  keep_history(*m);
   // Requests waiting on its grains go where the new state says; its steps
   // still below find it gone (by incarnation) and stop there.
   for (auto& [g, waiting] : m->changing)
     for (auto& r : waiting) paused_.push_back(std::move(r));
+}
+
+void FlashCopyFacility::keep_history(const Map& m) {
+  uint32_t id = m.layout.id;
+  if (!m.layout.incremental || !m.known) {
+    histories_.erase(id);
+    return;
+  }
+  auto h = std::make_unique<History>();
+  h->start_seq = m.layout.start_seq;
+  h->grain_bytes = m.grain_bytes();
+  h->grains = m.grains;
+  h->copied = m.bits;
+  h->changed = m.changed;
+  histories_[id] = std::move(h);
+}
+
+// A restart of an incremental mapping: the grains the last start copied
+// and nobody wrote since are the same on both vdisks.
+void FlashCopyFacility::apply_history(Map& m) {
+  auto it = histories_.find(m.layout.id);
+  if (it == histories_.end()) return;
+  const History& h = *it->second;
+  if (h.start_seq + 1 != m.layout.start_seq || h.grains != m.grains ||
+      h.grain_bytes != m.grain_bytes() || h.copied.size() != m.bits.size() ||
+      h.changed.size() != m.bits.size())
+    return;
+  m.copied = 0;
+  for (size_t i = 0; i < m.bits.size(); ++i) {
+    m.bits[i] = h.copied[i] & ~h.changed[i];
+    m.copied += static_cast<uint64_t>(__builtin_popcountll(m.bits[i]));
+  }
+  stats_.incremental_kept += m.copied;
+}
+
+void FlashCopyFacility::note_change(uint32_t mapping, const IoRequest& request) {
+  auto it = histories_.find(mapping);
+  if (it == histories_.end()) return;
+  mark_grains(it->second->changed, it->second->grain_bytes, request.offset, request.length);
 }
 
 void FlashCopyFacility::resume_paused() {
@@ -196,6 +248,18 @@ void FlashCopyFacility::route(IoRequestPtr request) {
       ++stats_.paused;
       paused_.push_back(std::move(request));
       return;
+    }
+    if (auto inc = incremental_of_.find(v); inc != incremental_of_.end() && map_) {
+      // Noted by the core that keeps the history: its source's.
+      for (uint32_t id : inc->second) {
+        unsigned home = core_of(map_->copies.at(id).source);
+        if (!sent_here && home != core_ && home < copy_of_core_.size() && copy_of_core_[home]) {
+          request->intercept(return_port_, kFcHome);
+          copy_of_core_[home]->submit(std::move(request));
+          return;
+        }
+      }
+      for (uint32_t id : inc->second) note_change(id, *request);
     }
     if (maps_of_source_.count(v)) return run_source(std::move(request));
   }
@@ -288,6 +352,8 @@ nlohmann::json FlashCopyFacility::inspect() const {
           {"paused_now", paused_.size()},
           {"copy_errors", stats_.copy_errors},
           {"bytes_copied", stats_.bytes_copied},
+          {"incremental_kept", stats_.incremental_kept},
+          {"histories", histories_.size()},
           {"mappings", maps}};
 }
 

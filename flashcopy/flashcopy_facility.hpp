@@ -22,6 +22,14 @@
 // target goes offline, never silently wrong. Persisting the bitmaps, so
 // that a copy survives a failover, is still to come.
 //
+// An incremental mapping keeps, between its starts, which grains were
+// copied and which changed since (on source or target, whatever its state:
+// its target's writes are sent to its source's core for that). A restart
+// then copies only the grains not copied or changed. That history is
+// trusted only if this core kept it all along (it executed the source the
+// whole time, and the start follows the one it describes); else the
+// restart copies everything.
+//
 // A mapping's bitmap lives on the core of its source (vdisk id % cores):
 // target requests arriving on another core are sent there, and its target
 // I/O goes to the target's core, through ports that bring completions back
@@ -56,6 +64,7 @@ struct FlashCopyStats {
   uint64_t paused = 0;            // writes paused while a mapping started
   uint64_t copy_errors = 0;
   uint64_t bytes_copied = 0;
+  uint64_t incremental_kept = 0;  // grains an incremental restart did not copy again
 };
 
 // What the node commits for a mapping (re-reported on every call until the
@@ -111,6 +120,7 @@ class FlashCopyFacility final : public Facility {
   struct Map;
   struct Step;
   struct Job;
+  struct History;
 
  private:
   friend struct FlashCopySteps;
@@ -133,6 +143,10 @@ class FlashCopyFacility final : public Facility {
   void lose(Map& m, std::string why);
   void drop_map(uint32_t id);
   void resume_paused();
+  // An incremental mapping's write outside copying: noted in its history.
+  void note_change(uint32_t mapping, const IoRequest& request);
+  void keep_history(const Map& m);
+  void apply_history(Map& m);
   void background(Map& m, uint64_t elapsed_ms);
   Map* find_map(uint32_t id, uint64_t incarnation);
 
@@ -151,6 +165,10 @@ class FlashCopyFacility final : public Facility {
   std::unordered_map<uint32_t, uint32_t> source_of_;   // a target vdisk -> its mapping
   std::unordered_map<uint32_t, std::vector<uint32_t>> maps_of_source_;  // copying, here
   std::unordered_map<uint32_t, std::unique_ptr<Map>> maps_;  // copying, source on this core
+  // Incremental mappings not copying: their vdisks -> the mappings, and the
+  // histories this core keeps (source here).
+  std::unordered_map<uint32_t, std::vector<uint32_t>> incremental_of_;
+  std::unordered_map<uint32_t, std::unique_ptr<History>> histories_;
   // Starts this facility paused writes for: mapping -> start_seq.
   std::unordered_map<uint32_t, uint64_t> paused_for_;
   std::unordered_set<uint32_t> paused_vdisks_;  // of mappings starting

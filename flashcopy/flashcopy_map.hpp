@@ -24,6 +24,7 @@ struct FlashCopyFacility::Map {
   uint64_t grains = 0;
   std::vector<uint64_t> bits;  // copied grains of this start
   uint64_t copied = 0;
+  std::vector<uint64_t> changed;  // incremental: grains written (source or target) since it
   bool known = false;          // the bits are this start's (else the target is offline)
   std::string why;             // why not
   // Grains being copied, and the requests waiting for them.
@@ -45,6 +46,24 @@ struct FlashCopyFacility::Map {
   uint64_t grain_length(uint64_t g) const {
     return std::min<uint64_t>(grain_bytes(), layout.size_bytes - g * grain_bytes());
   }
+};
+
+// Grains [offset, offset+length) touches set in `bits` (clipped to them).
+inline void mark_grains(std::vector<uint64_t>& bits, uint64_t grain_bytes, uint64_t offset,
+                        uint64_t length) {
+  if (length == 0 || grain_bytes == 0) return;
+  uint64_t last = (offset + length - 1) / grain_bytes;
+  for (uint64_t g = offset / grain_bytes; g <= last && g / 64 < bits.size(); ++g)
+    bits[g / 64] |= uint64_t{1} << (g % 64);
+}
+
+// An incremental mapping between two starts: which grains the start it
+// describes copied, and which were written since on either vdisk.
+struct FlashCopyFacility::History {
+  uint64_t start_seq = 0;
+  uint64_t grain_bytes = 0;
+  uint64_t grains = 0;
+  std::vector<uint64_t> copied, changed;
 };
 
 struct FlashCopyFacility::Step {

@@ -2,6 +2,8 @@
 #include "model/fc_edits.hpp"
 
 #include <cerrno>
+#include <functional>
+#include <set>
 
 #include "model/edits.hpp"
 #include "util/size.hpp"
@@ -22,6 +24,66 @@ FcMapConfig* find_id(ClusterModel& model, uint32_t id) {
 
 void erase(ClusterModel& model, const FcMapConfig* f) {
   model.fcmaps.erase(model.fcmaps.begin() + (f - model.fcmaps.data()));
+}
+
+std::string group_name(const ClusterModel& model, uint32_t group) {
+  for (const auto& g : model.fcgroups)
+    if (g.id == group) return g.name;
+  return std::to_string(group);
+}
+
+// A mapping in a group moves only with it.
+Status not_grouped(const ClusterModel& model, const FcMapConfig& f, const char* verb) {
+  if (!f.group) return ok_status();
+  return bad("fcmap '" + f.name + "' is in consistency group '" + group_name(model, f.group) +
+             "': use fcconsistgrp " + verb + " " + group_name(model, f.group));
+}
+
+Status prepare_one(ClusterModel& model, FcMapConfig& f) {
+  if (f.state != FcState::idle_or_copied && f.state != FcState::stopped &&
+      f.state != FcState::suspended)
+    return busy(f, "only an idle, stopped or suspended mapping is prepared");
+  const VdiskConfig* source = model.find_vdisk(f.source);
+  const VdiskConfig* target = model.find_vdisk(f.target);
+  if (!source || !target) return bad("fcmap '" + f.name + "' lost a vdisk");
+  if (source->handover_from || target->handover_from)
+    return make_error("a vdisk of fcmap '" + f.name + "' is being handed over: try again", EBUSY);
+  f.state = FcState::preparing;
+  f.why.clear();
+  return ok_status();
+}
+
+Status start_one(FcMapConfig& f) {
+  if (f.state != FcState::prepared)
+    return busy(f, f.state == FcState::preparing ? "wait until it is prepared"
+                                                 : "prepare it first");
+  f.state = FcState::starting;
+  f.start_seq += 1;
+  f.drained = false;
+  f.why.clear();
+  return ok_status();
+}
+
+void stop_one(FcMapConfig& f) {
+  f.drained = false;
+  switch (f.state) {
+    case FcState::preparing:
+    case FcState::prepared:
+    case FcState::starting: f.state = FcState::idle_or_copied; break;
+    case FcState::copying:
+      f.state = FcState::stopped;
+      f.why = "stopped before every grain was copied";
+      break;
+    case FcState::idle_or_copied:
+    case FcState::stopped:
+    case FcState::suspended: break;
+  }
+}
+
+// A mapping may join or leave a group only while neither it nor the
+// group's other mappings are on their way to a point in time.
+bool settled(FcState s) {
+  return s == FcState::idle_or_copied || s == FcState::stopped || s == FcState::suspended;
 }
 
 }  // namespace
@@ -80,6 +142,13 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args) {
   f.copy_rate = args.copy_rate;
   f.grain_bytes = args.grain_bytes;
   f.autodelete = args.autodelete;
+  f.incremental = args.incremental;
+  if (!args.group.empty()) {
+    const FcGroupConfig* g = model.find_fcgroup(args.group);
+    if (!g) return bad("no consistency group '" + args.group + "'");
+    if (std::string why = fcgroup_blocks_join(model, f, g); !why.empty()) return bad(why);
+    f.group = g->id;
+  }
   model.fcmaps.push_back(f);
   return f;
 }
@@ -96,16 +165,8 @@ Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
 Result<FcMapConfig> prepare_fcmap(ClusterModel& model, const std::string& name) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
-  if (f->state != FcState::idle_or_copied && f->state != FcState::stopped &&
-      f->state != FcState::suspended)
-    return busy(*f, "only an idle, stopped or suspended mapping is prepared");
-  const VdiskConfig* source = model.find_vdisk(f->source);
-  const VdiskConfig* target = model.find_vdisk(f->target);
-  if (!source || !target) return bad("fcmap '" + name + "' lost a vdisk");
-  if (source->handover_from || target->handover_from)
-    return make_error("a vdisk of fcmap '" + name + "' is being handed over: try again", EBUSY);
-  f->state = FcState::preparing;
-  f->why.clear();
+  if (auto st = not_grouped(model, *f, "prepare"); !st) return st.error();
+  if (auto st = prepare_one(model, *f); !st) return st.error();
   return *f;
 }
 
@@ -120,38 +181,37 @@ Result<FcMapConfig> fcmap_prepared(ClusterModel& model, uint32_t id) {
 Result<FcMapConfig> start_fcmap(ClusterModel& model, const std::string& name) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
-  if (f->state != FcState::prepared)
-    return busy(*f, f->state == FcState::preparing ? "wait until it is prepared"
-                                                   : "prepare it first (fcmap prepare)");
-  f->state = FcState::starting;
-  f->start_seq += 1;
-  f->why.clear();
+  if (auto st = not_grouped(model, *f, "start"); !st) return st.error();
+  if (auto st = start_one(*f); !st) return st.error();
   return *f;
 }
 
 Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq, uint32_t node) {
   FcMapConfig* f = find_id(model, id);
   if (!f || f->state != FcState::starting || f->start_seq != start_seq) return false;
-  f->state = FcState::copying;
   f->started_by = node;
+  if (!f->group) {
+    f->state = FcState::copying;
+    return true;
+  }
+  if (f->drained) return false;
+  f->drained = true;
+  // The group's instant: only once every mapping of it holds its writes.
+  for (const auto& other : model.fcmaps)
+    if (other.group == f->group && other.state == FcState::starting && !other.drained) return true;
+  for (auto& other : model.fcmaps) {
+    if (other.group != f->group || other.state != FcState::starting) continue;
+    other.state = FcState::copying;
+    other.drained = false;
+  }
   return true;
 }
 
 Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
-  switch (f->state) {
-    case FcState::preparing:
-    case FcState::prepared:
-    case FcState::starting: f->state = FcState::idle_or_copied; break;
-    case FcState::copying:
-      f->state = FcState::stopped;
-      f->why = "stopped before every grain was copied";
-      break;
-    case FcState::idle_or_copied:
-    case FcState::stopped:
-    case FcState::suspended: break;
-  }
+  if (auto st = not_grouped(model, *f, "stop"); !st) return st.error();
+  stop_one(*f);
   return *f;
 }
 
@@ -176,14 +236,24 @@ Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
 }
 
 Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
-                              std::optional<uint32_t> copy_rate, std::optional<bool> autodelete) {
+                              const FcMapChange& change) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
-  if (copy_rate) {
-    if (*copy_rate > kMaxCopyRate) return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
-    f->copy_rate = *copy_rate;
+  if (change.copy_rate && *change.copy_rate > kMaxCopyRate)
+    return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
+  if (change.group) {
+    const FcGroupConfig* g = nullptr;
+    if (!change.group->empty()) {
+      g = model.find_fcgroup(*change.group);
+      if (!g) return bad("no consistency group '" + *change.group + "'");
+    }
+    if ((g ? g->id : 0) != f->group) {
+      if (std::string why = fcgroup_blocks_join(model, *f, g); !why.empty()) return bad(why);
+      f->group = g ? g->id : 0;
+    }
   }
-  if (autodelete) f->autodelete = *autodelete;
+  if (change.copy_rate) f->copy_rate = *change.copy_rate;
+  if (change.autodelete) f->autodelete = *change.autodelete;
   return *f;
 }
 
@@ -198,6 +268,110 @@ std::string fcmap_blocks_change(const ClusterModel& model, uint32_t vdisk) {
   for (const auto& f : model.fcmaps)
     if ((f.source == vdisk || f.target == vdisk) && f.busy())
       return std::string("it is in fcmap '") + f.name + "', which is " + to_string(f.state);
+  return {};
+}
+
+// ---- consistency groups -------------------------------------------------------------
+
+Result<FcGroupConfig> create_fcgroup(ClusterModel& model, const std::string& name) {
+  FcGroupConfig g;
+  g.id = model.next_id++;
+  g.name = name.empty() ? "fccstgrp" + std::to_string(g.id) : name;  // SVC's default names
+  if (model.find_fcgroup(g.name)) return bad("consistency group '" + g.name + "' exists");
+  model.fcgroups.push_back(g);
+  return g;
+}
+
+Status delete_fcgroup(ClusterModel& model, const std::string& name, bool force) {
+  FcGroupConfig* g = model.find_fcgroup(name);
+  if (!g) return bad("no consistency group '" + name + "'");
+  size_t maps = 0;
+  for (const auto& f : model.fcmaps) maps += f.group == g->id;
+  if (maps && !force)
+    return make_error("consistency group '" + name + "' has " + std::to_string(maps) +
+                          " mappings: delete them, or delete the group with --force (they stay, "
+                          "standalone)",
+                      EBUSY);
+  for (auto& f : model.fcmaps)
+    if (f.group == g->id) {
+      f.group = 0;
+      f.drained = false;
+    }
+  model.fcgroups.erase(model.fcgroups.begin() + (g - model.fcgroups.data()));
+  return ok_status();
+}
+
+namespace {
+
+// Each of the group's mappings changed by `one`, all or none.
+Status each_of_group(ClusterModel& model, const std::string& name,
+                     const std::function<Status(FcMapConfig&)>& one) {
+  const FcGroupConfig* g = model.find_fcgroup(name);
+  if (!g) return bad("no consistency group '" + name + "'");
+  std::vector<FcMapConfig> maps = model.fcmaps;  // changed only if every one may be
+  bool any = false;
+  for (auto& f : maps) {
+    if (f.group != g->id) continue;
+    any = true;
+    if (auto st = one(f); !st)
+      return make_error("consistency group '" + name + "': " + st.error().message, st.error().code);
+  }
+  if (!any) return bad("consistency group '" + name + "' has no mappings");
+  model.fcmaps = std::move(maps);
+  return ok_status();
+}
+
+}  // namespace
+
+Status prepare_fcgroup(ClusterModel& model, const std::string& name) {
+  return each_of_group(model, name, [&](FcMapConfig& f) { return prepare_one(model, f); });
+}
+
+Status start_fcgroup(ClusterModel& model, const std::string& name) {
+  return each_of_group(model, name, [](FcMapConfig& f) { return start_one(f); });
+}
+
+Status stop_fcgroup(ClusterModel& model, const std::string& name) {
+  return each_of_group(model, name, [](FcMapConfig& f) {
+    stop_one(f);
+    return ok_status();
+  });
+}
+
+std::string fcgroup_state(const ClusterModel& model, uint32_t group) {
+  // The state furthest from idle that one of its mappings is in.
+  static constexpr FcState kOrder[] = {FcState::starting, FcState::preparing, FcState::suspended,
+                                       FcState::stopped,  FcState::copying,   FcState::prepared};
+  bool any = false;
+  std::set<FcState> seen;
+  for (const auto& f : model.fcmaps)
+    if (f.group == group) {
+      any = true;
+      seen.insert(f.state);
+    }
+  if (!any) return "empty";
+  for (FcState s : kOrder)
+    if (seen.count(s)) return to_string(s);
+  return to_string(FcState::idle_or_copied);
+}
+
+std::string fcgroup_blocks_join(const ClusterModel& model, const FcMapConfig& map,
+                                const FcGroupConfig* group) {
+  if (!settled(map.state))
+    return "fcmap '" + map.name + "' is " + to_string(map.state) +
+           ": it joins or leaves a consistency group only when idle, stopped or suspended";
+  if (!group) return {};
+  uint32_t maps = 0;
+  for (const auto& f : model.fcmaps) {
+    if (f.group != group->id || f.id == map.id) continue;
+    ++maps;
+    if (!settled(f.state))
+      return "consistency group '" + group->name + "' is " + fcgroup_state(model, group->id) +
+             ": a mapping joins it only when it is idle, stopped or suspended";
+  }
+  if (maps >= kMaxMapsPerGroup)
+    return "consistency group '" + group->name + "' has " + std::to_string(maps) +
+           " mappings, the most it may have";
   return {};
 }
 

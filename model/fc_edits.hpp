@@ -14,6 +14,7 @@ namespace sve {
 
 inline constexpr uint32_t kMaxCopyRate = 150;
 inline constexpr uint32_t kMaxTargetsPerSource = 256;  // SVC's limit
+inline constexpr uint32_t kMaxMapsPerGroup = 512;      // SVC's limit
 
 struct NewFcMap {
   std::string name;  // empty: fcmapN
@@ -22,12 +23,16 @@ struct NewFcMap {
   uint32_t copy_rate = 50;
   uint32_t grain_bytes = 256 * 1024;  // 64K or 256K
   bool autodelete = false;
+  bool incremental = false;
+  std::string group;  // a consistency group to join (empty: none)
 };
 Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args);
 // Refused while it is copying or stopping unless `force` (its target is
 // then left as it is: part copied, not a point in time).
 Status delete_fcmap(ClusterModel& model, const std::string& name, bool force);
-// idle_or_copied or stopped -> preparing.
+// idle_or_copied, stopped or suspended -> preparing. prepare, start and
+// stop are refused for a mapping in a consistency group (its group's are
+// what moves it).
 Result<FcMapConfig> prepare_fcmap(ClusterModel& model, const std::string& name);
 // preparing -> prepared, by the node that executes the source once its
 // cache holds nothing dirty of it; `id`: the mapping it checked.
@@ -38,7 +43,9 @@ Result<FcMapConfig> fcmap_prepared(ClusterModel& model, uint32_t id);
 Result<FcMapConfig> start_fcmap(ClusterModel& model, const std::string& name);
 // starting -> copying, by `node`, which executes the source and has paused
 // and drained its writes for start `start_seq`; false if it was not that
-// start any more.
+// start any more, or nothing changed. A mapping in a consistency group is
+// only marked drained, until every mapping of the group is: then they all
+// go to copying in this one change (the group's instant).
 Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq, uint32_t node);
 // copying -> stopped (the target offline), preparing/prepared/starting ->
 // idle_or_copied; a stopped or suspended one stays.
@@ -50,9 +57,28 @@ Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq);
 // it stopped executing the source).
 Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
                            const std::string& why);
-// The copy rate or autodelete changed (SVC's chfcmap).
+// The copy rate or autodelete changed, or the mapping joined or left a
+// consistency group (`group`: its name, or empty to leave; SVC's chfcmap).
+struct FcMapChange {
+  std::optional<uint32_t> copy_rate;
+  std::optional<bool> autodelete;
+  std::optional<std::string> group;
+};
 Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
-                              std::optional<uint32_t> copy_rate, std::optional<bool> autodelete);
+                              const FcMapChange& change);
+
+// Consistency groups. A group's state is its
+// mappings': "empty", or the state of the one furthest from idle.
+Result<FcGroupConfig> create_fcgroup(ClusterModel& model, const std::string& name);
+// Refused while it has mappings, unless `force`: they are left standalone.
+Status delete_fcgroup(ClusterModel& model, const std::string& name, bool force);
+Status prepare_fcgroup(ClusterModel& model, const std::string& name);
+Status start_fcgroup(ClusterModel& model, const std::string& name);
+Status stop_fcgroup(ClusterModel& model, const std::string& name);
+std::string fcgroup_state(const ClusterModel& model, uint32_t group);
+// Why a mapping may not join or leave `group` now; empty if it may.
+std::string fcgroup_blocks_join(const ClusterModel& model, const FcMapConfig& map,
+                                const FcGroupConfig* group);
 
 // Why vdisk `id` may not be deleted (any mapping) or moved or resized (a
 // mapping not idle); empty if it may.

@@ -62,6 +62,10 @@ const VdiskConfig* ClusterModel::find_vdisk(uint32_t i) const {
 FcMapConfig* ClusterModel::find_fcmap(const std::string& n) {
   return find_in(fcmaps, [&](auto& f) { return f.name == n; });
 }
+
+FcGroupConfig* ClusterModel::find_fcgroup(const std::string& n) {
+  return find_in(fcgroups, [&](auto& g) { return g.name == n; });
+}
 IoGroupConfig* ClusterModel::find_iogrp(const std::string& n) {
   return find_in(iogrps, [&](auto& g) { return g.name == n; });
 }

@@ -123,14 +123,26 @@ struct FcMapConfig {
                              // grains knows them for this start only
   uint32_t started_by = 0;   // the node that executed the source when it started
   std::string why;           // why it is stopped or suspended
+  uint32_t group = 0;        // its consistency group (0: none)
+  bool incremental = false;  // a restart copies only the grains changed since the last
+  bool drained = false;      // starting in a group: its writes are paused and drained
   MSGPACK_DEFINE_MAP(id, name, source, target, copy_rate, grain_bytes, autodelete, state,
-                     start_seq, started_by, why);
+                     start_seq, started_by, why, group, incremental, drained);
   // The states in which the target is the point in time, not its own data.
   bool active() const {
     return state == FcState::copying || state == FcState::stopped || state == FcState::suspended;
   }
   // Any state but idle: its vdisks may not be deleted, moved or resized.
   bool busy() const { return state != FcState::idle_or_copied; }
+};
+
+// A consistency group of mappings (SVC's FlashCopy consistency group): they
+// are prepared, started and stopped together, and start at one instant
+// across all their sources. Its state is its mappings' (fcgroup_state).
+struct FcGroupConfig {
+  uint32_t id = 0;
+  std::string name;
+  MSGPACK_DEFINE_MAP(id, name);
 };
 
 struct ClusterModel {
@@ -142,7 +154,9 @@ struct ClusterModel {
   std::vector<VdiskConfig> vdisks;
   std::vector<IoGroupConfig> iogrps;
   std::vector<FcMapConfig> fcmaps;
-  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps);
+  std::vector<FcGroupConfig> fcgroups;
+  MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps,
+                     fcgroups);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
@@ -154,6 +168,7 @@ struct ClusterModel {
   const MdiskConfig* find_mdisk(uint32_t id) const;
   const PoolConfig* find_pool(uint32_t id) const;
   FcMapConfig* find_fcmap(const std::string& name);
+  FcGroupConfig* find_fcgroup(const std::string& name);
   const VdiskConfig* find_vdisk(uint32_t id) const;
 };
 

@@ -103,6 +103,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.state = f.state;
     c.start_seq = f.start_seq;
     c.started_by = f.started_by;
+    c.incremental = f.incremental;
     map->copies.emplace(f.id, std::move(c));
   }
   return map;

@@ -56,6 +56,7 @@ struct CopyLayout {
   FcState state = FcState::idle_or_copied;
   uint64_t start_seq = 0;
   uint32_t started_by = 0;
+  bool incremental = false;
 };
 
 struct VirtMap {

@@ -86,6 +86,7 @@ void Node::Impl::copy_events(unsigned core, const std::vector<CopyEvent>& events
     if (e.kind == Kind::clean || e.kind == Kind::drained) {
       FcState due = e.kind == Kind::clean ? FcState::preparing : FcState::starting;
       if (f->state != due) continue;
+      if (e.kind == Kind::drained && f->drained) continue;  // its group waits for the others
       auto key = std::make_tuple(e.mapping, int(e.kind), e.start_seq);
       std::set<unsigned>& seen = copy_reports[key];
       seen.insert(core);

@@ -84,7 +84,20 @@ nlohmann::json Node::io_stats() {
                            {"external", sched[i].external}, {"sleeps", sched[i].sleeps}};
     cores.push_back(std::move(core));
   }
-  return {{"cores", cores}, {"payload_copies", copies},
+  // Point-in-time copies, summed over the cores (on each core's thread).
+  nlohmann::json flashcopy = nlohmann::json::object();
+  for (size_t i = 0; i < m.cores.size(); ++i) {
+    const FlashCopyFacility* fc = m.cores[i].flashcopy.get();
+    if (!fc) continue;
+    auto st = m.ask_core<FlashCopyStats>(i, m.cores[i].cache_actor, [fc] { return fc->stats(); });
+    const std::pair<const char*, uint64_t> figures[] = {
+        {"grain_copies", st.grain_copies},     {"background_copies", st.background_copies},
+        {"redirected_reads", st.redirected_reads}, {"paused", st.paused},
+        {"copy_errors", st.copy_errors},       {"bytes_copied", st.bytes_copied},
+        {"incremental_kept", st.incremental_kept}};
+    for (const auto& [what, n] : figures) flashcopy[what] = flashcopy.value(what, uint64_t{0}) + n;
+  }
+  return {{"cores", cores}, {"payload_copies", copies}, {"flashcopy", flashcopy},
           {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
 }
 

@@ -35,12 +35,20 @@ COMMANDS = {
     "iogrp.create": {"name": "g", "nodes": [1, 2]},
     "iogrp.delete": {"name": "g"},
     "fcmap.create": {"name": "f9", "source": "v9", "target": "v8", "copy_rate": 50,
-                     "grain": "64K", "autodelete": True},
+                     "grain": "64K", "autodelete": True, "incremental": True,
+                     "consistgrp": "cg9"},
     "fcmap.show": {"name": "f9"},
     "fcmap.prepare": {"name": "f9"},
     "fcmap.start": {"name": "f9"},
     "fcmap.stop": {"name": "f9"},
-    "fcmap.set": {"name": "f9", "copy_rate": 0, "autodelete": False},
+    "fcmap.set": {"name": "f9", "copy_rate": 0, "autodelete": False, "consistgrp": "cg9",
+                  "no_consistgrp": True},
+    "fcconsistgrp.create": {"name": "cg9"},
+    "fcconsistgrp.show": {"name": "cg9"},
+    "fcconsistgrp.prepare": {"name": "cg9"},
+    "fcconsistgrp.start": {"name": "cg9"},
+    "fcconsistgrp.stop": {"name": "cg9"},
+    "fcconsistgrp.delete": {"name": "cg9", "force": True},
     "fcmap.delete": {"name": "f9", "force": True},
     "cluster.create": {"name": "c"},
     "node.add": {"id": 2, "address": "127.0.0.1:1"},
@@ -52,7 +60,11 @@ COMMANDS = {
     "shell.trace": {"name": "no-such-actor", "count": 3},
     "vdisk.list": {}, "pool.list": {}, "mdisk.list": {}, "node.stats": {}, "node.show": {},
     "cluster.status": {}, "node.list": {}, "iogrp.list": {}, "shell.actors": {}, "fcmap.list": {},
+    "fcconsistgrp.list": {},
 }
+
+# Commands whose every field may be left out (the request stays valid).
+ALL_OPTIONAL = {"fcconsistgrp.create"}
 
 WRONG_VALUES = [5, -1, 1.5, 2 ** 64, -2 ** 63, True, None, [], [1, "a"], {}, {"a": 1}, "",
                 "x" * 300, "../../etc", "é" * 40, "12Q", [[[]]], "\u0000", 1e308]
@@ -76,8 +88,11 @@ def malformed(rng):
         return json.dumps(req)
     # A known field with a value of the wrong type or range.
     field = rng.choice(list(COMMANDS[cmd]))
-    req[field] = rng.choice([v for v in WRONG_VALUES if v != COMMANDS[cmd][field]])
-    if kind == 3:  # or a required field left out
+    wrong = [v for v in WRONG_VALUES if v != COMMANDS[cmd][field]]
+    if cmd in ALL_OPTIONAL:  # nothing else fails it: only values no name may take
+        wrong = [v for v in wrong if not isinstance(v, str) or v in ("", "x" * 300, "\u0000")]
+    req[field] = rng.choice(wrong)
+    if kind == 3 and cmd not in ALL_OPTIONAL:  # or a required field left out
         req.pop(field)
     return json.dumps(req)
 

@@ -354,7 +354,7 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   REQUIRE(start_fcmap(m, name));
   seq = m.find_fcmap(name)->start_seq;
   REQUIRE(fcmap_started(m, id, seq, 1).value());
-  REQUIRE(set_fcmap(m, name, 100, true));
+  REQUIRE(set_fcmap(m, name, {100, true, std::nullopt}));
   CHECK(fcmap_copied(m, id, seq).value());
   CHECK(m.find_fcmap(name) == nullptr);
 
@@ -364,4 +364,97 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   CHECK(copy_rate_bytes(51) == 4 << 20);
   CHECK(copy_rate_bytes(100) == 64 << 20);
   CHECK(copy_rate_bytes(150) == 2ull << 30);
+}
+
+TEST_CASE("consistency groups: their mappings prepare, start and stop together", "[edits]") {
+  ClusterModel m = base();
+  for (const char* v : {"a", "b", "c", "d", "e", "f"})
+    REQUIRE(create_vdisk(m, vdisk(v, 2 << 20), kAllOnline));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  auto map = [&](std::string s, std::string t, std::string group, bool incremental = false) {
+    NewFcMap f;
+    f.source = std::move(s);
+    f.target = std::move(t);
+    f.group = std::move(group);
+    f.incremental = incremental;
+    return create_fcmap(m, f);
+  };
+  CHECK_FALSE(map("a", "b", "g"));  // no such group
+  auto g = create_fcgroup(m, "g");
+  REQUIRE(g);
+  CHECK_FALSE(create_fcgroup(m, "g"));  // exists
+  auto unnamed = create_fcgroup(m, "");
+  REQUIRE(unnamed);
+  CHECK(unnamed.value().name == "fccstgrp" + std::to_string(unnamed.value().id));
+  CHECK(fcgroup_state(m, g.value().id) == "empty");
+  CHECK_FALSE(prepare_fcgroup(m, "g"));  // no mappings
+  auto m1 = map("a", "b", "g", true);
+  auto m2 = map("c", "d", "g");
+  REQUIRE(m1);
+  REQUIRE(m2);
+  CHECK(m1.value().incremental);
+  CHECK(m1.value().group == g.value().id);
+  auto m3 = map("e", "f", "");
+  REQUIRE(m3);
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  uint32_t id1 = m1.value().id, id2 = m2.value().id;
+  // Its mappings move only with it.
+  CHECK_FALSE(prepare_fcmap(m, m1.value().name));
+  CHECK_FALSE(start_fcgroup(m, "g"));  // not prepared
+  REQUIRE(prepare_fcgroup(m, "g"));
+  CHECK(fcgroup_state(m, g.value().id) == "preparing");
+  REQUIRE(fcmap_prepared(m, id1));
+  CHECK(fcgroup_state(m, g.value().id) == "preparing");
+  CHECK_FALSE(start_fcgroup(m, "g"));  // one is still preparing: all or none
+  CHECK(m.find_fcmap(m1.value().name)->state == FcState::prepared);
+  REQUIRE(fcmap_prepared(m, id2));
+  CHECK(fcgroup_state(m, g.value().id) == "prepared");
+  CHECK_FALSE(stop_fcmap(m, m2.value().name));
+  REQUIRE(start_fcgroup(m, "g"));
+  uint64_t seq1 = m.find_fcmap(m1.value().name)->start_seq;
+  uint64_t seq2 = m.find_fcmap(m2.value().name)->start_seq;
+  // The first drained: it waits, still starting, for the other.
+  CHECK(fcmap_started(m, id1, seq1, 1).value());
+  CHECK(m.find_fcmap(m1.value().name)->state == FcState::starting);
+  CHECK(m.find_fcmap(m1.value().name)->drained);
+  CHECK_FALSE(fcmap_started(m, id1, seq1, 1).value());  // nothing new
+  CHECK(fcgroup_state(m, g.value().id) == "starting");
+  // The last: all of them copying, in this one change.
+  CHECK(fcmap_started(m, id2, seq2, 2).value());
+  for (uint32_t id : {id1, id2}) {
+    const FcMapConfig* f = nullptr;
+    for (const auto& x : m.fcmaps)
+      if (x.id == id) f = &x;
+    REQUIRE(f);
+    CHECK(f->state == FcState::copying);
+    CHECK_FALSE(f->drained);
+  }
+  CHECK(fcgroup_state(m, g.value().id) == "copying");
+  // No joining an active group; no leaving one either.
+  CHECK_FALSE(set_fcmap(m, m3.value().name, {std::nullopt, std::nullopt, "g"}));
+  CHECK_FALSE(set_fcmap(m, m1.value().name, {std::nullopt, std::nullopt, std::string()}));
+  // One copied: the group still copies until the other is.
+  REQUIRE(fcmap_copied(m, id1, seq1).value());
+  CHECK(fcgroup_state(m, g.value().id) == "copying");
+  REQUIRE(stop_fcgroup(m, "g"));
+  CHECK(fcgroup_state(m, g.value().id) == "stopped");
+  CHECK(m.find_fcmap(m1.value().name)->state == FcState::idle_or_copied);
+  // A stop while starting undoes the drained marks.
+  REQUIRE(prepare_fcgroup(m, "g"));
+  REQUIRE(fcmap_prepared(m, id1));
+  REQUIRE(fcmap_prepared(m, id2));
+  REQUIRE(start_fcgroup(m, "g"));
+  REQUIRE(fcmap_started(m, id1, m.find_fcmap(m1.value().name)->start_seq, 1).value());
+  REQUIRE(stop_fcgroup(m, "g"));
+  CHECK_FALSE(m.find_fcmap(m1.value().name)->drained);
+  CHECK(fcgroup_state(m, g.value().id) == "idle_or_copied");
+  // Leaving and joining when idle.
+  REQUIRE(set_fcmap(m, m2.value().name, {std::nullopt, std::nullopt, std::string()}));
+  CHECK(m.find_fcmap(m2.value().name)->group == 0);
+  REQUIRE(set_fcmap(m, m2.value().name, {std::nullopt, std::nullopt, std::string("g")}));
+  CHECK_FALSE(delete_fcgroup(m, "g", false));  // it has mappings
+  REQUIRE(delete_fcgroup(m, "g", true));
+  CHECK(m.find_fcgroup("g") == nullptr);
+  CHECK(m.find_fcmap(m1.value().name)->group == 0);
+  REQUIRE(prepare_fcmap(m, m1.value().name));  // standalone again
 }

@@ -11,6 +11,7 @@
 #include "admin/admin_client.hpp"
 #include "admin/admin_protocol.hpp"
 #include "tools/svectl/chaos_run.hpp"
+#include "tools/svectl/copy_wait.hpp"
 #include "tools/svectl/render.hpp"
 #include "tools/svectl/shell.hpp"
 #include "util/size.hpp"
@@ -64,6 +65,7 @@ struct Command {
   json request;
   enum Kind { admin, chaos_run, shell } kind = admin;
   std::vector<std::string> rest;
+  bool wait = false;  // fcmap/fcconsistgrp start|show --wait: follow the copy to its end
 };
 
 // Every command of the admin API as a subcommand pair (noun, verb); each
@@ -174,20 +176,44 @@ class CommandLine {
     flag_text(fcreate, "--name", "name", "its name (default fcmapN)");
     copy_settings(fcreate);
     flag_size(fcreate, "--grain", "grain", "64K or 256K (default 256K)");
-    verb(fcmap, "list", "list the mappings, their states and progress");
-    named(verb(fcmap, "show", "a mapping, its state and progress"));
-    named(verb(fcmap, "prepare", "empty the caches of source and target, ready to start"));
-    named(verb(fcmap, "start", "make the point in time of a prepared mapping"));
-    named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)"));
-    auto* fdelete = verb(fcmap, "delete", "delete a mapping");
-    named(fdelete);
-    fdelete->add_flag("--force", force_, "even while it copies (the target is left part copied)");
-    on(fdelete, [this] {
-      if (force_) r_["force"] = true;
+    fcreate->add_flag("--incremental", incremental_,
+                      "a restart copies only the grains changed since the last start");
+    flag_text(fcreate, "--consistgrp", "consistgrp", "the consistency group it joins");
+    on(fcreate, [this] {
+      if (incremental_) r_["incremental"] = true;
     });
-    auto* fset = verb(fcmap, "set", "change a mapping's copy rate or autodelete");
+    verb(fcmap, "list", "list the mappings, their states and progress");
+    waits(named(verb(fcmap, "show", "a mapping, its state and progress")));
+    named(verb(fcmap, "prepare", "empty the caches of source and target, ready to start"));
+    waits(named(verb(fcmap, "start", "make the point in time of a prepared mapping")));
+    named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)"));
+    forced(named(verb(fcmap, "delete", "delete a mapping")),
+           "even while it copies (the target is left part copied)");
+    auto* fset = verb(fcmap, "set", "change a mapping's copy rate, autodelete or group");
     named(fset);
     copy_settings(fset);
+    auto* join = fset->add_option("--consistgrp", flags_["consistgrp"], "join this consistency group");
+    auto* leave = fset->add_flag("--no-consistgrp", no_consistgrp_, "leave its consistency group");
+    join->excludes(leave);
+    on(fset, [this, fset] {
+      if (fset->count("--consistgrp")) r_["consistgrp"] = flags_["consistgrp"];
+      if (no_consistgrp_) r_["no_consistgrp"] = true;
+    });
+
+    // Consistency groups: mappings that start at one instant.
+    auto* group = noun("fcconsistgrp", "consistency groups of mappings, started at one instant");
+    auto* gcreate2 = verb(group, "create", "create a consistency group");
+    gcreate2->add_option("NAME", pos_["GROUP"], "its name (default fccstgrpN)");
+    on(gcreate2, [this, gcreate2] {
+      if (gcreate2->count("NAME")) r_["name"] = pos_["GROUP"];
+    });
+    verb(group, "list", "list the groups, their states and mappings");
+    waits(named(verb(group, "show", "a group, its state and mappings")));
+    named(verb(group, "prepare", "prepare every mapping of the group"));
+    waits(named(verb(group, "start", "the point in time of every mapping of a prepared group")));
+    named(verb(group, "stop", "stop every mapping of the group"));
+    forced(named(verb(group, "delete", "delete a group")),
+           "even with mappings (they stay, standalone)");
 
     auto* node = noun("node", "this node, and the cluster's nodes");
     verb(node, "show", "this node's cache: size, dirty bytes, mode and why");
@@ -308,9 +334,10 @@ class CommandLine {
     verb->add_option(name, pos_[name], what)->required();
   }
   // A verb that takes one NAME.
-  void named(CLI::App* verb) {
+  CLI::App* named(CLI::App* verb) {
     text(verb, "NAME");
     bind(verb, {{"NAME", "name"}});
+    return verb;
   }
   void bind(CLI::App* verb, std::vector<std::pair<std::string, std::string>> fields) {
     on(verb, [this, fields] {
@@ -359,6 +386,20 @@ class CommandLine {
       if (autodelete_ || no_autodelete_) r_["autodelete"] = autodelete_;
     });
   }
+  // --force, sent as "force".
+  void forced(CLI::App* verb, const char* what) {
+    verb->add_flag("--force", force_, what);
+    on(verb, [this] {
+      if (force_) r_["force"] = true;
+    });
+  }
+  // --wait: follow the copy until it ends (copy_wait.cpp).
+  CLI::App* waits(CLI::App* verb) {
+    verb->add_flag("--wait", command_.wait,
+                   "follow the copy to its end: a progress bar on a terminal, else a line a "
+                   "second");
+    return verb;
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -379,6 +420,7 @@ class CommandLine {
   bool read_only_ = false, read_write_ = false;
   bool thin_ = false, autoexpand_ = false, no_autoexpand_ = false;
   bool autodelete_ = false, no_autodelete_ = false, force_ = false;
+  bool incremental_ = false, no_consistgrp_ = false;
   uint32_t copy_rate_ = 50;
   std::string rsize_, warning_;
   std::string id_, node_, rate_;
@@ -427,10 +469,11 @@ int run(int argc, char** argv) {
     std::cerr << "svectl: " << error << "\n";
     return 1;
   }
-  if (line.as_json())
+  if (line.as_json() && !command.wait)
     std::cout << (*reply)["result"].dump(2) << "\n";
-  else
+  else if (!line.as_json())
     render_result(request["cmd"], (*reply)["result"]);
+  if (command.wait) return wait_for_copy(address.value(), request, line.as_json());
   return 0;
 }
 

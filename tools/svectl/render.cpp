@@ -98,7 +98,14 @@ void render_result(const std::string& command, const json& result) {
     for (auto& r : rows)
       if (r.contains("progress") && r["progress"].contains("percent"))
         r["progress_pct"] = std::to_string(r["progress"]["percent"].get<uint64_t>()) + "%";
-    table(rows, {"name", "source", "target", "state", "progress_pct", "copy_rate", "grain_size"});
+    table(rows, {"name", "source", "target", "state", "progress_pct", "copy_rate", "grain_size",
+                 "consistgrp"});
+  } else if (command == "fcconsistgrp.list") {
+    table(result, {"name", "id", "state", "fcmaps"});
+  } else if (command.rfind("fcconsistgrp.", 0) == 0 && result.contains("state")) {
+    std::cout << "fcconsistgrp " << cell(result, "name") << ": " << cell(result, "state")
+              << ", mappings: " << (cell(result, "fcmaps").empty() ? "none" : cell(result, "fcmaps"))
+              << "\n";
   } else if (command.rfind("fcmap.", 0) == 0 && result.contains("state")) {
     std::cout << "fcmap " << cell(result, "name") << ": " << cell(result, "source") << " -> "
               << cell(result, "target") << ", " << cell(result, "state");
@@ -107,7 +114,9 @@ void render_result(const std::string& command, const json& result) {
     std::cout << "\ncopy rate " << cell(result, "copy_rate") << " ("
               << format_size(result.value("copy_rate_bytes", uint64_t{0})) << "/s), grain "
               << cell(result, "grain_size") << (result.value("autodelete", false) ? ", autodelete" : "")
-              << "\n";
+              << (result.value("incremental", false) ? ", incremental" : "") << "\n";
+    if (!cell(result, "consistgrp").empty())
+      std::cout << "consistency group " << cell(result, "consistgrp") << "\n";
     if (!cell(result, "why").empty()) std::cout << "why: " << cell(result, "why") << "\n";
     if (result.contains("progress") && result["progress"].contains("why"))
       std::cout << "progress unknown: " << result["progress"]["why"].get<std::string>() << "\n";

@@ -1,0 +1,17 @@
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "hw/port/tcp.hpp"
+
+namespace sve {
+
+// svectl fcmap start|show NAME --wait and fcconsistgrp start|show NAME
+// --wait: follows the copy until every grain is copied, drawing a progress
+// bar with its rate and the time left on a terminal, and a plain line per
+// percent (at most one a second) otherwise. `request` is the command that
+// was sent. Returns the exit code: 0 once copied (or deleted by autodelete
+// once copied), 1 if the copy stopped or was suspended, or the node could
+// not be asked.
+int wait_for_copy(const HostPortAddress& admin, const nlohmann::json& request, bool as_json);
+
+}  // namespace sve
