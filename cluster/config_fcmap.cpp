@@ -18,6 +18,11 @@ std::string vdisk_name(const ClusterModel& model, uint32_t id) {
   return v ? v->name : "?";
 }
 
+uint64_t bitmap_bytes(const ClusterModel& model, uint32_t id) {
+  const VdiskConfig* v = id ? model.find_vdisk(id) : nullptr;
+  return v ? v->size_bytes : 0;
+}
+
 std::string group_name(const ClusterModel& model, uint32_t id) {
   for (const auto& g : model.fcgroups)
     if (g.id == id) return g.name;
@@ -39,6 +44,7 @@ json ConfigService::describe_fcmap(const FcMapConfig& f) const {
           {"starts", f.start_seq},
           {"incremental", f.incremental},
           {"consistgrp", f.group ? group_name(config_, f.group) : ""},
+          {"bitmap_bytes", bitmap_bytes(config_, f.bitmap)},
           {"why", f.why}};
 }
 
@@ -72,7 +78,7 @@ Result<json> ConfigService::fcmap_create(const json& args) {
   }
   FcMapConfig made;
   auto st = commit_change([&](ClusterModel& next) -> Status {
-    auto f = create_fcmap(next, want);
+    auto f = create_fcmap(next, want, online());
     if (!f) return f.error();
     made = f.value();
     return ok_status();

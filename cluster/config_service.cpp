@@ -401,7 +401,7 @@ Result<json> ConfigService::pool_list() {
     uint64_t virtual_bytes = 0, real_bytes = 0, thin = 0;
     for (const auto& v : config_.vdisks)
       if (v.pool_id == p.id) {
-        virtual_bytes += v.size_bytes;
+        if (!v.bitmap_of) virtual_bytes += v.size_bytes;
         real_bytes += v.extents.size() * p.extent_bytes;
         thin += v.thin();
       }
@@ -610,6 +610,7 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
 Result<json> ConfigService::vdisk_list() {
   json out = json::array();
   for (const auto& v : config_.vdisks) {
+    if (v.bitmap_of) continue;  // a mapping's bitmap: not a host's (fcmap show)
     json d = describe_vdisk(v);
     d.erase("extents");
     out.push_back(std::move(d));

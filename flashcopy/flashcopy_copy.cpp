@@ -125,6 +125,10 @@ void FlashCopyFacility::run_source(IoRequestPtr request) {
   std::vector<std::pair<Map*, uint64_t>> needed;
   for (uint32_t id : maps_of_source_[request->volume]) {
     Map& m = *maps_[id];
+    if (m.loading) {  // which grains are copied is being read back
+      m.load_waiting.push_back(std::move(request));
+      return;
+    }
     if (!m.known || request->length == 0 || end > m.layout.size_bytes || end < request->offset)
       continue;  // (a range past the end fails below)
     if (wait_for_grains(m, *request, request)) return;
@@ -133,7 +137,14 @@ void FlashCopyFacility::run_source(IoRequestPtr request) {
     for (uint64_t g = request->offset / G; g <= (end - 1) / G; ++g)
       if (!m.copied_grain(g)) needed.emplace_back(&m, g);
   }
-  if (needed.empty()) return pass(std::move(request));
+  if (needed.empty()) {
+    // Every grain copied: their bits durable before the source changes.
+    for (uint32_t id : maps_of_source_[request->volume]) {
+      Map& m = *maps_[id];
+      if (m.known && end <= m.layout.size_bytes && wait_durable(m, *request, request)) return;
+    }
+    return pass(std::move(request));
+  }
   // Parked before the copies start (a copy that completed inline would
   // otherwise be gone before the request waits for it).
   ++stats_.waits;
@@ -142,6 +153,10 @@ void FlashCopyFacility::run_source(IoRequestPtr request) {
 }
 
 void FlashCopyFacility::run_target(Map& m, IoRequestPtr request) {
+  if (m.loading) {
+    m.load_waiting.push_back(std::move(request));
+    return;
+  }
   if (!m.known) return complete(std::move(request), EIO);
   uint64_t end = request->offset + request->length;
   if (end < request->offset || end > m.layout.size_bytes) return complete(std::move(request), ERANGE);
@@ -156,7 +171,10 @@ void FlashCopyFacility::run_target(Map& m, IoRequestPtr request) {
     std::vector<uint64_t> needed;
     for (uint64_t g = first; g <= last; ++g)
       if (!m.copied_grain(g)) needed.push_back(g);
-    if (needed.empty()) return pass(std::move(request));
+    if (needed.empty()) {
+      if (wait_durable(m, *request, request)) return;  // a redo of the copy must not undo it
+      return pass(std::move(request));
+    }
     ++stats_.waits;
     m.changing[needed.front()].push_back(std::move(request));  // parked first, as above
     for (uint64_t g : needed) copy_grain(m, g, false);
@@ -266,7 +284,10 @@ void FlashCopyFacility::tick(uint64_t now_ms) {
   last_tick_ = now_ms;
   std::vector<Map*> maps;
   for (auto& [id, m] : maps_) maps.push_back(m.get());
-  for (Map* m : maps) background(*m, elapsed);
+  for (Map* m : maps) {
+    flush_dirty(*m);  // the background copy's bits
+    background(*m, elapsed);
+  }
 }
 
 void FlashCopyFacility::background(Map& m, uint64_t elapsed_ms) {

@@ -56,6 +56,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   maps_of_source_.clear();
   incremental_of_.clear();
   std::unordered_set<uint32_t> paused_vdisks, copying_here, history_here;
+  std::vector<uint32_t> to_load;
   bool serving = !routes_ || routes_->serving;
   if (map_) {
     for (const auto& [id, c] : map_->copies) {
@@ -102,10 +103,17 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
         if (c.incremental) m->changed.assign(m->bits.size(), 0);
         auto p = paused_for_.find(id);
         m->known = p != paused_for_.end() && p->second == c.start_seq;
-        if (!m->known)
+        if (c.bitmap) {
+          m->pages.resize(fc_bitmap_pages(m->grains));
+          m->durable.assign(m->bits.size(), 0);
+          if (!m->known) to_load.push_back(id);  // a takeover or a restart: read it back
+        } else if (!m->known) {
           m->why = "which grains were copied was kept in the memory of the node that executed "
                    "the source when it started (node " + std::to_string(c.started_by) +
-                   "); this I/O process did not start it (persistent bitmaps are not built yet)";
+                   "); this I/O process did not start it, and the mapping keeps no bitmap "
+                   "on the back end";
+        }
+        m->seen_all = m->known;  // (a bitmap read back has no history of writes)
         if (m->known) apply_history(*m);
         histories_.erase(id);
         maps_[id] = std::move(m);
@@ -122,6 +130,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
     return !map_ || !map_->copies.count(entry.first);  // deleted
   });
   paused_vdisks_.swap(paused_vdisks);
+  for (uint32_t id : to_load) load_bitmap(*maps_[id]);  // (once the view is whole)
   resume_paused();
 }
 
@@ -135,11 +144,14 @@ void FlashCopyFacility::drop_map(uint32_t id) {
   // still below find it gone (by incarnation) and stop there.
   for (auto& [g, waiting] : m->changing)
     for (auto& r : waiting) paused_.push_back(std::move(r));
+  for (auto& page : m->pages)
+    for (auto& r : page.waiting) paused_.push_back(std::move(r));
+  for (auto& r : m->load_waiting) paused_.push_back(std::move(r));
 }
 
 void FlashCopyFacility::keep_history(const Map& m) {
   uint32_t id = m.layout.id;
-  if (!m.layout.incremental || !m.known) {
+  if (!m.layout.incremental || !m.known || !m.seen_all) {
     histories_.erase(id);
     return;
   }
@@ -168,6 +180,7 @@ void FlashCopyFacility::apply_history(Map& m) {
     m.copied += static_cast<uint64_t>(__builtin_popcountll(m.bits[i]));
   }
   stats_.incremental_kept += m.copied;
+  for (uint64_t page = 0; page < m.pages.size(); ++page) m.dirty_pages.insert(page);
 }
 
 void FlashCopyFacility::note_change(uint32_t mapping, const IoRequest& request) {
@@ -319,6 +332,7 @@ std::vector<CopyEvent> FlashCopyFacility::events(
       auto it = maps_.find(id);
       if (it == maps_.end()) continue;
       const Map& m = *it->second;
+      if (m.loading) continue;
       if (!m.known)
         out.push_back({CopyEvent::Kind::lost, id, c.start_seq, m.why});
       else if (m.copied == m.grains && m.redirected.empty() && m.changing.empty())
@@ -334,7 +348,8 @@ std::optional<CopyFigures> FlashCopyFacility::figures(uint32_t mapping) const {
   auto it = maps_.find(mapping);
   if (it == maps_.end()) return std::nullopt;
   const Map& m = *it->second;
-  return CopyFigures{m.known, m.grains, m.copied, m.layout.start_seq, m.why};
+  return CopyFigures{m.known && !m.loading, m.grains, m.copied, m.layout.start_seq,
+                     m.loading ? "its bitmap is being read back" : m.why};
 }
 
 nlohmann::json FlashCopyFacility::inspect() const {
@@ -353,6 +368,9 @@ nlohmann::json FlashCopyFacility::inspect() const {
           {"copy_errors", stats_.copy_errors},
           {"bytes_copied", stats_.bytes_copied},
           {"incremental_kept", stats_.incremental_kept},
+          {"bitmap_writes", stats_.bitmap_writes},
+          {"bitmap_waits", stats_.bitmap_waits},
+          {"bitmap_loads", stats_.bitmap_loads},
           {"histories", histories_.size()},
           {"mappings", maps}};
 }

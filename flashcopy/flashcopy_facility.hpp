@@ -22,6 +22,14 @@
 // target goes offline, never silently wrong. Persisting the bitmaps, so
 // that a copy survives a failover, is still to come.
 //
+// That bitmap is also kept on the back end, in a hidden vdisk of the
+// mapping (flashcopy_bitmap.cpp): a copied grain's bit is written there
+// before any write may change that grain in source or target (such a write
+// waits for the page; background copies' bits go at the next tick). The
+// node that executes the source after a takeover or a restart reads it
+// back, and the copy goes on; a grain copied but not yet durable is copied
+// again, from a source nothing changed there since.
+//
 // An incremental mapping keeps, between its starts, which grains were
 // copied and which changed since (on source or target, whatever its state:
 // its target's writes are sent to its source's core for that). A restart
@@ -65,6 +73,9 @@ struct FlashCopyStats {
   uint64_t copy_errors = 0;
   uint64_t bytes_copied = 0;
   uint64_t incremental_kept = 0;  // grains an incremental restart did not copy again
+  uint64_t bitmap_writes = 0;     // pages of bitmaps written to the back end
+  uint64_t bitmap_waits = 0;      // writes that waited for a grain's bit to be durable
+  uint64_t bitmap_loads = 0;      // bitmaps read back (a takeover, a restart)
 };
 
 // What the node commits for a mapping (re-reported on every call until the
@@ -124,6 +135,7 @@ class FlashCopyFacility final : public Facility {
 
  private:
   friend struct FlashCopySteps;
+  friend struct FlashCopyBitmapSteps;
   bool local(uint32_t vdisk) const;
   unsigned core_of(uint32_t vdisk) const { return vdisk % cores_; }
   IoServer& lower_for(uint32_t vdisk);
@@ -141,6 +153,13 @@ class FlashCopyFacility final : public Facility {
   void grain_copied(Map& m, uint64_t grain, int status);
   void finish_grain(Map& m, uint64_t grain);
   void lose(Map& m, std::string why);
+  // The bitmap on the back end (flashcopy_bitmap.cpp).
+  bool wait_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
+  void write_page(Map& m, uint64_t page);
+  void page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words, int status);
+  void load_bitmap(Map& m);
+  void bitmap_loaded(Map& m, const Buffer& slots, int status);
+  void flush_dirty(Map& m);
   void drop_map(uint32_t id);
   void resume_paused();
   // An incremental mapping's write outside copying: noted in its history.

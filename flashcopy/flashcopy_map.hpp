@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flashcopy/flashcopy_facility.hpp"
+#include "model/fc_bitmap_geometry.hpp"
 
 namespace sve {
 
@@ -25,6 +26,7 @@ struct FlashCopyFacility::Map {
   std::vector<uint64_t> bits;  // copied grains of this start
   uint64_t copied = 0;
   std::vector<uint64_t> changed;  // incremental: grains written (source or target) since it
+  bool seen_all = false;  // this core saw every write since the start (it paused it)
   bool known = false;          // the bits are this start's (else the target is offline)
   std::string why;             // why not
   // Grains being copied, and the requests waiting for them.
@@ -35,6 +37,20 @@ struct FlashCopyFacility::Map {
   uint64_t cursor = 0;      // the background copy's next grain
   double budget = 0;        // bytes the background copy may copy now
   uint32_t background = 0;  // its copies in flight
+  // The bitmap on the back end (layout.bitmap; model/fc_bitmap_geometry.hpp).
+  // A grain's bit is durable there before any write may change the grain
+  // in source or target: until then such a write waits for its page.
+  std::vector<uint64_t> durable;
+  struct Page {
+    uint32_t write_seq = 0;  // of its last write (slot write_seq % 2)
+    bool writing = false;
+    bool again = false;      // more bits set while it was written
+    std::vector<IoRequestPtr> waiting;
+  };
+  std::vector<Page> pages;
+  std::unordered_set<uint64_t> dirty_pages;  // bits set that are not durable
+  bool loading = false;  // read back from the back end (a takeover, a restart)
+  std::vector<IoRequestPtr> load_waiting;
 
   uint64_t grain_bytes() const { return layout.grain_bytes; }
   bool copied_grain(uint64_t g) const { return (bits[g / 64] >> (g % 64)) & 1; }
@@ -42,6 +58,11 @@ struct FlashCopyFacility::Map {
     if (copied_grain(g)) return;
     bits[g / 64] |= uint64_t{1} << (g % 64);
     ++copied;
+    if (!pages.empty()) dirty_pages.insert(g / kFcGrainsPerPage);
+  }
+  bool persisted() const { return !pages.empty(); }
+  bool durable_grain(uint64_t g) const {
+    return !persisted() || ((durable[g / 64] >> (g % 64)) & 1);
   }
   uint64_t grain_length(uint64_t g) const {
     return std::min<uint64_t>(grain_bytes(), layout.size_bytes - g * grain_bytes());

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "model/edits.hpp"
+#include "model/extent_allocator.hpp"
+#include "model/fc_bitmap_geometry.hpp"
 #include "util/size.hpp"
 
 namespace sve {
@@ -22,8 +24,12 @@ FcMapConfig* find_id(ClusterModel& model, uint32_t id) {
   return nullptr;
 }
 
+// A mapping goes with its bitmap's vdisk (its extents back to the pool).
 void erase(ClusterModel& model, const FcMapConfig* f) {
+  uint32_t bitmap = f->bitmap;
   model.fcmaps.erase(model.fcmaps.begin() + (f - model.fcmaps.data()));
+  if (bitmap)
+    std::erase_if(model.vdisks, [&](const VdiskConfig& v) { return v.id == bitmap; });
 }
 
 std::string group_name(const ClusterModel& model, uint32_t group) {
@@ -94,7 +100,8 @@ uint64_t copy_rate_bytes(uint32_t copy_rate) {
   return (128ull * 1024) << band;
 }
 
-Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args) {
+Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
+                                 const std::function<bool(uint32_t)>& online) {
   VdiskConfig* source = model.find_vdisk(args.source);
   if (!source) return bad("no vdisk '" + args.source + "'");
   VdiskConfig* target = model.find_vdisk(args.target);
@@ -149,6 +156,29 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args) {
     if (std::string why = fcgroup_blocks_join(model, f, g); !why.empty()) return bad(why);
     f.group = g->id;
   }
+  // Its bitmap: a hidden vdisk beside the source, executed by the same node.
+  PoolConfig* pool = model.find_pool(source->pool_id);
+  if (!pool) return bad("source '" + source->name + "' is in no pool");
+  for (uint32_t id : pool->mdisks)
+    if (!online(id)) return bad("pool '" + pool->name + "' has an offline mdisk");
+  uint64_t bytes = fc_bitmap_bytes(fc_grains(source->size_bytes, f.grain_bytes));
+  uint32_t count = static_cast<uint32_t>((bytes + pool->extent_bytes - 1) / pool->extent_bytes);
+  auto extents = PoolUsage(model, *pool).allocate(count, ExtentPolicy::striped, pool->stripe_cursor);
+  if (!extents)
+    return make_error("pool '" + pool->name + "' has no room for the mapping's bitmap (" +
+                          format_size(bytes) + "): " + extents.error().message,
+                      ENOSPC);
+  VdiskConfig b;
+  b.id = model.next_id++;
+  b.name = f.name + ":bitmap";  // (no name an admin may give has a ':')
+  b.pool_id = pool->id;
+  b.size_bytes = bytes;
+  b.extents = std::move(extents.value());
+  b.iogrp_id = source->iogrp_id;
+  b.preferred_node = source->preferred_node;
+  b.bitmap_of = f.id;
+  f.bitmap = b.id;
+  model.vdisks.push_back(b);
   model.fcmaps.push_back(f);
   return f;
 }
@@ -161,6 +191,7 @@ Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
   erase(model, f);
   return ok_status();
 }
+
 
 Result<FcMapConfig> prepare_fcmap(ClusterModel& model, const std::string& name) {
   FcMapConfig* f = model.find_fcmap(name);

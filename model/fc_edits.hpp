@@ -4,6 +4,7 @@
 // model/edits.hpp's. Errors carry EINVAL, or EBUSY for a state that does
 // not allow the change now.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -26,7 +27,10 @@ struct NewFcMap {
   bool incremental = false;
   std::string group;  // a consistency group to join (empty: none)
 };
-Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args);
+// Also makes its bitmap's hidden vdisk in the source's pool (`online`: the
+// mdisks that may hold it).
+Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
+                                 const std::function<bool(uint32_t)>& online);
 // Refused while it is copying or stopping unless `force` (its target is
 // then left as it is: part copied, not a point in time).
 Status delete_fcmap(ClusterModel& model, const std::string& name, bool force);

@@ -79,9 +79,14 @@ struct VdiskConfig {
   // What autoexpand keeps free ahead of the writes (SVC's contingency): the
   // real capacity it was created with, less its map.
   uint64_t contingency_bytes = 0;
+  // Not a host's: the copied-grain bitmap of point-in-time copy mapping
+  // `bitmap_of` (model/fc_bitmap_geometry.hpp), made and deleted with it,
+  // never exported or listed.
+  uint32_t bitmap_of = 0;
   MSGPACK_DEFINE_MAP(id, name, pool_id, size_bytes, policy, extents, formatted, iogrp_id,
                      preferred_node, handover_from, handover_group, handover_partner,
-                     read_only, grain_bytes, warning_pct, autoexpand, contingency_bytes);
+                     read_only, grain_bytes, warning_pct, autoexpand, contingency_bytes,
+                     bitmap_of);
 
   bool thin() const { return grain_bytes != 0; }
 };
@@ -126,8 +131,9 @@ struct FcMapConfig {
   uint32_t group = 0;        // its consistency group (0: none)
   bool incremental = false;  // a restart copies only the grains changed since the last
   bool drained = false;      // starting in a group: its writes are paused and drained
+  uint32_t bitmap = 0;       // the hidden vdisk that keeps its copied grains (0: none)
   MSGPACK_DEFINE_MAP(id, name, source, target, copy_rate, grain_bytes, autodelete, state,
-                     start_seq, started_by, why, group, incremental, drained);
+                     start_seq, started_by, why, group, incremental, drained, bitmap);
   // The states in which the target is the point in time, not its own data.
   bool active() const {
     return state == FcState::copying || state == FcState::stopped || state == FcState::suspended;

@@ -80,6 +80,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     layout.autoexpand = v.autoexpand;
     layout.contingency_bytes = v.contingency_bytes;
     layout.pool_id = v.pool_id;
+    layout.hidden = v.bitmap_of != 0;
     for (const auto& e : v.extents) {
       layout.extents.push_back(
           {e.mdisk_id, kMdiskReservedBytes + uint64_t{e.index} * pool->extent_bytes});
@@ -104,6 +105,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.start_seq = f.start_seq;
     c.started_by = f.started_by;
     c.incremental = f.incremental;
+    c.bitmap = map->find(f.bitmap) ? f.bitmap : 0;
     map->copies.emplace(f.id, std::move(c));
   }
   return map;

@@ -37,6 +37,7 @@ struct VolumeLayout {
   bool autoexpand = false;
   uint64_t contingency_bytes = 0;
   uint32_t pool_id = 0;
+  bool hidden = false;  // a mapping's bitmap (VdiskConfig::bitmap_of): not a host's
   bool thin() const { return grain_bytes != 0; }
   // What the virtualizer addresses: the virtual size of a fully allocated
   // vdisk, the real capacity of a thin one.
@@ -57,6 +58,7 @@ struct CopyLayout {
   uint64_t start_seq = 0;
   uint32_t started_by = 0;
   bool incremental = false;
+  uint32_t bitmap = 0;  // the hidden vdisk of its copied-grain bitmap (0: kept in memory only)
 };
 
 struct VirtMap {

@@ -30,7 +30,7 @@ class MapCatalog final : public nbd::ExportCatalog {
   }
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
-    if (!v) return std::nullopt;
+    if (!v || v->hidden) return std::nullopt;  // a mapping's bitmap is not a host's
     bool mapped = false;
     for (const auto& [id, c] : map_->copies) mapped |= c.source == v->id || c.target == v->id;
     return nbd::ExportInfo{v->id, v->size_bytes, v->name,
@@ -40,7 +40,8 @@ class MapCatalog final : public nbd::ExportCatalog {
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
     if (map_)
-      for (const auto& [id, v] : map_->volumes) out.push_back(v.name);
+      for (const auto& [id, v] : map_->volumes)
+        if (!v.hidden) out.push_back(v.name);
     return out;
   }
 

@@ -3,7 +3,9 @@
 // pair), random reads, writes, trims and zeroing with many in flight and
 // completed in random order, starts, stops, background copies and their
 // ends, on one core or two (source and target on different cores; some
-// requests arriving on the other core). Two of the mappings are
+// requests arriving on the other core), and crashes of the process (what
+// it had in flight never reaches the disk; the next one reads the bitmaps
+// back and goes on). Two of the mappings are
 // incremental: their restarts skip the grains the facility knows are
 // equal. Every read of every vdisk must equal the model: a target reads as
 // its source was when its mapping started, plus the target's own writes.
@@ -58,6 +60,22 @@ struct MemDisk final : IoServer {
   }
 };
 
+// The disk as one life of the I/O process sees it: after a crash, what the
+// old process still sends never reaches the disk (it is answered EIO, so
+// that nothing of it is left waiting).
+struct Gate final : IoServer {
+  MemDisk& disk;
+  bool dead = false;
+  std::vector<IoRequestPtr> dropped;
+  explicit Gate(MemDisk& d) : disk(d) {}
+  void submit(IoRequestPtr r) override {
+    if (dead)
+      dropped.push_back(std::move(r));
+    else
+      disk.submit(std::move(r));
+  }
+};
+
 struct Host final : IoClient {
   std::vector<IoRequestPtr> done;
   void io_done(IoRequestPtr r) override { done.push_back(std::move(r)); }
@@ -93,17 +111,51 @@ struct ModelRun {
   uint64_t now = 0, reads_checked = 0, copies_done = 0;
   std::map<uint32_t, uint64_t> drained_at;  // the start a drained report was seen for
 
-  ModelRun(uint64_t seed, unsigned n) : rng(seed), cores(n) {
+  // Crashes: the process lives the facilities of their time had.
+  std::vector<std::unique_ptr<Gate>> gates;
+  std::vector<std::unique_ptr<FlashCopyFacility>> graveyard;
+  std::vector<IoRequestPtr> abandoned;  // host requests of a crashed process
+  uint64_t crashes = 0;
+
+  void make_facilities() {
+    gates.push_back(std::make_unique<Gate>(disk));
+    Gate& gate = *gates.back();
     for (unsigned c = 0; c < cores; ++c)
-      fc.push_back(std::make_unique<FlashCopyFacility>(disk, c, cores));
+      fc.push_back(std::make_unique<FlashCopyFacility>(gate, c, cores));
     std::vector<IoServer*> copy_of, lower_of;
     std::vector<IoClient*> returns;
     for (auto& f : fc) {
       copy_of.push_back(f.get());
-      lower_of.push_back(&disk);
+      lower_of.push_back(&gate);
       returns.push_back(f.get());  // one thread: completions come straight back
     }
     for (unsigned c = 0; c < cores; ++c) fc[c]->set_peers(copy_of, lower_of, returns);
+  }
+
+  // The I/O process dies: what it had sent to the disk never gets there,
+  // the hosts' requests in flight are never answered, and a new process
+  // starts with the same view (copying mappings read their bitmaps back).
+  void crash() {
+    ++crashes;
+    Gate& old = *gates.back();
+    old.dead = true;
+    for (auto& p : pending) abandoned.push_back(p.r);
+    pending.clear();
+    for (auto& r : disk.queue) old.dropped.push_back(std::move(r));
+    disk.queue.clear();
+    while (!old.dropped.empty()) {
+      IoRequestPtr r = std::move(old.dropped.back());
+      old.dropped.pop_back();
+      complete(std::move(r), EIO);
+    }
+    for (auto& f : fc) graveyard.push_back(std::move(f));
+    fc.clear();
+    make_facilities();
+    publish();
+  }
+
+  ModelRun(uint64_t seed, unsigned n) : rng(seed), cores(n) {
+    make_facilities();
     for (uint32_t v = 1; v <= 5; ++v) {
       model[v].assign(kVdiskBytes, 0);
       known[v] = true;
@@ -117,6 +169,7 @@ struct ModelRun {
       c.grain_bytes = kGrain;
       c.copy_rate = m.rate;
       c.incremental = m.incremental;
+      c.bitmap = 100 + m.id;  // on the memory disk, as any vdisk
     }
     publish();
   }
@@ -181,6 +234,7 @@ struct ModelRun {
   // Host completions, checked against the model.
   void settle() {
     for (auto& r : host.done) {
+      if (std::find(abandoned.begin(), abandoned.end(), r) != abandoned.end()) continue;
       auto it = std::find_if(pending.begin(), pending.end(),
                              [&](const Pending& p) { return p.r == r; });
       REQUIRE(it != pending.end());
@@ -222,6 +276,10 @@ struct ModelRun {
     Mapping& m = maps[rng() % maps.size()];
     CopyLayout& c = layouts[m.id];
     auto ev = events();
+    for (const auto& e : ev) {
+      INFO("mapping " << e.mapping << ": " << e.why);
+      CHECK(e.kind != CopyEvent::Kind::lost);  // the bitmap survives a crash
+    }
     auto has = [&](CopyEvent::Kind k) {
       return std::count_if(ev.begin(), ev.end(), [&](const CopyEvent& e) {
         return e.mapping == m.id && e.kind == k && e.start_seq == c.start_seq;
@@ -280,6 +338,8 @@ struct ModelRun {
       else if (what < 90) {
         now += 50;
         for (auto& f : fc) f->tick(now);
+      } else if (what == 99 && rng() % 6 == 0) {
+        crash();
       } else {
         transition();
       }
@@ -303,7 +363,7 @@ struct ModelRun {
 }  // namespace
 
 TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") {
-  uint64_t checked = 0, copies = 0, kept = 0;
+  uint64_t checked = 0, copies = 0, kept = 0, crashes = 0;
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     for (unsigned cores : {1u, 2u}) {
       INFO("seed " << seed << ", cores " << cores);
@@ -312,8 +372,10 @@ TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") 
       checked += run.reads_checked;
       copies += run.copies_done;
       for (auto& f : run.fc) kept += f->stats().incremental_kept;
+      crashes += run.crashes;
     }
   }
+  CHECK(crashes > 50);  // copies went on across process restarts
   CHECK(checked > 10000);
   CHECK(copies > 20);  // background copies ran to their end
   CHECK(kept > 100);   // incremental restarts kept grains

@@ -299,7 +299,7 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
     f.source = std::move(s);
     f.target = std::move(t);
     f.grain_bytes = grain;
-    return create_fcmap(m, f);
+    return create_fcmap(m, f, kAllOnline);
   };
   CHECK_FALSE(map("s", "small"));  // sizes differ
   CHECK_FALSE(map("s", "s"));
@@ -308,6 +308,13 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   auto f = map("s", "t");
   REQUIRE(f);
   CHECK(f.value().name == "fcmap" + std::to_string(f.value().id));
+  // Its bitmap: a hidden vdisk beside the source, gone with the mapping.
+  uint32_t bitmap = f.value().bitmap;
+  const VdiskConfig* b = static_cast<const ClusterModel&>(m).find_vdisk(bitmap);
+  REQUIRE(b);
+  CHECK(b->bitmap_of == f.value().id);
+  CHECK(b->pool_id == m.find_vdisk("s")->pool_id);
+  CHECK(b->size_bytes >= 2 * 4096);
   CHECK_FALSE(map("u", "t"));      // t is a target already
   CHECK_FALSE(map("t", "u"));      // a cascade
   CHECK_FALSE(map("u", "s"));      // a restore
@@ -357,6 +364,7 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   REQUIRE(set_fcmap(m, name, {100, true, std::nullopt}));
   CHECK(fcmap_copied(m, id, seq).value());
   CHECK(m.find_fcmap(name) == nullptr);
+  CHECK(static_cast<const ClusterModel&>(m).find_vdisk(bitmap) == nullptr);
 
   CHECK(copy_rate_bytes(0) == 0);
   CHECK(copy_rate_bytes(1) == 128 * 1024);
@@ -377,7 +385,7 @@ TEST_CASE("consistency groups: their mappings prepare, start and stop together",
     f.target = std::move(t);
     f.group = std::move(group);
     f.incremental = incremental;
-    return create_fcmap(m, f);
+    return create_fcmap(m, f, kAllOnline);
   };
   CHECK_FALSE(map("a", "b", "g"));  // no such group
   auto g = create_fcgroup(m, "g");

@@ -1,0 +1,215 @@
+// The copied-grain bitmap on the back end (model/fc_bitmap_geometry.hpp):
+// pages written as bits are set, each in the slot its last write did not
+// use, and read back by the node that executes the source after a takeover
+// or a restart.
+//
+// The rule that keeps a target exact through a crash: a grain's bit is
+// durable before any write may change the grain in the source (the target
+// would then read it from the source) or in the target (a redo of the copy
+// would undo it). A grain copied whose bit was not durable yet is copied
+// again after the crash, from a source that nothing changed there.
+#include <cerrno>
+#include <cstring>
+
+#include "flashcopy/flashcopy_facility.hpp"
+#include "flashcopy/flashcopy_map.hpp"
+#include "util/crc.hpp"
+
+namespace sve {
+namespace {
+
+constexpr uint32_t kPageMagic = 0x42465653;  // "SVFB"
+constexpr uint16_t kPageVersion = 1;
+
+// The 32-byte header of a page slot.
+struct PageHeader {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t reserved;
+  uint32_t mapping;
+  uint32_t page;
+  uint64_t start_seq;
+  uint32_t write_seq;
+  uint32_t crc;  // CRC-32C of the slot with this field 0
+};
+static_assert(sizeof(PageHeader) == kFcPageHeaderBytes);
+
+uint64_t page_words(uint64_t grains, uint64_t page) {
+  uint64_t first = page * kFcGrainsPerPage;
+  uint64_t count = std::min<uint64_t>(kFcGrainsPerPage, grains - first);
+  return (count + 63) / 64;
+}
+
+}  // namespace
+
+struct FlashCopyBitmapSteps {
+  using Map = FlashCopyFacility::Map;
+
+  struct PageWrite final : FlashCopyFacility::Step {
+    uint32_t mapping;
+    uint64_t incarnation;
+    uint64_t page;
+    std::vector<uint64_t> words;  // the bits written
+    PageWrite(const Map& m, uint64_t p) : mapping(m.layout.id), incarnation(m.incarnation), page(p) {}
+    void done(FlashCopyFacility& f, IoRequest& child) override {
+      Map* m = f.find_map(mapping, incarnation);
+      int status = child.status;
+      if (m) f.page_written(*m, page, words, status);
+      delete this;
+    }
+  };
+
+  struct Load final : FlashCopyFacility::Step {
+    uint32_t mapping;
+    uint64_t incarnation;
+    Load(const Map& m) : mapping(m.layout.id), incarnation(m.incarnation) {}
+    void done(FlashCopyFacility& f, IoRequest& child) override {
+      Map* m = f.find_map(mapping, incarnation);
+      if (m) f.bitmap_loaded(*m, *child.buffer, child.status);
+      delete this;
+    }
+  };
+};
+
+// A write over grains copied whose bits are not durable yet waits for
+// their pages: true if it does.
+bool FlashCopyFacility::wait_durable(Map& m, IoRequest& request, IoRequestPtr& hold) {
+  if (!m.persisted() || request.length == 0) return false;
+  const uint64_t G = m.grain_bytes();
+  uint64_t first = request.offset / G, last = (request.offset + request.length - 1) / G;
+  for (uint64_t g = first; g <= last && g < m.grains; ++g) {
+    if (!m.copied_grain(g) || m.durable_grain(g)) continue;
+    uint64_t page = g / kFcGrainsPerPage;
+    ++stats_.bitmap_waits;
+    m.pages[page].waiting.push_back(std::move(hold));
+    write_page(m, page);
+    return true;
+  }
+  return false;
+}
+
+void FlashCopyFacility::write_page(Map& m, uint64_t page) {
+  Map::Page& p = m.pages[page];
+  if (p.writing) {
+    p.again = true;
+    return;
+  }
+  m.dirty_pages.erase(page);
+  p.writing = true;
+  p.again = false;
+  p.write_seq += 1;
+  auto* step = new FlashCopyBitmapSteps::PageWrite(m, page);
+  uint64_t first_word = page * kFcGrainsPerPage / 64;
+  uint64_t n = page_words(m.grains, page);
+  step->words.assign(m.bits.begin() + first_word, m.bits.begin() + first_word + n);
+  BufferRef buffer = Buffer::allocate(kFcPageBytes);
+  char* bytes = buffer->data();
+  std::memset(bytes, 0, kFcPageBytes);
+  PageHeader h{kPageMagic, kPageVersion, 0, m.layout.id, static_cast<uint32_t>(page),
+               m.layout.start_seq, p.write_seq, 0};
+  std::memcpy(bytes + kFcPageHeaderBytes, step->words.data(), n * 8);
+  std::memcpy(bytes, &h, sizeof h);
+  h.crc = crc32c(bytes, kFcPageBytes);
+  std::memcpy(bytes, &h, sizeof h);
+  ++stats_.bitmap_writes;
+  IoRequestPtr write = make_request();
+  write->op = IoOp::write;
+  write->flags = io_flags::fua;  // durable when it completes
+  write->volume = m.layout.bitmap;
+  write->offset = (page * 2 + p.write_seq % 2) * kFcPageBytes;
+  write->length = kFcPageBytes;
+  write->buffer = std::move(buffer);
+  write->client = client_for(m.layout.bitmap);
+  write->cookie = reinterpret_cast<uint64_t>(step);
+  lower_for(m.layout.bitmap).submit(std::move(write));
+}
+
+void FlashCopyFacility::page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words,
+                                     int status) {
+  Map::Page& p = m.pages[page];
+  p.writing = false;
+  if (status) {
+    // Which grains are copied cannot be kept: the target goes offline.
+    lose(m, std::string("its bitmap could not be written: ") + std::strerror(status));
+  } else {
+    uint64_t first_word = page * kFcGrainsPerPage / 64;
+    for (size_t i = 0; i < words.size(); ++i) m.durable[first_word + i] |= words[i];
+  }
+  std::vector<IoRequestPtr> waiting = std::move(p.waiting);
+  p.waiting.clear();
+  bool again = p.again && m.known;
+  for (auto& r : waiting) route(std::move(r));
+  if (again) write_page(m, page);
+}
+
+// At a tick: the bits the background copy set since.
+void FlashCopyFacility::flush_dirty(Map& m) {
+  if (!m.persisted() || m.loading || !m.known) return;
+  std::vector<uint64_t> dirty(m.dirty_pages.begin(), m.dirty_pages.end());
+  for (uint64_t page : dirty) write_page(m, page);
+}
+
+void FlashCopyFacility::load_bitmap(Map& m) {
+  m.loading = true;
+  ++stats_.bitmap_loads;
+  auto* step = new FlashCopyBitmapSteps::Load(m);
+  IoRequestPtr read = make_request();
+  read->op = IoOp::read;
+  read->volume = m.layout.bitmap;
+  read->offset = 0;
+  read->length = fc_bitmap_bytes(m.grains);
+  read->buffer = Buffer::allocate(read->length);
+  read->client = client_for(m.layout.bitmap);
+  read->cookie = reinterpret_cast<uint64_t>(step);
+  lower_for(m.layout.bitmap).submit(std::move(read));
+}
+
+// Each page from the slot of this start with the latest write; a page
+// with neither (never written this start, or torn before its first write
+// completed) has no grain copied.
+void FlashCopyFacility::bitmap_loaded(Map& m, const Buffer& slots, int status) {
+  m.loading = false;
+  if (status) {
+    m.known = false;
+    m.why = std::string("its bitmap could not be read back: ") + std::strerror(status);
+  } else {
+    std::vector<char> slot(kFcPageBytes);
+    for (uint64_t page = 0; page < m.pages.size(); ++page) {
+      int best = -1;
+      uint32_t best_seq = 0;
+      for (int s = 0; s < 2; ++s) {
+        slots.copy_out((page * 2 + s) * kFcPageBytes, kFcPageBytes, slot.data());
+        PageHeader h;
+        std::memcpy(&h, slot.data(), sizeof h);
+        uint32_t crc = h.crc;
+        h.crc = 0;
+        std::memcpy(slot.data(), &h, sizeof h);
+        if (h.magic != kPageMagic || h.version != kPageVersion || h.mapping != m.layout.id ||
+            h.page != page || h.start_seq != m.layout.start_seq ||
+            crc32c(slot.data(), kFcPageBytes) != crc)
+          continue;
+        if (best < 0 || h.write_seq > best_seq) {
+          best = s;
+          best_seq = h.write_seq;
+        }
+      }
+      if (best < 0) continue;
+      m.pages[page].write_seq = best_seq;
+      slots.copy_out((page * 2 + best) * kFcPageBytes + kFcPageHeaderBytes,
+                     page_words(m.grains, page) * 8,
+                     m.bits.data() + page * kFcGrainsPerPage / 64);
+    }
+    // (Bits past the last grain are not trusted from disk.)
+    if (m.grains % 64) m.bits.back() &= (uint64_t{1} << (m.grains % 64)) - 1;
+    m.copied = 0;
+    for (uint64_t w : m.bits) m.copied += static_cast<uint64_t>(__builtin_popcountll(w));
+    m.durable = m.bits;
+    m.known = true;
+    m.why.clear();
+  }
+  std::vector<IoRequestPtr> waiting = std::move(m.load_waiting);
+  m.load_waiting.clear();
+  for (auto& r : waiting) route(std::move(r));
+}
+
+}  // namespace sve
