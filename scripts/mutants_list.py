@@ -582,7 +582,7 @@ MUTANTS = [
     dict(id="fc-bitmap-not-read-back", file="flashcopy/flashcopy_facility.cpp",
          why="a copying mapping found after a restart starts with an empty bitmap instead of reading it back",
          before="          if (!m->known) to_load.push_back(id);  // a takeover or a restart: read it back",
-         after="          m->known = true;", tests="the model says|flashcopy$"),
+         after="          m->known = true;", tests="the model says|flashcopy$|flashcopy_cluster"),
     dict(id="fc-history-after-load", file="flashcopy/flashcopy_facility.cpp",
          why="an incremental history is kept from a bitmap read back (the writes before the crash unseen)",
          before="  if (!m.layout.incremental || !m.known || !m.seen_all) {",
