@@ -146,7 +146,10 @@ void CacheFacility::submit(IoRequestPtr request) {
   if (changes_back_end(request->op)) {
     ++stats.writes;
     stats.bytes_written += request->length;
+    // A write of more than a quarter of the non-volatile memory is written
+    // through: one larger than all of it would wait for room forever.
     if (request->op == IoOp::write && r->mode == CacheMode::write_back && nvram_ && mirror_ &&
+        last - first + 1 <= nvram_->slots() / 4 &&
         (!layout->thin() ||
          (allocation_ && allocation_->allocated(request->volume, request->offset, request->length))))
       write_back(std::move(request), *r, first, last);

@@ -483,6 +483,10 @@ MUTANTS = [
          why="a FAST_ZERO write-zeroes on a block device writes the zeros instead of failing fast",
          before="  } else if (r.op == IoOp::write_zeroes && (r.flags & io_flags::fast_zero) &&",
          after="  } else if (r.op == IoOp::write_zeroes && false &&", tests="block_device"),
+    dict(id="cache-huge-write-held", file="cache/cache_facility.cpp",
+         why="a write-back write larger than the cache waits for room it can never have",
+         before="        last - first + 1 <= nvram_->slots() / 4 &&\n", after="",
+         tests="a quarter of the cache"),
     # Point-in-time copy (docs/flashcopy.md): the copy before a write, the
     # reads of grains not yet copied, the instant, what is known.
     dict(id="fc-source-write-uncopied", file="flashcopy/flashcopy_copy.cpp",

@@ -371,12 +371,12 @@ TEST_CASE("write-back: slots kept by clean blocks are given up to writers", "[ca
   REQUIRE(p.nodes[1].cache->counts().clean == 32);
   REQUIRE(p.nodes[1].nvram->free_slots() == 8);
   size_t before = p.front.done.size();
-  p.write(1, 40, 0x40, 16 * 4096);  // 16 new versions at once
+  p.write(1, 40, 0x40, 10 * 4096);  // 10 new versions at once (a quarter of 40 at most)
   p.deliver_one();
   REQUIRE(p.front.done.size() == before + 1);
   CHECK(p.front.done.back()->status == 0);
   p.settle();
-  CHECK(p.read(1, 47) == block_of(0x40));
+  CHECK(p.read(1, 49) == block_of(0x40));
   CHECK(p.read(1, 31) == block_of(31));
 }
 
@@ -556,6 +556,27 @@ TEST_CASE("a full cache makes writers wait for destage, it never fails them", "[
   REQUIRE(p.front.done.size() == kBlocks);
   for (auto& w : writes) CHECK(w->status == 0);
   for (uint64_t b = 0; b < kBlocks; ++b) CHECK(p.on_disk(b) == block_of(static_cast<uint8_t>(b)));
+}
+
+// A write larger than the whole cache could never find room: it waited
+// forever (a 32 MiB NBD write to a cluster with a 4 MiB cache). One over a
+// quarter of the non-volatile memory is written through.
+TEST_CASE("a write larger than a quarter of the cache is written through, not held for room",
+          "[cache][wb]") {
+  Pair p(32);  // 8 blocks is the most a write-back write may take
+  auto big = p.write(1, 0, 0x41, 40 * 4096);  // more than all of it
+  auto over = p.write(1, 40, 0x42, 9 * 4096);
+  auto small = p.write(1, 50, 0x43, 8 * 4096);
+  p.settle();
+  REQUIRE(p.front.done.size() == 3);
+  for (auto& w : {big, over, small}) CHECK(w->status == 0);
+  CHECK(p.nodes[1].cache->stats().waits == 0);
+  CHECK(p.nodes[2].cache->stats().copies_held == 0);
+  CHECK(p.on_disk(0) == block_of(0x41));
+  CHECK(p.on_disk(39) == block_of(0x41));
+  CHECK(p.on_disk(48) == block_of(0x42));
+  CHECK(p.on_disk(57) == block_of(0x43));
+  CHECK(p.nodes[1].cache->stats().mirrored == 8);  // only the small one's blocks
 }
 
 TEST_CASE("writers waiting for room are not each tried again at every destage completion",
