@@ -114,7 +114,11 @@ void render_result(const std::string& command, const json& result) {
     std::cout << "\ncopy rate " << cell(result, "copy_rate") << " ("
               << format_size(result.value("copy_rate_bytes", uint64_t{0})) << "/s), grain "
               << cell(result, "grain_size") << (result.value("autodelete", false) ? ", autodelete" : "")
-              << (result.value("incremental", false) ? ", incremental" : "") << "\n";
+              << (result.value("incremental", false) ? ", incremental" : "");
+    if (result.value("bitmap_bytes", uint64_t{0}))
+      std::cout << ", bitmap " << format_size(result["bitmap_bytes"].get<uint64_t>())
+                << " on the back end";
+    std::cout << "\n";
     if (!cell(result, "consistgrp").empty())
       std::cout << "consistency group " << cell(result, "consistgrp") << "\n";
     if (!cell(result, "why").empty()) std::cout << "why: " << cell(result, "why") << "\n";
