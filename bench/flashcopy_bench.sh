@@ -14,7 +14,10 @@
 #     while a copy at rate 100 (64 MiB/s: longer than the job) runs through
 #     the rest (latency), against the same job with no copy
 #
-#   bench/flashcopy_bench.sh [SIZE_MIB] [RUNTIME_S]
+#   [SVE_BASELINE=<build dir>] bench/flashcopy_bench.sh [SIZE_MIB] [RUNTIME_S]
+#
+# With SVE_BASELINE, every sved row is measured first with that build's
+# sved and svectl (labelled "baseline: "), then with this tree's.
 #
 # Needs a built tree (scripts/build.sh) and fio.
 set -euo pipefail
@@ -38,13 +41,13 @@ fio_job() {  # label export name rw bs depth [fio args...]: one table row
 }
 
 fc_state() {
-  build/svectl --json fcmap show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'
+  "${B:-build}"/svectl --json fcmap show "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'
 }
 
 start_map() {  # name: prepare, start, wait until copying
-  build/svectl fcmap prepare "$1" >/dev/null
+  "${B:-build}"/svectl fcmap prepare "$1" >/dev/null
   until [ "$(fc_state "$1")" = prepared ]; do sleep 0.05; done
-  build/svectl fcmap start "$1" >/dev/null
+  "${B:-build}"/svectl fcmap start "$1" >/dev/null
   until [ "$(fc_state "$1")" = copying ]; do sleep 0.05; done
 }
 
@@ -52,51 +55,60 @@ echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs, kernel $(uname -r),
 echo
 echo "| sved | job | IOPS | MiB/s | p50 µs | p99 µs |"
 echo "|---|---|---|---|---|---|"
-dd if=/dev/zero of="$WORK/m0.img" bs=1M count=0 seek="$SIZE_MIB" status=none
-fallocate -l "${SIZE_MIB}M" "$WORK/m0.img"
-mkdir -p "$WORK/sved"
-build/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:$ADMIN \
-  --cores 1 --log-level warn &
-SVED=$!
-wait_port $ADMIN
-build/svectl mdisk add m0 "$WORK/m0.img" >/dev/null
-build/svectl pool create p0 m0 >/dev/null
-for vd in plain src tgt full; do
-  build/svectl vdisk create $vd --pool p0 --size "${VDISK_MIB}M" >/dev/null
-done
-# The source holds data everywhere (a grain copy moves real bytes).
-fio_job "file" src fill write 1m 8 >/dev/null
-fio_job "file, no mapping" plain randwrite-4k randwrite 4k 32 --time_based --runtime="$RUNTIME" \
-  --ramp_time=2
-fio_job "file, no mapping" plain first-writes write:60k 4k 32
-build/svectl fcmap create --source src --target tgt --name snap --copyrate 0 --grain 64K >/dev/null
-start_map snap
-fio_job "file, snapshot source" src first-writes write:60k 4k 32
-fio_job "file, snapshot source, copied" src randwrite-4k randwrite 4k 32 --time_based \
-  --runtime="$RUNTIME" --ramp_time=2
-build/svectl fcmap stop snap >/dev/null
-build/svectl fcmap delete snap >/dev/null
+run_sved() {  # BUILD_DIR TAG: every sved row, that build's sved and svectl
+  local B=$1 TAG=$2
+  rm -rf "$WORK/sved" "$WORK/m0.img"
+  dd if=/dev/zero of="$WORK/m0.img" bs=1M count=0 seek="$SIZE_MIB" status=none
+  fallocate -l "${SIZE_MIB}M" "$WORK/m0.img"
+  mkdir -p "$WORK/sved"
+  "$B"/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:$ADMIN \
+    --cores 1 --log-level warn &
+  SVED=$!
+  wait_port $ADMIN
+  "$B"/svectl mdisk add m0 "$WORK/m0.img" >/dev/null
+  "$B"/svectl pool create p0 m0 >/dev/null
+  for vd in plain src tgt full; do
+    "$B"/svectl vdisk create $vd --pool p0 --size "${VDISK_MIB}M" >/dev/null
+  done
+  # The source holds data everywhere (a grain copy moves real bytes).
+  fio_job "${TAG}file" src fill write 1m 8 >/dev/null
+  fio_job "${TAG}file, no mapping" plain randwrite-4k randwrite 4k 32 --time_based --runtime="$RUNTIME" \
+    --ramp_time=2
+  fio_job "${TAG}file, no mapping" plain first-writes write:60k 4k 32
+  "$B"/svectl fcmap create --source src --target tgt --name snap --copyrate 0 --grain 64K >/dev/null
+  start_map snap
+  fio_job "${TAG}file, snapshot source" src first-writes write:60k 4k 32
+  fio_job "${TAG}file, snapshot source, copied" src randwrite-4k randwrite 4k 32 --time_based \
+    --runtime="$RUNTIME" --ramp_time=2
+  "$B"/svectl fcmap stop snap >/dev/null
+  "$B"/svectl fcmap delete snap >/dev/null
 
-copy_time() {  # name rate: the whole vdisk copied, nothing else running; MiB/s
-  build/svectl fcmap create --source src --target full --name "$1" --copyrate "$2" >/dev/null
-  start_map "$1"
-  local t0 t1
-  t0=$(date +%s.%N)
-  until [ "$(fc_state "$1")" = idle_or_copied ]; do sleep 0.02; done
-  t1=$(date +%s.%N)
-  build/svectl fcmap delete "$1" >/dev/null
-  python3 -c "print(f'| file, background copy at rate $2 | whole vdisk | - | {$VDISK_MIB / ($t1 - $t0):.1f} | - | - |')"
+  copy_time() {  # name rate: the whole vdisk copied, nothing else running; MiB/s
+    "$B"/svectl fcmap create --source src --target full --name "$1" --copyrate "$2" >/dev/null
+    start_map "$1"
+    local t0 t1
+    t0=$(date +%s.%N)
+    until [ "$(fc_state "$1")" = idle_or_copied ]; do sleep 0.02; done
+    t1=$(date +%s.%N)
+    "$B"/svectl fcmap delete "$1" >/dev/null
+    python3 -c "print(f'| ${TAG}file, background copy at rate $2 | whole vdisk | - | {$VDISK_MIB / ($t1 - $t0):.1f} | - | - |')"
+  }
+  copy_time clone150 150
+  fio_job "${TAG}file, no copy running" src randwrite-4k-qd1 randwrite 4k 1 --time_based --runtime=5 \
+    --size=16M
+  "$B"/svectl fcmap create --source src --target full --name clone --copyrate 100 >/dev/null
+  start_map clone
+  fio_job "${TAG}file, copy rate 100 running" src randwrite-4k-qd1 randwrite 4k 1 --time_based --runtime=5 \
+    --size=16M
+  [ "$(fc_state clone)" = copying ] || echo "(the copy ended before the job: not a measure under copy)"
+  until [ "$(fc_state clone)" = idle_or_copied ]; do sleep 0.1; done
+  kill -TERM $SVED; wait $SVED || true
 }
-copy_time clone150 150
-fio_job "file, no copy running" src randwrite-4k-qd1 randwrite 4k 1 --time_based --runtime=5 \
-  --size=16M
-build/svectl fcmap create --source src --target full --name clone --copyrate 100 >/dev/null
-start_map clone
-fio_job "file, copy rate 100 running" src randwrite-4k-qd1 randwrite 4k 1 --time_based --runtime=5 \
-  --size=16M
-[ "$(fc_state clone)" = copying ] || echo "(the copy ended before the job: not a measure under copy)"
-until [ "$(fc_state clone)" = idle_or_copied ]; do sleep 0.1; done
-kill -TERM $SVED; wait $SVED || true
+
+# The build before a change (SVE_BASELINE=<build dir>) first, then this one,
+# in the same run.
+[ -n "${SVE_BASELINE:-}" ] && run_sved "$SVE_BASELINE" "baseline: "
+run_sved build ""
 # The limit: raw sequential writes of the same bytes on the same disk.
 fio --name=raw --filename="$WORK/m0.img" --ioengine=io_uring --direct=1 --rw=write --bs=256k \
     --iodepth=8 --size="${VDISK_MIB}M" --output-format=json 2>/dev/null \

@@ -49,12 +49,14 @@ struct FlashCopyBitmapSteps {
     uint32_t mapping;
     uint64_t incarnation;
     uint64_t page;
+    bool durable;                 // written with FUA
     std::vector<uint64_t> words;  // the bits written
-    PageWrite(const Map& m, uint64_t p) : mapping(m.layout.id), incarnation(m.incarnation), page(p) {}
+    PageWrite(const Map& m, uint64_t p, bool d)
+        : mapping(m.layout.id), incarnation(m.incarnation), page(p), durable(d) {}
     void done(FlashCopyFacility& f, IoRequest& child) override {
       Map* m = f.find_map(mapping, incarnation);
       int status = child.status;
-      if (m) f.page_written(*m, page, words, status);
+      if (m) f.page_written(*m, page, words, status, durable);
       delete this;
     }
   };
@@ -82,23 +84,26 @@ bool FlashCopyFacility::wait_durable(Map& m, IoRequest& request, IoRequestPtr& h
     uint64_t page = g / kFcGrainsPerPage;
     ++stats_.bitmap_waits;
     m.pages[page].waiting.push_back(std::move(hold));
-    write_page(m, page);
+    write_page(m, page, true);
     return true;
   }
   return false;
 }
 
-void FlashCopyFacility::write_page(Map& m, uint64_t page) {
+// `durable`: with FUA, for writes that wait; else a plain write, for the
+// background copy's bits (they only spare copies after a crash: nothing
+// waits for them, and a FUA write costs a flush of the disk's cache).
+void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable) {
   Map::Page& p = m.pages[page];
   if (p.writing) {
-    p.again = true;
+    (durable ? p.again_durable : p.again) = true;
     return;
   }
   m.dirty_pages.erase(page);
   p.writing = true;
-  p.again = false;
+  p.again = p.again_durable = false;
   p.write_seq += 1;
-  auto* step = new FlashCopyBitmapSteps::PageWrite(m, page);
+  auto* step = new FlashCopyBitmapSteps::PageWrite(m, page, durable);
   uint64_t first_word = page * kFcGrainsPerPage / 64;
   uint64_t n = page_words(m.grains, page);
   step->words.assign(m.bits.begin() + first_word, m.bits.begin() + first_word + n);
@@ -114,7 +119,7 @@ void FlashCopyFacility::write_page(Map& m, uint64_t page) {
   ++stats_.bitmap_writes;
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
-  write->flags = io_flags::fua;  // durable when it completes
+  write->flags = durable ? io_flags::fua : 0;  // durable when it completes
   write->volume = m.layout.bitmap;
   write->offset = (page * 2 + p.write_seq % 2) * kFcPageBytes;
   write->length = kFcPageBytes;
@@ -125,28 +130,36 @@ void FlashCopyFacility::write_page(Map& m, uint64_t page) {
 }
 
 void FlashCopyFacility::page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words,
-                                     int status) {
+                                     int status, bool durable) {
   Map::Page& p = m.pages[page];
   p.writing = false;
+  std::vector<IoRequestPtr> released;
   if (status) {
     // Which grains are copied cannot be kept: the target goes offline.
     lose(m, std::string("its bitmap could not be written: ") + std::strerror(status));
-  } else {
+    released.swap(p.waiting);
+  } else if (durable) {
     uint64_t first_word = page * kFcGrainsPerPage / 64;
     for (size_t i = 0; i < words.size(); ++i) m.durable[first_word + i] |= words[i];
+    released.swap(p.waiting);
   }
-  std::vector<IoRequestPtr> waiting = std::move(p.waiting);
-  p.waiting.clear();
-  bool again = p.again && m.known;
-  for (auto& r : waiting) route(std::move(r));
-  if (again) write_page(m, page);
+  // Writes that came to wait during a plain write need a durable one.
+  bool again_durable = p.again_durable || !p.waiting.empty();
+  bool again = p.again;
+  p.again = p.again_durable = false;
+  for (auto& r : released) route(std::move(r));
+  if (!m.known || p.writing) return;  // (a write released may have started one)
+  if (again_durable)
+    write_page(m, page, true);
+  else if (again)
+    m.dirty_pages.insert(page);  // at the next tick
 }
 
 // At a tick: the bits the background copy set since.
 void FlashCopyFacility::flush_dirty(Map& m) {
   if (!m.persisted() || m.loading || !m.known) return;
   std::vector<uint64_t> dirty(m.dirty_pages.begin(), m.dirty_pages.end());
-  for (uint64_t page : dirty) write_page(m, page);
+  for (uint64_t page : dirty) write_page(m, page, false);
 }
 
 void FlashCopyFacility::load_bitmap(Map& m) {

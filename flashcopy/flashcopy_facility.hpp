@@ -18,8 +18,8 @@
 // mapping's copied-grain bitmap, in memory, and on the back end in a
 // hidden vdisk of the mapping (flashcopy_bitmap.cpp): a copied grain's bit
 // is written there before any write may change that grain in source or
-// target (such a write waits for the page; background copies' bits go at
-// the next tick). A facility that finds a copying mapping it did not pause
+// target (such a write waits for a FUA write of the page; background
+// copies' bits go at the next tick, without FUA). A facility that finds a copying mapping it did not pause
 // itself (the process restarted, another node took the source over) reads
 // the bitmap back, its requests waiting meanwhile, and the copy goes on; a
 // grain copied whose bit was not durable yet is copied again, from a
@@ -152,8 +152,9 @@ class FlashCopyFacility final : public Facility {
   void lose(Map& m, std::string why);
   // The bitmap on the back end (flashcopy_bitmap.cpp).
   bool wait_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
-  void write_page(Map& m, uint64_t page);
-  void page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words, int status);
+  void write_page(Map& m, uint64_t page, bool durable);
+  void page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words, int status,
+                    bool durable);
   void load_bitmap(Map& m);
   void bitmap_loaded(Map& m, const Buffer& slots, int status);
   void flush_dirty(Map& m);

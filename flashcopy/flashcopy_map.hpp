@@ -44,7 +44,8 @@ struct FlashCopyFacility::Map {
   struct Page {
     uint32_t write_seq = 0;  // of its last write (slot write_seq % 2)
     bool writing = false;
-    bool again = false;      // more bits set while it was written
+    bool again = false;          // more bits set while it was written
+    bool again_durable = false;  // and a write waits for them
     std::vector<IoRequestPtr> waiting;
   };
   std::vector<Page> pages;
