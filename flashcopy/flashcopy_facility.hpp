@@ -19,9 +19,9 @@
 // hidden vdisk of the mapping (flashcopy_bitmap.cpp): a copied grain's bit
 // is written there before any write may change that grain in source or
 // target (such a write waits for a FUA write of the page; background
-// copies' bits go at the next tick, without FUA). A facility that finds a copying mapping it did not pause
-// itself (the process restarted, another node took the source over) reads
-// the bitmap back, its requests waiting meanwhile, and the copy goes on; a
+// copies' bits go at the next tick, without FUA). A facility that finds a
+// copying mapping it did not pause itself (the process restarted, another
+// node took the source over) reads the bitmap back, its requests waiting meanwhile, and the copy goes on; a
 // grain copied whose bit was not durable yet is copied again, from a
 // source nothing changed there since. A mapping whose bitmap cannot be
 // read (or that has none) is reported lost and the node suspends it: its
