@@ -15,17 +15,17 @@
 // The instant: while a mapping is `starting`, writes to its source and
 // target pause here and those already below drain; each core says so
 // (events()) and the node commits `copying`. This core then holds the
-// mapping's copied-grain bitmap, in memory, and on the back end in a
-// hidden vdisk of the mapping (flashcopy_bitmap.cpp): a copied grain's bit
-// is written there before any write may change that grain in source or
-// target (such a write waits for a FUA write of the page; background
-// copies' bits go at the next tick, without FUA). A facility that finds a
-// copying mapping it did not pause itself (the process restarted, another
-// node took the source over) reads the bitmap back, its requests waiting meanwhile, and the copy goes on; a
-// grain copied whose bit was not durable yet is copied again, from a
-// source nothing changed there since. A mapping whose bitmap cannot be
-// read (or that has none) is reported lost and the node suspends it: its
-// target goes offline, never silently wrong.
+// mapping's copied-grain bitmap, in memory, and on the back end in a hidden
+// vdisk of the mapping (flashcopy_bitmap.cpp): a copied grain's bit is
+// written there before any write may change that grain in source or target
+// (such a write waits for a FUA write of the page; background copies' bits
+// go at the next tick, without FUA). A facility that finds a copying mapping
+// it did not pause itself (the process restarted, another node took the
+// source over) reads the bitmap back, its requests waiting meanwhile, and
+// the copy goes on; a grain copied whose bit was not durable yet is copied
+// again, from a source nothing changed there since. A mapping whose bitmap
+// cannot be read (or that has none) is reported lost and the node suspends
+// it: its target goes offline, never silently wrong.
 //
 // An incremental mapping keeps, between its starts, which grains were
 // copied and which changed since (on source or target, whatever its state:
