@@ -84,6 +84,16 @@ def check(cond, message):
         raise AssertionError(message)
 
 
+def io_restarted(node, count):
+    """Waits until the node's supervisor has restarted its I/O process
+    `count` times and the new one serves."""
+    def ok():
+        s = node.ctl_json("daemon", "status")
+        return s["restarts"] == count and s["io_serving"]
+    wait_until(ok, f"restart {count} of {getattr(node, 'node_id', 'the node')}'s I/O process",
+               timeout=30)
+
+
 def wait_until(cond, what, timeout=10):
     """Waits for cond() to hold, looking every 10 ms, at most `timeout` s.
     `what` may be a function, called for the message only on a timeout."""

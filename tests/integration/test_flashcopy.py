@@ -11,24 +11,12 @@ a clear error."""
 import os
 import random
 import signal
-import sys
 import threading
 
 from harness import check, qemu_io, run, wait_until
+from libnbd_client import connect
 
 MiB = 1 << 20
-
-try:
-    import nbd  # Debian's python3-libnbd, for /usr/bin/python3
-except ImportError:
-    print("python3-libnbd is missing (scripts/install-deps.sh installs it)", file=sys.stderr)
-    sys.exit(1)
-
-
-def connect(url):
-    h = nbd.NBD()
-    h.connect_uri(url)
-    return h
 
 
 def state(node, name):

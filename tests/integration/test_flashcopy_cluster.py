@@ -15,19 +15,12 @@ import signal
 from errno import EIO
 
 from cluster_harness import Cluster
-from harness import check, qemu_io, run, wait_until
+from harness import check, io_restarted, qemu_io, run, wait_until
 from verifier import VerifyingWriter, check_writes, read_all
 
 MiB = 1 << 20
 BLOCKS = 16384  # 4 KiB blocks: the whole 64 MiB source
 WRITER_BLOCKS = 2048  # the verifying writer's: its first 8 MiB (zeros before it)
-
-
-def restarted(node, count):
-    def ok():
-        s = node.ctl_json("daemon", "status")
-        return s["restarts"] == count and s["io_serving"]
-    wait_until(ok, f"restart {count} of node {node.node_id}'s I/O process", timeout=30)
 
 
 def digest(node, vdisk):
@@ -82,7 +75,7 @@ def test(make):
     acked = writer.writes_acked
     wait_until(lambda: writer.writes_acked >= acked + 500, "writes through the partner",
                timeout=60)
-    restarted(n1, 1)
+    io_restarted(n1, 1)
     c.wait_serving([1, 2, 3], 1, timeout=30)
     wait_until(lambda: show(n2)["state"] == "idle_or_copied", "the copy to end", timeout=120)
     writer.stop()

@@ -5,16 +5,17 @@ A consistency group of three mappings starts at one instant across its
 three sources: a host writes a chain of dependent records (each sent only
 once the one before it was acknowledged, spread over the three vdisks), and
 on the targets every record present implies all earlier ones, in every
-round of prepare, start and stop, while a set of standalone mappings
-started one after another shows that the check can fail. An incremental
+round of prepare, start and stop (once with `start --prep`), while a set
+of standalone mappings started one after another shows that the check
+can fail. An incremental
 mapping, refreshed after three of its grains changed, copies those three
 and no more (node stats), its target equal to its source; `fcmap start
---wait` follows the copy to its end."""
+--wait` follows the copy to its end (and `--prep` prepares it first)."""
 import struct
-import sys
 import threading
 
 from harness import check, run, wait_until
+from libnbd_client import connect
 
 MiB = 1 << 20
 SLOT = 4096
@@ -22,18 +23,6 @@ VDISK = 16 * MiB
 SLOTS = VDISK // SLOT  # records per vdisk
 SOURCES = ["a1", "a2", "a3"]
 TARGETS = ["t1", "t2", "t3"]
-
-try:
-    import nbd  # Debian's python3-libnbd, for /usr/bin/python3
-except ImportError:
-    print("python3-libnbd is missing (scripts/install-deps.sh installs it)", file=sys.stderr)
-    sys.exit(1)
-
-
-def connect(url):
-    h = nbd.NBD()
-    h.connect_uri(url)
-    return h
 
 
 def record(k):
@@ -130,9 +119,12 @@ def test(make):
     chain.start()
     for rnd in range(3):
         chain.wait_for(chain.next + 300)
-        node.ctl("fcconsistgrp", "prepare", "cg")
-        wait_until(lambda: group_state(node, "cg") == "prepared", "cg prepared")
-        node.ctl("fcconsistgrp", "start", "cg")
+        if rnd == 1:  # SVC's startfcconsistgrp -prep: both in one command
+            node.ctl("fcconsistgrp", "start", "cg", "--prep")
+        else:
+            node.ctl("fcconsistgrp", "prepare", "cg")
+            wait_until(lambda: group_state(node, "cg") == "prepared", "cg prepared")
+            node.ctl("fcconsistgrp", "start", "cg")
         wait_until(lambda: group_state(node, "cg") == "copying", "cg copying")
         at_start = chain.next
         chain.wait_for(at_start + 300)  # the sources go on changing
@@ -188,11 +180,14 @@ def test(make):
         fc = node.ctl_json("node", "stats")["flashcopy"]
         return fc["grain_copies"] + fc["background_copies"], fc["incremental_kept"]
 
-    def refresh():
-        node.ctl("fcmap", "prepare", "inc")
-        wait_until(lambda: node.ctl_json("fcmap", "show", "inc")["state"] == "prepared",
-                   "inc prepared")
-        r = node.ctl("fcmap", "start", "inc", "--wait")
+    def refresh(prep=False):
+        if prep:
+            r = node.ctl("fcmap", "start", "inc", "--prep", "--wait")
+        else:
+            node.ctl("fcmap", "prepare", "inc")
+            wait_until(lambda: node.ctl_json("fcmap", "show", "inc")["state"] == "prepared",
+                       "inc prepared")
+            r = node.ctl("fcmap", "start", "inc", "--wait")
         check("100%" in r.stdout, f"--wait did not follow the copy to 100%: {r.stdout!r}")
         check(node.ctl_json("fcmap", "show", "inc")["state"] == "idle_or_copied", "inc copied")
 
@@ -202,7 +197,7 @@ def test(make):
     check(first - before == grains, f"the first start copied {first - before} of {grains} grains")
     for grain in (0, 7, 40):
         h.pwrite(bytes([grain + 1]) * 512, grain * 256 * 1024 + 1024)
-    refresh()
+    refresh(prep=True)
     second, kept = copies()
     check(second - first == 3, f"the refresh copied {second - first} grains, not the 3 changed")
     print(f"incremental: first start copied {first - before} grains, the refresh {second - first}")

@@ -8,25 +8,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 
-from harness import check, qemu_io, run, wait_until
+from harness import check, io_restarted, qemu_io, run, wait_until
+from libnbd_client import connect, nbd
 
 MiB = 1 << 20
 GRAIN = 64 * 1024
-
-try:
-    import nbd  # Debian's python3-libnbd, for /usr/bin/python3
-except ImportError:
-    print("python3-libnbd is missing (scripts/install-deps.sh installs it)", file=sys.stderr)
-    sys.exit(1)
-
-
-def connect(url):
-    h = nbd.NBD()
-    h.connect_uri(url)
-    return h
 
 
 def block(tag, offset, length=4096):
@@ -44,13 +32,6 @@ def vdisk_check(node, name):
     result = node.ctl_json("vdisk", "check", name)
     check(result["checked"] and result["clean"], f"vdisk check {name}: {result}")
     return result
-
-
-def restarted(node, count):
-    def ok():
-        s = node.ctl_json("daemon", "status")
-        return s["restarts"] == count and s["io_serving"]
-    wait_until(ok, f"restart {count} of the I/O process", timeout=30)
 
 
 def holes(node):
@@ -263,7 +244,7 @@ def test(make):
         stop.set()
         for th in threads:
             th.join(timeout=30)
-        restarted(node, round_ + 1)
+        io_restarted(node, round_ + 1)
         c = connect(kurl)
         for off, data in acked.items():
             got = c.pread(4096, off)

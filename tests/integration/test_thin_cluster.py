@@ -14,15 +14,8 @@ import subprocess
 from errno import EIO
 
 from cluster_harness import Cluster
-from harness import check, qemu_io, run, wait_until
+from harness import check, io_restarted, qemu_io, run, wait_until
 from verifier import VerifyingWriter, check_writes
-
-
-def restarted(node, count):
-    def ok():
-        s = node.ctl_json("daemon", "status")
-        return s["restarts"] == count and s["io_serving"]
-    wait_until(ok, f"restart {count} of node {node.node_id}'s I/O process", timeout=30)
 
 
 def checked(c, name):
@@ -57,7 +50,7 @@ def test(make):
     acked = writer.writes_acked
     wait_until(lambda: writer.writes_acked >= acked + 1000, "writes through the partner",
                timeout=60)
-    restarted(n1, 1)
+    io_restarted(n1, 1)
     c.wait_serving([1, 2, 3], 1, timeout=30)
     writer.stop()
     check_writes(writer, [n1, n2], "a thin vdisk's owner killed under writes")

@@ -34,9 +34,8 @@ Result<json> ask(const HostPortAddress& admin, const json& request) {
   auto reply = admin_call(admin, request);
   if (!reply) return reply.error();
   if (!reply->is_object() || !reply->value("ok", false)) {
-    std::string error = reply->is_object() && reply->contains("error") && (*reply)["error"].is_string()
-                            ? (*reply)["error"].get<std::string>()
-                            : "unknown error";
+    bool said = reply->is_object() && reply->contains("error") && (*reply)["error"].is_string();
+    std::string error = said ? (*reply)["error"].get<std::string>() : "unknown error";
     return make_error(error, EINVAL);
   }
   return (*reply)["result"];
@@ -169,6 +168,32 @@ int wait_for_copy(const HostPortAddress& admin, const json& request, bool as_jso
       return 0;
     }
     std::this_thread::sleep_for(period);
+  }
+}
+
+int prepare_first(const HostPortAddress& admin, const json& request) {
+  std::string cmd = request.value("cmd", "");
+  std::string noun = cmd.substr(0, cmd.find('.'));  // fcmap or fcconsistgrp
+  std::string name = request.value("name", "");
+  auto prepared = ask(admin, {{"cmd", noun + ".prepare"}, {"name", name}});
+  if (!prepared) {
+    std::cerr << "svectl: " << prepared.error().message << "\n";
+    return 1;
+  }
+  for (;;) {
+    auto now = ask(admin, {{"cmd", noun + ".show"}, {"name", name}});
+    if (!now) {
+      std::cerr << "svectl: " << now.error().message << "\n";
+      return 1;
+    }
+    std::string state = now.value().value("state", "");
+    if (state == "prepared") return 0;
+    if (state != "preparing") {
+      std::cerr << "svectl: " << noun << " " << name << " is " << state
+                << " instead of prepared (stopped meanwhile?)\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 

@@ -14,4 +14,10 @@ namespace sve {
 // not be asked.
 int wait_for_copy(const HostPortAddress& admin, const nlohmann::json& request, bool as_json);
 
+// fcmap start NAME --prep and fcconsistgrp start NAME --prep (SVC's
+// startfcmap -prep): prepares the mapping or group and waits until it is
+// prepared (its caches emptied), so that the start can follow. Returns 0,
+// or 1 with the reason said on stderr.
+int prepare_first(const HostPortAddress& admin, const nlohmann::json& request);
+
 }  // namespace sve

@@ -66,6 +66,7 @@ struct Command {
   enum Kind { admin, chaos_run, shell } kind = admin;
   std::vector<std::string> rest;
   bool wait = false;  // fcmap/fcconsistgrp start|show --wait: follow the copy to its end
+  bool prep = false;  // fcmap/fcconsistgrp start --prep: prepare first
 };
 
 // Every command of the admin API as a subcommand pair (noun, verb); each
@@ -185,7 +186,7 @@ class CommandLine {
     verb(fcmap, "list", "list the mappings, their states and progress");
     waits(named(verb(fcmap, "show", "a mapping, its state and progress")));
     named(verb(fcmap, "prepare", "empty the caches of source and target, ready to start"));
-    waits(named(verb(fcmap, "start", "make the point in time of a prepared mapping")));
+    preps(waits(named(verb(fcmap, "start", "make the point in time of a prepared mapping"))));
     named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)"));
     forced(named(verb(fcmap, "delete", "delete a mapping")),
            "even while it copies (the target is left part copied)");
@@ -210,7 +211,8 @@ class CommandLine {
     verb(group, "list", "list the groups, their states and mappings");
     waits(named(verb(group, "show", "a group, its state and mappings")));
     named(verb(group, "prepare", "prepare every mapping of the group"));
-    waits(named(verb(group, "start", "the point in time of every mapping of a prepared group")));
+    preps(waits(named(
+        verb(group, "start", "the point in time of every mapping of a prepared group"))));
     named(verb(group, "stop", "stop every mapping of the group"));
     forced(named(verb(group, "delete", "delete a group")),
            "even with mappings (they stay, standalone)");
@@ -400,6 +402,12 @@ class CommandLine {
                    "second");
     return verb;
   }
+  // --prep: prepare it first, and start once prepared (copy_wait.cpp).
+  CLI::App* preps(CLI::App* verb) {
+    verb->add_flag("--prep", command_.prep,
+                   "prepare it first (empty the caches) and start once it is prepared");
+    return verb;
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -456,6 +464,8 @@ int run(int argc, char** argv) {
   if (command.kind == Command::shell)
     return run_shell(address.value(), command.rest, line.as_json());
   const json& request = command.request;
+  if (command.prep)
+    if (int rc = prepare_first(address.value(), request); rc != 0) return rc;
   auto reply = admin_call(address.value(), request);
   if (!reply) {
     std::cerr << "svectl: " << reply.error().message << "\n";
