@@ -11,82 +11,14 @@ can fail. An incremental
 mapping, refreshed after three of its grains changed, copies those three
 and no more (node stats), its target equal to its source; `fcmap start
 --wait` follows the copy to its end (and `--prep` prepares it first)."""
-import struct
-import threading
-
+from dependent_writes import Chain, holes_below_top, records_on
 from harness import check, run, wait_until
 from libnbd_client import connect
 
 MiB = 1 << 20
-SLOT = 4096
 VDISK = 16 * MiB
-SLOTS = VDISK // SLOT  # records per vdisk
 SOURCES = ["a1", "a2", "a3"]
 TARGETS = ["t1", "t2", "t3"]
-
-
-def record(k):
-    """Record k: on vdisk k % 3, slot k // 3; 1-based so zeros are none."""
-    return SOURCES[k % 3], (k // 3) * SLOT, struct.pack("<Q", k + 1) * (SLOT // 8)
-
-
-class Chain:
-    """One host writing dependent records: record k+1 is sent only once
-    record k was acknowledged."""
-
-    def __init__(self, node):
-        self.handles = {v: connect(node.url(v)) for v in SOURCES}
-        self.next = 0
-        self.stop = threading.Event()
-        self.thread = None
-
-    def _run(self):
-        while not self.stop.is_set() and self.next < 3 * SLOTS:
-            vdisk, offset, data = record(self.next)
-            self.handles[vdisk].pwrite(data, offset)
-            self.next += 1
-
-    def start(self):
-        self.stop.clear()
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def wait_for(self, count):
-        wait_until(lambda: self.next >= count or not self.thread.is_alive(),
-                   f"{count} records written")
-
-    def halt(self):
-        self.stop.set()
-        self.thread.join()
-
-    def close(self):
-        for h in self.handles.values():
-            h.shutdown()
-
-
-def records_on(node, targets):
-    """The records each target holds: a set of k."""
-    present = set()
-    for i, name in enumerate(targets):
-        h = connect(node.url(name))
-        data = h.pread(VDISK, 0)
-        h.shutdown()
-        for slot in range(SLOTS):
-            (value,) = struct.unpack_from("<Q", data, slot * SLOT)
-            if value:
-                k = value - 1
-                check(k % 3 == i and k // 3 == slot, f"record {k} in the wrong place on {name}")
-                present.add(k)
-    return present
-
-
-def holes_below_top(present):
-    """Records missing below the highest present: a dependent write seen
-    without the one it depended on."""
-    if not present:
-        return []
-    top = max(present)
-    return [k for k in range(top) if k not in present]
 
 
 def group_state(node, name):
@@ -115,7 +47,7 @@ def test(make):
     node.ctl_fails("fcmap", "prepare", "g0", contains="fcconsistgrp prepare cg")
     node.ctl_fails("fcconsistgrp", "start", "cg", contains="prepare it first")
 
-    chain = Chain(node)
+    chain = Chain([node.url(v) for v in SOURCES], VDISK)
     chain.start()
     for rnd in range(3):
         chain.wait_for(chain.next + 300)
@@ -128,7 +60,7 @@ def test(make):
         wait_until(lambda: group_state(node, "cg") == "copying", "cg copying")
         at_start = chain.next
         chain.wait_for(at_start + 300)  # the sources go on changing
-        present = records_on(node, TARGETS)
+        present = records_on([node.url(v) for v in TARGETS], VDISK)
         holes = holes_below_top(present)
         check(not holes, f"round {rnd}: the targets hold record {max(present)} but not "
                          f"{holes[:5]} it depended on")
@@ -157,7 +89,7 @@ def test(make):
         chain.wait_for(before + 200)
     chain.halt()
     chain.close()
-    apart = holes_below_top(records_on(node, ["u1", "u2", "u3"]))
+    apart = holes_below_top(records_on([node.url(v) for v in ["u1", "u2", "u3"]], VDISK))
     print(f"standalone mappings started apart: {len(apart)} records missing below the top")
     check(apart, "standalone mappings started apart held a consistent set: the check cannot fail")
     for i in range(3):
