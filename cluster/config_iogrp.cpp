@@ -43,7 +43,7 @@ Result<json> ConfigService::iogrp_list() {
     std::map<uint32_t, size_t> preferred;
     size_t vdisks = 0;
     for (const auto& v : config_.vdisks)
-      if (v.iogrp_id == g.id) {
+      if (v.iogrp_id == g.id && !v.bitmap_of) {  // (a mapping's bitmap is not a host's)
         ++vdisks;
         ++preferred[v.preferred_node];
       }

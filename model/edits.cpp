@@ -139,7 +139,8 @@ Status delete_pool(ClusterModel& model, const std::string& name) {
   PoolConfig* p = model.find_pool(name);
   if (!p) return bad("no pool '" + name + "'");
   for (const auto& v : model.vdisks)
-    if (v.pool_id == p->id) return bad("pool '" + name + "' is used by vdisk '" + v.name + "'");
+    if (v.pool_id == p->id && !v.bitmap_of)  // (a mapping's bitmap goes with its source)
+      return bad("pool '" + name + "' is used by vdisk '" + v.name + "'");
   model.pools.erase(model.pools.begin() + (p - model.pools.data()));
   return ok_status();
 }
@@ -421,7 +422,7 @@ Status delete_iogrp(ClusterModel& model, const std::string& name) {
   IoGroupConfig* g = model.find_iogrp(name);
   if (!g) return bad("no I/O group '" + name + "'");
   for (const auto& v : model.vdisks)
-    if (v.iogrp_id == g->id)
+    if (v.iogrp_id == g->id && !v.bitmap_of)  // (a mapping's bitmap goes with its source)
       return bad("I/O group '" + name + "' serves vdisk '" + v.name +
                  "': move or delete it first");
   model.iogrps.erase(model.iogrps.begin() + (g - model.iogrps.data()));

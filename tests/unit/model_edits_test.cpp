@@ -466,3 +466,25 @@ TEST_CASE("consistency groups: their mappings prepare, start and stop together",
   CHECK(m.find_fcmap(m1.value().name)->group == 0);
   REQUIRE(prepare_fcmap(m, m1.value().name));  // standalone again
 }
+
+TEST_CASE("a mapping whose bitmap finds no room in the pool is refused", "[edits]") {
+  ClusterModel m = base();
+  REQUIRE(create_vdisk(m, vdisk("x", 8 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("y", 8 << 20), kAllOnline));  // every extent taken
+  NewFcMap f;
+  f.source = "x";
+  f.target = "y";
+  auto made = create_fcmap(m, f, kAllOnline);
+  REQUIRE_FALSE(made);
+  CHECK(made.error().code == ENOSPC);
+  CHECK(made.error().message.find("bitmap") != std::string::npos);
+  // Offline mdisks are not written to.
+  REQUIRE(delete_vdisk(m, "x"));
+  REQUIRE(delete_vdisk(m, "y"));
+  REQUIRE(create_vdisk(m, vdisk("y", 7 << 20), kAllOnline));
+  REQUIRE(create_vdisk(m, vdisk("x2", 7 << 20), kAllOnline));
+  f.target = "x2";
+  f.source = "y";
+  CHECK_FALSE(create_fcmap(m, f, [](uint32_t) { return false; }));
+  REQUIRE(create_fcmap(m, f, kAllOnline));
+}
