@@ -58,6 +58,12 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   std::unordered_set<uint32_t> paused_vdisks, copying_here, history_here;
   std::vector<uint32_t> to_load;
   bool serving = !routes_ || routes_->serving;
+  // Vdisks another mapping writes below this facility's notice (its target,
+  // while it is not idle: a restore's copies into its source, say).
+  std::unordered_set<uint32_t> written_below;
+  if (map_)
+    for (const auto& [id, c] : map_->copies)
+      if (c.state != FcState::idle_or_copied) written_below.insert(c.target);
   if (map_) {
     for (const auto& [id, c] : map_->copies) {
       // Writes to a mapped vdisk are counted from the mapping's creation
@@ -69,7 +75,8 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
       bool ours = serving && local(c.source);
       // An incremental mapping's history stays only where its source is
       // executed all along; its writes outside copying are noted there.
-      if (c.incremental && ours && core_of(c.source) == core_) history_here.insert(id);
+      if (c.incremental && ours && core_of(c.source) == core_ && !written_below.count(c.source))
+        history_here.insert(id);
       if (c.incremental && c.start_seq > 0 && c.state != FcState::copying) {
         incremental_of_[c.source].push_back(id);
         incremental_of_[c.target].push_back(id);

@@ -45,10 +45,44 @@ Status not_grouped(const ClusterModel& model, const FcMapConfig& f, const char* 
              "': use fcconsistgrp " + verb + " " + group_name(model, f.group));
 }
 
+std::string vdisk_name(const ClusterModel& model, uint32_t id) {
+  const VdiskConfig* v = model.find_vdisk(id);
+  return v ? v->name : std::to_string(id);
+}
+
+bool holds_source(FcState s) {
+  return s == FcState::preparing || s == FcState::prepared || s == FcState::starting ||
+         s == FcState::copying;
+}
+
+// Cascades and restores (a mapping whose source is another's target, or
+// whose target is another's source) start only when the other is not
+// active: the copy facility keeps each mapping on its own, so a source must
+// be its own vdisk (not a target still reading through its mapping, or
+// offline), and a target must not be a source another mapping is keeping a
+// point in time of (this one's copies would change it under that one).
+std::string depends_on_active(const ClusterModel& model, const FcMapConfig& f) {
+  for (const auto& x : model.fcmaps) {
+    if (x.id == f.id) continue;
+    if (x.target == f.source && x.state != FcState::idle_or_copied)
+      return "its source '" + vdisk_name(model, f.source) + "' is the target of fcmap '" +
+             x.name + "', which is " + to_string(x.state) +
+             (x.state == FcState::copying
+                  ? ": wait until it is copied (fcmap set " + x.name + " --copyrate N)"
+                  : ": prepare it once that mapping is copied");
+    if (x.source == f.target && holds_source(x.state))
+      return "its target '" + vdisk_name(model, f.target) + "' is the source of fcmap '" +
+             x.name + "', which is " + to_string(x.state) + ": wait until it is copied, or stop it";
+  }
+  return {};
+}
+
 Status prepare_one(ClusterModel& model, FcMapConfig& f) {
   if (f.state != FcState::idle_or_copied && f.state != FcState::stopped &&
       f.state != FcState::suspended)
     return busy(f, "only an idle, stopped or suspended mapping is prepared");
+  if (std::string why = depends_on_active(model, f); !why.empty())
+    return make_error("fcmap '" + f.name + "' cannot be prepared now: " + why, EBUSY);
   const VdiskConfig* source = model.find_vdisk(f.source);
   const VdiskConfig* target = model.find_vdisk(f.target);
   if (!source || !target) return bad("fcmap '" + f.name + "' lost a vdisk");
@@ -124,9 +158,6 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
   for (const auto& f : model.fcmaps) {
     if (f.target == target->id)
       return bad("vdisk '" + target->name + "' is already the target of fcmap '" + f.name + "'");
-    if (f.target == source->id || f.source == target->id)
-      return bad("a mapping whose source is another's target, or whose target is another's "
-                 "source (cascades and restores), is not supported yet");
     from_source += f.source == source->id;
   }
   if (from_source >= kMaxTargetsPerSource)

@@ -20,8 +20,16 @@ void Node::Impl::publish() {
       caf::anon_send(core.backend, attach_atom::value, id, BlockDevicePtr(dev));
     for (uint32_t id : published_devices)
       if (!devices.count(id)) caf::anon_send(core.backend, detach_atom::value, id);
-    for (const caf::actor& facility : {core.virt, core.flashcopy_actor, core.thin, core.cache_actor})
-      caf::anon_send(facility, view_atom::value, FacilityView{map, nullptr});
+    // One message, on the core's thread, bottom up: a layer never sees a
+    // view its lower layers have not. (One each raced: thin resumed writes
+    // into extents of its grown real capacity while the virtualizer's view
+    // waited behind completions in its mailbox, and failed them ERANGE.)
+    std::vector<Facility*> stack{core.virt_facility.get(), core.thin_facility.get(),
+                                 core.flashcopy.get(), core.cache.get()};
+    caf::anon_send(core.virt, run_atom::value, CoreTask([stack, map] {
+                     for (Facility* f : stack)
+                       if (f) f->set_view(FacilityView{map, nullptr});
+                   }));
   }
   published_devices.clear();
   for (const auto& [id, dev] : devices) published_devices.insert(id);

@@ -7,7 +7,8 @@ concurrent source writes and the target equals the snapshot byte for byte;
 a stopped mapping takes its target offline; a restart of the I/O process
 while copying reads the bitmap back from the back end and the copy goes on
 to a target equal to the point in time; and every limit a user can hit is
-a clear error."""
+a clear error. A restore (the mapping back from a copied clone) makes
+the source read as the clone at once, while hosts write it."""
 import os
 import random
 import signal
@@ -55,8 +56,6 @@ def test(make):
              "--copyrate", "0", "--grain", "64K")
     node.ctl_fails("fcmap", "create", "--source", "full", "--target", "snap",
                    contains="already the target")
-    node.ctl_fails("fcmap", "create", "--source", "snap", "--target", "full",
-                   contains="not supported yet")
     node.ctl_fails("fcmap", "start", "m1", contains="prepare it first")
     node.ctl_fails("vdisk", "delete", "src", contains="fcmap 'm1'")
     node.ctl_fails("vdisk", "expand", "src", "--size", "64M", contains="fcmap 'm1'")
@@ -66,6 +65,10 @@ def test(make):
     # (What the target's cache kept from before must not show through.)
     qemu_io(snap, "read -P 0 0 64K", "read -P 0 64K 64K")
     started(node, "m1")
+    # A cascade from the snapshot waits until it is copied: refused, with why.
+    node.ctl("fcmap", "create", "--source", "snap", "--target", "full", "--name", "cascade")
+    node.ctl_fails("fcmap", "prepare", "cascade", contains="target of fcmap 'm1'")
+    node.ctl("fcmap", "delete", "cascade")
     used_at_start = node.ctl_json("vdisk", "show", "snap")["thin_usage"]["used_capacity"]
     qemu_io(src, "write -P 0x22 0 4M", "write -P 0x23 20M 1M")
     qemu_io(snap, "read -P 0x11 0 8M", "read -P 0 8M 24M")
@@ -105,7 +108,11 @@ def test(make):
     t = threading.Thread(target=writer)
     t.start()
     node.ctl("fcmap", "set", "m1", "--copyrate", "100")  # 64 MiB/s
-    wait_until(lambda: state(node, "m1") == "idle_or_copied", "m1 copied", timeout=60)
+    try:
+        wait_until(lambda: state(node, "m1") == "idle_or_copied", "m1 copied", timeout=60)
+    except AssertionError:
+        print("m1 as the node shows it:", node.ctl_json("fcmap", "show", "m1"))
+        raise
     stop.set()
     t.join()
     check(len(wrote) > 100, f"only {len(wrote)} writes during the copy")
@@ -168,6 +175,36 @@ def test(make):
     node.ctl("fcmap", "delete", "m2")
     qemu_io(full, "read 0 4K")
     check(node.ctl_json("fcmap", "list") == [], "mappings left")
+
+    # A restore: a clone of the source, copied to the end; the source
+    # overwritten; the mapping back from the clone makes the source read as
+    # the clone at once, while hosts go on writing it.
+    node.ctl("fcmap", "create", "--source", "src", "--target", "full", "--name", "clone",
+             "--copyrate", "150")
+    node.ctl("fcmap", "start", "clone", "--prep", "--wait")
+    h = connect(src)
+    kept = h.pread(32 * MiB, 0)
+    h.pwrite(b"\x61" * (4 * MiB), 0)
+    node.ctl("fcmap", "create", "--source", "full", "--target", "src", "--name", "restore",
+             "--copyrate", "0")
+    node.ctl_fails("fcmap", "create", "--source", "full", "--target", "src",
+                   contains="already the target")
+    node.ctl("fcmap", "start", "restore", "--prep")
+    wait_until(lambda: state(node, "restore") == "copying", "the restore copying")
+    h = connect(src)
+    check(h.pread(32 * MiB, 0) == kept, "the source does not read as the clone after the restore")
+    h.pwrite(b"\x62" * 4096, 2 * MiB + 512 * 1024)  # part of a grain not restored yet
+    expect = bytearray(kept)
+    expect[2 * MiB + 512 * 1024:2 * MiB + 512 * 1024 + 4096] = b"\x62" * 4096
+    check(h.pread(32 * MiB, 0) == bytes(expect), "a write to the source during the restore")
+    # The clone again while the restore reads from it: refused, with why.
+    node.ctl_fails("fcmap", "prepare", "clone", contains="target of fcmap 'restore'")
+    node.ctl("fcmap", "set", "restore", "--copyrate", "150")
+    node.ctl("fcmap", "show", "restore", "--wait")
+    check(h.pread(32 * MiB, 0) == bytes(expect), "the source once the restore is copied")
+    h.shutdown()
+    node.ctl("fcmap", "delete", "restore")
+    node.ctl("fcmap", "delete", "clone")
     return 0
 
 

@@ -316,8 +316,6 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   CHECK(b->pool_id == m.find_vdisk("s")->pool_id);
   CHECK(b->size_bytes >= 2 * 4096);
   CHECK_FALSE(map("u", "t"));      // t is a target already
-  CHECK_FALSE(map("t", "u"));      // a cascade
-  CHECK_FALSE(map("u", "s"));      // a restore
   REQUIRE(map("s", "u"));          // a second target of s
   std::string name = f.value().name;
   uint32_t id = f.value().id;
@@ -487,4 +485,49 @@ TEST_CASE("a mapping whose bitmap finds no room in the pool is refused", "[edits
   f.source = "y";
   CHECK_FALSE(create_fcmap(m, f, [](uint32_t) { return false; }));
   REQUIRE(create_fcmap(m, f, kAllOnline));
+}
+
+TEST_CASE("cascades and restores start only when the mapping they depend on is not active",
+          "[edits]") {
+  ClusterModel m = base();
+  for (const char* v : {"a", "b", "c"}) REQUIRE(create_vdisk(m, vdisk(v, 2 << 20), kAllOnline));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  auto map = [&](std::string s, std::string t) {
+    NewFcMap f;
+    f.source = std::move(s);
+    f.target = std::move(t);
+    f.name = f.source + f.target;
+    return create_fcmap(m, f, kAllOnline);
+  };
+  REQUIRE(map("a", "b"));
+  REQUIRE(map("b", "a"));  // a restore
+  REQUIRE(map("b", "c"));  // a cascade
+  CHECK_FALSE(map("c", "b"));  // b is the target of one mapping already
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  auto start = [&](const std::string& name) {
+    REQUIRE(prepare_fcmap(m, name));
+    REQUIRE(fcmap_prepared(m, m.find_fcmap(name)->id));
+    REQUIRE(start_fcmap(m, name));
+    const FcMapConfig* f = m.find_fcmap(name);
+    REQUIRE(fcmap_started(m, f->id, f->start_seq, 1).value());
+  };
+  start("ab");
+  // b reads through ab still: neither a restore nor a cascade from it.
+  auto refused = prepare_fcmap(m, "ba");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == EBUSY);
+  CHECK(refused.error().message.find("'ab'") != std::string::npos);
+  CHECK_FALSE(prepare_fcmap(m, "bc"));
+  const FcMapConfig* ab = m.find_fcmap("ab");
+  REQUIRE(fcmap_copied(m, ab->id, ab->start_seq).value());
+  // Copied: b is its own now. The restore starts; ab waits for it.
+  start("ba");
+  CHECK_FALSE(prepare_fcmap(m, "ab"));  // a is the target of the restore
+  REQUIRE(prepare_fcmap(m, "bc"));      // b's copy to c changes nothing of ba's
+  REQUIRE(stop_fcmap(m, "bc"));
+  REQUIRE(stop_fcmap(m, "ba"));         // stopped: a is offline, still not ab's source
+  CHECK_FALSE(prepare_fcmap(m, "ab"));
+  REQUIRE(delete_fcmap(m, "ba", false));
+  REQUIRE(prepare_fcmap(m, "ab"));
+  CHECK_FALSE(prepare_fcmap(m, "ba"));  // its target a is the source of ab, preparing
 }
