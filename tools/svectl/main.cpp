@@ -398,8 +398,8 @@ class CommandLine {
   // --wait: follow the copy until it ends (copy_wait.cpp).
   CLI::App* waits(CLI::App* verb) {
     verb->add_flag("--wait", command_.wait,
-                   "follow the copy to its end: a progress bar on a terminal, else a line a "
-                   "second");
+                   "follow the copy to its end: a progress bar on a terminal, else a line per "
+                   "percent");
     return verb;
   }
   // --prep: prepare it first, and start once prepared (copy_wait.cpp).
