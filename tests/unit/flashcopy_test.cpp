@@ -360,6 +360,87 @@ struct ModelRun {
   }
 };
 
+
+// One facility over a memory disk, driven by hand: each request runs to
+// its end at once, and the mappings go through their states as a test
+// says.
+struct OneFacility {
+  MemDisk disk;
+  FlashCopyFacility fc{disk};
+  Host host;
+  std::mt19937_64 rng;
+  std::map<uint32_t, CopyLayout> layouts;
+  std::shared_ptr<const RouteTable> routes;  // null: a standalone node's
+  uint64_t now = 0;
+
+  explicit OneFacility(uint64_t seed) : rng(seed) {}
+
+  CopyLayout& map(uint32_t id, uint32_t source, uint32_t target, bool incremental) {
+    CopyLayout& c = layouts[id];
+    c.id = id;
+    c.source = source;
+    c.target = target;
+    c.size_bytes = kVdiskBytes;
+    c.grain_bytes = kGrain;
+    c.copy_rate = 150;
+    c.incremental = incremental;
+    return c;
+  }
+  void publish() {
+    auto view = std::make_shared<VirtMap>();
+    for (auto& [id, c] : layouts) view->copies[id] = c;
+    fc.set_view({view, routes});
+  }
+  void drain() {
+    while (disk.step(rng)) {
+    }
+  }
+  IoRequestPtr io(IoOp op, uint32_t v, uint64_t offset, uint64_t length, char fill) {
+    auto r = make_request();
+    r->op = op;
+    r->volume = v;
+    r->offset = offset;
+    r->length = length;
+    r->buffer = Buffer::allocate(length);
+    std::memset(r->buffer->data(), fill, length);
+    r->client = &host;
+    fc.submit(r);
+    drain();
+    REQUIRE(r->status == 0);
+    return r;
+  }
+  bool has(uint32_t id, CopyEvent::Kind kind) {
+    for (auto& e : fc.events([](uint32_t) { return false; }))
+      if (e.mapping == id && e.kind == kind) return true;
+    return false;
+  }
+  // starting (drained at once: nothing is in flight), then copying.
+  void start(CopyLayout& c) {
+    c.state = FcState::starting;
+    c.start_seq += 1;
+    publish();
+    REQUIRE(has(c.id, CopyEvent::Kind::drained));
+    c.state = FcState::copying;
+    publish();
+  }
+  // The background copy to its end, then idle.
+  void run_to_end(CopyLayout& c) {
+    for (int i = 0; i < 1000 && !has(c.id, CopyEvent::Kind::copied); ++i) {
+      now += 50;
+      fc.tick(now);
+      drain();
+    }
+    REQUIRE(has(c.id, CopyEvent::Kind::copied));
+    c.state = FcState::idle_or_copied;
+    publish();
+  }
+  void copy_to_end(CopyLayout& c) {
+    start(c);
+    run_to_end(c);
+  }
+  uint64_t copies() const { return fc.stats().grain_copies + fc.stats().background_copies; }
+};
+
 }  // namespace
 
 TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") {
@@ -426,189 +507,70 @@ TEST_CASE("a copying mapping this facility did not start is lost, its target off
 
 TEST_CASE("an incremental restart copies only the grains changed since the last start",
           "[flashcopy]") {
-  MemDisk disk;
-  FlashCopyFacility fc(disk);
-  Host host;
-  std::mt19937_64 rng(7);
-  CopyLayout c;
-  c.id = 9;
-  c.source = 1;
-  c.target = 2;
-  c.size_bytes = kVdiskBytes;
-  c.grain_bytes = kGrain;
-  c.copy_rate = 150;
-  c.incremental = true;
+  OneFacility f(7);
+  CopyLayout& c = f.map(9, 1, 2, true);
   const uint64_t grains = kVdiskBytes / kGrain;
-  uint64_t now = 0;
-  std::shared_ptr<const RouteTable> routes;  // null: a standalone node's
-  auto publish = [&] {
-    auto map = std::make_shared<VirtMap>();
-    map->copies[c.id] = c;
-    fc.set_view({map, routes});
-  };
-  auto drain = [&] {
-    while (disk.step(rng)) {
-    }
-  };
-  auto io = [&](IoOp op, uint32_t v, uint64_t offset, uint64_t length, char fill) {
-    auto r = make_request();
-    r->op = op;
-    r->volume = v;
-    r->offset = offset;
-    r->length = length;
-    r->buffer = Buffer::allocate(length);
-    std::memset(r->buffer->data(), fill, length);
-    r->client = &host;
-    fc.submit(r);
-    drain();
-    REQUIRE(r->status == 0);
-    return r;
-  };
-  auto copy_to_end = [&] {
-    c.state = FcState::starting;
-    c.start_seq += 1;
-    publish();
-    REQUIRE(fc.events([](uint32_t) { return false; }).size() == 1);  // drained
-    c.state = FcState::copying;
-    publish();
-    for (int i = 0; i < 1000; ++i) {
-      auto events = fc.events([](uint32_t) { return false; });
-      if (!events.empty() && events[0].kind == CopyEvent::Kind::copied) break;
-      now += 50;
-      fc.tick(now);
-      drain();
-    }
-    REQUIRE(fc.events([](uint32_t) { return false; }).at(0).kind == CopyEvent::Kind::copied);
-    c.state = FcState::idle_or_copied;
-    publish();
-  };
-  io(IoOp::write, 1, 0, kVdiskBytes, 'a');
-  copy_to_end();
-  auto copies = [&] { return fc.stats().grain_copies + fc.stats().background_copies; };
-  CHECK(copies() == grains);
+  f.publish();
+  f.io(IoOp::write, 1, 0, kVdiskBytes, 'a');
+  f.copy_to_end(c);
+  CHECK(f.copies() == grains);
   // Idle: two source grains and one target grain change (the target's
   // write is its own, and the restart must undo it).
-  io(IoOp::write, 1, 0, 512, 'b');
-  io(IoOp::write, 1, 5 * kGrain + 100, 512, 'c');
-  io(IoOp::write, 2, 9 * kGrain, kGrain, 'x');
-  uint64_t before = copies();
-  copy_to_end();
-  CHECK(copies() - before == 3);
-  CHECK(fc.stats().incremental_kept == grains - 3);
-  auto source = io(IoOp::read, 1, 0, kVdiskBytes, 0);
-  auto target = io(IoOp::read, 2, 0, kVdiskBytes, 0);
+  f.io(IoOp::write, 1, 0, 512, 'b');
+  f.io(IoOp::write, 1, 5 * kGrain + 100, 512, 'c');
+  f.io(IoOp::write, 2, 9 * kGrain, kGrain, 'x');
+  uint64_t before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == 3);
+  CHECK(f.fc.stats().incremental_kept == grains - 3);
+  auto source = f.io(IoOp::read, 1, 0, kVdiskBytes, 0);
+  auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
   CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
   // A write during a start that a stop ends: copied again at the next.
-  c.state = FcState::starting;
-  c.start_seq += 1;
-  publish();
-  c.state = FcState::copying;
-  publish();
-  io(IoOp::write, 1, 3 * kGrain, 512, 'd');  // (every grain equal already: noted only)
+  f.start(c);
+  f.io(IoOp::write, 1, 3 * kGrain, 512, 'd');  // (every grain equal already: noted only)
   c.state = FcState::stopped;
-  publish();
-  before = copies();
-  copy_to_end();
-  CHECK(copies() - before == 1);  // grain 3: copied, but written since
+  f.publish();
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == 1);  // grain 3: copied, but written since
   // A start that does not follow the one the history describes copies all.
   c.start_seq += 1;  // (a start this facility never saw)
-  before = copies();
-  copy_to_end();
-  CHECK(copies() - before == grains);
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == grains);
   // Another node executed the source for a while (it took the vdisks over,
   // and back): what this core kept does not count, the restart copies all.
   auto away = std::make_shared<RouteTable>();
   away->self = 1;
   away->vdisks[1].owner = away->vdisks[2].owner = 2;
-  routes = away;
-  publish();
+  f.routes = away;
+  f.publish();
   auto back = std::make_shared<RouteTable>(*away);
   back->vdisks[1].owner = back->vdisks[2].owner = 1;
-  routes = back;
-  publish();
-  before = copies();
-  copy_to_end();
-  CHECK(copies() - before == grains);
+  f.routes = back;
+  f.publish();
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == grains);
 }
 
 TEST_CASE("an incremental mapping's refresh copies what a restore's writes changed",
           "[flashcopy]") {
-  MemDisk disk;
-  FlashCopyFacility fc(disk);
-  Host host;
-  std::mt19937_64 rng(3);
-  auto layout = [](uint32_t id, uint32_t source, uint32_t target, bool incremental) {
-    CopyLayout c;
-    c.id = id;
-    c.source = source;
-    c.target = target;
-    c.size_bytes = kVdiskBytes;
-    c.grain_bytes = kGrain;
-    c.copy_rate = 150;
-    c.incremental = incremental;
-    return c;
-  };
-  CopyLayout x = layout(9, 1, 2, true), r = layout(10, 2, 1, false);
-  uint64_t now = 0;
-  auto publish = [&] {
-    auto map = std::make_shared<VirtMap>();
-    map->copies[x.id] = x;
-    map->copies[r.id] = r;
-    fc.set_view({map, nullptr});
-  };
-  auto drain = [&] {
-    while (disk.step(rng)) {
-    }
-  };
-  auto io = [&](IoOp op, uint32_t v, uint64_t offset, uint64_t length, char fill) {
-    auto q = make_request();
-    q->op = op;
-    q->volume = v;
-    q->offset = offset;
-    q->length = length;
-    q->buffer = Buffer::allocate(length);
-    std::memset(q->buffer->data(), fill, length);
-    q->client = &host;
-    fc.submit(q);
-    drain();
-    REQUIRE(q->status == 0);
-    return q;
-  };
-  auto run_to_end = [&](CopyLayout& c) {
-    for (int i = 0; i < 1000; ++i) {
-      bool copied = false;
-      for (auto& e : fc.events([](uint32_t) { return false; }))
-        copied |= e.mapping == c.id && e.kind == CopyEvent::Kind::copied;
-      if (copied) break;
-      now += 50;
-      fc.tick(now);
-      drain();
-    }
-    c.state = FcState::idle_or_copied;
-    publish();
-  };
-  auto copy_to_end = [&](CopyLayout& c) {
-    c.state = FcState::starting;
-    c.start_seq += 1;
-    publish();
-    c.state = FcState::copying;
-    publish();
-    run_to_end(c);
-  };
-  io(IoOp::write, 1, 0, kVdiskBytes, 'a');
-  copy_to_end(x);  // the clone
-  io(IoOp::write, 2, 3 * kGrain, kGrain, 'b');
+  OneFacility f(3);
+  CopyLayout& x = f.map(9, 1, 2, true);   // a clone, incremental
+  CopyLayout& r = f.map(10, 2, 1, false);  // its restore
+  f.publish();
+  f.io(IoOp::write, 1, 0, kVdiskBytes, 'a');
+  f.copy_to_end(x);
+  f.io(IoOp::write, 2, 3 * kGrain, kGrain, 'b');
   // The restore, and a host's write to its target (x's source) meanwhile:
   // the restore's facility path, not the incremental one, takes it.
-  r.state = FcState::starting;
-  r.start_seq += 1;
-  publish();
-  r.state = FcState::copying;
-  publish();
-  io(IoOp::write, 1, 6 * kGrain, 512, 'c');
-  run_to_end(r);
-  copy_to_end(x);  // the refresh
-  auto source = io(IoOp::read, 1, 0, kVdiskBytes, 0);
-  auto target = io(IoOp::read, 2, 0, kVdiskBytes, 0);
+  f.start(r);
+  f.io(IoOp::write, 1, 6 * kGrain, 512, 'c');
+  f.run_to_end(r);
+  f.copy_to_end(x);  // the refresh
+  auto source = f.io(IoOp::read, 1, 0, kVdiskBytes, 0);
+  auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
   CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
 }
