@@ -57,7 +57,9 @@ def records_on(urls, vdisk_bytes):
     n = len(urls)
     for i, url in enumerate(urls):
         h = connect(url)
-        data = h.pread(vdisk_bytes, 0)
+        chunk = 4 << 20
+        data = b"".join(h.pread(min(chunk, vdisk_bytes - at), at)
+                        for at in range(0, vdisk_bytes, chunk))
         h.shutdown()
         for slot in range(vdisk_bytes // SLOT):
             (value,) = struct.unpack_from("<Q", data, slot * SLOT)
@@ -75,3 +77,17 @@ def holes_below_top(present):
         return []
     top = max(present)
     return [k for k in range(top) if k not in present]
+
+
+def check_point_in_time(urls, vdisk_bytes, at_start, at_least, what):
+    """The copies at `urls` hold a consistent set: every record present
+    implies all earlier ones; at least `at_least` of them, and none written
+    after `at_start` (the chain's count once the copies were seen started)."""
+    present = records_on(urls, vdisk_bytes)
+    holes = holes_below_top(present)
+    check(not holes, f"{what}: the targets hold record {max(present)} but not {holes[:5]} "
+                     f"it depended on")
+    check(len(present) >= at_least and max(present) < at_start,
+          f"{what}: {len(present)} records on the targets, {at_start} at the start")
+    print(f"{what}: {len(present)} records on the targets, {at_start} written when the "
+          f"group was seen copying")
