@@ -39,6 +39,7 @@ json ConfigService::describe_fcmap(const FcMapConfig& f) const {
           {"state", to_string(f.state)},
           {"copy_rate", f.copy_rate},
           {"copy_rate_bytes", copy_rate_bytes(f.copy_rate)},
+          {"clean_rate", f.clean_rate},
           {"grain_size", f.grain_bytes},
           {"autodelete", f.autodelete},
           {"starts", f.start_seq},
@@ -62,6 +63,7 @@ Result<json> ConfigService::fcmap_create(const json& args) {
   want.source = source.value();
   want.target = target.value();
   if (args.contains("copy_rate")) want.copy_rate = args["copy_rate"].get<uint32_t>();
+  if (args.contains("clean_rate")) want.clean_rate = args["clean_rate"].get<uint32_t>();
   if (args.contains("grain")) {
     auto grain = get_size(args, "grain");
     if (!grain) return grain.error();
@@ -114,6 +116,7 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
     else if (cmd == "fcmap.set") {
       FcMapChange change;
       if (args.contains("copy_rate")) change.copy_rate = args["copy_rate"].get<uint32_t>();
+      if (args.contains("clean_rate")) change.clean_rate = args["clean_rate"].get<uint32_t>();
       if (args.contains("autodelete")) change.autodelete = args["autodelete"].get<bool>();
       if (args.contains("consistgrp")) {
         auto group = get_name(args, "consistgrp");
@@ -124,8 +127,8 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
         if (change.group) return bad("--consistgrp or --no-consistgrp, not both");
         change.group = std::string();
       }
-      if (!change.copy_rate && !change.autodelete && !change.group)
-        return bad("say what to set: --copyrate N, --autodelete/--no-autodelete, "
+      if (!change.copy_rate && !change.clean_rate && !change.autodelete && !change.group)
+        return bad("say what to set: --copyrate N, --cleanrate N, --autodelete/--no-autodelete, "
                    "--consistgrp G or --no-consistgrp");
       r = set_fcmap(next, name.value(), change);
     } else if (cmd == "fcmap.delete") {
@@ -213,6 +216,7 @@ Result<bool> ConfigService::fcmap_step(FcStep step, uint32_t id, uint64_t start_
       case FcStep::started: r = fcmap_started(next, id, start_seq, node); break;
       case FcStep::copied: r = fcmap_copied(next, id, start_seq); break;
       case FcStep::lost: r = suspend_fcmap(next, id, start_seq, why); break;
+      case FcStep::cleaned: r = fcmap_cleaned(next, id, start_seq); break;
     }
     if (!r) return r.error();
     done = r.value();
@@ -240,6 +244,7 @@ Result<bool> ConfigService::fcmap_step(FcStep step, uint32_t id, uint64_t start_
       }
       case FcStep::copied: spdlog::info("event: fcmap {} copied", name); break;
       case FcStep::lost: spdlog::warn("event: fcmap {} suspended: {}", name, why); break;
+      case FcStep::cleaned: spdlog::info("event: fcmap {} stopped (cleaned)", name); break;
     }
   }
   return done;

@@ -60,7 +60,7 @@ class ConfigService {
   uint64_t version() const { return config_.version; }
   // An internal step of a point-in-time copy (config_fcmap.cpp), committed
   // by the node that executes its source: true if it was still due.
-  enum class FcStep { prepared, started, copied, lost };
+  enum class FcStep { prepared, started, copied, lost, cleaned };
   Result<bool> fcmap_step(FcStep step, uint32_t id, uint64_t start_seq, uint32_t node,
                           const std::string& why);
 

@@ -147,7 +147,7 @@ void FlashCopyFacility::page_written(Map& m, uint64_t page, const std::vector<ui
   bool again_durable = p.again_durable || !p.waiting.empty();
   bool again = p.again;
   p.again = p.again_durable = false;
-  for (auto& r : released) route(std::move(r));
+  for (auto& r : released) resume(std::move(r));
   if (!m.known || p.writing) return;  // (a write released may have started one)
   if (again_durable)
     write_page(m, page, true);
@@ -164,6 +164,7 @@ void FlashCopyFacility::flush_dirty(Map& m) {
 
 void FlashCopyFacility::load_bitmap(Map& m) {
   m.loading = true;
+  ++loading_;
   ++stats_.bitmap_loads;
   auto* step = new FlashCopyBitmapSteps::Load(m);
   IoRequestPtr read = make_request();
@@ -220,9 +221,12 @@ void FlashCopyFacility::bitmap_loaded(Map& m, const Buffer& slots, int status) {
     m.known = true;
     m.why.clear();
   }
-  std::vector<IoRequestPtr> waiting = std::move(m.load_waiting);
-  m.load_waiting.clear();
-  for (auto& r : waiting) route(std::move(r));
+  // Requests of executing mappings wait until every bitmap is back (a read
+  // may go through several mappings).
+  if (--loading_ > 0) return;
+  std::deque<IoRequestPtr> waiting;
+  waiting.swap(load_waiting_);
+  for (auto& r : waiting) resume(std::move(r));
 }
 
 }  // namespace sve

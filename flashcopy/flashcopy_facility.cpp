@@ -55,6 +55,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   source_of_.clear();
   maps_of_source_.clear();
   incremental_of_.clear();
+  home_core_.clear();
   std::unordered_set<uint32_t> paused_vdisks, copying_here, history_here;
   std::vector<uint32_t> to_load;
   bool serving = !routes_ || routes_->serving;
@@ -62,8 +63,17 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   // while it is not idle: a restore's copies into its source, say).
   std::unordered_set<uint32_t> written_below;
   if (map_)
-    for (const auto& [id, c] : map_->copies)
+    for (const auto& [id, c] : map_->copies) {
       if (c.state != FcState::idle_or_copied) written_below.insert(c.target);
+      if (c.state == FcState::copying || c.state == FcState::stopping)
+        home_core_[c.source] = home_core_[c.target] = core_of(c.home_vdisk());
+    }
+  // A history is kept where its vdisks' writes are run: not if an executing
+  // mapping of one of them runs them on another core.
+  auto runs_here = [&](uint32_t v) {
+    auto h = home_core_.find(v);
+    return h == home_core_.end() || h->second == core_;
+  };
   if (map_) {
     for (const auto& [id, c] : map_->copies) {
       // Writes to a mapped vdisk are counted from the mapping's creation
@@ -73,9 +83,11 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
       mapped_.insert(c.source);
       mapped_.insert(c.target);
       bool ours = serving && local(c.source);
+      unsigned home = core_of(c.home_vdisk());
       // An incremental mapping's history stays only where its source is
       // executed all along; its writes outside copying are noted there.
-      if (c.incremental && ours && core_of(c.source) == core_ && !written_below.count(c.source))
+      if (c.incremental && ours && home == core_ && !written_below.count(c.source) &&
+          runs_here(c.source) && runs_here(c.target))
         history_here.insert(id);
       if (c.incremental && c.start_seq > 0 && c.state != FcState::copying) {
         incremental_of_[c.source].push_back(id);
@@ -94,12 +106,13 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
         paused_vdisks.insert(c.target);
       }
       if (!ours) paused_for_.erase(id);  // another node may execute it meanwhile
-      if (c.state != FcState::starting && c.state != FcState::copying) paused_for_.erase(id);
-      if (c.state != FcState::copying || core_of(c.source) != core_ || !ours) continue;
+      bool executing = c.state == FcState::copying || c.state == FcState::stopping;
+      if (c.state != FcState::starting && !executing) paused_for_.erase(id);
+      if (!executing || home != core_ || !ours) continue;
       copying_here.insert(id);
       auto it = maps_.find(id);
       if (it != maps_.end() && it->second->layout.start_seq == c.start_seq) {
-        it->second->layout.copy_rate = c.copy_rate;
+        it->second->layout = c;  // (its rates, stopping)
       } else {
         if (it != maps_.end()) drop_map(id);  // (its history kept for this start)
         auto m = std::make_unique<Map>();
@@ -147,13 +160,16 @@ void FlashCopyFacility::drop_map(uint32_t id) {
   std::unique_ptr<Map> m = std::move(it->second);
   maps_.erase(it);
   keep_history(*m);
+  if (m->loading && --loading_ == 0) {
+    for (auto& r : load_waiting_) paused_.push_back(std::move(r));
+    load_waiting_.clear();
+  }
   // Requests waiting on its grains go where the new state says; its steps
   // still below find it gone (by incarnation) and stop there.
   for (auto& [g, waiting] : m->changing)
     for (auto& r : waiting) paused_.push_back(std::move(r));
   for (auto& page : m->pages)
     for (auto& r : page.waiting) paused_.push_back(std::move(r));
-  for (auto& r : m->load_waiting) paused_.push_back(std::move(r));
 }
 
 void FlashCopyFacility::keep_history(const Map& m) {
@@ -199,7 +215,24 @@ void FlashCopyFacility::note_change(uint32_t mapping, const IoRequest& request) 
 void FlashCopyFacility::resume_paused() {
   std::deque<IoRequestPtr> again;
   again.swap(paused_);
-  for (auto& r : again) route(std::move(r));
+  for (auto& r : again) resume(std::move(r));
+}
+
+void FlashCopyFacility::resume(IoRequestPtr request) {
+  if (copy_writes_.count(request.get()))
+    copy_write(std::move(request));
+  else
+    route(std::move(request));
+}
+
+FlashCopyFacility::Map* FlashCopyFacility::map_here(uint32_t id) {
+  auto it = maps_.find(id);
+  return it == maps_.end() ? nullptr : it->second.get();
+}
+
+FlashCopyFacility::Map* FlashCopyFacility::target_map(uint32_t vdisk) {
+  auto t = source_of_.find(vdisk);
+  return t == source_of_.end() ? nullptr : map_here(t->second);
 }
 
 FlashCopyFacility::Map* FlashCopyFacility::find_map(uint32_t id, uint64_t incarnation) {
@@ -222,47 +255,47 @@ void FlashCopyFacility::submit(IoRequestPtr request) {
 void FlashCopyFacility::route(IoRequestPtr request) {
   uint32_t v = request->volume;
   // Another core's copy facility sent it here (to the vdisk's own core, or
-  // a copying target's to its source's): it is not sent back to its own
-  // core, whatever this core's view says now (views reach the cores one by
-  // one: it could go back and forth for as long). A request crosses cores
-  // twice at most: to its own core, and a copying target's on to its
-  // source's, which never sends one on.
+  // on from there to the home core of its mappings): it is not sent back,
+  // whatever this core's view says now (views reach the cores one by one:
+  // it could go back and forth for as long). A request crosses cores twice
+  // at most: to its own core, and from there to the home core, which never
+  // sends one on.
   bool sent_here = request->cookie == kFcHome &&
                    std::find(return_ports_.begin(), return_ports_.end(), request->client) !=
                        return_ports_.end();
+  auto send_to = [&](unsigned c) {
+    if (c == core_ || c >= copy_of_core_.size() || !copy_of_core_[c]) return false;
+    request->intercept(return_port_, kFcHome);
+    copy_of_core_[c]->submit(std::move(request));
+    return true;
+  };
   // A mapped vdisk's requests are counted, held and copied for on its own
   // core; one that arrives elsewhere (a connection placed before the vdisk
   // was mapped, on a node without a cache) goes there first.
-  if (unsigned own = core_of(v); !sent_here && own != core_ && own < copy_of_core_.size() &&
-                                 copy_of_core_[own]) {
-    request->intercept(return_port_, kFcHome);
-    copy_of_core_[own]->submit(std::move(request));
-    return;
-  }
+  unsigned own = core_of(v);
+  if (!sent_here && send_to(own)) return;
+  const CopyLayout* as_target = nullptr;
   if (auto t = source_of_.find(v); t != source_of_.end() && map_) {
     const CopyLayout& c = map_->copies.at(t->second);
     if (c.state == FcState::stopped || c.state == FcState::suspended) {
       if (request->op == IoOp::flush) return lower_.submit(std::move(request));
       return complete(std::move(request), EIO);  // the target is offline
     }
-    if (c.state == FcState::copying) {
+    if (c.state == FcState::copying || c.state == FcState::stopping) {
       if (request->op == IoOp::flush) return lower_.submit(std::move(request));
       if (request->op == IoOp::block_status) {
         // Its holes are not where its thin layer says: all data.
         put_all_data(*request);
         return complete(std::move(request), 0);
       }
-      unsigned home = core_of(c.source);
-      if (home != core_ && home < copy_of_core_.size() && copy_of_core_[home]) {
-        request->intercept(return_port_, kFcHome);
-        copy_of_core_[home]->submit(std::move(request));
-        return;
-      }
-      auto it = maps_.find(c.id);
-      if (it == maps_.end()) return complete(std::move(request), EIO);
-      return run_target(*it->second, std::move(request));
+      as_target = &c;
     }
   }
+  // A vdisk of an executing mapping: the home core of its mappings (the
+  // core of the source they started from) runs every request of it.
+  auto home = home_core_.find(v);
+  if (home != home_core_.end() && core_ == own && send_to(home->second)) return;
+  bool here = home != home_core_.end() && home->second == core_;
   if (writes(*request)) {
     if (paused_vdisks_.count(v)) {  // a mapping is starting: until its point in time
       ++stats_.paused;
@@ -270,19 +303,21 @@ void FlashCopyFacility::route(IoRequestPtr request) {
       return;
     }
     if (auto inc = incremental_of_.find(v); inc != incremental_of_.end() && map_) {
-      // Noted by the core that keeps the history: its source's.
-      for (uint32_t id : inc->second) {
-        unsigned home = core_of(map_->copies.at(id).source);
-        if (!sent_here && home != core_ && home < copy_of_core_.size() && copy_of_core_[home]) {
-          request->intercept(return_port_, kFcHome);
-          copy_of_core_[home]->submit(std::move(request));
-          return;
-        }
-      }
+      // Noted by the core that keeps the history: its home's (that of the
+      // vdisk's executing mappings, if any: set_view keeps no history
+      // elsewhere then).
+      if (home == home_core_.end() && core_ == own)
+        for (uint32_t id : inc->second)
+          if (send_to(core_of(map_->copies.at(id).home_vdisk()))) return;
       for (uint32_t id : inc->second) note_change(id, *request);
     }
-    if (maps_of_source_.count(v)) return run_source(std::move(request));
+    if (here) return run_write(std::move(request));
+  } else if (as_target) {
+    Map* m = here ? map_here(as_target->id) : nullptr;
+    if (!m) return complete(std::move(request), EIO);
+    return read_target(*m, std::move(request));
   }
+  if (as_target) return complete(std::move(request), EIO);  // (executed elsewhere)
   pass(std::move(request));
 }
 
@@ -318,13 +353,18 @@ std::vector<CopyEvent> FlashCopyFacility::events(
     const std::function<bool(uint32_t)>& dirty) const {
   std::vector<CopyEvent> out;
   if (!map_ || (routes_ && !routes_->serving)) return out;
-  auto below = [&](uint32_t v) {
-    auto it = writes_below_.find(v);
-    return it == writes_below_.end() ? 0u : it->second;
+  auto count = [](const std::unordered_map<uint32_t, uint32_t>& counts, uint32_t v) {
+    auto it = counts.find(v);
+    return it == counts.end() ? 0u : it->second;
   };
+  auto below = [&](uint32_t v) { return count(writes_below_, v); };
+  auto copies_below = [&](uint32_t v) { return count(copy_writes_below_, v); };
   for (const auto& [id, c] : map_->copies) {
-    bool here = core_of(c.source) == core_ || core_of(c.target) == core_;
-    if (!here || !local(c.source) || !local(c.target)) continue;
+    unsigned home = core_of(c.home_vdisk());
+    // Every core reports clean and drained: any core may have passed a
+    // write to them down (the home core of mappings they were in before,
+    // a core a request arrived on), and the node waits for all.
+    if (!local(c.source) || !local(c.target)) continue;
     if (c.state == FcState::preparing) {
       bool clean = true;
       for (uint32_t v : {c.source, c.target})
@@ -333,9 +373,9 @@ std::vector<CopyEvent> FlashCopyFacility::events(
     } else if (c.state == FcState::starting) {
       auto p = paused_for_.find(id);
       if (p != paused_for_.end() && p->second == c.start_seq && below(c.source) == 0 &&
-          below(c.target) == 0)
+          below(c.target) == 0 && copies_below(c.target) == 0)
         out.push_back({CopyEvent::Kind::drained, id, c.start_seq, {}});
-    } else if (c.state == FcState::copying && core_of(c.source) == core_) {
+    } else if ((c.state == FcState::copying || c.state == FcState::stopping) && home == core_) {
       auto it = maps_.find(id);
       if (it == maps_.end()) continue;
       const Map& m = *it->second;
@@ -346,6 +386,8 @@ std::vector<CopyEvent> FlashCopyFacility::events(
         // (Not while target reads sent to the source are out: once the
         // mapping is idle, nothing holds source writes back for them.)
         out.push_back({CopyEvent::Kind::copied, id, c.start_seq, {}});
+      else if (c.state == FcState::stopping && cleaned(m))
+        out.push_back({CopyEvent::Kind::cleaned, id, c.start_seq, {}});
     }
   }
   return out;
@@ -368,6 +410,7 @@ nlohmann::json FlashCopyFacility::inspect() const {
   return {{"requests", stats_.requests},
           {"grain_copies", stats_.grain_copies},
           {"background_copies", stats_.background_copies},
+          {"clean_copies", stats_.clean_copies},
           {"redirected_reads", stats_.redirected_reads},
           {"waits", stats_.waits},
           {"paused", stats_.paused},

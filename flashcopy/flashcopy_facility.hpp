@@ -35,10 +35,21 @@
 // whole time, and the start follows the one it describes); else the
 // restart copies everything.
 //
-// A mapping's bitmap lives on the core of its source (vdisk id % cores):
-// target requests arriving on another core are sent there, and its target
-// I/O goes to the target's core, through ports that bring completions back
-// to the core they started from (set_peers).
+// Cascades and restores: mappings that share a vdisk are ordered by when
+// they became copying; a later one reads through an earlier one (what its
+// source read as when it started: grains that mapping has not copied come
+// from that mapping's source, and so on). A host write has its grains
+// copied first by the mapping that targets the vdisk and every mapping from
+// it; a grain copy's write to its target, by the earlier mappings from that
+// target (a restore changes its target under them). A stopping mapping
+// first has every later mapping of its target copy the grains it read
+// through it (cleaning, at the clean rate), their bits durable.
+//
+// Every mapping sharing a vdisk with others not idle lives on one core, its
+// home (CopyLayout::home, the source's core for one alone): requests of its
+// vdisks arriving elsewhere are sent there, and its I/O goes to each
+// vdisk's core, through ports that bring completions back to the core they
+// started from (set_peers).
 //
 // Not thread-safe: the core's thread runs everything.
 #include <cstdint>
@@ -64,6 +75,7 @@ struct FlashCopyStats {
   uint64_t requests = 0;          // on vdisks in a mapping
   uint64_t grain_copies = 0;      // for a write (source or target)
   uint64_t background_copies = 0; // at the copy rate
+  uint64_t clean_copies = 0;      // for a stopping mapping, to those reading through it
   uint64_t redirected_reads = 0;  // target read pieces served from the source
   uint64_t waits = 0;             // requests that waited for a grain copy
   uint64_t paused = 0;            // writes paused while a mapping started
@@ -81,8 +93,9 @@ struct CopyEvent {
   enum class Kind {
     clean,    // preparing: this core's share of its vdisks has nothing dirty in cache
     drained,  // starting: this core's writes to its vdisks are paused and drained
-    copied,   // copying: every grain is copied
+    copied,   // copying (or stopping): every grain is copied
     lost,     // copying: what was copied is not known here (`why`)
+    cleaned,  // stopping: the mappings reading through its target have what they need
   };
   Kind kind = Kind::clean;
   uint32_t mapping = 0;
@@ -129,6 +142,8 @@ class FlashCopyFacility final : public Facility {
   struct Step;
   struct Job;
   struct History;
+  struct Redirect;
+  struct Span;
 
  private:
   friend struct FlashCopySteps;
@@ -141,12 +156,35 @@ class FlashCopyFacility final : public Facility {
   bool writes(const IoRequest& r) const;
   // Where a request goes by the state of its vdisk's mapping.
   void route(IoRequestPtr request);
+  // A request that waited goes on: a host's (route), or a grain copy's
+  // write to its target (copy_write).
+  void resume(IoRequestPtr request);
   void pass(IoRequestPtr request);
-  void run_source(IoRequestPtr request);
-  void run_target(Map& m, IoRequestPtr request);
+  // On the home core: a write to a vdisk of an executing mapping (its
+  // grains copied first where a mapping needs them), a read of a target.
+  void run_write(IoRequestPtr request);
   void read_target(Map& m, IoRequestPtr request);
+  // Where [a, b) of `vdisk` is read from, as it read when `reader` started
+  // (null: now): through each mapping that targets it and started before,
+  // to its source for the grains not yet copied. False if a mapping on
+  // the way does not know what it copied.
+  bool plan_read(uint32_t vdisk, const CopyLayout* reader, uint64_t a, uint64_t b,
+                 std::vector<Redirect>& via, std::vector<Span>& out);
+  void hold_redirects(const std::vector<Redirect>& via);
+  void release_redirects(const std::vector<Redirect>& via, bool& lost);
+  Map* map_here(uint32_t id);
+  Map* target_map(uint32_t vdisk);
   bool wait_for_grains(Map& m, IoRequest& request, IoRequestPtr& hold);
-  void copy_grain(Map& m, uint64_t grain, bool background);
+  // The grains `m` has not copied in [offset, offset + length).
+  void uncopied(Map& m, uint64_t offset, uint64_t length,
+                std::vector<std::pair<Map*, uint64_t>>& out);
+  // Marks them being copied, parks `request` on the first, copies them.
+  void copy_first(std::vector<std::pair<Map*, uint64_t>>& needed, IoRequestPtr request);
+  // `cleaner`: a stopping mapping this copy cleans for (null: none).
+  void copy_grain(Map& m, uint64_t grain, bool background, Map* cleaner = nullptr);
+  // A grain copy's write to its target: the mappings that started earlier
+  // from that target copy the grain first (a restore's copies change it).
+  void copy_write(IoRequestPtr write);
   void grain_copied(Map& m, uint64_t grain, int status);
   void finish_grain(Map& m, uint64_t grain);
   void lose(Map& m, std::string why);
@@ -165,6 +203,11 @@ class FlashCopyFacility final : public Facility {
   void keep_history(const Map& m);
   void apply_history(Map& m);
   void background(Map& m, uint64_t elapsed_ms);
+  // Stopping: the mappings that read through its target copy the grains it
+  // has not copied, at its clean rate.
+  std::vector<Map*> dependents(const Map& m) const;
+  void clean(Map& m, uint64_t elapsed_ms);
+  bool cleaned(const Map& m) const;
   Map* find_map(uint32_t id, uint64_t incarnation);
 
   IoServer& lower_;
@@ -178,10 +221,21 @@ class FlashCopyFacility final : public Facility {
   std::unordered_set<uint32_t> mapped_;  // the vdisks of every mapping
   // Vdisks in a mapping that is not idle: their writes are counted while
   // below (a start waits for them), and routed by the mapping's state.
+  // Grain copies' writes are counted apart, by target: a start waits for
+  // its own target's (of an earlier start), not for those into its source
+  // (they do not change what the source reads as).
   std::unordered_map<uint32_t, uint32_t> writes_below_;
+  std::unordered_map<uint32_t, uint32_t> copy_writes_below_;
   std::unordered_map<uint32_t, uint32_t> source_of_;   // a target vdisk -> its mapping
-  std::unordered_map<uint32_t, std::vector<uint32_t>> maps_of_source_;  // copying, here
-  std::unordered_map<uint32_t, std::unique_ptr<Map>> maps_;  // copying, source on this core
+  // The vdisks of executing mappings -> the core that executes them (their home's).
+  std::unordered_map<uint32_t, unsigned> home_core_;
+  std::unordered_map<uint32_t, std::vector<uint32_t>> maps_of_source_;  // executing, here
+  std::unordered_map<uint32_t, std::unique_ptr<Map>> maps_;  // executing, home on this core
+  // Grain copies' writes waiting (for an earlier mapping's copy, a page).
+  std::unordered_set<const IoRequest*> copy_writes_;
+  // Bitmaps being read back: requests of executing mappings wait for all.
+  uint32_t loading_ = 0;
+  std::deque<IoRequestPtr> load_waiting_;
   // Incremental mappings not copying: their vdisks -> the mappings, and the
   // histories this core keeps (source here).
   std::unordered_map<uint32_t, std::vector<uint32_t>> incremental_of_;

@@ -51,7 +51,10 @@ struct FlashCopyFacility::Map {
   std::vector<Page> pages;
   std::unordered_set<uint64_t> dirty_pages;  // bits set that are not durable
   bool loading = false;  // read back from the back end (a takeover, a restart)
-  std::vector<IoRequestPtr> load_waiting;
+  // Stopping: copies made for the mappings that read through its target.
+  uint64_t clean_cursor = 0;  // grains before it need nothing more
+  double clean_budget = 0;
+  uint32_t cleaning = 0;  // in flight
 
   uint64_t grain_bytes() const { return layout.grain_bytes; }
   bool copied_grain(uint64_t g) const { return (bits[g / 64] >> (g % 64)) & 1; }
@@ -86,6 +89,22 @@ struct FlashCopyFacility::History {
   uint64_t grain_bytes = 0;
   uint64_t grains = 0;
   std::vector<uint64_t> copied, changed;
+};
+
+// A mapping whose uncopied grains [first, last] a read went through to its
+// source: a copy of them holds source writes until the read is back.
+struct FlashCopyFacility::Redirect {
+  uint32_t mapping = 0;
+  uint64_t incarnation = 0;
+  uint64_t first = 0, last = 0;
+};
+
+// A piece of a read as planned through the mappings: [a, b) of `vdisk`
+// as it is on the back end.
+struct FlashCopyFacility::Span {
+  uint32_t vdisk = 0;
+  uint64_t a = 0, b = 0;
+  std::vector<Redirect> via;
 };
 
 struct FlashCopyFacility::Step {

@@ -1,6 +1,7 @@
 // Point-in-time copy mappings in the model (model/fc_edits.hpp).
 #include "model/fc_edits.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <functional>
 #include <set>
@@ -50,39 +51,59 @@ std::string vdisk_name(const ClusterModel& model, uint32_t id) {
   return v ? v->name : std::to_string(id);
 }
 
-bool holds_source(FcState s) {
-  return s == FcState::preparing || s == FcState::prepared || s == FcState::starting ||
-         s == FcState::copying;
+// The mappings that read through `f`'s target: copying (or stopping) ones
+// whose source it is and that became copying after it (docs/flashcopy.md).
+std::vector<const FcMapConfig*> dependents(const ClusterModel& model, const FcMapConfig& f) {
+  std::vector<const FcMapConfig*> out;
+  for (const auto& x : model.fcmaps)
+    if (x.id != f.id && x.source == f.target && x.executing() &&
+        (f.order < x.order || (f.order == x.order && f.id < x.id)))
+      out.push_back(&x);
+  return out;
 }
 
-// Cascades and restores (a mapping whose source is another's target, or
-// whose target is another's source) start only when the other is not
-// active: the copy facility keeps each mapping on its own, so a source must
-// be its own vdisk (not a target still reading through its mapping, or
-// offline), and a target must not be a source another mapping is keeping a
-// point in time of (this one's copies would change it under that one).
-std::string depends_on_active(const ClusterModel& model, const FcMapConfig& f) {
+// Cascades and restores: a mapping may share its vdisks with mappings that
+// are not idle (a snapshot of a snapshot still copying, a restore from one),
+// as long as its source is online (not the target of a mapping stopped,
+// stopping or suspended) and one core executes them all: it takes their
+// home. Mappings with different homes are not joined.
+Status place_with_neighbours(ClusterModel& model, FcMapConfig& f) {
+  uint32_t home = 0;
+  const FcMapConfig* home_of = nullptr;
   for (const auto& x : model.fcmaps) {
     if (x.id == f.id) continue;
-    if (x.target == f.source && x.state != FcState::idle_or_copied)
-      return "its source '" + vdisk_name(model, f.source) + "' is the target of fcmap '" +
-             x.name + "', which is " + to_string(x.state) +
-             (x.state == FcState::copying
-                  ? ": wait until it is copied (fcmap set " + x.name + " --copyrate N)"
-                  : ": prepare it once that mapping is copied");
-    if (x.source == f.target && holds_source(x.state))
-      return "its target '" + vdisk_name(model, f.target) + "' is the source of fcmap '" +
-             x.name + "', which is " + to_string(x.state) + ": wait until it is copied, or stop it";
+    bool shares = x.source == f.source || x.source == f.target || x.target == f.source ||
+                  x.target == f.target;
+    if (!shares) continue;
+    if (x.target == f.source && (x.state == FcState::stopping || x.state == FcState::stopped ||
+                                 x.state == FcState::suspended))
+      return make_error("fcmap '" + f.name + "' cannot be prepared now: its source '" +
+                            vdisk_name(model, f.source) + "' is the target of fcmap '" + x.name +
+                            "', which is " + to_string(x.state) +
+                            " (the source is offline): prepare that mapping again, or delete it",
+                        EBUSY);
+    if (x.state == FcState::idle_or_copied || x.state == FcState::stopped ||
+        x.state == FcState::suspended)
+      continue;  // (no core keeps anything of it)
+    uint32_t h = x.home ? x.home : x.source;
+    if (home && h != home)
+      return make_error("fcmap '" + f.name + "' cannot be prepared now: fcmap '" + home_of->name +
+                            "' and fcmap '" + x.name +
+                            "' are executed apart and it would join them: wait until one of them "
+                            "is idle",
+                        EBUSY);
+    home = h;
+    home_of = &x;
   }
-  return {};
+  f.home = home ? home : f.source;
+  return ok_status();
 }
 
 Status prepare_one(ClusterModel& model, FcMapConfig& f) {
   if (f.state != FcState::idle_or_copied && f.state != FcState::stopped &&
       f.state != FcState::suspended)
     return busy(f, "only an idle, stopped or suspended mapping is prepared");
-  if (std::string why = depends_on_active(model, f); !why.empty())
-    return make_error("fcmap '" + f.name + "' cannot be prepared now: " + why, EBUSY);
+  if (auto st = place_with_neighbours(model, f); !st) return st;
   const VdiskConfig* source = model.find_vdisk(f.source);
   const VdiskConfig* target = model.find_vdisk(f.target);
   if (!source || !target) return bad("fcmap '" + f.name + "' lost a vdisk");
@@ -104,20 +125,39 @@ Status start_one(FcMapConfig& f) {
   return ok_status();
 }
 
-void stop_one(FcMapConfig& f) {
+// A copying mapping that later ones read through stops by way of
+// `stopping`: the grains they still need are copied to their targets first
+// (fcmap_cleaned). A mapping about to start from its target waits.
+Status stop_one(const ClusterModel& model, FcMapConfig& f) {
+  if (f.state == FcState::copying || f.state == FcState::stopping) {
+    for (const auto& x : model.fcmaps)
+      if (x.source == f.target && (x.state == FcState::preparing ||
+                                   x.state == FcState::prepared || x.state == FcState::starting))
+        return make_error("fcmap '" + f.name + "' cannot stop now: fcmap '" + x.name +
+                              "', whose source is its target, is " + to_string(x.state) +
+                              ": start or stop that one first",
+                          EBUSY);
+  }
   f.drained = false;
   switch (f.state) {
     case FcState::preparing:
     case FcState::prepared:
     case FcState::starting: f.state = FcState::idle_or_copied; break;
     case FcState::copying:
+      if (!dependents(model, f).empty()) {
+        f.state = FcState::stopping;
+        f.why = "stopping: copying the grains later mappings of its target still need";
+        break;
+      }
       f.state = FcState::stopped;
       f.why = "stopped before every grain was copied";
       break;
     case FcState::idle_or_copied:
+    case FcState::stopping:
     case FcState::stopped:
     case FcState::suspended: break;
   }
+  return ok_status();
 }
 
 // A mapping may join or leave a group only while neither it nor the
@@ -149,6 +189,8 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
     return bad("grain must be 64K or 256K");
   if (args.copy_rate > kMaxCopyRate)
     return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
+  if (args.clean_rate > kMaxCopyRate)
+    return bad("clean rate must be 0.." + std::to_string(kMaxCopyRate));
   // One node executes both (it keeps which grains are copied): the same
   // I/O group, and the target moves to the source's preferred node (a
   // handover, as `vdisk move`, if it had another).
@@ -178,6 +220,8 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
   f.source = source->id;
   f.target = target->id;
   f.copy_rate = args.copy_rate;
+  f.clean_rate = args.clean_rate;
+  f.home = source->id;
   f.grain_bytes = args.grain_bytes;
   f.autodelete = args.autodelete;
   f.incremental = args.incremental;
@@ -217,7 +261,14 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
 Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
-  if ((f->state == FcState::copying || f->state == FcState::starting) && !force)
+  if (f->executing()) {
+    auto later = dependents(model, *f);
+    if (!later.empty())
+      return busy(*f, "fcmap '" + later.front()->name +
+                          "' reads through its target: stop it (its grains are copied first), "
+                          "or let it copy to the end");
+  }
+  if ((f->executing() || f->state == FcState::starting) && !force)
     return busy(*f, "stop it first, or delete it with --force (the target is left part copied)");
   erase(model, f);
   return ok_status();
@@ -252,8 +303,13 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
   FcMapConfig* f = find_id(model, id);
   if (!f || f->state != FcState::starting || f->start_seq != start_seq) return false;
   f->started_by = node;
+  // Later than every mapping that is copying now (a later one reads through
+  // an earlier one; a group's share one order).
+  uint64_t order = 1;
+  for (const auto& other : model.fcmaps) order = std::max(order, other.order + 1);
   if (!f->group) {
     f->state = FcState::copying;
+    f->order = order;
     return true;
   }
   if (f->drained) return false;
@@ -264,6 +320,7 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
   for (auto& other : model.fcmaps) {
     if (other.group != f->group || other.state != FcState::starting) continue;
     other.state = FcState::copying;
+    other.order = order;
     other.drained = false;
   }
   return true;
@@ -273,13 +330,13 @@ Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
   if (auto st = not_grouped(model, *f, "stop"); !st) return st.error();
-  stop_one(*f);
+  if (auto st = stop_one(model, *f); !st) return st.error();
   return *f;
 }
 
 Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq) {
   FcMapConfig* f = find_id(model, id);
-  if (!f || f->state != FcState::copying || f->start_seq != start_seq) return false;
+  if (!f || !f->executing() || f->start_seq != start_seq) return false;
   if (f->autodelete) {
     erase(model, f);
     return true;
@@ -291,9 +348,29 @@ Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq) 
 Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
                            const std::string& why) {
   FcMapConfig* f = find_id(model, id);
-  if (!f || f->state != FcState::copying || f->start_seq != start_seq) return false;
+  if (!f || !f->executing() || f->start_seq != start_seq) return false;
   f->state = FcState::suspended;
   f->why = why;
+  // Those that read through its target do not know what they read any more.
+  std::vector<uint32_t> lost{f->id};
+  while (!lost.empty()) {
+    FcMapConfig* gone = find_id(model, lost.back());
+    lost.pop_back();
+    for (const FcMapConfig* x : dependents(model, *gone)) {
+      FcMapConfig* d = find_id(model, x->id);
+      d->state = FcState::suspended;
+      d->why = "it read through fcmap '" + gone->name + "', which was suspended";
+      lost.push_back(d->id);
+    }
+  }
+  return true;
+}
+
+Result<bool> fcmap_cleaned(ClusterModel& model, uint32_t id, uint64_t start_seq) {
+  FcMapConfig* f = find_id(model, id);
+  if (!f || f->state != FcState::stopping || f->start_seq != start_seq) return false;
+  f->state = FcState::stopped;
+  f->why = "stopped before every grain was copied";
   return true;
 }
 
@@ -303,6 +380,8 @@ Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
   if (!f) return bad("no fcmap '" + name + "'");
   if (change.copy_rate && *change.copy_rate > kMaxCopyRate)
     return bad("copy rate must be 0.." + std::to_string(kMaxCopyRate));
+  if (change.clean_rate && *change.clean_rate > kMaxCopyRate)
+    return bad("clean rate must be 0.." + std::to_string(kMaxCopyRate));
   if (change.group) {
     const FcGroupConfig* g = nullptr;
     if (!change.group->empty()) {
@@ -315,6 +394,7 @@ Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
     }
   }
   if (change.copy_rate) f->copy_rate = *change.copy_rate;
+  if (change.clean_rate) f->clean_rate = *change.clean_rate;
   if (change.autodelete) f->autodelete = *change.autodelete;
   return *f;
 }
@@ -365,45 +445,46 @@ Status delete_fcgroup(ClusterModel& model, const std::string& name, bool force) 
 
 namespace {
 
-// Each of the group's mappings changed by `one`, all or none.
+// Each of the group's mappings changed by `one`, all or none, one after
+// another (a mapping prepared in a group takes the home of one prepared
+// before it in the same group).
 Status each_of_group(ClusterModel& model, const std::string& name,
-                     const std::function<Status(FcMapConfig&)>& one) {
+                     const std::function<Status(ClusterModel&, FcMapConfig&)>& one) {
   const FcGroupConfig* g = model.find_fcgroup(name);
   if (!g) return bad("no consistency group '" + name + "'");
-  std::vector<FcMapConfig> maps = model.fcmaps;  // changed only if every one may be
+  ClusterModel next = model;  // changed only if every one may be
   bool any = false;
-  for (auto& f : maps) {
+  for (auto& f : next.fcmaps) {
     if (f.group != g->id) continue;
     any = true;
-    if (auto st = one(f); !st)
+    if (auto st = one(next, f); !st)
       return make_error("consistency group '" + name + "': " + st.error().message, st.error().code);
   }
   if (!any) return bad("consistency group '" + name + "' has no mappings");
-  model.fcmaps = std::move(maps);
+  model = std::move(next);
   return ok_status();
 }
 
 }  // namespace
 
 Status prepare_fcgroup(ClusterModel& model, const std::string& name) {
-  return each_of_group(model, name, [&](FcMapConfig& f) { return prepare_one(model, f); });
+  return each_of_group(model, name, prepare_one);
 }
 
 Status start_fcgroup(ClusterModel& model, const std::string& name) {
-  return each_of_group(model, name, [](FcMapConfig& f) { return start_one(f); });
+  return each_of_group(model, name, [](ClusterModel&, FcMapConfig& f) { return start_one(f); });
 }
 
 Status stop_fcgroup(ClusterModel& model, const std::string& name) {
-  return each_of_group(model, name, [](FcMapConfig& f) {
-    stop_one(f);
-    return ok_status();
-  });
+  return each_of_group(model, name, stop_one);
 }
 
 std::string fcgroup_state(const ClusterModel& model, uint32_t group) {
   // The state furthest from idle that one of its mappings is in.
-  static constexpr FcState kOrder[] = {FcState::starting, FcState::preparing, FcState::suspended,
-                                       FcState::stopped,  FcState::copying,   FcState::prepared};
+  static constexpr FcState kOrder[] = {FcState::starting,  FcState::preparing,
+                                       FcState::stopping,  FcState::suspended,
+                                       FcState::stopped,   FcState::copying,
+                                       FcState::prepared};
   bool any = false;
   std::set<FcState> seen;
   for (const auto& f : model.fcmaps)

@@ -22,6 +22,7 @@ struct NewFcMap {
   std::string source;
   std::string target;
   uint32_t copy_rate = 50;
+  uint32_t clean_rate = 50;  // stopping with mappings that read through its target
   uint32_t grain_bytes = 256 * 1024;  // 64K or 256K
   bool autodelete = false;
   bool incremental = false;
@@ -32,11 +33,15 @@ struct NewFcMap {
 Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
                                  const std::function<bool(uint32_t)>& online);
 // Refused while it is copying or stopping unless `force` (its target is
-// then left as it is: part copied, not a point in time).
+// then left as it is: part copied, not a point in time); refused even then
+// while later mappings read through its target.
 Status delete_fcmap(ClusterModel& model, const std::string& name, bool force);
 // idle_or_copied, stopped or suspended -> preparing. prepare, start and
 // stop are refused for a mapping in a consistency group (its group's are
-// what moves it).
+// what moves it). A mapping that shares a vdisk with mappings not idle (a
+// cascade, a restore) takes their home (the core that executes them all);
+// refused while its source is offline (the target of a mapping stopping,
+// stopped or suspended) or if it would join mappings executed apart.
 Result<FcMapConfig> prepare_fcmap(ClusterModel& model, const std::string& name);
 // preparing -> prepared, by the node that executes the source once its
 // cache holds nothing dirty of it; `id`: the mapping it checked.
@@ -51,22 +56,29 @@ Result<FcMapConfig> start_fcmap(ClusterModel& model, const std::string& name);
 // only marked drained, until every mapping of the group is: then they all
 // go to copying in this one change (the group's instant).
 Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq, uint32_t node);
-// copying -> stopped (the target offline), preparing/prepared/starting ->
-// idle_or_copied; a stopped or suspended one stays.
+// copying -> stopped (the target offline), or -> stopping while later
+// mappings read through its target (they get the grains they need first,
+// then fcmap_cleaned); preparing/prepared/starting -> idle_or_copied; a
+// stopped or suspended one stays. Refused while a mapping whose source is
+// its target is preparing, prepared or starting.
 Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name);
 // copying -> idle_or_copied (deleted with autodelete) once every grain of
 // start `start_seq` is copied; false if it was not that start any more.
 Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq);
 // copying -> suspended: what was copied is not known (the node that kept
-// it stopped executing the source).
+// it stopped executing the source). The mappings that read through its
+// target are suspended with it.
 Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
                            const std::string& why);
+// stopping -> stopped: the grains later mappings needed are on their targets.
+Result<bool> fcmap_cleaned(ClusterModel& model, uint32_t id, uint64_t start_seq);
 // The copy rate or autodelete changed, or the mapping joined or left a
 // consistency group (`group`: its name, or empty to leave; SVC's chfcmap).
 struct FcMapChange {
   std::optional<uint32_t> copy_rate;
   std::optional<bool> autodelete;
   std::optional<std::string> group;
+  std::optional<uint32_t> clean_rate;
 };
 Result<FcMapConfig> set_fcmap(ClusterModel& model, const std::string& name,
                               const FcMapChange& change);

@@ -14,6 +14,8 @@ enum class FcState : uint8_t {
   copying,         // started: the target is the point in time
   stopped,         // stopped before it was copied: the target is offline
   suspended,       // what was copied is not known any more: the target is offline
+  stopping,        // stopped while later mappings read through its target: the grains
+                   // they still need are copied to their targets first (cleaning)
 };
 const char* to_string(FcState state);
 

@@ -22,6 +22,7 @@ const char* to_string(FcState state) {
     case FcState::copying: return "copying";
     case FcState::stopped: return "stopped";
     case FcState::suspended: return "suspended";
+    case FcState::stopping: return "stopping";
   }
   return "unknown";
 }

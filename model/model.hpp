@@ -132,12 +132,23 @@ struct FcMapConfig {
   bool incremental = false;  // a restart copies only the grains changed since the last
   bool drained = false;      // starting in a group: its writes are paused and drained
   uint32_t bitmap = 0;       // the hidden vdisk that keeps its copied grains (0: none)
+  // Cascades and restores (docs/flashcopy.md): the order in which mappings
+  // became copying (a later one reads through an earlier one, not the
+  // reverse), and the vdisk whose core executes every mapping that shares
+  // a vdisk with it while they are not idle (set at prepare).
+  uint64_t order = 0;
+  uint32_t home = 0;
+  uint32_t clean_rate = 50;  // stopping: how fast the grains others need are copied
   MSGPACK_DEFINE_MAP(id, name, source, target, copy_rate, grain_bytes, autodelete, state,
-                     start_seq, started_by, why, group, incremental, drained, bitmap);
+                     start_seq, started_by, why, group, incremental, drained, bitmap, order,
+                     home, clean_rate);
   // The states in which the target is the point in time, not its own data.
   bool active() const {
-    return state == FcState::copying || state == FcState::stopped || state == FcState::suspended;
+    return state == FcState::copying || state == FcState::stopping ||
+           state == FcState::stopped || state == FcState::suspended;
   }
+  // Its source's core holds which grains are copied: copying or stopping.
+  bool executing() const { return state == FcState::copying || state == FcState::stopping; }
   // Any state but idle: its vdisks may not be deleted, moved or resized.
   bool busy() const { return state != FcState::idle_or_copied; }
 };

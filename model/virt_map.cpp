@@ -106,6 +106,9 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.started_by = f.started_by;
     c.incremental = f.incremental;
     c.bitmap = map->find(f.bitmap) ? f.bitmap : 0;
+    c.order = f.order;
+    c.home = f.home;
+    c.clean_rate = f.clean_rate;
     map->copies.emplace(f.id, std::move(c));
   }
   return map;

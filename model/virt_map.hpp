@@ -59,6 +59,14 @@ struct CopyLayout {
   uint32_t started_by = 0;
   bool incremental = false;
   uint32_t bitmap = 0;  // the hidden vdisk of its copied-grain bitmap (0: kept in memory only)
+  uint64_t order = 0;    // a later mapping reads through an earlier one (FcMapConfig)
+  uint32_t home = 0;     // the vdisk whose core executes it (0: its source)
+  uint32_t clean_rate = 0;
+  // Whether it became copying before `other` (it does not read through it).
+  bool before(const CopyLayout& other) const {
+    return order < other.order || (order == other.order && id < other.id);
+  }
+  uint32_t home_vdisk() const { return home ? home : source; }
 };
 
 struct VirtMap {

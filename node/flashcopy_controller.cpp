@@ -70,8 +70,10 @@ caf::actor Node::Impl::spawn_copy_controller() {
                     std::chrono::milliseconds(50));
 }
 
-// On the configuration thread. Clean and drained need every core that
-// serves one of the mapping's vdisks (its source's and its target's).
+// On the configuration thread. Clean and drained need every core: any
+// may have passed a write to the mapping's vdisks down (the vdisk's own,
+// the home core of mappings they shared a vdisk with, the core a request
+// arrived on).
 void Node::Impl::copy_events(unsigned core, const std::vector<CopyEvent>& events) {
   using Kind = CopyEvent::Kind;
   using Step = ConfigService::FcStep;
@@ -90,12 +92,14 @@ void Node::Impl::copy_events(unsigned core, const std::vector<CopyEvent>& events
       auto key = std::make_tuple(e.mapping, int(e.kind), e.start_seq);
       std::set<unsigned>& seen = copy_reports[key];
       seen.insert(core);
-      unsigned n = static_cast<unsigned>(cores.size());
-      if (!seen.count(f->source % n) || !seen.count(f->target % n)) continue;
+      if (seen.size() < cores.size()) continue;
       copy_reports.erase(key);
       done = config->fcmap_step(e.kind == Kind::clean ? Step::prepared : Step::started,
                                 e.mapping, e.start_seq, self, {});
-    } else if (f->state == FcState::copying) {
+    } else if (e.kind == Kind::cleaned) {
+      if (f->state != FcState::stopping) continue;
+      done = config->fcmap_step(Step::cleaned, e.mapping, e.start_seq, self, {});
+    } else if (f->executing()) {
       done = config->fcmap_step(e.kind == Kind::copied ? Step::copied : Step::lost, e.mapping,
                                 e.start_seq, self, e.why);
     }

@@ -92,6 +92,7 @@ nlohmann::json Node::io_stats() {
     auto st = m.ask_core<FlashCopyStats>(i, m.cores[i].cache_actor, [fc] { return fc->stats(); });
     const std::pair<const char*, uint64_t> figures[] = {
         {"grain_copies", st.grain_copies},     {"background_copies", st.background_copies},
+        {"clean_copies", st.clean_copies},
         {"redirected_reads", st.redirected_reads}, {"paused", st.paused},
         {"copy_errors", st.copy_errors},       {"bytes_copied", st.bytes_copied},
         {"incremental_kept", st.incremental_kept}, {"bitmap_writes", st.bitmap_writes},

@@ -36,6 +36,13 @@ NewVdisk vdisk(std::string name, uint64_t bytes, std::string group = "a") {
   return v;
 }
 
+// A change that moves a mapping into group `g` (empty: out of its group).
+FcMapChange in_group(std::string g) {
+  FcMapChange change;
+  change.group = std::move(g);
+  return change;
+}
+
 }  // namespace
 
 TEST_CASE("mdisks: names and uuids are unique, a pool's mdisk stays", "[edits]") {
@@ -359,7 +366,7 @@ TEST_CASE("point-in-time copy mappings: limits, states and what they lock", "[ed
   REQUIRE(start_fcmap(m, name));
   seq = m.find_fcmap(name)->start_seq;
   REQUIRE(fcmap_started(m, id, seq, 1).value());
-  REQUIRE(set_fcmap(m, name, {100, true, std::nullopt}));
+  REQUIRE(set_fcmap(m, name, {100, true, std::nullopt, std::nullopt}));
   CHECK(fcmap_copied(m, id, seq).value());
   CHECK(m.find_fcmap(name) == nullptr);
   CHECK(static_cast<const ClusterModel&>(m).find_vdisk(bitmap) == nullptr);
@@ -437,8 +444,8 @@ TEST_CASE("consistency groups: their mappings prepare, start and stop together",
   }
   CHECK(fcgroup_state(m, g.value().id) == "copying");
   // No joining an active group; no leaving one either.
-  CHECK_FALSE(set_fcmap(m, m3.value().name, {std::nullopt, std::nullopt, "g"}));
-  CHECK_FALSE(set_fcmap(m, m1.value().name, {std::nullopt, std::nullopt, std::string()}));
+  CHECK_FALSE(set_fcmap(m, m3.value().name, in_group("g")));
+  CHECK_FALSE(set_fcmap(m, m1.value().name, in_group("")));
   // One copied: the group still copies until the other is.
   REQUIRE(fcmap_copied(m, id1, seq1).value());
   CHECK(fcgroup_state(m, g.value().id) == "copying");
@@ -455,9 +462,9 @@ TEST_CASE("consistency groups: their mappings prepare, start and stop together",
   CHECK_FALSE(m.find_fcmap(m1.value().name)->drained);
   CHECK(fcgroup_state(m, g.value().id) == "idle_or_copied");
   // Leaving and joining when idle.
-  REQUIRE(set_fcmap(m, m2.value().name, {std::nullopt, std::nullopt, std::string()}));
+  REQUIRE(set_fcmap(m, m2.value().name, in_group("")));
   CHECK(m.find_fcmap(m2.value().name)->group == 0);
-  REQUIRE(set_fcmap(m, m2.value().name, {std::nullopt, std::nullopt, std::string("g")}));
+  REQUIRE(set_fcmap(m, m2.value().name, in_group("g")));
   CHECK_FALSE(delete_fcgroup(m, "g", false));  // it has mappings
   REQUIRE(delete_fcgroup(m, "g", true));
   CHECK(m.find_fcgroup("g") == nullptr);
@@ -487,10 +494,11 @@ TEST_CASE("a mapping whose bitmap finds no room in the pool is refused", "[edits
   REQUIRE(create_fcmap(m, f, kAllOnline));
 }
 
-TEST_CASE("cascades and restores start only when the mapping they depend on is not active",
+TEST_CASE("cascades and restores: one home, an online source, stops that clean first",
           "[edits]") {
   ClusterModel m = base();
-  for (const char* v : {"a", "b", "c"}) REQUIRE(create_vdisk(m, vdisk(v, 2 << 20), kAllOnline));
+  for (const char* v : {"a", "b", "c", "d", "x", "y"})
+    REQUIRE(create_vdisk(m, vdisk(v, 1 << 20), kAllOnline));
   for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
   auto map = [&](std::string s, std::string t) {
     NewFcMap f;
@@ -502,32 +510,89 @@ TEST_CASE("cascades and restores start only when the mapping they depend on is n
   REQUIRE(map("a", "b"));
   REQUIRE(map("b", "a"));  // a restore
   REQUIRE(map("b", "c"));  // a cascade
-  CHECK_FALSE(map("c", "b"));  // b is the target of one mapping already
+  REQUIRE(map("b", "d"));
+  REQUIRE(map("x", "y"));
+  REQUIRE(map("y", "c").error().code == EINVAL);  // c is the target of one mapping already
+  REQUIRE(map("c", "x"));
   for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  auto id = [&](const std::string& name) { return m.find_fcmap(name)->id; };
   auto start = [&](const std::string& name) {
-    REQUIRE(prepare_fcmap(m, name));
-    REQUIRE(fcmap_prepared(m, m.find_fcmap(name)->id));
+    auto prepared = prepare_fcmap(m, name);
+    INFO(name << ": " << (prepared ? "" : prepared.error().message));
+    REQUIRE(prepared);
+    REQUIRE(fcmap_prepared(m, id(name)));
     REQUIRE(start_fcmap(m, name));
     const FcMapConfig* f = m.find_fcmap(name);
     REQUIRE(fcmap_started(m, f->id, f->start_seq, 1).value());
   };
+  uint32_t a = m.find_vdisk("a")->id;
   start("ab");
-  // b reads through ab still: neither a restore nor a cascade from it.
-  auto refused = prepare_fcmap(m, "ba");
+  CHECK(m.find_fcmap("ab")->home == a);
+  // A restore and a cascade from b while ab copies: they take its home,
+  // and start later (they read through it).
+  REQUIRE(prepare_fcmap(m, "ba"));
+  CHECK(m.find_fcmap("ba")->home == a);
+  // ab cannot stop while a mapping from its target is on its way to start.
+  auto refused = stop_fcmap(m, "ab");
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == EBUSY);
-  CHECK(refused.error().message.find("'ab'") != std::string::npos);
-  CHECK_FALSE(prepare_fcmap(m, "bc"));
-  const FcMapConfig* ab = m.find_fcmap("ab");
-  REQUIRE(fcmap_copied(m, ab->id, ab->start_seq).value());
-  // Copied: b is its own now. The restore starts; ab waits for it.
-  start("ba");
-  CHECK_FALSE(prepare_fcmap(m, "ab"));  // a is the target of the restore
-  REQUIRE(prepare_fcmap(m, "bc"));      // b's copy to c changes nothing of ba's
+  CHECK(refused.error().message.find("'ba'") != std::string::npos);
+  REQUIRE(fcmap_prepared(m, id("ba")));
+  REQUIRE(start_fcmap(m, "ba"));
+  REQUIRE(fcmap_started(m, id("ba"), m.find_fcmap("ba")->start_seq, 1).value());
+  start("bc");
+  CHECK(m.find_fcmap("bc")->home == a);
+  CHECK(m.find_fcmap("ab")->order < m.find_fcmap("ba")->order);
+  CHECK(m.find_fcmap("ba")->order < m.find_fcmap("bc")->order);
+  // xy copies on its own home; cx would join two homes: refused.
+  start("xy");
+  CHECK(m.find_fcmap("xy")->home == m.find_vdisk("x")->id);
+  refused = prepare_fcmap(m, "cx");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("executed apart") != std::string::npos);
+  // ab stops by way of stopping: ba and bc read through its target. It is
+  // not deleted meanwhile, even with --force.
+  REQUIRE(stop_fcmap(m, "ab"));
+  CHECK(m.find_fcmap("ab")->state == FcState::stopping);
+  CHECK_FALSE(delete_fcmap(m, "ab", true));
+  // Its target is offline from now: no new mapping starts from it.
+  refused = prepare_fcmap(m, "bd");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("offline") != std::string::npos);
+  CHECK_FALSE(fcmap_cleaned(m, id("ab"), 99).value());  // another start's
+  REQUIRE(fcmap_cleaned(m, id("ab"), m.find_fcmap("ab")->start_seq).value());
+  CHECK(m.find_fcmap("ab")->state == FcState::stopped);
+  // A mapping with nothing reading through it stops at once.
   REQUIRE(stop_fcmap(m, "bc"));
-  REQUIRE(stop_fcmap(m, "ba"));         // stopped: a is offline, still not ab's source
-  CHECK_FALSE(prepare_fcmap(m, "ab"));
-  REQUIRE(delete_fcmap(m, "ba", false));
-  REQUIRE(prepare_fcmap(m, "ab"));
-  CHECK_FALSE(prepare_fcmap(m, "ba"));  // its target a is the source of ab, preparing
+  CHECK(m.find_fcmap("bc")->state == FcState::stopped);
+  // A suspended mapping takes those that read through it along.
+  REQUIRE(delete_fcmap(m, "bc", false));
+  start("ab");  // again: a is ba's target, so ab now reads through ba
+  start("bd");  // and bd through ab
+  start("cx");  // (c is its own again; x's home is its own)
+  REQUIRE(suspend_fcmap(m, id("ba"), m.find_fcmap("ba")->start_seq, "lost").value());
+  CHECK(m.find_fcmap("ab")->state == FcState::suspended);
+  CHECK(m.find_fcmap("ab")->why.find("'ba'") != std::string::npos);
+  CHECK(m.find_fcmap("bd")->state == FcState::suspended);
+  CHECK(m.find_fcmap("bd")->why.find("'ab'") != std::string::npos);
+  CHECK(m.find_fcmap("xy")->state == FcState::copying);
+}
+
+TEST_CASE("a consistency group's cascade is prepared onto one home", "[edits]") {
+  ClusterModel m = base();
+  for (const char* v : {"a", "b", "c"}) REQUIRE(create_vdisk(m, vdisk(v, 1 << 20), kAllOnline));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  REQUIRE(create_fcgroup(m, "g"));
+  for (auto [s, t] : {std::pair{"a", "b"}, std::pair{"b", "c"}}) {
+    NewFcMap f;
+    f.source = s;
+    f.target = t;
+    f.name = std::string(s) + t;
+    f.group = "g";
+    REQUIRE(create_fcmap(m, f, kAllOnline));
+  }
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  REQUIRE(prepare_fcgroup(m, "g"));
+  CHECK(m.find_fcmap("ab")->home == m.find_vdisk("a")->id);
+  CHECK(m.find_fcmap("bc")->home == m.find_vdisk("a")->id);
 }

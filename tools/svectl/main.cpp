@@ -380,11 +380,16 @@ class CommandLine {
                      "background copy rate 0..150 (0: none, a snapshot; 50: 2 MiB/s, each 10 "
                      "more doubles it; default 50)")
         ->check(CLI::Range(0, 150));
+    verb->add_option("--cleanrate", clean_rate_,
+                     "how fast a stop copies the grains later mappings of its target still "
+                     "need, 0..150 on the copy rate's scale (default 50)")
+        ->check(CLI::Range(0, 150));
     auto* on_flag = verb->add_flag("--autodelete", autodelete_, "delete it once copied");
     auto* off_flag = verb->add_flag("--no-autodelete", no_autodelete_, "keep it once copied");
     on_flag->excludes(off_flag);
     on(verb, [this, verb] {
       if (verb->count("--copyrate")) r_["copy_rate"] = copy_rate_;
+      if (verb->count("--cleanrate")) r_["clean_rate"] = clean_rate_;
       if (autodelete_ || no_autodelete_) r_["autodelete"] = autodelete_;
     });
   }
@@ -429,7 +434,7 @@ class CommandLine {
   bool thin_ = false, autoexpand_ = false, no_autoexpand_ = false;
   bool autodelete_ = false, no_autodelete_ = false, force_ = false;
   bool incremental_ = false, no_consistgrp_ = false;
-  uint32_t copy_rate_ = 50;
+  uint32_t copy_rate_ = 50, clean_rate_ = 50;
   std::string rsize_, warning_;
   std::string id_, node_, rate_;
   uint64_t seed_ = 1;

@@ -112,7 +112,8 @@ void render_result(const std::string& command, const json& result) {
     if (result.contains("progress") && result["progress"].contains("percent"))
       std::cout << ", " << result["progress"]["percent"].get<uint64_t>() << "% copied";
     std::cout << "\ncopy rate " << cell(result, "copy_rate") << " ("
-              << format_size(result.value("copy_rate_bytes", uint64_t{0})) << "/s), grain "
+              << format_size(result.value("copy_rate_bytes", uint64_t{0})) << "/s), clean rate "
+              << cell(result, "clean_rate") << ", grain "
               << cell(result, "grain_size") << (result.value("autodelete", false) ? ", autodelete" : "")
               << (result.value("incremental", false) ? ", incremental" : "");
     if (result.value("bitmap_bytes", uint64_t{0}))
