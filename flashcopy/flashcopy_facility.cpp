@@ -275,6 +275,7 @@ void FlashCopyFacility::route(IoRequestPtr request) {
   unsigned own = core_of(v);
   if (!sent_here && send_to(own)) return;
   const CopyLayout* as_target = nullptr;
+  bool starting_target = false;
   if (auto t = source_of_.find(v); t != source_of_.end() && map_) {
     const CopyLayout& c = map_->copies.at(t->second);
     if (c.state == FcState::stopped || c.state == FcState::suspended) {
@@ -290,18 +291,23 @@ void FlashCopyFacility::route(IoRequestPtr request) {
       }
       as_target = &c;
     }
+    // A target's reads wait too while its mapping starts: the node commits
+    // `copying` only once every core has paused (drained), so a read that
+    // waits here is served by the view that has its point in time, never
+    // by the target's blocks from before.
+    starting_target = c.state == FcState::starting && request->op != IoOp::flush;
   }
   // A vdisk of an executing mapping: the home core of its mappings (the
   // core of the source they started from) runs every request of it.
   auto home = home_core_.find(v);
   if (home != home_core_.end() && core_ == own && send_to(home->second)) return;
   bool here = home != home_core_.end() && home->second == core_;
+  if ((writes(*request) || starting_target) && paused_vdisks_.count(v)) {
+    ++stats_.paused;  // a mapping is starting: until its point in time
+    paused_.push_back(std::move(request));
+    return;
+  }
   if (writes(*request)) {
-    if (paused_vdisks_.count(v)) {  // a mapping is starting: until its point in time
-      ++stats_.paused;
-      paused_.push_back(std::move(request));
-      return;
-    }
     if (auto inc = incremental_of_.find(v); inc != incremental_of_.end() && map_) {
       // Noted by the core that keeps the history: its home's (that of the
       // vdisk's executing mappings, if any: set_view keeps no history

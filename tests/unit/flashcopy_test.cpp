@@ -225,6 +225,10 @@ struct ModelRun {
     Pending p;
     p.offline = offline(v);
     p.version = version[v];
+    // A read of a target whose mapping is starting waits for the point in
+    // time, and must read as it: checked once the start is committed.
+    for (auto& [id, c] : layouts)
+      if (c.target == v && c.state == FcState::starting) p.version = version[v] + 1;
     int kind = static_cast<int>(rng() % 10);
     if (kind < 4) {
       r->op = IoOp::read;
@@ -263,6 +267,14 @@ struct ModelRun {
         CHECK(r->status == EIO);
         CHECK((offline(v) || it->version != version[v]));
       } else if (r->op == IoOp::read) {
+        if (it->version == version[v] + 1) {
+          // Sent while its mapping started: it may not be answered before
+          // the point in time (only if the start was given up).
+          for (auto& [id, c] : layouts) {
+            INFO("a read of vdisk " << v << " answered while its mapping starts");
+            CHECK_FALSE((c.target == v && c.state == FcState::starting));
+          }
+        }
         if (known[v] && it->version == version[v]) {
           std::string got(r->buffer->data(), r->length);
           std::string want(model[v].data() + r->offset, r->length);
