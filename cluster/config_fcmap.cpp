@@ -32,6 +32,8 @@ std::string group_name(const ClusterModel& model, uint32_t id) {
 }  // namespace
 
 json ConfigService::describe_fcmap(const FcMapConfig& f) const {
+  json dependents = json::array();
+  for (const FcMapConfig* d : fcmap_dependents(config_, f)) dependents.push_back(d->name);
   return {{"name", f.name},
           {"id", f.id},
           {"source", vdisk_name(config_, f.source)},
@@ -46,6 +48,7 @@ json ConfigService::describe_fcmap(const FcMapConfig& f) const {
           {"incremental", f.incremental},
           {"consistgrp", f.group ? group_name(config_, f.group) : ""},
           {"bitmap_bytes", bitmap_bytes(config_, f.bitmap)},
+          {"dependent_fcmaps", dependents},  // reading through its target
           {"why", f.why}};
 }
 

@@ -297,8 +297,8 @@ void FlashCopyFacility::route(IoRequestPtr request) {
     // by the target's blocks from before.
     starting_target = c.state == FcState::starting && request->op != IoOp::flush;
   }
-  // A vdisk of an executing mapping: the home core of its mappings (the
-  // core of the source they started from) runs every request of it.
+  // A vdisk of an executing mapping: the home core of its mappings (one
+  // for all that share a vdisk, CopyLayout::home) runs every request of it.
   auto home = home_core_.find(v);
   if (home != home_core_.end() && core_ == own && send_to(home->second)) return;
   bool here = home != home_core_.end() && home->second == core_;

@@ -51,17 +51,6 @@ std::string vdisk_name(const ClusterModel& model, uint32_t id) {
   return v ? v->name : std::to_string(id);
 }
 
-// The mappings that read through `f`'s target: copying (or stopping) ones
-// whose source it is and that became copying after it (docs/flashcopy.md).
-std::vector<const FcMapConfig*> dependents(const ClusterModel& model, const FcMapConfig& f) {
-  std::vector<const FcMapConfig*> out;
-  for (const auto& x : model.fcmaps)
-    if (x.id != f.id && x.source == f.target && x.executing() &&
-        (f.order < x.order || (f.order == x.order && f.id < x.id)))
-      out.push_back(&x);
-  return out;
-}
-
 // Cascades and restores: a mapping may share its vdisks with mappings that
 // are not idle (a snapshot of a snapshot still copying, a restore from one),
 // as long as its source is online (not the target of a mapping stopped,
@@ -144,7 +133,7 @@ Status stop_one(const ClusterModel& model, FcMapConfig& f) {
     case FcState::prepared:
     case FcState::starting: f.state = FcState::idle_or_copied; break;
     case FcState::copying:
-      if (!dependents(model, f).empty()) {
+      if (!fcmap_dependents(model, f).empty()) {
         f.state = FcState::stopping;
         f.why = "stopping: copying the grains later mappings of its target still need";
         break;
@@ -167,6 +156,18 @@ bool settled(FcState s) {
 }
 
 }  // namespace
+
+// The mappings that read through `f`'s target: copying (or stopping) ones
+// whose source it is and that became copying after it (docs/flashcopy.md).
+std::vector<const FcMapConfig*> fcmap_dependents(const ClusterModel& model,
+                                                const FcMapConfig& f) {
+  std::vector<const FcMapConfig*> out;
+  for (const auto& x : model.fcmaps)
+    if (x.id != f.id && x.source == f.target && x.executing() &&
+        (f.order < x.order || (f.order == x.order && f.id < x.id)))
+      out.push_back(&x);
+  return out;
+}
 
 uint64_t copy_rate_bytes(uint32_t copy_rate) {
   if (copy_rate == 0) return 0;
@@ -262,7 +263,7 @@ Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
   if (f->executing()) {
-    auto later = dependents(model, *f);
+    auto later = fcmap_dependents(model, *f);
     if (!later.empty())
       return busy(*f, "fcmap '" + later.front()->name +
                           "' reads through its target: stop it (its grains are copied first), "
@@ -356,7 +357,7 @@ Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
   while (!lost.empty()) {
     FcMapConfig* gone = find_id(model, lost.back());
     lost.pop_back();
-    for (const FcMapConfig* x : dependents(model, *gone)) {
+    for (const FcMapConfig* x : fcmap_dependents(model, *gone)) {
       FcMapConfig* d = find_id(model, x->id);
       d->state = FcState::suspended;
       d->why = "it read through fcmap '" + gone->name + "', which was suspended";

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/model.hpp"
 #include "util/result.hpp"
@@ -95,6 +96,11 @@ std::string fcgroup_state(const ClusterModel& model, uint32_t group);
 // Why a mapping may not join or leave `group` now; empty if it may.
 std::string fcgroup_blocks_join(const ClusterModel& model, const FcMapConfig& map,
                                 const FcGroupConfig* group);
+
+// The mappings that read through `f`'s target (SVC's dependent mappings):
+// copying or stopping ones from it that became copying after it.
+std::vector<const FcMapConfig*> fcmap_dependents(const ClusterModel& model,
+                                                const FcMapConfig& f);
 
 // Why vdisk `id` may not be deleted (any mapping) or moved or resized (a
 // mapping not idle); empty if it may.

@@ -116,6 +116,9 @@ def test(make):
     # restore's copies into the source copy m1's grains first, so m1 ends
     # copied here (its target its own), not stopped.
     stats = lambda: node.ctl_json("node", "stats")["flashcopy"]["clean_copies"]
+    check(sorted(show(node, "m1")["dependent_fcmaps"]) == ["m2", "m3"],
+          f"m1's dependent mappings: {show(node, 'm1')}")
+    check(show(node, "m2")["dependent_fcmaps"] == [], "m2 has no dependent mapping")
     before = stats()
     node.ctl("fcmap", "stop", "m1")
     wait_until(lambda: show(node, "m1")["state"] in ("stopped", "idle_or_copied"),

@@ -693,3 +693,43 @@ TEST_CASE("an incremental mapping's refresh copies what a restore's writes chang
   auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
   CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
 }
+
+TEST_CASE("a start waits for grain copies of the previous start still below", "[flashcopy]") {
+  OneFacility f(5);
+  CopyLayout& c = f.map(9, 1, 2, false);
+  f.publish();
+  f.io(IoOp::write, 1, 0, kVdiskBytes, 'a');
+  f.start(c);
+  // Background copies run until their writes to the target are held below.
+  std::vector<IoRequestPtr> held;
+  auto hold_copy_writes = [&] {
+    auto& q = f.disk.queue;
+    for (auto it = q.begin(); it != q.end();) {
+      if ((*it)->op == IoOp::write && (*it)->volume == 2) {
+        held.push_back(std::move(*it));
+        it = q.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  f.fc.tick(f.now += 50);
+  f.fc.tick(f.now += 1000);
+  for (int i = 0; i < 1000 && held.empty(); ++i) {
+    hold_copy_writes();
+    if (!f.disk.step(f.rng)) f.fc.tick(f.now += 50);
+  }
+  hold_copy_writes();
+  REQUIRE_FALSE(held.empty());
+  // Stopped, and started again: not drained while those writes are below
+  // (one landing after the new point in time would undo its copy).
+  c.state = FcState::stopped;
+  f.publish();
+  c.state = FcState::starting;
+  c.start_seq += 1;
+  f.publish();
+  CHECK_FALSE(f.has(c.id, CopyEvent::Kind::drained));
+  for (auto& r : held) f.disk.queue.push_back(std::move(r));
+  f.drain();
+  CHECK(f.has(c.id, CopyEvent::Kind::drained));
+}

@@ -122,6 +122,9 @@ void render_result(const std::string& command, const json& result) {
     std::cout << "\n";
     if (!cell(result, "consistgrp").empty())
       std::cout << "consistency group " << cell(result, "consistgrp") << "\n";
+    if (!cell(result, "dependent_fcmaps").empty())
+      std::cout << "read through by " << cell(result, "dependent_fcmaps")
+                << " (a stop copies them what they read first)\n";
     if (!cell(result, "why").empty()) std::cout << "why: " << cell(result, "why") << "\n";
     if (result.contains("progress") && result["progress"].contains("why"))
       std::cout << "progress unknown: " << result["progress"]["why"].get<std::string>() << "\n";
