@@ -235,18 +235,26 @@ void FlashCopyFacility::run_write(IoRequestPtr request) {
       if (m.known && end <= m.layout.size_bytes && end >= request->offset) maps.push_back(&m);
     }
   if (request->length == 0 || maps.empty()) return pass(std::move(request));
+  if (copy_before_write(maps, request)) return;
+  pass(std::move(request));
+}
+
+bool FlashCopyFacility::copy_before_write(const std::vector<Map*>& maps, IoRequestPtr& write) {
   for (Map* m : maps)
-    if (wait_for_grains(*m, *request, request)) return;
+    if (wait_for_grains(*m, *write, write)) return true;
   std::vector<std::pair<Map*, uint64_t>> needed;
   for (Map* m : maps) {
     if (m->layout.incremental)
-      mark_grains(m->changed, m->grain_bytes(), request->offset, request->length);
-    uncopied(*m, request->offset, request->length, needed);
+      mark_grains(m->changed, m->grain_bytes(), write->offset, write->length);
+    uncopied(*m, write->offset, write->length, needed);
   }
-  if (!needed.empty()) return copy_first(needed, std::move(request));
+  if (!needed.empty()) {
+    copy_first(needed, std::move(write));
+    return true;
+  }
   for (Map* m : maps)
-    if (wait_durable(*m, *request, request)) return;
-  pass(std::move(request));
+    if (wait_durable(*m, *write, write)) return true;
+  return false;
 }
 
 // Runs of the target read from where the plan says: copied grains from the
@@ -355,17 +363,7 @@ void FlashCopyFacility::copy_write(IoRequestPtr write) {
       Map& x = *maps_[id];
       if (&x != m && x.known && x.layout.before(m->layout)) earlier.push_back(&x);
     }
-  for (Map* x : earlier)
-    if (wait_for_grains(*x, *write, write)) return;
-  std::vector<std::pair<Map*, uint64_t>> needed;
-  for (Map* x : earlier) {
-    if (x->layout.incremental)
-      mark_grains(x->changed, x->grain_bytes(), write->offset, write->length);
-    uncopied(*x, write->offset, write->length, needed);
-  }
-  if (!needed.empty()) return copy_first(needed, std::move(write));
-  for (Map* x : earlier)
-    if (wait_durable(*x, *write, write)) return;
+  if (copy_before_write(earlier, write)) return;
   copy_writes_.erase(write.get());
   step->submitted = true;
   ++copy_writes_below_[step->target];

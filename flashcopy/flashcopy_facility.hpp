@@ -178,6 +178,10 @@ class FlashCopyFacility final : public Facility {
   // The grains `m` has not copied in [offset, offset + length).
   void uncopied(Map& m, uint64_t offset, uint64_t length,
                 std::vector<std::pair<Map*, uint64_t>>& out);
+  // Before `write` changes the vdisk `maps` copy from or to: it waits for
+  // grains being copied, the grains they have not copied are copied first,
+  // their bits durable. True if it was parked (it goes on when resumed).
+  bool copy_before_write(const std::vector<Map*>& maps, IoRequestPtr& write);
   // Marks them being copied, parks `request` on the first, copies them.
   void copy_first(std::vector<std::pair<Map*, uint64_t>>& needed, IoRequestPtr request);
   // `cleaner`: a stopping mapping this copy cleans for (null: none).
