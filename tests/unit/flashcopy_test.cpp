@@ -733,3 +733,51 @@ TEST_CASE("a start waits for grain copies of the previous start still below", "[
   f.drain();
   CHECK(f.has(c.id, CopyEvent::Kind::drained));
 }
+
+TEST_CASE("a stopping mapping is cleaned only once the grains copied for it are durable",
+          "[flashcopy]") {
+  OneFacility f(9);
+  CopyLayout& a = f.map(9, 1, 2, false);
+  CopyLayout& b = f.map(10, 2, 3, false);  // a snapshot of a's target
+  a.copy_rate = b.copy_rate = 0;
+  a.bitmap = 109;
+  b.bitmap = 110;
+  a.home = b.home = 1;
+  f.publish();
+  f.io(IoOp::write, 1, 0, kVdiskBytes, 'a');
+  f.start(a);
+  a.order = 1;
+  f.start(b);
+  b.order = 2;
+  f.publish();
+  // a stops: b reads through it, so a cleans, and b's bits must reach the disk.
+  a.state = FcState::stopping;
+  a.clean_rate = 150;
+  f.publish();
+  std::vector<IoRequestPtr> held;  // b's bitmap page writes
+  auto hold_pages = [&] {
+    auto& q = f.disk.queue;
+    for (auto it = q.begin(); it != q.end();) {
+      if ((*it)->volume == b.bitmap && (*it)->op == IoOp::write) {
+        held.push_back(std::move(*it));
+        it = q.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  for (int i = 0; i < 100; ++i) {
+    f.fc.tick(f.now += 50);
+    do hold_pages();
+    while (f.disk.step(f.rng));
+    CHECK_FALSE(f.has(a.id, CopyEvent::Kind::cleaned));
+  }
+  REQUIRE_FALSE(held.empty());
+  for (auto& r : held) f.disk.queue.push_back(std::move(r));
+  for (int i = 0; i < 200 && !f.has(a.id, CopyEvent::Kind::cleaned); ++i) {
+    f.drain();
+    f.fc.tick(f.now += 50);
+  }
+  CHECK(f.has(a.id, CopyEvent::Kind::cleaned));
+  CHECK(f.fc.stats().clean_copies == kVdiskBytes / kGrain);
+}
