@@ -17,6 +17,9 @@ void FlashCopyFacility::tick(uint64_t now_ms) {
   last_tick_ = now_ms;
   std::vector<Map*> maps;
   for (auto& [id, m] : maps_) maps.push_back(m.get());
+  std::vector<History*> histories;
+  for (auto& [id, h] : histories_) histories.push_back(h.get());
+  for (History* h : histories) flush_history(*h);  // (written whole once a start ends)
   for (Map* m : maps) {
     flush_dirty(*m);  // the background copy's bits
     if (m->layout.state == FcState::stopping)

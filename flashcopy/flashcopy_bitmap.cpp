@@ -25,7 +25,7 @@ constexpr uint16_t kPageVersion = 1;
 struct PageHeader {
   uint32_t magic;
   uint16_t version;
-  uint16_t reserved;
+  uint16_t kind;  // FcPageKind (0 in pages written before it was named)
   uint32_t mapping;
   uint32_t page;
   uint64_t start_seq;
@@ -34,13 +34,55 @@ struct PageHeader {
 };
 static_assert(sizeof(PageHeader) == kFcPageHeaderBytes);
 
-uint64_t page_words(uint64_t grains, uint64_t page) {
+}  // namespace
+
+uint64_t fc_page_words(uint64_t grains, uint64_t page) {
   uint64_t first = page * kFcGrainsPerPage;
   uint64_t count = std::min<uint64_t>(kFcGrainsPerPage, grains - first);
   return (count + 63) / 64;
 }
 
-}  // namespace
+BufferRef fc_encode_page(const FcPageId& id, uint32_t write_seq,
+                         const std::vector<uint64_t>& words) {
+  BufferRef buffer = Buffer::allocate(kFcPageBytes);
+  char* bytes = buffer->data();
+  std::memset(bytes, 0, kFcPageBytes);
+  PageHeader h{kPageMagic, kPageVersion, static_cast<uint16_t>(id.kind), id.mapping,
+               static_cast<uint32_t>(id.page), id.start_seq, write_seq, 0};
+  std::memcpy(bytes + kFcPageHeaderBytes, words.data(), words.size() * 8);
+  std::memcpy(bytes, &h, sizeof h);
+  h.crc = crc32c(bytes, kFcPageBytes);
+  std::memcpy(bytes, &h, sizeof h);
+  return buffer;
+}
+
+int64_t fc_decode_page(const Buffer& slots, const FcPageId& id, uint64_t grains,
+                       uint64_t* bits) {
+  std::vector<char> slot(kFcPageBytes);
+  int best = -1;
+  uint32_t best_seq = 0;
+  for (int s = 0; s < 2; ++s) {
+    slots.copy_out((id.page * 2 + s) * kFcPageBytes, kFcPageBytes, slot.data());
+    PageHeader h;
+    std::memcpy(&h, slot.data(), sizeof h);
+    uint32_t crc = h.crc;
+    h.crc = 0;
+    std::memcpy(slot.data(), &h, sizeof h);
+    if (h.magic != kPageMagic || h.version != kPageVersion ||
+        h.kind != static_cast<uint16_t>(id.kind) || h.mapping != id.mapping ||
+        h.page != id.page || h.start_seq != id.start_seq ||
+        crc32c(slot.data(), kFcPageBytes) != crc)
+      continue;
+    if (best < 0 || h.write_seq > best_seq) {
+      best = s;
+      best_seq = h.write_seq;
+    }
+  }
+  if (best < 0) return -1;
+  slots.copy_out((id.page * 2 + best) * kFcPageBytes + kFcPageHeaderBytes,
+                 fc_page_words(grains, id.page) * 8, bits + id.page * kFcGrainsPerPage / 64);
+  return best_seq;
+}
 
 struct FlashCopyBitmapSteps {
   using Map = FlashCopyFacility::Map;
@@ -105,17 +147,10 @@ void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable) {
   p.write_seq += 1;
   auto* step = new FlashCopyBitmapSteps::PageWrite(m, page, durable);
   uint64_t first_word = page * kFcGrainsPerPage / 64;
-  uint64_t n = page_words(m.grains, page);
+  uint64_t n = fc_page_words(m.grains, page);
   step->words.assign(m.bits.begin() + first_word, m.bits.begin() + first_word + n);
-  BufferRef buffer = Buffer::allocate(kFcPageBytes);
-  char* bytes = buffer->data();
-  std::memset(bytes, 0, kFcPageBytes);
-  PageHeader h{kPageMagic, kPageVersion, 0, m.layout.id, static_cast<uint32_t>(page),
-               m.layout.start_seq, p.write_seq, 0};
-  std::memcpy(bytes + kFcPageHeaderBytes, step->words.data(), n * 8);
-  std::memcpy(bytes, &h, sizeof h);
-  h.crc = crc32c(bytes, kFcPageBytes);
-  std::memcpy(bytes, &h, sizeof h);
+  BufferRef buffer = fc_encode_page({m.layout.id, page, m.layout.start_seq, FcPageKind::copied},
+                                    p.write_seq, step->words);
   ++stats_.bitmap_writes;
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
@@ -187,31 +222,11 @@ void FlashCopyFacility::bitmap_loaded(Map& m, const Buffer& slots, int status) {
     m.known = false;
     m.why = std::string("its bitmap could not be read back: ") + std::strerror(status);
   } else {
-    std::vector<char> slot(kFcPageBytes);
     for (uint64_t page = 0; page < m.pages.size(); ++page) {
-      int best = -1;
-      uint32_t best_seq = 0;
-      for (int s = 0; s < 2; ++s) {
-        slots.copy_out((page * 2 + s) * kFcPageBytes, kFcPageBytes, slot.data());
-        PageHeader h;
-        std::memcpy(&h, slot.data(), sizeof h);
-        uint32_t crc = h.crc;
-        h.crc = 0;
-        std::memcpy(slot.data(), &h, sizeof h);
-        if (h.magic != kPageMagic || h.version != kPageVersion || h.mapping != m.layout.id ||
-            h.page != page || h.start_seq != m.layout.start_seq ||
-            crc32c(slot.data(), kFcPageBytes) != crc)
-          continue;
-        if (best < 0 || h.write_seq > best_seq) {
-          best = s;
-          best_seq = h.write_seq;
-        }
-      }
-      if (best < 0) continue;
-      m.pages[page].write_seq = best_seq;
-      slots.copy_out((page * 2 + best) * kFcPageBytes + kFcPageHeaderBytes,
-                     page_words(m.grains, page) * 8,
-                     m.bits.data() + page * kFcGrainsPerPage / 64);
+      int64_t seq = fc_decode_page(
+          slots, {m.layout.id, page, m.layout.start_seq, FcPageKind::copied}, m.grains,
+          m.bits.data());
+      if (seq >= 0) m.pages[page].write_seq = static_cast<uint32_t>(seq);
     }
     // (Bits past the last grain are not trusted from disk.)
     if (m.grains % 64) m.bits.back() &= (uint64_t{1} << (m.grains % 64)) - 1;

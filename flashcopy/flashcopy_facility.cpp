@@ -87,7 +87,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
       // An incremental mapping's history stays only where its source is
       // executed all along; its writes outside copying are noted there.
       if (c.incremental && ours && home == core_ && !written_below.count(c.source) &&
-          runs_here(c.source) && runs_here(c.target))
+          runs_here(c.source) && runs_here(c.target) && !c.history_lost)
         history_here.insert(id);
       if (c.incremental && c.start_seq > 0 && c.state != FcState::copying) {
         incremental_of_[c.source].push_back(id);
@@ -135,7 +135,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
         }
         m->seen_all = m->known;  // (a bitmap read back has no history of writes)
         if (m->known) apply_history(*m);
-        histories_.erase(id);
+        drop_history(id);  // (applied: the start makes the next one)
         maps_[id] = std::move(m);
       }
     }
@@ -144,7 +144,20 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   for (const auto& [id, m] : maps_)
     if (!copying_here.count(id)) gone.push_back(id);
   for (uint32_t id : gone) drop_map(id);
-  std::erase_if(histories_, [&](const auto& entry) { return !history_here.count(entry.first); });
+  std::vector<uint32_t> forgotten;
+  for (const auto& [id, h] : histories_)
+    if (!history_here.count(id)) forgotten.push_back(id);
+  for (uint32_t id : forgotten) drop_history(id);
+  // A history kept here and not held (a restart, a takeover, a new home):
+  // read back from the back end, between starts only (a start applies what
+  // is held when it is committed).
+  for (uint32_t id : history_here) {
+    const CopyLayout& c = map_->copies.at(id);
+    bool between = c.state == FcState::idle_or_copied || c.state == FcState::stopped ||
+                   c.state == FcState::suspended || c.state == FcState::preparing ||
+                   c.state == FcState::prepared;
+    if (!histories_.count(id) && between && c.bitmap && c.start_seq > 0) load_history(c);
+  }
   for (uint32_t id : copying_here) maps_of_source_[maps_[id]->layout.source].push_back(id);
   std::erase_if(paused_for_, [&](const auto& entry) {
     return !map_ || !map_->copies.count(entry.first);  // deleted
@@ -170,46 +183,6 @@ void FlashCopyFacility::drop_map(uint32_t id) {
     for (auto& r : waiting) paused_.push_back(std::move(r));
   for (auto& page : m->pages)
     for (auto& r : page.waiting) paused_.push_back(std::move(r));
-}
-
-void FlashCopyFacility::keep_history(const Map& m) {
-  uint32_t id = m.layout.id;
-  if (!m.layout.incremental || !m.known || !m.seen_all) {
-    histories_.erase(id);
-    return;
-  }
-  auto h = std::make_unique<History>();
-  h->start_seq = m.layout.start_seq;
-  h->grain_bytes = m.grain_bytes();
-  h->grains = m.grains;
-  h->copied = m.bits;
-  h->changed = m.changed;
-  histories_[id] = std::move(h);
-}
-
-// A restart of an incremental mapping: the grains the last start copied
-// and nobody wrote since are the same on both vdisks.
-void FlashCopyFacility::apply_history(Map& m) {
-  auto it = histories_.find(m.layout.id);
-  if (it == histories_.end()) return;
-  const History& h = *it->second;
-  if (h.start_seq + 1 != m.layout.start_seq || h.grains != m.grains ||
-      h.grain_bytes != m.grain_bytes() || h.copied.size() != m.bits.size() ||
-      h.changed.size() != m.bits.size())
-    return;
-  m.copied = 0;
-  for (size_t i = 0; i < m.bits.size(); ++i) {
-    m.bits[i] = h.copied[i] & ~h.changed[i];
-    m.copied += static_cast<uint64_t>(__builtin_popcountll(m.bits[i]));
-  }
-  stats_.incremental_kept += m.copied;
-  for (uint64_t page = 0; page < m.pages.size(); ++page) m.dirty_pages.insert(page);
-}
-
-void FlashCopyFacility::note_change(uint32_t mapping, const IoRequest& request) {
-  auto it = histories_.find(mapping);
-  if (it == histories_.end()) return;
-  mark_grains(it->second->changed, it->second->grain_bytes, request.offset, request.length);
 }
 
 void FlashCopyFacility::resume_paused() {
@@ -255,11 +228,13 @@ void FlashCopyFacility::submit(IoRequestPtr request) {
 void FlashCopyFacility::route(IoRequestPtr request) {
   uint32_t v = request->volume;
   // Another core's copy facility sent it here (to the vdisk's own core, or
-  // on from there to the home core of its mappings): it is not sent back,
-  // whatever this core's view says now (views reach the cores one by one:
-  // it could go back and forth for as long). A request crosses cores twice
-  // at most: to its own core, and from there to the home core, which never
-  // sends one on.
+  // on from there to the home core of its mappings, or to the core keeping
+  // an incremental history): it is not sent back to its own core, whatever
+  // this core's view says now (views reach the cores one by one: it could
+  // go back and forth for as long). A request crosses cores twice at most
+  // (three times if its vdisk's mapping starts while it waits on a
+  // history's core): the home core of an executing mapping never sends one
+  // on, nor does a history's core.
   bool sent_here = request->cookie == kFcHome &&
                    std::find(return_ports_.begin(), return_ports_.end(), request->client) !=
                        return_ports_.end();
@@ -298,9 +273,11 @@ void FlashCopyFacility::route(IoRequestPtr request) {
     starting_target = c.state == FcState::starting && request->op != IoOp::flush;
   }
   // A vdisk of an executing mapping: the home core of its mappings (one
-  // for all that share a vdisk, CopyLayout::home) runs every request of it.
+  // for all that share a vdisk, CopyLayout::home) runs every request of it,
+  // wherever it is now (a write that waited on a history's core while the
+  // mapping started goes there too: the home core never sends one on).
   auto home = home_core_.find(v);
-  if (home != home_core_.end() && core_ == own && send_to(home->second)) return;
+  if (home != home_core_.end() && send_to(home->second)) return;
   bool here = home != home_core_.end() && home->second == core_;
   if ((writes(*request) || starting_target) && paused_vdisks_.count(v)) {
     ++stats_.paused;  // a mapping is starting: until its point in time
@@ -315,7 +292,8 @@ void FlashCopyFacility::route(IoRequestPtr request) {
       if (home == home_core_.end() && core_ == own)
         for (uint32_t id : inc->second)
           if (send_to(core_of(map_->copies.at(id).home_vdisk()))) return;
-      for (uint32_t id : inc->second) note_change(id, *request);
+      for (uint32_t id : inc->second)
+        if (note_change(id, request)) return;
     }
     if (here) return run_write(std::move(request));
   } else if (as_target) {
@@ -427,6 +405,8 @@ nlohmann::json FlashCopyFacility::inspect() const {
           {"bitmap_writes", stats_.bitmap_writes},
           {"bitmap_waits", stats_.bitmap_waits},
           {"bitmap_loads", stats_.bitmap_loads},
+          {"history_writes", stats_.history_writes},
+          {"history_loads", stats_.history_loads},
           {"histories", histories_.size()},
           {"mappings", maps}};
 }

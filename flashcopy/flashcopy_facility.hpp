@@ -85,6 +85,8 @@ struct FlashCopyStats {
   uint64_t bitmap_writes = 0;     // pages of bitmaps written to the back end
   uint64_t bitmap_waits = 0;      // writes that waited for a grain's bit to be durable
   uint64_t bitmap_loads = 0;      // bitmaps read back (a takeover, a restart)
+  uint64_t history_writes = 0;    // pages of incremental histories written
+  uint64_t history_loads = 0;     // incremental histories read back
 };
 
 // What the node commits for a mapping (re-reported on every call until the
@@ -148,6 +150,7 @@ class FlashCopyFacility final : public Facility {
  private:
   friend struct FlashCopySteps;
   friend struct FlashCopyBitmapSteps;
+  friend struct FlashCopyHistorySteps;
   bool local(uint32_t vdisk) const;
   unsigned core_of(uint32_t vdisk) const { return vdisk % cores_; }
   IoServer& lower_for(uint32_t vdisk);
@@ -202,10 +205,18 @@ class FlashCopyFacility final : public Facility {
   void flush_dirty(Map& m);
   void drop_map(uint32_t id);
   void resume_paused();
-  // An incremental mapping's write outside copying: noted in its history.
-  void note_change(uint32_t mapping, const IoRequest& request);
+  // An incremental mapping's write outside copying: noted in its history
+  // (flashcopy_history.cpp); true if it waits for the history's page.
+  bool note_change(uint32_t mapping, IoRequestPtr& request);
   void keep_history(const Map& m);
+  void drop_history(uint32_t id);
   void apply_history(Map& m);
+  History* find_history(uint32_t id, uint64_t incarnation);
+  void write_history_page(History& h, uint64_t page);
+  void history_page_written(History& h, uint64_t page, int status);
+  void flush_history(History& h);
+  void load_history(const CopyLayout& c);
+  void history_loaded(History& h, const Buffer& slots, int status);
   void background(Map& m, uint64_t elapsed_ms);
   // Stopping: the mappings that read through its target copy the grains it
   // has not copied, at its clean rate.

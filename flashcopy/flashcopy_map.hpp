@@ -73,6 +73,25 @@ struct FlashCopyFacility::Map {
   }
 };
 
+// The bitmap vdisk's pages (model/fc_bitmap_geometry.hpp): a copying
+// mapping's copied grains, or an incremental history's grains still equal.
+enum class FcPageKind : uint16_t { copied = 0, history = 1 };
+struct FcPageId {
+  uint32_t mapping = 0;
+  uint64_t page = 0;
+  uint64_t start_seq = 0;
+  FcPageKind kind = FcPageKind::copied;
+};
+uint64_t fc_page_words(uint64_t grains, uint64_t page);
+// A page slot with its header and CRC.
+BufferRef fc_encode_page(const FcPageId& id, uint32_t write_seq,
+                         const std::vector<uint64_t>& words);
+// From both slots of page id.page in `slots` (the whole bitmap vdisk), the
+// valid one of this mapping, start and kind with the latest write: its
+// bits into `bits` at the page's place; its write sequence, or -1 if neither.
+int64_t fc_decode_page(const Buffer& slots, const FcPageId& id, uint64_t grains,
+                       uint64_t* bits);
+
 // Grains [offset, offset+length) touches set in `bits` (clipped to them).
 inline void mark_grains(std::vector<uint64_t>& bits, uint64_t grain_bytes, uint64_t offset,
                         uint64_t length) {
@@ -82,13 +101,35 @@ inline void mark_grains(std::vector<uint64_t>& bits, uint64_t grain_bytes, uint6
     bits[g / 64] |= uint64_t{1} << (g % 64);
 }
 
-// An incremental mapping between two starts: which grains the start it
-// describes copied, and which were written since on either vdisk.
+// An incremental mapping between two starts: the grains the start it
+// describes copied and nobody wrote since, on either vdisk. Kept on the
+// back end too (flashcopy_history.cpp), in pages of their own kind in the
+// mapping's bitmap vdisk: a grain's bit is cleared there, durably, before a
+// write may change the grain, so a history read back after a crash or a
+// takeover claims no grain that changed.
 struct FlashCopyFacility::History {
+  uint32_t mapping = 0;
+  uint64_t incarnation = 0;  // tells a step of a dropped history from this one's
   uint64_t start_seq = 0;
   uint64_t grain_bytes = 0;
   uint64_t grains = 0;
-  std::vector<uint64_t> copied, changed;
+  std::vector<uint64_t> equal;
+  uint32_t bitmap = 0;            // its vdisk (0: in memory only)
+  std::vector<uint64_t> durable;  // bits the back end may hold (a crash could find)
+  struct Page {
+    uint32_t write_seq = 0;
+    bool writing = false;
+    bool again = false;              // changed while it was written
+    std::vector<uint64_t> inflight;  // the bits being written
+    std::vector<IoRequestPtr> waiting;
+  };
+  std::vector<Page> pages;
+  std::unordered_set<uint64_t> dirty_pages;
+  bool loading = false;  // read back from the back end
+  std::vector<IoRequestPtr> load_waiting;
+  static bool bit(const std::vector<uint64_t>& bits, uint64_t g) {
+    return g / 64 < bits.size() && ((bits[g / 64] >> (g % 64)) & 1);
+  }
 };
 
 // A mapping whose uncopied grains [first, last] a read went through to its

@@ -84,7 +84,23 @@ Status place_with_neighbours(ClusterModel& model, FcMapConfig& f) {
     home = h;
     home_of = &x;
   }
+  // Its own history moves with its home only by way of the back end, and
+  // two cores would hold it while the view reaches them: not kept.
+  uint32_t before = f.home ? f.home : f.source;
   f.home = home ? home : f.source;
+  if (f.incremental && f.home != before) f.history_lost = true;
+  // An incremental mapping not executing keeps, where its writes are run
+  // (its home's core), which grains changed since its last start: f writes
+  // its source (a restore, a cascade's copies), or runs its vdisks' writes
+  // on another core while f executes: that history is not kept.
+  for (auto& x : model.fcmaps) {
+    if (x.id == f.id || !x.incremental || x.executing()) continue;
+    bool writes_source = x.source == f.target;
+    bool shares = x.source == f.source || x.source == f.target || x.target == f.source ||
+                  x.target == f.target;
+    if (writes_source || (shares && (x.home ? x.home : x.source) != f.home))
+      x.history_lost = true;
+  }
   return ok_status();
 }
 
@@ -311,6 +327,7 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
   if (!f->group) {
     f->state = FcState::copying;
     f->order = order;
+    f->history_lost = false;  // (this start copies what the lost history would have spared)
     return true;
   }
   if (f->drained) return false;
@@ -322,6 +339,7 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
     if (other.group != f->group || other.state != FcState::starting) continue;
     other.state = FcState::copying;
     other.order = order;
+    other.history_lost = false;
     other.drained = false;
   }
   return true;

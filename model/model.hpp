@@ -139,9 +139,13 @@ struct FcMapConfig {
   uint64_t order = 0;
   uint32_t home = 0;
   uint32_t clean_rate = 50;  // stopping: how fast the grains others need are copied
+  // Incremental: what its last start copied and nothing changed since is
+  // not known any more (another mapping wrote its source, or executed one
+  // of its vdisks on another core); the next start copies every grain.
+  bool history_lost = false;
   MSGPACK_DEFINE_MAP(id, name, source, target, copy_rate, grain_bytes, autodelete, state,
                      start_seq, started_by, why, group, incremental, drained, bitmap, order,
-                     home, clean_rate);
+                     home, clean_rate, history_lost);
   // The states in which the target is the point in time, not its own data.
   bool active() const {
     return state == FcState::copying || state == FcState::stopping ||

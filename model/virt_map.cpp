@@ -109,6 +109,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.order = f.order;
     c.home = f.home;
     c.clean_rate = f.clean_rate;
+    c.history_lost = f.history_lost;
     map->copies.emplace(f.id, std::move(c));
   }
   return map;

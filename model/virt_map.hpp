@@ -62,6 +62,7 @@ struct CopyLayout {
   uint64_t order = 0;    // a later mapping reads through an earlier one (FcMapConfig)
   uint32_t home = 0;     // the vdisk whose core executes it (0: its source)
   uint32_t clean_rate = 0;
+  bool history_lost = false;  // incremental: the next start copies every grain
   // Whether it became copying before `other` (it does not read through it).
   bool before(const CopyLayout& other) const {
     return order < other.order || (order == other.order && id < other.id);

@@ -96,7 +96,8 @@ nlohmann::json Node::io_stats() {
         {"redirected_reads", st.redirected_reads}, {"paused", st.paused},
         {"copy_errors", st.copy_errors},       {"bytes_copied", st.bytes_copied},
         {"incremental_kept", st.incremental_kept}, {"bitmap_writes", st.bitmap_writes},
-        {"bitmap_waits", st.bitmap_waits},     {"bitmap_loads", st.bitmap_loads}};
+        {"bitmap_waits", st.bitmap_waits},     {"bitmap_loads", st.bitmap_loads},
+        {"history_writes", st.history_writes}, {"history_loads", st.history_loads}};
     for (const auto& [what, n] : figures) flashcopy[what] = flashcopy.value(what, uint64_t{0}) + n;
   }
   return {{"cores", cores}, {"payload_copies", copies}, {"flashcopy", flashcopy},

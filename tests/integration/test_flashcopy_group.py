@@ -10,7 +10,12 @@ of standalone mappings started one after another shows that the check
 can fail. An incremental
 mapping, refreshed after three of its grains changed, copies those three
 and no more (node stats), its target equal to its source; `fcmap start
---wait` follows the copy to its end (and `--prep` prepares it first)."""
+--wait` follows the copy to its end (and `--prep` prepares it first). Its
+history survives a SIGKILL of the I/O process: the refresh after the
+restart copies the two grains changed before it."""
+import os
+import signal
+
 from dependent_writes import Chain, check_point_in_time, holes_below_top, records_on
 from harness import check, run, wait_until
 from libnbd_client import connect
@@ -128,6 +133,25 @@ def test(make):
     check(second - first == 3, f"the refresh copied {second - first} grains, not the 3 changed")
     print(f"incremental: first start copied {first - before} grains, the refresh {second - first}")
     check(kept - kept0 == grains - 3, f"kept {kept - kept0} of {grains - 3}")
+    # The history survives the I/O process: once written whole (the tick
+    # after the copy ended), two more grains change (each write waits for
+    # its page), the process is SIGKILLed, and the refresh after its
+    # restart copies those two only.
+    stats = lambda: node.ctl_json("node", "stats")["flashcopy"]
+    wait_until(lambda: stats()["history_writes"] >= 1, "the history written to the back end")
+    for grain in (3, 50):
+        h.pwrite(bytes([grain + 9]) * 512, grain * 256 * 1024)
+    h.shutdown()
+    os.kill(node.io_pid(), signal.SIGKILL)
+    wait_until(lambda: node.ctl_json("daemon", "status")["restarts"] == 1 and
+               node.ctl_json("daemon", "status")["io_serving"], "the I/O process back")
+    h = connect(node.url("inc_s"))
+    after_restart, _ = copies()
+    refresh(prep=True)
+    third, _ = copies()
+    check(third - after_restart == 2,
+          f"after a restart the refresh copied {third - after_restart} grains, not the 2 changed")
+    check(stats()["history_loads"] >= 1, f"the history was not read back: {stats()}")
     t = connect(node.url("inc_t"))
     check(t.pread(VDISK, 0) == h.pread(VDISK, 0), "the target is not its source after the refresh")
     t.shutdown()

@@ -596,3 +596,43 @@ TEST_CASE("a consistency group's cascade is prepared onto one home", "[edits]") 
   CHECK(m.find_fcmap("ab")->home == m.find_vdisk("a")->id);
   CHECK(m.find_fcmap("bc")->home == m.find_vdisk("a")->id);
 }
+
+TEST_CASE("cascades and restores: a restore loses the history of an incremental mapping",
+          "[edits]") {
+  ClusterModel m = base();
+  for (const char* v : {"a", "b"}) REQUIRE(create_vdisk(m, vdisk(v, 1 << 20), kAllOnline));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  NewFcMap f;
+  f.source = "a";
+  f.target = "b";
+  f.name = "ab";
+  f.incremental = true;
+  REQUIRE(create_fcmap(m, f, kAllOnline));
+  f.source = "b";
+  f.target = "a";
+  f.name = "ba";
+  f.incremental = false;
+  REQUIRE(create_fcmap(m, f, kAllOnline));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  auto run = [&](const std::string& name) {
+    REQUIRE(prepare_fcmap(m, name));
+    uint32_t id = m.find_fcmap(name)->id;
+    REQUIRE(fcmap_prepared(m, id));
+    REQUIRE(start_fcmap(m, name));
+    REQUIRE(fcmap_started(m, id, m.find_fcmap(name)->start_seq, 1).value());
+    REQUIRE(fcmap_copied(m, id, m.find_fcmap(name)->start_seq).value());
+  };
+  run("ab");
+  CHECK_FALSE(m.find_fcmap("ab")->history_lost);
+  // The restore writes ab's source: what ab's history says equal is not.
+  run("ba");
+  CHECK(m.find_fcmap("ab")->history_lost);
+  // Until ab's next start is committed (that start copies every grain).
+  REQUIRE(prepare_fcmap(m, "ab"));
+  CHECK(m.find_fcmap("ab")->history_lost);
+  uint32_t id = m.find_fcmap("ab")->id;
+  REQUIRE(fcmap_prepared(m, id));
+  REQUIRE(start_fcmap(m, "ab"));
+  REQUIRE(fcmap_started(m, id, m.find_fcmap("ab")->start_seq, 1).value());
+  CHECK_FALSE(m.find_fcmap("ab")->history_lost);
+}
