@@ -580,6 +580,29 @@ struct OneFacility {
     run_to_end(c);
   }
   uint64_t copies() const { return fc.stats().grain_copies + fc.stats().background_copies; }
+  // Grains 0 and 5 of the source and 9 of the target change.
+  void change_three_grains(uint32_t source, uint32_t target) {
+    io(IoOp::write, source, 0, 512, 'b');
+    io(IoOp::write, source, 5 * kGrain + 100, 512, 'c');
+    io(IoOp::write, target, 9 * kGrain, kGrain, 'x');
+  }
+  bool same(uint32_t a, uint32_t b) {
+    auto x = io(IoOp::read, a, 0, kVdiskBytes, 0);
+    auto y = io(IoOp::read, b, 0, kVdiskBytes, 0);
+    return std::memcmp(x->buffer->data(), y->buffer->data(), kVdiskBytes) == 0;
+  }
+  // Requests of the disk's queue that `which` picks, taken out of it.
+  template <typename Which>
+  void hold(std::vector<IoRequestPtr>& held, Which which) {
+    for (auto it = disk.queue.begin(); it != disk.queue.end();) {
+      if (which(**it)) {
+        held.push_back(std::move(*it));
+        it = disk.queue.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   // The I/O process restarts (nothing in flight): a new facility, the same view.
   void restart() {
     drain();
@@ -688,16 +711,12 @@ TEST_CASE("an incremental restart copies only the grains changed since the last 
   CHECK(f.copies() == grains);
   // Idle: two source grains and one target grain change (the target's
   // write is its own, and the restart must undo it).
-  f.io(IoOp::write, 1, 0, 512, 'b');
-  f.io(IoOp::write, 1, 5 * kGrain + 100, 512, 'c');
-  f.io(IoOp::write, 2, 9 * kGrain, kGrain, 'x');
+  f.change_three_grains(1, 2);
   uint64_t before = f.copies();
   f.copy_to_end(c);
   CHECK(f.copies() - before == 3);
   CHECK(f.fc.stats().incremental_kept == grains - 3);
-  auto source = f.io(IoOp::read, 1, 0, kVdiskBytes, 0);
-  auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
-  CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
+  CHECK(f.same(1, 2));
   // A write during a start that a stop ends: copied again at the next.
   f.start(c);
   f.io(IoOp::write, 1, 3 * kGrain, 512, 'd');  // (every grain equal already: noted only)
@@ -742,9 +761,7 @@ TEST_CASE("an incremental mapping's refresh copies what a restore's writes chang
   f.io(IoOp::write, 1, 6 * kGrain, 512, 'c');
   f.run_to_end(r);
   f.copy_to_end(x);  // the refresh
-  auto source = f.io(IoOp::read, 1, 0, kVdiskBytes, 0);
-  auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
-  CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
+  CHECK(f.same(1, 2));
 }
 
 TEST_CASE("a start waits for grain copies of the previous start still below", "[flashcopy]") {
@@ -756,15 +773,7 @@ TEST_CASE("a start waits for grain copies of the previous start still below", "[
   // Background copies run until their writes to the target are held below.
   std::vector<IoRequestPtr> held;
   auto hold_copy_writes = [&] {
-    auto& q = f.disk.queue;
-    for (auto it = q.begin(); it != q.end();) {
-      if ((*it)->op == IoOp::write && (*it)->volume == 2) {
-        held.push_back(std::move(*it));
-        it = q.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    f.hold(held, [](const IoRequest& r) { return r.op == IoOp::write && r.volume == 2; });
   };
   f.fc.tick(f.now += 50);
   f.fc.tick(f.now += 1000);
@@ -809,15 +818,7 @@ TEST_CASE("a stopping mapping is cleaned only once the grains copied for it are 
   f.publish();
   std::vector<IoRequestPtr> held;  // b's bitmap page writes
   auto hold_pages = [&] {
-    auto& q = f.disk.queue;
-    for (auto it = q.begin(); it != q.end();) {
-      if ((*it)->volume == b.bitmap && (*it)->op == IoOp::write) {
-        held.push_back(std::move(*it));
-        it = q.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    f.hold(held, [&](const IoRequest& r) { return r.op == IoOp::write && r.volume == b.bitmap; });
   };
   for (int i = 0; i < 100; ++i) {
     f.fc.tick(f.now += 50);
@@ -847,20 +848,16 @@ TEST_CASE("an incremental history survives a restart on the back end", "[flashco
   f.drain();
   f.restart();  // read back: nothing changed since
   CHECK(f.fc.stats().history_loads == 1);
-  // Three grains change (a source write, a target write); each write waits
+  // Three grains change (source writes, a target write); each write waits
   // until the back end no longer says its grain is equal.
-  f.io(IoOp::write, 1, 0, 512, 'b');
-  f.io(IoOp::write, 1, 5 * kGrain + 100, 512, 'c');
-  f.io(IoOp::write, 2, 9 * kGrain, kGrain, 'x');
+  f.change_three_grains(1, 2);
   CHECK(f.fc.stats().history_writes >= 1);
   f.restart();
   uint64_t before = f.copies();
   f.copy_to_end(c);
   CHECK(f.copies() - before == 3);
   CHECK(f.fc.stats().incremental_kept == grains - 3);
-  auto source = f.io(IoOp::read, 1, 0, kVdiskBytes, 0);
-  auto target = f.io(IoOp::read, 2, 0, kVdiskBytes, 0);
-  CHECK(std::memcmp(source->buffer->data(), target->buffer->data(), kVdiskBytes) == 0);
+  CHECK(f.same(1, 2));
   // A history the model says is lost (a restore wrote its source, say) is
   // not read back: the refresh copies all.
   f.fc.tick(f.now += 50);
