@@ -762,6 +762,14 @@ TEST_CASE("an incremental mapping's refresh copies what a restore's writes chang
   f.run_to_end(r);
   f.copy_to_end(x);  // the refresh
   CHECK(f.same(1, 2));
+  // A restore from another vdisk changes x's source wholesale, without a
+  // host write: x's history is not kept, its refresh copies every grain.
+  CopyLayout& o = f.map(11, 4, 1, false);
+  f.publish();
+  f.io(IoOp::write, 4, 0, kVdiskBytes, 'z');
+  f.copy_to_end(o);
+  f.copy_to_end(x);
+  CHECK(f.same(1, 2));
 }
 
 TEST_CASE("a start waits for grain copies of the previous start still below", "[flashcopy]") {
