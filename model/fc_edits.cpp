@@ -281,9 +281,12 @@ Status delete_fcmap(ClusterModel& model, const std::string& name, bool force) {
   if (f->executing()) {
     auto later = fcmap_dependents(model, *f);
     if (!later.empty())
-      return busy(*f, "fcmap '" + later.front()->name +
-                          "' reads through its target: stop it (its grains are copied first), "
-                          "or let it copy to the end");
+      return busy(*f, "fcmap '" + later.front()->name + "' reads through its target: " +
+                          (f->state == FcState::stopping
+                               ? std::string("delete it once stopped (it is copying them what "
+                                             "they read first)")
+                               : std::string("stop it first (what they read is copied to them), "
+                                             "or let it copy to the end")));
   }
   if ((f->executing() || f->state == FcState::starting) && !force)
     return busy(*f, "stop it first, or delete it with --force (the target is left part copied)");
