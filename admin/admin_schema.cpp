@@ -24,6 +24,7 @@ enum class Type {
   count,     // an unsigned integer in [min, max]
   rate,      // a number in (0, max]
   names,     // a non-empty array of names
+  texts,     // an array of at most `max` strings of 1 to 255 bytes
   node_pair, // two node ids
   flag       // true or false
 };
@@ -84,7 +85,7 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"fcmap.show", {name()}},
       {"fcmap.prepare", {name()}},
       {"fcmap.start", {name()}},
-      {"fcmap.stop", {name()}},
+      {"fcmap.stop", {name(), {"force", Type::flag}}},
       {"fcmap.delete", {name(), {"force", Type::flag}}},
       {"fcmap.set",
        {name(), {"copy_rate", Type::count, false, 0, 150},
@@ -95,9 +96,23 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"fcconsistgrp.show", {name()}},
       {"fcconsistgrp.prepare", {name()}},
       {"fcconsistgrp.start", {name()}},
-      {"fcconsistgrp.stop", {name()}},
+      {"fcconsistgrp.stop", {name(), {"force", Type::flag}}},
       {"fcconsistgrp.delete", {name(), {"force", Type::flag}}},
       {"iogrp.delete", {name()}},
+      {"host.create",
+       {name(), {"nbd_identity", Type::text, false, 1, 255}, {"addresses", Type::texts, false, 0, 16},
+        {"iqn", Type::text, false, 1, 223}}},
+      {"host.list", {}},
+      {"host.show", {name()}},
+      {"host.set",
+       {name(), {"nbd_identity", Type::text, false, 0, 255}, {"addresses", Type::texts, false, 0, 16},
+        {"iqn", Type::text, false, 0, 223}}},
+      {"host.chap", {name(), {"secret", Type::text, true, 0, 255}}},
+      {"host.delete", {name(), {"force", Type::flag}}},
+      {"vdisk.map",
+       {name(), name("host"), {"lun", Type::count, false, 0, 16383}, {"read_only", Type::flag},
+        {"force", Type::flag}}},
+      {"vdisk.unmap", {name(), name("host")}},
       {"node.show", {}},
       {"node.stats", {}},
       {"daemon.status", {}},
@@ -175,6 +190,15 @@ Status check_field(const Field& f, const json& v) {
           !std::all_of(v.begin(), v.end(),
                        [](const json& e) { return e.is_string() && valid_name(e.get<std::string>()); }))
         return refuse(f, "expected a list of 1 to 1024 names");
+      return ok_status();
+    case Type::texts:
+      if (!v.is_array() || v.size() > f.max ||
+          !std::all_of(v.begin(), v.end(), [](const json& e) {
+            return e.is_string() && !e.get<std::string>().empty() &&
+                   e.get<std::string>().size() <= 255;
+          }))
+        return refuse(f, "expected a list of at most " + std::to_string(f.max) +
+                             " strings of 1 to 255 bytes");
       return ok_status();
     case Type::flag:
       if (!v.is_boolean()) return refuse(f, "expected true or false");

@@ -115,7 +115,7 @@ Result<json> ConfigService::fcmap_change(const std::string& cmd, const json& arg
     Result<FcMapConfig> r = make_error("unknown command", EINVAL);
     if (cmd == "fcmap.prepare") r = prepare_fcmap(next, name.value());
     else if (cmd == "fcmap.start") r = start_fcmap(next, name.value());
-    else if (cmd == "fcmap.stop") r = stop_fcmap(next, name.value());
+    else if (cmd == "fcmap.stop") r = stop_fcmap(next, name.value(), args.value("force", false));
     else if (cmd == "fcmap.set") {
       FcMapChange change;
       if (args.contains("copy_rate")) change.copy_rate = args["copy_rate"].get<uint32_t>();
@@ -184,7 +184,7 @@ Result<json> ConfigService::fcgroup_command(const std::string& cmd, const json& 
     }
     if (cmd == "fcconsistgrp.prepare") return prepare_fcgroup(next, name);
     if (cmd == "fcconsistgrp.start") return start_fcgroup(next, name);
-    if (cmd == "fcconsistgrp.stop") return stop_fcgroup(next, name);
+    if (cmd == "fcconsistgrp.stop") return stop_fcgroup(next, name, args.value("force", false));
     if (cmd == "fcconsistgrp.delete") {
       deleted = true;
       return delete_fcgroup(next, name, args.value("force", false));

@@ -245,6 +245,8 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
       cmd == "fcmap.delete" || cmd == "fcmap.set")
     return fcmap_change(cmd, args);
   if (cmd.rfind("fcconsistgrp.", 0) == 0) return fcgroup_command(cmd, args);
+  if (cmd.rfind("host.", 0) == 0) return host_command(cmd, args);
+  if (cmd == "vdisk.map" || cmd == "vdisk.unmap") return vdisk_mapping(cmd, args);
   return bad("unknown command '" + cmd + "'");
 }
 
@@ -623,7 +625,9 @@ Result<json> ConfigService::vdisk_show(const json& args) {
   if (!name) return name.error();
   VdiskConfig* v = config_.find_vdisk(name.value());
   if (!v) return bad("no vdisk '" + name.value() + "'");
-  return describe_vdisk(*v);
+  json d = describe_vdisk(*v);
+  d["hosts"] = vdisk_hosts(v->id);
+  return d;
 }
 
 Result<json> ConfigService::vdisk_set(const json& args) {

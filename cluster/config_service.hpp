@@ -104,6 +104,11 @@ class ConfigService {
   // Their consistency groups (config_fcmap.cpp).
   Result<nlohmann::json> fcgroup_command(const std::string& cmd, const nlohmann::json& args);
   nlohmann::json describe_fcgroup(const FcGroupConfig& g) const;
+  // Hosts and vdisk-to-host mappings (config_host.cpp).
+  Result<nlohmann::json> host_command(const std::string& cmd, const nlohmann::json& args);
+  Result<nlohmann::json> vdisk_mapping(const std::string& cmd, const nlohmann::json& args);
+  nlohmann::json describe_host(const HostConfig& h) const;
+  nlohmann::json vdisk_hosts(uint32_t vdisk) const;
   // Zeroes new extents (they may hold a deleted vdisk's data) before a host
   // can read them.
   Status zero_extents(uint64_t extent_bytes, const std::vector<ExtentLoc>& extents);

@@ -7,6 +7,7 @@
 
 #include "model/extent_allocator.hpp"
 #include "model/fc_edits.hpp"
+#include "model/host_edits.hpp"
 #include "model/thin_geometry.hpp"
 #include "util/size.hpp"
 
@@ -316,6 +317,8 @@ Status delete_vdisk(ClusterModel& model, const std::string& name) {
   if (!v) return bad("no vdisk '" + name + "'");
   if (std::string why = fcmap_blocks_delete(model, v->id); !why.empty())
     return bad("vdisk '" + name + "' cannot be deleted: " + why);
+  if (std::string why = hostmap_blocks_delete(model, v->id); !why.empty())
+    return make_error("vdisk '" + name + "' cannot be deleted: " + why, EBUSY);
   model.vdisks.erase(model.vdisks.begin() + (v - model.vdisks.data()));
   return ok_status();
 }

@@ -130,10 +130,30 @@ Status start_one(FcMapConfig& f) {
   return ok_status();
 }
 
+// `f` leaves copying (suspended, or stopped with --force) without giving
+// the mappings that read through its target what they read: they go to
+// `state` with it, and so on down the chain.
+void take_dependents_along(ClusterModel& model, const FcMapConfig& f, FcState state,
+                           const char* how) {
+  std::vector<uint32_t> left{f.id};
+  while (!left.empty()) {
+    FcMapConfig* gone = find_id(model, left.back());
+    left.pop_back();
+    for (const FcMapConfig* x : fcmap_dependents(model, *gone)) {
+      FcMapConfig* d = find_id(model, x->id);
+      d->state = state;
+      d->drained = false;
+      d->why = "it read through fcmap '" + gone->name + "', which was " + how;
+      left.push_back(d->id);
+    }
+  }
+}
+
 // A copying mapping that later ones read through stops by way of
 // `stopping`: the grains they still need are copied to their targets first
-// (fcmap_cleaned). A mapping about to start from its target waits.
-Status stop_one(const ClusterModel& model, FcMapConfig& f) {
+// (fcmap_cleaned); with `force` (SVC's stopfcmap -force) it stops at once
+// and they stop with it. A mapping about to start from its target waits.
+Status stop_one(ClusterModel& model, FcMapConfig& f, bool force) {
   if (f.state == FcState::copying || f.state == FcState::stopping) {
     for (const auto& x : model.fcmaps)
       if (x.source == f.target && (x.state == FcState::preparing ||
@@ -144,6 +164,12 @@ Status stop_one(const ClusterModel& model, FcMapConfig& f) {
                           EBUSY);
   }
   f.drained = false;
+  if (force && f.executing()) {
+    f.state = FcState::stopped;
+    f.why = "stopped with --force before every grain was copied";
+    take_dependents_along(model, f, FcState::stopped, "stopped with --force");
+    return ok_status();
+  }
   switch (f.state) {
     case FcState::preparing:
     case FcState::prepared:
@@ -348,11 +374,11 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
   return true;
 }
 
-Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name) {
+Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name, bool force) {
   FcMapConfig* f = model.find_fcmap(name);
   if (!f) return bad("no fcmap '" + name + "'");
   if (auto st = not_grouped(model, *f, "stop"); !st) return st.error();
-  if (auto st = stop_one(model, *f); !st) return st.error();
+  if (auto st = stop_one(model, *f, force); !st) return st.error();
   return *f;
 }
 
@@ -374,17 +400,7 @@ Result<bool> suspend_fcmap(ClusterModel& model, uint32_t id, uint64_t start_seq,
   f->state = FcState::suspended;
   f->why = why;
   // Those that read through its target do not know what they read any more.
-  std::vector<uint32_t> lost{f->id};
-  while (!lost.empty()) {
-    FcMapConfig* gone = find_id(model, lost.back());
-    lost.pop_back();
-    for (const FcMapConfig* x : fcmap_dependents(model, *gone)) {
-      FcMapConfig* d = find_id(model, x->id);
-      d->state = FcState::suspended;
-      d->why = "it read through fcmap '" + gone->name + "', which was suspended";
-      lost.push_back(d->id);
-    }
-  }
+  take_dependents_along(model, *f, FcState::suspended, "suspended");
   return true;
 }
 
@@ -497,8 +513,10 @@ Status start_fcgroup(ClusterModel& model, const std::string& name) {
   return each_of_group(model, name, [](ClusterModel&, FcMapConfig& f) { return start_one(f); });
 }
 
-Status stop_fcgroup(ClusterModel& model, const std::string& name) {
-  return each_of_group(model, name, stop_one);
+Status stop_fcgroup(ClusterModel& model, const std::string& name, bool force) {
+  return each_of_group(model, name, [force](ClusterModel& m, FcMapConfig& f) {
+    return stop_one(m, f, force);
+  });
 }
 
 std::string fcgroup_state(const ClusterModel& model, uint32_t group) {

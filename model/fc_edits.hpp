@@ -60,9 +60,12 @@ Result<bool> fcmap_started(ClusterModel& model, uint32_t id, uint64_t start_seq,
 // copying -> stopped (the target offline), or -> stopping while later
 // mappings read through its target (they get the grains they need first,
 // then fcmap_cleaned); preparing/prepared/starting -> idle_or_copied; a
-// stopped or suspended one stays. Refused while a mapping whose source is
+// stopped or suspended one stays. With `force` (SVC's stopfcmap -force) a
+// copying or stopping mapping goes to stopped at once, and the mappings that
+// read through its target, and theirs, are stopped with it (their targets
+// offline too). Refused, even with `force`, while a mapping whose source is
 // its target is preparing, prepared or starting.
-Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name);
+Result<FcMapConfig> stop_fcmap(ClusterModel& model, const std::string& name, bool force = false);
 // copying -> idle_or_copied (deleted with autodelete) once every grain of
 // start `start_seq` is copied; false if it was not that start any more.
 Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq);
@@ -91,7 +94,7 @@ Result<FcGroupConfig> create_fcgroup(ClusterModel& model, const std::string& nam
 Status delete_fcgroup(ClusterModel& model, const std::string& name, bool force);
 Status prepare_fcgroup(ClusterModel& model, const std::string& name);
 Status start_fcgroup(ClusterModel& model, const std::string& name);
-Status stop_fcgroup(ClusterModel& model, const std::string& name);
+Status stop_fcgroup(ClusterModel& model, const std::string& name, bool force = false);
 std::string fcgroup_state(const ClusterModel& model, uint32_t group);
 // Why a mapping may not join or leave `group` now; empty if it may.
 std::string fcgroup_blocks_join(const ClusterModel& model, const FcMapConfig& map,

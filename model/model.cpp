@@ -67,6 +67,14 @@ FcMapConfig* ClusterModel::find_fcmap(const std::string& n) {
 FcGroupConfig* ClusterModel::find_fcgroup(const std::string& n) {
   return find_in(fcgroups, [&](auto& g) { return g.name == n; });
 }
+HostConfig* ClusterModel::find_host(const std::string& n) {
+  return find_in(hosts, [&](auto& h) { return h.name == n; });
+}
+const HostConfig* ClusterModel::find_host(uint32_t i) const {
+  for (const auto& h : hosts)
+    if (h.id == i) return &h;
+  return nullptr;
+}
 IoGroupConfig* ClusterModel::find_iogrp(const std::string& n) {
   return find_in(iogrps, [&](auto& g) { return g.name == n; });
 }

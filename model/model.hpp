@@ -166,6 +166,29 @@ struct FcGroupConfig {
   MSGPACK_DEFINE_MAP(id, name);
 };
 
+// A host (SVC's mkhost): how it is known on the host ports, and so which
+// vdisks it may reach (docs/security.md).
+struct HostConfig {
+  uint32_t id = 0;
+  std::string name;
+  std::string nbd_identity;            // its NBD TLS identity (PSK identity, certificate name)
+  std::vector<std::string> addresses;  // plain-text NBD: the addresses it connects from (IP or
+                                       // IP/prefix), as nbd-server's authfile
+  std::string iqn;                     // its iSCSI initiator name
+  std::string chap_secret;             // iSCSI CHAP; never listed
+  MSGPACK_DEFINE_MAP(id, name, nbd_identity, addresses, iqn, chap_secret);
+};
+
+// A vdisk mapped to a host (SVC's mkvdiskhostmap): the host sees it, as
+// LUN `lun`, and only reads it if `read_only`.
+struct HostMapConfig {
+  uint32_t host = 0;
+  uint32_t vdisk = 0;
+  uint32_t lun = 0;
+  bool read_only = false;
+  MSGPACK_DEFINE_MAP(host, vdisk, lun, read_only);
+};
+
 struct ClusterModel {
   uint64_t version = 0;     // bumped by every committed change
   std::string config_uuid;  // written into every mdisk label
@@ -176,8 +199,10 @@ struct ClusterModel {
   std::vector<IoGroupConfig> iogrps;
   std::vector<FcMapConfig> fcmaps;
   std::vector<FcGroupConfig> fcgroups;
+  std::vector<HostConfig> hosts;
+  std::vector<HostMapConfig> hostmaps;
   MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps,
-                     fcgroups);
+                     fcgroups, hosts, hostmaps);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
@@ -190,6 +215,8 @@ struct ClusterModel {
   const PoolConfig* find_pool(uint32_t id) const;
   FcMapConfig* find_fcmap(const std::string& name);
   FcGroupConfig* find_fcgroup(const std::string& name);
+  HostConfig* find_host(const std::string& name);
+  const HostConfig* find_host(uint32_t id) const;
   const VdiskConfig* find_vdisk(uint32_t id) const;
 };
 

@@ -112,6 +112,17 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.history_lost = f.history_lost;
     map->copies.emplace(f.id, std::move(c));
   }
+  for (const auto& h : config.hosts) {
+    HostAccess a;
+    a.id = h.id;
+    a.name = h.name;
+    a.nbd_identity = h.nbd_identity;
+    a.addresses = h.addresses;
+    a.iqn = h.iqn;
+    for (const auto& m : config.hostmaps)
+      if (m.host == h.id) a.luns.push_back({m.vdisk, m.lun, m.read_only});
+    map->hosts.push_back(std::move(a));
+  }
   return map;
 }
 

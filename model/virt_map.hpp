@@ -70,9 +70,26 @@ struct CopyLayout {
   uint32_t home_vdisk() const { return home ? home : source; }
 };
 
+// A host as the host ports see it (HostConfig and its HostMapConfigs):
+// how it is known, and the vdisks it may reach (model/host_access.hpp).
+struct HostAccess {
+  uint32_t id = 0;
+  std::string name;
+  std::string nbd_identity;
+  std::vector<std::string> addresses;
+  std::string iqn;
+  struct Lun {
+    uint32_t vdisk = 0;
+    uint32_t lun = 0;
+    bool read_only = false;
+  };
+  std::vector<Lun> luns;
+};
+
 struct VirtMap {
   std::unordered_map<uint32_t, VolumeLayout> volumes;
   std::unordered_map<uint32_t, CopyLayout> copies;  // by mapping id
+  std::vector<HostAccess> hosts;
   const VolumeLayout* find(uint32_t id) const;
   const VolumeLayout* find(const std::string& name) const;
 };

@@ -26,6 +26,11 @@ void set_nodelay(int fd);
 // between waits rather than trust shutdown() to wake a blocked accept.
 bool wait_acceptable(int fd, int timeout_ms);
 
+// The numeric IP address of a connected socket's peer, or of the socket
+// itself (a listener's); empty if it has none (not IP).
+std::string peer_ip(int fd);
+std::string local_ip(int fd);
+
 // Blocking full-length socket I/O. recv_all returns false on EOF or error.
 bool recv_all(int fd, void* out, size_t size);
 bool send_all(int fd, const void* data, size_t size);

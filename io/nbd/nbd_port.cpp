@@ -3,12 +3,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <condition_variable>
 #include <list>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hw/port/tcp.hpp"
+#include "model/host_access.hpp"
 #include "model/virt_map.hpp"
 
 namespace sve {
@@ -23,32 +26,49 @@ namespace {
 
 class MapCatalog final : public nbd::ExportCatalog {
  public:
-  MapCatalog(std::shared_ptr<const VirtMap> map, const ServiceGate* gate)
-      : map_(std::move(map)), gate_(gate) {}
+  MapCatalog(std::shared_ptr<const VirtMap> map, const ServiceGate* gate,
+             const HostClient& client, bool listener_loopback)
+      : map_(std::move(map)), gate_(gate) {
+    if (map_) access_ = resolve_access(*map_, client, listener_loopback);
+  }
   std::string refusal() const override {
     return gate_ && !gate_->open() ? gate_->why_closed() : std::string();
   }
+  // A vdisk not mapped to the client's host is as if it did not exist.
   std::optional<nbd::ExportInfo> find(const std::string& name) const override {
     const VolumeLayout* v = map_ ? map_->find(name) : nullptr;
     if (!v || v->hidden) return std::nullopt;  // a mapping's bitmap is not a host's
+    std::optional<bool> read_only = access_.read_only(v->id);
+    if (!read_only) return std::nullopt;
     bool mapped = false;
     for (const auto& [id, c] : map_->copies) mapped |= c.source == v->id || c.target == v->id;
     return nbd::ExportInfo{v->id, v->size_bytes, v->name,
                            "SVE vdisk " + v->name + " (id " + std::to_string(v->id) + ")",
-                           v->read_only, v->thin() || mapped};
+                           v->read_only || *read_only, v->thin() || mapped};
   }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
     if (map_)
       for (const auto& [id, v] : map_->volumes)
-        if (!v.hidden) out.push_back(v.name);
+        if (!v.hidden && access_.read_only(id)) out.push_back(v.name);
+    std::sort(out.begin(), out.end());
     return out;
   }
+  const Access& access() const { return access_; }
 
  private:
   std::shared_ptr<const VirtMap> map_;
   const ServiceGate* gate_;
+  Access access_;
 };
+
+// Whether a connection let in as `client` for `volume` may go on under
+// `map`: still mapped to its host. (A vdisk made read-only keeps its
+// connections: the stack refuses their writes, as it does everyone's.)
+bool still_admitted(const VirtMap& map, const HostClient& client, bool listener_loopback,
+                    uint32_t volume) {
+  return resolve_access(map, client, listener_loopback).read_only(volume).has_value();
+}
 
 }  // namespace
 
@@ -72,11 +92,22 @@ struct NbdPort::Impl {
   bool by_volume = false;
   std::set<int> fds;     // every connection's socket, handshaking or serving
   size_t handshaking = 0;
-  std::set<nbd::NbdSession*> sessions;  // serving; each owned by its core
+  bool listener_loopback = false;
+  // Who a serving connection was let in as, so that it is closed once
+  // that no longer holds (its vdisk unmapped, its host deleted).
+  struct Admitted {
+    HostClient client;
+    uint32_t volume = 0;
+    bool revoked = false;
+  };
+  std::map<nbd::NbdSession*, Admitted> sessions;  // serving; each owned by its core
 
   void accept_loop();
   void handshake(int fd, size_t core);
-  void serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated, size_t core);
+  void serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated, size_t core,
+                     HostClient client);
+  // Under mu: ends the connections `exports` no longer lets in.
+  void close_revoked();
   void closed(nbd::NbdSession* session, size_t core);
   void destroy(nbd::NbdSession* session);
 };
@@ -90,6 +121,7 @@ NbdPort::NbdPort(UniqueFd listener, std::string address, std::vector<NbdCore> co
   impl_->post = std::move(post);
   impl_->limits = limits;
   impl_->max_connections = max_connections;
+  impl_->listener_loopback = is_loopback(local_ip(impl_->listener.get()));
   for (auto& core : impl_->cores)
     impl_->slots.push_back(std::make_unique<nbd::SlotPool>(
         "nbd.slots", core.io->requests().capacity()));
@@ -100,6 +132,13 @@ NbdPort::~NbdPort() { stop(); }
 std::string NbdPort::describe() const { return "nbd://" + impl_->address; }
 
 void NbdPort::start() {
+  if (impl_->listener_loopback)
+    spdlog::info("nbd: on {}: while no hosts are defined, loopback clients reach every vdisk; "
+                 "once hosts exist, each reaches only the vdisks mapped to it",
+                 impl_->address);
+  else
+    spdlog::info("nbd: on {} (not loopback): only hosts reach the vdisks mapped to them",
+                 impl_->address);
   impl_->acceptor = std::thread([this] { impl_->accept_loop(); });
 }
 
@@ -108,6 +147,19 @@ void NbdPort::place_by_volume(bool on) { impl_->by_volume = on; }
 void NbdPort::set_exports(std::shared_ptr<const VirtMap> map) {
   std::lock_guard lock(impl_->mu);
   impl_->exports = std::move(map);
+  impl_->close_revoked();
+}
+
+void NbdPort::Impl::close_revoked() {
+  if (!exports) return;
+  for (auto& [session, a] : sessions)
+    if (!a.revoked &&
+        !still_admitted(*exports, a.client, listener_loopback, a.volume)) {
+      a.revoked = true;
+      spdlog::info("nbd: closing {}'s connection to {}: no longer mapped to it as it was",
+                   a.client.address, session->export_info().name);
+      session->shutdown();
+    }
 }
 
 size_t NbdPort::connections() const {
@@ -176,7 +228,8 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     std::lock_guard lock(mu);
     snapshot = exports;
   }
-  MapCatalog catalog(snapshot, limits.gate);
+  HostClient client{peer_ip(fd), {}};
+  MapCatalog catalog(snapshot, limits.gate, client, listener_loopback);
   auto hs = nbd::run_handshake(fd, catalog);
   std::lock_guard lock(mu);
   --handshaking;
@@ -190,23 +243,26 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
   // By vdisk with the cache on (a partition caches each vdisk), and for a
   // vdisk whose layers keep state per core (thin, point-in-time copy).
   if (by_volume || hs.chosen.partitioned) core = hs.chosen.volume % cores.size();
-  spdlog::info("nbd: host opened {} (core {})", hs.chosen.name, core);
+  spdlog::info("nbd: {} opened {}{} (core {})", catalog.access().why, hs.chosen.name,
+               hs.chosen.read_only ? " read-only" : "", core);
   post(static_cast<unsigned>(core),
-       [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core] {
-         serve_on_core(fd, chosen, negotiated, core);
+       [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core, client] {
+         serve_on_core(fd, chosen, negotiated, core, client);
        });
 }
 
 // On the core's thread from here on.
 void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated,
-                                  size_t core) {
+                                  size_t core, HostClient client) {
+  Admitted admitted{std::move(client), chosen.volume, false};
   auto* session = new nbd::NbdSession(
       fd, std::move(chosen), negotiated, *cores[core].io, *slots[core], *cores[core].top, limits,
       [this, core](nbd::NbdSession* s) { closed(s, core); });
   {
     std::lock_guard lock(mu);
-    sessions.insert(session);
+    sessions.emplace(session, std::move(admitted));
     if (stopping) session->shutdown();
+    close_revoked();  // (the map may have changed since its handshake)
   }
   session->start();
 }

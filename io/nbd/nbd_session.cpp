@@ -202,6 +202,10 @@ uint32_t NbdSession::refusal() const {
         end > info_.size_bytes)
       return kEINVAL;
   }
+  // Read-only (the vdisk, or its mapping to this host): nothing changes it.
+  if (info_.read_only && (request_.type == kCmdWrite || request_.type == kCmdTrim ||
+                          request_.type == kCmdWriteZeroes))
+    return kEPERM;
   // A node without a lease serves nothing.
   if (gate_ && !gate_->open()) return kEIO;
   return 0;

@@ -40,7 +40,7 @@ COMMANDS = {
     "fcmap.show": {"name": "f9"},
     "fcmap.prepare": {"name": "f9"},
     "fcmap.start": {"name": "f9"},
-    "fcmap.stop": {"name": "f9"},
+    "fcmap.stop": {"name": "f9", "force": True},
     "fcmap.set": {"name": "f9", "copy_rate": 0, "clean_rate": 0, "autodelete": False,
                   "consistgrp": "cg9",
                   "no_consistgrp": True},
@@ -48,7 +48,7 @@ COMMANDS = {
     "fcconsistgrp.show": {"name": "cg9"},
     "fcconsistgrp.prepare": {"name": "cg9"},
     "fcconsistgrp.start": {"name": "cg9"},
-    "fcconsistgrp.stop": {"name": "cg9"},
+    "fcconsistgrp.stop": {"name": "cg9", "force": True},
     "fcconsistgrp.delete": {"name": "cg9", "force": True},
     "fcmap.delete": {"name": "f9", "force": True},
     "cluster.create": {"name": "c"},
@@ -61,7 +61,17 @@ COMMANDS = {
     "shell.trace": {"name": "no-such-actor", "count": 3},
     "vdisk.list": {}, "pool.list": {}, "mdisk.list": {}, "node.stats": {}, "node.show": {},
     "cluster.status": {}, "node.list": {}, "iogrp.list": {}, "shell.actors": {}, "fcmap.list": {},
-    "fcconsistgrp.list": {},
+    "fcconsistgrp.list": {}, "host.list": {},
+    # h9 exists with these ways to be known: a new host with any of them fails.
+    "host.create": {"name": "h9", "nbd_identity": "id9", "addresses": ["127.0.0.1"],
+                    "iqn": "iqn.2026-12.org.sve:h9"},
+    "host.show": {"name": "h8"},
+    "host.set": {"name": "h8", "nbd_identity": "id8", "addresses": ["10.0.0.8/24"],
+                 "iqn": "iqn.2026-12.org.sve:h8"},
+    "host.chap": {"name": "h8", "secret": "a-secret-of-16ch"},
+    "host.delete": {"name": "h8", "force": True},
+    "vdisk.map": {"name": "v9", "host": "h8", "lun": 3, "read_only": True, "force": True},
+    "vdisk.unmap": {"name": "v9", "host": "h8"},
 }
 
 # Commands whose every field may be left out (the request stays valid).
@@ -119,6 +129,12 @@ def test(make):
     node.ctl("pool", "create", "p0", "--extent-size", "16M", "m0")
     node.ctl("vdisk", "create", "v0", "--pool", "p0", "--size", "32M")
     qemu_io(node.url("v0"), "write -P 0x5a 0 1M")
+    # A host with the ways COMMANDS' host.create names, and v0 mapped to it
+    # (qemu-io connects from 127.0.0.1, its address).
+    node.ctl("host", "create", "h9", "--nbd-identity", "id9", "--address", "127.0.0.1",
+             "--iqn", "iqn.2026-12.org.sve:h9")
+    node.ctl("vdisk", "map", "v0", "h9")
+    hosts_before = node.ctl_json("host", "list")
     before = node.ctl_json("daemon", "status")
     port = node.admin_port
 
@@ -152,6 +168,7 @@ def test(make):
     check(after["restarts"] == before["restarts"] == 0 and after["io_pid"] == before["io_pid"]
           and node.proc.poll() is None, f"a process restarted: {before} -> {after}")
     check([v["name"] for v in node.ctl_json("vdisk", "list")] == ["v0"], "the model changed")
+    check(node.ctl_json("host", "list") == hosts_before, "the hosts changed")
     qemu_io(node.url("v0"), "read -P 0x5a 0 1M", "write -P 0x5b 1M 1M", "read -P 0x5b 1M 1M")
 
     # svectl itself: an argument that is not UTF-8 is one error line.

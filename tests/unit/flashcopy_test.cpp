@@ -122,7 +122,8 @@ struct ModelRun {
     uint64_t version = 0;      // of its vdisk when it was sent
   };
   std::vector<Pending> pending;
-  uint64_t now = 0, reads_checked = 0, copies_done = 0, stoppings = 0, cleans_done = 0;
+  uint64_t now = 0, reads_checked = 0, copies_done = 0, stoppings = 0, cleans_done = 0,
+           forced = 0;
   uint64_t cascades = 0;  // starts while a mapping sharing a vdisk was executing
   std::map<uint32_t, uint64_t> drained_at;  // the start a drained report was seen for
 
@@ -385,6 +386,28 @@ struct ModelRun {
     return false;
   }
 
+  bool target_source_starting(const CopyLayout& c) {
+    for (auto& [id, x] : layouts)
+      if (x.source == c.target && x.state == FcState::starting) return true;
+    return false;
+  }
+
+  // As the model's stop --force: stopped at once, its target offline, and
+  // so are those that read through it, down the chain.
+  void force_stop(CopyLayout& c) {
+    std::vector<uint32_t> left{c.id};
+    while (!left.empty()) {
+      CopyLayout& gone = layouts[left.back()];
+      left.pop_back();
+      for (auto& [id, x] : layouts)
+        if (x.source == gone.target && executing(x) && gone.before(x)) left.push_back(id);
+      gone.state = FcState::stopped;
+      known[gone.target] = false;
+      ++version[gone.target];
+    }
+    ++forced;
+  }
+
   void transition() {
     Mapping& m = maps[rng() % maps.size()];
     CopyLayout& c = layouts[m.id];
@@ -433,6 +456,10 @@ struct ModelRun {
       }
       case FcState::copying:
       case FcState::stopping:
+        if (rng() % 16 == 0 && !target_source_starting(c)) {
+          force_stop(c);  // stop --force: it and those that read through it
+          break;
+        }
         if (has(CopyEvent::Kind::copied)) {
           c.state = FcState::idle_or_copied;
           ++copies_done;
@@ -443,8 +470,7 @@ struct ModelRun {
           known[m.target] = false;  // part copied: not a point in time any more
           ++version[m.target];
         } else if (rng() % 4 == 0) {
-          for (auto& [id, x] : layouts)
-            if (x.source == c.target && x.state == FcState::starting) return;  // (refused)
+          if (target_source_starting(c)) return;  // (refused)
           if (has_dependents(c)) {
             c.state = FcState::stopping;  // the target stays the point in time meanwhile
             ++stoppings;
@@ -616,7 +642,7 @@ struct OneFacility {
 
 TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") {
   uint64_t checked = 0, copies = 0, kept = 0, crashes = 0, cascades = 0, stoppings = 0,
-           cleaned = 0, history_loads = 0;
+           cleaned = 0, history_loads = 0, forced = 0;
   // SVE_FC_SEED=N [SVE_FC_CORES=C]: that seed alone (a failure replays).
   uint64_t first_seed = 1, last_seed = 60;
   std::vector<unsigned> core_counts{1u, 2u, 3u};
@@ -637,19 +663,22 @@ TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") 
       cascades += run.cascades;
       stoppings += run.stoppings;
       cleaned += run.cleans_done;
+      forced += run.forced;
     }
   }
   // Cascades and restores started while what they read through copied,
   // and stops that cleaned for them first.
   if (std::getenv("SVE_FC_TRACE"))
-    std::fprintf(stderr, "cascades %llu stoppings %llu cleaned %llu checked %llu kept %llu "
-                 "history loads %llu\n", (unsigned long long)cascades,
+    std::fprintf(stderr, "cascades %llu stoppings %llu cleaned %llu forced %llu checked %llu "
+                 "kept %llu history loads %llu\n", (unsigned long long)cascades,
                  (unsigned long long)stoppings, (unsigned long long)cleaned,
+                 (unsigned long long)forced,
                  (unsigned long long)checked, (unsigned long long)kept,
                  (unsigned long long)history_loads);
   CHECK(cascades > 100);
   CHECK(stoppings > 20);
   CHECK(cleaned > 10);
+  CHECK(forced > 10);
   CHECK(crashes > 50);  // copies went on across process restarts
   CHECK(checked > 10000);
   CHECK(copies > 20);  // background copies ran to their end

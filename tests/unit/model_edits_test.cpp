@@ -576,6 +576,31 @@ TEST_CASE("cascades and restores: one home, an online source, stops that clean f
   CHECK(m.find_fcmap("bd")->state == FcState::suspended);
   CHECK(m.find_fcmap("bd")->why.find("'ab'") != std::string::npos);
   CHECK(m.find_fcmap("xy")->state == FcState::copying);
+  // stop --force: at once, no cleaning; those that read through its target
+  // (and theirs) stop with it. Not those it reads through, nor others.
+  for (const char* name : {"ba", "ab", "bd"}) REQUIRE(delete_fcmap(m, name, false));
+  REQUIRE(map("a", "b"));
+  REQUIRE(map("b", "d"));
+  REQUIRE(map("d", "a"));
+  for (auto& v : m.vdisks) v.handover_from = v.handover_group = v.handover_partner = 0;
+  start("ab");
+  start("bd");  // reads through ab
+  start("da");  // reads through bd
+  REQUIRE(stop_fcmap(m, "ab"));
+  CHECK(m.find_fcmap("ab")->state == FcState::stopping);
+  auto forced = stop_fcmap(m, "ab", true);
+  REQUIRE(forced);
+  CHECK(forced.value().state == FcState::stopped);
+  CHECK(m.find_fcmap("bd")->state == FcState::stopped);
+  CHECK(m.find_fcmap("bd")->why.find("'ab'") != std::string::npos);
+  CHECK(m.find_fcmap("da")->state == FcState::stopped);
+  CHECK(m.find_fcmap("da")->why.find("'bd'") != std::string::npos);
+  CHECK(m.find_fcmap("cx")->state == FcState::copying);
+  CHECK(m.find_fcmap("xy")->state == FcState::copying);
+  // A forced stop of a mapping nothing reads through is a plain stop.
+  REQUIRE(stop_fcmap(m, "cx", true));
+  CHECK(m.find_fcmap("cx")->state == FcState::stopped);
+  CHECK(m.find_fcmap("xy")->state == FcState::copying);
 }
 
 TEST_CASE("a consistency group's cascade is prepared onto one home", "[edits]") {

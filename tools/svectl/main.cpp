@@ -187,7 +187,9 @@ class CommandLine {
     waits(named(verb(fcmap, "show", "a mapping, its state and progress")));
     named(verb(fcmap, "prepare", "empty the caches of source and target, ready to start"));
     preps(waits(named(verb(fcmap, "start", "make the point in time of a prepared mapping"))));
-    named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)"));
+    forced(named(verb(fcmap, "stop", "stop a mapping (a target not fully copied goes offline)")),
+           "at once, without copying what later mappings read through its target: they "
+           "stop too");
     forced(named(verb(fcmap, "delete", "delete a mapping")),
            "even while it copies (the target is left part copied)");
     auto* fset = verb(fcmap, "set", "change a mapping's copy rate, autodelete or group");
@@ -213,9 +215,42 @@ class CommandLine {
     named(verb(group, "prepare", "prepare every mapping of the group"));
     preps(waits(named(
         verb(group, "start", "the point in time of every mapping of a prepared group"))));
-    named(verb(group, "stop", "stop every mapping of the group"));
+    forced(named(verb(group, "stop", "stop every mapping of the group")),
+           "at once, and the mappings that read through their targets");
     forced(named(verb(group, "delete", "delete a group")),
            "even with mappings (they stay, standalone)");
+
+    // Hosts, and the vdisks mapped to them (docs/security.md).
+    auto* host = noun("host", "hosts: which vdisks each reaches on the host ports");
+    host_ids(named(verb(host, "create", "define a host, and how it is known")));
+    verb(host, "list", "list the hosts and their vdisks");
+    named(verb(host, "show", "a host, how it is known, and its vdisks with their LUNs"));
+    auto* hset = host_ids(named(verb(host, "set", "change how a host is known")));
+    auto* no_address = hset->add_flag("--no-address", no_address_, "forget its addresses");
+    no_address->excludes(hset->get_option("--address"));
+    on(hset, [this] {
+      if (no_address_) r_["addresses"] = json::array();
+    });
+    auto* chap = named(verb(host, "chap", "set (or with \"\" remove) its iSCSI CHAP secret"));
+    chap->add_option("--secret", secret_, "12 to 255 printable characters")->required();
+    on(chap, [this] { r_["secret"] = secret_; });
+    forced(named(verb(host, "delete", "delete a host")), "even with vdisks mapped (they are unmapped)");
+    auto* vmap = verb(vdisk, "map", "let a host reach a vdisk (SVC's mkvdiskhostmap)");
+    text(vmap, "NAME", "the vdisk");
+    text(vmap, "HOST", "the host");
+    bind(vmap, {{"NAME", "name"}, {"HOST", "host"}});
+    vmap->add_option("--lun", lun_, "its LUN for the host (default the lowest free)")
+        ->check(CLI::Range(0, 16383));
+    vmap->add_flag("--read-only", read_only_, "the host may only read it");
+    forced(vmap, "map it to a second host (they must coordinate their writes)");
+    on(vmap, [this, vmap] {
+      if (vmap->count("--lun")) r_["lun"] = lun_;
+      if (read_only_) r_["read_only"] = true;
+    });
+    auto* vunmap = verb(vdisk, "unmap", "take a vdisk from a host (its connections to it close)");
+    text(vunmap, "NAME", "the vdisk");
+    text(vunmap, "HOST", "the host");
+    bind(vunmap, {{"NAME", "name"}, {"HOST", "host"}});
 
     auto* node = noun("node", "this node, and the cluster's nodes");
     verb(node, "show", "this node's cache: size, dirty bytes, mode and why");
@@ -413,6 +448,18 @@ class CommandLine {
                    "prepare it first (empty the caches) and start once it is prepared");
     return verb;
   }
+  // --nbd-identity, --address (again for more) and --iqn: how a host is known.
+  CLI::App* host_ids(CLI::App* verb) {
+    flag_text(verb, "--nbd-identity", "nbd_identity",
+              "its NBD TLS identity (PSK identity or certificate name)");
+    verb->add_option("--address", addresses_,
+                     "an IP address or IP/PREFIX it connects from in plain text (again for more)");
+    flag_text(verb, "--iqn", "iqn", "its iSCSI initiator name");
+    on(verb, [this, verb] {
+      if (verb->count("--address")) r_["addresses"] = addresses_;
+    });
+    return verb;
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -429,7 +476,10 @@ class CommandLine {
   Command command_;
   std::map<std::string, std::string> pos_, flags_;
   std::map<std::string, std::vector<std::function<void()>>> fills_;
-  std::vector<std::string> mdisks_, nodes_;
+  std::vector<std::string> mdisks_, nodes_, addresses_;
+  std::string secret_;
+  uint32_t lun_ = 0;
+  bool no_address_ = false;
   bool read_only_ = false, read_write_ = false;
   bool thin_ = false, autoexpand_ = false, no_autoexpand_ = false;
   bool autodelete_ = false, no_autodelete_ = false, force_ = false;

@@ -203,9 +203,36 @@ void render_result(const std::string& command, const json& result) {
     for (const auto& [m, n] : result["extents_per_mdisk"].items()) std::cout << " " << m << "=" << n;
     std::cout << "\n";
     if (command == "vdisk.show") {
+      if (result.contains("hosts") && !result["hosts"].empty()) {
+        std::cout << "hosts:\n";
+        table(result["hosts"], {"host", "lun", "read_only"});
+      } else {
+        std::cout << "hosts: none mapped\n";
+      }
       if (result.contains("cache")) render_cache(result["cache"]);
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
+  } else if (command == "host.list") {
+    json rows = result;
+    for (auto& r : rows) {
+      std::string luns;
+      for (const auto& v : r.value("vdisks", json::array()))
+        luns += (luns.empty() ? "" : ",") + cell(v, "vdisk") + ":" + cell(v, "lun");
+      r["vdisks"] = luns;
+    }
+    table(rows, {"name", "id", "nbd_identity", "addresses", "iqn", "chap", "vdisks"});
+  } else if (command.rfind("host.", 0) == 0 && result.contains("vdisks")) {
+    for (const char* key : {"name", "id", "nbd_identity", "addresses", "iqn", "chap"})
+      std::cout << key << ": " << cell(result, key) << "\n";
+    if (result["vdisks"].empty()) std::cout << "vdisks: none mapped\n";
+    else table(result["vdisks"], {"vdisk", "lun", "read_only"});
+  } else if (command == "vdisk.map" || command == "vdisk.unmap") {
+    std::cout << "vdisk " << cell(result, "name") << " hosts:";
+    for (const auto& h : result.value("hosts", json::array()))
+      std::cout << " " << cell(h, "host") << " (LUN " << cell(h, "lun")
+                << (h.value("read_only", false) ? ", read-only" : "") << ")";
+    if (result.value("hosts", json::array()).empty()) std::cout << " none";
+    std::cout << "\n";
   } else if (command == "vdisk.check") {
     std::cout << "vdisk " << cell(result, "vdisk") << ": "
               << (result.value("checked", false) ? cell(result, "summary") : cell(result, "why"))
