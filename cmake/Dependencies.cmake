@@ -32,3 +32,7 @@ find_library(EDIT_LIBRARY edit REQUIRED)
 
 # CLI11 (header-only): the command lines of sved and svectl.
 find_package(CLI11 2 REQUIRED)
+
+# GnuTLS (libgnutls28-dev): TLS for the host ports, with pre-shared keys as
+# nbdkit, qemu and libnbd use them (docs/security.md).
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)

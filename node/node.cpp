@@ -51,6 +51,18 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   };
   auto nbd_listener = listen(options.nbd_fd, options.nbd);
   if (!nbd_listener) return nbd_listener.error();
+  std::shared_ptr<TlsServer> tls;
+  if (options.tls != TlsMode::off) {
+    auto loaded = TlsServer::load(options.tls_psk, options.tls_certificates);
+    if (!loaded) return loaded.error();
+    tls = loaded.value();
+    if (!options.tls_psk.empty())
+      spdlog::info("nbd: TLS {} with {} pre-shared keys from {}", to_string(options.tls),
+                   tls->identities(), options.tls_psk);
+    if (!options.tls_certificates.empty())
+      spdlog::info("nbd: TLS {} with the certificates of {}", to_string(options.tls),
+                   options.tls_certificates);
+  }
   auto admin_listener = listen(options.admin_fd, options.admin);
   if (!admin_listener) return admin_listener.error();
 
@@ -179,6 +191,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       options.max_connections);
   // A vdisk's cached state lives in one core's partition.
   m.nbd->place_by_volume(m.cache_blocks > 0);
+  m.nbd->set_tls(tls, options.tls);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   {

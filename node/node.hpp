@@ -10,6 +10,7 @@
 
 #include "hw/port/tcp.hpp"
 #include "io/reactor/core_io.hpp"
+#include "io/tls/tls_server.hpp"
 #include "util/result.hpp"
 
 namespace sve {
@@ -23,6 +24,12 @@ struct NodeOptions {
   uint64_t cache_bytes = 128ull << 20;  // the node's cache, shared out among its cores
   bool pin = true;       // pin each core's reactor thread to a CPU
   size_t max_connections = 1024;  // host connections, beyond which new ones are closed
+  // NBD over TLS (docs/security.md): STARTTLS with the pre-shared keys of
+  // `tls_psk` (psktool's "identity:hexkey" lines) and/or the X.509
+  // certificates in `tls_certificates`, as `tls` says.
+  TlsMode tls = TlsMode::off;
+  std::string tls_psk;
+  std::string tls_certificates;
   // A cluster node: its cluster address and number. Without them the node
   // stands alone and keeps its model in the data dir.
   std::optional<HostPortAddress> cluster;

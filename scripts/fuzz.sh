@@ -4,7 +4,7 @@
 # coverage are merged back into tests/fuzz/corpus/TARGET (commit the ones
 # worth keeping: CI replays them). A crash leaves crash-* in build-fuzz/.
 #
-#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: nbd_request nbd_handshake cluster_codec
+#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: nbd_request nbd_handshake cluster_codec admin_request
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}

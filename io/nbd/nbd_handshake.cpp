@@ -4,6 +4,7 @@
 
 #include "hw/port/tcp.hpp"
 #include "io/nbd/nbd_wire.hpp"
+#include "io/tls/tls_server.hpp"
 
 namespace sve::nbd {
 namespace {
@@ -11,20 +12,32 @@ namespace {
 // The handshake ends without an export: the connection is closed.
 HandshakeResult ended(std::string why) { return {false, {}, std::move(why), {}}; }
 
-bool send_bytes(int fd, const std::vector<uint8_t>& bytes) {
-  return send_all(fd, bytes.data(), bytes.size());
+// The socket, or once STARTTLS is done the TLS session over it.
+struct Wire {
+  int fd = -1;
+  std::shared_ptr<TlsSession> tls;
+  bool send(const void* data, size_t size) {
+    return tls ? tls->send_all(data, size) : send_all(fd, data, size);
+  }
+  bool recv(void* out, size_t size) {
+    return tls ? tls->recv_all(out, size) : recv_all(fd, out, size);
+  }
+};
+
+bool send_bytes(Wire& w, const std::vector<uint8_t>& bytes) {
+  return w.send(bytes.data(), bytes.size());
 }
 
-bool reply(int fd, uint32_t option, uint32_t type, const std::vector<uint8_t>& data = {}) {
+bool reply(Wire& fd, uint32_t option, uint32_t type, const std::vector<uint8_t>& data = {}) {
   return send_bytes(fd, encode_option_reply(option, type, data));
 }
 
-bool reply_error(int fd, uint32_t option, uint32_t type, const std::string& message) {
+bool reply_error(Wire& fd, uint32_t option, uint32_t type, const std::string& message) {
   return reply(fd, option, type, std::vector<uint8_t>(message.begin(), message.end()));
 }
 
 // An INFO reply carrying a string (NBD_INFO_NAME, NBD_INFO_DESCRIPTION).
-bool reply_string(int fd, uint32_t option, uint16_t info, const std::string& text) {
+bool reply_string(Wire& fd, uint32_t option, uint16_t info, const std::string& text) {
   std::vector<uint8_t> data;
   put_u16(data, info);
   data.insert(data.end(), text.begin(), text.begin() + static_cast<long>(
@@ -53,7 +66,10 @@ uint16_t transmission_flags(bool structured, bool read_only) {
   return flags;
 }
 
-HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
+HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServer* tls,
+                              TlsMode mode) {
+  if (!tls) mode = TlsMode::off;
+  Wire fd{socket, nullptr};
   HandshakeResult result;
   std::vector<uint8_t> hello;
   put_u64(hello, kNbdMagic);
@@ -62,7 +78,7 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
   if (!send_bytes(fd, hello)) return ended("client left before the greeting");
 
   uint8_t client_flags_raw[4];
-  if (!recv_all(fd, client_flags_raw, 4)) return ended("client left");
+  if (!fd.recv(client_flags_raw, 4)) return ended("client left");
   uint32_t client_flags = get_u32(client_flags_raw);
   if (client_flags & ~(kClientFixedNewstyle | kClientNoZeroes))
     return ended("unknown client flags");
@@ -72,23 +88,57 @@ HandshakeResult run_handshake(int fd, const ExportCatalog& catalog) {
   std::string context_export;
   uint32_t allocation_context = 0;
   auto go = [&](const ExportInfo& info) {
-    HandshakeResult r{true, info, {}, {structured, 0}};
+    HandshakeResult r{true, info, {}, {structured, 0}, fd.tls};
     if (context_export == info.name) r.negotiated.allocation_context = allocation_context;
     return r;
   };
 
   for (;;) {
     uint8_t head[16];
-    if (!recv_all(fd, head, sizeof head)) return ended("client left during options");
+    if (!fd.recv(head, sizeof head)) return ended("client left during options");
     if (get_u64(head) != kOptMagic) return ended("bad option magic");
     uint32_t option = get_u32(head + 8);
     uint32_t length = get_u32(head + 12);
     if (length > kMaxOptionBytes) return ended("option too large");
     std::vector<uint8_t> data(length);
-    if (length && !recv_all(fd, data.data(), length))
+    if (length && !fd.recv(data.data(), length))
       return ended("client left during options");
 
+    // `require`: nothing but STARTTLS (or ABORT) before TLS.
+    if (mode == TlsMode::require && !fd.tls && option != kOptStartTls && option != kOptAbort) {
+      if (option == kOptExportName) return ended("a plain-text client, and TLS is required");
+      if (!reply_error(fd, option, kRepErrTlsReqd,
+                       "this node requires TLS: NBD_OPT_STARTTLS first"))
+        return ended("client left");
+      continue;
+    }
+
     switch (option) {
+      case kOptStartTls: {
+        const char* why = mode == TlsMode::off ? nullptr
+                          : length != 0         ? "STARTTLS takes no data"
+                          : fd.tls              ? "TLS is already on"
+                                                : nullptr;
+        if (mode == TlsMode::off) {
+          if (!reply_error(fd, option, kRepErrUnsup, "TLS is not enabled on this node"))
+            return ended("client left");
+          break;
+        }
+        if (why) {
+          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          break;
+        }
+        if (!reply(fd, option, kRepAck)) return ended("client left");
+        auto session = tls->accept(socket);
+        if (!session) return ended(session.error().message);
+        fd.tls = std::move(session.value());
+        catalog.identify(fd.tls->identity());
+        // What was negotiated in plain text does not carry over (the spec).
+        structured = false;
+        context_export.clear();
+        allocation_context = 0;
+        break;
+      }
       case kOptExportName: {
         std::string name(data.begin(), data.end());
         auto info = catalog.find(name);

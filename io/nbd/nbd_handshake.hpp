@@ -1,12 +1,15 @@
 #pragma once
 // The NBD fixed-newstyle handshake on a connected socket: option haggling
-// (EXPORT_NAME, LIST, INFO, GO, ABORT, STRUCTURED_REPLY, LIST and SET
-// META_CONTEXT) until the client picks an export or leaves. Malformed
+// (EXPORT_NAME, LIST, INFO, GO, ABORT, STARTTLS, STRUCTURED_REPLY, LIST and
+// SET META_CONTEXT) until the client picks an export or leaves. Malformed
 // input earns an error reply or ends this connection only.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "io/tls/tls_server.hpp"
 
 namespace sve::nbd {
 
@@ -28,6 +31,9 @@ class ExportCatalog {
   virtual std::vector<std::string> names() const = 0;
   // Non-empty: no export is served now, and this says why.
   virtual std::string refusal() const { return {}; }
+  // The client proved this TLS identity (STARTTLS): what it may see may
+  // change from here on.
+  virtual void identify(const std::string& /*tls_identity*/) {}
 };
 
 // The id SVE gives base:allocation when a client selects it.
@@ -44,6 +50,7 @@ struct HandshakeResult {
   ExportInfo chosen;
   std::string reason;  // why it ended without an export, for the log
   Negotiated negotiated;
+  std::shared_ptr<TlsSession> tls;  // the session over the socket, if STARTTLS was done
 };
 
 // Flags SVE advertises for every export: flush, FUA, trim, write-zeroes,
@@ -53,6 +60,8 @@ struct HandshakeResult {
 // read-only vdisk.
 uint16_t transmission_flags(bool structured = false, bool read_only = false);
 
-HandshakeResult run_handshake(int fd, const ExportCatalog& catalog);
+// `tls`: the credentials STARTTLS uses (none: TLS is off), as `mode` says.
+HandshakeResult run_handshake(int fd, ExportCatalog& catalog, const TlsServer* tls = nullptr,
+                              TlsMode mode = TlsMode::off);
 
 }  // namespace sve::nbd

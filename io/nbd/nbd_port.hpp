@@ -11,6 +11,7 @@
 #include "io/nbd/nbd_session.hpp"
 #include "io/protocol.hpp"
 #include "io/reactor/core_io.hpp"
+#include "io/tls/tls_server.hpp"
 #include "util/fd.hpp"
 
 namespace sve {
@@ -39,6 +40,10 @@ class NbdPort final : public HostPort {
   // partition owns it (volume id modulo cores), instead of spreading
   // connections round-robin. Set before start().
   void place_by_volume(bool on);
+  // STARTTLS with these credentials (docs/security.md): a TLS connection's
+  // records are relayed by a thread of its own to a session that serves it
+  // as plain text. Set before start().
+  void set_tls(std::shared_ptr<const TlsServer> server, TlsMode mode);
 
   size_t connections() const;
 

@@ -39,6 +39,7 @@ inline constexpr uint32_t kRepMetaContext = 4;
 inline constexpr uint32_t kRepErrUnsup = 0x80000001u;
 inline constexpr uint32_t kRepErrPolicy = 0x80000002u;
 inline constexpr uint32_t kRepErrInvalid = 0x80000003u;
+inline constexpr uint32_t kRepErrTlsReqd = 0x80000005u;
 inline constexpr uint32_t kRepErrUnknown = 0x80000006u;
 
 // NBD_OPT_INFO / NBD_OPT_GO information types.

@@ -107,6 +107,21 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
   app.add_option("--max-connections", n.max_connections,
                  "host connections at once (default 1024); more are closed")
       ->check(CLI::Range(size_t{1}, size_t{9'999'999}));
+  app.add_option_function<std::string>(
+         "--tls",
+         [&n](const std::string& v) {
+           n.tls = v == "require" ? TlsMode::require : v == "on" ? TlsMode::on : TlsMode::off;
+         },
+         "NBD over TLS: off (the default), on (as the client asks) or require (plain-text "
+         "clients are refused); needs --tls-psk")
+      ->check(CLI::IsMember({"off", "on", "require"}));
+  app.add_option("--tls-psk", n.tls_psk,
+                 "the pre-shared keys of NBD's TLS: IDENTITY:HEXKEY lines (psktool's format; "
+                 "a host's --nbd-identity names the identity)");
+  app.add_option("--tls-certificates", n.tls_certificates,
+                 "X.509 for NBD's TLS: a directory with ca-cert.pem (client certificates must "
+                 "chain to it), server-cert.pem, server-key.pem, optionally ca-crl.pem; a "
+                 "client certificate's common name is its --nbd-identity");
   app.add_flag_callback("--no-pin", [&n] { n.pin = false; },
                         "do not pin the per-core reactor threads to CPUs");
   app.add_option("--cluster", t.cluster,
@@ -198,6 +213,13 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
   if (!t.io_memory.empty()) o.node.core_io.buffer_bytes = parse_size(t.io_memory).value_or(0);
   if (!t.cache_size.empty())
     o.node.cache_bytes = t.cache_size == "0" ? 0 : parse_size(t.cache_size).value_or(0);
+  bool credentials = !o.node.tls_psk.empty() || !o.node.tls_certificates.empty();
+  if (o.node.tls != TlsMode::off && !credentials)
+    return make_error("--tls " + std::string(to_string(o.node.tls)) +
+                          " needs --tls-psk FILE or --tls-certificates DIR",
+                      EINVAL);
+  if (o.node.tls == TlsMode::off && credentials)
+    return make_error("--tls-psk and --tls-certificates need --tls on or --tls require", EINVAL);
   if (o.node.cluster.has_value() != (o.node.node_id != 0))
     return make_error("--cluster and --node-id go together", EINVAL);
   if (!o.node.quorum_device.empty() && !o.node.cluster)
