@@ -6,12 +6,28 @@
 
 namespace sve {
 
+namespace {
+nlohmann::json& credentials() {
+  static nlohmann::json auth;  // (one CLI invocation's)
+  return auth;
+}
+}  // namespace
+
+void set_admin_credentials(nlohmann::json auth) { credentials() = std::move(auth); }
+
 Result<nlohmann::json> admin_call(const HostPortAddress& address,
                                   const nlohmann::json& request) {
   auto fd = connect_tcp(address);
   if (!fd) return make_error("cannot reach sved admin API at " + address.to_string() +
                              ": " + fd.error().message, fd.error().code);
-  std::string line = request.dump() + "\n";
+  std::string line;
+  if (!credentials().is_null() && !request.contains("auth")) {
+    nlohmann::json with = request;
+    with["auth"] = credentials();
+    line = with.dump() + "\n";
+  } else {
+    line = request.dump() + "\n";
+  }
   if (!send_all(fd->get(), line.data(), line.size()))
     return make_error("connection to " + address.to_string() + " lost", EPIPE);
   std::string reply;

@@ -9,6 +9,11 @@
 
 namespace sve {
 
+// Credentials every later admin_call sends with its request (svectl's
+// --user, or its saved session token): {"user", "password"} or {"token"};
+// null: none.
+void set_admin_credentials(nlohmann::json auth);
+
 // Sends one request and returns the node's reply object.
 Result<nlohmann::json> admin_call(const HostPortAddress& address,
                                   const nlohmann::json& request);

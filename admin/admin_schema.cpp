@@ -113,6 +113,13 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
        {name(), name("host"), {"lun", Type::count, false, 0, 16383}, {"read_only", Type::flag},
         {"force", Type::flag}}},
       {"vdisk.unmap", {name(), name("host")}},
+      {"user.create",
+       {name(), {"role", Type::text, true, 1, 32}, {"password", Type::text, true, 1, 1024}}},
+      {"user.list", {}},
+      {"user.delete", {name()}},
+      {"user.passwd", {name(), {"password", Type::text, true, 1, 1024}}},
+      {"user.whoami", {}},
+      {"session.login", {}},
       {"node.show", {}},
       {"node.stats", {}},
       {"daemon.status", {}},
@@ -215,6 +222,22 @@ Status check_field(const Field& f, const json& v) {
   return refuse(f, "unknown type");
 }
 
+// {"token": T} or {"user": NAME, "password": P}.
+Status check_auth(const json& auth) {
+  auto text = [&](const char* key, size_t max) {
+    return auth.contains(key) && auth[key].is_string() && !auth[key].get<std::string>().empty() &&
+           auth[key].get<std::string>().size() <= max;
+  };
+  bool token = auth.is_object() && auth.size() == 1 && text("token", 1024);
+  bool password = auth.is_object() && auth.size() == 2 && auth.contains("user") &&
+                  auth["user"].is_string() && valid_name(auth["user"].get<std::string>()) &&
+                  text("password", 1024);
+  if (!token && !password)
+    return make_error("field 'auth': expected {\"token\": T} or {\"user\": NAME, \"password\": P}",
+                      EINVAL);
+  return ok_status();
+}
+
 }  // namespace
 
 Status check_admin_request(const json& request) {
@@ -228,6 +251,17 @@ Status check_admin_request(const json& request) {
     return make_error("unknown command '" + clip(name, 64) + "'", EINVAL);
   for (const auto& [key, value] : request.items()) {
     if (key == "cmd") continue;
+    // Who sends it, on every command (docs/security.md): credentials, and
+    // where a supervised node's configuration process says it came from.
+    if (key == "auth") {
+      if (auto st = check_auth(value); !st) return st;
+      continue;
+    }
+    if (key == "from") {
+      if (!value.is_string() || value.get<std::string>().size() > 64)
+        return make_error("field 'from': expected an address", EINVAL);
+      continue;
+    }
     auto f = std::find_if(spec->second.begin(), spec->second.end(),
                           [&](const Field& f) { return key == f.key; });
     if (f == spec->second.end())

@@ -123,9 +123,9 @@ void AdminServer::accept_loop() {
 
 // The handler's answer; an exception it lets out is an error reply, never
 // the end of the process.
-std::string AdminServer::answer(const std::string& line) {
+std::string AdminServer::answer(const std::string& line, const std::string& peer) {
   try {
-    return handler_(line);
+    return handler_(line, peer);
   } catch (const std::exception& e) {
     spdlog::error("admin: request failed with an exception: {} (request: {:.200})", e.what(),
                   line);
@@ -138,6 +138,7 @@ std::string AdminServer::answer(const std::string& line) {
 
 void AdminServer::serve(Client* client) {
   int fd = client->fd;
+  const std::string peer = peer_ip(fd);
   std::string pending;
   char chunk[4096];
   for (;;) {
@@ -145,7 +146,7 @@ void AdminServer::serve(Client* client) {
     if (nl != std::string::npos) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
-      std::string reply = answer(line) + "\n";
+      std::string reply = answer(line, peer) + "\n";
       if (!send_all(fd, reply.data(), reply.size())) break;
       continue;
     }

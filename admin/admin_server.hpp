@@ -26,7 +26,10 @@ struct AdminServerLimits {
 
 class AdminServer {
  public:
-  using Handler = std::function<std::string(const std::string& request_line)>;
+  // `peer`: the client's numeric IP address (who sent it, for the rule
+  // that only loopback clients may send commands while no user exists).
+  using Handler =
+      std::function<std::string(const std::string& request_line, const std::string& peer)>;
 
   AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits = {});
   ~AdminServer();
@@ -46,7 +49,7 @@ class AdminServer {
   void accept_loop();
   void serve(Client* client);
   void reap_locked();
-  std::string answer(const std::string& line);
+  std::string answer(const std::string& line, const std::string& peer);
 
   UniqueFd listener_;
   Handler handler_;

@@ -246,6 +246,7 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
     return fcmap_change(cmd, args);
   if (cmd.rfind("fcconsistgrp.", 0) == 0) return fcgroup_command(cmd, args);
   if (cmd.rfind("host.", 0) == 0) return host_command(cmd, args);
+  if (cmd.rfind("user.", 0) == 0) return user_command(cmd, args);
   if (cmd == "vdisk.map" || cmd == "vdisk.unmap") return vdisk_mapping(cmd, args);
   return bad("unknown command '" + cmd + "'");
 }

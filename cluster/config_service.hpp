@@ -104,6 +104,8 @@ class ConfigService {
   // Their consistency groups (config_fcmap.cpp).
   Result<nlohmann::json> fcgroup_command(const std::string& cmd, const nlohmann::json& args);
   nlohmann::json describe_fcgroup(const FcGroupConfig& g) const;
+  // Administrators (config_user.cpp).
+  Result<nlohmann::json> user_command(const std::string& cmd, const nlohmann::json& args);
   // Hosts and vdisk-to-host mappings (config_host.cpp).
   Result<nlohmann::json> host_command(const std::string& cmd, const nlohmann::json& args);
   Result<nlohmann::json> vdisk_mapping(const std::string& cmd, const nlohmann::json& args);

@@ -36,3 +36,8 @@ find_package(CLI11 2 REQUIRED)
 # GnuTLS (libgnutls28-dev): TLS for the host ports, with pre-shared keys as
 # nbdkit, qemu and libnbd use them (docs/security.md).
 pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
+
+# libsodium (libsodium-dev): administrators' passwords as Argon2id hashes
+# (crypto_pwhash_str) and the HMACs of their session tokens, rather than
+# hand-written crypto.
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)

@@ -70,6 +70,11 @@ FcGroupConfig* ClusterModel::find_fcgroup(const std::string& n) {
 HostConfig* ClusterModel::find_host(const std::string& n) {
   return find_in(hosts, [&](auto& h) { return h.name == n; });
 }
+const UserConfig* ClusterModel::find_user(const std::string& n) const {
+  for (const auto& u : users)
+    if (u.name == n) return &u;
+  return nullptr;
+}
 const HostConfig* ClusterModel::find_host(uint32_t i) const {
   for (const auto& h : hosts)
     if (h.id == i) return &h;

@@ -189,6 +189,16 @@ struct HostMapConfig {
   MSGPACK_DEFINE_MAP(host, vdisk, lun, read_only);
 };
 
+// An administrator (SVC's user): its role (admin/admin_roles.hpp) and its
+// password, kept only as a salted slow hash (admin/admin_auth.hpp).
+struct UserConfig {
+  uint32_t id = 0;
+  std::string name;
+  std::string role;
+  std::string password_hash;
+  MSGPACK_DEFINE_MAP(id, name, role, password_hash);
+};
+
 struct ClusterModel {
   uint64_t version = 0;     // bumped by every committed change
   std::string config_uuid;  // written into every mdisk label
@@ -201,8 +211,10 @@ struct ClusterModel {
   std::vector<FcGroupConfig> fcgroups;
   std::vector<HostConfig> hosts;
   std::vector<HostMapConfig> hostmaps;
+  std::vector<UserConfig> users;  // none: only loopback clients may send commands
+  std::string token_key;          // hex; signs session tokens (made with the first user)
   MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps,
-                     fcgroups, hosts, hostmaps);
+                     fcgroups, hosts, hostmaps, users, token_key);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
@@ -216,6 +228,7 @@ struct ClusterModel {
   FcMapConfig* find_fcmap(const std::string& name);
   FcGroupConfig* find_fcgroup(const std::string& name);
   HostConfig* find_host(const std::string& name);
+  const UserConfig* find_user(const std::string& name) const;
   const HostConfig* find_host(uint32_t id) const;
   const VdiskConfig* find_vdisk(uint32_t id) const;
 };

@@ -5,8 +5,15 @@
 
 #include <unistd.h>
 
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
 #include "actors/messages.hpp"
+#include "admin/admin_auth.hpp"
+#include "admin/admin_roles.hpp"
 #include "admin/admin_schema.hpp"
+#include "model/host_access.hpp"
 
 namespace sve {
 
@@ -27,7 +34,99 @@ std::string ask(caf::actor_system& sys, const caf::actor& actor, const std::stri
   return reply;
 }
 
+uint64_t unix_now() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 }  // namespace
+
+// docs/security.md: no users, only loopback clients; users, every command
+// carries a user's password or a session token, and the user's role must
+// allow the command (anyone may change their own password).
+std::string Node::Impl::admit(nlohmann::json& request, const std::string& peer,
+                              std::string& who) {
+  // A supervised node's requests all come through its configuration
+  // process, which writes in where each came from; alone, the socket says.
+  std::string from = peer;
+  if (options.supervised && request.contains("from")) from = request["from"].get<std::string>();
+  nlohmann::json auth = request.contains("auth") ? request["auth"] : nlohmann::json();
+  request.erase("auth");
+  request.erase("from");
+  std::vector<UserConfig> users;
+  std::string key;
+  {
+    std::lock_guard lock(routes_mu);
+    users = routed_config.users;
+    key = routed_config.token_key;
+  }
+  std::string cmd = admin_command(request);
+  if (users.empty()) {
+    who = "a loopback client (" + from + ")";
+    if (is_loopback(from)) return {};
+    who = from;
+    return "no administrator exists yet, so only clients on the node itself (loopback) may "
+           "send commands: create the first with svectl user create NAME --role securityadmin "
+           "there";
+  }
+  auto user_of = [&](const std::string& name) -> const UserConfig* {
+    for (const auto& u : users)
+      if (u.name == name) return &u;
+    return nullptr;
+  };
+  const UserConfig* user = nullptr;
+  if (auth.is_object() && auth.contains("token")) {
+    auto name = check_token(key, auth["token"].get<std::string>(), unix_now(),
+                            [&](const std::string& n) -> std::optional<std::string> {
+                              const UserConfig* u = user_of(n);
+                              if (!u) return std::nullopt;
+                              return u->password_hash;
+                            });
+    who = from;
+    if (!name) return "the session token is not valid (expired, or its user's password changed): "
+                      "svectl login again";
+    user = user_of(*name);
+  } else if (auth.is_object() && auth.contains("user")) {
+    std::string name = auth["user"].get<std::string>();
+    user = user_of(name);
+    who = "'" + name + "' from " + from;
+    // (A user that does not exist costs the same time as a wrong password.)
+    bool good = verify_password(user ? user->password_hash : users.front().password_hash,
+                                auth.value("password", "")) &&
+                user;
+    if (!good) return "wrong user name or password";
+  } else {
+    who = from;
+    return "this cluster has administrators: log in (svectl login --user NAME, or --user NAME "
+           "with SVE_PASSWORD or a prompt)";
+  }
+  if (!user) return "the session token's user is gone";
+  who = "'" + user->name + "' (" + user->role + ") from " + from;
+  auto role = parse_role(user->role);
+  bool own_password = cmd == "user.passwd" && request.value("name", "") == user->name;
+  if (!role || !(role_allows(*role, cmd) || own_password))
+    return "user '" + user->name + "' (" + user->role + ") may not run " + cmd;
+  if (cmd == "session.login") request["user"] = user->name;  // (whose token it makes)
+  return {};
+}
+
+std::string Node::Impl::login(const nlohmann::json& request, const std::string& who) {
+  std::string name = request.value("user", "");
+  std::lock_guard lock(routes_mu);
+  const UserConfig* u = routed_config.find_user(name);
+  if (!u) return admin_error("log in as a user: this cluster has no administrators yet (" + who + ")");
+  uint64_t expires = unix_now() + kTokenSeconds;
+  return nlohmann::json{{"ok", true},
+                        {"result",
+                         {{"user", u->name},
+                          {"role", u->role},
+                          {"token", make_token(routed_config.token_key, u->name,
+                                               u->password_hash, expires)},
+                          {"expires", expires}}}}
+      .dump();
+}
 
 std::string Node::Impl::call_config(const std::string& line) {
   return ask(*sys, config_actor, line, "config actor");
@@ -43,13 +142,45 @@ std::string Node::Impl::call_cluster(const std::string& line) {
 
 // Data-path statistics are the node's own; cluster commands go to the
 // cluster actor; everything else is configuration.
-std::string Node::Impl::route_admin(Node& node, const std::string& line) {
+std::string Node::Impl::route_admin(Node& node, const std::string& given,
+                                    const std::string& peer, bool trusted) {
   // Checked whole before anything reads it (the configuration process did
   // too; this process also runs alone).
-  auto parsed = parse_admin_request(line);
+  auto parsed = parse_admin_request(given);
   if (!parsed) return admin_error(parsed.error().message);
-  const nlohmann::json& request = *parsed;
+  nlohmann::json& request = *parsed;
   std::string cmd = admin_command(request);
+  std::string who = "the node itself";
+  if (!trusted) {
+    if (std::string refused = admit(request, peer, who); !refused.empty()) {
+      spdlog::warn("admin: refused {} from {}: {}", cmd, who, refused);
+      return admin_error(refused);
+    }
+  } else {
+    request.erase("auth");
+    request.erase("from");
+  }
+  if (cmd == "user.whoami") return nlohmann::json{{"ok", true}, {"result", {{"who", who}}}}.dump();
+  if (cmd == "session.login") return login(request, who);
+  std::string reply = route_admitted(node, request);
+  if (!trusted && !reads_only(cmd)) {
+    // The node's log keeps who changed what, secrets masked.
+    nlohmann::json shown = request;
+    for (const char* secret : {"password", "secret"})
+      if (shown.contains(secret)) shown[secret] = "***";
+    auto answer = nlohmann::json::parse(reply, nullptr, false);
+    bool ok = answer.is_object() && answer.value("ok", false);
+    spdlog::info("audit: {} ran {}: {}", who, shown.dump(),
+                 ok ? std::string("ok")
+                    : "refused: " + (answer.is_object() ? answer.value("error", "") : reply));
+  }
+  return reply;
+}
+
+// An admitted request (without its credentials) to whoever answers it.
+std::string Node::Impl::route_admitted(Node& node, const nlohmann::json& request) {
+  const std::string cmd = admin_command(request);
+  const std::string line = request.dump();
   if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.add" || cmd == "node.remove" ||
       cmd == "node.list")
     return call_cluster(line);

@@ -251,7 +251,9 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.copy_controller = m.spawn_copy_controller();
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
-      [&m, self = node.get()](const std::string& line) { return m.route_admin(*self, line); });
+      [&m, self = node.get()](const std::string& line, const std::string& peer) {
+        return m.route_admin(*self, line, peer);
+      });
   m.nbd->start();
   m.admin->start();
   spdlog::info("node up: {} cores, {} buffer memory and {} request contexts per core, "
@@ -275,7 +277,7 @@ void Node::check_health() {
 }
 
 nlohmann::json Node::admin(const nlohmann::json& request) {
-  return nlohmann::json::parse(impl_->route_admin(*this, request.dump()));
+  return nlohmann::json::parse(impl_->route_admin(*this, request.dump(), {}, true));
 }
 
 std::string Node::nbd_url() const { return impl_->nbd->describe(); }

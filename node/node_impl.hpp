@@ -141,7 +141,16 @@ struct Node::Impl {
   std::string call_config(const std::string& line);
   std::string call_cluster(const std::string& line);
   ClusterLink cluster_link();
-  std::string route_admin(Node& node, const std::string& line);
+  // `peer`: the client's address (where a supervised node's configuration
+  // process relays, the "from" it wrote in); `trusted`: the node's own call.
+  std::string route_admin(Node& node, const std::string& line, const std::string& peer,
+                          bool trusted = false);
+  // Who sent it, and whether they may (docs/security.md): the error line to
+  // answer, or empty; `request` loses its credentials either way.
+  std::string admit(nlohmann::json& request, const std::string& peer, std::string& who);
+  std::string route_admitted(Node& node, const nlohmann::json& request);
+  // session.login, once admitted with a password: a token for its user.
+  std::string login(const nlohmann::json& request, const std::string& who);
 };
 
 void run_on_core(const caf::actor& actor, std::function<void()> task);

@@ -10,7 +10,7 @@ namespace sve::nbd {
 namespace {
 
 // The handshake ends without an export: the connection is closed.
-HandshakeResult ended(std::string why) { return {false, {}, std::move(why), {}}; }
+HandshakeResult ended(std::string why) { return {false, {}, std::move(why), {}, nullptr}; }
 
 // The socket, or once STARTTLS is done the TLS session over it.
 struct Wire {
@@ -28,22 +28,22 @@ bool send_bytes(Wire& w, const std::vector<uint8_t>& bytes) {
   return w.send(bytes.data(), bytes.size());
 }
 
-bool reply(Wire& fd, uint32_t option, uint32_t type, const std::vector<uint8_t>& data = {}) {
-  return send_bytes(fd, encode_option_reply(option, type, data));
+bool reply(Wire& wire, uint32_t option, uint32_t type, const std::vector<uint8_t>& data = {}) {
+  return send_bytes(wire, encode_option_reply(option, type, data));
 }
 
-bool reply_error(Wire& fd, uint32_t option, uint32_t type, const std::string& message) {
-  return reply(fd, option, type, std::vector<uint8_t>(message.begin(), message.end()));
+bool reply_error(Wire& wire, uint32_t option, uint32_t type, const std::string& message) {
+  return reply(wire, option, type, std::vector<uint8_t>(message.begin(), message.end()));
 }
 
 // An INFO reply carrying a string (NBD_INFO_NAME, NBD_INFO_DESCRIPTION).
-bool reply_string(Wire& fd, uint32_t option, uint16_t info, const std::string& text) {
+bool reply_string(Wire& wire, uint32_t option, uint16_t info, const std::string& text) {
   std::vector<uint8_t> data;
   put_u16(data, info);
   data.insert(data.end(), text.begin(), text.begin() + static_cast<long>(
                                                           std::min<size_t>(text.size(),
                                                                            kMaxStringBytes)));
-  return reply(fd, option, kRepInfo, data);
+  return reply(wire, option, kRepInfo, data);
 }
 
 // The contexts of `queries` SVE has, for LIST (`listing`: an empty list or
@@ -69,16 +69,16 @@ uint16_t transmission_flags(bool structured, bool read_only) {
 HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServer* tls,
                               TlsMode mode) {
   if (!tls) mode = TlsMode::off;
-  Wire fd{socket, nullptr};
+  Wire wire{socket, nullptr};
   HandshakeResult result;
   std::vector<uint8_t> hello;
   put_u64(hello, kNbdMagic);
   put_u64(hello, kOptMagic);
   put_u16(hello, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!send_bytes(fd, hello)) return ended("client left before the greeting");
+  if (!send_bytes(wire, hello)) return ended("client left before the greeting");
 
   uint8_t client_flags_raw[4];
-  if (!fd.recv(client_flags_raw, 4)) return ended("client left");
+  if (!wire.recv(client_flags_raw, 4)) return ended("client left");
   uint32_t client_flags = get_u32(client_flags_raw);
   if (client_flags & ~(kClientFixedNewstyle | kClientNoZeroes))
     return ended("unknown client flags");
@@ -88,26 +88,26 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
   std::string context_export;
   uint32_t allocation_context = 0;
   auto go = [&](const ExportInfo& info) {
-    HandshakeResult r{true, info, {}, {structured, 0}, fd.tls};
+    HandshakeResult r{true, info, {}, {structured, 0}, wire.tls};
     if (context_export == info.name) r.negotiated.allocation_context = allocation_context;
     return r;
   };
 
   for (;;) {
     uint8_t head[16];
-    if (!fd.recv(head, sizeof head)) return ended("client left during options");
+    if (!wire.recv(head, sizeof head)) return ended("client left during options");
     if (get_u64(head) != kOptMagic) return ended("bad option magic");
     uint32_t option = get_u32(head + 8);
     uint32_t length = get_u32(head + 12);
     if (length > kMaxOptionBytes) return ended("option too large");
     std::vector<uint8_t> data(length);
-    if (length && !fd.recv(data.data(), length))
+    if (length && !wire.recv(data.data(), length))
       return ended("client left during options");
 
     // `require`: nothing but STARTTLS (or ABORT) before TLS.
-    if (mode == TlsMode::require && !fd.tls && option != kOptStartTls && option != kOptAbort) {
+    if (mode == TlsMode::require && !wire.tls && option != kOptStartTls && option != kOptAbort) {
       if (option == kOptExportName) return ended("a plain-text client, and TLS is required");
-      if (!reply_error(fd, option, kRepErrTlsReqd,
+      if (!reply_error(wire, option, kRepErrTlsReqd,
                        "this node requires TLS: NBD_OPT_STARTTLS first"))
         return ended("client left");
       continue;
@@ -115,24 +115,23 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
 
     switch (option) {
       case kOptStartTls: {
-        const char* why = mode == TlsMode::off ? nullptr
-                          : length != 0         ? "STARTTLS takes no data"
-                          : fd.tls              ? "TLS is already on"
-                                                : nullptr;
         if (mode == TlsMode::off) {
-          if (!reply_error(fd, option, kRepErrUnsup, "TLS is not enabled on this node"))
+          if (!reply_error(wire, option, kRepErrUnsup, "TLS is not enabled on this node"))
             return ended("client left");
           break;
         }
+        const char* why = length != 0 ? "STARTTLS takes no data"
+                          : wire.tls  ? "TLS is already on"
+                                      : nullptr;
         if (why) {
-          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          if (!reply_error(wire, option, kRepErrInvalid, why)) return ended("client left");
           break;
         }
-        if (!reply(fd, option, kRepAck)) return ended("client left");
+        if (!reply(wire, option, kRepAck)) return ended("client left");
         auto session = tls->accept(socket);
         if (!session) return ended(session.error().message);
-        fd.tls = std::move(session.value());
-        catalog.identify(fd.tls->identity());
+        wire.tls = std::move(session.value());
+        catalog.identify(wire.tls->identity());
         // What was negotiated in plain text does not carry over (the spec).
         structured = false;
         context_export.clear();
@@ -149,15 +148,15 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
         put_u64(out, info->size_bytes);
         put_u16(out, transmission_flags(structured, info->read_only));
         if (!no_zeroes) out.resize(out.size() + 124, 0);
-        if (!send_bytes(fd, out)) return ended("client left");
+        if (!send_bytes(wire, out)) return ended("client left");
         return go(*info);
       }
       case kOptAbort:
-        reply(fd, option, kRepAck);
+        reply(wire, option, kRepAck);
         return ended("client aborted");
       case kOptList: {
         if (length != 0) {
-          if (!reply_error(fd, option, kRepErrInvalid, "LIST takes no data"))
+          if (!reply_error(wire, option, kRepErrInvalid, "LIST takes no data"))
             return ended("client left");
           break;
         }
@@ -165,9 +164,9 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
           std::vector<uint8_t> entry;
           put_u32(entry, static_cast<uint32_t>(name.size()));
           entry.insert(entry.end(), name.begin(), name.end());
-          if (!reply(fd, option, kRepServer, entry)) return ended("client left");
+          if (!reply(wire, option, kRepServer, entry)) return ended("client left");
         }
-        if (!reply(fd, option, kRepAck)) return ended("client left");
+        if (!reply(wire, option, kRepAck)) return ended("client left");
         break;
       }
       case kOptInfo:
@@ -179,7 +178,7 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
         uint16_t requests = valid ? get_u16(data.data() + 4 + name_len) : 0;
         valid = valid && uint64_t{name_len} + 6 + 2ull * requests == length;
         if (!valid) {
-          if (!reply_error(fd, option, kRepErrInvalid, "malformed INFO/GO request"))
+          if (!reply_error(wire, option, kRepErrInvalid, "malformed INFO/GO request"))
             return ended("client left");
           break;
         }
@@ -193,28 +192,28 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
         }
         auto info = catalog.find(name);
         if (std::string why = catalog.refusal(); !why.empty()) {
-          if (!reply_error(fd, option, kRepErrUnknown, why)) return ended("client left");
+          if (!reply_error(wire, option, kRepErrUnknown, why)) return ended("client left");
           break;
         }
         if (!info) {
           std::string msg = name.empty() ? "no default export: name a vdisk"
                                          : "no vdisk named '" + name + "'";
-          if (!reply_error(fd, option, kRepErrUnknown, msg)) return ended("client left");
+          if (!reply_error(wire, option, kRepErrUnknown, msg)) return ended("client left");
           break;
         }
-        if (!reply(fd, option, kRepInfo,
+        if (!reply(wire, option, kRepInfo,
                    encode_info_export(info->size_bytes,
                                       transmission_flags(structured, info->read_only))))
           return ended("client left");
         if (wants_block_size &&
-            !reply(fd, option, kRepInfo, encode_info_block_size(1, 4096, kMaxPayloadBytes)))
+            !reply(wire, option, kRepInfo, encode_info_block_size(1, 4096, kMaxPayloadBytes)))
           return ended("client left");
-        if (wants_name && !reply_string(fd, option, kInfoName, info->name))
+        if (wants_name && !reply_string(wire, option, kInfoName, info->name))
           return ended("client left");
         if (wants_description && !info->description.empty() &&
-            !reply_string(fd, option, kInfoDescription, info->description))
+            !reply_string(wire, option, kInfoDescription, info->description))
           return ended("client left");
-        if (!reply(fd, option, kRepAck)) return ended("client left");
+        if (!reply(wire, option, kRepAck)) return ended("client left");
         if (option == kOptGo) return go(*info);
         break;
       }
@@ -223,11 +222,11 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
                           : structured ? "structured replies are already on"
                                        : nullptr;
         if (why) {
-          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          if (!reply_error(wire, option, kRepErrInvalid, why)) return ended("client left");
           break;
         }
         structured = true;
-        if (!reply(fd, option, kRepAck)) return ended("client left");
+        if (!reply(wire, option, kRepAck)) return ended("client left");
         break;
       }
       case kOptListMetaContext:
@@ -247,13 +246,13 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
         };
         if (!why.empty()) {
           forget();
-          if (!reply_error(fd, option, kRepErrInvalid, why)) return ended("client left");
+          if (!reply_error(wire, option, kRepErrInvalid, why)) return ended("client left");
           break;
         }
         if (std::string refused = catalog.refusal(); !refused.empty() ||
                                                      !catalog.find(request.export_name)) {
           forget();
-          if (!reply_error(fd, option, kRepErrUnknown,
+          if (!reply_error(wire, option, kRepErrUnknown,
                            refused.empty() ? "no vdisk named '" + request.export_name + "'"
                                            : refused))
             return ended("client left");
@@ -269,13 +268,13 @@ HandshakeResult run_handshake(int socket, ExportCatalog& catalog, const TlsServe
           std::vector<uint8_t> entry;
           put_u32(entry, listing ? 0 : kAllocationContextId);  // LIST's ids are reserved
           entry.insert(entry.end(), context.begin(), context.end());
-          sent = sent && reply(fd, option, kRepMetaContext, entry);
+          sent = sent && reply(wire, option, kRepMetaContext, entry);
         }
-        if (!sent || !reply(fd, option, kRepAck)) return ended("client left");
+        if (!sent || !reply(wire, option, kRepAck)) return ended("client left");
         break;
       }
       default:
-        if (!reply_error(fd, option, kRepErrUnsup, "option not supported"))
+        if (!reply_error(wire, option, kRepErrUnsup, "option not supported"))
           return ended("client left");
         break;
     }

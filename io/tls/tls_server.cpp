@@ -197,6 +197,9 @@ Result<std::unique_ptr<TlsSession>> TlsServer::accept(int fd, unsigned timeout_m
     // Asked for, and verified below unless the client used a key instead.
     gnutls_certificate_server_set_request(s->session,
                                           impl_->psk ? GNUTLS_CERT_REQUEST : GNUTLS_CERT_REQUIRE);
+    // Not the list of CAs it trusts: a client sends the certificate it has
+    // (so that one from another CA is seen and refused, not left unsent).
+    gnutls_certificate_send_x509_rdn_sequence(s->session, 1);
   }
   gnutls_session_set_ptr(s->session, impl_.get());
   gnutls_transport_set_int(s->session, fd);

@@ -13,3 +13,12 @@ def connect(url):
     h = nbd.NBD()
     h.connect_uri(url)
     return h
+
+
+def alive(h):
+    """Whether a connection still serves: a read of its first sector."""
+    try:
+        h.pread(512, 0)
+        return True
+    except nbd.Error:
+        return False

@@ -72,6 +72,11 @@ COMMANDS = {
     "host.delete": {"name": "h8", "force": True},
     "vdisk.map": {"name": "v9", "host": "h8", "lun": 3, "read_only": True, "force": True},
     "vdisk.unmap": {"name": "v9", "host": "h8"},
+    # No users exist: the first must be a securityadmin; u9 is nobody.
+    "user.create": {"name": "u9", "role": "monitor", "password": "a-password-9"},
+    "user.delete": {"name": "u9"},
+    "user.passwd": {"name": "u9", "password": "a-password-9"},
+    "user.list": {}, "user.whoami": {}, "session.login": {},
 }
 
 # Commands whose every field may be left out (the request stays valid).
@@ -96,6 +101,12 @@ def malformed(rng):
     req = {"cmd": cmd, **COMMANDS[cmd]}
     if kind == 2:  # an unknown field
         req[rng.choice(["nmae", "size2", "", "cmd2", "é"])] = 1
+        return json.dumps(req)
+    if kind == 4:  # credentials or an origin of the wrong shape
+        key = rng.choice(["auth", "from"])
+        req[key] = rng.choice([v for v in WRONG_VALUES if key == "auth" or not isinstance(v, str)]
+                              + [{"token": ""}, {"user": "a"}, {"user": "a", "password": 5},
+                                 {"token": "t", "user": "a"}, {"user": "../x", "password": "p"}])
         return json.dumps(req)
     # A known field with a value of the wrong type or range.
     field = rng.choice(list(COMMANDS[cmd]))

@@ -14,7 +14,7 @@ import struct
 import subprocess
 
 from harness import check, run, wait_until
-from libnbd_client import nbd
+from libnbd_client import alive, nbd
 
 MiB = 1 << 20
 
@@ -48,14 +48,6 @@ def listed(node, source):
 def opens(node, source, export):
     try:
         as_host(node, source, export).shutdown()
-        return True
-    except nbd.Error:
-        return False
-
-
-def alive(h):
-    try:
-        h.pread(512, 0)
         return True
     except nbd.Error:
         return False

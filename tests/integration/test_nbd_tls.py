@@ -15,8 +15,8 @@ import struct
 import subprocess
 import threading
 
-from harness import check, qemu_io, run, wait_until  # noqa: F401 (qemu_io: plain text)
-from libnbd_client import nbd
+from harness import check, run, wait_until
+from libnbd_client import alive, nbd
 
 MiB = 1 << 20
 
@@ -59,14 +59,6 @@ def tls_handle(node, identity, keys, export):
     h.set_export_name(export)
     h.connect_tcp("127.0.0.1", str(node.nbd_port))
     return h
-
-
-def alive(h):
-    try:
-        h.pread(512, 0)
-        return True
-    except nbd.Error:
-        return False
 
 
 def plain_list_reply(port):

@@ -82,7 +82,7 @@ bool eventually(Cond cond) {
 TEST_CASE("the admin server bounds, reaps and times out its connections", "[admin]") {
   auto l = listen_any();
   AdminServer server(std::move(l.fd),
-                     [](const std::string& line) -> std::string {
+                     [](const std::string& line, const std::string&) -> std::string {
                        if (line == "throw") throw std::runtime_error("boom");
                        return "echo " + line;
                      },
@@ -130,7 +130,7 @@ TEST_CASE("the admin server keeps accepting after running out of descriptors", "
     while (::fcntl(lowest_free, F_GETFD) >= 0) ++lowest_free;
     rlimit r{static_cast<rlim_t>(lowest_free + 2), static_cast<rlim_t>(lowest_free + 2)};
     ::setrlimit(RLIMIT_NOFILE, &r);
-    AdminServer server(std::move(l.fd), [](const std::string& line) { return "echo " + line; },
+    AdminServer server(std::move(l.fd), [](const std::string& line, const std::string&) { return "echo " + line; },
                        AdminServerLimits{64, 60'000});
     server.start();
     ::pause();

@@ -12,6 +12,7 @@
 #include "admin/admin_protocol.hpp"
 #include "tools/svectl/chaos_run.hpp"
 #include "tools/svectl/copy_wait.hpp"
+#include "tools/svectl/credentials.hpp"
 #include "tools/svectl/render.hpp"
 #include "tools/svectl/shell.hpp"
 #include "util/size.hpp"
@@ -63,7 +64,7 @@ uint32_t node_id(const std::string& text) { return static_cast<uint32_t>(std::st
 // commands that run here (chaos run, shell) with the rest of the line.
 struct Command {
   json request;
-  enum Kind { admin, chaos_run, shell } kind = admin;
+  enum Kind { admin, chaos_run, shell, login, logout } kind = admin;
   std::vector<std::string> rest;
   bool wait = false;  // fcmap/fcconsistgrp start|show --wait: follow the copy to its end
   bool prep = false;  // fcmap/fcconsistgrp start --prep: prepare first
@@ -80,6 +81,9 @@ class CommandLine {
     app_.add_option("--admin", admin_, "the node's admin API, HOST:PORT (default $SVE_ADMIN, "
                                        "else 127.0.0.1:10810)");
     app_.add_flag("--json", json_, "print the result as JSON");
+    app_.add_option("--user", user_, "send the command as this administrator (password from "
+                                     "$SVE_PASSWORD, else asked); without it, the session "
+                                     "svectl login saved is used");
     app_.require_subcommand(1);
     app_.allow_extras();
     app_.footer("sizes take K, M, G, T suffixes (powers of 1024)");
@@ -252,6 +256,28 @@ class CommandLine {
     text(vunmap, "HOST", "the host");
     bind(vunmap, {{"NAME", "name"}, {"HOST", "host"}});
 
+    // Administrators (docs/security.md).
+    auto* user = noun("user", "administrators and their roles");
+    auto* ucreate = named(verb(user, "create", "add an administrator"));
+    ucreate->add_option("--role", role_, "securityadmin, administrator, copyoperator or monitor")
+        ->required();
+    on(ucreate, [this] { r_["role"] = role_; });
+    passwords(ucreate);
+    verb(user, "list", "list the administrators and their roles");
+    named(verb(user, "delete", "remove an administrator"));
+    passwords(named(verb(user, "passwd", "change an administrator's password (their sessions end)")));
+    verb(user, "whoami", "who this node takes you for");
+    auto* login = app_.add_subcommand("login", "log in as --user and save a session (24 h) for "
+                                               "this admin address");
+    login->fallthrough();
+    login->callback([this] {
+      command_.kind = Command::login;
+      r_ = json{{"cmd", "session.login"}};
+    });
+    auto* logout = app_.add_subcommand("logout", "forget the saved session");
+    logout->fallthrough();
+    logout->callback([this] { command_.kind = Command::logout; });
+
     auto* node = noun("node", "this node, and the cluster's nodes");
     verb(node, "show", "this node's cache: size, dirty bytes, mode and why");
     verb(node, "stats", "the data path per core: scheduler, ring, buffer and request pools");
@@ -328,6 +354,7 @@ class CommandLine {
   int exit(const CLI::ParseError& e) { return app_.exit(e); }
   std::string admin() const { return admin_; }
   bool as_json() const { return json_; }
+  const std::string& user() const { return user_; }
 
  private:
   CLI::App* noun(const char* name, const char* what) {
@@ -342,7 +369,8 @@ class CommandLine {
     auto chosen = app_.get_subcommands();
     if (chosen.empty()) return;  // CLI11 says a command is required
     CLI::App* n = chosen[0];
-    if (n->get_name() != "shell" && n->get_subcommands().empty()) {
+    bool whole = n->get_name() == "shell" || n->get_name() == "login" || n->get_name() == "logout";
+    if (!whole && n->get_subcommands().empty()) {
       throw CLI::ValidationError(rest.empty() ? "'" + n->get_name() + "' needs a command (svectl " +
                                                     n->get_name() + " --help lists them)"
                                               : "unknown command '" + n->get_name() + " " +
@@ -460,6 +488,22 @@ class CommandLine {
     });
     return verb;
   }
+  // --password P (else asked on the terminal, or $SVE_NEW_PASSWORD).
+  CLI::App* passwords(CLI::App* verb) {
+    verb->add_option("--password", password_, "the password (else asked)");
+    on(verb, [this, verb] {
+      if (verb->count("--password")) {
+        r_["password"] = password_;
+      } else if (const char* given = std::getenv("SVE_NEW_PASSWORD"); given && *given) {
+        r_["password"] = given;
+      } else {
+        auto typed = read_password("new password: ");
+        if (!typed) throw CLI::ValidationError("--password", typed.error().message);
+        r_["password"] = typed.value();
+      }
+    });
+    return verb;
+  }
   // --iogrp GROUP and --node N, where a vdisk goes.
   void placement(CLI::App* verb) {
     flag_text(verb, "--iogrp", "iogrp", "its I/O group");
@@ -477,7 +521,7 @@ class CommandLine {
   std::map<std::string, std::string> pos_, flags_;
   std::map<std::string, std::vector<std::function<void()>>> fills_;
   std::vector<std::string> mdisks_, nodes_, addresses_;
-  std::string secret_;
+  std::string secret_, user_, role_, password_;
   uint32_t lun_ = 0;
   bool no_address_ = false;
   bool read_only_ = false, read_write_ = false;
@@ -513,6 +557,46 @@ int run(int argc, char** argv) {
   if (!address) {
     std::cerr << "svectl: " << address.error().message << " (svectl --help for usage)\n";
     return 2;
+  }
+  // Who the node is to take us for: --user (with a password), else the
+  // session `svectl login` saved for this address, else nobody (loopback).
+  if (command.kind == Command::logout) {
+    bool had = forget_token(address.value());
+    std::cout << (had ? "logged out of " : "no session saved for ") << admin << "\n";
+    return 0;
+  }
+  if (!line.user().empty()) {
+    auto password = read_password("password for " + line.user() + ": ");
+    if (!password) {
+      std::cerr << "svectl: " << password.error().message << "\n";
+      return 2;
+    }
+    set_admin_credentials({{"user", line.user()}, {"password", password.value()}});
+  } else if (command.kind == Command::login) {
+    std::cerr << "svectl: login needs --user NAME\n";
+    return 2;
+  } else if (auto token = saved_token(address.value())) {
+    set_admin_credentials({{"token", *token}});
+  }
+  if (command.kind == Command::login) {
+    auto reply = admin_call(address.value(), command.request);
+    if (!reply || !reply->is_object() || !reply->value("ok", false)) {
+      std::cerr << "svectl: "
+                << (!reply ? reply.error().message
+                           : reply->is_object() ? reply->value("error", "unknown error")
+                                                : std::string("unknown error"))
+                << "\n";
+      return 1;
+    }
+    const json& r = (*reply)["result"];
+    if (auto st = save_token(address.value(), r.value("token", "")); !st) {
+      std::cerr << "svectl: " << st.error().message << "\n";
+      return 1;
+    }
+    std::cout << "logged in to " << admin << " as " << r.value("user", "") << " ("
+              << r.value("role", "") << "); the session is saved in "
+              << token_path(address.value()) << "\n";
+    return 0;
   }
   if (command.kind == Command::chaos_run)
     return run_chaos(address.value(), command.rest, line.as_json());

@@ -212,6 +212,13 @@ void render_result(const std::string& command, const json& result) {
       if (result.contains("cache")) render_cache(result["cache"]);
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
+  } else if (command == "user.list") {
+    table(result, {"name", "role"});
+  } else if (command == "user.whoami") {
+    std::cout << "you are " << cell(result, "who") << "\n";
+  } else if (command == "user.create" || command == "user.passwd") {
+    std::cout << "user " << cell(result, "name") << " (" << cell(result, "role") << ") "
+              << (command == "user.create" ? "created" : "has a new password") << "\n";
   } else if (command == "host.list") {
     json rows = result;
     for (auto& r : rows) {

@@ -60,12 +60,15 @@ class AdminRelay {
   AdminRelay(ChildState& child, HostPortAddress inner, std::string nbd)
       : child_(child), inner_(std::move(inner)), nbd_(std::move(nbd)) {}
 
-  std::string handle(const std::string& line) {
+  std::string handle(const std::string& line, const std::string& peer) {
     // Checked here, whole, before anything reads it: a malformed request
     // never reaches the I/O process.
     auto request = parse_admin_request(line);
     if (!request) return admin_error(request.error().message);
     std::string cmd = admin_command(*request);
+    // The I/O process sees every request come from this process: it is
+    // told where it came from (whatever the client wrote there).
+    (*request)["from"] = peer;
     if (cmd == "daemon.status") return nlohmann::json{{"ok", true}, {"result", status()}}.dump();
     {
       // A request that comes while the I/O process (re)starts waits for it.
@@ -80,7 +83,7 @@ class AdminRelay {
     if (!fd) return error("cannot reach the I/O process: " + fd.error().message);
     timeval timeout{120, 0};  // the longest admin request (a trace) takes less
     ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    std::string out = line + "\n";
+    std::string out = request->dump() + "\n";
     if (!send_all(fd->get(), out.data(), out.size())) return error("the I/O process went away");
     std::string reply;
     char c;
@@ -189,7 +192,9 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
   ChildState child;
   AdminRelay relay(child, listeners->inner_address, options.node.nbd.to_string());
   AdminServer admin(std::move(listeners->admin_public),
-                    [&relay](const std::string& line) { return relay.handle(line); });
+                    [&relay](const std::string& line, const std::string& peer) {
+                      return relay.handle(line, peer);
+                    });
   admin.start();
 
   // systemd's keep-alives are passed on as the I/O process feeds: it must

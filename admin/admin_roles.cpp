@@ -1,0 +1,73 @@
+// Who may run which admin command (admin/admin_roles.hpp).
+#include "admin/admin_roles.hpp"
+
+#include <array>
+#include <string_view>
+
+namespace sve {
+namespace {
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
+bool starts_with(std::string_view s, std::string_view head) { return s.substr(0, head.size()) == head; }
+
+// What changes nothing: listings, shows, figures, checks, the debug shell.
+bool reads_only_view(std::string_view cmd) {
+  static constexpr std::array<std::string_view, 9> kReads = {
+      "node.stats", "node.show",    "cluster.status", "daemon.status", "vdisk.check",
+      "pool.check", "chaos.report", "session.login",  "user.whoami"};
+  for (auto r : kReads)
+    if (cmd == r) return true;
+  return ends_with(cmd, ".list") || ends_with(cmd, ".show") || starts_with(cmd, "shell.");
+}
+
+bool copy_service(std::string_view cmd) {
+  static constexpr std::array<std::string_view, 6> kCopies = {
+      "fcmap.prepare",        "fcmap.start",        "fcmap.stop",
+      "fcconsistgrp.prepare", "fcconsistgrp.start", "fcconsistgrp.stop"};
+  for (auto c : kCopies)
+    if (cmd == c) return true;
+  return false;
+}
+
+// Users, hosts and their secrets: the security administrator's.
+bool security(std::string_view cmd) {
+  return (starts_with(cmd, "user.") && cmd != "user.whoami") ||
+         (starts_with(cmd, "host.") && !reads_only_view(cmd));
+}
+
+}  // namespace
+
+bool reads_only(const std::string& cmd) { return reads_only_view(cmd); }
+
+std::optional<Role> parse_role(const std::string& text) {
+  for (Role r : {Role::monitor, Role::copyoperator, Role::administrator, Role::securityadmin})
+    if (text == to_string(r)) return r;
+  return std::nullopt;
+}
+
+const char* to_string(Role role) {
+  switch (role) {
+    case Role::monitor: return "monitor";
+    case Role::copyoperator: return "copyoperator";
+    case Role::administrator: return "administrator";
+    case Role::securityadmin: return "securityadmin";
+  }
+  return "?";
+}
+
+bool role_allows(Role role, const std::string& cmd) {
+  // (user.list shows who may do what: the security administrator's too.)
+  if (cmd == "user.list") return role == Role::securityadmin;
+  if (reads_only_view(cmd)) return true;
+  switch (role) {
+    case Role::monitor: return false;
+    case Role::copyoperator: return copy_service(cmd);
+    case Role::administrator: return !security(cmd);
+    case Role::securityadmin: return true;
+  }
+  return false;
+}
+
+}  // namespace sve
