@@ -1,9 +1,10 @@
 #pragma once
 // Who may run which admin command (docs/security.md): SVC's user groups as
-// roles. securityadmin: everything, users and hosts included;
-// administrator: all configuration but users and hosts (it maps vdisks to
-// hosts that exist); copyoperator: what a monitor may, and preparing,
-// starting and stopping point-in-time copies; monitor: what only reads.
+// roles. securityadmin: everything, users, hosts and the debug shell
+// included; administrator: all configuration but users and hosts (it maps
+// vdisks to hosts that exist); copyoperator: what a monitor may, and
+// preparing, starting and stopping point-in-time copies; monitor: what
+// only reads.
 #include <optional>
 #include <string>
 

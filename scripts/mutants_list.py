@@ -772,4 +772,9 @@ MUTANTS = [
          before="      if (shown.contains(secret)) shown[secret] = \"***\";",
          after="      if (shown.contains(secret)) shown[secret] = shown[secret];",
          tests="integration.admin_auth"),
+    dict(id="auth-shell-for-all", file="admin/admin_roles.cpp",
+         why="any role may trace the actors (and so read passwords and the token key)",
+         before="(starts_with(cmd, \"host.\") && !reads_only_view(cmd)) || starts_with(cmd, \"shell.\");",
+         after="(starts_with(cmd, \"host.\") && !reads_only_view(cmd));",
+         tests="roles: who may"),
 ]
