@@ -776,5 +776,5 @@ MUTANTS = [
          why="any role may trace the actors (and so read passwords and the token key)",
          before="(starts_with(cmd, \"host.\") && !reads_only_view(cmd)) || starts_with(cmd, \"shell.\");",
          after="(starts_with(cmd, \"host.\") && !reads_only_view(cmd));",
-         tests="roles: who may"),
+         tests="roles: who may|integration.admin_auth"),
 ]

@@ -4,7 +4,8 @@ securityadmin; from then on every command without credentials, with a
 wrong password or from a role that may not run it is refused with one line
 and changes nothing (the listings compared before and after); each role
 runs what it should (monitor reads, copyoperator starts copies,
-administrator configures but not users or hosts, securityadmin all); a
+administrator configures but not users, hosts or the debug shell,
+securityadmin all); a
 session token saved by `svectl login` (mode 0600) works until the user's
 password changes; the node's log keeps who ran what with secrets masked;
 users and tokens survive a restart; the node never restarts."""
@@ -116,6 +117,9 @@ def test(make):
     cop.ok("fcmap", "prepare", "f")
     cop.refused("fcmap", "delete", "f", "--force", says="may not run fcmap.delete")
     mon.refused("chaos", "start", "--seed", "1", says="may not run chaos.start")
+    # The debug shell sees messages with secrets in them: securityadmin only.
+    adm.refused("shell", "-c", "actors", says="may not run shell.actors")
+    check("MAILBOX" in sec.ok("shell", "-c", "actors"), "the security administrator's shell")
     adm.ok("chaos", "start", "--seed", "1", "--rate", "0.001")
     adm.ok("chaos", "stop")
     # Anyone may change their own password, and only that.
