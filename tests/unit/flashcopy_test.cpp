@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -122,9 +123,8 @@ struct ModelRun {
     uint64_t version = 0;      // of its vdisk when it was sent
   };
   std::vector<Pending> pending;
-  uint64_t now = 0, reads_checked = 0, copies_done = 0, stoppings = 0, cleans_done = 0,
-           forced = 0;
-  uint64_t cascades = 0;  // starts while a mapping sharing a vdisk was executing
+  uint64_t now = 0, reads_checked = 0, copies_done = 0, stoppings = 0, cleans_done = 0;
+  uint64_t cascades = 0, forced = 0;  // starts while a neighbour executed; stop --force
   std::map<uint32_t, uint64_t> drained_at;  // the start a drained report was seen for
 
   // Crashes: the process lives the facilities of their time had.
@@ -386,15 +386,14 @@ struct ModelRun {
     return false;
   }
 
-  bool target_source_starting(const CopyLayout& c) {
-    for (auto& [id, x] : layouts)
-      if (x.source == c.target && x.state == FcState::starting) return true;
-    return false;
+  bool target_source_starting(const CopyLayout& c) {  // (a stop of c is refused)
+    return std::any_of(layouts.begin(), layouts.end(), [&](const auto& e) {
+      return e.second.source == c.target && e.second.state == FcState::starting; });
   }
 
-  // As the model's stop --force: stopped at once, its target offline, and
-  // so are those that read through it, down the chain.
-  void force_stop(CopyLayout& c) {
+  // Stopped at once, and those that read through it too (the model's
+  // stop --force; a plain stop of one nothing reads through).
+  void stop_now(CopyLayout& c) {
     std::vector<uint32_t> left{c.id};
     while (!left.empty()) {
       CopyLayout& gone = layouts[left.back()];
@@ -402,10 +401,9 @@ struct ModelRun {
       for (auto& [id, x] : layouts)
         if (x.source == gone.target && executing(x) && gone.before(x)) left.push_back(id);
       gone.state = FcState::stopped;
-      known[gone.target] = false;
+      known[gone.target] = false;  // offline
       ++version[gone.target];
     }
-    ++forced;
   }
 
   void transition() {
@@ -456,8 +454,9 @@ struct ModelRun {
       }
       case FcState::copying:
       case FcState::stopping:
-        if (rng() % 16 == 0 && !target_source_starting(c)) {
-          force_stop(c);  // stop --force: it and those that read through it
+        if (rng() % 16 == 0 && !target_source_starting(c)) {  // stop --force
+          stop_now(c);
+          ++forced;
           break;
         }
         if (has(CopyEvent::Kind::copied)) {
@@ -476,9 +475,7 @@ struct ModelRun {
             ++stoppings;
             break;
           }
-          c.state = FcState::stopped;
-          known[m.target] = false;
-          ++version[m.target];
+          stop_now(c);
         } else {
           return;
         }
@@ -666,15 +663,11 @@ TEST_CASE("point-in-time copies read as the model says, seeded", "[flashcopy]") 
       forced += run.forced;
     }
   }
-  // Cascades and restores started while what they read through copied,
-  // and stops that cleaned for them first.
   if (std::getenv("SVE_FC_TRACE"))
-    std::fprintf(stderr, "cascades %llu stoppings %llu cleaned %llu forced %llu checked %llu "
-                 "kept %llu history loads %llu\n", (unsigned long long)cascades,
-                 (unsigned long long)stoppings, (unsigned long long)cleaned,
-                 (unsigned long long)forced,
-                 (unsigned long long)checked, (unsigned long long)kept,
-                 (unsigned long long)history_loads);
+    std::cerr << "cascades " << cascades << " stoppings " << stoppings << " cleaned " << cleaned
+              << " forced " << forced << " checked " << checked << " kept " << kept << "\n";
+  // Cascades and restores started while what they read through copied,
+  // stops that cleaned for them first, and forced stops.
   CHECK(cascades > 100);
   CHECK(stoppings > 20);
   CHECK(cleaned > 10);
