@@ -11,6 +11,10 @@
 namespace sve {
 
 class NetFaults;
+class ClusterKey;
+namespace channel {
+class ClusterTunnel;
+}
 class MdiskFaults;
 
 class IoServer;
@@ -47,9 +51,11 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 // `data_port`: this node's data channel listener (0: none); `on_data_port`
 // is told, on the interconnect's thread, where each reached peer's listens.
 using DataPortFound = std::function<void(uint32_t node, const std::string& host, uint16_t port)>;
+// `tunnel`: the node's way to other nodes' cluster ports (null: straight).
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
                                     const ServiceGate* gate, uint64_t retry_ms,
-                                    uint16_t data_port = 0, DataPortFound on_data_port = {});
+                                    uint16_t data_port = 0, DataPortFound on_data_port = {},
+                                    std::shared_ptr<channel::ClusterTunnel> tunnel = nullptr);
 
 // Configuration: applies admin requests; `publish` runs on the actor's
 // thread after every committed change.
@@ -76,13 +82,19 @@ struct ClusterActorSetup {
   std::function<void(const ClusterView&)> view_changed;
   ServiceGate* gate = nullptr;
   std::shared_ptr<NetFaults> net_faults;  // the chaos monkey's, or null
+  // The links' secret: made at cluster.create, installed by
+  // cluster.join_key (io/auth/cluster_key.hpp); and the tunnel the links
+  // pass through (io/channel/cluster_tunnel.hpp). Null: none (a test).
+  std::shared_ptr<ClusterKey> key;
+  std::shared_ptr<channel::ClusterTunnel> tunnel;
 };
 caf::actor spawn_cluster_actor(caf::actor_system& sys, ClusterActorSetup setup);
 // The heartbeat link to one peer (cluster/peer_link_actor.cpp): carries the
 // cluster actor's messages to that peer, connecting and reconnecting.
 // `owner` is the cluster actor, in whose name it sends.
 caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
-                           std::string address);
+                           std::string address,
+                           std::shared_ptr<channel::ClusterTunnel> tunnel = nullptr);
 
 // The chaos monkey (node/chaos/chaos_actor.cpp): answers admin_atom
 // requests chaos.start / chaos.stop / chaos.report; in a cluster, the

@@ -11,15 +11,22 @@ nlohmann::json& credentials() {
   static nlohmann::json auth;  // (one CLI invocation's)
   return auth;
 }
+// The longest answer taken (a listing of thousands of objects fits).
+constexpr size_t kMaxReplyBytes = 256u << 20;
 }  // namespace
 
 void set_admin_credentials(nlohmann::json auth) { credentials() = std::move(auth); }
 
 Result<nlohmann::json> admin_call(const HostPortAddress& address,
-                                  const nlohmann::json& request) {
+                                  const nlohmann::json& request, int timeout_ms) {
   auto fd = connect_tcp(address);
   if (!fd) return make_error("cannot reach sved admin API at " + address.to_string() +
                              ": " + fd.error().message, fd.error().code);
+  if (timeout_ms > 0) {
+    timeval limit{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd->get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  }
   std::string line;
   if (!credentials().is_null() && !request.contains("auth")) {
     nlohmann::json with = request;
@@ -40,9 +47,14 @@ Result<nlohmann::json> admin_call(const HostPortAddress& address,
     }
     ssize_t n = ::recv(fd->get(), chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return make_error("sved at " + address.to_string() + " did not answer in time", ETIMEDOUT);
     if (n <= 0)
       return make_error("sved at " + address.to_string() + " closed the connection", EPIPE);
     reply.append(chunk, static_cast<size_t>(n));
+    if (reply.size() > kMaxReplyBytes)
+      return make_error("sved at " + address.to_string() + " sent an answer of over " +
+                            std::to_string(kMaxReplyBytes >> 20) + " MiB", EPROTO);
   }
   try {
     return nlohmann::json::parse(reply);

@@ -14,8 +14,9 @@ namespace sve {
 // null: none.
 void set_admin_credentials(nlohmann::json auth);
 
-// Sends one request and returns the node's reply object.
+// Sends one request and returns the node's reply object; `timeout_ms` (0:
+// none) bounds each wait for the node.
 Result<nlohmann::json> admin_call(const HostPortAddress& address,
-                                  const nlohmann::json& request);
+                                  const nlohmann::json& request, int timeout_ms = 0);
 
 }  // namespace sve

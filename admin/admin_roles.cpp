@@ -34,10 +34,10 @@ bool copy_service(std::string_view cmd) {
   return false;
 }
 
-// Users, hosts and their secrets, and the debug shell (which can see
-// them): the security administrator's.
+// Users, hosts and their secrets, the cluster key, and the debug shell
+// (which can see them): the security administrator's.
 bool security(std::string_view cmd) {
-  return (starts_with(cmd, "user.") && cmd != "user.whoami") ||
+  return (starts_with(cmd, "user.") && cmd != "user.whoami") || cmd == "cluster.join_key" ||
          (starts_with(cmd, "host.") && !reads_only_view(cmd)) || starts_with(cmd, "shell.");
 }
 

@@ -18,6 +18,7 @@
 #include "hw/port/tcp.hpp"
 #include "cluster/cluster_view.hpp"
 #include "cluster/host/cluster_host.hpp"
+#include "io/auth/cluster_key.hpp"
 #include "io/service_gate.hpp"
 
 namespace sve {
@@ -60,7 +61,7 @@ caf::actor& link_for(Self* self, NodeId id, const std::string& address) {
   if (it == st.links.end()) {
     it = st.links
              .emplace(id, spawn_peer_link(self->system(), caf::actor_cast<caf::actor>(self), id,
-                                          address))
+                                          address, st.setup.tunnel))
              .first;
     self->link_to(it->second);  // links die with the cluster actor
   }
@@ -190,8 +191,25 @@ caf::result<std::string> admin(Self* self, const std::string& line) {
     if (cmd == "cluster.create") {
       std::string name = request.value("name", "");
       if (name.empty() || name.size() > 63) return error_reply("a cluster needs a name (up to 63 characters)");
+      if (!host.core().cluster().empty())  // (host.create says so in its own words)
+        return await(self, host.create(name, ClusterModel{}));
+      // A new cluster, a new key: only the nodes it adds will hold it.
+      if (auto& key = self->state.setup.key)
+        if (auto renewed = key->renew(); !renewed) return error_reply(renewed.error().message);
       auto seed = unpack_from_string<ClusterModel>(self->state.setup.seed);
       return await(self, host.create(name, seed.value_or(ClusterModel{})));
+    }
+    if (cmd == "cluster.join_key") {
+      // From the node that is adding this one (node.add): its cluster's
+      // key, so that the cluster's links let this node in.
+      if (host.in_cluster())
+        return error_reply("this node is already in a cluster: it takes no other cluster's key");
+      if (!self->state.setup.key) return error_reply("this node keeps no cluster key");
+      if (auto installed = self->state.setup.key->install(request.value("key", ""));
+          !installed)
+        return error_reply(installed.error().message);
+      spdlog::info("cluster: took the key of the cluster that is adding this node");
+      return json{{"ok", true}}.dump();
     }
     if (cmd == "node.add") {
       std::string address = request.value("address", "");

@@ -16,6 +16,7 @@
 #include "actors/probe_note.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
+#include "io/channel/cluster_tunnel.hpp"
 #include "io/service_gate.hpp"
 
 namespace sve {
@@ -28,6 +29,7 @@ struct PeerLinkState {
   caf::actor owner;  // this node's cluster actor, in whose name it sends
   uint32_t peer = 0;
   std::string address;  // empty: known only from its own connection to us
+  std::shared_ptr<channel::ClusterTunnel> tunnel;  // the node's, or null
   caf::actor remote;
   uint64_t connect_started = 0;
   bool connecting = false;
@@ -47,7 +49,7 @@ void connect(Self* self) {
   auto& st = self->state;
   uint64_t now = monotonic_ms();
   if (st.connecting || now - st.connect_started < kReconnectMs) return;
-  auto addr = parse_address(st.address);
+  auto addr = channel::link_target(st.tunnel.get(), st.address);
   if (!addr) return;
   std::string host = addr->host;
   uint16_t port = addr->port;
@@ -66,8 +68,10 @@ void connect(Self* self) {
           [=](caf::error&) { self->state.connecting = false; });
 }
 
-caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string address) {
+caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string address,
+                        std::shared_ptr<channel::ClusterTunnel> tunnel) {
   self->state.owner = std::move(owner);
+  self->state.tunnel = std::move(tunnel);
   self->state.peer = peer;
   self->state.address = std::move(address);
   self->state.probe = {"heartbeat/" + std::to_string(peer), "heartbeat", -1};
@@ -111,8 +115,9 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
 }  // namespace
 
 caf::actor spawn_peer_link(caf::actor_system& sys, caf::actor owner, uint32_t peer,
-                           std::string address) {
-  return sys.spawn<caf::detached>(peer_link, std::move(owner), peer, std::move(address));
+                           std::string address, std::shared_ptr<channel::ClusterTunnel> tunnel) {
+  return sys.spawn<caf::detached>(peer_link, std::move(owner), peer, std::move(address),
+                                  std::move(tunnel));
 }
 
 }  // namespace sve

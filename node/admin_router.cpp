@@ -11,6 +11,7 @@
 
 #include "actors/messages.hpp"
 #include "admin/admin_auth.hpp"
+#include "admin/admin_client.hpp"
 #include "admin/admin_roles.hpp"
 #include "admin/admin_schema.hpp"
 #include "model/host_access.hpp"
@@ -66,6 +67,11 @@ std::string Node::Impl::admit(nlohmann::json& request, const std::string& peer,
   if (users.empty()) {
     who = "a loopback client (" + from + ")";
     if (is_loopback(from)) return {};
+    // A new node takes the key of the first cluster that adds it, from
+    // wherever that cluster is (docs/security.md): it has nothing yet to
+    // protect, and the cluster actor refuses once it is in a cluster.
+    who = "the cluster adding this node (" + from + ")";
+    if (cmd == "cluster.join_key") return {};
     who = from;
     return "no administrator exists yet, so only clients on the node itself (loopback) may "
            "send commands: create the first with svectl user create NAME --role securityadmin "
@@ -128,6 +134,25 @@ std::string Node::Impl::login(const nlohmann::json& request, const std::string& 
       .dump();
 }
 
+// node.add: the new node gets the cluster key at its admin API first, so
+// that the cluster's links let it in once it is a member. Empty, or why
+// it could not.
+std::string Node::Impl::hand_key(const nlohmann::json& request) {
+  if (!cluster_key) return "this node was started without --cluster: it stands alone";
+  std::string at = request.value("node_admin", "");
+  auto address = parse_address(at);
+  if (!address) return "--node-admin must be the new node's admin API, HOST:PORT";
+  nlohmann::json hand{{"cmd", "cluster.join_key"}, {"key", cluster_key->hex()}};
+  auto answer = admin_call(*address, hand, 10000);
+  if (!answer)
+    return "cannot hand the cluster key to the new node at " + at + ": " +
+           answer.error().message;
+  if (!answer->value("ok", false))
+    return "the new node at " + at + " did not take the cluster key: " +
+           answer->value("error", std::string("no reason given"));
+  return {};
+}
+
 std::string Node::Impl::call_config(const std::string& line) {
   return ask(*sys, config_actor, line, "config actor");
 }
@@ -166,7 +191,7 @@ std::string Node::Impl::route_admin(Node& node, const std::string& given,
   if (!trusted && !reads_only(cmd)) {
     // The node's log keeps who changed what, secrets masked.
     nlohmann::json shown = request;
-    for (const char* secret : {"password", "secret"})
+    for (const char* secret : {"password", "secret", "key"})
       if (shown.contains(secret)) shown[secret] = "***";
     auto answer = nlohmann::json::parse(reply, nullptr, false);
     bool ok = answer.is_object() && answer.value("ok", false);
@@ -181,8 +206,11 @@ std::string Node::Impl::route_admin(Node& node, const std::string& given,
 std::string Node::Impl::route_admitted(Node& node, const nlohmann::json& request) {
   const std::string cmd = admin_command(request);
   const std::string line = request.dump();
-  if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.add" || cmd == "node.remove" ||
-      cmd == "node.list")
+  if (cmd == "node.add") {
+    if (std::string refused = hand_key(request); !refused.empty()) return admin_error(refused);
+    return call_cluster(line);
+  }
+  if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.remove" || cmd == "node.list")
     return call_cluster(line);
   if (cmd == "node.stats" || cmd == "node.show") {
     try {

@@ -82,6 +82,18 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   }
   install_reactor_scheduler(m.cfg, io, options.pin);
   if (options.cluster) {
+    // Every connection between nodes proves the cluster key first: the
+    // cluster links through the tunnel on the cluster address (CAF's
+    // middleman listens on loopback behind it), the data channels at
+    // their listener.
+    m.cluster_key = std::make_shared<ClusterKey>(options.data_dir);
+    if (auto made = m.cluster_key->ensure(); !made) return made.error();
+    auto tunnel = channel::ClusterTunnel::open(*options.cluster, options.node_id, m.cluster_key);
+    if (!tunnel)
+      return make_error("cannot listen on cluster address " + options.cluster->to_string() +
+                            ": " + tunnel.error().message,
+                        EADDRINUSE);
+    m.tunnel = std::move(tunnel.value());
     m.cfg.load<caf::io::middleman>();
     // Sent between nodes and not among CAF's built-in types: the block
     // numbers and versions of the cache's copies.
@@ -101,7 +113,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   bool data_channel = options.cluster && options.data_channel;
   if (data_channel) {
     auto listener = channel::ChannelListener::open(
-        options.cluster->host, [&m](UniqueFd socket, const channel::FrameHeader& hello) {
+        options.cluster->host, m.cluster_key,
+        [&m](UniqueFd socket, const channel::FrameHeader& hello) {
           if (!m.channels_ready.load()) return;  // the caller tries again
           auto& core = m.cores[hello.core % m.cores.size()];
           channel::PeerChannels* channels = core.channels.get();
@@ -125,7 +138,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       };
     m.interconnect = spawn_interconnect_actor(
         *m.sys, options.node_id, &m.gate, options.lease_ms * 3,
-        m.channel_listener ? m.channel_listener->port() : uint16_t{0}, std::move(found));
+        m.channel_listener ? m.channel_listener->port() : uint16_t{0}, std::move(found), m.tunnel);
     m.interconnect_port = std::make_unique<ActorPort>(m.interconnect);
   }
   // A partition's non-volatile memory may hold the only copy of acknowledged
@@ -163,6 +176,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       cache.channel.self = options.node_id;
       cache.channel.cores = cores;
       cache.channel.instance = instance;
+      cache.channel.key = m.cluster_key;
       if (options.enable_chaos) cache.channel.faults = m.net_faults.get();
     }
     m.cores.push_back(build_core_stack(*m.sys, *io[i], std::move(cache),
@@ -222,6 +236,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     setup.seed = pack_to_string(m.config->seed());
     setup.gate = &m.gate;
     setup.net_faults = m.net_faults;
+    setup.key = m.cluster_key;
+    setup.tunnel = m.tunnel;
     setup.view_changed = [&m](const ClusterView& view) { m.on_view(view); };
     setup.model_changed = [&m](std::string bytes) {
       caf::anon_send(m.config_actor, model_atom::value, std::move(bytes));
@@ -239,12 +255,12 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
         actors.push_back(actor);
       }
     caf::anon_send(m.interconnect, attach_atom::value, std::move(names), std::move(actors));
-    auto port = m.sys->middleman().publish(m.cluster_actor, options.cluster->port,
-                                           options.cluster->host.c_str(), true);
+    auto port = m.sys->middleman().publish(m.cluster_actor, 0, "127.0.0.1", true);
     if (!port)
-      return make_error("cannot listen on cluster address " + options.cluster->to_string() +
-                            ": " + m.sys->render(port.error()),
+      return make_error("cannot listen for the cluster links on loopback: " +
+                            m.sys->render(port.error()),
                         EADDRINUSE);
+    m.tunnel->set_inner_port(*port);
   }
   if (options.cluster && m.cache_blocks) m.controller = m.spawn_controller();
   m.thin_controller = m.spawn_thin_controller();
@@ -340,6 +356,7 @@ void Node::stop() {
   m.interconnect = caf::actor{};
   m.interconnect_port.reset();  // holds the interconnect's handle too
   m.sys.reset();  // the reactors stop; then their rings and pools go
+  m.tunnel.reset();  // (its links' CAF ends are gone with the middleman)
   m.core_io.clear();
   if (m.config)
     for (const auto& [id, dev] : m.config->devices())

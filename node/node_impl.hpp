@@ -26,7 +26,9 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_listener.hpp"
+#include "io/channel/cluster_tunnel.hpp"
 #include "actors/actor_port.hpp"
 #include "admin/admin_server.hpp"
 #include "cluster/cluster_view.hpp"
@@ -69,6 +71,8 @@ struct Node::Impl {
   // The data channel's listener (the cache's copies between partners), and
   // whether the cores are there to take its connections.
   std::unique_ptr<channel::ChannelListener> channel_listener;
+  std::shared_ptr<ClusterKey> cluster_key;  // in a cluster: the links' secret
+  std::shared_ptr<channel::ClusterTunnel> tunnel;  // and the way the cluster links go
   std::atomic<bool> channels_ready{false};
   void close_data_channels();
   std::mutex routes_mu;
@@ -139,6 +143,7 @@ struct Node::Impl {
   nlohmann::json inspect(const caf::actor& actor);
   std::string shell(const nlohmann::json& request);
   std::string call_config(const std::string& line);
+  std::string hand_key(const nlohmann::json& request);
   std::string call_cluster(const std::string& line);
   ClusterLink cluster_link();
   // `peer`: the client's address (where a supervised node's configuration

@@ -100,8 +100,22 @@ nlohmann::json Node::io_stats() {
         {"history_writes", st.history_writes}, {"history_loads", st.history_loads}};
     for (const auto& [what, n] : figures) flashcopy[what] = flashcopy.value(what, uint64_t{0}) + n;
   }
-  return {{"cores", cores}, {"payload_copies", copies}, {"flashcopy", flashcopy},
-          {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
+  nlohmann::json out{{"cores", cores}, {"payload_copies", copies}, {"flashcopy", flashcopy},
+                     {"nbd_connections", m.nbd ? m.nbd->connections() : 0}};
+  // Where partners open data channels, and how many callers without the
+  // cluster key (or a valid hello) it turned away.
+  if (m.channel_listener)
+    out["data_channel"] = {{"port", m.channel_listener->port()},
+                           {"accepted", m.channel_listener->accepted()},
+                           {"refused", m.channel_listener->refused()}};
+  // The cluster links through the tunnel: callers in that proved the key
+  // and that did not, links out that got through and that did not.
+  if (m.tunnel) {
+    channel::TunnelStats t = m.tunnel->stats();
+    out["cluster_links"] = {{"accepted", t.accepted}, {"refused", t.refused},
+                            {"connected", t.connected}, {"failed", t.failed}};
+  }
+  return out;
 }
 
 // The cache of this node (every partition summed), or of one vdisk (its

@@ -64,11 +64,15 @@ Result<UniqueFd> listen_tcp(const HostPortAddress& address) {
   return fd;
 }
 
-Result<UniqueFd> connect_tcp(const HostPortAddress& address) {
+Result<UniqueFd> connect_tcp(const HostPortAddress& address, int timeout_ms) {
   auto sa = resolve(address);
   if (!sa) return sa.error();
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return make_error(std::string("socket: ") + std::strerror(errno), errno);
+  if (timeout_ms > 0) {  // (connect() waits at most the send timeout)
+    timeval limit{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  }
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa.value()), sizeof(sockaddr_in)) != 0)
     return make_error("cannot connect to " + address.to_string() + ": " +
                           std::strerror(errno), errno);

@@ -18,7 +18,8 @@ struct HostPortAddress {
 Result<HostPortAddress> parse_address(const std::string& text);
 
 Result<UniqueFd> listen_tcp(const HostPortAddress& address);
-Result<UniqueFd> connect_tcp(const HostPortAddress& address);
+// `timeout_ms` > 0 bounds the connect (and stays the socket's send timeout).
+Result<UniqueFd> connect_tcp(const HostPortAddress& address, int timeout_ms = 0);
 // Small requests must not wait for Nagle + delayed ACK.
 void set_nodelay(int fd);
 // Waits until a listening socket has a connection to accept (true), or

@@ -10,11 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include "hw/port/tcp.hpp"
+#include "io/channel/channel_auth.hpp"
 
 namespace sve::channel {
 
-Result<std::unique_ptr<ChannelListener>> ChannelListener::open(const std::string& host,
-                                                               Deliver deliver) {
+Result<std::unique_ptr<ChannelListener>> ChannelListener::open(
+    const std::string& host, std::shared_ptr<const ClusterKey> key, Deliver deliver) {
   auto fd = listen_tcp(HostPortAddress{host, 0});
   if (!fd) return fd.error();
   sockaddr_in bound{};
@@ -25,6 +26,7 @@ Result<std::unique_ptr<ChannelListener>> ChannelListener::open(const std::string
   l->listener_ = std::move(fd.value());
   l->port_ = ntohs(bound.sin_port);
   l->deliver_ = std::move(deliver);
+  l->key_ = std::move(key);
   l->thread_ = std::thread([raw = l.get()] { raw->accept_loop(); });
   return l;
 }
@@ -50,10 +52,10 @@ void ChannelListener::accept_loop() {
     timeval limit{2, 0};
     ::setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     FrameHeader hello;
-    if (!recv_all(raw, &hello, sizeof hello) ||
-        !check_header(hello).empty() || hello.type != static_cast<uint8_t>(FrameType::hello)) {
+    if (std::string why = listen_handshake(raw, key_->get(), Purpose::data_channel, hello);
+        !why.empty()) {
       ++refused_;
-      spdlog::warn("data channel: a connection without a valid hello, closed");
+      spdlog::warn("data channel: a caller refused: {}", why);
       continue;
     }
     timeval none{0, 0};

@@ -2,10 +2,11 @@
 // Where a node's partners open their data channels (io/channel/): a TCP
 // listener on the node's cluster host, on a port the kernel picks (the
 // partners learn it through the interconnect). Its thread accepts a
-// connection, reads and checks its hello (within two seconds), and hands
-// the socket to the core the hello names; the core's data channel takes it
-// from there. A connection whose first 48 bytes are not a valid hello is
-// closed. No CAF: the node says how a socket reaches a core.
+// connection, runs the listener's half of the handshake (channel_auth.hpp:
+// a valid hello, then the caller's proof that it holds the cluster key,
+// within two seconds each), and hands the socket to the core the hello
+// names; the core's data channel takes it from there. Any other caller is
+// closed and counted. No CAF: the node says how a socket reaches a core.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_wire.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
@@ -24,7 +26,9 @@ class ChannelListener {
   // Called on the listener's thread with a connected socket and its hello.
   using Deliver = std::function<void(UniqueFd socket, const FrameHeader& hello)>;
 
-  static Result<std::unique_ptr<ChannelListener>> open(const std::string& host, Deliver deliver);
+  static Result<std::unique_ptr<ChannelListener>> open(const std::string& host,
+                                                       std::shared_ptr<const ClusterKey> key,
+                                                       Deliver deliver);
   ~ChannelListener();
 
   uint16_t port() const { return port_; }
@@ -38,6 +42,7 @@ class ChannelListener {
   UniqueFd listener_;
   uint16_t port_ = 0;
   Deliver deliver_;
+  std::shared_ptr<const ClusterKey> key_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0};
   std::thread thread_;

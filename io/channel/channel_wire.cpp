@@ -10,10 +10,13 @@ std::string check_header(const FrameHeader& h) {
                                     std::to_string(kVersion);
   auto type = static_cast<FrameType>(h.type);
   switch (type) {
-    case FrameType::hello:
     case FrameType::mirror_ack:
       if (h.body_bytes != 0) return std::string(to_string(type)) + " frame with a body";
       return {};
+    case FrameType::hello:
+    case FrameType::challenge:
+    case FrameType::proof:
+      break;  // a fixed body
     case FrameType::mirror:
       if (h.count == 0 || h.count > kMaxBlocks)
         return "mirror frame with " + std::to_string(h.count) + " blocks";
@@ -59,6 +62,8 @@ std::string forward_body_error(const FrameHeader& h, const ForwardBody& b) {
 const char* to_string(FrameType type) {
   switch (type) {
     case FrameType::hello: return "hello";
+    case FrameType::challenge: return "challenge";
+    case FrameType::proof: return "proof";
     case FrameType::mirror: return "mirror";
     case FrameType::mirror_ack: return "mirror_ack";
     case FrameType::release: return "release";

@@ -19,7 +19,7 @@ namespace sve::channel {
 static_assert(std::endian::native == std::endian::little, "the channel's frames are little-endian");
 
 inline constexpr uint32_t kMagic = 0x43455653;  // "SVEC"
-inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kVersion = 2;  // 2: the hello proves the cluster key
 inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
 inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
 inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);
@@ -31,14 +31,23 @@ inline constexpr uint64_t kMaxStatusRange = UINT32_MAX;
 inline constexpr uint32_t kStatusAnswerBytes = 4096;
 inline constexpr uint32_t kMaxStatusExtents = (kStatusAnswerBytes - 4) / 8;
 
+// A connection opens with a handshake in which each end proves it holds
+// the cluster key (io/channel/channel_auth.hpp): hello (the caller's
+// nonce), challenge (the listener's nonce and its proof), proof (the
+// caller's). Only then does either end send anything else.
+inline constexpr uint32_t kNonceBytes = 16;
+inline constexpr uint32_t kProofBytes = 32;
+
 enum class FrameType : uint8_t {
-  hello = 1,       // first frame of a connection: who is calling
+  hello = 1,       // first frame of a connection: who is calling, and its nonce
   mirror = 2,      // copies of dirty blocks: blocks[count], seqs[count], data
   mirror_ack = 3,  // the answer to one mirror frame: its id and status
   release = 4,     // the copies the receiver may free: blocks[count], seqs[count]
   forward = 5,     // a host request for the receiver to run: ForwardBody, then a
                    // write's data (padded to 8)
   forward_answer = 6,  // its status, and a read's data: count bytes (padded to 8)
+  challenge = 7,   // the listener's answer to a hello: its nonce, then its proof
+  proof = 8,       // the caller's proof, the last frame of the handshake
 };
 
 // What a forward frame's body starts with.
@@ -78,8 +87,10 @@ inline uint64_t body_bytes_for(FrameType type, uint64_t count) {
     case FrameType::mirror: return count * (16 + kBlockBytes);
     case FrameType::release: return count * 16;
     case FrameType::forward_answer: return pad8(count);
+    case FrameType::hello: return kNonceBytes;
+    case FrameType::challenge: return kNonceBytes + kProofBytes;
+    case FrameType::proof: return kProofBytes;
     case FrameType::forward:  // checked against its ForwardBody when it arrives
-    case FrameType::hello:
     case FrameType::mirror_ack: return 0;
   }
   return 0;

@@ -41,13 +41,22 @@ void DataChannel::start() {
   receive();
 }
 
-bool DataChannel::send_hello(uint32_t origin, uint32_t core, uint32_t cores, uint64_t instance) {
+bool DataChannel::send_hello(const FrameHeader& hello, const Nonce& nonce) {
   Out out;
-  out.header.type = static_cast<uint8_t>(FrameType::hello);
-  out.header.origin = origin;
-  out.header.core = core;
-  out.header.count = cores;
-  out.header.id = instance;
+  out.header = hello;
+  out.owned.resize(kNonceBytes / 8);
+  std::memcpy(out.owned.data(), nonce.bytes, kNonceBytes);
+  out.body.push_back({out.owned.data(), kNonceBytes});
+  return queue(std::move(out));
+}
+
+bool DataChannel::send_proof(const PeerMac& proof) {
+  Out out;
+  out.header.type = static_cast<uint8_t>(FrameType::proof);
+  out.header.body_bytes = kProofBytes;
+  out.owned.resize(kProofBytes / 8);
+  std::memcpy(out.owned.data(), proof.data(), kProofBytes);
+  out.body.push_back({out.owned.data(), kProofBytes});
   return queue(std::move(out));
 }
 
@@ -382,6 +391,15 @@ bool DataChannel::handle(const FrameHeader& h, const char* body) {
     }
     case FrameType::forward: return handle_forward(h, body);
     case FrameType::forward_answer: return handle_forward_answer(h, body);
+    case FrameType::challenge:
+      if (!handler_.on_challenge(h, reinterpret_cast<const uint8_t*>(body))) {
+        close("the listener did not prove that it holds the cluster key");
+        return false;
+      }
+      return true;
+    case FrameType::proof:  // (the listener's thread takes it, never a channel)
+      close("an unexpected proof");
+      return false;
   }
   close("unknown frame");
   return false;

@@ -39,6 +39,7 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include "io/channel/channel_auth.hpp"
 #include "io/channel/channel_wire.hpp"
 #include "io/protocol.hpp"
 #include "io/uring/uring_engine.hpp"
@@ -87,6 +88,15 @@ class ChannelHandler {
   virtual bool on_hello(const FrameHeader& hello) {
     (void)hello;
     return true;
+  }
+  // The listener's answer to this end's hello (channel_auth.hpp): its
+  // nonce and proof, kNonceBytes + kProofBytes at `body`. True once it
+  // holds (the handler then sends its own proof); false ends the
+  // connection.
+  virtual bool on_challenge(const FrameHeader& challenge, const uint8_t* body) {
+    (void)challenge;
+    (void)body;
+    return false;
   }
   // A peer's copies; the status is sent back as the answer.
   virtual int32_t on_mirror(const MirrorIn& in) {
@@ -171,7 +181,10 @@ class DataChannel {
   // Starts receiving.
   void start();
   // Queue a frame; false (and nothing queued) once the channel is closing.
-  bool send_hello(uint32_t origin, uint32_t core, uint32_t cores, uint64_t instance);
+  // The handshake's frames (channel_auth.hpp): this end's hello with its
+  // nonce, and its proof.
+  bool send_hello(const FrameHeader& hello, const Nonce& nonce);
+  bool send_proof(const PeerMac& proof);
   bool send_mirror(OutMirror copy);
   bool send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
                     std::vector<uint64_t> seqs);

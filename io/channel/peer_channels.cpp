@@ -31,7 +31,26 @@ struct PeerChannels::Peer final : ChannelHandler {
   ConnectOp op;
   std::unique_ptr<DataChannel> channel;
   uint64_t retry_at_ms = 0;
+  // The handshake: the hello this end sent and its nonce; proven once the
+  // listener proved the key and this end answered with its own proof.
+  FrameHeader hello;
+  Nonce nonce{};
+  bool proven = false;
 
+  bool on_challenge(const FrameHeader&, const uint8_t* body) override {
+    if (!channels->setup_.key) return false;
+    ClusterKeyBytes key = channels->setup_.key->get();
+    Nonce theirs;
+    std::memcpy(theirs.bytes, body, kNonceBytes);
+    if (!peer_mac_matches(listener_proof(key, Purpose::data_channel, hello, nonce, theirs),
+                          body + kNonceBytes)) {
+      ++channels->stats_.unproven;
+      spdlog::warn("data channel to node {}: it does not hold this cluster's key", node);
+      return false;
+    }
+    proven = channel->send_proof(caller_proof(key, Purpose::data_channel, hello, nonce, theirs));
+    return proven;
+  }
   void on_mirror_answer(uint64_t id, int32_t status) override {
     if (channels->mirror_) channels->mirror_->on_mirror_answer(id, status);
   }
@@ -45,6 +64,7 @@ struct PeerChannels::Peer final : ChannelHandler {
                  reason);
     ++channels->stats_.disconnects;
     retry_at_ms = monotonic_ms() + kReconnectMs;
+    proven = false;
     channels->closed_.push_back(std::move(channel));
   }
 };
@@ -166,7 +186,11 @@ void PeerChannels::connected(uint32_t node, int res) {
   set_nodelay(fd.get());
   p.channel = std::make_unique<DataChannel>(*setup_.ring, std::move(fd), p,
                                             ChannelLimits{setup_.window_bytes, false});
-  p.channel->send_hello(setup_.self, setup_.core, setup_.cores, setup_.instance);
+  // Nothing but the handshake goes out until the listener proved the key.
+  p.proven = false;
+  p.hello = make_hello(setup_.self, setup_.core, setup_.cores, setup_.instance);
+  p.nonce = fresh_nonce();
+  p.channel->send_hello(p.hello, p.nonce);
   p.channel->start();
   spdlog::info("data channel to node {} (core {}) connected", node, setup_.core);
 }
@@ -180,7 +204,7 @@ DataChannel* PeerChannels::up(uint32_t node) {
     if (p->channel && !p->channel->closing()) p->channel->close("cut by the chaos monkey");
     return nullptr;
   }
-  if (p->channel && !p->channel->closing()) return p->channel.get();
+  if (p->channel && !p->channel->closing()) return p->proven ? p->channel.get() : nullptr;
   maybe_connect(node);
   return nullptr;
 }
@@ -237,6 +261,7 @@ void PeerChannels::adopt(uint32_t node, UniqueFd socket) {
   p.retry_at_ms = UINT64_MAX;
   p.channel = std::make_unique<DataChannel>(*setup_.ring, std::move(socket), p,
                                             ChannelLimits{setup_.window_bytes, false});
+  p.proven = true;  // both ends are this process
   p.channel->start();
 }
 
@@ -253,7 +278,7 @@ nlohmann::json PeerChannels::inspect() const {
   nlohmann::json peers = nlohmann::json::array();
   for (const auto& [node, p] : peers_) {
     nlohmann::json row{{"node", node}, {"port", p->port},
-                       {"up", p->channel && !p->channel->closing()}};
+                       {"up", p->channel && !p->channel->closing() && p->proven}};
     if (p->channel) {
       const auto& s = p->channel->stats();
       row["frames_sent"] = s.frames_sent;
@@ -265,6 +290,7 @@ nlohmann::json PeerChannels::inspect() const {
   }
   return {{"connects", stats_.connects}, {"connect_failures", stats_.connect_failures},
           {"disconnects", stats_.disconnects}, {"refused", stats_.refused},
+          {"unproven", stats_.unproven},
           {"inbound", inbound_.size()}, {"peers", peers}};
 }
 

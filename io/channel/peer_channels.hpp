@@ -64,6 +64,9 @@ struct PeerChannelsSetup {
   uint64_t instance = 0;  // this process (tells a restarted caller apart)
   uint64_t window_bytes = 16ull << 20;
   NetFaults* faults = nullptr;  // the chaos monkey's cuts, if any
+  // The cluster key this core proves, and checks the listener's proof by
+  // (channel_auth.hpp). Only adopt() goes without.
+  std::shared_ptr<const ClusterKey> key;
 };
 
 struct PeerChannelsStats {
@@ -71,6 +74,7 @@ struct PeerChannelsStats {
   uint64_t connect_failures = 0;
   uint64_t disconnects = 0;
   uint64_t refused = 0;  // accepted connections refused (core counts differ)
+  uint64_t unproven = 0;  // listeners that did not prove the cluster key
 };
 
 class PeerChannels {

@@ -38,6 +38,7 @@
 #include "actors/messages.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
+#include "io/channel/cluster_tunnel.hpp"
 #include "io/service_gate.hpp"
 
 namespace sve {
@@ -91,6 +92,7 @@ struct InterconnectState {
   const ServiceGate* gate = nullptr;
   uint64_t retry_ms = 0;
   uint16_t data_port = 0;
+  std::shared_ptr<channel::ClusterTunnel> tunnel;  // the way to peers' cluster ports, or null
   DataPortFound on_data_port;
   std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
   std::vector<caf::actor> cache_actors;           // the same, as actors
@@ -151,7 +153,7 @@ void retry_later(Self* self, uint64_t id) {
 void connect(Self* self, uint32_t node) {
   Peer& peer = self->state.peers[node];
   if (peer.connecting || peer.address.empty()) return;
-  auto addr = parse_address(peer.address);
+  auto addr = channel::link_target(self->state.tunnel.get(), peer.address);
   if (!addr) return;
   peer.connecting = true;
   auto mm = self->system().middleman().actor_handle();
@@ -357,8 +359,10 @@ caf::result<std::string> describe_cluster(Self* self) {
 }
 
 caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
-                           uint64_t retry_ms, uint16_t data_port, DataPortFound on_data_port) {
+                           uint64_t retry_ms, uint16_t data_port, DataPortFound on_data_port,
+                           std::shared_ptr<channel::ClusterTunnel> tunnel) {
   auto& st = self->state;
+  st.tunnel = std::move(tunnel);
   st.data_port = data_port;
   st.on_data_port = std::move(on_data_port);
   st.self = node;
@@ -493,9 +497,10 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
 
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
                                     const ServiceGate* gate, uint64_t retry_ms,
-                                    uint16_t data_port, DataPortFound on_data_port) {
+                                    uint16_t data_port, DataPortFound on_data_port,
+                                    std::shared_ptr<channel::ClusterTunnel> tunnel) {
   return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms, data_port,
-                                  std::move(on_data_port));
+                                  std::move(on_data_port), std::move(tunnel));
 }
 
 }  // namespace sve

@@ -38,18 +38,25 @@ class Cluster:
         wait_until(lambda: len({self.status(i)["committed"] for i in ids}) == 1,
                    f"nodes {ids} to agree on the last committed event")
 
-    def form(self):
+    def form(self, on_started=None):
         ids = sorted(self.nodes)
         for i in ids:
             self.start(i)
+        if on_started:
+            on_started()
         first = self.nodes[ids[0]]
         check(first.ctl_json("cluster", "status")["in_cluster"] is False, "fresh node in a cluster")
         first.ctl_fails("vdisk", "create", "early", "--pool", "p", "--size", "1M",
                         contains="not in a cluster")
         first.ctl("cluster", "create", "it")
         for i in ids[1:]:
-            first.ctl("node", "add", "--id", str(i), f"127.0.0.1:{self.nodes[i].cluster_port}")
+            self.add(first, i)
         self.wait_serving(ids, ids[0])
+
+    def add(self, via, i):
+        """Node i joins through node `via`, which hands it the cluster key."""
+        via.ctl("node", "add", "--id", str(i), f"127.0.0.1:{self.nodes[i].cluster_port}",
+                "--node-admin", self.nodes[i].admin)
 
     def group_vdisk(self, name, size_mib, disk_mib):
         """Nodes 1 and 2 as I/O group g0 (node 3 keeps a majority), a pool on

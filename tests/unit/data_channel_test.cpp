@@ -134,7 +134,7 @@ struct Pair {
 TEST_CASE("data channel: copies arrive intact, batched, and are answered") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1, 42));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 42), fresh_nonce()));
   for (uint64_t id = 1; id <= 50; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 10, 3, char(id), id), id)));
   REQUIRE(p.out->send_release(1, 7, {10, 11}, {1, 1}));
@@ -155,7 +155,7 @@ TEST_CASE("data channel: copies arrive intact, batched, and are answered") {
 TEST_CASE("data channel: the window bounds the copies in flight and the rest wait in order") {
   uint64_t frame = kHeaderBytes + body_bytes_for(FrameType::mirror, 4);
   Pair p(3 * frame);
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   for (uint64_t id = 1; id <= 20; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 100, 4, 'x', id), id)));
   // The receiver does not read yet: at most the window is out.
@@ -172,7 +172,7 @@ TEST_CASE("data channel: the window bounds the copies in flight and the rest wai
 TEST_CASE("data channel: a bad frame ends the connection, and every unanswered copy fails once") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   p.run_until([&] { return p.receiver.hellos.size() == 1; });
   SECTION("bad magic") {
     FrameHeader h;
@@ -231,7 +231,7 @@ TEST_CASE("data channel: an answer the connection did not ask for is ignored") {
 TEST_CASE("data channel: a cut connection fails sent and waiting copies exactly once") {
   uint64_t frame = kHeaderBytes + body_bytes_for(FrameType::mirror, 1);
   Pair p(2 * frame);
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   for (uint64_t id = 1; id <= 10; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id, 1, 'z', 1), id)));
   for (int i = 0; i < 50; ++i) p.ring->poll();
@@ -328,7 +328,7 @@ OutForward forward_of(const IoRequestPtr& r, uint64_t id) {
 TEST_CASE("data channel: forwarded requests carry their data both ways, and are answered once") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   // A write from a buffer of three pieces, 4,095 bytes in all (padded on
   // the wire), then a read and a flush.
   std::vector<std::string> pieces{std::string(1000, 'a'), std::string(3000, 'b'), std::string(95, 'c')};
@@ -375,7 +375,7 @@ TEST_CASE("data channel: forwarded requests carry their data both ways, and are 
 TEST_CASE("data channel: a forwarded read's answer counts in the window, and a cut fails it once") {
   // Room for one 12 KiB read's answer, not two.
   Pair p(16 * 1024);
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   for (uint64_t id = 1; id <= 3; ++id) {
     IoRequestPtr read = make_request();
     read->op = IoOp::read;
@@ -395,7 +395,7 @@ TEST_CASE("data channel: a forwarded read's answer counts in the window, and a c
 TEST_CASE("data channel: a forward frame whose body does not match its request ends the connection") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   p.run_until([&] { return p.receiver.hellos.size() == 1; });
   struct {
     FrameHeader h;
@@ -442,7 +442,7 @@ TEST_CASE("data channel: a delayed end sends its frames late, in order") {
   p.in->start();
   p.sender.delay_ms = 150;
   auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   for (uint64_t id = 1; id <= 5; ++id)
     REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(id * 10, 1, char(id), id), id)));
   // Nothing arrives within the delay.
@@ -460,7 +460,7 @@ TEST_CASE("data channel: a delayed end sends its frames late, in order") {
 TEST_CASE("data channel: a copy sent from its blocks where they lie, more pieces than one call takes") {
   Pair p;
   p.in->start();
-  REQUIRE(p.out->send_hello(1, 0, 1, 1));
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
   // 300 blocks, each in memory of its own (as in their NVRAM slots): more
   // pieces than one sendmsg carries, so the frame leaves in several calls.
   constexpr uint32_t n = 300;

@@ -285,6 +285,8 @@ class CommandLine {
     auto* nadd = verb(node, "add", "add a node to the cluster");
     nadd->add_option("--id", id_, "its node id")->required()->check(check_node_id);
     text(nadd, "ADDRESS", "its cluster address, HOST:PORT");
+    flag_text(nadd, "--node-admin", "node_admin",
+              "its admin API, HOST:PORT: the cluster hands it the cluster key there", true);
     on(nadd, [this] {
       r_["id"] = node_id(id_);
       r_["address"] = pos_["ADDRESS"];

@@ -1,0 +1,51 @@
+#pragma once
+// The handshake that opens every connection between two nodes
+// (channel_wire.hpp's frames): both ends prove they hold the cluster key
+// (io/auth/cluster_key.hpp) over nonces each end picked afresh, so a
+// recorded handshake opens nothing.
+//
+//   caller   -> hello:     who is calling, nonce C
+//   listener -> challenge: nonce L, MAC(key, purpose, "listener", hello, C, L)
+//   caller   -> proof:     MAC(key, purpose, "caller", hello, C, L)
+//
+// The caller checks the listener's proof before it sends anything else (a
+// listener without the key gets nothing); the listener checks the caller's
+// before the connection goes anywhere (a caller without the key neither
+// writes a copy into this node's memory, nor runs a request, nor speaks to
+// its cluster actor). The purpose (a data channel, a cluster link) is
+// covered too, so one kind of connection's proof opens no other kind.
+//
+// What follows is not encrypted and its frames carry no MAC: the cluster's
+// network is its own, as an SVC cluster's links are, and an attacker on
+// that network's path is not what this keeps out (docs/security.md).
+#include <cstdint>
+#include <string>
+
+#include "io/auth/cluster_key.hpp"
+#include "io/channel/channel_wire.hpp"
+
+namespace sve::channel {
+
+enum class Purpose : uint8_t { data_channel, cluster_link };
+
+struct Nonce {
+  uint8_t bytes[kNonceBytes];
+};
+Nonce fresh_nonce();
+
+FrameHeader make_hello(uint32_t origin, uint32_t core, uint32_t cores, uint64_t instance);
+
+PeerMac listener_proof(const ClusterKeyBytes& key, Purpose purpose, const FrameHeader& hello,
+                       const Nonce& caller, const Nonce& listener);
+PeerMac caller_proof(const ClusterKeyBytes& key, Purpose purpose, const FrameHeader& hello,
+                     const Nonce& caller, const Nonce& listener);
+
+// Each half on a blocking socket whose receive deadline the caller set:
+// empty once the other end proved the key, else why not. The listener's
+// half fills in the caller's hello.
+std::string listen_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
+                             FrameHeader& hello);
+std::string call_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
+                           const FrameHeader& hello);
+
+}  // namespace sve::channel
