@@ -25,6 +25,7 @@ using attach_atom = caf::atom_constant<caf::atom("attach")>;
 using detach_atom = caf::atom_constant<caf::atom("detach")>;
 // Admin API request (a JSON line) and its reply.
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using audit_atom = caf::atom_constant<caf::atom("audit")>;
 // A task to run on the receiving actor's core (slow path: set-up, stats).
 using run_atom = caf::atom_constant<caf::atom("run")>;
 // The cluster: a protocol message between nodes' cluster actors (cluster

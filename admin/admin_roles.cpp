@@ -64,6 +64,8 @@ const char* to_string(Role role) {
 bool role_allows(Role role, const std::string& cmd) {
   // (user.list shows who may do what: the security administrator's too.)
   if (cmd == "user.list") return role == Role::securityadmin;
+  // (The audit log tells who did what from where: not for monitors.)
+  if (cmd == "audit.list") return role == Role::securityadmin || role == Role::administrator;
   if (reads_only_view(cmd)) return true;
   switch (role) {
     case Role::monitor: return false;

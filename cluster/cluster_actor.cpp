@@ -16,6 +16,7 @@
 #include "faults/net_faults.hpp"
 #include "actors/spawn.hpp"
 #include "hw/port/tcp.hpp"
+#include "cluster/audit_log.hpp"
 #include "cluster/cluster_view.hpp"
 #include "cluster/host/cluster_host.hpp"
 #include "io/auth/cluster_key.hpp"
@@ -184,6 +185,10 @@ caf::result<std::string> admin(Self* self, const std::string& line) {
   try {
     if (cmd == "cluster.status")
       return json{{"ok", true}, {"result", host.status()}}.dump();
+    if (cmd == "audit.list") {
+      if (!host.in_cluster()) return error_reply("this node is not in a cluster");
+      return json{{"ok", true}, {"result", audit_json(host.audit_log(), request)}}.dump();
+    }
     if (cmd == "node.list") {
       if (!host.in_cluster()) return error_reply("this node is not in a cluster");
       return json{{"ok", true}, {"result", host.node_list()}}.dump();
@@ -339,6 +344,14 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
         update_gate(self);
       },
       [=](admin_atom, const std::string& line) { return admin(self, line); },
+      // A line for the audit log (the admin router's): proposed, not awaited.
+      [=](audit_atom, const std::string& bytes) {
+        auto entry = unpack_from_string<AuditEntry>(bytes);
+        if (!entry) return;
+        auto id = self->state.host->append_audit(*entry);
+        if (id) park(self, id.value(), [](const json&) {});
+        update_gate(self);
+      },
       [=](commit_atom, uint64_t base, const std::string& next) -> caf::result<CommitOutcome> {
         auto config = unpack_from_string<ClusterModel>(next);
         if (!config)

@@ -14,6 +14,7 @@
 #include "admin/admin_client.hpp"
 #include "admin/admin_roles.hpp"
 #include "admin/admin_schema.hpp"
+#include "cluster/audit_log.hpp"
 #include "model/host_access.hpp"
 
 namespace sve {
@@ -48,10 +49,10 @@ uint64_t unix_now() {
 // carries a user's password or a session token, and the user's role must
 // allow the command (anyone may change their own password).
 std::string Node::Impl::admit(nlohmann::json& request, const std::string& peer,
-                              std::string& who) {
+                              std::string& who, std::string& from) {
   // A supervised node's requests all come through its configuration
   // process, which writes in where each came from; alone, the socket says.
-  std::string from = peer;
+  from = peer;
   if (options.supervised && request.contains("from")) from = request["from"].get<std::string>();
   nlohmann::json auth = request.contains("auth") ? request["auth"] : nlohmann::json();
   request.erase("auth");
@@ -153,6 +154,42 @@ std::string Node::Impl::hand_key(const nlohmann::json& request) {
   return {};
 }
 
+// cluster.create --first-user: the cluster, then its first administrator
+// (a securityadmin), so that from its first moment it has one and its admin
+// API stops taking commands from anyone on the node itself.
+std::string Node::Impl::create_cluster(const nlohmann::json& request) {
+  if (!request.contains("password"))
+    return admin_error("the first user needs a password (--password, or SVE_NEW_PASSWORD)");
+  nlohmann::json create = request;
+  create.erase("first_user");
+  create.erase("password");
+  std::string created = call_cluster(create.dump());
+  auto answer = nlohmann::json::parse(created, nullptr, false);
+  if (!answer.is_object() || !answer.value("ok", false)) return created;
+  nlohmann::json user{{"cmd", "user.create"}, {"name", request["first_user"]},
+                      {"role", "securityadmin"}, {"password", request["password"]}};
+  // The configuration actor hears of the new cluster's model from the
+  // cluster actor a moment after this answer: it gets it here first, from
+  // the sender of the request that follows, so in order.
+  caf::scoped_actor self{*sys};
+  std::string model;
+  self->request(cluster_actor, std::chrono::seconds(10), model_atom::value)
+      .receive([&](std::string& bytes) { model = std::move(bytes); }, [](caf::error&) {});
+  if (!model.empty()) self->send(config_actor, model_atom::value, model);
+  std::string reply = admin_error("the configuration actor did not answer");
+  self->request(config_actor, caf::infinite, admin_atom::value, user.dump())
+      .receive([&](std::string& r) { reply = std::move(r); }, [](caf::error&) {});
+  auto made = nlohmann::json::parse(reply, nullptr, false);
+  if (!made.is_object() || !made.value("ok", false))
+    return admin_error("cluster " + request.value("name", std::string()) +
+                       " was created, but not its first user: " +
+                       (made.is_object() ? made.value("error", std::string("no answer"))
+                                         : std::string("no answer")) +
+                       " (svectl user create makes one)");
+  answer["result"]["first_user"] = request["first_user"];
+  return answer.dump();
+}
+
 std::string Node::Impl::call_config(const std::string& line) {
   return ask(*sys, config_actor, line, "config actor");
 }
@@ -175,10 +212,11 @@ std::string Node::Impl::route_admin(Node& node, const std::string& given,
   if (!parsed) return admin_error(parsed.error().message);
   nlohmann::json& request = *parsed;
   std::string cmd = admin_command(request);
-  std::string who = "the node itself";
+  std::string who = "the node itself", from = peer;
   if (!trusted) {
-    if (std::string refused = admit(request, peer, who); !refused.empty()) {
+    if (std::string refused = admit(request, peer, who, from); !refused.empty()) {
       spdlog::warn("admin: refused {} from {}: {}", cmd, who, refused);
+      audit(who, from, request, false, refused);
       return admin_error(refused);
     }
   } else {
@@ -189,17 +227,53 @@ std::string Node::Impl::route_admin(Node& node, const std::string& given,
   if (cmd == "session.login") return login(request, who);
   std::string reply = route_admitted(node, request);
   if (!trusted && !reads_only(cmd)) {
-    // The node's log keeps who changed what, secrets masked.
-    nlohmann::json shown = request;
-    for (const char* secret : {"password", "secret", "key"})
-      if (shown.contains(secret)) shown[secret] = "***";
     auto answer = nlohmann::json::parse(reply, nullptr, false);
     bool ok = answer.is_object() && answer.value("ok", false);
-    spdlog::info("audit: {} ran {}: {}", who, shown.dump(),
-                 ok ? std::string("ok")
-                    : "refused: " + (answer.is_object() ? answer.value("error", "") : reply));
+    audit(who, from, request, ok,
+          ok ? std::string("ok") : answer.is_object() ? answer.value("error", "") : reply);
   }
   return reply;
+}
+
+// Who changed what, and who was refused (docs/security.md, "Audit log"):
+// a line in the node's log, and an entry in the cluster's replicated audit
+// log (a node alone: DATA_DIR/audit.log). Secrets are masked. Refusals are
+// recorded at most kAuditRefusalsPerSecond a second (a flood of failed
+// logins does not flood the cluster's log); the next entry says how many
+// were left out.
+void Node::Impl::audit(const std::string& who, const std::string& from,
+                       const nlohmann::json& request, bool ok, const std::string& result) {
+  nlohmann::json shown = request;
+  for (const char* secret : {"password", "secret", "key"})
+    if (shown.contains(secret)) shown[secret] = "***";
+  std::string command = shown.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (ok) spdlog::info("audit: {} ran {}: ok", who, command);
+  else spdlog::info("audit: {} ran {}: refused: {}", who, command, result);
+  AuditEntry entry;
+  entry.time_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  entry.node = options.cluster ? options.node_id : 0;
+  entry.who = who;
+  entry.from = from;
+  entry.command = std::move(command);
+  entry.ok = ok;
+  entry.result = result;
+  {
+    std::lock_guard lock(audit_mu);
+    uint64_t second = entry.time_ms / 1000;
+    if (second != audit_second) {
+      audit_second = second;
+      audit_refusals = 0;
+    }
+    if (!ok && ++audit_refusals > kAuditRefusalsPerSecond) {
+      ++audit_suppressed;
+      return;
+    }
+    entry.suppressed = std::exchange(audit_suppressed, 0);
+  }
+  if (cluster_actor) caf::anon_send(cluster_actor, audit_atom::value, pack_to_string(entry));
+  else if (audit_file) audit_file->append(std::move(entry));
 }
 
 // An admitted request (without its credentials) to whoever answers it.
@@ -210,8 +284,13 @@ std::string Node::Impl::route_admitted(Node& node, const nlohmann::json& request
     if (std::string refused = hand_key(request); !refused.empty()) return admin_error(refused);
     return call_cluster(line);
   }
+  if (cmd == "cluster.create" && request.contains("first_user")) return create_cluster(request);
   if (cmd.rfind("cluster.", 0) == 0 || cmd == "node.remove" || cmd == "node.list")
     return call_cluster(line);
+  if (cmd == "audit.list") {
+    if (cluster_actor) return call_cluster(line);
+    return nlohmann::json{{"ok", true}, {"result", audit_json(audit_file->read(), request)}}.dump();
+  }
   if (cmd == "node.stats" || cmd == "node.show") {
     try {
       auto result = cmd == "node.stats" ? node.io_stats() : cache_json(std::nullopt);

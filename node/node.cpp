@@ -68,6 +68,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
 
   auto config = options.cluster ? ConfigService::open_clustered(options.data_dir, m.cluster_link())
                                 : ConfigService::open(options.data_dir);
+  if (!options.cluster) m.audit_file = std::make_unique<AuditFile>(options.data_dir + "/audit.log");
   if (!config) return config.error();
   m.config = std::move(config.value());
 
@@ -265,6 +266,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   if (options.cluster && m.cache_blocks) m.controller = m.spawn_controller();
   m.thin_controller = m.spawn_thin_controller();
   m.copy_controller = m.spawn_copy_controller();
+  if (options.init_admin)
+    if (auto made = m.init_admin(*node, *options.init_admin); !made) return made.error();
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line, const std::string& peer) {
@@ -276,6 +279,28 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                "admin {}, {}", cores, format_size(options.core_io.buffer_bytes),
                options.core_io.requests, options.admin.to_string(), m.nbd->describe());
   return node;
+}
+
+// --init-admin: the first administrator, before any client can send a
+// command (so there is no moment when loopback clients may); a restarted
+// I/O process finds it made and leaves the users as they are.
+Status Node::Impl::init_admin(Node& node, const std::pair<std::string, std::string>& user) {
+  auto ask = [&](const nlohmann::json& request) {
+    return nlohmann::json::parse(route_admin(node, request.dump(), {}, true));
+  };
+  auto users = ask({{"cmd", "user.list"}});
+  if (!users.value("ok", false))
+    return make_error("--init-admin: " + users.value("error", std::string("no user list")));
+  if (!users["result"].empty()) {
+    spdlog::info("--init-admin {}: administrators exist; left as they are", user.first);
+    return ok_status();
+  }
+  auto made = ask({{"cmd", "user.create"}, {"name", user.first}, {"role", "securityadmin"},
+                   {"password", user.second}});
+  if (!made.value("ok", false))
+    return make_error("--init-admin: " + made.value("error", std::string("no answer")), EINVAL);
+  spdlog::info("--init-admin: {} is the first administrator (securityadmin)", user.first);
+  return ok_status();
 }
 
 void Node::check_health() {

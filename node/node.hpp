@@ -47,6 +47,9 @@ struct NodeOptions {
   // The chaos monkey answers only where it was asked for at start-up
   // (--enable-chaos): a fault injector is not for any client of the port.
   bool enable_chaos = false;
+  // A node alone: its first administrator (a securityadmin: name, then
+  // password), made before the admin port opens if the node has none.
+  std::optional<std::pair<std::string, std::string>> init_admin;
   // The cache's copies between partners on the data channel (io/channel/);
   // off: through the interconnect actor, as before it existed.
   bool data_channel = true;

@@ -26,6 +26,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cluster/audit_log.hpp"
 #include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_listener.hpp"
 #include "io/channel/cluster_tunnel.hpp"
@@ -73,6 +74,11 @@ struct Node::Impl {
   std::unique_ptr<channel::ChannelListener> channel_listener;
   std::shared_ptr<ClusterKey> cluster_key;  // in a cluster: the links' secret
   std::shared_ptr<channel::ClusterTunnel> tunnel;  // and the way the cluster links go
+  // The audit log: a node alone keeps its own (in a cluster: the cluster's).
+  std::unique_ptr<AuditFile> audit_file;
+  static constexpr uint64_t kAuditRefusalsPerSecond = 20;
+  std::mutex audit_mu;
+  uint64_t audit_second = 0, audit_refusals = 0, audit_suppressed = 0;
   std::atomic<bool> channels_ready{false};
   void close_data_channels();
   std::mutex routes_mu;
@@ -144,6 +150,8 @@ struct Node::Impl {
   std::string shell(const nlohmann::json& request);
   std::string call_config(const std::string& line);
   std::string hand_key(const nlohmann::json& request);
+  std::string create_cluster(const nlohmann::json& request);
+  Status init_admin(Node& node, const std::pair<std::string, std::string>& user);
   std::string call_cluster(const std::string& line);
   ClusterLink cluster_link();
   // `peer`: the client's address (where a supervised node's configuration
@@ -152,7 +160,10 @@ struct Node::Impl {
                           bool trusted = false);
   // Who sent it, and whether they may (docs/security.md): the error line to
   // answer, or empty; `request` loses its credentials either way.
-  std::string admit(nlohmann::json& request, const std::string& peer, std::string& who);
+  std::string admit(nlohmann::json& request, const std::string& peer, std::string& who,
+                    std::string& from);
+  void audit(const std::string& who, const std::string& from, const nlohmann::json& request,
+             bool ok, const std::string& result);
   std::string route_admitted(Node& node, const nlohmann::json& request);
   // session.login, once admitted with a password: a token for its user.
   std::string login(const nlohmann::json& request, const std::string& who);

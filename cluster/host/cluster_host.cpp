@@ -44,6 +44,7 @@ ClusterHost::ClusterHost(ClusterHostOptions options, ClusterHostCallbacks callba
   };
   membership_rsm_ = std::make_unique<MembershipRsm>();
   config_rsm_ = std::make_unique<ConfigRsm>();
+  audit_rsm_ = std::make_unique<AuditRsm>();
 }
 
 ClusterHost::~ClusterHost() = default;
@@ -57,6 +58,7 @@ void ClusterHost::build_state() {
       });
   state_->add(*membership_rsm_);
   state_->add(*config_rsm_);
+  state_->add(*audit_rsm_);
 }
 
 void ClusterHost::start() {
@@ -207,6 +209,21 @@ Result<uint64_t> ClusterHost::replace_config(uint64_t base, const ClusterModel& 
   event.base = base;
   event.body = pack_to_string(next);
   return propose(std::move(event));
+}
+
+Result<uint64_t> ClusterHost::append_audit(const AuditEntry& entry) {
+  if (!core_->in_cluster()) return make_error("this node is not in a cluster", ENOENT);
+  ClusterEvent event;
+  event.kind = ClusterEvent::audit_append;
+  event.body = pack_to_string(entry);
+  return propose(std::move(event));
+}
+
+AuditLog ClusterHost::audit_log() const {
+  const auto& states = state_->state().states;
+  auto it = states.find("audit");
+  if (it == states.end()) return {};
+  return unpack_from_string<AuditLog>(it->second).value_or(AuditLog{});
 }
 
 json ClusterHost::status() {

@@ -54,6 +54,8 @@ class ClusterHost {
   Result<uint64_t> add_node(NodeId id, const std::string& address);
   Result<uint64_t> remove_node(NodeId id);
   Result<uint64_t> replace_config(uint64_t base, const ClusterModel& next);
+  Result<uint64_t> append_audit(const AuditEntry& entry);
+  AuditLog audit_log() const;
 
   nlohmann::json status();
   nlohmann::json node_list();
@@ -75,6 +77,7 @@ class ClusterHost {
   std::unique_ptr<ClusterCore> core_;
   std::unique_ptr<Rsm> membership_rsm_;
   std::unique_ptr<Rsm> config_rsm_;
+  std::unique_ptr<Rsm> audit_rsm_;
   std::unique_ptr<ReplicatedState> state_;
   ClusterInfo info_;
   ClusterModel config_;

@@ -109,4 +109,19 @@ void ConfigRsm::apply(uint64_t, const Entry& entry, std::string& state,
   out.push_back({event->origin, answer(event->request, {{"version", next->version}})});
 }
 
+void AuditRsm::apply(uint64_t, const Entry& entry, std::string& state,
+                     std::vector<Response>& out) {
+  auto event = unpack_from_string<ClusterEvent>(entry.payload);
+  if (!event || event->kind != ClusterEvent::audit_append) return;
+  auto line = unpack_from_string<AuditEntry>(event->body);
+  if (!line) return;
+  AuditLog log = unpack_from_string<AuditLog>(state).value_or(AuditLog{});
+  line->seq = log.next++;
+  log.entries.push_back(std::move(*line));
+  if (log.entries.size() > kAuditKeep)
+    log.entries.erase(log.entries.begin(), log.entries.end() - kAuditKeep);
+  state = pack_to_string(log);
+  out.push_back({event->origin, answer(event->request, {{"seq", log.next - 1}})});
+}
+
 }  // namespace sve::cluster

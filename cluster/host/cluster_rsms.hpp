@@ -1,5 +1,5 @@
 #pragma once
-// The two replicated state machines of the cluster state. Each is
+// The replicated state machines of the cluster state. Each is
 // deterministic: it sees only the committed event and its own state, so
 // every node that applies the same log reaches the same state and the same
 // answers (the call gate lets an answer out only on the node that asked).
@@ -31,6 +31,15 @@ class MembershipRsm final : public Rsm {
 class ConfigRsm final : public Rsm {
  public:
   std::string name() const override { return "config"; }
+  void apply(uint64_t seq, const Entry& entry, std::string& state,
+             std::vector<Response>& out) override;
+};
+
+// The audit log (state: a msgpack AuditLog): each entry gets the next
+// number and the oldest go beyond kAuditKeep, the same on every node.
+class AuditRsm final : public Rsm {
+ public:
+  std::string name() const override { return "audit"; }
   void apply(uint64_t seq, const Entry& entry, std::string& state,
              std::vector<Response>& out) override;
 };

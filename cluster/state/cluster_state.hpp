@@ -31,6 +31,30 @@ struct ClusterInfo {
   }
 };
 
+// One line of the cluster's audit log (docs/security.md, "Audit log"): an
+// admin command that changes something, or one refused (a failed login
+// among them), as the node that took it saw it.
+struct AuditEntry {
+  uint64_t seq = 0;      // given by the audit RSM, in commit order
+  uint64_t time_ms = 0;  // Unix time on the node that took the command
+  uint32_t node = 0;     // that node
+  std::string who;       // "'adm' (administrator)", "a loopback client", ...
+  std::string from;      // the client's address
+  std::string command;   // the request as JSON, secrets masked
+  bool ok = false;
+  std::string result;    // "ok", or why it was refused
+  uint64_t suppressed = 0;  // refusals not recorded before this one (rate limit)
+  MSGPACK_DEFINE_MAP(seq, time_ms, node, who, from, command, ok, result, suppressed);
+};
+
+// The newest entries, oldest first (kAuditKeep of them).
+struct AuditLog {
+  uint64_t next = 1;
+  std::vector<AuditEntry> entries;
+  MSGPACK_DEFINE_MAP(next, entries);
+};
+inline constexpr size_t kAuditKeep = 1000;
+
 // One committed event. `origin` and `request` route the answer back through
 // the call gate to the node (and the admin request) that proposed it.
 struct ClusterEvent {
@@ -38,7 +62,8 @@ struct ClusterEvent {
     create = 0,         // body: ClusterInfo (one node) then the first ClusterModel
     node_add = 1,       // node, address
     node_remove = 2,    // node
-    config_replace = 3  // body: the next ClusterModel, valid only on top of `base`
+    config_replace = 3,  // body: the next ClusterModel, valid only on top of `base`
+    audit_append = 4     // body: an AuditEntry
   };
   uint8_t kind = create;
   uint32_t origin = 0;

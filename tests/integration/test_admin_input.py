@@ -54,6 +54,7 @@ COMMANDS = {
     "cluster.create": {"name": "c"},
     "node.add": {"id": 2, "address": "127.0.0.1:1", "node_admin": "127.0.0.1:1"},
     "cluster.join_key": {"key": "00" * 32},
+    "audit.list": {"since": 5, "count": 5},  # (5 is the one valid wrong value)
     "node.remove": {"id": 2},
     "chaos.start": {"seed": 1, "faults": "all", "rate": 6},
     "chaos.inject": {"kind": "mdisk-stall", "duration_ms": 10, "target": 0},
@@ -81,7 +82,7 @@ COMMANDS = {
 }
 
 # Commands whose every field may be left out (the request stays valid).
-ALL_OPTIONAL = {"fcconsistgrp.create"}
+ALL_OPTIONAL = {"fcconsistgrp.create", "audit.list"}
 
 WRONG_VALUES = [5, -1, 1.5, 2 ** 64, -2 ** 63, True, None, [], [1, "a"], {}, {"a": 1}, "",
                 "x" * 300, "../../etc", "é" * 40, "12Q", [[[]]], "\u0000", 1e308]

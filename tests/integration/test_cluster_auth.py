@@ -21,9 +21,10 @@ import json
 import os
 import socket
 import struct
+import subprocess
 
 from cluster_harness import Cluster
-from harness import check, free_port, qemu_io, run, wait_until
+from harness import SVECTL, check, free_port, qemu_io, run, wait_until
 
 MiB = 1 << 20
 MAGIC, VERSION = 0x43455653, 2
@@ -177,8 +178,29 @@ def test(make):
     answer = raw_admin(n2, {"cmd": "cluster.join_key", "key": "00" * 32})
     check(not answer["ok"] and "already in a cluster" in answer["error"], f"join_key: {answer}")
     check(key_of(n2) == key, "node 2 took another key")
+    # The audit log is the cluster's: node 3 lists what was run on node 1,
+    # the refused node add among it.
+    wait_until(lambda: any('"id":4' in e["command"] and not e["ok"] and e["node"] == 1
+                           for e in n3.ctl_json("audit", "list")),
+               "node 3 to list node 1's refused node add")
+    entries = n3.ctl_json("audit", "list")
+    check(any('"cmd":"node.add"' in e["command"] and '"id":2' in e["command"] and e["ok"]
+              for e in entries), "node add of node 2 is not in node 3's audit log")
+    check(all(key.hex() not in e["command"] for e in entries), "the cluster key is in the audit log")
     for n in (n1, n2, n3):
         check(n.io_pid() is not None, "a node's I/O process is gone")
+
+    # cluster create --first-user: the cluster has its securityadmin from
+    # its first moment (no loopback window).
+    solo = make()
+    solo.start(["--cluster", f"127.0.0.1:{free_port()}", "--node-id", "1"])
+    solo.ctl("cluster", "create", "solo", "--first-user", "boss", "--password", "boss-password-1")
+    solo.ctl_fails("vdisk", "list", contains="log in")
+    env = {**os.environ, "SVE_PASSWORD": "boss-password-1"}
+    r = subprocess.run([SVECTL, "--admin", solo.admin, "--user", "boss", "--json", "user", "list"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    check(r.returncode == 0 and json.loads(r.stdout) == [{"name": "boss", "role": "securityadmin"}],
+          f"the first user: {r.stdout} {r.stderr}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@
 #include "io/channel/channel_auth.hpp"
 #include "io/channel/channel_listener.hpp"
 #include "io/channel/cluster_tunnel.hpp"
+#include "io/channel/peer_channels.hpp"
+#include "io/uring/uring_engine.hpp"
 
 using namespace sve;
 using namespace sve::channel;
@@ -261,4 +263,71 @@ TEST_CASE("cluster tunnel: links between nodes with the key carry bytes, others 
   CHECK(through(*route, "heartbeat") == "heartbeat");
   CHECK((*node2)->stats().accepted == 1);
   CHECK((*node1)->stats().connected == 1);
+}
+
+TEST_CASE("data channel: a core sends nothing to a listener that has not proved the key",
+          "[cluster-key]") {
+  TempDir a;
+  auto key = key_in(a.path);
+  auto ring = std::move(UringEngine::create(64).value());
+  // A listener that takes the connection (the kernel's backlog) and never
+  // answers the hello.
+  UniqueFd silent = std::move(listen_tcp(HostPortAddress{"127.0.0.1", 0}).value());
+  sockaddr_in bound{};
+  socklen_t len = sizeof bound;
+  REQUIRE(::getsockname(silent.get(), reinterpret_cast<sockaddr*>(&bound), &len) == 0);
+  PeerChannelsSetup setup;
+  setup.ring = ring.get();
+  setup.self = 1;
+  setup.key = key;
+  {
+    PeerChannels channels(setup);
+    channels.set_peer(2, "127.0.0.1", ntohs(bound.sin_port));
+    bool connected = false;
+    for (int i = 0; i < 300; ++i) {
+      ring->poll();
+      connected = connected || channels.stats().connects > 0;
+      REQUIRE(channels.up(2) == nullptr);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(connected);  // (so the channel was there to be handed out, and was not)
+    channels.close_all();
+    for (int i = 0; i < 1000 && channels.stats().disconnects == 0; ++i) ring->poll();
+  }
+  // A listener that answers with a proof it could not make (no key): the
+  // core closes the connection, counts it, and hands nothing out.
+  UniqueFd fake = std::move(listen_tcp(HostPortAddress{"127.0.0.1", 0}).value());
+  REQUIRE(::getsockname(fake.get(), reinterpret_cast<sockaddr*>(&bound), &len) == 0);
+  std::thread impostor([&] {
+    if (!wait_acceptable(fake.get(), 5000)) return;
+    UniqueFd c(::accept4(fake.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    char hello[sizeof(FrameHeader) + kNonceBytes];
+    if (!recv_all(c.get(), hello, sizeof hello)) return;
+    FrameHeader h;
+    h.type = static_cast<uint8_t>(FrameType::challenge);
+    h.body_bytes = kNonceBytes + kProofBytes;
+    char out[sizeof h + kNonceBytes + kProofBytes];
+    std::memcpy(out, &h, sizeof h);
+    random_bytes(out + sizeof h, kNonceBytes + kProofBytes);
+    send_all(c.get(), out, sizeof out);
+    char byte;
+    (void)::recv(c.get(), &byte, 1, 0);  // until the core closes
+  });
+  {
+    PeerChannels channels(setup);
+    channels.set_peer(2, "127.0.0.1", ntohs(bound.sin_port));
+    for (int i = 0; i < 2000 && channels.stats().unproven == 0; ++i) {
+      ring->poll();
+      REQUIRE(channels.up(2) == nullptr);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(channels.stats().unproven == 1);
+    for (int i = 0; i < 200; ++i) {
+      ring->poll();
+      REQUIRE(channels.up(2) == nullptr);
+    }
+    channels.close_all();
+    for (int i = 0; i < 1000 && channels.stats().disconnects == 0; ++i) ring->poll();
+  }
+  impostor.join();
 }

@@ -1,10 +1,16 @@
-// The two production RSMs applied by hand: their refusals hold on their
+// The production RSMs applied by hand: their refusals hold on their
 // own, whatever the proposing node checked before it proposed (two nodes
 // may propose at once, each on state the other's event then changes).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
+#include "cluster/audit_log.hpp"
 #include "cluster/host/cluster_rsms.hpp"
 #include "cluster/state/cluster_state.hpp"
 #include "model/model.hpp"
@@ -137,4 +143,75 @@ TEST_CASE("the config RSM commits a model only on top of the version it was made
   rsm.apply(12, event_entry(e, {1}), state, out);
   CHECK(out.empty());
   CHECK(unpack_from_string<ClusterModel>(state)->version == 5);
+}
+
+TEST_CASE("the audit RSM numbers entries in commit order and keeps the newest", "[audit]") {
+  AuditRsm rsm;
+  std::string state;
+  auto append = [&](uint64_t i, bool ok) {
+    ClusterEvent e;
+    e.kind = ClusterEvent::audit_append;
+    e.request = i;
+    AuditEntry line;
+    line.seq = 999;  // the RSM's number wins over what a proposer wrote
+    line.time_ms = 1000 * i;
+    line.node = 2;
+    line.who = "'adm' (administrator)";
+    line.command = "{\"cmd\":\"vdisk.create\",\"n\":" + std::to_string(i) + "}";
+    line.ok = ok;
+    std::vector<Response> out;
+    e.body = pack_to_string(line);
+    rsm.apply(i, event_entry(e, {1, 2}), state, out);
+    return only_reply(out);
+  };
+  CHECK(append(1, true)["result"]["seq"] == 1);
+  CHECK(append(2, false)["result"]["seq"] == 2);
+  // Another RSM's event leaves the log alone.
+  std::vector<Response> none;
+  rsm.apply(3, event_entry(removal(2, 3), {1, 2}), state, none);
+  CHECK(none.empty());
+  for (uint64_t i = 3; i <= kAuditKeep + 10; ++i) append(i, true);
+  auto log = unpack_from_string<AuditLog>(state);
+  REQUIRE(log);
+  REQUIRE(log->entries.size() == kAuditKeep);
+  CHECK(log->entries.front().seq == 11);
+  CHECK(log->entries.back().seq == kAuditKeep + 10);
+  CHECK(log->next == kAuditKeep + 11);
+  // What the admin API shows: the newest `count`, none before `since`.
+  json shown = audit_json(*log, json{{"count", 3}});
+  REQUIRE(shown.size() == 3);
+  CHECK(shown[2]["seq"] == kAuditKeep + 10);
+  CHECK(audit_json(*log, json{{"since", kAuditKeep + 9}}).size() == 2);
+  CHECK(audit_json(*log, json::object()).size() == kAuditKeep);
+}
+
+TEST_CASE("a node alone keeps its audit log in a file, numbered across restarts", "[audit]") {
+  char tmpl[] = "/tmp/sve-audit-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::string path = dir + "/audit.log";
+  {
+    AuditFile file(path);
+    for (int i = 0; i < 3; ++i) {
+      AuditEntry e;
+      e.who = "a loopback client";
+      e.command = "{\"cmd\":\"pool.create\"}";
+      e.ok = i != 1;
+      file.append(e);
+    }
+  }
+  {
+    std::ofstream(path, std::ios::app) << "not json\n{\"seq\": \"x\"}\n";  // skipped
+    AuditFile again(path);
+    again.append(AuditEntry{});
+    AuditLog log = again.read();
+    REQUIRE(log.entries.size() == 4);
+    CHECK(log.entries[3].seq == 4);
+    CHECK_FALSE(log.entries[1].ok);
+  }
+  AuditFile busy(path);
+  for (size_t i = 0; i < 2 * kAuditKeep + 5; ++i) busy.append(AuditEntry{});
+  AuditLog log = busy.read();
+  CHECK(log.entries.size() == kAuditKeep);
+  CHECK(log.entries.back().seq == 4 + 2 * kAuditKeep + 5);
+  std::filesystem::remove_all(dir);
 }

@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <ctime>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,30 @@ namespace {
 std::string check_size(const std::string& text) {
   return parse_size(text) ? std::string()
                           : "invalid size '" + text + "': expected a number with K, M, G or T";
+}
+
+// audit list --since: Unix seconds, a UTC date and time
+// (YYYY-MM-DD[THH:MM[:SS]]), or an age (30m, 2h, 7d); as Unix seconds.
+std::optional<uint64_t> parse_since(const std::string& text, uint64_t now) {
+  if (text.empty()) return std::nullopt;
+  if (text.find_first_not_of("0123456789") == std::string::npos)
+    return text.size() <= 12 ? std::optional<uint64_t>(std::stoull(text)) : std::nullopt;
+  char unit = text.back();
+  std::string digits = text.substr(0, text.size() - 1);
+  if (std::string("smhd").find(unit) != std::string::npos && !digits.empty() && digits.size() <= 6 &&
+      digits.find_first_not_of("0123456789") == std::string::npos) {
+    uint64_t n = std::stoull(digits);
+    uint64_t scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+    return n * scale > now ? 0 : now - n * scale;
+  }
+  std::tm tm{};
+  const char* end = nullptr;
+  for (const char* format : {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"}) {
+    tm = std::tm{};
+    end = strptime(text.c_str(), format, &tm);
+    if (end && *end == '\0') return static_cast<uint64_t>(timegm(&tm));
+  }
+  return std::nullopt;
 }
 
 std::string check_node_id(const std::string& text) {
@@ -267,6 +293,22 @@ class CommandLine {
     named(verb(user, "delete", "remove an administrator"));
     passwords(named(verb(user, "passwd", "change an administrator's password (their sessions end)")));
     verb(user, "whoami", "who this node takes you for");
+    // The audit log (docs/security.md).
+    auto* audit = noun("audit", "who changed what from where, and who was refused");
+    auto* alist = verb(audit, "list", "the audit log, oldest first");
+    alist->add_option("--since", since_,
+                      "entries since T: Unix seconds, YYYY-MM-DD[THH:MM[:SS]] (UTC), or an age "
+                      "such as 30m, 2h, 7d");
+    alist->add_option("--count", count_, "at most the newest N entries (1-1000)")
+        ->check(CLI::Range(1, 1000));
+    on(alist, [this] {
+      if (!since_.empty()) {
+        auto since = parse_since(since_, static_cast<uint64_t>(std::time(nullptr)));
+        if (!since) throw CLI::ValidationError("--since", "'" + since_ + "' is not a time");
+        r_["since"] = *since;
+      }
+      if (count_) r_["count"] = count_;
+    });
     auto* login = app_.add_subcommand("login", "log in as --user and save a session (24 h) for "
                                                "this admin address");
     login->fallthrough();
@@ -296,7 +338,28 @@ class CommandLine {
     on(nremove, [this] { r_["id"] = node_id(id_); });
 
     auto* cluster = noun("cluster", "the cluster");
-    named(verb(cluster, "create", "found a cluster on this node"));
+    auto* ccreate = named(verb(cluster, "create", "found a cluster on this node"));
+    ccreate->add_option("--first-user", first_user_,
+                        "also make its first administrator (a securityadmin), with "
+                        "--password, SVE_NEW_PASSWORD or a prompt");
+    ccreate->add_option("--password", password_, "the first user's password (else asked)");
+    on(ccreate, [this, ccreate] {
+      if (first_user_.empty()) {
+        if (ccreate->count("--password"))
+          throw CLI::ValidationError("--password", "is the --first-user's: give one");
+        return;
+      }
+      r_["first_user"] = first_user_;
+      if (ccreate->count("--password")) {
+        r_["password"] = password_;
+      } else if (const char* given = std::getenv("SVE_NEW_PASSWORD"); given && *given) {
+        r_["password"] = given;
+      } else {
+        auto typed = read_password("password for " + first_user_ + ": ");
+        if (!typed) throw CLI::ValidationError("--password", typed.error().message);
+        r_["password"] = typed.value();
+      }
+    });
     verb(cluster, "status", "boss, members, quorum, committed events, lease");
     auto* daemon = noun("daemon", "the node's processes");
     verb(daemon, "status", "the I/O process: pid, restarts, last exit");
@@ -523,7 +586,8 @@ class CommandLine {
   std::map<std::string, std::string> pos_, flags_;
   std::map<std::string, std::vector<std::function<void()>>> fills_;
   std::vector<std::string> mdisks_, nodes_, addresses_;
-  std::string secret_, user_, role_, password_;
+  std::string secret_, user_, role_, password_, since_, first_user_;
+  unsigned count_ = 0;
   uint32_t lun_ = 0;
   bool no_address_ = false;
   bool read_only_ = false, read_write_ = false;

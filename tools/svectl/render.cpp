@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <vector>
 
@@ -212,6 +213,20 @@ void render_result(const std::string& command, const json& result) {
       if (result.contains("cache")) render_cache(result["cache"]);
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
+  } else if (command == "audit.list") {
+    json rows = result;
+    for (auto& r : rows) {
+      std::time_t t = static_cast<std::time_t>(r.value("time_ms", uint64_t{0}) / 1000);
+      std::tm tm{};
+      char when[32];
+      std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+      r["time"] = when;
+      r["result"] = r.value("ok", false) ? "ok" : "refused: " + r.value("result", std::string());
+      if (r.value("suppressed", uint64_t{0}))
+        r["result"] = r["result"].get<std::string>() + " (" +
+                      std::to_string(r["suppressed"].get<uint64_t>()) + " refusals before, not recorded)";
+    }
+    table(rows, {"seq", "time", "node", "who", "command", "result"});
   } else if (command == "user.list") {
     table(result, {"name", "role"});
   } else if (command == "user.whoami") {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "tools/sved/systemd.hpp"
 
 namespace sve {
+
 namespace {
 
 void print_demo_banner(Node& node, const SvedOptions& options) {
@@ -60,6 +62,10 @@ int run_io_process(const SvedOptions& options) {
   WatchdogFeed feed(options.watchdog_fd);
   NodeOptions node_options = options.node;
   node_options.supervised = options.io_process;
+  if (!options.init_admin.empty()) {
+    const char* password = std::getenv("SVE_INIT_ADMIN_PASSWORD");
+    node_options.init_admin = {options.init_admin, password ? password : ""};
+  }
   if (feed.attached()) node_options.hold_down = [&feed](uint32_t ms) { feed.hold_down(ms); };
   auto node = Node::start(node_options);
   if (!node) {
@@ -74,6 +80,7 @@ int run_io_process(const SvedOptions& options) {
     }
     print_demo_banner(*node.value(), options);
   }
+
   feed.ready();
   notify_service_manager("READY=1");
   // Keep-alives go out only while every core of the data path and the

@@ -1,5 +1,7 @@
 #include "tools/sved/options.hpp"
 
+#include <cstdlib>
+
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -145,6 +147,10 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{9'999'999}));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error (default info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--init-admin", o.init_admin,
+                 "a node alone: make its first administrator NAME (a securityadmin) at start "
+                 "if it has none, with the password in $SVE_INIT_ADMIN_PASSWORD (in a "
+                 "cluster: svectl cluster create NAME --first-user NAME)");
   app.add_flag("--demo", o.demo,
                "on an empty data dir, create two sparse file mdisks, pool0 and a 1 GiB "
                "vdisk vd0");
@@ -222,6 +228,15 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
     return make_error("--tls-psk and --tls-certificates need --tls on or --tls require", EINVAL);
   if (o.node.cluster.has_value() != (o.node.node_id != 0))
     return make_error("--cluster and --node-id go together", EINVAL);
+  if (!o.init_admin.empty() && o.node.cluster)
+    return make_error("--init-admin is for a node alone; a cluster's first administrator comes "
+                      "with svectl cluster create NAME --first-user NAME",
+                      EINVAL);
+  if (!o.init_admin.empty()) {
+    const char* password = std::getenv("SVE_INIT_ADMIN_PASSWORD");
+    if (!password || !*password)
+      return make_error("--init-admin needs the password in $SVE_INIT_ADMIN_PASSWORD", EINVAL);
+  }
   if (!o.node.quorum_device.empty() && !o.node.cluster)
     return make_error("--quorum-device needs --cluster", EINVAL);
   if (o.node.cluster && o.node.lease_ms < 4 * o.node.heartbeat_ms)

@@ -11,6 +11,9 @@ struct SvedOptions {
   NodeOptions node;
   std::string log_level = "info";
   bool demo = false;  // create the embedded default configuration if empty
+  // A node alone: its first administrator (a securityadmin), made at start
+  // if it has none, with the password in $SVE_INIT_ADMIN_PASSWORD.
+  std::string init_admin;
   // One process (no configuration process watching and restarting it).
   bool single_process = false;
   uint64_t watchdog_ms = 5000;  // an I/O process silent this long is hung
