@@ -41,3 +41,7 @@ pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 # (crypto_pwhash_str) and the HMACs of their session tokens, rather than
 # hand-written crypto.
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+
+# cpp-httplib (libcpp-httplib-dev, built with OpenSSL): the REST API beside the
+# admin line protocol, HTTP or HTTPS, rather than a hand-written HTTP server.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

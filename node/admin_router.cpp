@@ -217,7 +217,10 @@ std::string Node::Impl::route_admin(Node& node, const std::string& given,
     if (std::string refused = admit(request, peer, who, from); !refused.empty()) {
       spdlog::warn("admin: refused {} from {}: {}", cmd, who, refused);
       audit(who, from, request, false, refused);
-      return admin_error(refused);
+      // (denied: not let in at all, which the REST API answers with 403)
+      auto reply = nlohmann::json::parse(admin_error(refused));
+      reply["denied"] = true;
+      return reply.dump();
     }
   } else {
     request.erase("auth");
@@ -289,6 +292,7 @@ std::string Node::Impl::route_admitted(Node& node, const nlohmann::json& request
     return call_cluster(line);
   if (cmd == "audit.list") {
     if (cluster_actor) return call_cluster(line);
+    if (!audit_file) return admin_error("this node keeps no audit log");
     return nlohmann::json{{"ok", true}, {"result", audit_json(audit_file->read(), request)}}.dump();
   }
   if (cmd == "node.stats" || cmd == "node.show") {

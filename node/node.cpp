@@ -273,11 +273,21 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       [&m, self = node.get()](const std::string& line, const std::string& peer) {
         return m.route_admin(*self, line, peer);
       });
+  if (options.rest) {
+    auto rest = RestServer::open(*options.rest, options.rest_certificates,
+                                 [&m, self = node.get()](const std::string& line,
+                                                         const std::string& peer) {
+                                   return m.route_admin(*self, line, peer);
+                                 });
+    if (!rest) return rest.error();
+    m.rest = std::move(rest.value());
+  }
   m.nbd->start();
   m.admin->start();
   spdlog::info("node up: {} cores, {} buffer memory and {} request contexts per core, "
-               "admin {}, {}", cores, format_size(options.core_io.buffer_bytes),
-               options.core_io.requests, options.admin.to_string(), m.nbd->describe());
+               "admin {}{}, {}", cores, format_size(options.core_io.buffer_bytes),
+               options.core_io.requests, options.admin.to_string(),
+               m.rest ? " and " + m.rest->describe() : std::string(), m.nbd->describe());
   return node;
 }
 
@@ -361,6 +371,7 @@ void Node::stop() {
       *controller = caf::actor{};
     }
   if (m.admin) m.admin->stop();
+  if (m.rest) m.rest->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   m.destage_before_stop();
   m.close_data_channels();

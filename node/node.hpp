@@ -47,6 +47,10 @@ struct NodeOptions {
   // The chaos monkey answers only where it was asked for at start-up
   // (--enable-chaos): a fault injector is not for any client of the port.
   bool enable_chaos = false;
+  // The REST API (node/rest_server.hpp): off without an address; HTTPS with
+  // a certificate directory.
+  std::optional<HostPortAddress> rest;
+  std::string rest_certificates;
   // A node alone: its first administrator (a securityadmin: name, then
   // password), made before the admin port opens if the node has none.
   std::optional<std::pair<std::string, std::string>> init_admin;

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/audit_log.hpp"
+#include "node/rest_server.hpp"
 #include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_listener.hpp"
 #include "io/channel/cluster_tunnel.hpp"
@@ -76,6 +77,7 @@ struct Node::Impl {
   std::shared_ptr<channel::ClusterTunnel> tunnel;  // and the way the cluster links go
   // The audit log: a node alone keeps its own (in a cluster: the cluster's).
   std::unique_ptr<AuditFile> audit_file;
+  std::unique_ptr<RestServer> rest;
   static constexpr uint64_t kAuditRefusalsPerSecond = 20;
   std::mutex audit_mu;
   uint64_t audit_second = 0, audit_refusals = 0, audit_suppressed = 0;

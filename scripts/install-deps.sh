@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev libboost-dev liburing-dev libisal-dev libmsgpack-cxx-dev libspdlog-dev
-  nlohmann-json3-dev catch2 libedit-dev libcli11-dev libgnutls28-dev libsodium-dev openssl
+  nlohmann-json3-dev catch2 libedit-dev libcli11-dev libgnutls28-dev libsodium-dev libcpp-httplib-dev openssl curl
   qemu-utils libnbd-bin python3-libnbd fio nbdkit python3
 )
 missing=()

@@ -72,7 +72,7 @@ namespace {
 // Options read as text first and converted once the whole line is parsed
 // (each checked as it is read, so that an error names its option).
 struct Texts {
-  std::string admin, nbd, cluster, io_memory, cache_size;
+  std::string admin, nbd, cluster, rest, io_memory, cache_size;
 };
 
 std::string check_size(const std::string& text) {
@@ -117,6 +117,12 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
          "NBD over TLS: off (the default), on (as the client asks) or require (plain-text "
          "clients are refused); needs --tls-psk")
       ->check(CLI::IsMember({"off", "on", "require"}));
+  app.add_option("--rest", t.rest,
+                 "the REST API (POST /rest/v1/<command>, beside the admin API) on HOST:PORT; "
+                 "off by default")
+      ->check(check_address);
+  app.add_option("--rest-certificates", n.rest_certificates,
+                 "HTTPS for the REST API: a directory with server-cert.pem and server-key.pem");
   app.add_option("--tls-psk", n.tls_psk,
                  "the pre-shared keys of NBD's TLS: IDENTITY:HEXKEY lines (psktool's format; "
                  "a host's --nbd-identity names the identity)");
@@ -216,6 +222,9 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
   if (!t.admin.empty()) o.node.admin = parse_address(t.admin).value();
   if (!t.nbd.empty()) o.node.nbd = parse_address(t.nbd).value();
   if (!t.cluster.empty()) o.node.cluster = parse_address(t.cluster).value();
+  if (!t.rest.empty()) o.node.rest = parse_address(t.rest).value();
+  if (!o.node.rest_certificates.empty() && !o.node.rest)
+    return make_error("--rest-certificates needs --rest HOST:PORT", EINVAL);
   if (!t.io_memory.empty()) o.node.core_io.buffer_bytes = parse_size(t.io_memory).value_or(0);
   if (!t.cache_size.empty())
     o.node.cache_bytes = t.cache_size == "0" ? 0 : parse_size(t.cache_size).value_or(0);
