@@ -268,8 +268,9 @@ Status check_admin_request(const json& request) {
         return make_error("field 'from': expected an address", EINVAL);
       continue;
     }
+    const std::string& field = key;  // (clang 14 captures no structured binding)
     auto f = std::find_if(spec->second.begin(), spec->second.end(),
-                          [&](const Field& f) { return key == f.key; });
+                          [&](const Field& f) { return field == f.key; });
     if (f == spec->second.end())
       return make_error(name + ": unknown field '" + clip(key, 64) + "'", EINVAL);
     if (auto st = check_field(*f, value); !st) return st;
