@@ -75,6 +75,8 @@ def test(make):
                        capture_output=True, text=True, timeout=30)
     check(r.stdout != "200", f"GET served: {r.stdout}")
     check([v["name"] for v in rest.ok("vdisk.list")] == ["v"], "a refused request changed things")
+    status = node.ctl_json("daemon", "status")
+    check(status["restarts"] == 0 and status["io_serving"], f"daemon status: {status}")
 
     # Users: credentials in the headers, a token from /rest/v1/auth.
     node.ctl("user", "create", "sec", "--role", "securityadmin", "--password", "sec-password-1")
@@ -128,7 +130,8 @@ def test(make):
                        capture_output=True, text=True, timeout=30)
     check(r.returncode != 0 or "vdisk" not in r.stdout, "plain HTTP served on the HTTPS port")
     secure.ok("vdisk.list", headers=[f"X-Auth-Token: {token}"])
-    check(node.io_pid() is not None, "the I/O process is gone")
+    status = node.ctl_json("daemon", "status")
+    check(status["restarts"] == 0 and status["io_serving"], f"daemon status: {status}")
     print("rest: commands, credentials, refusals, audit and HTTPS as expected")
 
 
