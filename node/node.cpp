@@ -115,14 +115,17 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   if (data_channel) {
     auto listener = channel::ChannelListener::open(
         options.cluster->host, m.cluster_key,
-        [&m](UniqueFd socket, const channel::FrameHeader& hello) {
+        [&m](UniqueFd socket, const channel::FrameHeader& hello,
+             const channel::SessionKeys& keys) {
           if (!m.channels_ready.load()) return;  // the caller tries again
           auto& core = m.cores[hello.core % m.cores.size()];
           channel::PeerChannels* channels = core.channels.get();
           if (!channels) return;
           int fd = socket.release();
           run_on_core(core.cache_actor,
-                      [channels, fd, hello] { channels->accept(UniqueFd(fd), hello); });
+                      [channels, fd, hello, keys] {
+                        channels->accept(UniqueFd(fd), hello, keys);
+                      });
         });
     if (!listener) return listener.error();
     m.channel_listener = std::move(listener.value());

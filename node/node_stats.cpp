@@ -113,7 +113,8 @@ nlohmann::json Node::io_stats() {
   if (m.tunnel) {
     channel::TunnelStats t = m.tunnel->stats();
     out["cluster_links"] = {{"accepted", t.accepted}, {"refused", t.refused},
-                            {"connected", t.connected}, {"failed", t.failed}};
+                            {"connected", t.connected}, {"failed", t.failed},
+                            {"tampered", t.tampered}};
   }
   return out;
 }

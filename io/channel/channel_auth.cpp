@@ -13,11 +13,22 @@ std::string_view bytes_of(const T& v) {
   return {reinterpret_cast<const char*>(&v), sizeof v};
 }
 
+std::string_view purpose_name(Purpose purpose) {
+  return purpose == Purpose::data_channel ? "data channel" : "cluster link";
+}
+
 PeerMac proof(std::string_view who, const ClusterKeyBytes& key, Purpose purpose,
               const FrameHeader& hello, const Nonce& caller, const Nonce& listener) {
-  std::string_view what = purpose == Purpose::data_channel ? "data channel" : "cluster link";
-  return peer_mac(key, {"sve node handshake v1", what, who, bytes_of(hello), bytes_of(caller.bytes),
-                        bytes_of(listener.bytes)});
+  return peer_mac(key, {"sve node handshake v1", purpose_name(purpose), who, bytes_of(hello),
+                        bytes_of(caller.bytes), bytes_of(listener.bytes)});
+}
+
+// The key for what `from` sends: under another first part than the proofs,
+// so it is independent of them (they cross the wire; it never does).
+PeerMac direction_key(std::string_view from, const ClusterKeyBytes& key, Purpose purpose,
+                      const FrameHeader& hello, const Nonce& caller, const Nonce& listener) {
+  return peer_mac(key, {"sve session key v1", purpose_name(purpose), from, bytes_of(hello),
+                        bytes_of(caller.bytes), bytes_of(listener.bytes)});
 }
 
 // A frame of `type` (header and its fixed body) from a blocking socket.
@@ -73,8 +84,16 @@ PeerMac caller_proof(const ClusterKeyBytes& key, Purpose purpose, const FrameHea
   return proof("caller", key, purpose, hello, caller, listener);
 }
 
+SessionKeys session_keys(const ClusterKeyBytes& key, Purpose purpose, const FrameHeader& hello,
+                         const Nonce& caller, const Nonce& listener, bool for_caller) {
+  PeerMac from_caller = direction_key("caller", key, purpose, hello, caller, listener);
+  PeerMac from_listener = direction_key("listener", key, purpose, hello, caller, listener);
+  return for_caller ? SessionKeys{from_caller, from_listener}
+                    : SessionKeys{from_listener, from_caller};
+}
+
 std::string listen_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
-                             FrameHeader& hello) {
+                             FrameHeader& hello, SessionKeys& keys) {
   Nonce caller;
   if (std::string bad = receive(fd, FrameType::hello, hello, caller.bytes, kNonceBytes);
       !bad.empty())
@@ -92,11 +111,12 @@ std::string listen_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose
     return bad;
   if (!peer_mac_matches(caller_proof(key, purpose, hello, caller, mine), theirs))
     return "node " + std::to_string(hello.origin) + " (as it says) does not hold this cluster's key";
+  keys = session_keys(key, purpose, hello, caller, mine, false);
   return {};
 }
 
 std::string call_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
-                           const FrameHeader& hello) {
+                           const FrameHeader& hello, SessionKeys& keys) {
   Nonce mine = fresh_nonce();
   if (!send_frame(fd, FrameType::hello, mine.bytes, kNonceBytes, &hello))
     return "the listener closed the connection";
@@ -112,6 +132,7 @@ std::string call_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
   PeerMac proof = caller_proof(key, purpose, hello, mine, theirs);
   if (!send_frame(fd, FrameType::proof, proof.data(), kProofBytes))
     return "the listener closed the connection";
+  keys = session_keys(key, purpose, hello, mine, theirs, true);
   return {};
 }
 

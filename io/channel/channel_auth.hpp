@@ -15,14 +15,17 @@
 // its cluster actor). The purpose (a data channel, a cluster link) is
 // covered too, so one kind of connection's proof opens no other kind.
 //
-// What follows is not encrypted and its frames carry no MAC: the cluster's
-// network is its own, as an SVC cluster's links are, and an attacker on
-// that network's path is not what this keeps out (docs/security.md).
+// Each end also derives two keys for the rest of the connection (one per
+// direction, from the key, the hello and both nonces, so every connection
+// has its own): what follows the handshake is sealed with them
+// (frame_seal.hpp), so an attacker on the path can neither change nor
+// inject anything after it.
 #include <cstdint>
 #include <string>
 
 #include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_wire.hpp"
+#include "io/channel/frame_seal.hpp"
 
 namespace sve::channel {
 
@@ -40,12 +43,16 @@ PeerMac listener_proof(const ClusterKeyBytes& key, Purpose purpose, const FrameH
 PeerMac caller_proof(const ClusterKeyBytes& key, Purpose purpose, const FrameHeader& hello,
                      const Nonce& caller, const Nonce& listener);
 
+// The connection's keys, for the caller's end or the listener's.
+SessionKeys session_keys(const ClusterKeyBytes& key, Purpose purpose, const FrameHeader& hello,
+                         const Nonce& caller, const Nonce& listener, bool for_caller);
+
 // Each half on a blocking socket whose receive deadline the caller set:
-// empty once the other end proved the key, else why not. The listener's
-// half fills in the caller's hello.
+// empty once the other end proved the key, else why not; then `keys` are
+// this end's. The listener's half fills in the caller's hello.
 std::string listen_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
-                             FrameHeader& hello);
+                             FrameHeader& hello, SessionKeys& keys);
 std::string call_handshake(int fd, const ClusterKeyBytes& key, Purpose purpose,
-                           const FrameHeader& hello);
+                           const FrameHeader& hello, SessionKeys& keys);
 
 }  // namespace sve::channel

@@ -52,7 +52,8 @@ void ChannelListener::accept_loop() {
     timeval limit{2, 0};
     ::setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     FrameHeader hello;
-    if (std::string why = listen_handshake(raw, key_->get(), Purpose::data_channel, hello);
+    SessionKeys keys;
+    if (std::string why = listen_handshake(raw, key_->get(), Purpose::data_channel, hello, keys);
         !why.empty()) {
       ++refused_;
       spdlog::warn("data channel: a caller refused: {}", why);
@@ -62,7 +63,7 @@ void ChannelListener::accept_loop() {
     ::setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
     set_nodelay(raw);
     ++accepted_;
-    deliver_(std::move(socket), hello);
+    deliver_(std::move(socket), hello, keys);
   }
 }
 

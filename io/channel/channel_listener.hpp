@@ -16,6 +16,7 @@
 
 #include "io/auth/cluster_key.hpp"
 #include "io/channel/channel_wire.hpp"
+#include "io/channel/frame_seal.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
@@ -24,7 +25,8 @@ namespace sve::channel {
 class ChannelListener {
  public:
   // Called on the listener's thread with a connected socket and its hello.
-  using Deliver = std::function<void(UniqueFd socket, const FrameHeader& hello)>;
+  using Deliver =
+      std::function<void(UniqueFd socket, const FrameHeader& hello, const SessionKeys& keys)>;
 
   static Result<std::unique_ptr<ChannelListener>> open(const std::string& host,
                                                        std::shared_ptr<const ClusterKey> key,

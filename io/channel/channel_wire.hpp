@@ -19,7 +19,7 @@ namespace sve::channel {
 static_assert(std::endian::native == std::endian::little, "the channel's frames are little-endian");
 
 inline constexpr uint32_t kMagic = 0x43455653;  // "SVEC"
-inline constexpr uint8_t kVersion = 2;  // 2: the hello proves the cluster key
+inline constexpr uint8_t kVersion = 3;  // 2: the hello proves the cluster key; 3: frames sealed
 inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
 inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
 inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);

@@ -77,7 +77,7 @@ Result<HostPortAddress> ClusterTunnel::route(const std::string& peer) {
 }
 
 TunnelStats ClusterTunnel::stats() const {
-  return {accepted_.load(), refused_.load(), connected_.load(), failed_.load()};
+  return {accepted_.load(), refused_.load(), connected_.load(), failed_.load(), tampered_.load()};
 }
 
 void ClusterTunnel::warn(const std::string& line) {
@@ -133,7 +133,9 @@ void ClusterTunnel::spawn(void (ClusterTunnel::*work)(UniqueFd, HostPortAddress)
 void ClusterTunnel::inbound(UniqueFd caller, HostPortAddress) {
   receive_deadline(caller.get(), kHandshakeMs);
   FrameHeader hello;
-  std::string why = listen_handshake(caller.get(), key_->get(), Purpose::cluster_link, hello);
+  SessionKeys keys;
+  std::string why =
+      listen_handshake(caller.get(), key_->get(), Purpose::cluster_link, hello, keys);
   if (!why.empty()) {
     ++refused_;
     warn("refused a caller from " + peer_ip(caller.get()) + ": " + why);
@@ -146,7 +148,7 @@ void ClusterTunnel::inbound(UniqueFd caller, HostPortAddress) {
   auto middleman = connect_tcp(HostPortAddress{"127.0.0.1", inner}, kHandshakeMs);
   if (!middleman) return;
   set_nodelay(caller.get());
-  relay(caller.get(), middleman->get());
+  relay(middleman->get(), caller.get(), keys);
 }
 
 void ClusterTunnel::outbound(UniqueFd local, HostPortAddress peer) {
@@ -156,8 +158,9 @@ void ClusterTunnel::outbound(UniqueFd local, HostPortAddress peer) {
     return;
   }
   receive_deadline(remote->get(), kHandshakeMs);
+  SessionKeys keys;
   std::string why = call_handshake(remote->get(), key_->get(), Purpose::cluster_link,
-                                   make_hello(self_, 0, 0, instance_));
+                                   make_hello(self_, 0, 0, instance_), keys);
   if (!why.empty()) {
     ++failed_;
     warn("to " + peer.to_string() + ": " + why);
@@ -165,24 +168,30 @@ void ClusterTunnel::outbound(UniqueFd local, HostPortAddress peer) {
   }
   ++connected_;
   receive_deadline(remote->get(), 0);
-  relay(local.get(), remote->get());
+  relay(local.get(), remote->get(), keys);
 }
 
 // Bytes both ways until both ends have finished (or one fails, or the
-// tunnel stops). An end that finishes sending is shut down for writing on
-// the other side, so each sees the other's end of stream.
-void ClusterTunnel::relay(int a, int b) {
-  char buffer[64 * 1024];
-  bool open[2] = {true, true};  // a -> b, b -> a
-  int from[2] = {a, b}, to[2] = {b, a};
+// tunnel stops): what comes from `plain` (the middleman's side) leaves
+// `sealed` (the peer's) in records, and the peer's records arrive opened.
+// An end that finishes sending is shut down for writing on the other side,
+// so each sees the other's end of stream. A record that fails its check
+// ends the link (the middleman sees it cut and connects again).
+void ClusterTunnel::relay(int plain, int sealed, const SessionKeys& keys) {
+  LinkSealer sealer(keys.send);
+  LinkOpener opener(keys.receive);
+  std::vector<char> buffer(kMaxRecordPlain);
+  std::string out;
+  bool open[2] = {true, true};  // plain -> sealed, sealed -> plain
+  int from[2] = {plain, sealed}, to[2] = {sealed, plain};
   while (!stopping_ && (open[0] || open[1])) {
-    pollfd p[2] = {{a, static_cast<short>(open[0] ? POLLIN : 0), 0},
-                   {b, static_cast<short>(open[1] ? POLLIN : 0), 0}};
+    pollfd p[2] = {{plain, static_cast<short>(open[0] ? POLLIN : 0), 0},
+                   {sealed, static_cast<short>(open[1] ? POLLIN : 0), 0}};
     int n = ::poll(p, 2, kPollMs);
     if (n < 0 && errno != EINTR) return;
     for (int d = 0; d < 2 && n > 0; ++d) {
       if (!open[d] || !(p[d].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t got = ::recv(from[d], buffer, sizeof buffer, 0);
+      ssize_t got = ::recv(from[d], buffer.data(), buffer.size(), 0);
       if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (got < 0) return;  // reset: both go
       if (got == 0) {
@@ -190,7 +199,15 @@ void ClusterTunnel::relay(int a, int b) {
         ::shutdown(to[d], SHUT_WR);
         continue;
       }
-      if (!send_all(to[d], buffer, static_cast<size_t>(got))) return;
+      out.clear();
+      if (d == 0) {
+        sealer.seal(buffer.data(), static_cast<size_t>(got), out);
+      } else if (!opener.feed(buffer.data(), static_cast<size_t>(got), out)) {
+        ++tampered_;
+        warn("from " + peer_ip(sealed) + ": " + opener.error() + "; the link is cut");
+        return;
+      }
+      if (!out.empty() && !send_all(to[d], out.data(), out.size())) return;
     }
   }
 }

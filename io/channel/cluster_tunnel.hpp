@@ -14,6 +14,10 @@
 //             address, proves the key and checks the peer's proof, then
 //             relays. A peer that cannot prove the key gets nothing.
 //
+// Between the tunnels of two nodes the bytes travel encrypted and
+// authenticated in records under the connection's own keys
+// (frame_seal.hpp): nothing can be read, changed or injected on the path.
+//
 // A thread accepts on every listener; each connection is relayed by a
 // thread of its own (a node has a few links: one each way per peer).
 // Refused callers are counted and logged (at most once a second). No CAF.
@@ -28,6 +32,7 @@
 
 #include "hw/port/tcp.hpp"
 #include "io/auth/cluster_key.hpp"
+#include "io/channel/frame_seal.hpp"
 #include "util/fd.hpp"
 #include "util/result.hpp"
 
@@ -38,6 +43,7 @@ struct TunnelStats {
   uint64_t refused = 0;          // inbound callers that did not
   uint64_t connected = 0;        // outbound links to peers that proved it
   uint64_t failed = 0;           // outbound links that failed (unreachable, or no proof)
+  uint64_t tampered = 0;         // links cut for a record that failed its check
 };
 
 class ClusterTunnel {
@@ -74,7 +80,7 @@ class ClusterTunnel {
              HostPortAddress peer);
   void inbound(UniqueFd caller, HostPortAddress unused);
   void outbound(UniqueFd local, HostPortAddress peer);
-  void relay(int a, int b);
+  void relay(int plain, int sealed, const SessionKeys& keys);
   void warn(const std::string& line);
 
   uint32_t self_ = 0;
@@ -88,7 +94,7 @@ class ClusterTunnel {
   mutable std::mutex mu_;
   std::map<std::string, Route> routes_;
   std::list<Worker> workers_;  // accept thread only
-  std::atomic<uint64_t> accepted_{0}, refused_{0}, connected_{0}, failed_{0};
+  std::atomic<uint64_t> accepted_{0}, refused_{0}, connected_{0}, failed_{0}, tampered_{0};
   std::atomic<uint64_t> last_warning_ms_{0};
   std::thread thread_;
 };

@@ -41,6 +41,11 @@ void DataChannel::start() {
   receive();
 }
 
+void DataChannel::seal(const SessionKeys& keys) {
+  sealer_.emplace(keys.send);
+  opener_.emplace(keys.receive);
+}
+
 bool DataChannel::send_hello(const FrameHeader& hello, const Nonce& nonce) {
   Out out;
   out.header = hello;
@@ -159,7 +164,8 @@ bool DataChannel::send_forward_answer(uint64_t id, int32_t status, IoRequestPtr 
 
 bool DataChannel::queue(Out out) {
   if (closing_) return false;
-  out.bytes = kHeaderBytes + out.header.body_bytes;
+  out.tagged = sealer_.has_value();
+  out.bytes = kHeaderBytes + out.header.body_bytes + (out.tagged ? kTagBytes : 0);
   if (uint64_t delay = handler_.send_delay_ms()) out.ready_ms = monotonic_ms() + delay;
   waiting_.push_back(std::move(out));
   admit();
@@ -220,10 +226,12 @@ void DataChannel::pump() {
       bytes += len - skip;
       skip = 0;
     };
+    if (out.tagged && !out.tag_made) make_tag(out);
     add(&out.header, kHeaderBytes);
     if (out.header.type == static_cast<uint8_t>(FrameType::forward))
       add(&out.forward, sizeof(ForwardBody));
     for (const iovec& part : out.body) add(part.iov_base, part.iov_len);
+    if (out.tagged) add(out.tag, kTagBytes);
     ++frames;
     first = false;
   }
@@ -234,6 +242,18 @@ void DataChannel::pump() {
   io_uring_prep_sendmsg(sqe, fd_.get(), &msg_, MSG_NOSIGNAL);
   send_busy_ = true;
   ++stats_.sends;
+}
+
+// Frames are tagged in the order they first join a send, which is the
+// order they leave in: the frame numbers match the peer's count.
+void DataChannel::make_tag(Out& out) {
+  boost::container::small_vector<iovec, 8> parts;
+  parts.push_back({&out.header, kHeaderBytes});
+  if (out.header.type == static_cast<uint8_t>(FrameType::forward))
+    parts.push_back({&out.forward, sizeof(ForwardBody)});
+  parts.insert(parts.end(), out.body.begin(), out.body.end());
+  sealer_->seal(parts.data(), parts.size(), out.tag);
+  out.tag_made = true;
 }
 
 void DataChannel::sent(int res) {
@@ -279,7 +299,7 @@ void DataChannel::receive() {
     // Only a frame larger than the buffer fills it (parse() consumed every
     // whole frame): grow to that frame, within the limit checked already.
     const auto* h = reinterpret_cast<const FrameHeader*>(in_.data());
-    in_.resize(kHeaderBytes + h->body_bytes);
+    in_.resize(kHeaderBytes + h->body_bytes + (opener_ ? kTagBytes : 0));
   }
   io_uring_sqe* sqe = ring_.sqe_for(&recv_op_);
   io_uring_prep_recv(sqe, fd_.get(), in_.data() + have_, in_.size() - have_, 0);
@@ -326,8 +346,15 @@ bool DataChannel::parse() {
       close("bad frame from the peer: " + why);
       return false;
     }
-    size_t total = kHeaderBytes + h.body_bytes;
+    size_t framed = kHeaderBytes + h.body_bytes;
+    size_t total = framed + (opener_ ? kTagBytes : 0);
     if (have_ - at < total) break;
+    if (opener_ && !opener_->check(in_.data() + at, framed,
+                                   reinterpret_cast<const uint8_t*>(in_.data() + at + framed))) {
+      ++stats_.tampered;
+      close("a frame from the peer failed its check (changed, replayed or injected on the path)");
+      return false;
+    }
     ++stats_.frames_received;
     if (!handle(h, in_.data() + at + kHeaderBytes)) return false;
     at += total;

@@ -21,6 +21,13 @@
 // non-volatile slot). Every header is checked (channel_wire.hpp) before use;
 // a bad frame ends the connection.
 //
+// Sealed (once seal() ran, right after the handshake): every frame leaves
+// with a tag over its header and body and every frame must arrive with
+// one (frame_seal.hpp); a frame whose tag fails ends the connection, so
+// nothing changed or injected on the path is ever handled. The tag is
+// computed when the frame first joins a send, from the memory it is sent
+// from: no copy.
+//
 // A connection's answers belong to it: an answer for a copy or request this
 // connection did not send (a stale one, from before a reconnection) is
 // ignored. When the connection ends, every copy and forwarded request it
@@ -33,6 +40,7 @@
 #include <deque>
 #include <memory>
 #include <memory_resource>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +49,7 @@
 
 #include "io/channel/channel_auth.hpp"
 #include "io/channel/channel_wire.hpp"
+#include "io/channel/frame_seal.hpp"
 #include "io/protocol.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/fd.hpp"
@@ -168,6 +177,7 @@ struct ChannelStats {
   uint64_t receives = 0;
   uint64_t window_waits = 0;   // times a copy or request waited for the window
   uint64_t stale_answers = 0;  // answers for copies this connection did not send
+  uint64_t tampered = 0;       // frames whose tag failed (the connection ended)
 };
 
 class DataChannel {
@@ -180,6 +190,12 @@ class DataChannel {
 
   // Starts receiving.
   void start();
+  // From here on the frames this end queues carry tags under keys.send,
+  // and those it parses must carry tags under keys.receive: called once,
+  // when the handshake is done (before start() on the listener's side; in
+  // on_challenge() on the caller's, after queueing the proof).
+  void seal(const SessionKeys& keys);
+  bool sealed() const { return opener_.has_value(); }
   // Queue a frame; false (and nothing queued) once the channel is closing.
   // The handshake's frames (channel_auth.hpp): this end's hello with its
   // nonce, and its proof.
@@ -215,6 +231,9 @@ class DataChannel {
     std::shared_ptr<const void> keep;
     IoRequestPtr hold;    // a forwarded request, or the one answered
     std::vector<uint64_t> owned;  // a release's blocks, then its seqs
+    bool tagged = false;  // it carries a tag (queued once sealed)
+    bool tag_made = false;
+    uint8_t tag[kTagBytes];
   };
   struct Op final : RingHandler {
     DataChannel* channel = nullptr;
@@ -236,6 +255,7 @@ class DataChannel {
   // Frames complete in the receive buffer, handled; false if one was bad.
   bool parse();
   bool handle(const FrameHeader& h, const char* body);
+  void make_tag(Out& out);
   void maybe_finish_close();
 
   UringEngine& ring_;
@@ -262,6 +282,8 @@ class DataChannel {
   std::pmr::unordered_map<uint64_t, uint64_t> unanswered_{&nodes_};   // copies
   std::pmr::unordered_map<uint64_t, uint64_t> forwards_out_{&nodes_};  // forwarded requests
 
+  std::optional<FrameSealer> sealer_;
+  std::optional<FrameOpener> opener_;
   std::vector<char> in_;  // the receive buffer; frames start 8-aligned
   size_t have_ = 0;
   ChannelStats stats_;

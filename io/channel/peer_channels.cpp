@@ -49,6 +49,8 @@ struct PeerChannels::Peer final : ChannelHandler {
       return false;
     }
     proven = channel->send_proof(caller_proof(key, Purpose::data_channel, hello, nonce, theirs));
+    if (proven)
+      channel->seal(session_keys(key, Purpose::data_channel, hello, nonce, theirs, true));
     return proven;
   }
   void on_mirror_answer(uint64_t id, int32_t status) override {
@@ -63,6 +65,7 @@ struct PeerChannels::Peer final : ChannelHandler {
     spdlog::info("data channel to node {} (core {}) closed: {}", node, channels->setup_.core,
                  reason);
     ++channels->stats_.disconnects;
+    channels->stats_.tampered += channel->stats().tampered;
     retry_at_ms = monotonic_ms() + kReconnectMs;
     proven = false;
     channels->closed_.push_back(std::move(channel));
@@ -106,6 +109,7 @@ struct PeerChannels::Inbound final : ChannelHandler {
   void on_closed(const std::string& reason) override {
     spdlog::info("data channel from node {} (core {}) closed: {}", node, channels->setup_.core,
                  reason);
+    channels->stats_.tampered += channel->stats().tampered;
     done = true;
   }
 };
@@ -235,7 +239,7 @@ void PeerChannels::bury_closed() {
   std::erase_if(inbound_, [](const auto& in) { return in->done && in->channel->closed(); });
 }
 
-void PeerChannels::accept(UniqueFd socket, const FrameHeader& hello) {
+void PeerChannels::accept(UniqueFd socket, const FrameHeader& hello, const SessionKeys& keys) {
   bury_closed();
   auto in = std::make_unique<Inbound>();
   in->channels = this;
@@ -250,18 +254,20 @@ void PeerChannels::accept(UniqueFd socket, const FrameHeader& hello) {
                  hello.origin, hello.count, hello.core, setup_.cores);
     in->channel->close("core counts differ");
   } else {
+    in->channel->seal(keys);
     in->channel->start();
   }
   inbound_.push_back(std::move(in));
 }
 
-void PeerChannels::adopt(uint32_t node, UniqueFd socket) {
+void PeerChannels::adopt(uint32_t node, UniqueFd socket, const SessionKeys& keys) {
   Peer& p = peer(node);
   if (p.channel || p.connecting) return;
   p.retry_at_ms = UINT64_MAX;
   p.channel = std::make_unique<DataChannel>(*setup_.ring, std::move(socket), p,
                                             ChannelLimits{setup_.window_bytes, false});
   p.proven = true;  // both ends are this process
+  p.channel->seal(keys);
   p.channel->start();
 }
 
@@ -280,6 +286,7 @@ nlohmann::json PeerChannels::inspect() const {
     nlohmann::json row{{"node", node}, {"port", p->port},
                        {"up", p->channel && !p->channel->closing() && p->proven}};
     if (p->channel) {
+      row["sealed"] = p->channel->sealed();
       const auto& s = p->channel->stats();
       row["frames_sent"] = s.frames_sent;
       row["sends"] = s.sends;
@@ -290,7 +297,7 @@ nlohmann::json PeerChannels::inspect() const {
   }
   return {{"connects", stats_.connects}, {"connect_failures", stats_.connect_failures},
           {"disconnects", stats_.disconnects}, {"refused", stats_.refused},
-          {"unproven", stats_.unproven},
+          {"unproven", stats_.unproven}, {"tampered", stats_.tampered},
           {"inbound", inbound_.size()}, {"peers", peers}};
 }
 

@@ -75,6 +75,7 @@ struct PeerChannelsStats {
   uint64_t disconnects = 0;
   uint64_t refused = 0;  // accepted connections refused (core counts differ)
   uint64_t unproven = 0;  // listeners that did not prove the cluster key
+  uint64_t tampered = 0;  // connections ended by a frame whose tag failed
 };
 
 class PeerChannels {
@@ -90,12 +91,13 @@ class PeerChannels {
 
   // Where a peer's data channel listens, once the interconnect learnt it.
   void set_peer(uint32_t node, const std::string& host, uint16_t port);
-  // A peer's core connected to this core (its hello already checked).
-  void accept(UniqueFd socket, const FrameHeader& hello);
+  // A peer's core connected to this core (its hello already checked, the
+  // handshake done): sealed with the connection's `keys`.
+  void accept(UniqueFd socket, const FrameHeader& hello, const SessionKeys& keys);
   // This core's connection to `node` over a socket connected elsewhere,
-  // whose hello is taken as said (sve-bench's in-process pair; never
-  // reconnected).
-  void adopt(uint32_t node, UniqueFd socket);
+  // whose hello is taken as said, sealed with `keys` (sve-bench's
+  // in-process pair; never reconnected).
+  void adopt(uint32_t node, UniqueFd socket, const SessionKeys& keys);
   // Closes every connection (the node is stopping).
   void close_all();
 

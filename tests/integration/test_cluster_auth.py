@@ -9,6 +9,10 @@ processes:
   directory) gets through, so the refusal is the key's doing;
 - the data channel's listener refuses a wrong key the same way, and lets
   the right one prove itself;
+- after a handshake with the right key, what follows must be sealed under
+  the connection's own keys: a record on the cluster port or a frame on the
+  data channel with a tag made without them (as injected on the path) cuts
+  the connection and is counted as tampered;
 - a member whose key file is replaced (a process that does not hold the
   key, at a member's address) cannot rejoin: the others refuse its links
   and it gets no quorum; with the key back it rejoins;
@@ -27,8 +31,8 @@ from cluster_harness import Cluster
 from harness import SVECTL, check, free_port, qemu_io, run, wait_until
 
 MiB = 1 << 20
-MAGIC, VERSION = 0x43455653, 2
-HELLO, CHALLENGE, PROOF = 1, 7, 8
+MAGIC, VERSION = 0x43455653, 3
+HELLO, CHALLENGE, PROOF, MIRROR = 1, 7, 8, 2
 HEADER = struct.Struct("<IBBHIIIIQQiI")  # io/channel/channel_wire.hpp's FrameHeader
 
 
@@ -57,11 +61,11 @@ def recv_exactly(s, n):
     return out
 
 
-def handshake(port, key, purpose):
+def handshake(port, key, purpose, cores=1):
     """Runs the caller's half (io/channel/channel_auth.hpp) with `key`:
     (whether the listener proved the key, the socket after our proof)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    hello = HEADER.pack(MAGIC, HELLO, VERSION, 0, 16, 9, 0, 1, 77, 0, 0, 0)
+    hello = HEADER.pack(MAGIC, HELLO, VERSION, 0, 16, 9, 0, cores, 77, 0, 0, 0)
     nonce = os.urandom(16)
     s.sendall(hello + nonce)
     answer = recv_exactly(s, 48 + 48)
@@ -87,6 +91,20 @@ def closed_soon(s):
         return False
 
 
+def cut_soon(s):
+    """Whether the other end closes `s` within 5 s, whatever it sends first
+    (the middleman's own handshake, sealed)."""
+    s.settimeout(5)
+    try:
+        while s.recv(4096):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
 def raw_admin(node, request):
     s = socket.create_connection(("127.0.0.1", node.admin_port), timeout=10)
     s.sendall(json.dumps(request).encode() + b"\n")
@@ -96,6 +114,11 @@ def raw_admin(node, request):
         check(chunk, "the admin API closed the connection")
         line += chunk
     return json.loads(line)
+
+
+def link_of(node):
+    """Core 0's data channels (cache/channel_link.cpp)."""
+    return json.loads(node.ctl("shell", "-c", "inspect cache/0").stdout)["state"]["link"]
 
 
 def stats(node):
@@ -129,8 +152,13 @@ def test(make):
                "node 1 to count the refused callers")
     proved, s = handshake(port, key, "link")
     check(proved, "node 1 did not prove the cluster key to a caller that holds it")
-    # (What follows is CAF's middleman's, which this caller does not speak.)
-    s.close()
+    # What follows must be records sealed under this connection's keys: one
+    # sealed with anything else (16 bytes that are no tag) cuts the link.
+    tampered = stats(n1)["cluster_links"]["tampered"]
+    s.sendall(struct.pack("<I", 64 + 16) + os.urandom(64 + 16))
+    check(cut_soon(s), "a record that failed its check did not cut the link")
+    wait_until(lambda: stats(n1)["cluster_links"]["tampered"] == tampered + 1,
+               "node 1 to count the link cut for a record that failed its check")
     proved, s = handshake(port, key, "data")
     check(not proved, "a data channel's handshake opened a cluster link")
     s.close()
@@ -142,9 +170,17 @@ def test(make):
     check(not proved and closed_soon(s), "the data channel let in a caller without the key")
     wait_until(lambda: stats(n1)["data_channel"]["refused"] == before + 1,
                "the data channel to count the refusal")
-    proved, s = handshake(data_port, key, "data")
+    cores = len(stats(n1)["cores"])
+    proved, s = handshake(data_port, key, "data", cores)
     check(proved, "the data channel's listener did not prove the key")
-    s.close()
+    # A copy of one block with a tag made without the connection's keys:
+    # the core ends the connection before the copy reaches its NVRAM.
+    copy = struct.pack("<QQ", 5, 1) + b"\x5a" * 4096
+    s.sendall(HEADER.pack(MAGIC, MIRROR, VERSION, 0, len(copy), 9, 0, 1, 1, 0, 0, 0) + copy +
+              os.urandom(16))
+    check(closed_soon(s), "a frame with a wrong tag did not end the data channel")
+    wait_until(lambda: link_of(n1)["tampered"] == 1,
+               lambda: f"core 0 to count the frame that failed its tag: {link_of(n1)}")
 
     # A process without the key at a member's address cannot rejoin.
     n3.stop()

@@ -45,6 +45,10 @@ def test(make):
     writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", BLOCKS, seed=7)
     writer.start()
     wait_until(lambda: link_of(n1)["copies_sent"] > 0, "copies on the data channel")
+    # Sealed: every frame carries a tag under the connection's own keys.
+    peers = link_of(n1)["peers"]
+    check(any(p["up"] for p in peers) and all(p["sealed"] for p in peers if p["up"]),
+          f"node 1's data channels are not sealed: {peers}")
     n1.ctl("vdisk", "create", "f", "--pool", "p", "--size", "16M", "--iogrp", "g0", "--node", "1")
     # Through node 2 alone (node 3 would forward too, on its own channel).
     wait_until(lambda: n2.ctl("vdisk", "show", "f", ok=False).returncode == 0, "f on node 2")
@@ -132,6 +136,9 @@ def test(make):
     after = n2.ctl_json("daemon", "status")
     check(after["restarts"] == before["restarts"] and after["io_pid"] == before["io_pid"],
           f"node 2 restarted: {before} -> {after}")
+    # Cuts, delays and stalls never made a frame fail its tag.
+    check(link_of(n1)["tampered"] == 0 and link_of(n2)["tampered"] == 0,
+          f"frames failed their tags: {link_of(n1)} {link_of(n2)}")
     n1.kill()
     c.wait_serving([2, 3], 2)
     writer.stop()

@@ -151,7 +151,8 @@ TEST_CASE("data channel handshake: only a caller with the cluster key reaches a 
   auto stranger = key_in(b.path);
   std::atomic<int> delivered{0};
   std::atomic<uint32_t> origin{0};
-  auto listener = ChannelListener::open("127.0.0.1", key, [&](UniqueFd, const FrameHeader& hello) {
+  auto listener = ChannelListener::open("127.0.0.1", key,
+                                        [&](UniqueFd, const FrameHeader& hello, const SessionKeys&) {
     origin = hello.origin;  // (on the listener's thread: no assertions there)
     ++delivered;
   });

@@ -281,15 +281,19 @@ int main(int argc, char** argv) {
     if (o.mirror) {
       auto [out, in] = loopback_pair();
       int out_fd = out.release(), in_fd = in.release();
-      run_on_core(stacks[0].cache_actor, [&stacks, out_fd] {
-        stacks[0].channels->adopt(2, UniqueFd(out_fd));
+      // Sealed as between two nodes (keys of this run's own).
+      channel::SessionKeys keys;
+      random_bytes(keys.send.data(), keys.send.size());
+      random_bytes(keys.receive.data(), keys.receive.size());
+      run_on_core(stacks[0].cache_actor, [&stacks, out_fd, keys] {
+        stacks[0].channels->adopt(2, UniqueFd(out_fd), keys);
       });
-      run_on_core(stacks[1].cache_actor, [&stacks, in_fd] {
+      run_on_core(stacks[1].cache_actor, [&stacks, in_fd, keys] {
         channel::FrameHeader hello;
         hello.origin = 1;
         hello.core = stacks[1].channels->setup().core;
         hello.count = stacks[1].channels->setup().cores;
-        stacks[1].channels->accept(UniqueFd(in_fd), hello);
+        stacks[1].channels->accept(UniqueFd(in_fd), hello, {keys.receive, keys.send});
       });
     }
     // The clients start once the device, the map and the routes are in
