@@ -1,5 +1,6 @@
 #include "admin/admin_server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -23,8 +24,12 @@ namespace {
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 }  // namespace
 
-AdminServer::AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits)
-    : listener_(std::move(listener)), handler_(std::move(handler)), limits_(limits) {}
+AdminServer::AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits,
+                         AdminStreamAccept secure)
+    : listener_(std::move(listener)),
+      handler_(std::move(handler)),
+      limits_(limits),
+      secure_(std::move(secure)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -139,29 +144,51 @@ std::string AdminServer::answer(const std::string& line, const std::string& peer
 void AdminServer::serve(Client* client) {
   int fd = client->fd;
   const std::string peer = peer_ip(fd);
+  std::unique_ptr<AdminStream> stream;
+  if (secure_) {
+    auto made = secure_(fd);
+    if (!made) {
+      ++failed_handshakes_;
+      spdlog::info("admin: a client at {} closed: {}", peer, made.error().message);
+    } else {
+      stream = std::move(made.value());
+    }
+  }
+  auto send = [&](const std::string& bytes) {
+    return stream ? stream->send_all(bytes.data(), bytes.size())
+                  : send_all(fd, bytes.data(), bytes.size());
+  };
   std::string pending;
   char chunk[4096];
-  for (;;) {
+  for (bool open = !secure_ || stream; open;) {
     auto nl = pending.find('\n');
     if (nl != std::string::npos) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
-      std::string reply = answer(line, peer) + "\n";
-      if (!send_all(fd, reply.data(), reply.size())) break;
+      if (!send(answer(line, peer) + "\n")) break;
       continue;
     }
     if (pending.size() > kMaxAdminLineBytes) {
-      std::string reply = admin_error("request longer than " +
-                                      std::to_string(kMaxAdminLineBytes) + " bytes") +
-                          "\n";
-      (void)send_all(fd, reply.data(), reply.size());
+      (void)send(admin_error("request longer than " + std::to_string(kMaxAdminLineBytes) +
+                             " bytes") +
+                 "\n");
       break;
     }
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n;
+    if (stream) {
+      // (The socket's receive timeout would only make TLS try again.)
+      pollfd p{fd, POLLIN, 0};
+      if (stream->buffered() == 0 && ::poll(&p, 1, static_cast<int>(limits_.idle_timeout_ms)) <= 0)
+        break;  // idle past the limit
+      n = stream->recv_some(chunk, sizeof chunk);
+    } else {
+      n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+    }
     if (n <= 0) break;  // closed, an error, or idle past the limit
     pending.append(chunk, static_cast<size_t>(n));
   }
+  stream.reset();
   ::shutdown(fd, SHUT_RDWR);
   // The socket is closed and the thread joined by whoever reaps it.
   std::lock_guard lock(mu_);

@@ -7,6 +7,10 @@
 // kMaxAdminLineBytes closes that connection only, and an accept error such
 // as EMFILE pauses the loop instead of ending it. The handler's exceptions
 // are answered as errors; none ends a thread.
+//
+// With a `secure` handshake (admin_stream.hpp: TLS) every connection must
+// complete it first, on its own thread; one that does not (a plain-text
+// client, a wrong certificate) is closed and counted.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -15,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "admin/admin_stream.hpp"
 #include "util/fd.hpp"
 
 namespace sve {
@@ -31,7 +36,8 @@ class AdminServer {
   using Handler =
       std::function<std::string(const std::string& request_line, const std::string& peer)>;
 
-  AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits = {});
+  AdminServer(UniqueFd listener, Handler handler, AdminServerLimits limits = {},
+              AdminStreamAccept secure = {});
   ~AdminServer();
   void start();
   void stop();
@@ -39,6 +45,8 @@ class AdminServer {
   // For tests and `node stats`: connections open now, refused so far.
   uint32_t open_connections();
   uint64_t refused_connections() const { return refused_.load(); }
+  // Connections closed because their secure handshake failed.
+  uint64_t failed_handshakes() const { return failed_handshakes_.load(); }
 
  private:
   struct Client {
@@ -54,11 +62,13 @@ class AdminServer {
   UniqueFd listener_;
   Handler handler_;
   AdminServerLimits limits_;
+  AdminStreamAccept secure_;
   std::thread acceptor_;
   std::mutex mu_;
   std::list<Client> clients_;
   bool stopping_ = false;
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> failed_handshakes_{0};
 };
 
 }  // namespace sve

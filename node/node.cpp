@@ -18,7 +18,9 @@
 
 #include "actors/reactor/reactor_scheduler.hpp"
 #include "actors/spawn.hpp"
+#include "admin/admin_client.hpp"
 #include "cluster/state/cluster_state.hpp"
+#include "io/tls/admin_tls.hpp"
 #include "node/node_impl.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"
@@ -210,6 +212,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   // A vdisk's cached state lives in one core's partition.
   m.nbd->place_by_volume(m.cache_blocks > 0);
   m.nbd->set_tls(tls, options.tls);
+  m.nbd->set_handshake_timeout(options.handshake_timeout_ms);
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   {
@@ -271,11 +274,29 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.copy_controller = m.spawn_copy_controller();
   if (options.init_admin)
     if (auto made = m.init_admin(*node, *options.init_admin); !made) return made.error();
+  // TLS on the admin API: on this process's listener when it is the public
+  // one (alone; else the configuration process's is, and this one's is its
+  // loopback relay), and for the admin APIs it calls (node add).
+  AdminStreamAccept secure;
+  if (!options.admin_certificates.empty()) {
+    std::string ca = options.admin_certificates + "/ca-cert.pem";
+    if (::access(ca.c_str(), R_OK) == 0) {
+      auto client = admin_tls_client(ca);
+      if (!client) return make_error("--admin-certificates: " + client.error().message, EINVAL);
+      set_admin_transport(std::move(client.value()));
+    }
+    if (options.admin_fd < 0) {
+      auto server = admin_tls_server(options.admin_certificates);
+      if (!server) return make_error("--admin-certificates: " + server.error().message, EINVAL);
+      secure = std::move(server.value());
+    }
+  }
   m.admin = std::make_unique<AdminServer>(
       std::move(admin_listener.value()),
       [&m, self = node.get()](const std::string& line, const std::string& peer) {
         return m.route_admin(*self, line, peer);
-      });
+      },
+      AdminServerLimits{}, std::move(secure));
   if (options.rest) {
     auto rest = RestServer::open(*options.rest, options.rest_certificates,
                                  [&m, self = node.get()](const std::string& line,

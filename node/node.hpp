@@ -24,6 +24,7 @@ struct NodeOptions {
   uint64_t cache_bytes = 128ull << 20;  // the node's cache, shared out among its cores
   bool pin = true;       // pin each core's reactor thread to a CPU
   size_t max_connections = 1024;  // host connections, beyond which new ones are closed
+  uint32_t handshake_timeout_ms = 30000;  // a host stalled in its handshake is closed
   // NBD over TLS (docs/security.md): STARTTLS with the pre-shared keys of
   // `tls_psk` (psktool's "identity:hexkey" lines) and/or the X.509
   // certificates in `tls_certificates`, as `tls` says.
@@ -51,6 +52,10 @@ struct NodeOptions {
   // a certificate directory.
   std::optional<HostPortAddress> rest;
   std::string rest_certificates;
+  // TLS on the admin API (io/tls/admin_tls.hpp): server-cert.pem and
+  // server-key.pem; ca-cert.pem, if there, for the admin APIs this node
+  // calls (node add). Empty: plain text.
+  std::string admin_certificates;
   // A node alone: its first administrator (a securityadmin: name, then
   // password), made before the admin port opens if the node has none.
   std::optional<std::pair<std::string, std::string>> init_admin;

@@ -22,6 +22,9 @@ Result<UniqueFd> listen_tcp(const HostPortAddress& address);
 Result<UniqueFd> connect_tcp(const HostPortAddress& address, int timeout_ms = 0);
 // Small requests must not wait for Nagle + delayed ACK.
 void set_nodelay(int fd);
+// SO_RCVTIMEO and SO_SNDTIMEO of `fd`: a blocking read or write that waits
+// longer fails (EAGAIN); 0: none.
+void set_io_timeouts(int fd, uint32_t ms);
 // Waits until a listening socket has a connection to accept (true), or
 // `timeout_ms` passed (false). Accept loops check whether they should stop
 // between waits rather than trust shutdown() to wake a blocked accept.

@@ -163,6 +163,7 @@ struct NbdPort::Impl {
   bool listener_loopback = false;
   std::shared_ptr<const TlsServer> tls;
   TlsMode tls_mode = TlsMode::off;
+  uint32_t handshake_timeout_ms = 30000;
   // Who a serving connection was let in as, so that it is closed once
   // that no longer holds (its vdisk unmapped, its host deleted).
   struct Admitted {
@@ -213,6 +214,8 @@ void NbdPort::start() {
 }
 
 void NbdPort::place_by_volume(bool on) { impl_->by_volume = on; }
+
+void NbdPort::set_handshake_timeout(uint32_t ms) { impl_->handshake_timeout_ms = ms; }
 
 void NbdPort::set_tls(std::shared_ptr<const TlsServer> server, TlsMode mode) {
   impl_->tls = std::move(server);
@@ -305,7 +308,12 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     snapshot = exports;
   }
   MapCatalog catalog(snapshot, limits.gate, HostClient{peer_ip(fd), {}}, listener_loopback);
+  // A client that stops sending, or stops taking the replies, is closed
+  // (run_handshake's reads and writes fail); the session's core does not
+  // use these.
+  set_io_timeouts(fd, handshake_timeout_ms);
   auto hs = nbd::run_handshake(fd, catalog, tls.get(), tls_mode);
+  set_io_timeouts(fd, 0);
   HostClient client = catalog.client();
   std::lock_guard lock(mu);
   --handshaking;

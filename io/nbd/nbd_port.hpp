@@ -45,6 +45,12 @@ class NbdPort final : public HostPort {
   // as plain text. Set before start().
   void set_tls(std::shared_ptr<const TlsServer> server, TlsMode mode);
 
+  // How long the handshake may wait for the client at each step (a read
+  // of its next option, a reply it does not take): a client that stalls
+  // is closed, so that it holds no thread and no connection slot for long.
+  // Set before start(); default 30 s.
+  void set_handshake_timeout(uint32_t ms);
+
   size_t connections() const;
 
  private:

@@ -1,6 +1,8 @@
 // TLS for the host ports, with GnuTLS (io/tls/tls_server.hpp).
 #include "io/tls/tls_server.hpp"
 
+#include "io/tls/tls_session_impl.hpp"
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -24,9 +26,11 @@ int hex_value(char c) {
   return -1;
 }
 
-bool retry(ssize_t r) { return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED; }
-
 }  // namespace
+
+// (GNUTLS_E_AGAIN on a blocking socket is its timeout running out: the
+// deadline its owner set, so not tried again.)
+bool tls_retry(ssize_t r) { return r == GNUTLS_E_INTERRUPTED; }
 
 const char* to_string(TlsMode mode) {
   switch (mode) {
@@ -49,7 +53,8 @@ struct TlsServer::Impl {
     if (x509) gnutls_certificate_free_credentials(x509);
   }
   Status load_psk(const std::string& path);
-  Status load_certificates(const std::string& dir);
+  Status load_certificates(const std::string& dir, bool client_certificates);
+  bool client_certificates = true;  // asked for and verified (else not asked for)
   // GnuTLS asks for the key of the identity a client names.
   static int key_of(gnutls_session_t session, const char* identity, gnutls_datum_t* key) {
     auto* self = static_cast<const Impl*>(gnutls_session_get_ptr(session));
@@ -71,14 +76,16 @@ size_t TlsServer::identities() const { return impl_->keys.size(); }
 bool TlsServer::certificates() const { return impl_->x509 != nullptr; }
 
 Result<std::shared_ptr<TlsServer>> TlsServer::load(const std::string& psk_file,
-                                                   const std::string& certificates_dir) {
+                                                   const std::string& certificates_dir,
+                                                   bool client_certificates) {
   if (psk_file.empty() && certificates_dir.empty())
     return make_error("TLS needs pre-shared keys or certificates", EINVAL);
   std::shared_ptr<TlsServer> server(new TlsServer());
   if (!psk_file.empty())
     if (auto st = server->impl_->load_psk(psk_file); !st) return st.error();
   if (!certificates_dir.empty())
-    if (auto st = server->impl_->load_certificates(certificates_dir); !st) return st.error();
+    if (auto st = server->impl_->load_certificates(certificates_dir, client_certificates); !st)
+      return st.error();
   return server;
 }
 
@@ -116,14 +123,17 @@ Status TlsServer::Impl::load_psk(const std::string& path) {
   return ok_status();
 }
 
-Status TlsServer::Impl::load_certificates(const std::string& dir) {
+Status TlsServer::Impl::load_certificates(const std::string& dir, bool want_clients) {
+  client_certificates = want_clients;
   if (int r = gnutls_certificate_allocate_credentials(&x509); r < 0)
     return make_error(std::string("TLS credentials: ") + gnutls_strerror(r), ENOMEM);
   std::string ca = dir + "/ca-cert.pem", cert = dir + "/server-cert.pem",
               key = dir + "/server-key.pem", crl = dir + "/ca-crl.pem";
-  int trusted = gnutls_certificate_set_x509_trust_file(x509, ca.c_str(), GNUTLS_X509_FMT_PEM);
-  if (trusted < 0) return make_error(ca + ": " + gnutls_strerror(trusted), EINVAL);
-  if (trusted == 0) return make_error(ca + ": no CA certificate in it", EINVAL);
+  if (want_clients) {  // (the CA clients' certificates must chain to)
+    int trusted = gnutls_certificate_set_x509_trust_file(x509, ca.c_str(), GNUTLS_X509_FMT_PEM);
+    if (trusted < 0) return make_error(ca + ": " + gnutls_strerror(trusted), EINVAL);
+    if (trusted == 0) return make_error(ca + ": no CA certificate in it", EINVAL);
+  }
   if (int r = gnutls_certificate_set_x509_key_file(x509, cert.c_str(), key.c_str(),
                                                    GNUTLS_X509_FMT_PEM);
       r < 0)
@@ -170,13 +180,6 @@ Result<std::string> certificate_identity(gnutls_session_t session) {
 
 // ---- one connection ---------------------------------------------------------------
 
-struct TlsSession::Impl {
-  gnutls_session_t session = nullptr;
-  ~Impl() {
-    if (session) gnutls_deinit(session);
-  }
-};
-
 TlsSession::TlsSession(std::unique_ptr<Impl> impl, std::string identity)
     : impl_(std::move(impl)), identity_(std::move(identity)) {}
 TlsSession::~TlsSession() = default;
@@ -194,6 +197,8 @@ Result<std::unique_ptr<TlsSession>> TlsServer::accept(int fd, unsigned timeout_m
   if (impl_->x509) {
     if (int r = gnutls_credentials_set(s->session, GNUTLS_CRD_CERTIFICATE, impl_->x509); r < 0)
       return make_error(std::string("TLS: ") + gnutls_strerror(r), EINVAL);
+  }
+  if (impl_->x509 && impl_->client_certificates) {
     // Asked for, and verified below unless the client used a key instead.
     gnutls_certificate_server_set_request(s->session,
                                           impl_->psk ? GNUTLS_CERT_REQUEST : GNUTLS_CERT_REQUIRE);
@@ -210,6 +215,8 @@ Result<std::unique_ptr<TlsSession>> TlsServer::accept(int fd, unsigned timeout_m
   } while (r < 0 && !gnutls_error_is_fatal(r));
   if (r < 0) return make_error(std::string("TLS handshake: ") + gnutls_strerror(r), EACCES);
   if (gnutls_auth_get_type(s->session) == GNUTLS_CRD_CERTIFICATE) {
+    if (!impl_->client_certificates)  // (the client proves itself otherwise)
+      return std::unique_ptr<TlsSession>(new TlsSession(std::move(s), ""));
     auto name = certificate_identity(s->session);
     if (!name) return name.error();
     return std::unique_ptr<TlsSession>(new TlsSession(std::move(s), name.value()));
@@ -223,7 +230,7 @@ bool TlsSession::send_all(const void* data, size_t size) {
   const auto* p = static_cast<const uint8_t*>(data);
   while (size > 0) {
     ssize_t n = gnutls_record_send(impl_->session, p, size);
-    if (retry(n)) continue;
+    if (tls_retry(n)) continue;
     if (n <= 0) return false;
     p += n;
     size -= static_cast<size_t>(n);
@@ -234,7 +241,7 @@ bool TlsSession::send_all(const void* data, size_t size) {
 ssize_t TlsSession::recv_some(void* out, size_t size) {
   for (;;) {
     ssize_t n = gnutls_record_recv(impl_->session, out, size);
-    if (retry(n)) continue;
+    if (tls_retry(n)) continue;
     if (n == GNUTLS_E_PREMATURE_TERMINATION) return 0;  // a client that just closed
     return n < 0 ? -1 : n;
   }

@@ -1,5 +1,5 @@
 #pragma once
-// TLS for the host ports, with GnuTLS (docs/security.md): the server's
+// TLS for the host ports and the admin API, with GnuTLS (docs/security.md): the server's
 // credentials and one connection's session. Pre-shared keys, read from a
 // file of "identity:hexkey" lines (psktool's format, which nbdkit, qemu
 // and libnbd read too), and X.509 certificates from a directory in qemu's
@@ -39,6 +39,7 @@ class TlsSession {
 
  private:
   friend class TlsServer;
+  friend class TlsClient;
   struct Impl;
   explicit TlsSession(std::unique_ptr<Impl> impl, std::string identity);
   std::unique_ptr<Impl> impl_;
@@ -50,10 +51,14 @@ class TlsServer {
   // Pre-shared keys from `psk_file`, certificates from `certificates_dir`
   // (ca-cert.pem: the CA client certificates must chain to; server-cert.pem
   // and server-key.pem; ca-crl.pem if there is one); one of them or both.
-  // Refuses a key file that does not parse (naming the line) and
-  // certificates GnuTLS cannot load (naming the file).
+  // Without `client_certificates` (the admin API: its clients prove
+  // themselves by password or token) none is asked for, ca-cert.pem is not
+  // needed, and a session's identity is empty. Refuses a key file that
+  // does not parse (naming the line) and certificates GnuTLS cannot load
+  // (naming the file).
   static Result<std::shared_ptr<TlsServer>> load(const std::string& psk_file,
-                                                 const std::string& certificates_dir);
+                                                 const std::string& certificates_dir,
+                                                 bool client_certificates = true);
   ~TlsServer();
   // The server side of a handshake on connected socket `fd`, at most
   // `timeout_ms` long; the error says why it failed (a wrong key, a client

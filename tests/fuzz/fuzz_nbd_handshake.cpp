@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "hw/port/tcp.hpp"
 #include "io/nbd/nbd_handshake.hpp"
 
 using namespace sve;
@@ -24,9 +25,17 @@ struct TwoExports final : nbd::ExportCatalog {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > 16384) return 0;  // the server's replies must fit the socket buffer
+  if (size > 16384) return 0;
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) std::abort();
+  // Nobody reads the server's replies until the end: they must fit the
+  // socket's buffer (hundreds of small replies, each taking far more of it
+  // than its bytes: forced larger where allowed), and where they do not,
+  // the server's write fails after a while, as NbdPort's handshake timeout
+  // makes it do with a client that takes no replies.
+  int big = 64 << 20;
+  (void)::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+  set_io_timeouts(fds[0], 2000);
   size_t done = 0;
   while (done < size) {
     ssize_t n = ::write(fds[1], data + done, size - done);

@@ -12,6 +12,7 @@
 
 #include "admin/admin_client.hpp"
 #include "admin/admin_protocol.hpp"
+#include "io/tls/admin_tls.hpp"
 #include "tools/svectl/chaos_run.hpp"
 #include "tools/svectl/copy_wait.hpp"
 #include "tools/svectl/credentials.hpp"
@@ -106,6 +107,9 @@ class CommandLine {
     app_.set_help_flag("-h,--help", "print this help and exit");
     app_.add_option("--admin", admin_, "the node's admin API, HOST:PORT (default $SVE_ADMIN, "
                                        "else 127.0.0.1:10810)");
+    app_.add_option("--tls-ca", tls_ca_, "speak TLS to the admin API (sved --admin-certificates), "
+                                         "trusting the CA certificates in this PEM file "
+                                         "(default $SVE_TLS_CA)");
     app_.add_flag("--json", json_, "print the result as JSON");
     app_.add_option("--user", user_, "send the command as this administrator (password from "
                                      "$SVE_PASSWORD, else asked); without it, the session "
@@ -420,6 +424,7 @@ class CommandLine {
   std::string admin() const { return admin_; }
   bool as_json() const { return json_; }
   const std::string& user() const { return user_; }
+  const std::string& tls_ca() const { return tls_ca_; }
 
  private:
   CLI::App* noun(const char* name, const char* what) {
@@ -586,7 +591,7 @@ class CommandLine {
   std::map<std::string, std::string> pos_, flags_;
   std::map<std::string, std::vector<std::function<void()>>> fills_;
   std::vector<std::string> mdisks_, nodes_, addresses_;
-  std::string secret_, user_, role_, password_, since_, first_user_;
+  std::string secret_, user_, role_, password_, since_, first_user_, tls_ca_;
   unsigned count_ = 0;
   uint32_t lun_ = 0;
   bool no_address_ = false;
@@ -623,6 +628,18 @@ int run(int argc, char** argv) {
   if (!address) {
     std::cerr << "svectl: " << address.error().message << " (svectl --help for usage)\n";
     return 2;
+  }
+  // TLS, when the node's admin API speaks it.
+  std::string ca = !line.tls_ca().empty()      ? line.tls_ca()
+                   : std::getenv("SVE_TLS_CA") ? std::getenv("SVE_TLS_CA")
+                                               : "";
+  if (!ca.empty()) {
+    auto secure = admin_tls_client(ca);
+    if (!secure) {
+      std::cerr << "svectl: --tls-ca: " << secure.error().message << "\n";
+      return 2;
+    }
+    set_admin_transport(std::move(secure.value()));
   }
   // Who the node is to take us for: --user (with a password), else the
   // session `svectl login` saved for this address, else nobody (loopback).

@@ -109,6 +109,11 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
   app.add_option("--max-connections", n.max_connections,
                  "host connections at once (default 1024); more are closed")
       ->check(CLI::Range(size_t{1}, size_t{9'999'999}));
+  app.add_option_function<uint32_t>(
+         "--handshake-timeout", [&n](uint32_t s) { n.handshake_timeout_ms = s * 1000; },
+         "seconds a host may stall in its NBD handshake (not sending its next option, or not "
+         "taking a reply) before it is closed (default 30)")
+      ->check(CLI::Range(1, 3600));
   app.add_option_function<std::string>(
          "--tls",
          [&n](const std::string& v) {
@@ -121,6 +126,10 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
                  "the REST API (POST /rest/v1/<command>, beside the admin API) on HOST:PORT; "
                  "off by default")
       ->check(check_address);
+  app.add_option("--admin-certificates", n.admin_certificates,
+                 "TLS only on the admin API (svectl --tls-ca): a directory with server-cert.pem "
+                 "and server-key.pem, and ca-cert.pem if this node adds nodes whose admin API "
+                 "speaks TLS (their certificates must chain to it)");
   app.add_option("--rest-certificates", n.rest_certificates,
                  "HTTPS for the REST API: a directory with server-cert.pem and server-key.pem");
   app.add_option("--tls-psk", n.tls_psk,

@@ -24,6 +24,7 @@
 #include "hw/nvram/nvram.hpp"
 #include "hw/port/tcp.hpp"
 #include "hw/watchdog/watchdog.hpp"
+#include "io/tls/admin_tls.hpp"
 #include "tools/sved/systemd.hpp"
 
 namespace sve {
@@ -189,12 +190,25 @@ int run_supervisor(const SvedOptions& options, int argc, char** argv) {
     std::cerr << "sved: " << listeners.error().message << "\n";
     return 1;
   }
+  // The public admin port speaks TLS only when given certificates (the
+  // I/O process's port behind it is loopback, and stays plain).
+  AdminStreamAccept secure;
+  if (!options.node.admin_certificates.empty()) {
+    auto server = admin_tls_server(options.node.admin_certificates);
+    if (!server) {
+      std::cerr << "sved: --admin-certificates: " << server.error().message << "\n";
+      return 1;
+    }
+    secure = std::move(server.value());
+    spdlog::info("admin API: TLS only (certificates from {})", options.node.admin_certificates);
+  }
   ChildState child;
   AdminRelay relay(child, listeners->inner_address, options.node.nbd.to_string());
   AdminServer admin(std::move(listeners->admin_public),
                     [&relay](const std::string& line, const std::string& peer) {
                       return relay.handle(line, peer);
-                    });
+                    },
+                    AdminServerLimits{}, std::move(secure));
   admin.start();
 
   // systemd's keep-alives are passed on as the I/O process feeds: it must
