@@ -99,11 +99,21 @@ std::string Node::Impl::admit(nlohmann::json& request, const std::string& peer,
     std::string name = auth["user"].get<std::string>();
     user = user_of(name);
     who = "'" + name + "' from " + from;
+    // Locked out: refused before the password is looked at, so guessing
+    // on learns nothing (a name that does not exist locks out the same).
+    uint64_t now = unix_now();
+    if (auto until = logins.locked_until(name, from, now))
+      return "too many failed logins as '" + name + "' from " + from + ": locked for " +
+             std::to_string(*until - now) + " more seconds";
     // (A user that does not exist costs the same time as a wrong password.)
     bool good = verify_password(user ? user->password_hash : users.front().password_hash,
                                 auth.value("password", "")) &&
                 user;
-    if (!good) return "wrong user name or password";
+    if (!good) {
+      logins.failed(name, from, now);
+      return "wrong user name or password";
+    }
+    logins.succeeded(name, from);
   } else {
     who = from;
     return "this cluster has administrators: log in (svectl login --user NAME, or --user NAME "

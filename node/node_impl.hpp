@@ -33,6 +33,7 @@
 #include "io/channel/cluster_tunnel.hpp"
 #include "actors/actor_port.hpp"
 #include "admin/admin_server.hpp"
+#include "admin/login_guard.hpp"
 #include "cluster/cluster_view.hpp"
 #include "cluster/config_service.hpp"
 #include "faults/net_faults.hpp"
@@ -81,6 +82,7 @@ struct Node::Impl {
   static constexpr uint64_t kAuditRefusalsPerSecond = 20;
   std::mutex audit_mu;
   uint64_t audit_second = 0, audit_refusals = 0, audit_suppressed = 0;
+  LoginGuard logins;  // wrong passwords in a row lock a user out, from that address
   std::atomic<bool> channels_ready{false};
   void close_data_channels();
   std::mutex routes_mu;

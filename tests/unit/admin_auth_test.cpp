@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "admin/admin_auth.hpp"
+#include "admin/login_guard.hpp"
 #include "admin/admin_roles.hpp"
 #include "model/user_edits.hpp"
 
@@ -111,4 +112,40 @@ TEST_CASE("users: the first is a securityadmin, and the last one stays", "[auth]
   REQUIRE(set_password(m, "mon", "h5"));
   CHECK(m.find_user("mon")->password_hash == "h5");
   CHECK_FALSE(set_password(m, "nobody", "h6"));
+}
+
+TEST_CASE("failed logins lock a user out from that address, for a while", "[auth]") {
+  LoginGuard guard;
+  const uint64_t t0 = 1'000'000;
+  for (uint32_t i = 1; i < kMaxFailedLogins; ++i) {
+    guard.failed("adm", "10.0.0.9", t0 + i);
+    CHECK_FALSE(guard.locked_until("adm", "10.0.0.9", t0 + i));
+  }
+  guard.failed("adm", "10.0.0.9", t0 + 10);
+  auto until = guard.locked_until("adm", "10.0.0.9", t0 + 11);
+  REQUIRE(until);
+  CHECK(*until == t0 + 10 + kLockoutSeconds);
+  // Another address, another name: not locked.
+  CHECK_FALSE(guard.locked_until("adm", "10.0.0.8", t0 + 11));
+  CHECK_FALSE(guard.locked_until("other", "10.0.0.9", t0 + 11));
+  // More failures while locked do not move the end.
+  guard.failed("adm", "10.0.0.9", t0 + 20);
+  CHECK(*guard.locked_until("adm", "10.0.0.9", t0 + 21) == t0 + 10 + kLockoutSeconds);
+  // Served: a fresh count.
+  CHECK_FALSE(guard.locked_until("adm", "10.0.0.9", t0 + 10 + kLockoutSeconds));
+  guard.failed("adm", "10.0.0.9", t0 + 400);
+  CHECK_FALSE(guard.locked_until("adm", "10.0.0.9", t0 + 401));
+
+  SECTION("a login that succeeds clears the count") {
+    for (uint32_t i = 1; i < kMaxFailedLogins; ++i) guard.failed("u", "a", t0);
+    guard.succeeded("u", "a");
+    guard.failed("u", "a", t0);
+    CHECK_FALSE(guard.locked_until("u", "a", t0));
+  }
+  SECTION("memory stays bounded, and a running lock outlives mere counts") {
+    for (uint32_t i = 0; i < kMaxFailedLogins; ++i) guard.failed("victim", "b", t0);
+    for (size_t i = 0; i < 2 * kMaxTracked; ++i) guard.failed("guess" + std::to_string(i), "c", t0 + 1 + i);
+    CHECK(guard.tracked() <= kMaxTracked);
+    CHECK(guard.locked_until("victim", "b", t0 + 2));
+  }
 }
