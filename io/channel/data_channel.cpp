@@ -245,9 +245,12 @@ void DataChannel::pump() {
 }
 
 // Frames are tagged in the order they first join a send, which is the
-// order they leave in: the frame numbers match the peer's count.
+// order they leave in: the frame numbers match the peer's count. (The
+// pieces' list is on the stack for a forwarded request or its answer, at
+// most a buffer's segments; only a copy of many scattered blocks goes to
+// the heap.)
 void DataChannel::make_tag(Out& out) {
-  boost::container::small_vector<iovec, 8> parts;
+  boost::container::small_vector<iovec, Buffer::kMaxSegments + 4> parts;
   parts.push_back({&out.header, kHeaderBytes});
   if (out.header.type == static_cast<uint8_t>(FrameType::forward))
     parts.push_back({&out.forward, sizeof(ForwardBody)});
