@@ -52,12 +52,7 @@ Result<std::unique_ptr<TlsSession>> TlsClient::connect(int fd, const std::string
   if (!is_ip_address(host))
     gnutls_server_name_set(s->session, GNUTLS_NAME_DNS, host.data(), host.size());
   gnutls_session_set_verify_cert(s->session, host.c_str(), 0);
-  gnutls_transport_set_int(s->session, fd);
-  gnutls_handshake_set_timeout(s->session, timeout_ms);
-  int r;
-  do {
-    r = gnutls_handshake(s->session);
-  } while (r < 0 && !gnutls_error_is_fatal(r));
+  int r = tls_run_handshake(s->session, fd, timeout_ms);
   if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
     unsigned status = gnutls_session_get_verify_cert_status(s->session);
     gnutls_datum_t text{};

@@ -32,6 +32,16 @@ int hex_value(char c) {
 // deadline its owner set, so not tried again.)
 bool tls_retry(ssize_t r) { return r == GNUTLS_E_INTERRUPTED; }
 
+int tls_run_handshake(gnutls_session_t session, int fd, unsigned timeout_ms) {
+  gnutls_transport_set_int(session, fd);
+  gnutls_handshake_set_timeout(session, timeout_ms);
+  int r;
+  do {
+    r = gnutls_handshake(session);
+  } while (r < 0 && !gnutls_error_is_fatal(r));
+  return r;
+}
+
 const char* to_string(TlsMode mode) {
   switch (mode) {
     case TlsMode::off: return "off";
@@ -207,12 +217,7 @@ Result<std::unique_ptr<TlsSession>> TlsServer::accept(int fd, unsigned timeout_m
     gnutls_certificate_send_x509_rdn_sequence(s->session, 1);
   }
   gnutls_session_set_ptr(s->session, impl_.get());
-  gnutls_transport_set_int(s->session, fd);
-  gnutls_handshake_set_timeout(s->session, timeout_ms);
-  int r;
-  do {
-    r = gnutls_handshake(s->session);
-  } while (r < 0 && !gnutls_error_is_fatal(r));
+  int r = tls_run_handshake(s->session, fd, timeout_ms);
   if (r < 0) return make_error(std::string("TLS handshake: ") + gnutls_strerror(r), EACCES);
   if (gnutls_auth_get_type(s->session) == GNUTLS_CRD_CERTIFICATE) {
     if (!impl_->client_certificates)  // (the client proves itself otherwise)

@@ -18,4 +18,8 @@ struct TlsSession::Impl {
 // GnuTLS asks to be called again (a signal).
 bool tls_retry(ssize_t r);
 
+// Runs `session`'s handshake over blocking socket `fd`, at most
+// `timeout_ms` long: 0 or GnuTLS's error.
+int tls_run_handshake(gnutls_session_t session, int fd, unsigned timeout_ms);
+
 }  // namespace sve

@@ -23,6 +23,7 @@
 #include "io/channel/cluster_tunnel.hpp"
 #include "io/channel/peer_channels.hpp"
 #include "io/uring/uring_engine.hpp"
+#include "tests/unit/tunnel_test_helpers.hpp"
 
 using namespace sve;
 using namespace sve::channel;
@@ -197,40 +198,8 @@ TEST_CASE("data channel handshake: only a caller with the cluster key reaches a 
 
 namespace {
 
-// A loopback listener that echoes one connection's bytes (the middleman,
-// for the tunnel).
-struct Echo {
-  UniqueFd listener = std::move(listen_tcp(HostPortAddress{"127.0.0.1", 0}).value());
-  std::thread thread{[this] {
-    if (!wait_acceptable(listener.get(), 5000)) return;
-    UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    char buf[256];
-    ssize_t n;
-    while ((n = ::recv(c.get(), buf, sizeof buf, 0)) > 0) send_all(c.get(), buf, size_t(n));
-  }};
-  uint16_t port() {
-    sockaddr_in a{};
-    socklen_t len = sizeof a;
-    ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    return ntohs(a.sin_port);
-  }
-  ~Echo() { thread.join(); }
-};
-
-// Sends `text` into the tunnel at `at` and returns what comes back.
-std::string through(const HostPortAddress& at, const std::string& text) {
-  auto fd = connect_tcp(at);
-  REQUIRE(fd.ok());
-  timeval limit{5, 0};
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  REQUIRE(send_all(fd->get(), text.data(), text.size()));
-  ::shutdown(fd->get(), SHUT_WR);
-  std::string got;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::recv(fd->get(), buf, sizeof buf, 0)) > 0) got.append(buf, size_t(n));
-  return got;
-}
+using test::Echo;
+using test::through;
 
 }  // namespace
 

@@ -25,6 +25,7 @@
 #include "io/channel/cluster_tunnel.hpp"
 #include "io/channel/data_channel.hpp"
 #include "io/channel/frame_seal.hpp"
+#include "tests/unit/tunnel_test_helpers.hpp"
 
 using namespace sve;
 using namespace sve::channel;
@@ -302,23 +303,8 @@ TEST_CASE("a sealed data channel handles only frames with the right tag, and tag
 
 namespace {
 
-// A loopback listener that echoes one connection's bytes (node 2's
-// middleman, behind its tunnel).
-struct Echo {
-  UniqueFd listener = std::move(listen_tcp(HostPortAddress{"127.0.0.1", 0}).value());
-  std::atomic<size_t> echoed{0};
-  std::thread thread{[this] {
-    if (!wait_acceptable(listener.get(), 5000)) return;
-    UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    char buf[256];
-    ssize_t n;
-    while ((n = ::recv(c.get(), buf, sizeof buf, 0)) > 0) {
-      echoed += size_t(n);
-      send_all(c.get(), buf, size_t(n));
-    }
-  }};
-  ~Echo() { thread.join(); }
-};
+using test::Echo;
+using test::through;
 
 uint16_t port_of(int fd) {
   sockaddr_in a{};
@@ -371,20 +357,6 @@ struct OnPath {
   ~OnPath() { thread.join(); }
 };
 
-std::string through(const HostPortAddress& at, const std::string& text) {
-  auto fd = connect_tcp(at);
-  REQUIRE(fd.ok());
-  timeval limit{5, 0};
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  REQUIRE(send_all(fd->get(), text.data(), text.size()));
-  ::shutdown(fd->get(), SHUT_WR);
-  std::string got;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::recv(fd->get(), buf, sizeof buf, 0)) > 0) got.append(buf, size_t(n));
-  return got;
-}
-
 }  // namespace
 
 TEST_CASE("cluster tunnel: the path sees no clear text, and a changed record cuts the link",
@@ -394,7 +366,7 @@ TEST_CASE("cluster tunnel: the path sees no clear text, and a changed record cut
   Echo middleman;
   auto node2 = ClusterTunnel::open(HostPortAddress{"127.0.0.1", 0}, 2, key);
   REQUIRE(node2.ok());
-  (*node2)->set_inner_port(port_of(middleman.listener.get()));
+  (*node2)->set_inner_port(middleman.port());
   auto node1 = ClusterTunnel::open(HostPortAddress{"127.0.0.1", 0}, 1, key);
   REQUIRE(node1.ok());
   // The handshake's frames from the caller: hello (header and nonce), proof.
