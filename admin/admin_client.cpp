@@ -63,7 +63,8 @@ Result<nlohmann::json> admin_call(const HostPortAddress& address,
     }
     ssize_t n;
     if (stream) {
-      // (The socket's receive timeout would only make TLS try again.)
+      // Waits here, so that the timeout holds whatever TLS makes of the
+      // socket's own.
       pollfd p{fd->get(), POLLIN, 0};
       if (stream->buffered() == 0 && timeout_ms > 0 && ::poll(&p, 1, timeout_ms) == 0)
         return make_error("sved at " + address.to_string() + " did not answer in time",

@@ -148,7 +148,6 @@ void AdminServer::serve(Client* client) {
   if (secure_) {
     auto made = secure_(fd);
     if (!made) {
-      ++failed_handshakes_;
       spdlog::info("admin: a client at {} closed: {}", peer, made.error().message);
     } else {
       stream = std::move(made.value());
@@ -176,7 +175,8 @@ void AdminServer::serve(Client* client) {
     }
     ssize_t n;
     if (stream) {
-      // (The socket's receive timeout would only make TLS try again.)
+      // Waits here, so that an idle connection ends at the limit whatever
+      // TLS makes of the socket's timeout.
       pollfd p{fd, POLLIN, 0};
       if (stream->buffered() == 0 && ::poll(&p, 1, static_cast<int>(limits_.idle_timeout_ms)) <= 0)
         break;  // idle past the limit

@@ -10,7 +10,7 @@
 //
 // With a `secure` handshake (admin_stream.hpp: TLS) every connection must
 // complete it first, on its own thread; one that does not (a plain-text
-// client, a wrong certificate) is closed and counted.
+// client, a wrong certificate) is closed, and logged.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -45,8 +45,6 @@ class AdminServer {
   // For tests and `node stats`: connections open now, refused so far.
   uint32_t open_connections();
   uint64_t refused_connections() const { return refused_.load(); }
-  // Connections closed because their secure handshake failed.
-  uint64_t failed_handshakes() const { return failed_handshakes_.load(); }
 
  private:
   struct Client {
@@ -68,7 +66,6 @@ class AdminServer {
   std::list<Client> clients_;
   bool stopping_ = false;
   std::atomic<uint64_t> refused_{0};
-  std::atomic<uint64_t> failed_handshakes_{0};
 };
 
 }  // namespace sve
