@@ -19,7 +19,11 @@ ninja -C build-fuzz -j "${SVE_JOBS:-2}" "fuzz_${target}"
 corpus=tests/fuzz/corpus/$target
 mkdir -p "$corpus" build-fuzz/new-$target
 cd build-fuzz
+# (Interrupted, or ended on a finding, what it found so far is merged all
+# the same; its exit status is passed on.)
+status=0
 "./tests/fuzz/fuzz_${target}" -max_total_time="$seconds" -runs="$runs" -max_len=16384 -print_final_stats=1 \
-  "new-$target" "../$corpus"
+  "new-$target" "../$corpus" || status=$?
 "./tests/fuzz/fuzz_${target}" -merge=1 "../$corpus" "new-$target" >/dev/null 2>&1
 echo "corpus: $(ls "../$corpus" | wc -l) inputs in $corpus"
+exit "$status"
