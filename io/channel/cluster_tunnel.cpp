@@ -168,6 +168,9 @@ void ClusterTunnel::outbound(UniqueFd local, HostPortAddress peer) {
   }
   ++connected_;
   receive_deadline(remote->get(), 0);
+  // (The relay's writes toward the middleman too: without it, a small
+  // message behind one not yet acknowledged waited for the delayed ACK.)
+  set_nodelay(local.get());
   relay(local.get(), remote->get(), keys);
 }
 
