@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "util/bounded_unpack.hpp"
+
 namespace sve {
 
 std::vector<char> encode_config(const ClusterModel& config) {
@@ -12,7 +14,7 @@ std::vector<char> encode_config(const ClusterModel& config) {
 
 Result<ClusterModel> decode_config(const std::vector<char>& bytes) {
   try {
-    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    auto handle = bounded_unpack(bytes.data(), bytes.size());
     return handle.get().as<ClusterModel>();
   } catch (const std::exception& e) {
     return make_error(std::string("configuration does not decode: ") + e.what(),

@@ -265,4 +265,9 @@ SECURITY_MUTANTS = [
          why="a login that succeeds does not clear the failures before it (old typos add up to a lockout)",
          before="    logins.succeeded(name, from);\n", after="",
          tests="integration.admin_auth"),
+    dict(id="msgpack-unbounded-arrays", file="util/bounded_unpack.hpp",
+         why="a few bytes of msgpack that claim billions of elements make the reader set aside that much memory",
+         before="  msgpack::unpack_limit limit(/*array=*/n, /*map=*/n / 2,",
+         after="  msgpack::unpack_limit limit(/*array=*/UINT32_MAX, /*map=*/UINT32_MAX,",
+         tests="msgpack input claiming more elements"),
 ]

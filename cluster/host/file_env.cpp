@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "util/bounded_unpack.hpp"
 #include "util/crc.hpp"
 
 namespace sve::cluster {
@@ -23,7 +24,7 @@ std::vector<char> pack(const T& value) {
 template <typename T>
 T unpack(const std::vector<char>& bytes, const std::string& what) {
   try {
-    return msgpack::unpack(bytes.data(), bytes.size()).get().as<T>();
+    return bounded_unpack(bytes.data(), bytes.size()).get().as<T>();
   } catch (const std::exception& e) {
     throw std::runtime_error(what + " does not decode: " + e.what());
   }
@@ -90,7 +91,7 @@ StateCopy FileEnv::read_copy(int which) {
   if (!stored || !stored.value()) return {};
   copy_version_[which] = stored.value()->version;
   try {
-    return msgpack::unpack(stored.value()->payload.data(), stored.value()->payload.size())
+    return bounded_unpack(stored.value()->payload.data(), stored.value()->payload.size())
         .get()
         .as<StateCopy>();
   } catch (const std::exception&) {
@@ -109,7 +110,7 @@ QuorumRecord FileEnv::read_quorum() {
   if (length == 0 || length > kQuorumRecordBytes - 8 || crc32c(block.data() + 8, length) != crc)
     return {};  // never written (or torn): nobody holds it
   try {
-    return msgpack::unpack(block.data() + 8, length).get().as<QuorumRecord>();
+    return bounded_unpack(block.data() + 8, length).get().as<QuorumRecord>();
   } catch (const std::exception&) {
     return {};
   }

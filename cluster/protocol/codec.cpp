@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "util/bounded_unpack.hpp"
+
 namespace sve::cluster {
 namespace {
 
@@ -34,11 +36,8 @@ std::string encode_message(const Message& message) {
 
 std::optional<Message> decode_message(const std::string& bytes) {
   try {
-    // Bounds for what a peer may make us allocate: a frame's own header may
-    // claim billions of elements.
-    msgpack::unpack_limit limit(1 << 20, 1 << 20, 64 << 20, 64 << 20, 0, 16);
-    msgpack::object_handle handle =
-        msgpack::unpack(bytes.data(), bytes.size(), nullptr, nullptr, limit);
+    // A frame's own header may claim billions of elements: bounded by its size.
+    msgpack::object_handle handle = bounded_unpack(bytes.data(), bytes.size(), 16);
     const msgpack::object& root = handle.get();
     if (root.type != msgpack::type::ARRAY || root.via.array.size != 2) return std::nullopt;
     size_t kind = root.via.array.ptr[0].as<uint32_t>();

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "util/bounded_unpack.hpp"
+
 namespace sve::cluster {
 
 ReplicatedState::ReplicatedState(NodeId self, CopyStore& store, std::function<bool()> online,
@@ -42,7 +44,7 @@ std::string ReplicatedState::encode(const StateCopy& copy) {
 
 std::optional<StateCopy> ReplicatedState::decode(const std::string& bytes) {
   try {
-    return msgpack::unpack(bytes.data(), bytes.size()).get().as<StateCopy>();
+    return bounded_unpack(bytes.data(), bytes.size()).get().as<StateCopy>();
   } catch (const std::exception&) {
     return std::nullopt;
   }

@@ -9,6 +9,8 @@
 
 #include <msgpack.hpp>
 
+#include "util/bounded_unpack.hpp"
+
 namespace sve {
 
 struct ClusterNodeInfo {
@@ -87,7 +89,7 @@ template <typename T>
 std::optional<T> unpack_from_string(const std::string& bytes) {
   if (bytes.empty()) return std::nullopt;
   try {
-    auto handle = msgpack::unpack(bytes.data(), bytes.size());
+    auto handle = bounded_unpack(bytes.data(), bytes.size());
     return handle.get().as<T>();
   } catch (const std::exception&) {
     return std::nullopt;

@@ -5,6 +5,7 @@
 #include <msgpack.hpp>
 
 #include "util/crc.hpp"
+#include "util/bounded_unpack.hpp"
 
 namespace sve {
 namespace {
@@ -46,7 +47,7 @@ LabelReadResult decode_label(const char* block, size_t size) {
   if (len > size - kHeaderBytes) return out;
   if (crc32c(block + kHeaderBytes, len) != crc) return out;
   try {
-    auto handle = msgpack::unpack(block + kHeaderBytes, len);
+    auto handle = bounded_unpack(block + kHeaderBytes, len);
     auto wire = handle.get().as<LabelWire>();
     out.label = {wire.mdisk_uuid, wire.config_uuid, wire.name, wire.data_bytes};
     out.state = LabelState::valid;

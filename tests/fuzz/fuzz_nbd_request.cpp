@@ -34,6 +34,15 @@ struct Host final : IoClient {
   void io_done(IoRequestPtr) override { ++done; }
 };
 
+// The payload's memory: the facilities below the session only share the
+// buffer, never touch it, so one region for every request keeps the
+// campaign from spending its time zeroing up to 32 MiB per request.
+boost::intrusive_ptr<Buffer> payload_of(uint32_t length) {
+  static char* region = static_cast<char*>(std::malloc(nbd::kMaxPayloadBytes));
+  iovec whole{region, length ? length : 1u};
+  return Buffer::borrow(&whole, 1);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -66,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r->volume = q.cookie % 3 == 0 ? 2 : 1;  // now and then a vdisk that is not there
     r->offset = q.offset;
     r->length = q.length;
-    if (payload) r->buffer = Buffer::allocate(q.length ? q.length : 1);
+    if (payload) r->buffer = payload_of(q.length);
     r->client = &host;
     virt.submit(r);
     ++sent;
