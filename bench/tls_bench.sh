@@ -7,7 +7,7 @@
 #     from bench/nbd_load.py (libnbd's asynchronous calls, one event loop)
 #   - nbdcopy reading 1 GiB in 1 MiB requests over 4 connections, 8 each
 #
-#   bench/tls_bench.sh [RUNTIME_S]
+#   [SVE_BASELINE=<build dir>] bench/tls_bench.sh [RUNTIME_S]
 #
 # Needs a built tree (scripts/build.sh), python3-libnbd, nbdcopy, nbdkit.
 set -euo pipefail
@@ -42,18 +42,24 @@ both() {  # label plain-uri tls-uri: one row
 
 echo "| server | 4K random ops/s plain | TLS | TLS/plain | 1M seq read MiB/s plain | TLS | TLS/plain |"
 echo "|---|---|---|---|---|---|---|"
-mkdir -p "$WORK/sved"
-build/sved --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:$ADMIN \
-  --cores 2 --log-level warn --tls on --tls-psk "$WORK/keys.psk" &
-wait_port $ADMIN
-build/svectl mdisk add m0 memory:1100M >/dev/null
-build/svectl pool create p --extent-size 16M m0 >/dev/null
-build/svectl vdisk create v --pool p --size 1G >/dev/null
-# One host, by its key and by its address: both roads reach the same vdisk.
-build/svectl host create bench --nbd-identity bench --address 127.0.0.1 >/dev/null
-build/svectl vdisk map v bench >/dev/null
-both "sve" "nbd://127.0.0.1:$PORT/v" "nbds://bench@127.0.0.1:$PORT/v?tls-psk-file=$WORK/keys.psk"
-kill %1; wait %1 2>/dev/null || true
+sve_row() {  # build-dir label
+  rm -rf "$WORK/sved"; mkdir -p "$WORK/sved"
+  "$1/sved" --data-dir "$WORK/sved" --nbd 127.0.0.1:$PORT --admin 127.0.0.1:$ADMIN \
+    --cores 2 --log-level warn --tls on --tls-psk "$WORK/keys.psk" &
+  local pid=$!
+  wait_port $ADMIN
+  build/svectl mdisk add m0 memory:1100M >/dev/null
+  build/svectl pool create p --extent-size 16M m0 >/dev/null
+  build/svectl vdisk create v --pool p --size 1G >/dev/null
+  # One host, by its key and by its address: both roads reach the same vdisk.
+  build/svectl host create bench --nbd-identity bench --address 127.0.0.1 >/dev/null
+  build/svectl vdisk map v bench >/dev/null
+  both "$2" "nbd://127.0.0.1:$PORT/v" "nbds://bench@127.0.0.1:$PORT/v?tls-psk-file=$WORK/keys.psk"
+  kill $pid; wait $pid 2>/dev/null || true
+}
+# SVE_BASELINE=DIR: also another build's sved, in the same run.
+[ -n "${SVE_BASELINE:-}" ] && sve_row "$SVE_BASELINE" "sve (baseline)"
+sve_row build "sve"
 
 nbdkit --exit-with-parent -f -p $KIT --tls=on --tls-psk="$WORK/keys.psk" memory 1G 2>/dev/null &
 wait_port $KIT

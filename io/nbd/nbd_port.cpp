@@ -1,7 +1,5 @@
 #include "io/nbd/nbd_port.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,63 +70,6 @@ class MapCatalog final : public nbd::ExportCatalog {
   Access access_;
 };
 
-// Pumps one TLS connection: records from the host decrypted into `inner`
-// (the session's end of a socketpair), and what the session sends there
-// encrypted to the host, until either side ends. `tcp` stays blocking for
-// GnuTLS; `inner` is non-blocking, so a session that stops receiving (it
-// waits for memory) never keeps its replies from being relayed.
-void relay_tls(int tcp, int inner, TlsSession& tls) {
-  constexpr size_t kChunk = 256 * 1024;
-  std::vector<uint8_t> up(kChunk), down(kChunk);
-  size_t up_from = 0, up_to = 0;
-  bool host_open = true;
-  auto push_up = [&]() {
-    while (up_from < up_to) {
-      ssize_t n = ::send(inner, up.data() + up_from, up_to - up_from, MSG_NOSIGNAL);
-      if (n > 0) {
-        up_from += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        return n < 0 && errno == EAGAIN;  // (false: the session is gone)
-      }
-    }
-    return true;
-  };
-  auto end_host = [&] {
-    host_open = false;
-    ::shutdown(inner, SHUT_WR);  // the session sees the host leave
-  };
-  for (;;) {
-    bool up_empty = up_from == up_to;
-    if (host_open && up_empty && tls.pending() > 0) {
-      ssize_t n = tls.recv_some(up.data(), up.size());
-      if (n <= 0) end_host();
-      else up_from = 0, up_to = static_cast<size_t>(n);
-      if (!push_up()) return;
-      continue;
-    }
-    pollfd p[2] = {{tcp, static_cast<short>(host_open && up_empty ? POLLIN : 0), 0},
-                   {inner, static_cast<short>(POLLIN | (up_empty ? 0 : POLLOUT)), 0}};
-    if (::poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (host_open && up_empty && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-      ssize_t n = tls.recv_some(up.data(), up.size());
-      if (n <= 0) end_host();
-      else up_from = 0, up_to = static_cast<size_t>(n);
-    }
-    if (!push_up()) return;
-    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = ::recv(inner, down.data(), down.size(), MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) return;  // the session ended
-      if (!tls.send_all(down.data(), static_cast<size_t>(n))) return;  // the host is gone
-    }
-  }
-}
-
 // Whether a connection let in as `client` for `volume` may go on under
 // `map`: still mapped to its host. (A vdisk made read-only keeps its
 // connections: the stack refuses their writes, as it does everyone's.)
@@ -158,7 +99,6 @@ struct NbdPort::Impl {
   size_t next_core = 0;
   bool by_volume = false;
   std::set<int> fds;     // every connection's socket, handshaking or serving
-  std::set<int> relayed;  // TLS connections' host sockets (their sessions' are in fds)
   size_t handshaking = 0;
   bool listener_loopback = false;
   std::shared_ptr<const TlsServer> tls;
@@ -176,7 +116,7 @@ struct NbdPort::Impl {
   void accept_loop();
   void handshake(int fd, size_t core);
   void serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated, size_t core,
-                     HostClient client);
+                     HostClient client, std::shared_ptr<TlsSession> tls);
   // Under mu: ends the connections `exports` no longer lets in.
   void close_revoked();
   void closed(nbd::NbdSession* session, size_t core);
@@ -252,14 +192,13 @@ void NbdPort::stop() {
     if (m.stopping) return;
     m.stopping = true;
     for (int fd : m.fds) ::shutdown(fd, SHUT_RDWR);
-    for (int fd : m.relayed) ::shutdown(fd, SHUT_RDWR);
   }
   // No shutdown() of the listener: its accept loop polls the stop flag, and
   // the socket may be shared with the configuration process, which keeps it.
   if (m.acceptor.joinable()) m.acceptor.join();
   // Every session drains its requests and closes on its core.
   std::unique_lock lock(m.mu);
-  m.cv.wait(lock, [&] { return m.fds.empty() && m.relayed.empty() && m.handshaking == 0; });
+  m.cv.wait(lock, [&] { return m.fds.empty() && m.handshaking == 0; });
 }
 
 void NbdPort::Impl::accept_loop() {
@@ -317,12 +256,6 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
   HostClient client = catalog.client();
   std::lock_guard lock(mu);
   --handshaking;
-  int pair[2] = {-1, -1};
-  if (hs.go && !stopping && hs.tls &&
-      ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    spdlog::warn("nbd: no socketpair for a TLS connection: {}", std::strerror(errno));
-    hs.go = false;
-  }
   if (!hs.go || stopping) {
     if (!hs.go) spdlog::debug("nbd: connection closed during handshake: {}", hs.reason);
     if (!hs.go && hs.reason.rfind("TLS", 0) == 0)
@@ -332,42 +265,27 @@ void NbdPort::Impl::handshake(int fd, size_t core) {
     cv.notify_all();
     return;
   }
-  if (hs.tls) {
-    // The session serves the socketpair's end; a thread relays the host's
-    // TLS records to and from the other.
-    ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) | O_NONBLOCK);
-    fds.erase(fd);  // (one entry a connection: max_connections counts them)
-    relayed.insert(fd);
-    fds.insert(pair[0]);
-    std::thread([this, fd, inner = pair[1], session = hs.tls] {
-      relay_tls(fd, inner, *session);
-      session->bye();
-      ::close(inner);
-      std::lock_guard lock(mu);
-      relayed.erase(fd);
-      ::close(fd);
-      cv.notify_all();
-    }).detach();
-    fd = pair[0];
-  }
   // By vdisk with the cache on (a partition caches each vdisk), and for a
   // vdisk whose layers keep state per core (thin, point-in-time copy).
   if (by_volume || hs.chosen.partitioned) core = hs.chosen.volume % cores.size();
   spdlog::info("nbd: {} opened {}{} (core {})", catalog.access().why, hs.chosen.name,
                hs.chosen.read_only ? " read-only" : "", core);
   post(static_cast<unsigned>(core),
-       [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core, client] {
-         serve_on_core(fd, chosen, negotiated, core, client);
+       [this, fd, chosen = hs.chosen, negotiated = hs.negotiated, core, client, tls = hs.tls] {
+         serve_on_core(fd, chosen, negotiated, core, client, tls);
        });
 }
 
 // On the core's thread from here on.
 void NbdPort::Impl::serve_on_core(int fd, nbd::ExportInfo chosen, nbd::Negotiated negotiated,
-                                  size_t core, HostClient client) {
+                                  size_t core, HostClient client,
+                                  std::shared_ptr<TlsSession> tls) {
   Admitted admitted{std::move(client), chosen.volume, false};
+  // Over TLS the session speaks the records itself, on the core's ring.
+  auto records = tls ? std::make_unique<TlsRecords>(std::move(tls)) : nullptr;
   auto* session = new nbd::NbdSession(
       fd, std::move(chosen), negotiated, *cores[core].io, *slots[core], *cores[core].top, limits,
-      [this, core](nbd::NbdSession* s) { closed(s, core); });
+      [this, core](nbd::NbdSession* s) { closed(s, core); }, std::move(records));
   {
     std::lock_guard lock(mu);
     sessions.emplace(session, std::move(admitted));

@@ -40,9 +40,9 @@ class NbdPort final : public HostPort {
   // partition owns it (volume id modulo cores), instead of spreading
   // connections round-robin. Set before start().
   void place_by_volume(bool on);
-  // STARTTLS with these credentials (docs/security.md): a TLS connection's
-  // records are relayed by a thread of its own to a session that serves it
-  // as plain text. Set before start().
+  // STARTTLS with these credentials (docs/security.md): the handshake's
+  // thread runs the TLS handshake; the session then speaks TLS records on
+  // its core's ring. Set before start().
   void set_tls(std::shared_ptr<const TlsServer> server, TlsMode mode);
 
   // How long the handshake may wait for the client at each step (a read

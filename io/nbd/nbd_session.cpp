@@ -85,7 +85,8 @@ void Slot::io_done(IoRequestPtr done) {
 
 NbdSession::NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& core,
                        SlotPool& slots, IoServer& top, const SessionLimits& limits,
-                       std::function<void(NbdSession*)> closed)
+                       std::function<void(NbdSession*)> closed,
+                       std::unique_ptr<TlsRecords> tls)
     : fd_(fd),
       info_(std::move(info)),
       negotiated_(negotiated),
@@ -100,6 +101,7 @@ NbdSession::NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& c
       buffers_account_("connection", core.frontend_buffers(),
                        reserve_if_possible(core.frontend_buffers(), limits.buffer_reserve_pages),
                        page_limit(limits, core.frontend_buffers())),
+      tls_(std::move(tls)),
       send_iov_(new iovec[kMaxSendIov]) {
   context_waiter_.session = this;
   context_waiter_.account = &requests_account_;
@@ -108,6 +110,9 @@ NbdSession::NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& c
   pages_waiter_.account = &buffers_account_;
   recv_op_.session = send_op_.session = this;
   send_op_.on_done = &NbdSession::on_sent;
+  tls_recv_op_.session = tls_send_op_.session = this;
+  tls_recv_op_.on_done = &NbdSession::on_tls_received;
+  tls_send_op_.on_done = &NbdSession::on_tls_sent;
 }
 
 NbdSession::~NbdSession() {
@@ -137,24 +142,51 @@ void NbdSession::receive_header() {
       post_header_receive();
       break;
     }
-    ssize_t n = ::recv(fd_, header_ + header_have_, kRequestBytes - header_have_, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    recv_iov_[0] = {header_ + header_have_, kRequestBytes - header_have_};
+    ssize_t n = receive_now(recv_iov_, 1);
+    if (n == -EAGAIN) {
       post_header_receive();
       break;
     }
     ++stats_.direct_receives;
     recv_in_flight_ = true;  // on_header expects to end a receive
-    on_header(n < 0 ? -errno : static_cast<int>(n));
+    on_header(static_cast<int>(n));
   } while (header_wanted_ && phase_ == Phase::header);
   pumping_ = false;
 }
 
 void NbdSession::post_header_receive() {
+  recv_iov_[0] = {header_ + header_have_, kRequestBytes - header_have_};
+  receive_later(recv_iov_, 1, &NbdSession::on_header, MSG_WAITALL);
+}
+
+ssize_t NbdSession::receive_now(iovec* iov, int n) {
+  if (tls_) return tls_receive_now(iov, n);
+  ssize_t got;
+  if (n == 1) {
+    got = ::recv(fd_, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT);
+  } else {
+    recv_msg_ = msghdr{};
+    recv_msg_.msg_iov = iov;
+    recv_msg_.msg_iovlen = static_cast<size_t>(n);
+    got = ::recvmsg(fd_, &recv_msg_, MSG_DONTWAIT);
+  }
+  return got < 0 ? -errno : got;
+}
+
+void NbdSession::receive_later(iovec* iov, int n, Done done, int flags) {
   recv_in_flight_ = true;
-  recv_op_.on_done = &NbdSession::on_header;
+  if (tls_) return tls_receive_later(iov, n, done);
+  recv_op_.on_done = done;
   io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);
-  io_uring_prep_recv(sqe, fd_, header_ + header_have_, kRequestBytes - header_have_,
-                     MSG_WAITALL);
+  if (n == 1) {
+    io_uring_prep_recv(sqe, fd_, iov[0].iov_base, iov[0].iov_len, flags);
+    return;
+  }
+  recv_msg_ = msghdr{};
+  recv_msg_.msg_iov = iov;
+  recv_msg_.msg_iovlen = static_cast<size_t>(n);
+  io_uring_prep_recvmsg(sqe, fd_, &recv_msg_, flags);
 }
 
 void NbdSession::on_header(int res) {
@@ -305,21 +337,15 @@ void NbdSession::receive_payload() {
   const Buffer& b = *slot_->request->buffer;
   int n = b.slice(payload_have_, request_.length - payload_have_, recv_iov_,
                   Buffer::kMaxSegments);
-  recv_msg_ = msghdr{};
-  recv_msg_.msg_iov = recv_iov_;
-  recv_msg_.msg_iovlen = static_cast<size_t>(n);
   // Straight into the buffer, without the ring if the data is there already.
-  ssize_t got = ::recvmsg(fd_, &recv_msg_, MSG_DONTWAIT);
-  if (!(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+  ssize_t got = receive_now(recv_iov_, n);
+  if (got != -EAGAIN) {
     ++stats_.direct_receives;
     recv_in_flight_ = true;
-    on_payload(got < 0 ? -errno : static_cast<int>(got));
+    on_payload(static_cast<int>(got));
     return;
   }
-  recv_in_flight_ = true;
-  recv_op_.on_done = &NbdSession::on_payload;
-  io_uring_sqe* sqe = core_.ring().sqe_for(&recv_op_);
-  io_uring_prep_recvmsg(sqe, fd_, &recv_msg_, MSG_WAITALL);
+  receive_later(recv_iov_, n, &NbdSession::on_payload, MSG_WAITALL);
 }
 
 // In a loop, not by recursion (a payload may be up to 4 GiB), and at most
@@ -330,11 +356,10 @@ void NbdSession::drain_payload() {
   if (!drain_buffer_) drain_buffer_.reset(new uint8_t[kDrainBytes]);
   for (unsigned budget = kPumpBudget; drain_left_ > 0; --budget) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(drain_left_, kDrainBytes));
-    ssize_t got = budget ? ::recv(fd_, drain_buffer_.get(), want, MSG_DONTWAIT) : -1;
-    if (budget == 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
-      recv_in_flight_ = true;
-      recv_op_.on_done = &NbdSession::on_drained;
-      io_uring_prep_recv(core_.ring().sqe_for(&recv_op_), fd_, drain_buffer_.get(), want, 0);
+    recv_iov_[0] = {drain_buffer_.get(), want};
+    ssize_t got = budget ? receive_now(recv_iov_, 1) : -EAGAIN;
+    if (got == -EAGAIN) {
+      receive_later(recv_iov_, 1, &NbdSession::on_drained, 0);
       return;
     }
     ++stats_.direct_receives;
@@ -499,9 +524,14 @@ void NbdSession::send_replies() {
   send_iov_count_ = n;
   send_iov_first_ = 0;
   send_in_flight_ = true;
+  send_now();
+}
+
+void NbdSession::send_now() {
+  if (tls_) return tls_send();
   send_msg_ = msghdr{};
   send_msg_.msg_iov = send_iov_.get();
-  send_msg_.msg_iovlen = static_cast<size_t>(n);
+  send_msg_.msg_iovlen = static_cast<size_t>(send_iov_count_);
   io_uring_sqe* sqe = core_.ring().sqe_for(&send_op_);
   io_uring_prep_sendmsg(sqe, fd_, &send_msg_, MSG_NOSIGNAL | MSG_WAITALL);
 }
@@ -510,13 +540,8 @@ void NbdSession::on_sent(int res) {
   send_in_flight_ = false;
   if (res > 0) {
     // A short send: move past what went out and send the rest.
-    auto left = static_cast<size_t>(res);
-    iovec* iov = send_iov_.get();
-    while (send_iov_first_ < send_iov_count_ && left >= iov[send_iov_first_].iov_len)
-      left -= iov[send_iov_first_++].iov_len;
-    if (send_iov_first_ < send_iov_count_) {
-      iov[send_iov_first_].iov_base = static_cast<char*>(iov[send_iov_first_].iov_base) + left;
-      iov[send_iov_first_].iov_len -= left;
+    if (!consume_sent(static_cast<size_t>(res))) {
+      iovec* iov = send_iov_.get();
       send_msg_.msg_iov = iov + send_iov_first_;
       send_msg_.msg_iovlen = static_cast<size_t>(send_iov_count_ - send_iov_first_);
       send_in_flight_ = true;
@@ -527,7 +552,21 @@ void NbdSession::on_sent(int res) {
   } else {
     end(res == 0 ? "client stopped receiving" : std::string("send failed: ") + std::strerror(-res));
   }
-  // Sent (or undeliverable): the slots, their requests and buffers go back.
+  sent_all();
+}
+
+bool NbdSession::consume_sent(size_t bytes) {
+  iovec* iov = send_iov_.get();
+  while (send_iov_first_ < send_iov_count_ && bytes >= iov[send_iov_first_].iov_len)
+    bytes -= iov[send_iov_first_++].iov_len;
+  if (send_iov_first_ == send_iov_count_) return true;
+  iov[send_iov_first_].iov_base = static_cast<char*>(iov[send_iov_first_].iov_base) + bytes;
+  iov[send_iov_first_].iov_len -= bytes;
+  return false;
+}
+
+// Sent (or undeliverable): the slots, their requests and buffers go back.
+void NbdSession::sent_all() {
   while (!sending_.empty()) {
     Slot& s = sending_.front();
     sending_.pop_front();
@@ -556,9 +595,17 @@ void NbdSession::give_back(Slot& slot) {
 }
 
 void NbdSession::end(std::string reason) {
-  if (phase_ == Phase::closing) return;
+  // (Ended already, by the other direction: what was in flight is over.)
+  if (phase_ == Phase::closing) return maybe_finish();
   phase_ = Phase::closing;
   reason_ = std::move(reason);
+  if (tls_ && !send_in_flight_) {
+    // A close_notify, best effort, so that the host's TLS sees an end
+    // rather than a cut. (Not while records are on their way.)
+    tls_->close();
+    iovec bye = tls_->outbox();
+    (void)!::send(fd_, bye.iov_base, bye.iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
   ::shutdown(fd_, SHUT_RDWR);  // a pending receive ends; so do further sends
   requests_account_.cancel(context_waiter_);
   buffers_account_.cancel(pages_waiter_);

@@ -11,6 +11,10 @@
 // calls, read data straight from the buffers, one send in flight at a time
 // so that replies never interleave on the stream.
 //
+// Over TLS the same machine runs on the TLS records instead of the socket
+// (nbd_session_tls.cpp): the ring moves ciphertext, a request's payload is
+// decrypted straight into its buffer and a read's data encrypted from it.
+//
 // Flow control: while the connection waits for a context or buffer pages,
 // it stops receiving, so a host that floods the node fills its own TCP
 // window and slows down; nothing is failed and memory stays bounded.
@@ -32,6 +36,7 @@
 #include "io/pool/object_pool.hpp"
 #include "io/protocol.hpp"
 #include "io/reactor/core_io.hpp"
+#include "io/tls/tls_records.hpp"
 
 namespace sve::nbd {
 
@@ -89,10 +94,12 @@ class NbdSession {
   // `top` is the top of the core's facility stack; `closed` runs (on the
   // core) once the connection has ended and every request has completed.
   // It is called from inside the session's own callbacks, so it must not
-  // destroy the session there and then: it posts that for later.
+  // destroy the session there and then: it posts that for later. With
+  // `tls`, the connection speaks TLS records on `fd` (STARTTLS was done).
   NbdSession(int fd, ExportInfo info, Negotiated negotiated, CoreIo& core, SlotPool& slots,
              IoServer& top, const SessionLimits& limits,
-             std::function<void(NbdSession*)> closed);
+             std::function<void(NbdSession*)> closed,
+             std::unique_ptr<TlsRecords> tls = nullptr);
   ~NbdSession();
 
   void start();
@@ -124,6 +131,27 @@ class NbdSession {
   };
 
   static constexpr unsigned kPumpBudget = 32;
+  using Done = void (NbdSession::*)(int);
+  // The stream under the session: the socket, or TLS records on it.
+  // Receives into `iov` without waiting: the bytes, 0 at the end, -errno
+  // (-EAGAIN: nothing there yet).
+  ssize_t receive_now(iovec* iov, int n);
+  // Receives into `iov` through the ring; `done` gets what receive_now
+  // would (never -EAGAIN). `flags`: the socket's (MSG_WAITALL).
+  void receive_later(iovec* iov, int n, Done done, int flags);
+  // Sends send_iov_ through the ring; on_sent follows.
+  void send_now();
+  // Over TLS (nbd_session_tls.cpp).
+  ssize_t tls_receive_now(iovec* iov, int n);
+  void tls_receive_later(iovec* iov, int n, Done done);
+  void on_tls_received(int res);
+  void tls_send();
+  void on_tls_sent(int res);
+  // Moves the send past `bytes` that went out: true once all of it has.
+  bool consume_sent(size_t bytes);
+  void sent_all();
+  // Sends what GnuTLS put in the outbox on its own (a key update's answer).
+  void tls_flush();
   void receive_header();
   void post_header_receive();
   void on_header(int res);
@@ -173,6 +201,11 @@ class NbdSession {
   iovec recv_iov_[Buffer::kMaxSegments];
   msghdr recv_msg_{};
   Op recv_op_, send_op_;
+  std::unique_ptr<TlsRecords> tls_;
+  Op tls_recv_op_, tls_send_op_;
+  iovec* tls_recv_iov_ = nullptr;  // where a receive through the ring goes
+  int tls_recv_n_ = 0;
+  Done tls_recv_done_ = nullptr;
   bool recv_in_flight_ = false;
   bool pumping_ = false;        // inside receive_header's loop
   bool header_wanted_ = false;  // the loop should receive another header

@@ -40,6 +40,7 @@ class TlsSession {
  private:
   friend class TlsServer;
   friend class TlsClient;
+  friend class TlsRecords;
   struct Impl;
   explicit TlsSession(std::unique_ptr<Impl> impl, std::string identity);
   std::unique_ptr<Impl> impl_;

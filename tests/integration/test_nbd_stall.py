@@ -2,8 +2,10 @@
 --handshake-timeout): one that stops half-way through an option, and one
 that sends option after option and never takes a reply. Each held a
 handshake thread and a connection slot for ever before (the fuzzer's
-nbd_handshake campaign found the second). Meanwhile, and afterwards, the
-node serves other hosts, and the slots come back."""
+nbd_handshake campaign found the second). Hosts that reset their
+connection while the node both sends to them and waits for their next
+request are let go too. Meanwhile, and afterwards, the node serves other
+hosts, and the slots come back."""
 import select
 import socket
 import struct
@@ -13,6 +15,16 @@ from harness import check, qemu_io, run, wait_until
 
 MiB = 1 << 20
 IHAVEOPT, OPT_LIST, FIXED_NEWSTYLE = 0x49484156454F5054, 3, 1
+OPT_GO, REP_ACK, REQUEST_MAGIC, CMD_READ = 7, 1, 0x25609513, 0
+
+
+def recv_exact(s, n, what):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        check(chunk, f"the node closed the connection during {what}")
+        data += chunk
+    return data
 
 
 def greeted(node, rcvbuf=None):
@@ -21,9 +33,7 @@ def greeted(node, rcvbuf=None):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     s.connect(("127.0.0.1", node.nbd_port))
     s.settimeout(10)
-    greeting = b""
-    while len(greeting) < 18:
-        greeting += s.recv(18 - len(greeting))
+    recv_exact(s, 18, "the greeting")
     s.sendall(struct.pack(">I", FIXED_NEWSTYLE))
     return s
 
@@ -39,6 +49,31 @@ def closed_by_server(s, within):
             if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
                 return True
     return False
+
+
+def opened(node, name, rcvbuf):
+    """A connection past OPT_GO on vdisk `name`, in the transmission phase."""
+    s = greeted(node, rcvbuf)
+    s.sendall(struct.pack(">QII", IHAVEOPT, OPT_GO, 4 + len(name) + 2) +
+              struct.pack(">I", len(name)) + name.encode() + struct.pack(">H", 0))
+    while True:
+        _, _, kind, length = struct.unpack(">QIII", recv_exact(s, 20, "OPT_GO"))
+        recv_exact(s, length, "OPT_GO")
+        if kind == REP_ACK:
+            return s
+        check(kind < 0x80000000, f"OPT_GO refused: {kind:#x}")
+
+
+def stuffed_then_reset(node, name):
+    """Reads asked for and their replies never taken, so that the node's
+    send waits while its next receive waits too; then a reset, which ends
+    both at once in either order."""
+    s = opened(node, name, 4096)
+    for cookie in range(8):
+        s.sendall(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, CMD_READ, cookie, 0, 1 * MiB))
+    check(select.select([s], [], [], 10)[0], "the node answers the reads")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
 
 
 def test(make):
@@ -68,13 +103,16 @@ def test(make):
             break
     check(closed_by_server(half, 10), "a host stalled half-way through an option was not closed")
     check(closed_by_server(flood, 10), "a host that takes no replies was not closed")
+    # Hosts that reset their connection while the node waits both to send
+    # to them and to receive from them: each session ends whichever wait
+    # ends first (a session that missed the second end held its slot).
+    for _ in range(8):
+        stuffed_then_reset(node, names[1])
     # The slots came back: four hosts at once (the limit) all get in.
     hosts = [greeted(node) for _ in range(4)]
     for h in hosts:
         h.sendall(struct.pack(">QII", IHAVEOPT, OPT_LIST, 0))
-        head = b""
-        while len(head) < 20:
-            head += h.recv(20 - len(head))
+        head = recv_exact(h, 20, "a list")
         check(struct.unpack(">QIII", head)[2] == 2, "no list reply after the stalled hosts left")
         h.close()
     wait_until(lambda: qemu_io(node.url(names[0]), "write -P 0x11 0 64k", ok=False).returncode == 0,

@@ -2,7 +2,9 @@
 python3-libnbd (nbds:// URIs with tls-psk-file) and qemu-io
 (tls-creds-psk). Two hosts are known by their PSK identities: each lists
 and opens only its own vdisks; qemu-io writes and reads its vdisk over
-TLS; 8 MiB cross the relay and read back exact; a wrong key, an unmapped
+TLS; 8 MiB in pieces of every size, and 16 MiB by nbdcopy over four
+connections, read back exact; a record changed on the path ends its
+connection; a wrong key, an unmapped
 export and a plain-text client against `--tls require` (NBD_REP_ERR_TLS_REQD)
 each fail, and the node serves the others on; unmapping closes a TLS
 connection; with `--tls on` a plain-text client is served by the address
@@ -72,6 +74,91 @@ def plain_list_reply(port):
         while len(head) < 20:
             head += s.recv(20 - len(head))
         return struct.unpack(">QIII", head)[2]
+
+
+class TamperingProxy:
+    """Between a client and the node: passes TLS records both ways, and once
+    armed flips a bit in the next application-data record the client sends
+    (a record changed on the path, after the handshake)."""
+
+    def __init__(self, port):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = port
+        self.armed = threading.Event()
+        self.flipped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        client, _ = self.listener.accept()
+        server = socket.create_connection(("127.0.0.1", self.target))
+        threading.Thread(target=self._down, args=(server, client), daemon=True).start()
+        self._up(client, server)
+
+    @staticmethod
+    def _down(src, dst):
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        dst.close()
+
+    def _up(self, src, dst):
+        # Plain text until the client's first TLS record (its ClientHello,
+        # 0x16 0x03): the NBD greeting and STARTTLS are passed as they come.
+        pending = b""
+        tls = False
+        try:
+            while chunk := src.recv(65536):
+                pending += chunk
+                if not tls:
+                    at = pending.find(b"\x16\x03")
+                    if at < 0:
+                        dst.sendall(pending)
+                        pending = b""
+                        continue
+                    dst.sendall(pending[:at])
+                    pending = pending[at:]
+                    tls = True
+                while len(pending) >= 5:
+                    length = struct.unpack(">H", pending[3:5])[0]
+                    if len(pending) < 5 + length:
+                        break
+                    record = bytearray(pending[:5 + length])
+                    pending = pending[5 + length:]
+                    if record[0] == 0x17 and self.armed.is_set() and not self.flipped.is_set():
+                        record[5 + length // 2] ^= 0x01
+                        self.flipped.set()
+                    dst.sendall(bytes(record))
+        except OSError:
+            pass
+        dst.close()
+
+
+def tampered_record(node, keys):
+    """A record changed after the handshake ends that connection on the
+    node's reactor, which says why; other connections go on."""
+    other = tls_handle(node, "alice", keys, "v1")
+    proxy = TamperingProxy(node.nbd_port)
+    h = nbd.NBD()
+    h.set_tls(nbd.TLS_REQUIRE)
+    h.set_tls_psk_file(keys)
+    h.set_tls_username("alice")
+    h.set_export_name("v1")
+    h.connect_tcp("127.0.0.1", str(proxy.port))
+    check(len(h.pread(4096, 0)) == 4096, "a read through the proxy before it tampers")
+    proxy.armed.set()
+    failed = False
+    try:
+        h.pwrite(b"x" * 4096, 0)
+    except nbd.Error:
+        failed = True
+    check(proxy.flipped.is_set() and failed, "the write in a changed record failed")
+    wait_until(lambda: "a TLS record from the host failed its check" in node.read_log(),
+               "the node says why it closed the connection")
+    check(alive(other) and other.pread(4096, 0) is not None, "the other TLS connection goes on")
+    other.shutdown()
 
 
 def x509_part(node, keys):
@@ -158,8 +245,8 @@ def test(make):
     r = qemu_io_tls(node, keydir, "bob", "v1", "read 0 4k")
     check(r.returncode != 0 and "no vdisk named 'v1'" in r.stderr, f"bob opens v1: {r.stderr}")
 
-    # 8 MiB through the relay, in pieces of every size, read back exact. (A
-    # relay that lost bytes would leave libnbd waiting for the rest of a
+    # 8 MiB in pieces of every size, read back exact. (A
+    # session that lost bytes would leave libnbd waiting for the rest of a
     # reply: past a minute the node is killed, so the read fails instead.)
     guard = threading.Timer(60, node.kill)
     guard.start()
@@ -187,6 +274,21 @@ def test(make):
     check(got is None, "nbdinfo in plain text against require")
     check(alive(h) and alive(h2), "the TLS connections go on")
     check("TLS handshake" in node.read_log(), "the wrong key is in the log")
+
+    # Many requests in flight on several TLS connections at once, read
+    # back exact (the session speaks the records on its core's ring).
+    src = node.make_file("src.img", 16 * MiB)
+    with open(src, "wb") as f:
+        f.write(os.urandom(16 * MiB))
+    uri = tls_uri(node, "alice", keys, "v1")
+    for args in ([src, uri], [uri, os.path.join(node.data_dir, "back.img")]):
+        r = subprocess.run(["nbdcopy", "--connections=4", "--requests=32",
+                            "--request-size=65536", *args],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f"nbdcopy {args}: {r.stderr}")
+    with open(src, "rb") as a, open(os.path.join(node.data_dir, "back.img"), "rb") as b:
+        check(a.read() == b.read(), "16 MiB by nbdcopy over 4 TLS connections read back exact")
+    tampered_record(node, keys)
 
     # Unmapping closes the TLS connection.
     node.ctl("vdisk", "unmap", "v1", "ha")
