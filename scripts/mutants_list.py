@@ -672,3 +672,8 @@ MUTANTS = [
 from mutants_list_security import SECURITY_MUTANTS  # noqa: E402
 
 MUTANTS += SECURITY_MUTANTS
+
+# Issue 18's: iSCSI.
+from mutants_list_iscsi import ISCSI_MUTANTS  # noqa: E402
+
+MUTANTS += ISCSI_MUTANTS
