@@ -3,6 +3,8 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "util/hex.hpp"
+
 namespace sve::iscsi {
 namespace {
 
@@ -15,28 +17,16 @@ int base64_value(char c) {
   return -1;
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 std::optional<Bytes> parse_binary(const std::string& v) {
   if (v.size() < 3 || v[0] != '0') return std::nullopt;
-  Bytes out;
   if (v[1] == 'x' || v[1] == 'X') {
     std::string digits = v.substr(2);
     if (digits.size() % 2) digits.insert(digits.begin(), '0');  // (a leading zero may be left out)
-    for (size_t i = 0; i < digits.size(); i += 2) {
-      int hi = hex_digit(digits[i]), lo = hex_digit(digits[i + 1]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<uint8_t>(hi << 4 | lo));
-    }
-    return out;
+    return parse_hex(digits);
   }
+  Bytes out;
   if (v[1] == 'b' || v[1] == 'B') {
     uint32_t acc = 0;
     int bits = 0;
@@ -58,15 +48,7 @@ std::optional<Bytes> parse_binary(const std::string& v) {
   return std::nullopt;
 }
 
-std::string hex_value(const Bytes& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "0x";
-  for (uint8_t b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
+std::string hex_value(const Bytes& bytes) { return "0x" + to_hex(bytes.data(), bytes.size()); }
 
 Bytes chap_response(uint8_t identifier, const std::string& secret, const Bytes& challenge) {
   Bytes input;

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/hex.hpp"
+
 namespace sve::iscsi {
 namespace {
 
@@ -73,11 +75,7 @@ std::optional<uint64_t> parse_number(const std::string& v) {
   if (v.size() > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
     if (v.size() > 18) return std::nullopt;  // more than 64 bits
     for (size_t i = 2; i < v.size(); ++i) {
-      char c = v[i];
-      int d = c >= '0' && c <= '9'   ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                     : -1;
+      int d = hex_digit(v[i]);
       if (d < 0) return std::nullopt;
       n = n << 4 | static_cast<uint64_t>(d);
     }

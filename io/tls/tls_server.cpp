@@ -2,6 +2,7 @@
 #include "io/tls/tls_server.hpp"
 
 #include "io/tls/tls_session_impl.hpp"
+#include "util/hex.hpp"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -24,13 +25,6 @@ namespace {
 // docs/benchmarks.md). A client without AES still gets ChaCha20.
 constexpr const char* kPskPriority =
     "NORMAL:%SERVER_PRECEDENCE:-CHACHA20-POLY1305:+CHACHA20-POLY1305:+ECDHE-PSK:+DHE-PSK:+PSK";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -122,13 +116,9 @@ Status TlsServer::Impl::load_psk(const std::string& path) {
     std::string identity = line.substr(0, colon), hex = line.substr(colon + 1);
     if (hex.empty() || hex.size() % 2 || hex.size() > 2 * 1024)
       return where("the key must be an even number of hex digits (at most 1024 bytes)");
-    std::vector<uint8_t> key;
-    for (size_t i = 0; i < hex.size(); i += 2) {
-      int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
-      if (hi < 0 || lo < 0) return where("the key is not hex");
-      key.push_back(static_cast<uint8_t>(hi * 16 + lo));
-    }
-    if (!keys.emplace(identity, std::move(key)).second)
+    auto key = parse_hex(hex);
+    if (!key) return where("the key is not hex");
+    if (!keys.emplace(identity, std::move(*key)).second)
       return where("identity '" + identity + "' is given twice");
   }
   if (keys.empty()) return make_error("the PSK file " + path + " has no keys", EINVAL);
