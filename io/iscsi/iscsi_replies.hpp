@@ -1,0 +1,102 @@
+#pragma once
+// The full-feature phase's arithmetic and the target's PDUs (RFC 7143
+// 11.2-11.9, 11.14-11.19): the command window, the Data-In that carries a
+// read (split to the initiator's MaxRecvDataSegmentLength, the status in
+// the last PDU, residuals), which ranges of a write come unsolicited and
+// which are asked for by R2T, and the headers of SCSI Response, R2T,
+// NOP-In, Logout Response, Task Management Response and Reject. Pure
+// functions over headers: the port that moves them is built on these.
+#include <cstdint>
+#include <vector>
+
+#include "io/iscsi/iscsi_pdu.hpp"
+#include "io/iscsi/iscsi_text.hpp"
+
+namespace sve::iscsi {
+
+inline constexpr uint32_t kNoTag = 0xffffffffu;  // the reserved task tag
+
+// CmdSN: the commands this connection takes. A non-immediate command is
+// taken in order (one connection per session here); one outside the window
+// is ignored, as RFC 7143 says; immediate commands take no number.
+class CommandWindow {
+ public:
+  CommandWindow(uint32_t exp_cmd_sn, uint32_t depth) : exp_(exp_cmd_sn), depth_(depth) {}
+  bool take(uint32_t cmd_sn, bool immediate);
+  uint32_t exp_cmd_sn() const { return exp_; }
+  uint32_t max_cmd_sn() const { return exp_ + depth_ - 1; }
+
+ private:
+  uint32_t exp_;
+  uint32_t depth_;
+};
+
+// The numbers every response carries: StatSN (taken by each response that
+// has one), ExpCmdSN and MaxCmdSN.
+struct Numbers {
+  uint32_t stat_sn = 0;
+  uint32_t exp_cmd_sn = 0;
+  uint32_t max_cmd_sn = 0;
+};
+
+// A residual: the command expected `expected` bytes, `actual` moved.
+// Underflow: the rest was not moved; overflow: what did not fit was cut.
+struct Residual {
+  bool underflow = false;
+  bool overflow = false;
+  uint32_t count = 0;
+};
+Residual residual_of(uint32_t expected, uint64_t actual);
+
+// One Data-In PDU of a read: its header and which bytes of the data it
+// carries.
+struct DataInPdu {
+  Bhs header;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+};
+// The Data-In PDUs of `data_bytes` of a read (cut to `expected` bytes),
+// each at most `max_segment`; the last carries the status (GOOD) and takes
+// a StatSN from `n`. At least one PDU, even for no data.
+std::vector<DataInPdu> data_in(uint32_t itt, uint64_t lun, uint64_t data_bytes, uint32_t expected,
+                               uint32_t max_segment, Numbers& n);
+
+// A SCSI Response, with sense data (its data segment: a 2-byte length and
+// the sense) when the status has it; takes a StatSN.
+struct Response {
+  Bhs header;
+  std::vector<uint8_t> data;
+};
+Response scsi_response(uint32_t itt, uint8_t status, const std::vector<uint8_t>& sense,
+                       Residual residual, uint32_t exp_data_sn, Numbers& n);
+
+// Where a write's data comes from: [0, unsolicited) without asking
+// (immediate data, then Data-Out without an R2T as far as FirstBurstLength
+// allows), the rest by R2T, MaxBurstLength at a time. Nothing if the
+// command broke the negotiated rules (more immediate data than allowed, or
+// unsolicited Data-Out promised under InitialR2T=Yes).
+struct WritePlan {
+  bool valid = false;
+  uint32_t unsolicited = 0;
+  struct Burst {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  std::vector<Burst> solicited;
+};
+WritePlan plan_write(const SessionParams& p, uint32_t expected, uint32_t immediate, bool final_bit);
+
+// An R2T for one burst (no StatSN taken).
+Bhs r2t(uint32_t itt, uint64_t lun, uint32_t ttt, uint32_t r2t_sn, uint32_t offset,
+        uint32_t length, const Numbers& n);
+// A NOP-In answering a NOP-Out (its ping data goes back as the data segment).
+Bhs nop_in(const Bhs& nop_out, uint32_t data_bytes, Numbers& n);
+// A Logout Response: the connection or session is closed.
+Bhs logout_response(const Bhs& logout, Numbers& n);
+// A Task Management Function Response with `response` (0: complete, 1:
+// the task does not exist, 5: not supported).
+Bhs task_response(const Bhs& request, uint8_t response, Numbers& n);
+// A Reject (the rejected header goes back as its data segment).
+Bhs reject(RejectReason reason, Numbers& n);
+
+}  // namespace sve::iscsi
