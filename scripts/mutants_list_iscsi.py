@@ -68,4 +68,8 @@ ISCSI_MUTANTS = [
          before="  put_numbers(h, n, true);  // (the StatSN it carries is the next, not taken)",
          after="  put_numbers(h, n, true);\n  ++const_cast<Numbers&>(n).stat_sn;",
          tests="iSCSI writes"),
+    dict(id="iscsi-send-targets-all-anywhere", file="io/iscsi/iscsi_discovery.cpp",
+         why="SendTargets=All is answered in a normal session (only a discovery session may ask it)",
+         before="    if (type != SessionType::discovery) {", after="    if (false) {",
+         tests="iSCSI SendTargets"),
 ]

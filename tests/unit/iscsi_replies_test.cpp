@@ -4,6 +4,7 @@
 // response headers, field by field as RFC 7143 lays them out.
 #include <catch2/catch.hpp>
 
+#include "io/iscsi/iscsi_discovery.hpp"
 #include "io/iscsi/iscsi_replies.hpp"
 
 using namespace sve::iscsi;
@@ -116,4 +117,20 @@ TEST_CASE("iSCSI writes: unsolicited data and the bursts asked for by R2T", "[is
   CHECK((h.opcode() == static_cast<uint8_t>(Op::reject) && h.byte(2) == 0x04));
   CHECK((h.data_segment_length() == 48 && h.initiator_task_tag() == kNoTag));
   CHECK(n.stat_sn == 9);
+}
+
+TEST_CASE("iSCSI SendTargets: every portal of the cluster's target", "[iscsi]") {
+  const std::string target = "iqn.2026-12.org.sve:c1";
+  std::vector<Portal> portals = {{"192.0.2.1", 3260, 1}, {"2001:db8::2", 3261, 2}};
+  auto a = send_targets("All", SessionType::discovery, target, portals);
+  CHECK(a.error.empty());
+  REQUIRE(a.pairs.size() == 3);
+  CHECK(a.pairs[0] == TextPair{"TargetName", target});
+  CHECK(a.pairs[1] == TextPair{"TargetAddress", "192.0.2.1:3260,1"});
+  CHECK(a.pairs[2] == TextPair{"TargetAddress", "[2001:db8::2]:3261,2"});
+  CHECK(send_targets(target, SessionType::discovery, target, portals).pairs.size() == 3);
+  CHECK(send_targets("iqn.other", SessionType::discovery, target, portals).pairs.empty());
+  CHECK(send_targets("", SessionType::normal, target, portals).pairs.size() == 3);
+  CHECK_FALSE(send_targets("All", SessionType::normal, target, portals).error.empty());
+  CHECK_FALSE(send_targets("", SessionType::discovery, target, portals).error.empty());
 }
