@@ -29,6 +29,7 @@ LAYERS = {
     "io": 4, "io/uring": 4, "io/reactor": 4, "io/channel": 4,  # the I/O protocol, a core's ring, the data channel
     "io/tls": 4,                       # TLS for the host ports (GnuTLS)
     "io/auth": 4,                      # the cluster key and MACs under it (libsodium)
+    "io/iscsi": 4, "io/scsi": 4,       # iSCSI's and SCSI's protocol cores (no sockets)
     "facility": 5,                     # the one interface every facility implements
     "actors": 6, "actors/reactor": 6,  # the actor runtime: messages, pinned reactors,
                                        # the generic facility actor
@@ -43,7 +44,8 @@ LAYERS = {
 COMPONENTS = {
     "hw": ["hw", "hw/device", "hw/nvram", "hw/port", "hw/watchdog"],
     "memory": ["io/buffer", "io/pool"],
-    "io": ["io", "io/uring", "io/reactor", "io/channel", "io/tls", "io/auth"],
+    "io": ["io", "io/uring", "io/reactor", "io/channel", "io/tls", "io/auth", "io/iscsi",
+           "io/scsi"],
     "actors": ["actors", "actors/reactor"],
     "cluster": ["cluster", "cluster/protocol", "cluster/rsm", "cluster/state", "cluster/host"],
     "node": ["node", "node/chaos"],
