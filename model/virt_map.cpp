@@ -119,6 +119,7 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     a.nbd_identity = h.nbd_identity;
     a.addresses = h.addresses;
     a.iqn = h.iqn;
+    a.chap_secret = h.chap_secret;
     for (const auto& m : config.hostmaps)
       if (m.host == h.id) a.luns.push_back({m.vdisk, m.lun, m.read_only});
     map->hosts.push_back(std::move(a));

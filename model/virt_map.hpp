@@ -78,6 +78,7 @@ struct HostAccess {
   std::string nbd_identity;
   std::vector<std::string> addresses;
   std::string iqn;
+  std::string chap_secret;  // iSCSI CHAP: required of this host's initiator when set
   struct Lun {
     uint32_t vdisk = 0;
     uint32_t lun = 0;

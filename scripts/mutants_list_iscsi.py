@@ -72,4 +72,12 @@ ISCSI_MUTANTS = [
          why="SendTargets=All is answered in a normal session (only a discovery session may ask it)",
          before="    if (type != SessionType::discovery) {", after="    if (false) {",
          tests="iSCSI SendTargets"),
+    dict(id="iscsi-host-address-ignored", file="io/iscsi/iscsi_access.cpp",
+         why="an initiator naming a host's IQN logs in from an address the host does not list",
+         before="    if (!from_listed_address(*host, client.address)) {", after="    if (false) {",
+         tests="iSCSI access"),
+    dict(id="iscsi-host-chap-dropped", file="io/iscsi/iscsi_access.cpp",
+         why="a host's CHAP secret is not required of its initiator",
+         before="    a.policy.chap_secret = host->chap_secret;\n", after="",
+         tests="iSCSI access"),
 ]
