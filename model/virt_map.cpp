@@ -66,6 +66,7 @@ bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
 
 std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
   auto map = std::make_shared<VirtMap>();
+  map->config_uuid = config.config_uuid;
   for (const auto& v : config.vdisks) {
     const PoolConfig* pool = config.find_pool(v.pool_id);
     if (!pool || !v.formatted) continue;

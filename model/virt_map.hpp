@@ -88,6 +88,10 @@ struct HostAccess {
 };
 
 struct VirtMap {
+  // The configuration's identity, the same on every node of a cluster:
+  // what a host sees of a vdisk's identity (its SCSI serial and NAA
+  // identifier) and the iSCSI target's default name are made from it.
+  std::string config_uuid;
   std::unordered_map<uint32_t, VolumeLayout> volumes;
   std::unordered_map<uint32_t, CopyLayout> copies;  // by mapping id
   std::vector<HostAccess> hosts;

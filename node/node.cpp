@@ -53,6 +53,9 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   };
   auto nbd_listener = listen(options.nbd_fd, options.nbd);
   if (!nbd_listener) return nbd_listener.error();
+  Result<UniqueFd> iscsi_listener = UniqueFd();
+  if (options.iscsi) iscsi_listener = listen(options.iscsi_fd, *options.iscsi);
+  if (!iscsi_listener) return iscsi_listener.error();
   std::shared_ptr<TlsServer> tls;
   if (options.tls != TlsMode::off) {
     auto loaded = TlsServer::load(options.tls_psk, options.tls_certificates);
@@ -213,6 +216,21 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   m.nbd->place_by_volume(m.cache_blocks > 0);
   m.nbd->set_tls(tls, options.tls);
   m.nbd->set_handshake_timeout(options.handshake_timeout_ms);
+  if (options.iscsi) {
+    std::vector<IscsiCore> iscsi_cores;
+    for (auto& core : m.cores) iscsi_cores.push_back({core.io, core.top});
+    IscsiPortOptions iscsi;
+    iscsi.target_name = options.iscsi_target;
+    iscsi.max_connections = options.max_connections;
+    iscsi.handshake_timeout_ms = options.handshake_timeout_ms;
+    if (options.cluster) iscsi.gate = &m.gate;
+    m.iscsi = std::make_unique<IscsiPort>(
+        std::move(iscsi_listener.value()), options.iscsi->to_string(), std::move(iscsi_cores),
+        [&m](unsigned core, std::function<void()> task) {
+          run_on_core(m.cores[core].backend, std::move(task));
+        },
+        std::move(iscsi));
+  }
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   {
@@ -307,11 +325,13 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.rest = std::move(rest.value());
   }
   m.nbd->start();
+  if (m.iscsi) m.iscsi->start();
   m.admin->start();
   spdlog::info("node up: {} cores, {} buffer memory and {} request contexts per core, "
                "admin {}{}, {}", cores, format_size(options.core_io.buffer_bytes),
                options.core_io.requests, options.admin.to_string(),
-               m.rest ? " and " + m.rest->describe() : std::string(), m.nbd->describe());
+               m.rest ? " and " + m.rest->describe() : std::string(),
+               m.nbd->describe() + (m.iscsi ? ", " + m.iscsi->describe() : std::string()));
   return node;
 }
 
@@ -396,6 +416,7 @@ void Node::stop() {
     }
   if (m.admin) m.admin->stop();
   if (m.rest) m.rest->stop();
+  if (m.iscsi) m.iscsi->stop();
   if (m.nbd) m.nbd->stop();  // every host request has completed after this
   m.destage_before_stop();
   m.close_data_channels();

@@ -19,6 +19,10 @@ struct NodeOptions {
   std::string data_dir;
   HostPortAddress admin{"127.0.0.1", 10810};
   HostPortAddress nbd{"127.0.0.1", 10809};
+  // The iSCSI target (docs/iscsi.md): off without an address; its name
+  // (empty: iqn.2026-12.org.sve:<configuration id>).
+  std::optional<HostPortAddress> iscsi;
+  std::string iscsi_target;
   unsigned cores = 1;
   CoreIoConfig core_io;  // per core
   uint64_t cache_bytes = 128ull << 20;  // the node's cache, shared out among its cores
@@ -44,6 +48,7 @@ struct NodeOptions {
   // backlog rather than find the port closed); -1: bind the addresses.
   int admin_fd = -1;
   int nbd_fd = -1;
+  int iscsi_fd = -1;
   bool supervised = false;  // a configuration process restarts this process
   // The chaos monkey answers only where it was asked for at start-up
   // (--enable-chaos): a fault injector is not for any client of the port.

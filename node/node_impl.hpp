@@ -38,6 +38,7 @@
 #include "cluster/config_service.hpp"
 #include "faults/net_faults.hpp"
 #include "faults/mdisk_faults.hpp"
+#include "io/iscsi/port/iscsi_port.hpp"
 #include "io/nbd/nbd_port.hpp"
 #include "io/reactor/core_io.hpp"
 #include "io/service_gate.hpp"
@@ -62,6 +63,7 @@ struct Node::Impl {
   ServiceGate gate;  // in a cluster: open while this node holds a lease
   std::vector<CoreStack> cores;
   std::unique_ptr<NbdPort> nbd;
+  std::unique_ptr<IscsiPort> iscsi;
   std::unique_ptr<AdminServer> admin;
   std::set<uint32_t> published_devices;
   bool stopped = false;

@@ -40,6 +40,7 @@ void Node::Impl::publish() {
     publish_routes();
   }
   if (nbd) nbd->set_exports(map);
+  if (iscsi) iscsi->set_exports(map);
 }
 
 // A pool whose extents are 80% or more taken logs an event once (again

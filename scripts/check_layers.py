@@ -34,6 +34,7 @@ LAYERS = {
     "actors": 6, "actors/reactor": 6,  # the actor runtime: messages, pinned reactors,
                                        # the generic facility actor
     "virt": 7, "thin": 7, "flashcopy": 7, "cache": 7, "io/interconnect": 7, "io/nbd": 7, "backend": 7,  # the facilities
+    "io/iscsi/port": 7,                # the iSCSI host port (a front end, as io/nbd)
     "cluster": 8, "cluster/protocol": 8, "cluster/rsm": 8, "cluster/state": 8,
     "cluster/host": 8,
     "node": 9, "node/chaos": 9,        # one node's assembly, admin routing, chaos

@@ -165,6 +165,18 @@ Bhs task_response(const Bhs& request, uint8_t response, Numbers& n) {
   return h;
 }
 
+Bhs text_response(const Bhs& request, uint32_t data_bytes, Numbers& n) {
+  Bhs h;
+  h.set_opcode(Op::text_response);
+  h.set_flags(kFinal);
+  h.set_data_segment_length(data_bytes);
+  h.set_lun(request.lun());
+  h.set_initiator_task_tag(request.initiator_task_tag());
+  h.put32(20, kNoTag);  // nothing continues
+  stat(h, n);
+  return h;
+}
+
 Bhs reject(RejectReason reason, Numbers& n) {
   Bhs h;
   h.set_opcode(Op::reject);

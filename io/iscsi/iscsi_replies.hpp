@@ -96,6 +96,9 @@ Bhs logout_response(const Bhs& logout, Numbers& n);
 // A Task Management Function Response with `response` (0: complete, 1:
 // the task does not exist, 5: not supported).
 Bhs task_response(const Bhs& request, uint8_t response, Numbers& n);
+// A Text Response to `request` carrying `data_bytes` of text, complete (no
+// continuation); takes a StatSN.
+Bhs text_response(const Bhs& request, uint32_t data_bytes, Numbers& n);
 // A Reject (the rejected header goes back as its data segment).
 Bhs reject(RejectReason reason, Numbers& n);
 

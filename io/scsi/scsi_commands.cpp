@@ -1,6 +1,7 @@
 #include "io/scsi/scsi_commands.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace sve::scsi {
@@ -63,15 +64,20 @@ void put_text(std::vector<uint8_t>& v, size_t at, size_t width, const std::strin
 }
 
 std::vector<uint8_t> standard_inquiry() {
-  std::vector<uint8_t> d(36, 0);
+  std::vector<uint8_t> d(66, 0);
   d[0] = 0x00;        // connected, direct-access block device
   d[2] = 0x06;        // SPC-4
   d[3] = 0x12;        // HiSup, response data format 2
-  d[4] = 36 - 5;      // additional length
+  d[4] = 66 - 5;      // additional length
   d[7] = 0x02;        // CmdQue
   put_text(d, 8, 8, "SVE");
   put_text(d, 16, 16, "vdisk");
   put_text(d, 32, 4, "0001");
+  // Version descriptors: SAM-5, SPC-4, SBC-3, iSCSI.
+  put16(d, 58, 0x00a0);
+  put16(d, 60, 0x0460);
+  put16(d, 62, 0x04c0);
+  put16(d, 64, 0x0960);
   return d;
 }
 
@@ -87,8 +93,8 @@ std::vector<uint8_t> vpd_page(uint8_t page, const LogicalUnit& lu, bool& known) 
       d.insert(d.end(), lu.serial.begin(), lu.serial.end());
       break;
     case 0x83: {
-      // NAA 6 (IEEE registered extended), binary, of the logical unit.
-      d.insert(d.end(), {0x01, 0x03, 0x00, 16});
+      // NAA 3 (locally assigned), binary, of the logical unit.
+      d.insert(d.end(), {0x01, 0x03, 0x00, static_cast<uint8_t>(lu.naa.size())});
       d.insert(d.end(), lu.naa.begin(), lu.naa.end());
       // T10 vendor identification, ASCII: the vendor and the serial.
       std::string t10 = "SVE     " + lu.serial;
@@ -229,6 +235,18 @@ Plan synchronize(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
 }
 
 }  // namespace
+
+Sense sense_of_error(int error, bool write) {
+  switch (error) {
+    case EROFS:
+    case EPERM: return sense::write_protected;
+    case ENOSPC: return sense::out_of_space;
+    case EINVAL: return sense::lba_out_of_range;
+    case EAGAIN:
+    case EBUSY: return sense::not_ready;
+    default: return write ? sense::write_error : sense::medium_error;
+  }
+}
 
 std::vector<uint8_t> fixed_sense(const Sense& s) {
   std::vector<uint8_t> d(18, 0);

@@ -46,7 +46,11 @@ inline constexpr Sense medium_error{0x03, 0x11, 0x00};      // unrecovered read 
 inline constexpr Sense write_error{0x03, 0x0c, 0x00};
 inline constexpr Sense not_ready{0x02, 0x04, 0x00};         // cause not reportable
 inline constexpr Sense out_of_space{0x07, 0x27, 0x07};      // space allocation failed write protect
+inline constexpr Sense invalid_field_in_iu{0x05, 0x0e, 0x03};  // (the transport's: iSCSI's EDTL)
 }  // namespace sense
+
+// What a host is told of a request the stack failed with `error` (an errno).
+Sense sense_of_error(int error, bool write);
 
 // Fixed-format sense data (response code 0x70), 18 bytes.
 std::vector<uint8_t> fixed_sense(const Sense& s);
@@ -58,7 +62,9 @@ struct LogicalUnit {
   bool read_only = false;
   bool thin = false;
   std::string serial;                // VPD 0x80: the vdisk's UID, the same on every node
-  std::array<uint8_t, 16> naa{};     // VPD 0x83: NAA 6 identifier, the same on every node
+  // VPD 0x83: an NAA 3 (locally assigned) identifier, the same on every
+  // node. (NAA 6 would need an IEEE company id this project does not have.)
+  std::array<uint8_t, 8> naa{};
   bool write_cache = true;           // MODE SENSE's caching page (WCE)
 };
 

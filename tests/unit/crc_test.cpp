@@ -22,3 +22,10 @@ TEST_CASE("crc32c gives the standard check value and matches a table CRC", "[crc
     }
   }
 }
+
+TEST_CASE("crc32c_extend continues a CRC over a range cut anywhere", "[crc]") {
+  const char* text = "123456789";
+  for (size_t cut = 0; cut <= 9; ++cut)
+    CHECK(sve::crc32c_extend(sve::crc32c(text, cut), text + cut, 9 - cut) == 0xE3069283u);
+  CHECK(sve::crc32c_extend(0, text, 9) == 0xE3069283u);
+}

@@ -72,7 +72,7 @@ namespace {
 // Options read as text first and converted once the whole line is parsed
 // (each checked as it is read, so that an error names its option).
 struct Texts {
-  std::string admin, nbd, cluster, rest, io_memory, cache_size;
+  std::string admin, nbd, iscsi, cluster, rest, io_memory, cache_size;
 };
 
 std::string check_size(const std::string& text) {
@@ -95,6 +95,13 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
       ->check(check_address);
   app.add_option("--nbd", t.nbd, "NBD listener address (default 127.0.0.1:10809)")
       ->check(check_address);
+  app.add_option("--iscsi", t.iscsi,
+                 "iSCSI target address, HOST:PORT (PORT alone: 127.0.0.1; off by default; "
+                 "3260 is iSCSI's port)")
+      ->check(check_address);
+  app.add_option("--iscsi-target", n.iscsi_target,
+                 "the iSCSI target's name (default iqn.2026-12.org.sve:<configuration id>, "
+                 "the same on every node of a cluster)");
   app.add_option("--cores", n.cores, "reactors, one per CPU (default 1)")
       ->check(CLI::Range(1u, 4096u));
   app.add_option("--io-memory", t.io_memory,
@@ -192,6 +199,7 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
   app.add_flag("--io-process", o.io_process)->group("");
   app.add_option("--admin-fd", n.admin_fd)->group("")->check(CLI::Range(0, 1 << 20));
   app.add_option("--nbd-fd", n.nbd_fd)->group("")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--iscsi-fd", n.iscsi_fd)->group("")->check(CLI::Range(0, 1 << 20));
   app.add_option("--watchdog-fd", o.watchdog_fd)->group("")->check(CLI::Range(0, 1 << 20));
 }
 
@@ -230,6 +238,10 @@ Result<SvedOptions> parse_sved_args(const std::vector<std::string>& argl) {
   // Each was checked as it was read.
   if (!t.admin.empty()) o.node.admin = parse_address(t.admin).value();
   if (!t.nbd.empty()) o.node.nbd = parse_address(t.nbd).value();
+  if (!t.iscsi.empty()) o.node.iscsi = parse_address(t.iscsi).value();
+  if (!o.node.iscsi_target.empty() && o.node.iscsi_target.rfind("iqn.", 0) != 0 &&
+      o.node.iscsi_target.rfind("eui.", 0) != 0 && o.node.iscsi_target.rfind("naa.", 0) != 0)
+    return make_error("--iscsi-target: an iSCSI name starts with iqn., eui. or naa.", EINVAL);
   if (!t.cluster.empty()) o.node.cluster = parse_address(t.cluster).value();
   if (!t.rest.empty()) o.node.rest = parse_address(t.rest).value();
   if (!o.node.rest_certificates.empty() && !o.node.rest)

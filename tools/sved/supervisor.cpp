@@ -117,6 +117,7 @@ struct Listeners {
   UniqueFd admin_inner;   // the I/O process's, kept across its restarts
   HostPortAddress inner_address;
   UniqueFd nbd;           // the I/O process's, kept across its restarts
+  UniqueFd iscsi;         // (when on) likewise
 };
 
 Result<Listeners> bind_listeners(const SvedOptions& options) {
@@ -125,6 +126,11 @@ Result<Listeners> bind_listeners(const SvedOptions& options) {
   if (!admin) return admin.error();
   auto nbd = listen_tcp(options.node.nbd);
   if (!nbd) return nbd.error();
+  if (options.node.iscsi) {
+    auto iscsi = listen_tcp(*options.node.iscsi);
+    if (!iscsi) return iscsi.error();
+    l.iscsi = std::move(iscsi.value());
+  }
   auto inner = listen_tcp({"127.0.0.1", 0});
   if (!inner) return inner.error();
   sockaddr_storage addr{};
@@ -147,6 +153,7 @@ pid_t start_io_process(int argc, char** argv, const Listeners& l, int watchdog_f
                            "--nbd-fd", std::to_string(l.nbd.get()), "--watchdog-fd",
                            std::to_string(watchdog_fd), "--watchdog-ms",
                            std::to_string(feed_limit_ms)});
+  if (l.iscsi.valid()) args.insert(args.end(), {"--iscsi-fd", std::to_string(l.iscsi.get())});
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
@@ -162,8 +169,8 @@ pid_t start_io_process(int argc, char** argv, const Listeners& l, int watchdog_f
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::unsetenv("NOTIFY_SOCKET");
   ::unsetenv("WATCHDOG_USEC");
-  for (int fd : {l.admin_inner.get(), l.nbd.get(), watchdog_fd})
-    ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
+  for (int fd : {l.admin_inner.get(), l.nbd.get(), l.iscsi.get(), watchdog_fd})
+    if (fd >= 0) ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
   ::execv("/proc/self/exe", cargs.data());
   ::_exit(127);
 }

@@ -1,0 +1,585 @@
+// What the connection does with each PDU of the full-feature phase: SCSI
+// commands (planned by io/scsi, served by the facility stack or answered
+// here), their Data-Out and R2Ts, NOP, Text, Task Management and Logout.
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "io/iscsi/port/iscsi_connection.hpp"
+
+namespace sve::iscsi {
+namespace {
+
+constexpr uint8_t kFinalBit = 0x80;
+constexpr uint8_t kContinueBit = 0x40;  // (Text)
+constexpr uint8_t kWriteBit = 0x20;     // (SCSI Command)
+
+enum : uint8_t {
+  kTestUnitReady = 0x00,
+  kRequestSense = 0x03,
+  kInquiry = 0x12,
+  kReportLuns = 0xa0,
+};
+
+// Task management functions (RFC 7143 11.5.1) and responses (11.6.1).
+enum : uint8_t {
+  kAbortTask = 1,
+  kAbortTaskSet = 2,
+  kClearAca = 3,
+  kClearTaskSet = 4,
+  kLunReset = 5,
+  kTargetWarmReset = 6,
+  kTargetColdReset = 7,
+  kTaskReassign = 8,
+};
+enum : uint8_t {
+  kFunctionComplete = 0,
+  kTaskDoesNotExist = 1,
+  kReassignNotSupported = 3,
+  kFunctionNotSupported = 5,
+  kFunctionRejected = 255,
+};
+
+uint32_t be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+bool takes_cmd_sn(uint8_t op) {
+  switch (static_cast<Op>(op)) {
+    case Op::scsi_command:
+    case Op::nop_out:
+    case Op::text:
+    case Op::task_management:
+    case Op::logout: return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+void Task::io_done(IoRequestPtr done) {
+  request = std::move(done);
+  connection->completed(*this);
+}
+
+bool IscsiConnection::TaskWaiter::on_grant() {
+  connection->got_task();
+  return true;
+}
+
+bool IscsiConnection::PagesWaiter::on_grant() {
+  BufferRef b = connection->core_.buffers().build(*account, bytes);
+  if (!b) return false;
+  connection->got_buffer(std::move(b));
+  return true;
+}
+
+void IscsiConnection::on_header() {
+  if (bhs_.opcode() == static_cast<uint8_t>(Op::data_out)) return begin_data_out();
+  begin_task();
+}
+
+// Every PDU but Data-Out is answered: it takes a task, and a unit of the
+// connection's account with it; with none free the connection waits (and
+// stops receiving).
+void IscsiConnection::begin_task() {
+  phase_ = Phase::task;
+  if (requests_account_.acquire_or_wait(task_waiter_)) return got_task();
+  ++stats_.waits;
+}
+
+void IscsiConnection::got_task() {
+  Task* t = tasks_.take();
+  t->connection = this;
+  t->command = bhs_;
+  t->request.reset();
+  t->in_stack = false;
+  t->owns_unit = true;
+  t->counted = false;
+  t->status = scsi::Status::good;
+  t->sense = {};
+  t->data.clear();
+  t->expected = 0;
+  t->transfer = 0;
+  t->received = t->buffer_bytes = t->asked = t->unsolicited = 0;
+  t->r2t_sn = t->r2ts_out = t->ttt = t->data_sn = 0;
+  t->awaiting_data = t->aborted = t->finished = false;
+  t->queued = 0;
+  t->waiter = nullptr;
+  t->waiting_for = 0;
+  live_.push_back(*t);
+  ++outstanding_;
+  const uint8_t op = bhs_.opcode();
+  if (takes_cmd_sn(op)) {
+    const bool immediate = bhs_.immediate();
+    const uint32_t cmd_sn = bhs_.get32(24);
+    // Out of order, or past MaxCmdSN: ignored, as RFC 7143 says.
+    if (!immediate && window_used_ >= setup_.command_window) {
+      spdlog::warn("iscsi: {}: CmdSN {} past MaxCmdSN: ignored", setup_.initiator, cmd_sn);
+      t->finished = true;
+      settle(*t);
+      return receive_data(Sink::discard, nullptr, 0, 0);
+    }
+    if (!window_.take(cmd_sn, immediate)) {
+      spdlog::warn("iscsi: {}: CmdSN {} where {} was expected: ignored", setup_.initiator,
+                   cmd_sn, window_.exp_cmd_sn());
+      t->finished = true;
+      settle(*t);
+      return receive_data(Sink::discard, nullptr, 0, 0);
+    }
+    if (!immediate) {
+      t->counted = true;
+      ++window_used_;
+    }
+  }
+  switch (static_cast<Op>(op)) {
+    case Op::scsi_command: return begin_scsi(*t);
+    case Op::nop_out:
+    case Op::text:
+    case Op::task_management:
+    case Op::logout: return receive_data(Sink::control, t, 0, 0);
+    default: {
+      // SNACK (error recovery level 0 has none) or a login in the
+      // full-feature phase: rejected, with the header sent back.
+      const bool snack = op == static_cast<uint8_t>(Op::snack);
+      Numbers n = numbers();
+      Bhs h = iscsi::reject(snack ? RejectReason::command_not_supported
+                                  : RejectReason::protocol_error,
+                            n);
+      stat_sn_ = n.stat_sn;
+      t->data.assign(header_, header_ + kBhsBytes);
+      t->finished = true;
+      queue(t, h, false, 0, kBhsBytes, true);
+      return receive_data(Sink::discard, nullptr, 0, 0);
+    }
+  }
+}
+
+void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
+  uint16_t lun = 0;
+  const Unit* unit = nullptr;
+  if (scsi::decode_lun(bhs_.lun(), lun))
+    for (const Unit& u : setup_.units)
+      if (u.lun == lun) unit = &u;
+  if (cdb[0] == kReportLuns) {
+    std::vector<uint16_t> luns;
+    for (const Unit& u : setup_.units) luns.push_back(u.lun);
+    plan.data_in = scsi::report_luns(luns, be32(cdb + 6));
+    return;
+  }
+  if (!unit) {
+    // No such LUN: INQUIRY says so (peripheral qualifier 3), REQUEST
+    // SENSE reports it, anything else fails.
+    if (cdb[0] == kInquiry) {
+      plan = scsi::plan(cdb, 16, scsi::LogicalUnit{});
+      if (plan.status == scsi::Status::good && !plan.data_in.empty()) plan.data_in[0] = 0x7f;
+    } else if (cdb[0] == kRequestSense) {
+      plan.data_in = scsi::fixed_sense(scsi::sense::lun_not_supported);
+      plan.data_in.resize(std::min<size_t>(plan.data_in.size(), cdb[4]));
+    } else {
+      plan.status = scsi::Status::check_condition;
+      plan.sense = scsi::sense::lun_not_supported;
+    }
+    return;
+  }
+  plan = scsi::plan(cdb, 16, unit->lu);
+  if ((plan.io || cdb[0] == kTestUnitReady) && setup_.gate && !setup_.gate->open()) {
+    // A node without a lease serves nothing.
+    plan = scsi::Plan{};
+    plan.status = scsi::Status::check_condition;
+    plan.sense = scsi::sense::not_ready;
+  }
+  if (plan.io) {
+    t.transfer = plan.length;
+    t.volume = unit->lu.volume;
+  }
+}
+
+void IscsiConnection::begin_scsi(Task& t) {
+  ++stats_.commands;
+  t.expected = bhs_.get32(20);
+  scsi::Plan plan;
+  plan_scsi(t, bhs_.data() + 32, plan);
+  t.status = plan.status;
+  t.sense = plan.sense;
+  t.data = std::move(plan.data_in);
+  const bool write = plan.io && plan.op == IoOp::write;
+  if (write && t.expected < t.transfer) {
+    // The initiator sends less than the command writes (an overflow): what
+    // comes is written if it is whole blocks (FCP-4's first choice), else
+    // nothing is and the command fails. The residual says what was cut.
+    if (t.expected % scsi::kBlockBytes == 0 && t.expected > 0) {
+      plan.length = t.expected;
+    } else {
+      plan.io = false;
+      if (t.expected > 0) {
+        t.status = scsi::Status::check_condition;
+        t.sense = scsi::sense::invalid_field_in_iu;
+      }
+    }
+  }
+  if (plan.io) {
+    // The task's unit goes to its request.
+    IoRequestPtr io = core_.requests().make(requests_account_);
+    io->op = plan.op;
+    io->flags = plan.flags;
+    io->volume = t.volume;
+    io->offset = plan.offset;
+    io->length = plan.length;
+    io->cookie = bhs_.initiator_task_tag();
+    io->client = &t;
+    t.request = std::move(io);
+    t.owns_unit = false;
+  }
+  const bool reads = t.request && t.request->op == IoOp::read;
+  const uint64_t bytes = t.request ? t.request->length : 0;
+  if (t.request && (write || reads) && bytes > 0) {
+    phase_ = Phase::buffer;
+    current_ = &t;
+    pages_waiter_.bytes = bytes;
+    pages_waiter_.need = BufferPool::pages_for(bytes);
+    if (buffers_account_.acquire_or_wait(pages_waiter_)) {
+      BufferRef b = core_.buffers().build(buffers_account_, bytes);
+      if (b) return got_buffer(std::move(b));
+      buffers_account_.release(pages_waiter_.need);  // fragmented: wait for frees
+      buffers_account_.wait(pages_waiter_);
+    }
+    ++stats_.waits;
+    return;
+  }
+  receive_data(Sink::command, &t, 0, 0);
+}
+
+void IscsiConnection::got_buffer(BufferRef buffer) {
+  Task& t = *current_;
+  t.request->buffer = std::move(buffer);
+  const bool write = t.request->op == IoOp::write;
+  t.buffer_bytes = write ? static_cast<uint32_t>(t.request->length) : 0;
+  receive_data(Sink::command, &t, 0, t.buffer_bytes);
+}
+
+// The command's immediate data is in (or dropped).
+void IscsiConnection::scsi_data_in(Task& t) {
+  const bool write = t.request && t.request->op == IoOp::write;
+  const uint32_t immediate = layout_.data_bytes;
+  if (t.expected > 0 && (t.command.flags() & kWriteBit)) {
+    // Data the initiator sends whatever the command: take it in order (and
+    // drop what the command does not write).
+    WritePlan w = plan_write(setup_.params, t.expected, immediate, t.command.final());
+    if (!w.valid)
+      return end("a write's data against the negotiated rules (ImmediateData, "
+                 "FirstBurstLength, InitialR2T)");
+    t.received = immediate;
+    t.unsolicited = w.unsolicited;
+    t.asked = w.unsolicited;
+    if (write && t.received < t.expected) {
+      t.awaiting_data = true;
+      t.ttt = next_ttt_++;
+      if (next_ttt_ == kNoTag) next_ttt_ = 1;
+      awaiting_.push_back(&t);
+      ask_for_data(t);
+      return receive_header();
+    }
+  } else if (immediate) {
+    return end("immediate data for a command that sends none");
+  }
+  if (t.request) {
+    start_io(t);
+  } else {
+    answer(t);
+  }
+  receive_header();
+}
+
+// R2Ts for the rest of a write, MaxBurstLength each, at most
+// MaxOutstandingR2T out at a time.
+void IscsiConnection::ask_for_data(Task& t) {
+  const uint32_t burst = std::max<uint32_t>(setup_.params.max_burst_length, 512);
+  const uint32_t limit = std::max<uint32_t>(setup_.params.max_outstanding_r2t, 1);
+  while (t.r2ts_out < limit && t.asked < t.expected) {
+    const uint32_t length = std::min(burst, t.expected - t.asked);
+    Bhs h = iscsi::r2t(t.command.initiator_task_tag(), t.command.lun(), t.ttt, t.r2t_sn++, t.asked,
+                       length, numbers());
+    t.asked += length;
+    ++t.r2ts_out;
+    ++stats_.r2ts;
+    queue(&t, h, false, 0, 0, false);
+  }
+}
+
+void IscsiConnection::begin_data_out() {
+  const uint32_t itt = bhs_.initiator_task_tag();
+  const uint32_t ttt = bhs_.get32(20);
+  const uint32_t offset = bhs_.get32(40);
+  const uint32_t length = layout_.data_bytes;
+  Task* t = nullptr;
+  for (Task* a : awaiting_)
+    if (a->command.initiator_task_tag() == itt) t = a;
+  // Data for a command already answered (refused, or aborted) is dropped.
+  if (!t) return receive_data(Sink::discard, nullptr, 0, 0);
+  if (ttt != kNoTag && ttt != t->ttt) return end("a Data-Out with a transfer tag not given");
+  if (offset != t->received) return end("a Data-Out out of order");
+  const uint32_t limit = ttt == kNoTag ? t->unsolicited : t->asked;
+  if (offset > limit || length > limit - offset) return end("a Data-Out beyond what was asked for");
+  // DataSN counts the Data-Out PDUs of a sequence: the unsolicited ones
+  // (after any immediate data), or one R2T's burst, each from 0.
+  const uint32_t burst = std::max<uint32_t>(setup_.params.max_burst_length, 512);
+  if (offset >= t->unsolicited && (offset - t->unsolicited) % burst == 0) t->data_sn = 0;
+  if (bhs_.get32(36) != t->data_sn++) return end("a Data-Out with a DataSN out of sequence");
+  receive_data(Sink::data_out, t, offset, t->buffer_bytes);
+}
+
+void IscsiConnection::data_out_in(Task& t) {
+  t.received += layout_.data_bytes;
+  if (t.received > t.unsolicited && t.r2ts_out > 0) {
+    // The bursts asked for that are complete.
+    const uint32_t burst = std::max<uint32_t>(setup_.params.max_burst_length, 512);
+    const uint32_t asked_bursts = (t.asked - t.unsolicited + burst - 1) / burst;
+    const uint32_t done_bursts = t.received == t.expected
+                                     ? asked_bursts
+                                     : (t.received - t.unsolicited) / burst;
+    t.r2ts_out = asked_bursts - std::min(asked_bursts, done_bursts);
+  }
+  if (t.received == t.expected) {
+    t.awaiting_data = false;
+    awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &t));
+    start_io(t);
+  } else {
+    ask_for_data(t);
+  }
+  receive_header();
+}
+
+void IscsiConnection::start_io(Task& t) {
+  t.in_stack = true;
+  const unsigned core = route_.core_of(t.request->volume);
+  if (core == route_.home) return route_.tops[core]->submit(IoRequestPtr(t.request));
+  IoServer* top = route_.tops[core];
+  route_.post(core, [top, request = t.request] { top->submit(request); });
+}
+
+void IscsiConnection::completed(Task& t) {
+  if (CoreIo::current() != &core_) {  // served by another core's stack
+    route_.post(route_.home, [this, &t] { completed(t); });
+    return;
+  }
+  t.in_stack = false;
+  IoRequest& r = *t.request;
+  if (r.status != 0) {
+    t.status = scsi::Status::check_condition;
+    t.sense = scsi::sense_of_error(r.status, r.op == IoOp::write);
+    r.buffer.reset();
+  } else if (r.op != IoOp::read) {
+    r.buffer.reset();  // only a read's answer needs its buffer
+  }
+  if (t.aborted) {
+    t.finished = true;
+    release_waiter(t);
+    settle(t);
+  } else {
+    answer(t);
+  }
+  maybe_logout();
+  maybe_finish();
+}
+
+// A SCSI command's answer: Data-In with the status in the last PDU, or a
+// SCSI Response (with sense data for a CHECK CONDITION).
+void IscsiConnection::answer(Task& t) {
+  if (t.counted) {  // answered: its place in the window frees
+    t.counted = false;
+    --window_used_;
+  }
+  const uint32_t itt = t.command.initiator_task_tag();
+  if (t.status != scsi::Status::good) ++stats_.errors;
+  Numbers n = numbers();
+  const bool read_data = t.request && t.request->op == IoOp::read && t.request->buffer;
+  const uint64_t bytes = read_data ? t.transfer : t.data.size();
+  if (t.status == scsi::Status::good && bytes > 0 && t.expected > 0) {
+    auto pdus = data_in(itt, t.command.lun(), bytes, t.expected, setup_.params.initiator_max_recv, n);
+    for (size_t i = 0; i < pdus.size(); ++i)
+      queue(&t, pdus[i].header, read_data, pdus[i].offset, pdus[i].length, i + 1 == pdus.size());
+  } else {
+    // (Good with nothing to send: a read of nothing, or one whose
+    // initiator expects nothing, which is an overflow.)
+    const bool write = t.command.flags() & kWriteBit;
+    uint64_t moved = write ? t.transfer : t.status == scsi::Status::good ? bytes : 0;
+    Residual residual = residual_of(t.expected, moved);
+    std::vector<uint8_t> sense;
+    if (t.status == scsi::Status::check_condition) sense = scsi::fixed_sense(t.sense);
+    Response response = scsi_response(itt, static_cast<uint8_t>(t.status), sense, residual,
+                                      t.r2t_sn, n);
+    t.data = std::move(response.data);
+    queue(&t, response.header, false, 0, static_cast<uint32_t>(t.data.size()), true);
+  }
+  stat_sn_ = n.stat_sn;
+  t.finished = true;
+  release_waiter(t);
+  settle(t);
+}
+
+void IscsiConnection::control_data_in(Task& t) {
+  switch (static_cast<Op>(t.command.opcode())) {
+    case Op::nop_out: respond_nop(t); break;
+    case Op::text: respond_text(t); break;
+    case Op::task_management: task_management(t); break;
+    case Op::logout: logout(t); break;
+    default: break;
+  }
+  receive_header();
+}
+
+void IscsiConnection::respond_nop(Task& t) {
+  if (t.counted) {
+    t.counted = false;
+    --window_used_;
+  }
+  t.finished = true;
+  if (t.command.initiator_task_tag() == kNoTag) return settle(t);  // an answer to a ping of ours
+  t.data.swap(control_data_);  // the ping's data goes back
+  Numbers n = numbers();
+  Bhs h = nop_in(t.command, static_cast<uint32_t>(t.data.size()), n);
+  stat_sn_ = n.stat_sn;
+  queue(&t, h, false, 0, static_cast<uint32_t>(t.data.size()), true);
+}
+
+// In the full-feature phase a Text Request asks for SendTargets (this
+// target's portals); other keys are not understood. A text continued over
+// several PDUs is not taken.
+void IscsiConnection::respond_text(Task& t) {
+  if (t.counted) {
+    t.counted = false;
+    --window_used_;
+  }
+  std::vector<TextPair> answers;
+  if (t.command.flags() & kContinueBit) {
+    answers.push_back({"X-sve-error", "continued text is not supported"});
+  } else if (auto keys = parse_text(control_data_.data(), control_data_.size())) {
+    for (const TextPair& p : keys.value()) {
+      if (p.key == "SendTargets" && setup_.send_targets) {
+        for (TextPair& a : setup_.send_targets(p.value)) answers.push_back(std::move(a));
+      } else {
+        answers.push_back({p.key, "NotUnderstood"});
+      }
+    }
+  }
+  const std::string text = format_text(answers);
+  t.data.assign(text.begin(), text.end());
+  Numbers n = numbers();
+  Bhs h = text_response(t.command, static_cast<uint32_t>(t.data.size()), n);
+  stat_sn_ = n.stat_sn;
+  t.finished = true;
+  queue(&t, h, false, 0, static_cast<uint32_t>(t.data.size()), true);
+}
+
+Task* IscsiConnection::find_live(uint32_t itt) {
+  for (Task& t : live_)
+    if (t.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
+        t.command.initiator_task_tag() == itt)
+      return &t;
+  return nullptr;
+}
+
+// Ends `target` without an answer: at once if its data is still awaited,
+// else once the stack is done with it; `by` answers after that.
+void IscsiConnection::abort(Task& target, Task& by) {
+  if (target.finished || target.aborted) return;
+  target.aborted = true;
+  if (target.awaiting_data) {
+    target.awaiting_data = false;
+    awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &target));
+    target.finished = true;
+    settle(target);
+    return;
+  }
+  if (target.in_stack) {
+    target.waiter = &by;
+    ++by.waiting_for;
+  }
+}
+
+void IscsiConnection::release_waiter(Task& t) {
+  Task* waiter = t.waiter;
+  t.waiter = nullptr;
+  if (!waiter || --waiter->waiting_for > 0) return;
+  // Every task it waited for is over: the task management function's
+  // response goes now.
+  Numbers n = numbers();
+  Bhs h = task_response(waiter->command, kFunctionComplete, n);
+  stat_sn_ = n.stat_sn;
+  waiter->finished = true;
+  queue(waiter, h, false, 0, 0, true);
+}
+
+void IscsiConnection::task_management(Task& t) {
+  if (t.counted) {
+    t.counted = false;
+    --window_used_;
+  }
+  const uint8_t function = t.command.flags() & 0x7f;
+  const uint64_t lun = t.command.lun();
+  uint8_t response = kFunctionComplete;
+  switch (function) {
+    case kAbortTask: {
+      Task* target = find_live(t.command.get32(20));
+      if (target && target != &t) {
+        abort(*target, t);
+      } else if (!sn_less(t.command.get32(32), window_.exp_cmd_sn())) {
+        // Neither here nor answered before (its RefCmdSN was not received).
+        response = kTaskDoesNotExist;
+      }
+      break;
+    }
+    case kAbortTaskSet:
+    case kClearTaskSet:
+    case kLunReset:
+    case kTargetWarmReset:
+    case kTargetColdReset:
+      for (Task& other : live_)
+        if (&other != &t && other.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
+            (function >= kTargetWarmReset || other.command.lun() == lun))
+          abort(other, t);
+      if (function == kTargetColdReset) close_after_send_ = true;
+      break;
+    case kClearAca: response = kFunctionNotSupported; break;
+    case kTaskReassign: response = kReassignNotSupported; break;
+    default: response = kFunctionRejected; break;
+  }
+  spdlog::info("iscsi: {}: task management function {} on LUN field {:#x}: {}",
+               setup_.initiator, function, lun,
+               t.waiting_for ? "waiting for the tasks it ends" : "answered");
+  if (t.waiting_for) return;  // answered once they are over
+  Numbers n = numbers();
+  Bhs h = task_response(t.command, response, n);
+  stat_sn_ = n.stat_sn;
+  t.finished = true;
+  queue(&t, h, false, 0, 0, true);
+}
+
+// A Logout is answered once every other command is: nothing is in flight
+// when the connection closes after the response.
+void IscsiConnection::logout(Task& t) {
+  if (t.counted) {
+    t.counted = false;
+    --window_used_;
+  }
+  logout_ = &t;
+  maybe_logout();
+}
+
+void IscsiConnection::maybe_logout() {
+  if (!logout_) return;
+  for (const Task& other : live_)
+    if (&other != logout_ && !other.finished) return;
+  Task& t = *logout_;
+  logout_ = nullptr;
+  Numbers n = numbers();
+  Bhs h = logout_response(t.command, n);
+  stat_sn_ = n.stat_sn;
+  t.finished = true;
+  close_after_send_ = true;
+  queue(&t, h, false, 0, 0, true);
+}
+
+}  // namespace sve::iscsi

@@ -1,0 +1,294 @@
+#pragma once
+// One iSCSI connection in the full-feature phase, driven by its core's
+// io_uring ring as an NBD session is (io/nbd/nbd_session.hpp): no thread of
+// its own, nothing blocks. Its login ran on the port's handshake thread.
+//
+// Receiving is a loop over PDUs: a basic header (and what follows it), then
+// its data segment, straight into where it belongs: a write's data into its
+// request's pooled buffer at the offset the PDU names, anything else into
+// a small vector. A command takes a task, and with it a request context,
+// from the connection's account; while none is free the connection stops
+// receiving, so an initiator that floods the node fills its own TCP window.
+//
+// Sending is a queue of PDUs: a read's Data-In straight from its buffer
+// (the status in the last), R2Ts, responses; gathered into one sendmsg,
+// one in flight at a time.
+//
+// One connection per session; error recovery level 0: a PDU that breaks
+// the protocol (a digest that does not match, a data segment out of
+// place) closes the connection, and the initiator logs in again.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/intrusive/list.hpp>
+
+#include "io/buffer/buffer_pool.hpp"
+#include "io/iscsi/iscsi_pdu.hpp"
+#include "io/iscsi/iscsi_replies.hpp"
+#include "io/iscsi/iscsi_text.hpp"
+#include "io/iscsi/iscsi_units.hpp"
+#include "io/pool/object_pool.hpp"
+#include "io/protocol.hpp"
+#include "io/reactor/core_io.hpp"
+#include "io/service_gate.hpp"
+
+namespace sve::iscsi {
+
+class IscsiConnection;
+
+// Runs a task on a core's reactor thread.
+using CorePost = std::function<void(unsigned core, std::function<void()> task)>;
+
+// Where a logical unit's requests go: the facility stack of the core that
+// serves its vdisk (vdisk id modulo cores: its cache partition, its thin
+// and copy state live there).
+struct CoreRoute {
+  unsigned home = 0;               // the connection's core
+  std::vector<IoServer*> tops;     // each core's stack top, by core
+  CorePost post;                   // to reach another core
+  unsigned core_of(uint32_t volume) const {
+    return tops.empty() ? 0 : static_cast<unsigned>(volume % tops.size());
+  }
+};
+
+// Something the initiator sent that the target answers: a SCSI command
+// (with its request, buffer and data transfer) or a NOP-Out, Text, Task
+// Management or Logout request. Each holds a unit of the connection's
+// request account (through its request, or itself when it has none).
+struct Task : public IoClient,
+              public ObjectPool<Task>::Hook,
+              public boost::intrusive::list_base_hook<> {
+  IscsiConnection* connection = nullptr;
+  Bhs command;                // the request's header
+  IoRequestPtr request;       // a SCSI command the stack serves
+  bool in_stack = false;      // submitted, not yet completed
+  bool owns_unit = false;     // no request: the task holds the unit
+  bool counted = false;       // takes a place in the command window
+  // A SCSI command's outcome, when answered here or once the stack is done.
+  scsi::Status status = scsi::Status::good;
+  scsi::Sense sense;
+  std::vector<uint8_t> data;  // Data-In made here; a control PDU's data
+  uint32_t expected = 0;      // ExpectedDataTransferLength
+  uint64_t transfer = 0;      // bytes the command itself moves (SPDTL)
+  uint32_t volume = 0;        // its logical unit's vdisk
+  // A write's Data-Out: the bytes in so far (in order), the buffer's part
+  // of them (the rest is dropped), what was asked for by R2T and how many
+  // R2Ts are out.
+  uint32_t received = 0;
+  uint32_t buffer_bytes = 0;
+  uint32_t asked = 0;
+  uint32_t unsolicited = 0;
+  uint32_t r2t_sn = 0;
+  uint32_t r2ts_out = 0;
+  uint32_t ttt = 0;
+  uint32_t data_sn = 0;       // the next Data-Out's DataSN in its sequence
+  bool awaiting_data = false;
+  // Ended by task management: its response is never sent.
+  bool aborted = false;
+  bool finished = false;      // its response is queued (or it has none)
+  uint32_t queued = 0;        // its PDUs in the send queue
+  Task* waiter = nullptr;     // a task management or logout task waiting for it
+  uint32_t waiting_for = 0;   // (such a task) how many it waits for
+  void io_done(IoRequestPtr done) override;
+};
+using TaskPool = ObjectPool<Task>;
+
+struct ConnectionSetup {
+  SessionParams params;          // as negotiated at login
+  uint32_t exp_cmd_sn = 0;       // from the login
+  uint32_t stat_sn = 0;          // the next StatSN
+  uint32_t command_window = 128; // commands the initiator may have queued
+  std::vector<Unit> units;       // by LUN
+  std::string target_name;
+  std::string initiator;
+  uint32_t max_in_flight = 256;  // request contexts the connection may hold
+  uint64_t buffer_reserve_pages = 32;
+  const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
+  // SendTargets in a normal session: this target's portals.
+  std::function<std::vector<TextPair>(const std::string& value)> send_targets;
+};
+
+struct ConnectionStats {
+  uint64_t commands = 0;
+  uint64_t errors = 0;  // commands answered with other than GOOD
+  uint64_t waits = 0;   // times the connection stopped receiving for memory
+  uint64_t r2ts = 0;
+};
+
+class IscsiConnection {
+ public:
+  // `closed` runs on the core once the connection has ended and every task
+  // has finished; it is called from inside the connection's callbacks, so
+  // it must post the connection's destruction for later.
+  IscsiConnection(int fd, ConnectionSetup setup, CoreIo& core, TaskPool& tasks,
+                  CoreRoute route, std::function<void(IscsiConnection*)> closed);
+  ~IscsiConnection();
+
+  void start();
+  // Ends the connection as an initiator's disconnect would. Any thread.
+  void shutdown();
+
+  int fd() const { return fd_; }
+  const std::string& initiator() const { return setup_.initiator; }
+  const std::vector<Unit>& units() const { return setup_.units; }
+  // The LUNs' vdisks changed (a size, a flag; LUNs added): on the core.
+  void set_units(std::vector<Unit> units) { setup_.units = std::move(units); }
+  const ConnectionStats& stats() const { return stats_; }
+  const std::string& end_reason() const { return reason_; }
+
+  // (For Task, on the connection's core.)
+  void completed(Task& task);
+
+ private:
+  enum class Phase { header, task, buffer, data, closing };
+
+  struct RingOp final : RingHandler {
+    IscsiConnection* connection = nullptr;
+    void (IscsiConnection::*on_done)(int) = nullptr;
+    void on_ring_complete(int res) override { (connection->*on_done)(res); }
+  };
+  struct TaskWaiter final : PoolWaiter {
+    IscsiConnection* connection = nullptr;
+    bool on_grant() override;
+  };
+  struct PagesWaiter final : PoolWaiter {
+    IscsiConnection* connection = nullptr;
+    uint64_t bytes = 0;
+    bool on_grant() override;
+  };
+  // A PDU waiting to be sent: its header (and digest), where its data
+  // lies (a task's buffer or its `data`), its padding and data digest.
+  struct OutPdu {
+    uint8_t head[kBhsBytes + kDigestBytes];
+    uint8_t head_bytes = 0;
+    uint8_t tail_bytes = 0;
+    uint8_t tail[3 + kDigestBytes];
+    bool from_buffer = false;
+    bool last = false;  // the task's last: it may be given back once sent
+    Task* task = nullptr;
+    uint32_t from = 0, length = 0;
+  };
+  // What the data segment being received is for.
+  enum class Sink { command, data_out, control, discard };
+
+  static constexpr unsigned kPumpBudget = 32;
+  static constexpr int kMaxIov = 1024;
+
+  // Receiving (iscsi_connection.cpp).
+  ssize_t receive_now(iovec* iov, int n);
+  void receive_later(iovec* iov, int n, void (IscsiConnection::*done)(int));
+  void receive_header();
+  void on_header_bytes(int res);
+  void on_header();
+  // The data segment of the PDU just in (its layout in layout_), into the
+  // buffer of `task` from `buffer_at` as far as `buffer_room`, else into
+  // `data` (control) or dropped; then on_data.
+  void receive_data(Sink sink, Task* task, uint64_t buffer_at, uint64_t buffer_room);
+  void continue_data();
+  void on_data_bytes(int res);
+  // Moves the receive past `bytes`: true once all of it is in.
+  bool received(size_t bytes);
+  void on_data();
+  bool data_digest_ok() const;
+  // Sending.
+  void queue(Task* task, const Bhs& header, bool from_buffer, uint32_t from, uint32_t length,
+             bool last);
+  void send_queued();
+  void on_sent(int res);
+  void give_back(Task& task);
+  void end(std::string reason);
+  void maybe_finish();
+  Numbers numbers();
+
+  // Commands (iscsi_commands.cpp).
+  void begin_task();
+  void got_task();
+  void begin_scsi(Task& t);
+  void plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan);
+  void got_buffer(BufferRef buffer);
+  void scsi_data_in(Task& t);
+  void start_io(Task& t);
+  void ask_for_data(Task& t);
+  void begin_data_out();
+  void data_out_in(Task& t);
+  void control_data_in(Task& t);
+  void answer(Task& t);
+  void respond_nop(Task& t);
+  void respond_text(Task& t);
+  void task_management(Task& t);
+  void logout(Task& t);
+  void abort(Task& target, Task& by);
+  void release_waiter(Task& t);
+  void maybe_logout();
+  void settle(Task& t);  // given back once finished and sent
+  void reject(RejectReason reason);
+  Task* find_live(uint32_t itt);
+
+  int fd_;
+  ConnectionSetup setup_;
+  CoreIo& core_;
+  TaskPool& tasks_;
+  CoreRoute route_;
+  std::function<void(IscsiConnection*)> closed_;
+  PoolAccount requests_account_;
+  PoolAccount buffers_account_;
+  TaskWaiter task_waiter_;
+  PagesWaiter pages_waiter_;
+  Digests digests_;
+  CommandWindow window_;
+  uint32_t stat_sn_;
+  uint32_t window_used_ = 0;  // counted commands not yet answered
+  uint32_t next_ttt_ = 1;
+
+  Phase phase_ = Phase::header;
+  uint8_t header_[kBhsBytes + 255 * 4 + kDigestBytes];
+  size_t header_have_ = 0;
+  size_t header_want_ = kBhsBytes;
+  Bhs bhs_;
+  PduLayout layout_;
+  Task* current_ = nullptr;  // the task whose PDU is being received
+  Sink sink_ = Sink::discard;
+  iovec recv_iov_[Buffer::kMaxSegments + 4];
+  iovec data_iov_[Buffer::kMaxSegments + 4];  // the data segment, for its digest
+  int data_n_ = 0;
+  int recv_n_ = 0;
+  int recv_first_ = 0;
+  msghdr recv_msg_{};
+  uint8_t tail_in_[3 + kDigestBytes];
+  std::unique_ptr<uint8_t[]> scratch_;  // data that goes nowhere
+  std::vector<uint8_t> control_data_;
+  RingOp recv_op_, send_op_;
+  bool recv_in_flight_ = false;
+  bool pumping_ = false;
+  bool header_wanted_ = false;
+
+  boost::intrusive::list<Task> live_;  // every task taken, until given back
+  std::vector<Task*> awaiting_;        // writes waiting for Data-Out
+  Task* logout_ = nullptr;             // a logout waiting for the others
+
+  // The send queue: its first out_in_flight_ PDUs are in the send in
+  // flight, the rest wait. (A deque: the send points into its PDUs, and
+  // adding to a deque moves none of them.)
+  std::deque<OutPdu> out_;
+  size_t out_in_flight_ = 0;
+  std::unique_ptr<iovec[]> send_iov_;
+  int send_iov_count_ = 0;
+  int send_iov_first_ = 0;
+  msghdr send_msg_{};
+  bool send_in_flight_ = false;
+  bool close_after_send_ = false;
+
+  uint32_t outstanding_ = 0;  // tasks taken and not yet given back
+  bool finished_ = false;
+  std::string reason_;
+  ConnectionStats stats_;
+};
+
+}  // namespace sve::iscsi

@@ -1,0 +1,313 @@
+#include "io/iscsi/port/iscsi_port.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "hw/port/tcp.hpp"
+#include "io/iscsi/iscsi_access.hpp"
+#include "io/iscsi/port/iscsi_handshake.hpp"
+#include "io/iscsi/iscsi_units.hpp"
+#include "model/host_access.hpp"
+#include "model/virt_map.hpp"
+
+namespace sve {
+namespace {
+
+uint16_t local_port(int fd) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port);
+  return 0;
+}
+
+// Whether a session's LUNs still lead where they led: a LUN gone, or
+// leading to another vdisk, ends the connection (the host logs in again
+// and finds the new set); a LUN added, or a vdisk changed in size or
+// flags, is taken as it is.
+bool same_luns(const std::vector<iscsi::Unit>& before, const std::vector<iscsi::Unit>& now) {
+  for (const iscsi::Unit& b : before) {
+    bool kept = false;
+    for (const iscsi::Unit& n : now) kept |= n.lun == b.lun && n.lu.volume == b.lu.volume;
+    if (!kept) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct IscsiPort::Impl {
+  UniqueFd listener;
+  std::string address;
+  uint16_t port = 3260;
+  std::vector<IscsiCore> cores;
+  iscsi::CorePost post;
+  IscsiPortOptions options;
+  bool listener_loopback = false;
+  std::vector<std::unique_ptr<iscsi::TaskPool>> tasks;  // one per core, used only there
+
+  std::thread acceptor;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::shared_ptr<const VirtMap> exports;
+  bool stopping = false;
+  std::set<int> fds;  // every connection's socket, logging in or serving
+  size_t handshaking = 0;
+  uint64_t refused = 0;
+  uint16_t next_tsih = 1;
+  size_t next_core = 0;
+  struct Admitted {
+    iscsi::IscsiClient client;
+    std::vector<iscsi::Unit> units;
+    unsigned core = 0;
+    bool revoked = false;
+  };
+  std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
+
+  void accept_loop();
+  void handshake(int fd, size_t core);
+  void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
+  // Under mu: follows `exports` in every serving connection.
+  void follow_exports();
+  void closed(iscsi::IscsiConnection* connection, unsigned core);
+  void destroy(iscsi::IscsiConnection* connection);
+  void forget(int fd);
+};
+
+IscsiPort::IscsiPort(UniqueFd listener, std::string address, std::vector<IscsiCore> cores,
+                     iscsi::CorePost post, IscsiPortOptions options)
+    : impl_(new Impl()) {
+  impl_->listener = std::move(listener);
+  impl_->address = std::move(address);
+  impl_->port = local_port(impl_->listener.get());
+  impl_->cores = std::move(cores);
+  impl_->post = std::move(post);
+  impl_->options = std::move(options);
+  impl_->listener_loopback = is_loopback(local_ip(impl_->listener.get()));
+  for (auto& core : impl_->cores)
+    impl_->tasks.push_back(
+        std::make_unique<iscsi::TaskPool>("iscsi.tasks", core.io->requests().capacity()));
+}
+
+IscsiPort::~IscsiPort() { stop(); }
+
+std::string IscsiPort::describe() const { return "iscsi://" + impl_->address; }
+
+void IscsiPort::start() {
+  spdlog::info("iscsi: on {}{}", impl_->address,
+               impl_->listener_loopback
+                   ? ": while no hosts are defined, loopback initiators reach every vdisk"
+                   : " (not loopback): only hosts, by IQN, reach the vdisks mapped to them");
+  impl_->acceptor = std::thread([this] { impl_->accept_loop(); });
+}
+
+void IscsiPort::set_exports(std::shared_ptr<const VirtMap> map) {
+  std::lock_guard lock(impl_->mu);
+  impl_->exports = std::move(map);
+  impl_->follow_exports();
+}
+
+size_t IscsiPort::connections() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->fds.size();
+}
+
+void IscsiPort::stop() {
+  auto& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return;
+    m.stopping = true;
+    for (int fd : m.fds) ::shutdown(fd, SHUT_RDWR);
+  }
+  if (m.acceptor.joinable()) m.acceptor.join();
+  std::unique_lock lock(m.mu);
+  m.cv.wait(lock, [&] { return m.fds.empty() && m.handshaking == 0; });
+}
+
+void IscsiPort::Impl::follow_exports() {
+  if (!exports) return;
+  for (auto& [connection, a] : serving) {
+    if (a.revoked) continue;
+    iscsi::IscsiAccess access = resolve_iscsi_access(*exports, a.client, listener_loopback);
+    std::vector<iscsi::Unit> now = iscsi::units_of(*exports, access.luns);
+    if (!access.policy.allowed || !same_luns(a.units, now)) {
+      a.revoked = true;
+      spdlog::info("iscsi: closing {}'s connection: its LUNs changed ({})", a.client.initiator,
+                   access.policy.allowed ? "one removed or remapped" : access.policy.why);
+      connection->shutdown();
+      continue;
+    }
+    a.units = now;
+    // (On its core, if it is still there: its end may be queued first.)
+    post(a.core, [this, connection = connection, now = std::move(now)]() mutable {
+      std::lock_guard lock(mu);
+      if (serving.count(connection)) connection->set_units(std::move(now));
+    });
+  }
+}
+
+void IscsiPort::Impl::accept_loop() {
+  for (;;) {
+    if (!wait_acceptable(listener.get(), 200)) {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      continue;
+    }
+    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        spdlog::warn("iscsi: cannot accept: {}", std::strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      return;
+    }
+    set_nodelay(fd);
+    std::lock_guard lock(mu);
+    if (stopping) {
+      ::close(fd);
+      return;
+    }
+    if (fds.size() >= options.max_connections) {
+      if (refused++ % 1000 == 0)
+        spdlog::warn("iscsi: {} connections open, refusing more ({} refused so far)",
+                     fds.size(), refused);
+      ::close(fd);
+      continue;
+    }
+    fds.insert(fd);
+    ++handshaking;
+    size_t core = next_core++ % cores.size();
+    std::thread([this, fd, core] { handshake(fd, core); }).detach();
+  }
+}
+
+void IscsiPort::Impl::forget(int fd) {
+  fds.erase(fd);
+  ::close(fd);
+  cv.notify_all();
+}
+
+void IscsiPort::Impl::handshake(int fd, size_t core) {
+  std::shared_ptr<const VirtMap> map;
+  uint16_t tsih = 0;
+  {
+    std::lock_guard lock(mu);
+    map = exports ? exports : std::make_shared<const VirtMap>();
+    tsih = next_tsih++;
+    if (next_tsih == 0) next_tsih = 1;  // (0 is "a new session")
+  }
+  const std::string target =
+      options.target_name.empty() ? iscsi::default_target_name(*map) : options.target_name;
+  iscsi::IscsiClient client{{}, peer_ip(fd)};
+  iscsi::IscsiAccess access;
+  iscsi::LoginConfig config;
+  config.target_name = target;
+  config.portal_group_tag = options.portal_group;
+  config.tsih = tsih;
+  config.command_window = options.command_window;
+  config.offer.max_connections = 1;  // one connection per session
+  config.policy = [&](const std::string& initiator, iscsi::SessionType) {
+    client.initiator = initiator;
+    access = resolve_iscsi_access(*map, client, listener_loopback);
+    return access.policy;
+  };
+  set_io_timeouts(fd, options.handshake_timeout_ms);
+  iscsi::LoginOutcome login = iscsi::run_login(fd, std::move(config));
+  if (login.logged_in && login.type == iscsi::SessionType::discovery) {
+    std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
+    std::string why = iscsi::serve_discovery(fd, login, target, portals, options.command_window);
+    spdlog::debug("iscsi: discovery session of {} ended: {}", login.initiator, why);
+    std::lock_guard lock(mu);
+    --handshaking;
+    forget(fd);
+    return;
+  }
+  set_io_timeouts(fd, 0);
+  std::lock_guard lock(mu);
+  --handshaking;
+  if (!login.logged_in || stopping) {
+    if (!login.logged_in)
+      spdlog::info("iscsi: login from {} ({}) refused or ended: {}", client.address,
+                   client.initiator.empty() ? "unnamed" : client.initiator, login.reason);
+    forget(fd);
+    return;
+  }
+  iscsi::ConnectionSetup setup;
+  setup.params = login.params;
+  setup.exp_cmd_sn = login.exp_cmd_sn;
+  setup.stat_sn = login.stat_sn;
+  setup.command_window = options.command_window;
+  setup.units = iscsi::units_of(*map, access.luns);
+  setup.target_name = target;
+  setup.initiator = login.initiator;
+  setup.gate = options.gate;
+  const std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
+  setup.send_targets = [target, portals](const std::string& value) {
+    return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;
+  };
+  // On the core of its first LUN's vdisk (its cache partition): most
+  // sessions reach one vdisk, or vdisks of one core.
+  if (!setup.units.empty()) core = setup.units.front().lu.volume % cores.size();
+  spdlog::info("iscsi: {} logged in: {} with {} LUNs (core {}; header digest {}, data digest {})",
+               login.initiator, access.policy.why, setup.units.size(), core,
+               login.params.header_digest ? "CRC32C" : "none",
+               login.params.data_digest ? "CRC32C" : "none");
+  Admitted admitted{client, setup.units, static_cast<unsigned>(core), false};
+  post(static_cast<unsigned>(core),
+       [this, fd, setup = std::move(setup), core, admitted = std::move(admitted)]() mutable {
+         serve_on_core(fd, std::move(setup), static_cast<unsigned>(core), std::move(admitted));
+       });
+}
+
+// On the core's thread from here on.
+void IscsiPort::Impl::serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core,
+                                    Admitted admitted) {
+  iscsi::CoreRoute route;
+  route.home = core;
+  for (auto& c : cores) route.tops.push_back(c.top);
+  route.post = post;
+  auto* connection = new iscsi::IscsiConnection(
+      fd, std::move(setup), *cores[core].io, *tasks[core], std::move(route),
+      [this, core](iscsi::IscsiConnection* c) { closed(c, core); });
+  {
+    std::lock_guard lock(mu);
+    serving.emplace(connection, std::move(admitted));
+    if (stopping) connection->shutdown();
+    follow_exports();  // (the map may have changed since its login)
+  }
+  connection->start();
+}
+
+void IscsiPort::Impl::closed(iscsi::IscsiConnection* connection, unsigned core) {
+  post(core, [this, connection] { destroy(connection); });
+}
+
+void IscsiPort::Impl::destroy(iscsi::IscsiConnection* connection) {
+  spdlog::info("iscsi: {} closed: {} ({} commands, {} errors, {} waits for memory)",
+               connection->initiator(), connection->end_reason(), connection->stats().commands,
+               connection->stats().errors, connection->stats().waits);
+  int fd = connection->fd();
+  std::lock_guard lock(mu);
+  serving.erase(connection);
+  delete connection;
+  forget(fd);
+}
+
+}  // namespace sve

@@ -1,0 +1,50 @@
+#pragma once
+// The iSCSI host port (docs/iscsi.md): accepts TCP connections and runs
+// each login on a short-lived thread (the slow, blocking part), a
+// discovery session there to its end; a normal session's connection then
+// moves to one core, where an IscsiConnection serves it on the core's ring
+// and submits to the facility stacks. One target per cluster, its name the
+// same on every node; this node's portal is its listener.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hw/port/host_port.hpp"
+#include "io/iscsi/port/iscsi_connection.hpp"
+#include "util/fd.hpp"
+
+namespace sve {
+
+struct IscsiCore {
+  CoreIo* io = nullptr;
+  IoServer* top = nullptr;  // the top of the core's facility stack
+};
+
+struct IscsiPortOptions {
+  std::string target_name;  // empty: iqn.2026-12.org.sve:<configuration id>
+  uint16_t portal_group = 1;
+  size_t max_connections = 1024;
+  uint32_t handshake_timeout_ms = 30000;  // each step of a login, each discovery PDU
+  uint32_t command_window = 128;
+  const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
+};
+
+class IscsiPort final : public HostPort {
+ public:
+  IscsiPort(UniqueFd listener, std::string address, std::vector<IscsiCore> cores,
+            iscsi::CorePost post, IscsiPortOptions options);
+  ~IscsiPort() override;
+
+  std::string describe() const override;
+  void start() override;
+  void stop() override;
+  void set_exports(std::shared_ptr<const VirtMap> map) override;
+  size_t connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sve
