@@ -7,7 +7,7 @@ packages=(
   libcaf-dev libboost-dev liburing-dev libisal-dev libmsgpack-cxx-dev libspdlog-dev
   nlohmann-json3-dev catch2 libedit-dev libcli11-dev libgnutls28-dev libsodium-dev libcpp-httplib-dev openssl curl
   qemu-utils libnbd-bin python3-libnbd fio nbdkit python3
-  libiscsi-bin qemu-block-extra tgt
+  libiscsi-bin libiscsi-dev qemu-block-extra tgt
 )
 missing=()
 for p in "${packages[@]}"; do

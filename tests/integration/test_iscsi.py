@@ -90,26 +90,33 @@ def recv_exact(s, n):
     return out
 
 
-def digests_round_trip(port, corrupt):
-    """Logs in asking for CRC32C header and data digests (libiscsi offers
-    only header digests), then pings with a NOP-Out carrying data: the
-    NOP-In's digests are checked here; with `corrupt` the ping's data digest
-    is wrong and the target must close. Returns the echoed data or None."""
+def raw_login(port, extra=""):
+    """A normal session's login by hand, straight to the full-feature phase:
+    the socket and the ExpCmdSN the target answered with."""
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(10)
-    text = (f"InitiatorName=iqn.2026-12.test:digests\0TargetName={TARGET}\0"
-            "SessionType=Normal\0HeaderDigest=CRC32C\0DataDigest=CRC32C\0").encode()
+    text = (f"InitiatorName=iqn.2026-12.test:raw\0TargetName={TARGET}\0"
+            f"SessionType=Normal\0{extra}").encode()
     login = bytearray(raw_pdu(0x43, 0x87, text, itt=1))
     login[8:14] = b"\x80\x00\x00\x00\x00\x01"  # ISID
     s.sendall(bytes(login))
     head = recv_exact(s, 48)
     check(head[0] & 0x3f == 0x23 and head[36] == 0, f"login accepted: {head.hex()}")
     answer = recv_exact(s, (int.from_bytes(head[5:8], "big") + 3) & ~3)
+    return s, int.from_bytes(head[28:32], "big"), answer
+
+
+def digests_round_trip(port, corrupt):
+    """Logs in asking for CRC32C header and data digests (libiscsi offers
+    only header digests), then pings with a NOP-Out carrying data: the
+    NOP-In's digests are checked here; with `corrupt` the ping's data digest
+    is wrong and the target must close. Returns the echoed data or None."""
+    s, cmd_sn, answer = raw_login(port, "HeaderDigest=CRC32C\0DataDigest=CRC32C\0")
     check(b"HeaderDigest=CRC32C" in answer and b"DataDigest=CRC32C" in answer,
           f"digests agreed: {answer!r}")
     ping = b"digest-ping!"
     nop = bytearray(raw_pdu(0x40, 0x80, ping, itt=5, fields=b"\xff\xff\xff\xff"))
-    nop[24:28] = int.from_bytes(head[28:32], "big").to_bytes(4, "big")  # CmdSN = ExpCmdSN
+    nop[24:28] = cmd_sn.to_bytes(4, "big")
     header, data = bytes(nop[:48]), bytes(nop[48:])
     data_crc = crc32c(data) ^ (1 if corrupt else 0)
     s.sendall(header + crc32c(header).to_bytes(4, "little") + data + data_crc.to_bytes(4, "little"))
@@ -123,6 +130,34 @@ def digests_round_trip(port, corrupt):
     check(int.from_bytes(body[-4:], "little") == crc32c(body[:-4]), "its data digest")
     s.close()
     return body[:length]
+
+
+def solicited_write(port, lun, data_sn):
+    """WRITE(10) of one block with InitialR2T=Yes and no immediate data: the
+    target asks for it by R2T; the Data-Out carries `data_sn`. The SCSI
+    status, or None if the target closed the connection."""
+    s, cmd_sn, _ = raw_login(port, "InitialR2T=Yes\0ImmediateData=No\0")
+    cdb = bytes([0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0]) + bytes(6)  # LBA 8, one block
+    cmd = bytearray(raw_pdu(0x01, 0xa0, b"", itt=7, fields=(512).to_bytes(4, "big")))
+    cmd[8:16] = bytes([0, lun, 0, 0, 0, 0, 0, 0])
+    cmd[24:28] = cmd_sn.to_bytes(4, "big")
+    cmd[32:48] = cdb
+    s.sendall(bytes(cmd))
+    r2t = recv_exact(s, 48)
+    check(r2t[0] & 0x3f == 0x31, f"an R2T: {r2t.hex()}")
+    check(int.from_bytes(r2t[40:44], "big") == 0 and int.from_bytes(r2t[44:48], "big") == 512,
+          f"asking for the block: {r2t.hex()}")
+    out = bytearray(raw_pdu(0x05, 0x80, b"\x77" * 512, itt=7, fields=r2t[20:24]))
+    out[8:16] = cmd[8:16]
+    out[36:40] = data_sn.to_bytes(4, "big")
+    s.sendall(bytes(out))
+    try:
+        reply = recv_exact(s, 48)
+    except (ConnectionError, OSError):
+        return None
+    check(reply[0] & 0x3f == 0x21, f"a SCSI Response: {reply.hex()}")
+    s.close()
+    return reply[3]
 
 
 def closed_by_target(s):
@@ -215,6 +250,15 @@ def test(make):
     check(digests_round_trip(iscsi_port, False) == b"digest-ping!", "the ping comes back")
     check(digests_round_trip(iscsi_port, True) is None, "a wrong data digest closes")
     tool("iscsi-inq", f"{lun0}?header_digest=crc32c")
+
+    # A write asked for by R2T: taken with its DataSN in sequence, the
+    # connection closed on one out of it.
+    check(solicited_write(iscsi_port, 0, 0) == 0, "a solicited write is GOOD")
+    qemu_io(lun0, "read -P 0x77 4k 512")
+    check(solicited_write(iscsi_port, 0, 5) is None, "a DataSN out of sequence closes")
+    # A LUN the session does not have is not some other LUN.
+    r = qemu_io(f"iscsi://{portal}/{TARGET}/9", "read 0 4k", ok=False)
+    check("LOGICAL_UNIT_NOT_SUPPORTED" in r.stdout + r.stderr, f"LUN 9 is none: {r.stderr}")
     check("header digest CRC32C" in node.read_log(), "libiscsi's session used header digests")
 
     # Hosts by IQN: once one exists, an unknown initiator sees nothing; a
@@ -237,6 +281,25 @@ def test(make):
     check(node.proc.poll() is None, "sved runs on")
     log = node.read_log()
     check("logged in" in log and "refused or ended" in log, "logins are logged")
+
+    # Two cores: a session lives on its first LUN's core; a LUN whose vdisk
+    # the other core serves (its cache partition) goes through that core.
+    two = make(cores=2)
+    port2 = free_port()
+    two.start(["--iscsi", f"127.0.0.1:{port2}", "--iscsi-target", TARGET])
+    two.ctl("mdisk", "add", "m0", two.make_file("m0.img", 96 * MiB))
+    two.ctl("pool", "create", "p0", "--extent-size", "1M", "m0")
+    ids = [int(two.ctl_json("vdisk", "create", name, "--pool", "p0", "--size", "16M")["id"])
+           for name in ("a", "b")]
+    check(ids[0] % 2 != ids[1] % 2, f"the two vdisks are on different cores: {ids}")
+    for lun, pattern in ((0, "0x31"), (1, "0x32")):
+        qemu_io(f"iscsi://127.0.0.1:{port2}/{TARGET}/{lun}", f"write -P {pattern} 0 4M",
+                f"read -P {pattern} 0 4M")
+    qemu_io(two.url("a"), "read -P 0x31 0 4M")
+    qemu_io(two.url("b"), "read -P 0x32 0 4M")
+    check(re.search(r"closed: logged out \(\d+ commands, 0 errors, 0 waits for memory, "
+                    r"[1-9]\d* served by another core\)", two.read_log()),
+          "the second LUN's requests went to its own core")
 
 
 if __name__ == "__main__":

@@ -356,6 +356,7 @@ void IscsiConnection::start_io(Task& t) {
   const unsigned core = route_.core_of(t.request->volume);
   if (core == route_.home) return route_.tops[core]->submit(IoRequestPtr(t.request));
   IoServer* top = route_.tops[core];
+  ++stats_.remote;
   route_.post(core, [top, request = t.request] { top->submit(request); });
 }
 

@@ -120,6 +120,7 @@ struct ConnectionStats {
   uint64_t errors = 0;  // commands answered with other than GOOD
   uint64_t waits = 0;   // times the connection stopped receiving for memory
   uint64_t r2ts = 0;
+  uint64_t remote = 0;  // requests served by another core's stack
 };
 
 class IscsiConnection {

@@ -300,9 +300,11 @@ void IscsiPort::Impl::closed(iscsi::IscsiConnection* connection, unsigned core) 
 }
 
 void IscsiPort::Impl::destroy(iscsi::IscsiConnection* connection) {
-  spdlog::info("iscsi: {} closed: {} ({} commands, {} errors, {} waits for memory)",
-               connection->initiator(), connection->end_reason(), connection->stats().commands,
-               connection->stats().errors, connection->stats().waits);
+  const iscsi::ConnectionStats& stats = connection->stats();
+  spdlog::info("iscsi: {} closed: {} ({} commands, {} errors, {} waits for memory, {} served by "
+               "another core)",
+               connection->initiator(), connection->end_reason(), stats.commands, stats.errors,
+               stats.waits, stats.remote);
   int fd = connection->fd();
   std::lock_guard lock(mu);
   serving.erase(connection);
