@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 SIZE_MIB=${1:-1024}
 RUNTIME=${2:-15}
 WORK=$(mktemp -d /tmp/sve-iscsi-bench-XXXXXX)
-trap 'tgtadm --op delete --mode system >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+TPID=
+# (tgtd outlives a plain kill while it has targets: it is killed outright.)
+trap '[ -n "$TPID" ] && kill -9 $TPID 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source bench/common.sh
 cc -O2 -o "$WORK/iscsi_load" bench/iscsi_load.c -liscsi
 
@@ -71,13 +73,14 @@ sved_on "sved file" "$WORK/sve.img"
 
 fill "$WORK/tgt.img"
 tgtd -f --iscsi portal=127.0.0.1:21261 >/dev/null 2>&1 &
+TPID=$!
 wait_port 21261
 tgtadm --lld iscsi --op new --mode target --tid 1 -T iqn.2026-12.test:bench
 tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$WORK/tgt.img" --bsoflags direct
 tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL
 iscsi_row "tgtd (O_DIRECT)" randread-4k read iscsi://127.0.0.1:21261/iqn.2026-12.test:bench/1
 iscsi_row "tgtd (O_DIRECT)" randwrite-4k write iscsi://127.0.0.1:21261/iqn.2026-12.test:bench/1
-tgtadm --op delete --mode system >/dev/null 2>&1 || true
+kill -9 $TPID; wait $TPID 2>/dev/null || true; TPID=
 
 fio_job "fio io_uring direct" randread-4k randread --ioengine=io_uring --direct=1 --filename="$WORK/tgt.img"
 fio_job "fio io_uring direct" randwrite-4k randwrite --ioengine=io_uring --direct=1 --filename="$WORK/tgt.img"
