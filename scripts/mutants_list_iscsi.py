@@ -114,4 +114,8 @@ ISCSI_MUTANTS = [
          why="a command to a LUN the session does not have reaches another LUN's vdisk",
          before="      if (u.lun == lun) unit = &u;", after="      if (u.lun == lun || !unit) unit = &u;",
          tests="integration.iscsi", timeout=600),
+    dict(id="scsi-write-verify-not-durable", file="io/scsi/scsi_commands.cpp",
+         why="WRITE AND VERIFY completes before its data is durable (no FUA)",
+         before="    fua = true;\n  }", after="  }",
+         tests="SCSI: reads and writes", timeout=300),
 ]

@@ -21,6 +21,9 @@ enum : uint8_t {
   kModeSense10 = 0x5a,
   kRead16 = 0x88,
   kWrite16 = 0x8a,
+  kWriteVerify10 = 0x2e,
+  kWriteVerify12 = 0xae,
+  kWriteVerify16 = 0x8e,
   kSynchronizeCache16 = 0x91,
   kServiceActionIn16 = 0x9e,
   kRead12 = 0xa8,
@@ -179,9 +182,14 @@ Plan mode_sense(const uint8_t* cdb, bool ten, const LogicalUnit& lu) {
   return answer(std::move(d), allocation);
 }
 
-// READ and WRITE of every size: their LBA, length and flags.
+// READ and WRITE of every size, and WRITE AND VERIFY: their LBA, length
+// and flags. WRITE AND VERIFY is a write made durable before it completes
+// (FUA): what reached the back end is what came; with BYTCHK the data is
+// compared with itself, which a write that succeeded always matches.
 Plan transfer(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
-  const bool write = op == kWrite6 || op == kWrite10 || op == kWrite12 || op == kWrite16;
+  const bool verify = op == kWriteVerify10 || op == kWriteVerify12 || op == kWriteVerify16;
+  const bool write =
+      verify || op == kWrite6 || op == kWrite10 || op == kWrite12 || op == kWrite16;
   uint64_t lba = 0;
   uint64_t blocks = 0;
   bool fua = false;
@@ -193,11 +201,13 @@ Plan transfer(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
       break;
     case kRead10:
     case kWrite10:
+    case kWriteVerify10:
       lba = be32(cdb + 2);
       blocks = be16(cdb + 7);
       break;
     case kRead12:
     case kWrite12:
+    case kWriteVerify12:
       lba = be32(cdb + 2);
       blocks = be32(cdb + 6);
       break;
@@ -209,6 +219,10 @@ Plan transfer(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
   if (op != kRead6 && op != kWrite6) {
     if (cdb[1] & 0xe0) return check(sense::invalid_field_in_cdb);  // RD/WRPROTECT: no protection
     fua = cdb[1] & 0x08;
+  }
+  if (verify) {
+    if ((cdb[1] >> 1 & 0x03) > 1) return check(sense::invalid_field_in_cdb);  // BYTCHK 0 or 1
+    fua = true;
   }
   if (blocks > kMaxTransferBlocks) return check(sense::invalid_field_in_cdb);
   if (lba > lu.blocks || blocks > lu.blocks - lba) return check(sense::lba_out_of_range);
@@ -303,7 +317,10 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
     case kWrite6:
     case kWrite10:
     case kWrite12:
-    case kWrite16: return transfer(cdb, op, lu);
+    case kWrite16:
+    case kWriteVerify10:
+    case kWriteVerify12:
+    case kWriteVerify16: return transfer(cdb, op, lu);
     case kSynchronizeCache10: return synchronize(cdb, false, lu);
     case kSynchronizeCache16: return synchronize(cdb, true, lu);
     default: return check(sense::invalid_opcode);

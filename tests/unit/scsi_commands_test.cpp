@@ -132,6 +132,17 @@ TEST_CASE("SCSI: reads and writes become one request of the stack, or their sens
   CHECK(refused(run(Cdb{0x2a}.be(2, 0, 4).be(7, 1, 2), unit(2048, true)), sense::write_protected));
   CHECK(run(Cdb{0x28}.be(2, 0, 4).be(7, 1, 2), unit(2048, true)).io);  // reads go on
 
+  // WRITE AND VERIFY (10, 12, 16): a write made durable (FUA) before GOOD.
+  p = run(Cdb{0x2e, 0x02}.be(2, 16, 4).be(7, 2, 2));  // BYTCHK 1
+  CHECK((p.io && p.op == IoOp::write && p.flags == io_flags::fua && p.data_out == 1024));
+  p = run(Cdb{0xae}.be(2, 16, 4).be(6, 1, 4));
+  CHECK((p.io && p.offset == 16 * 512 && p.flags == io_flags::fua));
+  p = run(Cdb{0x8e}.be(2, 2047, 8).be(10, 1, 4));
+  CHECK((p.io && p.op == IoOp::write && p.flags == io_flags::fua));
+  CHECK(refused(run(Cdb{0x2e, 0x04}.be(2, 0, 4).be(7, 1, 2)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x8e}.be(2, 2048, 8).be(10, 1, 4)), sense::lba_out_of_range));
+  CHECK(refused(run(Cdb{0x2e}.be(2, 0, 4).be(7, 1, 2), unit(2048, true)), sense::write_protected));
+
   p = run(Cdb{0x35});  // SYNCHRONIZE CACHE(10): the whole vdisk
   CHECK((p.io && p.op == IoOp::flush));
   CHECK(refused(run(Cdb{0x91}.be(2, 4000, 8)), sense::lba_out_of_range));
