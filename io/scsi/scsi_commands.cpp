@@ -21,6 +21,9 @@ enum : uint8_t {
   kModeSense10 = 0x5a,
   kRead16 = 0x88,
   kWrite16 = 0x8a,
+  kVerify10 = 0x2f,
+  kVerify12 = 0xaf,
+  kVerify16 = 0x8f,
   kWriteVerify10 = 0x2e,
   kWriteVerify12 = 0xae,
   kWriteVerify16 = 0x8e,
@@ -238,6 +241,29 @@ Plan transfer(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
   return p;
 }
 
+// VERIFY (10, 12, 16): the range is read through the stack (the medium
+// answers for every block); with BYTCHK 1 its data is compared with the
+// Data-Out, with BYTCHK 3 every block with the one block sent.
+Plan verify(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
+  const uint64_t lba = op == kVerify16 ? be64(cdb + 2) : be32(cdb + 2);
+  const uint64_t blocks = op == kVerify10 ? be16(cdb + 7) : op == kVerify12 ? be32(cdb + 6)
+                                                                            : be32(cdb + 10);
+  const uint8_t bytchk = cdb[1] >> 1 & 0x03;
+  if ((cdb[1] & 0xe0) || bytchk == 2) return check(sense::invalid_field_in_cdb);
+  if (blocks > kMaxTransferBlocks) return check(sense::invalid_field_in_cdb);
+  if (lba > lu.blocks || blocks > lu.blocks - lba) return check(sense::lba_out_of_range);
+  Plan p;
+  if (blocks == 0) return p;
+  p.io = true;
+  p.op = IoOp::read;
+  p.offset = lba * kBlockBytes;
+  p.length = blocks * kBlockBytes;
+  p.verify = true;
+  p.compare = bytchk != 0;
+  p.data_out = bytchk == 1 ? p.length : bytchk == 3 ? kBlockBytes : 0;
+  return p;
+}
+
 Plan synchronize(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
   const uint64_t lba = sixteen ? be64(cdb + 2) : be32(cdb + 2);
   const uint64_t blocks = sixteen ? be32(cdb + 10) : be16(cdb + 7);
@@ -321,10 +347,25 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
     case kWriteVerify10:
     case kWriteVerify12:
     case kWriteVerify16: return transfer(cdb, op, lu);
+    case kVerify10:
+    case kVerify12:
+    case kVerify16: return verify(cdb, op, lu);
     case kSynchronizeCache10: return synchronize(cdb, false, lu);
     case kSynchronizeCache16: return synchronize(cdb, true, lu);
     default: return check(sense::invalid_opcode);
   }
+}
+
+int64_t verify_data(const uint8_t* expected, uint64_t expected_bytes, const uint8_t* medium,
+                    uint64_t length) {
+  if (expected_bytes == 0) return -1;
+  for (uint64_t at = 0; at < length; at += expected_bytes) {
+    const uint64_t n = std::min(expected_bytes, length - at);
+    if (std::memcmp(expected, medium + at, n) == 0) continue;
+    for (uint64_t i = 0; i < n; ++i)
+      if (expected[i] != medium[at + i]) return static_cast<int64_t>(at + i);
+  }
+  return -1;
 }
 
 std::vector<uint8_t> report_luns(const std::vector<uint16_t>& luns, uint32_t allocation) {

@@ -47,6 +47,7 @@ inline constexpr Sense write_error{0x03, 0x0c, 0x00};
 inline constexpr Sense not_ready{0x02, 0x04, 0x00};         // cause not reportable
 inline constexpr Sense out_of_space{0x07, 0x27, 0x07};      // space allocation failed write protect
 inline constexpr Sense invalid_field_in_iu{0x05, 0x0e, 0x03};  // (the transport's: iSCSI's EDTL)
+inline constexpr Sense miscompare{0x0e, 0x1d, 0x00};        // miscompare during verify
 }  // namespace sense
 
 // What a host is told of a request the stack failed with `error` (an errno).
@@ -76,8 +77,14 @@ struct Plan {
   uint64_t offset = 0;
   uint64_t length = 0;
   uint32_t flags = 0;
-  // Data-Out bytes the command takes from the initiator (a write's payload).
+  // Data-Out bytes the command takes from the initiator (a write's payload,
+  // or what VERIFY compares).
   uint64_t data_out = 0;
+  // VERIFY: the read's data is not sent, it is checked. With `compare`,
+  // against the Data-Out (its `data_out` bytes: the whole range, or one
+  // block compared with every block of it): verify_data() says.
+  bool verify = false;
+  bool compare = false;
   // Or the answer made here: Data-In (cut to the allocation length) and
   // the status, with sense for a CHECK CONDITION.
   std::vector<uint8_t> data_in;
@@ -87,6 +94,12 @@ struct Plan {
 
 // Plans one command of `lu`. `cdb` holds `cdb_bytes` (16 for iSCSI).
 Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu);
+
+// VERIFY with BYTCHK: whether `medium` (the range read, `length` bytes)
+// matches `expected` (the Data-Out: as long, or one block for every block).
+// The offset of the first byte that differs, or -1.
+int64_t verify_data(const uint8_t* expected, uint64_t expected_bytes, const uint8_t* medium,
+                    uint64_t length);
 
 // REPORT LUNS' parameter data for these LUNs (single-level: peripheral
 // addressing below 256, flat space above), cut to `allocation` bytes.

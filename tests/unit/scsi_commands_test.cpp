@@ -143,6 +143,22 @@ TEST_CASE("SCSI: reads and writes become one request of the stack, or their sens
   CHECK(refused(run(Cdb{0x8e}.be(2, 2048, 8).be(10, 1, 4)), sense::lba_out_of_range));
   CHECK(refused(run(Cdb{0x2e}.be(2, 0, 4).be(7, 1, 2), unit(2048, true)), sense::write_protected));
 
+  // VERIFY: a read checked, not sent; BYTCHK 1 compares the range with as
+  // much Data-Out, 3 every block with one block, 0 only reads.
+  p = run(Cdb{0x2f, 0x02}.be(2, 8, 4).be(7, 4, 2));
+  CHECK((p.io && p.op == IoOp::read && p.verify && p.compare && p.data_out == 4 * 512));
+  p = run(Cdb{0xaf, 0x06}.be(2, 8, 4).be(6, 4, 4));
+  CHECK((p.verify && p.compare && p.data_out == 512 && p.length == 4 * 512));
+  p = run(Cdb{0x8f}.be(2, 2044, 8).be(10, 4, 4));
+  CHECK((p.io && p.verify && !p.compare && p.data_out == 0));
+  CHECK(refused(run(Cdb{0x2f, 0x04}.be(2, 0, 4).be(7, 1, 2)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x8f}.be(2, 2045, 8).be(10, 4, 4)), sense::lba_out_of_range));
+  std::vector<uint8_t> medium(2048, 7), one(512, 7);
+  CHECK(verify_data(medium.data(), 2048, medium.data(), 2048) == -1);
+  CHECK(verify_data(one.data(), 512, medium.data(), 2048) == -1);
+  medium[1500] = 8;
+  CHECK(verify_data(one.data(), 512, medium.data(), 2048) == 1500);
+
   p = run(Cdb{0x35});  // SYNCHRONIZE CACHE(10): the whole vdisk
   CHECK((p.io && p.op == IoOp::flush));
   CHECK(refused(run(Cdb{0x91}.be(2, 4000, 8)), sense::lba_out_of_range));

@@ -105,6 +105,8 @@ void IscsiConnection::got_task() {
   t->received = t->buffer_bytes = t->asked = t->unsolicited = 0;
   t->r2t_sn = t->r2ts_out = t->ttt = t->data_sn = 0;
   t->awaiting_data = t->aborted = t->finished = false;
+  t->verify = t->compare = false;
+  t->data_out = 0;
   t->queued = 0;
   t->waiter = nullptr;
   t->waiting_for = 0;
@@ -205,6 +207,14 @@ void IscsiConnection::begin_scsi(Task& t) {
   t.sense = plan.sense;
   t.data = std::move(plan.data_in);
   const bool write = plan.io && plan.op == IoOp::write;
+  t.verify = plan.verify;
+  t.compare = plan.compare;
+  t.data_out = static_cast<uint32_t>(plan.data_out);
+  if (t.verify && t.expected < t.data_out) {  // less to compare than the CDB says
+    plan.io = false;
+    t.status = scsi::Status::check_condition;
+    t.sense = scsi::sense::invalid_field_in_iu;
+  }
   if (write && t.expected < t.transfer) {
     // The initiator sends less than the command writes (an overflow): what
     // comes is written if it is whole blocks (FCP-4's first choice), else
@@ -233,7 +243,8 @@ void IscsiConnection::begin_scsi(Task& t) {
     t.owns_unit = false;
   }
   const bool reads = t.request && t.request->op == IoOp::read;
-  const uint64_t bytes = t.request ? t.request->length : 0;
+  // (VERIFY's Data-Out first, the range read after it.)
+  const uint64_t bytes = t.request ? t.request->length + (t.verify ? t.data_out : 0) : 0;
   if (t.request && (write || reads) && bytes > 0) {
     phase_ = Phase::buffer;
     current_ = &t;
@@ -255,7 +266,7 @@ void IscsiConnection::got_buffer(BufferRef buffer) {
   Task& t = *current_;
   t.request->buffer = std::move(buffer);
   const bool write = t.request->op == IoOp::write;
-  t.buffer_bytes = write ? static_cast<uint32_t>(t.request->length) : 0;
+  t.buffer_bytes = write ? static_cast<uint32_t>(t.request->length) : t.data_out;
   receive_data(Sink::command, &t, 0, t.buffer_bytes);
 }
 
@@ -273,7 +284,7 @@ void IscsiConnection::scsi_data_in(Task& t) {
     t.received = immediate;
     t.unsolicited = w.unsolicited;
     t.asked = w.unsolicited;
-    if (write && t.received < t.expected) {
+    if ((write || t.data_out) && t.request && t.received < t.expected) {
       t.awaiting_data = true;
       t.ttt = next_ttt_++;
       if (next_ttt_ == kNoTag) next_ttt_ = 1;
@@ -353,6 +364,7 @@ void IscsiConnection::data_out_in(Task& t) {
 
 void IscsiConnection::start_io(Task& t) {
   t.in_stack = true;
+  if (t.verify) t.request->buffer_offset = t.data_out;
   const unsigned core = route_.core_of(t.request->volume);
   if (core == route_.home) return route_.tops[core]->submit(IoRequestPtr(t.request));
   IoServer* top = route_.tops[core];
@@ -370,6 +382,19 @@ void IscsiConnection::completed(Task& t) {
   if (r.status != 0) {
     t.status = scsi::Status::check_condition;
     t.sense = scsi::sense_of_error(r.status, r.op == IoOp::write);
+    r.buffer.reset();
+  } else if (t.verify) {
+    // What was read is checked, not sent: against the Data-Out (the
+    // buffer's first bytes) if it came.
+    if (t.compare) {
+      std::vector<uint8_t> expected(t.data_out), medium(r.length);
+      r.buffer->copy_out(0, t.data_out, expected.data());
+      r.buffer->copy_out(r.buffer_offset, r.length, medium.data());
+      if (scsi::verify_data(expected.data(), expected.size(), medium.data(), medium.size()) >= 0) {
+        t.status = scsi::Status::check_condition;
+        t.sense = scsi::sense::miscompare;
+      }
+    }
     r.buffer.reset();
   } else if (r.op != IoOp::read) {
     r.buffer.reset();  // only a read's answer needs its buffer
@@ -405,7 +430,9 @@ void IscsiConnection::answer(Task& t) {
     // (Good with nothing to send: a read of nothing, or one whose
     // initiator expects nothing, which is an overflow.)
     const bool write = t.command.flags() & kWriteBit;
-    uint64_t moved = write ? t.transfer : t.status == scsi::Status::good ? bytes : 0;
+    uint64_t moved = t.verify ? t.data_out
+                     : write  ? t.transfer
+                     : t.status == scsi::Status::good ? bytes : 0;
     Residual residual = residual_of(t.expected, moved);
     std::vector<uint8_t> sense;
     if (t.status == scsi::Status::check_condition) sense = scsi::fixed_sense(t.sense);

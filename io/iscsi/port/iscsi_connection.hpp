@@ -78,6 +78,12 @@ struct Task : public IoClient,
   uint32_t expected = 0;      // ExpectedDataTransferLength
   uint64_t transfer = 0;      // bytes the command itself moves (SPDTL)
   uint32_t volume = 0;        // its logical unit's vdisk
+  // VERIFY: the read is checked, not sent; with `compare`, against the
+  // `data_out` bytes the initiator sent (first in the buffer, the read
+  // after them).
+  bool verify = false;
+  bool compare = false;
+  uint32_t data_out = 0;
   // A write's Data-Out: the bytes in so far (in order), the buffer's part
   // of them (the rest is dropped), what was asked for by R2T and how many
   // R2Ts are out.
