@@ -10,7 +10,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 
 namespace sve {
 
@@ -85,6 +89,28 @@ bool wait_acceptable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
   int n = ::poll(&p, 1, timeout_ms);
   return n > 0;  // readable, or an error accept4 will report
+}
+
+void accept_connections(int listener, const char* name, const std::function<bool()>& stopping,
+                        const std::function<bool(int fd)>& accepted) {
+  for (;;) {
+    if (!wait_acceptable(listener, 200)) {
+      if (stopping()) return;
+      continue;
+    }
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        spdlog::warn("{}: cannot accept: {}", name, std::strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      return;  // the listener was shut down
+    }
+    set_nodelay(fd);
+    if (!accepted(fd)) return;
+  }
 }
 
 void set_nodelay(int fd) {

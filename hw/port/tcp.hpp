@@ -1,6 +1,7 @@
 #pragma once
 // TCP plumbing shared by the host ports and the admin interface.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "util/fd.hpp"
@@ -29,6 +30,15 @@ void set_io_timeouts(int fd, uint32_t ms);
 // `timeout_ms` passed (false). Accept loops check whether they should stop
 // between waits rather than trust shutdown() to wake a blocked accept.
 bool wait_acceptable(int fd, int timeout_ms);
+
+// A host port's accept loop, on the caller's thread: each new connection
+// (close-on-exec, TCP_NODELAY) goes to `accepted`, which returns false to
+// stop. `stopping()` is asked between waits of 200 ms. Out of descriptors
+// or memory, it waits 100 ms and tries again (the pending connection waits
+// in the backlog); it returns when the listener fails. `name` is the
+// port's, for the log.
+void accept_connections(int listener, const char* name, const std::function<bool()>& stopping,
+                        const std::function<bool(int fd)>& accepted);
 
 // The numeric IP address of a connected socket's peer, or of the socket
 // itself (a listener's); empty if it has none (not IP).

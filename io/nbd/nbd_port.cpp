@@ -202,42 +202,33 @@ void NbdPort::stop() {
 }
 
 void NbdPort::Impl::accept_loop() {
-  for (;;) {
-    if (!wait_acceptable(listener.get(), 200)) {
-      std::lock_guard lock(mu);
-      if (stopping) return;
-      continue;
-    }
-    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // Out of descriptors or memory for now: the pending connection
-        // waits in the backlog; try again once some have closed.
-        spdlog::warn("nbd: cannot accept: {}", std::strerror(errno));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      return;  // the listener was shut down
-    }
-    set_nodelay(fd);
-    std::lock_guard lock(mu);
-    if (stopping) {
-      ::close(fd);
-      return;
-    }
-    if (fds.size() >= max_connections) {
-      if (refused++ % 1000 == 0)
-        spdlog::warn("nbd: {} connections open, refusing more ({} refused so far)",
-                     fds.size(), refused);
-      ::close(fd);
-      continue;
-    }
-    fds.insert(fd);
-    ++handshaking;
-    size_t core = next_core++ % cores.size();
-    std::thread([this, fd, core] { handshake(fd, core); }).detach();
-  }
+  // (No shutdown() of the listener to stop: the socket may be shared with
+  // the configuration process, which keeps it; the loop asks instead.)
+  accept_connections(
+      listener.get(), "nbd",
+      [this] {
+        std::lock_guard lock(mu);
+        return stopping;
+      },
+      [this](int fd) {
+        std::lock_guard lock(mu);
+        if (stopping) {
+          ::close(fd);
+          return false;
+        }
+        if (fds.size() >= max_connections) {
+          if (refused++ % 1000 == 0)
+            spdlog::warn("nbd: {} connections open, refusing more ({} refused so far)",
+                         fds.size(), refused);
+          ::close(fd);
+          return true;
+        }
+        fds.insert(fd);
+        ++handshaking;
+        size_t core = next_core++ % cores.size();
+        std::thread([this, fd, core] { handshake(fd, core); }).detach();
+        return true;
+      });
 }
 
 void NbdPort::Impl::handshake(int fd, size_t core) {

@@ -4,9 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -162,40 +160,31 @@ void IscsiPort::Impl::follow_exports() {
 }
 
 void IscsiPort::Impl::accept_loop() {
-  for (;;) {
-    if (!wait_acceptable(listener.get(), 200)) {
-      std::lock_guard lock(mu);
-      if (stopping) return;
-      continue;
-    }
-    int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        spdlog::warn("iscsi: cannot accept: {}", std::strerror(errno));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      return;
-    }
-    set_nodelay(fd);
-    std::lock_guard lock(mu);
-    if (stopping) {
-      ::close(fd);
-      return;
-    }
-    if (fds.size() >= options.max_connections) {
-      if (refused++ % 1000 == 0)
-        spdlog::warn("iscsi: {} connections open, refusing more ({} refused so far)",
-                     fds.size(), refused);
-      ::close(fd);
-      continue;
-    }
-    fds.insert(fd);
-    ++handshaking;
-    size_t core = next_core++ % cores.size();
-    std::thread([this, fd, core] { handshake(fd, core); }).detach();
-  }
+  accept_connections(
+      listener.get(), "iscsi",
+      [this] {
+        std::lock_guard lock(mu);
+        return stopping;
+      },
+      [this](int fd) {
+        std::lock_guard lock(mu);
+        if (stopping) {
+          ::close(fd);
+          return false;
+        }
+        if (fds.size() >= options.max_connections) {
+          if (refused++ % 1000 == 0)
+            spdlog::warn("iscsi: {} connections open, refusing more ({} refused so far)",
+                         fds.size(), refused);
+          ::close(fd);
+          return true;
+        }
+        fds.insert(fd);
+        ++handshaking;
+        size_t core = next_core++ % cores.size();
+        std::thread([this, fd, core] { handshake(fd, core); }).detach();
+        return true;
+      });
 }
 
 void IscsiPort::Impl::forget(int fd) {
