@@ -177,6 +177,12 @@ def test(make):
     if subprocess.run(["which", "iscsi-test-cu"], capture_output=True).returncode != 0:
         print("libiscsi-bin is not installed")
         return SKIP
+    bad_name = make()
+    bad_name.start(["--iscsi", f"127.0.0.1:{free_port()}", "--iscsi-target", "target1"],
+                   expect_ok=False)
+    check(bad_name.wait_exit() != 0, "an iSCSI name that is none is refused at start")
+    check("an iSCSI name starts with iqn." in bad_name.read_log(), bad_name.read_log())
+
     node = make()
     iscsi_port = free_port()
     node.start(["--iscsi", f"127.0.0.1:{iscsi_port}", "--iscsi-target", TARGET])
