@@ -288,6 +288,10 @@ def test(make):
     tool("iscsi-inq", "-i", "iqn.2026-12.test:h1",
          f"iscsi://iqn.2026-12.test:h1%a-secret-of-h1@{portal}/{TARGET}/5")
     check(node.proc.poll() is None, "sved runs on")
+    # Nothing of it took the I/O process down (its supervisor would have
+    # restarted it without a word to the initiators).
+    status = node.ctl_json("daemon", "status")
+    check(status["restarts"] == 0 and status["io_serving"], f"no restart: {status}")
     log = node.read_log()
     check("logged in" in log and "refused or ended" in log, "logins are logged")
 
