@@ -139,6 +139,7 @@ void BackendFacility::serve_synthetic(IoRequestPtr request, const BlockDevice& d
       break;
     case IoOp::flush:
     case IoOp::block_status:
+    case IoOp::compare_and_write:  // (refused in submit)
       break;
   }
   complete(std::move(request), 0);
@@ -148,7 +149,8 @@ void BackendFacility::submit(IoRequestPtr request) {
   auto it = devices_.find(request->volume);
   // A block-status question is answered above (thin, virtualization);
   // one that got here has no answer on an mdisk.
-  if (it == devices_.end() || request->op == IoOp::block_status) {
+  if (it == devices_.end() || request->op == IoOp::block_status ||
+      request->op == IoOp::compare_and_write) {
     ++stats_.errors;
     complete(std::move(request), it == devices_.end() ? EIO : EINVAL);
     return;

@@ -1,7 +1,7 @@
 #pragma once
 // One interface for every facility of the stack (front end -> forward ->
-// cache -> thin -> virtualization -> back end, ordered in
-// node/core_stack.cpp).
+// atomic -> cache -> point-in-time copy -> thin -> virtualization -> back
+// end, ordered in node/core_stack.cpp).
 // A facility takes requests from the one above (IoServer::submit) and, if
 // it passes them down, their completions from the one below
 // (IoClient::io_done); it knows its neighbours only as IoServer and

@@ -12,6 +12,7 @@ const char* to_string(IoOp op) {
     case IoOp::trim: return "trim";
     case IoOp::write_zeroes: return "write_zeroes";
     case IoOp::block_status: return "block_status";
+    case IoOp::compare_and_write: return "compare_and_write";
   }
   return "?";
 }

@@ -21,7 +21,11 @@ namespace sve {
 // block_status asks which parts of a range hold data (NBD's base:allocation);
 // the layer that knows writes the answer into the request's buffer
 // (put_block_status). It moves no data and never reaches the back end.
-enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes, block_status };
+// compare_and_write (SCSI's COMPARE AND WRITE) carries 2 x length bytes:
+// what the range must hold, then what to write there if it does; the
+// atomic facility at the vdisk's owner runs it (atomic/atomic_facility.hpp)
+// and fails it with EILSEQ on a difference. It never goes below there.
+enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes, block_status, compare_and_write };
 
 const char* to_string(IoOp op);
 

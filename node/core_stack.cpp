@@ -45,11 +45,13 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.cache->set_gate(cache.gate);
   core.cache->set_allocation_query(core.thin_facility.get());
   core.cache_actor = spawn_cache_actor(sys, at, *core.cache, core.mirror.get());
+  core.atomic = std::make_unique<AtomicFacility>(*core.cache);
+  core.atomic_actor = spawn_facility_actor(sys, at, *core.atomic);
   if (core.channels && interconnect)
     core.forwarder =
-        std::make_unique<ChannelForwarder>(*core.channels, *core.cache, io, cache.gate);
+        std::make_unique<ChannelForwarder>(*core.channels, *core.atomic, io, cache.gate);
   core.forward_return = std::make_unique<ActorPort>();
-  core.forward = std::make_unique<ForwardFacility>(*core.cache, interconnect,
+  core.forward = std::make_unique<ForwardFacility>(*core.atomic, interconnect,
                                                    core.forward_return.get(),
                                                    core.forwarder.get());
   core.forward_actor = spawn_facility_actor(sys, at, *core.forward);
@@ -77,7 +79,7 @@ void connect_core_stacks(std::vector<CoreStack>& cores) {
 
 std::vector<std::pair<std::string, caf::actor>> CoreStack::actors() const {
   std::vector<std::pair<std::string, caf::actor>> out{
-      {"forward", forward_actor}, {"cache", cache_actor}, {"flashcopy", flashcopy_actor},
+      {"forward", forward_actor}, {"atomic", atomic_actor}, {"cache", cache_actor}, {"flashcopy", flashcopy_actor},
       {"thin", thin}, {"virt", virt}};
   if (faults_actor) out.emplace_back("faults", faults_actor);
   out.emplace_back("backend", backend);

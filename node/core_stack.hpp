@@ -1,8 +1,8 @@
 #pragma once
 // The facility stack of one core, top to bottom. This is the one place that
 // decides the order: front end -> forward (to the vdisk's owner node) ->
-// cache -> point-in-time copy -> thin -> virtualization -> [mdisk faults] ->
-// back end. Later facilities (remote copy) are inserted here.
+// atomic (compare-and-write) -> cache -> point-in-time copy -> thin ->
+// virtualization -> [mdisk faults] -> back end. Later facilities (remote copy) are inserted here.
 // Every facility of the stack lives on the core: a request goes down it by
 // direct calls through the facility interface, and completions come back
 // up the same way (those that happen inside a submit wait for the
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/actor_port.hpp"
+#include "atomic/atomic_facility.hpp"
 #include "backend/backend_facility.hpp"
 #include "backend/fault_facility.hpp"
 #include "cache/cache_facility.hpp"
@@ -55,6 +56,10 @@ struct CoreStack {
   std::unique_ptr<ChannelMirrorLink> channel_link;
   std::unique_ptr<ChannelForwarder> forwarder;
   caf::actor cache_actor;
+  // Between forward and the cache: where every write to a vdisk meets its
+  // compare-and-writes at the owner (forwarded ones come in here too).
+  std::unique_ptr<AtomicFacility> atomic;
+  caf::actor atomic_actor;
   std::unique_ptr<ActorPort> forward_return;  // completions of forwarded requests
   std::unique_ptr<ForwardFacility> forward;   // used only on the core's thread
   caf::actor forward_actor;

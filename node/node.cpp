@@ -195,9 +195,15 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
   connect_core_stacks(m.cores);
   m.channels_ready = true;
   if (options.cluster) {
-    std::vector<caf::actor> cache_actors;
-    for (auto& core : m.cores) cache_actors.push_back(core.cache_actor);
-    caf::anon_send(m.interconnect, attach_atom::value, std::move(cache_actors));
+    // Copies for the partner go to the caches; requests from other nodes
+    // to the atomic facilities above them (forwarded writes meet
+    // compare-and-writes there).
+    std::vector<caf::actor> cache_actors, tops;
+    for (auto& core : m.cores) {
+      cache_actors.push_back(core.cache_actor);
+      tops.push_back(core.atomic_actor);
+    }
+    caf::anon_send(m.interconnect, attach_atom::value, std::move(cache_actors), std::move(tops));
   }
   std::vector<NbdCore> tops;
   for (auto& core : m.cores) tops.push_back({core.io, core.top});

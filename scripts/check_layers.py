@@ -33,7 +33,7 @@ LAYERS = {
     "facility": 5,                     # the one interface every facility implements
     "actors": 6, "actors/reactor": 6,  # the actor runtime: messages, pinned reactors,
                                        # the generic facility actor
-    "virt": 7, "thin": 7, "flashcopy": 7, "cache": 7, "io/interconnect": 7, "io/nbd": 7, "backend": 7,  # the facilities
+    "virt": 7, "thin": 7, "flashcopy": 7, "cache": 7, "atomic": 7, "io/interconnect": 7, "io/nbd": 7, "backend": 7,  # the facilities
     "io/iscsi/port": 7,                # the iSCSI host port (a front end, as io/nbd)
     "cluster": 8, "cluster/protocol": 8, "cluster/rsm": 8, "cluster/state": 8,
     "cluster/host": 8,

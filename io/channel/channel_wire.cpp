@@ -44,15 +44,20 @@ std::string check_header(const FrameHeader& h) {
 }
 
 std::string forward_body_error(const FrameHeader& h, const ForwardBody& b) {
-  // The ops a host request may carry (io/protocol.hpp's IoOp, up to block_status).
-  if (b.op > static_cast<uint32_t>(IoOp::block_status)) return "forward frame with op " + std::to_string(b.op);
+  // The ops a host request may carry (io/protocol.hpp's IoOp).
+  if (b.op > static_cast<uint32_t>(IoOp::compare_and_write))
+    return "forward frame with op " + std::to_string(b.op);
   bool status = b.op == static_cast<uint32_t>(IoOp::block_status);
-  if (b.length > (status ? kMaxStatusRange : kMaxForwardBytes))
+  bool caw = b.op == static_cast<uint32_t>(IoOp::compare_and_write);
+  if (b.length > (status ? kMaxStatusRange : caw ? kMaxForwardBytes / 2 : kMaxForwardBytes))
     return "forward frame for " + std::to_string(b.length) + " bytes";
   if (status && (b.flags == 0 || b.flags > kMaxStatusExtents))
     return "forward frame asking for " + std::to_string(b.flags) + " extents";
   if (b.offset + b.length < b.offset) return "forward frame range wraps";
-  uint64_t data = b.op == static_cast<uint32_t>(IoOp::write) ? pad8(b.length) : 0;
+  // (A compare-and-write carries what the range must hold, then its data.)
+  uint64_t data = b.op == static_cast<uint32_t>(IoOp::write) ? pad8(b.length)
+                  : caw                                       ? pad8(2 * b.length)
+                                                              : 0;
   if (h.body_bytes != sizeof(ForwardBody) + data)
     return "forward frame body of " + std::to_string(h.body_bytes) + " bytes for a request of " +
            std::to_string(b.length);

@@ -121,11 +121,14 @@ bool DataChannel::send_forward(OutForward request) {
   bool write = b.op == static_cast<uint32_t>(IoOp::write);
   bool read = b.op == static_cast<uint32_t>(IoOp::read);
   bool status = b.op == static_cast<uint32_t>(IoOp::block_status);
-  if (b.length > (status ? kMaxStatusRange : kMaxForwardBytes) || forwards_out_.count(request.id))
+  bool caw = b.op == static_cast<uint32_t>(IoOp::compare_and_write);
+  if (b.length > (status ? kMaxStatusRange : caw ? kMaxForwardBytes / 2 : kMaxForwardBytes) ||
+      forwards_out_.count(request.id))
     return false;
-  if (write && b.length > 0 &&
-      (!request.hold || !request.hold->buffer ||
-       request.hold->buffer_offset + b.length > request.hold->buffer->size()))
+  // The data it carries: a write's, or a compare-and-write's two halves.
+  uint64_t data = write ? b.length : caw ? 2 * b.length : 0;
+  if (data > 0 && (!request.hold || !request.hold->buffer ||
+                   request.hold->buffer_offset + data > request.hold->buffer->size()))
     return false;
   Out out;
   FrameHeader& h = out.header;
@@ -134,7 +137,6 @@ bool DataChannel::send_forward(OutForward request) {
   h.vdisk = request.vdisk;
   h.id = request.id;
   h.epoch = request.generation;
-  uint64_t data = write ? b.length : 0;
   h.body_bytes = static_cast<uint32_t>(sizeof(ForwardBody) + pad8(data));
   out.forward = b;
   if (data > 0) add_buffer(out, *request.hold, data);

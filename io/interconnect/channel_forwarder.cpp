@@ -136,6 +136,7 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
   IoRequestPtr request = io_.requests().make(requests_account_);
   uint64_t buffer_bytes = (op == IoOp::read || op == IoOp::write) ? b.length : 0;
   if (op == IoOp::block_status) buffer_bytes = channel::kStatusAnswerBytes;  // the answer
+  if (op == IoOp::compare_and_write) buffer_bytes = 2 * b.length;  // expected, then new
   if (buffer_bytes > 0) {
     uint64_t pages = BufferPool::pages_for(buffer_bytes);
     if (!pages_account_.try_acquire(pages)) return refuse(reply, h.id, EAGAIN);
@@ -144,9 +145,9 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
       pages_account_.release(pages);
       return refuse(reply, h.id, EAGAIN);
     }
-    if (op == IoOp::write) {
-      buffer->copy_in(0, b.length, in.data);
-      stats_.bytes_copied += b.length;
+    if (op == IoOp::write || op == IoOp::compare_and_write) {
+      buffer->copy_in(0, buffer_bytes, in.data);
+      stats_.bytes_copied += buffer_bytes;
     }
     request->buffer = std::move(buffer);
   }

@@ -26,6 +26,12 @@ void ForwardFacility::submit(IoRequestPtr request) {
     local_.submit(std::move(request));
     return;
   }
+  if (request->op == IoOp::compare_and_write && !channel_) {
+    // Carried by the data channel only (it must reach the owner's atomic
+    // facility): not now; the host tries again.
+    complete(std::move(request), EAGAIN);
+    return;
+  }
   if (request->op == IoOp::block_status && !channel_) {
     // Carried by the data channel only: without it, all data, which NBD
     // allows (a hole may always be reported as data).
@@ -57,6 +63,10 @@ void ForwardFacility::io_done(IoRequestPtr request) {
     // The channel could not get it run: the interconnect's path, which
     // waits for the route table to settle. A block status does not take
     // it: all data.
+    if (request->op == IoOp::compare_and_write) {  // (not on the interconnect's path)
+      complete(std::move(request), EAGAIN);
+      return;
+    }
     if (request->op == IoOp::block_status) {
       put_all_data(*request);
       request->status = 0;

@@ -94,7 +94,7 @@ struct InterconnectState {
   uint16_t data_port = 0;
   std::shared_ptr<channel::ClusterTunnel> tunnel;  // the way to peers' cluster ports, or null
   DataPortFound on_data_port;
-  std::vector<std::unique_ptr<ActorPort>> cores;  // each core's cache
+  std::vector<std::unique_ptr<ActorPort>> cores;  // where each core takes requests
   std::vector<caf::actor> cache_actors;           // the same, as actors
   // Every actor of this node, for the debug shell's cluster view.
   std::vector<std::pair<std::string, caf::actor>> local_actors;
@@ -407,12 +407,12 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       [=](shell_atom) { return describe_node(self); },
       [=](data_port_atom) { return self->state.data_port; },
       [=](shell_atom, all_atom) { return describe_cluster(self); },
-      // The cores' cache actors, once they exist.
-      [=](attach_atom, std::vector<caf::actor>& cache_actors) {
-        for (auto& a : cache_actors) {
-          self->state.cache_actors.push_back(a);
-          self->state.cores.push_back(std::make_unique<ActorPort>(a));
-        }
+      // The cores' cache actors (for the partner's copies), and where a
+      // core takes requests from other nodes (its atomic facility, above
+      // the cache), once they exist.
+      [=](attach_atom, std::vector<caf::actor>& cache_actors, std::vector<caf::actor>& tops) {
+        for (auto& a : cache_actors) self->state.cache_actors.push_back(a);
+        for (auto& a : tops) self->state.cores.push_back(std::make_unique<ActorPort>(a));
       },
       // From a core: copies of its dirty blocks for the partner node.
       [=](mirror_to_atom, uint32_t partner, uint32_t origin, uint32_t vdisk, uint64_t epoch,

@@ -4,66 +4,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "io/scsi/scsi_internal.hpp"
+
 namespace sve::scsi {
 namespace {
 
-enum : uint8_t {
-  kTestUnitReady = 0x00,
-  kRequestSense = 0x03,
-  kRead6 = 0x08,
-  kWrite6 = 0x0a,
-  kInquiry = 0x12,
-  kModeSense6 = 0x1a,
-  kReadCapacity10 = 0x25,
-  kRead10 = 0x28,
-  kWrite10 = 0x2a,
-  kSynchronizeCache10 = 0x35,
-  kModeSense10 = 0x5a,
-  kRead16 = 0x88,
-  kWrite16 = 0x8a,
-  kVerify10 = 0x2f,
-  kVerify12 = 0xaf,
-  kVerify16 = 0x8f,
-  kWriteVerify10 = 0x2e,
-  kWriteVerify12 = 0xae,
-  kWriteVerify16 = 0x8e,
-  kSynchronizeCache16 = 0x91,
-  kServiceActionIn16 = 0x9e,
-  kRead12 = 0xa8,
-  kWrite12 = 0xaa,
-};
-constexpr uint8_t kReadCapacity16 = 0x10;  // SERVICE ACTION IN(16)'s action
-
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t be32(const uint8_t* p) { return uint32_t{be16(p)} << 16 | be16(p + 2); }
-uint64_t be64(const uint8_t* p) { return uint64_t{be32(p)} << 32 | be32(p + 4); }
-
-void put16(std::vector<uint8_t>& v, size_t at, uint16_t x) {
-  v[at] = static_cast<uint8_t>(x >> 8);
-  v[at + 1] = static_cast<uint8_t>(x);
-}
-void put32(std::vector<uint8_t>& v, size_t at, uint32_t x) {
-  put16(v, at, static_cast<uint16_t>(x >> 16));
-  put16(v, at + 2, static_cast<uint16_t>(x));
-}
-void put64(std::vector<uint8_t>& v, size_t at, uint64_t x) {
-  put32(v, at, static_cast<uint32_t>(x >> 32));
-  put32(v, at + 4, static_cast<uint32_t>(x));
-}
-
-Plan check(const Sense& s) {
-  Plan p;
-  p.status = Status::check_condition;
-  p.sense = s;
-  return p;
-}
-
-Plan answer(std::vector<uint8_t> data, uint32_t allocation) {
-  Plan p;
-  if (data.size() > allocation) data.resize(allocation);
-  p.data_in = std::move(data);
-  return p;
-}
+using namespace bytes;
 
 void put_text(std::vector<uint8_t>& v, size_t at, size_t width, const std::string& text) {
   for (size_t i = 0; i < width; ++i) v[at + i] = i < text.size() ? text[i] : ' ';
@@ -110,16 +56,27 @@ std::vector<uint8_t> vpd_page(uint8_t page, const LogicalUnit& lu, bool& known) 
     }
     case 0xb0:  // block limits
       d.resize(64, 0);
+      d[4] = 0x01;                      // WSNZ: a WRITE SAME of 0 blocks is refused
       put16(d, 6, 4096 / kBlockBytes);  // optimal transfer length granularity
       put32(d, 8, kMaxTransferBlocks);
       put32(d, 12, (1u << 20) / kBlockBytes);  // optimal transfer length
+      if (lu.thin) {
+        put32(d, 20, 0xffffffffu);           // maximum unmap LBA count: any
+        put32(d, 24, kMaxUnmapDescriptors);  // maximum unmap block descriptors
+        put32(d, 28, 4096 / kBlockBytes);    // optimal unmap granularity
+      }
+      d[5] = kMaxCompareAndWriteBlocks;
+      put64(d, 36, kMaxWriteSameBlocks);
       break;
     case 0xb1:  // block device characteristics
       d.resize(64, 0);
       put16(d, 4, 0x0001);  // non-rotating medium
       break;
-    case 0xb2:  // logical block provisioning (UNMAP is not offered yet)
+    case 0xb2:  // logical block provisioning
       d.resize(8, 0);
+      // Thin: UNMAP, WRITE SAME(16) and (10) with UNMAP; unmapped blocks
+      // read as zeros (LBPRZ). No anchored state.
+      d[5] = lu.thin ? 0xe4 : 0x00;
       d[6] = lu.thin ? 0x02 : 0x00;  // thin or full provisioning
       break;
     default:
@@ -128,61 +85,6 @@ std::vector<uint8_t> vpd_page(uint8_t page, const LogicalUnit& lu, bool& known) 
   }
   put16(d, 2, static_cast<uint16_t>(d.size() - 4));
   return d;
-}
-
-// The mode pages asked for (0x08 caching, 0x0a control, 0x3f all), or
-// nothing for a page not kept here. `changeable`: the mask of what MODE
-// SELECT may change (nothing yet).
-bool mode_pages(uint8_t page, bool changeable, const LogicalUnit& lu, std::vector<uint8_t>& out) {
-  auto caching = [&] {
-    std::vector<uint8_t> p(20, 0);
-    p[0] = 0x08;
-    p[1] = 0x12;
-    if (!changeable && lu.write_cache) p[2] = 0x04;  // WCE
-    out.insert(out.end(), p.begin(), p.end());
-  };
-  auto control = [&] {
-    std::vector<uint8_t> p(12, 0);
-    p[0] = 0x0a;
-    p[1] = 0x0a;
-    if (!changeable) p[3] = 0x10;  // unrestricted reordering of commands
-    out.insert(out.end(), p.begin(), p.end());
-  };
-  if (page == 0x08) caching();
-  else if (page == 0x0a) control();
-  else if (page == 0x3f) caching(), control();
-  else return false;
-  return true;
-}
-
-Plan mode_sense(const uint8_t* cdb, bool ten, const LogicalUnit& lu) {
-  const bool dbd = cdb[1] & 0x08;
-  const uint8_t pc = cdb[2] >> 6, page = cdb[2] & 0x3f, subpage = cdb[3];
-  const uint32_t allocation = ten ? be16(cdb + 7) : cdb[4];
-  if (pc == 3) return check({0x05, 0x39, 0x00});  // saving parameters not supported
-  if (subpage != 0 && !(page == 0x3f && subpage == 0xff)) return check(sense::invalid_field_in_cdb);
-  std::vector<uint8_t> pages;
-  if (!mode_pages(page, pc == 1, lu, pages)) return check(sense::invalid_field_in_cdb);
-  std::vector<uint8_t> block;
-  if (!dbd) {  // one short block descriptor
-    block.assign(8, 0);
-    put32(block, 0, static_cast<uint32_t>(std::min<uint64_t>(lu.blocks, 0xffffffffu)));
-    put32(block, 4, kBlockBytes);  // (byte 4 is reserved: the length is 24 bits)
-  }
-  const uint8_t device_specific = static_cast<uint8_t>((lu.read_only ? 0x80 : 0) | 0x10);
-  std::vector<uint8_t> d(ten ? 8 : 4, 0);
-  if (ten) {
-    d[3] = device_specific;
-    put16(d, 6, static_cast<uint16_t>(block.size()));
-  } else {
-    d[2] = device_specific;
-    d[3] = static_cast<uint8_t>(block.size());
-  }
-  d.insert(d.end(), block.begin(), block.end());
-  d.insert(d.end(), pages.begin(), pages.end());
-  if (ten) put16(d, 0, static_cast<uint16_t>(d.size() - 2));
-  else d[0] = static_cast<uint8_t>(d.size() - 1);
-  return answer(std::move(d), allocation);
 }
 
 // READ and WRITE of every size, and WRITE AND VERIFY: their LBA, length
@@ -264,6 +166,28 @@ Plan verify(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
   return p;
 }
 
+// COMPARE AND WRITE: one request that the vdisk's owner runs atomically
+// (the atomic facility); its Data-Out is the data the range must hold,
+// then the data to write there.
+Plan compare_and_write(const uint8_t* cdb, const LogicalUnit& lu) {
+  if (cdb[1] & 0xe0) return check(sense::invalid_field_in_cdb);  // WRPROTECT
+  const uint64_t lba = be64(cdb + 2);
+  const uint64_t blocks = cdb[13];
+  // (0 blocks is refused, as Linux's target does: libiscsi sends 256 as 0
+  // in this one-byte field and wants it refused.)
+  if (blocks == 0 || blocks > kMaxCompareAndWriteBlocks) return check(sense::invalid_field_in_cdb);
+  if (!in_range(lba, blocks, lu)) return check(sense::lba_out_of_range);
+  if (lu.read_only) return check(sense::write_protected);
+  Plan p;
+  p.io = true;
+  p.op = IoOp::compare_and_write;
+  p.offset = lba * kBlockBytes;
+  p.length = blocks * kBlockBytes;
+  p.flags = (cdb[1] & 0x08) ? io_flags::fua : 0;
+  p.data_out = 2 * p.length;
+  return p;
+}
+
 Plan synchronize(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
   const uint64_t lba = sixteen ? be64(cdb + 2) : be32(cdb + 2);
   const uint64_t blocks = sixteen ? be32(cdb + 10) : be16(cdb + 7);
@@ -274,6 +198,16 @@ Plan synchronize(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
   return p;
 }
 
+// START STOP UNIT: a vdisk neither spins down nor ejects. START (and
+// stop) are taken and change nothing: it keeps serving, as a disk array's
+// LUN does; a load or eject (LOEJ) of a medium that is not removable and
+// any power condition but START_VALID are refused.
+Plan start_stop(const uint8_t* cdb) {
+  const uint8_t power_condition = cdb[4] >> 4;
+  if (power_condition != 0 || (cdb[4] & 0x02)) return check(sense::invalid_field_in_cdb);
+  return Plan{};
+}
+
 }  // namespace
 
 Sense sense_of_error(int error, bool write) {
@@ -281,6 +215,7 @@ Sense sense_of_error(int error, bool write) {
     case EROFS:
     case EPERM: return sense::write_protected;
     case ENOSPC: return sense::out_of_space;
+    case EILSEQ: return sense::miscompare;  // (COMPARE AND WRITE)
     case EINVAL: return sense::lba_out_of_range;
     case EAGAIN:
     case EBUSY: return sense::not_ready;
@@ -327,15 +262,32 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
       return answer(std::move(d), 8);
     }
     case kServiceActionIn16: {
+      if ((cdb[1] & 0x1f) == kGetLbaStatus) return plan_get_lba_status(cdb, lu);
       if ((cdb[1] & 0x1f) != kReadCapacity16) return check(sense::invalid_field_in_cdb);
       std::vector<uint8_t> d(32, 0);
       put64(d, 0, lu.blocks ? lu.blocks - 1 : 0);
       put32(d, 8, kBlockBytes);
       d[13] = kPhysicalExponent;  // logical blocks per physical block exponent
+      if (lu.thin) d[14] = 0xc0;  // LBPME, LBPRZ
       return answer(std::move(d), be32(cdb + 10));
     }
-    case kModeSense6: return mode_sense(cdb, false, lu);
-    case kModeSense10: return mode_sense(cdb, true, lu);
+    case kModeSense6: return plan_mode_sense(cdb, false, lu);
+    case kModeSense10: return plan_mode_sense(cdb, true, lu);
+    case kModeSelect6: return plan_mode_select(cdb, false, lu);
+    case kModeSelect10: return plan_mode_select(cdb, true, lu);
+    case kWriteSame10: return plan_write_same(cdb, false, lu);
+    case kWriteSame16: return plan_write_same(cdb, true, lu);
+    case kUnmap: return plan_unmap(cdb, lu);
+    case kCompareAndWrite: return compare_and_write(cdb, lu);
+    case kMaintenanceIn:
+      if ((cdb[1] & 0x1f) != kReportOpcodes) return check(sense::invalid_field_in_cdb);
+      return plan_report_opcodes(cdb);
+    case kStartStopUnit: return start_stop(cdb);
+    case kPreventAllow:
+      // Nothing here is removable: PREVENT 0 and 1 are taken and change
+      // nothing; 2 and 3 (obsolete) are refused.
+      if (cdb[4] & 0x02) return check(sense::invalid_field_in_cdb);
+      return Plan{};
     case kRead6:
     case kRead10:
     case kRead12:

@@ -1,8 +1,11 @@
 // Fuzz target: a SCSI command descriptor block from a host, planned for a
 // logical unit whose size and mode also come from the input. Whatever the
-// CDB, a request for the stack lies inside the vdisk, a write is never
-// planned for a read-only unit, and an answer made here is never longer
-// than the CDB's allocation length allows nor than 64 KiB.
+// CDB, a request for the stack lies inside the vdisk and within its
+// command's limit, a write is never planned for a read-only unit, the
+// Data-Out asked for is what the command takes (a write's range, one
+// block for WRITE SAME, a bounded parameter list), UNMAP only on a thin
+// unit, and an answer made here is never longer than the CDB's allocation
+// length allows nor than 64 KiB.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -22,14 +25,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lu.thin = data[24] & 0x80;
   lu.serial = "600507680c800123";
   Plan p = plan(data, 16, lu);
-  if (p.io) {
-    if (p.op == IoOp::write && lu.read_only) std::abort();
+  const uint64_t unit_bytes = lu.blocks * kBlockBytes;
+  auto inside = [&](uint64_t most) {
     uint64_t end = p.offset + p.length;
-    if (p.op != IoOp::flush &&
-        (end < p.offset || end > lu.blocks * kBlockBytes || p.length == 0 ||
-         p.length > uint64_t{kMaxTransferBlocks} * kBlockBytes))
-      std::abort();
-    if (p.data_out != (p.op == IoOp::write ? p.length : 0)) std::abort();
+    return end >= p.offset && end <= unit_bytes && p.length > 0 && p.length <= most;
+  };
+  if (p.io || p.data_out) {
+    const bool writes =
+        p.op == IoOp::write || p.op == IoOp::write_zeroes || p.op == IoOp::compare_and_write;
+    if (writes && lu.read_only) std::abort();
+    switch (p.flow) {
+      case Flow::one:
+        if (!p.io) std::abort();
+        if (p.op != IoOp::flush && !inside(uint64_t{kMaxTransferBlocks} * kBlockBytes))
+          std::abort();
+        if (p.op == IoOp::compare_and_write) {  // both halves, within its limit
+          if (p.data_out != 2 * p.length ||
+              p.length > uint64_t{kMaxCompareAndWriteBlocks} * kBlockBytes)
+            std::abort();
+        } else if (p.verify ? (p.data_out != 0 && p.data_out != kBlockBytes &&
+                               p.data_out != p.length)
+                            : p.data_out != (p.op == IoOp::write ? p.length : 0)) {
+          std::abort();
+        }
+        break;
+      case Flow::write_same:
+        if (!p.io || !inside(uint64_t{kMaxWriteSameBlocks} * kBlockBytes) ||
+            (p.data_out != 0 && p.data_out != kBlockBytes) || (p.unmap && !lu.thin))
+          std::abort();
+        break;
+      case Flow::unmap:  // the ranges come with the parameter list
+        if (!p.io || !lu.thin || p.length != 0 || p.data_out < 8 || p.data_out > 0xffff)
+          std::abort();
+        break;
+      case Flow::lba_status:
+        if (!p.io || !inside(1ull << 30) || p.data_out != 0) std::abort();
+        break;
+      case Flow::mode_select:
+        if (p.io || p.data_out > kMaxModeSelectBytes) std::abort();
+        break;
+    }
   }
   if (p.data_in.size() > 65536) std::abort();
   if (p.status != Status::good && (p.io || !p.data_in.empty())) std::abort();

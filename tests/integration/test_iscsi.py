@@ -6,12 +6,14 @@ passes every test but those listed, each with its reason, in
 iscsi_expected_failures.txt; hosts are known by IQN, a CHAP secret is
 required once set, and each host sees only its own LUNs; malformed PDUs
 close only their own connection while the node serves on."""
+import json
 import os
 import random
 import re
 import socket
 import struct
 import subprocess
+import time
 
 from harness import SKIP, check, free_port, qemu_io, run
 
@@ -41,9 +43,10 @@ def expected_failures():
 
 
 def conformance(url):
-    """Runs iscsi-test-cu: the set of tests that failed, as Suite.Test."""
+    """Runs iscsi-test-cu: the set of tests that failed, as Suite.Test.
+    (The URL twice: two paths, so that its multipath tests run.)"""
     r = tool("iscsi-test-cu", "--dataloss", "--initiator-name=iqn.2026-12.test:cu1",
-             "--initiator-name-2=iqn.2026-12.test:cu2", "--test=ALL", url, ok=False,
+             "--initiator-name-2=iqn.2026-12.test:cu2", "--test=ALL", url, url, ok=False,
              timeout=300)
     summary = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", r.stdout)
     check(summary, f"iscsi-test-cu gave no summary:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
@@ -132,17 +135,34 @@ def digests_round_trip(port, corrupt):
     return body[:length]
 
 
+def scsi_command(cmd_sn, lun, cdb, itt, flags=0x80, data=b"", expected=0):
+    """A SCSI Command PDU (F, and W with `flags` 0xa0), with immediate data."""
+    cmd = bytearray(raw_pdu(0x01, flags, data, itt=itt, fields=expected.to_bytes(4, "big")))
+    cmd[8:16] = bytes([0, lun, 0, 0, 0, 0, 0, 0])
+    cmd[24:28] = cmd_sn.to_bytes(4, "big")
+    cmd[32:32 + len(cdb)] = cdb
+    return bytes(cmd)
+
+
+def scsi_response(s):
+    """The SCSI Response's header and data segment, or None if closed."""
+    try:
+        head = recv_exact(s, 48)
+    except (ConnectionError, OSError):
+        return None
+    check(head[0] & 0x3f == 0x21, f"a SCSI Response: {head.hex()}")
+    length = int.from_bytes(head[5:8], "big")
+    return head, recv_exact(s, (length + 3) & ~3)[:length]
+
+
 def solicited_write(port, lun, data_sn):
     """WRITE(10) of one block with InitialR2T=Yes and no immediate data: the
     target asks for it by R2T; the Data-Out carries `data_sn`. The SCSI
     status, or None if the target closed the connection."""
     s, cmd_sn, _ = raw_login(port, "InitialR2T=Yes\0ImmediateData=No\0")
-    cdb = bytes([0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0]) + bytes(6)  # LBA 8, one block
-    cmd = bytearray(raw_pdu(0x01, 0xa0, b"", itt=7, fields=(512).to_bytes(4, "big")))
-    cmd[8:16] = bytes([0, lun, 0, 0, 0, 0, 0, 0])
-    cmd[24:28] = cmd_sn.to_bytes(4, "big")
-    cmd[32:48] = cdb
-    s.sendall(bytes(cmd))
+    cdb = bytes([0x2a, 0, 0, 0, 0, 8, 0, 0, 1, 0])  # LBA 8, one block
+    cmd = scsi_command(cmd_sn, lun, cdb, itt=7, flags=0xa0, expected=512)
+    s.sendall(cmd)
     r2t = recv_exact(s, 48)
     check(r2t[0] & 0x3f == 0x31, f"an R2T: {r2t.hex()}")
     check(int.from_bytes(r2t[40:44], "big") == 0 and int.from_bytes(r2t[44:48], "big") == 512,
@@ -151,13 +171,43 @@ def solicited_write(port, lun, data_sn):
     out[8:16] = cmd[8:16]
     out[36:40] = data_sn.to_bytes(4, "big")
     s.sendall(bytes(out))
-    try:
-        reply = recv_exact(s, 48)
-    except (ConnectionError, OSError):
-        return None
-    check(reply[0] & 0x3f == 0x21, f"a SCSI Response: {reply.hex()}")
+    reply = scsi_response(s)
     s.close()
-    return reply[3]
+    return reply[0][3] if reply else None
+
+
+def block_map(url):
+    """NBD's base:allocation map of a vdisk: (offset, length, hole) runs."""
+    r = tool("nbdinfo", "--map", "--json", url)
+    return [(e["offset"], e["length"], bool(e["type"] & 1)) for e in json.loads(r.stdout)]
+
+
+def allocated(extents, start, end):
+    """Whether every byte of [start, end) is stored (not a hole)."""
+    return all(not hole for off, length, hole in extents if off < end and off + length > start)
+
+
+def raw_write_same(port, lun, lba, blocks, block):
+    """A WRITE SAME(16) of `blocks` from one block of immediate data, by
+    hand (qemu sends WRITE SAME only for zeros): its SCSI status, or None
+    if the target closed the connection."""
+    s, cmd_sn, _ = raw_login(port)
+    cdb = bytes([0x93, 0]) + lba.to_bytes(8, "big") + blocks.to_bytes(4, "big") + bytes(2)
+    s.sendall(scsi_command(cmd_sn, lun, cdb, itt=9, flags=0xa0, data=block, expected=len(block)))
+    reply = scsi_response(s)
+    s.close()
+    return reply[0][3] if reply else None
+
+
+def raw_command(s, cmd_sn, lun, cdb, itt):
+    """A SCSI command that moves no data, on a logged-in socket: its status
+    and its sense (key, ASC, ASCQ) or None."""
+    s.sendall(scsi_command(cmd_sn, lun, cdb, itt))
+    reply = scsi_response(s)
+    check(reply is not None, "the target answered")
+    head, data = reply
+    sense = (data[4] & 0x0f, data[14], data[15]) if len(data) >= 18 else None
+    return head[3], sense
 
 
 def closed_by_target(s):
@@ -228,17 +278,69 @@ def test(make):
     r = qemu_io(lun1, "read 32M 4k", ok=False)  # past the end
     check("failed" in r.stdout or r.returncode != 0, f"a read past the end fails: {r.stdout}")
 
-    # The conformance suite, on a fully allocated vdisk (it writes there).
-    failed, ran, output = conformance(lun1)
-    for command in ("VERIFY10", "VERIFY16", "WRITEVERIFY12", "READ16", "WRITE16"):
-        check(f"[SKIPPED] {command} is not implemented" not in output,
-              f"iscsi-test-cu ran its {command} tests")
+    # Thin provisioning through SCSI: UNMAP (qemu's discard) and WRITE
+    # SAME with UNMAP free the grains they cover (NBD's block status shows
+    # the holes) and read as zeros; WRITE SAME without it keeps them.
+    lun2 = f"iscsi://{portal}/{TARGET}/2"
+    qemu_io(lun2, "write -P 0x33 4M 1M", "write -P 0x44 8M 1M", "discard 4M 1M",
+            "write -z -u 8M 512k", "write -z 9M 4k")
+    qemu_io(lun2, "read -P 0 4M 1M", "read -P 0 8M 512k", "read -P 0x44 8704k 512k",
+            "read -P 0 9M 4k")
+    extents = block_map(node.url("v2"))
+    check(not allocated(extents, 4 * MiB, 5 * MiB), f"UNMAP freed its grains: {extents}")
+    check(not allocated(extents, 8 * MiB, 8 * MiB + 512 * 1024),
+          f"WRITE SAME with UNMAP freed its grains: {extents}")
+    check(allocated(extents, 8 * MiB + 512 * 1024, 9 * MiB + 4096),
+          f"written grains and WRITE SAME's zeros without UNMAP stay: {extents}")
+    # WRITE SAME of a pattern larger than the piece it is written in.
+    qemu_io(lun2, "write -P 0x5c 20M 3M")
+    check(raw_write_same(iscsi_port, 2, 20 * 2048, 6144, b"\xa7" * 512) == 0,
+          "a WRITE SAME(16) of 3 MiB is GOOD")
+    qemu_io(lun2, "read -P 0xa7 20M 3M")
+    # Its Data-Out is one block: more or less is refused, nothing written.
+    for wrong in (b"\x01" * 1024, b"\x01" * 256):
+        check(raw_write_same(iscsi_port, 2, 24 * 2048, 8, wrong) == 2,
+              f"a WRITE SAME with {len(wrong)} bytes of Data-Out is CHECK CONDITION")
+    qemu_io(lun2, "read -P 0 24M 4k")
+
+    # The conformance suite, on a fully allocated vdisk and on a thin one
+    # (it writes there).
     known = expected_failures()
-    unexpected = failed - set(known)
-    check(not unexpected, f"iscsi-test-cu failed tests not in the list: {sorted(unexpected)}")
-    check(ran >= 200, f"iscsi-test-cu ran only {ran} tests")
-    for name in set(known) - failed:
-        print(f"note: {name} is listed as failing but passed")
+    for lun, thin in ((lun1, False), (lun2, True)):
+        failed, ran, output = conformance(lun)
+        for command in ("VERIFY10", "VERIFY16", "WRITEVERIFY12", "READ16", "WRITE16",
+                        "WRITESAME10", "WRITESAME16", "GET_LBA_STATUS"):
+            check(f"[SKIPPED] {command} is not implemented" not in output,
+                  f"iscsi-test-cu ran its {command} tests")
+        check("Target does not support COMPARE_AND_WRITE" not in output and
+              "Multipath unavailable" not in output,
+              "iscsi-test-cu ran its COMPARE AND WRITE and multipath tests")
+        if thin:
+            check("Logical unit is fully provisioned" not in output,
+                  "iscsi-test-cu ran its thin provisioning tests on the thin vdisk")
+        unexpected = failed - set(known)
+        check(not unexpected, f"iscsi-test-cu failed tests not in the list: {sorted(unexpected)}")
+        check(ran >= 200, f"iscsi-test-cu ran only {ran} tests")
+        for name in set(known) - failed:
+            print(f"note: {name} is listed as failing but passed")
+
+    # A new capacity is a unit attention, reported once, to a session that
+    # was logged in before (the node follows the change on its cores).
+    s, cmd_sn, _ = raw_login(iscsi_port)
+    check(raw_command(s, cmd_sn, 1, bytes(16), itt=11) == (0, None), "TEST UNIT READY is GOOD")
+    node.ctl("vdisk", "expand", "v1", "--size", "40M")
+    deadline, seen = time.monotonic() + 20, None
+    while seen is None and time.monotonic() < deadline:
+        cmd_sn += 1
+        status, sense = raw_command(s, cmd_sn, 1, bytes(16), itt=12 + cmd_sn % 1000)
+        if status != 0:
+            seen = sense
+        else:
+            time.sleep(0.02)
+    check(seen == (0x06, 0x2a, 0x09), f"CAPACITY DATA HAS CHANGED: {seen}")
+    cmd_sn += 1
+    check(raw_command(s, cmd_sn, 1, bytes(16), itt=5000) == (0, None), "reported once")
+    s.close()
 
     # Malformed PDUs: each closes its own connection; the node serves on.
     bad = [

@@ -54,6 +54,8 @@ struct Receiver final : ChannelHandler {
   void on_forward(const ForwardIn& in) override {
     std::string data;
     if (in.body->op == static_cast<uint32_t>(IoOp::write)) data.assign(in.data, in.body->length);
+    if (in.body->op == static_cast<uint32_t>(IoOp::compare_and_write))
+      data.assign(in.data, 2 * in.body->length);
     forwarded.push_back({*in.header, *in.body, data});
   }
   void on_closed(const std::string& reason) override {
@@ -319,7 +321,7 @@ OutForward forward_of(const IoRequestPtr& r, uint64_t id) {
   f.body.offset = r->offset;
   f.body.length = r->length;
   f.body.op = static_cast<uint32_t>(r->op);
-  if (r->op == IoOp::write) f.hold = r;
+  if (r->op == IoOp::write || r->op == IoOp::compare_and_write) f.hold = r;
   return f;
 }
 
@@ -372,6 +374,29 @@ TEST_CASE("data channel: forwarded requests carry their data both ways, and are 
   CHECK(p.out->forwards_unanswered() == 0);
 }
 
+TEST_CASE("data channel: a forwarded compare-and-write carries both halves of its data") {
+  Pair p;
+  p.in->start();
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
+  // What the range must hold, then what to write: 2 x 1,000 bytes.
+  std::vector<std::string> halves{std::string(1000, 'e'), std::string(1000, 'n')};
+  IoRequestPtr caw = request_over(halves, IoOp::compare_and_write, 512);
+  caw->length = 1000;
+  REQUIRE(p.out->send_forward(forward_of(caw, 4)));
+  p.run_until([&] { return p.receiver.forwarded.size() == 1; });
+  const auto& c = p.receiver.forwarded[0];
+  CHECK(c.body.op == static_cast<uint32_t>(IoOp::compare_and_write));
+  CHECK(c.body.length == 1000);
+  CHECK(c.data == halves[0] + halves[1]);
+  REQUIRE(p.in->send_forward_answer(4, EILSEQ, nullptr, 0));
+  p.run_until([&] { return p.sender.answers.size() == 1; });
+  CHECK(p.sender.answers[4] == std::vector<int32_t>{EILSEQ});
+  // One whose buffer holds only one half is not sent.
+  std::vector<std::string> half{std::string(1000, 'e')};
+  IoRequestPtr short_one = request_over(half, IoOp::compare_and_write, 0);
+  CHECK_FALSE(p.out->send_forward(forward_of(short_one, 5)));
+}
+
 TEST_CASE("data channel: a forwarded read's answer counts in the window, and a cut fails it once") {
   // Room for one 12 KiB read's answer, not two.
   Pair p(16 * 1024);
@@ -408,6 +433,11 @@ TEST_CASE("data channel: a forward frame whose body does not match its request e
     frame.b.op = static_cast<uint32_t>(IoOp::write);
     frame.b.length = 4096;
   }
+  SECTION("a compare-and-write with one half of its data") {
+    frame.b.op = static_cast<uint32_t>(IoOp::compare_and_write);
+    frame.b.length = 8;
+    frame.h.body_bytes = sizeof(ForwardBody) + 8;
+  }
   SECTION("a request over 32 MiB") {
     frame.b.op = static_cast<uint32_t>(IoOp::read);
     frame.b.length = kMaxForwardBytes + 1;
@@ -432,6 +462,8 @@ TEST_CASE("data channel: a forward frame whose body does not match its request e
     frame.b.flags = 1;
   }
   REQUIRE(::write(p.fds[0], &frame, sizeof frame) == sizeof frame);
+  const std::string data(frame.h.body_bytes - sizeof(ForwardBody), 'z');  // what the body says came
+  if (!data.empty()) REQUIRE(::write(p.fds[0], data.data(), data.size()) == ssize_t(data.size()));
   p.run_until([&] { return p.receiver.closed; });
   CHECK(p.receiver.why.find("forward frame") != std::string::npos);
   CHECK(p.receiver.forwarded.empty());

@@ -5,28 +5,20 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "io/scsi/scsi_commands.hpp"
+#include "scsi_test_cdb.hpp"
+#include "io/scsi/unit_attentions.hpp"
 
 using namespace sve;
 using namespace sve::scsi;
+using sve::scsi::test::Cdb;
+using sve::scsi::test::be;
 
 namespace {
-
-struct Cdb {
-  std::array<uint8_t, 16> b{};
-  Cdb(std::initializer_list<uint8_t> bytes) { std::copy(bytes.begin(), bytes.end(), b.begin()); }
-  Cdb& at(size_t i, uint8_t v) {
-    b[i] = v;
-    return *this;
-  }
-  Cdb& be(size_t i, uint64_t v, size_t width) {
-    for (size_t k = 0; k < width; ++k) b[i + k] = static_cast<uint8_t>(v >> (8 * (width - 1 - k)));
-    return *this;
-  }
-};
 
 LogicalUnit unit(uint64_t blocks = 2048, bool read_only = false) {
   LogicalUnit lu;
@@ -42,12 +34,6 @@ Plan run(const Cdb& c, const LogicalUnit& lu = unit()) { return plan(c.b.data(),
 
 bool refused(const Plan& p, const Sense& s) {
   return p.status == Status::check_condition && p.sense == s && !p.io && p.data_in.empty();
-}
-
-uint64_t be(const std::vector<uint8_t>& d, size_t at, size_t width) {
-  uint64_t v = 0;
-  for (size_t k = 0; k < width; ++k) v = v << 8 | d[at + k];
-  return v;
 }
 
 }  // namespace
@@ -211,4 +197,42 @@ TEST_CASE("SCSI: MODE SENSE, REQUEST SENSE, REPORT LUNS and LUN fields", "[scsi]
   CHECK_FALSE(decode_lun(0x0005000100000000ull, lun));  // a second level
   CHECK_FALSE(decode_lun(0x0105000000000000ull, lun));  // another bus
   CHECK_FALSE(decode_lun(0x8005000000000000ull, lun));  // logical unit addressing
+}
+
+TEST_CASE("SCSI: COMPARE AND WRITE is one request carrying both halves", "[scsi]") {
+  Plan p = run(Cdb{0x89, 0x08}.be(2, 100, 8).at(13, 2));  // FUA
+  CHECK(p.io);
+  CHECK(p.op == IoOp::compare_and_write);
+  CHECK(p.offset == 100 * 512);
+  CHECK(p.length == 1024);
+  CHECK(p.data_out == 2048);
+  CHECK(p.flags == io_flags::fua);
+  CHECK(refused(run(Cdb{0x89}.be(2, 0, 8).at(13, 0)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x89}.be(2, 0, 8).at(13, kMaxCompareAndWriteBlocks + 1)),
+                sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x89, 0x20}.be(2, 0, 8).at(13, 1)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x89}.be(2, 2047, 8).at(13, 2)), sense::lba_out_of_range));
+  CHECK(refused(run(Cdb{0x89}.be(2, 0, 8).at(13, 1), unit(2048, true)), sense::write_protected));
+  CHECK(sense_of_error(EILSEQ, true) == sense::miscompare);
+  CHECK(run(Cdb{0x12, 0x01, 0xb0}.be(3, 255, 2)).data_in[5] == kMaxCompareAndWriteBlocks);
+}
+
+TEST_CASE("SCSI: unit attentions are reported once, by the next command to their LUN", "[scsi]") {
+  UnitAttentions ua;
+  CHECK_FALSE(ua.take(0, 0x00));
+  ua.establish(1, sense::capacity_changed);
+  ua.establish(1, sense::capacity_changed);  // one pending per LUN and sense
+  ua.establish(2, sense::lun_reset_occurred);
+  ua.establish(1, sense::luns_changed);
+  CHECK(ua.size() == 3);
+  CHECK_FALSE(ua.take(0, 0x00));     // another LUN
+  CHECK_FALSE(ua.take(1, 0x12));     // INQUIRY runs
+  CHECK_FALSE(ua.take(1, 0xa0));     // so does REPORT LUNS
+  CHECK(ua.take(1, 0x00) == sense::capacity_changed);  // oldest first
+  CHECK(ua.take(1, 0x03) == sense::luns_changed);       // REQUEST SENSE takes it too
+  CHECK_FALSE(ua.take(1, 0x28));
+  CHECK(ua.take(2, 0x2a) == sense::lun_reset_occurred);
+  CHECK(ua.empty());
+  for (uint16_t lun = 0; lun < 200; ++lun) ua.establish(lun, sense::reset_occurred);
+  CHECK(ua.size() == UnitAttentions::kMaxPending);
 }

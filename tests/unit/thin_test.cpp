@@ -85,6 +85,9 @@ struct FakeDisk final : IoServer {
       }
       case IoOp::trim:  // a hint: leaves the data
         break;
+      case IoOp::compare_and_write:  // (the atomic facility's, above the cache)
+        status = EINVAL;
+        break;
       case IoOp::flush: {
         ++flushes;
         uint64_t mark = flush_marks[r.get()];

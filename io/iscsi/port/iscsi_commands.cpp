@@ -15,12 +15,10 @@ constexpr uint8_t kFinalBit = 0x80;
 constexpr uint8_t kContinueBit = 0x40;  // (Text)
 constexpr uint8_t kWriteBit = 0x20;     // (SCSI Command)
 
-enum : uint8_t {
-  kTestUnitReady = 0x00,
-  kRequestSense = 0x03,
-  kInquiry = 0x12,
-  kReportLuns = 0xa0,
-};
+using scsi::kInquiry;
+using scsi::kReportLuns;
+using scsi::kRequestSense;
+using scsi::kTestUnitReady;
 
 // Task management functions (RFC 7143 11.5.1) and responses (11.6.1).
 enum : uint8_t {
@@ -107,6 +105,12 @@ void IscsiConnection::got_task() {
   t->awaiting_data = t->aborted = t->finished = false;
   t->verify = t->compare = false;
   t->data_out = 0;
+  t->flow = scsi::Flow::one;
+  t->unmap = t->mode_ten = false;
+  t->allocation = 0;
+  t->ranges.clear();
+  t->range_at = 0;
+  t->range_done = 0;
   t->queued = 0;
   t->waiter = nullptr;
   t->waiting_for = 0;
@@ -158,12 +162,16 @@ void IscsiConnection::got_task() {
   }
 }
 
-void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
+const Unit* IscsiConnection::unit_of(uint64_t lun_field) const {
   uint16_t lun = 0;
-  const Unit* unit = nullptr;
-  if (scsi::decode_lun(bhs_.lun(), lun))
-    for (const Unit& u : setup_.units)
-      if (u.lun == lun) unit = &u;
+  if (!scsi::decode_lun(lun_field, lun)) return nullptr;
+  for (const Unit& u : setup_.units)
+    if (u.lun == lun) return &u;
+  return nullptr;
+}
+
+void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
+  const Unit* unit = unit_of(bhs_.lun());
   if (cdb[0] == kReportLuns) {
     std::vector<uint16_t> luns;
     for (const Unit& u : setup_.units) luns.push_back(u.lun);
@@ -185,6 +193,18 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
     }
     return;
   }
+  // A unit attention pending for the LUN is reported instead (REQUEST
+  // SENSE returns it as its data; INQUIRY and REPORT LUNS run).
+  if (auto attention = attentions_.take(unit->lun, cdb[0])) {
+    if (cdb[0] == kRequestSense) {
+      plan.data_in = scsi::fixed_sense(*attention);
+      plan.data_in.resize(std::min<size_t>(plan.data_in.size(), cdb[4]));
+    } else {
+      plan.status = scsi::Status::check_condition;
+      plan.sense = *attention;
+    }
+    return;
+  }
   plan = scsi::plan(cdb, 16, unit->lu);
   if ((plan.io || cdb[0] == kTestUnitReady) && setup_.gate && !setup_.gate->open()) {
     // A node without a lease serves nothing.
@@ -192,8 +212,12 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
     plan.status = scsi::Status::check_condition;
     plan.sense = scsi::sense::not_ready;
   }
-  if (plan.io) {
-    t.transfer = plan.length;
+  if (plan.io || plan.data_out) {
+    // (A flow's own Data-Out, or a compare-and-write's, is what it
+    // moves; a transfer's, its range.)
+    t.transfer = plan.flow == scsi::Flow::one && plan.op != IoOp::compare_and_write
+                     ? plan.length
+                     : plan.data_out;
     t.volume = unit->lu.volume;
   }
 }
@@ -206,12 +230,25 @@ void IscsiConnection::begin_scsi(Task& t) {
   t.status = plan.status;
   t.sense = plan.sense;
   t.data = std::move(plan.data_in);
-  const bool write = plan.io && plan.op == IoOp::write;
+  const bool write = plan.io && plan.op == IoOp::write && plan.flow == scsi::Flow::one;
   t.verify = plan.verify;
   t.compare = plan.compare;
   t.data_out = static_cast<uint32_t>(plan.data_out);
-  if (t.verify && t.expected < t.data_out) {  // less to compare than the CDB says
+  t.flow = plan.flow;
+  t.unmap = plan.unmap;
+  t.mode_ten = plan.mode_ten;
+  t.allocation = plan.allocation;
+  // Less Data-Out than the CDB says (less to compare, a parameter list
+  // cut short), or for WRITE SAME and COMPARE AND WRITE any other size
+  // than theirs.
+  const bool flow_data = t.verify || plan.flow != scsi::Flow::one;
+  const bool exact = plan.flow == scsi::Flow::write_same ||
+                     (plan.io && plan.op == IoOp::compare_and_write);
+  if ((flow_data && t.expected < t.data_out) || (exact && t.expected != t.data_out)) {
     plan.io = false;
+    plan.flow = t.flow = scsi::Flow::one;
+    t.data_out = 0;
+    t.transfer = 0;
     t.status = scsi::Status::check_condition;
     t.sense = scsi::sense::invalid_field_in_iu;
   }
@@ -229,8 +266,9 @@ void IscsiConnection::begin_scsi(Task& t) {
       }
     }
   }
-  if (plan.io) {
-    // The task's unit goes to its request.
+  if (plan.io || t.flow == scsi::Flow::mode_select) {
+    // The task's unit goes to its request (for MODE SELECT, only the
+    // context that receives its parameter list: it is never sent).
     IoRequestPtr io = core_.requests().make(requests_account_);
     io->op = plan.op;
     io->flags = plan.flags;
@@ -242,10 +280,8 @@ void IscsiConnection::begin_scsi(Task& t) {
     t.request = std::move(io);
     t.owns_unit = false;
   }
-  const bool reads = t.request && t.request->op == IoOp::read;
-  // (VERIFY's Data-Out first, the range read after it.)
-  const uint64_t bytes = t.request ? t.request->length + (t.verify ? t.data_out : 0) : 0;
-  if (t.request && (write || reads) && bytes > 0) {
+  const uint64_t bytes = t.request ? buffer_bytes_for(t) : 0;
+  if (bytes > 0) {
     phase_ = Phase::buffer;
     current_ = &t;
     pages_waiter_.bytes = bytes;
@@ -265,7 +301,7 @@ void IscsiConnection::begin_scsi(Task& t) {
 void IscsiConnection::got_buffer(BufferRef buffer) {
   Task& t = *current_;
   t.request->buffer = std::move(buffer);
-  const bool write = t.request->op == IoOp::write;
+  const bool write = t.request->op == IoOp::write && t.flow == scsi::Flow::one;
   t.buffer_bytes = write ? static_cast<uint32_t>(t.request->length) : t.data_out;
   receive_data(Sink::command, &t, 0, t.buffer_bytes);
 }
@@ -362,7 +398,7 @@ void IscsiConnection::data_out_in(Task& t) {
   receive_header();
 }
 
-void IscsiConnection::start_io(Task& t) {
+void IscsiConnection::submit(Task& t) {
   t.in_stack = true;
   if (t.verify) t.request->buffer_offset = t.data_out;
   const unsigned core = route_.core_of(t.request->volume);
@@ -379,6 +415,9 @@ void IscsiConnection::completed(Task& t) {
   }
   t.in_stack = false;
   IoRequest& r = *t.request;
+  if (r.status == 0 && !t.aborted && t.flow != scsi::Flow::one && next_piece(t))
+    return submit(t);  // the next piece of a WRITE SAME or an UNMAP
+  if (r.status == 0 && t.flow == scsi::Flow::lba_status) lba_status_in(t);
   if (r.status != 0) {
     t.status = scsi::Status::check_condition;
     t.sense = scsi::sense_of_error(r.status, r.op == IoOp::write);
@@ -568,6 +607,7 @@ void IscsiConnection::task_management(Task& t) {
         if (&other != &t && other.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
             (function >= kTargetWarmReset || other.command.lun() == lun))
           abort(other, t);
+      if (function == kLunReset || function >= kTargetWarmReset) reset(function, lun);
       if (function == kTargetColdReset) close_after_send_ = true;
       break;
     case kClearAca: response = kFunctionNotSupported; break;
@@ -583,6 +623,38 @@ void IscsiConnection::task_management(Task& t) {
   stat_sn_ = n.stat_sn;
   t.finished = true;
   queue(&t, h, false, 0, 0, true);
+}
+
+// A LUN reset (or a target reset) is a unit attention for every nexus
+// that reaches the vdisk (them all): this one now, the node's others
+// through the port.
+void IscsiConnection::reset(uint8_t function, uint64_t lun_field) {
+  const bool all = function != kLunReset;
+  const Unit* unit = all ? nullptr : unit_of(lun_field);
+  if (!all && !unit) return;  // no such LUN: nothing was reset
+  const uint32_t vdisk = unit ? unit->lu.volume : 0;
+  unit_attention(vdisk, all, all ? scsi::sense::reset_occurred : scsi::sense::lun_reset_occurred);
+  if (setup_.on_reset) setup_.on_reset(this, vdisk, all);
+}
+
+void IscsiConnection::unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense) {
+  for (const Unit& u : setup_.units)
+    if (all || u.lu.volume == vdisk) attentions_.establish(u.lun, sense);
+}
+
+void IscsiConnection::set_units(std::vector<Unit> units) {
+  bool added = false;
+  for (const Unit& now : units) {
+    const Unit* before = nullptr;
+    for (const Unit& u : setup_.units)
+      if (u.lun == now.lun) before = &u;
+    if (!before) added = true;
+    else if (before->lu.blocks != now.lu.blocks)
+      attentions_.establish(now.lun, scsi::sense::capacity_changed);
+  }
+  setup_.units = std::move(units);
+  if (added)
+    for (const Unit& u : setup_.units) attentions_.establish(u.lun, scsi::sense::luns_changed);
 }
 
 // A Logout is answered once every other command is: nothing is in flight

@@ -37,6 +37,7 @@
 #include "io/pool/object_pool.hpp"
 #include "io/protocol.hpp"
 #include "io/reactor/core_io.hpp"
+#include "io/scsi/unit_attentions.hpp"
 #include "io/service_gate.hpp"
 
 namespace sve::iscsi {
@@ -84,6 +85,17 @@ struct Task : public IoClient,
   bool verify = false;
   bool compare = false;
   uint32_t data_out = 0;
+  // More than one request (io/scsi's Flow): WRITE SAME and UNMAP go as
+  // pieces of `ranges`, one request after the other (the same request
+  // context, sent again); GET LBA STATUS and MODE SELECT are answered
+  // from what came back or came in.
+  scsi::Flow flow = scsi::Flow::one;
+  bool unmap = false;
+  bool mode_ten = false;
+  uint32_t allocation = 0;
+  std::vector<scsi::LbaRange> ranges;
+  size_t range_at = 0;        // the range being done
+  uint64_t range_done = 0;    // its bytes sent so far
   // A write's Data-Out: the bytes in so far (in order), the buffer's part
   // of them (the rest is dropped), what was asked for by R2T and how many
   // R2Ts are out.
@@ -119,6 +131,10 @@ struct ConnectionSetup {
   const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
   // SendTargets in a normal session: this target's portals.
   std::function<std::vector<TextPair>(const std::string& value)> send_targets;
+  // A LUN reset of `vdisk` (or a target reset: `all`) through this
+  // connection: the port tells the node's other connections (a unit
+  // attention for each nexus). On the connection's core.
+  std::function<void(IscsiConnection* from, uint32_t vdisk, bool all)> on_reset;
 };
 
 struct ConnectionStats {
@@ -146,7 +162,10 @@ class IscsiConnection {
   const std::string& initiator() const { return setup_.initiator; }
   const std::vector<Unit>& units() const { return setup_.units; }
   // The LUNs' vdisks changed (a size, a flag; LUNs added): on the core.
-  void set_units(std::vector<Unit> units) { setup_.units = std::move(units); }
+  // A new capacity and new LUNs are unit attentions for the initiator.
+  void set_units(std::vector<Unit> units);
+  // A reset elsewhere: a unit attention for each LUN of `vdisk` (or all).
+  void unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense);
   const ConnectionStats& stats() const { return stats_; }
   const std::string& end_reason() const { return reason_; }
 
@@ -222,6 +241,14 @@ class IscsiConnection {
   void got_buffer(BufferRef buffer);
   void scsi_data_in(Task& t);
   void start_io(Task& t);
+  void submit(Task& t);
+  bool begin_write_same(Task& t);
+  bool begin_unmap(Task& t);
+  void answer_mode_select(Task& t);
+  bool next_piece(Task& t);
+  void lba_status_in(Task& t);
+  uint64_t buffer_bytes_for(const Task& t) const;
+  const Unit* unit_of(uint64_t lun_field) const;
   void ask_for_data(Task& t);
   void begin_data_out();
   void data_out_in(Task& t);
@@ -230,6 +257,7 @@ class IscsiConnection {
   void respond_nop(Task& t);
   void respond_text(Task& t);
   void task_management(Task& t);
+  void reset(uint8_t function, uint64_t lun_field);
   void logout(Task& t);
   void abort(Task& target, Task& by);
   void release_waiter(Task& t);
@@ -296,6 +324,7 @@ class IscsiConnection {
   bool finished_ = false;
   std::string reason_;
   ConnectionStats stats_;
+  scsi::UnitAttentions attentions_;  // of this I_T nexus (one connection per session)
 };
 
 }  // namespace sve::iscsi

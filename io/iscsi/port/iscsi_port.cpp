@@ -248,6 +248,19 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.initiator = login.initiator;
   setup.gate = options.gate;
   const std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
+  setup.on_reset = [this](iscsi::IscsiConnection* from, uint32_t vdisk, bool all) {
+    std::lock_guard lock(mu);
+    for (auto& [connection, a] : serving) {
+      if (connection == from || a.revoked) continue;
+      post(a.core, [this, connection = connection, vdisk, all] {
+        std::lock_guard lock(mu);
+        if (serving.count(connection))
+          connection->unit_attention(vdisk, all,
+                                     all ? scsi::sense::reset_occurred
+                                         : scsi::sense::lun_reset_occurred);
+      });
+    }
+  };
   setup.send_targets = [target, portals](const std::string& value) {
     return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;
   };
