@@ -80,7 +80,13 @@ void ForwardFacility::io_done(IoRequestPtr request) {
     return;
   }
   // Executed here, but the vdisk moved to another node before it was done
-  // (the cache sends it back, never having acknowledged it): to the owner.
+  // (the cache sends it back, never having acknowledged it): to the owner;
+  // a compare-and-write, which the interconnect does not carry, is tried
+  // again by the host.
+  if (request->status == ESTALE && request->op == IoOp::compare_and_write) {
+    complete(std::move(request), EAGAIN);
+    return;
+  }
   if (request->status == ESTALE && remote_) {
     ++stats_.rerouted;
     request->status = 0;

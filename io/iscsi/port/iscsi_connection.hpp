@@ -245,6 +245,7 @@ class IscsiConnection {
   bool begin_write_same(Task& t);
   bool begin_unmap(Task& t);
   void answer_mode_select(Task& t);
+  std::vector<uint8_t> parameter_list(Task& t);
   bool next_piece(Task& t);
   void lba_status_in(Task& t);
   uint64_t buffer_bytes_for(const Task& t) const;

@@ -101,13 +101,20 @@ bool IscsiConnection::begin_write_same(Task& t) {
   return next_piece(t);  // (a WRITE SAME has at least one block)
 }
 
-// UNMAP: its parameter list, checked whole before anything is zeroed.
-bool IscsiConnection::begin_unmap(Task& t) {
+// The parameter list that came (the Data-Out, as much as the CDB asked
+// for), out of the request's buffer, which goes back to its pool.
+std::vector<uint8_t> IscsiConnection::parameter_list(Task& t) {
   IoRequest& r = *t.request;
-  const Unit* unit = unit_of(t.command.lun());
   std::vector<uint8_t> list(std::min(t.received, t.data_out));
   r.buffer->copy_out(0, list.size(), list.data());
   r.buffer.reset();
+  return list;
+}
+
+// UNMAP: its parameter list, checked whole before anything is zeroed.
+bool IscsiConnection::begin_unmap(Task& t) {
+  const Unit* unit = unit_of(t.command.lun());
+  const std::vector<uint8_t> list = parameter_list(t);
   scsi::Sense refused;
   if (!unit) {
     refused = scsi::sense::lun_not_supported;
@@ -136,11 +143,8 @@ void IscsiConnection::lba_status_in(Task& t) {
 }
 
 void IscsiConnection::answer_mode_select(Task& t) {
-  IoRequest& r = *t.request;
   const Unit* unit = unit_of(t.command.lun());
-  std::vector<uint8_t> list(std::min(t.received, t.data_out));
-  r.buffer->copy_out(0, list.size(), list.data());
-  r.buffer.reset();
+  const std::vector<uint8_t> list = parameter_list(t);
   const scsi::Sense refused = unit ? scsi::mode_select(list.data(), list.size(), t.mode_ten, unit->lu)
                                    : scsi::sense::lun_not_supported;
   if (!(refused == scsi::sense::none)) {
