@@ -13,9 +13,8 @@ import re
 import socket
 import struct
 import subprocess
-import time
 
-from harness import SKIP, check, free_port, qemu_io, run
+from harness import SKIP, check, free_port, qemu_io, run, wait_until
 
 MiB = 1 << 20
 TARGET = "iqn.2026-12.org.sve:test"
@@ -329,16 +328,16 @@ def test(make):
     s, cmd_sn, _ = raw_login(iscsi_port)
     check(raw_command(s, cmd_sn, 1, bytes(16), itt=11) == (0, None), "TEST UNIT READY is GOOD")
     node.ctl("vdisk", "expand", "v1", "--size", "40M")
-    deadline, seen = time.monotonic() + 20, None
-    while seen is None and time.monotonic() < deadline:
-        cmd_sn += 1
-        status, sense = raw_command(s, cmd_sn, 1, bytes(16), itt=12 + cmd_sn % 1000)
-        if status != 0:
-            seen = sense
-        else:
-            time.sleep(0.02)
-    check(seen == (0x06, 0x2a, 0x09), f"CAPACITY DATA HAS CHANGED: {seen}")
-    cmd_sn += 1
+    tur = {"cmd_sn": cmd_sn, "sense": None}
+
+    def attention_seen():  # (each look is one TEST UNIT READY)
+        tur["cmd_sn"] += 1
+        status, tur["sense"] = raw_command(s, tur["cmd_sn"], 1, bytes(16), itt=12 + tur["cmd_sn"] % 1000)
+        return status != 0
+
+    wait_until(attention_seen, "a unit attention after the vdisk grew", timeout=20)
+    check(tur["sense"] == (0x06, 0x2a, 0x09), f"CAPACITY DATA HAS CHANGED: {tur['sense']}")
+    cmd_sn = tur["cmd_sn"] + 1
     check(raw_command(s, cmd_sn, 1, bytes(16), itt=5000) == (0, None), "reported once")
     s.close()
 
