@@ -12,7 +12,7 @@ from dependent_writes import Chain, check_point_in_time
 from harness import check, run, wait_until
 
 MiB = 1 << 20
-VDISK = 32 * MiB
+VDISK = 64 * MiB  # room for three rounds of a fast writer (about 8,000 records each here)
 # vdisk -> (I/O group, preferred node)
 PLACES = {"a1": ("g0", 1), "a2": ("g1", 3), "a3": ("g0", 2)}
 
@@ -36,7 +36,7 @@ def test(make):
     c = Cluster(make, 4, extra=["--cache-size", "4M"])
     c.form()
     n1 = c[1]
-    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 256 * MiB))
+    n1.ctl("mdisk", "add", "m0", n1.make_file("shared.img", 512 * MiB))
     n1.ctl("pool", "create", "p", "--extent-size", "4M", "m0")
     n1.ctl("iogrp", "create", "g0", "1", "2")
     n1.ctl("iogrp", "create", "g1", "3", "4")
