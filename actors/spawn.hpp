@@ -48,13 +48,21 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 // copies to the partner node the same way. `retry_ms`: how long a
 // forwarded request keeps trying (the owner may be changing) before it
 // fails with EIO.
-// `data_port`: this node's data channel listener (0: none); `on_data_port`
-// is told, on the interconnect's thread, where each reached peer's listens.
+// What the node tells each peer it reaches of its own ports, and is told of
+// theirs, on the interconnect's thread: where its data channel listens
+// (`data_port`, 0: none) and its iSCSI portal (`iscsi_portal`, HOST:PORT;
+// empty: none; a wildcard host is told as the peer's cluster host).
 using DataPortFound = std::function<void(uint32_t node, const std::string& host, uint16_t port)>;
+struct PeerPorts {
+  uint16_t data_port = 0;
+  std::string iscsi_portal;
+  DataPortFound on_data_port;
+  DataPortFound on_iscsi_portal;
+};
 // `tunnel`: the node's way to other nodes' cluster ports (null: straight).
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
                                     const ServiceGate* gate, uint64_t retry_ms,
-                                    uint16_t data_port = 0, DataPortFound on_data_port = {},
+                                    PeerPorts ports = {},
                                     std::shared_ptr<channel::ClusterTunnel> tunnel = nullptr);
 
 // Configuration: applies admin requests; `publish` runs on the actor's

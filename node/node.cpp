@@ -20,6 +20,7 @@
 #include "actors/spawn.hpp"
 #include "admin/admin_client.hpp"
 #include "cluster/state/cluster_state.hpp"
+#include "io/iscsi/iscsi_units.hpp"
 #include "io/tls/admin_tls.hpp"
 #include "node/node_impl.hpp"
 #include "util/size.hpp"
@@ -136,18 +137,26 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.channel_listener = std::move(listener.value());
   }
   if (options.cluster) {
-    DataPortFound found;
-    if (data_channel)
-      found = [&m](uint32_t node, const std::string& host, uint16_t port) {
+    PeerPorts ports;
+    if (data_channel) {
+      ports.data_port = m.channel_listener->port();
+      ports.on_data_port = [&m](uint32_t node, const std::string& host, uint16_t port) {
         if (!m.channels_ready.load()) return;
         for (auto& core : m.cores)
           run_on_core(core.cache_actor, [channels = core.channels.get(), node, host, port] {
             channels->set_peer(node, host, port);
           });
       };
+    }
+    // Every node's portal, for SendTargets (a peer's, once it is reached).
+    if (options.iscsi) {
+      ports.iscsi_portal = options.iscsi->to_string();
+      ports.on_iscsi_portal = [&m](uint32_t node, const std::string& host, uint16_t port) {
+        if (m.iscsi_ready.load()) m.iscsi->set_peer_portal(node, host, port);
+      };
+    }
     m.interconnect = spawn_interconnect_actor(
-        *m.sys, options.node_id, &m.gate, options.lease_ms * 3,
-        m.channel_listener ? m.channel_listener->port() : uint16_t{0}, std::move(found), m.tunnel);
+        *m.sys, options.node_id, &m.gate, options.lease_ms * 3, std::move(ports), m.tunnel);
     m.interconnect_port = std::make_unique<ActorPort>(m.interconnect);
   }
   // A partition's non-volatile memory may hold the only copy of acknowledged
@@ -229,6 +238,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     iscsi.target_name = options.iscsi_target;
     iscsi.max_connections = options.max_connections;
     iscsi.handshake_timeout_ms = options.handshake_timeout_ms;
+    iscsi.portal_group = iscsi::port_group_of(options.cluster ? options.node_id : 0);
     if (options.cluster) iscsi.gate = &m.gate;
     m.iscsi = std::make_unique<IscsiPort>(
         std::move(iscsi_listener.value()), options.iscsi->to_string(), std::move(iscsi_cores),
@@ -236,6 +246,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
           run_on_core(m.cores[core].backend, std::move(task));
         },
         std::move(iscsi));
+    m.iscsi_ready = true;
   }
   m.publish();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });

@@ -86,6 +86,7 @@ struct Node::Impl {
   uint64_t audit_second = 0, audit_refusals = 0, audit_suppressed = 0;
   LoginGuard logins;  // wrong passwords in a row lock a user out, from that address
   std::atomic<bool> channels_ready{false};
+  std::atomic<bool> iscsi_ready{false};  // `iscsi` is there (peers' portals arrive)
   void close_data_channels();
   std::mutex routes_mu;
   ClusterModel routed_config;

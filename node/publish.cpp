@@ -5,6 +5,7 @@
 
 #include "actors/messages.hpp"
 #include "model/extent_allocator.hpp"
+#include "model/host_paths.hpp"
 #include "model/virt_map.hpp"
 
 namespace sve {
@@ -59,7 +60,7 @@ void Node::Impl::note_pool_usage(const ClusterModel& model) {
   }
 }
 
-// Who owns each vdisk, to every core and the interconnect.
+// Who owns each vdisk, to every core, the interconnect and the host ports.
 void Node::Impl::publish_routes() {
   RoutePolicy policy;
   policy.self = options.cluster ? options.node_id : 0;
@@ -81,6 +82,8 @@ void Node::Impl::publish_routes() {
       caf::anon_send(facility, view_atom::value, FacilityView{nullptr, routes});
   }
   if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);
+  // Hosts are told which node to send to (ALUA): the owner.
+  if (iscsi) iscsi->set_paths(build_host_paths(routed_config, policy, *routes));
 }
 
 // On the cluster actor's thread, before the gate opens on this view.

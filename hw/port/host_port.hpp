@@ -7,6 +7,7 @@
 namespace sve {
 
 struct VirtMap;
+struct HostPaths;
 
 class HostPort {
  public:
@@ -16,6 +17,10 @@ class HostPort {
   virtual void stop() = 0;                      // drain and disconnect all hosts
   // The set of vdisks hosts may open, replaced on every configuration change.
   virtual void set_exports(std::shared_ptr<const VirtMap> map) = 0;
+  // Which node's ports serve each vdisk how (model/host_paths.hpp), replaced
+  // whenever ownership or the cluster view changes. A fabric that has no
+  // way to tell hosts (NBD) ignores it.
+  virtual void set_paths(std::shared_ptr<const HostPaths>) {}
 };
 
 }  // namespace sve

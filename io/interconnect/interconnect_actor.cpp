@@ -91,9 +91,8 @@ struct InterconnectState {
   uint32_t self = 0;
   const ServiceGate* gate = nullptr;
   uint64_t retry_ms = 0;
-  uint16_t data_port = 0;
+  PeerPorts ports;
   std::shared_ptr<channel::ClusterTunnel> tunnel;  // the way to peers' cluster ports, or null
-  DataPortFound on_data_port;
   std::vector<std::unique_ptr<ActorPort>> cores;  // where each core takes requests
   std::vector<caf::actor> cache_actors;           // the same, as actors
   // Every actor of this node, for the debug shell's cluster view.
@@ -148,6 +147,18 @@ void retry_later(Self* self, uint64_t id) {
   self->delayed_send(self, kRetryDelay, retry_atom::value, id);
 }
 
+// What a peer said of its ports, to whoever follows them.
+void told_ports(Self* self, uint32_t node, uint16_t data_port, const std::string& portal) {
+  const PeerPorts& ports = self->state.ports;
+  auto cluster = parse_address(self->state.peers[node].address);
+  if (!cluster) return;
+  if (data_port && ports.on_data_port) ports.on_data_port(node, cluster->host, data_port);
+  auto iscsi = parse_address(portal);
+  if (!iscsi || !ports.on_iscsi_portal) return;
+  const bool wildcard = iscsi->host.empty() || iscsi->host == "0.0.0.0" || iscsi->host == "::";
+  ports.on_iscsi_portal(node, wildcard ? cluster->host : iscsi->host, iscsi->port);
+}
+
 // Finds the peer's interconnect actor: connect to its cluster port, ask its
 // cluster actor.
 void connect(Self* self, uint32_t node) {
@@ -174,15 +185,17 @@ void connect(Self* self, uint32_t node) {
                       self->monitor(ic);
                       p.interconnect = ic;
                       spdlog::info("interconnect: reached node {}", node);
-                      // Where its data channel listens, for the cores.
-                      if (!self->state.on_data_port) return;
+                      // Where its data channel listens, for the cores, and
+                      // its iSCSI portal, for discovery.
                       self->request(ic, std::chrono::seconds(2), data_port_atom::value)
                           .then(
-                              [=](uint16_t port) {
-                                auto a = parse_address(self->state.peers[node].address);
-                                if (port && a) self->state.on_data_port(node, a->host, port);
+                              [=](uint16_t port, std::string& portal) {
+                                told_ports(self, node, port, portal);
                               },
-                              [](caf::error&) {});  // an older peer: the actor path it is
+                              [=](caf::error& e) {  // (the actor path it is)
+                                spdlog::debug("interconnect: node {} did not say its ports: {}",
+                                              node, caf::to_string(e));
+                              });
                     },
                     [=](caf::error&) { self->state.peers[node].connecting = false; });
           },
@@ -359,12 +372,11 @@ caf::result<std::string> describe_cluster(Self* self) {
 }
 
 caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
-                           uint64_t retry_ms, uint16_t data_port, DataPortFound on_data_port,
+                           uint64_t retry_ms, PeerPorts ports,
                            std::shared_ptr<channel::ClusterTunnel> tunnel) {
   auto& st = self->state;
   st.tunnel = std::move(tunnel);
-  st.data_port = data_port;
-  st.on_data_port = std::move(on_data_port);
+  st.ports = std::move(ports);
   st.self = node;
   st.gate = gate;
   st.retry_ms = retry_ms;
@@ -405,7 +417,9 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
           self->state.local_actors.emplace_back(names[i], actors[i]);
       },
       [=](shell_atom) { return describe_node(self); },
-      [=](data_port_atom) { return self->state.data_port; },
+      [=](data_port_atom) -> caf::result<uint16_t, std::string> {
+        return {self->state.ports.data_port, self->state.ports.iscsi_portal};
+      },
       [=](shell_atom, all_atom) { return describe_cluster(self); },
       // The cores' cache actors (for the partner's copies), and where a
       // core takes requests from other nodes (its atomic facility, above
@@ -488,6 +502,9 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
           Peer& p = peers[ids[i]];
           if (p.address != addresses[i]) p.interconnect = caf::actor{};
           p.address = addresses[i];
+          // An iSCSI node lists every node's portal: it asks each peer for
+          // its own now, not when it first has something to send there.
+          if (self->state.ports.on_iscsi_portal && !p.interconnect) connect(self, ids[i]);
         }
       }
   );
@@ -497,10 +514,10 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
 
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,
                                     const ServiceGate* gate, uint64_t retry_ms,
-                                    uint16_t data_port, DataPortFound on_data_port,
+                                    PeerPorts ports,
                                     std::shared_ptr<channel::ClusterTunnel> tunnel) {
-  return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms, data_port,
-                                  std::move(on_data_port), std::move(tunnel));
+  return sys.spawn<caf::detached>(interconnect, self, gate, retry_ms, std::move(ports),
+                                  std::move(tunnel));
 }
 
 }  // namespace sve

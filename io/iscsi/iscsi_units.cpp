@@ -18,6 +18,16 @@ std::string identity_digits(const VirtMap& map, size_t count) {
   return out;
 }
 
+scsi::AccessState access_state_of(PathState s) {
+  switch (s) {
+    case PathState::optimized: return scsi::AccessState::optimized;
+    case PathState::non_optimized: return scsi::AccessState::non_optimized;
+    case PathState::transitioning: return scsi::AccessState::transitioning;
+    case PathState::unavailable: break;
+  }
+  return scsi::AccessState::unavailable;
+}
+
 }  // namespace
 
 scsi::LogicalUnit logical_unit_of(const VirtMap& map, const VolumeLayout& vdisk, bool read_only) {
@@ -40,12 +50,23 @@ scsi::LogicalUnit logical_unit_of(const VirtMap& map, const VolumeLayout& vdisk,
   return lu;
 }
 
-std::vector<Unit> units_of(const VirtMap& map, const std::vector<LunEntry>& luns) {
+uint16_t port_group_of(uint32_t node) { return node ? static_cast<uint16_t>(node) : 1; }
+
+std::vector<Unit> units_of(const VirtMap& map, const std::vector<LunEntry>& luns,
+                           const HostPaths* paths) {
   std::vector<Unit> out;
   for (const LunEntry& l : luns) {
     const VolumeLayout* v = map.find(l.vdisk);
     if (!v || v->hidden) continue;
-    out.push_back({l.lun, logical_unit_of(map, *v, l.read_only)});
+    Unit u{l.lun, logical_unit_of(map, *v, l.read_only)};
+    if (paths) {
+      u.lu.port_group = port_group_of(paths->self);
+      if (const std::vector<NodePath>* nodes = paths->find(v->id))
+        for (const NodePath& p : *nodes)
+          u.lu.port_groups.push_back({port_group_of(p.node), access_state_of(p.state),
+                                      p.preferred});
+    }
+    out.push_back(std::move(u));
   }
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "io/iscsi/iscsi_access.hpp"
 #include "io/scsi/scsi_commands.hpp"
+#include "model/host_paths.hpp"
 #include "model/virt_map.hpp"
 
 namespace sve::iscsi {
@@ -22,8 +23,15 @@ struct Unit {
 
 scsi::LogicalUnit logical_unit_of(const VirtMap& map, const VolumeLayout& vdisk, bool read_only);
 
-// The units of these LUNs (a LUN whose vdisk is gone is left out), by LUN.
-std::vector<Unit> units_of(const VirtMap& map, const std::vector<LunEntry>& luns);
+// The units of these LUNs (a LUN whose vdisk is gone is left out), by LUN,
+// with their ALUA state from `paths` (none: a standalone node's, this port's
+// group alone and optimized). Each node is target port group `node id` (a
+// standalone node 1), of one port with the same relative id.
+std::vector<Unit> units_of(const VirtMap& map, const std::vector<LunEntry>& luns,
+                           const HostPaths* paths = nullptr);
+
+// This node's target port group (and portal group tag).
+uint16_t port_group_of(uint32_t node);
 
 // iqn.2026-12.org.sve:<the first twelve hex digits of the configuration's
 // identity>: one target per cluster, the same name on every node.

@@ -21,6 +21,7 @@ std::vector<uint8_t> standard_inquiry() {
   d[2] = 0x06;        // SPC-4
   d[3] = 0x12;        // HiSup, response data format 2
   d[4] = 66 - 5;      // additional length
+  d[5] = 0x10;        // TPGS 01b: implicit asymmetric access (scsi_alua.cpp)
   d[7] = 0x02;        // CmdQue
   put_text(d, 8, 8, "SVE");
   put_text(d, 16, 16, "vdisk");
@@ -52,6 +53,8 @@ std::vector<uint8_t> vpd_page(uint8_t page, const LogicalUnit& lu, bool& known) 
       std::string t10 = "SVE     " + lu.serial;
       d.insert(d.end(), {0x02, 0x01, 0x00, static_cast<uint8_t>(t10.size())});
       d.insert(d.end(), t10.begin(), t10.end());
+      auto port = alua_designators(lu);
+      d.insert(d.end(), port.begin(), port.end());
       break;
     }
     case 0xb0:  // block limits
@@ -236,6 +239,7 @@ std::vector<uint8_t> fixed_sense(const Sense& s) {
 Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
   if (cdb_bytes < 16) return check(sense::invalid_field_in_cdb);  // (iSCSI's CDB field)
   const uint8_t op = cdb[0];
+  if (auto refused = refused_by_access_state(cdb, lu)) return check(*refused);
   switch (op) {
     case kTestUnitReady: return Plan{};
     case kRequestSense:
@@ -280,6 +284,8 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
     case kUnmap: return plan_unmap(cdb, lu);
     case kCompareAndWrite: return compare_and_write(cdb, lu);
     case kMaintenanceIn:
+      if ((cdb[1] & 0x1f) == kReportTargetPortGroups)
+        return plan_report_target_port_groups(cdb, lu);
       if ((cdb[1] & 0x1f) != kReportOpcodes) return check(sense::invalid_field_in_cdb);
       return plan_report_opcodes(cdb);
     case kStartStopUnit: return start_stop(cdb);

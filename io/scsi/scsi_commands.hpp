@@ -107,7 +107,28 @@ inline constexpr Sense not_ready{0x02, 0x04, 0x00};         // cause not reporta
 inline constexpr Sense out_of_space{0x07, 0x27, 0x07};      // space allocation failed write protect
 inline constexpr Sense invalid_field_in_iu{0x05, 0x0e, 0x03};  // (the transport's: iSCSI's EDTL)
 inline constexpr Sense miscompare{0x0e, 0x1d, 0x00};        // miscompare during verify
+// The port's target port group cannot serve the unit now (ALUA).
+inline constexpr Sense port_transitioning{0x02, 0x04, 0x0a};  // asymmetric access state transition
+inline constexpr Sense port_standby{0x02, 0x04, 0x0b};        // target port in standby state
+inline constexpr Sense port_unavailable{0x02, 0x04, 0x0c};    // target port in unavailable state
 }  // namespace sense
+
+// ALUA (SPC-4 5.16): each node is a target port group, of one port (its
+// portal). What a group can do for a unit is its asymmetric access state;
+// the values are the standard's.
+enum class AccessState : uint8_t {
+  optimized = 0x0,       // active/optimized: the node that owns the vdisk
+  non_optimized = 0x1,   // active/non-optimized: serves it by forwarding
+  standby = 0x2,         // (not used)
+  unavailable = 0x3,     // serves nothing of it (no lease, group offline)
+  transitioning = 0xf,   // becoming the owner
+};
+struct PortGroup {
+  uint16_t id = 1;             // target port group; its one port has the same relative id
+  AccessState state = AccessState::optimized;
+  bool preferred = false;      // the vdisk's preferred node (PREF)
+  bool operator==(const PortGroup&) const = default;
+};
 
 // What a host is told of a request the stack failed with `error` (an errno).
 Sense sense_of_error(int error, bool write);
@@ -129,6 +150,13 @@ struct LogicalUnit {
   // node. (NAA 6 would need an IEEE company id this project does not have.)
   std::array<uint8_t, 8> naa{};
   bool write_cache = true;           // MODE SENSE's caching page (WCE)
+  // ALUA: the target port group of the port the command came through, and
+  // every group that reaches the unit, by id. Empty: this port's group
+  // alone, active/optimized (a standalone node).
+  uint16_t port_group = 1;
+  std::vector<PortGroup> port_groups;
+  // This port's state for the unit.
+  AccessState access() const;
 };
 
 // What the front end does beyond one request of the stack.
@@ -177,6 +205,10 @@ struct Plan {
 
 // Plans one command of `lu`. `cdb` holds `cdb_bytes` (16 for iSCSI).
 Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu);
+
+// REPORT TARGET PORT GROUPS' parameter data (the length-only or the
+// extended header), cut to `allocation`.
+std::vector<uint8_t> target_port_groups(const LogicalUnit& lu, bool extended, uint32_t allocation);
 
 // VERIFY with BYTCHK: whether `medium` (the range read, `length` bytes)
 // matches `expected` (the Data-Out: as long, or one block for every block).

@@ -4,6 +4,7 @@
 // shapes of a plan answered here, and each file's planners.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "io/scsi/scsi_commands.hpp"
@@ -56,6 +57,7 @@ namespace sve::scsi {
 inline constexpr uint8_t kReadCapacity16 = 0x10;    // of SERVICE ACTION IN(16)
 inline constexpr uint8_t kGetLbaStatus = 0x12;      // of SERVICE ACTION IN(16)
 inline constexpr uint8_t kReportOpcodes = 0x0c;     // of MAINTENANCE IN
+inline constexpr uint8_t kReportTargetPortGroups = 0x0a;  // of MAINTENANCE IN
 
 // scsi_mode.cpp
 Plan plan_mode_sense(const uint8_t* cdb, bool ten, const LogicalUnit& lu);
@@ -64,6 +66,12 @@ Plan plan_mode_select(const uint8_t* cdb, bool ten, const LogicalUnit& lu);
 Plan plan_write_same(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu);
 Plan plan_unmap(const uint8_t* cdb, const LogicalUnit& lu);
 Plan plan_get_lba_status(const uint8_t* cdb, const LogicalUnit& lu);
+// scsi_alua.cpp
+Plan plan_report_target_port_groups(const uint8_t* cdb, const LogicalUnit& lu);
+// The CHECK CONDITION a command meets because this port's group cannot
+// serve the unit now, or none (it runs).
+std::optional<Sense> refused_by_access_state(const uint8_t* cdb, const LogicalUnit& lu);
+std::vector<uint8_t> alua_designators(const LogicalUnit& lu);
 // scsi_opcodes.cpp
 Plan plan_report_opcodes(const uint8_t* cdb);
 

@@ -55,6 +55,8 @@ constexpr Supported kSupported[] = {
     {kServiceActionIn16, kGetLbaStatus, true, 16,
      {kServiceActionIn16, 0x1f, F, F, F, F, F, F, F, F, F, F, F, F, 0, 0}},
     {kReportLuns, 0, false, 12, {kReportLuns, 0, 0, 0, 0, 0, F, F, F, F, 0, 0}},
+    {kMaintenanceIn, kReportTargetPortGroups, true, 12,
+     {kMaintenanceIn, 0xff, 0, 0, 0, 0, F, F, F, F, 0, 0}},
     {kMaintenanceIn, kReportOpcodes, true, 12,
      {kMaintenanceIn, 0x1f, 0x87, F, F, F, F, F, F, F, 0, 0}},
     {kRead12, 0, false, 12, {kRead12, 0xf8, F, F, F, F, F, F, F, F, 0, 0}},

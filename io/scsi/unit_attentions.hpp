@@ -18,6 +18,7 @@ inline constexpr Sense reset_occurred{0x06, 0x29, 0x00};        // power on, res
 inline constexpr Sense lun_reset_occurred{0x06, 0x29, 0x03};    // bus device reset function occurred
 inline constexpr Sense capacity_changed{0x06, 0x2a, 0x09};
 inline constexpr Sense luns_changed{0x06, 0x3f, 0x0e};          // reported LUNs data has changed
+inline constexpr Sense access_state_changed{0x06, 0x2a, 0x06};  // asymmetric access state changed
 }  // namespace sense
 
 class UnitAttentions {

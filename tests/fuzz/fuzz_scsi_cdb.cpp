@@ -4,8 +4,9 @@
 // command's limit, a write is never planned for a read-only unit, the
 // Data-Out asked for is what the command takes (a write's range, one
 // block for WRITE SAME, a bounded parameter list), UNMAP only on a thin
-// unit, and an answer made here is never longer than the CDB's allocation
-// length allows nor than 64 KiB.
+// unit, a port whose ALUA state cannot serve the unit plans no request,
+// and an answer made here is never longer than the CDB's allocation length
+// allows nor than 64 KiB.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -24,7 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lu.read_only = data[24] & 0x40;
   lu.thin = data[24] & 0x80;
   lu.serial = "600507680c800123";
+  if (size > 25) {  // this port's group's ALUA state, beside another group
+    static constexpr AccessState kStates[] = {AccessState::optimized, AccessState::non_optimized,
+                                              AccessState::unavailable,
+                                              AccessState::transitioning};
+    lu.port_group = 1;
+    lu.port_groups = {{1, kStates[data[25] & 3], true}, {2, AccessState::optimized, false}};
+  }
+  const bool serving =
+      lu.access() == AccessState::optimized || lu.access() == AccessState::non_optimized;
   Plan p = plan(data, 16, lu);
+  if (!serving && (p.io || p.data_out)) std::abort();
   const uint64_t unit_bytes = lu.blocks * kBlockBytes;
   auto inside = [&](uint64_t most) {
     uint64_t end = p.offset + p.length;

@@ -648,9 +648,15 @@ void IscsiConnection::set_units(std::vector<Unit> units) {
     const Unit* before = nullptr;
     for (const Unit& u : setup_.units)
       if (u.lun == now.lun) before = &u;
-    if (!before) added = true;
-    else if (before->lu.blocks != now.lu.blocks)
+    if (!before) {
+      added = true;
+      continue;
+    }
+    if (before->lu.blocks != now.lu.blocks)
       attentions_.establish(now.lun, scsi::sense::capacity_changed);
+    // An implicit ALUA transition: hosts look at the port groups again.
+    if (before->lu.port_groups != now.lu.port_groups)
+      attentions_.establish(now.lun, scsi::sense::access_state_changed);
   }
   setup_.units = std::move(units);
   if (added)

@@ -62,6 +62,8 @@ struct IscsiPort::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   std::shared_ptr<const VirtMap> exports;
+  std::shared_ptr<const HostPaths> paths;  // (none: a standalone node's)
+  std::map<uint32_t, iscsi::Portal> peer_portals;  // by node
   bool stopping = false;
   std::set<int> fds;  // every connection's socket, logging in or serving
   size_t handshaking = 0;
@@ -79,7 +81,7 @@ struct IscsiPort::Impl {
   void accept_loop();
   void handshake(int fd, size_t core);
   void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
-  // Under mu: follows `exports` in every serving connection.
+  // Under mu: follows `exports` and `paths` in every serving connection.
   void follow_exports();
   void closed(iscsi::IscsiConnection* connection, unsigned core);
   void destroy(iscsi::IscsiConnection* connection);
@@ -119,6 +121,20 @@ void IscsiPort::set_exports(std::shared_ptr<const VirtMap> map) {
   impl_->follow_exports();
 }
 
+void IscsiPort::set_peer_portal(uint32_t node, const std::string& host, uint16_t port) {
+  std::lock_guard lock(impl_->mu);
+  auto& p = impl_->peer_portals[node];
+  if (p.address != host || p.port != port)
+    spdlog::info("iscsi: node {}'s portal is {}:{}", node, host, port);
+  p = iscsi::Portal{host, port, iscsi::port_group_of(node)};
+}
+
+void IscsiPort::set_paths(std::shared_ptr<const HostPaths> paths) {
+  std::lock_guard lock(impl_->mu);
+  impl_->paths = std::move(paths);
+  impl_->follow_exports();
+}
+
 size_t IscsiPort::connections() const {
   std::lock_guard lock(impl_->mu);
   return impl_->fds.size();
@@ -142,7 +158,7 @@ void IscsiPort::Impl::follow_exports() {
   for (auto& [connection, a] : serving) {
     if (a.revoked) continue;
     iscsi::IscsiAccess access = resolve_iscsi_access(*exports, a.client, listener_loopback);
-    std::vector<iscsi::Unit> now = iscsi::units_of(*exports, access.luns);
+    std::vector<iscsi::Unit> now = iscsi::units_of(*exports, access.luns, paths.get());
     if (!access.policy.allowed || !same_luns(a.units, now)) {
       a.revoked = true;
       spdlog::info("iscsi: closing {}'s connection: its LUNs changed ({})", a.client.initiator,
@@ -195,10 +211,16 @@ void IscsiPort::Impl::forget(int fd) {
 
 void IscsiPort::Impl::handshake(int fd, size_t core) {
   std::shared_ptr<const VirtMap> map;
+  std::shared_ptr<const HostPaths> host_paths;
   uint16_t tsih = 0;
+  // This node's portal (the address the initiator reached), then the others'.
+  std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
   {
     std::lock_guard lock(mu);
     map = exports ? exports : std::make_shared<const VirtMap>();
+    host_paths = paths;
+    for (const auto& [node, p] : peer_portals)
+      if (p.group != options.portal_group) portals.push_back(p);
     tsih = next_tsih++;
     if (next_tsih == 0) next_tsih = 1;  // (0 is "a new session")
   }
@@ -220,7 +242,6 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   set_io_timeouts(fd, options.handshake_timeout_ms);
   iscsi::LoginOutcome login = iscsi::run_login(fd, std::move(config));
   if (login.logged_in && login.type == iscsi::SessionType::discovery) {
-    std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
     std::string why = iscsi::serve_discovery(fd, login, target, portals, options.command_window);
     spdlog::debug("iscsi: discovery session of {} ended: {}", login.initiator, why);
     std::lock_guard lock(mu);
@@ -243,11 +264,10 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.exp_cmd_sn = login.exp_cmd_sn;
   setup.stat_sn = login.stat_sn;
   setup.command_window = options.command_window;
-  setup.units = iscsi::units_of(*map, access.luns);
+  setup.units = iscsi::units_of(*map, access.luns, host_paths.get());
   setup.target_name = target;
   setup.initiator = login.initiator;
   setup.gate = options.gate;
-  const std::vector<iscsi::Portal> portals{{local_ip(fd), port, options.portal_group}};
   setup.on_reset = [this](iscsi::IscsiConnection* from, uint32_t vdisk, bool all) {
     std::lock_guard lock(mu);
     for (auto& [connection, a] : serving) {

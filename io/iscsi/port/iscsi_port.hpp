@@ -23,7 +23,7 @@ struct IscsiCore {
 
 struct IscsiPortOptions {
   std::string target_name;  // empty: iqn.2026-12.org.sve:<configuration id>
-  uint16_t portal_group = 1;
+  uint16_t portal_group = 1;  // this node's target port group (iscsi::port_group_of)
   size_t max_connections = 1024;
   uint32_t handshake_timeout_ms = 30000;  // each step of a login, each discovery PDU
   uint32_t command_window = 128;
@@ -40,6 +40,11 @@ class IscsiPort final : public HostPort {
   void start() override;
   void stop() override;
   void set_exports(std::shared_ptr<const VirtMap> map) override;
+  void set_paths(std::shared_ptr<const HostPaths> paths) override;
+  // Another node's portal (its target port group is its id): SendTargets
+  // lists it after this node's own, so that a host discovering through one
+  // node learns every path.
+  void set_peer_portal(uint32_t node, const std::string& host, uint16_t port);
   size_t connections() const;
 
  private:

@@ -1,0 +1,226 @@
+"""ALUA from the I/O group, with real processes and libiscsi (iscsi_client.py):
+three nodes, each an iSCSI portal of the one target and a target port group
+of its own; nodes 1 and 2 are I/O group g0 and a vdisk prefers node 1.
+
+  1. Every node reports the same: node 1's group active/optimized and
+     preferred, the others active/non-optimized; discovery through one node
+     lists every node's portal, each its node's portal group; VPD 0x83 names
+     the port it was asked through.
+  2. A multipath writer (sessions to all three nodes; it sends to the
+     group that says active/optimized, and when a path fails or refuses it
+     asks the others again, as dm-multipath's ALUA handler does) writes
+     while node 1 is SIGKILLed: it goes on through node 2, which reports
+     itself optimized once it owns the vdisk (node 1 unavailable), and the
+     sessions that stayed were told by unit attention. Every acknowledged
+     write reads back from nodes 2 and 3.
+  3. Node 1 returns: once the group writes back again, it is optimized
+     again, and the data reads back through it.
+  4. Node 1 left without a lease (nodes 2 and 3 gone) reports its own
+     group unavailable and refuses I/O with NOT READY, target port in
+     unavailable state."""
+import random
+import subprocess
+import threading
+import time
+
+from cluster_harness import Cluster
+from harness import SKIP, check, free_port, run, wait_until
+
+try:
+    from iscsi_client import GOOD, NON_OPTIMIZED, OPTIMIZED, UNAVAILABLE, IscsiSession
+except OSError:  # no libiscsi7
+    IscsiSession = None
+
+TARGET = "iqn.2026-12.org.sve:alua"
+BLOCKS = 1024  # 4 KiB blocks written, the first 4 MiB of the vdisk
+UNAVAILABLE_PORT = (0x02, 0x04, 0x0c)
+
+
+def port_groups(session, tries=5):
+    """REPORT TARGET PORT GROUPS, past the unit attentions it may meet
+    first; None if the session is gone."""
+    for _ in range(tries):
+        groups = session.port_groups()
+        if groups is not None:
+            return groups
+        status, _, _ = session.command(bytes(6))  # (TEST UNIT READY: takes a UA)
+        if status is None:
+            return None
+    return None
+
+
+class MultipathWriter:
+    """Writes 4 KiB blocks (each a sequence number, repeated) through the
+    optimized path; a write that fails is sent again, with the same data,
+    through whatever path is optimized then, until acknowledged."""
+
+    def __init__(self, sessions):
+        self.sessions = sessions  # by node id
+        self.acked = {}           # block: sequence number
+        self.count = 0
+        self.paths_used = []      # node ids, in order of use
+        self.failed = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=60)
+        check(not self._thread.is_alive(), "the writer stopped")
+        check(self.failed is None, f"the writer: {self.failed}")
+
+    def _choose(self):
+        """The node whose group says active/optimized, asked through every
+        live session; None while no group is."""
+        for node, s in sorted(self.sessions.items()):
+            if s.ctx is None:
+                continue
+            groups = port_groups(s)
+            if groups is None:
+                s.close()  # the path is gone
+                continue
+            for group, (state, _) in groups.items():
+                if state == OPTIMIZED and group in self.sessions and \
+                        self.sessions[group].ctx is not None:
+                    return group
+        return None
+
+    def _run(self):
+        rng = random.Random(7)
+        seq, path = 0, None
+        deadline = None
+        try:
+            while not self._stop.is_set():
+                seq += 1
+                block = rng.randrange(BLOCKS)
+                data = seq.to_bytes(8, "little") * 512
+                while True:
+                    if path is None:
+                        path = self._choose()
+                        if path is not None:
+                            self.paths_used.append(path)
+                    status, sense = None, None
+                    if path is not None:
+                        status, sense, _ = self.sessions[path].write(block * 8, data)
+                    if status == GOOD:
+                        self.acked[block] = seq
+                        self.count += 1
+                        deadline = None
+                        break
+                    if status is None and path is not None:
+                        self.sessions[path].close()
+                    path = None  # ask again
+                    deadline = deadline or time.monotonic() + 60
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"no path took block {block} for 60 s "
+                                             f"(last: {status}, {sense})")
+                    time.sleep(0.01)
+        except Exception as e:  # noqa: BLE001 (reported by stop())
+            self.failed = repr(e)
+
+
+def verify(session, acked, what):
+    for block, seq in sorted(acked.items()):
+        status, sense, data = session.read(block * 8, 8)
+        check(status == GOOD, f"{what}: reading block {block}: {status} {sense}")
+        got = int.from_bytes(data[:8], "little")
+        check(got == seq, f"{what}: block {block} holds write {got}, acknowledged {seq}")
+
+
+def wait_writes(writer, more, what):
+    target = writer.count + more
+    wait_until(lambda: writer.count >= target or writer.failed, what, timeout=60)
+    check(writer.failed is None, f"the writer: {writer.failed}")
+
+
+def test(make):
+    if IscsiSession is None or \
+            subprocess.run(["which", "iscsi-inq"], capture_output=True).returncode != 0:
+        print("libiscsi is not installed")
+        return SKIP
+    c = Cluster(make, 3)
+    portals = {}
+    for i in (1, 2, 3):
+        port = free_port()
+        portals[i] = f"127.0.0.1:{port}"
+        c[i].extra += ["--iscsi", portals[i], "--iscsi-target", TARGET]
+    c.form()
+    c.group_vdisk("v", 32, 128)
+
+    def session(i):
+        return IscsiSession(portals[i], TARGET, 0, initiator=f"iqn.2026-12.test:alua{i}")
+
+    # 1. What every node reports.
+    sessions = {i: session(i) for i in (1, 2, 3)}
+    expected = {1: (OPTIMIZED, True), 2: (NON_OPTIMIZED, False), 3: (NON_OPTIMIZED, False)}
+    for i, s in sessions.items():
+        wait_until(lambda: port_groups(s) == expected,
+                   lambda: f"node {i}'s port groups {port_groups(s)}, expected {expected}")
+    # Discovery through one node lists every node's portal, each its own
+    # portal group.
+    def discovered():
+        return subprocess.run(["iscsi-ls", "-s", f"iscsi://{portals[2]}"], capture_output=True,
+                              text=True, timeout=60).stdout
+    wait_until(lambda: all(f"Portal:{portals[i]},{i}" in discovered() for i in (1, 2, 3)),
+               lambda: f"every portal in node 2's SendTargets: {discovered()}")
+    inq = subprocess.run(["iscsi-inq", "-e", "1", "-c", "131", f"iscsi://{portals[3]}/{TARGET}/0"],
+                         capture_output=True, encoding="utf-8", errors="replace",
+                         timeout=60).stdout
+    check("RELATIVE_TARGET_PORT" in inq and "TARGET_PORT_GROUP" in inq,
+          f"VPD 0x83 names the port and its group: {inq}")
+
+    # 2. Node 1, the preferred node, dies under the writer.
+    writer = MultipathWriter(sessions)
+    writer.start()
+    wait_writes(writer, 300, "300 writes through node 1")
+    check(writer.paths_used == [1], f"the writer sends to the optimized node 1: {writer.paths_used}")
+    c[1].kill()
+    c.wait_serving([2, 3], 2)
+    wait_writes(writer, 300, "300 writes after node 1 died")
+    writer.stop()
+    check(writer.paths_used[-1] == 2, f"the writer went on through node 2: {writer.paths_used}")
+    after = {1: (UNAVAILABLE, True), 2: (OPTIMIZED, False), 3: (NON_OPTIMIZED, False)}
+    for i in (2, 3):
+        s = sessions[i]
+        wait_until(lambda: port_groups(s) == after,
+                   lambda: f"node {i}'s port groups {port_groups(s)}, expected {after}")
+    told = sessions[2].attentions + sessions[3].attentions
+    check(told > 0, "the sessions that stayed were told of the change by unit attention")
+    print(f"writer: {writer.count} writes acknowledged, paths {writer.paths_used}, "
+          f"{told} unit attentions")
+    verify(sessions[2], writer.acked, "through node 2")
+    verify(sessions[3], writer.acked, "through node 3")
+
+    # 3. Node 1 returns and is optimized again once the group writes back.
+    c.start(1)
+    c.wait_serving([1, 2, 3], 1)
+    wait_until(lambda: c[1].ctl_json("vdisk", "show", "v")["cache"]["mode"] == "write-back",
+               "write-back again after the resync", timeout=30)
+    sessions[1] = session(1)
+    told = sessions[2].attentions
+    for i in (1, 2):
+        s = sessions[i]
+        wait_until(lambda: port_groups(s) == expected,
+                   lambda: f"node {i}'s port groups {port_groups(s)}, expected {expected}")
+    check(sessions[2].attentions > told, "node 2's session was told node 1 is back")
+    verify(sessions[1], writer.acked, "through node 1, back")
+
+    # 4. Node 1 alone, without a lease: its port is unavailable.
+    for i in (3, 2):
+        sessions[i].close()
+        c[i].kill()
+    s = sessions[1]
+    wait_until(lambda: port_groups(s) == {1: (UNAVAILABLE, True)},
+               lambda: f"node 1 without a lease reports {port_groups(s)}")
+    status, sense, _ = s.read(0, 8)
+    check(status == 2 and sense == UNAVAILABLE_PORT,
+          f"a read through a port in unavailable state: {status} {sense}")
+    s.close()
+    return 0
+
+
+if __name__ == "__main__":
+    run(test)
