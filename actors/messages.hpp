@@ -60,6 +60,9 @@ using unmirror_atom = caf::atom_constant<caf::atom("unmirror")>;
 // mirror / unmirror.
 using mirror_to_atom = caf::atom_constant<caf::atom("mirrorto")>;
 using unmirror_to_atom = caf::atom_constant<caf::atom("unmirrto")>;
+// A host reset a LUN (a vdisk) or the whole target through one node: the
+// other nodes' sessions get the unit attention too (one target).
+using lun_reset_atom = caf::atom_constant<caf::atom("lunreset")>;
 
 // The debug shell: an actor describes itself (actors/actor_probe.hpp), or
 // records the next N messages it handles.

@@ -51,13 +51,16 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 // What the node tells each peer it reaches of its own ports, and is told of
 // theirs, on the interconnect's thread: where its data channel listens
 // (`data_port`, 0: none) and its iSCSI portal (`iscsi_portal`, HOST:PORT;
-// empty: none; a wildcard host is told as the peer's cluster host).
+// empty: none; a wildcard host is told as the peer's cluster host). And
+// the resets hosts made through a peer's target port (`on_peer_reset`: a
+// vdisk's LUNs, or all): a node sends its own with lun_reset_atom.
 using DataPortFound = std::function<void(uint32_t node, const std::string& host, uint16_t port)>;
 struct PeerPorts {
   uint16_t data_port = 0;
   std::string iscsi_portal;
   DataPortFound on_data_port;
   DataPortFound on_iscsi_portal;
+  std::function<void(uint32_t vdisk, bool all)> on_peer_reset;
 };
 // `tunnel`: the node's way to other nodes' cluster ports (null: straight).
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,

@@ -154,6 +154,9 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       ports.on_iscsi_portal = [&m](uint32_t node, const std::string& host, uint16_t port) {
         if (m.iscsi_ready.load()) m.iscsi->set_peer_portal(node, host, port);
       };
+      ports.on_peer_reset = [&m](uint32_t vdisk, bool all) {
+        if (m.iscsi_ready.load()) m.iscsi->peer_reset(vdisk, all);
+      };
     }
     m.interconnect = spawn_interconnect_actor(
         *m.sys, options.node_id, &m.gate, options.lease_ms * 3, std::move(ports), m.tunnel);
@@ -239,6 +242,15 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     iscsi.max_connections = options.max_connections;
     iscsi.handshake_timeout_ms = options.handshake_timeout_ms;
     iscsi.portal_group = iscsi::port_group_of(options.cluster ? options.node_id : 0);
+    if (m.interconnect)
+      iscsi.tell_peers_reset = [sys = m.sys.get(), ic = m.interconnect](
+                                   uint32_t vdisk, bool all, std::function<void()> told) {
+        // (A short-lived actor: the port's thread cannot wait on a reply.)
+        sys->spawn([ic, vdisk, all, told](caf::event_based_actor* self) {
+          self->request(ic, std::chrono::seconds(5), lun_reset_atom::value, vdisk, all)
+              .then([told](bool) { told(); }, [told](caf::error&) { told(); });
+        });
+      };
     if (options.cluster) iscsi.gate = &m.gate;
     m.iscsi = std::make_unique<IscsiPort>(
         std::move(iscsi_listener.value()), options.iscsi->to_string(), std::move(iscsi_cores),

@@ -421,6 +421,33 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         return {self->state.ports.data_port, self->state.ports.iscsi_portal};
       },
       [=](shell_atom, all_atom) { return describe_cluster(self); },
+      // A reset through this node's port, to every peer reached (one that
+      // is not, or does not answer in time, misses it: its sessions see no
+      // unit attention), answered once they have it; and one through a
+      // peer's.
+      [=](lun_reset_atom, uint32_t vdisk, bool all) -> caf::result<bool> {
+        auto promise = self->make_response_promise<bool>();
+        auto left = std::make_shared<size_t>(1);  // (one for the loop itself)
+        auto one_done = [promise, left]() mutable {
+          if (--*left == 0) promise.deliver(true);
+        };
+        for (const auto& [node, peer] : self->state.peers) {
+          if (!peer.interconnect) continue;
+          ++*left;
+          self->request(peer.interconnect, std::chrono::seconds(2), lun_reset_atom::value, vdisk,
+                        all, self->state.self)
+              .then([one_done](bool) mutable { one_done(); },
+                    [one_done](caf::error&) mutable { one_done(); });
+        }
+        one_done();
+        return promise;
+      },
+      [=](lun_reset_atom, uint32_t vdisk, bool all, uint32_t from) {
+        spdlog::info("interconnect: node {} reset {}: unit attentions here too", from,
+                     all ? std::string("the target") : "vdisk " + std::to_string(vdisk));
+        if (self->state.ports.on_peer_reset) self->state.ports.on_peer_reset(vdisk, all);
+        return true;
+      },
       // The cores' cache actors (for the partner's copies), and where a
       // core takes requests from other nodes (its atomic facility, above
       // the cache), once they exist.

@@ -47,17 +47,20 @@ Residual residual_of(uint32_t expected, uint64_t actual) {
 }
 
 std::vector<DataInPdu> data_in(uint32_t itt, uint64_t lun, uint64_t data_bytes, uint32_t expected,
-                               uint32_t max_segment, Numbers& n) {
+                               uint32_t max_segment, Numbers& n, uint32_t max_burst) {
   const Residual residual = residual_of(expected, data_bytes);
   const uint32_t total = static_cast<uint32_t>(std::min<uint64_t>(data_bytes, expected));
   max_segment = std::max<uint32_t>(max_segment, 512);
+  const uint64_t burst = max_burst ? std::max<uint32_t>(max_burst, 512) : uint64_t{1} << 32;
   std::vector<DataInPdu> out;
   uint32_t at = 0;
   uint32_t data_sn = 0;
   do {
     DataInPdu pdu;
     pdu.offset = at;
-    pdu.length = std::min(max_segment, total - at);
+    const uint64_t sequence_end = (at / burst + 1) * burst;
+    pdu.length = static_cast<uint32_t>(
+        std::min<uint64_t>({max_segment, total - at, sequence_end - at}));
     at += pdu.length;
     Bhs& h = pdu.header;
     h.set_opcode(Op::data_in);
@@ -73,6 +76,7 @@ std::vector<DataInPdu> data_in(uint32_t itt, uint64_t lun, uint64_t data_bytes, 
       h.put32(44, residual.count);
       stat(h, n);
     } else {
+      if (at == sequence_end) h.set_flags(kFinal);  // a sequence ends: MaxBurstLength
       put_numbers(h, n, false);
     }
     out.push_back(pdu);

@@ -56,10 +56,12 @@ struct DataInPdu {
   uint32_t length = 0;
 };
 // The Data-In PDUs of `data_bytes` of a read (cut to `expected` bytes),
-// each at most `max_segment`; the last carries the status (GOOD) and takes
-// a StatSN from `n`. At least one PDU, even for no data.
+// each at most `max_segment`, in sequences of at most `max_burst` bytes
+// (MaxBurstLength; 0: one sequence): the last PDU of a sequence has the F
+// bit, no PDU crosses a sequence's end; the last PDU carries the status
+// (GOOD) and takes a StatSN from `n`. At least one PDU, even for no data.
 std::vector<DataInPdu> data_in(uint32_t itt, uint64_t lun, uint64_t data_bytes, uint32_t expected,
-                               uint32_t max_segment, Numbers& n);
+                               uint32_t max_segment, Numbers& n, uint32_t max_burst = 0);
 
 // A SCSI Response, with sense data (its data segment: a 2-byte length and
 // the sense) when the status has it; takes a StatSN.

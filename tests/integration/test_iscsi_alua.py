@@ -5,7 +5,9 @@ of its own; nodes 1 and 2 are I/O group g0 and a vdisk prefers node 1.
   1. Every node reports the same: node 1's group active/optimized and
      preferred, the others active/non-optimized; discovery through one node
      lists every node's portal, each its node's portal group; VPD 0x83 names
-     the port it was asked through.
+     the port it was asked through. iscsi-test-cu's MultipathIO family
+     passes with one path through each node of the group (a LUN reset
+     through one node is a unit attention on the other's sessions).
   2. A multipath writer (sessions to all three nodes; it sends to the
      group that says active/optimized, and when a path fails or refuses it
      asks the others again, as dm-multipath's ALUA handler does) writes
@@ -19,6 +21,7 @@ of its own; nodes 1 and 2 are I/O group g0 and a vdisk prefers node 1.
      group unavailable and refuses I/O with NOT READY, target port in
      unavailable state."""
 import random
+import re
 import subprocess
 import threading
 import time
@@ -171,6 +174,23 @@ def test(make):
                          timeout=60).stdout
     check("RELATIVE_TARGET_PORT" in inq and "TARGET_PORT_GROUP" in inq,
           f"VPD 0x83 names the port and its group: {inq}")
+
+    # The conformance suite's multipath tests with a path through each node
+    # of the group: a LUN reset through one is a unit attention on the
+    # other's session, compare-and-writes through both at once are atomic.
+    urls = [f"iscsi://{portals[i]}/{TARGET}/0" for i in (1, 2)]
+    cu = subprocess.run(["iscsi-test-cu", "--dataloss", "--initiator-name=iqn.2026-12.test:cu1",
+                         "--initiator-name-2=iqn.2026-12.test:cu2", "--test=ALL.MultipathIO",
+                         *urls], capture_output=True, text=True, errors="replace", timeout=300)
+    summary = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", cu.stdout)
+    # (Each test's clean-up asks PERSISTENT RESERVE IN, which is not built:
+    # that skip is expected, no other.)
+    skipped = [line for line in cu.stdout.splitlines()
+               if "[SKIPPED]" in line and "PERSISTENT RESERVE" not in line]
+    check(summary and int(summary.group(2)) >= 4 and summary.group(2) == summary.group(3) and
+          not skipped,
+          f"MultipathIO through nodes 1 and 2:\n{cu.stdout[-3000:]}{cu.stderr[-1000:]}")
+    print(f"MultipathIO through two nodes: {summary.group(3)} of {summary.group(2)} passed")
 
     # 2. Node 1, the preferred node, dies under the writer.
     writer = MultipathWriter(sessions)

@@ -50,6 +50,19 @@ TEST_CASE("iSCSI full-feature phase: windows, Data-In, residuals", "[iscsi]") {
   pdus = data_in(1, 0, 0, 0, 65536, n);  // no data: one PDU with the status
   CHECK((pdus.size() == 1 && pdus[0].length == 0 && pdus[0].header.flags() == 0x81));
 
+  // Sequences of MaxBurstLength (12,288 here): the PDU that ends one has
+  // the F bit, and no PDU crosses into the next.
+  pdus = data_in(1, 0, 30000, 30000, 8192, n, 12288);
+  REQUIRE(pdus.size() == 5);
+  const uint32_t lengths[] = {8192, 4096, 8192, 4096, 5424};
+  for (size_t i = 0; i < pdus.size(); ++i) CHECK(pdus[i].length == lengths[i]);
+  CHECK(pdus[0].header.flags() == 0);
+  CHECK(pdus[1].header.flags() == 0x80);  // the end of the first sequence
+  CHECK(pdus[2].header.get32(40) == 12288);
+  CHECK(pdus[3].header.flags() == 0x80);
+  CHECK(pdus[4].header.flags() == 0x81);
+  CHECK(pdus[4].header.get32(36) == 4);  // DataSN runs on across sequences
+
   auto r = scsi_response(0x77, 0x02, std::vector<uint8_t>(18, 0x70), Residual{true, false, 512}, 3, n);
   CHECK(r.header.opcode() == static_cast<uint8_t>(Op::scsi_response));
   CHECK(r.header.flags() == (0x80 | 0x02));

@@ -462,7 +462,8 @@ void IscsiConnection::answer(Task& t) {
   const bool read_data = t.request && t.request->op == IoOp::read && t.request->buffer;
   const uint64_t bytes = read_data ? t.transfer : t.data.size();
   if (t.status == scsi::Status::good && bytes > 0 && t.expected > 0) {
-    auto pdus = data_in(itt, t.command.lun(), bytes, t.expected, setup_.params.initiator_max_recv, n);
+    auto pdus = data_in(itt, t.command.lun(), bytes, t.expected, setup_.params.initiator_max_recv,
+                        n, setup_.params.max_burst_length);
     for (size_t i = 0; i < pdus.size(); ++i)
       queue(&t, pdus[i].header, read_data, pdus[i].offset, pdus[i].length, i + 1 == pdus.size());
   } else {
@@ -569,14 +570,20 @@ void IscsiConnection::abort(Task& target, Task& by) {
 void IscsiConnection::release_waiter(Task& t) {
   Task* waiter = t.waiter;
   t.waiter = nullptr;
-  if (!waiter || --waiter->waiting_for > 0) return;
-  // Every task it waited for is over: the task management function's
-  // response goes now.
+  if (waiter) waited(*waiter);
+}
+
+void IscsiConnection::reset_told(Task& tmf) { waited(tmf); }
+
+void IscsiConnection::waited(Task& waiter) {
+  if (--waiter.waiting_for > 0) return;
+  // Every task it waited for is over (and the other nodes know of its
+  // reset): the task management function's response goes now.
   Numbers n = numbers();
-  Bhs h = task_response(waiter->command, kFunctionComplete, n);
+  Bhs h = task_response(waiter.command, kFunctionComplete, n);
   stat_sn_ = n.stat_sn;
-  waiter->finished = true;
-  queue(waiter, h, false, 0, 0, true);
+  waiter.finished = true;
+  queue(&waiter, h, false, 0, 0, true);
 }
 
 void IscsiConnection::task_management(Task& t) {
@@ -607,7 +614,7 @@ void IscsiConnection::task_management(Task& t) {
         if (&other != &t && other.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
             (function >= kTargetWarmReset || other.command.lun() == lun))
           abort(other, t);
-      if (function == kLunReset || function >= kTargetWarmReset) reset(function, lun);
+      if (function == kLunReset || function >= kTargetWarmReset) reset(t, function, lun);
       if (function == kTargetColdReset) close_after_send_ = true;
       break;
     case kClearAca: response = kFunctionNotSupported; break;
@@ -627,14 +634,14 @@ void IscsiConnection::task_management(Task& t) {
 
 // A LUN reset (or a target reset) is a unit attention for every nexus
 // that reaches the vdisk (them all): this one now, the node's others
-// through the port.
-void IscsiConnection::reset(uint8_t function, uint64_t lun_field) {
+// through the port, the other nodes' before the function is answered.
+void IscsiConnection::reset(Task& tmf, uint8_t function, uint64_t lun_field) {
   const bool all = function != kLunReset;
   const Unit* unit = all ? nullptr : unit_of(lun_field);
   if (!all && !unit) return;  // no such LUN: nothing was reset
   const uint32_t vdisk = unit ? unit->lu.volume : 0;
   unit_attention(vdisk, all, all ? scsi::sense::reset_occurred : scsi::sense::lun_reset_occurred);
-  if (setup_.on_reset) setup_.on_reset(this, vdisk, all);
+  if (setup_.on_reset && setup_.on_reset(this, &tmf, vdisk, all)) ++tmf.waiting_for;
 }
 
 void IscsiConnection::unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense) {

@@ -132,9 +132,11 @@ struct ConnectionSetup {
   // SendTargets in a normal session: this target's portals.
   std::function<std::vector<TextPair>(const std::string& value)> send_targets;
   // A LUN reset of `vdisk` (or a target reset: `all`) through this
-  // connection: the port tells the node's other connections (a unit
-  // attention for each nexus). On the connection's core.
-  std::function<void(IscsiConnection* from, uint32_t vdisk, bool all)> on_reset;
+  // connection, by task management function `tmf`: the port tells the
+  // node's other connections (a unit attention for each nexus) and the
+  // other nodes. True: the function's response waits for reset_told(tmf)
+  // (the other nodes have been told). On the connection's core.
+  std::function<bool(IscsiConnection* from, Task* tmf, uint32_t vdisk, bool all)> on_reset;
 };
 
 struct ConnectionStats {
@@ -166,6 +168,8 @@ class IscsiConnection {
   void set_units(std::vector<Unit> units);
   // A reset elsewhere: a unit attention for each LUN of `vdisk` (or all).
   void unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense);
+  // The other nodes know of the reset `tmf` made (ConnectionSetup::on_reset).
+  void reset_told(Task& tmf);
   const ConnectionStats& stats() const { return stats_; }
   const std::string& end_reason() const { return reason_; }
 
@@ -258,10 +262,11 @@ class IscsiConnection {
   void respond_nop(Task& t);
   void respond_text(Task& t);
   void task_management(Task& t);
-  void reset(uint8_t function, uint64_t lun_field);
+  void reset(Task& tmf, uint8_t function, uint64_t lun_field);
   void logout(Task& t);
   void abort(Task& target, Task& by);
   void release_waiter(Task& t);
+  void waited(Task& waiter);  // one thing a task management function waited for is over
   void maybe_logout();
   void settle(Task& t);  // given back once finished and sent
   void reject(RejectReason reason);

@@ -83,6 +83,7 @@ struct IscsiPort::Impl {
   void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
   // Under mu: follows `exports` and `paths` in every serving connection.
   void follow_exports();
+  void attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all);
   void closed(iscsi::IscsiConnection* connection, unsigned core);
   void destroy(iscsi::IscsiConnection* connection);
   void forget(int fd);
@@ -127,6 +128,26 @@ void IscsiPort::set_peer_portal(uint32_t node, const std::string& host, uint16_t
   if (p.address != host || p.port != port)
     spdlog::info("iscsi: node {}'s portal is {}:{}", node, host, port);
   p = iscsi::Portal{host, port, iscsi::port_group_of(node)};
+}
+
+void IscsiPort::peer_reset(uint32_t vdisk, bool all) {
+  std::lock_guard lock(impl_->mu);
+  impl_->attend_reset(nullptr, vdisk, all);
+}
+
+// Under mu: each serving connection but `from` (which has it already) gets
+// the reset's unit attention, on its core.
+void IscsiPort::Impl::attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all) {
+  for (auto& [connection, a] : serving) {
+    if (connection == from || a.revoked) continue;
+    post(a.core, [this, connection = connection, vdisk, all] {
+      std::lock_guard lock(mu);
+      if (serving.count(connection))
+        connection->unit_attention(vdisk, all,
+                                   all ? scsi::sense::reset_occurred
+                                       : scsi::sense::lun_reset_occurred);
+    });
+  }
 }
 
 void IscsiPort::set_paths(std::shared_ptr<const HostPaths> paths) {
@@ -268,18 +289,21 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.target_name = target;
   setup.initiator = login.initiator;
   setup.gate = options.gate;
-  setup.on_reset = [this](iscsi::IscsiConnection* from, uint32_t vdisk, bool all) {
+  setup.on_reset = [this](iscsi::IscsiConnection* from, iscsi::Task* tmf, uint32_t vdisk,
+                          bool all) {
     std::lock_guard lock(mu);
-    for (auto& [connection, a] : serving) {
-      if (connection == from || a.revoked) continue;
-      post(a.core, [this, connection = connection, vdisk, all] {
+    attend_reset(from, vdisk, all);
+    if (!options.tell_peers_reset) return false;
+    options.tell_peers_reset(vdisk, all, [this, from, tmf] {
+      std::lock_guard lock(mu);
+      auto it = serving.find(from);
+      if (it == serving.end()) return;
+      post(it->second.core, [this, from, tmf] {
         std::lock_guard lock(mu);
-        if (serving.count(connection))
-          connection->unit_attention(vdisk, all,
-                                     all ? scsi::sense::reset_occurred
-                                         : scsi::sense::lun_reset_occurred);
+        if (serving.count(from)) from->reset_told(*tmf);
       });
-    }
+    });
+    return true;
   };
   setup.send_targets = [target, portals](const std::string& value) {
     return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;

@@ -6,6 +6,7 @@
 // and submits to the facility stacks. One target per cluster, its name the
 // same on every node; this node's portal is its listener.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ struct IscsiPortOptions {
   uint32_t handshake_timeout_ms = 30000;  // each step of a login, each discovery PDU
   uint32_t command_window = 128;
   const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
+  // A host reset a vdisk's LUNs (or the target: `all`) through this node:
+  // the other nodes' sessions are told by this (the node's own are
+  // already), which calls `told` (any thread) once they are, or have not
+  // answered in time; the reset is answered then.
+  std::function<void(uint32_t vdisk, bool all, std::function<void()> told)> tell_peers_reset;
 };
 
 class IscsiPort final : public HostPort {
@@ -45,6 +51,9 @@ class IscsiPort final : public HostPort {
   // lists it after this node's own, so that a host discovering through one
   // node learns every path.
   void set_peer_portal(uint32_t node, const std::string& host, uint16_t port);
+  // A reset through another node's port: a unit attention for every
+  // session here that reaches the vdisk (or every session).
+  void peer_reset(uint32_t vdisk, bool all);
   size_t connections() const;
 
  private:
