@@ -270,4 +270,9 @@ ISCSI_MUTANTS = [
          before="      if (at == sequence_end) h.set_flags(kFinal);  // a sequence ends: MaxBurstLength\n",
          after="",
          tests="iSCSI full-feature phase", timeout=300),
+    dict(id="interconnect-caw-one-half", file="io/interconnect/interconnect_actor.cpp",
+         why="a compare-and-write forwarded on the interconnect's path carries only what the range must hold",
+         before="    data.resize(request->op == IoOp::write ? request->length : 2 * request->length);",
+         after="    data.resize(request->length);",
+         tests="integration.iscsi_alua", timeout=600),
 ]

@@ -26,12 +26,6 @@ void ForwardFacility::submit(IoRequestPtr request) {
     local_.submit(std::move(request));
     return;
   }
-  if (request->op == IoOp::compare_and_write && !channel_) {
-    // Carried by the data channel only (it must reach the owner's atomic
-    // facility): not now; the host tries again.
-    complete(std::move(request), EAGAIN);
-    return;
-  }
   if (request->op == IoOp::block_status && !channel_) {
     // Carried by the data channel only: without it, all data, which NBD
     // allows (a hole may always be reported as data).
@@ -63,10 +57,6 @@ void ForwardFacility::io_done(IoRequestPtr request) {
     // The channel could not get it run: the interconnect's path, which
     // waits for the route table to settle. A block status does not take
     // it: all data.
-    if (request->op == IoOp::compare_and_write) {  // (not on the interconnect's path)
-      complete(std::move(request), EAGAIN);
-      return;
-    }
     if (request->op == IoOp::block_status) {
       put_all_data(*request);
       request->status = 0;
@@ -80,13 +70,7 @@ void ForwardFacility::io_done(IoRequestPtr request) {
     return;
   }
   // Executed here, but the vdisk moved to another node before it was done
-  // (the cache sends it back, never having acknowledged it): to the owner;
-  // a compare-and-write, which the interconnect does not carry, is tried
-  // again by the host.
-  if (request->status == ESTALE && request->op == IoOp::compare_and_write) {
-    complete(std::move(request), EAGAIN);
-    return;
-  }
+  // (the cache sends it back, never having acknowledged it): to the owner.
   if (request->status == ESTALE && remote_) {
     ++stats_.rerouted;
     request->status = 0;

@@ -110,7 +110,9 @@ struct InterconnectState {
 
 using Self = caf::stateful_actor<InterconnectState>;
 
-bool is_payload_op(IoOp op) { return op == IoOp::read || op == IoOp::write; }
+bool is_payload_op(IoOp op) {
+  return op == IoOp::read || op == IoOp::write || op == IoOp::compare_and_write;
+}
 
 ActorPort& core_for(Self* self, uint32_t vdisk) {
   auto& cores = self->state.cores;
@@ -224,9 +226,11 @@ void dispatch(Self* self, uint64_t id) {
     return retry_later(self, id);
   }
   Bytes data;
-  if (request->op == IoOp::write) {
-    data.resize(request->length);
-    request->buffer->copy_out(request->buffer_offset, request->length, data.data());
+  if (request->op == IoOp::write || request->op == IoOp::compare_and_write) {
+    // (A compare-and-write carries both halves: what the range must hold,
+    // then what to write.)
+    data.resize(request->op == IoOp::write ? request->length : 2 * request->length);
+    request->buffer->copy_out(request->buffer_offset, data.size(), data.data());
   }
   it->second.in_flight = true;
   it->second.peer = route->owner;
@@ -267,8 +271,9 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
     return caf::result<int32_t, Bytes>(int32_t{ESTALE}, Bytes{});
   }
   auto io_op = static_cast<IoOp>(op);
-  if (op > static_cast<uint32_t>(IoOp::write_zeroes) || length > kMaxForwardBytes ||
-      (io_op == IoOp::write && data.size() != length))
+  const bool caw = io_op == IoOp::compare_and_write;
+  if ((op > static_cast<uint32_t>(IoOp::write_zeroes) && !caw) || length > kMaxForwardBytes ||
+      (io_op == IoOp::write && data.size() != length) || (caw && data.size() != 2 * length))
     return caf::result<int32_t, Bytes>(int32_t{EINVAL}, Bytes{});
   IoRequestPtr request = make_request();
   request->op = io_op;
@@ -277,8 +282,8 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
   request->offset = offset;
   request->length = io_op == IoOp::flush ? 0 : length;
   if (is_payload_op(io_op) && length > 0) {
-    request->buffer = Buffer::allocate(length);
-    if (io_op == IoOp::write) request->buffer->copy_in(0, length, data.data());
+    request->buffer = Buffer::allocate(caw ? 2 * length : length);
+    if (io_op == IoOp::write || caw) request->buffer->copy_in(0, data.size(), data.data());
   }
   uint64_t id = st.next_id++;
   request->cookie = id;

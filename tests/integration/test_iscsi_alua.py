@@ -7,7 +7,9 @@ of its own; nodes 1 and 2 are I/O group g0 and a vdisk prefers node 1.
      lists every node's portal, each its node's portal group; VPD 0x83 names
      the port it was asked through. iscsi-test-cu's MultipathIO family
      passes with one path through each node of the group (a LUN reset
-     through one node is a unit attention on the other's sessions).
+     through one node is a unit attention on the other's sessions), and
+     through nodes 1 and 3, node 3 forwarding on the interconnect actor's
+     path (no data channel): compare-and-writes reach the owner that way too.
   2. A multipath writer (sessions to all three nodes; it sends to the
      group that says active/optimized, and when a path fails or refuses it
      asks the others again, as dm-multipath's ALUA handler does) writes
@@ -150,6 +152,8 @@ def test(make):
         port = free_port()
         portals[i] = f"127.0.0.1:{port}"
         c[i].extra += ["--iscsi", portals[i], "--iscsi-target", TARGET]
+    # Node 3 forwards through the interconnect actor, not a data channel.
+    c[3].extra += ["--data-channel", "off"]
     c.form()
     c.group_vdisk("v", 32, 128)
 
@@ -178,19 +182,32 @@ def test(make):
     # The conformance suite's multipath tests with a path through each node
     # of the group: a LUN reset through one is a unit attention on the
     # other's session, compare-and-writes through both at once are atomic.
-    urls = [f"iscsi://{portals[i]}/{TARGET}/0" for i in (1, 2)]
-    cu = subprocess.run(["iscsi-test-cu", "--dataloss", "--initiator-name=iqn.2026-12.test:cu1",
-                         "--initiator-name-2=iqn.2026-12.test:cu2", "--test=ALL.MultipathIO",
-                         *urls], capture_output=True, text=True, errors="replace", timeout=300)
-    summary = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", cu.stdout)
-    # (Each test's clean-up asks PERSISTENT RESERVE IN, which is not built:
-    # that skip is expected, no other.)
-    skipped = [line for line in cu.stdout.splitlines()
-               if "[SKIPPED]" in line and "PERSISTENT RESERVE" not in line]
-    check(summary and int(summary.group(2)) >= 4 and summary.group(2) == summary.group(3) and
-          not skipped,
-          f"MultipathIO through nodes 1 and 2:\n{cu.stdout[-3000:]}{cu.stderr[-1000:]}")
-    print(f"MultipathIO through two nodes: {summary.group(3)} of {summary.group(2)} passed")
+    # Again through nodes 1 and 3, whose compare-and-writes travel on the
+    # interconnect actor's path.
+    for pair in ((1, 2), (1, 3)):
+        # (Its CompareAndWrite test zeroes LBAs 0-255 but runs through LBA
+        # 256 too, expecting zeros there: what the run before left is
+        # zeroed first.)
+        for _ in range(3):  # (past the unit attentions of the last run's resets)
+            status, sense, _ = sessions[1].write(256, bytes(512))
+            if status == GOOD:
+                break
+        check(status == GOOD, f"zeroing LBA 256: {status} {sense}")
+        urls = [f"iscsi://{portals[i]}/{TARGET}/0" for i in pair]
+        cu = subprocess.run(["iscsi-test-cu", "--dataloss",
+                             "--initiator-name=iqn.2026-12.test:cu1",
+                             "--initiator-name-2=iqn.2026-12.test:cu2", "--test=ALL.MultipathIO",
+                             *urls], capture_output=True, text=True, errors="replace",
+                            timeout=300)
+        summary = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", cu.stdout)
+        # (Each test's clean-up asks PERSISTENT RESERVE IN, which is not
+        # built: that skip is expected, no other.)
+        skipped = [line for line in cu.stdout.splitlines()
+                   if "[SKIPPED]" in line and "PERSISTENT RESERVE" not in line]
+        check(summary and int(summary.group(2)) >= 4 and summary.group(2) == summary.group(3) and
+              not skipped,
+              f"MultipathIO through nodes {pair}:\n{cu.stdout[-3000:]}{cu.stderr[-1000:]}")
+        print(f"MultipathIO through nodes {pair}: {summary.group(3)} of {summary.group(2)} passed")
 
     # 2. Node 1, the preferred node, dies under the writer.
     writer = MultipathWriter(sessions)
