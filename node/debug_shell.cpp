@@ -89,7 +89,30 @@ std::string Node::Impl::shell(const nlohmann::json& request) {
   return nlohmann::json{{"ok", false}, {"error", "unknown shell command '" + cmd + "'"}}.dump();
 }
 
-// vdisk show: the configuration's answer, with the vdisk's cache figures.
+// How each node's host ports serve the vdisk, as this node sees it (the
+// states SCSI's ALUA reports): a standalone node's, itself, optimized.
+nlohmann::json Node::Impl::paths_json(uint32_t vdisk) {
+  std::shared_ptr<const HostPaths> paths;
+  {
+    std::lock_guard lock(routes_mu);
+    paths = host_paths;
+  }
+  nlohmann::json out = nlohmann::json::array();
+  const std::vector<NodePath>* found = paths ? paths->find(vdisk) : nullptr;
+  if (!found) {
+    out.push_back({{"node", paths ? paths->self : 0u},
+                   {"state", path_state_name(PathState::optimized)},
+                   {"preferred", true}});
+    return out;
+  }
+  for (const NodePath& p : *found)
+    out.push_back({{"node", p.node}, {"state", path_state_name(p.state)},
+                   {"preferred", p.preferred}});
+  return out;
+}
+
+// vdisk show: the configuration's answer, with the vdisk's cache figures
+// and its paths.
 std::string Node::Impl::show_vdisk(const std::string& line) {
   std::string reply = call_config(line);
   auto answer = nlohmann::json::parse(reply, nullptr, false);
@@ -97,6 +120,7 @@ std::string Node::Impl::show_vdisk(const std::string& line) {
   try {
     auto& result = answer["result"];
     result["cache"] = cache_json(result.value("id", uint32_t{0}));
+    result["paths"] = paths_json(result.value("id", uint32_t{0}));
     if (result.value("thin", false)) result["thin_usage"] = thin_json(result.value("id", uint32_t{0}));
   } catch (const std::exception& e) {
     answer["result"]["cache"] = {{"error", e.what()}};

@@ -39,6 +39,7 @@
 #include "faults/net_faults.hpp"
 #include "faults/mdisk_faults.hpp"
 #include "io/iscsi/port/iscsi_port.hpp"
+#include "model/host_paths.hpp"
 #include "io/nbd/nbd_port.hpp"
 #include "io/reactor/core_io.hpp"
 #include "io/service_gate.hpp"
@@ -92,6 +93,7 @@ struct Node::Impl {
   ClusterModel routed_config;
   ClusterView view;
   RoutePolicy policy;  // the last routes were built with
+  std::shared_ptr<const HostPaths> host_paths;  // from the last routes (vdisk show, ALUA)
   // A core's non-volatile memory started empty: the group's epoch in force
   // when this node first serves is not trusted (RoutePolicy::untrusted_epoch).
   bool cache_lost = false;
@@ -150,6 +152,7 @@ struct Node::Impl {
   }
   nlohmann::json cache_json(std::optional<uint32_t> vdisk);
   std::string show_vdisk(const std::string& line);
+  nlohmann::json paths_json(uint32_t vdisk);
   // The debug shell: every actor of the node, each asked to describe
   // itself (an inspect message; actors/actor_probe.hpp).
   std::vector<std::pair<std::string, caf::actor>> actor_list();

@@ -83,7 +83,8 @@ void Node::Impl::publish_routes() {
   }
   if (interconnect) caf::anon_send(interconnect, routes_atom::value, routes);
   // Hosts are told which node to send to (ALUA): the owner.
-  if (iscsi) iscsi->set_paths(build_host_paths(routed_config, policy, *routes));
+  host_paths = build_host_paths(routed_config, policy, *routes);
+  if (iscsi) iscsi->set_paths(host_paths);
 }
 
 // On the cluster actor's thread, before the gate opens on this view.

@@ -166,6 +166,14 @@ def test(make):
     for i, s in sessions.items():
         wait_until(lambda: port_groups(s) == expected,
                    lambda: f"node {i}'s port groups {port_groups(s)}, expected {expected}")
+    # The administrator sees the same in `vdisk show`, on any node.
+    def shown(i):
+        return [(p["node"], p["state"], p["preferred"])
+                for p in c[i].ctl_json("vdisk", "show", "v")["paths"]]
+    check(shown(3) == [(1, "active/optimized", True), (2, "active/non-optimized", False),
+                       (3, "active/non-optimized", False)], f"vdisk show's paths: {shown(3)}")
+    check("paths (ALUA)" in c[2].ctl("vdisk", "show", "v").stdout, "svectl shows the paths")
+
     # Discovery through one node lists every node's portal, each its own
     # portal group.
     def discovered():
@@ -224,6 +232,8 @@ def test(make):
         s = sessions[i]
         wait_until(lambda: port_groups(s) == after,
                    lambda: f"node {i}'s port groups {port_groups(s)}, expected {after}")
+    wait_until(lambda: shown(2)[:2] == [(1, "unavailable", True), (2, "active/optimized", False)],
+               lambda: f"node 2's vdisk show: {shown(2)}")
     told = sessions[2].attentions + sessions[3].attentions
     check(told > 0, "the sessions that stayed were told of the change by unit attention")
     print(f"writer: {writer.count} writes acknowledged, paths {writer.paths_used}, "

@@ -211,6 +211,10 @@ void render_result(const std::string& command, const json& result) {
         std::cout << "hosts: none mapped\n";
       }
       if (result.contains("cache")) render_cache(result["cache"]);
+      if (result.contains("paths") && result["paths"].is_array()) {
+        std::cout << "paths (ALUA):\n";
+        table(result["paths"], {"node", "state", "preferred"});
+      }
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
   } else if (command == "audit.list") {
