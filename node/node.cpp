@@ -261,6 +261,11 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.iscsi_ready = true;
   }
   m.publish();
+  // The host ports open only once every core holds the model's devices and
+  // views: a host's first read after a restart could reach a back end whose
+  // device was not attached yet (EIO, seen once in integration.block_device
+  // under load).
+  m.await_published();
   m.config_actor = spawn_config_actor(*m.sys, m.config, [&m] { m.publish(); });
   {
     ChaosActorSetup chaos;

@@ -130,6 +130,9 @@ struct Node::Impl {
   void destage_before_stop();
 
   void publish();
+  // Waits until every core has applied what publish() sent it (the devices
+  // its back end holds, the views of its layers).
+  void await_published();
   void publish_routes();  // with routes_mu held
   static constexpr uint64_t kPoolWarningPct = 80;
   std::set<uint32_t> pools_warned;  // at or over kPoolWarningPct

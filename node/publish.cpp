@@ -1,9 +1,13 @@
 // Publishing the committed model and the cluster view to the data path.
 #include "node/node_impl.hpp"
 
+#include <future>
+#include <memory>
+
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
+#include "actors/spawn.hpp"
 #include "model/extent_allocator.hpp"
 #include "model/host_paths.hpp"
 #include "model/virt_map.hpp"
@@ -42,6 +46,19 @@ void Node::Impl::publish() {
   }
   if (nbd) nbd->set_exports(map);
   if (iscsi) iscsi->set_exports(map);
+}
+
+// Messages to one actor arrive in order: a task sent after publish()'s to
+// each core's back end and virtualizer runs once they have been applied.
+void Node::Impl::await_published() {
+  std::vector<std::future<void>> applied;
+  for (auto& core : cores)
+    for (const caf::actor* actor : {&core.backend, &core.virt}) {
+      auto done = std::make_shared<std::promise<void>>();
+      applied.push_back(done->get_future());
+      run_on_core(*actor, [done] { done->set_value(); });
+    }
+  for (auto& a : applied) a.wait();
 }
 
 // A pool whose extents are 80% or more taken logs an event once (again
