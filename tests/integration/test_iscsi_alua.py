@@ -26,7 +26,6 @@ import random
 import re
 import subprocess
 import threading
-import time
 
 from cluster_harness import Cluster
 from harness import SKIP, check, free_port, run, wait_until
@@ -95,36 +94,35 @@ class MultipathWriter:
 
     def _run(self):
         rng = random.Random(7)
-        seq, path = 0, None
-        deadline = None
+        seq = 0
+        self._path = None
         try:
             while not self._stop.is_set():
                 seq += 1
                 block = rng.randrange(BLOCKS)
                 data = seq.to_bytes(8, "little") * 512
-                while True:
-                    if path is None:
-                        path = self._choose()
-                        if path is not None:
-                            self.paths_used.append(path)
-                    status, sense = None, None
-                    if path is not None:
-                        status, sense, _ = self.sessions[path].write(block * 8, data)
-                    if status == GOOD:
-                        self.acked[block] = seq
-                        self.count += 1
-                        deadline = None
-                        break
-                    if status is None and path is not None:
-                        self.sessions[path].close()
-                    path = None  # ask again
-                    deadline = deadline or time.monotonic() + 60
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"no path took block {block} for 60 s "
-                                             f"(last: {status}, {sense})")
-                    time.sleep(0.01)
+                # Sent again, through whatever path is optimized then, until
+                # a path takes it (a host's retry): at most 60 s.
+                wait_until(lambda: self._attempt(block, data), lambda: f"a path for block {block}",
+                           timeout=60)
+                self.acked[block] = seq
+                self.count += 1
         except Exception as e:  # noqa: BLE001 (reported by stop())
             self.failed = repr(e)
+
+    def _attempt(self, block, data):
+        if self._path is None:
+            self._path = self._choose()
+            if self._path is None:
+                return False
+            self.paths_used.append(self._path)
+        status, _, _ = self.sessions[self._path].write(block * 8, data)
+        if status == GOOD:
+            return True
+        if status is None:
+            self.sessions[self._path].close()
+        self._path = None  # ask again
+        return False
 
 
 def verify(session, acked, what):
