@@ -63,6 +63,10 @@ using unmirror_to_atom = caf::atom_constant<caf::atom("unmirrto")>;
 // A host reset a LUN (a vdisk) or the whole target through one node: the
 // other nodes' sessions get the unit attention too (one target).
 using lun_reset_atom = caf::atom_constant<caf::atom("lunreset")>;
+// Whether every node's host ports enforce configuration version N (a
+// reservation committed in it): asked of the interconnect, which asks its
+// peers (each answers the version its ports follow).
+using applied_atom = caf::atom_constant<caf::atom("applied")>;
 
 // The debug shell: an actor describes itself (actors/actor_probe.hpp), or
 // records the next N messages it handles.

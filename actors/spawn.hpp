@@ -61,6 +61,9 @@ struct PeerPorts {
   DataPortFound on_data_port;
   DataPortFound on_iscsi_portal;
   std::function<void(uint32_t vdisk, bool all)> on_peer_reset;
+  // The configuration version this node's host ports enforce (applied_atom;
+  // none: no port that enforces anything).
+  std::function<uint64_t()> applied_version;
 };
 // `tunnel`: the node's way to other nodes' cluster ports (null: straight).
 caf::actor spawn_interconnect_actor(caf::actor_system& sys, uint32_t self,

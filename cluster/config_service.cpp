@@ -192,11 +192,13 @@ Error kept_changing(const ConflictBackoff& backoff) {
 // The one retry loop: in a cluster another node's change may come first;
 // the edit is then redone on the newer model (what it checked may have
 // changed too).
-Status ConfigService::commit_change(const std::function<Status(ClusterModel&)>& change) {
+Status ConfigService::commit_change(const std::function<Status(ClusterModel&)>& change,
+                                    const std::function<bool()>& worth) {
   ConflictBackoff backoff;
   for (;;) {
     ClusterModel next = config_;
     if (auto st = change(next); !st) return st;
+    if (worth && !worth()) return ok_status();
     auto st = commit(std::move(next));
     if (st || !cluster_ || st.error().code != ESTALE) return st;
     if (!backoff.pause()) return kept_changing(backoff);

@@ -61,6 +61,12 @@ class ConfigService {
   // An internal step of a point-in-time copy (config_fcmap.cpp), committed
   // by the node that executes its source: true if it was still due.
   enum class FcStep { prepared, started, copied, lost, cleaned };
+  // A host's reservation request for vdisk `vdisk` from nexus `who`
+  // (io/scsi/scsi_reservations.hpp), applied to the committed model and
+  // committed if it changed anything. The outcome is the SCSI status the
+  // command ends with; an error: it could not be committed.
+  Result<ReservationOutcome> apply_reservation(uint32_t vdisk, const Nexus& who,
+                                               const ReservationRequest& request);
   Result<bool> fcmap_step(FcStep step, uint32_t id, uint64_t start_seq, uint32_t node,
                           const std::string& why);
 
@@ -72,8 +78,10 @@ class ConfigService {
   std::shared_ptr<BlockDevice> find_labelled(const std::string& uuid);
   Status commit(ClusterModel next);
   // Commits `change` applied to the current model; in a cluster, redone on
-  // the newer model when another change came first.
-  Status commit_change(const std::function<Status(ClusterModel&)>& change);
+  // the newer model when another change came first. Nothing is committed
+  // if `worth` says the change (as just made) changed nothing.
+  Status commit_change(const std::function<Status(ClusterModel&)>& change,
+                       const std::function<bool()>& worth = nullptr);
   void sync_devices();
 
   Result<nlohmann::json> dispatch(const std::string& cmd, const nlohmann::json& args);

@@ -319,7 +319,9 @@ Status delete_vdisk(ClusterModel& model, const std::string& name) {
     return bad("vdisk '" + name + "' cannot be deleted: " + why);
   if (std::string why = hostmap_blocks_delete(model, v->id); !why.empty())
     return make_error("vdisk '" + name + "' cannot be deleted: " + why, EBUSY);
+  const uint32_t id = v->id;
   model.vdisks.erase(model.vdisks.begin() + (v - model.vdisks.data()));
+  std::erase_if(model.reservations, [&](const VdiskReservations& r) { return r.vdisk == id; });
   return ok_status();
 }
 

@@ -80,6 +80,11 @@ const HostConfig* ClusterModel::find_host(uint32_t i) const {
     if (h.id == i) return &h;
   return nullptr;
 }
+const Reservations* ClusterModel::find_reservations(uint32_t vdisk) const {
+  for (const auto& r : reservations)
+    if (r.vdisk == vdisk) return &r.state;
+  return nullptr;
+}
 IoGroupConfig* ClusterModel::find_iogrp(const std::string& n) {
   return find_in(iogrps, [&](auto& g) { return g.name == n; });
 }

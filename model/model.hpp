@@ -11,6 +11,7 @@
 #include <msgpack.hpp>
 
 #include "model/fc_state.hpp"
+#include "model/reservations.hpp"
 
 namespace sve {
 
@@ -199,6 +200,16 @@ struct UserConfig {
   MSGPACK_DEFINE_MAP(id, name, role, password_hash);
 };
 
+// A vdisk's SCSI reservations (persistent, and RESERVE/RELEASE): cluster
+// state, so that every node's ports enforce the same ones and they outlive
+// a node (docs/iscsi.md). Only vdisks someone registered with or reserved
+// have one.
+struct VdiskReservations {
+  uint32_t vdisk = 0;
+  Reservations state;
+  MSGPACK_DEFINE_MAP(vdisk, state);
+};
+
 struct ClusterModel {
   uint64_t version = 0;     // bumped by every committed change
   std::string config_uuid;  // written into every mdisk label
@@ -213,8 +224,9 @@ struct ClusterModel {
   std::vector<HostMapConfig> hostmaps;
   std::vector<UserConfig> users;  // none: only loopback clients may send commands
   std::string token_key;          // hex; signs session tokens (made with the first user)
+  std::vector<VdiskReservations> reservations;
   MSGPACK_DEFINE_MAP(version, config_uuid, next_id, mdisks, pools, vdisks, iogrps, fcmaps,
-                     fcgroups, hosts, hostmaps, users, token_key);
+                     fcgroups, hosts, hostmaps, users, token_key, reservations);
 
   MdiskConfig* find_mdisk(const std::string& name);
   MdiskConfig* find_mdisk(uint32_t id);
@@ -231,6 +243,7 @@ struct ClusterModel {
   const UserConfig* find_user(const std::string& name) const;
   const HostConfig* find_host(uint32_t id) const;
   const VdiskConfig* find_vdisk(uint32_t id) const;
+  const Reservations* find_reservations(uint32_t vdisk) const;
 };
 
 // Extent slots an mdisk offers in a pool with this extent size.

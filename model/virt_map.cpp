@@ -67,6 +67,7 @@ bool split_range(const VolumeLayout& layout, uint64_t offset, uint64_t length,
 std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
   auto map = std::make_shared<VirtMap>();
   map->config_uuid = config.config_uuid;
+  map->version = config.version;
   for (const auto& v : config.vdisks) {
     const PoolConfig* pool = config.find_pool(v.pool_id);
     if (!pool || !v.formatted) continue;
@@ -82,6 +83,8 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     layout.contingency_bytes = v.contingency_bytes;
     layout.pool_id = v.pool_id;
     layout.hidden = v.bitmap_of != 0;
+    if (const Reservations* r = config.find_reservations(v.id))
+      layout.reservations = std::make_shared<const Reservations>(*r);
     for (const auto& e : v.extents) {
       layout.extents.push_back(
           {e.mdisk_id, kMdiskReservedBytes + uint64_t{e.index} * pool->extent_bytes});

@@ -14,6 +14,10 @@
 #include "model/fc_state.hpp"
 
 namespace sve {
+struct Reservations;  // model/reservations.hpp
+}
+
+namespace sve {
 
 struct ClusterModel;
 
@@ -38,6 +42,9 @@ struct VolumeLayout {
   uint64_t contingency_bytes = 0;
   uint32_t pool_id = 0;
   bool hidden = false;  // a mapping's bitmap (VdiskConfig::bitmap_of): not a host's
+  // Its SCSI reservations (ClusterModel::reservations); none if nobody
+  // registered or reserved.
+  std::shared_ptr<const Reservations> reservations;
   bool thin() const { return grain_bytes != 0; }
   // What the virtualizer addresses: the virtual size of a fully allocated
   // vdisk, the real capacity of a thin one.
@@ -92,6 +99,7 @@ struct VirtMap {
   // what a host sees of a vdisk's identity (its SCSI serial and NAA
   // identifier) and the iSCSI target's default name are made from it.
   std::string config_uuid;
+  uint64_t version = 0;  // of the configuration it was built from
   std::unordered_map<uint32_t, VolumeLayout> volumes;
   std::unordered_map<uint32_t, CopyLayout> copies;  // by mapping id
   std::vector<HostAccess> hosts;

@@ -157,6 +157,10 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       ports.on_peer_reset = [&m](uint32_t vdisk, bool all) {
         if (m.iscsi_ready.load()) m.iscsi->peer_reset(vdisk, all);
       };
+      // (Until the port is there it follows nothing: a reservation waits.)
+      ports.applied_version = [&m]() -> uint64_t {
+        return m.iscsi_ready.load() ? m.iscsi->applied_version() : 0;
+      };
     }
     m.interconnect = spawn_interconnect_actor(
         *m.sys, options.node_id, &m.gate, options.lease_ms * 3, std::move(ports), m.tunnel);
@@ -252,6 +256,10 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
         });
       };
     if (options.cluster) iscsi.gate = &m.gate;
+    iscsi.reserve = [&m](uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
+                         std::function<void(ReservationOutcome)> done) {
+      m.reserve(vdisk, who, request, std::move(done));
+    };
     m.iscsi = std::make_unique<IscsiPort>(
         std::move(iscsi_listener.value()), options.iscsi->to_string(), std::move(iscsi_cores),
         [&m](unsigned core, std::function<void()> task) {

@@ -133,6 +133,11 @@ struct Node::Impl {
   // Waits until every core has applied what publish() sent it (the devices
   // its back end holds, the views of its layers).
   void await_published();
+  // SCSI reservations (node/reservations.cpp): a host's request, applied by
+  // the cluster; `done` once every node's ports enforce the outcome.
+  void reserve(uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
+               std::function<void(ReservationOutcome)> done);
+  void await_enforced(uint64_t version, std::function<void()> done);
   void publish_routes();  // with routes_mu held
   static constexpr uint64_t kPoolWarningPct = 80;
   std::set<uint32_t> pools_warned;  // at or over kPoolWarningPct

@@ -447,6 +447,35 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         one_done();
         return promise;
       },
+      // Whether every peer reached enforces configuration `version` (one
+      // that does not answer in time is not waited for: it is likely out of
+      // the cluster, and then serves nothing).
+      [=](applied_atom, uint64_t version) -> caf::result<bool> {
+        auto promise = self->make_response_promise<bool>();
+        auto left = std::make_shared<size_t>(1);
+        auto all = std::make_shared<bool>(true);
+        auto one_done = [promise, left, all]() mutable {
+          if (--*left == 0) promise.deliver(*all);
+        };
+        for (const auto& [node, peer] : self->state.peers) {
+          if (!peer.interconnect) continue;
+          ++*left;
+          self->request(peer.interconnect, std::chrono::seconds(2), applied_atom::value, version,
+                        self->state.self)
+              .then(
+                  [one_done, all, version](uint64_t applied) mutable {
+                    if (applied < version) *all = false;
+                    one_done();
+                  },
+                  [one_done](caf::error&) mutable { one_done(); });
+        }
+        one_done();
+        return promise;
+      },
+      [=](applied_atom, uint64_t, uint32_t) -> uint64_t {
+        auto& ports = self->state.ports;
+        return ports.applied_version ? ports.applied_version() : UINT64_MAX;
+      },
       [=](lun_reset_atom, uint32_t vdisk, bool all, uint32_t from) {
         spdlog::info("interconnect: node {} reset {}: unit attentions here too", from,
                      all ? std::string("the target") : "vdisk " + std::to_string(vdisk));

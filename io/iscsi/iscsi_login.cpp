@@ -59,6 +59,16 @@ LoginMachine::Reply LoginMachine::fail(const Bhs& request, LoginStatus status, s
   return r;
 }
 
+std::string LoginMachine::initiator_port() const {
+  static const char* kHex = "0123456789abcdef";
+  std::string port = initiator_ + ",i,0x";
+  for (uint8_t b : isid_) {
+    port.push_back(kHex[b >> 4]);
+    port.push_back(kHex[b & 0xf]);
+  }
+  return port;
+}
+
 LoginMachine::Reply LoginMachine::on_request(const Bhs& q, const uint8_t* data, size_t bytes,
                                              uint32_t stat_sn) {
   using S = LoginStatus;

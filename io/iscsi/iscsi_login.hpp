@@ -52,6 +52,9 @@ class LoginMachine {
   bool full_feature() const { return stage_ == Stage::full_feature; }
   const SessionParams& params() const { return negotiation_.params(); }
   const std::string& initiator_name() const { return initiator_; }
+  // The initiator port (SPC-4's iSCSI name for it): the name, ",i,0x" and
+  // the session's ISID in hex. Another ISID is another I_T nexus.
+  std::string initiator_port() const;
   SessionType session_type() const { return type_; }
   uint32_t exp_cmd_sn() const { return cmd_sn_; }
   // Why the login failed (for the log), once a reply closed it.

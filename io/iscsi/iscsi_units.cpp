@@ -36,6 +36,7 @@ scsi::LogicalUnit logical_unit_of(const VirtMap& map, const VolumeLayout& vdisk,
   lu.blocks = vdisk.size_bytes / scsi::kBlockBytes;
   lu.read_only = vdisk.read_only || read_only;
   lu.thin = vdisk.thin();
+  lu.reservations = vdisk.reservations;
   // 32 hex digits, as the product's vdisk UIDs have: 24 of the
   // configuration's identity, then the vdisk's id.
   static const char* kHex = "0123456789abcdef";

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "io/scsi/scsi_internal.hpp"
+#include "io/scsi/scsi_reservations.hpp"
 
 namespace sve::scsi {
 namespace {
@@ -236,11 +237,22 @@ std::vector<uint8_t> fixed_sense(const Sense& s) {
   return d;
 }
 
-Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu) {
+Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu, const Nexus* who) {
   if (cdb_bytes < 16) return check(sense::invalid_field_in_cdb);  // (iSCSI's CDB field)
   const uint8_t op = cdb[0];
   if (auto refused = refused_by_access_state(cdb, lu)) return check(*refused);
+  if (who && lu.reservations && conflicts(cdb, *lu.reservations, *who)) {
+    Plan p;
+    p.status = Status::reservation_conflict;
+    return p;
+  }
   switch (op) {
+    case kPersistentReserveIn:
+    case kPersistentReserveOut:
+    case kReserve6:
+    case kRelease6:
+    case kReserve10:
+    case kRelease10: return plan_reservation(cdb, lu.reservations.get());
     case kTestUnitReady: return Plan{};
     case kRequestSense:
       if (cdb[1] & 0x01) return check(sense::invalid_field_in_cdb);  // descriptor format

@@ -10,10 +10,16 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "io/protocol.hpp"
+
+namespace sve {
+struct Reservations;  // model/reservations.hpp
+struct Nexus;
+}  // namespace sve
 
 namespace sve::scsi {
 
@@ -155,6 +161,8 @@ struct LogicalUnit {
   // alone, active/optimized (a standalone node).
   uint16_t port_group = 1;
   std::vector<PortGroup> port_groups;
+  // Its reservations (cluster state; none: nobody holds or registered any).
+  std::shared_ptr<const Reservations> reservations;
   // This port's state for the unit.
   AccessState access() const;
 };
@@ -174,6 +182,9 @@ enum class Flow : uint8_t {
   lba_status,
   // MODE SELECT: the Data-Out is its parameter list; mode_select() says.
   mode_select,
+  // PERSISTENT RESERVE OUT (its parameter list as Data-Out), RESERVE and
+  // RELEASE: the cluster applies it (scsi_reservations.hpp) and says.
+  reservation,
 };
 
 struct Plan {
@@ -203,8 +214,10 @@ struct Plan {
   Sense sense;
 };
 
-// Plans one command of `lu`. `cdb` holds `cdb_bytes` (16 for iSCSI).
-Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu);
+// Plans one command of `lu` from nexus `who` (its reservations are checked
+// for it; none: not checked). `cdb` holds `cdb_bytes` (16 for iSCSI).
+Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu,
+          const Nexus* who = nullptr);
 
 // REPORT TARGET PORT GROUPS' parameter data (the length-only or the
 // extended header), cut to `allocation`.

@@ -5,6 +5,7 @@
 #include <array>
 
 #include "io/scsi/scsi_internal.hpp"
+#include "io/scsi/scsi_reservations.hpp"
 
 namespace sve::scsi {
 namespace {
@@ -63,6 +64,19 @@ constexpr Supported kSupported[] = {
     {kWrite12, 0, false, 12, {kWrite12, 0xf8, F, F, F, F, F, F, F, F, 0, 0}},
     {kWriteVerify12, 0, false, 12, {kWriteVerify12, 0xf6, F, F, F, F, F, F, F, F, 0, 0}},
     {kVerify12, 0, false, 12, {kVerify12, 0xf6, F, F, F, F, F, F, F, F, 0, 0}},
+    {kReserve6, 0, false, 6, {kReserve6, 0, 0, 0, 0, 0}},
+    {kRelease6, 0, false, 6, {kRelease6, 0, 0, 0, 0, 0}},
+    {kReserve10, 0, false, 10, {kReserve10, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    {kRelease10, 0, false, 10, {kRelease10, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+    // PERSISTENT RESERVE IN: READ KEYS, READ RESERVATION, REPORT
+    // CAPABILITIES, READ FULL STATUS; OUT: REGISTER to REGISTER AND IGNORE.
+#define SVE_PR_IN(sa) {kPersistentReserveIn, sa, true, 10, {kPersistentReserveIn, 0x1f, 0, 0, 0, 0, 0, F, F, 0}}
+#define SVE_PR_OUT(sa) {kPersistentReserveOut, sa, true, 10, {kPersistentReserveOut, 0x1f, F, 0, 0, F, F, F, F, 0}}
+    SVE_PR_IN(0), SVE_PR_IN(1), SVE_PR_IN(2), SVE_PR_IN(3),
+    SVE_PR_OUT(0), SVE_PR_OUT(1), SVE_PR_OUT(2), SVE_PR_OUT(3), SVE_PR_OUT(4), SVE_PR_OUT(5),
+    SVE_PR_OUT(6),
+#undef SVE_PR_IN
+#undef SVE_PR_OUT
 };
 
 // A command timeouts descriptor: none specified.

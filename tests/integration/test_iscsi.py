@@ -311,6 +311,10 @@ def test(make):
                         "WRITESAME10", "WRITESAME16", "GET_LBA_STATUS"):
             check(f"[SKIPPED] {command} is not implemented" not in output,
                   f"iscsi-test-cu ran its {command} tests")
+        for skipped in ("PROUT Not Supported", "PERSISTENT RESERVE IN is not implemented",
+                        "PERSISTENT RESERVE OUT is not implemented",
+                        "RESERVE6 is not implemented", "does not support RESERVE6"):
+            check(skipped not in output, f"iscsi-test-cu ran its reservation tests ({skipped})")
         check("Target does not support COMPARE_AND_WRITE" not in output and
               "Multipath unavailable" not in output,
               "iscsi-test-cu ran its COMPARE AND WRITE and multipath tests")

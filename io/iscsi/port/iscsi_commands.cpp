@@ -114,6 +114,8 @@ void IscsiConnection::got_task() {
   t->queued = 0;
   t->waiter = nullptr;
   t->waiting_for = 0;
+  t->cluster_waits = 0;
+  t->released = false;
   live_.push_back(*t);
   ++outstanding_;
   const uint8_t op = bhs_.opcode();
@@ -205,8 +207,9 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
     }
     return;
   }
-  plan = scsi::plan(cdb, 16, unit->lu);
-  if ((plan.io || cdb[0] == kTestUnitReady) && setup_.gate && !setup_.gate->open()) {
+  plan = scsi::plan(cdb, 16, unit->lu, &setup_.nexus);
+  if ((plan.io || cdb[0] == kTestUnitReady || plan.flow == scsi::Flow::reservation) &&
+      setup_.gate && !setup_.gate->open()) {
     // A node without a lease serves nothing.
     plan = scsi::Plan{};
     plan.status = scsi::Status::check_condition;
@@ -266,7 +269,7 @@ void IscsiConnection::begin_scsi(Task& t) {
       }
     }
   }
-  if (plan.io || t.flow == scsi::Flow::mode_select) {
+  if (plan.io || t.flow == scsi::Flow::mode_select || t.flow == scsi::Flow::reservation) {
     // The task's unit goes to its request (for MODE SELECT, only the
     // context that receives its parameter list: it is never sent).
     IoRequestPtr io = core_.requests().make(requests_account_);
@@ -642,6 +645,10 @@ void IscsiConnection::reset(Task& tmf, uint8_t function, uint64_t lun_field) {
   const uint32_t vdisk = unit ? unit->lu.volume : 0;
   unit_attention(vdisk, all, all ? scsi::sense::reset_occurred : scsi::sense::lun_reset_occurred);
   if (setup_.on_reset && setup_.on_reset(this, &tmf, vdisk, all)) ++tmf.waiting_for;
+  // A reset ends SPC-2 reservations (not persistent ones): answered once
+  // the cluster has it.
+  tmf.waiting_for +=
+      end_spc2_reservations(tmf, vdisk, all, ReservationRequest::Kind::reset);
 }
 
 void IscsiConnection::unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense) {
@@ -664,6 +671,14 @@ void IscsiConnection::set_units(std::vector<Unit> units) {
     // An implicit ALUA transition: hosts look at the port groups again.
     if (before->lu.port_groups != now.lu.port_groups)
       attentions_.establish(now.lun, scsi::sense::access_state_changed);
+    // Another nexus's reservation change that preempted this one's
+    // registration or released the reservation it shared.
+    const Reservations* was = before->lu.reservations.get();
+    const Reservations* is = now.lu.reservations.get();
+    uint16_t told = 0;
+    if (is && (!was || was->attention != is->attention) && sve::told(*is, setup_.nexus, told))
+      attentions_.establish(now.lun, {0x06, static_cast<uint8_t>(told >> 8),
+                                      static_cast<uint8_t>(told)});
   }
   setup_.units = std::move(units);
   if (added)
@@ -686,6 +701,13 @@ void IscsiConnection::maybe_logout() {
   for (const Task& other : live_)
     if (&other != logout_ && !other.finished) return;
   Task& t = *logout_;
+  // The nexus ends: so do its SPC-2 reservations, before the response
+  // (the initiator may log in again and find them gone).
+  if (!t.released) {
+    t.released = true;
+    end_spc2_reservations(t, 0, true, ReservationRequest::Kind::nexus_lost);
+  }
+  if (t.cluster_waits) return;
   logout_ = nullptr;
   Numbers n = numbers();
   Bhs h = logout_response(t.command, n);

@@ -343,7 +343,7 @@ void IscsiConnection::on_sent(int res) {
 }
 
 void IscsiConnection::settle(Task& t) {
-  if (t.finished && t.queued == 0 && !t.in_stack) give_back(t);
+  if (t.finished && t.queued == 0 && !t.in_stack && !t.cluster_waits) give_back(t);
 }
 
 // A task, its request and the request's buffer go back to their pools; the
@@ -383,7 +383,7 @@ void IscsiConnection::maybe_finish() {
   if (phase_ != Phase::closing || finished_) return;
   if (recv_in_flight_ || send_in_flight_) return;
   for (const Task& t : live_)
-    if (t.in_stack) return;
+    if (t.in_stack || t.cluster_waits) return;
   finished_ = true;
   // Nothing more can be sent: what waits is dropped, every task goes back.
   out_.clear();

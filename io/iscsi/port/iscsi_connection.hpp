@@ -37,6 +37,7 @@
 #include "io/pool/object_pool.hpp"
 #include "io/protocol.hpp"
 #include "io/reactor/core_io.hpp"
+#include "io/scsi/scsi_reservations.hpp"
 #include "io/scsi/unit_attentions.hpp"
 #include "io/service_gate.hpp"
 
@@ -114,6 +115,11 @@ struct Task : public IoClient,
   uint32_t queued = 0;        // its PDUs in the send queue
   Task* waiter = nullptr;     // a task management or logout task waiting for it
   uint32_t waiting_for = 0;   // (such a task) how many it waits for
+  // Reservation changes it asked the cluster for and waits on (a reset's
+  // or a logout's end of SPC-2 reservations): the connection stays until
+  // they are answered.
+  uint32_t cluster_waits = 0;
+  bool released = false;      // (a logout) its nexus's SPC-2 reservations are asked to end
   void io_done(IoRequestPtr done) override;
 };
 using TaskPool = ObjectPool<Task>;
@@ -137,6 +143,15 @@ struct ConnectionSetup {
   // other nodes. True: the function's response waits for reset_told(tmf)
   // (the other nodes have been told). On the connection's core.
   std::function<bool(IscsiConnection* from, Task* tmf, uint32_t vdisk, bool all)> on_reset;
+  // This connection's I_T nexus: its initiator port and the node's target
+  // port (reservations are kept by nexus).
+  Nexus nexus;
+  // A reservation request of this nexus for `vdisk`: the cluster applies it
+  // and the port calls reservation_done(task) on the connection's core
+  // (`task` null: nobody waits).
+  std::function<void(IscsiConnection* from, Task* task, uint32_t vdisk,
+                     const ReservationRequest& request)>
+      on_reservation;
 };
 
 struct ConnectionStats {
@@ -170,6 +185,9 @@ class IscsiConnection {
   void unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense);
   // The other nodes know of the reset `tmf` made (ConnectionSetup::on_reset).
   void reset_told(Task& tmf);
+  // The cluster applied a reservation request of `task`'s (on_reservation).
+  void reservation_done(Task& task, const ReservationOutcome& outcome);
+  const Nexus& nexus() const { return setup_.nexus; }
   const ConnectionStats& stats() const { return stats_; }
   const std::string& end_reason() const { return reason_; }
 
@@ -249,6 +267,11 @@ class IscsiConnection {
   bool begin_write_same(Task& t);
   bool begin_unmap(Task& t);
   void answer_mode_select(Task& t);
+  void begin_reservation(Task& t);
+  // Asks the cluster to end the SPC-2 reservations `request` (a reset, a
+  // logout) ends on the vdisk (all: every unit's) for `waiter`; how many.
+  uint32_t end_spc2_reservations(Task& waiter, uint32_t vdisk, bool all,
+                                 ReservationRequest::Kind kind);
   std::vector<uint8_t> parameter_list(Task& t);
   bool next_piece(Task& t);
   void lba_status_in(Task& t);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "io/iscsi/port/iscsi_connection.hpp"
+#include "io/iscsi/iscsi_pdu.hpp"
 
 namespace sve::iscsi {
 
@@ -22,7 +23,8 @@ uint64_t IscsiConnection::buffer_bytes_for(const Task& t) const {
     case scsi::Flow::write_same:
       return t.data_out ? std::min<uint64_t>(r.length, scsi::kWriteSamePieceBytes) : 0;
     case scsi::Flow::unmap:
-    case scsi::Flow::mode_select: return t.data_out;
+    case scsi::Flow::mode_select:
+    case scsi::Flow::reservation: return t.data_out;
     case scsi::Flow::lba_status: return 4096;
   }
   return 0;
@@ -45,6 +47,7 @@ void IscsiConnection::start_io(Task& t) {
       break;
     }
     case scsi::Flow::mode_select: return answer_mode_select(t);
+    case scsi::Flow::reservation: return begin_reservation(t);
   }
   submit(t);
 }
@@ -105,6 +108,7 @@ bool IscsiConnection::begin_write_same(Task& t) {
 // for), out of the request's buffer, which goes back to its pool.
 std::vector<uint8_t> IscsiConnection::parameter_list(Task& t) {
   IoRequest& r = *t.request;
+  if (!r.buffer) return {};  // (none asked for: RESERVE, a MODE SELECT of nothing)
   std::vector<uint8_t> list(std::min(t.received, t.data_out));
   r.buffer->copy_out(0, list.size(), list.data());
   r.buffer.reset();
@@ -152,6 +156,64 @@ void IscsiConnection::answer_mode_select(Task& t) {
     t.sense = refused;
   }
   answer(t);
+}
+
+// A reservation command: the cluster applies it (every node then enforces
+// it), and it is answered once it has (reservation_done).
+void IscsiConnection::begin_reservation(Task& t) {
+  const Unit* unit = unit_of(t.command.lun());
+  const std::vector<uint8_t> list = parameter_list(t);
+  ReservationRequest request;
+  scsi::Sense refused = scsi::sense::lun_not_supported;
+  if (!unit || !setup_.on_reservation ||
+      !scsi::parse_reservation(t.command.data() + 32, list.data(), list.size(), request,
+                               refused)) {
+    if (unit && !setup_.on_reservation) refused = scsi::sense::invalid_opcode;
+    t.status = scsi::Status::check_condition;
+    t.sense = refused;
+    return answer(t);
+  }
+  t.in_stack = true;  // (an abort, the connection's end, wait for the answer)
+  setup_.on_reservation(this, &t, unit->lu.volume, request);
+}
+
+void IscsiConnection::reservation_done(Task& t, const ReservationOutcome& outcome) {
+  const auto op = static_cast<Op>(t.command.opcode());
+  if (op != Op::scsi_command) {  // a reset's or a logout's
+    --t.cluster_waits;
+    if (op == Op::task_management) waited(t);
+    else maybe_logout();
+    return maybe_finish();
+  }
+  t.in_stack = false;
+  scsi::status_of(outcome.result, t.status, t.sense);
+  if (t.aborted) {
+    t.finished = true;
+    release_waiter(t);
+    settle(t);
+  } else {
+    answer(t);
+  }
+  maybe_logout();
+  maybe_finish();
+}
+
+uint32_t IscsiConnection::end_spc2_reservations(Task& waiter, uint32_t vdisk, bool all,
+                                                ReservationRequest::Kind kind) {
+  if (!setup_.on_reservation) return 0;
+  uint32_t asked = 0;
+  for (const Unit& u : setup_.units) {
+    const Reservations* r = u.lu.reservations.get();
+    if (!r || !r->reserved || !(all || u.lu.volume == vdisk)) continue;
+    if (kind == ReservationRequest::Kind::nexus_lost && !(r->reserved_by == setup_.nexus))
+      continue;
+    ReservationRequest request;
+    request.kind = kind;
+    ++waiter.cluster_waits;
+    ++asked;
+    setup_.on_reservation(this, &waiter, u.lu.volume, request);
+  }
+  return asked;
 }
 
 }  // namespace sve::iscsi

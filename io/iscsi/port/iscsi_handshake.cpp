@@ -98,6 +98,7 @@ LoginOutcome run_login(int fd, LoginConfig config) {
   out.type = machine.session_type();
   out.params = machine.params();
   out.initiator = machine.initiator_name();
+  out.initiator_port = machine.initiator_port();
   out.exp_cmd_sn = machine.exp_cmd_sn();
   out.stat_sn = stat_sn;
   return out;

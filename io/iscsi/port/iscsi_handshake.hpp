@@ -20,6 +20,7 @@ struct LoginOutcome {
   SessionType type = SessionType::normal;
   SessionParams params;
   std::string initiator;
+  std::string initiator_port;  // name ",i,0x" ISID (LoginMachine::initiator_port)
   uint32_t exp_cmd_sn = 0;
   uint32_t stat_sn = 0;  // the next StatSN of the connection
 };

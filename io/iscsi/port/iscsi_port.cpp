@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -77,6 +79,8 @@ struct IscsiPort::Impl {
     bool revoked = false;
   };
   std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
+  // Each core's: the version of the exports its connections follow.
+  std::unique_ptr<std::atomic<uint64_t>[]> core_versions;
 
   void accept_loop();
   void handshake(int fd, size_t core);
@@ -85,6 +89,8 @@ struct IscsiPort::Impl {
   void follow_exports();
   void attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all);
   void closed(iscsi::IscsiConnection* connection, unsigned core);
+  void reservation(iscsi::IscsiConnection* from, iscsi::Task* task, uint32_t vdisk,
+                   const ReservationRequest& request);
   void destroy(iscsi::IscsiConnection* connection);
   void forget(int fd);
 };
@@ -99,6 +105,8 @@ IscsiPort::IscsiPort(UniqueFd listener, std::string address, std::vector<IscsiCo
   impl_->post = std::move(post);
   impl_->options = std::move(options);
   impl_->listener_loopback = is_loopback(local_ip(impl_->listener.get()));
+  impl_->core_versions.reset(new std::atomic<uint64_t>[impl_->cores.size()]);
+  for (size_t i = 0; i < impl_->cores.size(); ++i) impl_->core_versions[i] = 0;
   for (auto& core : impl_->cores)
     impl_->tasks.push_back(
         std::make_unique<iscsi::TaskPool>("iscsi.tasks", core.io->requests().capacity()));
@@ -174,8 +182,24 @@ void IscsiPort::stop() {
   m.cv.wait(lock, [&] { return m.fds.empty() && m.handshaking == 0; });
 }
 
+uint64_t IscsiPort::applied_version() const {
+  uint64_t least = UINT64_MAX;
+  for (size_t i = 0; i < impl_->cores.size(); ++i)
+    least = std::min(least, impl_->core_versions[i].load());
+  return least;
+}
+
 void IscsiPort::Impl::follow_exports() {
   if (!exports) return;
+  // Once each core has run what is posted here, its connections follow
+  // this version (a core runs what is posted to it in order).
+  const uint64_t version = exports->version;
+  for (unsigned core = 0; core < cores.size(); ++core)
+    post(core, [this, core, version] {
+      uint64_t was = core_versions[core].load();
+      while (was < version && !core_versions[core].compare_exchange_weak(was, version)) {
+      }
+    });
   for (auto& [connection, a] : serving) {
     if (a.revoked) continue;
     iscsi::IscsiAccess access = resolve_iscsi_access(*exports, a.client, listener_loopback);
@@ -305,6 +329,12 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     });
     return true;
   };
+  setup.nexus = {login.initiator_port, options.portal_group};
+  if (options.reserve)
+    setup.on_reservation = [this](iscsi::IscsiConnection* from, iscsi::Task* task,
+                                  uint32_t vdisk, const ReservationRequest& request) {
+      reservation(from, task, vdisk, request);
+    };
   setup.send_targets = [target, portals](const std::string& value) {
     return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;
   };
@@ -312,7 +342,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   // sessions reach one vdisk, or vdisks of one core.
   if (!setup.units.empty()) core = setup.units.front().lu.volume % cores.size();
   spdlog::info("iscsi: {} logged in: {} with {} LUNs (core {}; header digest {}, data digest {})",
-               login.initiator, access.policy.why, setup.units.size(), core,
+               login.initiator_port, access.policy.why, setup.units.size(), core,
                login.params.header_digest ? "CRC32C" : "none",
                login.params.data_digest ? "CRC32C" : "none");
   Admitted admitted{client, setup.units, static_cast<unsigned>(core), false};
@@ -341,6 +371,23 @@ void IscsiPort::Impl::serve_on_core(int fd, iscsi::ConnectionSetup setup, unsign
   connection->start();
 }
 
+// A nexus's reservation request, to the node; the answer back to the task
+// on its connection's core, if both are still there.
+void IscsiPort::Impl::reservation(iscsi::IscsiConnection* from, iscsi::Task* task,
+                                  uint32_t vdisk, const ReservationRequest& request) {
+  options.reserve(vdisk, from->nexus(), request,
+                  [this, from, task](ReservationOutcome outcome) {
+                    if (!task) return;
+                    std::lock_guard lock(mu);
+                    auto it = serving.find(from);
+                    if (it == serving.end()) return;
+                    post(it->second.core, [this, from, task, outcome] {
+                      std::lock_guard lock(mu);
+                      if (serving.count(from)) from->reservation_done(*task, outcome);
+                    });
+                  });
+}
+
 void IscsiPort::Impl::closed(iscsi::IscsiConnection* connection, unsigned core) {
   post(core, [this, connection] { destroy(connection); });
 }
@@ -352,6 +399,16 @@ void IscsiPort::Impl::destroy(iscsi::IscsiConnection* connection) {
                connection->initiator(), connection->end_reason(), stats.commands, stats.errors,
                stats.waits, stats.remote);
   int fd = connection->fd();
+  // The I_T nexus is lost: its SPC-2 reservations end (not its persistent
+  // ones). Nobody waits for the answer.
+  if (options.reserve)
+    for (const iscsi::Unit& u : connection->units()) {
+      const Reservations* r = u.lu.reservations.get();
+      if (!r || !r->reserved || !(r->reserved_by == connection->nexus())) continue;
+      ReservationRequest lost;
+      lost.kind = ReservationRequest::Kind::nexus_lost;
+      options.reserve(u.lu.volume, connection->nexus(), lost, [](ReservationOutcome) {});
+    }
   std::lock_guard lock(mu);
   serving.erase(connection);
   delete connection;

@@ -34,6 +34,14 @@ struct IscsiPortOptions {
   // already), which calls `told` (any thread) once they are, or have not
   // answered in time; the reset is answered then.
   std::function<void(uint32_t vdisk, bool all, std::function<void()> told)> tell_peers_reset;
+  // A reservation request (io/scsi/scsi_reservations.hpp) of nexus `who`
+  // for `vdisk`: the node has the cluster apply it and calls `done` (any
+  // thread) with the outcome once every node enforces it. None: reservation
+  // commands are refused as unknown.
+  std::function<void(uint32_t vdisk, const Nexus& who,
+                     const ReservationRequest& request,
+                     std::function<void(ReservationOutcome)> done)>
+      reserve;
 };
 
 class IscsiPort final : public HostPort {
@@ -55,6 +63,9 @@ class IscsiPort final : public HostPort {
   // session here that reaches the vdisk (or every session).
   void peer_reset(uint32_t vdisk, bool all);
   size_t connections() const;
+  // The newest configuration version (VirtMap::version) every connection
+  // on every core follows: what was committed up to it is enforced here.
+  uint64_t applied_version() const;
 
  private:
   struct Impl;

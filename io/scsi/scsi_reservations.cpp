@@ -1,0 +1,239 @@
+// SCSI reservations on the wire (SPC-4 5.13, SPC-2): the commands'
+// parsing, the conflict rules, PERSISTENT RESERVE IN's answers. The state
+// and its rules are model/reservations.hpp's.
+#include "io/scsi/scsi_reservations.hpp"
+
+#include <algorithm>
+
+#include "io/scsi/scsi_internal.hpp"
+
+namespace sve::scsi {
+namespace {
+
+using namespace bytes;
+using Kind = ReservationRequest::Kind;
+
+// How a command uses the unit, for the conflict rules: never conflicts
+// (asks about the unit, or is a reservation command judged by apply()),
+// reads it, or changes it.
+enum class Use { free, read, write };
+
+Use use_of(const uint8_t* cdb) {
+  switch (cdb[0]) {
+    case kInquiry:
+    case kReportLuns:
+    case kRequestSense:
+    case kTestUnitReady:
+    case kReadCapacity10:
+    case kMaintenanceIn:
+    case kPersistentReserveIn:
+    case kPersistentReserveOut:
+    case kReserve6:
+    case kRelease6:
+    case kReserve10:
+    case kRelease10:
+      return Use::free;
+    case kServiceActionIn16:
+      return (cdb[1] & 0x1f) == kReadCapacity16 ? Use::free : Use::read;
+    case kPreventAllow:
+      return (cdb[4] & 0x03) == 0 ? Use::free : Use::write;
+    case kRead6:
+    case kRead10:
+    case kRead12:
+    case kRead16:
+    case kVerify10:
+    case kVerify12:
+    case kVerify16:
+    case kModeSense6:
+    case kModeSense10:
+      return Use::read;
+    default:
+      return Use::write;  // writes, and anything else that may change the unit
+  }
+}
+
+// What an SPC-2 reservation leaves to other nexuses (SPC-2 5.5.1).
+bool free_under_spc2(const uint8_t* cdb) {
+  switch (cdb[0]) {
+    case kInquiry:
+    case kReportLuns:
+    case kRequestSense:
+    case kRelease6:
+    case kRelease10:
+    case kMaintenanceIn:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<uint8_t> transport_id(const std::string& initiator) {
+  // iSCSI, format 01b (SPC-4 7.6.4.6): the name ",i,0x" ISID, NUL
+  // terminated, padded to four bytes, at least 20.
+  size_t n = std::max<size_t>(20, (initiator.size() + 1 + 3) / 4 * 4);
+  std::vector<uint8_t> t(4 + n, 0);
+  t[0] = 0x40 | 0x05;
+  put16(t, 2, static_cast<uint16_t>(n));
+  std::copy(initiator.begin(), initiator.end(), t.begin() + 4);
+  return t;
+}
+
+Plan reserve_in(const uint8_t* cdb, const Reservations& s) {
+  const uint32_t allocation = be16(cdb + 7);
+  std::vector<uint8_t> d(8, 0);
+  put32(d, 0, s.generation);
+  switch (cdb[1] & 0x1f) {
+    case 0:  // READ KEYS
+      for (const auto& r : s.registrations) {
+        d.resize(d.size() + 8);
+        put64(d, d.size() - 8, r.key);
+      }
+      put32(d, 4, static_cast<uint32_t>(d.size() - 8));
+      break;
+    case 1:  // READ RESERVATION
+      if (s.type != 0) {
+        d.resize(24, 0);
+        put32(d, 4, 16);
+        put64(d, 8, all_registrants(s.type) ? 0 : s.registrations[s.holder].key);
+        d[21] = s.type;  // scope 0: the logical unit
+      }
+      break;
+    case 2:  // REPORT CAPABILITIES
+      d.assign(8, 0);
+      put16(d, 0, 8);
+      d[2] = 0x10 | 0x04 | 0x01;  // CRH, ATP_C, PTPL_C
+      d[3] = static_cast<uint8_t>(0x80 | (s.aptpl ? 0x01 : 0));  // TMV, PTPL_A
+      d[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;  // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
+      d[5] = 0x01;                              // EX_AC_AR
+      break;
+    case 3:  // READ FULL STATUS
+      for (size_t i = 0; i < s.registrations.size(); ++i) {
+        const Registration& r = s.registrations[i];
+        auto tid = transport_id(r.initiator);
+        const size_t at = d.size();
+        d.resize(at + 24, 0);
+        put64(d, at, r.key);
+        const bool holds = s.type != 0 && (all_registrants(s.type) || s.holder == i);
+        d[at + 12] = static_cast<uint8_t>((r.all_ports ? 0x02 : 0) | (holds ? 0x01 : 0));
+        if (holds) d[at + 13] = s.type;
+        put16(d, at + 18, r.all_ports ? 0 : r.port);
+        put32(d, at + 20, static_cast<uint32_t>(tid.size()));
+        d.insert(d.end(), tid.begin(), tid.end());
+      }
+      put32(d, 4, static_cast<uint32_t>(d.size() - 8));
+      break;
+    default:
+      return check(sense::invalid_field_in_cdb);
+  }
+  return answer(std::move(d), allocation);
+}
+
+}  // namespace
+
+bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
+                       ReservationRequest& out, Sense& refused) {
+  out = {};
+  switch (cdb[0]) {
+    case kReserve6:
+    case kReserve10:
+      out.kind = Kind::reserve_spc2;
+      return true;
+    case kRelease6:
+    case kRelease10:
+      out.kind = Kind::release_spc2;
+      return true;
+    case kPersistentReserveOut:
+      break;
+    default:
+      refused = sense::invalid_opcode;
+      return false;
+  }
+  const uint8_t action = cdb[1] & 0x1f;
+  if (action > 6) {  // REGISTER AND MOVE, REPLACE LOST: not built
+    refused = sense::invalid_field_in_cdb;
+    return false;
+  }
+  if (be32(cdb + 5) != 24 || bytes != 24) {
+    refused = sense::parameter_list_length_error;
+    return false;
+  }
+  out.kind = static_cast<Kind>(action);
+  out.scope = cdb[2] >> 4;
+  out.type = cdb[2] & 0x0f;
+  out.key = be64(list);
+  out.action_key = be64(list + 8);
+  const uint8_t flags = list[20];
+  out.all_ports = flags & 0x04;
+  out.aptpl = flags & 0x01;
+  const bool registers = out.kind == Kind::register_key || out.kind == Kind::register_and_ignore;
+  // SPEC_I_PT (registering other nexuses) is not built; ALL_TG_PT only
+  // means something to a registration.
+  if ((flags & 0x08) || (out.all_ports && !registers)) {
+    refused = sense::invalid_field_in_parameter_list;
+    return false;
+  }
+  return true;
+}
+
+Plan plan_reservation(const uint8_t* cdb, const Reservations* state) {
+  static const Reservations kNone;
+  Plan p;
+  switch (cdb[0]) {
+    case kPersistentReserveIn:
+      return reserve_in(cdb, state ? *state : kNone);
+    case kPersistentReserveOut: {
+      if ((cdb[1] & 0x1f) > 6) return check(sense::invalid_field_in_cdb);
+      const uint32_t length = be32(cdb + 5);
+      if (length != 24) return check(sense::parameter_list_length_error);
+      p.data_out = length;
+      break;
+    }
+    case kReserve6:
+    case kRelease6:
+      if (cdb[1] & 0x01) return check(sense::invalid_field_in_cdb);  // extents (obsolete)
+      break;
+    case kReserve10:
+    case kRelease10:
+      if (cdb[1] & 0x13) return check(sense::invalid_field_in_cdb);  // third party, extents
+      break;
+    default:
+      return check(sense::invalid_opcode);
+  }
+  p.flow = Flow::reservation;
+  return p;
+}
+
+bool conflicts(const uint8_t* cdb, const Reservations& s, const Nexus& who) {
+  if (s.reserved) {
+    if (cdb[0] == kPersistentReserveIn || cdb[0] == kPersistentReserveOut) return true;
+    if (!(s.reserved_by == who)) return !free_under_spc2(cdb);
+  }
+  if (s.type == 0 || s.holds_reservation(who)) return false;
+  // Registrants-only and all-registrants types serve every registrant.
+  if (registrants_served(s.type) && s.registration_of(who)) return false;
+  switch (use_of(cdb)) {
+    case Use::free: return false;
+    case Use::read: return exclusive_access(s.type);
+    case Use::write: return true;
+  }
+  return true;
+}
+
+void status_of(ReservationResult result, Status& status, Sense& sense) {
+  status = Status::check_condition;
+  switch (result) {
+    case ReservationResult::good: status = Status::good; sense = {}; return;
+    case ReservationResult::conflict: status = Status::reservation_conflict; sense = {}; return;
+    case ReservationResult::busy: status = Status::busy; sense = {}; return;
+    case ReservationResult::invalid_field_in_cdb: sense = sense::invalid_field_in_cdb; return;
+    case ReservationResult::invalid_field_in_parameter_list:
+      sense = sense::invalid_field_in_parameter_list;
+      return;
+    case ReservationResult::invalid_release: sense = sense::invalid_release; return;
+    case ReservationResult::no_resources: sense = sense::no_registration_resources; return;
+    case ReservationResult::no_unit: sense = sense::lun_not_supported; return;
+  }
+  sense = sense::invalid_field_in_cdb;
+}
+
+}  // namespace sve::scsi

@@ -1,0 +1,79 @@
+// SCSI reservations through the node (docs/iscsi.md): the configuration
+// actor applies a host's request to the committed model and commits it;
+// the command is answered once every node's host ports enforce the new
+// state, so that a host told GOOD for a RESERVE on one node is never let
+// through on another by a node that has not caught up.
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/messages.hpp"
+#include "node/node_impl.hpp"
+
+namespace sve {
+namespace {
+
+// How long a reservation waits for every node to enforce it before it is
+// answered anyway (a node that lags this much is likely leaving the
+// cluster, and then serves nothing).
+constexpr auto kEnforceWait = std::chrono::seconds(2);
+constexpr auto kEnforcePoll = std::chrono::milliseconds(1);
+
+}  // namespace
+
+void Node::Impl::reserve(uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
+                         std::function<void(ReservationOutcome)> done) {
+  caf::anon_send(config_actor, run_atom::value, CoreTask([this, vdisk, who, request, done] {
+    auto applied = config->apply_reservation(vdisk, who, request);
+    if (!applied) {
+      // Not committed (no quorum, a store that fails): the host retries.
+      spdlog::warn("iscsi: a reservation request of {} for vdisk {} was not committed: {}",
+                   who.initiator, vdisk, applied.error().message);
+      return done({ReservationResult::busy, false});
+    }
+    ReservationOutcome outcome = applied.value();
+    if (!outcome.changed) return done(outcome);
+    publish();
+    await_enforced(config->version(), [done, outcome] { done(outcome); });
+  }));
+}
+
+// Polls (every millisecond, for at most kEnforceWait) this node's port and,
+// through the interconnect, the other nodes' until they all follow
+// `version`.
+void Node::Impl::await_enforced(uint64_t version, std::function<void()> done) {
+  sys->spawn([this, version, done](caf::event_based_actor* self) -> caf::behavior {
+    const auto deadline = std::chrono::steady_clock::now() + kEnforceWait;
+    auto finish = [self, done, version](bool all) {
+      if (!all)
+        spdlog::warn("iscsi: a reservation change (configuration {}) is answered before every "
+                     "node enforces it: one did not catch up in {} ms",
+                     version,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(kEnforceWait).count());
+      done();
+      self->quit();
+    };
+    auto late = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
+    self->send(self, tick_atom::value);
+    return {
+        [=](tick_atom) {
+          const bool here = !iscsi || iscsi->applied_version() >= version;
+          if (!here) {
+            if (late()) return finish(false);
+            self->delayed_send(self, kEnforcePoll, tick_atom::value);
+            return;
+          }
+          if (!interconnect) return finish(true);
+          self->request(interconnect, std::chrono::seconds(3), applied_atom::value, version)
+              .then(
+                  [=](bool all) {
+                    if (all || late()) return finish(all);
+                    self->delayed_send(self, kEnforcePoll, tick_atom::value);
+                  },
+                  [=](caf::error&) { finish(false); });
+        },
+    };
+  });
+}
+
+}  // namespace sve

@@ -1,0 +1,201 @@
+"""SCSI reservations are cluster state (docs/iscsi.md): a persistent
+reservation taken through one node holds on every node's port, at once (the
+command is answered only once every node enforces it), through the death
+of the holder's node and a restart of the whole cluster; keys follow the
+I_T nexus (another ISID is another nexus, whatever the initiator's name);
+a preemption is a unit attention for the nexus preempted, on its node; an
+SPC-2 RESERVE through one node is a conflict on another's, and ends with
+its nexus. The initiator is libiscsi itself (iscsi_client.py), three nodes
+with nodes 1 and 2 as the vdisk's I/O group.
+"""
+import struct
+import subprocess
+
+from cluster_harness import Cluster
+from harness import SKIP, check, free_port, run, wait_until
+
+try:
+    from iscsi_client import GOOD, IscsiSession
+except OSError:  # libiscsi7 is not installed
+    IscsiSession = None
+
+TARGET = "iqn.2026-12.org.sve:reservations"
+RESERVATION_CONFLICT = 0x18
+WRITE_EXCLUSIVE, EXCLUSIVE_ACCESS = 1, 3
+REGISTRATIONS_PREEMPTED = (6, 0x2a, 0x05)
+
+
+def pr_out(session, action, key=0, action_key=0, kind=0):
+    cdb = bytes([0x5f, action, kind, 0, 0]) + (24).to_bytes(4, "big") + bytes(1)
+    params = struct.pack(">QQ", key, action_key) + bytes(8)
+    return session.command(cdb, data_out=params)[:2]
+
+
+def pr_in(session, action):
+    cdb = bytes([0x5e, action]) + bytes(5) + (4096).to_bytes(2, "big") + bytes(1)
+    status, sense, data = session.command(cdb, data_in=4096)
+    check(status == GOOD, f"PERSISTENT RESERVE IN {action}: {status} {sense}")
+    return data
+
+
+def keys(session):
+    data = pr_in(session, 0)
+    count = int.from_bytes(data[4:8], "big") // 8
+    return sorted(int.from_bytes(data[8 + 8 * i:16 + 8 * i], "big") for i in range(count))
+
+
+def reservation(session):
+    """(holder's key, type), or None."""
+    data = pr_in(session, 1)
+    if int.from_bytes(data[4:8], "big") < 16:
+        return None
+    return int.from_bytes(data[8:16], "big"), data[21] & 0x0f
+
+
+def settled(session, command):
+    """The command's (status, sense) once past unit attentions (a new
+    session's power-on, a path change) and a port in transition (NOT
+    READY while the owner changes), as a multipath host retries them."""
+    answer = []
+
+    def final():
+        answer[:] = command()[:2]
+        status, sense = answer
+        return not (status == 2 and sense and sense[0] in (2, 6))
+    wait_until(final, lambda: f"a command past unit attentions and transitions: {answer}",
+               timeout=30)
+    return tuple(answer)
+
+
+def test(make):
+    if IscsiSession is None or \
+            subprocess.run(["which", "iscsi-inq"], capture_output=True).returncode != 0:
+        print("libiscsi is not installed")
+        return SKIP
+    c = Cluster(make, 3)
+    portals = {}
+    for i in (1, 2, 3):
+        portals[i] = f"127.0.0.1:{free_port()}"
+        c[i].extra += ["--iscsi", portals[i], "--iscsi-target", TARGET]
+    c.form()
+    c.group_vdisk("v", 32, 128)
+
+    def session(node, host):
+        s = IscsiSession(portals[node], TARGET, 0, initiator=f"iqn.2026-12.test:{host}")
+        settled(s, lambda: s.command(bytes(6)))  # TEST UNIT READY past the attentions
+        return s
+
+    # 1. A registrant on node 1, the holder on node 2: node 1 refuses the
+    # registrant's write at once, and both nodes report the same.
+    h1 = session(1, "host1")
+    h2 = session(2, "host2")
+    check(pr_out(h1, 0, 0, 0xA1) == (GOOD, None), "host1 registers through node 1")
+    check(pr_out(h2, 0, 0, 0xB2) == (GOOD, None), "host2 registers through node 2")
+    # (Again and again, each node in turn the holder's: a node that applied
+    # the change a moment after the holder was told GOOD would let some of
+    # these writes through.)
+    hosts = {1: (h1, 0xA1), 2: (h2, 0xB2)}
+    for round in range(20):
+        holder, key = hosts[2 if round % 2 == 0 else 1]
+        other = hosts[1 if round % 2 == 0 else 2][0]
+        check(pr_out(holder, 1, key, 0, WRITE_EXCLUSIVE) == (GOOD, None),
+              f"a reservation (write exclusive), round {round}")
+        status, _, _ = other.write(64, b"\x11" * 512)
+        check(status == RESERVATION_CONFLICT,
+              f"the other node's write right after the reservation (round {round}): {status}")
+        check(pr_out(holder, 2, key, 0, WRITE_EXCLUSIVE) == (GOOD, None), "its release")
+        status, _, _ = other.write(64, b"\x11" * 512)
+        check(status == GOOD, f"the other node's write right after the release (round {round}): "
+                              f"{status}")
+    check(pr_out(h2, 1, 0xB2, 0, WRITE_EXCLUSIVE) == (GOOD, None),
+          "host2 reserves (write exclusive) through node 2")
+    check(h2.write(64, b"\x22" * 512)[0] == GOOD, "the holder writes through node 2")
+    status, _, data = h1.read(64, 1)
+    check(status == GOOD and data == b"\x22" * 512, "a registrant reads under write exclusive")
+    for s, node in ((h1, 1), (h2, 2)):
+        check(keys(s) == [0xA1, 0xB2], f"node {node} reports both keys: {keys(s)}")
+        check(reservation(s) == (0xB2, WRITE_EXCLUSIVE),
+              f"node {node} reports host2's reservation: {reservation(s)}")
+
+    # 2. Keys follow the I_T nexus: host1 again, another session (another
+    # ISID), is not registered.
+    other = session(1, "host1")
+    check(pr_out(other, 1, 0xA1, 0, WRITE_EXCLUSIVE)[0] == RESERVATION_CONFLICT,
+          "host1's key does not follow its name into another session")
+    full = pr_in(other, 3)
+    check(full.count(b"iqn.2026-12.test:host1,i,0x") == 1,
+          "READ FULL STATUS names host1's registered nexus (its ISID) once")
+    other.close()
+
+    # 3. A preemption through node 1 is a unit attention for the nexus it
+    # took the registration of, on node 2.
+    h3 = session(2, "host3")
+    check(pr_out(h3, 0, 0, 0xC3) == (GOOD, None), "host3 registers through node 2")
+    check(pr_out(h1, 4, 0xA1, 0xC3) == (GOOD, None), "host1 preempts host3's registration")
+    status, sense, _ = h3.read(0, 1)
+    check(status == 2 and sense == REGISTRATIONS_PREEMPTED,
+          f"host3 is told its registration was preempted: {status} {sense}")
+    check(pr_out(h3, 1, 0xC3, 0, WRITE_EXCLUSIVE)[0] == RESERVATION_CONFLICT,
+          "host3 is no longer registered")
+    h3.close()
+
+    # 4. The holder's node dies: the reservation holds on the survivor.
+    h2.close()
+    c[2].kill()
+    c.wait_serving([1, 3], 1)
+    status, _ = settled(h1, lambda: h1.write(64, b"\x11" * 512))
+    check(status == RESERVATION_CONFLICT, f"after node 2 died, host1's write: {status}")
+    check(reservation(h1) == (0xB2, WRITE_EXCLUSIVE), "node 1 still reports host2's reservation")
+    # Node 3 (no path of the group's vdisk served by it alone) refuses too.
+    h4 = session(3, "host4")
+    check(settled(h4, lambda: h4.write(64, b"\x44" * 512))[0] == RESERVATION_CONFLICT,
+          "an unregistered host's write through node 3 conflicts")
+    # Host1 preempts the absent holder and writes.
+    check(pr_out(h1, 4, 0xA1, 0xB2, EXCLUSIVE_ACCESS) == (GOOD, None),
+          "host1 preempts host2's reservation")
+    check(h1.write(64, b"\x11" * 512)[0] == GOOD, "the new holder writes")
+    check(settled(h4, lambda: h4.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "exclusive access: another host cannot even read")
+    h4.close()
+
+    # 5. Node 2 returns; then the whole cluster restarts: the reservation is
+    # there each time.
+    c.start(2)
+    c.wait_serving([1, 2, 3], 1)
+    h2 = session(2, "host2")
+    check(keys(h2) == [0xA1], f"node 2, back, reports host1's key only: {keys(h2)}")
+    check(settled(h2, lambda: h2.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "host2's read through node 2 conflicts with host1's exclusive access")
+    h1.close()
+    h2.close()
+    for i in (1, 2, 3):
+        c[i].kill()
+    for i in (1, 2, 3):
+        c.start(i)
+    c.wait_serving([1, 2, 3], 1)
+    h2 = session(2, "host2")
+    check(reservation(h2) == (0xA1, EXCLUSIVE_ACCESS),
+          f"after a restart of every node: {reservation(h2)}")
+    check(settled(h2, lambda: h2.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "and it is enforced")
+
+    # 6. RESERVE(6) through node 1 is a conflict through node 2, until its
+    # session ends. (A new host1 nexus clears the persistent state first:
+    # it registers, then CLEAR.)
+    h1 = session(1, "host1")
+    check(pr_out(h1, 6, 0, 0xA9) == (GOOD, None), "host1 registers (and ignores the old key)")
+    check(pr_out(h1, 3, 0xA9) == (GOOD, None), "host1 clears every registration")
+    check(h1.command(bytes([0x16]) + bytes(5))[0] == GOOD, "host1 RESERVE(6) through node 1")
+    check(settled(h2, lambda: h2.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "host2's read through node 2 conflicts with host1's RESERVE")
+    h1.close()  # the nexus is lost: its reservation ends
+    wait_until(lambda: settled(h2, lambda: h2.read(64, 1))[0] == GOOD,
+               "host2 reads once host1's session ended")
+    h2.close()
+    print("reservations held across nodes, a node's death, a restart of all; RESERVE ended "
+          "with its session")
+    return 0
+
+
+if __name__ == "__main__":
+    run(test)

@@ -1,0 +1,407 @@
+// SCSI reservations: persistent reservations' rules (SPC-4 5.13) and
+// RESERVE/RELEASE's (SPC-2) on the model's state (model/reservations.hpp),
+// the commands each nexus may run under each type and PERSISTENT RESERVE
+// IN's answers (io/scsi/scsi_reservations.hpp), and the state as cluster
+// state (a model that round-trips).
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/scsi/scsi_commands.hpp"
+#include "io/scsi/scsi_reservations.hpp"
+#include "model/model.hpp"
+#include "model/reservations.hpp"
+#include "model/model_codec.hpp"
+#include "scsi_test_cdb.hpp"
+
+using namespace sve::scsi;
+using sve::ClusterModel;
+using sve::apply_request;
+using sve::kExclusiveAccess;
+using sve::kExclusiveAccessAllRegistrants;
+using sve::kExclusiveAccessRegistrantsOnly;
+using sve::kWriteExclusive;
+using sve::kWriteExclusiveAllRegistrants;
+using sve::kWriteExclusiveRegistrantsOnly;
+using sve::VdiskReservations;
+using sve::decode_config;
+using sve::encode_config;
+using sve::scsi::test::be;
+using sve::scsi::test::Cdb;
+using Kind = ReservationRequest::Kind;
+
+namespace {
+
+const Nexus A{"iqn.2026-12.test:a,i,0x400001370000", 1};
+const Nexus B{"iqn.2026-12.test:b,i,0x400001370000", 1};
+const Nexus C{"iqn.2026-12.test:c,i,0x400001370000", 2};
+
+ReservationRequest req(Kind kind, uint64_t key = 0, uint64_t action_key = 0, uint8_t type = 0) {
+  ReservationRequest r;
+  r.kind = kind;
+  r.key = key;
+  r.action_key = action_key;
+  r.type = type;
+  return r;
+}
+
+// The status the command ends with.
+Status run(Reservations& s, const Nexus& who, const ReservationRequest& r) {
+  Status status;
+  Sense sense;
+  status_of(apply_request(s, who, r).result, status, sense);
+  return status;
+}
+
+Sense refusal(Reservations& s, const Nexus& who, const ReservationRequest& r) {
+  Status status;
+  Sense sense;
+  status_of(apply_request(s, who, r).result, status, sense);
+  return sense;
+}
+
+// The unit attention the last change told `n`, if any.
+bool told(const Reservations& s, const Nexus& n, Sense& out) {
+  uint16_t code = 0;
+  if (!sve::told(s, n, code)) return false;
+  out = {0x06, static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code)};
+  return true;
+}
+
+const Cdb kRead{0x28, 0, 0, 0, 0, 0, 0, 0, 1};
+const Cdb kWrite{0x2a, 0, 0, 0, 0, 0, 0, 0, 1};
+const Cdb kInquiryCdb{0x12, 0, 0, 0, 36};
+const Cdb kTur{0x00};
+
+bool can_read(const Reservations& s, const Nexus& n) { return !conflicts(kRead.b.data(), s, n); }
+bool can_write(const Reservations& s, const Nexus& n) { return !conflicts(kWrite.b.data(), s, n); }
+
+}  // namespace
+
+TEST_CASE("registering takes the nexus's key; a wrong key is a conflict", "[reservations]") {
+  Reservations s;
+  CHECK(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  CHECK(s.generation == 1);
+  REQUIRE(s.registrations.size() == 1);
+  CHECK(s.registrations[0].key == 0xa);
+  // Registered: the current key must be given to change it.
+  CHECK(run(s, A, req(Kind::register_key, 0x1, 0xb)) == Status::reservation_conflict);
+  CHECK(s.generation == 1);
+  CHECK(run(s, A, req(Kind::register_key, 0xa, 0xb)) == Status::good);
+  CHECK(s.registrations[0].key == 0xb);
+  // REGISTER AND IGNORE does not look at it.
+  CHECK(run(s, A, req(Kind::register_and_ignore, 0x77, 0xc)) == Status::good);
+  CHECK(s.registrations[0].key == 0xc);
+  // Not registered: a nonzero key is a conflict; key 0 with new key 0 is nothing.
+  CHECK(run(s, B, req(Kind::register_key, 0x5, 0x6)) == Status::reservation_conflict);
+  auto nothing = apply_request(s, B, req(Kind::register_key, 0, 0));
+  CHECK(nothing.result == ReservationResult::good);
+  CHECK_FALSE(nothing.changed);
+  // A new key 0 unregisters.
+  CHECK(run(s, A, req(Kind::register_key, 0xc, 0)) == Status::good);
+  CHECK(s.registrations.empty());
+  CHECK(s.generation == 4);
+}
+
+TEST_CASE("another ISID is another nexus; ALL_TG_PT holds through every port",
+          "[reservations]") {
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  Nexus other_session = A;
+  other_session.initiator = "iqn.2026-12.test:a,i,0x400001370001";
+  Nexus other_port = A;
+  other_port.port = 2;
+  CHECK(s.registration_of(A));
+  CHECK_FALSE(s.registration_of(other_session));
+  CHECK_FALSE(s.registration_of(other_port));
+  ReservationRequest all = req(Kind::register_key, 0, 0xd);
+  all.all_ports = true;
+  REQUIRE(run(s, C, all) == Status::good);
+  Nexus c_elsewhere = C;
+  c_elsewhere.port = 7;
+  CHECK(s.registration_of(c_elsewhere));
+}
+
+TEST_CASE("who may read and write under each reservation type", "[reservations]") {
+  // As libiscsi's ProutReserve.Access tests expect: a registered and an
+  // unregistered other initiator, reading and writing.
+  struct Row {
+    uint8_t type;
+    bool reg_read, reg_write, unreg_read, unreg_write;
+  };
+  const Row rows[] = {
+      {kExclusiveAccess, false, false, false, false},
+      {kWriteExclusive, true, false, true, false},
+      {kExclusiveAccessRegistrantsOnly, true, true, false, false},
+      {kWriteExclusiveRegistrantsOnly, true, true, true, false},
+      {kExclusiveAccessAllRegistrants, true, true, false, false},
+      {kWriteExclusiveAllRegistrants, true, true, true, false},
+  };
+  for (const Row& row : rows) {
+    INFO("type " << int(row.type));
+    Reservations s;
+    REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+    REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+    REQUIRE(run(s, A, req(Kind::reserve, 0xa, 0, row.type)) == Status::good);
+    CHECK(can_read(s, A));
+    CHECK(can_write(s, A));
+    CHECK(can_read(s, B) == row.reg_read);
+    CHECK(can_write(s, B) == row.reg_write);
+    CHECK(can_read(s, C) == row.unreg_read);
+    CHECK(can_write(s, C) == row.unreg_write);
+    // Asking about the unit is never refused.
+    CHECK_FALSE(conflicts(kInquiryCdb.b.data(), s, C));
+    CHECK_FALSE(conflicts(kTur.b.data(), s, C));
+  }
+}
+
+TEST_CASE("reserve and release: the holder, the type, the key", "[reservations]") {
+  Reservations s;
+  CHECK(run(s, A, req(Kind::reserve, 0, 0, kWriteExclusive)) == Status::reservation_conflict);
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  CHECK(run(s, A, req(Kind::reserve, 0xa, 0, 2)) == Status::check_condition);  // no type 2
+  CHECK(run(s, A, req(Kind::reserve, 0xb, 0, kWriteExclusive)) ==
+        Status::reservation_conflict);  // B's key
+  const uint32_t generation = s.generation;
+  REQUIRE(run(s, A, req(Kind::reserve, 0xa, 0, kWriteExclusive)) == Status::good);
+  CHECK(s.generation == generation);  // reservations do not count
+  CHECK(run(s, A, req(Kind::reserve, 0xa, 0, kWriteExclusive)) == Status::good);  // again
+  CHECK(run(s, B, req(Kind::reserve, 0xb, 0, kWriteExclusive)) == Status::reservation_conflict);
+  // B does not hold it: its release changes nothing.
+  auto by_b = apply_request(s, B, req(Kind::release, 0xb, 0, kWriteExclusive));
+  CHECK(by_b.result == ReservationResult::good);
+  CHECK_FALSE(by_b.changed);
+  CHECK(refusal(s, A, req(Kind::release, 0xa, 0, kExclusiveAccess)) == sense::invalid_release);
+  CHECK(s.type == kWriteExclusive);
+  CHECK(run(s, A, req(Kind::release, 0xa, 0, kWriteExclusive)) == Status::good);
+  CHECK(s.type == 0);
+  CHECK(s.attention == 0);  // releasing a WRITE EXCLUSIVE tells nobody
+}
+
+TEST_CASE("the holder unregistering: its reservation goes, registrants are told",
+          "[reservations]") {
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  REQUIRE(run(s, A, req(Kind::reserve, 0xa, 0, kWriteExclusiveRegistrantsOnly)) == Status::good);
+  REQUIRE(run(s, A, req(Kind::register_key, 0xa, 0)) == Status::good);
+  CHECK(s.type == 0);
+  Sense told_b;
+  REQUIRE(told(s, B, told_b));
+  CHECK(told_b == sense::reservations_released);
+  Sense told_a;
+  CHECK_FALSE(told(s, A, told_a));
+
+  // All registrants: it stays while any registrant is left.
+  Reservations t;
+  REQUIRE(run(t, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(t, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  REQUIRE(run(t, A, req(Kind::reserve, 0xa, 0, kWriteExclusiveAllRegistrants)) == Status::good);
+  CHECK(t.holds_reservation(B));
+  REQUIRE(run(t, A, req(Kind::register_key, 0xa, 0)) == Status::good);
+  CHECK(t.type == kWriteExclusiveAllRegistrants);
+  CHECK(t.holds_reservation(B));
+  REQUIRE(run(t, B, req(Kind::register_key, 0xb, 0)) == Status::good);
+  CHECK(t.type == 0);
+}
+
+TEST_CASE("preempt and clear", "[reservations]") {
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  REQUIRE(run(s, C, req(Kind::register_key, 0, 0xc)) == Status::good);
+  // No reservation: registrations with the key named go.
+  CHECK(refusal(s, A, req(Kind::preempt, 0xa, 0)) == sense::invalid_field_in_parameter_list);
+  CHECK(run(s, A, req(Kind::preempt, 0xa, 0x99)) == Status::reservation_conflict);  // no such key
+  const uint32_t generation = s.generation;
+  REQUIRE(run(s, A, req(Kind::preempt, 0xa, 0xc)) == Status::good);
+  CHECK(s.generation == generation + 1);
+  CHECK_FALSE(s.registration_of(C));
+  Sense sc;
+  REQUIRE(told(s, C, sc));
+  CHECK(sc == sense::registrations_preempted);
+  // The holder's key: the preemptor takes the reservation, with its type.
+  REQUIRE(run(s, B, req(Kind::reserve, 0xb, 0, kExclusiveAccess)) == Status::good);
+  REQUIRE(run(s, A, req(Kind::preempt_and_abort, 0xa, 0xb, kWriteExclusive)) == Status::good);
+  CHECK(s.holds_reservation(A));
+  CHECK(s.type == kWriteExclusive);
+  CHECK_FALSE(s.registration_of(B));
+  Sense sb;
+  REQUIRE(told(s, B, sb));
+  CHECK(sb == sense::registrations_preempted);
+  CHECK_FALSE(told(s, A, sb));
+  // CLEAR: every registration and the reservation; the others are told.
+  REQUIRE(run(s, C, req(Kind::register_key, 0, 0xc)) == Status::good);
+  CHECK(run(s, C, req(Kind::clear, 0xa)) == Status::reservation_conflict);  // C's key is 0xc
+  REQUIRE(run(s, C, req(Kind::clear, 0xc)) == Status::good);
+  CHECK(s.registrations.empty());
+  CHECK(s.type == 0);
+  Sense sa;
+  REQUIRE(told(s, A, sa));
+  CHECK(sa == sense::reservations_preempted);
+  CHECK_FALSE(told(s, C, sa));
+}
+
+TEST_CASE("RESERVE and RELEASE (SPC-2): one nexus, until it releases, leaves or a reset",
+          "[reservations]") {
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::reserve_spc2)) == Status::good);
+  CHECK(run(s, A, req(Kind::reserve_spc2)) == Status::good);  // again
+  CHECK(run(s, B, req(Kind::reserve_spc2)) == Status::reservation_conflict);
+  // Another's RELEASE is GOOD and changes nothing.
+  auto by_b = apply_request(s, B, req(Kind::release_spc2));
+  CHECK(by_b.result == ReservationResult::good);
+  CHECK_FALSE(by_b.changed);
+  CHECK(s.reserved);
+  CHECK(conflicts(kRead.b.data(), s, B));
+  CHECK(conflicts(kTur.b.data(), s, B));
+  CHECK_FALSE(conflicts(kInquiryCdb.b.data(), s, B));
+  CHECK_FALSE(conflicts(kRead.b.data(), s, A));
+  // Persistent reservation commands conflict with it too.
+  CHECK(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::reservation_conflict);
+  REQUIRE(run(s, A, req(Kind::nexus_lost)) == Status::good);
+  CHECK_FALSE(s.reserved);
+  REQUIRE(run(s, B, req(Kind::reserve_spc2)) == Status::good);
+  REQUIRE(run(s, A, req(Kind::reset)) == Status::good);
+  CHECK_FALSE(s.reserved);
+  // Not while persistent registrations exist; RELEASE is then GOOD.
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  CHECK(run(s, B, req(Kind::reserve_spc2)) == Status::reservation_conflict);
+  CHECK(run(s, B, req(Kind::release_spc2)) == Status::good);
+}
+
+TEST_CASE("a refused request leaves the state as it was (random requests)", "[reservations]") {
+  // Invariants over random requests from three nexuses: a failure changes
+  // nothing; PRgeneration never goes back; one registration per nexus; a
+  // held reservation names a registration (all-registrants: some exist).
+  std::mt19937 rng(20261204);
+  const Nexus who[] = {A, B, C};
+  const uint64_t keys[] = {0, 0xa, 0xb, 0xc};
+  const uint8_t types[] = {0, 1, 2, 3, 5, 6, 7, 8};
+  const Kind kinds[] = {Kind::register_key, Kind::reserve,      Kind::release,
+                        Kind::clear,        Kind::preempt,      Kind::preempt_and_abort,
+                        Kind::register_and_ignore, Kind::reserve_spc2, Kind::release_spc2,
+                        Kind::nexus_lost,   Kind::reset};
+  Reservations s;
+  for (int i = 0; i < 20000; ++i) {
+    ReservationRequest r = req(kinds[rng() % std::size(kinds)], keys[rng() % 4], keys[rng() % 4],
+                               types[rng() % std::size(types)]);
+    const Nexus& n = who[rng() % 3];
+    const Reservations before = s;
+    ReservationOutcome out = apply_request(s, n, r);
+    if (out.result != ReservationResult::good) REQUIRE(s == before);
+    REQUIRE(out.changed == !(s == before));
+    REQUIRE(s.generation >= before.generation);
+    std::set<std::string> seen;
+    for (const auto& reg : s.registrations) {
+      REQUIRE(reg.key != 0);
+      REQUIRE(seen.insert(reg.initiator + "/" + std::to_string(reg.port)).second);
+    }
+    if (s.type != 0) {
+      REQUIRE(!s.registrations.empty());
+      if (!sve::all_registrants(s.type)) REQUIRE(s.holder < s.registrations.size());
+    }
+    if (s.reserved) REQUIRE(s.registrations.empty());
+  }
+}
+
+TEST_CASE("PERSISTENT RESERVE OUT's parameter list", "[reservations]") {
+  std::vector<uint8_t> list(24, 0);
+  list[7] = 0x0a;   // key 0xa
+  list[15] = 0x0b;  // service action key 0xb
+  Cdb out{0x5f, 0x01, 0x03};  // RESERVE, scope 0, EXCLUSIVE ACCESS
+  out.be(5, 24, 4);
+  ReservationRequest r;
+  Sense refused;
+  REQUIRE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
+  CHECK(r.kind == Kind::reserve);
+  CHECK(r.type == kExclusiveAccess);
+  CHECK(r.key == 0xa);
+  CHECK(r.action_key == 0xb);
+  // SPEC_I_PT is not built; ALL_TG_PT only for a registration.
+  list[20] = 0x08;
+  CHECK_FALSE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
+  CHECK(refused == sense::invalid_field_in_parameter_list);
+  list[20] = 0x04;
+  CHECK_FALSE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
+  out.at(1, 0x00);  // REGISTER
+  REQUIRE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
+  CHECK(r.all_ports);
+  // The list is 24 bytes: the CDB must say so, and it must all have come.
+  CHECK_FALSE(parse_reservation(out.b.data(), list.data(), 20, r, refused));
+  CHECK(refused == sense::parameter_list_length_error);
+  Plan p = plan(Cdb{0x5f, 0x00, 0, 0, 0, 0, 0, 0, 32}.b.data(), 16, LogicalUnit{});
+  CHECK(p.sense == sense::parameter_list_length_error);
+  p = plan(out.b.data(), 16, LogicalUnit{});
+  CHECK(p.flow == Flow::reservation);
+  CHECK(p.data_out == 24);
+  // REGISTER AND MOVE and beyond: not built.
+  CHECK(plan(Cdb{0x5f, 0x07}.be(5, 24, 4).b.data(), 16, LogicalUnit{}).sense ==
+        sense::invalid_field_in_cdb);
+  // RESERVE(10) for a third party is not built.
+  CHECK(plan(Cdb{0x56, 0x10}.b.data(), 16, LogicalUnit{}).sense ==
+        sense::invalid_field_in_cdb);
+  CHECK(plan(Cdb{0x16}.b.data(), 16, LogicalUnit{}).flow == Flow::reservation);
+}
+
+TEST_CASE("PERSISTENT RESERVE IN's answers", "[reservations]") {
+  auto state = std::make_shared<Reservations>();
+  REQUIRE(run(*state, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(*state, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  REQUIRE(run(*state, B, req(Kind::reserve, 0xb, 0, kWriteExclusive)) == Status::good);
+  LogicalUnit lu;
+  lu.reservations = state;
+  auto in = [&](uint8_t action, uint16_t allocation) {
+    return plan(Cdb{0x5e, action}.be(7, allocation, 2).b.data(), 16, lu, &A);
+  };
+  Plan keys = in(0, 4096);
+  REQUIRE(keys.status == Status::good);
+  CHECK(be(keys.data_in, 0, 4) == 2);   // PRgeneration
+  CHECK(be(keys.data_in, 4, 4) == 16);  // two keys
+  CHECK(be(keys.data_in, 8, 8) == 0xa);
+  CHECK(be(keys.data_in, 16, 8) == 0xb);
+  CHECK(in(0, 12).data_in.size() == 12);  // cut to the allocation length
+  Plan reservation = in(1, 4096);
+  REQUIRE(reservation.data_in.size() == 24);
+  CHECK(be(reservation.data_in, 8, 8) == 0xb);
+  CHECK(reservation.data_in[21] == kWriteExclusive);
+  Plan caps = in(2, 4096);
+  REQUIRE(caps.data_in.size() == 8);
+  CHECK(caps.data_in[5] == 0x01);  // EX_AC_AR among the types
+  Plan full = in(3, 4096);
+  REQUIRE(full.status == Status::good);
+  // The second descriptor is the holder's, with its iSCSI transport id.
+  const size_t second = 8 + 24 + be(full.data_in, 8 + 20, 4);
+  CHECK(be(full.data_in, second, 8) == 0xb);
+  CHECK((full.data_in[second + 12] & 0x01) == 1);
+  CHECK(full.data_in[second + 24] == 0x45);
+  CHECK(std::string(full.data_in.begin() + second + 28,
+                    full.data_in.begin() + second + 28 + B.initiator.size()) == B.initiator);
+  CHECK(in(4, 4096).sense == sense::invalid_field_in_cdb);
+  // A write from a registrant that does not hold it conflicts; from no
+  // nexus (not checked) it is planned.
+  CHECK(plan(kWrite.b.data(), 16, lu, &A).status == Status::reservation_conflict);
+  lu.blocks = 100;
+  CHECK(plan(kWrite.b.data(), 16, lu, &B).io);
+  CHECK(plan(kWrite.b.data(), 16, lu).io);
+}
+
+TEST_CASE("reservations are cluster state: they round-trip with the model", "[reservations]") {
+  ClusterModel m;
+  VdiskReservations r;
+  r.vdisk = 7;
+  REQUIRE(run(r.state, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(r.state, A, req(Kind::reserve, 0xa, 0, kExclusiveAccess)) == Status::good);
+  r.state.aptpl = true;
+  m.reservations.push_back(r);
+  auto back = decode_config(encode_config(m));
+  REQUIRE(back);
+  const Reservations* got = back.value().find_reservations(7);
+  REQUIRE(got);
+  CHECK(*got == r.state);
+  CHECK(back.value().find_reservations(8) == nullptr);
+}
