@@ -3,10 +3,35 @@
 // rules in model/reservations.hpp and committed, so that every node
 // enforces the same reservations and they outlive any node.
 #include <algorithm>
+#include <cstdio>
 
 #include "cluster/config_service.hpp"
 
 namespace sve {
+
+// What `vdisk show` says of them: who is registered (each nexus, through
+// which node's port, its key), the persistent reservation and its holder,
+// an SPC-2 reservation.
+nlohmann::json describe_reservations(const Reservations& r) {
+  nlohmann::json registrations = nlohmann::json::array();
+  for (size_t i = 0; i < r.registrations.size(); ++i) {
+    const Registration& g = r.registrations[i];
+    char key[19];
+    std::snprintf(key, sizeof key, "0x%016llx", static_cast<unsigned long long>(g.key));
+    const bool holder = r.type != 0 && (all_registrants(r.type) || r.holder == i);
+    registrations.push_back({{"initiator", g.initiator},
+                             {"port", g.all_ports ? nlohmann::json("all") : nlohmann::json(g.port)},
+                             {"key", key},
+                             {"holder", holder}});
+  }
+  nlohmann::json d = {{"generation", r.generation},
+                      {"type", reservation_type_name(r.type)},
+                      {"aptpl", r.aptpl},
+                      {"registrations", registrations}};
+  if (r.reserved)
+    d["reserved_by"] = {{"initiator", r.reserved_by.initiator}, {"port", r.reserved_by.port}};
+  return d;
+}
 
 Result<ReservationOutcome> ConfigService::apply_reservation(uint32_t vdisk, const Nexus& who,
                                                           const ReservationRequest& request) {

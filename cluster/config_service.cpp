@@ -609,6 +609,8 @@ json ConfigService::describe_vdisk(const VdiskConfig& v) const {
     d["warning"] = v.warning_pct;
     d["autoexpand"] = v.autoexpand;
   }
+  if (const Reservations* r = config_.find_reservations(v.id))
+    d["reservations"] = describe_reservations(*r);
   return d;
 }
 
@@ -618,6 +620,7 @@ Result<json> ConfigService::vdisk_list() {
     if (v.bitmap_of) continue;  // a mapping's bitmap: not a host's (fcmap show)
     json d = describe_vdisk(v);
     d.erase("extents");
+    d.erase("reservations");
     out.push_back(std::move(d));
   }
   return out;

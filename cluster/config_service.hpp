@@ -34,6 +34,9 @@ struct ClusterLink {
   std::function<std::vector<uint32_t>()> nodes;
 };
 
+// `vdisk show`'s view of a vdisk's SCSI reservations (config_reservations.cpp).
+nlohmann::json describe_reservations(const Reservations& reservations);
+
 class ConfigService {
  public:
   static Result<std::unique_ptr<ConfigService>> open(const std::string& data_dir);

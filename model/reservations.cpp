@@ -232,6 +232,19 @@ bool exclusive_access(uint8_t t) {
          t == kExclusiveAccessAllRegistrants;
 }
 
+const char* reservation_type_name(uint8_t type) {
+  switch (type) {
+    case 0: return "none";
+    case kWriteExclusive: return "write_exclusive";
+    case kExclusiveAccess: return "exclusive_access";
+    case kWriteExclusiveRegistrantsOnly: return "write_exclusive_registrants_only";
+    case kExclusiveAccessRegistrantsOnly: return "exclusive_access_registrants_only";
+    case kWriteExclusiveAllRegistrants: return "write_exclusive_all_registrants";
+    case kExclusiveAccessAllRegistrants: return "exclusive_access_all_registrants";
+  }
+  return "unknown";
+}
+
 bool told(const Reservations& s, const Nexus& who, uint16_t& code) {
   for (const auto& r : s.told)
     if (r.holds(who)) {

@@ -145,5 +145,8 @@ ReservationOutcome apply_request(Reservations& state, const Nexus& who, const Re
 // (the nexus that made the change is never told).
 bool told(const Reservations& state, const Nexus& who, uint16_t& code);
 
+// A type's name for the administrator ("write_exclusive"...; "none").
+const char* reservation_type_name(uint8_t type);
+
 }  // namespace sve
 

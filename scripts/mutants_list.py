@@ -677,3 +677,6 @@ MUTANTS += SECURITY_MUTANTS
 from mutants_list_iscsi import ISCSI_MUTANTS  # noqa: E402
 
 MUTANTS += ISCSI_MUTANTS
+from mutants_list_reservations import RESERVATION_MUTANTS  # noqa: E402
+
+MUTANTS += RESERVATION_MUTANTS

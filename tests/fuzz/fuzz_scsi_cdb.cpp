@@ -7,11 +7,14 @@
 // unit, a port whose ALUA state cannot serve the unit plans no request,
 // and an answer made here is never longer than the CDB's allocation length
 // allows nor than 64 KiB.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "io/scsi/scsi_commands.hpp"
+#include "io/scsi/scsi_reservations.hpp"
+#include "model/reservations.hpp"
 
 using namespace sve;
 using namespace sve::scsi;
@@ -34,8 +37,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const bool serving =
       lu.access() == AccessState::optimized || lu.access() == AccessState::non_optimized;
-  Plan p = plan(data, 16, lu);
+  // Reservations held by A (persistent, of a type from the input; or
+  // RESERVE), B registered or not; the command from A or B.
+  const Nexus a{"iqn.a,i,0x000000000001", 1}, b{"iqn.b,i,0x000000000001", 2};
+  auto state = std::make_shared<Reservations>();
+  const uint8_t bits = size > 26 ? data[26] : 0;
+  if (bits & 0x80) {
+    state->reserved = true;
+    state->reserved_by = a;
+  } else if (bits & 0x07) {
+    static constexpr uint8_t kTypes[] = {0, 1, 3, 5, 6, 7, 8, 1};
+    state->registrations.push_back({a.initiator, a.port, false, 0xa});
+    if (bits & 0x08) state->registrations.push_back({b.initiator, b.port, false, 0xb});
+    state->type = kTypes[bits & 0x07];
+  }
+  lu.reservations = state;
+  const Nexus& who = bits & 0x10 ? b : a;
+  Plan p = plan(data, 16, lu, &who);
   if (!serving && (p.io || p.data_out)) std::abort();
+  if (serving && conflicts(data, *state, who) &&
+      (p.status != Status::reservation_conflict || p.io || p.data_out))
+    std::abort();
+  if (p.flow == Flow::reservation) {
+    if (p.io || (p.data_out != 0 && p.data_out != 24)) std::abort();
+    const size_t rest = size > 27 ? size - 27 : 0;
+    ReservationRequest request;
+    Sense refused;
+    if (parse_reservation(data, data + 27, std::min<size_t>(rest, p.data_out), request,
+                          refused)) {
+      Reservations after = *state;
+      ReservationOutcome out = apply_request(after, who, request);
+      if (out.result != ReservationResult::good && !(after == *state)) std::abort();
+      if (out.changed != !(after == *state)) std::abort();
+      if (after.type != 0 && after.registrations.empty()) std::abort();
+    }
+  }
   const uint64_t unit_bytes = lu.blocks * kBlockBytes;
   auto inside = [&](uint64_t most) {
     uint64_t end = p.offset + p.length;
@@ -74,6 +110,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case Flow::mode_select:
         if (p.io || p.data_out > kMaxModeSelectBytes) std::abort();
+        break;
+      case Flow::reservation:
         break;
     }
   }

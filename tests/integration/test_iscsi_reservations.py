@@ -117,6 +117,17 @@ def test(make):
         check(reservation(s) == (0xB2, WRITE_EXCLUSIVE),
               f"node {node} reports host2's reservation: {reservation(s)}")
 
+    # The administrator sees them on any node.
+    shown = c[3].ctl_json("vdisk", "show", "v")["reservations"]
+    check(shown["type"] == "write_exclusive" and
+          [(r["key"], r["holder"]) for r in shown["registrations"]] ==
+          [("0x00000000000000a1", False), ("0x00000000000000b2", True)] and
+          shown["registrations"][1]["initiator"].startswith("iqn.2026-12.test:host2,i,0x") and
+          shown["registrations"][1]["port"] == 2, f"vdisk show's reservations: {shown}")
+    text = c[1].ctl("vdisk", "show", "v").stdout
+    check("reservations (SCSI): write_exclusive" in text and "0x00000000000000b2" in text,
+          f"svectl vdisk show: {text}")
+
     # 2. Keys follow the I_T nexus: host1 again, another session (another
     # ISID), is not registered.
     other = session(1, "host1")

@@ -81,7 +81,7 @@ bool can_write(const Reservations& s, const Nexus& n) { return !conflicts(kWrite
 
 }  // namespace
 
-TEST_CASE("registering takes the nexus's key; a wrong key is a conflict", "[reservations]") {
+TEST_CASE("registering takes the nexus's key, a wrong key is a conflict", "[reservations]") {
   Reservations s;
   CHECK(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
   CHECK(s.generation == 1);
@@ -106,7 +106,7 @@ TEST_CASE("registering takes the nexus's key; a wrong key is a conflict", "[rese
   CHECK(s.generation == 4);
 }
 
-TEST_CASE("another ISID is another nexus; ALL_TG_PT holds through every port",
+TEST_CASE("another ISID is another nexus, ALL_TG_PT holds through every port",
           "[reservations]") {
   Reservations s;
   REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);

@@ -215,6 +215,18 @@ void render_result(const std::string& command, const json& result) {
         std::cout << "paths (ALUA):\n";
         table(result["paths"], {"node", "state", "preferred"});
       }
+      if (result.contains("reservations") && result["reservations"].is_object()) {
+        const json& r = result["reservations"];
+        std::cout << "reservations (SCSI): " << r.value("type", std::string("none"))
+                  << ", generation " << r.value("generation", 0u);
+        if (r.contains("reserved_by") && r["reserved_by"].is_object())
+          std::cout << ", RESERVE held by "
+                    << r["reserved_by"].value("initiator", std::string());
+        std::cout << "\n";
+        if (r.contains("registrations") && r["registrations"].is_array() &&
+            !r["registrations"].empty())
+          table(r["registrations"], {"initiator", "port", "key", "holder"});
+      }
       table(result["extents"], {"index", "mdisk", "mdisk_extent"});
     }
   } else if (command == "audit.list") {
