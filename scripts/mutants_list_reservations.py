@@ -62,4 +62,9 @@ RESERVATION_MUTANTS = [
          before="  tmf.waiting_for +=\n      end_spc2_reservations(tmf, vdisk, all, ReservationRequest::Kind::reset);",
          after="",
          tests="integration.iscsi$", timeout=900),
+    dict(id="reservation-logout-before-release", file="io/iscsi/port/iscsi_commands.cpp",
+         why="a logout is answered before the cluster released its nexus's SPC-2 reservations: the initiator logs in again and meets its own old reservation",
+         before="  if (t.cluster_waits) return;\n  logout_ = nullptr;",
+         after="  logout_ = nullptr;",
+         tests="integration.iscsi_reservations", timeout=600),
 ]

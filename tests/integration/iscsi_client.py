@@ -20,6 +20,7 @@ _lib.iscsi_full_connect_sync.argtypes = [C.c_void_p, C.c_char_p, C.c_int]
 _lib.iscsi_get_error.restype = C.c_char_p
 _lib.iscsi_get_error.argtypes = [C.c_void_p]
 _lib.iscsi_disconnect.argtypes = [C.c_void_p]
+_lib.iscsi_logout_sync.argtypes = [C.c_void_p]
 _lib.iscsi_destroy_context.argtypes = [C.c_void_p]
 
 
@@ -118,6 +119,15 @@ class IscsiSession:
                                                                   bool(data[at] & 0x80))
             at += 8 + 4 * ports
         return groups
+
+    def logout(self):
+        """Logs out (the target answers once it has ended the session's
+        business), then lets the context go: 0 when the target answered."""
+        rc = _lib.iscsi_logout_sync(self.ctx) if self.ctx else -1
+        if self.ctx:
+            _lib.iscsi_destroy_context(self.ctx)
+            self.ctx = None
+        return rc
 
     def close(self):
         if self.ctx:

@@ -131,7 +131,9 @@ def test(make):
     # 2. Keys follow the I_T nexus: host1 again, another session (another
     # ISID), is not registered.
     other = session(1, "host1")
-    check(pr_out(other, 1, 0xA1, 0, WRITE_EXCLUSIVE)[0] == RESERVATION_CONFLICT,
+    # (REGISTER with host1's key: the same nexus would just keep it; another
+    # is not registered, and a key from it is a conflict.)
+    check(pr_out(other, 0, 0xA1, 0xA1)[0] == RESERVATION_CONFLICT,
           "host1's key does not follow its name into another session")
     full = pr_in(other, 3)
     check(full.count(b"iqn.2026-12.test:host1,i,0x") == 1,
@@ -199,7 +201,14 @@ def test(make):
     check(h1.command(bytes([0x16]) + bytes(5))[0] == GOOD, "host1 RESERVE(6) through node 1")
     check(settled(h2, lambda: h2.read(64, 1))[0] == RESERVATION_CONFLICT,
           "host2's read through node 2 conflicts with host1's RESERVE")
-    h1.close()  # the nexus is lost: its reservation ends
+    # A logout is answered once the reservation is gone, on every node.
+    check(h1.logout() == 0, "host1 logs out")
+    check(h2.read(64, 1)[0] == GOOD, "host2 reads through node 2 right after host1's logout")
+    h1 = session(1, "host1")
+    check(h1.command(bytes([0x16]) + bytes(5))[0] == GOOD, "host1 RESERVE(6) again")
+    check(settled(h2, lambda: h2.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "host2's read conflicts again")
+    h1.close()  # the nexus is lost (no logout): its reservation ends
     wait_until(lambda: settled(h2, lambda: h2.read(64, 1))[0] == GOOD,
                "host2 reads once host1's session ended")
     h2.close()
