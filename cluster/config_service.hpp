@@ -65,7 +65,7 @@ class ConfigService {
   // by the node that executes its source: true if it was still due.
   enum class FcStep { prepared, started, copied, lost, cleaned };
   // A host's reservation request for vdisk `vdisk` from nexus `who`
-  // (io/scsi/scsi_reservations.hpp), applied to the committed model and
+  // (model/reservations.hpp), applied to the committed model and
   // committed if it changed anything. The outcome is the SCSI status the
   // command ends with; an error: it could not be committed.
   Result<ReservationOutcome> apply_reservation(uint32_t vdisk, const Nexus& who,

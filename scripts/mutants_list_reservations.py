@@ -49,7 +49,7 @@ RESERVATION_MUTANTS = [
          tests="PERSISTENT RESERVE IN's answers"),
     dict(id="reservation-attention-unseen", file="io/iscsi/port/iscsi_commands.cpp",
          why="a connection does not look at what a reservation change told its nexus",
-         before="    if (is && (!was || was->attention != is->attention) && sve::told(*is, setup_.nexus, told))",
+         before="    if (was && is && was->attention != is->attention && sve::told(*is, setup_.nexus, told))",
          after="    if (false && is && was && sve::told(*is, setup_.nexus, told))",
          tests="integration.iscsi_reservations", timeout=600),
     dict(id="reservation-spc2-survives-nexus-loss", file="io/iscsi/port/iscsi_port.cpp",

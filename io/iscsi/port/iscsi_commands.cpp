@@ -441,6 +441,12 @@ void IscsiConnection::completed(Task& t) {
   } else if (r.op != IoOp::read) {
     r.buffer.reset();  // only a read's answer needs its buffer
   }
+  conclude(t);
+}
+
+// A command back from the stack (or the cluster): answered, or dropped if
+// it was aborted; then a logout and the connection's end may go on.
+void IscsiConnection::conclude(Task& t) {
   if (t.aborted) {
     t.finished = true;
     release_waiter(t);
@@ -672,11 +678,13 @@ void IscsiConnection::set_units(std::vector<Unit> units) {
     if (before->lu.port_groups != now.lu.port_groups)
       attentions_.establish(now.lun, scsi::sense::access_state_changed);
     // Another nexus's reservation change that preempted this one's
-    // registration or released the reservation it shared.
+    // registration or released the reservation it shared. (A connection
+    // that saw no reservations had none to lose: what an earlier change
+    // told is not for it.)
     const Reservations* was = before->lu.reservations.get();
     const Reservations* is = now.lu.reservations.get();
     uint16_t told = 0;
-    if (is && (!was || was->attention != is->attention) && sve::told(*is, setup_.nexus, told))
+    if (was && is && was->attention != is->attention && sve::told(*is, setup_.nexus, told))
       attentions_.establish(now.lun, {0x06, static_cast<uint8_t>(told >> 8),
                                       static_cast<uint8_t>(told)});
   }

@@ -281,6 +281,7 @@ class IscsiConnection {
   void begin_data_out();
   void data_out_in(Task& t);
   void control_data_in(Task& t);
+  void conclude(Task& t);
   void answer(Task& t);
   void respond_nop(Task& t);
   void respond_text(Task& t);

@@ -187,15 +187,7 @@ void IscsiConnection::reservation_done(Task& t, const ReservationOutcome& outcom
   }
   t.in_stack = false;
   scsi::status_of(outcome.result, t.status, t.sense);
-  if (t.aborted) {
-    t.finished = true;
-    release_waiter(t);
-    settle(t);
-  } else {
-    answer(t);
-  }
-  maybe_logout();
-  maybe_finish();
+  conclude(t);
 }
 
 uint32_t IscsiConnection::end_spc2_reservations(Task& waiter, uint32_t vdisk, bool all,
