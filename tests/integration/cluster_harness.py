@@ -1,4 +1,6 @@
 """A cluster of real sved processes on 127.0.0.1, formed from admin commands."""
+import shutil
+
 from harness import check, free_port, wait_until
 
 # A short log, so that a node that was down catches up from a snapshot.
@@ -74,3 +76,18 @@ class Cluster:
                "--node", "1")
         wait_until(lambda: n1.ctl_json("vdisk", "show", name)["cache"]["mode"] == "write-back",
                    "write-back on node 1")
+
+
+def iscsi_cluster(make, n, target, libiscsi_loaded):
+    """n nodes, each an iSCSI target `target` on its own portal, not formed
+    yet: (cluster, {node: portal}); None when libiscsi (the library the
+    tests drive, and its tools) is not installed."""
+    if not libiscsi_loaded or shutil.which("iscsi-inq") is None:
+        print("libiscsi is not installed")
+        return None
+    c = Cluster(make, n)
+    portals = {}
+    for i in range(1, n + 1):
+        portals[i] = f"127.0.0.1:{free_port()}"
+        c[i].extra += ["--iscsi", portals[i], "--iscsi-target", target]
+    return c, portals

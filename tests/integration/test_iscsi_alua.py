@@ -27,8 +27,8 @@ import re
 import subprocess
 import threading
 
-from cluster_harness import Cluster
-from harness import SKIP, check, free_port, run, wait_until
+from cluster_harness import iscsi_cluster
+from harness import SKIP, check, run, wait_until
 
 try:
     from iscsi_client import GOOD, NON_OPTIMIZED, OPTIMIZED, UNAVAILABLE, IscsiSession
@@ -140,16 +140,10 @@ def wait_writes(writer, more, what):
 
 
 def test(make):
-    if IscsiSession is None or \
-            subprocess.run(["which", "iscsi-inq"], capture_output=True).returncode != 0:
-        print("libiscsi is not installed")
+    made = iscsi_cluster(make, 3, TARGET, IscsiSession is not None)
+    if made is None:
         return SKIP
-    c = Cluster(make, 3)
-    portals = {}
-    for i in (1, 2, 3):
-        port = free_port()
-        portals[i] = f"127.0.0.1:{port}"
-        c[i].extra += ["--iscsi", portals[i], "--iscsi-target", TARGET]
+    c, portals = made
     # Node 3 forwards through the interconnect actor, not a data channel.
     c[3].extra += ["--data-channel", "off"]
     c.form()

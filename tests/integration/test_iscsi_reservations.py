@@ -9,10 +9,9 @@ its nexus. The initiator is libiscsi itself (iscsi_client.py), three nodes
 with nodes 1 and 2 as the vdisk's I/O group.
 """
 import struct
-import subprocess
 
-from cluster_harness import Cluster
-from harness import SKIP, check, free_port, run, wait_until
+from cluster_harness import iscsi_cluster
+from harness import SKIP, check, run, wait_until
 
 try:
     from iscsi_client import GOOD, IscsiSession
@@ -68,15 +67,10 @@ def settled(session, command):
 
 
 def test(make):
-    if IscsiSession is None or \
-            subprocess.run(["which", "iscsi-inq"], capture_output=True).returncode != 0:
-        print("libiscsi is not installed")
+    made = iscsi_cluster(make, 3, TARGET, IscsiSession is not None)
+    if made is None:
         return SKIP
-    c = Cluster(make, 3)
-    portals = {}
-    for i in (1, 2, 3):
-        portals[i] = f"127.0.0.1:{free_port()}"
-        c[i].extra += ["--iscsi", portals[i], "--iscsi-target", TARGET]
+    c, portals = made
     c.form()
     c.group_vdisk("v", 32, 128)
 
