@@ -7,10 +7,12 @@ namespace sve {
 
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect,
-                           std::shared_ptr<const MdiskFaults> mdisk_faults, unsigned cores) {
+                           std::shared_ptr<const MdiskFaults> mdisk_faults, unsigned cores,
+                           int node_core) {
   CoreStack core;
   core.io = &io;
-  unsigned at = io.index();
+  unsigned at = io.index();  // the reactor the actors are pinned to
+  unsigned mine = node_core < 0 ? at : static_cast<unsigned>(node_core);  // the node's core
   core.backend_facility = std::make_unique<BackendFacility>(io.ring());
   core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
   IoServer* below_virt = core.backend_facility.get();
@@ -22,16 +24,16 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.virt_facility = std::make_unique<Virtualizer>(*below_virt, &io.requests(),
                                                      io.facility_requests(kVirtFacility));
   core.virt = spawn_facility_actor(sys, at, *core.virt_facility);
-  core.thin_facility = std::make_unique<ThinFacility>(*core.virt_facility, at, cores);
+  core.thin_facility = std::make_unique<ThinFacility>(*core.virt_facility, mine, cores);
   core.thin = spawn_facility_actor(sys, at, *core.thin_facility);
-  core.flashcopy = std::make_unique<FlashCopyFacility>(*core.thin_facility, at, cores);
+  core.flashcopy = std::make_unique<FlashCopyFacility>(*core.thin_facility, mine, cores);
   core.flashcopy_actor = spawn_facility_actor(sys, at, *core.flashcopy);
   core.flashcopy_return = std::make_unique<ActorPort>(core.flashcopy_actor);
   core.nvram = std::move(cache.nvram);
   core.mirror = std::move(cache.mirror);
   if (cache.data_channel) {
     cache.channel.ring = &io.ring();
-    cache.channel.core = at;
+    cache.channel.core = mine;
     core.channels = std::make_unique<channel::PeerChannels>(cache.channel);
   }
   MirrorLink* link = core.mirror.get();

@@ -88,10 +88,13 @@ struct CoreCacheSetup {
 // standalone node). `mdisk_faults`: the chaos monkey's table, on a node
 // started with --enable-chaos (null: no fault facility in the stack).
 // `cores`: how many the node has (a vdisk is served by core id % cores).
+// `node_core`: which of them this stack is, when that is not the reactor's
+// index (sve-bench runs both nodes of a pair in one process; -1: the
+// reactor's index).
 CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup cache,
                            IoServer* interconnect,
                            std::shared_ptr<const MdiskFaults> mdisk_faults = nullptr,
-                           unsigned cores = 1);
+                           unsigned cores = 1, int node_core = -1);
 
 // Once every core's stack is built: each core's point-in-time copy facility
 // reaches the others' (and the thin layer under each) through ports.

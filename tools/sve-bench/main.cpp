@@ -7,8 +7,10 @@
 // --mirror: a mirrored pair instead, the owner's stack and its partner's,
 // the owner's cache in write-back with its copies on a data channel over a
 // loopback TCP connection to the partner's stack (one core: both on it;
-// two: one each), each with its non-volatile memory in /dev/shm. The
-// figure is mirrored writes per second of that core pair.
+// 2N cores: N each, core c of one node paired with core c of the other,
+// each pair with its own vdisk and data channel connection), each core
+// with its non-volatile memory in /dev/shm. The figure is mirrored writes
+// per second, of all pairs and of each.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -47,8 +49,8 @@ const char* kUsage =
     "                 [--no-pin] [--json] [--mirror [--cache SIZE]]\n"
     "                 [--thin GRAIN] [--prefill] [--stride SIZE]\n"
     "  defaults: null:4G, 1 core, qd 32 per core, 4K, randread, 10 s\n"
-    "  --mirror: a mirrored write-back pair over a loopback data channel (1 or 2\n"
-    "  cores; cache 256M per node)\n"
+    "  --mirror: a mirrored write-back pair over a loopback data channel (1 core:\n"
+    "  both nodes on it; 2N cores: N each; --cache is each core's, 256M)\n"
     "  a file mdisk is used raw (no label) and overwritten by write jobs\n"
     "  --thin: the vdisk is thin with this grain (its map at the start of the\n"
     "  device); --prefill writes the whole vdisk once first (untimed); --stride:\n"
@@ -106,7 +108,8 @@ bool parse(int argc, char** argv, Options& o) {
   else if (o.rw == "write") o.job.read_percent = 0, o.job.random = false;
   else if (o.rw != "randrw") throw std::invalid_argument("unknown --rw " + o.rw);
   if (o.cores == 0 || o.job.queue_depth == 0) throw std::invalid_argument("cores and qd must be > 0");
-  if (o.mirror && o.cores > 2) throw std::invalid_argument("--mirror runs one pair: 1 or 2 cores");
+  if (o.mirror && o.cores > 1 && o.cores % 2)
+    throw std::invalid_argument("--mirror: 1 core (both nodes on it) or an even number (half each)");
   if (o.thin_grain && (o.thin_grain < kMinGrainBytes || o.thin_grain > kMaxGrainBytes ||
                        (o.thin_grain & (o.thin_grain - 1))))
     throw std::invalid_argument("--thin: a grain of 32K, 64K, 128K or 256K");
@@ -145,9 +148,9 @@ std::pair<UniqueFd, UniqueFd> loopback_pair() {
   return {std::move(out), std::move(in)};
 }
 
-// Node `self`'s route table for the pair's vdisk: owned by node 1, written
+// Node `self`'s route table for the pair's vdisks: owned by node 1, written
 // back and mirrored to node 2.
-std::shared_ptr<RouteTable> mirror_routes(uint32_t self, uint32_t vdisk) {
+std::shared_ptr<RouteTable> mirror_routes(uint32_t self, const std::vector<uint32_t>& vdisks) {
   auto routes = std::make_shared<RouteTable>();
   routes->self = self;
   routes->generation = 1;
@@ -158,7 +161,7 @@ std::shared_ptr<RouteTable> mirror_routes(uint32_t self, uint32_t vdisk) {
   r.group = 1;
   r.epoch = r.wb_epoch = 10;
   r.why = "sve-bench --mirror";
-  routes->vdisks[vdisk] = r;
+  for (uint32_t vdisk : vdisks) routes->vdisks[vdisk] = r;
   return routes;
 }
 
@@ -207,8 +210,17 @@ int main(int argc, char** argv) {
     uint64_t meta = ThinGeometry{usable, o.thin_grain}.meta_bytes();
     v.size_bytes = (usable - meta) / o.thin_grain * o.thin_grain;
   }
-  map->volumes[1] = v;
-  o.job.volume = 1;
+  // A mirrored pair with N cores a node has N vdisks, vdisk N + c on core c
+  // of both nodes (a vdisk is served by core id % cores); they share the
+  // device's extents. Otherwise every core drives vdisk 1.
+  unsigned per_node = o.mirror && o.cores > 1 ? o.cores / 2 : 1;
+  std::vector<uint32_t> vdisks;
+  for (unsigned c = 0; c < (o.mirror ? per_node : 1); ++c) {
+    v.id = o.mirror ? per_node + c : 1;
+    map->volumes[v.id] = v;
+    vdisks.push_back(v.id);
+  }
+  o.job.volume = vdisks[0];
   o.job.volume_bytes = v.size_bytes;
 
   std::vector<std::unique_ptr<CoreIo>> cores;
@@ -236,29 +248,34 @@ int main(int argc, char** argv) {
     caf::actor_system sys{cfg};
     bind_reactor_workers(sys);
     std::vector<CoreStack> stacks;
-    unsigned clients_n = o.mirror ? 1 : o.cores;
+    unsigned clients_n = o.mirror ? per_node : o.cores;
     std::vector<NoMirrorLink*> fallbacks;
     if (o.mirror) {
-      // Node 1 (the owner, where the client runs) on core 0, node 2 on the
-      // last core; a vdisk's partition is core vdisk % cores on both.
+      // Node 1 (the owner, where the clients run) on the first half of the
+      // reactors, node 2 on the second (both on reactor 0 with one core).
       shm_dir = std::filesystem::path("/dev/shm") / ("sve-bench-" + std::to_string(::getpid()));
       std::filesystem::create_directories(shm_dir);
       auto blocks = static_cast<uint32_t>(o.cache / kCacheBlockBytes);
       for (uint32_t node : {1u, 2u}) {
-        CoreCacheSetup cache;
-        cache.blocks = blocks;
-        auto nvram = Nvram::open(shm_dir + "/nvram-" + std::to_string(node), 2 * blocks + 64);
-        if (!nvram) throw std::runtime_error(nvram.error().message);
-        cache.nvram = std::move(nvram.value());
-        auto fallback = std::make_unique<NoMirrorLink>();
-        fallbacks.push_back(fallback.get());
-        cache.mirror = std::move(fallback);
-        cache.self = node;
-        cache.data_channel = true;
-        cache.channel.self = node;
-        cache.channel.cores = o.cores;
-        stacks.push_back(build_core_stack(sys, *io[node == 1 ? 0 : o.cores - 1], std::move(cache),
-                                          nullptr, nullptr, o.cores));
+        for (unsigned c = 0; c < per_node; ++c) {
+          CoreCacheSetup cache;
+          cache.blocks = blocks;
+          auto nvram = Nvram::open(shm_dir + "/nvram-" + std::to_string(node) + "-" +
+                                       std::to_string(c),
+                                   2 * blocks + 64);
+          if (!nvram) throw std::runtime_error(nvram.error().message);
+          cache.nvram = std::move(nvram.value());
+          auto fallback = std::make_unique<NoMirrorLink>();
+          fallbacks.push_back(fallback.get());
+          cache.mirror = std::move(fallback);
+          cache.self = node;
+          cache.data_channel = true;
+          cache.channel.self = node;
+          cache.channel.cores = per_node;
+          unsigned reactor = o.cores == 1 ? 0 : (node - 1) * per_node + c;
+          stacks.push_back(build_core_stack(sys, *io[reactor], std::move(cache), nullptr, nullptr,
+                                            per_node, static_cast<int>(c)));
+        }
       }
     } else {
       for (unsigned i = 0; i < o.cores; ++i) {
@@ -273,27 +290,29 @@ int main(int argc, char** argv) {
       caf::anon_send(st.virt, view_atom::value, FacilityView{map, nullptr});
       caf::anon_send(st.thin, view_atom::value, FacilityView{map, nullptr});
       if (o.mirror) {
-        FacilityView view{map, mirror_routes(static_cast<uint32_t>(i + 1), 1)};
+        FacilityView view{map, mirror_routes(i < per_node ? 1 : 2, vdisks)};
         caf::anon_send(st.cache_actor, view_atom::value, view);
         caf::anon_send(st.forward_actor, view_atom::value, view);
       }
     }
-    if (o.mirror) {
+    for (unsigned c = 0; o.mirror && c < per_node; ++c) {
       auto [out, in] = loopback_pair();
       int out_fd = out.release(), in_fd = in.release();
       // Sealed as between two nodes (keys of this run's own).
       channel::SessionKeys keys;
       random_bytes(keys.send.data(), keys.send.size());
       random_bytes(keys.receive.data(), keys.receive.size());
-      run_on_core(stacks[0].cache_actor, [&stacks, out_fd, keys] {
-        stacks[0].channels->adopt(2, UniqueFd(out_fd), keys);
+      CoreStack* owner = &stacks[c];
+      CoreStack* partner = &stacks[per_node + c];
+      run_on_core(owner->cache_actor, [owner, out_fd, keys] {
+        owner->channels->adopt(2, UniqueFd(out_fd), keys);
       });
-      run_on_core(stacks[1].cache_actor, [&stacks, in_fd, keys] {
+      run_on_core(partner->cache_actor, [partner, in_fd, keys] {
         channel::FrameHeader hello;
         hello.origin = 1;
-        hello.core = stacks[1].channels->setup().core;
-        hello.count = stacks[1].channels->setup().cores;
-        stacks[1].channels->accept(UniqueFd(in_fd), hello, {keys.receive, keys.send});
+        hello.core = partner->channels->setup().core;
+        hello.count = partner->channels->setup().cores;
+        partner->channels->accept(UniqueFd(in_fd), hello, {keys.receive, keys.send});
       });
     }
     // The clients start once the device, the map and the routes are in
@@ -342,7 +361,9 @@ int main(int argc, char** argv) {
     std::vector<std::promise<void>> started(clients_n), drained(clients_n);
     for (unsigned i = 0; i < clients_n; ++i) {
       run_on_core(stacks[i].backend, [&, i] {
-        clients[i] = std::make_unique<BenchClient>(*io[i], *stacks[i].top, o.job, i);
+        BenchJob job = o.job;
+        if (o.mirror) job.volume = vdisks[i];
+        clients[i] = std::make_unique<BenchClient>(*io[i], *stacks[i].top, job, i);
         clients[i]->start();
         started[i].set_value();
       });
@@ -408,6 +429,7 @@ int main(int argc, char** argv) {
   auto us = [&](double f) { return total.latency.percentile(f) / 1000.0; };
   if (o.json) {
     nlohmann::json j = {{"mdisk", o.mdisk}, {"cores", o.cores}, {"mirror", o.mirror},
+                        {"pairs", o.mirror ? per_node : 0},
                         {"qd", o.job.queue_depth},
                         {"bs", o.job.block_bytes}, {"rw", o.rw},
                         {"read_percent", o.job.read_percent}, {"seconds", seconds},
