@@ -87,7 +87,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     io.push_back(core.value().get());
     m.core_io.push_back(std::move(core.value()));
   }
-  install_reactor_scheduler(m.cfg, io, options.pin);
+  install_reactor_scheduler(m.cfg, io, options.pin, 0, options.poll_us);
   if (options.cluster) {
     // Every connection between nodes proves the cluster key first: the
     // cluster links through the tunnel on the cluster address (CAF's

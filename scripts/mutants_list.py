@@ -277,6 +277,12 @@ MUTANTS = [
          why="copies still waiting for the window are dropped unanswered when the connection ends",
          before="    if (out.header.type == static_cast<uint8_t>(FrameType::mirror)) failed.push_back(out.header.id);",
          after="    (void)out;", tests="data channel"),
+    # A busy reactor's ring (io/uring/uring_engine.cpp).
+    dict(id="ring-taskrun-unflagged", file="io/uring/uring_engine.cpp",
+         why="the kernel does not say when completion work waits for a busy core: a socket's receive finishes only when the core next sleeps (or at a timer tick)",
+         before="  const unsigned tries[] = {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,",
+         after="  const unsigned tries[] = {IORING_SETUP_COOP_TASKRUN,",
+         tests="uring engine"),
     # Direct calls between facilities: completions inside a submit wait.
     dict(id="completion-not-deferred", file="io/protocol.hpp",
          why="a completion inside a submit runs at once, re-entering the facility above",

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,7 @@ struct Registry {
   std::vector<std::unique_ptr<CoreQueue>> cores;
   bool pin = true;
   unsigned first_cpu = 0;
+  uint64_t poll_ns = 0;
   std::atomic<size_t> next{0};
 };
 
@@ -47,6 +49,12 @@ Registry& registry() {
 }
 
 thread_local caf::execution_unit* tls_unit = nullptr;
+
+uint64_t monotonic_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 // The core an actor lives on: the execution unit it last ran on (CAF sets it
 // on every resume; pin_to_core sets it before the first). -1 if unknown.
@@ -144,6 +152,7 @@ class ReactorPolicy : public caf::policy::unprofiled {
     }
     UringEngine& ring = q.io->ring();
     unsigned idle = 0;
+    uint64_t idle_since = 0;
     CompletionQueue& completions = q.io->completions();
     for (;;) {
       // Between events, no facility is on the stack: completions deferred
@@ -175,6 +184,11 @@ class ReactorPolicy : public caf::policy::unprofiled {
       }
       if (!completions.empty()) continue;  // never sleep on queued completions
       if (++idle < kSpinRounds) continue;
+      if (uint64_t poll_ns = registry().poll_ns) {
+        uint64_t now = monotonic_ns();
+        if (idle == kSpinRounds) idle_since = now;
+        if (now - idle_since < poll_ns) continue;
+      }
       q.sleeping.store(true, std::memory_order_seq_cst);
       if (!q.has_inbox.load(std::memory_order_seq_cst)) {
         q.sleeps.fetch_add(1, std::memory_order_relaxed);
@@ -209,7 +223,7 @@ using ReactorCoordinator = caf::scheduler::coordinator<ReactorPolicy>;
 }  // namespace
 
 void install_reactor_scheduler(caf::actor_system_config& cfg, std::vector<CoreIo*> cores,
-                               bool pin, unsigned first_cpu) {
+                               bool pin, unsigned first_cpu, unsigned poll_us) {
   Registry& r = registry();
   r.cores.clear();
   for (CoreIo* io : cores) {
@@ -219,6 +233,7 @@ void install_reactor_scheduler(caf::actor_system_config& cfg, std::vector<CoreIo
   }
   r.pin = pin;
   r.first_cpu = first_cpu;
+  r.poll_ns = uint64_t{poll_us} * 1000;
   cfg.set("scheduler.max-threads", cores.size());
   cfg.module_factories.push_back([](caf::actor_system& sys) -> caf::actor_system::module* {
     return new ReactorCoordinator(sys);

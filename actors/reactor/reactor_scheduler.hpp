@@ -28,9 +28,14 @@ struct CoreSchedulerStats {
 
 // Installs the scheduler into `cfg`: one worker per entry of `cores`
 // (worker i drives cores[i]'s ring). `pin` binds worker i to CPU
-// `first_cpu + i` (modulo the CPUs this process may use).
+// `first_cpu + i` (modulo the CPUs this process may use). `poll_us`: how
+// long a worker with nothing to do keeps polling its ring and queues
+// before it sleeps (0: a few dozen polls). Polling trades a core's idle
+// time for the wake-up a sleeping worker costs when the next completion or
+// message comes: worth it on cores the node has to itself, where a
+// mirrored write's answer or a host's next request is microseconds away.
 void install_reactor_scheduler(caf::actor_system_config& cfg, std::vector<CoreIo*> cores,
-                               bool pin = true, unsigned first_cpu = 0);
+                               bool pin = true, unsigned first_cpu = 0, unsigned poll_us = 0);
 
 // After the actor system started: learns its workers.
 void bind_reactor_workers(caf::actor_system& sys);

@@ -27,17 +27,25 @@ Result<std::unique_ptr<UringEngine>> UringEngine::create(unsigned entries) {
   std::unique_ptr<UringEngine> engine(new UringEngine());
   io_uring_params params{};
   // Completions are reaped by the submitting thread itself, so the kernel
-  // need not interrupt it to run completion work (COOP_TASKRUN). Not
-  // SINGLE_ISSUER: the ring is made on the main thread and used on the
+  // need not interrupt it to run completion work (COOP_TASKRUN). That work
+  // (a socket's receive or send finishing, say) then waits until the
+  // thread next enters the kernel, which a reactor busy with its queues and
+  // polls may not do before a timer tick: so the kernel also raises a flag
+  // when work waits (TASKRUN_FLAG), and liburing's peek at an empty
+  // completion queue enters the kernel to run it. Without it a mirrored
+  // write's answer sat in the kernel while the owner's core was busy or
+  // polling, and two nodes' cores took turns instead of working at once.
+  // Not SINGLE_ISSUER: the ring is made on the main thread and used on the
   // core's. The completion queue is sized for sockets too.
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-  params.cq_entries = entries * 4;
-  int rc = io_uring_queue_init_params(entries, &engine->ring_, &params);
-  if (rc == -EINVAL) {  // an older kernel without those flags
+  const unsigned tries[] = {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+                            IORING_SETUP_COOP_TASKRUN, 0};  // older kernels
+  int rc = -EINVAL;
+  for (unsigned extra : tries) {
     params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | extra;
     params.cq_entries = entries * 4;
     rc = io_uring_queue_init_params(entries, &engine->ring_, &params);
+    if (rc != -EINVAL) break;
   }
   if (rc < 0)
     return make_error(std::string("io_uring_queue_init: ") + std::strerror(-rc), -rc);

@@ -47,11 +47,13 @@ const char* kUsage =
     "                 [--bs SIZE] [--rw randread|randwrite|randrw|read|write]\n"
     "                 [--mix READ_PERCENT] [--time SECONDS] [--io-memory SIZE]\n"
     "                 [--no-pin] [--json] [--mirror [--cache SIZE]]\n"
-    "                 [--thin GRAIN] [--prefill] [--stride SIZE]\n"
+    "                 [--thin GRAIN] [--prefill] [--stride SIZE] [--poll-us N]\n"
     "  defaults: null:4G, 1 core, qd 32 per core, 4K, randread, 10 s\n"
     "  --mirror: a mirrored write-back pair over a loopback data channel (1 core:\n"
     "  both nodes on it; 2N cores: N each; --cache is each core's, 256M)\n"
     "  a file mdisk is used raw (no label) and overwritten by write jobs\n"
+    "  --poll-us: how long an idle core polls before it sleeps (sved's option,\n"
+    "  default 100 as there)\n"
     "  --thin: the vdisk is thin with this grain (its map at the start of the\n"
     "  device); --prefill writes the whole vdisk once first (untimed); --stride:\n"
     "  sequential requests this far apart (--stride 256K --bs 4K on a thin\n"
@@ -70,6 +72,7 @@ struct Options {
   uint64_t cache = 256ull << 20;
   uint32_t thin_grain = 0;
   bool prefill = false;
+  unsigned poll_us = 100;  // as sved's default
 };
 
 bool parse(int argc, char** argv, Options& o) {
@@ -98,6 +101,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--cache") o.cache = size(next());
     else if (a == "--thin") o.thin_grain = static_cast<uint32_t>(size(next()));
     else if (a == "--prefill") o.prefill = true;
+    else if (a == "--poll-us") o.poll_us = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--stride") o.job.stride = size(next());
     else if (a == "-h" || a == "--help") return false;
     else throw std::invalid_argument("unknown argument " + a);
@@ -243,7 +247,7 @@ int main(int argc, char** argv) {
   ThinStats thin;  // of the timed run
   {
     caf::actor_system_config cfg;
-    install_reactor_scheduler(cfg, io, o.pin);
+    install_reactor_scheduler(cfg, io, o.pin, 0, o.poll_us);
     cfg.set("logger.verbosity", caf::atom("quiet"));
     caf::actor_system sys{cfg};
     bind_reactor_workers(sys);

@@ -148,6 +148,11 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
                  "client certificate's common name is its --nbd-identity");
   app.add_flag_callback("--no-pin", [&n] { n.pin = false; },
                         "do not pin the per-core reactor threads to CPUs");
+  app.add_option("--poll-us", n.poll_us,
+                 "microseconds an idle reactor keeps polling its ring before it sleeps "
+                 "(default 100: a core's next completion or request seldom waits for a "
+                 "wake-up; 0 on CPUs the node shares with busy processes)")
+      ->check(CLI::Range(0u, 1'000'000u));
   app.add_option("--cluster", t.cluster,
                  "this node's cluster address: it joins a cluster (svectl cluster create on "
                  "the first node, svectl node add from a member)")
