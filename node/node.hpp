@@ -28,7 +28,7 @@ struct NodeOptions {
   uint64_t cache_bytes = 128ull << 20;  // the node's cache, shared out among its cores
   bool pin = true;       // pin each core's reactor thread to a CPU
   // How long an idle reactor polls before it sleeps (reactor_scheduler.hpp).
-  unsigned poll_us = 100;
+  unsigned poll_us = 0;
   size_t max_connections = 1024;  // host connections, beyond which new ones are closed
   uint32_t handshake_timeout_ms = 30000;  // a host stalled in its handshake is closed
   // NBD over TLS (docs/security.md): STARTTLS with the pre-shared keys of

@@ -187,7 +187,13 @@ class ReactorPolicy : public caf::policy::unprofiled {
       if (uint64_t poll_ns = registry().poll_ns) {
         uint64_t now = monotonic_ns();
         if (idle == kSpinRounds) idle_since = now;
-        if (now - idle_since < poll_ns) continue;
+        if (now - idle_since < poll_ns) {
+          // Polling, but never in the way of another thread that could run
+          // on this CPU (a process sharing it, the peer node on a small
+          // machine): it runs first.
+          if ((idle & (kYieldRounds - 1)) == 0) sched_yield();
+          continue;
+        }
       }
       q.sleeping.store(true, std::memory_order_seq_cst);
       if (!q.has_inbox.load(std::memory_order_seq_cst)) {
@@ -216,6 +222,10 @@ class ReactorPolicy : public caf::policy::unprofiled {
   // Empty polls before sleeping: a short spin keeps latency low without
   // taking a shared CPU from the host processes on it.
   static constexpr unsigned kSpinRounds = 64;
+  // Polls between yields of the CPU while polling for --poll-us (a few
+  // microseconds: on a 2-CPU VM running two nodes and fio, 512 rounds
+  // took a mirrored write-back job from 31k to 13k writes/s).
+  static constexpr unsigned kYieldRounds = 64;
 };
 
 using ReactorCoordinator = caf::scheduler::coordinator<ReactorPolicy>;

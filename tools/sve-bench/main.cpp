@@ -53,7 +53,7 @@ const char* kUsage =
     "  both nodes on it; 2N cores: N each; --cache is each core's, 256M)\n"
     "  a file mdisk is used raw (no label) and overwritten by write jobs\n"
     "  --poll-us: how long an idle core polls before it sleeps (sved's option,\n"
-    "  default 100 as there)\n"
+    "  default 0 as there)\n"
     "  --thin: the vdisk is thin with this grain (its map at the start of the\n"
     "  device); --prefill writes the whole vdisk once first (untimed); --stride:\n"
     "  sequential requests this far apart (--stride 256K --bs 4K on a thin\n"
@@ -72,7 +72,7 @@ struct Options {
   uint64_t cache = 256ull << 20;
   uint32_t thin_grain = 0;
   bool prefill = false;
-  unsigned poll_us = 100;  // as sved's default
+  unsigned poll_us = 0;  // as sved's default
 };
 
 bool parse(int argc, char** argv, Options& o) {

@@ -149,9 +149,10 @@ void describe(CLI::App& app, SvedOptions& o, Texts& t) {
   app.add_flag_callback("--no-pin", [&n] { n.pin = false; },
                         "do not pin the per-core reactor threads to CPUs");
   app.add_option("--poll-us", n.poll_us,
-                 "microseconds an idle reactor keeps polling its ring before it sleeps "
-                 "(default 100: a core's next completion or request seldom waits for a "
-                 "wake-up; 0 on CPUs the node shares with busy processes)")
+                 "microseconds an idle reactor keeps polling its ring (yielding the CPU "
+                 "to any other thread that wants it) before it sleeps: for cores the node "
+                 "has to itself, where its next completion or request seldom waits for a "
+                 "wake-up (default 0: it sleeps at once)")
       ->check(CLI::Range(0u, 1'000'000u));
   app.add_option("--cluster", t.cluster,
                  "this node's cluster address: it joins a cluster (svectl cluster create on "
