@@ -280,4 +280,15 @@ ISCSI_MUTANTS = [
          before="  host_paths = build_host_paths(routed_config, policy, *routes);",
          after="  if (!host_paths) host_paths = build_host_paths(routed_config, policy, *routes);",
          tests="integration.iscsi_alua", timeout=600),
+    # A connection's end (tests/fuzz/fuzz_iscsi_connection.cpp).
+    dict(id="iscsi-task-kept", file="io/iscsi/port/iscsi_connection.cpp",
+         why="a task given back does not return to the core's pool: a connection's tasks leak",
+         before="  --outstanding_;\n  tasks_.give(&t);",
+         after="  --outstanding_;",
+         tests="fuzz.iscsi_connection"),
+    dict(id="iscsi-eof-ignored", file="io/iscsi/port/iscsi_connection.cpp",
+         why="an initiator that closes its side leaves the connection receiving nothing, forever",
+         before="  recv_in_flight_ = false;\n  if (res <= 0) {\n    return end(res == 0 || header_have_ == 0",
+         after="  recv_in_flight_ = false;\n  if (res < 0) {\n    return end(res == 0 || header_have_ == 0",
+         tests="fuzz.iscsi_connection"),
 ]
