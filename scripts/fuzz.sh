@@ -4,7 +4,8 @@
 # coverage are merged back into tests/fuzz/corpus/TARGET (commit the ones
 # worth keeping: CI replays them). A crash leaves crash-* in build-fuzz/.
 #
-#   scripts/fuzz.sh TARGET [SECONDS [RUNS]]   TARGET: nbd_request nbd_handshake cluster_codec admin_request
+#   scripts/fuzz.sh TARGET [SECONDS [RUNS]]   TARGET: nbd_request nbd_handshake cluster_codec
+#                                             admin_request iscsi_text scsi_cdb iscsi_connection
 # With RUNS the campaign stops after that many executions (or SECONDS,
 # whichever comes first): the 10-million-run campaigns use it.
 set -euo pipefail

@@ -11,7 +11,9 @@
 // R2T, a second LUN, thin units, a read-only unit, errors from the stack),
 // byte 1 the data segment sizes, bytes 2..5 the expected CmdSN; the rest is
 // what the initiator sends.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,7 +51,8 @@ struct Reactor {
   std::unique_ptr<iscsi::TaskPool> tasks;
   AnsweringStack stack;
   Reactor() {
-    spdlog::set_level(spdlog::level::off);  // a log line per protocol error
+    // A log line per protocol error: only when asked (SVE_FUZZ_LOG=1).
+    if (!std::getenv("SVE_FUZZ_LOG")) spdlog::set_level(spdlog::level::off);
     CoreIoConfig config;
     config.buffer_bytes = 64ull << 20;  // the least a core takes
     config.requests = 256;
@@ -67,6 +70,25 @@ struct Reactor {
 Reactor& reactor() {
   static Reactor r;
   return r;
+}
+
+void loopback_tcp(int fds[2]) {
+  static int listener = -1;
+  static sockaddr_in addr{};
+  if (listener < 0) {
+    listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener, 16) != 0 ||
+        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      std::abort();
+  }
+  fds[1] = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (::connect(fds[1], reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) std::abort();
+  fds[0] = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fds[0] < 0) std::abort();
 }
 
 void write_all_nonblocking(int fd, const uint8_t* data, size_t size, size_t& at) {
@@ -128,8 +150,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   setup.on_reset = [](iscsi::IscsiConnection*, iscsi::Task*, uint32_t, bool) { return false; };
 
+  // A TCP connection over loopback, as from a real initiator.
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) std::abort();
+  loopback_tcp(fds);
   iscsi::CoreRoute route;
   route.tops = {&r.stack};
   bool closed = false;

@@ -131,6 +131,9 @@ void IscsiConnection::receive_header() {
 
 void IscsiConnection::on_header_bytes(int res) {
   recv_in_flight_ = false;
+  // A receive that ends after the connection did (a logout answered, a
+  // protocol error) brings nothing to act on: what it read is dropped.
+  if (phase_ == Phase::closing) return maybe_finish();
   if (res <= 0) {
     return end(res == 0 || header_have_ == 0
                    ? "initiator disconnected"
@@ -205,6 +208,7 @@ void IscsiConnection::continue_data() {
 
 void IscsiConnection::on_data_bytes(int res) {
   recv_in_flight_ = false;
+  if (phase_ == Phase::closing) return maybe_finish();
   if (res <= 0) return end("initiator left in the middle of a PDU");
   if (received(static_cast<size_t>(res))) return on_data();
   continue_data();
