@@ -191,6 +191,9 @@ void NbdSession::receive_later(iovec* iov, int n, Done done, int flags) {
 
 void NbdSession::on_header(int res) {
   recv_in_flight_ = false;
+  // A receive that completes after the session ended (a send failed
+  // meanwhile) brings nothing to act on.
+  if (phase_ == Phase::closing) return maybe_finish();
   if (res <= 0) {
     end(res == 0 || header_have_ == 0 ? "client disconnected"
                                       : std::string("receive failed: ") + std::strerror(-res));
@@ -371,6 +374,7 @@ void NbdSession::drain_payload() {
 
 void NbdSession::on_drained(int res) {
   recv_in_flight_ = false;
+  if (phase_ == Phase::closing) return maybe_finish();
   if (res <= 0) return end("client left in the middle of a write");
   drain_left_ -= std::min<uint64_t>(drain_left_, static_cast<uint64_t>(res));
   if (drain_left_ > 0) return drain_payload();
@@ -386,6 +390,7 @@ void NbdSession::drained() {
 
 void NbdSession::on_payload(int res) {
   recv_in_flight_ = false;
+  if (phase_ == Phase::closing) return maybe_finish();
   if (res <= 0) {
     return end("client left in the middle of a write");
   }
