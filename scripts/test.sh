@@ -11,7 +11,8 @@ scripts/build.sh
 [ "${SVE_SKIP_SANITIZE:-0}" = 1 ] && exit 0
 echo "== sanitizer stage (ASan + UBSan)"
 SVE_TARGETS="sve_unit_tests sve_actor_tests datapath_sim sved svectl fuzz_nbd_request_replay fuzz_nbd_handshake_replay
-  fuzz_cluster_codec_replay fuzz_admin_request_replay fuzz_iscsi_text_replay fuzz_scsi_cdb_replay" scripts/build.sh build-asan -DSVE_SANITIZE=ON \
+  fuzz_cluster_codec_replay fuzz_admin_request_replay fuzz_iscsi_text_replay fuzz_scsi_cdb_replay
+  fuzz_iscsi_connection_replay" scripts/build.sh build-asan -DSVE_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS="-O1 -g1"
 cd build-asan
 export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=0
