@@ -124,6 +124,26 @@ void set_io_timeouts(int fd, uint32_t ms) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
 }
 
+Result<std::pair<UniqueFd, UniqueFd>> loopback_tcp_pair() {
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (!listener.valid() || ::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener.get(), 1) != 0 ||
+      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return make_error(std::string("loopback listener: ") + std::strerror(errno), errno);
+  UniqueFd out(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!out.valid() || ::connect(out.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error(std::string("loopback connect: ") + std::strerror(errno), errno);
+  UniqueFd in(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!in.valid()) return make_error(std::string("loopback accept: ") + std::strerror(errno), errno);
+  set_nodelay(out.get());
+  set_nodelay(in.get());
+  return std::make_pair(std::move(out), std::move(in));
+}
+
 bool recv_all(int fd, void* out, size_t size) {
   auto* p = static_cast<char*>(out);
   while (size > 0) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "util/fd.hpp"
 #include "util/result.hpp"
@@ -44,6 +45,11 @@ void accept_connections(int listener, const char* name, const std::function<bool
 // itself (a listener's); empty if it has none (not IP).
 std::string peer_ip(int fd);
 std::string local_ip(int fd);
+
+// Both ends of a TCP connection over loopback (close-on-exec, TCP_NODELAY):
+// first the end that connected, then the one accepted. For in-process
+// pairs (sve-bench's two nodes, tests).
+Result<std::pair<UniqueFd, UniqueFd>> loopback_tcp_pair();
 
 // Blocking full-length socket I/O. recv_all returns false on EOF or error.
 bool recv_all(int fd, void* out, size_t size);

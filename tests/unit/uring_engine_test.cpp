@@ -1,10 +1,7 @@
 // The ring's completions reach a reactor that never sleeps: a busy core
 // polls its ring between jobs and must see a socket's receive finish then,
 // not only when it next waits (uring_engine.cpp, TASKRUN_FLAG).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sched.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "hw/port/tcp.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/fd.hpp"
 
@@ -31,22 +29,6 @@ struct Recorded final : RingHandler {
   }
 };
 
-std::pair<UniqueFd, UniqueFd> tcp_pair() {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(listener.get(), 1) == 0);
-  REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  UniqueFd out(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(::connect(out.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  UniqueFd in(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  REQUIRE(in.valid());
-  return {std::move(in), std::move(out)};
-}
-
 }  // namespace
 
 TEST_CASE("uring engine: a busy reactor's polls reap a receive another thread's send finished") {
@@ -54,7 +36,9 @@ TEST_CASE("uring engine: a busy reactor's polls reap a receive another thread's 
   // TCP, as between nodes and hosts: a receive waits on the socket's poll
   // in the kernel (a Unix socket's would wait in a kernel worker thread,
   // whose completion needs nothing from this one).
-  auto [a, b] = tcp_pair();
+  auto pair = loopback_tcp_pair();
+  REQUIRE(pair);
+  auto& [a, b] = pair.value();
   char in[16] = {};
   Recorded receive;
   io_uring_prep_recv(ring->sqe_for(&receive), a.get(), in, sizeof in, 0);

@@ -11,9 +11,6 @@
 // each pair with its own vdisk and data channel connection), each core
 // with its non-volatile memory in /dev/shm. The figure is mirrored writes
 // per second, of all pairs and of each.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -130,27 +127,6 @@ struct NoMirrorLink final : MirrorLink {
   void release(uint32_t, uint32_t, const std::vector<uint64_t>&,
                const std::vector<uint64_t>&) override {}
 };
-
-// A connected loopback TCP pair, as two nodes' data channel would be.
-std::pair<UniqueFd, UniqueFd> loopback_pair() {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listener.get(), 1) != 0 ||
-      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("loopback listener");
-  UniqueFd out(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (::connect(out.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw std::runtime_error("loopback connect");
-  UniqueFd in(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (in.get() < 0) throw std::runtime_error("loopback accept");
-  set_nodelay(out.get());
-  set_nodelay(in.get());
-  return {std::move(out), std::move(in)};
-}
 
 // Node `self`'s route table for the pair's vdisks: owned by node 1, written
 // back and mirrored to node 2.
@@ -300,7 +276,10 @@ int main(int argc, char** argv) {
       }
     }
     for (unsigned c = 0; o.mirror && c < per_node; ++c) {
-      auto [out, in] = loopback_pair();
+      // A loopback TCP connection, as two nodes' data channel would be.
+      auto pair = loopback_tcp_pair();
+      if (!pair) throw std::runtime_error(pair.error().message);
+      auto& [out, in] = pair.value();
       int out_fd = out.release(), in_fd = in.release();
       // Sealed as between two nodes (keys of this run's own).
       channel::SessionKeys keys;
