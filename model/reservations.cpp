@@ -25,11 +25,12 @@ Registration* registration_of(Reservations& s, const Nexus& n) {
 }
 
 // The change tells these registrations (a unit attention each).
-void tell(Reservations& s, std::vector<Registration> whom, uint16_t code) {
+void tell(Reservations& s, std::vector<Registration> whom, uint16_t code, bool abort = false) {
   if (whom.empty()) return;
   for (auto& r : whom) r.key = 0;
   s.told = std::move(whom);
   s.told_code = code;
+  s.told_abort = abort;
   ++s.attention;
 }
 
@@ -156,7 +157,7 @@ ReservationOutcome preempt(Reservations& s, const Nexus& who, const ReservationR
     if (removed.empty()) return conflict();
   }
   std::erase_if(removed, [&](const Registration& r) { return r == self; });
-  tell(s, std::move(removed), kRegistrationsPreempted);
+  tell(s, std::move(removed), kRegistrationsPreempted, rq.kind == Kind::preempt_and_abort);
   ++s.generation;
   return good();
 }

@@ -86,8 +86,13 @@ struct Reservations {
   uint64_t attention = 0;
   std::vector<Registration> told;
   uint16_t told_code = 0;
+  // The last change was a PREEMPT AND ABORT: every node aborts the tasks
+  // of the nexuses in `told` for the unit before it counts as enforcing it
+  // (so the preemption is answered only once none of them can still
+  // change the medium).
+  bool told_abort = false;
   MSGPACK_DEFINE_MAP(generation, registrations, type, holder, aptpl, reserved, reserved_by,
-                     attention, told, told_code);
+                     attention, told, told_code, told_abort);
 
   const Registration* registration_of(const Nexus& n) const;
   bool holds_reservation(const Nexus& n) const;

@@ -137,7 +137,7 @@ struct Node::Impl {
   // the cluster; `done` once every node's ports enforce the outcome.
   void reserve(uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
                std::function<void(ReservationOutcome)> done);
-  void await_enforced(uint64_t version, std::function<void()> done);
+  void await_enforced(uint64_t version, std::chrono::milliseconds wait, std::function<void()> done);
   void publish_routes();  // with routes_mu held
   static constexpr uint64_t kPoolWarningPct = 80;
   std::set<uint32_t> pools_warned;  // at or over kPoolWarningPct

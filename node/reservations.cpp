@@ -15,8 +15,11 @@ namespace {
 
 // How long a reservation waits for every node to enforce it before it is
 // answered anyway (a node that lags this much is likely leaving the
-// cluster, and then serves nothing).
-constexpr auto kEnforceWait = std::chrono::seconds(2);
+// cluster, and then serves nothing). A PREEMPT AND ABORT waits longer: a
+// node enforces it once the preempted tasks are back from its back end,
+// which may be slow (a host's own command timeout is longer still).
+constexpr auto kEnforceWait = std::chrono::milliseconds(2000);
+constexpr auto kAbortWait = std::chrono::milliseconds(10000);
 constexpr auto kEnforcePoll = std::chrono::milliseconds(1);
 
 }  // namespace
@@ -34,22 +37,24 @@ void Node::Impl::reserve(uint32_t vdisk, const Nexus& who, const ReservationRequ
     ReservationOutcome outcome = applied.value();
     if (!outcome.changed) return done(outcome);
     publish();
-    await_enforced(config->version(), [done, outcome] { done(outcome); });
+    const auto wait = request.kind == ReservationRequest::Kind::preempt_and_abort ? kAbortWait
+                                                                                   : kEnforceWait;
+    await_enforced(config->version(), wait, [done, outcome] { done(outcome); });
   }));
 }
 
-// Polls (every millisecond, for at most kEnforceWait) this node's port and,
+// Polls (every millisecond, for at most `wait`) this node's port and,
 // through the interconnect, the other nodes' until they all follow
 // `version`.
-void Node::Impl::await_enforced(uint64_t version, std::function<void()> done) {
-  sys->spawn([this, version, done](caf::event_based_actor* self) -> caf::behavior {
-    const auto deadline = std::chrono::steady_clock::now() + kEnforceWait;
-    auto finish = [self, done, version](bool all) {
+void Node::Impl::await_enforced(uint64_t version, std::chrono::milliseconds wait,
+                                std::function<void()> done) {
+  sys->spawn([this, version, wait, done](caf::event_based_actor* self) -> caf::behavior {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    auto finish = [self, done, version, wait](bool all) {
       if (!all)
         spdlog::warn("iscsi: a reservation change (configuration {}) is answered before every "
                      "node enforces it: one did not catch up in {} ms",
-                     version,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(kEnforceWait).count());
+                     version, wait.count());
       done();
       self->quit();
     };

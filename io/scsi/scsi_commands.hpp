@@ -88,6 +88,7 @@ enum class Status : uint8_t {
   busy = 0x08,
   reservation_conflict = 0x18,
   task_set_full = 0x28,
+  task_aborted = 0x40,  // (TAS) ended by another nexus's PREEMPT AND ABORT
 };
 
 struct Sense {

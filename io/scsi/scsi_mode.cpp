@@ -27,6 +27,9 @@ bool mode_pages(uint8_t page, bool changeable, const LogicalUnit& lu, std::vecto
     p[0] = 0x0a;
     p[1] = 0x0a;
     if (!changeable) p[3] = 0x10;  // unrestricted reordering of commands
+    // TAS: a task another nexus ends (PREEMPT AND ABORT) is answered TASK
+    // ABORTED, so that its initiator learns at once instead of timing out.
+    if (!changeable) p[5] = 0x40;
     out.insert(out.end(), p.begin(), p.end());
   };
   if (page == 0x08) caching();

@@ -195,6 +195,10 @@ class Sved:
                 raise AssertionError(f"sved did not exit within 30 s of signal {sig}; "
                                      f"its threads were:\n{stacks[-12000:]}")
         if self.proc:
+            # The log's copier reads to EOF first: closing the pipe under its
+            # read raised in its thread ("readline of closed file").
+            if self._copier:
+                self._copier.join(timeout=5)
             self.proc.stdout.close()
         rc = self.proc.returncode if self.proc else None
         self.proc = None

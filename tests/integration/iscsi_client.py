@@ -83,7 +83,7 @@ class IscsiSession:
             _lib.scsi_free_scsi_task(task)
             return None, None, b""
         t = done.contents
-        status = t.status if t.status in (0, 2, 8, 0x18, 0x28) else None
+        status = t.status if t.status in (0, 2, 8, 0x18, 0x28, 0x40) else None
         sense = None
         if t.status == CHECK_CONDITION:
             sense = (t.sense_key, t.sense_ascq >> 8 & 0xff, t.sense_ascq & 0xff)

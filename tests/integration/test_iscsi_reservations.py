@@ -5,10 +5,14 @@ of the holder's node and a restart of the whole cluster; keys follow the
 I_T nexus (another ISID is another nexus, whatever the initiator's name);
 a preemption is a unit attention for the nexus preempted, on its node; an
 SPC-2 RESERVE through one node is a conflict on another's, and ends with
-its nexus. The initiator is libiscsi itself (iscsi_client.py), three nodes
+its nexus; a PREEMPT AND ABORT through one node ends the preempted nexus's
+task still in the back end on another node (TASK ABORTED) and is answered
+only once that task is over. The initiator is libiscsi itself (iscsi_client.py), three nodes
 with nodes 1 and 2 as the vdisk's I/O group.
 """
 import struct
+import threading
+import time
 
 from cluster_harness import iscsi_cluster
 from harness import SKIP, check, run, wait_until
@@ -20,6 +24,7 @@ except OSError:  # libiscsi7 is not installed
 
 TARGET = "iqn.2026-12.org.sve:reservations"
 RESERVATION_CONFLICT = 0x18
+TASK_ABORTED = 0x40
 WRITE_EXCLUSIVE, EXCLUSIVE_ACCESS = 1, 3
 REGISTRATIONS_PREEMPTED = (6, 0x2a, 0x05)
 
@@ -71,6 +76,7 @@ def test(make):
     if made is None:
         return SKIP
     c, portals = made
+    c[1].extra += ["--enable-chaos"]  # (an mdisk stalled by hand, in 3b)
     c.form()
     c.group_vdisk("v", 32, 128)
 
@@ -145,6 +151,39 @@ def test(make):
     check(pr_out(h3, 1, 0xC3, 0, WRITE_EXCLUSIVE)[0] == RESERVATION_CONFLICT,
           "host3 is no longer registered")
     h3.close()
+
+    # 3b. PREEMPT AND ABORT through node 2 of a nexus whose read waits in
+    # node 1's back end (stalled for a second): the read is answered TASK
+    # ABORTED, not with data, and the preemption only once the read is out
+    # of the back end (a fencing host relies on this: nothing of the
+    # preempted host's reaches the disk after it is told GOOD).
+    h5 = session(1, "host5")
+    check(pr_out(h5, 0, 0, 0xE5) == (GOOD, None), "host5 registers through node 1")
+    stall_s = 1.0
+    stalled_at = time.monotonic()
+    c[1].ctl("chaos", "inject", "mdisk-stall", "--duration", str(int(stall_s * 1000)))
+    answer = []
+    reader = threading.Thread(target=lambda: answer.append(h5.read(50000, 8)))
+    reader.start()
+
+    def in_back_end():
+        stats = c[1].ctl_json("node", "stats")
+        return sum(core["requests"]["frontend"]["used"] for core in stats["cores"]) > 0
+    wait_until(in_back_end, "host5's read is in node 1's stack", timeout=stall_s / 2)
+    check(pr_out(h2, 5, 0xB2, 0xE5) == (GOOD, None), "host2 preempts and aborts host5")
+    answered_at = time.monotonic()
+    reader.join(10)
+    check(answer and answer[0][0] == TASK_ABORTED,
+          f"host5's read in the back end was aborted: {answer[:1] and answer[0][:2]}")
+    check(answered_at >= stalled_at + stall_s,
+          f"the preemption was answered {answered_at - stalled_at:.3f} s after the stall began, "
+          f"before the aborted read left the back end ({stall_s} s)")
+    status, sense, _ = h5.write(64, b"\x55" * 512)
+    check(status == 2 and sense == REGISTRATIONS_PREEMPTED,
+          f"host5 is told its registration was preempted: {status} {sense}")
+    check(h5.write(64, b"\x55" * 512)[0] == RESERVATION_CONFLICT,
+          "host5, no longer registered, cannot write under host2's reservation")
+    h5.close()
 
     # 4. The holder's node dies: the reservation holds on the survivor.
     h2.close()

@@ -224,6 +224,7 @@ TEST_CASE("preempt and clear", "[reservations]") {
   Sense sc;
   REQUIRE(told(s, C, sc));
   CHECK(sc == sense::registrations_preempted);
+  CHECK_FALSE(s.told_abort);  // a PREEMPT: C's tasks go on
   // The holder's key: the preemptor takes the reservation, with its type.
   REQUIRE(run(s, B, req(Kind::reserve, 0xb, 0, kExclusiveAccess)) == Status::good);
   REQUIRE(run(s, A, req(Kind::preempt_and_abort, 0xa, 0xb, kWriteExclusive)) == Status::good);
@@ -234,10 +235,12 @@ TEST_CASE("preempt and clear", "[reservations]") {
   REQUIRE(told(s, B, sb));
   CHECK(sb == sense::registrations_preempted);
   CHECK_FALSE(told(s, A, sb));
+  CHECK(s.told_abort);  // every node ends B's tasks before it enforces this
   // CLEAR: every registration and the reservation; the others are told.
   REQUIRE(run(s, C, req(Kind::register_key, 0, 0xc)) == Status::good);
   CHECK(run(s, C, req(Kind::clear, 0xa)) == Status::reservation_conflict);  // C's key is 0xc
   REQUIRE(run(s, C, req(Kind::clear, 0xc)) == Status::good);
+  CHECK_FALSE(s.told_abort);  // (a later change that tells, not an abort)
   CHECK(s.registrations.empty());
   CHECK(s.type == 0);
   Sense sa;

@@ -103,6 +103,7 @@ void IscsiConnection::got_task() {
   t->received = t->buffer_bytes = t->asked = t->unsolicited = 0;
   t->r2t_sn = t->r2ts_out = t->ttt = t->data_sn = 0;
   t->awaiting_data = t->aborted = t->finished = false;
+  t->preempted = t->draining = false;
   t->verify = t->compare = false;
   t->data_out = 0;
   t->flow = scsi::Flow::one;
@@ -417,6 +418,17 @@ void IscsiConnection::completed(Task& t) {
     return;
   }
   t.in_stack = false;
+  if (t.preempted) {  // (whatever the stack did, the answer is TASK ABORTED)
+    const bool was_draining = t.draining;
+    t.draining = false;
+    t.status = scsi::Status::task_aborted;
+    t.sense = {};
+    t.request->buffer.reset();
+    conclude(t);
+    if (was_draining && --preempt_draining_ == 0 && setup_.on_preempt_drained)
+      setup_.on_preempt_drained();
+    return;
+  }
   IoRequest& r = *t.request;
   if (r.status == 0 && !t.aborted && t.flow != scsi::Flow::one && next_piece(t))
     return submit(t);  // the next piece of a WRITE SAME or an UNMAP
@@ -576,6 +588,41 @@ void IscsiConnection::abort(Task& target, Task& by) {
   }
 }
 
+// Another nexus's PREEMPT AND ABORT took this nexus's registration: its
+// tasks for the unit end (SPC-4 5.13.11.2.6), each answered TASK ABORTED
+// (the control page's TAS). Those the stack has are answered when they come
+// back, and counted until then; those on their way to it (a buffer, their
+// data) are answered instead of being sent. Reservation commands are left
+// to the cluster, which orders them after the preemption anyway.
+void IscsiConnection::abort_preempted(uint16_t lun) {
+  std::vector<Task*> now;
+  for (Task& t : live_) {
+    uint16_t its = 0;
+    if (t.command.opcode() != static_cast<uint8_t>(Op::scsi_command) || t.finished ||
+        t.aborted || t.preempted || t.flow == scsi::Flow::reservation ||
+        !scsi::decode_lun(t.command.lun(), its) || its != lun)
+      continue;
+    t.preempted = true;
+    if (t.in_stack) {
+      t.draining = true;
+      ++preempt_draining_;
+    } else if (t.awaiting_data) {
+      t.awaiting_data = false;
+      awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &t));
+      now.push_back(&t);  // (answered after the walk: answering may give it back)
+    }
+  }
+  for (Task* t : now) answer_preempted(*t);
+}
+
+void IscsiConnection::answer_preempted(Task& t) {
+  if (t.request) t.request->buffer.reset();
+  t.status = scsi::Status::task_aborted;
+  t.sense = {};
+  t.data.clear();
+  answer(t);
+}
+
 void IscsiConnection::release_waiter(Task& t) {
   Task* waiter = t.waiter;
   t.waiter = nullptr;
@@ -662,8 +709,9 @@ void IscsiConnection::unit_attention(uint32_t vdisk, bool all, const scsi::Sense
     if (all || u.lu.volume == vdisk) attentions_.establish(u.lun, sense);
 }
 
-void IscsiConnection::set_units(std::vector<Unit> units) {
+bool IscsiConnection::set_units(std::vector<Unit> units) {
   bool added = false;
+  std::vector<uint16_t> preempted;
   for (const Unit& now : units) {
     const Unit* before = nullptr;
     for (const Unit& u : setup_.units)
@@ -684,13 +732,19 @@ void IscsiConnection::set_units(std::vector<Unit> units) {
     const Reservations* was = before->lu.reservations.get();
     const Reservations* is = now.lu.reservations.get();
     uint16_t told = 0;
-    if (was && is && was->attention != is->attention && sve::told(*is, setup_.nexus, told))
+    if (was && is && was->attention != is->attention && sve::told(*is, setup_.nexus, told)) {
       attentions_.establish(now.lun, {0x06, static_cast<uint8_t>(told >> 8),
                                       static_cast<uint8_t>(told)});
+      if (is->told_abort) preempted.push_back(now.lun);
+    }
   }
   setup_.units = std::move(units);
   if (added)
     for (const Unit& u : setup_.units) attentions_.establish(u.lun, scsi::sense::luns_changed);
+  // (After the new state is in: commands from here on meet the preemption.)
+  const uint32_t before = preempt_draining_;
+  for (uint16_t lun : preempted) abort_preempted(lun);
+  return before == 0 && preempt_draining_ > 0;
 }
 
 // A Logout is answered once every other command is: nothing is in flight

@@ -111,6 +111,11 @@ struct Task : public IoClient,
   bool awaiting_data = false;
   // Ended by task management: its response is never sent.
   bool aborted = false;
+  // Ended by another nexus's PREEMPT AND ABORT: answered TASK ABORTED (not
+  // sent to the stack if it is not there yet); `draining` while the stack
+  // still has it.
+  bool preempted = false;
+  bool draining = false;
   bool finished = false;      // its response is queued (or it has none)
   uint32_t queued = 0;        // its PDUs in the send queue
   Task* waiter = nullptr;     // a task management or logout task waiting for it
@@ -152,6 +157,9 @@ struct ConnectionSetup {
   std::function<void(IscsiConnection* from, Task* task, uint32_t vdisk,
                      const ReservationRequest& request)>
       on_reservation;
+  // The tasks a PREEMPT AND ABORT ended that the stack still had (set_units
+  // said it began waiting for them) are all back. On the connection's core.
+  std::function<void()> on_preempt_drained;
 };
 
 struct ConnectionStats {
@@ -179,8 +187,11 @@ class IscsiConnection {
   const std::string& initiator() const { return setup_.initiator; }
   const std::vector<Unit>& units() const { return setup_.units; }
   // The LUNs' vdisks changed (a size, a flag; LUNs added): on the core.
-  // A new capacity and new LUNs are unit attentions for the initiator.
-  void set_units(std::vector<Unit> units);
+  // A new capacity and new LUNs are unit attentions for the initiator. A
+  // PREEMPT AND ABORT of this nexus's registration ends its tasks for the
+  // unit; true if some of them are still in the stack: the connection
+  // calls on_preempt_drained once they are back.
+  bool set_units(std::vector<Unit> units);
   // A reset elsewhere: a unit attention for each LUN of `vdisk` (or all).
   void unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense);
   // The other nodes know of the reset `tmf` made (ConnectionSetup::on_reset).
@@ -289,6 +300,9 @@ class IscsiConnection {
   void reset(Task& tmf, uint8_t function, uint64_t lun_field);
   void logout(Task& t);
   void abort(Task& target, Task& by);
+  void abort_preempted(uint16_t lun);
+  void answer_preempted(Task& t);
+  void drained(Task& t);
   void release_waiter(Task& t);
   void waited(Task& waiter);  // one thing a task management function waited for is over
   void maybe_logout();
@@ -337,6 +351,7 @@ class IscsiConnection {
   boost::intrusive::list<Task> live_;  // every task taken, until given back
   std::vector<Task*> awaiting_;        // writes waiting for Data-Out
   Task* logout_ = nullptr;             // a logout waiting for the others
+  uint32_t preempt_draining_ = 0;      // preempted tasks the stack still has
 
   // The send queue: its first out_in_flight_ PDUs are in the send in
   // flight, the rest wait. (A deque: the send points into its PDUs, and

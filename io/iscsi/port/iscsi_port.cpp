@@ -81,12 +81,18 @@ struct IscsiPort::Impl {
   std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
   // Each core's: the version of the exports its connections follow.
   std::unique_ptr<std::atomic<uint64_t>[]> core_versions;
+  // Each core's, touched only on it: the latest version its connections
+  // were given, and how many of them still wait for tasks a PREEMPT AND
+  // ABORT ended (the core follows that version only once they are back).
+  std::vector<uint64_t> core_given;
+  std::vector<uint32_t> core_draining;
 
   void accept_loop();
   void handshake(int fd, size_t core);
   void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
   // Under mu: follows `exports` and `paths` in every serving connection.
   void follow_exports();
+  void publish_version(unsigned core);  // on the core
   void attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all);
   void closed(iscsi::IscsiConnection* connection, unsigned core);
   void reservation(iscsi::IscsiConnection* from, iscsi::Task* task, uint32_t vdisk,
@@ -107,6 +113,8 @@ IscsiPort::IscsiPort(UniqueFd listener, std::string address, std::vector<IscsiCo
   impl_->listener_loopback = is_loopback(local_ip(impl_->listener.get()));
   impl_->core_versions.reset(new std::atomic<uint64_t>[impl_->cores.size()]);
   for (size_t i = 0; i < impl_->cores.size(); ++i) impl_->core_versions[i] = 0;
+  impl_->core_given.assign(impl_->cores.size(), 0);
+  impl_->core_draining.assign(impl_->cores.size(), 0);
   for (auto& core : impl_->cores)
     impl_->tasks.push_back(
         std::make_unique<iscsi::TaskPool>("iscsi.tasks", core.io->requests().capacity()));
@@ -191,15 +199,7 @@ uint64_t IscsiPort::applied_version() const {
 
 void IscsiPort::Impl::follow_exports() {
   if (!exports) return;
-  // Once each core has run what is posted here, its connections follow
-  // this version (a core runs what is posted to it in order).
   const uint64_t version = exports->version;
-  for (unsigned core = 0; core < cores.size(); ++core)
-    post(core, [this, core, version] {
-      uint64_t was = core_versions[core].load();
-      while (was < version && !core_versions[core].compare_exchange_weak(was, version)) {
-      }
-    });
   for (auto& [connection, a] : serving) {
     if (a.revoked) continue;
     iscsi::IscsiAccess access = resolve_iscsi_access(*exports, a.client, listener_loopback);
@@ -213,10 +213,26 @@ void IscsiPort::Impl::follow_exports() {
     }
     a.units = now;
     // (On its core, if it is still there: its end may be queued first.)
-    post(a.core, [this, connection = connection, now = std::move(now)]() mutable {
+    post(a.core, [this, connection = connection, core = a.core, now = std::move(now)]() mutable {
       std::lock_guard lock(mu);
-      if (serving.count(connection)) connection->set_units(std::move(now));
+      if (serving.count(connection) && connection->set_units(std::move(now)))
+        ++core_draining[core];
     });
+  }
+  // Once each core has run what is posted above, its connections follow
+  // this version (a core runs what is posted to it in order), unless some
+  // wait for preempted tasks.
+  for (unsigned core = 0; core < cores.size(); ++core)
+    post(core, [this, core, version] {
+      core_given[core] = std::max(core_given[core], version);
+      if (core_draining[core] == 0) publish_version(core);
+    });
+}
+
+void IscsiPort::Impl::publish_version(unsigned core) {
+  const uint64_t version = core_given[core];
+  uint64_t was = core_versions[core].load();
+  while (was < version && !core_versions[core].compare_exchange_weak(was, version)) {
   }
 }
 
@@ -355,6 +371,9 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
 // On the core's thread from here on.
 void IscsiPort::Impl::serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core,
                                     Admitted admitted) {
+  setup.on_preempt_drained = [this, core] {
+    if (--core_draining[core] == 0) publish_version(core);
+  };
   iscsi::CoreRoute route;
   route.home = core;
   for (auto& c : cores) route.tops.push_back(c.top);
