@@ -170,6 +170,29 @@ Plan verify(const uint8_t* cdb, uint8_t op, const LogicalUnit& lu) {
   return p;
 }
 
+// PRE-FETCH (10, 16): the range is read through the stack and the data
+// dropped, so that the cache holds it (Flow::prefetch). Answered GOOD,
+// never CONDITION MET: nothing promises the blocks stay (SBC-3 lets a
+// device say GOOD when they may not fit). A length of 0 means to the end
+// of the medium; at most kMaxPrefetchBytes are read. IMMED is taken, and
+// the command answered once the reads are done (which IMMED allows).
+Plan prefetch(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
+  if (cdb[1] & 0xfd) return check(sense::invalid_field_in_cdb);
+  const uint64_t lba = sixteen ? be64(cdb + 2) : be32(cdb + 2);
+  uint64_t blocks = sixteen ? be32(cdb + 10) : be16(cdb + 7);
+  if (lba > lu.blocks || blocks > lu.blocks - lba) return check(sense::lba_out_of_range);
+  if (blocks == 0) blocks = lu.blocks - lba;
+  blocks = std::min<uint64_t>(blocks, kMaxPrefetchBytes / kBlockBytes);
+  Plan p;
+  if (blocks == 0) return p;  // (at the end of the medium: nothing to read)
+  p.io = true;
+  p.op = IoOp::read;
+  p.offset = lba * kBlockBytes;
+  p.length = blocks * kBlockBytes;
+  p.flow = Flow::prefetch;
+  return p;
+}
+
 // COMPARE AND WRITE: one request that the vdisk's owner runs atomically
 // (the atomic facility); its Data-Out is the data the range must hold,
 // then the data to write there.
@@ -320,6 +343,8 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu, const Nex
     case kVerify10:
     case kVerify12:
     case kVerify16: return verify(cdb, op, lu);
+    case kPreFetch10: return prefetch(cdb, false, lu);
+    case kPreFetch16: return prefetch(cdb, true, lu);
     case kSynchronizeCache10: return synchronize(cdb, false, lu);
     case kSynchronizeCache16: return synchronize(cdb, true, lu);
     default: return check(sense::invalid_opcode);

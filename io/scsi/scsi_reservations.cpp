@@ -44,6 +44,8 @@ Use use_of(const uint8_t* cdb) {
     case kVerify10:
     case kVerify12:
     case kVerify16:
+    case kPreFetch10:
+    case kPreFetch16:
     case kModeSense6:
     case kModeSense10:
       return Use::read;

@@ -111,6 +111,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case Flow::mode_select:
         if (p.io || p.data_out > kMaxModeSelectBytes) std::abort();
         break;
+      case Flow::prefetch:  // a read of the range, nothing sent either way
+        if (!p.io || p.op != IoOp::read || !inside(kMaxPrefetchBytes) || p.data_out != 0 ||
+            !p.data_in.empty())
+          std::abort();
+        break;
       case Flow::reservation:
         break;
     }

@@ -139,6 +139,20 @@ TEST_CASE("SCSI: reads and writes become one request of the stack, or their sens
   CHECK((p.io && p.verify && !p.compare && p.data_out == 0));
   CHECK(refused(run(Cdb{0x2f, 0x04}.be(2, 0, 4).be(7, 1, 2)), sense::invalid_field_in_cdb));
   CHECK(refused(run(Cdb{0x8f}.be(2, 2045, 8).be(10, 4, 4)), sense::lba_out_of_range));
+  // PRE-FETCH (10, 16): a read of the range for the cache, nothing sent;
+  // 0 blocks to the end of the medium; read-only units too; at most
+  // kMaxPrefetchBytes.
+  p = run(Cdb{0x34, 0x02}.be(2, 8, 4).at(6, 0x1f).be(7, 4, 2));  // IMMED, a group
+  CHECK((p.io && p.op == IoOp::read && p.flow == Flow::prefetch && p.offset == 8 * 512 &&
+         p.length == 4 * 512 && p.data_out == 0 && !p.verify));
+  p = run(Cdb{0x90}.be(2, 2040, 8));
+  CHECK((p.io && p.offset == 2040 * 512 && p.length == 8 * 512));
+  CHECK(run(Cdb{0x90}.be(2, 2048, 8)).status == Status::good);  // nothing left to read
+  CHECK_FALSE(run(Cdb{0x90}.be(2, 2048, 8)).io);
+  CHECK(run(Cdb{0x34}.be(2, 0, 4).be(7, 4, 2), unit(2048, true)).io);
+  CHECK(run(Cdb{0x90}.be(2, 0, 8), unit(1ull << 30)).length == kMaxPrefetchBytes);
+  CHECK(refused(run(Cdb{0x34, 0x01}.be(2, 0, 4).be(7, 1, 2)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x90}.be(2, 2045, 8).be(10, 4, 4)), sense::lba_out_of_range));
   std::vector<uint8_t> medium(2048, 7), one(512, 7);
   CHECK(verify_data(medium.data(), 2048, medium.data(), 2048) == -1);
   CHECK(verify_data(one.data(), 512, medium.data(), 2048) == -1);

@@ -450,8 +450,8 @@ void IscsiConnection::completed(Task& t) {
       }
     }
     r.buffer.reset();
-  } else if (r.op != IoOp::read) {
-    r.buffer.reset();  // only a read's answer needs its buffer
+  } else if (r.op != IoOp::read || t.flow == scsi::Flow::prefetch) {
+    r.buffer.reset();  // only a read's answer needs its buffer (PRE-FETCH sends none)
   }
   conclude(t);
 }

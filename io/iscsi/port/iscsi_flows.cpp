@@ -1,6 +1,6 @@
 // The SCSI commands that are more than one request of the stack, or that
 // are answered from a parameter list (io/scsi's Flow): WRITE SAME, UNMAP,
-// GET LBA STATUS, MODE SELECT. Their Data-Out is in the request's buffer
+// PRE-FETCH, GET LBA STATUS, MODE SELECT. Their Data-Out is in the request's buffer
 // when start_io runs; each piece goes down the stack as a plain request.
 #include <algorithm>
 #include <cstring>
@@ -26,6 +26,7 @@ uint64_t IscsiConnection::buffer_bytes_for(const Task& t) const {
     case scsi::Flow::mode_select:
     case scsi::Flow::reservation: return t.data_out;
     case scsi::Flow::lba_status: return 4096;
+    case scsi::Flow::prefetch: return std::min<uint64_t>(r.length, scsi::kPrefetchPieceBytes);
   }
   return 0;
 }
@@ -40,6 +41,12 @@ void IscsiConnection::start_io(Task& t) {
       break;
     case scsi::Flow::unmap:
       if (!begin_unmap(t)) return;
+      break;
+    case scsi::Flow::prefetch:
+      t.ranges.assign(1, {r.offset / scsi::kBlockBytes, r.length / scsi::kBlockBytes});
+      t.range_at = 0;
+      t.range_done = 0;
+      next_piece(t);  // (a PRE-FETCH planned to the stack has at least one block)
       break;
     case scsi::Flow::lba_status: {
       // As many extents as descriptors fit in the allocation length (and
@@ -56,8 +63,9 @@ void IscsiConnection::start_io(Task& t) {
 // The next piece of the ranges into the request: false once all are sent.
 bool IscsiConnection::next_piece(Task& t) {
   IoRequest& r = *t.request;
-  const uint64_t piece =
-      r.op == IoOp::write ? scsi::kWriteSamePieceBytes : scsi::kZeroPieceBytes;
+  const uint64_t piece = r.op == IoOp::write  ? scsi::kWriteSamePieceBytes
+                         : r.op == IoOp::read ? scsi::kPrefetchPieceBytes
+                                              : scsi::kZeroPieceBytes;
   while (t.range_at < t.ranges.size()) {
     const scsi::LbaRange& range = t.ranges[t.range_at];
     const uint64_t begin = range.lba * scsi::kBlockBytes;
