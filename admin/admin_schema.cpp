@@ -74,6 +74,7 @@ const std::map<std::string, std::vector<Field>, std::less<>>& commands() {
       {"vdisk.check", {name()}},
       {"pool.check", {name()}},
       {"vdisk.move", {name(), opt_name("iogrp"), node_id("node", false)}},
+      {"vdisk.clear-reservations", {name()}},
       {"iogrp.create", {name(), {"nodes", Type::node_pair, true}}},
       {"iogrp.list", {}},
       {"fcmap.create",

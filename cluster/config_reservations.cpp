@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cluster/config_args.hpp"
 #include "cluster/config_service.hpp"
 
 namespace sve {
+
+using namespace config_args;
 
 // What `vdisk show` says of them: who is registered (each nexus, through
 // which node's port, its key), the persistent reservation and its holder,
@@ -61,6 +64,39 @@ Result<ReservationOutcome> ConfigService::apply_reservation(uint32_t vdisk, cons
   }, [&] { return !unchanged; });
   if (!st) return st.error();
   return outcome;
+}
+
+// svectl vdisk clear-reservations: what hosts left behind (a host that died
+// holding a reservation nobody else may preempt, say) ends; each nexus that
+// held something hears RESERVATIONS PREEMPTED on its next command.
+Result<nlohmann::json> ConfigService::vdisk_clear_reservations(const nlohmann::json& args) {
+  auto name = get_name(args, "name");
+  if (!name) return name.error();
+  Reservations before;
+  bool unchanged = false;
+  auto st = commit_change([&](ClusterModel& next) -> Status {
+    unchanged = false;
+    const VdiskConfig* v = next.find_vdisk(name.value());
+    if (!v) return make_error("no vdisk '" + name.value() + "'", ENOENT);
+    auto it = std::find_if(next.reservations.begin(), next.reservations.end(),
+                           [&](const VdiskReservations& r) { return r.vdisk == v->id; });
+    before = it == next.reservations.end() ? Reservations{} : it->state;
+    if (it == next.reservations.end()) {
+      unchanged = true;
+      return ok_status();
+    }
+    ReservationRequest clear;
+    clear.kind = ReservationRequest::Kind::administrator_clear;
+    unchanged = !apply_request(it->state, Nexus{}, clear).changed;
+    return ok_status();
+  }, [&] { return !unchanged; });
+  if (!st) return st.error();
+  nlohmann::json out;
+  out["name"] = name.value();
+  out["registrations"] = before.registrations.size();
+  out["type"] = reservation_type_name(before.type);
+  out["reserved"] = before.reserved;
+  return out;
 }
 
 }  // namespace sve

@@ -237,6 +237,7 @@ Result<json> ConfigService::dispatch(const std::string& cmd, const json& args) {
   if (cmd == "vdisk.delete") return vdisk_delete(args);
   if (cmd == "vdisk.set") return vdisk_set(args);
   if (cmd == "vdisk.move") return vdisk_move(args);
+  if (cmd == "vdisk.clear-reservations") return vdisk_clear_reservations(args);
   if (cmd == "iogrp.create") return iogrp_create(args);
   if (cmd == "iogrp.list") return iogrp_list();
   if (cmd == "iogrp.delete") return iogrp_delete(args);

@@ -102,6 +102,7 @@ class ConfigService {
   Result<nlohmann::json> vdisk_expand(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_delete(const nlohmann::json& args);
   Result<nlohmann::json> vdisk_move(const nlohmann::json& args);
+  Result<nlohmann::json> vdisk_clear_reservations(const nlohmann::json& args);
   // I/O groups (config_iogrp.cpp).
   Result<nlohmann::json> iogrp_create(const nlohmann::json& args);
   Result<nlohmann::json> iogrp_list();

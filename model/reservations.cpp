@@ -66,14 +66,28 @@ ReservationOutcome register_key(Reservations& s, const Nexus& who, const Reserva
   if (!reg) {
     if (!ignore && rq.key != 0) return conflict();
     if (rq.action_key == 0) return good();  // nothing to register
-    if (s.registrations.size() >= kMaxRegistrations)
+    // With SPEC_I_PT, the initiator ports named too, through the same
+    // target port (or all): each one not registered yet, else nothing is.
+    std::vector<Registration> added{{who.initiator, who.port, rq.all_ports, rq.action_key}};
+    for (const std::string& port : rq.specified) {
+      auto clash = [&](const Registration& r) {
+        return r.initiator == port && (r.all_ports || rq.all_ports || r.port == who.port);
+      };
+      if (std::any_of(s.registrations.begin(), s.registrations.end(), clash) ||
+          std::any_of(added.begin(), added.end(), clash))
+        return refuse(R::invalid_field_in_parameter_list);
+      added.push_back({port, who.port, rq.all_ports, rq.action_key});
+    }
+    if (s.registrations.size() + added.size() > kMaxRegistrations)
       return refuse(R::no_resources);
-    s.registrations.push_back({who.initiator, who.port, rq.all_ports, rq.action_key});
+    s.registrations.insert(s.registrations.end(), added.begin(), added.end());
     ++s.generation;
     s.aptpl = rq.aptpl;
     return good();
   }
   if (!ignore && rq.key != reg->key) return conflict();
+  // SPEC_I_PT registers others along with an unregistered nexus only.
+  if (!rq.specified.empty()) return refuse(R::invalid_field_in_parameter_list);
   if (rq.action_key != 0) {
     reg->key = rq.action_key;
   } else {
@@ -162,6 +176,39 @@ ReservationOutcome preempt(Reservations& s, const Nexus& who, const ReservationR
   return good();
 }
 
+// REGISTER AND MOVE (SPC-4 5.13.8): the holder hands its reservation, of
+// the same type, to another I_T nexus, registered with the service action
+// key (its key replaced if it was registered), and with UNREG leaves.
+ReservationOutcome register_and_move(Reservations& s, const Nexus& who,
+                                     const ReservationRequest& rq) {
+  Registration* reg = registration_of(s, who);
+  if (!reg || rq.key != reg->key) return conflict();
+  // Only the holder of a reservation held by one may move it.
+  if (s.type == 0 || all_registrants(s.type) || !s.holds_reservation(who)) return conflict();
+  if (rq.action_key == 0 || rq.move_to.initiator.empty() || rq.move_to.port == 0 ||
+      rq.move_to == who)
+    return refuse(R::invalid_field_in_parameter_list);
+  const Registration self = *reg;
+  Registration* there = nullptr;
+  for (auto& r : s.registrations)
+    if (r.initiator == rq.move_to.initiator && !r.all_ports && r.port == rq.move_to.port) there = &r;
+  if (!there) {
+    if (s.registrations.size() >= kMaxRegistrations) return refuse(R::no_resources);
+    s.registrations.push_back({rq.move_to.initiator, rq.move_to.port, false, rq.action_key});
+    there = &s.registrations.back();
+  }
+  there->key = rq.action_key;
+  const Registration moved_to = *there;
+  if (rq.unregister) {
+    std::erase(s.registrations, self);
+  }
+  auto it = std::find(s.registrations.begin(), s.registrations.end(), moved_to);
+  s.holder = static_cast<uint32_t>(it - s.registrations.begin());
+  s.aptpl = rq.aptpl;
+  ++s.generation;
+  return good();
+}
+
 ReservationOutcome apply_to(Reservations& s, const Nexus& who, const ReservationRequest& rq) {
   switch (rq.kind) {
     case Kind::reserve_spc2:
@@ -180,6 +227,18 @@ ReservationOutcome apply_to(Reservations& s, const Nexus& who, const Reservation
       s.reserved = false;
       s.reserved_by = {};
       return good();
+    case Kind::administrator_clear: {
+      std::vector<Registration> whom = s.registrations;
+      if (s.reserved) whom.push_back({s.reserved_by.initiator, s.reserved_by.port, false, 0});
+      if (!s.registrations.empty()) ++s.generation;
+      tell(s, std::move(whom), kReservationsPreempted);
+      s.registrations.clear();
+      s.type = 0;
+      s.holder = 0;
+      s.reserved = false;
+      s.reserved_by = {};
+      return good();
+    }
     default:
       break;
   }
@@ -189,6 +248,7 @@ ReservationOutcome apply_to(Reservations& s, const Nexus& who, const Reservation
   switch (rq.kind) {
     case Kind::register_key:
     case Kind::register_and_ignore: return register_key(s, who, rq);
+    case Kind::register_and_move: return register_and_move(s, who, rq);
     case Kind::reserve: return reserve(s, who, rq);
     case Kind::release: return release(s, who, rq);
     case Kind::clear: return clear(s, who, rq);

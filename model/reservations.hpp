@@ -109,10 +109,15 @@ struct ReservationRequest {
     preempt = 4,
     preempt_and_abort = 5,
     register_and_ignore = 6,
+    register_and_move = 7,
     reserve_spc2 = 100,   // RESERVE(6/10)
     release_spc2 = 101,   // RELEASE(6/10)
     nexus_lost = 102,     // logout, connection gone: an SPC-2 reservation ends
     reset = 103,          // LUN or target reset: SPC-2 reservations end
+    // The administrator's (svectl vdisk clear-reservations): every
+    // registration, the persistent reservation and an SPC-2 reservation
+    // end, whoever holds them; their holders hear RESERVATIONS PREEMPTED.
+    administrator_clear = 104,
   };
   Kind kind = Kind::register_key;
   uint8_t scope = 0;
@@ -121,6 +126,13 @@ struct ReservationRequest {
   uint64_t action_key = 0;
   bool all_ports = false;
   bool aptpl = false;
+  // REGISTER AND MOVE: the nexus the reservation moves to (registered with
+  // `action_key`), and whether the sender's registration ends.
+  Nexus move_to;
+  bool unregister = false;
+  // REGISTER with SPEC_I_PT: the other initiator ports (TransportIDs)
+  // registered with the same key, through the same target port (or all).
+  std::vector<std::string> specified;
 };
 
 // What applying one request said: the command's end (SCSI makes a status

@@ -76,7 +76,7 @@ constexpr Supported kSupported[] = {
 #define SVE_PR_OUT(sa) {kPersistentReserveOut, sa, true, 10, {kPersistentReserveOut, 0x1f, F, 0, 0, F, F, F, F, 0}}
     SVE_PR_IN(0), SVE_PR_IN(1), SVE_PR_IN(2), SVE_PR_IN(3),
     SVE_PR_OUT(0), SVE_PR_OUT(1), SVE_PR_OUT(2), SVE_PR_OUT(3), SVE_PR_OUT(4), SVE_PR_OUT(5),
-    SVE_PR_OUT(6),
+    SVE_PR_OUT(6), SVE_PR_OUT(7),
 #undef SVE_PR_IN
 #undef SVE_PR_OUT
 };

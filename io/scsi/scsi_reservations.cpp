@@ -4,6 +4,9 @@
 #include "io/scsi/scsi_reservations.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <string>
 
 #include "io/scsi/scsi_internal.hpp"
 
@@ -103,7 +106,7 @@ Plan reserve_in(const uint8_t* cdb, const Reservations& s) {
     case 2:  // REPORT CAPABILITIES
       d.assign(8, 0);
       put16(d, 0, 8);
-      d[2] = 0x10 | 0x04 | 0x01;  // CRH, ATP_C, PTPL_C
+      d[2] = 0x10 | 0x08 | 0x04 | 0x01;  // CRH, SIP_C, ATP_C, PTPL_C
       d[3] = static_cast<uint8_t>(0x80 | (s.aptpl ? 0x01 : 0));  // TMV, PTPL_A
       d[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;  // WR_EX_AR, EX_AC_RO, WR_EX_RO, EX_AC, WR_EX
       d[5] = 0x01;                              // EX_AC_AR
@@ -132,6 +135,51 @@ Plan reserve_in(const uint8_t* cdb, const Reservations& s) {
 
 }  // namespace
 
+// REGISTER AND MOVE's list: its keys, UNREG and APTPL, the relative target
+// port and the TransportID of the nexus the reservation moves to.
+static bool parse_register_and_move(const uint8_t* cdb, const uint8_t* list, size_t bytes,
+                                    ReservationRequest& out, Sense& refused);
+
+// SPEC_I_PT's TransportIDs, one after the other (each as long as its own
+// header says): the initiator ports they name.
+static bool parse_specified(const uint8_t* ids, size_t bytes, std::vector<std::string>& ports,
+                            Sense& refused) {
+  size_t at = 0;
+  while (at < bytes) {
+    std::string port;
+    const size_t id_bytes = bytes - at >= 4 ? 4 + size_t{be16(ids + at + 2)} : 0;
+    if (id_bytes == 0 || id_bytes > bytes - at || !parse_transport_id(ids + at, id_bytes, port)) {
+      refused = sense::invalid_field_in_parameter_list;
+      return false;
+    }
+    ports.push_back(std::move(port));
+    at += id_bytes;
+  }
+  return true;
+}
+
+bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port) {
+  if (bytes < 24 || (id[0] & 0x0f) != 0x05 || (id[0] >> 6) != 1) return false;
+  const size_t length = be16(id + 2);
+  if (length < 20 || length % 4 != 0 || 4 + length > bytes) return false;
+  const char* text = reinterpret_cast<const char*>(id + 4);
+  const size_t n = strnlen(text, length);
+  if (n == length) return false;  // not NUL terminated
+  std::string s(text, n);
+  const size_t sep = s.size() >= 17 ? s.size() - 17 : std::string::npos;
+  if (sep == std::string::npos || sep == 0) return false;
+  std::string name = s.substr(0, sep), tail = s.substr(sep);
+  for (char& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (tail.compare(0, 5, ",i,0x") != 0) return false;
+  for (size_t i = 5; i < tail.size(); ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(tail[i]))) return false;
+  if (name.size() > kMaxInitiatorPortBytes - tail.size()) return false;
+  for (char c : name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == ',') return false;
+  port = name + tail;
+  return true;
+}
+
 bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
                        ReservationRequest& out, Sense& refused) {
   out = {};
@@ -151,14 +199,20 @@ bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
       return false;
   }
   const uint8_t action = cdb[1] & 0x1f;
-  if (action > 6) {  // REGISTER AND MOVE, REPLACE LOST: not built
+  if (action > 7) {  // REPLACE LOST: not built
     refused = sense::invalid_field_in_cdb;
     return false;
   }
-  if (be32(cdb + 5) != 24 || bytes != 24) {
+  if (action == 7) return parse_register_and_move(cdb, list, bytes, out, refused);
+  const uint32_t length = be32(cdb + 5);
+  // 24 bytes, or for a REGISTER with SPEC_I_PT 28 and its TransportIDs.
+  const bool specifies = action == 0 && bytes >= 28 && (list[20] & 0x08);
+  if (bytes != length ||
+      (specifies ? length != 28 + static_cast<uint64_t>(be32(list + 24)) : length != 24)) {
     refused = sense::parameter_list_length_error;
     return false;
   }
+  if (specifies && !parse_specified(list + 28, length - 28, out.specified, refused)) return false;
   out.kind = static_cast<Kind>(action);
   out.scope = cdb[2] >> 4;
   out.type = cdb[2] & 0x0f;
@@ -168,9 +222,31 @@ bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
   out.all_ports = flags & 0x04;
   out.aptpl = flags & 0x01;
   const bool registers = out.kind == Kind::register_key || out.kind == Kind::register_and_ignore;
-  // SPEC_I_PT (registering other nexuses) is not built; ALL_TG_PT only
-  // means something to a registration.
-  if ((flags & 0x08) || (out.all_ports && !registers)) {
+  // SPEC_I_PT means something to a REGISTER only (parsed above), ALL_TG_PT
+  // to a registration.
+  if (((flags & 0x08) && !specifies) || (out.all_ports && !registers)) {
+    refused = sense::invalid_field_in_parameter_list;
+    return false;
+  }
+  return true;
+}
+
+static bool parse_register_and_move(const uint8_t* cdb, const uint8_t* list, size_t bytes,
+                                    ReservationRequest& out, Sense& refused) {
+  const uint32_t length = be32(cdb + 5);
+  if (length < 24 || length > kMaxRegisterAndMoveBytes || bytes != length) {
+    refused = sense::parameter_list_length_error;
+    return false;
+  }
+  out.kind = Kind::register_and_move;  // (SCOPE and TYPE: the reservation keeps its own)
+  out.key = be64(list);
+  out.action_key = be64(list + 8);
+  out.unregister = list[17] & 0x02;
+  out.aptpl = list[17] & 0x01;
+  out.move_to.port = be16(list + 18);
+  const uint32_t id_bytes = be32(list + 20);
+  if (id_bytes > length - 24 ||
+      !parse_transport_id(list + 24, id_bytes, out.move_to.initiator)) {
     refused = sense::invalid_field_in_parameter_list;
     return false;
   }
@@ -184,9 +260,15 @@ Plan plan_reservation(const uint8_t* cdb, const Reservations* state) {
     case kPersistentReserveIn:
       return reserve_in(cdb, state ? *state : kNone);
     case kPersistentReserveOut: {
-      if ((cdb[1] & 0x1f) > 6) return check(sense::invalid_field_in_cdb);
+      if ((cdb[1] & 0x1f) > 7) return check(sense::invalid_field_in_cdb);
       const uint32_t length = be32(cdb + 5);
-      if (length != 24) return check(sense::parameter_list_length_error);
+      // 24 bytes; REGISTER AND MOVE's and a REGISTER's with SPEC_I_PT carry
+      // TransportIDs after them (their parsing checks the length exactly).
+      const uint8_t action = cdb[1] & 0x1f;
+      const uint32_t most = action == 7   ? kMaxRegisterAndMoveBytes
+                            : action == 0 ? kMaxSpecifiedBytes
+                                          : 24;
+      if (length < 24 || length > most) return check(sense::parameter_list_length_error);
       p.data_out = length;
       break;
     }

@@ -6,6 +6,7 @@
 // command against the same state (conflicts()).
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "io/scsi/scsi_commands.hpp"
 #include "model/reservations.hpp"
@@ -18,6 +19,12 @@ inline constexpr uint8_t kReserve6 = 0x16;
 inline constexpr uint8_t kRelease6 = 0x17;
 inline constexpr uint8_t kReserve10 = 0x56;
 inline constexpr uint8_t kRelease10 = 0x57;
+// REGISTER AND MOVE's parameter list: 24 bytes and a TransportID (an
+// iSCSI name and ISID take at most 4 + 224 + 20 bytes; this leaves room).
+inline constexpr uint32_t kMaxRegisterAndMoveBytes = 24 + 4 + 512;
+// REGISTER with SPEC_I_PT: 28 bytes and the TransportIDs of the ports
+// registered with the sender, at most this many bytes in all.
+inline constexpr uint32_t kMaxSpecifiedBytes = 28 + 16 * 256;
 
 namespace sense {
 inline constexpr Sense invalid_release{0x05, 0x26, 0x04};  // invalid release of persistent reservation
@@ -40,6 +47,12 @@ using sve::Reservations;
 // CHECK CONDITION's sense.
 bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
                        ReservationRequest& out, Sense& refused);
+
+// An iSCSI initiator port TransportID (SPC-4 7.6.4.6, format 01b: the
+// name, ",i,0x" and the ISID's twelve hex digits, NUL terminated), `bytes`
+// of it, as the port's name the way a login names it (ISID in lowercase);
+// false if it is anything else.
+bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port);
 
 // plan()'s part: PERSISTENT RESERVE OUT, RESERVE and RELEASE (checked and
 // sent to the cluster, with the parameter list as Data-Out) and PERSISTENT

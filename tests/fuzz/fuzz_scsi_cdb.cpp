@@ -59,7 +59,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (p.status != Status::reservation_conflict || p.io || p.data_out))
     std::abort();
   if (p.flow == Flow::reservation) {
-    if (p.io || (p.data_out != 0 && p.data_out != 24)) std::abort();
+    // (24 bytes; REGISTER AND MOVE's list carries a TransportID too, a
+    // REGISTER's with SPEC_I_PT TransportIDs.)
+    const uint8_t action = data[0] == kPersistentReserveOut ? (data[1] & 0x1f) : 0xff;
+    const uint32_t most = action == 7 ? kMaxRegisterAndMoveBytes
+                          : action == 0 ? kMaxSpecifiedBytes
+                                        : 24;
+    if (p.io || (p.data_out != 0 && (p.data_out < 24 || p.data_out > most))) std::abort();
     const size_t rest = size > 27 ? size - 27 : 0;
     ReservationRequest request;
     Sense refused;

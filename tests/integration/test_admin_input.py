@@ -32,6 +32,7 @@ COMMANDS = {
     "vdisk.check": {"name": "v9"},
     "pool.check": {"name": "p9"},
     "vdisk.move": {"name": "v9", "iogrp": "g", "node": 2},
+    "vdisk.clear-reservations": {"name": "v9"},
     "iogrp.create": {"name": "g", "nodes": [1, 2]},
     "iogrp.delete": {"name": "g"},
     "fcmap.create": {"name": "f9", "source": "v9", "target": "v8", "copy_rate": 50,

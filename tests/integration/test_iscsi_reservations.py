@@ -35,6 +35,21 @@ def pr_out(session, action, key=0, action_key=0, kind=0):
     return session.command(cdb, data_out=params)[:2]
 
 
+def transport_id(port, fmt=1):
+    """An iSCSI TransportID (SPC-4 7.6.4.6) of initiator port `port`."""
+    name = port.encode() + b"\0"
+    name += bytes(-len(name) % 4 + max(0, 20 - len(name) - (-len(name) % 4)))
+    return bytes([fmt << 6 | 5, 0]) + len(name).to_bytes(2, "big") + name
+
+
+def register_and_move(session, key, action_key, port, relative_port, unregister, tid=None):
+    tid = transport_id(port) if tid is None else tid
+    params = struct.pack(">QQ", key, action_key) + bytes([0, 0x02 if unregister else 0]) \
+        + relative_port.to_bytes(2, "big") + len(tid).to_bytes(4, "big") + tid
+    cdb = bytes([0x5f, 7, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
+    return session.command(cdb, data_out=params)[:2]
+
+
 def pr_in(session, action):
     cdb = bytes([0x5e, action]) + bytes(5) + (4096).to_bytes(2, "big") + bytes(1)
     status, sense, data = session.command(cdb, data_in=4096)
@@ -245,8 +260,80 @@ def test(make):
     wait_until(lambda: settled(h2, lambda: h2.read(64, 1))[0] == GOOD,
                "host2 reads once host1's session ended")
     h2.close()
+
+    # 7. The administrator clears what a host left: a reservation held
+    # through node 2 by a host that is gone ends, through node 3's admin
+    # port; node 1's host reads and writes at once, and the host that held
+    # it hears RESERVATIONS PREEMPTED.
+    h2 = session(2, "host2")
+    check(pr_out(h2, 0, 0, 0xB7) == (GOOD, None), "host2 registers again")
+    check(pr_out(h2, 1, 0xB7, 0, EXCLUSIVE_ACCESS) == (GOOD, None), "and reserves")
+    h1 = session(1, "host1")
+    check(settled(h1, lambda: h1.read(64, 1))[0] == RESERVATION_CONFLICT,
+          "host1 cannot read under host2's exclusive access")
+    out = c[3].ctl("vdisk", "clear-reservations", "v").stdout
+    check("cleared 1 registrations, reservation exclusive_access" in out, out)
+    # (The command returns once committed; node 1 follows within moments.)
+    wait_until(lambda: h1.read(64, 1)[0] == GOOD, "host1 reads once the administrator cleared")
+    check(h1.write(64, b"\x77" * 512)[0] == GOOD, "and writes")
+    status, sense, _ = h2.read(64, 1)
+    check(status == 2 and sense == (6, 0x2a, 0x03),
+          f"host2 is told its reservation was preempted: {status} {sense}")
+    check(reservation(h2) is None and keys(h2) == [], "no reservation and no key is left")
+    shown = c[1].ctl_json("vdisk", "show", "v")["reservations"]
+    check(shown["type"] == "none" and shown["registrations"] == [], f"vdisk show: {shown}")
+    check("had no reservations" in c[1].ctl("vdisk", "clear-reservations", "v").stdout,
+          "a second clear finds nothing")
+
+    # 8. REGISTER AND MOVE: host1, holding through node 1, hands its
+    # reservation to host2's nexus on node 2 (named by the TransportID of
+    # its initiator port, as vdisk show lists it) and leaves.
+    check(pr_out(h2, 0, 0, 0xB8) == (GOOD, None), "host2 registers through node 2")
+    check(pr_out(h1, 0, 0, 0xA8) == (GOOD, None), "host1 registers through node 1")
+    check(pr_out(h1, 1, 0xA8, 0, WRITE_EXCLUSIVE) == (GOOD, None), "host1 reserves")
+    host2 = [r for r in c[1].ctl_json("vdisk", "show", "v")["reservations"]["registrations"]
+             if r["initiator"].startswith("iqn.2026-12.test:host2,")][0]
+    check(register_and_move(h2, 0xB8, 0xB9, host2["initiator"], 1, False)[0] ==
+          RESERVATION_CONFLICT, "a registrant that does not hold the reservation cannot move it")
+    check(register_and_move(h1, 0xA8, 0xB9, host2["initiator"], 2, True,
+                            tid=transport_id(host2["initiator"], fmt=0)) ==
+          (2, (5, 0x26, 0)), "a TransportID without the ISID names no nexus: refused")
+    check(register_and_move(h1, 0xA8, 0xB9, host2["initiator"].upper().replace("IQN.2026-12.TEST:HOST2", "iqn.2026-12.test:host2"),
+                            host2["port"], True) == (GOOD, None),
+          "host1 moves its reservation to host2's nexus (an ISID in capitals is the same)")
+    check(reservation(h2) == (0xB9, WRITE_EXCLUSIVE), f"host2 holds it: {reservation(h2)}")
+    check(keys(h1) == [0xB9], f"host1 left, host2's key replaced: {keys(h1)}")
+    check(h2.write(64, b"\x88" * 512)[0] == GOOD, "the new holder writes through node 2")
+    wait_until(lambda: h1.write(64, b"\x11" * 512)[0] == RESERVATION_CONFLICT,
+               "host1, no longer registered, meets the conflict")
+
+    # 9. REGISTER with SPEC_I_PT and ALL_TG_PT: host1, through node 1,
+    # registers host2's port (logged in to node 2) along with itself; host2
+    # then reserves with that key without registering.
+    c[1].ctl("vdisk", "clear-reservations", "v")
+    settled(h2, lambda: h2.read(64, 1))  # (past its RESERVATIONS PREEMPTED)
+    wait_until(lambda: keys(h2) == [], "the administrator's clear reached node 2")
+    tid = transport_id(host2["initiator"])
+
+    def spec_i_pt(key):
+        return struct.pack(">QQ", key, 0xAB) + bytes(4) + bytes([0x0c]) + bytes(3) \
+            + len(tid).to_bytes(4, "big") + tid
+    params = spec_i_pt(0)
+    cdb = bytes([0x5f, 0, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
+    check(h1.command(cdb, data_out=params)[:2] == (GOOD, None),
+          "host1 registers itself and host2's port (SPEC_I_PT, ALL_TG_PT)")
+    check(keys(h2) == [0xAB, 0xAB], f"both registered, seen through node 2: {keys(h2)}")
+    check(settled(h2, lambda: pr_out(h2, 1, 0xAB, 0, WRITE_EXCLUSIVE)) == (GOOD, None),
+          "host2 reserves with the key host1 registered for it")
+    check(reservation(h1) == (0xAB, WRITE_EXCLUSIVE), f"node 1 reports it: {reservation(h1)}")
+    check(h1.command(cdb, data_out=spec_i_pt(0xAB))[:2] == (2, (5, 0x26, 0)),
+          "SPEC_I_PT from a registered nexus is refused")
+    h1.close()
+    h2.close()
     print("reservations held across nodes, a node's death, a restart of all; RESERVE ended "
-          "with its session")
+          "with its session; PREEMPT AND ABORT ended a task in another node's back end; the "
+          "administrator cleared one; REGISTER AND MOVE handed one over; SPEC_I_PT registered "
+          "another host")
     return 0
 
 

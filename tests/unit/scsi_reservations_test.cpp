@@ -249,6 +249,186 @@ TEST_CASE("preempt and clear", "[reservations]") {
   CHECK_FALSE(told(s, C, sa));
 }
 
+TEST_CASE("REGISTER AND MOVE hands the reservation to another nexus", "[reservations]") {
+  auto move = [](uint64_t key, uint64_t action_key, const Nexus& to, bool unregister) {
+    ReservationRequest r = req(Kind::register_and_move, key, action_key);
+    r.move_to = to;
+    r.unregister = unregister;
+    return r;
+  };
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  // Nothing held, or held by another: a conflict (and a wrong key).
+  CHECK(run(s, A, move(0xa, 0xc, C, false)) == Status::reservation_conflict);
+  REQUIRE(run(s, A, req(Kind::reserve, 0xa, 0, kWriteExclusive)) == Status::good);
+  CHECK(run(s, B, move(0xb, 0xc, C, false)) == Status::reservation_conflict);
+  CHECK(run(s, A, move(0xb, 0xc, C, false)) == Status::reservation_conflict);
+  CHECK(refusal(s, A, move(0xa, 0, C, false)) == sense::invalid_field_in_parameter_list);
+  CHECK(refusal(s, A, move(0xa, 0xc, A, false)) == sense::invalid_field_in_parameter_list);
+  CHECK(refusal(s, A, move(0xa, 0xc, Nexus{C.initiator, 0}, false)) ==
+        sense::invalid_field_in_parameter_list);
+  // To C, not registered: registered with the key given, holding the
+  // reservation of the same type; A stays registered.
+  const uint32_t generation = s.generation;
+  REQUIRE(run(s, A, move(0xa, 0xc, C, false)) == Status::good);
+  CHECK((s.holds_reservation(C) && !s.holds_reservation(A) && s.type == kWriteExclusive));
+  CHECK((s.registration_of(C)->key == 0xc && s.registration_of(A)));
+  CHECK(s.generation == generation + 1);
+  // On to B, registered: its key replaced; C leaves (UNREG).
+  REQUIRE(run(s, C, move(0xc, 0xbb, B, true)) == Status::good);
+  CHECK((s.holds_reservation(B) && s.registration_of(B)->key == 0xbb));
+  CHECK_FALSE(s.registration_of(C));
+  CHECK(s.registrations.size() == 2);
+  // An all-registrants reservation is nobody's to move.
+  REQUIRE(run(s, B, req(Kind::release, 0xbb, 0, kWriteExclusive)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::reserve, 0xbb, 0, kWriteExclusiveAllRegistrants)) == Status::good);
+  CHECK(run(s, B, move(0xbb, 0xc, C, false)) == Status::reservation_conflict);
+}
+
+TEST_CASE("a TransportID names an iSCSI initiator port, and REGISTER AND MOVE's list is parsed as hostile",
+          "[reservations]") {
+  auto id = [](const std::string& text, uint8_t format = 1, uint8_t protocol = 5) {
+    size_t n = std::max<size_t>(20, (text.size() + 1 + 3) / 4 * 4);
+    std::vector<uint8_t> t(4 + n, 0);
+    t[0] = static_cast<uint8_t>(format << 6 | protocol);
+    t[2] = static_cast<uint8_t>(n >> 8);
+    t[3] = static_cast<uint8_t>(n);
+    std::copy(text.begin(), text.end(), t.begin() + 4);
+    return t;
+  };
+  std::string port;
+  auto parses = [&](const std::vector<uint8_t>& t) {
+    return parse_transport_id(t.data(), t.size(), port);
+  };
+  REQUIRE(parses(id("iqn.2026-12.test:c,i,0x400001370000")));
+  CHECK(port == "iqn.2026-12.test:c,i,0x400001370000");
+  REQUIRE(parses(id("iqn.2026-12.test:c,I,0X40000137ABCD")));  // as a login names it
+  CHECK(port == "iqn.2026-12.test:c,i,0x40000137abcd");
+  CHECK_FALSE(parses(id("iqn.2026-12.test:c,i,0x400001370000", 0)));  // the device, not a port
+  CHECK_FALSE(parses(id("iqn.2026-12.test:c,i,0x400001370000", 1, 6)));  // not iSCSI
+  CHECK_FALSE(parses(id("iqn.2026-12.test:c")));                          // no ISID
+  CHECK_FALSE(parses(id("iqn.2026-12.test:c,i,0x4000013700zz")));        // not hex
+  CHECK_FALSE(parses(id(",i,0x400001370000")));                           // no name
+  std::vector<uint8_t> unterminated = id("iqn.2026-12.test:c,i,0x400001370000");
+  std::fill(unterminated.begin() + 4, unterminated.end(), 'a');
+  CHECK_FALSE(parses(unterminated));
+  std::vector<uint8_t> cut = id("iqn.2026-12.test:c,i,0x400001370000");
+  CHECK_FALSE(parse_transport_id(cut.data(), cut.size() - 4, port));  // longer than what came
+  // The whole command: its keys, UNREG, the relative port, the TransportID.
+  std::vector<uint8_t> list(24, 0);
+  list[7] = 0xa;
+  list[15] = 0xc;
+  list[17] = 0x02;
+  list[19] = 2;
+  const std::vector<uint8_t> tid = id("iqn.2026-12.test:c,i,0x400001370000");
+  list[23] = static_cast<uint8_t>(tid.size());
+  list.insert(list.end(), tid.begin(), tid.end());
+  auto cdb = Cdb{0x5f, 7}.be(5, static_cast<uint32_t>(list.size()), 4);
+  CHECK(plan_reservation(cdb.b.data(), nullptr).data_out == list.size());
+  ReservationRequest r;
+  Sense refused;
+  REQUIRE(parse_reservation(cdb.b.data(), list.data(), list.size(), r, refused));
+  CHECK((r.kind == Kind::register_and_move && r.key == 0xa && r.action_key == 0xc &&
+         r.unregister && r.move_to == Nexus{"iqn.2026-12.test:c,i,0x400001370000", 2}));
+  list[23] = static_cast<uint8_t>(tid.size() + 4);  // a TransportID past the list's end
+  CHECK_FALSE(parse_reservation(cdb.b.data(), list.data(), list.size(), r, refused));
+  CHECK(refused == sense::invalid_field_in_parameter_list);
+  CHECK_FALSE(parse_reservation(cdb.b.data(), list.data(), list.size() - 1, r, refused));
+  CHECK(refused == sense::parameter_list_length_error);
+  auto huge = Cdb{0x5f, 7}.be(5, kMaxRegisterAndMoveBytes + 1, 4);
+  CHECK(plan_reservation(huge.b.data(), nullptr).sense == sense::parameter_list_length_error);
+}
+
+TEST_CASE("REGISTER with SPEC_I_PT registers the initiator ports named too", "[reservations]") {
+  Reservations s;
+  ReservationRequest r = req(Kind::register_key, 0, 0xa);
+  r.specified = {B.initiator, C.initiator};
+  const uint32_t generation = s.generation;
+  REQUIRE(run(s, A, r) == Status::good);
+  CHECK(s.registrations.size() == 3);
+  CHECK(s.generation == generation + 1);
+  // Through A's target port: B (port 1) holds it, C (port 2) does not.
+  CHECK((s.registration_of(B) && s.registration_of(B)->key == 0xa));
+  CHECK_FALSE(s.registration_of(C));
+  CHECK(s.registration_of(Nexus{C.initiator, A.port}));
+  // Registered already through that port: refused (one of them is
+  // enough), nothing changes.
+  const Nexus F{"iqn.2026-12.test:f,i,0x400001370000", 1};
+  Reservations before = s;
+  ReservationRequest again = req(Kind::register_key, 0, 0xd);
+  again.specified = {"iqn.2026-12.test:d,i,0x400001370000", B.initiator};
+  CHECK(refusal(s, F, again) == sense::invalid_field_in_parameter_list);
+  CHECK(s == before);
+  // Named twice, or by a registered sender: refused.
+  again.specified = {"iqn.2026-12.test:d,i,0x400001370000", "iqn.2026-12.test:d,i,0x400001370000"};
+  CHECK(refusal(s, F, again) == sense::invalid_field_in_parameter_list);
+  ReservationRequest registered = req(Kind::register_key, 0xa, 0xe);
+  registered.specified = {"iqn.2026-12.test:d,i,0x400001370000"};
+  CHECK(refusal(s, A, registered) == sense::invalid_field_in_parameter_list);
+  // ALL_TG_PT: through every port.
+  ReservationRequest all = req(Kind::register_key, 0, 0xd);
+  all.all_ports = true;
+  all.specified = {"iqn.2026-12.test:e,i,0x400001370000"};
+  REQUIRE(run(s, Nexus{"iqn.2026-12.test:g,i,0x400001370000", 2}, all) == Status::good);
+  CHECK(s.registration_of(Nexus{"iqn.2026-12.test:e,i,0x400001370000", 7}));
+  // On the wire: 28 bytes and the TransportIDs, their lengths exact.
+  std::vector<uint8_t> list(28, 0);
+  list[15] = 0xa;
+  list[20] = 0x08;  // SPEC_I_PT
+  const std::string port = "iqn.2026-12.test:d,i,0x400001370000";
+  std::vector<uint8_t> tid(4 + 36, 0);
+  tid[0] = 0x45;
+  tid[3] = 36;
+  std::copy(port.begin(), port.end(), tid.begin() + 4);
+  for (int i = 0; i < 2; ++i) list.insert(list.end(), tid.begin(), tid.end());
+  list[27] = static_cast<uint8_t>(2 * tid.size());
+  auto cdb = Cdb{0x5f, 0}.be(5, static_cast<uint32_t>(list.size()), 4);
+  CHECK(plan_reservation(cdb.b.data(), nullptr).data_out == list.size());
+  ReservationRequest parsed;
+  Sense refused;
+  REQUIRE(parse_reservation(cdb.b.data(), list.data(), list.size(), parsed, refused));
+  CHECK(parsed.specified == std::vector<std::string>{port, port});
+  list[27] = static_cast<uint8_t>(2 * tid.size() - 1);  // the lengths disagree
+  CHECK_FALSE(parse_reservation(cdb.b.data(), list.data(), list.size(), parsed, refused));
+  CHECK(refused == sense::parameter_list_length_error);
+  list[27] = static_cast<uint8_t>(2 * tid.size());
+  list[28 + tid.size() + 3] = 200;  // the second TransportID runs past the list
+  CHECK_FALSE(parse_reservation(cdb.b.data(), list.data(), list.size(), parsed, refused));
+  CHECK(refused == sense::invalid_field_in_parameter_list);
+  // SPEC_I_PT means nothing to REGISTER AND IGNORE; a long list without it is refused.
+  auto ignore = Cdb{0x5f, 6}.be(5, static_cast<uint32_t>(list.size()), 4);
+  CHECK(plan_reservation(ignore.b.data(), nullptr).sense == sense::parameter_list_length_error);
+  list.resize(24);
+  list[20] = 0x08;
+  auto plain = Cdb{0x5f, 6}.be(5, 24, 4);
+  CHECK_FALSE(parse_reservation(plain.b.data(), list.data(), list.size(), parsed, refused));
+  CHECK(refused == sense::invalid_field_in_parameter_list);
+}
+
+TEST_CASE("the administrator's clear ends whatever hosts hold, and tells them", "[reservations]") {
+  Reservations s;
+  REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::register_key, 0, 0xb)) == Status::good);
+  REQUIRE(run(s, B, req(Kind::reserve, 0xb, 0, kExclusiveAccess)) == Status::good);
+  const uint32_t generation = s.generation;
+  ReservationRequest clear;
+  clear.kind = Kind::administrator_clear;
+  REQUIRE(apply_request(s, Nexus{}, clear).changed);
+  CHECK((s.registrations.empty() && s.type == 0 && s.generation == generation + 1));
+  Sense sa, sb;
+  REQUIRE((told(s, A, sa) && told(s, B, sb)));
+  CHECK((sa == sense::reservations_preempted && sb == sense::reservations_preempted));
+  CHECK_FALSE(s.told_abort);
+  // An SPC-2 holder too; and nothing to clear changes nothing.
+  REQUIRE(run(s, C, req(Kind::reserve_spc2)) == Status::good);
+  REQUIRE(apply_request(s, Nexus{}, clear).changed);
+  CHECK_FALSE(s.reserved);
+  Sense sc;
+  CHECK(told(s, C, sc));
+  CHECK_FALSE(apply_request(s, Nexus{}, clear).changed);
+}
+
 TEST_CASE("RESERVE and RELEASE (SPC-2): one nexus, until it releases, leaves or a reset",
           "[reservations]") {
   Reservations s;

@@ -186,6 +186,8 @@ class CommandLine {
       if (read_only_ || read_write_) r_["read_only"] = read_only_;
     });
     named(verb(vdisk, "check", "check a thin vdisk's map against its grains in use"));
+    named(verb(vdisk, "clear-reservations",
+               "end the SCSI reservations and registrations hosts left on a vdisk"));
     auto* move = verb(vdisk, "move", "move a vdisk to another I/O group or preferred node");
     text(move, "NAME");
     placement(move);

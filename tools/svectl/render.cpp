@@ -178,6 +178,15 @@ void render_result(const std::string& command, const json& result) {
                 << req["frontend"]["waits"] << ", virt " << req["virt"]["waits"] << ")\n";
     }
     std::cout << "nbd connections: " << result["nbd_connections"] << "\n";
+  } else if (command == "vdisk.clear-reservations") {
+    const uint64_t registrations = result.value("registrations", uint64_t{0});
+    const std::string type = result.value("type", "none");
+    if (registrations == 0 && type == "none" && !result.value("reserved", false))
+      std::cout << "vdisk " << result.value("name", "") << " had no reservations\n";
+    else
+      std::cout << "vdisk " << result.value("name", "") << ": cleared " << registrations
+                << " registrations, reservation " << type
+                << (result.value("reserved", false) ? ", RESERVE" : "") << "\n";
   } else if (command == "shell.actors") {
     table(result, {"name", "kind", "core", "mailbox", "handled", "idle_ms"});
   } else if (command == "node.show") {
