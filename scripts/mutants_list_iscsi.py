@@ -306,4 +306,9 @@ ISCSI_MUTANTS = [
          before="  if (lba > lu.blocks || blocks > lu.blocks - lba) return check(sense::lba_out_of_range);\n  if (blocks == 0) blocks = lu.blocks - lba;",
          after="  if (lba > lu.blocks) return Plan{};\n  if (blocks == 0) blocks = lu.blocks - lba;",
          tests="SCSI: reads and writes|fuzz.scsi_cdb"),
+    dict(id="preempt-drain-unreported", file="io/iscsi/port/iscsi_commands.cpp",
+         why="the last preempted task back from the stack is not reported: the node never counts as enforcing the PREEMPT AND ABORT, and every later reservation change waits its full 10 s",
+         before="    if (was_draining && --preempt_draining_ == 0 && setup_.on_preempt_drained)\n      setup_.on_preempt_drained();",
+         after="    if (was_draining) --preempt_draining_;",
+         tests="fuzz.iscsi_connection"),
 ]

@@ -10,7 +10,10 @@
 // Input: byte 0 the session's choices (digests, immediate data, initial
 // R2T, a second LUN, thin units, a read-only unit, errors from the stack),
 // byte 1 the data segment sizes, bytes 2..5 the expected CmdSN; the rest is
-// what the initiator sends.
+// what the initiator sends. With a second LUN, another nexus's PREEMPT AND
+// ABORT of this one's registration for it arrives once the stack has seen
+// 1 + (byte 5 & 7) requests, whatever the tasks are doing then: every drain
+// it starts must be reported (on_preempt_drained) before the end.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -139,8 +142,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     u.lu.thin = choices & 0x20;
     u.lu.read_only = lun == 1 && (choices & 0x40);
     u.lu.serial = "600507680c80fuzz";
+    if (lun == 1) u.lu.reservations = std::make_shared<Reservations>();
     setup.units.push_back(u);
   }
+  const bool preempts = setup.units.size() == 2;
+  const unsigned preempt_after = 1 + (data[5] & 7);
+  bool preempted = false;
+  unsigned drains_started = 0, drains_reported = 0;
+  setup.on_preempt_drained = [&drains_reported] { ++drains_reported; };
   // The cluster answers reservation requests at the next turn.
   std::deque<iscsi::Task*> reservations;
   iscsi::IscsiConnection* connection_ptr = nullptr;
@@ -174,6 +183,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     drain(fds[1]);
     r.core->ring().poll();
+    if (preempts && !preempted && r.stack.seen >= preempt_after) {
+      // (Before the stack's answers run: its tasks are still in it.)
+      preempted = true;
+      std::vector<iscsi::Unit> units = connection->units();
+      auto state = std::make_shared<Reservations>();
+      state->attention = 1;
+      state->told = {{connection->nexus().initiator, connection->nexus().port, false, 0}};
+      state->told_code = kRegistrationsPreempted;
+      state->told_abort = true;
+      units[1].lu.reservations = state;
+      if (connection->set_units(std::move(units))) ++drains_started;
+      spdlog::info("fuzz: PREEMPT AND ABORT after {} requests: {} drain", r.stack.seen,
+                   drains_started ? "a" : "no");
+    }
     r.core->completions().run();
     while (!reservations.empty()) {
       iscsi::Task* task = reservations.front();
@@ -187,6 +210,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                    connection->end_reason().c_str());
       std::abort();
     }
+  }
+  if (drains_reported != drains_started) {
+    std::fprintf(stderr, "%u preemption drains started, %u reported\n", drains_started,
+                 drains_reported);
+    std::abort();
   }
   connection.reset();
   ::close(fds[0]);  // (the port's to close, as the connection's socket)
