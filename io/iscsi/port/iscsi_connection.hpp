@@ -302,7 +302,6 @@ class IscsiConnection {
   void abort(Task& target, Task& by);
   void abort_preempted(uint16_t lun);
   void answer_preempted(Task& t);
-  void drained(Task& t);
   void release_waiter(Task& t);
   void waited(Task& waiter);  // one thing a task management function waited for is over
   void maybe_logout();

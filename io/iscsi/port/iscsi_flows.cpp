@@ -1,7 +1,8 @@
 // The SCSI commands that are more than one request of the stack, or that
 // are answered from a parameter list (io/scsi's Flow): WRITE SAME, UNMAP,
-// PRE-FETCH, GET LBA STATUS, MODE SELECT. Their Data-Out is in the request's buffer
-// when start_io runs; each piece goes down the stack as a plain request.
+// PRE-FETCH, GET LBA STATUS, MODE SELECT. Their Data-Out is in the
+// request's buffer when start_io runs; each piece goes down the stack as a
+// plain request.
 #include <algorithm>
 #include <cstring>
 
