@@ -505,7 +505,8 @@ TEST_CASE("PERSISTENT RESERVE OUT's parameter list", "[reservations]") {
   CHECK(r.type == kExclusiveAccess);
   CHECK(r.key == 0xa);
   CHECK(r.action_key == 0xb);
-  // SPEC_I_PT is not built; ALL_TG_PT only for a registration.
+  // SPEC_I_PT only for a REGISTER (with its TransportIDs); ALL_TG_PT only
+  // for a registration.
   list[20] = 0x08;
   CHECK_FALSE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
   CHECK(refused == sense::invalid_field_in_parameter_list);
@@ -515,15 +516,22 @@ TEST_CASE("PERSISTENT RESERVE OUT's parameter list", "[reservations]") {
   REQUIRE(parse_reservation(out.b.data(), list.data(), list.size(), r, refused));
   CHECK(r.all_ports);
   // The list is 24 bytes: the CDB must say so, and it must all have come.
+  // (A REGISTER's may be longer, with SPEC_I_PT: its parsing checks.)
   CHECK_FALSE(parse_reservation(out.b.data(), list.data(), 20, r, refused));
   CHECK(refused == sense::parameter_list_length_error);
-  Plan p = plan(Cdb{0x5f, 0x00, 0, 0, 0, 0, 0, 0, 32}.b.data(), 16, LogicalUnit{});
+  Plan p = plan(Cdb{0x5f, 0x01, 0, 0, 0, 0, 0, 0, 32}.b.data(), 16, LogicalUnit{});
   CHECK(p.sense == sense::parameter_list_length_error);
+  p = plan(Cdb{0x5f, 0x00, 0, 0, 0, 0, 0, 0, 32}.b.data(), 16, LogicalUnit{});
+  CHECK(p.data_out == 32);
+  std::vector<uint8_t> longer(32, 0);
+  CHECK_FALSE(parse_reservation(Cdb{0x5f, 0x00, 0, 0, 0, 0, 0, 0, 32}.b.data(), longer.data(),
+                                longer.size(), r, refused));
+  CHECK(refused == sense::parameter_list_length_error);
   p = plan(out.b.data(), 16, LogicalUnit{});
   CHECK(p.flow == Flow::reservation);
   CHECK(p.data_out == 24);
-  // REGISTER AND MOVE and beyond: not built.
-  CHECK(plan(Cdb{0x5f, 0x07}.be(5, 24, 4).b.data(), 16, LogicalUnit{}).sense ==
+  // REPLACE LOST and beyond: not built.
+  CHECK(plan(Cdb{0x5f, 0x08}.be(5, 24, 4).b.data(), 16, LogicalUnit{}).sense ==
         sense::invalid_field_in_cdb);
   // RESERVE(10) for a third party is not built.
   CHECK(plan(Cdb{0x56, 0x10}.b.data(), 16, LogicalUnit{}).sense ==
