@@ -272,7 +272,7 @@ def test(make):
     check(settled(h1, lambda: h1.read(64, 1))[0] == RESERVATION_CONFLICT,
           "host1 cannot read under host2's exclusive access")
     out = c[3].ctl("vdisk", "clear-reservations", "v").stdout
-    check("cleared 1 registrations, reservation exclusive_access" in out, out)
+    check("cleared 1 registration, reservation exclusive_access" in out, out)
     # (The command returns once committed; node 1 follows within moments.)
     wait_until(lambda: h1.read(64, 1)[0] == GOOD, "host1 reads once the administrator cleared")
     check(h1.write(64, b"\x77" * 512)[0] == GOOD, "and writes")

@@ -185,7 +185,8 @@ void render_result(const std::string& command, const json& result) {
       std::cout << "vdisk " << result.value("name", "") << " had no reservations\n";
     else
       std::cout << "vdisk " << result.value("name", "") << ": cleared " << registrations
-                << " registrations, reservation " << type
+                << (registrations == 1 ? " registration" : " registrations") << ", reservation "
+                << type
                 << (result.value("reserved", false) ? ", RESERVE" : "") << "\n";
   } else if (command == "shell.actors") {
     table(result, {"name", "kind", "core", "mailbox", "handled", "idle_ms"});
