@@ -189,9 +189,10 @@ ReservationOutcome register_and_move(Reservations& s, const Nexus& who,
       rq.move_to == who)
     return refuse(R::invalid_field_in_parameter_list);
   const Registration self = *reg;
-  Registration* there = nullptr;
-  for (auto& r : s.registrations)
-    if (r.initiator == rq.move_to.initiator && !r.all_ports && r.port == rq.move_to.port) there = &r;
+  // (A registration made with ALL_TG_PT holds the nexus through every port:
+  // the sender's own is not another nexus's.)
+  Registration* there = registration_of(s, rq.move_to);
+  if (there == reg) return refuse(R::invalid_field_in_parameter_list);
   if (!there) {
     if (s.registrations.size() >= kMaxRegistrations) return refuse(R::no_resources);
     s.registrations.push_back({rq.move_to.initiator, rq.move_to.port, false, rq.action_key});

@@ -280,6 +280,18 @@ TEST_CASE("REGISTER AND MOVE hands the reservation to another nexus", "[reservat
   CHECK((s.holds_reservation(B) && s.registration_of(B)->key == 0xbb));
   CHECK_FALSE(s.registration_of(C));
   CHECK(s.registrations.size() == 2);
+  // A nexus registered through every port (ALL_TG_PT) keeps that
+  // registration, its key replaced; the sender's own is no other nexus.
+  ReservationRequest everywhere = req(Kind::register_key, 0, 0xd);
+  everywhere.all_ports = true;
+  REQUIRE(run(s, C, everywhere) == Status::good);
+  REQUIRE(run(s, B, move(0xbb, 0xdd, C, false)) == Status::good);
+  CHECK(s.registrations.size() == 3);  // A, B, and C's one
+  CHECK((s.holds_reservation(C) && s.registration_of(C)->key == 0xdd &&
+         s.registration_of(C)->all_ports));
+  CHECK(refusal(s, C, move(0xdd, 0xee, Nexus{C.initiator, 9}, false)) ==
+        sense::invalid_field_in_parameter_list);
+  REQUIRE(run(s, C, move(0xdd, 0xbb, B, false)) == Status::good);
   // An all-registrants reservation is nobody's to move.
   REQUIRE(run(s, B, req(Kind::release, 0xbb, 0, kWriteExclusive)) == Status::good);
   REQUIRE(run(s, B, req(Kind::reserve, 0xbb, 0, kWriteExclusiveAllRegistrants)) == Status::good);
