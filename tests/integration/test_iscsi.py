@@ -363,6 +363,26 @@ def test(make):
     check(raw_command(s, cmd_sn, 1, bytes(16), itt=5000) == (0, None), "reported once")
     s.close()
 
+    # ABORT TASK (RFC 7143 11.6.1): of a command already answered (its
+    # RefCmdSN behind the window), "Task does not exist"; of one not received
+    # yet (in the window), "Function complete". (libiscsi's
+    # AbortTaskSimpleAsync meets the first when its write wins the race.)
+    s, cmd_sn, _ = raw_login(iscsi_port)
+    check(raw_command(s, cmd_sn, 1, bytes(16), itt=21) == (0, None), "TEST UNIT READY is GOOD")
+
+    def abort_task(ref_itt, ref_cmd_sn, itt):
+        fields = ref_itt.to_bytes(4, "big") + (cmd_sn + 1).to_bytes(4, "big") + bytes(4) \
+            + ref_cmd_sn.to_bytes(4, "big")
+        tmf = bytearray(raw_pdu(0x42, 0x80 | 1, itt=itt, fields=fields))  # immediate
+        tmf[8:16] = bytes([0, 1, 0, 0, 0, 0, 0, 0])
+        s.sendall(bytes(tmf))
+        head = recv_exact(s, 48)
+        check(head[0] & 0x3f == 0x22, f"a task management response: {head.hex()}")
+        return head[2]
+    check(abort_task(21, cmd_sn, 22) == 1, "ABORT TASK of a command answered: task does not exist")
+    check(abort_task(99, cmd_sn + 3, 23) == 0, "ABORT TASK of one not received yet: complete")
+    s.close()
+
     # Malformed PDUs: each closes its own connection; the node serves on.
     bad = [
         raw_pdu(0x3f),                                   # an opcode initiators do not send

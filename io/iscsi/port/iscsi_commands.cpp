@@ -655,8 +655,10 @@ void IscsiConnection::task_management(Task& t) {
       Task* target = find_live(t.command.get32(20));
       if (target && target != &t) {
         abort(*target, t);
-      } else if (!sn_less(t.command.get32(32), window_.exp_cmd_sn())) {
-        // Neither here nor answered before (its RefCmdSN was not received).
+      } else if (sn_less(t.command.get32(32), window_.exp_cmd_sn())) {
+        // Received and already answered: its RefCmdSN is behind the window
+        // (RFC 7143 11.6.1 c). One not received yet, in the window, is
+        // "Function complete" (b).
         response = kTaskDoesNotExist;
       }
       break;
