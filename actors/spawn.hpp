@@ -53,14 +53,16 @@ std::unique_ptr<MirrorLink> make_mirror_link(caf::actor interconnect);
 // (`data_port`, 0: none) and its iSCSI portal (`iscsi_portal`, HOST:PORT;
 // empty: none; a wildcard host is told as the peer's cluster host). And
 // the resets hosts made through a peer's target port (`on_peer_reset`: a
-// vdisk's LUNs, or all): a node sends its own with lun_reset_atom.
+// vdisk's LUNs, or all; it calls `done`, from any thread, once this node's
+// sessions have their tasks for the unit out of the stacks): a node sends
+// its own with lun_reset_atom.
 using DataPortFound = std::function<void(uint32_t node, const std::string& host, uint16_t port)>;
 struct PeerPorts {
   uint16_t data_port = 0;
   std::string iscsi_portal;
   DataPortFound on_data_port;
   DataPortFound on_iscsi_portal;
-  std::function<void(uint32_t vdisk, bool all)> on_peer_reset;
+  std::function<void(uint32_t vdisk, bool all, std::function<void()> done)> on_peer_reset;
   // The configuration version this node's host ports enforce (applied_atom;
   // none: no port that enforces anything).
   std::function<uint64_t()> applied_version;

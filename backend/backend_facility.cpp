@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "io/service_gate.hpp"
+
 namespace sve {
 namespace {
 
@@ -35,7 +37,7 @@ nlohmann::json BackendFacility::inspect() const {
           {"completed", stats_.completed}, {"errors", stats_.errors},
           {"fixed_buffer_ops", stats_.fixed_buffer_ops},
           {"buffered_fallbacks", stats_.buffered_fallbacks},
-          {"inline_completions", stats_.inline_completions}};
+          {"inline_completions", stats_.inline_completions}, {"fenced", stats_.fenced}};
 }
 
 // Reads and writes go to the kernel one operation per buffer segment the
@@ -153,6 +155,13 @@ void BackendFacility::submit(IoRequestPtr request) {
       request->op == IoOp::compare_and_write) {
     ++stats_.errors;
     complete(std::move(request), it == devices_.end() ? EIO : EINVAL);
+    return;
+  }
+  if (fence_ && request->op != IoOp::read && request->op != IoOp::flush &&
+      !fence_->may_write_back_end()) {
+    ++stats_.fenced;
+    ++stats_.errors;
+    complete(std::move(request), EIO);
     return;
   }
   const BlockDevice& dev = *it->second;

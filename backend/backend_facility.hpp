@@ -24,7 +24,10 @@ struct BackendStats {
   uint64_t buffered_fallbacks = 0;  // unaligned requests on the page cache
   uint64_t fixed_buffer_ops = 0;    // operations on registered memory
   uint64_t inline_completions = 0;  // memory and null mdisks
+  uint64_t fenced = 0;              // changes refused: the node's lease ran out
 };
+
+class ServiceGate;
 
 class BackendFacility final : public Facility, private BlockCompletions {
  public:
@@ -35,6 +38,10 @@ class BackendFacility final : public Facility, private BlockCompletions {
   const char* kind() const override { return "backend"; }
   const char* role() const override { return "I/O"; }
 
+  // In a cluster, the node's lease: once it has run out, a request that
+  // would change an mdisk fails (EIO) instead of reaching it
+  // (ServiceGate::may_write_back_end). Null: never fenced.
+  void set_fence(const ServiceGate* lease) { fence_ = lease; }
   void attach(uint32_t mdisk_id, std::shared_ptr<BlockDevice> device);
   void detach(uint32_t mdisk_id);
 
@@ -56,6 +63,7 @@ class BackendFacility final : public Facility, private BlockCompletions {
 
   UringEngine& ring_;
   std::unordered_map<uint32_t, std::shared_ptr<BlockDevice>> devices_;
+  const ServiceGate* fence_ = nullptr;
   uint64_t in_flight_ = 0;
   BackendStats stats_;
 };

@@ -33,7 +33,14 @@ class ServiceGate {
   // Moves the deadline, keeping what hosts are told.
   // Release / acquire: whoever sees the gate open also sees what was
   // published to the data path before it opened (the vdisks' owners).
-  void open_until(uint64_t deadline_ms) { until_.store(deadline_ms, std::memory_order_release); }
+  void open_until(uint64_t deadline_ms) {
+    until_.store(deadline_ms, std::memory_order_release);
+    if (deadline_ms == 0 || deadline_ms == kForever) return;
+    uint64_t was = lease_until_.load(std::memory_order_relaxed);
+    while ((was == kForever || was < deadline_ms) &&
+           !lease_until_.compare_exchange_weak(was, deadline_ms, std::memory_order_release)) {
+    }
+  }
   void set_why(std::string why) {
     std::lock_guard lock(mu_);
     why_ = std::move(why);
@@ -42,6 +49,17 @@ class ServiceGate {
     uint64_t until = until_.load(std::memory_order_acquire);
     return until == kForever || (until != 0 && monotonic_ms() < until);
   }
+  // Whether this node may still change its back end: until the latest
+  // lease it was granted runs out (the gate may close before, for a
+  // moment, at a new generation: the other nodes honour the lease all the
+  // same). Once it has run out, another node may own what this one
+  // served, and a write this one still had queued (a stalled device, a
+  // destage behind it) would land over the new owner's. A node never
+  // granted a lease (alone, or not yet in a cluster) is not fenced.
+  bool may_write_back_end() const {
+    uint64_t until = lease_until_.load(std::memory_order_acquire);
+    return until == kForever || monotonic_ms() < until;
+  }
   std::string why_closed() const {
     std::lock_guard lock(mu_);
     return why_.empty() ? "this node is not serving I/O now" : why_;
@@ -49,6 +67,7 @@ class ServiceGate {
 
  private:
   std::atomic<uint64_t> until_{kForever};
+  std::atomic<uint64_t> lease_until_{kForever};  // the latest finite deadline
   mutable std::mutex mu_;
   std::string why_;
 };

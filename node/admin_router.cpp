@@ -337,6 +337,7 @@ std::string Node::Impl::route_admitted(Node& node, const nlohmann::json& request
     return ask(*sys, chaos_actor, line, "chaos monkey");
   }
   if (cmd.rfind("shell.", 0) == 0) return shell(request);
+  if (cmd == "vdisk.clear-reservations") return clear_reservations(line);
   return call_config(line);
 }
 

@@ -14,6 +14,7 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   unsigned at = io.index();  // the reactor the actors are pinned to
   unsigned mine = node_core < 0 ? at : static_cast<unsigned>(node_core);  // the node's core
   core.backend_facility = std::make_unique<BackendFacility>(io.ring());
+  core.backend_facility->set_fence(cache.gate);
   core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
   IoServer* below_virt = core.backend_facility.get();
   if (mdisk_faults) {

@@ -154,8 +154,9 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
       ports.on_iscsi_portal = [&m](uint32_t node, const std::string& host, uint16_t port) {
         if (m.iscsi_ready.load()) m.iscsi->set_peer_portal(node, host, port);
       };
-      ports.on_peer_reset = [&m](uint32_t vdisk, bool all) {
-        if (m.iscsi_ready.load()) m.iscsi->peer_reset(vdisk, all);
+      ports.on_peer_reset = [&m](uint32_t vdisk, bool all, std::function<void()> done) {
+        if (!m.iscsi_ready.load()) return done();
+        m.iscsi->peer_reset(vdisk, all, std::move(done));
       };
       // (Until the port is there it follows nothing: a reservation waits.)
       ports.applied_version = [&m]() -> uint64_t {
@@ -251,7 +252,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
                                    uint32_t vdisk, bool all, std::function<void()> told) {
         // (A short-lived actor: the port's thread cannot wait on a reply.)
         sys->spawn([ic, vdisk, all, told](caf::event_based_actor* self) {
-          self->request(ic, std::chrono::seconds(5), lun_reset_atom::value, vdisk, all)
+          // (Longer than the interconnect waits for each peer's tasks.)
+          self->request(ic, std::chrono::seconds(12), lun_reset_atom::value, vdisk, all)
               .then([told](bool) { told(); }, [told](caf::error&) { told(); });
         });
       };

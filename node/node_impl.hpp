@@ -138,6 +138,9 @@ struct Node::Impl {
   void reserve(uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
                std::function<void(ReservationOutcome)> done);
   void await_enforced(uint64_t version, std::chrono::milliseconds wait, std::function<void()> done);
+  // svectl vdisk clear-reservations: committed, then answered once every
+  // node enforces it (as a host's PERSISTENT RESERVE OUT is).
+  std::string clear_reservations(const std::string& line);
   void publish_routes();  // with routes_mu held
   static constexpr uint64_t kPoolWarningPct = 80;
   std::set<uint32_t> pools_warned;  // at or over kPoolWarningPct

@@ -32,7 +32,7 @@ nlohmann::json core_io_json(CoreIo& io, const BackendFacility& backend) {
       {"ring", {{"submitted", r.submitted}, {"completed", r.completed}, {"errors", r.errors},
                 {"in_flight", backend.in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
                 {"buffered_fallbacks", r.buffered_fallbacks},
-                {"inline_completions", r.inline_completions},
+                {"inline_completions", r.inline_completions}, {"fenced", r.fenced},
                 {"enters", io.ring().stats().enters}}},
       {"buffers", {{"total_pages", io.buffers().total_pages()},
                    {"free_pages", io.buffers().free_pages()},

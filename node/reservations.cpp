@@ -4,7 +4,10 @@
 // state, so that a host told GOOD for a RESERVE on one node is never let
 // through on another by a node that has not caught up.
 #include <chrono>
+#include <future>
+#include <memory>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/messages.hpp"
@@ -41,6 +44,26 @@ void Node::Impl::reserve(uint32_t vdisk, const Nexus& who, const ReservationRequ
                                                                                    : kEnforceWait;
     await_enforced(config->version(), wait, [done, outcome] { done(outcome); });
   }));
+}
+
+// The administrator is told the clear is done once a host's next command
+// through any node meets it, as a host's PERSISTENT RESERVE OUT would be
+// (or once a node has not caught up in kEnforceWait: it is likely leaving
+// the cluster, and then serves nothing).
+std::string Node::Impl::clear_reservations(const std::string& line) {
+  std::string reply = call_config(line);
+  auto parsed = nlohmann::json::parse(reply, nullptr, false);
+  if (parsed.is_discarded() || !parsed.value("ok", false)) return reply;
+  auto enforced = std::make_shared<std::promise<void>>();
+  std::future<void> done = enforced->get_future();
+  // (On the configuration actor, after the commit it answered: its version
+  // is at least the clear's.)
+  caf::anon_send(config_actor, run_atom::value, CoreTask([this, enforced] {
+    publish();
+    await_enforced(config->version(), kEnforceWait, [enforced] { enforced->set_value(); });
+  }));
+  done.wait_for(kEnforceWait + std::chrono::seconds(1));
+  return reply;
 }
 
 // Polls (every millisecond, for at most `wait`) this node's port and,

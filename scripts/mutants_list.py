@@ -197,6 +197,17 @@ MUTANTS = [
          before="  if (verdict.kind != MdiskFaults::Kind::stall) return false;\n  held_.push_back",
          after="  if (true) return false;\n  held_.push_back",
          tests="the fault facility|integration.data_path", timeout=600),
+    # Fencing: a node whose lease ran out changes nothing on the back end.
+    dict(id="backend-fence-ignored", file="backend/backend_facility.cpp",
+         why="a node whose lease ran out still writes its back end: a destage it had queued behind a stalled device lands over what the node that took over wrote since",
+         before="  if (fence_ && request->op != IoOp::read && request->op != IoOp::flush &&\n      !fence_->may_write_back_end()) {",
+         after="  if (false) {",
+         tests="back end refuses changes|integration.backend_fence", timeout=600),
+    dict(id="backend-fence-follows-gate", file="io/service_gate.hpp",
+         why="the back end is fenced whenever the gate is closed, not once the lease has run out: a new generation's moment of closed gate fails a destage or a write-through the others still honour",
+         before="    uint64_t until = lease_until_.load(std::memory_order_acquire);\n    return until == kForever || monotonic_ms() < until;",
+         after="    return open();",
+         tests="back end refuses changes"),
     # The admin port: every request checked whole before a handler reads it.
     dict(id="admin-field-type-unchecked", file="admin/admin_schema.cpp",
          why="a wrong-typed admin field reaches the handlers",

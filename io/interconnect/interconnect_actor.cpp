@@ -52,6 +52,14 @@ constexpr auto kRetryDelay = std::chrono::milliseconds(50);
 // write. A request unanswered this long fails with EIO.
 constexpr auto kRemoteTimeout = std::chrono::seconds(60);
 
+// How long a LUN or target reset waits for a peer to end its sessions'
+// tasks for the unit (a stalled back end holds them; a host's own
+// task-management timeout is longer).
+constexpr auto kPeerResetWait = std::chrono::seconds(10);
+// A peer's reset done here: its answer goes (sent to itself by the port's
+// callback, from whichever core ended the last task).
+using reset_done_atom = caf::atom_constant<caf::atom("resetdone")>;
+
 using Bytes = std::vector<char>;
 
 // Inbound completions, from whichever core ran the request, back to the
@@ -103,6 +111,7 @@ struct InterconnectState {
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, Outbound> outbound;
   std::unordered_map<uint64_t, caf::typed_response_promise<int32_t, Bytes>> inbound;
+  std::unordered_map<uint64_t, caf::typed_response_promise<bool>> resets;  // peers' resets under way
   InboundReturn inbound_return;
   uint64_t forwarded = 0, served = 0, refused = 0, retries = 0;
   ActorProbe probe{"interconnect", "interconnect", -1};
@@ -428,8 +437,8 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       [=](shell_atom, all_atom) { return describe_cluster(self); },
       // A reset through this node's port, to every peer reached (one that
       // is not, or does not answer in time, misses it: its sessions see no
-      // unit attention), answered once they have it; and one through a
-      // peer's.
+      // unit attention and keep their tasks), answered once each has ended
+      // its sessions' tasks for the unit; and one through a peer's.
       [=](lun_reset_atom, uint32_t vdisk, bool all) -> caf::result<bool> {
         auto promise = self->make_response_promise<bool>();
         auto left = std::make_shared<size_t>(1);  // (one for the loop itself)
@@ -439,8 +448,8 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         for (const auto& [node, peer] : self->state.peers) {
           if (!peer.interconnect) continue;
           ++*left;
-          self->request(peer.interconnect, std::chrono::seconds(2), lun_reset_atom::value, vdisk,
-                        all, self->state.self)
+          self->request(peer.interconnect, kPeerResetWait, lun_reset_atom::value, vdisk, all,
+                        self->state.self)
               .then([one_done](bool) mutable { one_done(); },
                     [one_done](caf::error&) mutable { one_done(); });
         }
@@ -476,11 +485,25 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         auto& ports = self->state.ports;
         return ports.applied_version ? ports.applied_version() : UINT64_MAX;
       },
-      [=](lun_reset_atom, uint32_t vdisk, bool all, uint32_t from) {
-        spdlog::info("interconnect: node {} reset {}: unit attentions here too", from,
-                     all ? std::string("the target") : "vdisk " + std::to_string(vdisk));
-        if (self->state.ports.on_peer_reset) self->state.ports.on_peer_reset(vdisk, all);
-        return true;
+      [=](lun_reset_atom, uint32_t vdisk, bool all, uint32_t from) -> caf::result<bool> {
+        spdlog::info("interconnect: node {} reset {}: unit attentions here too, and the "
+                     "sessions' tasks for it end",
+                     from, all ? std::string("the target") : "vdisk " + std::to_string(vdisk));
+        auto& st = self->state;
+        if (!st.ports.on_peer_reset) return true;
+        const uint64_t id = st.next_id++;
+        auto promise = self->make_response_promise<bool>();
+        st.resets.emplace(id, promise);
+        st.ports.on_peer_reset(vdisk, all, [me = caf::actor_cast<caf::actor>(self), id] {
+          caf::anon_send(me, reset_done_atom::value, id);
+        });
+        return promise;
+      },
+      [=](reset_done_atom, uint64_t id) {
+        auto it = self->state.resets.find(id);
+        if (it == self->state.resets.end()) return;
+        it->second.deliver(true);
+        self->state.resets.erase(it);
       },
       // The cores' cache actors (for the partner's copies), and where a
       // core takes requests from other nodes (its atomic facility, above

@@ -31,7 +31,24 @@ bool CommandWindow::take(uint32_t cmd_sn, bool immediate) {
   if (immediate) return true;
   if (cmd_sn != exp_) return false;  // out of order or out of the window: ignored
   ++exp_;
+  pass_considered();
   return true;
+}
+
+void CommandWindow::consider_received(uint32_t cmd_sn) {
+  if (cmd_sn - exp_ >= depth_) return;  // behind ExpCmdSN (a wrapped distance) or past MaxCmdSN
+  if (std::find(considered_.begin(), considered_.end(), cmd_sn) == considered_.end())
+    considered_.push_back(cmd_sn);
+  pass_considered();
+}
+
+void CommandWindow::pass_considered() {
+  for (;;) {
+    auto it = std::find(considered_.begin(), considered_.end(), exp_);
+    if (it == considered_.end()) return;
+    considered_.erase(it);
+    ++exp_;
+  }
 }
 
 Residual residual_of(uint32_t expected, uint64_t actual) {

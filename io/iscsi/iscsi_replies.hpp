@@ -23,12 +23,20 @@ class CommandWindow {
  public:
   CommandWindow(uint32_t exp_cmd_sn, uint32_t depth) : exp_(exp_cmd_sn), depth_(depth) {}
   bool take(uint32_t cmd_sn, bool immediate);
+  // An ABORT TASK named a command in the window not received yet: its
+  // CmdSN counts as received (RFC 7143 11.6.1 b), so the commands after it
+  // are not held back for one the initiator will not send, and if it comes
+  // after all it is ignored. Outside the window: nothing.
+  void consider_received(uint32_t cmd_sn);
   uint32_t exp_cmd_sn() const { return exp_; }
   uint32_t max_cmd_sn() const { return exp_ + depth_ - 1; }
 
  private:
+  void pass_considered();  // ExpCmdSN past those counted as received
+
   uint32_t exp_;
   uint32_t depth_;
+  std::vector<uint32_t> considered_;  // ahead of exp_, in the window
 };
 
 // The numbers every response carries: StatSN (taken by each response that

@@ -13,7 +13,9 @@
 // what the initiator sends. With a second LUN, another nexus's PREEMPT AND
 // ABORT of this one's registration for it arrives once the stack has seen
 // 1 + (byte 5 & 7) requests, whatever the tasks are doing then: every drain
-// it starts must be reported (on_preempt_drained) before the end.
+// it starts must be reported (on_preempt_drained) before the end. Likewise
+// another nexus's LUN reset of LUN 0 once it has seen 1 + (byte 5 >> 3 & 7):
+// its `done` must run before the end.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -149,6 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const unsigned preempt_after = 1 + (data[5] & 7);
   bool preempted = false;
   unsigned drains_started = 0, drains_reported = 0;
+  const unsigned reset_after = 1 + ((data[5] >> 3) & 7);
+  bool reset = false, reset_done = false;
   setup.on_preempt_drained = [&drains_reported] { ++drains_reported; };
   // The cluster answers reservation requests at the next turn.
   std::deque<iscsi::Task*> reservations;
@@ -197,6 +201,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       spdlog::info("fuzz: PREEMPT AND ABORT after {} requests: {} drain", r.stack.seen,
                    drains_started ? "a" : "no");
     }
+    if (!reset && r.stack.seen >= reset_after) {
+      reset = true;
+      connection->reset_elsewhere(connection->units()[0].lu.volume, false,
+                                  [&reset_done] { reset_done = true; });
+    }
     r.core->completions().run();
     while (!reservations.empty()) {
       iscsi::Task* task = reservations.front();
@@ -214,6 +223,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (drains_reported != drains_started) {
     std::fprintf(stderr, "%u preemption drains started, %u reported\n", drains_started,
                  drains_reported);
+    std::abort();
+  }
+  if (reset && !reset_done) {
+    std::fprintf(stderr, "another nexus's LUN reset was never told its tasks were over\n");
     std::abort();
   }
   connection.reset();

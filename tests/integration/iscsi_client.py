@@ -22,6 +22,7 @@ _lib.iscsi_get_error.argtypes = [C.c_void_p]
 _lib.iscsi_disconnect.argtypes = [C.c_void_p]
 _lib.iscsi_logout_sync.argtypes = [C.c_void_p]
 _lib.iscsi_destroy_context.argtypes = [C.c_void_p]
+_lib.iscsi_task_mgmt_lun_reset_sync.argtypes = [C.c_void_p, C.c_uint32]
 
 
 class _Task(C.Structure):
@@ -119,6 +120,11 @@ class IscsiSession:
                                                                   bool(data[at] & 0x80))
             at += 8 + 4 * ports
         return groups
+
+    def lun_reset(self):
+        """LOGICAL UNIT RESET of the session's LUN: 0 once the target
+        answered it (libiscsi does not say which response), -1 if not."""
+        return _lib.iscsi_task_mgmt_lun_reset_sync(self.ctx, self.lun) if self.ctx else -1
 
     def logout(self):
         """Logs out (the target answers once it has ended the session's

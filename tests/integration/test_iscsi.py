@@ -381,6 +381,16 @@ def test(make):
         return head[2]
     check(abort_task(21, cmd_sn, 22) == 1, "ABORT TASK of a command answered: task does not exist")
     check(abort_task(99, cmd_sn + 3, 23) == 0, "ABORT TASK of one not received yet: complete")
+    # ... whose CmdSN then counts as received (11.6.1 b): the commands after
+    # it are not held back for it, and if it comes after all it is ignored.
+    for n in (1, 2, 4):
+        check(raw_command(s, cmd_sn + n, 1, bytes(16), itt=30 + n) == (0, None),
+              f"a command past the aborted CmdSN ({n}) is answered")
+    s.sendall(scsi_command(cmd_sn + 3, 1, bytes(16), 33))  # the aborted one, after all
+    s.sendall(scsi_command(cmd_sn + 5, 1, bytes(16), 35))
+    reply = scsi_response(s)
+    check(reply is not None and int.from_bytes(reply[0][16:20], "big") == 35,
+          f"the aborted command, arriving late, is ignored: {reply and reply[0].hex()}")
     s.close()
 
     # Malformed PDUs: each closes its own connection; the node serves on.

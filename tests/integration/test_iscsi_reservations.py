@@ -7,7 +7,8 @@ a preemption is a unit attention for the nexus preempted, on its node; an
 SPC-2 RESERVE through one node is a conflict on another's, and ends with
 its nexus; a PREEMPT AND ABORT through one node ends the preempted nexus's
 task still in the back end on another node (TASK ABORTED) and is answered
-only once that task is over. The initiator is libiscsi itself (iscsi_client.py), three nodes
+only once that task is over; so is a LUN reset, whichever node it comes
+through. The initiator is libiscsi itself (iscsi_client.py), three nodes
 with nodes 1 and 2 as the vdisk's I/O group.
 """
 import struct
@@ -27,6 +28,7 @@ RESERVATION_CONFLICT = 0x18
 TASK_ABORTED = 0x40
 WRITE_EXCLUSIVE, EXCLUSIVE_ACCESS = 1, 3
 REGISTRATIONS_PREEMPTED = (6, 0x2a, 0x05)
+LUN_RESET_OCCURRED = (6, 0x29, 0x03)
 
 
 def pr_out(session, action, key=0, action_key=0, kind=0):
@@ -200,6 +202,37 @@ def test(make):
           "host5, no longer registered, cannot write under host2's reservation")
     h5.close()
 
+    # 3c. A LUN reset ends every nexus's tasks for the unit (SAM-5), not
+    # only the resetting one's: a read of host6's waiting in node 1's
+    # stalled back end ends TASK ABORTED when host2 resets the LUN through
+    # node 2, then when host1 does through node 1 (the node's own other
+    # sessions); the reset is answered only once the read is out of the
+    # back end, and host6 is told of it by unit attention.
+    h6 = session(1, "host6")
+    # (Each round reads blocks nobody read before: the cache has those
+    # read in an earlier round.)
+    for issuer, via, lba in ((h2, 2, 60000), (h1, 1, 61000)):
+        stalled_at = time.monotonic()
+        c[1].ctl("chaos", "inject", "mdisk-stall", "--duration", str(int(stall_s * 1000)))
+        answer = []
+        reader = threading.Thread(target=lambda: answer.append(h6.read(lba, 8)))
+        reader.start()
+        wait_until(in_back_end, "host6's read is in node 1's stack", timeout=stall_s * 0.75)
+        check(issuer.lun_reset() == 0, f"a LUN reset through node {via}")
+        answered_at = time.monotonic()
+        reader.join(10)
+        check(answer and answer[0][0] == TASK_ABORTED,
+              f"host6's read in the back end was aborted by the reset through node {via}: "
+              f"{answer[:1] and answer[0][:2]}")
+        check(answered_at >= stalled_at + stall_s,
+              f"the reset through node {via} was answered {answered_at - stalled_at:.3f} s "
+              f"after the stall began, before the aborted read left the back end ({stall_s} s)")
+        status, sense, _ = h6.read(lba, 8)
+        check(status == 2 and sense == LUN_RESET_OCCURRED,
+              f"host6 is told of the reset through node {via}: {status} {sense}")
+        check(h6.read(lba, 8)[0] == GOOD, "host6 reads again")
+    h6.close()
+
     # 4. The holder's node dies: the reservation holds on the survivor.
     h2.close()
     c[2].kill()
@@ -271,14 +304,19 @@ def test(make):
     h1 = session(1, "host1")
     check(settled(h1, lambda: h1.read(64, 1))[0] == RESERVATION_CONFLICT,
           "host1 cannot read under host2's exclusive access")
+    # (Node 1's cluster messages to node 2 leave 400 ms late for a while:
+    # node 2 learns of the clear that much after the others. The command
+    # returns once every node enforces it, node 2 too.)
+    c[1].ctl("chaos", "inject", "net-delay", "--target", "0", "--duration", "3000",
+             "--intensity", "400")
     out = c[3].ctl("vdisk", "clear-reservations", "v").stdout
     check("cleared 1 registration, reservation exclusive_access" in out, out)
-    # (The command returns once committed; node 1 follows within moments.)
-    wait_until(lambda: h1.read(64, 1)[0] == GOOD, "host1 reads once the administrator cleared")
+    status = h1.read(64, 1)[0]
+    check(status == GOOD, f"host1 reads right after the administrator cleared: {status}")
     check(h1.write(64, b"\x77" * 512)[0] == GOOD, "and writes")
-    # (Through node 2, once it has the change: until then the holder reads.)
-    wait_until(lambda: h2.read(64, 1)[:2] == (2, (6, 0x2a, 0x03)),
-               "host2 is told its reservation was preempted")
+    status, sense, _ = h2.read(64, 1)
+    check((status, sense) == (2, (6, 0x2a, 0x03)),
+          f"host2 is told at once its reservation was preempted: {status} {sense}")
     check(reservation(h2) is None and keys(h2) == [], "no reservation and no key is left")
     shown = c[1].ctl_json("vdisk", "show", "v")["reservations"]
     check(shown["type"] == "none" and shown["registrations"] == [], f"vdisk show: {shown}")

@@ -18,6 +18,23 @@ TEST_CASE("iSCSI full-feature phase: windows, Data-In, residuals", "[iscsi]") {
   CHECK_FALSE(w.take(105, false));  // ahead of order
   CHECK(w.take(7, true));           // immediate: no number
   CHECK(w.exp_cmd_sn() == 101);
+  // An ABORT TASK of 103 and 102, not received: 101 then takes the window
+  // past them; 102 coming after all is ignored. Behind the window or past
+  // it: nothing.
+  w.consider_received(103);
+  w.consider_received(102);
+  w.consider_received(100);
+  w.consider_received(101 + 64);
+  CHECK(w.exp_cmd_sn() == 101);
+  CHECK(w.take(101, false));
+  CHECK(w.exp_cmd_sn() == 104);
+  CHECK_FALSE(w.take(102, false));
+  CHECK(w.take(104, false));
+  w.consider_received(105);  // the next one: at once
+  CHECK(w.exp_cmd_sn() == 106);
+  w.consider_received(106 + 64);
+  CHECK(w.take(106, false));
+  CHECK(w.exp_cmd_sn() == 107);
   CommandWindow wraps(0xffffffffu, 8);
   CHECK(wraps.take(0xffffffffu, false));
   CHECK(wraps.exp_cmd_sn() == 0);

@@ -218,6 +218,36 @@ TEST_CASE("the fault facility fails, holds and passes requests as the fault tabl
   CHECK(faults.inspect()["failed"] == 1);
 }
 
+// A node whose lease ran out changes nothing on its back end: a write it
+// still had queued (behind a stalled device, a destage) could land over
+// what the node that took its vdisks over wrote since. Reads go on; a node
+// never granted a lease, and a new generation's moment of closed gate
+// before the lease runs out, are not fenced.
+TEST_CASE("the back end refuses changes once the node's lease has run out", "[stack]") {
+  Stack s;
+  ServiceGate lease;
+  s.backend->set_fence(&lease);
+  auto data = pattern(4096, 'a');
+  CHECK(s.run(IoOp::write, 0, 4096, data)->status == 0);  // never leased: not fenced
+  lease.open_until(monotonic_ms() + 60'000);
+  lease.open_until(0);  // a new generation: closed for a moment, the lease holds
+  CHECK(s.run(IoOp::write, 4096, 4096, pattern(4096, 'b'))->status == 0);
+  lease.open_until(monotonic_ms() - 1);  // (as if it had run out)
+  CHECK(s.run(IoOp::write, 0, 4096, pattern(4096, 'c'))->status == 0);  // the later lease counts
+  ServiceGate expired;
+  expired.open_until(monotonic_ms() + 20);
+  s.backend->set_fence(&expired);
+  while (expired.may_write_back_end())  // (reads go on meanwhile, and after)
+    CHECK(s.run(IoOp::read, 0, 4096)->status == 0);
+  for (IoOp op : {IoOp::write, IoOp::write_zeroes, IoOp::trim})
+    CHECK(s.run(op, 0, 4096, pattern(4096, 'd'))->status == EIO);
+  CHECK(s.backend->stats().fenced == 3);
+  auto back = s.run(IoOp::read, 0, 4096);
+  REQUIRE(back->status == 0);
+  CHECK(std::memcmp(back->buffer->data(), pattern(4096, 'c')->data(), 4096) == 0);
+  CHECK(s.run(IoOp::flush, 0, 0)->status == 0);
+}
+
 // Facilities call each other directly; a completion that happens inside a
 // submit (here every one: a memory mdisk completes at once) waits in the
 // core's completion queue until the submit has returned. Without that, the

@@ -103,7 +103,7 @@ void IscsiConnection::got_task() {
   t->received = t->buffer_bytes = t->asked = t->unsolicited = 0;
   t->r2t_sn = t->r2ts_out = t->ttt = t->data_sn = 0;
   t->awaiting_data = t->aborted = t->finished = false;
-  t->preempted = t->draining = false;
+  t->ended_by_other = t->draining = false;
   t->verify = t->compare = false;
   t->data_out = 0;
   t->flow = scsi::Flow::one;
@@ -418,15 +418,18 @@ void IscsiConnection::completed(Task& t) {
     return;
   }
   t.in_stack = false;
-  if (t.preempted) {  // (whatever the stack did, the answer is TASK ABORTED)
+  if (t.ended_by_other) {  // (whatever the stack did, the answer is TASK ABORTED)
     const bool was_draining = t.draining;
     t.draining = false;
     t.status = scsi::Status::task_aborted;
     t.sense = {};
     t.request->buffer.reset();
     conclude(t);
-    if (was_draining && --preempt_draining_ == 0 && setup_.on_preempt_drained)
-      setup_.on_preempt_drained();
+    if (was_draining && --draining_ == 0) {
+      std::vector<std::function<void()>> waiters;
+      waiters.swap(drained_waiters_);
+      for (auto& done : waiters) done();
+    }
     return;
   }
   IoRequest& r = *t.request;
@@ -588,34 +591,41 @@ void IscsiConnection::abort(Task& target, Task& by) {
   }
 }
 
-// Another nexus's PREEMPT AND ABORT took this nexus's registration: its
-// tasks for the unit end (SPC-4 5.13.11.2.6), each answered TASK ABORTED
-// (the control page's TAS). Those the stack has are answered when they come
-// back, and counted until then; those on their way to it (a buffer, their
-// data) are answered instead of being sent. Reservation commands are left
-// to the cluster, which orders them after the preemption anyway.
-void IscsiConnection::abort_preempted(uint16_t lun) {
+// Another nexus's PREEMPT AND ABORT took this nexus's registration (SPC-4
+// 5.13.11.2.6), or another nexus reset the unit (SAM-5 7.6, 7.10): this
+// nexus's tasks for the unit end, each answered TASK ABORTED (the control
+// page's TAS). Those the stack has are answered when they come back, and
+// counted until then; those on their way to it (a buffer, their data) are
+// answered instead of being sent. Reservation commands are left to the
+// cluster, which orders them after the preemption or reset anyway.
+void IscsiConnection::end_for_other(uint16_t lun) {
   std::vector<Task*> now;
   for (Task& t : live_) {
     uint16_t its = 0;
     if (t.command.opcode() != static_cast<uint8_t>(Op::scsi_command) || t.finished ||
-        t.aborted || t.preempted || t.flow == scsi::Flow::reservation ||
+        t.aborted || t.ended_by_other || t.flow == scsi::Flow::reservation ||
         !scsi::decode_lun(t.command.lun(), its) || its != lun)
       continue;
-    t.preempted = true;
+    t.ended_by_other = true;
     if (t.in_stack) {
       t.draining = true;
-      ++preempt_draining_;
+      ++draining_;
     } else if (t.awaiting_data) {
       t.awaiting_data = false;
       awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &t));
       now.push_back(&t);  // (answered after the walk: answering may give it back)
     }
   }
-  for (Task* t : now) answer_preempted(*t);
+  for (Task* t : now) answer_ended(*t);
 }
 
-void IscsiConnection::answer_preempted(Task& t) {
+// `done` once every task ended by another nexus is out of the stack.
+void IscsiConnection::when_drained(std::function<void()> done) {
+  if (draining_ == 0) return done();
+  drained_waiters_.push_back(std::move(done));
+}
+
+void IscsiConnection::answer_ended(Task& t) {
   if (t.request) t.request->buffer.reset();
   t.status = scsi::Status::task_aborted;
   t.sense = {};
@@ -658,8 +668,10 @@ void IscsiConnection::task_management(Task& t) {
       } else if (sn_less(t.command.get32(32), window_.exp_cmd_sn())) {
         // Received and already answered: its RefCmdSN is behind the window
         // (RFC 7143 11.6.1 c). One not received yet, in the window, is
-        // "Function complete" (b).
+        // "Function complete", and its CmdSN counts as received (b).
         response = kTaskDoesNotExist;
+      } else {
+        window_.consider_received(t.command.get32(32));
       }
       break;
     }
@@ -711,6 +723,13 @@ void IscsiConnection::unit_attention(uint32_t vdisk, bool all, const scsi::Sense
     if (all || u.lu.volume == vdisk) attentions_.establish(u.lun, sense);
 }
 
+void IscsiConnection::reset_elsewhere(uint32_t vdisk, bool all, std::function<void()> done) {
+  unit_attention(vdisk, all, all ? scsi::sense::reset_occurred : scsi::sense::lun_reset_occurred);
+  for (const Unit& u : setup_.units)
+    if (all || u.lu.volume == vdisk) end_for_other(u.lun);
+  when_drained(std::move(done));
+}
+
 bool IscsiConnection::set_units(std::vector<Unit> units) {
   bool added = false;
   std::vector<uint16_t> preempted;
@@ -744,9 +763,10 @@ bool IscsiConnection::set_units(std::vector<Unit> units) {
   if (added)
     for (const Unit& u : setup_.units) attentions_.establish(u.lun, scsi::sense::luns_changed);
   // (After the new state is in: commands from here on meet the preemption.)
-  const uint32_t before = preempt_draining_;
-  for (uint16_t lun : preempted) abort_preempted(lun);
-  return before == 0 && preempt_draining_ > 0;
+  for (uint16_t lun : preempted) end_for_other(lun);
+  if (preempted.empty() || draining_ == 0 || !setup_.on_preempt_drained) return false;
+  drained_waiters_.push_back(setup_.on_preempt_drained);
+  return true;
 }
 
 // A Logout is answered once every other command is: nothing is in flight

@@ -111,10 +111,10 @@ struct Task : public IoClient,
   bool awaiting_data = false;
   // Ended by task management: its response is never sent.
   bool aborted = false;
-  // Ended by another nexus's PREEMPT AND ABORT: answered TASK ABORTED (not
-  // sent to the stack if it is not there yet); `draining` while the stack
-  // still has it.
-  bool preempted = false;
+  // Ended by another nexus (its PREEMPT AND ABORT, or a LUN or target
+  // reset): answered TASK ABORTED (not sent to the stack if it is not there
+  // yet); `draining` while the stack still has it.
+  bool ended_by_other = false;
   bool draining = false;
   bool finished = false;      // its response is queued (or it has none)
   uint32_t queued = 0;        // its PDUs in the send queue
@@ -194,6 +194,12 @@ class IscsiConnection {
   bool set_units(std::vector<Unit> units);
   // A reset elsewhere: a unit attention for each LUN of `vdisk` (or all).
   void unit_attention(uint32_t vdisk, bool all, const scsi::Sense& sense);
+  // Another nexus reset the LUNs of `vdisk` (or the target: `all`): a unit
+  // attention for each, and their tasks end, answered TASK ABORTED (SAM-5:
+  // a reset aborts every nexus's tasks). `done` runs, on the core, once
+  // none of them is left in the stack (at once if none is); it must not
+  // take the port's lock.
+  void reset_elsewhere(uint32_t vdisk, bool all, std::function<void()> done);
   // The other nodes know of the reset `tmf` made (ConnectionSetup::on_reset).
   void reset_told(Task& tmf);
   // The cluster applied a reservation request of `task`'s (on_reservation).
@@ -300,8 +306,9 @@ class IscsiConnection {
   void reset(Task& tmf, uint8_t function, uint64_t lun_field);
   void logout(Task& t);
   void abort(Task& target, Task& by);
-  void abort_preempted(uint16_t lun);
-  void answer_preempted(Task& t);
+  void end_for_other(uint16_t lun);
+  void when_drained(std::function<void()> done);
+  void answer_ended(Task& t);
   void release_waiter(Task& t);
   void waited(Task& waiter);  // one thing a task management function waited for is over
   void maybe_logout();
@@ -350,7 +357,10 @@ class IscsiConnection {
   boost::intrusive::list<Task> live_;  // every task taken, until given back
   std::vector<Task*> awaiting_;        // writes waiting for Data-Out
   Task* logout_ = nullptr;             // a logout waiting for the others
-  uint32_t preempt_draining_ = 0;      // preempted tasks the stack still has
+  // Tasks another nexus ended that the stack still has, and who waits for
+  // them all to be back (a preemption's port, a reset's issuer).
+  uint32_t draining_ = 0;
+  std::vector<std::function<void()>> drained_waiters_;
 
   // The send queue: its first out_in_flight_ PDUs are in the send in
   // flight, the rest wait. (A deque: the send points into its PDUs, and

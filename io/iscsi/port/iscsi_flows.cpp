@@ -33,7 +33,7 @@ uint64_t IscsiConnection::buffer_bytes_for(const Task& t) const {
 }
 
 void IscsiConnection::start_io(Task& t) {
-  if (t.preempted) return answer_preempted(t);  // (abort_preempted)
+  if (t.ended_by_other) return answer_ended(t);  // (end_for_other)
   IoRequest& r = *t.request;
   switch (t.flow) {
     case scsi::Flow::one: break;

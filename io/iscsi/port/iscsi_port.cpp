@@ -93,7 +93,8 @@ struct IscsiPort::Impl {
   // Under mu: follows `exports` and `paths` in every serving connection.
   void follow_exports();
   void publish_version(unsigned core);  // on the core
-  void attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all);
+  void attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all,
+                    std::function<void()> done);
   void closed(iscsi::IscsiConnection* connection, unsigned core);
   void reservation(iscsi::IscsiConnection* from, iscsi::Task* task, uint32_t vdisk,
                    const ReservationRequest& request);
@@ -146,24 +147,34 @@ void IscsiPort::set_peer_portal(uint32_t node, const std::string& host, uint16_t
   p = iscsi::Portal{host, port, iscsi::port_group_of(node)};
 }
 
-void IscsiPort::peer_reset(uint32_t vdisk, bool all) {
+void IscsiPort::peer_reset(uint32_t vdisk, bool all, std::function<void()> done) {
   std::lock_guard lock(impl_->mu);
-  impl_->attend_reset(nullptr, vdisk, all);
+  impl_->attend_reset(nullptr, vdisk, all, std::move(done));
 }
 
-// Under mu: each serving connection but `from` (which has it already) gets
-// the reset's unit attention, on its core.
-void IscsiPort::Impl::attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all) {
+// Under mu: each serving connection but `from` (which resets its own) gets
+// the reset, on its core: a unit attention, and its tasks for the unit
+// end. `done` once every one of them has its tasks out of the stack (a
+// connection that ends meanwhile still gives them back first); it runs on
+// a core, with or without mu held, so it must not take mu.
+void IscsiPort::Impl::attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk, bool all,
+                                   std::function<void()> done) {
+  auto left = std::make_shared<std::atomic<size_t>>(1);  // (one for this loop)
+  auto one_done = [left, done = std::move(done)] {
+    if (left->fetch_sub(1) == 1) done();
+  };
   for (auto& [connection, a] : serving) {
     if (connection == from || a.revoked) continue;
-    post(a.core, [this, connection = connection, vdisk, all] {
+    left->fetch_add(1);
+    post(a.core, [this, connection = connection, vdisk, all, one_done] {
       std::lock_guard lock(mu);
       if (serving.count(connection))
-        connection->unit_attention(vdisk, all,
-                                   all ? scsi::sense::reset_occurred
-                                       : scsi::sense::lun_reset_occurred);
+        connection->reset_elsewhere(vdisk, all, one_done);
+      else
+        one_done();
     });
   }
+  one_done();
 }
 
 void IscsiPort::set_paths(std::shared_ptr<const HostPaths> paths) {
@@ -332,17 +343,20 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.on_reset = [this](iscsi::IscsiConnection* from, iscsi::Task* tmf, uint32_t vdisk,
                           bool all) {
     std::lock_guard lock(mu);
-    attend_reset(from, vdisk, all);
-    if (!options.tell_peers_reset) return false;
-    options.tell_peers_reset(vdisk, all, [this, from, tmf] {
-      std::lock_guard lock(mu);
-      auto it = serving.find(from);
-      if (it == serving.end()) return;
-      post(it->second.core, [this, from, tmf] {
+    auto it = serving.find(from);
+    if (it == serving.end()) return false;
+    // Answered once this node's other connections and the other nodes have
+    // their tasks for the unit out of the stacks.
+    auto left = std::make_shared<std::atomic<int>>(options.tell_peers_reset ? 2 : 1);
+    auto told = [this, left, from, tmf, core = it->second.core] {
+      if (left->fetch_sub(1) != 1) return;
+      post(core, [this, from, tmf] {
         std::lock_guard lock(mu);
         if (serving.count(from)) from->reset_told(*tmf);
       });
-    });
+    };
+    attend_reset(from, vdisk, all, told);
+    if (options.tell_peers_reset) options.tell_peers_reset(vdisk, all, told);
     return true;
   };
   setup.nexus = {login.initiator_port, options.portal_group};

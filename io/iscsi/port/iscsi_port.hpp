@@ -31,8 +31,9 @@ struct IscsiPortOptions {
   const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
   // A host reset a vdisk's LUNs (or the target: `all`) through this node:
   // the other nodes' sessions are told by this (the node's own are
-  // already), which calls `told` (any thread) once they are, or have not
-  // answered in time; the reset is answered then.
+  // already), which calls `told` (any thread) once each has its tasks for
+  // the unit out of its stack (peer_reset), or has not answered in time;
+  // the reset is answered then.
   std::function<void(uint32_t vdisk, bool all, std::function<void()> told)> tell_peers_reset;
   // A reservation request (io/scsi/scsi_reservations.hpp) of nexus `who`
   // for `vdisk`: the node has the cluster apply it and calls `done` (any
@@ -60,8 +61,10 @@ class IscsiPort final : public HostPort {
   // node learns every path.
   void set_peer_portal(uint32_t node, const std::string& host, uint16_t port);
   // A reset through another node's port: a unit attention for every
-  // session here that reaches the vdisk (or every session).
-  void peer_reset(uint32_t vdisk, bool all);
+  // session here that reaches the vdisk (or every session), and their tasks
+  // for it end (TASK ABORTED). `done` (on some core's thread) once none of
+  // those tasks is left in a stack.
+  void peer_reset(uint32_t vdisk, bool all, std::function<void()> done);
   size_t connections() const;
   // The newest configuration version (VirtMap::version) every connection
   // on every core follows: what was committed up to it is enforced here.
