@@ -1,5 +1,6 @@
 #include "atomic/atomic_facility.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -141,6 +142,8 @@ void AtomicFacility::read_done(uint32_t vdisk, IoRequestPtr read) {
   c.medium.reset();
   if (std::memcmp(expected.data(), medium.data(), r.length) != 0) {
     ++stats_.miscompares;
+    r.miscompare_at = static_cast<uint64_t>(
+        std::mismatch(expected.begin(), expected.end(), medium.begin()).first - expected.begin());
     return finish(vdisk, EILSEQ);
   }
   IoRequestPtr write = make_request();

@@ -88,6 +88,10 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   // 0: not known, all data. read_runs() reads it.
   uint64_t hole_mask = 0;
   uint32_t hole_unit = 0;
+  // A COMPARE AND WRITE that failed EILSEQ: the offset, from the start of
+  // the data compared, of the first byte that did not match (SBC-3 has the
+  // host told it in the sense data's INFORMATION field).
+  uint64_t miscompare_at = 0;
 
   // A facility that passes a request down and wants its completion on the
   // way back up (the cache) intercepts it: the request's client and cookie

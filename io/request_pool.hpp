@@ -35,6 +35,7 @@ class RequestPool : public ObjectPool<IoRequest> {
     r->ring_bytes = 0;
     r->hole_mask = 0;
     r->hole_unit = 0;
+    r->miscompare_at = 0;
     r->intercepts_ = 0;
     r->buffer.reset();
     r->parent.reset();

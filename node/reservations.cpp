@@ -84,7 +84,7 @@ void Node::Impl::await_enforced(uint64_t version, std::chrono::milliseconds wait
     auto late = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
     self->send(self, tick_atom::value);
     return {
-        [=](tick_atom) {
+        [=, this](tick_atom) {
           const bool here = !iscsi || iscsi->applied_version() >= version;
           if (!here) {
             if (late()) return finish(false);

@@ -74,7 +74,9 @@ struct FrameHeader {
   uint64_t id = 0;          // mirror, mirror_ack: the copy's id; forward, forward_answer:
                             // the request's; hello: the caller's instance
   uint64_t epoch = 0;       // mirror: the cache epoch of the copies; forward: the
-                            // generation of the sender's route table
+                            // generation of the sender's route table;
+                            // forward_answer: a compare-and-write's miscompare
+                            // offset (IoRequest::miscompare_at)
   int32_t status = 0;       // mirror_ack, forward_answer: 0 or an errno
   uint32_t core = 0;        // hello: the caller's core
 };

@@ -159,6 +159,8 @@ bool DataChannel::send_forward_answer(uint64_t id, int32_t status, IoRequestPtr 
   h.status = status;
   h.count = static_cast<uint32_t>(bytes);
   h.body_bytes = static_cast<uint32_t>(pad8(bytes));
+  if (status == EILSEQ && request && request->op == IoOp::compare_and_write)
+    h.epoch = request->miscompare_at;
   if (bytes > 0) add_buffer(out, *request, bytes);
   out.hold = std::move(request);
   return queue(std::move(out));
@@ -456,7 +458,7 @@ bool DataChannel::handle_forward_answer(const FrameHeader& h, const char* body) 
   }
   window_used_ -= it->second;
   forwards_out_.erase(it);
-  handler_.on_forward_answer(ForwardAnswerIn{h.id, h.status, body, h.count});
+  handler_.on_forward_answer(ForwardAnswerIn{h.id, h.status, body, h.count, h.epoch});
   admit();
   pump();
   return true;

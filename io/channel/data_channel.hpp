@@ -86,6 +86,7 @@ struct ForwardAnswerIn {
   int32_t status = 0;
   const char* data = nullptr;
   uint64_t bytes = 0;
+  uint64_t miscompare_at = 0;  // a compare-and-write's (EILSEQ)
 };
 
 // What a channel's owner does with what arrives. Called on the core's

@@ -100,6 +100,8 @@ void ChannelForwarder::on_forward_answer(const channel::ForwardAnswerIn& in) {
       request->buffer->copy_in(request->buffer_offset, in.bytes, in.data);
       if (get_block_status(*request).empty()) status = EIO;
     }
+  } else if (status == EILSEQ && request->op == IoOp::compare_and_write) {
+    request->miscompare_at = in.miscompare_at;
   } else if (status == 0 && request->op == IoOp::read) {
     if (in.bytes != request->length) {
       status = EIO;

@@ -258,6 +258,11 @@ void dispatch(Self* self, uint64_t id) {
               if (reply.size() != r.length) return finish(self, id, EIO);
               r.buffer->copy_in(r.buffer_offset, r.length, reply.data());
             }
+            // A compare-and-write's miscompare: where (8 bytes, this
+            // host's order: one build on every node).
+            if (status == EILSEQ && r.op == IoOp::compare_and_write &&
+                reply.size() == sizeof(r.miscompare_at))
+              std::memcpy(&r.miscompare_at, reply.data(), sizeof(r.miscompare_at));
             finish(self, id, status);
           },
           [=](caf::error& e) {
@@ -574,6 +579,9 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         if (request->status == 0 && request->op == IoOp::read && request->length > 0) {
           reply.resize(request->length);
           request->buffer->copy_out(request->buffer_offset, request->length, reply.data());
+        } else if (request->status == EILSEQ && request->op == IoOp::compare_and_write) {
+          reply.resize(sizeof(request->miscompare_at));
+          std::memcpy(reply.data(), &request->miscompare_at, sizeof(request->miscompare_at));
         }
         it->second.deliver(int32_t{request->status}, std::move(reply));
         self->state.inbound.erase(it);

@@ -250,10 +250,14 @@ Sense sense_of_error(int error, bool write) {
   }
 }
 
-std::vector<uint8_t> fixed_sense(const Sense& s) {
+std::vector<uint8_t> fixed_sense(const Sense& s, std::optional<uint32_t> information) {
   std::vector<uint8_t> d(18, 0);
   d[0] = 0x70;  // current error, fixed format
   d[2] = s.key & 0x0f;
+  if (information) {
+    d[0] |= 0x80;  // VALID: the INFORMATION field means something
+    for (int i = 0; i < 4; ++i) d[3 + i] = static_cast<uint8_t>(*information >> (24 - 8 * i));
+  }
   d[7] = 10;    // additional sense length
   d[12] = s.asc;
   d[13] = s.ascq;

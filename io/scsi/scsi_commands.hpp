@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -147,8 +148,11 @@ struct PortGroup {
 // What a host is told of a request the stack failed with `error` (an errno).
 Sense sense_of_error(int error, bool write);
 
-// Fixed-format sense data (response code 0x70), 18 bytes.
-std::vector<uint8_t> fixed_sense(const Sense& s);
+// Fixed-format sense data (response code 0x70), 18 bytes; with
+// `information`, its INFORMATION field and the VALID bit (a miscompare's
+// offset into the Data-Out, as SBC-3 has COMPARE AND WRITE and VERIFY say).
+std::vector<uint8_t> fixed_sense(const Sense& s,
+                                 std::optional<uint32_t> information = std::nullopt);
 
 // What the command is about.
 struct LogicalUnit {

@@ -166,6 +166,32 @@ def test(make):
                        (3, "active/non-optimized", False)], f"vdisk show's paths: {shown(3)}")
     check("paths (ALUA)" in c[2].ctl("vdisk", "show", "v").stdout, "svectl shows the paths")
 
+    # COMPARE AND WRITE's miscompare says where (SBC-3: the offset into the
+    # Data-Out of the first byte that differs, in the sense data's
+    # INFORMATION field), whichever path ran it: node 1 itself, node 2
+    # forwarding on the data channel, node 3 on the interconnect actor.
+    block = bytes(range(256)) * 2
+    for i, s in sessions.items():
+        for _ in range(3):  # (past unit attentions)
+            status, sense, _ = s.write(300 + i, block)
+            if status == GOOD:
+                break
+        check(status == GOOD, f"a block written through node {i}: {status} {sense}")
+        wrong = bytearray(block)
+        wrong[100 * i] ^= 0xff
+        cdb = bytes([0x89, 0]) + (300 + i).to_bytes(8, "big") + bytes(3) + bytes([1, 0, 0])
+        status, sense, data = s.command(cdb, data_out=bytes(wrong) + bytes(512))
+        check(status == 2 and sense == (0x0e, 0x1d, 0x00),
+              f"COMPARE AND WRITE through node {i} miscompares: {status} {sense}")
+        check(len(data) >= 9 and data[2] & 0x80 and int.from_bytes(data[5:9], "big") == 100 * i,
+              f"its sense says where, through node {i}: {data.hex()}")
+        # (VERIFY with BYTCHK says so too.)
+        cdb = bytes([0x2f, 0x02]) + (300 + i).to_bytes(4, "big") + bytes([0, 0, 1, 0])
+        status, sense, data = s.command(cdb, data_out=bytes(wrong))
+        check(status == 2 and sense == (0x0e, 0x1d, 0x00) and len(data) >= 9 and
+              data[2] & 0x80 and int.from_bytes(data[5:9], "big") == 100 * i,
+              f"VERIFY's miscompare through node {i} says where: {status} {sense} {data.hex()}")
+
     # Discovery through one node lists every node's portal, each its own
     # portal group.
     def discovered():

@@ -84,10 +84,11 @@ TEST_CASE("compare-and-write writes only where the range holds what it expects",
   REQUIRE(host.done.size() == 1);
   CHECK(host.done[0]->status == 0);
   CHECK(below.disk(1).substr(512, 4) == "BBBB");
-  atomic.submit(compare_and_write(host, 1, 512, "AAAA", "CCCC"));  // holds BBBB now
+  atomic.submit(compare_and_write(host, 1, 512, "BBAB", "CCCC"));  // holds BBBB now
   below.run_all();
   REQUIRE(host.done.size() == 2);
   CHECK(host.done[1]->status == EILSEQ);
+  CHECK(host.done[1]->miscompare_at == 2);  // the first byte that differs
   CHECK(below.disk(1).substr(512, 4) == "BBBB");
   CHECK(atomic.stats().miscompares == 1);
   // Its buffer must hold both halves.

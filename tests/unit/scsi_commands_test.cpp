@@ -199,6 +199,10 @@ TEST_CASE("SCSI: MODE SENSE, REQUEST SENSE, REPORT LUNS and LUN fields", "[scsi]
   CHECK(refused(run(Cdb{0x03, 0x01}), sense::invalid_field_in_cdb));
   auto s = fixed_sense(sense::lba_out_of_range);
   CHECK((s[2] == 0x05 && s[7] == 10 && s[12] == 0x21 && s[13] == 0x00));
+  CHECK(s[0] == 0x70);  // no INFORMATION: VALID clear
+  auto with = fixed_sense(sense::miscompare, 0x01020304u);  // a miscompare's offset
+  CHECK((with[0] == 0xf0 && with[3] == 1 && with[4] == 2 && with[5] == 3 && with[6] == 4));
+  CHECK((with[2] == 0x0e && with[12] == 0x1d));
 
   auto luns = report_luns({0, 5, 300}, 1024);
   REQUIRE(luns.size() == 32);

@@ -2,6 +2,7 @@
 // commands (planned by io/scsi, served by the facility stack or answered
 // here), their Data-Out and R2Ts, NOP, Text, Task Management and Logout.
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -104,6 +105,7 @@ void IscsiConnection::got_task() {
   t->r2t_sn = t->r2ts_out = t->ttt = t->data_sn = 0;
   t->awaiting_data = t->aborted = t->finished = false;
   t->ended_by_other = t->draining = false;
+  t->sense_information.reset();
   t->verify = t->compare = false;
   t->data_out = 0;
   t->flow = scsi::Flow::one;
@@ -439,6 +441,8 @@ void IscsiConnection::completed(Task& t) {
   if (r.status != 0) {
     t.status = scsi::Status::check_condition;
     t.sense = scsi::sense_of_error(r.status, r.op == IoOp::write);
+    if (r.status == EILSEQ && r.op == IoOp::compare_and_write)
+      t.sense_information = static_cast<uint32_t>(r.miscompare_at);
     r.buffer.reset();
   } else if (t.verify) {
     // What was read is checked, not sent: against the Data-Out (the
@@ -447,9 +451,12 @@ void IscsiConnection::completed(Task& t) {
       std::vector<uint8_t> expected(t.data_out), medium(r.length);
       r.buffer->copy_out(0, t.data_out, expected.data());
       r.buffer->copy_out(r.buffer_offset, r.length, medium.data());
-      if (scsi::verify_data(expected.data(), expected.size(), medium.data(), medium.size()) >= 0) {
+      const int64_t at =
+          scsi::verify_data(expected.data(), expected.size(), medium.data(), medium.size());
+      if (at >= 0) {
         t.status = scsi::Status::check_condition;
         t.sense = scsi::sense::miscompare;
+        t.sense_information = static_cast<uint32_t>(at);
       }
     }
     r.buffer.reset();
@@ -499,7 +506,8 @@ void IscsiConnection::answer(Task& t) {
                      : t.status == scsi::Status::good ? bytes : 0;
     Residual residual = residual_of(t.expected, moved);
     std::vector<uint8_t> sense;
-    if (t.status == scsi::Status::check_condition) sense = scsi::fixed_sense(t.sense);
+    if (t.status == scsi::Status::check_condition)
+      sense = scsi::fixed_sense(t.sense, t.sense_information);
     Response response = scsi_response(itt, static_cast<uint8_t>(t.status), sense, residual,
                                       t.r2t_sn, n);
     t.data = std::move(response.data);

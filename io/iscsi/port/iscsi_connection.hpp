@@ -24,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,9 @@ struct Task : public IoClient,
   // reset): answered TASK ABORTED (not sent to the stack if it is not there
   // yet); `draining` while the stack still has it.
   bool ended_by_other = false;
+  // A miscompare's offset into the Data-Out, for its sense data's
+  // INFORMATION field (COMPARE AND WRITE, VERIFY).
+  std::optional<uint32_t> sense_information;
   bool draining = false;
   bool finished = false;      // its response is queued (or it has none)
   uint32_t queued = 0;        // its PDUs in the send queue
