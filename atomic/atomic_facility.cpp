@@ -25,7 +25,7 @@ AtomicFacility::~AtomicFacility() = default;
 
 void AtomicFacility::submit(IoRequestPtr request) {
   const IoOp op = request->op;
-  if (op != IoOp::compare_and_write && !writes(op)) return lower_.submit(std::move(request));
+  if (!read_modify_write(op) && !writes(op)) return lower_.submit(std::move(request));
   if (!vols_.empty()) {
     auto it = vols_.find(request->volume);
     if (it != vols_.end()) {  // a compare-and-write of its vdisk is under way: after it
@@ -34,7 +34,7 @@ void AtomicFacility::submit(IoRequestPtr request) {
       return;
     }
   }
-  if (op != IoOp::compare_and_write) return pass_write(std::move(request));
+  if (!read_modify_write(op)) return pass_write(std::move(request));
   const uint32_t vdisk = request->volume;
   if (!begin(vdisk, vols_[vdisk], std::move(request))) vols_.erase(vdisk);
 }
@@ -49,9 +49,10 @@ void AtomicFacility::pass_write(IoRequestPtr request) {
 // way, and may even be done already (the layers below may complete at
 // once): the caller must not touch `v` again.
 bool AtomicFacility::begin(uint32_t vdisk, Vol& v, IoRequestPtr request) {
-  ++stats_.compare_and_writes;
   IoRequest& r = *request;
-  if (r.length == 0 || !r.buffer || r.buffer_offset + 2 * r.length > r.buffer->size()) {
+  ++(r.op == IoOp::or_write ? stats_.or_writes : stats_.compare_and_writes);
+  if (r.length == 0 || !r.buffer ||
+      r.buffer_offset + data_out_bytes(r.op, r.length) > r.buffer->size()) {
     complete(std::move(request), EINVAL);
     return false;
   }
@@ -135,6 +136,7 @@ void AtomicFacility::read_done(uint32_t vdisk, IoRequestPtr read) {
   Caw& c = *vols_.at(vdisk).caw;
   if (read->status != 0) return finish(vdisk, read->status);
   IoRequest& r = *c.request;
+  if (r.op == IoOp::or_write) return or_into_medium(vdisk, c);
   // The expected data, then the medium: compared a piece at a time.
   std::vector<char> expected(r.length), medium(r.length);
   r.buffer->copy_out(r.buffer_offset, r.length, expected.data());
@@ -159,6 +161,27 @@ void AtomicFacility::read_done(uint32_t vdisk, IoRequestPtr read) {
   lower_.submit(std::move(write));
 }
 
+// An or-write: its data ORed into what the range holds (in the buffer
+// read into), written back with its FUA.
+void AtomicFacility::or_into_medium(uint32_t vdisk, Caw& c) {
+  IoRequest& r = *c.request;
+  std::vector<uint8_t> data(r.length), medium(r.length);
+  r.buffer->copy_out(r.buffer_offset, r.length, data.data());
+  c.medium->copy_out(0, r.length, medium.data());
+  for (uint64_t i = 0; i < r.length; ++i) medium[i] |= data[i];
+  c.medium->copy_in(0, r.length, medium.data());
+  IoRequestPtr write = make_request();
+  write->op = IoOp::write;
+  write->flags = r.flags & io_flags::fua;
+  write->volume = vdisk;
+  write->offset = r.offset;
+  write->length = r.length;
+  write->buffer = std::move(c.medium);
+  write->client = this;
+  write->cookie = own_cookie(vdisk, true);
+  lower_.submit(std::move(write));
+}
+
 void AtomicFacility::write_done(uint32_t vdisk, IoRequestPtr write) {
   finish(vdisk, write->status);
 }
@@ -173,7 +196,7 @@ void AtomicFacility::finish(uint32_t vdisk, int status) {
   while (!v.waiting.empty()) {
     IoRequestPtr next = std::move(v.waiting.front());
     v.waiting.pop_front();
-    if (next->op != IoOp::compare_and_write) {
+    if (!read_modify_write(next->op)) {
       pass_write(std::move(next));
       continue;
     }
@@ -186,6 +209,7 @@ nlohmann::json AtomicFacility::inspect() const {
   uint64_t in_flight = current_writes_;
   for (uint64_t n : older_) in_flight += n;
   return {{"compare_and_writes", stats_.compare_and_writes},
+          {"or_writes", stats_.or_writes},
           {"miscompares", stats_.miscompares},
           {"waited", stats_.waited},
           {"writes_in_flight", in_flight},

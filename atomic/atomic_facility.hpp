@@ -1,5 +1,5 @@
 #pragma once
-// The atomic facility: COMPARE AND WRITE at the vdisk's owner, between
+// The atomic facility: COMPARE AND WRITE and ORWRITE at the vdisk's owner, between
 // forward and the cache. Every write to a vdisk reaches the owner's core
 // through here (a host's own, or one forwarded by another node), so here
 // a compare-and-write can be made atomic against all of them: no write to
@@ -14,7 +14,9 @@
 // other compare-and-writes of it) wait here, in their order. It then reads
 // the range, compares it with the first half of its buffer, and if equal
 // writes the second half (with its FUA); a difference fails it with
-// EILSEQ (MISCOMPARE) and writes nothing.
+// EILSEQ (MISCOMPARE) and writes nothing. An or-write (SBC-3's ORWRITE)
+// waits the same way, reads the range, ORs its data into it and writes the
+// result: no write of the range can come between and be lost.
 //
 // Not thread-safe: the core's thread runs everything.
 #include <cstdint>
@@ -30,6 +32,7 @@ inline constexpr const char* kAtomicFacility = "atomic";
 
 struct AtomicStats {
   uint64_t compare_and_writes = 0;
+  uint64_t or_writes = 0;
   uint64_t miscompares = 0;
   uint64_t waited = 0;      // writes (and compare-and-writes) held back
 };
@@ -46,8 +49,8 @@ class AtomicFacility final : public Facility {
   const AtomicStats& stats() const { return stats_; }
 
  private:
-  // A compare-and-write under way: its request, the generation it waits
-  // for, and the range read back.
+  // A compare-and-write (or an or-write) under way: its request, the
+  // generation it waits for, and the range read back.
   struct Caw {
     IoRequestPtr request;
     uint64_t waits_for = 0;   // every write sent in a generation up to this one done
@@ -65,6 +68,7 @@ class AtomicFacility final : public Facility {
   void forget_done();
   void maybe_run(uint32_t vdisk);
   void read_done(uint32_t vdisk, IoRequestPtr read);
+  void or_into_medium(uint32_t vdisk, Caw& c);
   void write_done(uint32_t vdisk, IoRequestPtr write);
   void finish(uint32_t vdisk, int status);
   bool drained(uint64_t generation) const;

@@ -142,6 +142,7 @@ void BackendFacility::serve_synthetic(IoRequestPtr request, const BlockDevice& d
     case IoOp::flush:
     case IoOp::block_status:
     case IoOp::compare_and_write:  // (refused in submit)
+    case IoOp::or_write:
       break;
   }
   complete(std::move(request), 0);
@@ -152,7 +153,7 @@ void BackendFacility::submit(IoRequestPtr request) {
   // A block-status question is answered above (thin, virtualization);
   // one that got here has no answer on an mdisk.
   if (it == devices_.end() || request->op == IoOp::block_status ||
-      request->op == IoOp::compare_and_write) {
+      read_modify_write(request->op)) {
     ++stats_.errors;
     complete(std::move(request), it == devices_.end() ? EIO : EINVAL);
     return;

@@ -13,6 +13,7 @@ const char* to_string(IoOp op) {
     case IoOp::write_zeroes: return "write_zeroes";
     case IoOp::block_status: return "block_status";
     case IoOp::compare_and_write: return "compare_and_write";
+    case IoOp::or_write: return "or_write";
   }
   return "?";
 }

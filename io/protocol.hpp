@@ -25,9 +25,30 @@ namespace sve {
 // what the range must hold, then what to write there if it does; the
 // atomic facility at the vdisk's owner runs it (atomic/atomic_facility.hpp)
 // and fails it with EILSEQ on a difference. It never goes below there.
-enum class IoOp : uint8_t { read, write, flush, trim, write_zeroes, block_status, compare_and_write };
+// or_write (SCSI's ORWRITE) carries length bytes that the same facility
+// ORs into the range's, as one uninterrupted read and write.
+enum class IoOp : uint8_t {
+  read, write, flush, trim, write_zeroes, block_status, compare_and_write, or_write
+};
 
 const char* to_string(IoOp op);
+
+// The bytes a request of `op` over `length` bytes carries down to its
+// server: a write's and an or-write's data, a compare-and-write's two
+// halves (what the range must hold, then what to write); none for others.
+inline uint64_t data_out_bytes(IoOp op, uint64_t length) {
+  switch (op) {
+    case IoOp::write:
+    case IoOp::or_write: return length;
+    case IoOp::compare_and_write: return 2 * length;
+    default: return 0;
+  }
+}
+// Whether the atomic facility at the vdisk's owner runs `op` as one read
+// and one write that no other write comes between (it never goes below).
+inline bool read_modify_write(IoOp op) {
+  return op == IoOp::compare_and_write || op == IoOp::or_write;
+}
 
 namespace io_flags {
 inline constexpr uint32_t fua = 1u << 0;      // durable before completion

@@ -43,21 +43,25 @@ std::string check_header(const FrameHeader& h) {
   return {};
 }
 
+uint64_t max_forward_length(uint32_t op) {
+  const auto io_op = static_cast<IoOp>(op);
+  if (io_op == IoOp::block_status) return kMaxStatusRange;
+  return data_out_bytes(io_op, 1) > 1 ? kMaxForwardBytes / 2 : kMaxForwardBytes;
+}
+
 std::string forward_body_error(const FrameHeader& h, const ForwardBody& b) {
   // The ops a host request may carry (io/protocol.hpp's IoOp).
-  if (b.op > static_cast<uint32_t>(IoOp::compare_and_write))
+  if (b.op > static_cast<uint32_t>(IoOp::or_write))
     return "forward frame with op " + std::to_string(b.op);
-  bool status = b.op == static_cast<uint32_t>(IoOp::block_status);
-  bool caw = b.op == static_cast<uint32_t>(IoOp::compare_and_write);
-  if (b.length > (status ? kMaxStatusRange : caw ? kMaxForwardBytes / 2 : kMaxForwardBytes))
+  const auto op = static_cast<IoOp>(b.op);
+  bool status = op == IoOp::block_status;
+  if (b.length > max_forward_length(b.op))
     return "forward frame for " + std::to_string(b.length) + " bytes";
   if (status && (b.flags == 0 || b.flags > kMaxStatusExtents))
     return "forward frame asking for " + std::to_string(b.flags) + " extents";
   if (b.offset + b.length < b.offset) return "forward frame range wraps";
   // (A compare-and-write carries what the range must hold, then its data.)
-  uint64_t data = b.op == static_cast<uint32_t>(IoOp::write) ? pad8(b.length)
-                  : caw                                       ? pad8(2 * b.length)
-                                                              : 0;
+  uint64_t data = pad8(data_out_bytes(op, b.length));
   if (h.body_bytes != sizeof(ForwardBody) + data)
     return "forward frame body of " + std::to_string(h.body_bytes) + " bytes for a request of " +
            std::to_string(b.length);

@@ -30,6 +30,10 @@ inline constexpr uint64_t kMaxForwardBytes = 32ull << 20;  // the largest host r
 inline constexpr uint64_t kMaxStatusRange = UINT32_MAX;
 inline constexpr uint32_t kStatusAnswerBytes = 4096;
 inline constexpr uint32_t kMaxStatusExtents = (kStatusAnswerBytes - 4) / 8;
+// The longest range a forwarded request of this op (io/protocol.hpp's
+// IoOp) may name: its data out at most kMaxForwardBytes (a
+// compare-and-write's is twice its range), a block status' kMaxStatusRange.
+uint64_t max_forward_length(uint32_t op);
 
 // A connection opens with a handshake in which each end proves it holds
 // the cluster key (io/channel/channel_auth.hpp): hello (the caller's

@@ -118,15 +118,12 @@ void DataChannel::add_buffer(Out& out, const IoRequest& request, uint64_t bytes)
 
 bool DataChannel::send_forward(OutForward request) {
   const ForwardBody& b = request.body;
-  bool write = b.op == static_cast<uint32_t>(IoOp::write);
-  bool read = b.op == static_cast<uint32_t>(IoOp::read);
-  bool status = b.op == static_cast<uint32_t>(IoOp::block_status);
-  bool caw = b.op == static_cast<uint32_t>(IoOp::compare_and_write);
-  if (b.length > (status ? kMaxStatusRange : caw ? kMaxForwardBytes / 2 : kMaxForwardBytes) ||
-      forwards_out_.count(request.id))
-    return false;
+  const auto op = static_cast<IoOp>(b.op);
+  bool read = op == IoOp::read;
+  bool status = op == IoOp::block_status;
+  if (b.length > max_forward_length(b.op) || forwards_out_.count(request.id)) return false;
   // The data it carries: a write's, or a compare-and-write's two halves.
-  uint64_t data = write ? b.length : caw ? 2 * b.length : 0;
+  uint64_t data = data_out_bytes(op, b.length);
   if (data > 0 && (!request.hold || !request.hold->buffer ||
                    request.hold->buffer_offset + data > request.hold->buffer->size()))
     return false;

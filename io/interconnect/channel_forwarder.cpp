@@ -136,9 +136,10 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
   // Room in this core's pools now, or the peer takes the other path.
   if (!requests_account_.try_acquire(1)) return refuse(reply, h.id, EAGAIN);
   IoRequestPtr request = io_.requests().make(requests_account_);
-  uint64_t buffer_bytes = (op == IoOp::read || op == IoOp::write) ? b.length : 0;
-  if (op == IoOp::block_status) buffer_bytes = channel::kStatusAnswerBytes;  // the answer
-  if (op == IoOp::compare_and_write) buffer_bytes = 2 * b.length;  // expected, then new
+  // A read's room, the data out (a compare-and-write's: expected, then
+  // new), or a block status' answer page.
+  uint64_t buffer_bytes = op == IoOp::read ? b.length : data_out_bytes(op, b.length);
+  if (op == IoOp::block_status) buffer_bytes = channel::kStatusAnswerBytes;
   if (buffer_bytes > 0) {
     uint64_t pages = BufferPool::pages_for(buffer_bytes);
     if (!pages_account_.try_acquire(pages)) return refuse(reply, h.id, EAGAIN);
@@ -147,7 +148,7 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
       pages_account_.release(pages);
       return refuse(reply, h.id, EAGAIN);
     }
-    if (op == IoOp::write || op == IoOp::compare_and_write) {
+    if (data_out_bytes(op, b.length) > 0) {
       buffer->copy_in(0, buffer_bytes, in.data);
       stats_.bytes_copied += buffer_bytes;
     }

@@ -120,7 +120,7 @@ struct InterconnectState {
 using Self = caf::stateful_actor<InterconnectState>;
 
 bool is_payload_op(IoOp op) {
-  return op == IoOp::read || op == IoOp::write || op == IoOp::compare_and_write;
+  return op == IoOp::read || data_out_bytes(op, 1) > 0;
 }
 
 ActorPort& core_for(Self* self, uint32_t vdisk) {
@@ -235,10 +235,10 @@ void dispatch(Self* self, uint64_t id) {
     return retry_later(self, id);
   }
   Bytes data;
-  if (request->op == IoOp::write || request->op == IoOp::compare_and_write) {
+  if (uint64_t out = data_out_bytes(request->op, request->length)) {
     // (A compare-and-write carries both halves: what the range must hold,
     // then what to write.)
-    data.resize(request->op == IoOp::write ? request->length : 2 * request->length);
+    data.resize(out);
     request->buffer->copy_out(request->buffer_offset, data.size(), data.data());
   }
   it->second.in_flight = true;
@@ -285,9 +285,10 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
     return caf::result<int32_t, Bytes>(int32_t{ESTALE}, Bytes{});
   }
   auto io_op = static_cast<IoOp>(op);
-  const bool caw = io_op == IoOp::compare_and_write;
-  if ((op > static_cast<uint32_t>(IoOp::write_zeroes) && !caw) || length > kMaxForwardBytes ||
-      (io_op == IoOp::write && data.size() != length) || (caw && data.size() != 2 * length))
+  // (Not a block status: it goes by the data channel.)
+  const bool known =
+      op <= static_cast<uint32_t>(IoOp::or_write) && io_op != IoOp::block_status;
+  if (!known || length > kMaxForwardBytes || data.size() != data_out_bytes(io_op, length))
     return caf::result<int32_t, Bytes>(int32_t{EINVAL}, Bytes{});
   IoRequestPtr request = make_request();
   request->op = io_op;
@@ -296,8 +297,8 @@ caf::result<int32_t, Bytes> serve_inbound(Self* self, uint32_t from, uint32_t vd
   request->offset = offset;
   request->length = io_op == IoOp::flush ? 0 : length;
   if (is_payload_op(io_op) && length > 0) {
-    request->buffer = Buffer::allocate(caw ? 2 * length : length);
-    if (io_op == IoOp::write || caw) request->buffer->copy_in(0, data.size(), data.data());
+    request->buffer = Buffer::allocate(io_op == IoOp::read ? length : data.size());
+    if (!data.empty()) request->buffer->copy_in(0, data.size(), data.data());
   }
   uint64_t id = st.next_id++;
   request->cookie = id;

@@ -215,6 +215,28 @@ Plan compare_and_write(const uint8_t* cdb, const LogicalUnit& lu) {
   return p;
 }
 
+// ORWRITE(16): its Data-Out ORed into the range, which the vdisk's owner
+// reads and writes as one uninterrupted action (the atomic facility), so
+// that no write of the range in between is lost. DPO and FUA_NV are taken
+// (nothing to do); ORPROTECT is refused, as every protection field is.
+Plan or_write(const uint8_t* cdb, const LogicalUnit& lu) {
+  if (cdb[1] & 0xe0) return check(sense::invalid_field_in_cdb);
+  const uint64_t lba = be64(cdb + 2);
+  const uint64_t blocks = be32(cdb + 10);
+  if (blocks > kMaxTransferBlocks) return check(sense::invalid_field_in_cdb);
+  if (!in_range(lba, blocks, lu)) return check(sense::lba_out_of_range);
+  if (lu.read_only) return check(sense::write_protected);
+  Plan p;
+  if (blocks == 0) return p;  // nothing to write: GOOD
+  p.io = true;
+  p.op = IoOp::or_write;
+  p.offset = lba * kBlockBytes;
+  p.length = blocks * kBlockBytes;
+  p.flags = (cdb[1] & 0x08) ? io_flags::fua : 0;
+  p.data_out = p.length;
+  return p;
+}
+
 Plan synchronize(const uint8_t* cdb, bool sixteen, const LogicalUnit& lu) {
   const uint64_t lba = sixteen ? be64(cdb + 2) : be32(cdb + 2);
   const uint64_t blocks = sixteen ? be32(cdb + 10) : be16(cdb + 7);
@@ -322,6 +344,7 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu, const Nex
     case kWriteSame16: return plan_write_same(cdb, true, lu);
     case kUnmap: return plan_unmap(cdb, lu);
     case kCompareAndWrite: return compare_and_write(cdb, lu);
+    case kOrWrite: return or_write(cdb, lu);
     case kMaintenanceIn:
       if ((cdb[1] & 0x1f) == kReportTargetPortGroups)
         return plan_report_target_port_groups(cdb, lu);

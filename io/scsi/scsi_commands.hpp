@@ -77,6 +77,7 @@ enum : uint8_t {
   kRead16 = 0x88,
   kCompareAndWrite = 0x89,
   kWrite16 = 0x8a,
+  kOrWrite = 0x8b,
   kWriteVerify16 = 0x8e,
   kVerify16 = 0x8f,
   kPreFetch16 = 0x90,

@@ -47,6 +47,7 @@ constexpr Supported kSupported[] = {
     {kCompareAndWrite, 0, false, 16,
      {kCompareAndWrite, 0xf8, F, F, F, F, F, F, F, F, 0, 0, 0, F, 0, 0}},
     {kWrite16, 0, false, 16, {kWrite16, 0xf8, F, F, F, F, F, F, F, F, F, F, F, F, 0, 0}},
+    {kOrWrite, 0, false, 16, {kOrWrite, 0xfa, F, F, F, F, F, F, F, F, F, F, F, F, 0, 0}},
     {kWriteVerify16, 0, false, 16, {kWriteVerify16, 0xf6, F, F, F, F, F, F, F, F, F, F, F, F, 0, 0}},
     {kVerify16, 0, false, 16, {kVerify16, 0xf6, F, F, F, F, F, F, F, F, F, F, F, F, 0, 0}},
     {kPreFetch16, 0, false, 16, {kPreFetch16, 0x02, F, F, F, F, F, F, F, F, F, F, F, F, 0x1f, 0}},

@@ -326,7 +326,7 @@ def test(make):
         failed, ran, output = conformance(lun)
         for command in ("VERIFY10", "VERIFY16", "WRITEVERIFY12", "READ16", "WRITE16",
                         "WRITESAME10", "WRITESAME16", "GET_LBA_STATUS", "PREFETCH10",
-                        "PREFETCH16"):
+                        "PREFETCH16", "ORWRITE"):
             check(f"[SKIPPED] {command} is not implemented" not in output,
                   f"iscsi-test-cu ran its {command} tests")
         for skipped in ("PROUT Not Supported", "PERSISTENT RESERVE IN is not implemented",

@@ -191,6 +191,14 @@ def test(make):
         check(status == 2 and sense == (0x0e, 0x1d, 0x00) and len(data) >= 9 and
               data[2] & 0x80 and int.from_bytes(data[5:9], "big") == 100 * i,
               f"VERIFY's miscompare through node {i} says where: {status} {sense} {data.hex()}")
+        # ORWRITE ORs its data into the block at the owner, on every path.
+        ored = bytes(range(256)) + bytes([0x80 | (i << 4)]) * 256
+        cdb = bytes([0x8b, 0x08]) + (300 + i).to_bytes(8, "big") + (1).to_bytes(4, "big") + bytes(2)
+        status, sense, _ = s.command(cdb, data_out=ored)
+        check(status == GOOD, f"ORWRITE through node {i}: {status} {sense}")
+        status, sense, data = s.read(300 + i, 1)
+        check(status == GOOD and data == bytes(a | b for a, b in zip(block, ored)),
+              f"the block holds the OR of both, through node {i}: {status} {sense} {data.hex()}")
 
     # Discovery through one node lists every node's portal, each its own
     # portal group.

@@ -173,3 +173,44 @@ TEST_CASE("compare-and-writes of one vdisk run one at a time, in order with its 
   CHECK(atomic.inspect()["generations"] == 1);
   CHECK(atomic.inspect()["vdisks_held"] == 0);
 }
+
+// ORWRITE: the range read, the data ORed in, the result written, with no
+// write of the vdisk between (one that comes meanwhile waits, and then
+// lands on top; one in flight before is done before the read).
+TEST_CASE("or-write ORs its data into the range with no write between", "[atomic]") {
+  MemoryBelow below;
+  AtomicFacility atomic(below);
+  Host host;
+  below.disk(2).replace(0, 4, std::string("\x01\x02\x04\x08", 4));
+  atomic.submit(write(host, 2, 4, "zz"));  // in flight when the or-write comes
+  IoRequestPtr ored = write(host, 2, 0, std::string("\x10\x20\x40\x80", 4));
+  ored->op = IoOp::or_write;
+  ored->flags = io_flags::fua;
+  atomic.submit(std::move(ored));
+  atomic.submit(write(host, 2, 1, "Q"));  // after it: waits
+  REQUIRE(below.held.size() == 1);        // the or-write's read waits for the write in flight
+  below.run(0);
+  REQUIRE(below.held.size() == 1);
+  CHECK(below.held[0]->op == IoOp::read);
+  below.run(0);
+  REQUIRE(below.held.size() == 1);
+  CHECK(below.held[0]->op == IoOp::write);
+  CHECK(below.held[0]->flags == io_flags::fua);
+  below.run(0);  // the or-write's write: the waiting write goes down only now
+  REQUIRE(below.held.size() == 1);
+  below.run_all();
+  REQUIRE(host.done.size() == 3);
+  for (auto& r : host.done) CHECK(r->status == 0);
+  CHECK(host.done[1]->op == IoOp::or_write);
+  CHECK(below.disk(2).substr(0, 6) == std::string("\x11Q\x44\x88zz", 6));
+  CHECK(atomic.stats().or_writes == 1);
+  CHECK(atomic.stats().compare_and_writes == 0);
+  // Its buffer must hold its data.
+  IoRequestPtr short_one = write(host, 2, 0, "AB");
+  short_one->op = IoOp::or_write;
+  short_one->length = 3;
+  atomic.submit(std::move(short_one));
+  REQUIRE(host.done.size() == 4);
+  CHECK(host.done[3]->status == EINVAL);
+  CHECK(atomic.inspect()["vdisks_held"] == 0);
+}

@@ -53,9 +53,7 @@ struct Receiver final : ChannelHandler {
   std::vector<Forwarded> forwarded;
   void on_forward(const ForwardIn& in) override {
     std::string data;
-    if (in.body->op == static_cast<uint32_t>(IoOp::write)) data.assign(in.data, in.body->length);
-    if (in.body->op == static_cast<uint32_t>(IoOp::compare_and_write))
-      data.assign(in.data, 2 * in.body->length);
+    data.assign(in.data, data_out_bytes(static_cast<IoOp>(in.body->op), in.body->length));
     forwarded.push_back({*in.header, *in.body, data});
   }
   void on_closed(const std::string& reason) override {
@@ -321,7 +319,7 @@ OutForward forward_of(const IoRequestPtr& r, uint64_t id) {
   f.body.offset = r->offset;
   f.body.length = r->length;
   f.body.op = static_cast<uint32_t>(r->op);
-  if (r->op == IoOp::write || r->op == IoOp::compare_and_write) f.hold = r;
+  if (data_out_bytes(r->op, r->length) > 0) f.hold = r;
   return f;
 }
 
@@ -395,6 +393,12 @@ TEST_CASE("data channel: a forwarded compare-and-write carries both halves of it
   std::vector<std::string> half{std::string(1000, 'e')};
   IoRequestPtr short_one = request_over(half, IoOp::compare_and_write, 0);
   CHECK_FALSE(p.out->send_forward(forward_of(short_one, 5)));
+  // An or-write carries its data, once.
+  IoRequestPtr ored = request_over(half, IoOp::or_write, 4096);
+  REQUIRE(p.out->send_forward(forward_of(ored, 6)));
+  p.run_until([&] { return p.receiver.forwarded.size() == 2; });
+  CHECK(p.receiver.forwarded[1].body.op == static_cast<uint32_t>(IoOp::or_write));
+  CHECK(p.receiver.forwarded[1].data == half[0]);
 }
 
 TEST_CASE("data channel: a forwarded read's answer counts in the window, and a cut fails it once") {
@@ -428,7 +432,11 @@ TEST_CASE("data channel: a forward frame whose body does not match its request e
   } frame;
   frame.h.type = static_cast<uint8_t>(FrameType::forward);
   frame.h.body_bytes = sizeof(ForwardBody);
-  SECTION("an unknown op") { frame.b.op = 9; }
+  SECTION("an unknown op") { frame.b.op = static_cast<uint32_t>(IoOp::or_write) + 1; }
+  SECTION("an or-write without its data") {
+    frame.b.op = static_cast<uint32_t>(IoOp::or_write);
+    frame.b.length = 8;
+  }
   SECTION("a write without its data") {
     frame.b.op = static_cast<uint32_t>(IoOp::write);
     frame.b.length = 4096;

@@ -236,6 +236,30 @@ TEST_CASE("SCSI: COMPARE AND WRITE is one request carrying both halves", "[scsi]
   CHECK(run(Cdb{0x12, 0x01, 0xb0}.be(3, 255, 2)).data_in[5] == kMaxCompareAndWriteBlocks);
 }
 
+TEST_CASE("SCSI: ORWRITE is one request the owner reads, ORs and writes", "[scsi]") {
+  Plan p = run(Cdb{0x8b, 0x1a}.be(2, 100, 8).be(10, 3, 4));  // DPO, FUA, FUA_NV
+  CHECK(p.io);
+  CHECK(p.op == IoOp::or_write);
+  CHECK(p.offset == 100 * 512);
+  CHECK(p.length == 3 * 512);
+  CHECK(p.data_out == 3 * 512);
+  CHECK(p.flags == io_flags::fua);
+  CHECK(run(Cdb{0x8b}.be(2, 100, 8)).flags == 0);
+  CHECK_FALSE(run(Cdb{0x8b}.be(2, 0, 8).be(10, 0, 4)).io);  // 0 blocks: GOOD, nothing sent
+  CHECK(refused(run(Cdb{0x8b, 0x20}.be(2, 0, 8).be(10, 1, 4)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x8b}.be(2, 2047, 8).be(10, 2, 4)), sense::lba_out_of_range));
+  CHECK(refused(run(Cdb{0x8b}.be(2, 2049, 8)), sense::lba_out_of_range));
+  CHECK(refused(run(Cdb{0x8b}.be(2, 0, 8).be(10, kMaxTransferBlocks + 1, 4), unit(1u << 30)),
+                sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x8b}.be(2, 0, 8).be(10, 1, 4), unit(2048, true)),
+                sense::write_protected));
+  // REPORT SUPPORTED OPERATION CODES names it, with the flags it takes.
+  Plan one = run(Cdb{0xa3, 0x0c, 0x01, 0x8b}.be(6, 64, 4));
+  REQUIRE(one.data_in.size() >= 6);
+  CHECK(one.data_in[1] == 0x03);
+  CHECK(one.data_in[5] == 0xfa);
+}
+
 TEST_CASE("SCSI: unit attentions are reported once, by the next command to their LUN", "[scsi]") {
   UnitAttentions ua;
   CHECK_FALSE(ua.take(0, 0x00));

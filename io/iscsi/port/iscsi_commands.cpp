@@ -221,7 +221,7 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
   if (plan.io || plan.data_out) {
     // (A flow's own Data-Out, or a compare-and-write's, is what it
     // moves; a transfer's, its range.)
-    t.transfer = plan.flow == scsi::Flow::one && plan.op != IoOp::compare_and_write
+    t.transfer = plan.flow == scsi::Flow::one && !read_modify_write(plan.op)
                      ? plan.length
                      : plan.data_out;
     t.volume = unit->lu.volume;
@@ -245,11 +245,11 @@ void IscsiConnection::begin_scsi(Task& t) {
   t.mode_ten = plan.mode_ten;
   t.allocation = plan.allocation;
   // Less Data-Out than the CDB says (less to compare, a parameter list
-  // cut short), or for WRITE SAME and COMPARE AND WRITE any other size
-  // than theirs.
+  // cut short), or for WRITE SAME, COMPARE AND WRITE and ORWRITE any
+  // other size than theirs.
   const bool flow_data = t.verify || plan.flow != scsi::Flow::one;
   const bool exact = plan.flow == scsi::Flow::write_same ||
-                     (plan.io && plan.op == IoOp::compare_and_write);
+                     (plan.io && read_modify_write(plan.op));
   if ((flow_data && t.expected < t.data_out) || (exact && t.expected != t.data_out)) {
     plan.io = false;
     plan.flow = t.flow = scsi::Flow::one;
@@ -440,7 +440,7 @@ void IscsiConnection::completed(Task& t) {
   if (r.status == 0 && t.flow == scsi::Flow::lba_status) lba_status_in(t);
   if (r.status != 0) {
     t.status = scsi::Status::check_condition;
-    t.sense = scsi::sense_of_error(r.status, r.op == IoOp::write);
+    t.sense = scsi::sense_of_error(r.status, data_out_bytes(r.op, 1) > 0);
     if (r.status == EILSEQ && r.op == IoOp::compare_and_write)
       t.sense_information = static_cast<uint32_t>(r.miscompare_at);
     r.buffer.reset();

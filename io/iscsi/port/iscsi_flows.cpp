@@ -18,7 +18,8 @@ uint64_t IscsiConnection::buffer_bytes_for(const Task& t) const {
   const IoRequest& r = *t.request;
   switch (t.flow) {
     case scsi::Flow::one:
-      if (r.op == IoOp::compare_and_write) return t.data_out;  // expected, then new
+      // (A compare-and-write's: expected, then new; an or-write's data.)
+      if (read_modify_write(r.op)) return t.data_out;
       if (r.op != IoOp::read && r.op != IoOp::write) return 0;
       return r.length + (t.verify ? t.data_out : 0);
     case scsi::Flow::write_same:
