@@ -148,14 +148,21 @@ void AtomicFacility::read_done(uint32_t vdisk, IoRequestPtr read) {
         std::mismatch(expected.begin(), expected.end(), medium.begin()).first - expected.begin());
     return finish(vdisk, EILSEQ);
   }
+  write_range(vdisk, r, r.buffer, r.buffer_offset + r.length);
+}
+
+// The request's range written (with its FUA) from `data` at `at`: the
+// second half of a compare-and-write's, an or-write's result.
+void AtomicFacility::write_range(uint32_t vdisk, const IoRequest& r, BufferRef data,
+                                 uint64_t at) {
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
   write->flags = r.flags & io_flags::fua;
   write->volume = vdisk;
   write->offset = r.offset;
   write->length = r.length;
-  write->buffer = r.buffer;
-  write->buffer_offset = r.buffer_offset + r.length;
+  write->buffer = std::move(data);
+  write->buffer_offset = at;
   write->client = this;
   write->cookie = own_cookie(vdisk, true);
   lower_.submit(std::move(write));
@@ -170,16 +177,7 @@ void AtomicFacility::or_into_medium(uint32_t vdisk, Caw& c) {
   c.medium->copy_out(0, r.length, medium.data());
   for (uint64_t i = 0; i < r.length; ++i) medium[i] |= data[i];
   c.medium->copy_in(0, r.length, medium.data());
-  IoRequestPtr write = make_request();
-  write->op = IoOp::write;
-  write->flags = r.flags & io_flags::fua;
-  write->volume = vdisk;
-  write->offset = r.offset;
-  write->length = r.length;
-  write->buffer = std::move(c.medium);
-  write->client = this;
-  write->cookie = own_cookie(vdisk, true);
-  lower_.submit(std::move(write));
+  write_range(vdisk, r, std::move(c.medium), 0);
 }
 
 void AtomicFacility::write_done(uint32_t vdisk, IoRequestPtr write) {

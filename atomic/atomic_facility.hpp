@@ -69,6 +69,7 @@ class AtomicFacility final : public Facility {
   void maybe_run(uint32_t vdisk);
   void read_done(uint32_t vdisk, IoRequestPtr read);
   void or_into_medium(uint32_t vdisk, Caw& c);
+  void write_range(uint32_t vdisk, const IoRequest& r, BufferRef data, uint64_t at);
   void write_done(uint32_t vdisk, IoRequestPtr write);
   void finish(uint32_t vdisk, int status);
   bool drained(uint64_t generation) const;

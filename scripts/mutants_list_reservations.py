@@ -54,7 +54,7 @@ RESERVATION_MUTANTS = [
          tests="integration.iscsi_reservations", timeout=600),
     dict(id="reservation-spc2-survives-nexus-loss", file="io/iscsi/port/iscsi_port.cpp",
          why="an SPC-2 reservation outlives the connection of the nexus that holds it",
-         before="  if (options.reserve)\n    for (const iscsi::Unit& u : connection->units()) {",
+         before="  if (options.reserve && last)\n    for (const iscsi::Unit& u : connection->units()) {",
          after="  if (false)\n    for (const iscsi::Unit& u : connection->units()) {",
          tests="integration.iscsi_reservations", timeout=600),
     dict(id="reservation-spc2-survives-reset", file="io/iscsi/port/iscsi_commands.cpp",

@@ -87,10 +87,9 @@ LoginMachine::Reply LoginMachine::on_request(const Bhs& q, const uint8_t* data, 
     return fail(q, S::initiator_error, "a transit to no stage that follows", stat_sn);
   if (first_) {
     std::memcpy(isid_, q.data() + 8, sizeof isid_);
-    if (q.get16(14) != 0)
-      return fail(q, S::session_does_not_exist,
-                  "adding a connection to an existing session (TSIH set) is not supported",
-                  stat_sn);
+    joined_ = q.get16(14);  // (checked once the initiator has named itself)
+    cid_ = q.get16(20);
+    negotiation_.set_leading(joined_ == 0);
     cmd_sn_ = q.get32(24);
     stage_ = csg;  // (an initiator may skip the security stage)
   } else if (std::memcmp(isid_, q.data() + 8, sizeof isid_) != 0) {
@@ -141,6 +140,18 @@ LoginMachine::Reply LoginMachine::on_request(const Bhs& q, const uint8_t* data, 
     }
     policy_ = config_.policy ? config_.policy(initiator_, type_) : LoginPolicy{};
     if (!policy_.allowed) return fail(q, S::authorization_failure, policy_.why, stat_sn);
+    if (joined_ != 0) {
+      // Another connection of a session: of its initiator port, to this
+      // portal group, while it has room for one more.
+      JoinAnswer join;
+      if (type_ != SessionType::normal)
+        join.why = "a discovery session has one connection";
+      else if (!config_.join)
+        join.why = "adding a connection to an existing session is not supported here";
+      else
+        join = config_.join(initiator_port(), joined_);
+      if (join.status != S::success) return fail(q, join.status, join.why, stat_sn);
+    }
     if (type_ == SessionType::normal)
       answers.push_back({"TargetPortalGroupTag", std::to_string(config_.portal_group_tag)});
   }
@@ -172,7 +183,7 @@ LoginMachine::Reply LoginMachine::on_request(const Bhs& q, const uint8_t* data, 
   if (moving) out_flags |= kTransit | static_cast<uint8_t>(nsg);
   reply.header.set_flags(out_flags);
   if (moving) stage_ = nsg;
-  if (stage_ == Stage::full_feature) reply.header.put16(14, config_.tsih);
+  if (stage_ == Stage::full_feature) reply.header.put16(14, joined_ ? joined_ : config_.tsih);
   reply.text = format_text(answers);
   reply.header.set_data_segment_length(static_cast<uint32_t>(reply.text.size()));
   return reply;

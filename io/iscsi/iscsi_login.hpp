@@ -26,13 +26,23 @@ struct LoginPolicy {
   std::string target_secret; // the target's secret for mutual CHAP (empty: no mutual)
 };
 
+// The answer to a login that adds a connection to a session (its TSIH
+// set): success, or why not (session_does_not_exist, too_many_connections).
+struct JoinAnswer {
+  LoginStatus status = LoginStatus::session_does_not_exist;
+  std::string why;
+};
+
 struct LoginConfig {
   std::string target_name;  // iqn.2026-12.org.sve:<cluster>
   uint16_t portal_group_tag = 1;
-  uint16_t tsih = 1;  // the session's handle, given in the last response
+  uint16_t tsih = 1;  // a new session's handle, given in the last response
   TargetOffer offer;
   uint32_t command_window = 64;  // MaxCmdSN - ExpCmdSN + 1
   std::function<LoginPolicy(const std::string& initiator, SessionType type)> policy;
+  // A login with a TSIH (another connection of that session, from the
+  // initiator port named): whether it may join. None: refused.
+  std::function<JoinAnswer(const std::string& initiator_port, uint16_t tsih)> join;
 };
 
 class LoginMachine {
@@ -56,6 +66,9 @@ class LoginMachine {
   // the session's ISID in hex. Another ISID is another I_T nexus.
   std::string initiator_port() const;
   SessionType session_type() const { return type_; }
+  // The session this connection joined (its TSIH), or 0: a new session.
+  uint16_t joined() const { return joined_; }
+  uint16_t cid() const { return cid_; }
   uint32_t exp_cmd_sn() const { return cmd_sn_; }
   // Why the login failed (for the log), once a reply closed it.
   const std::string& failure() const { return failure_; }
@@ -72,6 +85,8 @@ class LoginMachine {
   Stage stage_ = Stage::security;
   bool first_ = true;
   uint8_t isid_[6] = {};
+  uint16_t joined_ = 0;
+  uint16_t cid_ = 0;
   uint32_t cmd_sn_ = 0;
   std::string initiator_;
   SessionType type_ = SessionType::normal;

@@ -27,11 +27,18 @@ uint8_t residual_flags(const Residual& r) {
 
 }  // namespace
 
-bool CommandWindow::take(uint32_t cmd_sn, bool immediate) {
+bool CommandWindow::take(uint32_t cmd_sn, bool immediate, uint32_t room) {
   if (immediate) return true;
-  if (cmd_sn != exp_) return false;  // out of order or out of the window: ignored
-  ++exp_;
-  pass_considered();
+  if (cmd_sn == exp_) {
+    ++exp_;
+    pass_considered();
+    return true;
+  }
+  // Ahead (a wrapped distance: behind is far ahead), within MaxCmdSN.
+  if (cmd_sn - exp_ >= std::min(room, depth_)) return false;
+  if (std::find(considered_.begin(), considered_.end(), cmd_sn) != considered_.end())
+    return false;
+  considered_.push_back(cmd_sn);
   return true;
 }
 
@@ -166,11 +173,11 @@ Bhs nop_in(const Bhs& nop_out, uint32_t data_bytes, Numbers& n) {
   return h;
 }
 
-Bhs logout_response(const Bhs& logout, Numbers& n) {
+Bhs logout_response(const Bhs& logout, Numbers& n, uint8_t response) {
   Bhs h;
   h.set_opcode(Op::logout_response);
   h.set_flags(kFinal);
-  h.set_byte(2, 0x00);  // closed successfully
+  h.set_byte(2, response);  // 0: closed successfully
   h.set_initiator_task_tag(logout.initiator_task_tag());
   stat(h, n);
   return h;

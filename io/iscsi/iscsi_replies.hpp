@@ -22,7 +22,13 @@ inline constexpr uint32_t kNoTag = 0xffffffffu;  // the reserved task tag
 class CommandWindow {
  public:
   CommandWindow(uint32_t exp_cmd_sn, uint32_t depth) : exp_(exp_cmd_sn), depth_(depth) {}
-  bool take(uint32_t cmd_sn, bool immediate);
+  // A non-immediate command is taken once, at ExpCmdSN or, with `room` > 1
+  // (MaxCmdSN - ExpCmdSN + 1 as last told), up to room - 1 ahead of it: a
+  // session's connections each carry their own commands, and one of them
+  // may overtake those another still carries (RFC 7143 3.2.2.1). ExpCmdSN
+  // then moves past every command received in a row. False: ignored
+  // (behind ExpCmdSN, past MaxCmdSN, or received already).
+  bool take(uint32_t cmd_sn, bool immediate, uint32_t room = 1);
   // An ABORT TASK named a command in the window not received yet: its
   // CmdSN counts as received (RFC 7143 11.6.1 b), so the commands after it
   // are not held back for one the initiator will not send, and if it comes
@@ -102,7 +108,8 @@ Bhs r2t(uint32_t itt, uint64_t lun, uint32_t ttt, uint32_t r2t_sn, uint32_t offs
 // A NOP-In answering a NOP-Out (its ping data goes back as the data segment).
 Bhs nop_in(const Bhs& nop_out, uint32_t data_bytes, Numbers& n);
 // A Logout Response: the connection or session is closed.
-Bhs logout_response(const Bhs& logout, Numbers& n);
+// (response: 0 closed, 1 CID not found, 2 connection recovery not supported)
+Bhs logout_response(const Bhs& logout, Numbers& n, uint8_t response = 0);
 // A Task Management Function Response with `response` (0: complete, 1:
 // the task does not exist, 5: not supported).
 Bhs task_response(const Bhs& request, uint8_t response, Numbers& n);

@@ -103,6 +103,16 @@ bool is_operational_key(const std::string& key) {
   return false;
 }
 
+bool is_leading_only_key(const std::string& key) {
+  static const char* const keys[] = {
+      "MaxConnections",   "InitialR2T",         "ImmediateData",      "MaxBurstLength",
+      "FirstBurstLength", "DefaultTime2Wait",   "DefaultTime2Retain", "MaxOutstandingR2T",
+      "DataPDUInOrder",   "DataSequenceInOrder", "ErrorRecoveryLevel"};
+  for (const char* k : keys)
+    if (key == k) return true;
+  return false;
+}
+
 bool is_login_key(const std::string& key) {
   return key == "InitiatorName" || key == "TargetName" || key == "SessionType" ||
          key == "InitiatorAlias" || key == "TargetAlias" || key == "TargetAddress" ||
@@ -124,12 +134,12 @@ Result<std::vector<TextPair>> Negotiation::answer(const std::vector<TextPair>& o
     // Only declarative keys may come before the operational stage.
     if (stage == Stage::security && p.key != "MaxRecvDataSegmentLength")
       return make_error(p.key + " is an operational key, offered in the security stage", EPROTO);
-    out.push_back({p.key, answer_one(p)});
+    out.push_back({p.key, !leading_ && is_leading_only_key(p.key) ? "Irrelevant" : answer_one(p)});
   }
   // FirstBurstLength may not exceed MaxBurstLength, whichever came first.
   params_.first_burst_length = std::min(params_.first_burst_length, params_.max_burst_length);
   for (TextPair& a : out)
-    if (a.key == "FirstBurstLength" && a.value != "Reject")
+    if (a.key == "FirstBurstLength" && a.value != "Reject" && a.value != "Irrelevant")
       a.value = std::to_string(params_.first_burst_length);
   return out;
 }

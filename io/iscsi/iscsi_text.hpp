@@ -82,6 +82,12 @@ class Negotiation {
   // once, when the operational stage is reached).
   std::vector<TextPair> declarations(Stage stage);
   const SessionParams& params() const { return params_; }
+  // A connection added to an existing session: the session's keys (RFC
+  // 7143's "leading only": MaxConnections, the bursts, R2T and immediate
+  // data rules, ...) were negotiated by its first connection and are
+  // answered Irrelevant here; only the connection's own (digests,
+  // MaxRecvDataSegmentLength) count.
+  void set_leading(bool leading) { leading_ = leading; }
 
  private:
   std::string answer_one(const TextPair& p);
@@ -89,7 +95,12 @@ class Negotiation {
   SessionParams params_;
   std::set<std::string> seen_;
   bool declared_ = false;
+  bool leading_ = true;
 };
+
+// Whether a key is the session's, negotiated on its leading connection
+// only (RFC 7143 13: "LO").
+bool is_leading_only_key(const std::string& key);
 
 // Keys this file negotiates (RFC 7143 13, and RFC 3720's markers).
 bool is_operational_key(const std::string& key);

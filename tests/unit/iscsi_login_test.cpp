@@ -35,7 +35,7 @@ struct Login {
   uint32_t stat_sn = 1;
   explicit Login(LoginPolicy policy, uint16_t tsih = 9)
       : m(LoginConfig{kTarget, 1, tsih, TargetOffer{}, 64,
-                      [policy](const std::string&, SessionType) { return policy; }}) {}
+                      [policy](const std::string&, SessionType) { return policy; }, {}}) {}
   LoginMachine::Reply send(const Bhs& h, const std::vector<TextPair>& keys) {
     std::string text = format_text(keys);
     return m.on_request(h, reinterpret_cast<const uint8_t*>(text.data()), text.size(), stat_sn++);
@@ -184,6 +184,47 @@ TEST_CASE("iSCSI login with CHAP, one-way and mutual", "[iscsi-login]") {
     CHECK(status(r) == 0);
     CHECK((r.header.flags() & 0x80) == 0);  // still in the security stage
   }
+}
+
+TEST_CASE("iSCSI login of a connection that joins a session", "[iscsi-login]") {
+  // The port says which sessions may take one more: TSIH 5 of this
+  // initiator port may, TSIH 6 is full, no other exists.
+  std::vector<std::pair<std::string, uint16_t>> asked;
+  auto join = [&](const std::string& port, uint16_t tsih) {
+    asked.emplace_back(port, tsih);
+    JoinAnswer a;
+    if (tsih == 5) a.status = LoginStatus::success;
+    if (tsih == 6) a.status = LoginStatus::too_many_connections;
+    return a;
+  };
+  auto joining = [&](uint16_t tsih, const std::vector<TextPair>& keys) {
+    LoginMachine m(LoginConfig{kTarget, 1, 9, TargetOffer{}, 64,
+                               [](const std::string&, SessionType) { return allowed(); }, join});
+    Bhs h = login(1, 3, true, false, tsih);
+    h.put16(20, 4);  // CID
+    std::string text = format_text(keys);
+    auto r = m.on_request(h, reinterpret_cast<const uint8_t*>(text.data()), text.size(), 1);
+    CHECK(m.joined() == (r.close ? m.joined() : tsih));
+    CHECK(m.cid() == 4);
+    return r;
+  };
+  auto ok = joining(5, with(names(), {{"MaxBurstLength", "4096"}, {"HeaderDigest", "CRC32C"},
+                                      {"MaxConnections", "2"}}));
+  CHECK_FALSE(ok.close);
+  CHECK(ok.header.get16(14) == 5);  // its session's TSIH, not a new one
+  CHECK(value(ok, "MaxBurstLength") == "Irrelevant");  // the session's key
+  CHECK(value(ok, "MaxConnections") == "Irrelevant");
+  CHECK(value(ok, "HeaderDigest") == "CRC32C");        // the connection's own
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0].first == std::string(kInitiator) + ",i,0x801234560001");
+  auto full = joining(6, names());
+  CHECK((full.close && status(full) == 0x0206));
+  auto none = joining(7, names());
+  CHECK((none.close && status(none) == 0x020a));
+  // A discovery session has one connection: never asked.
+  auto discovery = joining(5, {{"InitiatorName", kInitiator}, {"SessionType", "Discovery"}});
+  CHECK((discovery.close && status(discovery) == 0x020a));
+  CHECK(asked.size() == 3);
 }
 
 TEST_CASE("iSCSI logins that fail, each with its status", "[iscsi-login]") {

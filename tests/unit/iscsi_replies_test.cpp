@@ -35,6 +35,16 @@ TEST_CASE("iSCSI full-feature phase: windows, Data-In, residuals", "[iscsi]") {
   w.consider_received(106 + 64);
   CHECK(w.take(106, false));
   CHECK(w.exp_cmd_sn() == 107);
+  // With room (a session of several connections), a command ahead of
+  // ExpCmdSN is taken once; ExpCmdSN moves once the gap is filled.
+  CHECK_FALSE(w.take(111, false, 4));  // past MaxCmdSN as told (107 + 4 - 1)
+  CHECK_FALSE(w.take(107 + 64, false, 100));  // (never past the window's depth)
+  CHECK(w.take(108, false, 4));
+  CHECK_FALSE(w.take(108, false, 4));  // again: ignored
+  CHECK(w.exp_cmd_sn() == 107);
+  CHECK(w.take(107, false, 4));
+  CHECK(w.exp_cmd_sn() == 109);
+  CHECK_FALSE(w.take(108, false, 4));  // behind now
   CommandWindow wraps(0xffffffffu, 8);
   CHECK(wraps.take(0xffffffffu, false));
   CHECK(wraps.exp_cmd_sn() == 0);

@@ -32,6 +32,9 @@ enum : uint8_t {
   kTargetColdReset = 7,
   kTaskReassign = 8,
 };
+// Logout reasons and responses (RFC 7143 11.14.1, 11.15.1).
+enum : uint8_t { kCloseSession = 0, kCloseConnection = 1 };
+enum : uint8_t { kLogoutClosed = 0, kLogoutCidNotFound = 1, kLogoutRecoveryNotSupported = 2 };
 enum : uint8_t {
   kFunctionComplete = 0,
   kTaskDoesNotExist = 1,
@@ -132,7 +135,7 @@ void IscsiConnection::got_task() {
       settle(*t);
       return receive_data(Sink::discard, nullptr, 0, 0);
     }
-    if (!window_.take(cmd_sn, immediate)) {
+    if (!window_.take(cmd_sn, immediate, setup_.command_window - window_used_)) {
       spdlog::warn("iscsi: {}: CmdSN {} where {} was expected: ignored", setup_.initiator,
                    cmd_sn, window_.exp_cmd_sn());
       t->finished = true;
@@ -573,16 +576,20 @@ void IscsiConnection::respond_text(Task& t) {
   queue(&t, h, false, 0, static_cast<uint32_t>(t.data.size()), true);
 }
 
+// A SCSI command of the session's by its tag, on whichever connection it
+// came (a task management function may come by another).
 Task* IscsiConnection::find_live(uint32_t itt) {
-  for (Task& t : live_)
-    if (t.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
-        t.command.initiator_task_tag() == itt)
-      return &t;
+  for (IscsiConnection* c : session_->connections)
+    for (Task& t : c->live_)
+      if (t.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
+          t.command.initiator_task_tag() == itt)
+        return &t;
   return nullptr;
 }
 
-// Ends `target` without an answer: at once if its data is still awaited,
-// else once the stack is done with it; `by` answers after that.
+// Ends `target` (a task of this connection's) without an answer: at once
+// if its data is still awaited, else once the stack is done with it; `by`
+// (on this connection or another of the session) answers after that.
 void IscsiConnection::abort(Task& target, Task& by) {
   if (target.finished || target.aborted) return;
   target.aborted = true;
@@ -644,7 +651,15 @@ void IscsiConnection::answer_ended(Task& t) {
 void IscsiConnection::release_waiter(Task& t) {
   Task* waiter = t.waiter;
   t.waiter = nullptr;
-  if (waiter) waited(*waiter);
+  if (waiter) waiter->connection->waited(*waiter);
+}
+
+// A task management function given back before what it waited for was
+// over (its connection ended): nothing may call it any more.
+void IscsiConnection::forget_waiter(Task& by) {
+  for (IscsiConnection* c : session_->connections)
+    for (Task& t : c->live_)
+      if (t.waiter == &by) t.waiter = nullptr;
 }
 
 void IscsiConnection::reset_told(Task& tmf) { waited(tmf); }
@@ -672,7 +687,7 @@ void IscsiConnection::task_management(Task& t) {
     case kAbortTask: {
       Task* target = find_live(t.command.get32(20));
       if (target && target != &t) {
-        abort(*target, t);
+        target->connection->abort(*target, t);
       } else if (sn_less(t.command.get32(32), window_.exp_cmd_sn())) {
         // Received and already answered: its RefCmdSN is behind the window
         // (RFC 7143 11.6.1 c). One not received yet, in the window, is
@@ -687,14 +702,20 @@ void IscsiConnection::task_management(Task& t) {
     case kClearTaskSet:
     case kLunReset:
     case kTargetWarmReset:
-    case kTargetColdReset:
-      for (Task& other : live_)
-        if (&other != &t && other.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
-            (function >= kTargetWarmReset || other.command.lun() == lun))
-          abort(other, t);
+    case kTargetColdReset: {
+      // The nexus's tasks, on every connection of the session (chosen
+      // first: aborting one may give it back).
+      std::vector<Task*> targets;
+      for (IscsiConnection* c : session_->connections)
+        for (Task& other : c->live_)
+          if (&other != &t && other.command.opcode() == static_cast<uint8_t>(Op::scsi_command) &&
+              (function >= kTargetWarmReset || other.command.lun() == lun))
+            targets.push_back(&other);
+      for (Task* other : targets) other->connection->abort(*other, t);
       if (function == kLunReset || function >= kTargetWarmReset) reset(t, function, lun);
       if (function == kTargetColdReset) close_after_send_ = true;
       break;
+    }
     case kClearAca: response = kFunctionNotSupported; break;
     case kTaskReassign: response = kReassignNotSupported; break;
     default: response = kFunctionRejected; break;
@@ -777,15 +798,38 @@ bool IscsiConnection::set_units(std::vector<Unit> units) {
   return true;
 }
 
-// A Logout is answered once every other command is: nothing is in flight
-// when the connection closes after the response.
+// A Logout (RFC 7143 11.14) closes the session (reason 0: every
+// connection of it), this connection (1), or another connection of the
+// session, named by its CID (1: that one closes, this one answers at once).
+// One closing this connection is answered once every other command of it
+// is: nothing is in flight when it closes after the response. Removing a
+// connection for recovery (2) needs error recovery level 2: refused.
 void IscsiConnection::logout(Task& t) {
   if (t.counted) {
     t.counted = false;
     --window_used_;
   }
+  const uint8_t reason = t.command.flags() & 0x7f;
+  const uint16_t cid = t.command.get16(20);
+  if (reason == kCloseConnection && cid != setup_.cid) {
+    IscsiConnection* other = nullptr;
+    for (IscsiConnection* c : session_->connections)
+      if (c != this && c->setup_.cid == cid) other = c;
+    if (other) other->end("logged out by another connection of its session");
+    return answer_logout(t, other ? kLogoutClosed : kLogoutCidNotFound);
+  }
+  if (reason != kCloseSession && reason != kCloseConnection)
+    return answer_logout(t, kLogoutRecoveryNotSupported);
   logout_ = &t;
   maybe_logout();
+}
+
+void IscsiConnection::answer_logout(Task& t, uint8_t response) {
+  Numbers n = numbers();
+  Bhs h = logout_response(t.command, n, response);
+  stat_sn_ = n.stat_sn;
+  t.finished = true;
+  queue(&t, h, false, 0, 0, true);
 }
 
 void IscsiConnection::maybe_logout() {
@@ -793,20 +837,24 @@ void IscsiConnection::maybe_logout() {
   for (const Task& other : live_)
     if (&other != logout_ && !other.finished) return;
   Task& t = *logout_;
-  // The nexus ends: so do its SPC-2 reservations, before the response
-  // (the initiator may log in again and find them gone).
-  if (!t.released) {
+  const bool whole_session = (t.command.flags() & 0x7f) == kCloseSession;
+  // The nexus ends (the session does): so do its SPC-2 reservations,
+  // before the response (the initiator may log in again and find them
+  // gone).
+  if (!t.released && (whole_session || session_->connections.size() == 1)) {
     t.released = true;
     end_spc2_reservations(t, 0, true, ReservationRequest::Kind::nexus_lost);
   }
   if (t.cluster_waits) return;
   logout_ = nullptr;
-  Numbers n = numbers();
-  Bhs h = logout_response(t.command, n);
-  stat_sn_ = n.stat_sn;
-  t.finished = true;
+  if (whole_session) {
+    std::vector<IscsiConnection*> others;
+    for (IscsiConnection* c : session_->connections)
+      if (c != this) others.push_back(c);
+    for (IscsiConnection* c : others) c->end("its session logged out");
+  }
   close_after_send_ = true;
-  queue(&t, h, false, 0, 0, true);
+  answer_logout(t, kLogoutClosed);
 }
 
 }  // namespace sve::iscsi

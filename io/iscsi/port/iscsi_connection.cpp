@@ -53,9 +53,14 @@ IscsiConnection::IscsiConnection(int fd, ConnectionSetup setup, CoreIo& core, Ta
       buffers_account_("iscsi connection", core.frontend_buffers(),
                        reserve_if_possible(core.frontend_buffers(), setup_.buffer_reserve_pages),
                        page_limit(core.frontend_buffers())),
-      window_(setup_.exp_cmd_sn, setup_.command_window),
+      session_(setup_.session ? setup_.session
+                              : std::make_shared<SessionShared>(setup_.exp_cmd_sn,
+                                                                setup_.command_window)),
+      window_(session_->window),
+      window_used_(session_->window_used),
       stat_sn_(setup_.stat_sn),
-      send_iov_(new iovec[kMaxIov]) {
+      send_iov_(new iovec[kMaxIov]),
+      attentions_(session_->attentions) {
   digests_.header = setup_.params.header_digest;
   digests_.data = setup_.params.data_digest;
   task_waiter_.connection = this;
@@ -65,10 +70,13 @@ IscsiConnection::IscsiConnection(int fd, ConnectionSetup setup, CoreIo& core, Ta
   pages_waiter_.account = &buffers_account_;
   recv_op_.connection = send_op_.connection = this;
   send_op_.on_done = &IscsiConnection::on_sent;
+  session_->connections.push_back(this);
 }
 
 IscsiConnection::~IscsiConnection() {
   assert(outstanding_ == 0 && !recv_in_flight_ && !send_in_flight_);
+  auto& all = session_->connections;
+  all.erase(std::remove(all.begin(), all.end(), this), all.end());
 }
 
 void IscsiConnection::start() { receive_header(); }
@@ -358,6 +366,7 @@ void IscsiConnection::give_back(Task& t) {
     --window_used_;
   }
   live_.erase(live_.iterator_to(t));
+  if (t.waiting_for) forget_waiter(t);
   t.request.reset();
   if (t.owns_unit) requests_account_.release(1);
   t.owns_unit = false;

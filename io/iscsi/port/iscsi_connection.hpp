@@ -14,9 +14,14 @@
 // (the status in the last), R2Ts, responses; gathered into one sendmsg,
 // one in flight at a time.
 //
-// One connection per session; error recovery level 0: a PDU that breaks
-// the protocol (a digest that does not match, a data segment out of
-// place) closes the connection, and the initiator logs in again.
+// A session may have several connections to this node (its portal group),
+// all served on the session's core: they share its CmdSN window (a command
+// may overtake one another connection still carries), its I_T nexus and
+// unit attentions, and task management and logout reach across them
+// (SessionShared). Each command is answered on the connection it came by.
+// Error recovery level 0: a PDU that breaks the protocol (a digest that
+// does not match, a data segment out of place) closes its connection; its
+// tasks end, and the initiator recovers the session by logging in again.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -133,8 +138,20 @@ struct Task : public IoClient,
 };
 using TaskPool = ObjectPool<Task>;
 
+// What the connections of one session share, on the session's core.
+struct SessionShared {
+  SessionShared(uint32_t exp_cmd_sn, uint32_t depth) : window(exp_cmd_sn, depth) {}
+  CommandWindow window;
+  uint32_t window_used = 0;  // counted commands not yet answered, on any connection
+  scsi::UnitAttentions attentions;  // of the session's I_T nexus
+  std::vector<IscsiConnection*> connections;
+};
+
 struct ConnectionSetup {
   SessionParams params;          // as negotiated at login
+  // The session it belongs to (none: a session of its own, made here).
+  std::shared_ptr<SessionShared> session;
+  uint16_t cid = 0;              // its connection ID in the session
   uint32_t exp_cmd_sn = 0;       // from the login
   uint32_t stat_sn = 0;          // the next StatSN
   uint32_t command_window = 128; // commands the initiator may have queued
@@ -209,6 +226,8 @@ class IscsiConnection {
   // The cluster applied a reservation request of `task`'s (on_reservation).
   void reservation_done(Task& task, const ReservationOutcome& outcome);
   const Nexus& nexus() const { return setup_.nexus; }
+  const SessionShared* session() const { return session_.get(); }
+  uint16_t cid() const { return setup_.cid; }
   const ConnectionStats& stats() const { return stats_; }
   const std::string& end_reason() const { return reason_; }
 
@@ -314,8 +333,10 @@ class IscsiConnection {
   void when_drained(std::function<void()> done);
   void answer_ended(Task& t);
   void release_waiter(Task& t);
+  void forget_waiter(Task& by);
   void waited(Task& waiter);  // one thing a task management function waited for is over
   void maybe_logout();
+  void answer_logout(Task& t, uint8_t response);
   void settle(Task& t);  // given back once finished and sent
   void reject(RejectReason reason);
   Task* find_live(uint32_t itt);
@@ -331,9 +352,10 @@ class IscsiConnection {
   TaskWaiter task_waiter_;
   PagesWaiter pages_waiter_;
   Digests digests_;
-  CommandWindow window_;
+  std::shared_ptr<SessionShared> session_;
+  CommandWindow& window_;    // the session's
+  uint32_t& window_used_;    // the session's
   uint32_t stat_sn_;
-  uint32_t window_used_ = 0;  // counted commands not yet answered
   uint32_t next_ttt_ = 1;
 
   Phase phase_ = Phase::header;
@@ -382,7 +404,7 @@ class IscsiConnection {
   bool finished_ = false;
   std::string reason_;
   ConnectionStats stats_;
-  scsi::UnitAttentions attentions_;  // of this I_T nexus (one connection per session)
+  scsi::UnitAttentions& attentions_;  // the session's I_T nexus's
 };
 
 }  // namespace sve::iscsi

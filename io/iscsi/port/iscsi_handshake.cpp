@@ -101,6 +101,8 @@ LoginOutcome run_login(int fd, LoginConfig config) {
   out.initiator_port = machine.initiator_port();
   out.exp_cmd_sn = machine.exp_cmd_sn();
   out.stat_sn = stat_sn;
+  out.joined = machine.joined();
+  out.cid = machine.cid();
   return out;
 }
 

@@ -23,6 +23,8 @@ struct LoginOutcome {
   std::string initiator_port;  // name ",i,0x" ISID (LoginMachine::initiator_port)
   uint32_t exp_cmd_sn = 0;
   uint32_t stat_sn = 0;  // the next StatSN of the connection
+  uint16_t joined = 0;   // the session it joined (its TSIH), or 0: a new one
+  uint16_t cid = 0;
 };
 
 LoginOutcome run_login(int fd, LoginConfig config);

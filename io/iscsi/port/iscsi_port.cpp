@@ -77,7 +77,19 @@ struct IscsiPort::Impl {
     std::vector<iscsi::Unit> units;
     unsigned core = 0;
     bool revoked = false;
+    uint16_t tsih = 0;  // its session's
   };
+  // A normal session's, by TSIH, while it has a connection: whose it is
+  // (the initiator port), the core all its connections run on, what its
+  // first connection negotiated, and what they share there.
+  struct Session {
+    std::string initiator_port;
+    unsigned core = 0;
+    iscsi::SessionParams params;
+    std::shared_ptr<iscsi::SessionShared> shared;
+    size_t connections = 0;  // admitted (serving, or on their way to the core)
+  };
+  std::map<uint16_t, Session> sessions;
   std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
   // Each core's: the version of the exports its connections follow.
   std::unique_ptr<std::atomic<uint64_t>[]> core_versions;
@@ -89,6 +101,9 @@ struct IscsiPort::Impl {
 
   void accept_loop();
   void handshake(int fd, size_t core);
+  iscsi::JoinAnswer may_join(const std::string& initiator_port, uint16_t tsih) const;
+  uint16_t new_tsih();
+  void reinstate(const std::string& initiator_port);
   void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
   // Under mu: follows `exports` and `paths` in every serving connection.
   void follow_exports();
@@ -164,7 +179,8 @@ void IscsiPort::Impl::attend_reset(iscsi::IscsiConnection* from, uint32_t vdisk,
     if (left->fetch_sub(1) == 1) done();
   };
   for (auto& [connection, a] : serving) {
-    if (connection == from || a.revoked) continue;
+    // (The resetting nexus ends its own tasks, on each of its connections.)
+    if (a.revoked || (from && connection->session() == from->session())) continue;
     left->fetch_add(1);
     post(a.core, [this, connection = connection, vdisk, all, one_done] {
       std::lock_guard lock(mu);
@@ -293,8 +309,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     host_paths = paths;
     for (const auto& [node, p] : peer_portals)
       if (p.group != options.portal_group) portals.push_back(p);
-    tsih = next_tsih++;
-    if (next_tsih == 0) next_tsih = 1;  // (0 is "a new session")
+    tsih = new_tsih();
   }
   const std::string target =
       options.target_name.empty() ? iscsi::default_target_name(*map) : options.target_name;
@@ -305,7 +320,11 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   config.portal_group_tag = options.portal_group;
   config.tsih = tsih;
   config.command_window = options.command_window;
-  config.offer.max_connections = 1;  // one connection per session
+  config.offer.max_connections = options.session_connections;
+  config.join = [this](const std::string& initiator_port, uint16_t joined) {
+    std::lock_guard lock(mu);
+    return may_join(initiator_port, joined);
+  };
   config.policy = [&](const std::string& initiator, iscsi::SessionType) {
     client.initiator = initiator;
     access = resolve_iscsi_access(*map, client, listener_loopback);
@@ -333,6 +352,34 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   }
   iscsi::ConnectionSetup setup;
   setup.params = login.params;
+  if (login.joined) {
+    // Another connection of a session (checked again: it may have ended,
+    // or filled, while this one logged in): the session's parameters with
+    // this connection's own, on the session's core.
+    iscsi::JoinAnswer join = may_join(login.initiator_port, login.joined);
+    if (join.status != iscsi::LoginStatus::success) {
+      spdlog::info("iscsi: {}'s connection {} to session {} refused: {}", login.initiator_port,
+                   login.cid, login.joined, join.why);
+      forget(fd);
+      return;
+    }
+    Session& joined = sessions.at(login.joined);
+    setup.params = joined.params;
+    setup.params.header_digest = login.params.header_digest;
+    setup.params.data_digest = login.params.data_digest;
+    setup.params.initiator_max_recv = login.params.initiator_max_recv;
+    setup.params.target_max_recv = login.params.target_max_recv;
+    setup.session = joined.shared;
+    tsih = login.joined;
+  } else {
+    // A new session of an initiator port that has one here replaces it
+    // (session reinstatement, RFC 7143 6.3.5): the old one's connections
+    // close, and their tasks end.
+    reinstate(login.initiator_port);
+    setup.session =
+        std::make_shared<iscsi::SessionShared>(login.exp_cmd_sn, options.command_window);
+  }
+  setup.cid = login.cid;
   setup.exp_cmd_sn = login.exp_cmd_sn;
   setup.stat_sn = login.stat_sn;
   setup.command_window = options.command_window;
@@ -369,17 +416,74 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;
   };
   // On the core of its first LUN's vdisk (its cache partition): most
-  // sessions reach one vdisk, or vdisks of one core.
-  if (!setup.units.empty()) core = setup.units.front().lu.volume % cores.size();
-  spdlog::info("iscsi: {} logged in: {} with {} LUNs (core {}; header digest {}, data digest {})",
-               login.initiator_port, access.policy.why, setup.units.size(), core,
+  // sessions reach one vdisk, or vdisks of one core. A session's other
+  // connections join it there.
+  if (login.joined) {
+    core = sessions.at(tsih).core;
+  } else {
+    if (!setup.units.empty()) core = setup.units.front().lu.volume % cores.size();
+    Session& made = sessions[tsih];
+    made.initiator_port = login.initiator_port;
+    made.core = static_cast<unsigned>(core);
+    made.params = login.params;
+    made.shared = setup.session;
+  }
+  ++sessions.at(tsih).connections;
+  spdlog::info("iscsi: {} logged in{}: {} with {} LUNs (core {}; session {}, connection {}; "
+               "header digest {}, data digest {})",
+               login.initiator_port, login.joined ? " again" : "", access.policy.why,
+               setup.units.size(), core, tsih, login.cid,
                login.params.header_digest ? "CRC32C" : "none",
                login.params.data_digest ? "CRC32C" : "none");
-  Admitted admitted{client, setup.units, static_cast<unsigned>(core), false};
+  Admitted admitted{client, setup.units, static_cast<unsigned>(core), false, tsih};
   post(static_cast<unsigned>(core),
        [this, fd, setup = std::move(setup), core, admitted = std::move(admitted)]() mutable {
          serve_on_core(fd, std::move(setup), static_cast<unsigned>(core), std::move(admitted));
        });
+}
+
+// Under mu: whether a connection may join session `tsih` (a login with
+// that TSIH) for this initiator port: it must be the session's own, and
+// the session have room for one more.
+iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port,
+                                            uint16_t tsih) const {
+  iscsi::JoinAnswer answer;
+  auto it = sessions.find(tsih);
+  if (it == sessions.end() || it->second.initiator_port != initiator_port) {
+    answer.why = "no session " + std::to_string(tsih) + " of " + initiator_port + " here";
+    return answer;
+  }
+  if (it->second.connections >= it->second.params.max_connections) {
+    answer.status = iscsi::LoginStatus::too_many_connections;
+    answer.why = "session " + std::to_string(tsih) + " has its " +
+                 std::to_string(it->second.params.max_connections) + " connections";
+    return answer;
+  }
+  answer.status = iscsi::LoginStatus::success;
+  return answer;
+}
+
+// Under mu: a TSIH no session here has (0 means "a new session").
+uint16_t IscsiPort::Impl::new_tsih() {
+  for (;;) {
+    uint16_t tsih = next_tsih++;
+    if (next_tsih == 0) next_tsih = 1;
+    if (tsih != 0 && !sessions.count(tsih)) return tsih;
+  }
+}
+
+// Under mu: the sessions of `initiator_port` end; their connections close.
+void IscsiPort::Impl::reinstate(const std::string& initiator_port) {
+  for (auto it = sessions.begin(); it != sessions.end();) {
+    if (it->second.initiator_port != initiator_port) {
+      ++it;
+      continue;
+    }
+    spdlog::info("iscsi: {} logged in anew: its session {} ends", initiator_port, it->first);
+    for (auto& [connection, a] : serving)
+      if (a.tsih == it->first) connection->shutdown();
+    it = sessions.erase(it);
+  }
 }
 
 // On the core's thread from here on.
@@ -432,9 +536,11 @@ void IscsiPort::Impl::destroy(iscsi::IscsiConnection* connection) {
                connection->initiator(), connection->end_reason(), stats.commands, stats.errors,
                stats.waits, stats.remote);
   int fd = connection->fd();
-  // The I_T nexus is lost: its SPC-2 reservations end (not its persistent
-  // ones). Nobody waits for the answer.
-  if (options.reserve)
+  // The session's last connection: the I_T nexus is lost, and its SPC-2
+  // reservations end (not its persistent ones). Nobody waits for the
+  // answer.
+  const bool last = connection->session()->connections.size() == 1;
+  if (options.reserve && last)
     for (const iscsi::Unit& u : connection->units()) {
       const Reservations* r = u.lu.reservations.get();
       if (!r || !r->reserved || !(r->reserved_by == connection->nexus())) continue;
@@ -443,7 +549,15 @@ void IscsiPort::Impl::destroy(iscsi::IscsiConnection* connection) {
       options.reserve(u.lu.volume, connection->nexus(), lost, [](ReservationOutcome) {});
     }
   std::lock_guard lock(mu);
-  serving.erase(connection);
+  auto it = serving.find(connection);
+  if (it != serving.end()) {
+    auto session = sessions.find(it->second.tsih);
+    // (A session reinstated meanwhile is another session by that TSIH.)
+    if (session != sessions.end() && session->second.shared.get() == connection->session() &&
+        --session->second.connections == 0)
+      sessions.erase(session);
+    serving.erase(it);
+  }
   delete connection;
   forget(fd);
 }

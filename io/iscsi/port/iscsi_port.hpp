@@ -26,6 +26,7 @@ struct IscsiPortOptions {
   std::string target_name;  // empty: iqn.2026-12.org.sve:<configuration id>
   uint16_t portal_group = 1;  // this node's target port group (iscsi::port_group_of)
   size_t max_connections = 1024;
+  uint32_t session_connections = 8;  // MaxConnections offered: a session's, to this node
   uint32_t handshake_timeout_ms = 30000;  // each step of a login, each discovery PDU
   uint32_t command_window = 128;
   const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
