@@ -503,6 +503,9 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         st.ports.on_peer_reset(vdisk, all, [me = caf::actor_cast<caf::actor>(self), id] {
           caf::anon_send(me, reset_done_atom::value, id);
         });
+        // A drain that never ends (a back end stalled for good) keeps no
+        // promise here past the time the resetting node waits for it.
+        self->delayed_send(self, kPeerResetWait, reset_done_atom::value, id);
         return promise;
       },
       [=](reset_done_atom, uint64_t id) {

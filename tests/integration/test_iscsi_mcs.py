@@ -185,6 +185,12 @@ def test(make):
     b = Connection(port, TARGET, INITIATOR, tsih=a.tsih, cid=1, cmd_sn=cmd_sn)
     check(b.status == 0, f"B joins again ({b.status:#x})")
     ping(b, 50)
+    # A login with the CID of a connection the session has replaces it
+    # (connection reinstatement): the old one is closed.
+    old_b = b
+    b = Connection(port, TARGET, INITIATOR, tsih=a.tsih, cid=1, cmd_sn=cmd_sn)
+    check(b.status == 0 and old_b.closed(), "connection 1 again: the old one is closed")
+    ping(b, 52)
     check(logout(a, 51, cmd_sn, 0, 0) == 0, "the session logs out")
     check(a.closed() and b.closed(), "both its connections close")
 

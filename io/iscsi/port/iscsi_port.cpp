@@ -78,6 +78,7 @@ struct IscsiPort::Impl {
     unsigned core = 0;
     bool revoked = false;
     uint16_t tsih = 0;  // its session's
+    uint16_t cid = 0;   // its connection ID there
   };
   // A normal session's, by TSIH, while it has a connection: whose it is
   // (the initiator port), the core all its connections run on, what its
@@ -371,6 +372,15 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     setup.params.target_max_recv = login.params.target_max_recv;
     setup.session = joined.shared;
     tsih = login.joined;
+    // A connection ID the session has already: the old connection is
+    // replaced (RFC 7143 6.3.4, connection reinstatement), its tasks end.
+    for (auto& [connection, a] : serving)
+      if (a.tsih == tsih && a.cid == login.cid &&
+          connection->session() == joined.shared.get()) {
+        spdlog::info("iscsi: {}'s connection {} logged in again: the old one closes",
+                     login.initiator_port, login.cid);
+        connection->shutdown();
+      }
   } else {
     // A new session of an initiator port that has one here replaces it
     // (session reinstatement, RFC 7143 6.3.5): the old one's connections
@@ -435,7 +445,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
                setup.units.size(), core, tsih, login.cid,
                login.params.header_digest ? "CRC32C" : "none",
                login.params.data_digest ? "CRC32C" : "none");
-  Admitted admitted{client, setup.units, static_cast<unsigned>(core), false, tsih};
+  Admitted admitted{client, setup.units, static_cast<unsigned>(core), false, tsih, login.cid};
   post(static_cast<unsigned>(core),
        [this, fd, setup = std::move(setup), core, admitted = std::move(admitted)]() mutable {
          serve_on_core(fd, std::move(setup), static_cast<unsigned>(core), std::move(admitted));
