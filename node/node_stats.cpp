@@ -102,7 +102,8 @@ nlohmann::json Node::io_stats() {
   }
   nlohmann::json out{{"cores", cores}, {"payload_copies", copies}, {"flashcopy", flashcopy},
                      {"nbd_connections", m.nbd ? m.nbd->connections() : 0},
-                     {"iscsi_connections", m.iscsi ? m.iscsi->connections() : 0}};
+                     {"iscsi_connections", m.iscsi ? m.iscsi->connections() : 0},
+                     {"iscsi_sessions", m.iscsi ? m.iscsi->sessions() : 0}};
   // Where partners open data channels, and how many callers without the
   // cluster key (or a valid hello) it turned away.
   if (m.channel_listener)

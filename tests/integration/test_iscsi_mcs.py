@@ -84,6 +84,11 @@ def test(make):
     check(b.status == 0 and b.tsih == a.tsih, f"the second login: {b.status:#x} TSIH {b.tsih}")
     check(b.keys.get("MaxBurstLength") == "Irrelevant",
           f"a session's key on a second connection is Irrelevant: {b.keys}")
+    ping(b, 2)
+    stats = node.ctl_json("node", "stats")
+    check(stats["iscsi_connections"] == 2 and stats["iscsi_sessions"] == 1,
+          f"node stats: two connections, one session: {stats['iscsi_connections']} "
+          f"{stats['iscsi_sessions']}")
 
     # One window: commands alternate connections in CmdSN order...
     block = bytes(range(256)) * 2

@@ -205,6 +205,11 @@ size_t IscsiPort::connections() const {
   return impl_->fds.size();
 }
 
+size_t IscsiPort::sessions() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->sessions.size();
+}
+
 void IscsiPort::stop() {
   auto& m = *impl_;
   {

@@ -66,7 +66,8 @@ class IscsiPort final : public HostPort {
   // for it end (TASK ABORTED). `done` (on some core's thread) once none of
   // those tasks is left in a stack.
   void peer_reset(uint32_t vdisk, bool all, std::function<void()> done);
-  size_t connections() const;
+  size_t connections() const;  // sockets open: logging in, discovering, serving
+  size_t sessions() const;     // normal sessions with a connection here
   // The newest configuration version (VirtMap::version) every connection
   // on every core follows: what was committed up to it is enforced here.
   uint64_t applied_version() const;
