@@ -304,11 +304,14 @@ def test(make):
     h1 = session(1, "host1")
     check(settled(h1, lambda: h1.read(64, 1))[0] == RESERVATION_CONFLICT,
           "host1 cannot read under host2's exclusive access")
-    # (Node 1's cluster messages to node 2 leave 400 ms late for a while:
+    # (Node 1's cluster messages to node 2 leave 150 ms late for a while:
     # node 2 learns of the clear that much after the others. The command
-    # returns once every node enforces it, node 2 too.)
+    # returns once every node enforces it, node 2 too. The delay stays
+    # under the failure detector's 300 ms (six heartbeats of 50 ms): a
+    # longer one has node 2 take node 1 for gone, and the generations that
+    # follow may lose the command, whose caller is then told it timed out.)
     c[1].ctl("chaos", "inject", "net-delay", "--target", "0", "--duration", "3000",
-             "--intensity", "400")
+             "--intensity", "150")
     out = c[3].ctl("vdisk", "clear-reservations", "v").stdout
     check("cleared 1 registration, reservation exclusive_access" in out, out)
     status = h1.read(64, 1)[0]
