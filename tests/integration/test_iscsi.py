@@ -15,6 +15,7 @@ import struct
 import subprocess
 
 from harness import SKIP, check, free_port, qemu_io, run, wait_until
+from iscsi_raw import Connection
 
 MiB = 1 << 20
 TARGET = "iqn.2026-12.org.sve:test"
@@ -431,6 +432,28 @@ def test(make):
     check(TARGET not in r.stdout, f"an unknown initiator is refused: {r.stdout}")
     ls = tool("iscsi-ls", "-i", "iqn.2026-12.test:h1", "-s", f"iscsi://{portal}").stdout
     check("Lun:5" in ls and ls.count("Lun:") == 1, f"h1 sees LUN 5 only: {ls}")
+    # Unmapping one of a logged-in host's LUNs leaves its session: that LUN
+    # is no more, the others hear REPORTED LUNS DATA HAS CHANGED.
+    node.ctl("vdisk", "map", "v0", "h1", "--lun", "6")
+    h1 = Connection(iscsi_port, TARGET, "iqn.2026-12.test:h1")
+    check(h1.status == 0, f"h1 logs in by hand: {h1.status:#x}")
+    sn = [h1.exp_cmd_sn]
+
+    def tur(lun):
+        h1.command(sn[0], bytes(6), itt=sn[0], lun=lun)
+        sn[0] += 1
+        got = h1.receive()
+        check(got is not None and got[0][0] & 0x3f == 0x21, f"TEST UNIT READY on LUN {lun}")
+        head, data = got
+        sense = (data[4] & 0x0f, data[14], data[15]) if head[3] == 2 and len(data) >= 16 else None
+        return head[3], sense
+    check(tur(5) == (0, None) and tur(6) == (0, None), "both LUNs ready")
+    node.ctl("vdisk", "unmap", "v0", "h1")
+    wait_until(lambda: tur(5) == (2, (6, 0x3f, 0x0e)),
+               "LUN 5 hears REPORTED LUNS DATA HAS CHANGED")
+    check(tur(5) == (0, None), "once")
+    check(tur(6) == (2, (5, 0x25, 0x00)), "LUN 6 is no more: LOGICAL UNIT NOT SUPPORTED")
+    h1.close()
     node.ctl("host", "chap", "h1", "--secret", "a-secret-of-h1")
     url5 = f"iscsi://{portal}/{TARGET}/5"
     r = tool("iscsi-inq", "-i", "iqn.2026-12.test:h1", url5, ok=False)

@@ -760,14 +760,14 @@ void IscsiConnection::reset_elsewhere(uint32_t vdisk, bool all, std::function<vo
 }
 
 bool IscsiConnection::set_units(std::vector<Unit> units) {
-  bool added = false;
+  bool inventory_changed = false;  // a LUN added or unmapped
   std::vector<uint16_t> preempted;
   for (const Unit& now : units) {
     const Unit* before = nullptr;
     for (const Unit& u : setup_.units)
       if (u.lun == now.lun) before = &u;
     if (!before) {
-      added = true;
+      inventory_changed = true;
       continue;
     }
     if (before->lu.blocks != now.lu.blocks)
@@ -788,8 +788,15 @@ bool IscsiConnection::set_units(std::vector<Unit> units) {
       if (is->told_abort) preempted.push_back(now.lun);
     }
   }
+  // A LUN unmapped: its commands from now on find no such LUN (those in
+  // the stack finish); the others are told the inventory changed.
+  for (const Unit& u : setup_.units) {
+    bool kept = false;
+    for (const Unit& now : units) kept |= now.lun == u.lun;
+    inventory_changed |= !kept;
+  }
   setup_.units = std::move(units);
-  if (added)
+  if (inventory_changed)
     for (const Unit& u : setup_.units) attentions_.establish(u.lun, scsi::sense::luns_changed);
   // (After the new state is in: commands from here on meet the preemption.)
   for (uint16_t lun : preempted) end_for_other(lun);

@@ -207,8 +207,9 @@ class IscsiConnection {
   int fd() const { return fd_; }
   const std::string& initiator() const { return setup_.initiator; }
   const std::vector<Unit>& units() const { return setup_.units; }
-  // The LUNs' vdisks changed (a size, a flag; LUNs added): on the core.
-  // A new capacity and new LUNs are unit attentions for the initiator. A
+  // The LUNs' vdisks changed (a size, a flag; LUNs added or unmapped): on
+  // the core. A new capacity and a changed inventory are unit attentions
+  // for the initiator; an unmapped LUN's commands find no LUN. A
   // PREEMPT AND ABORT of this nexus's registration ends its tasks for the
   // unit; true if some of them are still in the stack: the connection
   // calls on_preempt_drained once they are back.

@@ -35,17 +35,17 @@ uint16_t local_port(int fd) {
   return 0;
 }
 
-// Whether a session's LUNs still lead where they led: a LUN gone, or
-// leading to another vdisk, ends the connection (the host logs in again
-// and finds the new set); a LUN added, or a vdisk changed in size or
-// flags, is taken as it is.
-bool same_luns(const std::vector<iscsi::Unit>& before, const std::vector<iscsi::Unit>& now) {
-  for (const iscsi::Unit& b : before) {
-    bool kept = false;
-    for (const iscsi::Unit& n : now) kept |= n.lun == b.lun && n.lu.volume == b.lu.volume;
-    if (!kept) return false;
-  }
-  return true;
+// Whether a LUN of a session now leads to another vdisk: that ends the
+// connection (the host logs in again and finds the new set; it must not
+// write one vdisk's blocks to another). A LUN gone (unmapped) or added,
+// or a vdisk changed in size or flags, is taken as it is, and the host is
+// told by unit attention (REPORTED LUNS DATA HAS CHANGED, CAPACITY DATA
+// HAS CHANGED: IscsiConnection::set_units).
+bool remapped(const std::vector<iscsi::Unit>& before, const std::vector<iscsi::Unit>& now) {
+  for (const iscsi::Unit& b : before)
+    for (const iscsi::Unit& n : now)
+      if (n.lun == b.lun && n.lu.volume != b.lu.volume) return true;
+  return false;
 }
 
 }  // namespace
@@ -237,10 +237,11 @@ void IscsiPort::Impl::follow_exports() {
     if (a.revoked) continue;
     iscsi::IscsiAccess access = resolve_iscsi_access(*exports, a.client, listener_loopback);
     std::vector<iscsi::Unit> now = iscsi::units_of(*exports, access.luns, paths.get());
-    if (!access.policy.allowed || !same_luns(a.units, now)) {
+    if (!access.policy.allowed || remapped(a.units, now)) {
       a.revoked = true;
-      spdlog::info("iscsi: closing {}'s connection: its LUNs changed ({})", a.client.initiator,
-                   access.policy.allowed ? "one removed or remapped" : access.policy.why);
+      spdlog::info("iscsi: closing {}'s connection: {}", a.client.initiator,
+                   access.policy.allowed ? "a LUN of it leads to another vdisk now"
+                                         : access.policy.why);
       connection->shutdown();
       continue;
     }
