@@ -214,6 +214,10 @@ def test(make):
     check(response(new, "RELEASE")[0] == GOOD, "the new session releases the nexus's reservation")
     new.close()
     check("terminate called" not in node.read_log(), "the node did not crash")
+    # Nothing of it (the refused joins, the logouts, the reinstatements)
+    # took the I/O process down: its supervisor would have restarted it.
+    status = node.ctl_json("daemon", "status")
+    check(status["restarts"] == 0 and status["io_serving"], f"no restart: {status}")
     print("iscsi MC/S: two connections in a session, window, nexus, task management, "
           "logout and reinstatement as expected")
 
