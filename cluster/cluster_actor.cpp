@@ -252,6 +252,10 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
   options.core.form_timeout_ms = std::max<uint64_t>(st.setup.lease_ms, 25 * st.setup.heartbeat_ms);
   options.core.quorum_renew_ms = st.setup.heartbeat_ms * 3;
   options.core.quorum_claim_ms = st.setup.heartbeat_ms * 10;
+  options.core.propose_resend_ms = st.setup.heartbeat_ms * 4;
+  // Resent until the admin who asked has been told it timed out.
+  options.core.propose_give_up_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(kRequestTimeout).count();
   cluster::ClusterHostCallbacks callbacks;
   callbacks.send = [self](NodeId to, const std::string& address, std::string bytes) {
     send_to(self, to, address, std::move(bytes));

@@ -84,6 +84,7 @@ void ClusterCore::set_nodes(NodeSet nodes, uint64_t seq) {
     phase_ = Phase::idle;
     lease_until_ = 0;
     queued_.clear();
+    forget_proposals();
     return;
   }
   if (nodes == durable_.nodes && seq == durable_.nodes_seq) return;
@@ -171,6 +172,7 @@ void ClusterCore::tick() {
   }
   if (phase_ == Phase::installing) try_open(now);
   if (is_boss() && now - last_event_at_ >= cfg_.lease_ms / 4) renew(now);
+  resend_proposals(now);
 }
 
 // The lowest node of an agreed, stable candidate that holds a majority of
@@ -372,6 +374,7 @@ void ClusterCore::finish_forming(uint64_t now) {
   if (snap && durable_.committed < from) {  // the boss itself was behind
     env_.restore(from, snap->snapshot);
     durable_.committed = from;
+    forget_proposals();
   }
   durable_.base = std::max(durable_.base, from);
   durable_.log = std::move(log);
@@ -417,19 +420,74 @@ void ClusterCore::try_open(uint64_t now) {
   lease_seq_ = durable_.committed;
   broadcast(Commit{durable_.gen, durable_.committed, now - install_sent_at_});
   while (!queued_.empty()) {
-    append(std::move(queued_.front()), now);
+    std::string payload = std::move(queued_.front());
     queued_.pop_front();
+    order(std::move(payload), now);
   }
 }
 
 bool ClusterCore::propose(std::string payload) {
   if (!has_quorum()) return false;
+  uint64_t now = env_.now_ms();
+  proposals_.push_back(Proposal{payload, now, now, durable_.gen});
   if (is_boss()) {
-    append(std::move(payload), env_.now_ms());
+    order(std::move(payload), now);  // (a lone boss commits it at once)
   } else {
-    env_.send(durable_.gen.boss, Propose{std::move(payload)});
+    env_.send(durable_.gen.boss, Propose{durable_.gen, std::move(payload)});
   }
   return true;
+}
+
+// A proposal is lost when its message is, when its boss dies before any
+// other member held it, or when it reaches a boss whose generation has
+// ended; its node sends it again until it sees it committed.
+void ClusterCore::resend_proposals(uint64_t now) {
+  if (cfg_.propose_give_up_ms)
+    while (!proposals_.empty() && now - proposals_.front().first_at >= cfg_.propose_give_up_ms)
+      proposals_.pop_front();
+  if (!has_quorum()) return;
+  std::vector<std::string> due;
+  for (Proposal& p : proposals_) {
+    if (p.sent_in == durable_.gen && now - p.sent_at < cfg_.propose_resend_ms) continue;
+    p.sent_at = now;
+    p.sent_in = durable_.gen;
+    due.push_back(p.payload);
+  }
+  for (std::string& payload : due) {  // (ordering one may commit it, and settle it)
+    if (is_boss())
+      order(std::move(payload), now);
+    else
+      env_.send(durable_.gen.boss, Propose{durable_.gen, std::move(payload)});
+  }
+}
+
+// The boss orders a payload once, however often it is proposed.
+void ClusterCore::order(std::string payload, uint64_t now) {
+  if (!holds(payload)) append(std::move(payload), now);
+}
+
+bool ClusterCore::holds(const std::string& payload) const {
+  if (committed_digests_.count(std::hash<std::string>{}(payload))) return true;
+  for (auto it = durable_.log.rbegin(); it != durable_.log.rend(); ++it)
+    if (it->second.payload == payload) return true;
+  return std::find(queued_.begin(), queued_.end(), payload) != queued_.end();
+}
+
+// Committed: no longer to be resent, and remembered so that a resend still
+// on its way is not ordered again.
+void ClusterCore::settle_proposal(const std::string& payload) {
+  constexpr size_t kDigestsKept = 4096;
+  size_t digest = std::hash<std::string>{}(payload);
+  if (committed_digests_.insert(digest).second) {
+    committed_order_.push_back(digest);
+    if (committed_order_.size() > kDigestsKept) {
+      committed_digests_.erase(committed_order_.front());
+      committed_order_.pop_front();
+    }
+  }
+  auto it = std::find_if(proposals_.begin(), proposals_.end(),
+                         [&](const Proposal& p) { return p.payload == payload; });
+  if (it != proposals_.end()) proposals_.erase(it);
 }
 
 void ClusterCore::append(std::string payload, uint64_t now) {
@@ -470,8 +528,10 @@ void ClusterCore::commit_upto(uint64_t seq) {
     if (!durable_.log.count(s)) return;  // callers check; never commit a hole
   durable_.committed = seq;
   persist();
-  if (on_commit)
-    for (uint64_t s = from + 1; s <= seq; ++s) on_commit(s, durable_.log.at(s));
+  for (uint64_t s = from + 1; s <= seq; ++s) {
+    settle_proposal(durable_.log.at(s).payload);
+    if (on_commit) on_commit(s, durable_.log.at(s));
+  }
   compact();
 }
 
@@ -513,9 +573,12 @@ void ClusterCore::receive(NodeId from, const Message& message) {
         else if constexpr (std::is_same_v<T, InstallAck>) on_install_ack(from, m, now);
         else if constexpr (std::is_same_v<T, Propose>) {
           // The boss orders it; a boss still forming keeps it for the opening.
+          // One sent in another generation is dropped: its sender resends it
+          // in the generation it joins next.
+          if (m.gen != durable_.gen) return;
           if (is_boss())
-            append(m.payload, now);
-          else if (durable_.gen.boss == self_ && phase_ != Phase::idle)
+            order(m.payload, now);
+          else if (durable_.gen.boss == self_ && phase_ != Phase::idle && !holds(m.payload))
             queued_.push_back(m.payload);
         }
         else if constexpr (std::is_same_v<T, Prepare>) on_prepare(from, m);
@@ -677,6 +740,7 @@ void ClusterCore::on_install(NodeId from, const Install& m) {
       if (m.snapshot.empty()) return;  // cannot happen: the boss sends it to laggards
       env_.restore(m.snapshot_seq, m.snapshot);
       durable_.committed = m.snapshot_seq;
+      forget_proposals();
     }
     durable_.base = std::max(durable_.base, m.snapshot_seq);
     durable_.log = m.log;

@@ -59,6 +59,12 @@ struct CoreConfig {
   // Committed entries kept in the log; older ones are dropped once applied
   // (a node that needs them gets a snapshot instead). 0: keep everything.
   uint64_t keep_entries = 256;
+  // A proposal not yet seen committed is sent again this often (and at
+  // once in a new generation); the boss takes it once. Given up after
+  // propose_give_up_ms (0: never), when the admin who asked has been told
+  // it timed out.
+  uint64_t propose_resend_ms = 200;
+  uint64_t propose_give_up_ms = 15000;
 };
 
 class ClusterCore {
@@ -80,8 +86,14 @@ class ClusterCore {
   void tick();
   void receive(NodeId from, const Message& message);
   // Proposes an event (forwarded to the boss). False when this node has no
-  // quorum; true means accepted for ordering, not yet committed.
+  // quorum; true means accepted for ordering, not yet committed. The node
+  // sends it again until it sees it committed (a message lost, a boss that
+  // died before anyone else held it, a generation change), and the boss
+  // orders a payload it already holds only once, so each payload must be
+  // unique (the host's carry their origin and request number).
   bool propose(std::string payload);
+  // Proposals sent and not yet seen committed.
+  size_t proposals_pending() const { return proposals_.size(); }
   // Holds an event until this node opens a generation as its boss: the
   // founding node's first event, proposed before it has a quorum.
   void queue_until_open(std::string payload) { queued_.push_back(std::move(payload)); }
@@ -134,6 +146,14 @@ class ClusterCore {
   void finish_forming(uint64_t now);
   void try_open(uint64_t now);
   void append(std::string payload, uint64_t now);
+  void order(std::string payload, uint64_t now);
+  bool holds(const std::string& payload) const;
+  void resend_proposals(uint64_t now);
+  void settle_proposal(const std::string& payload);
+  // A snapshot stands for events this node never applied one by one: which
+  // of its proposals they hold is unknown, so none is resent (its admin
+  // hears it timed out; it may have been committed).
+  void forget_proposals() { proposals_.clear(); }
   void try_commit(uint64_t now);
   void commit_upto(uint64_t seq);
   void compact();
@@ -197,6 +217,23 @@ class ClusterCore {
   uint64_t qd_claim_counter_ = 0;
   uint64_t qd_renewed_at_ = 0;
   uint64_t qd_counter_ = 0;     // the counter of this node's last holder write
+
+  // Every node: its proposals not yet seen committed, and digests of the
+  // payloads it committed lately (a boss refuses a payload it holds: a
+  // proposal resent while its first copy was committing). A boss applies
+  // every event of its generation itself, and a proposal is resent only
+  // in the generation its sender installed (one that committed it before
+  // that install settled it), so the digests cover every proposal a
+  // resend can meet.
+  struct Proposal {
+    std::string payload;
+    uint64_t first_at = 0;
+    uint64_t sent_at = 0;
+    GenId sent_in;
+  };
+  std::deque<Proposal> proposals_;
+  std::set<size_t> committed_digests_;
+  std::deque<size_t> committed_order_;
 
   // Every node.
   uint64_t lease_until_ = 0;

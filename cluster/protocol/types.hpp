@@ -99,8 +99,9 @@ struct InstallAck {
   MSGPACK_DEFINE(gen);
 };
 struct Propose {  // any node -> boss
+  GenId gen;  // the sender's generation: a boss takes only those of its own
   std::string payload;
-  MSGPACK_DEFINE(payload);
+  MSGPACK_DEFINE(gen, payload);
 };
 struct Prepare {  // phase 1
   GenId gen;

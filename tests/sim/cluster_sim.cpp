@@ -62,9 +62,11 @@ class MembershipRsm final : public Rsm {
     if (staying * 2 <= e.members.size()) return;
     state = std::to_string(seq) + "|" + e.payload;
   }
+  // "nodes:1,2,3#k" (k makes each proposal unique, as the host's are)
   static NodeSet parse(const std::string& payload) {
     NodeSet set;
-    std::istringstream in(payload.substr(payload.find(':') + 1));
+    size_t from = payload.find(':') + 1;
+    std::istringstream in(payload.substr(from, payload.find('#') - from));
     for (std::string id; std::getline(in, id, ',');) set.push_back(std::stoul(id));
     return set;
   }
@@ -104,6 +106,9 @@ struct SimNode {
   uint64_t applied = 0;   // the last seq its on_commit delivered
   uint64_t last_local = 0;
   std::unique_ptr<MembershipRsm> membership;
+  // Times it forgot its proposals (crashed, was removed, installed a
+  // snapshot): one it made since must be committed by the end.
+  uint64_t forgets = 0;
 };
 
 struct Event {
@@ -118,6 +123,7 @@ struct Event {
 class Sim {
  public:
   explicit Sim(const SimOptions& o) : opt_(o), rng_(o.seed) {
+    opt_.core.propose_give_up_ms = 0;  // a proposal is resent until it commits
     // Half the seeds give the cluster a quorum device; only those may have
     // an even number of nodes that can lose half of them (2 or 4).
     device_ = o.scripted ? o.quorum_device : rng_() % 2 == 1;
@@ -179,6 +185,7 @@ class Sim {
            std::to_string(seq));
       return;
     }
+    ++n.forgets;  // (its core drops its proposals: the snapshot may hold them)
     n.state->restore(*copy);  // may lose power between copy A and B
     n.applied = seq;
     ++result_.snapshots;
@@ -283,6 +290,7 @@ class Sim {
     if (trace_) std::printf("%6lu crash %u\n", (unsigned long)now_, node.id);
     node.core.reset();
     node.state.reset();
+    ++node.forgets;
     ++result_.crashes;
   }
   void apply_state(SimNode& node, uint64_t seq, const Entry& e) {
@@ -320,10 +328,17 @@ class Sim {
   }
   void on_commit(NodeId id, uint64_t seq, const Entry& e);
   void apply_membership(SimNode& n, bool was_in);
-  static std::string nodes_payload(const NodeSet& set) {
+  std::string nodes_payload(const NodeSet& set) {
     std::string out = "nodes:";
     for (size_t i = 0; i < set.size(); ++i) out += (i ? "," : "") + std::to_string(set[i]);
-    return out;
+    return out + "#" + std::to_string(++proposals_);
+  }
+  // Proposes `payload` at node `n`; true if it took it (then it must be
+  // committed, once, unless the node forgets it).
+  bool propose_at(SimNode& n, const std::string& payload) {
+    if (!n.core->propose(payload)) return false;
+    accepted_[payload] = {n.id, n.forgets};
+    return true;
   }
   // Proposes `to` (or a random one-node change) at a node that serves.
   void change_membership(std::optional<NodeSet> to) {
@@ -349,7 +364,7 @@ class Sim {
         }
       }
       try {
-        if (n.core->propose(nodes_payload(set))) ++result_.membership_changes;
+        if (propose_at(n, nodes_payload(set))) ++result_.membership_changes;
         apply_membership(n, true);
       } catch (const PowerFailure&) {
         crash(n);
@@ -413,6 +428,10 @@ class Sim {
   static ClusterModel make_ownership_model();
   void check_ownership(const std::vector<std::pair<NodeId, GenId>>& serving);
   uint64_t proposals_ = 0;
+  // Every proposal a node took: its node, and how often that node had
+  // forgotten its proposals then; and where each payload was committed.
+  std::map<std::string, std::pair<NodeId, uint64_t>> accepted_;
+  std::map<std::string, uint64_t> committed_seq_;
   std::string marker_;  // proposed after the heal; must commit everywhere
   NodeId left_down_ = 0;  // a node kept down after the heal (0: none)
   bool kill_one_ = false;
@@ -439,6 +458,12 @@ void Sim::on_commit(NodeId id, uint64_t seq, const Entry& e) {
   if (trace_) std::printf("%6lu node %u commits %lu '%s'\n", (unsigned long)now_, id, (unsigned long)seq, e.payload.c_str());
   auto [it, fresh] = committed_.emplace(seq, e.payload);
   if (fresh) ++result_.commits;
+  if (fresh) {
+    auto [at, first] = committed_seq_.emplace(e.payload, seq);
+    if (!first)
+      fail("'" + e.payload + "' committed twice, as seq " + std::to_string(at->second) +
+           " and " + std::to_string(seq));
+  }
   if (!fresh && it->second != e.payload)
     fail("seq " + std::to_string(seq) + " committed as '" + it->second + "' and as '" +
          e.payload + "' (node " + std::to_string(id) + ")");
@@ -457,7 +482,10 @@ void Sim::apply_membership(SimNode& n, bool was_in) {
     if (seq > n.core->durable().nodes_seq)
       n.core->set_nodes(MembershipRsm::parse(it->second.substr(it->second.find('|') + 1)), seq);
   }
-  if (was_in && !n.core->in_cluster()) ++result_.removals;  // it keeps its state
+  if (was_in && !n.core->in_cluster()) {
+    ++result_.removals;  // it keeps its state
+    ++n.forgets;         // but not its proposals
+  }
 }
 
 void Sim::do_fault() {
@@ -496,7 +524,7 @@ void Sim::propose_some() {
   if (!n.core) return;
   std::string payload = "n" + std::to_string(id) + "-" + std::to_string(++proposals_);
   try {
-    n.core->propose(payload);  // a lone boss commits at once, and may lose power
+    propose_at(n, payload);  // a lone boss commits at once, and may lose power
   } catch (const PowerFailure&) {
     crash(n);
   }
@@ -631,6 +659,17 @@ void Sim::check_progress() {
   for (NodeId id : up)
     if (nodes_[id].applied < seq)
       fail("node " + std::to_string(id) + " never applied seq " + std::to_string(seq));
+  // No proposal is lost while its node lives (and stays in the cluster).
+  for (auto& [payload, by] : accepted_)
+    if (nodes_[by.first].forgets == by.second && !committed_seq_.count(payload)) {
+      fail("'" + payload + "', taken by node " + std::to_string(by.first) +
+           ", was never committed");
+      return;
+    }
+  for (NodeId id : up)
+    if (size_t n = nodes_[id].core->proposals_pending())
+      fail("node " + std::to_string(id) + " still resends " + std::to_string(n) +
+           " proposals that were committed");
 }
 
 void Sim::step(const Event& e) {
@@ -718,7 +757,7 @@ SimResult Sim::run() {
     bool all_configured = !membership_;
     if (membership_) {
       for (auto& [s, payload] : committed_)
-        if (payload.rfind("nodes:", 0) == 0) all_configured = payload == nodes_payload(all_);
+        if (payload.rfind("nodes:", 0) == 0) all_configured = MembershipRsm::parse(payload) == all_;
       if (committed_.empty() || !std::any_of(committed_.begin(), committed_.end(), [](auto& c) {
             return c.second.rfind("nodes:", 0) == 0;
           }))
@@ -728,19 +767,18 @@ SimResult Sim::run() {
       readd_at_ = now_ + 500;
       change_membership(all_);
     }
-    // Keep offering the marker until a node with quorum accepts it, and
-    // again if it was lost on its way to the boss (proposals are not
-    // retransmitted: the admin who proposed it gets a timeout).
-    bool marker_committed = false;
-    for (auto& [s, payload] : committed_)
-      if (payload == "marker") marker_committed = true;
-    if (healed && all_configured && !marker_committed && now_ >= marker_at) {
+    // Offer the marker until a node with quorum takes it (again only if
+    // that node forgets it: it resends it until it is committed).
+    bool marker_held = false;
+    if (auto it = accepted_.find("marker"); it != accepted_.end())
+      marker_held = nodes_[it->second.first].forgets == it->second.second;
+    if (healed && all_configured && !marker_held && now_ >= marker_at) {
       for (auto& [id, n] : nodes_)
-        if (n.core && n.core->propose("marker")) {
+        if (n.core && propose_at(n, "marker")) {
           marker_ = "marker";
           break;
         }
-      marker_at = now_ + (marker_.empty() ? 50 : 1000);
+      marker_at = now_ + 50;
     }
     step(e);
     check_invariants();

@@ -10,7 +10,8 @@
 //
 // Invariants checked after every step:
 //   * one membership per generation id, wherever it was joined;
-//   * committed events identical, in order, on every node;
+//   * committed events identical, in order, on every node, and no payload
+//     committed twice (a proposal is resent until it commits);
 //   * all nodes holding a valid lease at one instant are in one generation
 //     (a partition that must stop a node has stopped it before another
 //     generation serves);
@@ -24,7 +25,9 @@
 // and at the end, once the network is healed and every node is back (in
 // half the seeds all but one, perhaps the boss):
 //   * progress: one generation of the nodes that are up is open and an event
-//     proposed after the heal is committed on every one of them.
+//     proposed after the heal is committed on every one of them;
+//   * no proposal lost: each one a node took is committed unless that node
+//     forgot it since (crash, removal, snapshot), and none is still resent.
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -202,7 +202,7 @@ TEST_CASE("protocol messages survive the wire form, garbage is refused", "[clust
       GenAck{g, {6, 1}, {1, 2, 3}, 1, log},
       Install{g, 1, log},
       InstallAck{g},
-      Propose{"vdisk.create v0"},
+      Propose{g, "vdisk.create v0"},
       Prepare{g, 3, Entry{g, std::string("\0binary\xff", 8)}},
       Vote{g, 3},
       Commit{g, 3, 17},
@@ -276,6 +276,42 @@ TEST_CASE("a three-node cluster forms, and a new boss follows a boss failure", "
   c.run_for(1500);
   REQUIRE(boss_of(c, 3) == NodeId{1});
   CHECK(c.node(3)->members() == NodeSet{1, 2, 3});
+  INFO(c.result().failure);
+  CHECK(c.result().ok);
+}
+
+namespace {
+size_t times_committed(const sim::ScriptedCluster& c, const std::string& payload) {
+  size_t n = 0;
+  for (const auto& [seq, p] : c.committed_events()) n += p == payload;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("a proposal lost on its way to the boss is sent again, and committed once",
+          "[cluster]") {
+  sim::ScriptedCluster c(3);
+  c.run_for(1000);
+  REQUIRE(boss_of(c, 3) == NodeId{1});
+  c.isolate(3);  // (for less than the failure detector's time)
+  CHECK(c.propose(3, "lost once"));
+  c.run_for(10);
+  c.heal();
+  c.run_for(50);
+  CHECK_FALSE(c.committed_anywhere("lost once"));
+  CHECK(c.node(3)->proposals_pending() == 1);
+  c.run_for(600);  // resent after propose_resend_ms
+  CHECK(times_committed(c, "lost once") == 1);
+  CHECK(c.node(3)->proposals_pending() == 0);
+
+  // The boss dies with the proposal on its way: node 3 sends it again to the
+  // boss of the next generation.
+  CHECK(c.propose(3, "boss died"));
+  c.crash(1);
+  c.run_for(2500);
+  REQUIRE(boss_of(c, 3) == NodeId{2});
+  CHECK(times_committed(c, "boss died") == 1);
+  CHECK(c.node(3)->proposals_pending() == 0);
   INFO(c.result().failure);
   CHECK(c.result().ok);
 }
