@@ -253,11 +253,15 @@ void FlashCopyFacility::route(IoRequestPtr request) {
   bool starting_target = false;
   if (auto t = source_of_.find(v); t != source_of_.end() && map_) {
     const CopyLayout& c = map_->copies.at(t->second);
-    if (c.state == FcState::stopped || c.state == FcState::suspended) {
+    // Offline to hosts, as SVC's: once stopped or suspended, and already
+    // while stopping (its grains go to the mappings that read through it;
+    // it will not be a point in time any more).
+    if (c.state == FcState::stopped || c.state == FcState::suspended ||
+        c.state == FcState::stopping) {
       if (request->op == IoOp::flush) return lower_.submit(std::move(request));
       return complete(std::move(request), EIO);  // the target is offline
     }
-    if (c.state == FcState::copying || c.state == FcState::stopping) {
+    if (c.state == FcState::copying) {
       if (request->op == IoOp::flush) return lower_.submit(std::move(request));
       if (request->op == IoOp::block_status) {
         // Its holes are not where its thin layer says: all data.

@@ -519,6 +519,11 @@ MUTANTS = [
          tests="a quarter of the cache"),
     # Point-in-time copy (docs/flashcopy.md): the copy before a write, the
     # reads of grains not yet copied, the instant, what is known.
+    dict(id="fc-stopping-target-online", file="flashcopy/flashcopy_facility.cpp",
+         why="a stopping mapping's target stays readable to hosts (SVC takes it offline)",
+         before="    if (c.state == FcState::stopped || c.state == FcState::suspended ||\n        c.state == FcState::stopping) {",
+         after="    if (c.state == FcState::stopped || c.state == FcState::suspended) {",
+         tests="the model says|flashcopy_cascade"),
     dict(id="fc-source-write-uncopied", file="flashcopy/flashcopy_copy.cpp",
          why="a source write does not copy its grains to the targets first",
          before="      if (m.known && end <= m.layout.size_bytes && end >= request->offset) maps.push_back(&m);",

@@ -232,7 +232,8 @@ struct ModelRun {
 
   bool offline(uint32_t v) {
     for (auto& [id, c] : layouts)
-      if (c.target == v && (c.state == FcState::stopped || c.state == FcState::suspended))
+      if (c.target == v && (c.state == FcState::stopped || c.state == FcState::suspended ||
+                            c.state == FcState::stopping))
         return true;
     return false;
   }
@@ -471,7 +472,7 @@ struct ModelRun {
         } else if (rng() % 4 == 0) {
           if (target_source_starting(c)) return;  // (refused)
           if (has_dependents(c)) {
-            c.state = FcState::stopping;  // the target stays the point in time meanwhile
+            c.state = FcState::stopping;  // the target offline (offline()), still exact
             ++stoppings;
             break;
           }
