@@ -68,6 +68,22 @@ CacheFacility::CacheFacility(IoServer& lower, uint32_t capacity_blocks, Nvram* n
     held_.put(e.vdisk, block, {e.slot, e.origin, e.seq, e.epoch});
     if (e.origin == self_) next_seq_ = std::max(next_seq_, e.seq + 1);
   }
+  // Above every number the last process used, not only those of the
+  // entries it left: the partner may hold copies of versions it destaged
+  // (their release not sent yet), and a copy numbered lower than the one it
+  // holds would be taken for an older version and dropped.
+  next_seq_ = std::max(next_seq_, nvram_->sequence_floor());
+}
+
+// Numbers are taken from a range reserved in the NVRAM area first, so a
+// restart never numbers a write below one sent before it.
+uint64_t CacheFacility::take_seq() {
+  constexpr uint64_t kReserve = uint64_t{1} << 16;
+  if (next_seq_ >= seq_reserved_) {
+    seq_reserved_ = next_seq_ + kReserve;
+    nvram_->set_sequence_floor(seq_reserved_);
+  }
+  return next_seq_++;
 }
 
 // The batches still held (by flights, or by a link) let go without

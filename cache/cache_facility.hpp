@@ -346,6 +346,8 @@ class CacheFacility final : public Facility {
   std::vector<uint64_t> block_seq_;
   std::vector<uint64_t> block_epoch_;
   uint64_t next_seq_ = 1;
+  uint64_t seq_reserved_ = 0;  // the NVRAM's sequence floor, as last set
+  uint64_t take_seq();
   uint64_t next_mirror_id_ = 1;
   // Own slots a batch still sends from, and those freed meanwhile (freed
   // when the last batch lets go): declared before the flights, which

@@ -139,7 +139,7 @@ void CacheFacility::store_version(CacheBlock& block, const IoRequest& request, u
   e.vdisk = block.vdisk;
   e.offset = start;
   e.length = kBlock;
-  e.seq = next_seq_++;
+  e.seq = take_seq();
   e.epoch = epoch;
   (void)nvram_->commit(slot, e);  // fits by construction
   // The new version counts now; the old one may go.

@@ -519,6 +519,10 @@ MUTANTS = [
          tests="a quarter of the cache"),
     # Point-in-time copy (docs/flashcopy.md): the copy before a write, the
     # reads of grains not yet copied, the instant, what is known.
+    dict(id="cache-seq-restarts-low", file="cache/cache_facility.cpp",
+         why="a restarted I/O process numbers its writes from its NVRAM entries, below copies the partner holds",
+         before="  next_seq_ = std::max(next_seq_, nvram_->sequence_floor());",
+         after="", tests="numbers its writes above|datapath.sim.io_restart_loses_releases", timeout=600),
     dict(id="fc-stopping-target-online", file="flashcopy/flashcopy_facility.cpp",
          why="a stopping mapping's target stays readable to hosts (SVC takes it offline)",
          before="    if (c.state == FcState::stopped || c.state == FcState::suspended ||\n        c.state == FcState::stopping) {",

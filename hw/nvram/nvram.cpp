@@ -23,6 +23,9 @@ constexpr char kMagic[8] = {'S', 'V', 'E', 'N', 'V', 'R', 'A', 'M'};
 constexpr uint32_t kVersion = 2;
 constexpr uint32_t kEntryMagic = 0x454e5452;  // "ENTR"
 constexpr size_t kSuperBytes = 4096;
+// Where the sequence floor lives in the superblock's page (past the fields
+// the superblock's CRC covers; an 8-byte store there is atomic).
+constexpr size_t kFloorOffset = 512;
 
 struct Super {
   char magic[8];
@@ -102,6 +105,14 @@ Result<std::unique_ptr<Nvram>> Nvram::open(const std::string& path, uint32_t slo
   }
   nv->recover();
   return nv;
+}
+
+uint64_t Nvram::sequence_floor() const {
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(base_ + kFloorOffset), __ATOMIC_RELAXED);
+}
+
+void Nvram::set_sequence_floor(uint64_t floor) {
+  __atomic_store_n(reinterpret_cast<uint64_t*>(base_ + kFloorOffset), floor, __ATOMIC_RELAXED);
 }
 
 Nvram::~Nvram() {

@@ -75,6 +75,14 @@ class Nvram {
   // Makes everything stored so far survive a machine crash too.
   Status flush();
 
+  // A number its writer keeps above every sequence number it has used, in
+  // the area (so it outlives the process, as the entries do): a restarted
+  // writer starts there, not just above the entries it finds, because a
+  // partner may still hold copies of versions this area freed (destaged)
+  // with higher numbers. 0 in an area that never had one.
+  uint64_t sequence_floor() const;
+  void set_sequence_floor(uint64_t floor);
+
  private:
   Nvram() = default;
   void recover();

@@ -94,6 +94,21 @@ void Sim::boot(Node& n) {
 void Sim::crash(Node& n, bool lose_nvram) {
   trace("crash node " + std::to_string(n.id) + (lose_nvram ? " (NVRAM lost)" : ""));
   cluster->crash(n.id);
+  drop_data_path(n, lose_nvram);
+}
+
+// The I/O process dies and its supervisor starts another at once: the
+// cluster core (in sved's configuration process) goes on, so the node keeps
+// its generation and the group its epoch; only the data path starts over,
+// on what its NVRAM holds.
+void Sim::restart_io(Node& n) {
+  trace("I/O process of node " + std::to_string(n.id) + " restarts");
+  drop_data_path(n, false);
+  ++result.io_restarts;
+  boot(n);
+}
+
+void Sim::drop_data_path(Node& n, bool lose_nvram) {
   n.up = false;
   ++n.life;
   n.forward.reset();
@@ -306,6 +321,18 @@ void Sim::load_scenario() {
               {1500, [this, owner_of_v0] { restart(owner_of_v0()); }},
               {2600, [this] { crash(node(2), false); }},
               {3500, [this] { restart(node(2)); }}};
+  } else if (opt.scenario == "io_restart_loses_releases") {
+    // Node 1's I/O process restarts right after destaging everything (its
+    // releases lost with it) while its cluster core goes on: same
+    // generation, same epoch. Hosts write on through it; 60 ms later node 1
+    // dies and node 2 takes the group over with the copies it holds: each
+    // must be the last version node 1 acknowledged.
+    script = {{300, [this, owner_of_v0] {
+                 owner_of_v0().cache->flush_all();
+                 stopping = 1;
+                 io_restart_when_stopped = true;
+               }},
+              {2500, [this, owner_of_v0] { restart(owner_of_v0()); }}};
   } else if (!opt.scenario.empty()) {
     fail("no scenario '" + opt.scenario + "'");
   }
@@ -390,7 +417,15 @@ DpResult Sim::run() {
       } else if (n.cache->dirty_total() == 0) {
         n.cache->flush_all();  // the releases go out now, and are lost with it
         stopping = 0;
-        crash(n, false);
+        if (io_restart_when_stopped) {
+          // It writes on, numbering from where it restarted, and dies
+          // before those writes' copies were all superseded by later ones.
+          restart_io(n);
+          uint32_t id = n.id;
+          at(now_us + 60'000, [this, id] { if (node(id).up) crash(node(id), false); });
+        } else {
+          crash(n, false);
+        }
       }
     }
     if (!healed && !quiet && ms < opt.fault_ms && ms >= next_fault && opt.scenario.empty()) {
@@ -482,7 +517,7 @@ DpResult run_datapath(const DpOptions& options) {
 }
 
 std::vector<std::string> scenarios() {
-  return {"owner_returns_during_handover", "stop_loses_releases"};
+  return {"owner_returns_during_handover", "stop_loses_releases", "io_restart_loses_releases"};
 }
 
 }  // namespace sve::datapath_sim

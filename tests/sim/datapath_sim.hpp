@@ -51,6 +51,7 @@ struct DpResult {
   uint64_t blocks_checked = 0;
   uint64_t io_errors = 0;   // requests that failed (allowed, never silently)
   uint64_t crashes = 0;
+  uint64_t io_restarts = 0;  // I/O processes restarted within their generation
   uint64_t nvram_lost = 0;
   uint64_t isolations = 0;
   uint64_t moves = 0;       // committed vdisk moves

@@ -238,6 +238,8 @@ struct Sim {
   Node& node(uint32_t id) { return nodes.at(id); }
   void boot(Node& n);
   void crash(Node& n, bool lose_nvram);
+  void restart_io(Node& n);
+  void drop_data_path(Node& n, bool lose_nvram);
   void restart(Node& n);
   void isolate(Node& n);
   void heal();
@@ -254,6 +256,7 @@ struct Sim {
   std::vector<std::pair<uint64_t, std::function<void()>>> script;
   uint64_t started_ms = 0;
   uint32_t stopping = 0;  // a node destaging all before it stops (0: none)
+  bool io_restart_when_stopped = false;  // and then only its I/O process restarts
   void load_scenario();
   bool accepting(const Node& n) const {
     return n.up && n.gate.open() && n.routes && n.routes->serving;

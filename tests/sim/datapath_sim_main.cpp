@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     sum.blocks_checked += r.blocks_checked;
     sum.io_errors += r.io_errors;
     sum.crashes += r.crashes;
+    sum.io_restarts += r.io_restarts;
     sum.nvram_lost += r.nvram_lost;
     sum.isolations += r.isolations;
     sum.moves += r.moves;
@@ -73,11 +74,12 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("%lu seeds, %lu failed: %lu writes acknowledged, %lu blocks read back, %lu I/O "
-              "errors, %lu crashes (%lu with NVRAM lost), %lu nodes cut off, %lu moves and %lu "
+              "errors, %lu crashes (%lu with NVRAM lost), %lu I/O process restarts, %lu nodes cut off, %lu moves and %lu "
               "cache transitions proposed, %lu requests forwarded, %lu copies mirrored\n",
               (unsigned long)runs, (unsigned long)failures, (unsigned long)sum.writes_acked,
               (unsigned long)sum.blocks_checked, (unsigned long)sum.io_errors,
               (unsigned long)sum.crashes, (unsigned long)sum.nvram_lost,
+              (unsigned long)sum.io_restarts,
               (unsigned long)sum.isolations, (unsigned long)sum.moves,
               (unsigned long)sum.transitions, (unsigned long)sum.forwarded,
               (unsigned long)sum.mirrored);

@@ -852,3 +852,37 @@ TEST_CASE("write-back: a write to a thin vdisk's unallocated grain goes through"
     CHECK(p.nodes[1].back.pending.empty());
   }
 }
+
+// The owner's I/O process restarts within its generation (faster than the
+// failure detector: the group keeps its epoch), after it destaged a block
+// and before the partner heard it may free its copy. The restarted cache
+// must number its writes above that copy's: a copy the partner took for an
+// older version of the same writer would be dropped, the write answered
+// all the same, and a takeover would destage the old data. (Found by a
+// chaos run: reads through the partner after a takeover returned data
+// older than acknowledged writes.)
+TEST_CASE("write-back: an owner restarted within its epoch numbers its writes above its old copies",
+          "[cache][wb]") {
+  Pair p;
+  for (uint8_t fill : {0xA1, 0xA2, 0xA3}) p.acked_write(1, 5, fill);
+  // Destaged on node 1, its release to node 2 still on the wire.
+  for (int i = 0; i < 20 && p.on_disk(5) != block_of(0xA3); ++i) {
+    p.nodes[1].back.complete_all();
+    p.nodes[1].cache->tick(p.now);
+    p.now += 300;
+  }
+  REQUIRE(p.on_disk(5) == block_of(0xA3));
+  REQUIRE(p.nodes[2].cache->stats().copies_held == 1);
+  p.kill(1);  // the release is lost with it
+  p.now += 1000;
+  p.start(1);
+  p.publish({1, 2});
+  p.acked_write(1, 5, 0xB1);  // the partner must hold this version now
+  p.kill(1);
+  p.publish({2});
+  p.commit_group(2);
+  p.publish({2});
+  p.settle();
+  CHECK(p.on_disk(5) == block_of(0xB1));
+  CHECK(p.read(2, 5) == block_of(0xB1));
+}
