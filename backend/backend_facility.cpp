@@ -37,7 +37,8 @@ nlohmann::json BackendFacility::inspect() const {
           {"completed", stats_.completed}, {"errors", stats_.errors},
           {"fixed_buffer_ops", stats_.fixed_buffer_ops},
           {"buffered_fallbacks", stats_.buffered_fallbacks},
-          {"inline_completions", stats_.inline_completions}, {"fenced", stats_.fenced}};
+          {"inline_completions", stats_.inline_completions}, {"fenced", stats_.fenced},
+          {"held", stats_.held}};
 }
 
 // Reads and writes go to the kernel one operation per buffer segment the
@@ -148,6 +149,14 @@ void BackendFacility::serve_synthetic(IoRequestPtr request, const BlockDevice& d
   complete(std::move(request), 0);
 }
 
+void BackendFacility::tick(uint64_t now_ms) {
+  if (!hold_until_ || now_ms < hold_until_) return;
+  hold_until_ = 0;
+  std::deque<IoRequestPtr> held;
+  held.swap(held_);
+  for (auto& r : held) submit(std::move(r));
+}
+
 void BackendFacility::submit(IoRequestPtr request) {
   auto it = devices_.find(request->volume);
   // A block-status question is answered above (thin, virtualization);
@@ -158,8 +167,13 @@ void BackendFacility::submit(IoRequestPtr request) {
     complete(std::move(request), it == devices_.end() ? EIO : EINVAL);
     return;
   }
-  if (fence_ && request->op != IoOp::read && request->op != IoOp::flush &&
-      !fence_->may_write_back_end()) {
+  bool change = request->op != IoOp::read && request->op != IoOp::flush;
+  if (change && hold_until_ && (!held_.empty() || monotonic_ms() < hold_until_)) {
+    ++stats_.held;
+    held_.push_back(std::move(request));
+    return;
+  }
+  if (change && fence_ && !fence_->may_write_back_end()) {
     ++stats_.fenced;
     ++stats_.errors;
     complete(std::move(request), EIO);

@@ -8,6 +8,7 @@
 // and go straight back to the facility that sent each request, not through
 // this one's caller.
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 
@@ -25,7 +26,16 @@ struct BackendStats {
   uint64_t fixed_buffer_ops = 0;    // operations on registered memory
   uint64_t inline_completions = 0;  // memory and null mdisks
   uint64_t fenced = 0;              // changes refused: the node's lease ran out
+  uint64_t held = 0;                // changes held after the I/O process started
 };
+
+// How long a new I/O process holds its changes to the back end: writes of
+// the process before it may still be in the device queue (its death does
+// not recall them), and one landing after this process wrote the same
+// blocks would undo that write (a destage of a recovered dirty block, say).
+// The same margin the lease wait gives a node that lost its lease (15% of
+// the default 3 s lease).
+inline constexpr uint64_t kRestartQuietMs = 500;
 
 class ServiceGate;
 
@@ -42,6 +52,12 @@ class BackendFacility final : public Facility, private BlockCompletions {
   // would change an mdisk fails (EIO) instead of reaching it
   // (ServiceGate::may_write_back_end). Null: never fenced.
   void set_fence(const ServiceGate* lease) { fence_ = lease; }
+  // Changes (writes, write-zeroes, trims) submitted before `until_ms`
+  // (monotonic) wait until then, in order; reads and flushes go on.
+  void hold_changes_until(uint64_t until_ms) { hold_until_ = until_ms; }
+  // (A tick releases what was held; a slow one once that is done.)
+  uint64_t tick_ms() const override { return hold_until_ ? 10 : 1000; }
+  void tick(uint64_t now_ms) override;
   void attach(uint32_t mdisk_id, std::shared_ptr<BlockDevice> device);
   void detach(uint32_t mdisk_id);
 
@@ -64,6 +80,8 @@ class BackendFacility final : public Facility, private BlockCompletions {
   UringEngine& ring_;
   std::unordered_map<uint32_t, std::shared_ptr<BlockDevice>> devices_;
   const ServiceGate* fence_ = nullptr;
+  uint64_t hold_until_ = 0;
+  std::deque<IoRequestPtr> held_;
   uint64_t in_flight_ = 0;
   BackendStats stats_;
 };

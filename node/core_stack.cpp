@@ -15,6 +15,8 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   unsigned mine = node_core < 0 ? at : static_cast<unsigned>(node_core);  // the node's core
   core.backend_facility = std::make_unique<BackendFacility>(io.ring());
   core.backend_facility->set_fence(cache.gate);
+  // (Before its actor starts: the first tick releases what it held.)
+  core.backend_facility->hold_changes_until(monotonic_ms() + kRestartQuietMs);
   core.backend = spawn_backend_actor(sys, at, *core.backend_facility);
   IoServer* below_virt = core.backend_facility.get();
   if (mdisk_faults) {

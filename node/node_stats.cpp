@@ -33,6 +33,7 @@ nlohmann::json core_io_json(CoreIo& io, const BackendFacility& backend) {
                 {"in_flight", backend.in_flight()}, {"fixed_buffer_ops", r.fixed_buffer_ops},
                 {"buffered_fallbacks", r.buffered_fallbacks},
                 {"inline_completions", r.inline_completions}, {"fenced", r.fenced},
+                {"held", r.held},
                 {"enters", io.ring().stats().enters}}},
       {"buffers", {{"total_pages", io.buffers().total_pages()},
                    {"free_pages", io.buffers().free_pages()},

@@ -73,6 +73,7 @@ void Sim::boot(Node& n) {
   n.untrusted_epoch = 0;
   n.lost_handovers.clear();
   n.up = true;
+  n.quiet_until_us = now_us + kMaxDiskUs + 1'000;
   ++n.life;
   n.disk.sim = n.mirror.sim = n.remote.sim = n.host.sim = n.inbound_port.sim = this;
   n.disk.node = n.mirror.node = n.remote.node = n.ret.node = n.host.node =
@@ -137,6 +138,21 @@ void Sim::drop_data_path(Node& n, bool lose_nvram) {
       for (uint32_t b = 0; b < op.blocks; ++b) acceptable(op.vdisk, op.first + b).insert(op.value);
   }
   ++result.crashes;
+}
+
+// Whether every acknowledged write has a copy on two nodes now: every node
+// serves, every group writes back on both, and no node's copies are of an
+// epoch it does not trust (its NVRAM came back empty and its group has not
+// moved on since). Only up is not enough: a node back with an empty NVRAM
+// holds nothing until its group has destaged and resynchronised.
+bool Sim::redundant() {
+  for (auto& [id, n] : nodes) {
+    if (!n.up || !n.serving) return false;
+    for (const auto& g : n.model.iogrps)
+      if (g.solo != 0) return false;
+    if (n.untrusted_epoch && group_epoch_of(n.model, n.id) == n.untrusted_epoch) return false;
+  }
+  return true;
 }
 
 void Sim::restart(Node& n) {
@@ -444,7 +460,14 @@ DpResult Sim::run() {
         if (pick < 7) heal();
       } else if (pick < 3) {
         Node& n = node(1 + static_cast<uint32_t>(rand(opt.nodes)));
-        crash(n, chance(0.25));
+        if (pick == 2 && chance(0.5)) {
+          restart_io(n);
+        } else {
+          // Its NVRAM is lost only while every write has a second copy:
+          // the design keeps two, not three.
+          bool lose = chance(0.25);
+          crash(n, lose && redundant());
+        }
       } else if (pick < 5) {
         isolate(node(1 + static_cast<uint32_t>(rand(opt.nodes))));
       } else if (pick < 8) {

@@ -11,9 +11,13 @@
 // controller step, model/ownership.hpp; vdisk moves, model/edits.hpp).
 //
 // Faults, seeded: a node crashes with its non-volatile memory kept or lost
-// (lost only while every other node is up: the design keeps two copies, not
-// three), restarts, is cut off from the others, and vdisks move within and
-// across I/O groups while hosts write. Everything random comes from one
+// (lost only while every write has a copy on two nodes: every node serving,
+// every group writing back on both, no node's copies untrusted; the design
+// keeps two copies, not three), restarts, has only its I/O process
+// restarted (its cluster core goes on: same generation, same epoch; the new
+// process's back end holds its changes a while, as the real one does), is
+// cut off from the others, and vdisks move within and across I/O groups
+// while hosts write. Everything random comes from one
 // seed, so a failing seed replays exactly.
 //
 // The checker: hosts write and read through every node; each 4 KiB block

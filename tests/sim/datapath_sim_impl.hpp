@@ -112,6 +112,7 @@ struct Node {
   bool up = false;
   bool isolated = false;
   uint64_t life = 0;  // incarnation: a message for an older one is dropped
+  uint64_t quiet_until_us = 0;  // its back-end changes wait until then (a new process)
   std::string nvram_path;
   uint32_t cache_blocks = 64;
   bool cache_lost = false;
@@ -239,6 +240,7 @@ struct Sim {
   void boot(Node& n);
   void crash(Node& n, bool lose_nvram);
   void restart_io(Node& n);
+  bool redundant();
   void drop_data_path(Node& n, bool lose_nvram);
   void restart(Node& n);
   void isolate(Node& n);

@@ -33,6 +33,10 @@ void Sim::send(uint32_t from, uint32_t to, std::function<void()> deliver,
 void Sim::disk_submit(Node& n, IoRequestPtr r) {
   uint64_t delay = 30 + rand(400);
   if (chance(disk_stall)) delay = 2'000 + rand(kMaxDiskUs - 2'000);
+  // As the real back end (kRestartQuietMs): a new process holds its
+  // changes until its predecessor's can no longer land.
+  if (r->op != IoOp::read && r->op != IoOp::flush && now_us < n.quiet_until_us)
+    delay += n.quiet_until_us - now_us;
   uint32_t id = n.id;
   uint64_t life = n.life;
   // What a write carries, as the device took it: the buffer may be the
