@@ -96,6 +96,7 @@ void Sim::crash(Node& n, bool lose_nvram) {
   trace("crash node " + std::to_string(n.id) + (lose_nvram ? " (NVRAM lost)" : ""));
   cluster->crash(n.id);
   drop_data_path(n, lose_nvram);
+  ++result.crashes;
 }
 
 // The I/O process dies and its supervisor starts another at once: the
@@ -137,7 +138,6 @@ void Sim::drop_data_path(Node& n, bool lose_nvram) {
     if (op.kind == IoOp::write)
       for (uint32_t b = 0; b < op.blocks; ++b) acceptable(op.vdisk, op.first + b).insert(op.value);
   }
-  ++result.crashes;
 }
 
 // Whether every acknowledged write has a copy on two nodes now: every node
