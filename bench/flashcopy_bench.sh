@@ -6,6 +6,9 @@
 #     per 64 KiB grain, so every write copies a grain first; the same
 #     pattern on the reference vdisk
 #   - 4 KiB random writes to the source once every grain is copied
+#   - the first-writes pattern on the source of an incremental refresh
+#     that stays copying: each grain's first write waits for its bit on the
+#     bitmap's second plane; then the same pattern again (no waits)
 #   - the background copy at copy rate 150 of a whole vdisk to a fully
 #     allocated target, nothing else running, against fio's raw sequential
 #     256 KiB writes (io_uring, O_DIRECT) of a file of the same size on the
@@ -82,6 +85,22 @@ run_sved() {  # BUILD_DIR TAG: every sved row, that build's sved and svectl
     --runtime="$RUNTIME" --ramp_time=2
   "$B"/svectl fcmap stop snap >/dev/null
   "$B"/svectl fcmap delete snap >/dev/null
+
+  # An incremental refresh that stays copying (copy rate 0, one grain left
+  # to copy): the first write of each grain during it waits until the
+  # bitmap's second plane says the grain was written (a FUA page write,
+  # shared by the writes meanwhile); later writes do not wait.
+  "$B"/svectl fcmap create --source src --target tgt --name inc --copyrate 150 --grain 64K \
+    --incremental >/dev/null
+  start_map inc
+  until [ "$(fc_state inc)" = idle_or_copied ]; do sleep 0.1; done
+  fio_job "${TAG}file" src one-grain write 4k 1 --size=4k >/dev/null
+  "$B"/svectl fcmap set inc --copyrate 0 >/dev/null
+  start_map inc
+  fio_job "${TAG}file, incremental refresh source" src first-writes write:60k 4k 32
+  fio_job "${TAG}file, incremental refresh source, written" src first-writes write:60k 4k 32
+  "$B"/svectl fcmap stop inc >/dev/null
+  "$B"/svectl fcmap delete inc >/dev/null
 
   copy_time() {  # name rate: the whole vdisk copied, nothing else running; MiB/s
     "$B"/svectl fcmap create --source src --target full --name "$1" --copyrate "$2" >/dev/null

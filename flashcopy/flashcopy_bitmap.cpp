@@ -57,12 +57,12 @@ BufferRef fc_encode_page(const FcPageId& id, uint32_t write_seq,
 }
 
 int64_t fc_decode_page(const Buffer& slots, const FcPageId& id, uint64_t grains,
-                       uint64_t* bits) {
+                       uint64_t* bits, uint64_t plane) {
   std::vector<char> slot(kFcPageBytes);
   int best = -1;
   uint32_t best_seq = 0;
   for (int s = 0; s < 2; ++s) {
-    slots.copy_out((id.page * 2 + s) * kFcPageBytes, kFcPageBytes, slot.data());
+    slots.copy_out(plane + (id.page * 2 + s) * kFcPageBytes, kFcPageBytes, slot.data());
     PageHeader h;
     std::memcpy(&h, slot.data(), sizeof h);
     uint32_t crc = h.crc;
@@ -79,7 +79,7 @@ int64_t fc_decode_page(const Buffer& slots, const FcPageId& id, uint64_t grains,
     }
   }
   if (best < 0) return -1;
-  slots.copy_out((id.page * 2 + best) * kFcPageBytes + kFcPageHeaderBytes,
+  slots.copy_out(plane + (id.page * 2 + best) * kFcPageBytes + kFcPageHeaderBytes,
                  fc_page_words(grains, id.page) * 8, bits + id.page * kFcGrainsPerPage / 64);
   return best_seq;
 }
@@ -92,13 +92,14 @@ struct FlashCopyBitmapSteps {
     uint64_t incarnation;
     uint64_t page;
     bool durable;                 // written with FUA
+    FcPageKind kind;              // copied, or changed (the second plane)
     std::vector<uint64_t> words;  // the bits written
-    PageWrite(const Map& m, uint64_t p, bool d)
-        : mapping(m.layout.id), incarnation(m.incarnation), page(p), durable(d) {}
+    PageWrite(const Map& m, uint64_t p, bool d, FcPageKind k)
+        : mapping(m.layout.id), incarnation(m.incarnation), page(p), durable(d), kind(k) {}
     void done(FlashCopyFacility& f, IoRequest& child) override {
       Map* m = f.find_map(mapping, incarnation);
       int status = child.status;
-      if (m) f.page_written(*m, page, words, status, durable);
+      if (m) f.page_written(*m, page, words, status, durable, kind);
       delete this;
     }
   };
@@ -114,6 +115,12 @@ struct FlashCopyBitmapSteps {
     }
   };
 };
+
+namespace {
+bool bit_set(const std::vector<uint64_t>& bits, uint64_t g) {
+  return g / 64 < bits.size() && ((bits[g / 64] >> (g % 64)) & 1);
+}
+}  // namespace
 
 // A write over grains copied whose bits are not durable yet waits for
 // their pages: true if it does.
@@ -132,31 +139,52 @@ bool FlashCopyFacility::wait_durable(Map& m, IoRequest& request, IoRequestPtr& h
   return false;
 }
 
+// An incremental mapping's write during its start: its grains are noted
+// written (m.changed) and it waits until the second plane says so, else a
+// crash could leave a history that claims them equal.
+bool FlashCopyFacility::wait_changes_durable(Map& m, IoRequest& request, IoRequestPtr& hold) {
+  if (!m.changes_persisted() || request.length == 0) return false;
+  const uint64_t G = m.grain_bytes();
+  uint64_t first = request.offset / G, last = (request.offset + request.length - 1) / G;
+  for (uint64_t g = first; g <= last && g < m.grains; ++g) {
+    if (!bit_set(m.changed, g) || bit_set(m.changed_durable, g)) continue;
+    uint64_t page = g / kFcGrainsPerPage;
+    ++stats_.bitmap_waits;
+    m.changed_pages[page].waiting.push_back(std::move(hold));
+    write_page(m, page, true, FcPageKind::changed);
+    return true;
+  }
+  return false;
+}
+
 // `durable`: with FUA, for writes that wait; else a plain write, for the
 // background copy's bits (they only spare copies after a crash: nothing
 // waits for them, and a FUA write costs a flush of the disk's cache).
-void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable) {
-  Map::Page& p = m.pages[page];
+void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable, FcPageKind kind) {
+  const bool changes = kind == FcPageKind::changed;
+  Map::Page& p = changes ? m.changed_pages[page] : m.pages[page];
   if (p.writing) {
     (durable ? p.again_durable : p.again) = true;
     return;
   }
-  m.dirty_pages.erase(page);
+  if (!changes) m.dirty_pages.erase(page);
   p.writing = true;
   p.again = p.again_durable = false;
   p.write_seq += 1;
-  auto* step = new FlashCopyBitmapSteps::PageWrite(m, page, durable);
+  auto* step = new FlashCopyBitmapSteps::PageWrite(m, page, durable, kind);
+  const std::vector<uint64_t>& bits = changes ? m.changed : m.bits;
   uint64_t first_word = page * kFcGrainsPerPage / 64;
   uint64_t n = fc_page_words(m.grains, page);
-  step->words.assign(m.bits.begin() + first_word, m.bits.begin() + first_word + n);
-  BufferRef buffer = fc_encode_page({m.layout.id, page, m.layout.start_seq, FcPageKind::copied},
-                                    p.write_seq, step->words);
+  step->words.assign(bits.begin() + first_word, bits.begin() + first_word + n);
+  BufferRef buffer =
+      fc_encode_page({m.layout.id, page, m.layout.start_seq, kind}, p.write_seq, step->words);
   ++stats_.bitmap_writes;
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
   write->flags = durable ? io_flags::fua : 0;  // durable when it completes
   write->volume = m.layout.bitmap;
-  write->offset = (page * 2 + p.write_seq % 2) * kFcPageBytes;
+  write->offset = (changes ? fc_changed_plane_offset(m.grains) : 0) +
+                  (page * 2 + p.write_seq % 2) * kFcPageBytes;
   write->length = kFcPageBytes;
   write->buffer = std::move(buffer);
   write->client = client_for(m.layout.bitmap);
@@ -165,17 +193,23 @@ void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable) {
 }
 
 void FlashCopyFacility::page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words,
-                                     int status, bool durable) {
-  Map::Page& p = m.pages[page];
+                                     int status, bool durable, FcPageKind kind) {
+  const bool changes = kind == FcPageKind::changed;
+  Map::Page& p = changes ? m.changed_pages[page] : m.pages[page];
+  std::vector<uint64_t>& durable_bits = changes ? m.changed_durable : m.durable;
   p.writing = false;
   std::vector<IoRequestPtr> released;
   if (status) {
-    // Which grains are copied cannot be kept: the target goes offline.
-    lose(m, std::string("its bitmap could not be written: ") + std::strerror(status));
+    // Which grains are copied (or were written) cannot be kept: the target
+    // goes offline.
+    lose(m, std::string(changes ? "the grains written during its start could not be noted "
+                                  "on its bitmap: "
+                                : "its bitmap could not be written: ") +
+                std::strerror(status));
     released.swap(p.waiting);
   } else if (durable) {
     uint64_t first_word = page * kFcGrainsPerPage / 64;
-    for (size_t i = 0; i < words.size(); ++i) m.durable[first_word + i] |= words[i];
+    for (size_t i = 0; i < words.size(); ++i) durable_bits[first_word + i] |= words[i];
     released.swap(p.waiting);
   }
   // Writes that came to wait during a plain write need a durable one.
@@ -185,8 +219,8 @@ void FlashCopyFacility::page_written(Map& m, uint64_t page, const std::vector<ui
   for (auto& r : released) resume(std::move(r));
   if (!m.known || p.writing) return;  // (a write released may have started one)
   if (again_durable)
-    write_page(m, page, true);
-  else if (again)
+    write_page(m, page, true, kind);
+  else if (again && !changes)
     m.dirty_pages.insert(page);  // at the next tick
 }
 
@@ -206,7 +240,7 @@ void FlashCopyFacility::load_bitmap(Map& m) {
   read->op = IoOp::read;
   read->volume = m.layout.bitmap;
   read->offset = 0;
-  read->length = fc_bitmap_bytes(m.grains);
+  read->length = fc_bitmap_vdisk_bytes(m.grains, m.changes_persisted());
   read->buffer = Buffer::allocate(read->length);
   read->client = client_for(m.layout.bitmap);
   read->cookie = reinterpret_cast<uint64_t>(step);
@@ -233,6 +267,21 @@ void FlashCopyFacility::bitmap_loaded(Map& m, const Buffer& slots, int status) {
     m.copied = 0;
     for (uint64_t w : m.bits) m.copied += static_cast<uint64_t>(__builtin_popcountll(w));
     m.durable = m.bits;
+    if (m.changes_persisted()) {
+      // Every grain written since the start is there (its write waited for
+      // it): the history this start leaves is whole.
+      std::fill(m.changed.begin(), m.changed.end(), 0);
+      uint64_t plane = fc_changed_plane_offset(m.grains);
+      for (uint64_t page = 0; page < m.changed_pages.size(); ++page) {
+        int64_t seq = fc_decode_page(
+            slots, {m.layout.id, page, m.layout.start_seq, FcPageKind::changed}, m.grains,
+            m.changed.data(), plane);
+        if (seq >= 0) m.changed_pages[page].write_seq = static_cast<uint32_t>(seq);
+      }
+      if (m.grains % 64) m.changed.back() &= (uint64_t{1} << (m.grains % 64)) - 1;
+      m.changed_durable = m.changed;
+      m.seen_all = true;
+    }
     m.known = true;
     m.why.clear();
   }

@@ -253,7 +253,7 @@ bool FlashCopyFacility::copy_before_write(const std::vector<Map*>& maps, IoReque
     return true;
   }
   for (Map* m : maps)
-    if (wait_durable(*m, *write, write)) return true;
+    if (wait_durable(*m, *write, write) || wait_changes_durable(*m, *write, write)) return true;
   return false;
 }
 

@@ -126,6 +126,10 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
         if (c.bitmap) {
           m->pages.resize(fc_bitmap_pages(m->grains));
           m->durable.assign(m->bits.size(), 0);
+          if (c.incremental && c.changes_on_bitmap) {
+            m->changed_pages.resize(m->pages.size());
+            m->changed_durable.assign(m->bits.size(), 0);
+          }
           if (!m->known) to_load.push_back(id);  // a takeover or a restart: read it back
         } else if (!m->known) {
           m->why = "which grains were copied was kept in the memory of the node that executed "
@@ -133,7 +137,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
                    "); this I/O process did not start it, and the mapping keeps no bitmap "
                    "on the back end";
         }
-        m->seen_all = m->known;  // (a bitmap read back has no history of writes)
+        m->seen_all = m->known;  // (or once its bitmap is read back with the writes)
         if (m->known) apply_history(*m);
         drop_history(id);  // (applied: the start makes the next one)
         maps_[id] = std::move(m);
@@ -181,8 +185,9 @@ void FlashCopyFacility::drop_map(uint32_t id) {
   // still below find it gone (by incarnation) and stop there.
   for (auto& [g, waiting] : m->changing)
     for (auto& r : waiting) paused_.push_back(std::move(r));
-  for (auto& page : m->pages)
-    for (auto& r : page.waiting) paused_.push_back(std::move(r));
+  for (auto* pages : {&m->pages, &m->changed_pages})
+    for (auto& page : *pages)
+      for (auto& r : page.waiting) paused_.push_back(std::move(r));
 }
 
 void FlashCopyFacility::resume_paused() {

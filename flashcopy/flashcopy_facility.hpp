@@ -68,6 +68,7 @@
 namespace sve {
 
 struct RouteTable;
+enum class FcPageKind : uint16_t;
 
 inline constexpr const char* kFlashCopyFacility = "flashcopy";
 
@@ -197,9 +198,10 @@ class FlashCopyFacility final : public Facility {
   void lose(Map& m, std::string why);
   // The bitmap on the back end (flashcopy_bitmap.cpp).
   bool wait_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
-  void write_page(Map& m, uint64_t page, bool durable);
+  bool wait_changes_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
+  void write_page(Map& m, uint64_t page, bool durable, FcPageKind kind = FcPageKind{});
   void page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words, int status,
-                    bool durable);
+                    bool durable, FcPageKind kind);
   void load_bitmap(Map& m);
   void bitmap_loaded(Map& m, const Buffer& slots, int status);
   void flush_dirty(Map& m);
@@ -217,6 +219,7 @@ class FlashCopyFacility final : public Facility {
   void flush_history(History& h);
   void load_history(const CopyLayout& c);
   void history_loaded(History& h, const Buffer& slots, int status);
+  void equal_from_start(History& h, const Buffer& slots, uint64_t page);
   void background(Map& m, uint64_t elapsed_ms);
   // Stopping: the mappings that read through its target copy the grains it
   // has not copied, at its clean rate.

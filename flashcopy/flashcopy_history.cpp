@@ -7,8 +7,12 @@
 // The rule that keeps a history read back true: a grain's bit is cleared
 // on the back end, with FUA, before a write may change the grain (the
 // write waits for its page). A history is written whole once its start
-// ends (until then the back end holds none of it: a crash before loses it,
-// and the refresh copies everything).
+// ends; until a page of it is written, the back end holds it as the
+// start's pages of that place: grains copied and not written meanwhile
+// (those written during the start are noted on the second plane before
+// the write goes on: flashcopy_bitmap.cpp). A mapping made before that
+// plane existed holds no history until it is written (a crash before loses
+// it, and the refresh copies everything).
 #include <cerrno>
 #include <cstring>
 
@@ -66,6 +70,7 @@ std::unique_ptr<FlashCopyFacility::History> new_history(const CopyLayout& c, uin
   h->equal.assign((grains + 63) / 64, 0);
   h->durable = h->equal;
   h->bitmap = c.bitmap;
+  h->changes = c.bitmap && c.changes_on_bitmap;
   if (c.bitmap) h->pages.resize(fc_bitmap_pages(grains));
   return h;
 }
@@ -77,6 +82,8 @@ void FlashCopyFacility::keep_history(const Map& m) {
   if (!m.layout.incremental || !m.known || !m.seen_all) return;
   auto h = new_history(m.layout, m.grains, next_incarnation_++);
   for (size_t i = 0; i < h->equal.size(); ++i) h->equal[i] = m.bits[i] & ~m.changed[i];
+  // (What the start's pages say, if they say it: history_loaded.)
+  if (h->changes) h->durable = h->equal;
   for (uint64_t page = 0; page < h->pages.size(); ++page) h->dirty_pages.insert(page);
   histories_[id] = std::move(h);
 }
@@ -208,12 +215,26 @@ void FlashCopyFacility::load_history(const CopyLayout& c) {
   read->op = IoOp::read;
   read->volume = c.bitmap;
   read->offset = 0;
-  read->length = fc_bitmap_bytes(grains);
+  read->length = fc_bitmap_vdisk_bytes(grains, h->changes);
   read->buffer = Buffer::allocate(read->length);
   read->client = client_for(c.bitmap);
   read->cookie = reinterpret_cast<uint64_t>(new FlashCopyHistorySteps::Load(*h));
   histories_[c.id] = std::move(h);
   lower_for(c.bitmap).submit(std::move(read));
+}
+
+// A page of history never written (the crash came before the tick after
+// its start ended): the grains the start's pages say were copied and not
+// written. (A copied page older than the last is a subset: still true.)
+void FlashCopyFacility::equal_from_start(History& h, const Buffer& slots, uint64_t page) {
+  std::vector<uint64_t> copied(h.equal.size()), changed(h.equal.size());
+  FcPageId id{h.mapping, page, h.start_seq, FcPageKind::copied};
+  fc_decode_page(slots, id, h.grains, copied.data());
+  id.kind = FcPageKind::changed;
+  fc_decode_page(slots, id, h.grains, changed.data(), fc_changed_plane_offset(h.grains));
+  uint64_t first_word = page * kFcGrainsPerPage / 64;
+  for (uint64_t i = 0; i < fc_page_words(h.grains, page); ++i)
+    h.equal[first_word + i] = copied[first_word + i] & ~changed[first_word + i];
 }
 
 void FlashCopyFacility::history_loaded(History& h, const Buffer& slots, int status) {
@@ -222,7 +243,10 @@ void FlashCopyFacility::history_loaded(History& h, const Buffer& slots, int stat
     for (uint64_t page = 0; page < h.pages.size(); ++page) {
       int64_t seq = fc_decode_page(slots, {h.mapping, page, h.start_seq, FcPageKind::history},
                                    h.grains, h.equal.data());
-      if (seq >= 0) h.pages[page].write_seq = static_cast<uint32_t>(seq);
+      if (seq >= 0)
+        h.pages[page].write_seq = static_cast<uint32_t>(seq);
+      else if (h.changes)
+        equal_from_start(h, slots, page);
     }
     if (h.grains % 64) h.equal.back() &= (uint64_t{1} << (h.grains % 64)) - 1;
     h.durable = h.equal;

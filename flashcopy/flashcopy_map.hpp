@@ -26,7 +26,9 @@ struct FlashCopyFacility::Map {
   std::vector<uint64_t> bits;  // copied grains of this start
   uint64_t copied = 0;
   std::vector<uint64_t> changed;  // incremental: grains written (source or target) since it
-  bool seen_all = false;  // this core saw every write since the start (it paused it)
+  // this core saw every write since the start (it paused it), or read back
+  // the grains written (changes_on_bitmap)
+  bool seen_all = false;
   bool known = false;          // the bits are this start's (else the target is offline)
   std::string why;             // why not
   // Grains being copied, and the requests waiting for them.
@@ -50,6 +52,11 @@ struct FlashCopyFacility::Map {
   };
   std::vector<Page> pages;
   std::unordered_set<uint64_t> dirty_pages;  // bits set that are not durable
+  // Incremental, layout.changes_on_bitmap: the grains written since the
+  // start on the bitmap vdisk's second plane, the same way (a grain's bit
+  // durable there before a write may change it; no background bits).
+  std::vector<uint64_t> changed_durable;
+  std::vector<Page> changed_pages;
   bool loading = false;  // read back from the back end (a takeover, a restart)
   // Stopping: copies made for the mappings that read through its target.
   uint64_t clean_cursor = 0;  // grains before it need nothing more
@@ -65,6 +72,7 @@ struct FlashCopyFacility::Map {
     if (!pages.empty()) dirty_pages.insert(g / kFcGrainsPerPage);
   }
   bool persisted() const { return !pages.empty(); }
+  bool changes_persisted() const { return !changed_pages.empty(); }
   bool durable_grain(uint64_t g) const {
     return !persisted() || ((durable[g / 64] >> (g % 64)) & 1);
   }
@@ -75,7 +83,9 @@ struct FlashCopyFacility::Map {
 
 // The bitmap vdisk's pages (model/fc_bitmap_geometry.hpp): a copying
 // mapping's copied grains, or an incremental history's grains still equal.
-enum class FcPageKind : uint16_t { copied = 0, history = 1 };
+// (`changed`: an incremental mapping's grains written during its start,
+// on the second plane.)
+enum class FcPageKind : uint16_t { copied = 0, history = 1, changed = 2 };
 struct FcPageId {
   uint32_t mapping = 0;
   uint64_t page = 0;
@@ -86,11 +96,12 @@ uint64_t fc_page_words(uint64_t grains, uint64_t page);
 // A page slot with its header and CRC.
 BufferRef fc_encode_page(const FcPageId& id, uint32_t write_seq,
                          const std::vector<uint64_t>& words);
-// From both slots of page id.page in `slots` (the whole bitmap vdisk), the
-// valid one of this mapping, start and kind with the latest write: its
-// bits into `bits` at the page's place; its write sequence, or -1 if neither.
+// From both slots of page id.page in `slots` (the bitmap vdisk's plane that
+// starts at byte `plane`), the valid one of this mapping, start and kind
+// with the latest write: its bits into `bits` at the page's place; its
+// write sequence, or -1 if neither.
 int64_t fc_decode_page(const Buffer& slots, const FcPageId& id, uint64_t grains,
-                       uint64_t* bits);
+                       uint64_t* bits, uint64_t plane = 0);
 
 // Grains [offset, offset+length) touches set in `bits` (clipped to them).
 inline void mark_grains(std::vector<uint64_t>& bits, uint64_t grain_bytes, uint64_t offset,
@@ -115,6 +126,9 @@ struct FlashCopyFacility::History {
   uint64_t grains = 0;
   std::vector<uint64_t> equal;
   uint32_t bitmap = 0;            // its vdisk (0: in memory only)
+  // Its vdisk has the start's grains written (changes_on_bitmap): until a
+  // page of the history is written, the start's pages say what it holds.
+  bool changes = false;
   std::vector<uint64_t> durable;  // bits the back end may hold (a crash could find)
   struct Page {
     uint32_t write_seq = 0;

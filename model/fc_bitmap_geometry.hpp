@@ -3,6 +3,9 @@
 // back end (docs/flashcopy.md): a hidden vdisk of the source's pool, as
 // pages of 4 KiB, each in two slots written in turn (a torn write leaves
 // the other). A page holds a 32-byte header and 32,512 grains' bits.
+// An incremental mapping's vdisk has a second plane after the first, as
+// many pages: the grains written during its start (its next refresh
+// copies them again).
 #include <cstdint>
 
 namespace sve {
@@ -20,6 +23,11 @@ inline uint64_t fc_bitmap_pages(uint64_t grains) {
 // The bytes of its slots: page i in slots 2i and 2i+1.
 inline uint64_t fc_bitmap_bytes(uint64_t grains) {
   return fc_bitmap_pages(grains) * 2 * kFcPageBytes;
+}
+// The second plane starts where the first ends.
+inline uint64_t fc_changed_plane_offset(uint64_t grains) { return fc_bitmap_bytes(grains); }
+inline uint64_t fc_bitmap_vdisk_bytes(uint64_t grains, bool incremental) {
+  return fc_bitmap_bytes(grains) * (incremental ? 2 : 1);
 }
 
 }  // namespace sve

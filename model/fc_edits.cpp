@@ -279,7 +279,8 @@ Result<FcMapConfig> create_fcmap(ClusterModel& model, const NewFcMap& args,
   if (!pool) return bad("source '" + source->name + "' is in no pool");
   for (uint32_t id : pool->mdisks)
     if (!online(id)) return bad("pool '" + pool->name + "' has an offline mdisk");
-  uint64_t bytes = fc_bitmap_bytes(fc_grains(source->size_bytes, f.grain_bytes));
+  uint64_t bytes =
+      fc_bitmap_vdisk_bytes(fc_grains(source->size_bytes, f.grain_bytes), f.incremental);
   uint32_t count = static_cast<uint32_t>((bytes + pool->extent_bytes - 1) / pool->extent_bytes);
   auto extents = PoolUsage(model, *pool).allocate(count, ExtentPolicy::striped, pool->stripe_cursor);
   if (!extents)

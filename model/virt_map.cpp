@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "hw/device/mdisk_label.hpp"
+#include "model/fc_bitmap_geometry.hpp"
 #include "model/model.hpp"
 
 namespace sve {
@@ -109,7 +110,11 @@ std::shared_ptr<const VirtMap> build_virt_map(const ClusterModel& config) {
     c.start_seq = f.start_seq;
     c.started_by = f.started_by;
     c.incremental = f.incremental;
-    c.bitmap = map->find(f.bitmap) ? f.bitmap : 0;
+    const VolumeLayout* bitmap = map->find(f.bitmap);
+    c.bitmap = bitmap ? f.bitmap : 0;
+    c.changes_on_bitmap =
+        bitmap && f.incremental &&
+        bitmap->size_bytes >= fc_bitmap_vdisk_bytes(fc_grains(c.size_bytes, f.grain_bytes), true);
     c.order = f.order;
     c.home = f.home;
     c.clean_rate = f.clean_rate;

@@ -70,6 +70,9 @@ struct CopyLayout {
   uint32_t home = 0;     // the vdisk whose core executes it (0: its source)
   uint32_t clean_rate = 0;
   bool history_lost = false;  // incremental: the next start copies every grain
+  // Incremental: its bitmap vdisk has the plane of grains written during a
+  // start (model/fc_bitmap_geometry.hpp; not in mappings made before it).
+  bool changes_on_bitmap = false;
   // Whether it became copying before `other` (it does not read through it).
   bool before(const CopyLayout& other) const {
     return order < other.order || (order == other.order && id < other.id);

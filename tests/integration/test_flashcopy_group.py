@@ -12,7 +12,8 @@ mapping, refreshed after three of its grains changed, copies those three
 and no more (node stats), its target equal to its source; `fcmap start
 --wait` follows the copy to its end (and `--prep` prepares it first). Its
 history survives a SIGKILL of the I/O process: the refresh after the
-restart copies the two grains changed before it."""
+restart copies the two grains changed before it; and one during a start:
+the refresh after copies the three grains written during that start."""
 import os
 import signal
 
@@ -152,6 +153,39 @@ def test(make):
     check(third - after_restart == 2,
           f"after a restart the refresh copied {third - after_restart} grains, not the 2 changed")
     check(stats()["history_loads"] >= 1, f"the history was not read back: {stats()}")
+    t = connect(node.url("inc_t"))
+    check(t.pread(VDISK, 0) == h.pread(VDISK, 0), "the target is not its source after the refresh")
+    t.shutdown()
+    # The process dies *during* a start: the grains written during it are
+    # on the bitmap's second plane, so the history it leaves is whole. A
+    # refresh at copy rate 0 with one grain to copy stays copying; two
+    # source grains and a target grain are written; SIGKILL; the bitmap is
+    # read back, the copy ends, and the refresh after copies those three.
+    h.pwrite(b"\x71" * 512, 10 * 256 * 1024)
+    node.ctl("fcmap", "set", "inc", "--copyrate", "0")
+    node.ctl("fcmap", "start", "inc", "--prep")
+    wait_until(lambda: node.ctl_json("fcmap", "show", "inc")["state"] == "copying", "inc copying")
+    t = connect(node.url("inc_t"))
+    h.pwrite(b"\x72" * 512, 20 * 256 * 1024)
+    h.pwrite(b"\x73" * 512, 30 * 256 * 1024 + 4096)
+    t.pwrite(b"\x74" * 4096, 45 * 256 * 1024)
+    h.shutdown()
+    t.shutdown()
+    os.kill(node.io_pid(), signal.SIGKILL)
+    wait_until(lambda: node.ctl_json("daemon", "status")["restarts"] == 2 and
+               node.ctl_json("daemon", "status")["io_serving"], "the I/O process back again")
+    wait_until(lambda: node.ctl_json("fcmap", "show", "inc").get("progress", {}).get("known"),
+               "inc's bitmap read back")
+    node.ctl("fcmap", "set", "inc", "--copyrate", "150")
+    wait_until(lambda: node.ctl_json("fcmap", "show", "inc")["state"] == "idle_or_copied",
+               "inc copied after the restart")
+    h = connect(node.url("inc_s"))
+    before_refresh, _ = copies()
+    refresh(prep=True)
+    fourth, _ = copies()
+    check(fourth - before_refresh == 3,
+          f"after a restart during a start the refresh copied {fourth - before_refresh} grains, "
+          f"not the 3 written during it")
     t = connect(node.url("inc_t"))
     check(t.pread(VDISK, 0) == h.pread(VDISK, 0), "the target is not its source after the refresh")
     t.shutdown()

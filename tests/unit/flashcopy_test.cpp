@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "flashcopy/flashcopy_facility.hpp"
+#include "model/fc_bitmap_geometry.hpp"
 #include "model/ownership.hpp"
 #include "model/virt_map.hpp"
 
@@ -209,6 +210,10 @@ struct ModelRun {
       c.clean_rate = 30;
       c.incremental = m.incremental;
       c.bitmap = 100 + m.id;  // on the memory disk, as any vdisk
+      // (Mappings made before the plane of a start's writes existed, in a
+      // quarter of the seeds: their histories do not outlive a crash
+      // during a start.)
+      c.changes_on_bitmap = m.incremental && seed % 4 != 0;
     }
     publish();
   }
@@ -898,4 +903,94 @@ TEST_CASE("an incremental history survives a restart on the back end", "[flashco
   before = f.copies();
   f.copy_to_end(c);
   CHECK(f.copies() - before == grains);
+}
+
+TEST_CASE("an incremental start's writes and its history outlive a crash before they are written whole",
+          "[flashcopy]") {
+  OneFacility f(13);
+  CopyLayout& c = f.map(9, 1, 2, true);
+  c.bitmap = 109;
+  c.changes_on_bitmap = true;
+  const uint64_t grains = kVdiskBytes / kGrain;
+  f.publish();
+  f.io(IoOp::write, 1, 0, kVdiskBytes, 'a');
+  f.copy_to_end(c);
+  f.fc.tick(f.now += 50);
+  f.drain();
+  // A refresh (nothing to copy), and writes during it: each waits until the
+  // second plane says its grain was written.
+  f.start(c);
+  std::vector<IoRequestPtr> held;
+  auto hold_notes = [&] {
+    f.hold(held, [&](const IoRequest& r) {
+      return r.op == IoOp::write && r.volume == c.bitmap &&
+             r.offset >= fc_changed_plane_offset(grains);
+    });
+  };
+  auto w = make_request();
+  w->op = IoOp::write;
+  w->volume = 1;
+  w->offset = 4 * kGrain;
+  w->length = 512;
+  w->buffer = Buffer::allocate(512);
+  std::memset(w->buffer->data(), 'n', 512);
+  w->client = &f.host;
+  f.fc.submit(w);
+  auto answered = [&] {
+    return std::any_of(f.host.done.begin(), f.host.done.end(),
+                       [&](const IoRequestPtr& r) { return r.get() == w.get(); });
+  };
+  do hold_notes();
+  while (f.disk.step(f.rng));
+  REQUIRE(held.size() == 1);
+  CHECK_FALSE(answered());  // not below before its note
+  for (auto& r : held) f.disk.queue.push_back(std::move(r));
+  f.drain();
+  CHECK(answered());
+  CHECK(w->status == 0);
+  f.change_three_grains(1, 2);
+  // The process restarts during the start: the bitmap read back brings the
+  // writes, and the history this start leaves is whole.
+  f.restart();
+  f.run_to_end(c);
+  uint64_t before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == 4);
+  CHECK(f.same(1, 2));
+  // A start that ends with its copied bits on the back end (a tick while it
+  // copies), the process restarting before the next tick writes its history.
+  auto refresh_then_restart = [&](bool write_during, bool write_after) {
+    f.start(c);
+    if (write_during) f.io(IoOp::write, 2, 7 * kGrain, 512, 'y');  // (on the second plane)
+    for (int i = 0; i < 1000 && !f.has(c.id, CopyEvent::Kind::copied); ++i) {
+      f.fc.tick(f.now += 50);
+      f.drain();
+    }
+    f.fc.tick(f.now += 50);
+    f.drain();
+    c.state = FcState::idle_or_copied;
+    f.publish();
+    if (write_after) f.change_three_grains(1, 2);  // (each waits for a page of the history)
+    f.restart();
+  };
+  // A grain written during the start: the start's pages say so.
+  refresh_then_restart(true, false);
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == 1);
+  CHECK(f.same(1, 2));
+  // Three written after it, before that tick: not taken for equal.
+  refresh_then_restart(false, true);
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() - before == 3);
+  CHECK(f.fc.stats().incremental_kept == grains - 3);
+  CHECK(f.same(1, 2));
+  // Nothing written: the start's pages stand for its history, nothing to copy.
+  refresh_then_restart(false, false);
+  before = f.copies();
+  f.copy_to_end(c);
+  CHECK(f.copies() == before);
+  CHECK(f.fc.stats().incremental_kept == grains);
+  CHECK(f.same(1, 2));
 }
