@@ -199,6 +199,17 @@ def test(make):
     check(logout(a, 51, cmd_sn, 0, 0) == 0, "the session logs out")
     check(a.closed() and b.closed(), "both its connections close")
 
+    # A join sent the moment the leading login is answered: the answer goes
+    # out before the session is registered, and the join waits for that
+    # (it was refused 0x020a when it came first). Racy by nature: repeated.
+    for i in range(40):
+        lead = Connection(port, TARGET, INITIATOR, cid=0, keys="MaxConnections=2\0")
+        join = Connection(port, TARGET, INITIATOR, tsih=lead.tsih, cid=1, cmd_sn=lead.exp_cmd_sn)
+        check(lead.status == 0 and join.status == 0,
+              f"round {i}: a join right after its leading login ({join.status:#x})")
+        lead.close()
+        join.close()
+
     # A new session of an initiator port ends its old one (reinstatement).
     old = Connection(port, TARGET, INITIATOR, cid=0)
     ping(old, 60)

@@ -71,6 +71,10 @@ struct IscsiPort::Impl {
   size_t handshaking = 0;
   uint64_t refused = 0;
   uint16_t next_tsih = 1;
+  // The TSIHs of logins still in their handshake: a leading login's answer
+  // (with its TSIH) goes out before its session is registered here, and a
+  // connection joining it meanwhile waits for that (may_join_once_led).
+  std::set<uint16_t> leading;
   size_t next_core = 0;
   struct Admitted {
     iscsi::IscsiClient client;
@@ -103,6 +107,9 @@ struct IscsiPort::Impl {
   void accept_loop();
   void handshake(int fd, size_t core);
   iscsi::JoinAnswer may_join(const std::string& initiator_port, uint16_t tsih) const;
+  iscsi::JoinAnswer may_join_once_led(const std::string& initiator_port, uint16_t tsih,
+                                      uint16_t own);
+  void handshake_ended(uint16_t tsih);
   uint16_t new_tsih();
   void reinstate(const std::string& initiator_port);
   void serve_on_core(int fd, iscsi::ConnectionSetup setup, unsigned core, Admitted admitted);
@@ -217,6 +224,7 @@ void IscsiPort::stop() {
     if (m.stopping) return;
     m.stopping = true;
     for (int fd : m.fds) ::shutdown(fd, SHUT_RDWR);
+    m.cv.notify_all();  // (joins waiting for a leading login)
   }
   if (m.acceptor.joinable()) m.acceptor.join();
   std::unique_lock lock(m.mu);
@@ -317,7 +325,9 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     for (const auto& [node, p] : peer_portals)
       if (p.group != options.portal_group) portals.push_back(p);
     tsih = new_tsih();
+    leading.insert(tsih);
   }
+  const uint16_t own_tsih = tsih;
   const std::string target =
       options.target_name.empty() ? iscsi::default_target_name(*map) : options.target_name;
   iscsi::IscsiClient client{{}, peer_ip(fd)};
@@ -328,9 +338,8 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   config.tsih = tsih;
   config.command_window = options.command_window;
   config.offer.max_connections = options.session_connections;
-  config.join = [this](const std::string& initiator_port, uint16_t joined) {
-    std::lock_guard lock(mu);
-    return may_join(initiator_port, joined);
+  config.join = [this, own_tsih](const std::string& initiator_port, uint16_t joined) {
+    return may_join_once_led(initiator_port, joined, own_tsih);
   };
   config.policy = [&](const std::string& initiator, iscsi::SessionType) {
     client.initiator = initiator;
@@ -343,13 +352,14 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     std::string why = iscsi::serve_discovery(fd, login, target, portals, options.command_window);
     spdlog::debug("iscsi: discovery session of {} ended: {}", login.initiator, why);
     std::lock_guard lock(mu);
-    --handshaking;
+    handshake_ended(own_tsih);
     forget(fd);
     return;
   }
   set_io_timeouts(fd, 0);
+  // (Held to the end: a join waiting for this session finds it registered.)
   std::lock_guard lock(mu);
-  --handshaking;
+  handshake_ended(own_tsih);
   if (!login.logged_in || stopping) {
     if (!login.logged_in)
       spdlog::info("iscsi: login from {} ({}) refused or ended: {}", client.address,
@@ -479,12 +489,32 @@ iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port,
   return answer;
 }
 
-// Under mu: a TSIH no session here has (0 means "a new session").
+// A join of session `tsih` whose leading login may have answered and not
+// registered it yet: waits for that login's handshake to end (bounded by
+// the handshake's own time), then as may_join. `own`: the TSIH the joining
+// handshake holds (a join naming it waits for nothing).
+iscsi::JoinAnswer IscsiPort::Impl::may_join_once_led(const std::string& initiator_port,
+                                                     uint16_t tsih, uint16_t own) {
+  std::unique_lock lock(mu);
+  if (tsih != own)
+    cv.wait_for(lock, std::chrono::milliseconds(options.handshake_timeout_ms),
+                [&] { return stopping || !leading.count(tsih); });
+  return may_join(initiator_port, tsih);
+}
+
+// Under mu: a handshake that held `tsih` is over.
+void IscsiPort::Impl::handshake_ended(uint16_t tsih) {
+  --handshaking;
+  leading.erase(tsih);
+  cv.notify_all();
+}
+
+// Under mu: a TSIH no session or login here has (0 means "a new session").
 uint16_t IscsiPort::Impl::new_tsih() {
   for (;;) {
     uint16_t tsih = next_tsih++;
     if (next_tsih == 0) next_tsih = 1;
-    if (tsih != 0 && !sessions.count(tsih)) return tsih;
+    if (tsih != 0 && !sessions.count(tsih) && !leading.count(tsih)) return tsih;
   }
 }
 
