@@ -3,7 +3,9 @@ watches its child, the I/O process, and restarts it when it dies or hangs.
 
   1. Alone: the I/O process is SIGKILLed while a host is connecting; the
      host waits in the listen backlog (the configuration process keeps the
-     sockets) and is served by the next I/O process, with the data intact.
+     sockets) and is served by the next I/O process, with the data intact;
+     its write, at once, is held by the new back end for its first half
+     second (node stats ring.held), then written.
   2. The I/O process hangs (SIGSTOP): the watchdog kills it within its
      limit and starts another.
   3. In a cluster: the I/O process of a node of a write-back I/O group is
@@ -60,9 +62,16 @@ def alone(make):
     os.kill(first["io_pid"], signal.SIGKILL)
     # An admin request meanwhile waits for the next I/O process.
     check(len(node.ctl_json("vdisk", "list")) == 1, "an admin request during the restart")
-    qemu_io(node.url("v"), "read -P 0x5a 0 4M")  # connects while it restarts
+    # A host connects while it restarts, and writes at once.
+    qemu_io(node.url("v"), "write -P 0x5b 4M 1M", "read -P 0x5a 0 4M")
     s = restarted(node, 1)
     check("signal 9" in s["last_exit"] and s["io_pid"] != first["io_pid"], f"after a crash: {s}")
+    # Its first write came within the new process's first half second (the
+    # host waited in the backlog): the back end held it until its
+    # predecessor's writes could no longer land (docs/cache.md).
+    held = sum(c["ring"]["held"] for c in node.ctl_json("node", "stats")["cores"])
+    check(held >= 1, f"the first write after the restart was not held by the back end ({held})")
+    qemu_io(node.url("v"), "read -P 0x5b 4M 1M")
 
     # 2. A hang: no heartbeat within 600 ms.
     os.kill(s["io_pid"], signal.SIGSTOP)

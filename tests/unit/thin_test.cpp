@@ -86,6 +86,7 @@ struct FakeDisk final : IoServer {
       case IoOp::trim:  // a hint: leaves the data
         break;
       case IoOp::compare_and_write:  // (the atomic facility's, above the cache)
+      case IoOp::or_write:
         status = EINVAL;
         break;
       case IoOp::flush: {
