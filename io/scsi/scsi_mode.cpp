@@ -26,7 +26,10 @@ bool mode_pages(uint8_t page, bool changeable, const LogicalUnit& lu, std::vecto
     std::vector<uint8_t> p(12, 0);
     p[0] = 0x0a;
     p[1] = 0x0a;
-    if (!changeable) p[3] = 0x10;  // unrestricted reordering of commands
+    // TST 001b: a task set per I_T nexus (an iSCSI session's commands of
+    // the LUN), which its task attributes order (io/iscsi/port).
+    if (!changeable) p[2] = 0x20;
+    if (!changeable) p[3] = 0x10;  // unrestricted reordering of SIMPLE commands
     // TAS: a task another nexus ends (PREEMPT AND ABORT) is answered TASK
     // ABORTED, so that its initiator learns at once instead of timing out.
     if (!changeable) p[5] = 0x40;

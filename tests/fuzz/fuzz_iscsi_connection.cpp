@@ -29,6 +29,7 @@
 #include <cstring>
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -168,6 +169,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   loopback_tcp(fds);
   iscsi::CoreRoute route;
   route.tops = {&r.stack};
+  // What the connection posts to its core (the held tasks' release) runs
+  // at the next turn.
+  std::deque<std::function<void()>> posted;
+  route.post = [&posted](unsigned, std::function<void()> task) {
+    posted.push_back(std::move(task));
+  };
   bool closed = false;
   auto connection = std::make_unique<iscsi::IscsiConnection>(
       fds[0], std::move(setup), *r.core, *r.tasks, std::move(route),
@@ -207,6 +214,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                   [&reset_done] { reset_done = true; });
     }
     r.core->completions().run();
+    for (size_t n = posted.size(); n > 0; --n) {
+      auto task = std::move(posted.front());
+      posted.pop_front();
+      task();
+    }
     while (!reservations.empty()) {
       iscsi::Task* task = reservations.front();
       reservations.pop_front();

@@ -75,10 +75,12 @@ class Connection:
     def send(self, data):
         self.sock.sendall(data)
 
-    def command(self, cmd_sn, cdb, itt, lun=0, data_out=b"", expected=None, write=False):
-        """A SCSI Command (its data immediate, all of it)."""
+    def command(self, cmd_sn, cdb, itt, lun=0, data_out=b"", expected=None, write=False,
+                attribute=0):
+        """A SCSI Command (its data immediate, all of it); `attribute`: its
+        task attribute (0 untagged, 1 SIMPLE, 2 ORDERED, 3 HEAD OF QUEUE)."""
         expected = len(data_out) if expected is None else expected
-        flags = 0x80 | (0x20 if write or data_out else 0x40 if expected else 0)
+        flags = 0x80 | (0x20 if write or data_out else 0x40 if expected else 0) | attribute
         cmd = bytearray(pdu(SCSI_COMMAND, flags, data_out, itt=itt, lun=lun,
                             at20=expected.to_bytes(4, "big")))
         cmd[24:28] = cmd_sn.to_bytes(4, "big")

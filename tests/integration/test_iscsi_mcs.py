@@ -6,8 +6,9 @@ on its way over the other connection), one I_T nexus (a reservation
 registered through one is the other's), and task management and logout
 reach across them; a join that names no session of its initiator port, or
 one past MaxConnections, is refused; a new session of the same initiator
-port ends the old one. No initiator at hand does MC/S: the connections are
-driven PDU by PDU (iscsi_raw.py)."""
+port ends the old one. Task attributes order a session's commands of a
+LUN (ORDERED, HEAD OF QUEUE). No initiator at hand does MC/S: the
+connections are driven PDU by PDU (iscsi_raw.py)."""
 import struct
 
 from harness import check, free_port, run
@@ -18,6 +19,11 @@ MiB = 1 << 20
 TARGET = "iqn.2026-12.org.sve:mcs"
 INITIATOR = "iqn.2026-12.test:mcs"
 GOOD, CHECK_CONDITION, RESERVATION_CONFLICT = 0, 2, 0x18
+SIMPLE, ORDERED, HEAD_OF_QUEUE = 1, 2, 3
+
+
+def itt_of(head):
+    return int.from_bytes(head[16:20], "big")
 
 
 def write10(lba, blocks):
@@ -198,6 +204,36 @@ def test(make):
     ping(b, 52)
     check(logout(a, 51, cmd_sn, 0, 0) == 0, "the session logs out")
     check(a.closed() and b.closed(), "both its connections close")
+
+    # Task attributes (SAM-5 8.6; a task set per I_T nexus, the control
+    # page's TST 001b): a SIMPLE write waits for its data; an ORDERED read of
+    # its block is held until the write is answered, a SIMPLE read sent
+    # after the ORDERED one waits behind it, and a HEAD OF QUEUE read runs
+    # at once. Once the data comes they are answered in that order, the
+    # ORDERED read with the written block.
+    o = Connection(port, TARGET, INITIATOR, cid=0)
+    sn = o.exp_cmd_sn
+    o.command(sn, write10(20, 1), itt=70, expected=512, write=True, attribute=SIMPLE)
+    got = o.receive()
+    check(got is not None and got[0][0] & 0x3f == R2T, "the SIMPLE write waits for its data")
+    r2t = got[0]
+    o.command(sn + 1, read10(20, 1), itt=71, expected=512, attribute=ORDERED)
+    o.command(sn + 2, read10(21, 1), itt=72, expected=512, attribute=SIMPLE)
+    o.command(sn + 3, read10(22, 1), itt=73, expected=512, attribute=HEAD_OF_QUEUE)
+    status, _, head = response(o, "the HEAD OF QUEUE read")
+    check(status == GOOD and itt_of(head) == 73,
+          f"the HEAD OF QUEUE read is answered first (ITT {itt_of(head)})")
+    ping(o, 74)  # (nothing else came: the ORDERED read and the one after it are held)
+    o.send(pdu(DATA_OUT, 0x80, b"\x99" * 512, itt=70, at20=r2t[20:24]))
+    order = []
+    for _ in range(3):
+        status, data, head = response(o, "the held commands")
+        check(status == GOOD, f"ITT {itt_of(head)}: status {status:#x}")
+        order.append(itt_of(head))
+        if itt_of(head) == 71:
+            check(data == b"\x99" * 512, "the ORDERED read did not read the write before it")
+    check(order == [70, 71, 72], f"answered in the order the attributes say: {order}")
+    o.close()
 
     # A join sent the moment the leading login is answered: the answer goes
     # out before the session is registered, and the join waits for that

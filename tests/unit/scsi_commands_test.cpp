@@ -186,6 +186,7 @@ TEST_CASE("SCSI: MODE SENSE, REQUEST SENSE, REPORT LUNS and LUN fields", "[scsi]
   CHECK(be(p.data_in, 0, 2) == p.data_in.size() - 2);
   CHECK(p.data_in[16] == 0x0a);
   CHECK(p.data_in[16 + 5] == 0x40);  // TAS: another nexus's abort answers TASK ABORTED
+  CHECK(p.data_in[16 + 2] == 0x20);  // TST 001b: a task set per I_T nexus
   p = run(Cdb{0x1a, 0x00, 0x48, 0x00, 255});  // changeable values: nothing
   CHECK((p.data_in[12] == 0x08 && p.data_in[14] == 0));
   CHECK(refused(run(Cdb{0x1a, 0x00, 0xc8, 0x00, 255}), Sense{0x05, 0x39, 0x00}));  // saved

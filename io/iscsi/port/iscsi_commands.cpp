@@ -15,6 +15,10 @@ namespace {
 constexpr uint8_t kFinalBit = 0x80;
 constexpr uint8_t kContinueBit = 0x40;  // (Text)
 constexpr uint8_t kWriteBit = 0x20;     // (SCSI Command)
+// A SCSI Command's task attribute (its flags' low bits; SAM-5 8.6).
+constexpr uint8_t kAttributeMask = 0x07;
+constexpr uint8_t kOrdered = 2;
+constexpr uint8_t kHeadOfQueue = 3;
 
 using scsi::kInquiry;
 using scsi::kReportLuns;
@@ -122,6 +126,7 @@ void IscsiConnection::got_task() {
   t->waiting_for = 0;
   t->cluster_waits = 0;
   t->released = false;
+  t->in_set = t->held = false;
   live_.push_back(*t);
   ++outstanding_;
   const uint8_t op = bhs_.opcode();
@@ -234,6 +239,14 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
 void IscsiConnection::begin_scsi(Task& t) {
   ++stats_.commands;
   t.expected = bhs_.get32(20);
+  // Its task set: the session's (one I_T nexus) commands of its LUN.
+  t.attribute = bhs_.flags() & kAttributeMask;
+  t.cmd_sn = bhs_.get32(24);
+  t.immediate = bhs_.immediate();
+  if (!scsi::decode_lun(bhs_.lun(), t.lun)) t.lun = 0xffff;
+  t.in_set = true;
+  if (t.attribute == kOrdered) ++session_->ordered_in_set;
+  if (session_->held) post_release();  // (it may fill the gap an ORDERED one waits on)
   scsi::Plan plan;
   plan_scsi(t, bhs_.data() + 32, plan);
   t.status = plan.status;
@@ -340,12 +353,84 @@ void IscsiConnection::scsi_data_in(Task& t) {
   } else if (immediate) {
     return end("immediate data for a command that sends none");
   }
-  if (t.request) {
-    start_io(t);
-  } else {
-    answer(t);
-  }
+  proceed(t);
   receive_header();
+}
+
+void IscsiConnection::proceed(Task& t) {
+  if (!may_start(t)) {
+    t.held = true;
+    ++session_->held;
+    return;
+  }
+  if (t.request)
+    start_io(t);
+  else
+    answer(t);
+}
+
+namespace {
+bool older(const Task& a, const Task& b) {
+  return static_cast<int32_t>(a.cmd_sn - b.cmd_sn) < 0;
+}
+}  // namespace
+
+// SAM-5 8.6 within the task's set: HEAD OF QUEUE starts at once; SIMPLE
+// once no older ORDERED task is in the set; ORDERED once no older task is
+// (and none can still come: every CmdSN before its own is in). Untagged,
+// ACA and reserved values count as SIMPLE.
+bool IscsiConnection::may_start(const Task& t) const {
+  if (t.attribute == kHeadOfQueue) return true;
+  const bool ordered = t.attribute == kOrdered;
+  if (!ordered && session_->ordered_in_set == 0) return true;
+  if (ordered && !t.immediate &&
+      static_cast<int32_t>(t.cmd_sn - window_.exp_cmd_sn()) >= 0)
+    return false;
+  for (const IscsiConnection* c : session_->connections)
+    for (const Task& o : c->live_) {
+      if (&o == &t || !o.in_set || o.lun != t.lun || !older(o, t)) continue;
+      if (ordered || o.attribute == kOrdered) return false;
+    }
+  return true;
+}
+
+void IscsiConnection::unhold(Task& t) {
+  if (!t.held) return;
+  t.held = false;
+  --session_->held;
+}
+
+// Given back: the tasks held behind it may start.
+void IscsiConnection::leave_set(Task& t) {
+  unhold(t);
+  if (!t.in_set) return;
+  t.in_set = false;
+  if (t.attribute == kOrdered) --session_->ordered_in_set;
+  if (session_->held) post_release();
+}
+
+// Later on the core, not inside the give-back that made room (starting a
+// command can answer it, and give back others, at once).
+void IscsiConnection::post_release() {
+  if (session_->release_posted) return;
+  session_->release_posted = true;
+  route_.post(route_.home, [session = session_] { release_held(*session); });
+}
+
+// The held tasks that may start now, oldest first.
+void IscsiConnection::release_held(SessionShared& session) {
+  session.release_posted = false;
+  if (session.held == 0) return;
+  std::vector<Task*> held;
+  for (IscsiConnection* c : session.connections)
+    for (Task& t : c->live_)
+      if (t.held) held.push_back(&t);
+  std::sort(held.begin(), held.end(), [](Task* a, Task* b) { return older(*a, *b); });
+  for (Task* t : held) {
+    if (!t->held || !t->connection->may_start(*t)) continue;  // (ended meanwhile)
+    t->connection->unhold(*t);
+    t->connection->proceed(*t);
+  }
 }
 
 // R2Ts for the rest of a write, MaxBurstLength each, at most
@@ -400,7 +485,7 @@ void IscsiConnection::data_out_in(Task& t) {
   if (t.received == t.expected) {
     t.awaiting_data = false;
     awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &t));
-    start_io(t);
+    proceed(t);
   } else {
     ask_for_data(t);
   }
@@ -593,6 +678,12 @@ Task* IscsiConnection::find_live(uint32_t itt) {
 void IscsiConnection::abort(Task& target, Task& by) {
   if (target.finished || target.aborted) return;
   target.aborted = true;
+  if (target.held) {
+    unhold(target);
+    target.finished = true;
+    settle(target);
+    return;
+  }
   if (target.awaiting_data) {
     target.awaiting_data = false;
     awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &target));
@@ -629,6 +720,9 @@ void IscsiConnection::end_for_other(uint16_t lun) {
       t.awaiting_data = false;
       awaiting_.erase(std::find(awaiting_.begin(), awaiting_.end(), &t));
       now.push_back(&t);  // (answered after the walk: answering may give it back)
+    } else if (t.held) {
+      unhold(t);
+      now.push_back(&t);
     }
   }
   for (Task* t : now) answer_ended(*t);

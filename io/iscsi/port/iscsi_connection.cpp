@@ -365,6 +365,7 @@ void IscsiConnection::give_back(Task& t) {
     t.counted = false;
     --window_used_;
   }
+  leave_set(t);
   live_.erase(live_.iterator_to(t));
   if (t.waiting_for) forget_waiter(t);
   t.request.reset();
@@ -387,6 +388,11 @@ void IscsiConnection::end(std::string reason) {
   current_ = nullptr;
   for (Task* t : awaiting_) t->finished = true;
   awaiting_.clear();
+  for (Task& t : live_)
+    if (t.held) {  // (held for older tasks)
+      unhold(t);
+      t.finished = true;
+    }
   maybe_finish();
 }
 

@@ -134,6 +134,15 @@ struct Task : public IoClient,
   // they are answered.
   uint32_t cluster_waits = 0;
   bool released = false;      // (a logout) its nexus's SPC-2 reservations are asked to end
+  // Its place in its nexus's task set (SAM-5 8.6; a SCSI command, from its
+  // arrival until it is given back): its task attribute, CmdSN and LUN,
+  // and whether it is held, ready to start, until older tasks end.
+  uint8_t attribute = 0;
+  uint32_t cmd_sn = 0;
+  bool immediate = false;
+  uint16_t lun = 0;
+  bool in_set = false;
+  bool held = false;
   void io_done(IoRequestPtr done) override;
 };
 using TaskPool = ObjectPool<Task>;
@@ -145,6 +154,11 @@ struct SessionShared {
   uint32_t window_used = 0;  // counted commands not yet answered, on any connection
   scsi::UnitAttentions attentions;  // of the session's I_T nexus
   std::vector<IscsiConnection*> connections;
+  // Its task set's ORDERED tasks, and its tasks held for older ones
+  // (IscsiConnection::may_start); a look at the held ones is posted.
+  uint32_t ordered_in_set = 0;
+  uint32_t held = 0;
+  bool release_posted = false;
 };
 
 struct ConnectionSetup {
@@ -303,6 +317,14 @@ class IscsiConnection {
   void plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan);
   void got_buffer(BufferRef buffer);
   void scsi_data_in(Task& t);
+  // Task attributes (SAM-5 8.6): a command ready to start starts, or waits
+  // (held) until the older tasks of its task set let it.
+  void proceed(Task& t);
+  bool may_start(const Task& t) const;
+  void unhold(Task& t);
+  void leave_set(Task& t);
+  void post_release();
+  static void release_held(SessionShared& session);
   void start_io(Task& t);
   void submit(Task& t);
   bool begin_write_same(Task& t);
