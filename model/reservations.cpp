@@ -66,12 +66,14 @@ ReservationOutcome register_key(Reservations& s, const Nexus& who, const Reserva
   if (!reg) {
     if (!ignore && rq.key != 0) return conflict();
     if (rq.action_key == 0) return good();  // nothing to register
-    // With SPEC_I_PT, the initiator ports named too, through the same
-    // target port (or all): each one not registered yet, else nothing is.
+    // With SPEC_I_PT, the initiator ports (or devices) named too, through
+    // the same target port (or all): each one not registered yet, else
+    // nothing is (a device clashes with its ports).
     std::vector<Registration> added{{who.initiator, who.port, rq.all_ports, rq.action_key}};
     for (const std::string& port : rq.specified) {
       auto clash = [&](const Registration& r) {
-        return r.initiator == port && (r.all_ports || rq.all_ports || r.port == who.port);
+        return (covers(r.initiator, port) || covers(port, r.initiator)) &&
+               (r.all_ports || rq.all_ports || r.port == who.port);
       };
       if (std::any_of(s.registrations.begin(), s.registrations.end(), clash) ||
           std::any_of(added.begin(), added.end(), clash))

@@ -36,13 +36,26 @@ struct Nexus {
   MSGPACK_DEFINE_MAP(initiator, port);
 };
 
+// An initiator port is "name,i,0xISID"; a whole initiator device (SPEC_I_PT's
+// TransportID format 00b) is the name alone, and covers each of its ports.
+inline bool initiator_device(const std::string& initiator) {
+  return initiator.find(",i,0x") == std::string::npos;
+}
+inline bool covers(const std::string& registered, const std::string& initiator_port) {
+  if (registered == initiator_port) return true;
+  const size_t n = registered.size();
+  return initiator_device(registered) && initiator_port.size() > n &&
+         initiator_port.compare(0, n, registered) == 0 &&
+         initiator_port.compare(n, 5, ",i,0x") == 0;
+}
+
 struct Registration {
-  std::string initiator;
+  std::string initiator;    // an initiator port, or a device (covers)
   uint16_t port = 0;        // the target port it was made through
   bool all_ports = false;   // ALL_TG_PT: it holds through every target port
   uint64_t key = 0;
   bool holds(const Nexus& n) const {
-    return initiator == n.initiator && (all_ports || port == n.port);
+    return (all_ports || port == n.port) && covers(initiator, n.initiator);
   }
   bool operator==(const Registration&) const = default;
   MSGPACK_DEFINE_MAP(initiator, port, all_ports, key);

@@ -74,10 +74,11 @@ bool free_under_spc2(const uint8_t* cdb) {
 
 std::vector<uint8_t> transport_id(const std::string& initiator) {
   // iSCSI, format 01b (SPC-4 7.6.4.6): the name ",i,0x" ISID, NUL
-  // terminated, padded to four bytes, at least 20.
+  // terminated, padded to four bytes, at least 20; a device's (00b): the
+  // name alone.
   size_t n = std::max<size_t>(20, (initiator.size() + 1 + 3) / 4 * 4);
   std::vector<uint8_t> t(4 + n, 0);
-  t[0] = 0x40 | 0x05;
+  t[0] = (initiator_device(initiator) ? 0x00 : 0x40) | 0x05;
   put16(t, 2, static_cast<uint16_t>(n));
   std::copy(initiator.begin(), initiator.end(), t.begin() + 4);
   return t;
@@ -148,7 +149,8 @@ static bool parse_specified(const uint8_t* ids, size_t bytes, std::vector<std::s
   while (at < bytes) {
     std::string port;
     const size_t id_bytes = bytes - at >= 4 ? 4 + size_t{be16(ids + at + 2)} : 0;
-    if (id_bytes == 0 || id_bytes > bytes - at || !parse_transport_id(ids + at, id_bytes, port)) {
+    if (id_bytes == 0 || id_bytes > bytes - at ||
+        !parse_transport_id(ids + at, id_bytes, port, true)) {
       refused = sense::invalid_field_in_parameter_list;
       return false;
     }
@@ -158,14 +160,24 @@ static bool parse_specified(const uint8_t* ids, size_t bytes, std::vector<std::s
   return true;
 }
 
-bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port) {
-  if (bytes < 24 || (id[0] & 0x0f) != 0x05 || (id[0] >> 6) != 1) return false;
+bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port, bool device) {
+  const unsigned format = id[0] >> 6;
+  if (bytes < 24 || (id[0] & 0x0f) != 0x05 || (format != 1 && !(device && format == 0)))
+    return false;
   const size_t length = be16(id + 2);
   if (length < 20 || length % 4 != 0 || 4 + length > bytes) return false;
   const char* text = reinterpret_cast<const char*>(id + 4);
   const size_t n = strnlen(text, length);
   if (n == length) return false;  // not NUL terminated
   std::string s(text, n);
+  if (format == 0) {
+    // The device: a name (no ',' in it, so it is never taken for a port).
+    if (s.empty() || s.size() > kMaxInitiatorPortBytes - 17) return false;
+    for (char c : s)
+      if (static_cast<unsigned char>(c) < 0x20 || c == ',') return false;
+    port = std::move(s);
+    return true;
+  }
   const size_t sep = s.size() >= 17 ? s.size() - 17 : std::string::npos;
   if (sep == std::string::npos || sep == 0) return false;
   std::string name = s.substr(0, sep), tail = s.substr(sep);

@@ -51,8 +51,10 @@ bool parse_reservation(const uint8_t* cdb, const uint8_t* list, size_t bytes,
 // An iSCSI initiator port TransportID (SPC-4 7.6.4.6, format 01b: the
 // name, ",i,0x" and the ISID's twelve hex digits, NUL terminated), `bytes`
 // of it, as the port's name the way a login names it (ISID in lowercase);
-// false if it is anything else.
-bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port);
+// with `device`, also format 00b (the initiator device: its name alone,
+// NUL terminated), as the name; false if it is anything else.
+bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port,
+                        bool device = false);
 
 // plan()'s part: PERSISTENT RESERVE OUT, RESERVE and RELEASE (checked and
 // sent to the cluster, with the parameter list as Data-Out) and PERSISTENT

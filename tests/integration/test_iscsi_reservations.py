@@ -370,12 +370,32 @@ def test(make):
     check(reservation(h1) == (0xAB, WRITE_EXCLUSIVE), f"node 1 reports it: {reservation(h1)}")
     check(h1.command(cdb, data_out=spec_i_pt(0xAB))[:2] == (2, (5, 0x26, 0)),
           "SPEC_I_PT from a registered nexus is refused")
+    # SPEC_I_PT naming host2's whole initiator device (TransportID format
+    # 00b, its name alone): one registration that its port holds, whatever
+    # its ISID; READ FULL STATUS gives it back as a device.
+    c[1].ctl("vdisk", "clear-reservations", "v")
+    for h, who in ((h1, "host1"), (h2, "host2")):
+        wait_until(lambda: h.read(64, 1)[:2] == (2, (6, 0x2a, 0x03)),
+                   f"the second clear: {who} is told")
+    device = host2["initiator"].split(",")[0]
+    tid = transport_id(device, fmt=0)
+    params = spec_i_pt(0)
+    cdb = bytes([0x5f, 0, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
+    check(h1.command(cdb, data_out=params)[:2] == (GOOD, None),
+          "host1 registers itself and host2's device (SPEC_I_PT, format 00b)")
+    check(keys(h2) == [0xAB, 0xAB], f"both registered, seen through node 2: {keys(h2)}")
+    check(settled(h2, lambda: pr_out(h2, 1, 0xAB, 0, WRITE_EXCLUSIVE)) == (GOOD, None),
+          "host2's port reserves with the key its device was registered with")
+    full = pr_in(h1, 3)
+    at = full.find(device.encode() + b"\0")
+    check(at >= 4 and full[at - 4] == 0x05,
+          f"READ FULL STATUS gives host2's registration as a device (format 00b): {full.hex()}")
     h1.close()
     h2.close()
     print("reservations held across nodes, a node's death, a restart of all; RESERVE ended "
           "with its session; PREEMPT AND ABORT ended a task in another node's back end; the "
           "administrator cleared one; REGISTER AND MOVE handed one over; SPEC_I_PT registered "
-          "another host")
+          "another host's port, then its whole device")
     return 0
 
 

@@ -418,6 +418,57 @@ TEST_CASE("REGISTER with SPEC_I_PT registers the initiator ports named too", "[r
   CHECK(refused == sense::invalid_field_in_parameter_list);
 }
 
+TEST_CASE("SPEC_I_PT may name a whole initiator device (TransportID format 00b)",
+          "[reservations]") {
+  auto state = std::make_shared<Reservations>();
+  Reservations& s = *state;
+  ReservationRequest dev = req(Kind::register_key, 0, 0xf);
+  dev.specified = {"iqn.2026-12.test:h"};
+  REQUIRE(run(s, A, dev) == Status::good);
+  // Each of its ports holds the registration, whatever its ISID, through
+  // A's target port; another name that starts alike does not.
+  const Nexus H1{"iqn.2026-12.test:h,i,0x400001370000", A.port};
+  const Nexus H2{"iqn.2026-12.test:h,i,0x23d000000001", A.port};
+  CHECK((s.registration_of(H1) && s.registration_of(H1)->key == 0xf));
+  CHECK(s.registration_of(H2) == s.registration_of(H1));
+  CHECK_FALSE(s.registration_of(Nexus{"iqn.2026-12.test:hh,i,0x400001370000", A.port}));
+  CHECK_FALSE(s.registration_of(Nexus{H1.initiator, 2}));
+  // One of its ports reserves, as a registrant.
+  REQUIRE(run(s, H2, req(Kind::reserve, 0xf, 0, kWriteExclusive)) == Status::good);
+  // A device and one of its ports (either way round) clash: refused, nothing changes.
+  Reservations before = s;
+  ReservationRequest both = req(Kind::register_key, 0, 0xd);
+  both.specified = {"iqn.2026-12.test:k", "iqn.2026-12.test:k,i,0x400001370000"};
+  CHECK(refusal(s, B, both) == sense::invalid_field_in_parameter_list);
+  both.specified = {"iqn.2026-12.test:k,i,0x400001370000", "iqn.2026-12.test:k"};
+  CHECK(refusal(s, B, both) == sense::invalid_field_in_parameter_list);
+  both.specified = {"iqn.2026-12.test:h,i,0x999999999999"};  // covered already
+  CHECK(refusal(s, B, both) == sense::invalid_field_in_parameter_list);
+  CHECK(s == before);
+  // READ FULL STATUS gives it as a device: TransportID format 00b, the name.
+  LogicalUnit lu;
+  lu.reservations = state;
+  Plan full = plan(Cdb{0x5e, 3}.be(7, 4096, 2).b.data(), 16, lu, &A);
+  REQUIRE(full.status == Status::good);
+  const size_t second = 8 + 24 + be(full.data_in, 8 + 20, 4);
+  CHECK(be(full.data_in, second, 8) == 0xf);
+  CHECK(full.data_in[second + 24] == 0x05);
+  CHECK(std::string(reinterpret_cast<const char*>(full.data_in.data() + second + 28)) ==
+        "iqn.2026-12.test:h");
+  // On the wire: taken in SPEC_I_PT's list, not as REGISTER AND MOVE's.
+  std::vector<uint8_t> tid(4 + 20, 0);
+  tid[0] = 0x05;
+  tid[3] = 20;
+  const std::string name = "iqn.2026-12.test:k";
+  std::copy(name.begin(), name.end(), tid.begin() + 4);
+  std::string port;
+  CHECK_FALSE(parse_transport_id(tid.data(), tid.size(), port));
+  REQUIRE(parse_transport_id(tid.data(), tid.size(), port, true));
+  CHECK(port == name);
+  tid[4 + 3] = ',';  // (a ',' would make it read as a port)
+  CHECK_FALSE(parse_transport_id(tid.data(), tid.size(), port, true));
+}
+
 TEST_CASE("the administrator's clear ends whatever hosts hold, and tells them", "[reservations]") {
   Reservations s;
   REQUIRE(run(s, A, req(Kind::register_key, 0, 0xa)) == Status::good);
