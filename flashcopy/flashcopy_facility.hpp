@@ -219,7 +219,8 @@ class FlashCopyFacility final : public Facility {
   void flush_history(History& h);
   void load_history(const CopyLayout& c);
   void history_loaded(History& h, const Buffer& slots, int status);
-  void equal_from_start(History& h, const Buffer& slots, uint64_t page);
+  void equal_from_start(History& h, const Buffer& slots, uint64_t page,
+                        std::vector<uint64_t>& copied, std::vector<uint64_t>& changed);
   void background(Map& m, uint64_t elapsed_ms);
   // Stopping: the mappings that read through its target copy the grains it
   // has not copied, at its clean rate.

@@ -226,13 +226,19 @@ void FlashCopyFacility::load_history(const CopyLayout& c) {
 // A page of history never written (the crash came before the tick after
 // its start ended): the grains the start's pages say were copied and not
 // written. (A copied page older than the last is a subset: still true.)
-void FlashCopyFacility::equal_from_start(History& h, const Buffer& slots, uint64_t page) {
-  std::vector<uint64_t> copied(h.equal.size()), changed(h.equal.size());
+// (`copied` and `changed`: room for the whole bitmap, reused page to page.)
+void FlashCopyFacility::equal_from_start(History& h, const Buffer& slots, uint64_t page,
+                                         std::vector<uint64_t>& copied,
+                                         std::vector<uint64_t>& changed) {
+  copied.resize(h.equal.size());
+  changed.resize(h.equal.size());
+  uint64_t first_word = page * kFcGrainsPerPage / 64;
+  for (uint64_t i = 0; i < fc_page_words(h.grains, page); ++i)
+    copied[first_word + i] = changed[first_word + i] = 0;
   FcPageId id{h.mapping, page, h.start_seq, FcPageKind::copied};
   fc_decode_page(slots, id, h.grains, copied.data());
   id.kind = FcPageKind::changed;
   fc_decode_page(slots, id, h.grains, changed.data(), fc_changed_plane_offset(h.grains));
-  uint64_t first_word = page * kFcGrainsPerPage / 64;
   for (uint64_t i = 0; i < fc_page_words(h.grains, page); ++i)
     h.equal[first_word + i] = copied[first_word + i] & ~changed[first_word + i];
 }
@@ -240,13 +246,14 @@ void FlashCopyFacility::equal_from_start(History& h, const Buffer& slots, uint64
 void FlashCopyFacility::history_loaded(History& h, const Buffer& slots, int status) {
   h.loading = false;
   if (!status) {
+    std::vector<uint64_t> copied, changed;
     for (uint64_t page = 0; page < h.pages.size(); ++page) {
       int64_t seq = fc_decode_page(slots, {h.mapping, page, h.start_seq, FcPageKind::history},
                                    h.grains, h.equal.data());
       if (seq >= 0)
         h.pages[page].write_seq = static_cast<uint32_t>(seq);
       else if (h.changes)
-        equal_from_start(h, slots, page);
+        equal_from_start(h, slots, page, copied, changed);
     }
     if (h.grains % 64) h.equal.back() &= (uint64_t{1} << (h.grains % 64)) - 1;
     h.durable = h.equal;

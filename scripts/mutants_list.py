@@ -546,7 +546,7 @@ MUTANTS = [
          after="", tests="history outlive a crash|flashcopy_group"),
     dict(id="fc-history-not-from-start-pages", file="flashcopy/flashcopy_history.cpp",
          why="a history not yet written when the process restarts is not taken from its start's pages",
-         before="      else if (h.changes)\n        equal_from_start(h, slots, page);",
+         before="      else if (h.changes)\n        equal_from_start(h, slots, page, copied, changed);",
          after="", tests="history outlive a crash"),
     dict(id="fc-history-from-copied-only", file="flashcopy/flashcopy_history.cpp",
          why="a history taken from its start's pages ignores the grains written during the start",

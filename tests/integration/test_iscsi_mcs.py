@@ -119,6 +119,19 @@ def test(make):
     b.command(cmd_sn + 1, read10(9, 1), itt=14, expected=512)
     check(ping(b, 15) is not None, "a CmdSN received before is ignored (the NOP-In comes next)")
     cmd_sn += 2
+    # An ORDERED command ahead of a gap waits for it: B's ORDERED read comes
+    # before the CmdSN in front of it, and is held (B's NOP-In comes first);
+    # the gap is a NOP-Out through A (not a SCSI command: it joins no task
+    # set), and once it is in, the read runs.
+    b.command(cmd_sn + 1, read10(9, 1), itt=16, expected=512, attribute=ORDERED)
+    ping(b, 17)
+    a.send(pdu(NOP_OUT, 0x80, itt=18, at20=NO_TAG.to_bytes(4, "big"),
+               fields=cmd_sn.to_bytes(4, "big")))
+    got = a.receive()
+    check(got is not None and got[0][0] & 0x3f == NOP_IN, "the NOP-Out in the gap is answered")
+    status, data, _ = response(b, "B's ORDERED read after the gap")
+    check(status == GOOD and data == b"\xbb" * 512, "the ORDERED read ran once the gap was in")
+    cmd_sn += 2
 
     # One I_T nexus: a key registered through A, the reservation taken
     # through B with it.

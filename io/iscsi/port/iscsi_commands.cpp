@@ -151,6 +151,8 @@ void IscsiConnection::got_task() {
       t->counted = true;
       ++window_used_;
     }
+    // (Whatever it is, it may fill the gap a held ORDERED command waits on.)
+    if (session_->held) post_release();
   }
   switch (static_cast<Op>(op)) {
     case Op::scsi_command: return begin_scsi(*t);
@@ -246,7 +248,6 @@ void IscsiConnection::begin_scsi(Task& t) {
   if (!scsi::decode_lun(bhs_.lun(), t.lun)) t.lun = 0xffff;
   t.in_set = true;
   if (t.attribute == kOrdered) ++session_->ordered_in_set;
-  if (session_->held) post_release();  // (it may fill the gap an ORDERED one waits on)
   scsi::Plan plan;
   plan_scsi(t, bhs_.data() + 32, plan);
   t.status = plan.status;
