@@ -161,9 +161,9 @@ static bool parse_specified(const uint8_t* ids, size_t bytes, std::vector<std::s
 }
 
 bool parse_transport_id(const uint8_t* id, size_t bytes, std::string& port, bool device) {
+  if (bytes < 24) return false;  // (before any byte of it is read)
   const unsigned format = id[0] >> 6;
-  if (bytes < 24 || (id[0] & 0x0f) != 0x05 || (format != 1 && !(device && format == 0)))
-    return false;
+  if ((id[0] & 0x0f) != 0x05 || (format != 1 && !(device && format == 0))) return false;
   const size_t length = be16(id + 2);
   if (length < 20 || length % 4 != 0 || 4 + length > bytes) return false;
   const char* text = reinterpret_cast<const char*>(id + 4);
