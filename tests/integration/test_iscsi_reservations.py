@@ -355,20 +355,19 @@ def test(make):
     wait_until(lambda: h2.read(64, 1)[:2] == (2, (6, 0x2a, 0x03)),
                "the administrator's clear reached node 2: host2 is told")
     check(keys(h2) == [], f"no key is left: {keys(h2)}")
-    tid = transport_id(host2["initiator"])
-
-    def spec_i_pt(key):
-        return struct.pack(">QQ", key, 0xAB) + bytes(4) + bytes([0x0c]) + bytes(3) \
+    def spec_i_pt(key, tid):
+        """REGISTER with SPEC_I_PT and ALL_TG_PT naming `tid`, through host1."""
+        params = struct.pack(">QQ", key, 0xAB) + bytes(4) + bytes([0x0c]) + bytes(3) \
             + len(tid).to_bytes(4, "big") + tid
-    params = spec_i_pt(0)
-    cdb = bytes([0x5f, 0, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
-    check(h1.command(cdb, data_out=params)[:2] == (GOOD, None),
+        cdb = bytes([0x5f, 0, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
+        return h1.command(cdb, data_out=params)[:2]
+    check(spec_i_pt(0, transport_id(host2["initiator"])) == (GOOD, None),
           "host1 registers itself and host2's port (SPEC_I_PT, ALL_TG_PT)")
     check(keys(h2) == [0xAB, 0xAB], f"both registered, seen through node 2: {keys(h2)}")
     check(settled(h2, lambda: pr_out(h2, 1, 0xAB, 0, WRITE_EXCLUSIVE)) == (GOOD, None),
           "host2 reserves with the key host1 registered for it")
     check(reservation(h1) == (0xAB, WRITE_EXCLUSIVE), f"node 1 reports it: {reservation(h1)}")
-    check(h1.command(cdb, data_out=spec_i_pt(0xAB))[:2] == (2, (5, 0x26, 0)),
+    check(spec_i_pt(0xAB, transport_id(host2["initiator"])) == (2, (5, 0x26, 0)),
           "SPEC_I_PT from a registered nexus is refused")
     # SPEC_I_PT naming host2's whole initiator device (TransportID format
     # 00b, its name alone): one registration that its port holds, whatever
@@ -378,10 +377,7 @@ def test(make):
         wait_until(lambda: h.read(64, 1)[:2] == (2, (6, 0x2a, 0x03)),
                    f"the second clear: {who} is told")
     device = host2["initiator"].split(",")[0]
-    tid = transport_id(device, fmt=0)
-    params = spec_i_pt(0)
-    cdb = bytes([0x5f, 0, 0, 0, 0]) + len(params).to_bytes(4, "big") + bytes(1)
-    check(h1.command(cdb, data_out=params)[:2] == (GOOD, None),
+    check(spec_i_pt(0, transport_id(device, fmt=0)) == (GOOD, None),
           "host1 registers itself and host2's device (SPEC_I_PT, format 00b)")
     check(keys(h2) == [0xAB, 0xAB], f"both registered, seen through node 2: {keys(h2)}")
     check(settled(h2, lambda: pr_out(h2, 1, 0xAB, 0, WRITE_EXCLUSIVE)) == (GOOD, None),

@@ -327,6 +327,7 @@ TEST_CASE("a TransportID names an iSCSI initiator port, and REGISTER AND MOVE's 
   CHECK_FALSE(parses(unterminated));
   std::vector<uint8_t> cut = id("iqn.2026-12.test:c,i,0x400001370000");
   CHECK_FALSE(parse_transport_id(cut.data(), cut.size() - 4, port));  // longer than what came
+  CHECK_FALSE(parse_transport_id(cut.data(), 0, port, true));  // nothing: not a byte read
   // The whole command: its keys, UNREG, the relative port, the TransportID.
   std::vector<uint8_t> list(24, 0);
   list[7] = 0xa;
