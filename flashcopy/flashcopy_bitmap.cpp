@@ -8,6 +8,21 @@
 // would then read it from the source) or in the target (a redo of the copy
 // would undo it). A grain copied whose bit was not durable yet is copied
 // again after the crash, from a source that nothing changed there.
+//
+// Late writes. A node whose lease ran out may still have a page write in
+// its kernel's device queue (the back end refuses only the ones it is
+// given later), and so may a core the mapping's home moved away from: it
+// can land after another facility read the bitmap back, in either slot,
+// and then hide a later version of the page (the reader takes the slot
+// with the latest write). So a facility that read a mapping's bitmap or
+// history back writes each version of a page to both slots, one after the
+// other, and counts it durable only once both are written: a late write
+// overwrites one slot at most, the other holds the latest version (with
+// the later sequence: a late write carries at most the one after the last
+// that landed, our first write's), and a late write of another start or
+// kind is no valid slot to the reader. (Not covered: a write still in a
+// queue after two takeovers, or one that lands on one slot while the other
+// is torn by a crash.)
 #include <cerrno>
 #include <cstring>
 
@@ -93,12 +108,20 @@ struct FlashCopyBitmapSteps {
     uint64_t page;
     bool durable;                 // written with FUA
     FcPageKind kind;              // copied, or changed (the second plane)
+    bool other_slot_next;         // written twice: the other slot's write is next
     std::vector<uint64_t> words;  // the bits written
     PageWrite(const Map& m, uint64_t p, bool d, FcPageKind k)
-        : mapping(m.layout.id), incarnation(m.incarnation), page(p), durable(d), kind(k) {}
+        : mapping(m.layout.id), incarnation(m.incarnation), page(p), durable(d), kind(k),
+          other_slot_next(m.twice) {}
     void done(FlashCopyFacility& f, IoRequest& child) override {
       Map* m = f.find_map(mapping, incarnation);
       int status = child.status;
+      if (m && !status && other_slot_next) {
+        other_slot_next = false;
+        Map::Page& p = kind == FcPageKind::changed ? m->changed_pages[page] : m->pages[page];
+        f.submit_page(*m, page, ++p.write_seq, this);
+        return;
+      }
       if (m) f.page_written(*m, page, words, status, durable, kind);
       delete this;
     }
@@ -170,23 +193,26 @@ void FlashCopyFacility::write_page(Map& m, uint64_t page, bool durable, FcPageKi
   if (!changes) m.dirty_pages.erase(page);
   p.writing = true;
   p.again = p.again_durable = false;
-  p.write_seq += 1;
   auto* step = new FlashCopyBitmapSteps::PageWrite(m, page, durable, kind);
   const std::vector<uint64_t>& bits = changes ? m.changed : m.bits;
   uint64_t first_word = page * kFcGrainsPerPage / 64;
   uint64_t n = fc_page_words(m.grains, page);
   step->words.assign(bits.begin() + first_word, bits.begin() + first_word + n);
-  BufferRef buffer =
-      fc_encode_page({m.layout.id, page, m.layout.start_seq, kind}, p.write_seq, step->words);
+  submit_page(m, page, ++p.write_seq, step);
+}
+
+void FlashCopyFacility::submit_page(Map& m, uint64_t page, uint32_t write_seq, Step* step) {
+  auto* w = static_cast<FlashCopyBitmapSteps::PageWrite*>(step);
   ++stats_.bitmap_writes;
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
-  write->flags = durable ? io_flags::fua : 0;  // durable when it completes
+  write->flags = w->durable ? io_flags::fua : 0;  // durable when it completes
   write->volume = m.layout.bitmap;
-  write->offset = (changes ? fc_changed_plane_offset(m.grains) : 0) +
-                  (page * 2 + p.write_seq % 2) * kFcPageBytes;
+  write->offset = (w->kind == FcPageKind::changed ? fc_changed_plane_offset(m.grains) : 0) +
+                  (page * 2 + write_seq % 2) * kFcPageBytes;
   write->length = kFcPageBytes;
-  write->buffer = std::move(buffer);
+  write->buffer = fc_encode_page({m.layout.id, page, m.layout.start_seq, w->kind}, write_seq,
+                                 w->words);
   write->client = client_for(m.layout.bitmap);
   write->cookie = reinterpret_cast<uint64_t>(step);
   lower_for(m.layout.bitmap).submit(std::move(write));
@@ -256,6 +282,10 @@ void FlashCopyFacility::bitmap_loaded(Map& m, const Buffer& slots, int status) {
     m.known = false;
     m.why = std::string("its bitmap could not be read back: ") + std::strerror(status);
   } else {
+    // Whoever wrote it before may have a write of each page still on its
+    // way: pages are written twice from now on.
+    m.twice = true;
+    read_back_.insert(m.layout.id);
     for (uint64_t page = 0; page < m.pages.size(); ++page) {
       int64_t seq = fc_decode_page(
           slots, {m.layout.id, page, m.layout.start_seq, FcPageKind::copied}, m.grains,

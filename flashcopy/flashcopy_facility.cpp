@@ -123,6 +123,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
         if (c.incremental) m->changed.assign(m->bits.size(), 0);
         auto p = paused_for_.find(id);
         m->known = p != paused_for_.end() && p->second == c.start_seq;
+        m->twice = read_back_.count(id) > 0;  // (a late write of an earlier start's page)
         if (c.bitmap) {
           m->pages.resize(fc_bitmap_pages(m->grains));
           m->durable.assign(m->bits.size(), 0);
@@ -166,6 +167,7 @@ void FlashCopyFacility::set_view(const FacilityView& view) {
   std::erase_if(paused_for_, [&](const auto& entry) {
     return !map_ || !map_->copies.count(entry.first);  // deleted
   });
+  std::erase_if(read_back_, [&](uint32_t id) { return !map_ || !map_->copies.count(id); });
   paused_vdisks_.swap(paused_vdisks);
   for (uint32_t id : to_load) load_bitmap(*maps_[id]);  // (once the view is whole)
   resume_paused();

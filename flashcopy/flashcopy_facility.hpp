@@ -200,6 +200,8 @@ class FlashCopyFacility final : public Facility {
   bool wait_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
   bool wait_changes_durable(Map& m, IoRequest& request, IoRequestPtr& hold);
   void write_page(Map& m, uint64_t page, bool durable, FcPageKind kind = FcPageKind{});
+  // Submits one slot's write of a page (`step`: its FlashCopyBitmapSteps::PageWrite).
+  void submit_page(Map& m, uint64_t page, uint32_t write_seq, Step* step);
   void page_written(Map& m, uint64_t page, const std::vector<uint64_t>& words, int status,
                     bool durable, FcPageKind kind);
   void load_bitmap(Map& m);
@@ -215,6 +217,7 @@ class FlashCopyFacility final : public Facility {
   void apply_history(Map& m);
   History* find_history(uint32_t id, uint64_t incarnation);
   void write_history_page(History& h, uint64_t page);
+  void submit_history_page(History& h, uint64_t page, Step* step);
   void history_page_written(History& h, uint64_t page, int status);
   void flush_history(History& h);
   void load_history(const CopyLayout& c);
@@ -265,6 +268,10 @@ class FlashCopyFacility final : public Facility {
   std::deque<IoRequestPtr> paused_;
   uint64_t last_tick_ = 0;
   uint64_t next_incarnation_ = 1;
+  // Mappings whose bitmap or history this facility read back: whoever
+  // wrote it before may still have a page write on its way to the disk,
+  // so their pages are written twice from then on (flashcopy_bitmap.cpp).
+  std::unordered_set<uint32_t> read_back_;
   FlashCopyStats stats_;
 };
 

@@ -29,11 +29,17 @@ struct FlashCopyHistorySteps {
     uint32_t mapping;
     uint64_t incarnation;
     uint64_t page;
+    bool other_slot_next;  // written twice (flashcopy_bitmap.cpp, "late writes")
     PageWrite(const History& h, uint64_t p)
-        : mapping(h.mapping), incarnation(h.incarnation), page(p) {}
+        : mapping(h.mapping), incarnation(h.incarnation), page(p), other_slot_next(h.twice) {}
     void done(FlashCopyFacility& f, IoRequest& child) override {
       History* h = f.find_history(mapping, incarnation);
       int status = child.status;
+      if (h && !status && other_slot_next) {
+        other_slot_next = false;
+        f.submit_history_page(*h, page, this);  // the same bits (p.inflight)
+        return;
+      }
       uint64_t p = page;
       delete this;
       if (h) f.history_page_written(*h, p, status);
@@ -81,9 +87,16 @@ void FlashCopyFacility::keep_history(const Map& m) {
   drop_history(id);
   if (!m.layout.incremental || !m.known || !m.seen_all) return;
   auto h = new_history(m.layout, m.grains, next_incarnation_++);
+  h->twice = m.twice || read_back_.count(id) > 0;
   for (size_t i = 0; i < h->equal.size(); ++i) h->equal[i] = m.bits[i] & ~m.changed[i];
-  // (What the start's pages say, if they say it: history_loaded.)
-  if (h->changes) h->durable = h->equal;
+  // What the start's pages may say, if they say it (history_loaded): a
+  // grain copied, and not written as far as the second plane knows. (A
+  // write noted in memory may not be there yet: it waited for a grain copy
+  // or its page when the start ended, and now goes on as a write between
+  // starts, which must wait until the history's page says otherwise.)
+  if (h->changes)
+    for (size_t i = 0; i < h->equal.size(); ++i)
+      h->durable[i] = m.bits[i] & ~m.changed_durable[i];
   for (uint64_t page = 0; page < h->pages.size(); ++page) h->dirty_pages.insert(page);
   histories_[id] = std::move(h);
 }
@@ -159,10 +172,16 @@ void FlashCopyFacility::write_history_page(History& h, uint64_t page) {
   h.dirty_pages.erase(page);
   p.writing = true;
   p.again = false;
-  p.write_seq += 1;
   uint64_t first_word = page * kFcGrainsPerPage / 64;
   uint64_t n = fc_page_words(h.grains, page);
   p.inflight.assign(h.equal.begin() + first_word, h.equal.begin() + first_word + n);
+  submit_history_page(h, page, new FlashCopyHistorySteps::PageWrite(h, page));
+}
+
+// One slot's write of p.inflight, at the page's next sequence.
+void FlashCopyFacility::submit_history_page(History& h, uint64_t page, Step* step) {
+  History::Page& p = h.pages[page];
+  p.write_seq += 1;
   ++stats_.history_writes;
   IoRequestPtr write = make_request();
   write->op = IoOp::write;
@@ -173,7 +192,7 @@ void FlashCopyFacility::write_history_page(History& h, uint64_t page) {
   write->buffer = fc_encode_page({h.mapping, page, h.start_seq, FcPageKind::history},
                                  p.write_seq, p.inflight);
   write->client = client_for(h.bitmap);
-  write->cookie = reinterpret_cast<uint64_t>(new FlashCopyHistorySteps::PageWrite(h, page));
+  write->cookie = reinterpret_cast<uint64_t>(step);
   lower_for(h.bitmap).submit(std::move(write));
 }
 
@@ -245,6 +264,9 @@ void FlashCopyFacility::equal_from_start(History& h, const Buffer& slots, uint64
 
 void FlashCopyFacility::history_loaded(History& h, const Buffer& slots, int status) {
   h.loading = false;
+  // Whoever wrote it before may have a page write still on its way.
+  h.twice = true;
+  read_back_.insert(h.mapping);
   if (!status) {
     std::vector<uint64_t> copied, changed;
     for (uint64_t page = 0; page < h.pages.size(); ++page) {

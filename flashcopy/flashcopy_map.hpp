@@ -45,7 +45,7 @@ struct FlashCopyFacility::Map {
   std::vector<uint64_t> durable;
   struct Page {
     uint32_t write_seq = 0;  // of its last write (slot write_seq % 2)
-    bool writing = false;
+    bool writing = false;    // (both halves of a write twice)
     bool again = false;          // more bits set while it was written
     bool again_durable = false;  // and a write waits for them
     std::vector<IoRequestPtr> waiting;
@@ -58,6 +58,9 @@ struct FlashCopyFacility::Map {
   std::vector<uint64_t> changed_durable;
   std::vector<Page> changed_pages;
   bool loading = false;  // read back from the back end (a takeover, a restart)
+  // Its pages are written to both slots in turn, durable once both are:
+  // its bitmap was read back here (flashcopy_bitmap.cpp, "late writes").
+  bool twice = false;
   // Stopping: copies made for the mappings that read through its target.
   uint64_t clean_cursor = 0;  // grains before it need nothing more
   double clean_budget = 0;
@@ -140,6 +143,7 @@ struct FlashCopyFacility::History {
   std::vector<Page> pages;
   std::unordered_set<uint64_t> dirty_pages;
   bool loading = false;  // read back from the back end
+  bool twice = false;    // pages written to both slots, as a Map's
   std::vector<IoRequestPtr> load_waiting;
   static bool bit(const std::vector<uint64_t>& bits, uint64_t g) {
     return g / 64 < bits.size() && ((bits[g / 64] >> (g % 64)) & 1);

@@ -133,6 +133,27 @@ Status start_one(FcMapConfig& f) {
 // `f` leaves copying (suspended, or stopped with --force) without giving
 // the mappings that read through its target what they read: they go to
 // `state` with it, and so on down the chain.
+// An incremental mapping that stops executing (copied, stopped) leaves a
+// history only where its facility keeps it from then on, which it does
+// not while another mapping writes its source below it (a restore, a
+// cascade's copies: any not idle whose target it is) or executes one of
+// its vdisks from another home (flashcopy/flashcopy_facility.cpp,
+// history_here). The writes of that time would not be noted: the history
+// is lost, and the next start copies every grain. (Its prepare marks the
+// mappings this applies to that are not executing.)
+void keep_history_if_noted(const ClusterModel& model, FcMapConfig& f) {
+  if (!f.incremental || f.executing()) return;
+  uint32_t home = f.home ? f.home : f.source;
+  for (const auto& x : model.fcmaps) {
+    if (x.id == f.id) continue;
+    bool writes_source = x.target == f.source && x.state != FcState::idle_or_copied;
+    bool shares = x.source == f.source || x.source == f.target || x.target == f.source ||
+                  x.target == f.target;
+    if (writes_source || (shares && x.executing() && (x.home ? x.home : x.source) != home))
+      f.history_lost = true;
+  }
+}
+
 void take_dependents_along(ClusterModel& model, const FcMapConfig& f, FcState state,
                            const char* how) {
   std::vector<uint32_t> left{f.id};
@@ -144,6 +165,7 @@ void take_dependents_along(ClusterModel& model, const FcMapConfig& f, FcState st
       d->state = state;
       d->drained = false;
       d->why = "it read through fcmap '" + gone->name + "', which was " + how;
+      keep_history_if_noted(model, *d);
       left.push_back(d->id);
     }
   }
@@ -167,6 +189,7 @@ Status stop_one(ClusterModel& model, FcMapConfig& f, bool force) {
   if (force && f.executing()) {
     f.state = FcState::stopped;
     f.why = "stopped with --force before every grain was copied";
+    keep_history_if_noted(model, f);
     take_dependents_along(model, f, FcState::stopped, "stopped with --force");
     return ok_status();
   }
@@ -182,6 +205,7 @@ Status stop_one(ClusterModel& model, FcMapConfig& f, bool force) {
       }
       f.state = FcState::stopped;
       f.why = "stopped before every grain was copied";
+      keep_history_if_noted(model, f);
       break;
     case FcState::idle_or_copied:
     case FcState::stopping:
@@ -391,6 +415,7 @@ Result<bool> fcmap_copied(ClusterModel& model, uint32_t id, uint64_t start_seq) 
     return true;
   }
   f->state = FcState::idle_or_copied;
+  keep_history_if_noted(model, *f);
   return true;
 }
 
@@ -410,6 +435,7 @@ Result<bool> fcmap_cleaned(ClusterModel& model, uint32_t id, uint64_t start_seq)
   if (!f || f->state != FcState::stopping || f->start_seq != start_seq) return false;
   f->state = FcState::stopped;
   f->why = "stopped before every grain was copied";
+  keep_history_if_noted(model, *f);
   return true;
 }
 

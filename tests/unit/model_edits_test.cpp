@@ -660,4 +660,15 @@ TEST_CASE("cascades and restores: a restore loses the history of an incremental 
   REQUIRE(start_fcmap(m, "ab"));
   REQUIRE(fcmap_started(m, id, m.find_fcmap("ab")->start_seq, 1).value());
   CHECK_FALSE(m.find_fcmap("ab")->history_lost);
+  // The restore starts while ab copies (its prepare leaves ab alone: ab
+  // executes), and ab ends while the restore goes on: the writes into its
+  // source of that time are noted nowhere, so its history is lost.
+  uint32_t ba = m.find_fcmap("ba")->id;
+  REQUIRE(prepare_fcmap(m, "ba"));
+  REQUIRE(fcmap_prepared(m, ba));
+  REQUIRE(start_fcmap(m, "ba"));
+  REQUIRE(fcmap_started(m, ba, m.find_fcmap("ba")->start_seq, 1).value());
+  CHECK_FALSE(m.find_fcmap("ab")->history_lost);
+  REQUIRE(fcmap_copied(m, id, m.find_fcmap("ab")->start_seq).value());
+  CHECK(m.find_fcmap("ab")->history_lost);
 }
