@@ -286,6 +286,19 @@ std::vector<uint8_t> fixed_sense(const Sense& s, std::optional<uint32_t> informa
   return d;
 }
 
+// A CDB's length by its operation code's group (SPC-4 4.2.5.1); 0 for the
+// groups with none fixed (variable length, reserved, vendor specific).
+size_t cdb_length(uint8_t op) {
+  switch (op >> 5) {
+    case 0: return 6;
+    case 1:
+    case 2: return 10;
+    case 4: return 16;
+    case 5: return 12;
+    default: return 0;
+  }
+}
+
 Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu, const Nexus* who) {
   if (cdb_bytes < 16) return check(sense::invalid_field_in_cdb);  // (iSCSI's CDB field)
   const uint8_t op = cdb[0];
@@ -295,6 +308,11 @@ Plan plan(const uint8_t* cdb, size_t cdb_bytes, const LogicalUnit& lu, const Nex
     p.status = Status::reservation_conflict;
     return p;
   }
+  // No ACA here (INQUIRY's NormACA is 0): a command whose CONTROL byte
+  // asks for it (NACA) is refused, as any other field of its CDB it
+  // cannot honour (after the checks that come before the CDB's fields).
+  if (size_t n = cdb_length(op); n && (cdb[n - 1] & kControlNaca))
+    return check(sense::invalid_field_in_cdb);
   switch (op) {
     case kPersistentReserveIn:
     case kPersistentReserveOut:

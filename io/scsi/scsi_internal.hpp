@@ -59,6 +59,9 @@ inline constexpr uint8_t kGetLbaStatus = 0x12;      // of SERVICE ACTION IN(16)
 inline constexpr uint8_t kReportOpcodes = 0x0c;     // of MAINTENANCE IN
 inline constexpr uint8_t kReportTargetPortGroups = 0x0a;  // of MAINTENANCE IN
 
+// The CONTROL byte (a CDB's last) asks for ACA after a CHECK CONDITION.
+inline constexpr uint8_t kControlNaca = 0x04;
+
 // scsi_mode.cpp
 Plan plan_mode_sense(const uint8_t* cdb, bool ten, const LogicalUnit& lu);
 Plan plan_mode_select(const uint8_t* cdb, bool ten, const LogicalUnit& lu);

@@ -19,7 +19,7 @@ MiB = 1 << 20
 TARGET = "iqn.2026-12.org.sve:mcs"
 INITIATOR = "iqn.2026-12.test:mcs"
 GOOD, CHECK_CONDITION, RESERVATION_CONFLICT = 0, 2, 0x18
-SIMPLE, ORDERED, HEAD_OF_QUEUE = 1, 2, 3
+SIMPLE, ORDERED, HEAD_OF_QUEUE, ACA = 1, 2, 3, 4
 
 
 def itt_of(head):
@@ -246,6 +246,22 @@ def test(make):
         if itt_of(head) == 71:
             check(data == b"\x99" * 512, "the ORDERED read did not read the write before it")
     check(order == [70, 71, 72], f"answered in the order the attributes say: {order}")
+    # No ACA here (INQUIRY's NormACA is 0): a command with the ACA attribute
+    # is refused, INVALID FIELD IN CDB (as LIO does), its immediate data
+    # dropped, and the session goes on; so is one whose CONTROL byte asks
+    # for ACA (NACA).
+    o.command(sn + 4, write10(24, 1), itt=75, data_out=b"\x55" * 512, attribute=ACA)
+    o.command(sn + 5, read10(24, 1)[:9] + bytes([0x04]), itt=76, expected=512, attribute=SIMPLE)
+    for itt in (75, 76):
+        got = o.receive()
+        check(got is not None and got[0][0] & 0x3f == SCSI_RESPONSE, f"ITT {itt}: a SCSI Response")
+        head, sense = got  # (SenseLength, then fixed-format sense data)
+        check(head[3] == CHECK_CONDITION and itt_of(head) == itt and len(sense) >= 16
+              and sense[4] & 0x0f == 5 and sense[14] == 0x24,
+              f"ITT {itt}: ILLEGAL REQUEST, INVALID FIELD IN CDB ({head[3]:#x} {sense.hex()})")
+    o.command(sn + 6, read10(24, 1), itt=77, expected=512, attribute=SIMPLE)
+    status, data, _ = response(o, "a read after them")
+    check(status == GOOD and data != b"\x55" * 512, "the refused write wrote nothing")
     o.close()
 
     # A join sent the moment the leading login is answered: the answer goes

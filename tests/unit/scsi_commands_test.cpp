@@ -280,3 +280,20 @@ TEST_CASE("SCSI: unit attentions are reported once, by the next command to their
   for (uint16_t lun = 0; lun < 200; ++lun) ua.establish(lun, sense::reset_occurred);
   CHECK(ua.size() == UnitAttentions::kMaxPending);
 }
+
+TEST_CASE("SCSI: a CONTROL byte that asks for ACA is refused, whatever the CDB's length",
+          "[scsi]") {
+  // INQUIRY says NormACA 0: NACA (bit 2 of the CDB's last byte) is an
+  // invalid field, in a 6-, 10-, 12- or 16-byte CDB.
+  Plan inquiry = run(Cdb{0x12}.be(3, 66, 2));
+  REQUIRE(inquiry.data_in.size() > 3);
+  CHECK((inquiry.data_in[3] & 0x20) == 0);
+  CHECK(refused(run(Cdb{0x00}.at(5, 0x04)), sense::invalid_field_in_cdb));  // TEST UNIT READY
+  CHECK(refused(run(Cdb{0x28}.be(2, 0, 4).be(7, 1, 2).at(9, 0x04)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0xa8}.be(2, 0, 4).be(6, 1, 4).at(11, 0x04)), sense::invalid_field_in_cdb));
+  CHECK(refused(run(Cdb{0x88}.be(2, 0, 8).be(10, 1, 4).at(15, 0x04)), sense::invalid_field_in_cdb));
+  // The other bits of CONTROL (vendor specific, LINK obsolete) and the
+  // bytes past a short CDB are not looked at.
+  CHECK(run(Cdb{0x00}.at(5, 0xc0)).status == Status::good);
+  CHECK(run(Cdb{0x28}.be(2, 0, 4).be(7, 1, 2).at(15, 0x04)).io);
+}

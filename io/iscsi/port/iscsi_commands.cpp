@@ -15,10 +15,6 @@ namespace {
 constexpr uint8_t kFinalBit = 0x80;
 constexpr uint8_t kContinueBit = 0x40;  // (Text)
 constexpr uint8_t kWriteBit = 0x20;     // (SCSI Command)
-// A SCSI Command's task attribute (its flags' low bits; SAM-5 8.6).
-constexpr uint8_t kAttributeMask = 0x07;
-constexpr uint8_t kOrdered = 2;
-constexpr uint8_t kHeadOfQueue = 3;
 
 using scsi::kInquiry;
 using scsi::kReportLuns;
@@ -267,13 +263,17 @@ void IscsiConnection::begin_scsi(Task& t) {
   const bool flow_data = t.verify || plan.flow != scsi::Flow::one;
   const bool exact = plan.flow == scsi::Flow::write_same ||
                      (plan.io && read_modify_write(plan.op));
-  if ((flow_data && t.expected < t.data_out) || (exact && t.expected != t.data_out)) {
+  // No ACA here (INQUIRY's NormACA is 0): a command with the ACA attribute
+  // is refused as one whose CONTROL byte asks for ACA is (io/scsi).
+  const bool aca = t.attribute == kAca;
+  if (aca || (flow_data && t.expected < t.data_out) || (exact && t.expected != t.data_out)) {
     plan.io = false;
     plan.flow = t.flow = scsi::Flow::one;
     t.data_out = 0;
     t.transfer = 0;
+    t.data.clear();
     t.status = scsi::Status::check_condition;
-    t.sense = scsi::sense::invalid_field_in_iu;
+    t.sense = aca ? scsi::sense::invalid_field_in_cdb : scsi::sense::invalid_field_in_iu;
   }
   if (write && t.expected < t.transfer) {
     // The initiator sends less than the command writes (an overflow): what
@@ -356,82 +356,6 @@ void IscsiConnection::scsi_data_in(Task& t) {
   }
   proceed(t);
   receive_header();
-}
-
-void IscsiConnection::proceed(Task& t) {
-  if (!may_start(t)) {
-    t.held = true;
-    ++session_->held;
-    return;
-  }
-  if (t.request)
-    start_io(t);
-  else
-    answer(t);
-}
-
-namespace {
-bool older(const Task& a, const Task& b) {
-  return static_cast<int32_t>(a.cmd_sn - b.cmd_sn) < 0;
-}
-}  // namespace
-
-// SAM-5 8.6 within the task's set: HEAD OF QUEUE starts at once; SIMPLE
-// once no older ORDERED task is in the set; ORDERED once no older task is
-// (and none can still come: every CmdSN before its own is in). Untagged,
-// ACA and reserved values count as SIMPLE.
-bool IscsiConnection::may_start(const Task& t) const {
-  if (t.attribute == kHeadOfQueue) return true;
-  const bool ordered = t.attribute == kOrdered;
-  if (!ordered && session_->ordered_in_set == 0) return true;
-  if (ordered && !t.immediate &&
-      static_cast<int32_t>(t.cmd_sn - window_.exp_cmd_sn()) >= 0)
-    return false;
-  for (const IscsiConnection* c : session_->connections)
-    for (const Task& o : c->live_) {
-      if (&o == &t || !o.in_set || o.lun != t.lun || !older(o, t)) continue;
-      if (ordered || o.attribute == kOrdered) return false;
-    }
-  return true;
-}
-
-void IscsiConnection::unhold(Task& t) {
-  if (!t.held) return;
-  t.held = false;
-  --session_->held;
-}
-
-// Given back: the tasks held behind it may start.
-void IscsiConnection::leave_set(Task& t) {
-  unhold(t);
-  if (!t.in_set) return;
-  t.in_set = false;
-  if (t.attribute == kOrdered) --session_->ordered_in_set;
-  if (session_->held) post_release();
-}
-
-// Later on the core, not inside the give-back that made room (starting a
-// command can answer it, and give back others, at once).
-void IscsiConnection::post_release() {
-  if (session_->release_posted) return;
-  session_->release_posted = true;
-  route_.post(route_.home, [session = session_] { release_held(*session); });
-}
-
-// The held tasks that may start now, oldest first.
-void IscsiConnection::release_held(SessionShared& session) {
-  session.release_posted = false;
-  if (session.held == 0) return;
-  std::vector<Task*> held;
-  for (IscsiConnection* c : session.connections)
-    for (Task& t : c->live_)
-      if (t.held) held.push_back(&t);
-  std::sort(held.begin(), held.end(), [](Task* a, Task* b) { return older(*a, *b); });
-  for (Task* t : held) {
-    if (!t->held || !t->connection->may_start(*t)) continue;  // (ended meanwhile)
-    t->connection->unhold(*t);
-    t->connection->proceed(*t);
-  }
 }
 
 // R2Ts for the rest of a write, MaxBurstLength each, at most

@@ -136,8 +136,9 @@ struct Task : public IoClient,
   bool released = false;      // (a logout) its nexus's SPC-2 reservations are asked to end
   // Its place in its nexus's task set (SAM-5 8.6; a SCSI command, from its
   // arrival until it is given back): its task attribute, CmdSN and LUN,
-  // and whether it is held, ready to start, until older tasks end.
-  uint8_t attribute = 0;
+  // and whether it is held, ready to start, until older tasks end
+  // (iscsi_task_set.cpp).
+  uint8_t attribute = 0;  // a SCSI Command's flags' low bits (kAttributeMask)
   uint32_t cmd_sn = 0;
   bool immediate = false;
   uint16_t lun = 0;
@@ -146,6 +147,13 @@ struct Task : public IoClient,
   void io_done(IoRequestPtr done) override;
 };
 using TaskPool = ObjectPool<Task>;
+
+// Task attributes (SAM-5 8.6), as a SCSI Command's flags carry them.
+// Untagged and reserved values count as SIMPLE.
+inline constexpr uint8_t kAttributeMask = 0x07;
+inline constexpr uint8_t kOrdered = 2;
+inline constexpr uint8_t kHeadOfQueue = 3;
+inline constexpr uint8_t kAca = 4;  // refused: this target has no ACA
 
 // What the connections of one session share, on the session's core.
 struct SessionShared {
