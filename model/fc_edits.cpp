@@ -130,9 +130,6 @@ Status start_one(FcMapConfig& f) {
   return ok_status();
 }
 
-// `f` leaves copying (suspended, or stopped with --force) without giving
-// the mappings that read through its target what they read: they go to
-// `state` with it, and so on down the chain.
 // An incremental mapping that stops executing (copied, stopped) leaves a
 // history only where its facility keeps it from then on, which it does
 // not while another mapping writes its source below it (a restore, a
@@ -154,6 +151,9 @@ void keep_history_if_noted(const ClusterModel& model, FcMapConfig& f) {
   }
 }
 
+// `f` leaves copying (suspended, or stopped with --force) without giving
+// the mappings that read through its target what they read: they go to
+// `state` with it, and so on down the chain.
 void take_dependents_along(ClusterModel& model, const FcMapConfig& f, FcState state,
                            const char* how) {
   std::vector<uint32_t> left{f.id};
