@@ -366,6 +366,15 @@ caf::behavior cluster_actor(Self* self, ClusterActorSetup setup) {
       // Peers ask for this node's interconnect; the node sets it.
       [=](interconnect_atom) { return self->state.interconnect; },
       [=](interconnect_atom, caf::actor& ic) { self->state.interconnect = std::move(ic); },
+      // This node's interconnect asks for a peer's, through the connection
+      // the heartbeats already hold (null where there is none).
+      [=](interconnect_atom, uint32_t peer) -> caf::result<caf::actor> {
+        auto it = self->state.links.find(peer);
+        if (it == self->state.links.end()) return caf::actor{};
+        auto promise = self->make_response_promise<caf::actor>();
+        promise.delegate(it->second, interconnect_atom::value);
+        return promise;
+      },
       [=](members_atom) {
         std::vector<uint32_t> ids;
         for (const auto& n : self->state.host->info().nodes) ids.push_back(n.id);

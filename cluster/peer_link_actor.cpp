@@ -108,7 +108,15 @@ caf::behavior peer_link(Self* self, caf::actor owner, uint32_t peer, std::string
       [=](peer_atom, const std::string& address) {
         if (!address.empty()) self->state.address = address;
       },
-      [=](peer_atom, const caf::actor& remote) { adopt_remote(self, remote); }
+      [=](peer_atom, const caf::actor& remote) { adopt_remote(self, remote); },
+      // The peer's interconnect, asked of its cluster actor on this link's
+      // connection (null while there is none).
+      [=](interconnect_atom) -> caf::result<caf::actor> {
+        if (!self->state.remote) return caf::actor{};
+        auto promise = self->make_response_promise<caf::actor>();
+        promise.delegate(self->state.remote, interconnect_atom::value);
+        return promise;
+      }
   );
 }
 

@@ -314,6 +314,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     m.gate.open_until(0, "node is starting");
     m.cluster_actor = spawn_cluster_actor(*m.sys, std::move(setup));
     caf::anon_send(m.cluster_actor, interconnect_atom::value, m.interconnect);
+    caf::anon_send(m.interconnect, cluster_atom::value, m.cluster_actor);
     caf::anon_send(m.chaos_actor, cluster_atom::value, m.cluster_actor);
     // The node's actors, for the debug shell's view of the cluster.
     std::vector<std::string> names;

@@ -750,6 +750,13 @@ MUTANTS = [
          why="a forced stop leaves the mappings that read through its target copying",
          before="    take_dependents_along(model, f, FcState::stopped, \"stopped with --force\");\n",
          after="", tests="the model says|cascades and restores"),
+    # How the interconnect reaches a peer (io/interconnect/interconnect_actor.cpp).
+    dict(id="interconnect-own-link-only", file="io/interconnect/interconnect_actor.cpp",
+         why="the interconnect reaches a peer only on a connection of its own, never on the one "
+             "its heartbeats hold (a peer restarting under a link being opened left it "
+             "unreachable)",
+         before="  if (!self->state.cluster) return connect_directly(self, node);",
+         after="  return connect_directly(self, node);", tests="integration.group_lost"),
 ]
 
 # Issue 17's: hosts, administrators, TLS, the cluster key, sealed links.

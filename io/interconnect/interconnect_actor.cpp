@@ -75,6 +75,7 @@ struct Peer {
   std::string address;
   caf::actor interconnect;  // the peer's, once known
   bool connecting = false;
+  std::string last_error;  // why the last try to reach it failed, for the log
 };
 
 struct Outbound {
@@ -83,6 +84,7 @@ struct Outbound {
   bool in_flight = false;
   uint32_t peer = 0;     // where it is in flight
   uint64_t attempt = 0;  // answers to earlier attempts are ignored
+  std::string why;       // why the last try did not reach the owner, for the log
 };
 
 // A gathering for the debug shell: answers still expected, and where the
@@ -101,6 +103,7 @@ struct InterconnectState {
   uint64_t retry_ms = 0;
   PeerPorts ports;
   std::shared_ptr<channel::ClusterTunnel> tunnel;  // the way to peers' cluster ports, or null
+  caf::actor cluster;  // this node's cluster actor: its heartbeat links reach the peers
   std::vector<std::unique_ptr<ActorPort>> cores;  // where each core takes requests
   std::vector<caf::actor> cache_actors;           // the same, as actors
   // Every actor of this node, for the debug shell's cluster view.
@@ -144,13 +147,14 @@ void finish(Self* self, uint64_t id, int status) {
 
 void dispatch(Self* self, uint64_t id);
 
-void retry_later(Self* self, uint64_t id) {
+void retry_later(Self* self, uint64_t id, std::string why) {
   auto it = self->state.outbound.find(id);
   if (it == self->state.outbound.end()) return;
   it->second.in_flight = false;
+  it->second.why = std::move(why);
   if (monotonic_ms() >= it->second.give_up_ms) {
-    spdlog::warn("interconnect: a request for vdisk {} found no owner in {} ms: EIO",
-                 it->second.request->volume, self->state.retry_ms);
+    spdlog::warn("interconnect: a request for vdisk {} found no owner in {} ms ({}): EIO",
+                 it->second.request->volume, self->state.retry_ms, it->second.why);
     finish(self, id, EIO);
     return;
   }
@@ -170,47 +174,72 @@ void told_ports(Self* self, uint32_t node, uint16_t data_port, const std::string
   ports.on_iscsi_portal(node, wildcard ? cluster->host : iscsi->host, iscsi->port);
 }
 
-// Finds the peer's interconnect actor: connect to its cluster port, ask its
-// cluster actor.
-void connect(Self* self, uint32_t node) {
-  Peer& peer = self->state.peers[node];
-  if (peer.connecting || peer.address.empty()) return;
-  auto addr = channel::link_target(self->state.tunnel.get(), peer.address);
-  if (!addr) return;
-  peer.connecting = true;
+void connect_failed(Self* self, uint32_t node, std::string why) {
+  Peer& p = self->state.peers[node];
+  p.connecting = false;
+  p.last_error = std::move(why);
+}
+
+void reached(Self* self, uint32_t node, caf::actor ic, const char* how) {
+  Peer& p = self->state.peers[node];
+  p.connecting = false;
+  p.last_error.clear();
+  if (p.interconnect == ic) return;
+  self->monitor(ic);
+  p.interconnect = std::move(ic);
+  spdlog::info("interconnect: reached node {} ({})", node, how);
+  // Where its data channel listens, for the cores, and its iSCSI portal,
+  // for discovery.
+  self->request(p.interconnect, std::chrono::seconds(2), data_port_atom::value)
+      .then([=](uint16_t port, std::string& portal) { told_ports(self, node, port, portal); },
+            [=](caf::error& e) {  // (the actor path it is)
+              spdlog::debug("interconnect: node {} did not say its ports: {}", node,
+                            caf::to_string(e));
+            });
+}
+
+// A connection of its own to the peer's cluster port, then its cluster
+// actor asked for its interconnect.
+void connect_directly(Self* self, uint32_t node) {
+  auto addr = channel::link_target(self->state.tunnel.get(), self->state.peers[node].address);
+  if (!addr) return connect_failed(self, node, "no route: " + addr.error().message);
   auto mm = self->system().middleman().actor_handle();
   self->request(mm, std::chrono::seconds(2), caf::connect_atom::value, addr->host, addr->port)
       .then(
           [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
             auto cluster = caf::actor_cast<caf::actor>(ptr);
-            if (!cluster) {
-              self->state.peers[node].connecting = false;
-              return;
-            }
+            if (!cluster) return connect_failed(self, node, "its cluster port published no actor");
             self->request(cluster, std::chrono::seconds(2), interconnect_atom::value)
                 .then(
                     [=](caf::actor& ic) {
-                      Peer& p = self->state.peers[node];
-                      p.connecting = false;
-                      if (!ic) return;
-                      self->monitor(ic);
-                      p.interconnect = ic;
-                      spdlog::info("interconnect: reached node {}", node);
-                      // Where its data channel listens, for the cores, and
-                      // its iSCSI portal, for discovery.
-                      self->request(ic, std::chrono::seconds(2), data_port_atom::value)
-                          .then(
-                              [=](uint16_t port, std::string& portal) {
-                                told_ports(self, node, port, portal);
-                              },
-                              [=](caf::error& e) {  // (the actor path it is)
-                                spdlog::debug("interconnect: node {} did not say its ports: {}",
-                                              node, caf::to_string(e));
-                              });
+                      if (!ic) return connect_failed(self, node, "it has no interconnect");
+                      reached(self, node, std::move(ic), "on a connection of its own");
                     },
-                    [=](caf::error&) { self->state.peers[node].connecting = false; });
+                    [=](caf::error& e) {
+                      connect_failed(self, node, "asking for its interconnect: " + caf::to_string(e));
+                    });
           },
-          [=](caf::error&) { self->state.peers[node].connecting = false; });
+          [=](caf::error& e) { connect_failed(self, node, "connecting: " + caf::to_string(e)); });
+}
+
+// Finds the peer's interconnect actor: first through the connection this
+// node's heartbeats to the peer hold (whichever side opened it), else by a
+// connection of its own. (CAF's middleman answers a connect to an address
+// where an earlier one never finished its handshake by waiting on that one,
+// for good: a peer restarting while a link was being opened to it left this
+// node unable to reach it again, though its heartbeats flowed.)
+void connect(Self* self, uint32_t node) {
+  Peer& peer = self->state.peers[node];
+  if (peer.connecting || peer.address.empty()) return;
+  peer.connecting = true;
+  if (!self->state.cluster) return connect_directly(self, node);
+  self->request(self->state.cluster, std::chrono::seconds(2), interconnect_atom::value, node)
+      .then(
+          [=](caf::actor& ic) {
+            if (ic) return reached(self, node, std::move(ic), "on the heartbeats' connection");
+            connect_directly(self, node);
+          },
+          [=](caf::error&) { connect_directly(self, node); });
 }
 
 void dispatch(Self* self, uint64_t id) {
@@ -220,7 +249,8 @@ void dispatch(Self* self, uint64_t id) {
   IoRequestPtr& request = it->second.request;
   const RouteTable* routes = st.routes.get();
   const VdiskRoute* route = routes && routes->serving ? routes->find(request->volume) : nullptr;
-  if (!route || route->owner == 0 || route->hold) return retry_later(self, id);
+  if (!route || route->owner == 0 || route->hold)
+    return retry_later(self, id, !route ? "no route" : route->hold ? "held" : "no owner");
   if (route->owner == st.self) {
     // The vdisk came to this node meanwhile: run it here. Its completion
     // still goes back through its core's forward facility.
@@ -232,7 +262,9 @@ void dispatch(Self* self, uint64_t id) {
   Peer& peer = st.peers[route->owner];
   if (!peer.interconnect) {
     connect(self, route->owner);
-    return retry_later(self, id);
+    return retry_later(self, id, fmt::format("node {} not reached{}{}", route->owner,
+                                             peer.last_error.empty() ? "" : ": ",
+                                             peer.last_error));
   }
   Bytes data;
   if (uint64_t out = data_out_bytes(request->op, request->length)) {
@@ -252,7 +284,8 @@ void dispatch(Self* self, uint64_t id) {
           [=](int32_t status, Bytes& reply) {
             auto out = self->state.outbound.find(id);
             if (out == self->state.outbound.end() || out->second.attempt != attempt) return;
-            if (status == ESTALE) return retry_later(self, id);  // not the owner (any more)
+            if (status == ESTALE)  // not the owner (any more)
+              return retry_later(self, id, "node " + std::to_string(out->second.peer) + " refused it");
             IoRequest& r = *out->second.request;
             if (status == 0 && r.op == IoOp::read) {
               if (reply.size() != r.length) return finish(self, id, EIO);
@@ -270,7 +303,8 @@ void dispatch(Self* self, uint64_t id) {
             if (out == self->state.outbound.end() || out->second.attempt != attempt) return;
             // It died with the request: never acknowledged, the next owner
             // gets it again. Silent too long: EIO.
-            if (e == caf::sec::request_receiver_down) return retry_later(self, id);
+            if (e == caf::sec::request_receiver_down)
+              return retry_later(self, id, "the owner went down");
             finish(self, id, EIO);
           });
 }
@@ -412,7 +446,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         if (out.in_flight && out.peer == node) again.push_back(id);
       for (uint64_t id : again) {
         ++self->state.outbound[id].attempt;
-        retry_later(self, id);
+        retry_later(self, id, "lost node " + std::to_string(node));
       }
     }
   });
@@ -423,7 +457,8 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         nlohmann::json peers = nlohmann::json::array();
         for (const auto& [id, p] : s.peers)
           peers.push_back({{"node", id}, {"address", p.address},
-                           {"reached", static_cast<bool>(p.interconnect)}});
+                           {"reached", static_cast<bool>(p.interconnect)},
+                           {"connecting", p.connecting}, {"last_error", p.last_error}});
         return s.probe.answer(self->mailbox().size(),
                               {{"outbound_in_flight", s.outbound.size()},
                                {"inbound_in_flight", s.inbound.size()},
@@ -564,8 +599,9 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
       [=](io_submit_atom, IoRequestPtr& request) {
         note(self, self->state.probe);
         uint64_t id = self->state.next_id++;
-        self->state.outbound[id] = {std::move(request), monotonic_ms() + self->state.retry_ms,
-                                    false};
+        Outbound& out = self->state.outbound[id];
+        out.request = std::move(request);
+        out.give_up_ms = monotonic_ms() + self->state.retry_ms;
         dispatch(self, id);
       },
       [=](retry_atom, uint64_t id) { dispatch(self, id); },
@@ -591,6 +627,7 @@ caf::behavior interconnect(Self* self, uint32_t node, const ServiceGate* gate,
         self->state.inbound.erase(it);
       },
       [=](routes_atom, RoutesPtr& routes) { self->state.routes = std::move(routes); },
+      [=](cluster_atom, caf::actor& cluster) { self->state.cluster = std::move(cluster); },
       [=](peers_atom, std::vector<uint32_t>& ids, std::vector<std::string>& addresses) {
         auto& peers = self->state.peers;
         for (size_t i = 0; i < ids.size() && i < addresses.size(); ++i) {

@@ -56,6 +56,12 @@ def test(make):
         cookie += 1
     check(data == b"\x5e" * 4096, "the data written before the fault")
     host.close()
+    # Node 3 reached the restarted owner on the connection its heartbeats
+    # hold (node 1's own, into node 3): a link node 3 opens by itself can
+    # hang in CAF's middleman when the peer restarts under it.
+    reached = [l for l in n3.read_log().splitlines() if "interconnect: reached node 1" in l]
+    check(len(reached) == 2 and all("heartbeats' connection" in l for l in reached),
+          f"node 3 reached node 1 on another connection: {reached}")
 
 
 run(test)
