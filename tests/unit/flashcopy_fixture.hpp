@@ -131,11 +131,14 @@ struct OneFacility {
     c.state = FcState::idle_or_copied;
     publish();
   }
-  void copy_to_end(CopyLayout& c) {
+  uint64_t copies() const { return fc.stats().grain_copies + fc.stats().background_copies; }
+  // Starts `c` and copies it to the end: how many grains that copied.
+  uint64_t copy_to_end(CopyLayout& c) {
+    const uint64_t before = copies();
     start(c);
     run_to_end(c);
+    return copies() - before;
   }
-  uint64_t copies() const { return fc.stats().grain_copies + fc.stats().background_copies; }
   // Grains 0 and 5 of the source and 9 of the target change.
   void change_three_grains(uint32_t source, uint32_t target) {
     io(IoOp::write, source, 0, 512, 'b');
