@@ -119,12 +119,12 @@ void CacheFacility::submit(IoRequestPtr request) {
   // A request accepted while this node executed its vdisk, and driven again
   // (after a fill, or a wait for destage) when it no longer does: the back
   // end may be behind this node's dirty blocks, or another node's. It goes
-  // back to the forward facility, which sends it to the owner (ESTALE), or
-  // fails if this node serves nothing now.
+  // back to the forward facility unexecuted (ESTALE), which sends it to the
+  // owner, once there is one again if this node serves nothing now.
   // (route() is null for those; the common path pays only that test.)
   if (!r && directory_ && routes_ && routes_->self != 0 && layout &&
       (!routes_->serving || routes_->find(request->volume))) {
-    complete(std::move(request), routes_->serving ? ESTALE : EIO);
+    complete(std::move(request), ESTALE);
     return;
   }
   // A read-only vdisk: a host's change is refused here, the top of every

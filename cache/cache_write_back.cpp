@@ -304,8 +304,10 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
       for (const auto& [id, layout] : map_->volumes) forget_clean(id);
     last_serving_.reset();
     // Nothing waiting here would ever go on (no destage, no partner to
-    // answer for sure): it fails, unacknowledged, and the host retries
-    // elsewhere. Dirty blocks and copies stay for the next table to judge.
+    // answer for sure): it goes back up unacknowledged (ESTALE), and the
+    // forward facility sends it to whichever node owns its vdisk once the
+    // cluster has formed again (as a host would retry it; EIO if none does
+    // in time). Dirty blocks and copies stay for the next table to judge.
     std::vector<IoRequestPtr> failed(std::make_move_iterator(stalled_.begin()),
                                      std::make_move_iterator(stalled_.end()));
     stalled_.clear();
@@ -315,9 +317,9 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
       auto it = mirror_waits_.begin();
       for (auto& r : it->second.requests) failed.push_back(std::move(r));
       it->second.requests.clear();
-      settle_flight(it, EIO, false);
+      settle_flight(it, ESTALE, false);
     }
-    for (auto& r : failed) complete(std::move(r), EIO);
+    for (auto& r : failed) complete(std::move(r), ESTALE);
     return;
   }
   // Owned elsewhere now, not cached, or its group's state moved on since
@@ -350,9 +352,10 @@ void CacheFacility::set_routes(std::shared_ptr<const RouteTable> routes) {
     const VdiskRoute* r = route(it->second.batch->vdisk);
     // Alone now: this node's own copies count, and the writes are safe
     // once destaged. Otherwise another node took the vdisk over with the
-    // copies it holds, which may not include these: never acknowledged.
+    // copies it holds, which may not include these: never acknowledged,
+    // they go to the owner now (ESTALE: the forward facility sends them).
     bool alone = r && r->solo == self_;
-    settle_flight(it, EIO, alone);
+    settle_flight(it, ESTALE, alone);
   }
   resume_stalled(true);
   complete_drained();

@@ -58,7 +58,7 @@ CoreStack build_core_stack(caf::actor_system& sys, CoreIo& io, CoreCacheSetup ca
   core.forward_return = std::make_unique<ActorPort>();
   core.forward = std::make_unique<ForwardFacility>(*core.atomic, interconnect,
                                                    core.forward_return.get(),
-                                                   core.forwarder.get());
+                                                   core.forwarder.get(), cache.gate, cache.hold_ms);
   core.forward_actor = spawn_facility_actor(sys, at, *core.forward);
   core.forward_return->bind(core.forward_actor);
   core.top = core.forward.get();

@@ -78,6 +78,9 @@ struct CoreCacheSetup {
   std::unique_ptr<MirrorLink> mirror;
   uint32_t self = 0;
   const ServiceGate* gate = nullptr;  // the node's lease
+  // How long a host's request waits at the top of the stack for the node
+  // to serve again (between generations; 0: it fails at once).
+  uint64_t hold_ms = 0;
   // The data channel (the mirror link above and the interconnect are the
   // fallbacks); the ring and core are filled in with the core's.
   bool data_channel = false;

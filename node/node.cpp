@@ -198,6 +198,9 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     }
     if (options.cluster) {
       cache.gate = &m.gate;
+      // As long as the interconnect tries to reach an owner: a generation
+      // that leaves a node out opens a lease and a margin after it formed.
+      cache.hold_ms = options.lease_ms * 3;
       cache.data_channel = data_channel;
       cache.channel.self = options.node_id;
       cache.channel.cores = cores;

@@ -757,6 +757,21 @@ MUTANTS = [
              "unreachable)",
          before="  if (!self->state.cluster) return connect_directly(self, node);",
          after="  return connect_directly(self, node);", tests="integration.group_lost"),
+    # Hosts see a pause, not errors, while the cluster changes.
+    dict(id="forward-no-hold", file="io/interconnect/forward_facility.cpp",
+         why="a host's request that comes while its node is between generations (a member came "
+             "or went) fails with EIO instead of waiting for the node to serve again",
+         before="    if (hold_ms_ == 0) {", after="    if (true) {",
+         tests="forward facility holds|integration.data_channel"),
+    dict(id="forward-hold-forever", file="io/interconnect/forward_facility.cpp",
+         why="a request held for a node that never serves again waits for ever (the host hangs)",
+         before="  while (!held_.empty() && held_.front().until_ms <= now_ms) {",
+         after="  while (false) {", tests="forward facility holds|integration.cluster$"),
+    dict(id="cache-unserved-fails", file="cache/cache_write_back.cpp",
+         why="writes waiting in the cache of a node that stops serving for a moment fail with EIO "
+             "instead of going to the vdisk's owner once there is one",
+         before="    for (auto& r : failed) complete(std::move(r), ESTALE);",
+         after="    for (auto& r : failed) complete(std::move(r), EIO);", tests="loses its lease"),
 ]
 
 # Issue 17's: hosts, administrators, TLS, the cluster key, sealed links.

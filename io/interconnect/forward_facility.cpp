@@ -5,8 +5,14 @@
 namespace sve {
 
 ForwardFacility::ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port,
-                                 ChannelForwarder* channel)
-    : local_(local), remote_(remote), return_port_(return_port), channel_(channel) {}
+                                 ChannelForwarder* channel, const ServiceGate* gate,
+                                 uint64_t hold_ms)
+    : local_(local),
+      remote_(remote),
+      return_port_(return_port),
+      channel_(channel),
+      gate_(gate),
+      hold_ms_(hold_ms) {}
 
 void ForwardFacility::submit(IoRequestPtr request) {
   if (!remote_) {
@@ -14,7 +20,55 @@ void ForwardFacility::submit(IoRequestPtr request) {
     local_.submit(std::move(request));
     return;
   }
-  if (!routes_ || !routes_->serving || routes_->offline(request->volume)) {
+  if (!serving()) {
+    if (hold_ms_ == 0) {
+      ++stats_.refused;
+      complete(std::move(request), EIO);
+      return;
+    }
+    ++stats_.held;
+    held_.push_back({std::move(request), monotonic_ms() + hold_ms_});
+    return;
+  }
+  // (Those held before it go first.)
+  if (!held_.empty()) release_held();
+  route(std::move(request));
+}
+
+void ForwardFacility::release_held() {
+  std::deque<Held> held;
+  held.swap(held_);
+  for (Held& h : held) route(std::move(h.request));
+}
+
+void ForwardFacility::set_view(const FacilityView& view) {
+  if (view.routes) set_routes(view.routes);
+  if (!held_.empty() && serving()) release_held();
+}
+
+void ForwardFacility::tick(uint64_t now_ms) {
+  if (held_.empty()) return;
+  if (serving()) return release_held();
+  while (!held_.empty() && held_.front().until_ms <= now_ms) {
+    ++stats_.held_failed;
+    IoRequestPtr request = std::move(held_.front().request);
+    held_.pop_front();
+    complete(std::move(request), EIO);
+  }
+}
+
+nlohmann::json ForwardFacility::inspect() const {
+  nlohmann::json j{{"local", stats_.local},           {"forwarded", stats_.forwarded},
+                   {"on_channel", stats_.on_channel}, {"refused", stats_.refused},
+                   {"rerouted", stats_.rerouted},     {"held", stats_.held},
+                   {"held_failed", stats_.held_failed}, {"holding", held_.size()},
+                   {"hold_ms", hold_ms_}};
+  if (channel_) j["channel"] = channel_->inspect();
+  return j;
+}
+
+void ForwardFacility::route(IoRequestPtr request) {
+  if (routes_->offline(request->volume)) {
     ++stats_.refused;
     complete(std::move(request), EIO);
     return;

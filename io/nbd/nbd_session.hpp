@@ -79,7 +79,10 @@ struct SessionLimits {
   uint64_t buffer_reserve_pages = 32;  // guaranteed to each connection if available
   uint64_t buffer_limit_pages = 0;     // 0: a quarter of the front end's pages,
                                        // or one largest request if more
-  const ServiceGate* gate = nullptr;   // closed: every request fails with EIO
+  // The node's lease. Closed: a new connection opens no vdisk (the port
+  // says why); requests on open ones wait at the top of the stack for the
+  // node to serve again, as long as it holds them (forward_facility.hpp).
+  const ServiceGate* gate = nullptr;
 };
 
 struct SessionStats {
@@ -183,7 +186,6 @@ class NbdSession {
   CoreIo& core_;
   SlotPool& slots_;
   IoServer& top_;
-  const ServiceGate* gate_;
   std::function<void(NbdSession*)> closed_;
   PoolAccount requests_account_;
   PoolAccount buffers_account_;

@@ -74,17 +74,22 @@ def three_nodes(make):
                "node 1 to catch up")
     qemu_io(n1.url("after-boss"), "read -P 0x44 0 1M")
 
-    # Two of three die: the third stalls, refusing at once and saying why.
-    # A host connected before keeps its connection; each request fails with
-    # EIO while the lease is gone, and succeeds again once it is back.
+    # Two of three die: the third stalls, refusing new connections at once
+    # and saying why. A host connected before keeps its connection; each
+    # request waits three leases for the cluster to form again (as it would
+    # after a member came or went), fails with EIO, and succeeds again once
+    # the lease is back.
     held = RawNbd(n3.nbd_port, "v")
     held.request(0, MiB, 4096, cookie=1)
     check(held.reply(4096)[0] == 0, "a read before the quorum loss")
     n1.kill()
     n2.kill()
     wait_until(lambda: not c.status(3)["quorum"], "node 3 to lose its quorum")
+    t0 = time.monotonic()
     held.request(0, MiB, 4096, cookie=2)
     check(held.reply(4096)[:2] == (EIO, 2), "a request without a lease on an open connection")
+    took = time.monotonic() - t0
+    check(2.5 < took < 10, f"a request without a lease failed after {took:.1f} s, not three leases")
     t0 = time.monotonic()
     n3.ctl_fails("vdisk", "create", "refused", "--pool", "p", "--size", "8M",
                  contains="no quorum")

@@ -63,10 +63,11 @@ def test(make):
     check([v["name"] for v in n1.ctl_json("vdisk", "list")] == ["v", "t"],
           "the bitmap's vdisk is listed")
 
-    # Owner failover mid-copy, under writes through both nodes.
+    # Owner failover mid-copy, under writes through both nodes: no request
+    # fails (those that come while the cluster changes wait for it).
     start_copy(n1)
     pit = digest(n1, "v")  # nothing written since the start
-    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", WRITER_BLOCKS, seed=5, errors=(EIO,))
+    writer = VerifyingWriter([n1.nbd_port, n2.nbd_port], "v", WRITER_BLOCKS, seed=5)
     writer.start()
     wait_until(lambda: writer.writes_acked >= 1000, "1000 writes", timeout=60)
     n1.ctl("fcmap", "set", "m", "--copyrate", "70")  # 8 MiB/s: the 64 MiB in about 8 s

@@ -12,6 +12,7 @@
 #include "backend/fault_facility.hpp"
 #include "io/service_gate.hpp"
 #include "backend/backend_facility.hpp"
+#include "io/interconnect/forward_facility.hpp"
 #include "io/uring/uring_engine.hpp"
 #include "util/size.hpp"
 #include "virt/virtualizer.hpp"
@@ -216,6 +217,104 @@ TEST_CASE("the fault facility fails, holds and passes requests as the fault tabl
   CHECK(below.got[1]->volume == 2);
   CHECK(faults.inspect()["held"] == 0);
   CHECK(faults.inspect()["failed"] == 1);
+}
+
+// Between generations (a node joined or left) a cluster node's gate closes
+// for a moment, for a lease and more when a node died: a host's requests
+// wait at the top of the stack, in order, and go on once the node serves
+// again (the gate opening, seen at the next tick, or new routes); those
+// that wait longer than the hold fail with EIO, having reached nothing.
+TEST_CASE("the forward facility holds requests while its node is between generations",
+          "[stack]") {
+  Below local, remote;
+  struct Done final : IoClient {
+    std::vector<IoRequestPtr> got;
+    void io_done(IoRequestPtr r) override { got.push_back(std::move(r)); }
+  } host, return_port;
+  ServiceGate gate;
+  ForwardFacility forward(local, &remote, &return_port, nullptr, &gate, 1000);
+  CHECK(forward.tick_ms() > 0);
+  auto routes = [](bool serving) {
+    auto t = std::make_shared<RouteTable>();
+    t->self = 1;
+    t->serving = serving;
+    t->vdisks[7].owner = 1;  // this node's
+    t->vdisks[8].owner = 2;  // another's: to the interconnect
+    t->vdisks[9].owner = 0;  // its group is offline
+    return t;
+  };
+  uint64_t next = 1;
+  auto submit = [&](uint32_t vdisk) {
+    auto r = make_request();
+    r->op = IoOp::write;
+    r->volume = vdisk;
+    r->offset = 4096 * next++;
+    r->length = 4096;
+    r->client = &host;
+    forward.submit(std::move(r));
+  };
+  gate.open_until(ServiceGate::kForever);
+  forward.set_view(FacilityView{nullptr, routes(true)});
+  submit(7);
+  REQUIRE(local.got.size() == 1);
+
+  // The gate closes (a new generation forms): held, in order.
+  gate.open_until(0);
+  submit(7);
+  submit(8);
+  submit(7);
+  uint64_t now = monotonic_ms();
+  forward.tick(now);
+  CHECK(local.got.size() == 1);
+  CHECK(remote.got.empty());
+  CHECK(host.got.empty());
+  CHECK(forward.holding() == 3);
+  // It opens: the next tick sends them on, in the order they came.
+  gate.open_until(ServiceGate::kForever);
+  forward.tick(now + 10);
+  REQUIRE(local.got.size() == 3);
+  CHECK(local.got[1]->offset == 4096 * 2);
+  CHECK(local.got[2]->offset == 4096 * 4);
+  REQUIRE(remote.got.size() == 1);
+  CHECK(remote.got[0]->volume == 8);
+  CHECK(host.got.empty());
+
+  // Routes that do not serve (no lease, as the cluster actor tells it):
+  // held until routes that serve come; an offline group fails at once then.
+  forward.set_view(FacilityView{nullptr, routes(false)});
+  submit(7);
+  submit(9);
+  CHECK(forward.holding() == 2);
+  forward.set_view(FacilityView{nullptr, routes(true)});
+  CHECK(forward.holding() == 0);
+  CHECK(local.got.size() == 4);
+  REQUIRE(host.got.size() == 1);
+  CHECK((host.got[0]->volume == 9 && host.got[0]->status == EIO));
+
+  // A node that stays out (it lost its cluster): EIO once the hold is over,
+  // and nothing reached the stack.
+  gate.open_until(0);
+  now = monotonic_ms();
+  submit(7);
+  forward.tick(now + 999);
+  CHECK(host.got.size() == 1);
+  forward.tick(now + 2000);
+  REQUIRE(host.got.size() == 2);
+  CHECK(host.got[1]->status == EIO);
+  CHECK(local.got.size() == 4);
+  CHECK(forward.stats().held == 6);
+  CHECK(forward.stats().held_failed == 1);
+
+  // Without a hold (sve-bench, the data-path simulator): EIO at once.
+  ForwardFacility strict(local, &remote, &return_port, nullptr, &gate, 0);
+  CHECK(strict.tick_ms() == 0);
+  strict.set_view(FacilityView{nullptr, routes(true)});
+  auto r = make_request();
+  r->volume = 7;
+  r->client = &host;
+  strict.submit(std::move(r));
+  REQUIRE(host.got.size() == 3);
+  CHECK(host.got[2]->status == EIO);
 }
 
 // A node whose lease ran out changes nothing on its back end: a write it
