@@ -60,6 +60,16 @@ warm() {  # uri: read the working set once
       --size="${WORKING_MIB}M" --output-format=json >/dev/null 2>&1
 }
 
+# uri: write the working set once, untimed. A new node's NVRAM file is
+# sparse: the first store to each of its pages faults (on ext4, allocates
+# it too), which cost the first job on fresh nodes (mirrored write-back)
+# more than its own work and made that row swing 0.5x-2x between runs. A
+# node in service pays it once; the jobs measure what follows.
+fill() {
+  fio --name=fill --ioengine=nbd --uri="$1" --rw=write --bs=1m --iodepth=4 \
+      --size="${WORKING_MIB}M" --output-format=json >/dev/null 2>&1
+}
+
 ctl() { "$BUILD/svectl" --admin "127.0.0.1:$1" "${@:2}"; }
 
 mode_of() {
@@ -144,6 +154,7 @@ sved_jobs() {  # BUILD_DIR LABEL_SUFFIX: the two-node group on that build
   wait_mode $ADMIN1 write-back
 
   URI="nbd://127.0.0.1:$NBD1/bench"
+  fill "$URI"
   run_fio "sved randwrite, write-back mirrored to the partner$sfx" "$URI" randwrite
   warm "$URI"
   run_fio "sved randread, cache hits$sfx" "$URI" randread
