@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include <spdlog/spdlog.h>
+
 namespace sve {
 
 ForwardFacility::ForwardFacility(IoServer& local, IoServer* remote, IoClient* return_port,
@@ -36,6 +38,9 @@ void ForwardFacility::submit(IoRequestPtr request) {
 }
 
 void ForwardFacility::release_held() {
+  // One line a change, not a request: what hosts saw of it.
+  spdlog::info("forward: {} host requests waited up to {} ms for this node to serve again",
+               held_.size(), monotonic_ms() + hold_ms_ - held_.front().until_ms);
   std::deque<Held> held;
   held.swap(held_);
   for (Held& h : held) route(std::move(h.request));
@@ -49,12 +54,19 @@ void ForwardFacility::set_view(const FacilityView& view) {
 void ForwardFacility::tick(uint64_t now_ms) {
   if (held_.empty()) return;
   if (serving()) return release_held();
+  uint64_t failed = 0;
   while (!held_.empty() && held_.front().until_ms <= now_ms) {
-    ++stats_.held_failed;
+    ++failed;
     IoRequestPtr request = std::move(held_.front().request);
     held_.pop_front();
     complete(std::move(request), EIO);
   }
+  if (failed == 0) return;
+  stats_.held_failed += failed;
+  spdlog::warn("forward: {} host requests failed with EIO: this node did not serve again "
+               "within {} ms ({})",
+               failed, hold_ms_,
+               gate_ && !gate_->open() ? gate_->why_closed() : "its route table does not serve");
 }
 
 nlohmann::json ForwardFacility::inspect() const {

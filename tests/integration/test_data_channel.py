@@ -182,6 +182,7 @@ def test(make):
     # (Node 1's return made a new generation, which held some: if none
     # was, this phase tested nothing new.)
     check(held["held"] > 0 and held["held_failed"] == 0, f"held requests: {held}")
+    check("host requests waited up to" in n2.read_log(), "node 2 did not log what it held")
     for cut in range(2):
         n2.ctl_json("chaos", "inject", "channel-cut", "--duration", "300", "--target", "0")
         acked, acked_f = writer.writes_acked, forwarded.writes_acked
