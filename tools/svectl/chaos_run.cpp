@@ -209,6 +209,7 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
                       {"writes_acknowledged", stats.writes_acked},
                       {"reads_checked", stats.reads_checked},
                       {"failures_ridden_through", stats.failures},
+                      {"error_replies", stats.error_replies},
                       {"unavailability_windows", stats.unavailable.size()},
                       {"longest_windows", windows},
                       {"unavailable_longest_ms", longest},
@@ -242,7 +243,8 @@ int run_chaos(const HostPortAddress& admin, const std::vector<std::string>& args
                   << "\n";
     std::cout << "I/O done: " << stats.writes_acked << " writes acknowledged, "
               << stats.reads_checked << " reads checked, " << stats.failures
-              << " errors and lost connections ridden through\n";
+              << " errors and lost connections ridden through (" << stats.error_replies
+              << " of them error replies)\n";
     std::cout << "unavailability windows: " << stats.unavailable.size() << " (longest "
               << longest << " ms, " << total << " ms in all)\n";
     for (const auto& [at, ms] : windows)

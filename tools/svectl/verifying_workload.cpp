@@ -126,6 +126,7 @@ void VerifyingWorkload::run(const std::atomic<bool>& stop) {
       block.busy = false;
       if (reply->error) {
         ++stats_.failures;
+        ++stats_.error_replies;
         healthy = false;  // another node may do better
         break;
       }

@@ -25,6 +25,7 @@ struct WorkloadStats {
   uint64_t writes_acked = 0;
   uint64_t reads_checked = 0;
   uint64_t failures = 0;  // error replies and lost connections ridden through
+  uint64_t error_replies = 0;  // of those, requests a node answered with an error
   uint64_t wrong_reads = 0;
   std::vector<std::string> wrong;  // the first few, described
   // Stretches of at least 500 ms in which nothing completed: when each
