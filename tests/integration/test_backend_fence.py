@@ -39,6 +39,23 @@ def settled(command, what):
     return answer
 
 
+def session_once_ready(portal, initiator, what):
+    """A session to `portal`, logged in again while the login's own TEST
+    UNIT READY finds the group changing hands (NOT READY, transitioning),
+    as an initiator retries it."""
+    made = []
+
+    def login():
+        try:
+            made.append(IscsiSession(portal, TARGET, 0, initiator=initiator))
+        except ConnectionError as e:
+            check("NOT READY" in str(e), f"{what}: {e}")
+            return False
+        return True
+    wait_until(login, what, timeout=30)
+    return made[0]
+
+
 def found(path, data):
     with open(path, "rb") as f:
         return f.read().find(data) >= 0
@@ -109,7 +126,7 @@ def test(make):
                            for i in (1, 2, 3)), "node 1 back in the cluster", timeout=30)
     status, _, data = settled(lambda: h2.read(LBA, 8), "read through node 2")
     check(status == GOOD and data == b, f"node 2 reads B: {status} {data[:8]!r}")
-    h1 = IscsiSession(portals[1], TARGET, 0, initiator="iqn.2026-12.test:fence1")
+    h1 = session_once_ready(portals[1], "iqn.2026-12.test:fence1", "a login to node 1, back")
     status, _, data = settled(lambda: h1.read(LBA, 8), "read through node 1")
     check(status == GOOD and data == b, f"node 1, back, reads B: {status} {data[:8]!r}")
     check(found(disk, b) and not found(disk, a), "the shared disk still holds B, not A")
