@@ -104,6 +104,21 @@ def wait_until(cond, what, timeout=10):
         time.sleep(0.01)
 
 
+def condensed_stacks(gdb_output, frames=14, width=160):
+    """gdb's `thread apply all bt`, every thread kept but each cut to its
+    innermost frames and each line to `width` characters: what a hang's
+    report needs, short enough for a test log."""
+    out, kept = [], 0
+    for line in gdb_output.splitlines():
+        if line.startswith("Thread "):
+            out.append(line[:width])
+            kept = 0
+        elif line.startswith("#") and kept < frames:
+            out.append("  " + line[:width])
+            kept += 1
+    return "\n".join(out) if out else gdb_output[-12000:]
+
+
 class Sved:
     def __init__(self, data_dir=None, cores=1):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="sve-it-")
@@ -193,7 +208,7 @@ class Sved:
                 self.send(signal.SIGKILL)
                 self.proc.wait(timeout=30)
                 raise AssertionError(f"sved did not exit within 30 s of signal {sig}; "
-                                     f"its threads were:\n{stacks[-12000:]}")
+                                     f"its threads were:\n{condensed_stacks(stacks)}")
         if self.proc:
             # The log's copier reads to EOF first: closing the pipe under its
             # read raised in its thread ("readline of closed file").

@@ -11,8 +11,10 @@ securityadmin all); a
 session token saved by `svectl login` (mode 0600) works until the user's
 password changes; the node's log keeps who ran what with secrets masked;
 users and tokens survive a restart; the node never restarts."""
+import atexit
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -22,6 +24,15 @@ from harness import SVECTL, SVED, check, run
 
 PASSWORDS = {"sec": "sec-password-1", "adm": "adm-password-1", "cop": "cop-password-1",
              "mon": "mon-password-1"}
+
+# Each svectl user gets its own HOME (saved sessions) under one folder that
+# goes when the test does.
+HOMES = tempfile.mkdtemp(prefix="sve-admin-auth-")
+atexit.register(shutil.rmtree, HOMES, True)
+
+
+def new_home():
+    return tempfile.mkdtemp(prefix="home-", dir=HOMES)
 
 
 def local_address():
@@ -39,7 +50,7 @@ class Admin:
     def __init__(self, node, user=None, password=None, home=None, admin=None):
         self.node, self.user = node, user
         self.admin = admin or node.admin
-        self.env = {**os.environ, "HOME": home or tempfile.mkdtemp(prefix="sve-home-")}
+        self.env = {**os.environ, "HOME": home or new_home()}
         self.env.pop("SVE_TOKEN_FILE", None)
         self.env.pop("XDG_CONFIG_HOME", None)
         if user:
@@ -153,7 +164,7 @@ def test(make):
     sec.refused("user", "delete", "sec", says="last securityadmin")
 
     # A saved session: mode 0600; it ends when the password changes.
-    home = tempfile.mkdtemp(prefix="sve-home-")
+    home = new_home()
     Admin(node, "adm", home=home).ok("login")
     token_file = os.path.join(home, ".config", "sve", f"token-127.0.0.1_{node.admin_port}")
     mode = stat.S_IMODE(os.stat(token_file).st_mode)
