@@ -6,6 +6,7 @@
 // stops at once, not at the next tick (the split-brain guarantee).
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -34,6 +35,15 @@ class ServiceGate {
   // Release / acquire: whoever sees the gate open also sees what was
   // published to the data path before it opened (the vdisks' owners).
   void open_until(uint64_t deadline_ms) {
+    if (deadline_ms == 0) {
+      // Closed since now, or since the lease it had ran out, or since it
+      // was closed already.
+      uint64_t was = until_.load(std::memory_order_acquire), now = monotonic_ms();
+      closed_at_.store(was == 0 ? closed_at_.load(std::memory_order_relaxed)
+                       : was == kForever ? now
+                                         : std::min(was, now),
+                       std::memory_order_relaxed);
+    }
     until_.store(deadline_ms, std::memory_order_release);
     if (deadline_ms == 0 || deadline_ms == kForever) return;
     uint64_t was = lease_until_.load(std::memory_order_relaxed);
@@ -48,6 +58,16 @@ class ServiceGate {
   bool open() const {
     uint64_t until = until_.load(std::memory_order_acquire);
     return until == kForever || (until != 0 && monotonic_ms() < until);
+  }
+  // How long the gate has been closed, in ms (0 while it is open): a
+  // node between two generations is closed for a few round trips, one
+  // whose lease ran out for good stays closed (what an iSCSI port tells
+  // hosts about its state depends on which it looks like).
+  uint64_t closed_for_ms() const {
+    uint64_t until = until_.load(std::memory_order_acquire), now = monotonic_ms();
+    if (until == kForever || (until != 0 && now < until)) return 0;
+    uint64_t since = until == 0 ? closed_at_.load(std::memory_order_relaxed) : until;
+    return now > since ? now - since : 0;
   }
   // Whether this node may still change its back end: until the latest
   // lease it was granted runs out (the gate may close before, for a
@@ -68,6 +88,7 @@ class ServiceGate {
  private:
   std::atomic<uint64_t> until_{kForever};
   std::atomic<uint64_t> lease_until_{kForever};  // the latest finite deadline
+  std::atomic<uint64_t> closed_at_{0};  // when it was last closed by open_until(0)
   mutable std::mutex mu_;
   std::string why_;
 };

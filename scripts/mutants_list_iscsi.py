@@ -471,4 +471,20 @@ ISCSI_MUTANTS = [
          before="  if (size_t n = cdb_length(op); n && (cdb[n - 1] & kControlNaca))",
          after="  if (size_t n = cdb_length(op); false && n && (cdb[n - 1] & kControlNaca))",
          tests="asks for ACA|integration.iscsi_mcs", timeout=600),
+    dict(id="iscsi-closed-unavailable-at-once", file="io/iscsi/port/iscsi_commands.cpp",
+         why="a port whose node is between generations says unavailable (hosts fail the path) "
+             "instead of transitioning (hosts retry there)",
+         before="  return setup_.gate->closed_for_ms() < setup_.transition_ms ? scsi::AccessState::transitioning",
+         after="  return false ? scsi::AccessState::transitioning",
+         tests="integration.iscsi_alua", timeout=600),
+    dict(id="iscsi-closed-transitioning-forever", file="io/iscsi/port/iscsi_commands.cpp",
+         why="a port whose node is out of the cluster says transitioning for ever: hosts keep "
+             "retrying a node that will not serve",
+         before="  return setup_.gate->closed_for_ms() < setup_.transition_ms ? scsi::AccessState::transitioning",
+         after="  return true ? scsi::AccessState::transitioning",
+         tests="integration.iscsi_alua", timeout=600),
+    dict(id="gate-closed-since-late-close", file="io/service_gate.hpp",
+         why="a gate closed after its lease ran out counts from the close, not from the lease",
+         before="                       : std::min(was, now),", after="                       : now,",
+         tests="gate knows how long"),
 ]

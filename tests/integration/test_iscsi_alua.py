@@ -19,9 +19,11 @@ of its own; nodes 1 and 2 are I/O group g0 and a vdisk prefers node 1.
      write reads back from nodes 2 and 3.
   3. Node 1 returns: once the group writes back again, it is optimized
      again, and the data reads back through it.
-  4. Node 1 left without a lease (nodes 2 and 3 gone) reports its own
-     group unavailable and refuses I/O with NOT READY, target port in
-     unavailable state."""
+  4. Node 1 left without a lease (nodes 2 and 3 gone) first reports its
+     own group transitioning and refuses I/O with NOT READY, asymmetric
+     access state transition (as every node does while the next generation
+     forms: a host retries there), then, three leases on, unavailable and
+     NOT READY, target port in unavailable state."""
 import random
 import re
 import subprocess
@@ -31,13 +33,15 @@ from cluster_harness import iscsi_cluster
 from harness import SKIP, check, run, wait_until
 
 try:
-    from iscsi_client import GOOD, NON_OPTIMIZED, OPTIMIZED, UNAVAILABLE, IscsiSession
+    from iscsi_client import (GOOD, NON_OPTIMIZED, OPTIMIZED, TRANSITIONING, UNAVAILABLE,
+                              IscsiSession)
 except OSError:  # no libiscsi7
     IscsiSession = None
 
 TARGET = "iqn.2026-12.org.sve:alua"
 BLOCKS = 1024  # 4 KiB blocks written, the first 4 MiB of the vdisk
 UNAVAILABLE_PORT = (0x02, 0x04, 0x0c)
+TRANSITIONING_PORT = (0x02, 0x04, 0x0a)
 
 
 def port_groups(session, tries=5):
@@ -278,16 +282,24 @@ def test(make):
     check(sessions[2].attentions > told, "node 2's session was told node 1 is back")
     verify(sessions[1], writer.acked, "through node 1, back")
 
-    # 4. Node 1 alone, without a lease: its port is unavailable.
+    # 4. Node 1 alone, without a lease: its port is transitioning for three
+    # leases (lease 1 s here), then unavailable.
     for i in (3, 2):
         sessions[i].close()
         c[i].kill()
     s = sessions[1]
-    wait_until(lambda: port_groups(s) == {1: (UNAVAILABLE, True)},
-               lambda: f"node 1 without a lease reports {port_groups(s)}")
-    status, sense, _ = s.read(0, 8)
-    check(status == 2 and sense == UNAVAILABLE_PORT,
-          f"a read through a port in unavailable state: {status} {sense}")
+    seen = []  # (port groups, read status, sense) as they change
+
+    def unavailable():
+        groups = port_groups(s)
+        status, sense, _ = s.read(0, 8)
+        if not seen or seen[-1] != (groups, status, sense):
+            seen.append((groups, status, sense))
+        return groups == {1: (UNAVAILABLE, True)} and status == 2 and sense == UNAVAILABLE_PORT
+
+    wait_until(unavailable, lambda: f"node 1 without a lease reports {seen[-3:]}", timeout=30)
+    check(({1: (TRANSITIONING, True)}, 2, TRANSITIONING_PORT) in seen,
+          f"node 1 was transitioning before unavailable: {seen}")
     s.close()
     return 0
 

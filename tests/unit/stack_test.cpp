@@ -347,6 +347,30 @@ TEST_CASE("the back end refuses changes once the node's lease has run out", "[st
   CHECK(s.run(IoOp::flush, 0, 0)->status == 0);
 }
 
+// How long the gate has been closed tells a node between generations
+// (closed for a moment) from one whose lease ran out for good (the iSCSI
+// port's transitioning and unavailable): counted from when it closed, or
+// from the lease that ran out before it was closed, never from a later
+// close.
+TEST_CASE("the gate knows how long it has been closed", "[stack]") {
+  ServiceGate gate;
+  CHECK(gate.closed_for_ms() == 0);  // alone: open for ever
+  gate.open_until(monotonic_ms() + 60'000);
+  CHECK(gate.closed_for_ms() == 0);
+  uint64_t before = monotonic_ms();
+  gate.open_until(0);
+  CHECK(gate.closed_for_ms() <= monotonic_ms() - before);
+  gate.open_until(monotonic_ms() + 60'000);
+  CHECK(gate.closed_for_ms() == 0);
+  gate.open_until(monotonic_ms() - 5'000);  // a lease that ran out 5 s ago
+  CHECK(gate.closed_for_ms() >= 5'000);
+  gate.open_until(0);  // closed since the lease ran out
+  CHECK(gate.closed_for_ms() >= 5'000);
+  gate.open_until(0);
+  CHECK(gate.closed_for_ms() >= 5'000);
+  CHECK(gate.closed_for_ms() < 60'000);
+}
+
 // A new I/O process: its predecessor's writes may still be in the device
 // queue, and one landing after this process wrote the same blocks would
 // undo that write (kRestartQuietMs). Its changes wait until then, in order;

@@ -181,6 +181,19 @@ const Unit* IscsiConnection::unit_of(uint64_t lun_field) const {
   return nullptr;
 }
 
+// What this node's port is while its gate is closed (none while it is
+// open: the paths say). A closed gate is usually the next generation
+// forming, a few round trips or a lease: the port says transitioning, so
+// that an ALUA host retries on it (Linux's ALUA handler does, up to the
+// transition time REPORT TARGET PORT GROUPS gives) instead of failing the
+// path, as NBD's requests are held meanwhile. A gate closed longer is a
+// node out of the cluster: unavailable, and hosts go elsewhere.
+std::optional<scsi::AccessState> IscsiConnection::closed_state() const {
+  if (!setup_.gate || setup_.gate->open()) return std::nullopt;
+  return setup_.gate->closed_for_ms() < setup_.transition_ms ? scsi::AccessState::transitioning
+                                                             : scsi::AccessState::unavailable;
+}
+
 void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
   const Unit* unit = unit_of(bhs_.lun());
   if (cdb[0] == kReportLuns) {
@@ -216,13 +229,23 @@ void IscsiConnection::plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan) {
     }
     return;
   }
-  plan = scsi::plan(cdb, 16, unit->lu, &setup_.nexus);
-  if ((plan.io || cdb[0] == kTestUnitReady || plan.flow == scsi::Flow::reservation) &&
-      setup_.gate && !setup_.gate->open()) {
+  const std::optional<scsi::AccessState> closed = closed_state();
+  if (closed) {
+    // The gate's state for this port, in REPORT TARGET PORT GROUPS and in
+    // what the other commands are refused with (a copy: only while closed).
+    scsi::LogicalUnit lu = unit->lu;
+    for (scsi::PortGroup& g : lu.port_groups)
+      if (g.id == lu.port_group) g.state = *closed;
+    plan = scsi::plan(cdb, 16, lu, &setup_.nexus);
+  } else {
+    plan = scsi::plan(cdb, 16, unit->lu, &setup_.nexus);
+  }
+  if ((plan.io || cdb[0] == kTestUnitReady || plan.flow == scsi::Flow::reservation) && closed) {
     // A node without a lease serves nothing.
     plan = scsi::Plan{};
     plan.status = scsi::Status::check_condition;
-    plan.sense = scsi::sense::not_ready;
+    plan.sense = *closed == scsi::AccessState::transitioning ? scsi::sense::port_transitioning
+                                                             : scsi::sense::port_unavailable;
   }
   if (plan.io || plan.data_out) {
     // (A flow's own Data-Out, or a compare-and-write's, is what it

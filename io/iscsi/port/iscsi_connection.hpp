@@ -182,7 +182,10 @@ struct ConnectionSetup {
   std::string initiator;
   uint32_t max_in_flight = 256;  // request contexts the connection may hold
   uint64_t buffer_reserve_pages = 32;
-  const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
+  const ServiceGate* gate = nullptr;  // closed: I/O fails NOT READY (closed_state)
+  // For this long after the gate closed the node's port is transitioning
+  // (the next generation forming: hosts retry), after it unavailable.
+  uint64_t transition_ms = 0;
   // SendTargets in a normal session: this target's portals.
   std::function<std::vector<TextPair>(const std::string& value)> send_targets;
   // A LUN reset of `vdisk` (or a target reset: `all`) through this
@@ -323,6 +326,7 @@ class IscsiConnection {
   void got_task();
   void begin_scsi(Task& t);
   void plan_scsi(Task& t, const uint8_t* cdb, scsi::Plan& plan);
+  std::optional<scsi::AccessState> closed_state() const;
   void got_buffer(BufferRef buffer);
   void scsi_data_in(Task& t);
   // Task attributes (SAM-5 8.6): a command ready to start starts, or waits

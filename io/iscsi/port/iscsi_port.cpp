@@ -413,6 +413,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.target_name = target;
   setup.initiator = login.initiator;
   setup.gate = options.gate;
+  setup.transition_ms = options.transition_ms;
   setup.on_reset = [this](iscsi::IscsiConnection* from, iscsi::Task* tmf, uint32_t vdisk,
                           bool all) {
     std::lock_guard lock(mu);

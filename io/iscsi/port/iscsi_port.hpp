@@ -30,6 +30,7 @@ struct IscsiPortOptions {
   uint32_t handshake_timeout_ms = 30000;  // each step of a login, each discovery PDU
   uint32_t command_window = 128;
   const ServiceGate* gate = nullptr;  // closed: commands fail NOT READY
+  uint64_t transition_ms = 0;  // (ConnectionSetup::transition_ms)
   // A host reset a vdisk's LUNs (or the target: `all`) through this node:
   // the other nodes' sessions are told by this (the node's own are
   // already), which calls `told` (any thread) once each has its tasks for
