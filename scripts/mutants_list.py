@@ -772,6 +772,17 @@ MUTANTS = [
              "instead of going to the vdisk's owner once there is one",
          before="    for (auto& r : failed) complete(std::move(r), ESTALE);",
          after="    for (auto& r : failed) complete(std::move(r), EIO);", tests="loses its lease"),
+    dict(id="held-copies-erase-ignores-wrap", file="cache/held_copies.hpp",
+         why="erasing a held copy leaves a later entry of a run that wraps round the table's end "
+             "where a lookup no longer finds it (a partner's copy lost for the takeover)",
+         before="      const bool stays = hole <= i ? (want > hole && want <= i) : (want > hole || want <= i);",
+         after="      const bool stays = want > hole && want <= i;",
+         tests="held copies"),
+    dict(id="held-copies-erase-no-shift", file="cache/held_copies.hpp",
+         why="erasing a held copy empties its slot without moving its run back: copies past it "
+             "cannot be found",
+         before="      if (stays) continue;", after="      if (true) break;",
+         tests="held copies"),
 ]
 
 # Issue 17's: hosts, administrators, TLS, the cluster key, sealed links.

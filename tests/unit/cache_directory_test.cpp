@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "cache/cache_directory.hpp"
+#include "cache/held_copies.hpp"
 
 using namespace sve;
 
@@ -161,5 +162,71 @@ TEST_CASE("every read returns the last write, whatever the cache did meanwhile",
       const CacheCounts& n = c.counts();
       REQUIRE(n.clean + n.dirty + n.destaging <= n.capacity);
     }
+  }
+}
+
+// The partner's copies, by (vdisk, block), against a std::map doing the
+// same, seeded: puts that insert and replace, erases (which move entries
+// back in the table), growth past its first size, erase_if and a vdisk's
+// copies dropped. Blocks from a wide range grow the table; from a narrow
+// one they keep it near half full, so that runs are long and wrap round
+// its end.
+TEST_CASE("held copies: the table agrees with a map through inserts, erases and growth",
+          "[cache]") {
+  for (uint32_t seed : {1u, 2u, 3u, 4u, 5u, 6u}) {
+    const uint64_t range = seed % 2 ? 3000 : 270;
+    const uint32_t puts = seed % 2 ? 6 : 5;  // of 10 steps
+    std::mt19937 rng(seed);
+    HeldCopies held;
+    std::map<std::pair<uint32_t, uint64_t>, HeldCopy> model;
+    auto agree = [&] {
+      REQUIRE(held.size() == model.size());
+      for (uint32_t v : {1u, 2u, 3u}) {
+        size_t n = 0;
+        for (const auto& [key, copy] : model) n += key.first == v;
+        REQUIRE(held.count(v) == n);
+      }
+      for (const auto& [key, copy] : model) {
+        const HeldCopy* found = held.find(key.first, key.second);
+        REQUIRE(found);
+        REQUIRE(found->seq == copy.seq);
+        REQUIRE(found->slot == copy.slot);
+      }
+    };
+    for (uint32_t step = 0; step < 20000; ++step) {
+      uint32_t vdisk = 1 + rng() % 3;
+      uint64_t block = rng() % range;
+      uint32_t what = rng() % 10;
+      if (what < puts) {
+        HeldCopy c{step, vdisk, step, 1};
+        held.put(vdisk, block, c);
+        model[{vdisk, block}] = c;
+      } else {
+        held.erase(vdisk, block);
+        model.erase({vdisk, block});
+      }
+      CHECK((held.find(vdisk, block) != nullptr) == model.count({vdisk, block}));
+      if (step % 2500 == 0) agree();
+    }
+    agree();
+    // erase_if sees each copy once and drops those it says.
+    size_t seen = 0;
+    held.erase_if([&](uint32_t vdisk, uint64_t block, const HeldCopy&) {
+      ++seen;
+      return (block + vdisk) % 3 == 0;
+    });
+    CHECK(seen == model.size());
+    std::erase_if(model, [](const auto& kv) { return (kv.first.second + kv.first.first) % 3 == 0; });
+    agree();
+    size_t gone = 0, twos = 0;
+    for (const auto& [key, copy] : model) twos += key.first == 2;
+    held.erase_vdisk(2, [&](const HeldCopy& c) {
+      ++gone;
+      CHECK(c.origin == 2);
+    });
+    CHECK(gone == twos);
+    std::erase_if(model, [](const auto& kv) { return kv.first.first == 2; });
+    agree();
+    CHECK(held.count(2) == 0);
   }
 }
