@@ -256,6 +256,8 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     iscsi.max_connections = options.max_connections;
     iscsi.handshake_timeout_ms = options.handshake_timeout_ms;
     iscsi.portal_group = iscsi::port_group_of(options.cluster ? options.node_id : 0);
+    // (It holds the interconnect's handle: the port goes before the actor
+    // system, in stop().)
     if (m.interconnect)
       iscsi.tell_peers_reset = [sys = m.sys.get(), ic = m.interconnect](
                                    uint32_t vdisk, bool all, std::function<void()> told) {
@@ -485,6 +487,14 @@ void Node::stop() {
         caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     m.sys->await_all_actors_done();
   }
+  // Nothing may hold an actor's handle once the actor system goes:
+  // ~actor_system waits for every detached actor's thread, and that thread
+  // for the actor's last handle. (The iSCSI port's reset callback held the
+  // interconnect's, and every stop of a cluster node with an iSCSI port
+  // hung there.) The host ports are stopped: they go first.
+  m.iscsi_ready = false;
+  m.iscsi.reset();
+  m.nbd.reset();
   m.cores.clear();
   m.config_actor = caf::actor{};  // a detached actor's thread waits for its handles
   m.chaos_actor = caf::actor{};
