@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <random>
 #include <stdexcept>
@@ -44,6 +46,9 @@ Result<std::unique_ptr<Nvram>> open_core_nvram(const std::string& data_dir, unsi
 uint64_t between_generations_ms(const NodeOptions& options) {
   return uint64_t{options.lease_ms} * 3;
 }
+
+// How long the actor system may take to go once every actor has finished.
+constexpr std::chrono::seconds kTeardownLimit{10};
 
 }  // namespace
 
@@ -501,12 +506,41 @@ void Node::stop() {
   m.cluster_actor = caf::actor{};
   m.interconnect = caf::actor{};
   m.interconnect_port.reset();  // holds the interconnect's handle too
-  m.sys.reset();  // the reactors stop; then their rings and pools go
+  auto sync_devices = [&m] {
+    if (m.config)
+      for (const auto& [id, dev] : m.config->devices())
+        if (auto st = dev->sync(); !st) spdlog::error("{}", st.error().message);
+  };
+  {
+    // A detached actor whose handle something still holds keeps
+    // ~actor_system waiting for ever. Everything the node did is done by
+    // now (no actor runs, the cache is destaged, the ports are closed): past
+    // the limit it says so and ends the process, failed, rather than hang
+    // until its supervisor kills it a minute later.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool gone = false;
+    std::thread watchdog([&] {
+      std::unique_lock lock(mu);
+      if (cv.wait_for(lock, kTeardownLimit, [&] { return gone; })) return;
+      spdlog::error("shutdown: the actor system did not stop within {} s (an actor's handle is "
+                    "still held): the process ends without it",
+                    kTeardownLimit.count());
+      sync_devices();
+      spdlog::default_logger()->flush();
+      ::_exit(70);  // EX_SOFTWARE
+    });
+    m.sys.reset();  // the reactors stop; then their rings and pools go
+    {
+      std::lock_guard lock(mu);
+      gone = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+  }
   m.tunnel.reset();  // (its links' CAF ends are gone with the middleman)
   m.core_io.clear();
-  if (m.config)
-    for (const auto& [id, dev] : m.config->devices())
-      if (auto st = dev->sync(); !st) spdlog::error("{}", st.error().message);
+  sync_devices();
   spdlog::info("node stopped");
 }
 
