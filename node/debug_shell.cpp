@@ -91,6 +91,8 @@ std::string Node::Impl::shell(const nlohmann::json& request) {
 
 // How each node's host ports serve the vdisk, as this node sees it (the
 // states SCSI's ALUA reports): a standalone node's, itself, optimized.
+// While its gate is closed this node's own state is what its iSCSI port
+// says (IscsiConnection::closed_state): transitioning, then unavailable.
 nlohmann::json Node::Impl::paths_json(uint32_t vdisk) {
   std::shared_ptr<const HostPaths> paths;
   {
@@ -105,9 +107,15 @@ nlohmann::json Node::Impl::paths_json(uint32_t vdisk) {
                    {"preferred", true}});
     return out;
   }
-  for (const NodePath& p : *found)
-    out.push_back({{"node", p.node}, {"state", path_state_name(p.state)},
+  const bool closed = options.cluster && !gate.open();
+  for (const NodePath& p : *found) {
+    PathState state = p.state;
+    if (closed && p.node == paths->self)
+      state = gate.closed_for_ms() < between_generations_ms() ? PathState::transitioning
+                                                              : PathState::unavailable;
+    out.push_back({{"node", p.node}, {"state", path_state_name(state)},
                    {"preferred", p.preferred}});
+  }
   return out;
 }
 

@@ -39,20 +39,16 @@ Result<std::unique_ptr<Nvram>> open_core_nvram(const std::string& data_dir, unsi
   return Nvram::open(data_dir + "/nvram-core" + std::to_string(index), 2 * blocks + 64);
 }
 
-// How long hosts are asked to wait while their node is between generations
-// (NBD's requests held, iSCSI's port transitioning): as long as the
-// interconnect tries to reach an owner. A generation that leaves a node out
-// opens a lease and a margin after it formed.
-uint64_t between_generations_ms(const NodeOptions& options) {
-  return uint64_t{options.lease_ms} * 3;
-}
-
 // How long the actor system may take to go once every actor has finished.
 constexpr std::chrono::seconds kTeardownLimit{10};
 
 }  // namespace
 
 Node::Node() : impl_(new Impl()) {}
+
+// As long as the interconnect tries to reach an owner: a generation that
+// leaves a node out opens a lease and a margin after it formed.
+uint64_t Node::Impl::between_generations_ms() const { return uint64_t{options.lease_ms} * 3; }
 
 Node::~Node() { stop(); }
 
@@ -211,7 +207,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
     }
     if (options.cluster) {
       cache.gate = &m.gate;
-      cache.hold_ms = between_generations_ms(options);
+      cache.hold_ms = m.between_generations_ms();
       cache.data_channel = data_channel;
       cache.channel.self = options.node_id;
       cache.channel.cores = cores;
@@ -274,7 +270,7 @@ Result<std::unique_ptr<Node>> Node::start(const NodeOptions& options) {
         });
       };
     if (options.cluster) iscsi.gate = &m.gate;
-    iscsi.transition_ms = between_generations_ms(options);
+    iscsi.transition_ms = m.between_generations_ms();
     iscsi.reserve = [&m](uint32_t vdisk, const Nexus& who, const ReservationRequest& request,
                          std::function<void(ReservationOutcome)> done) {
       m.reserve(vdisk, who, request, std::move(done));

@@ -89,6 +89,9 @@ struct Node::Impl {
   std::atomic<bool> channels_ready{false};
   std::atomic<bool> iscsi_ready{false};  // `iscsi` is there (peers' portals arrive)
   void close_data_channels();
+  // How long hosts are asked to wait while this node is between
+  // generations (NBD's requests held, iSCSI's port transitioning).
+  uint64_t between_generations_ms() const;
   std::mutex routes_mu;
   ClusterModel routed_config;
   ClusterView view;

@@ -292,18 +292,19 @@ def test(make):
     sessions[2].close()
     c[2].kill()
     s = sessions[1]
-    seen = []  # (port groups, read status, sense) as they change
+    seen = []  # (port groups, read status, sense, vdisk show's paths) as they change
 
     def unavailable():
         groups = port_groups(s)
         status, sense, _ = s.read(0, 8)
-        if not seen or seen[-1] != (groups, status, sense):
-            seen.append((groups, status, sense))
-        return groups == {1: (UNAVAILABLE, True)} and status == 2 and sense == UNAVAILABLE_PORT
+        now = (groups, status, sense, shown(1))
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        return now == ({1: (UNAVAILABLE, True)}, 2, UNAVAILABLE_PORT, [(1, "unavailable", True)])
 
     wait_until(unavailable, lambda: f"node 1 without a lease reports {seen[-3:]}", timeout=30)
-    check(({1: (TRANSITIONING, True)}, 2, TRANSITIONING_PORT) in seen,
-          f"node 1 was transitioning before unavailable: {seen}")
+    check(({1: (TRANSITIONING, True)}, 2, TRANSITIONING_PORT, [(1, "transitioning", True)])
+          in seen, f"node 1 was transitioning before unavailable: {seen}")
     s.close()
     return 0
 
