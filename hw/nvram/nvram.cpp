@@ -206,6 +206,12 @@ Status Nvram::flush() {
   return ok_status();
 }
 
+Status Nvram::prefault() {
+  if (::madvise(base_, bytes_, MADV_POPULATE_WRITE) != 0)
+    return sys_error("nvram: cannot bring " + path_ + " into memory");
+  return ok_status();
+}
+
 int save_nvram_files(const std::string& dir) {
   int saved = 0;
   std::error_code ec;

@@ -74,6 +74,11 @@ class Nvram {
   void invalidate(uint32_t slot);
   // Makes everything stored so far survive a machine crash too.
   Status flush();
+  // Brings every page of the area into memory, writable, now rather than
+  // at each page's first store (a fault apiece, costly in a VM). For an
+  // area in memory (tmpfs): on a disk's file system it would also mark the
+  // whole area for writing back.
+  Status prefault();
 
   // A number its writer keeps above every sequence number it has used, in
   // the area (so it outlives the process, as the entries do): a restarted
