@@ -85,6 +85,7 @@ struct CachePartitionStats {
   uint64_t waits = 0;        // requests that waited for room or for destage
   uint64_t mirrored = 0;     // blocks sent to the partner
   uint64_t mirror_batches = 0;  // messages they went in
+  uint64_t mirrored_by_reference = 0;  // blocks the partner kept from data it forwarded here
   uint64_t mirror_retries = 0;
   uint64_t copies_held = 0;  // the partner's blocks held in non-volatile memory
   uint64_t promoted = 0;     // the partner's copies taken over as dirty blocks
@@ -112,6 +113,11 @@ struct MirrorBatch {
   // sends it from there, with no copy.
   std::vector<const char*> block_data;
   std::vector<uint32_t> slots;
+  // Not 0: the blocks of one write that the partner forwarded here as its
+  // request `forward_id` and still holds; the link may send just the
+  // numbers (the partner keeps its copy from that data). Cleared before a
+  // resend, which carries the data.
+  uint64_t forward_id = 0;
 };
 
 // The same batch with its data in `data` (gathered from the slots).
@@ -268,6 +274,9 @@ class CacheFacility final : public Facility {
     bool resend = false;
   };
   static constexpr unsigned kMaxMirrorsInFlight = 2;  // per vdisk
+  // The most blocks one copy by reference names (the data channel's limit
+  // per frame; a larger forwarded write sends its data).
+  static constexpr uint32_t kMaxBlocksByReference = 1024;
   struct FillPending {
     uint32_t count = 0;
     int error = 0;
@@ -313,6 +322,7 @@ class CacheFacility final : public Facility {
   // A new batch whose slots are unpinned when the last holder lets go.
   std::shared_ptr<MirrorBatch> new_batch();
   void send_open_batch(uint32_t vdisk);
+  void send_flight(uint32_t vdisk, uint64_t id);
   void settle_flight(std::unordered_map<uint64_t, MirrorFlight>::iterator it, int status,
                      bool drain);
   void flush_releases();

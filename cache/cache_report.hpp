@@ -47,6 +47,7 @@ inline CachePartitionStats& operator+=(CachePartitionStats& a, const CachePartit
   a.bytes_out_of_cache += b.bytes_out_of_cache;
   a.bytes_into_nvram += b.bytes_into_nvram;
   a.mirror_batches += b.mirror_batches;
+  a.mirrored_by_reference += b.mirrored_by_reference;
   a.mirror_retries += b.mirror_retries;
   a.copies_held += b.copies_held;
   a.promoted += b.promoted;

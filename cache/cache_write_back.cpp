@@ -48,9 +48,15 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     return stall(std::move(request));
   }
   taint_overlapping(vdisk, first, last);
+  // A write the partner forwarded, of whole blocks: the partner has its
+  // data, so the copy goes alone, by reference (the numbers only), at once.
+  bool by_reference = request->forwarded_by != 0 && request->forwarded_by == r.partner &&
+                      request->op == IoOp::write && request->offset % kBlock == 0 &&
+                      end % kBlock == 0 && blocks <= kMaxBlocksByReference;
   // Into the vdisk's open batch for the partner (or a new one).
   MirrorFlight* flight = nullptr;
-  if (auto open = open_batch_.find(vdisk); open != open_batch_.end()) {
+  uint64_t by_reference_id = 0;
+  if (auto open = open_batch_.find(vdisk); !by_reference && open != open_batch_.end()) {
     MirrorFlight& f = mirror_waits_[open->second];
     if (f.batch->epoch == r.epoch && f.partner == r.partner) flight = &f;
   }
@@ -62,7 +68,12 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
     flight->batch->vdisk = vdisk;
     flight->batch->epoch = r.epoch;
     flight->partner = r.partner;
-    open_batch_[vdisk] = id;
+    if (by_reference) {
+      flight->batch->forward_id = request->forward_id;
+      by_reference_id = id;
+    } else {
+      open_batch_[vdisk] = id;
+    }
   }
   MirrorBatch& batch = *flight->batch;
   for (uint64_t b = first; b <= last; ++b) {
@@ -83,7 +94,12 @@ void CacheFacility::write_back(IoRequestPtr request, const VdiskRoute& r, uint64
   stats_.mirrored += blocks;
   // The write completes when the partner holds its copy (mirror_done).
   flight->requests.push_back(std::move(request));
-  if (mirrors_in_flight_[vdisk] < kMaxMirrorsInFlight) send_open_batch(vdisk);
+  if (by_reference_id) {
+    stats_.mirrored_by_reference += blocks;
+    send_flight(vdisk, by_reference_id);
+  } else if (mirrors_in_flight_[vdisk] < kMaxMirrorsInFlight) {
+    send_open_batch(vdisk);
+  }
   kick_destage();
 }
 
@@ -92,6 +108,10 @@ void CacheFacility::send_open_batch(uint32_t vdisk) {
   if (open == open_batch_.end()) return;
   uint64_t id = open->second;
   open_batch_.erase(open);
+  send_flight(vdisk, id);
+}
+
+void CacheFacility::send_flight(uint32_t vdisk, uint64_t id) {
   MirrorFlight& f = mirror_waits_[id];
   f.sent = true;
   ++stats_.mirror_batches;
@@ -224,6 +244,7 @@ void CacheFacility::mirror_done(uint64_t id, bool ok) {
     // on the next tick; if it is gone, the route change settles it.
     ++stats_.mirror_retries;
     it->second.resend = true;
+    it->second.batch->forward_id = 0;  // the partner may not have the data: send it
     return;
   }
   uint32_t vdisk = it->second.batch->vdisk;

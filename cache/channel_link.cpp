@@ -44,6 +44,22 @@ void ChannelMirrorLink::mirror_shared(uint32_t partner, std::shared_ptr<const Mi
                                       uint64_t id) {
   channel::DataChannel* c = channels_.up(partner);
   size_t n = batch->blocks.size();
+  if (c && batch->forward_id && n > 0 && n <= channel::kMaxBlocks && batch->seqs.size() == n) {
+    // The partner forwarded this write and holds its data: the numbers.
+    channel::OutMirrorRef out;
+    out.origin = batch->origin;
+    out.vdisk = batch->vdisk;
+    out.epoch = batch->epoch;
+    out.id = id;
+    out.forward_id = batch->forward_id;
+    out.blocks = batch->blocks;
+    out.seqs = batch->seqs;
+    if (c->send_mirror_ref(std::move(out))) {
+      ++stats_.copies_sent;
+      ++stats_.copies_by_reference;
+      return;
+    }
+  }
   bool in_slots = batch->data.empty() && batch->block_data.size() == n;
   if (c && n > 0 && n <= channel::kMaxBlocks && batch->seqs.size() == n &&
       (in_slots || batch->data.size() == n * channel::kBlockBytes)) {
@@ -85,6 +101,7 @@ nlohmann::json ChannelMirrorLink::inspect() const {
   j["copies_sent"] = stats_.copies_sent;
   j["copies_fallback"] = stats_.copies_fallback;
   j["copies_received"] = stats_.copies_received;
+  j["copies_by_reference"] = stats_.copies_by_reference;
   return j;
 }
 

@@ -14,6 +14,11 @@
 // Inbound: the partner's copies go from the channel's receive buffer into
 // this partition's NVRAM (one copy), answered on the same connection.
 //
+// A batch that names the partner's forward id (a write the partner
+// forwarded here, of whole blocks) goes as a copy by reference: the
+// numbers only; the partner keeps its copy from the request it still holds
+// (peer_channels.cpp) and acknowledges that write once it has.
+//
 // Everything here runs on the core's thread. No CAF.
 #include <cstdint>
 #include <memory>
@@ -28,6 +33,7 @@ struct ChannelLinkStats {
   uint64_t copies_sent = 0;       // batches sent on the channel
   uint64_t copies_fallback = 0;   // batches that took the fallback link
   uint64_t copies_received = 0;   // partner batches stored from the channel
+  uint64_t copies_by_reference = 0;  // of those sent, as numbers: the partner had the data
 };
 
 class ChannelMirrorLink final : public MirrorLink, public channel::MirrorEndpoint {

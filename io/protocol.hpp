@@ -113,6 +113,12 @@ struct IoRequest : boost::intrusive::slist_base_hook<> {
   // the data compared, of the first byte that did not match (SBC-3 has the
   // host told it in the sense data's INFORMATION field).
   uint64_t miscompare_at = 0;
+  // A write a peer node forwarded here (its node and its id for the
+  // request), whose data that node still holds until answered: where that
+  // node is the owner's partner, the cache has it keep its copy from that
+  // data instead of sending the data back (cache_write_back.cpp). 0: not so.
+  uint32_t forwarded_by = 0;
+  uint64_t forward_id = 0;
 
   // A facility that passes a request down and wants its completion on the
   // way back up (the cache) intercepts it: the request's client and cookie

@@ -36,6 +36,8 @@ class RequestPool : public ObjectPool<IoRequest> {
     r->hole_mask = 0;
     r->hole_unit = 0;
     r->miscompare_at = 0;
+    r->forwarded_by = 0;
+    r->forward_id = 0;
     r->intercepts_ = 0;
     r->buffer.reset();
     r->parent.reset();

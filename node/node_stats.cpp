@@ -152,6 +152,7 @@ nlohmann::json Node::Impl::cache_json(std::optional<uint32_t> vdisk) {
       {"partner_copies_bytes", s.copies_held * kCacheBlockBytes},
       {"blocks_mirrored", s.mirrored},
       {"mirror_messages", s.mirror_batches},
+      {"blocks_mirrored_by_reference", s.mirrored_by_reference},
       {"mirror_retries", s.mirror_retries},
       {"copies_taken_over", s.promoted},
       {"copies_discarded", s.discarded},

@@ -299,8 +299,9 @@ MUTANTS = [
          tests="data channel"),
     dict(id="channel-waiting-not-failed", file="io/channel/data_channel.cpp",
          why="copies still waiting for the window are dropped unanswered when the connection ends",
-         before="    if (out.header.type == static_cast<uint8_t>(FrameType::mirror)) failed.push_back(out.header.id);",
-         after="    (void)out;", tests="data channel"),
+         before="      failed.push_back(out.header.id);\n    if (out.header.type == static_cast<uint8_t>(FrameType::forward))",
+         after="      (void)out;\n    if (out.header.type == static_cast<uint8_t>(FrameType::forward))",
+         tests="data channel"),
     # A busy reactor's ring (io/uring/uring_engine.cpp).
     dict(id="ring-taskrun-unflagged", file="io/uring/uring_engine.cpp",
          why="the kernel does not say when completion work waits for a busy core: a socket's receive finishes only when the core next sleeps (or at a timer tick)",
@@ -783,6 +784,40 @@ MUTANTS = [
              "cannot be found",
          before="      if (stays) continue;", after="      if (true) break;",
          tests="held copies"),
+    # Copies by reference (a write the owner's partner forwarded).
+    dict(id="mirror-ref-acked-unstored", file="io/channel/peer_channels.cpp",
+         why="the partner acknowledges a forwarded write on a copy by reference it did not store",
+         before="    if (status == 0) channels->forward_->copy_held(in.forward_id);",
+         after="    channels->forward_->copy_held(in.forward_id);",
+         tests="copy by reference is kept"),
+    dict(id="mirror-ref-blocks-unchecked", file="io/channel/peer_channels.cpp",
+         why="a copy by reference whose blocks are not consecutive is stored from the wrong data",
+         before="      if (in.blocks[i] != in.blocks[0] + i) return EINVAL;",
+         after="      if (false) return EINVAL;",
+         tests="copy by reference is kept"),
+    dict(id="mirror-ref-resent-without-data", file="cache/cache_write_back.cpp",
+         why="a copy by reference the partner refused is sent again by reference, though the "
+             "partner may no longer hold the data",
+         before="    it->second.batch->forward_id = 0;  // the partner may not have the data: send it",
+         after="", tests="copied by reference"),
+    dict(id="mirror-ref-part-of-block", file="cache/cache_write_back.cpp",
+         why="a forwarded write over part of a block is copied by reference: the partner does not "
+             "hold the rest of the block",
+         before="request->op == IoOp::write && request->offset % kBlock == 0 &&\n                      end % kBlock == 0",
+         after="request->op == IoOp::write", tests="copied by reference"),
+    dict(id="mirror-ref-any-forwarder", file="cache/cache_write_back.cpp",
+         why="a write forwarded by a node that is not the partner is copied by reference",
+         before="request->forwarded_by != 0 && request->forwarded_by == r.partner",
+         after="request->forwarded_by != 0", tests="copied by reference"),
+    dict(id="mirror-ref-frame-data-sent", file="io/channel/data_channel.cpp",
+         why="a copy by reference is answered without its numbers reaching the receiver",
+         before="      answer_copy(h, handler_.on_mirror_ref(\n                         MirrorRefIn{&h, words[0], words + 1, words + 1 + h.count}));",
+         after="      answer_copy(h, 0);", tests="copy by reference carries"),
+    dict(id="mirror-ref-never-used", file="io/interconnect/channel_forwarder.cpp",
+         why="the owner never learns that a forwarded write came from its partner: every copy "
+             "carries its data back",
+         before="    request->forwarded_by = from;", after="    (void)from;",
+         tests="integration.data_channel"),
 ]
 
 # Issue 17's: hosts, administrators, TLS, the cluster key, sealed links.

@@ -24,6 +24,10 @@ std::string check_header(const FrameHeader& h) {
     case FrameType::release:
       if (h.count > kMaxBlocks) return "release frame with " + std::to_string(h.count) + " blocks";
       break;
+    case FrameType::mirror_ref:
+      if (h.count == 0 || h.count > kMaxBlocks)
+        return "mirror_ref frame with " + std::to_string(h.count) + " blocks";
+      break;
     case FrameType::forward:
       // The body's own fields are checked with the body (forward_body_error).
       if (h.body_bytes < sizeof(ForwardBody) || h.body_bytes > sizeof(ForwardBody) + kMaxForwardBytes ||
@@ -76,6 +80,7 @@ const char* to_string(FrameType type) {
     case FrameType::mirror: return "mirror";
     case FrameType::mirror_ack: return "mirror_ack";
     case FrameType::release: return "release";
+    case FrameType::mirror_ref: return "mirror_ref";
     case FrameType::forward: return "forward";
     case FrameType::forward_answer: return "forward_answer";
   }

@@ -19,7 +19,8 @@ namespace sve::channel {
 static_assert(std::endian::native == std::endian::little, "the channel's frames are little-endian");
 
 inline constexpr uint32_t kMagic = 0x43455653;  // "SVEC"
-inline constexpr uint8_t kVersion = 3;  // 2: the hello proves the cluster key; 3: frames sealed
+inline constexpr uint8_t kVersion = 4;  // 2: the hello proves the cluster key; 3: frames sealed;
+                                        // 4: copies by reference (mirror_ref)
 inline constexpr uint32_t kBlockBytes = 4096;   // the cache's block
 inline constexpr uint32_t kMaxBlocks = 1024;    // per mirror frame: 4 MiB of data
 inline constexpr uint32_t kMaxBodyBytes = kMaxBlocks * (kBlockBytes + 16);
@@ -52,6 +53,9 @@ enum class FrameType : uint8_t {
   forward_answer = 6,  // its status, and a read's data: count bytes (padded to 8)
   challenge = 7,   // the listener's answer to a hello: its nonce, then its proof
   proof = 8,       // the caller's proof, the last frame of the handshake
+  mirror_ref = 9,  // copies of blocks whose data the receiver forwarded to the sender:
+                   // forward id, blocks[count] (consecutive), seqs[count]; no data.
+                   // Answered by a mirror_ack.
 };
 
 // What a forward frame's body starts with.
@@ -92,6 +96,7 @@ inline uint64_t body_bytes_for(FrameType type, uint64_t count) {
   switch (type) {
     case FrameType::mirror: return count * (16 + kBlockBytes);
     case FrameType::release: return count * 16;
+    case FrameType::mirror_ref: return 8 + count * 16;
     case FrameType::forward_answer: return pad8(count);
     case FrameType::hello: return kNonceBytes;
     case FrameType::challenge: return kNonceBytes + kProofBytes;

@@ -91,6 +91,27 @@ bool DataChannel::send_mirror(OutMirror copy) {
   return queue(std::move(out));
 }
 
+bool DataChannel::send_mirror_ref(OutMirrorRef copy) {
+  size_t n = copy.blocks.size();
+  if (n == 0 || n > kMaxBlocks || copy.seqs.size() != n || unanswered_.count(copy.id)) return false;
+  Out out;
+  FrameHeader& h = out.header;
+  h.type = static_cast<uint8_t>(FrameType::mirror_ref);
+  h.origin = copy.origin;
+  h.vdisk = copy.vdisk;
+  h.count = static_cast<uint32_t>(n);
+  h.id = copy.id;
+  h.epoch = copy.epoch;
+  h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::mirror_ref, n));
+  out.owned.reserve(1 + 2 * n);
+  out.owned.push_back(copy.forward_id);
+  out.owned.insert(out.owned.end(), copy.blocks.begin(), copy.blocks.end());
+  out.owned.insert(out.owned.end(), copy.seqs.begin(), copy.seqs.end());
+  out.body.push_back({out.owned.data(), out.owned.size() * 8});
+  out.window = kHeaderBytes + h.body_bytes;
+  return queue(std::move(out));
+}
+
 bool DataChannel::send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
                                std::vector<uint64_t> seqs) {
   if (blocks.size() != seqs.size() || blocks.size() > kMaxBlocks) return false;
@@ -393,13 +414,13 @@ bool DataChannel::handle(const FrameHeader& h, const char* body) {
     case FrameType::mirror: {
       const auto* words = reinterpret_cast<const uint64_t*>(body);
       MirrorIn in{&h, words, words + h.count, body + size_t{h.count} * 16};
-      int32_t status = handler_.on_mirror(in);
-      Out ack;
-      ack.header.type = static_cast<uint8_t>(FrameType::mirror_ack);
-      ack.header.id = h.id;
-      ack.header.vdisk = h.vdisk;
-      ack.header.status = status;
-      queue(std::move(ack));
+      answer_copy(h, handler_.on_mirror(in));
+      return true;
+    }
+    case FrameType::mirror_ref: {
+      const auto* words = reinterpret_cast<const uint64_t*>(body);
+      answer_copy(h, handler_.on_mirror_ref(
+                         MirrorRefIn{&h, words[0], words + 1, words + 1 + h.count}));
       return true;
     }
     case FrameType::mirror_ack: {
@@ -434,6 +455,15 @@ bool DataChannel::handle(const FrameHeader& h, const char* body) {
   }
   close("unknown frame");
   return false;
+}
+
+void DataChannel::answer_copy(const FrameHeader& h, int32_t status) {
+  Out ack;
+  ack.header.type = static_cast<uint8_t>(FrameType::mirror_ack);
+  ack.header.id = h.id;
+  ack.header.vdisk = h.vdisk;
+  ack.header.status = status;
+  queue(std::move(ack));
 }
 
 bool DataChannel::handle_forward(const FrameHeader& h, const char* body) {
@@ -479,7 +509,9 @@ void DataChannel::maybe_finish_close() {
   for (const auto& [id, bytes] : unanswered_) failed.push_back(id);
   for (const auto& [id, bytes] : forwards_out_) failed_forwards.push_back(id);
   for (const Out& out : waiting_) {
-    if (out.header.type == static_cast<uint8_t>(FrameType::mirror)) failed.push_back(out.header.id);
+    if (out.header.type == static_cast<uint8_t>(FrameType::mirror) ||
+        out.header.type == static_cast<uint8_t>(FrameType::mirror_ref))
+      failed.push_back(out.header.id);
     if (out.header.type == static_cast<uint8_t>(FrameType::forward))
       failed_forwards.push_back(out.header.id);
   }

@@ -16,6 +16,9 @@
 // bound. Frames never overtake each other: a release
 // never arrives before the copy it releases.
 //
+// A copy by reference (mirror_ref) names blocks whose data the receiver
+// itself forwarded to this end: numbers only, answered like a copy.
+//
 // Receiving: into one buffer, frames parsed in place and handed to the
 // handler as views (a copy's data goes from that buffer straight to its
 // non-volatile slot). Every header is checked (channel_wire.hpp) before use;
@@ -63,6 +66,15 @@ struct MirrorIn {
   const uint64_t* blocks;  // header->count of each
   const uint64_t* seqs;
   const char* data;        // header->count * kBlockBytes
+};
+
+// Copies of blocks whose data this end forwarded to the sender (its
+// request `forward_id`): the numbers only, pointing into the receive buffer.
+struct MirrorRefIn {
+  const FrameHeader* header;
+  uint64_t forward_id;
+  const uint64_t* blocks;  // header->count, consecutive (checked by the receiver)
+  const uint64_t* seqs;
 };
 
 struct ReleaseIn {
@@ -113,6 +125,11 @@ class ChannelHandler {
     (void)in;
     return 95;  // EOPNOTSUPP: this end does not hold copies
   }
+  // A peer's copies of data this end forwarded to it; answered the same way.
+  virtual int32_t on_mirror_ref(const MirrorRefIn& in) {
+    (void)in;
+    return 95;  // EOPNOTSUPP
+  }
   virtual void on_release(const ReleaseIn& in) { (void)in; }
   // The answer to a copy this end sent (0 or an errno), or ECONNRESET when
   // the connection ended first (the copy may or may not be held there).
@@ -149,6 +166,18 @@ struct OutMirror {
   const char* data = nullptr;               // count * kBlockBytes, or null and:
   const char* const* block_data = nullptr;  // each block's kBlockBytes where it lies
   std::shared_ptr<const void> keep;
+};
+
+// A copy by reference: the receiver forwarded these blocks' data to this
+// end as its request `forward_id` and still holds it there.
+struct OutMirrorRef {
+  uint32_t origin = 0;
+  uint32_t vdisk = 0;
+  uint64_t epoch = 0;
+  uint64_t id = 0;
+  uint64_t forward_id = 0;
+  std::vector<uint64_t> blocks;  // consecutive
+  std::vector<uint64_t> seqs;
 };
 
 // A host request to forward. Its buffer is sent from where it lies; `hold`
@@ -203,6 +232,7 @@ class DataChannel {
   bool send_hello(const FrameHeader& hello, const Nonce& nonce);
   bool send_proof(const PeerMac& proof);
   bool send_mirror(OutMirror copy);
+  bool send_mirror_ref(OutMirrorRef copy);
   bool send_release(uint32_t origin, uint32_t vdisk, std::vector<uint64_t> blocks,
                     std::vector<uint64_t> seqs);
   bool send_forward(OutForward request);
@@ -222,6 +252,9 @@ class DataChannel {
   const ChannelStats& stats() const { return stats_; }
 
  private:
+  // The answer to a copy (mirror or mirror_ref) that arrived.
+  void answer_copy(const FrameHeader& h, int32_t status);
+
   struct Out {
     FrameHeader header;
     ForwardBody forward;  // a forward frame's fixed part (sent after the header)

@@ -93,6 +93,23 @@ struct PeerChannels::Inbound final : ChannelHandler {
     if (!channels->mirror_) return EOPNOTSUPP;
     return channels->mirror_->on_mirror(node, in);
   }
+  // The owner's copy of a write this core forwarded to it: kept from the
+  // write's own data, which is here already (the owner sent only the
+  // numbers). Not held (ENOENT, EINVAL): the owner sends the data instead.
+  int32_t on_mirror_ref(const MirrorRefIn& in) override {
+    if (cut_now()) return ECONNRESET;
+    if (!channels->mirror_ || !channels->forward_) return EOPNOTSUPP;
+    const FrameHeader& h = *in.header;
+    for (uint32_t i = 1; i < h.count; ++i)
+      if (in.blocks[i] != in.blocks[0] + i) return EINVAL;
+    if (in.blocks[0] > UINT64_MAX / kBlockBytes - h.count) return EINVAL;
+    const char* data = channels->forward_->forwarded_data(
+        in.forward_id, h.vdisk, in.blocks[0] * kBlockBytes, uint64_t{h.count} * kBlockBytes);
+    if (!data) return ENOENT;
+    int32_t status = channels->mirror_->on_mirror(node, MirrorIn{&h, in.blocks, in.seqs, data});
+    if (status == 0) channels->forward_->copy_held(in.forward_id);
+    return status;
+  }
   void on_release(const ReleaseIn& in) override {
     if (channels->mirror_) channels->mirror_->on_release(node, in);
   }

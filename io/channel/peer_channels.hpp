@@ -54,6 +54,15 @@ class ForwardEndpoint {
   virtual ~ForwardEndpoint() = default;
   virtual void on_forward(ReplyTo reply, uint32_t from, const ForwardIn& in) = 0;
   virtual void on_forward_answer(const ForwardAnswerIn& in) = 0;
+  // A write this end forwarded (its id) and not yet answered: its `bytes`
+  // at vdisk offset `offset`, in one piece, for the copy its owner asks
+  // this node (the owner's partner) to keep from them; null if there is no
+  // such write here or its bytes lie in pieces.
+  virtual const char* forwarded_data(uint64_t id, uint32_t vdisk, uint64_t offset,
+                                     uint64_t bytes) = 0;
+  // That copy is held here now, so the write is in both nodes' non-volatile
+  // memory: acknowledged at once (its answer, when it comes, is ignored).
+  virtual void copy_held(uint64_t id) = 0;
 };
 
 struct PeerChannelsSetup {

@@ -79,12 +79,38 @@ void ChannelForwarder::submit(IoRequestPtr request) {
   ++stats_.sent;
 }
 
+ChannelForwarder::Outbound* ChannelForwarder::waiting(uint64_t id) {
+  uint64_t index = id & kIndexMask;
+  if (index >= outbound_.size() || outbound_[index].id != id || !outbound_[index].request)
+    return nullptr;  // not ours (any more)
+  return &outbound_[index];
+}
+
+const char* ChannelForwarder::forwarded_data(uint64_t id, uint32_t vdisk, uint64_t offset,
+                                             uint64_t bytes) {
+  Outbound* slot = waiting(id);
+  if (!slot) return nullptr;
+  const IoRequest& r = *slot->request;
+  if (r.op != IoOp::write || r.volume != vdisk || !r.buffer || offset < r.offset ||
+      bytes > r.length || offset - r.offset > r.length - bytes)
+    return nullptr;
+  return r.buffer->contiguous(r.buffer_offset + (offset - r.offset), bytes);
+}
+
+void ChannelForwarder::copy_held(uint64_t id) {
+  Outbound* slot = waiting(id);
+  if (!slot) return;
+  IoRequestPtr request = std::move(slot->request);
+  free_outbound_.push_back(static_cast<uint32_t>(id & kIndexMask));
+  ++stats_.held_early;
+  complete(std::move(request), 0);
+}
+
 void ChannelForwarder::on_forward_answer(const channel::ForwardAnswerIn& in) {
-  uint64_t index = in.id & kIndexMask;
-  if (index >= outbound_.size() || outbound_[index].id != in.id || !outbound_[index].request)
-    return;  // not ours (any more)
-  IoRequestPtr request = std::move(outbound_[index].request);
-  free_outbound_.push_back(static_cast<uint32_t>(index));
+  Outbound* slot = waiting(in.id);
+  if (!slot) return;  // not ours (any more), or acknowledged when its copy came
+  IoRequestPtr request = std::move(slot->request);
+  free_outbound_.push_back(static_cast<uint32_t>(in.id & kIndexMask));
   int32_t status = in.status;
   // Not run there (ESTALE: not the owner; EAGAIN: no room; EXDEV: another
   // core), or the connection ended first: another path.
@@ -128,7 +154,6 @@ void ChannelForwarder::refuse(channel::ReplyTo reply, uint64_t id, int32_t statu
 
 void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
                                   const channel::ForwardIn& in) {
-  (void)from;
   const channel::FrameHeader& h = *in.header;
   const channel::ForwardBody& b = *in.body;
   if (!runs_here(h.vdisk)) return refuse(reply, h.id, ESTALE);
@@ -159,6 +184,10 @@ void ChannelForwarder::on_forward(channel::ReplyTo reply, uint32_t from,
   request->volume = h.vdisk;
   request->offset = b.offset;
   request->length = op == IoOp::flush ? 0 : b.length;
+  if (op == IoOp::write) {
+    request->forwarded_by = from;
+    request->forward_id = h.id;
+  }
   if (op == IoOp::block_status) block_status_request(*request, b.flags);
   uint32_t index = take_slot(inbound_, free_inbound_);
   inbound_[index] = {reply, h.id};
@@ -187,6 +216,7 @@ void ChannelForwarder::io_done(IoRequestPtr request) {
 nlohmann::json ChannelForwarder::inspect() const {
   return {{"sent", stats_.sent}, {"not_sent", stats_.not_sent}, {"served", stats_.served},
           {"refused", stats_.refused}, {"bytes_copied", stats_.bytes_copied},
+          {"held_early", stats_.held_early},
           {"waiting_answers", outbound_.size() - free_outbound_.size()},
           {"serving", serving()}};
 }

@@ -49,6 +49,7 @@ struct ChannelForwarderStats {
   uint64_t served = 0;        // peers' requests run here
   uint64_t refused = 0;       // peers' requests not run (not the owner, no room)
   uint64_t bytes_copied = 0;  // payload copied between channel and request buffers
+  uint64_t held_early = 0;    // writes acknowledged when the owner's copy was kept here
 };
 
 class ChannelForwarder final : public IoServer, public IoClient, public channel::ForwardEndpoint {
@@ -69,6 +70,9 @@ class ChannelForwarder final : public IoServer, public IoClient, public channel:
   void io_done(IoRequestPtr request) override;
   void on_forward(channel::ReplyTo reply, uint32_t from, const channel::ForwardIn& in) override;
   void on_forward_answer(const channel::ForwardAnswerIn& in) override;
+  const char* forwarded_data(uint64_t id, uint32_t vdisk, uint64_t offset,
+                             uint64_t bytes) override;
+  void copy_held(uint64_t id) override;
 
   nlohmann::json inspect() const;
   const ChannelForwarderStats& stats() const { return stats_; }
@@ -84,6 +88,7 @@ class ChannelForwarder final : public IoServer, public IoClient, public channel:
   };
 
   bool runs_here(uint32_t vdisk) const;
+  Outbound* waiting(uint64_t id);
   void refuse(channel::ReplyTo reply, uint64_t id, int32_t status);
 
   channel::PeerChannels& channels_;

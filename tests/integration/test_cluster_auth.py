@@ -31,7 +31,7 @@ from cluster_harness import Cluster
 from harness import SVECTL, check, free_port, qemu_io, run, wait_until
 
 MiB = 1 << 20
-MAGIC, VERSION = 0x43455653, 3
+MAGIC, VERSION = 0x43455653, 4  # io/channel/channel_wire.hpp kVersion
 HELLO, CHALLENGE, PROOF, MIRROR = 1, 7, 8, 2
 HEADER = struct.Struct("<IBBHIIIIQQiI")  # io/channel/channel_wire.hpp's FrameHeader
 

@@ -56,6 +56,13 @@ def test(make):
     wait_until(lambda: forward_of(n2)["on_channel"] > 100,
                lambda: f"requests forwarded on the data channel: {forward_of(n2)}, "
                        f"{forwarded.writes_acked} acknowledged", timeout=30)
+    # Node 2 is the owner's partner: the owner's copies of those writes go
+    # back by reference (node 2 keeps them from the data it forwarded), and
+    # node 2 acknowledges each write once it holds that copy.
+    wait_until(lambda: link_of(n1)["copies_by_reference"] > 50
+               and forward_of(n2)["channel"]["held_early"] > 50,
+               lambda: f"copies by reference: node 1 {link_of(n1)}, node 2 {forward_of(n2)}",
+               timeout=30)
 
     # Hostile callers on node 2's data port: garbage, and a hello from a
     # node with another number of cores followed by garbage. Neither may

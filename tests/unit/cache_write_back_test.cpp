@@ -690,6 +690,63 @@ TEST_CASE("moved to another group, a vdisk whose old owner dies is handed over b
 // The acknowledgement rule: a write completes only once the partner holds
 // its copy. A partner that refuses (its non-volatile memory is full) gets
 // the copy again on a later tick, and the host waits until it takes it.
+// A write its partner forwarded here (whole blocks): that node holds the
+// data, so the copy goes by reference, alone and at once; from another
+// node or over part of a block it goes with its data. Refused, it is sent
+// again with its data (the partner may not have it any more).
+TEST_CASE("write-back: a write the partner forwarded is copied by reference, refused it carries data",
+          "[cache][wb]") {
+  Pair p;
+  auto forwarded = [&](uint64_t block, uint8_t fill, uint32_t by, uint64_t id, uint64_t len) {
+    auto r = make_request();
+    r->op = IoOp::write;
+    r->volume = kVdisk;
+    r->offset = block * 4096;
+    r->length = len;
+    r->buffer = Buffer::allocate(len);
+    std::memset(r->buffer->data(), fill, len);
+    r->client = &p.front;
+    r->forwarded_by = by;
+    r->forward_id = id;
+    p.nodes[1].cache->submit(r);
+    return r;
+  };
+  p.write(1, 1, 0x11);                           // a copy in flight (1 of 2)
+  auto w = forwarded(3, 0x33, 2, 77, 2 * 4096);  // by reference, at once (2 of 2)
+  forwarded(6, 0x66, 3, 78, 4096);               // node 3 is not the partner: waits, with data
+  REQUIRE(p.wire.size() == 2);
+  CHECK(p.wire[0].batch.forward_id == 0);
+  CHECK(p.wire[1].batch.forward_id == 77);
+  CHECK(p.wire[1].batch.blocks == std::vector<uint64_t>{3, 4});
+  CHECK(p.nodes[1].cache->stats().mirrored_by_reference == 2);
+  p.deliver_one();  // the first copy: its write completes, the open batch leaves
+  REQUIRE(p.wire.size() == 2);
+  CHECK(p.wire[1].batch.forward_id == 0);
+  CHECK(p.wire[1].batch.blocks == std::vector<uint64_t>{6});
+  // The copy by reference, refused by the partner.
+  Message ref = std::move(p.wire[0]);
+  p.wire.pop_front();
+  p.nodes[1].cache->mirror_done(ref.id, false);
+  CHECK(w->use_count() > 1);  // not completed
+  p.nodes[1].cache->tick(p.now += 300);
+  REQUIRE(p.wire.size() == 2);
+  CHECK(p.wire[1].id == ref.id);
+  CHECK(p.wire[1].batch.forward_id == 0);
+  REQUIRE(p.wire[1].batch.data.size() == 2 * 4096);
+  CHECK(static_cast<uint8_t>(p.wire[1].batch.data[4096]) == 0x33);
+  p.settle();
+  CHECK(w->status == 0);
+  CHECK(p.front.done.size() == 3);
+  CHECK(p.on_disk(4) == block_of(0x33));
+  CHECK(p.nodes[2].cache->stats().copies_held == 0);
+  // A forwarded write over part of a block sends its data (the partner
+  // does not have the rest of the block).
+  auto part = forwarded(9, 0x99, 2, 79, 4096 + 512);
+  p.settle();
+  CHECK(part->status == 0);
+  CHECK(p.nodes[1].cache->stats().mirrored_by_reference == 2);
+}
+
 TEST_CASE("write-back: a copy the partner refused holds the write back until it is taken",
           "[cache][wb]") {
   Pair p;

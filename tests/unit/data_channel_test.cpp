@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "io/channel/channel_auth.hpp"
 #include "io/channel/data_channel.hpp"
+#include "io/channel/peer_channels.hpp"
 
 using namespace sve;
 using namespace sve::channel;
@@ -44,6 +46,19 @@ struct Receiver final : ChannelHandler {
   }
   void on_release(const ReleaseIn& in) override {
     for (uint32_t i = 0; i < in.header->count; ++i) released.push_back(in.blocks[i]);
+  }
+  struct Ref {
+    FrameHeader header;
+    uint64_t forward_id;
+    std::vector<uint64_t> blocks, seqs;
+  };
+  std::vector<Ref> refs;
+  int32_t on_mirror_ref(const MirrorRefIn& in) override {
+    order.push_back(in.header->id);
+    refs.push_back({*in.header, in.forward_id,
+                    std::vector<uint64_t>(in.blocks, in.blocks + in.header->count),
+                    std::vector<uint64_t>(in.seqs, in.seqs + in.header->count)});
+    return answer;
   }
   struct Forwarded {
     FrameHeader header;
@@ -529,4 +544,139 @@ TEST_CASE("data channel: a copy sent from its blocks where they lie, more pieces
   for (uint32_t i = 0; i < n; ++i)
     CHECK(p.receiver.copies[1000 + i] == static_cast<unsigned char>(i % 251) + 1000);
   CHECK(p.out->stats().sends > 1);
+}
+
+namespace {
+
+OutMirrorRef ref_of(uint64_t id, uint64_t forward_id, std::vector<uint64_t> blocks,
+                    std::vector<uint64_t> seqs) {
+  OutMirrorRef r;
+  r.origin = 1;
+  r.vdisk = 7;
+  r.epoch = 3;
+  r.id = id;
+  r.forward_id = forward_id;
+  r.blocks = std::move(blocks);
+  r.seqs = std::move(seqs);
+  return r;
+}
+
+}  // namespace
+
+// A copy of data the receiver forwarded: numbers only, in order with the
+// other copies, answered like one, and failed once with its connection.
+TEST_CASE("data channel: a copy by reference carries its numbers and no data, answered like a copy") {
+  Pair p;
+  p.in->start();
+  REQUIRE(p.out->send_hello(make_hello(1, 0, 1, 1), fresh_nonce()));
+  REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(10, 1, 'a', 1), 1)));
+  REQUIRE(p.out->send_mirror_ref(ref_of(2, 77, {40, 41, 42}, {8, 8, 9})));
+  REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(11, 1, 'b', 2), 3)));
+  CHECK_FALSE(p.out->send_mirror_ref(ref_of(4, 77, {}, {})));
+  CHECK_FALSE(p.out->send_mirror_ref(ref_of(4, 77, {1, 2}, {1})));
+  CHECK_FALSE(p.out->send_mirror_ref(ref_of(2, 78, {1}, {1})));  // id 2 is out already
+  p.receiver.answer = ENOENT;
+  p.run_until([&] { return p.sender.answers.size() == 3; });
+  CHECK(p.receiver.order == std::vector<uint64_t>{1, 2, 3});
+  REQUIRE(p.receiver.refs.size() == 1);
+  const auto& r = p.receiver.refs[0];
+  CHECK(r.forward_id == 77);
+  CHECK(r.header.vdisk == 7);
+  CHECK(r.header.epoch == 3);
+  CHECK(r.header.origin == 1);
+  CHECK(r.blocks == std::vector<uint64_t>{40, 41, 42});
+  CHECK(r.seqs == std::vector<uint64_t>{8, 8, 9});
+  CHECK(p.sender.answers[2] == std::vector<int32_t>{ENOENT});
+  CHECK(p.out->window_used() == 0);
+  // Its frame: the numbers, no block of data (the two copies carry one each).
+  CHECK(p.out->stats().bytes_sent <
+        2 * (kHeaderBytes + body_bytes_for(FrameType::mirror, 1)) + 3 * kHeaderBytes + 200);
+  // Waiting for the window when the connection ends: failed once.
+  REQUIRE(p.out->send_mirror_ref(ref_of(5, 80, {1}, {1})));
+  p.out->close("cut");
+  p.run_until([&] { return p.sender.closed; });
+  CHECK(p.sender.answers[5] == std::vector<int32_t>{ECONNRESET});
+}
+
+namespace {
+
+// This node's cache partition and forwarder, as the core's connections
+// see them.
+struct Partition final : MirrorEndpoint, ForwardEndpoint {
+  int32_t store_status = 0;
+  std::vector<std::string> stored;  // the data of each copy stored
+  std::vector<uint64_t> held;       // forwarded writes acknowledged by their copy
+  std::map<uint64_t, std::string> writes;  // forwarded writes waiting: id -> data at vdisk 0
+  int32_t on_mirror(uint32_t, const MirrorIn& in) override {
+    if (store_status == 0)
+      stored.emplace_back(in.data, size_t{in.header->count} * kBlockBytes);
+    return store_status;
+  }
+  void on_release(uint32_t, const ReleaseIn&) override {}
+  void on_mirror_answer(uint64_t, int32_t) override {}
+  void on_forward(ReplyTo, uint32_t, const ForwardIn&) override {}
+  void on_forward_answer(const ForwardAnswerIn&) override {}
+  const char* forwarded_data(uint64_t id, uint32_t vdisk, uint64_t offset,
+                             uint64_t bytes) override {
+    auto it = writes.find(id);
+    if (it == writes.end() || vdisk != 7 || offset + bytes > it->second.size()) return nullptr;
+    return it->second.data() + offset;
+  }
+  void copy_held(uint64_t id) override { held.push_back(id); }
+};
+
+}  // namespace
+
+// The partner's end of a copy by reference: kept from the forwarded
+// write's own data, and only a copy that was kept acknowledges the write.
+TEST_CASE("data channel: a copy by reference is kept from the forwarded write, which it acknowledges") {
+  auto ring = std::move(UringEngine::create(64).value());
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  PeerChannelsSetup setup;
+  setup.ring = ring.get();
+  setup.self = 2;
+  Partition partition;
+  std::string data(4 * kBlockBytes, 0);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i / kBlockBytes + 'p');
+  partition.writes[77] = data;
+  Sender owner;
+  SessionKeys keys;
+  keys.send.fill(1);
+  keys.receive.fill(2);
+  {
+    PeerChannels channels(setup);
+    channels.bind(static_cast<MirrorEndpoint*>(&partition));
+    channels.bind(static_cast<ForwardEndpoint*>(&partition));
+    channels.accept(UniqueFd(fds[1]), make_hello(1, 0, 1, 9), keys);
+    DataChannel out(*ring, UniqueFd(fds[0]), owner, ChannelLimits{});
+    out.seal(SessionKeys{keys.receive, keys.send});
+    out.start();
+    auto run_until = [&](auto done) {
+      for (int i = 0; i < 100000 && !done(); ++i) ring->poll();
+      REQUIRE(done());
+    };
+    REQUIRE(out.send_mirror_ref(ref_of(1, 77, {1, 2}, {5, 5})));  // kept
+    run_until([&] { return owner.answers.size() == 1; });
+    CHECK(owner.answers[1] == std::vector<int32_t>{0});
+    REQUIRE(partition.stored.size() == 1);
+    CHECK(partition.stored[0] == data.substr(kBlockBytes, 2 * kBlockBytes));
+    CHECK(partition.held == std::vector<uint64_t>{77});
+    partition.store_status = ENOSPC;  // not kept: the write waits
+    REQUIRE(out.send_mirror_ref(ref_of(2, 77, {0}, {6})));
+    REQUIRE(out.send_mirror_ref(ref_of(3, 78, {0}, {6})));         // no such write here
+    REQUIRE(out.send_mirror_ref(ref_of(4, 77, {3, 5}, {6, 6})));   // not consecutive
+    REQUIRE(out.send_mirror_ref(ref_of(5, 77, {3, 4}, {6, 6})));   // past its data
+    run_until([&] { return owner.answers.size() == 5; });
+    CHECK(owner.answers[2] == std::vector<int32_t>{ENOSPC});
+    CHECK(owner.answers[3] == std::vector<int32_t>{ENOENT});
+    CHECK(owner.answers[4] == std::vector<int32_t>{EINVAL});
+    CHECK(owner.answers[5] == std::vector<int32_t>{ENOENT});
+    CHECK(partition.held == std::vector<uint64_t>{77});
+    CHECK(partition.stored.size() == 1);
+    out.close("test over");
+    channels.close_all();
+    run_until([&] { return out.closed(); });
+    for (int i = 0; i < 100; ++i) ring->poll();
+  }
 }
