@@ -813,6 +813,12 @@ MUTANTS = [
          why="a copy by reference is answered without its numbers reaching the receiver",
          before="      answer_copy(h, handler_.on_mirror_ref(\n                         MirrorRefIn{&h, words[0], words + 1, words + 1 + h.count}));",
          after="      answer_copy(h, 0);", tests="copy by reference carries"),
+    dict(id="iscsi-logout-misses-arriving", file="io/iscsi/port/iscsi_task_management.cpp",
+         why="a Logout naming a connection whose join was answered but which is not on its core "
+             "yet answers CID not found (the race shows under load: the other iSCSI tests run "
+             "beside it)",
+         before="    bool arriving = !other && setup_.log_out_arriving && setup_.log_out_arriving(cid);",
+         after="    bool arriving = false;", tests="integration.iscsi"),
     dict(id="mirror-ref-never-used", file="io/interconnect/channel_forwarder.cpp",
          why="the owner never learns that a forwarded write came from its partner: every copy "
              "carries its data back",

@@ -149,7 +149,7 @@ LoginMachine::Reply LoginMachine::on_request(const Bhs& q, const uint8_t* data, 
       else if (!config_.join)
         join.why = "adding a connection to an existing session is not supported here";
       else
-        join = config_.join(initiator_port(), joined_);
+        join = config_.join(initiator_port(), joined_, cid_);
       if (join.status != S::success) return fail(q, join.status, join.why, stat_sn);
     }
     if (type_ == SessionType::normal)

@@ -41,8 +41,8 @@ struct LoginConfig {
   uint32_t command_window = 64;  // MaxCmdSN - ExpCmdSN + 1
   std::function<LoginPolicy(const std::string& initiator, SessionType type)> policy;
   // A login with a TSIH (another connection of that session, from the
-  // initiator port named): whether it may join. None: refused.
-  std::function<JoinAnswer(const std::string& initiator_port, uint16_t tsih)> join;
+  // initiator port named, with this CID): whether it may join. None: refused.
+  std::function<JoinAnswer(const std::string& initiator_port, uint16_t tsih, uint16_t cid)> join;
 };
 
 class LoginMachine {

@@ -190,7 +190,8 @@ TEST_CASE("iSCSI login of a connection that joins a session", "[iscsi-login]") {
   // The port says which sessions may take one more: TSIH 5 of this
   // initiator port may, TSIH 6 is full, no other exists.
   std::vector<std::pair<std::string, uint16_t>> asked;
-  auto join = [&](const std::string& port, uint16_t tsih) {
+  auto join = [&](const std::string& port, uint16_t tsih, uint16_t cid) {
+    CHECK(cid == 4);  // the joining connection's, for the port to expect it
     asked.emplace_back(port, tsih);
     JoinAnswer a;
     if (tsih == 5) a.status = LoginStatus::success;

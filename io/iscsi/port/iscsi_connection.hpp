@@ -206,6 +206,10 @@ struct ConnectionSetup {
   // The tasks a PREEMPT AND ABORT ended that the stack still had (set_units
   // said it began waiting for them) are all back. On the connection's core.
   std::function<void()> on_preempt_drained;
+  // A Logout names a connection of this session that is not here: whether
+  // it is one whose join was answered and that is still on its way to this
+  // core (it is then closed on arrival, and counts as logged out).
+  std::function<bool(uint16_t cid)> log_out_arriving;
 };
 
 struct ConnectionStats {

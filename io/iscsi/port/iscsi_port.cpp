@@ -93,6 +93,10 @@ struct IscsiPort::Impl {
     iscsi::SessionParams params;
     std::shared_ptr<iscsi::SessionShared> shared;
     size_t connections = 0;  // admitted (serving, or on their way to the core)
+    // Connections (by CID) whose join was answered and that are not yet on
+    // the session's core: a Logout naming one meanwhile must find it
+    // (true: it came; the connection closes on arrival).
+    std::map<uint16_t, bool> arriving;
   };
   std::map<uint16_t, Session> sessions;
   std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
@@ -108,7 +112,8 @@ struct IscsiPort::Impl {
   void handshake(int fd, size_t core);
   iscsi::JoinAnswer may_join(const std::string& initiator_port, uint16_t tsih) const;
   iscsi::JoinAnswer may_join_once_led(const std::string& initiator_port, uint16_t tsih,
-                                      uint16_t own);
+                                      uint16_t own, uint16_t cid);
+  void forget_arriving(uint16_t tsih, uint16_t cid);
   void handshake_ended(uint16_t tsih);
   uint16_t new_tsih();
   void reinstate(const std::string& initiator_port);
@@ -338,8 +343,17 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   config.tsih = tsih;
   config.command_window = options.command_window;
   config.offer.max_connections = options.session_connections;
-  config.join = [this, own_tsih](const std::string& initiator_port, uint16_t joined) {
-    return may_join_once_led(initiator_port, joined, own_tsih);
+  // A join answered yes: its connection is arriving at its session until
+  // it is on the core (serve_on_core) or its login fails (below).
+  uint16_t arriving_tsih = 0, arriving_cid = 0;
+  config.join = [this, own_tsih, &arriving_tsih, &arriving_cid](
+                    const std::string& initiator_port, uint16_t joined, uint16_t cid) {
+    iscsi::JoinAnswer answer = may_join_once_led(initiator_port, joined, own_tsih, cid);
+    if (answer.status == iscsi::LoginStatus::success) {
+      arriving_tsih = joined;
+      arriving_cid = cid;
+    }
+    return answer;
   };
   config.policy = [&](const std::string& initiator, iscsi::SessionType) {
     client.initiator = initiator;
@@ -361,6 +375,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   std::lock_guard lock(mu);
   handshake_ended(own_tsih);
   if (!login.logged_in || stopping) {
+    forget_arriving(arriving_tsih, arriving_cid);
     if (!login.logged_in)
       spdlog::info("iscsi: login from {} ({}) refused or ended: {}", client.address,
                    client.initiator.empty() ? "unnamed" : client.initiator, login.reason);
@@ -377,6 +392,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     if (join.status != iscsi::LoginStatus::success) {
       spdlog::info("iscsi: {}'s connection {} to session {} refused: {}", login.initiator_port,
                    login.cid, login.joined, join.why);
+      forget_arriving(arriving_tsih, arriving_cid);
       forget(fd);
       return;
     }
@@ -442,6 +458,15 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   setup.send_targets = [target, portals](const std::string& value) {
     return iscsi::send_targets(value, iscsi::SessionType::normal, target, portals).pairs;
   };
+  setup.log_out_arriving = [this, tsih](uint16_t cid) {
+    std::lock_guard lock(mu);
+    auto s = sessions.find(tsih);
+    if (s == sessions.end()) return false;
+    auto a = s->second.arriving.find(cid);
+    if (a == s->second.arriving.end()) return false;
+    a->second = true;
+    return true;
+  };
   // On the core of its first LUN's vdisk (its cache partition): most
   // sessions reach one vdisk, or vdisks of one core. A session's other
   // connections join it there.
@@ -495,12 +520,21 @@ iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port,
 // the handshake's own time), then as may_join. `own`: the TSIH the joining
 // handshake holds (a join naming it waits for nothing).
 iscsi::JoinAnswer IscsiPort::Impl::may_join_once_led(const std::string& initiator_port,
-                                                     uint16_t tsih, uint16_t own) {
+                                                     uint16_t tsih, uint16_t own,
+                                                     uint16_t cid) {
   std::unique_lock lock(mu);
   if (tsih != own)
     cv.wait_for(lock, std::chrono::milliseconds(options.handshake_timeout_ms),
                 [&] { return stopping || !leading.count(tsih); });
-  return may_join(initiator_port, tsih);
+  iscsi::JoinAnswer answer = may_join(initiator_port, tsih);
+  if (answer.status == iscsi::LoginStatus::success) sessions.at(tsih).arriving[cid] = false;
+  return answer;
+}
+
+// Under mu: a join answered yes will not reach its core after all.
+void IscsiPort::Impl::forget_arriving(uint16_t tsih, uint16_t cid) {
+  if (tsih == 0) return;
+  if (auto s = sessions.find(tsih); s != sessions.end()) s->second.arriving.erase(cid);
 }
 
 // Under mu: a handshake that held `tsih` is over.
@@ -548,8 +582,18 @@ void IscsiPort::Impl::serve_on_core(int fd, iscsi::ConnectionSetup setup, unsign
       [this, core](iscsi::IscsiConnection* c) { closed(c, core); });
   {
     std::lock_guard lock(mu);
+    // A joined connection is in its session now (the constructor put it
+    // there, on this core): no longer arriving. Logged out on its way: it
+    // closes.
+    bool logged_out = false;
+    if (auto s = sessions.find(admitted.tsih); s != sessions.end()) {
+      if (auto a = s->second.arriving.find(admitted.cid); a != s->second.arriving.end()) {
+        logged_out = a->second;
+        s->second.arriving.erase(a);
+      }
+    }
     serving.emplace(connection, std::move(admitted));
-    if (stopping) connection->shutdown();
+    if (stopping || logged_out) connection->shutdown();
     follow_exports();  // (the map may have changed since its login)
   }
   connection->start();

@@ -282,7 +282,10 @@ void IscsiConnection::logout(Task& t) {
     for (IscsiConnection* c : session_->connections)
       if (c != this && c->setup_.cid == cid) other = c;
     if (other) other->end("logged out by another connection of its session");
-    return answer_logout(t, other ? kLogoutClosed : kLogoutCidNotFound);
+    // (Its login answered, the initiator may name it before the port has
+    // handed it to this core.)
+    bool arriving = !other && setup_.log_out_arriving && setup_.log_out_arriving(cid);
+    return answer_logout(t, other || arriving ? kLogoutClosed : kLogoutCidNotFound);
   }
   if (reason != kCloseSession && reason != kCloseConnection)
     return answer_logout(t, kLogoutRecoveryNotSupported);
