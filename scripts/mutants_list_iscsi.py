@@ -399,7 +399,7 @@ ISCSI_MUTANTS = [
          tests="integration.iscsi_mcs", timeout=600),
     dict(id="mcs-join-past-max-connections", file="io/iscsi/port/iscsi_port.cpp",
          why="a session takes more connections than MaxConnections agreed",
-         before="  if (it->second.connections >= it->second.params.max_connections) {",
+         before="  if (it->second.connections - replaced >= it->second.params.max_connections) {",
          after="  if (false) {",
          tests="integration.iscsi_mcs", timeout=600),
     dict(id="mcs-session-logout-leaves-others", file="io/iscsi/port/iscsi_task_management.cpp",
@@ -492,4 +492,14 @@ ISCSI_MUTANTS = [
          why="a gate closed after its lease ran out counts from the close, not from the lease",
          before="                       : std::min(was, now),", after="                       : now,",
          tests="gate knows how long"),
+    dict(id="iscsi-join-replacing-takes-room", file="io/iscsi/port/iscsi_port.cpp",
+         why="a login with the CID of a serving connection of a full session is refused as one "
+             "too many: a host cannot reinstate a connection of a full session",
+         before="    if (a.tsih == tsih && a.cid == cid && connection->session() == it->second.shared.get())\n      ++replaced;",
+         after="    if (false) ++replaced;", tests="integration.iscsi_mcs"),
+    dict(id="iscsi-logout-names-ended", file="io/iscsi/port/iscsi_task_management.cpp",
+         why="a Logout naming a CID finds the connection that CID's reinstatement ended, not the "
+             "one serving by it: the one named serves on",
+         before="c->setup_.cid == cid && c->phase_ != Phase::closing) other = c;",
+         after="c->setup_.cid == cid) other = c;", tests="integration.iscsi"),
 ]

@@ -189,6 +189,12 @@ def test(make):
     d = Connection(port, TARGET, INITIATOR, tsih=a.tsih, cid=3, cmd_sn=cmd_sn)
     check(d.status == 0x0206, f"a fourth, past MaxConnections=3: too many ({d.status:#x})")
     d.close()
+    # A login with the CID of a connection the full session has replaces
+    # it (connection reinstatement): it takes no more room.
+    again = Connection(port, TARGET, INITIATOR, tsih=a.tsih, cid=2, cmd_sn=cmd_sn)
+    check(again.status == 0, f"connection 2 reinstated in a full session ({again.status:#x})")
+    check(c.closed(), "the connection it replaces is closed by the target")
+    c = again
 
     # Logout of another connection by its CID: it closes, the one asking
     # stays; a CID not in the session is "not found". Sent the moment the

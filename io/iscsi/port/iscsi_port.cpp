@@ -93,10 +93,15 @@ struct IscsiPort::Impl {
     iscsi::SessionParams params;
     std::shared_ptr<iscsi::SessionShared> shared;
     size_t connections = 0;  // admitted (serving, or on their way to the core)
-    // Connections (by CID) whose join was answered and that are not yet on
-    // the session's core: a Logout naming one meanwhile must find it
-    // (true: it came; the connection closes on arrival).
-    std::map<uint16_t, bool> arriving;
+    // Connections whose join was answered and that are not yet on the
+    // session's core, by socket (two by one CID may be on their way, one
+    // replacing the other): a Logout naming one meanwhile must find it.
+    struct Arriving {
+      uint16_t cid = 0;
+      bool counted = false;     // in `connections` (its login is over)
+      bool logged_out = false;  // named by a Logout or replaced: closes on arrival
+    };
+    std::map<int, Arriving> arriving;
   };
   std::map<uint16_t, Session> sessions;
   std::map<iscsi::IscsiConnection*, Admitted> serving;  // each owned by its core
@@ -110,10 +115,11 @@ struct IscsiPort::Impl {
 
   void accept_loop();
   void handshake(int fd, size_t core);
-  iscsi::JoinAnswer may_join(const std::string& initiator_port, uint16_t tsih) const;
+  iscsi::JoinAnswer may_join(const std::string& initiator_port, uint16_t tsih, uint16_t cid,
+                             int fd) const;
   iscsi::JoinAnswer may_join_once_led(const std::string& initiator_port, uint16_t tsih,
-                                      uint16_t own, uint16_t cid);
-  void forget_arriving(uint16_t tsih, uint16_t cid);
+                                      uint16_t own, uint16_t cid, int fd);
+  void forget_arriving(uint16_t tsih, int fd);
   void handshake_ended(uint16_t tsih);
   uint16_t new_tsih();
   void reinstate(const std::string& initiator_port);
@@ -345,14 +351,11 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   config.offer.max_connections = options.session_connections;
   // A join answered yes: its connection is arriving at its session until
   // it is on the core (serve_on_core) or its login fails (below).
-  uint16_t arriving_tsih = 0, arriving_cid = 0;
-  config.join = [this, own_tsih, &arriving_tsih, &arriving_cid](
-                    const std::string& initiator_port, uint16_t joined, uint16_t cid) {
-    iscsi::JoinAnswer answer = may_join_once_led(initiator_port, joined, own_tsih, cid);
-    if (answer.status == iscsi::LoginStatus::success) {
-      arriving_tsih = joined;
-      arriving_cid = cid;
-    }
+  uint16_t arriving_tsih = 0;
+  config.join = [this, own_tsih, fd, &arriving_tsih](const std::string& initiator_port,
+                                                     uint16_t joined, uint16_t cid) {
+    iscsi::JoinAnswer answer = may_join_once_led(initiator_port, joined, own_tsih, cid, fd);
+    if (answer.status == iscsi::LoginStatus::success) arriving_tsih = joined;
     return answer;
   };
   config.policy = [&](const std::string& initiator, iscsi::SessionType) {
@@ -375,7 +378,7 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
   std::lock_guard lock(mu);
   handshake_ended(own_tsih);
   if (!login.logged_in || stopping) {
-    forget_arriving(arriving_tsih, arriving_cid);
+    forget_arriving(arriving_tsih, fd);
     if (!login.logged_in)
       spdlog::info("iscsi: login from {} ({}) refused or ended: {}", client.address,
                    client.initiator.empty() ? "unnamed" : client.initiator, login.reason);
@@ -388,11 +391,11 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     // Another connection of a session (checked again: it may have ended,
     // or filled, while this one logged in): the session's parameters with
     // this connection's own, on the session's core.
-    iscsi::JoinAnswer join = may_join(login.initiator_port, login.joined);
+    iscsi::JoinAnswer join = may_join(login.initiator_port, login.joined, login.cid, fd);
     if (join.status != iscsi::LoginStatus::success) {
       spdlog::info("iscsi: {}'s connection {} to session {} refused: {}", login.initiator_port,
                    login.cid, login.joined, join.why);
-      forget_arriving(arriving_tsih, arriving_cid);
+      forget_arriving(arriving_tsih, fd);
       forget(fd);
       return;
     }
@@ -413,6 +416,8 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
                      login.initiator_port, login.cid);
         connection->shutdown();
       }
+    for (auto& [other, a] : joined.arriving)
+      if (other != fd && a.cid == login.cid) a.logged_out = true;  // (replaced on its way)
   } else {
     // A new session of an initiator port that has one here replaces it
     // (session reinstatement, RFC 7143 6.3.5): the old one's connections
@@ -462,10 +467,10 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     std::lock_guard lock(mu);
     auto s = sessions.find(tsih);
     if (s == sessions.end()) return false;
-    auto a = s->second.arriving.find(cid);
-    if (a == s->second.arriving.end()) return false;
-    a->second = true;
-    return true;
+    bool found = false;
+    for (auto& [socket, a] : s->second.arriving)
+      if (a.cid == cid) found = a.logged_out = true;
+    return found;
   };
   // On the core of its first LUN's vdisk (its cache partition): most
   // sessions reach one vdisk, or vdisks of one core. A session's other
@@ -481,6 +486,8 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
     made.shared = setup.session;
   }
   ++sessions.at(tsih).connections;
+  if (auto a = sessions.at(tsih).arriving.find(fd); a != sessions.at(tsih).arriving.end())
+    a->second.counted = true;
   spdlog::info("iscsi: {} logged in{}: {} with {} LUNs (core {}; session {}, connection {}; "
                "header digest {}, data digest {})",
                login.initiator_port, login.joined ? " again" : "", access.policy.why,
@@ -494,18 +501,26 @@ void IscsiPort::Impl::handshake(int fd, size_t core) {
        });
 }
 
-// Under mu: whether a connection may join session `tsih` (a login with
-// that TSIH) for this initiator port: it must be the session's own, and
-// the session have room for one more.
-iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port,
-                                            uint16_t tsih) const {
+// Under mu: whether connection `cid` may join session `tsih` (a login
+// with that TSIH) for this initiator port: it must be the session's own,
+// and the session have room for one more. Connections of the session by
+// that CID take no room: they are replaced (reinstatement) or already
+// ended (logged out, their tasks not yet back; they count until then).
+iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port, uint16_t tsih,
+                                            uint16_t cid, int fd) const {
   iscsi::JoinAnswer answer;
   auto it = sessions.find(tsih);
   if (it == sessions.end() || it->second.initiator_port != initiator_port) {
     answer.why = "no session " + std::to_string(tsih) + " of " + initiator_port + " here";
     return answer;
   }
-  if (it->second.connections >= it->second.params.max_connections) {
+  size_t replaced = 0;
+  for (const auto& [connection, a] : serving)
+    if (a.tsih == tsih && a.cid == cid && connection->session() == it->second.shared.get())
+      ++replaced;
+  for (const auto& [other, a] : it->second.arriving)
+    if (other != fd && a.cid == cid && a.counted) ++replaced;
+  if (it->second.connections - replaced >= it->second.params.max_connections) {
     answer.status = iscsi::LoginStatus::too_many_connections;
     answer.why = "session " + std::to_string(tsih) + " has its " +
                  std::to_string(it->second.params.max_connections) + " connections";
@@ -521,20 +536,20 @@ iscsi::JoinAnswer IscsiPort::Impl::may_join(const std::string& initiator_port,
 // handshake holds (a join naming it waits for nothing).
 iscsi::JoinAnswer IscsiPort::Impl::may_join_once_led(const std::string& initiator_port,
                                                      uint16_t tsih, uint16_t own,
-                                                     uint16_t cid) {
+                                                     uint16_t cid, int fd) {
   std::unique_lock lock(mu);
   if (tsih != own)
     cv.wait_for(lock, std::chrono::milliseconds(options.handshake_timeout_ms),
                 [&] { return stopping || !leading.count(tsih); });
-  iscsi::JoinAnswer answer = may_join(initiator_port, tsih);
-  if (answer.status == iscsi::LoginStatus::success) sessions.at(tsih).arriving[cid] = false;
+  iscsi::JoinAnswer answer = may_join(initiator_port, tsih, cid, fd);
+  if (answer.status == iscsi::LoginStatus::success) sessions.at(tsih).arriving[fd].cid = cid;
   return answer;
 }
 
 // Under mu: a join answered yes will not reach its core after all.
-void IscsiPort::Impl::forget_arriving(uint16_t tsih, uint16_t cid) {
+void IscsiPort::Impl::forget_arriving(uint16_t tsih, int fd) {
   if (tsih == 0) return;
-  if (auto s = sessions.find(tsih); s != sessions.end()) s->second.arriving.erase(cid);
+  if (auto s = sessions.find(tsih); s != sessions.end()) s->second.arriving.erase(fd);
 }
 
 // Under mu: a handshake that held `tsih` is over.
@@ -587,8 +602,8 @@ void IscsiPort::Impl::serve_on_core(int fd, iscsi::ConnectionSetup setup, unsign
     // closes.
     bool logged_out = false;
     if (auto s = sessions.find(admitted.tsih); s != sessions.end()) {
-      if (auto a = s->second.arriving.find(admitted.cid); a != s->second.arriving.end()) {
-        logged_out = a->second;
+      if (auto a = s->second.arriving.find(fd); a != s->second.arriving.end()) {
+        logged_out = a->second.logged_out;
         s->second.arriving.erase(a);
       }
     }

@@ -278,9 +278,11 @@ void IscsiConnection::logout(Task& t) {
   const uint8_t reason = t.command.flags() & 0x7f;
   const uint16_t cid = t.command.get16(20);
   if (reason == kCloseConnection && cid != setup_.cid) {
+    // (One by that CID already ending was replaced by a login with it, or
+    // logged out: it is not the one named.)
     IscsiConnection* other = nullptr;
     for (IscsiConnection* c : session_->connections)
-      if (c != this && c->setup_.cid == cid) other = c;
+      if (c != this && c->setup_.cid == cid && c->phase_ != Phase::closing) other = c;
     if (other) other->end("logged out by another connection of its session");
     // (Its login answered, the initiator may name it before the port has
     // handed it to this core.)
