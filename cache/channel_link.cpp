@@ -52,8 +52,10 @@ void ChannelMirrorLink::mirror_shared(uint32_t partner, std::shared_ptr<const Mi
     out.epoch = batch->epoch;
     out.id = id;
     out.forward_id = batch->forward_id;
-    out.blocks = batch->blocks;
-    out.seqs = batch->seqs;
+    out.count = static_cast<uint32_t>(n);
+    out.blocks = batch->blocks.data();
+    out.seqs = batch->seqs.data();
+    out.keep = batch;  // (the numbers are sent from it)
     if (c->send_mirror_ref(std::move(out))) {
       ++stats_.copies_sent;
       ++stats_.copies_by_reference;

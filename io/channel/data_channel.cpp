@@ -92,8 +92,9 @@ bool DataChannel::send_mirror(OutMirror copy) {
 }
 
 bool DataChannel::send_mirror_ref(OutMirrorRef copy) {
-  size_t n = copy.blocks.size();
-  if (n == 0 || n > kMaxBlocks || copy.seqs.size() != n || unanswered_.count(copy.id)) return false;
+  size_t n = copy.count;
+  if (n == 0 || n > kMaxBlocks || !copy.blocks || !copy.seqs || unanswered_.count(copy.id))
+    return false;
   Out out;
   FrameHeader& h = out.header;
   h.type = static_cast<uint8_t>(FrameType::mirror_ref);
@@ -103,11 +104,10 @@ bool DataChannel::send_mirror_ref(OutMirrorRef copy) {
   h.id = copy.id;
   h.epoch = copy.epoch;
   h.body_bytes = static_cast<uint32_t>(body_bytes_for(FrameType::mirror_ref, n));
-  out.owned.reserve(1 + 2 * n);
-  out.owned.push_back(copy.forward_id);
-  out.owned.insert(out.owned.end(), copy.blocks.begin(), copy.blocks.end());
-  out.owned.insert(out.owned.end(), copy.seqs.begin(), copy.seqs.end());
-  out.body.push_back({out.owned.data(), out.owned.size() * 8});
+  out.forward_id = copy.forward_id;
+  out.body.push_back({const_cast<uint64_t*>(copy.blocks), n * 8});
+  out.body.push_back({const_cast<uint64_t*>(copy.seqs), n * 8});
+  out.keep = std::move(copy.keep);
   out.window = kHeaderBytes + h.body_bytes;
   return queue(std::move(out));
 }
@@ -252,6 +252,8 @@ void DataChannel::pump() {
     add(&out.header, kHeaderBytes);
     if (out.header.type == static_cast<uint8_t>(FrameType::forward))
       add(&out.forward, sizeof(ForwardBody));
+    if (out.header.type == static_cast<uint8_t>(FrameType::mirror_ref))
+      add(&out.forward_id, sizeof out.forward_id);
     for (const iovec& part : out.body) add(part.iov_base, part.iov_len);
     if (out.tagged) add(out.tag, kTagBytes);
     ++frames;
@@ -276,6 +278,8 @@ void DataChannel::make_tag(Out& out) {
   parts.push_back({&out.header, kHeaderBytes});
   if (out.header.type == static_cast<uint8_t>(FrameType::forward))
     parts.push_back({&out.forward, sizeof(ForwardBody)});
+  if (out.header.type == static_cast<uint8_t>(FrameType::mirror_ref))
+    parts.push_back({&out.forward_id, sizeof out.forward_id});
   parts.insert(parts.end(), out.body.begin(), out.body.end());
   sealer_->seal(parts.data(), parts.size(), out.tag);
   out.tag_made = true;

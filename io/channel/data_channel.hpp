@@ -169,15 +169,18 @@ struct OutMirror {
 };
 
 // A copy by reference: the receiver forwarded these blocks' data to this
-// end as its request `forward_id` and still holds it there.
+// end as its request `forward_id` and still holds it there. The numbers
+// are sent from where they lie (`keep` holds them until the frame left).
 struct OutMirrorRef {
   uint32_t origin = 0;
   uint32_t vdisk = 0;
   uint64_t epoch = 0;
   uint64_t id = 0;
   uint64_t forward_id = 0;
-  std::vector<uint64_t> blocks;  // consecutive
-  std::vector<uint64_t> seqs;
+  uint32_t count = 0;
+  const uint64_t* blocks = nullptr;  // consecutive
+  const uint64_t* seqs = nullptr;
+  std::shared_ptr<const void> keep;
 };
 
 // A host request to forward. Its buffer is sent from where it lies; `hold`
@@ -258,6 +261,7 @@ class DataChannel {
   struct Out {
     FrameHeader header;
     ForwardBody forward;  // a forward frame's fixed part (sent after the header)
+    uint64_t forward_id = 0;  // a copy by reference's first word (after the header)
     boost::container::small_vector<iovec, 4> body;  // the rest of the body
     uint64_t bytes = 0;   // header and body
     uint64_t window = 0;  // what it takes of the window (copies, forwards)

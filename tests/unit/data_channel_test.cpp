@@ -548,16 +548,24 @@ TEST_CASE("data channel: a copy sent from its blocks where they lie, more pieces
 
 namespace {
 
+// The numbers live in what the frame keeps (as a batch's do).
+struct RefNumbers {
+  std::vector<uint64_t> blocks, seqs;
+};
+
 OutMirrorRef ref_of(uint64_t id, uint64_t forward_id, std::vector<uint64_t> blocks,
                     std::vector<uint64_t> seqs) {
+  auto numbers = std::make_shared<RefNumbers>(RefNumbers{std::move(blocks), std::move(seqs)});
   OutMirrorRef r;
   r.origin = 1;
   r.vdisk = 7;
   r.epoch = 3;
   r.id = id;
   r.forward_id = forward_id;
-  r.blocks = std::move(blocks);
-  r.seqs = std::move(seqs);
+  r.count = static_cast<uint32_t>(numbers->blocks.size());
+  r.blocks = numbers->blocks.data();
+  r.seqs = numbers->seqs.data();
+  r.keep = numbers;
   return r;
 }
 
@@ -573,7 +581,9 @@ TEST_CASE("data channel: a copy by reference carries its numbers and no data, an
   REQUIRE(p.out->send_mirror_ref(ref_of(2, 77, {40, 41, 42}, {8, 8, 9})));
   REQUIRE(p.out->send_mirror(out_of(std::make_shared<Copy>(11, 1, 'b', 2), 3)));
   CHECK_FALSE(p.out->send_mirror_ref(ref_of(4, 77, {}, {})));
-  CHECK_FALSE(p.out->send_mirror_ref(ref_of(4, 77, {1, 2}, {1})));
+  OutMirrorRef too_many = ref_of(4, 77, {1}, {1});
+  too_many.count = kMaxBlocks + 1;
+  CHECK_FALSE(p.out->send_mirror_ref(std::move(too_many)));
   CHECK_FALSE(p.out->send_mirror_ref(ref_of(2, 78, {1}, {1})));  // id 2 is out already
   p.receiver.answer = ENOENT;
   p.run_until([&] { return p.sender.answers.size() == 3; });
