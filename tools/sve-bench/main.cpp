@@ -10,7 +10,10 @@
 // 2N cores: N each, core c of one node paired with core c of the other,
 // each pair with its own vdisk and data channel connection), each core
 // with its non-volatile memory in /dev/shm. The figure is mirrored writes
-// per second, of all pairs and of each.
+// per second, of all pairs and of each. --both-ways: each node also owns a
+// vdisk of its own on each core, mirrored to the other (as the two nodes of
+// an I/O group share its vdisks, each the preferred node of half), with a
+// connection each way and a load generator on each node.
 #include <unistd.h>
 
 #include <cstdio>
@@ -43,11 +46,12 @@ const char* kUsage =
     "usage: sve-bench [--mdisk null:SIZE|memory:SIZE|PATH] [--cores N] [--qd N]\n"
     "                 [--bs SIZE] [--rw randread|randwrite|randrw|read|write]\n"
     "                 [--mix READ_PERCENT] [--time SECONDS] [--io-memory SIZE]\n"
-    "                 [--no-pin] [--json] [--mirror [--cache SIZE]]\n"
+    "                 [--no-pin] [--json] [--mirror [--cache SIZE] [--both-ways]]\n"
     "                 [--thin GRAIN] [--prefill] [--stride SIZE] [--poll-us N]\n"
     "  defaults: null:4G, 1 core, qd 32 per core, 4K, randread, 10 s\n"
     "  --mirror: a mirrored write-back pair over a loopback data channel (1 core:\n"
-    "  both nodes on it; 2N cores: N each; --cache is each core's, 256M)\n"
+    "  both nodes on it; 2N cores: N each; --cache is each core's, 256M);\n"
+    "  --both-ways: each node owns a vdisk a core too, mirrored to the other\n"
     "  a file mdisk is used raw (no label) and overwritten by write jobs\n"
     "  --poll-us: how long an idle core polls before it sleeps (sved's option,\n"
     "  default 0 as there)\n"
@@ -66,6 +70,7 @@ struct Options {
   bool pin = true;
   bool json = false;
   bool mirror = false;
+  bool both_ways = false;  // each node owns half the pair's vdisks
   uint64_t cache = 256ull << 20;
   uint32_t thin_grain = 0;
   bool prefill = false;
@@ -95,6 +100,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--no-pin") o.pin = false;
     else if (a == "--json") o.json = true;
     else if (a == "--mirror") o.mirror = true;
+    else if (a == "--both-ways") o.both_ways = true;
     else if (a == "--cache") o.cache = size(next());
     else if (a == "--thin") o.thin_grain = static_cast<uint32_t>(size(next()));
     else if (a == "--prefill") o.prefill = true;
@@ -109,6 +115,7 @@ bool parse(int argc, char** argv, Options& o) {
   else if (o.rw == "write") o.job.read_percent = 0, o.job.random = false;
   else if (o.rw != "randrw") throw std::invalid_argument("unknown --rw " + o.rw);
   if (o.cores == 0 || o.job.queue_depth == 0) throw std::invalid_argument("cores and qd must be > 0");
+  if (o.both_ways && !o.mirror) throw std::invalid_argument("--both-ways: with --mirror");
   if (o.mirror && o.cores > 1 && o.cores % 2)
     throw std::invalid_argument("--mirror: 1 core (both nodes on it) or an even number (half each)");
   if (o.thin_grain && (o.thin_grain < kMinGrainBytes || o.thin_grain > kMaxGrainBytes ||
@@ -128,9 +135,10 @@ struct NoMirrorLink final : MirrorLink {
                const std::vector<uint64_t>&) override {}
 };
 
-// Node `self`'s route table for the pair's vdisks: owned by node 1, written
-// back and mirrored to node 2.
-std::shared_ptr<RouteTable> mirror_routes(uint32_t self, const std::vector<uint32_t>& vdisks) {
+// Node `self`'s route table for the pair's vdisks: those of node 1 owned by
+// it, written back and mirrored to node 2; those of node 2 the other way.
+std::shared_ptr<RouteTable> mirror_routes(uint32_t self,
+                                          const std::vector<std::vector<uint32_t>>& owned) {
   auto routes = std::make_shared<RouteTable>();
   routes->self = self;
   routes->generation = 1;
@@ -141,7 +149,11 @@ std::shared_ptr<RouteTable> mirror_routes(uint32_t self, const std::vector<uint3
   r.group = 1;
   r.epoch = r.wb_epoch = 10;
   r.why = "sve-bench --mirror";
-  for (uint32_t vdisk : vdisks) routes->vdisks[vdisk] = r;
+  for (uint32_t node : {1u, 2u}) {
+    r.owner = node;
+    r.partner = 3 - node;
+    for (uint32_t vdisk : owned[node - 1]) routes->vdisks[vdisk] = r;
+  }
   return routes;
 }
 
@@ -190,17 +202,20 @@ int main(int argc, char** argv) {
     uint64_t meta = ThinGeometry{usable, o.thin_grain}.meta_bytes();
     v.size_bytes = (usable - meta) / o.thin_grain * o.thin_grain;
   }
-  // A mirrored pair with N cores a node has N vdisks, vdisk N + c on core c
-  // of both nodes (a vdisk is served by core id % cores); they share the
-  // device's extents. Otherwise every core drives vdisk 1.
+  // A mirrored pair with N cores a node has N vdisks of node 1's, vdisk N +
+  // c on core c of both nodes (a vdisk is served by core id % cores), and
+  // --both-ways N of node 2's, vdisk 2N + c; they share the device's
+  // extents. Otherwise every core drives vdisk 1.
   unsigned per_node = o.mirror && o.cores > 1 ? o.cores / 2 : 1;
-  std::vector<uint32_t> vdisks;
-  for (unsigned c = 0; c < (o.mirror ? per_node : 1); ++c) {
-    v.id = o.mirror ? per_node + c : 1;
-    map->volumes[v.id] = v;
-    vdisks.push_back(v.id);
+  std::vector<std::vector<uint32_t>> owned(2);  // each node's vdisks, by core
+  for (unsigned node = 0; node < (o.both_ways ? 2u : 1u); ++node) {
+    for (unsigned c = 0; c < (o.mirror ? per_node : 1); ++c) {
+      v.id = o.mirror ? (node + 1) * per_node + c : 1;
+      map->volumes[v.id] = v;
+      owned[node].push_back(v.id);
+    }
   }
-  o.job.volume = vdisks[0];
+  o.job.volume = owned[0][0];
   o.job.volume_bytes = v.size_bytes;
 
   std::vector<std::unique_ptr<CoreIo>> cores;
@@ -217,7 +232,9 @@ int main(int argc, char** argv) {
     io.push_back(c.value().get());
     cores.push_back(std::move(c.value()));
   }
-  std::vector<BenchResult> results(o.cores);
+  // One load generator a core of the owner (of each node --both-ways).
+  const unsigned clients_n = o.mirror ? per_node * (o.both_ways ? 2 : 1) : o.cores;
+  std::vector<BenchResult> results(clients_n);
   std::string shm_dir;
   uint64_t fallback_copies = 0;
   ThinStats thin;  // of the timed run
@@ -228,7 +245,6 @@ int main(int argc, char** argv) {
     caf::actor_system sys{cfg};
     bind_reactor_workers(sys);
     std::vector<CoreStack> stacks;
-    unsigned clients_n = o.mirror ? per_node : o.cores;
     std::vector<NoMirrorLink*> fallbacks;
     if (o.mirror) {
       // Node 1 (the owner, where the clients run) on the first half of the
@@ -273,33 +289,36 @@ int main(int argc, char** argv) {
       caf::anon_send(st.virt, view_atom::value, FacilityView{map, nullptr});
       caf::anon_send(st.thin, view_atom::value, FacilityView{map, nullptr});
       if (o.mirror) {
-        FacilityView view{map, mirror_routes(i < per_node ? 1 : 2, vdisks)};
+        FacilityView view{map, mirror_routes(i < per_node ? 1 : 2, owned)};
         caf::anon_send(st.cache_actor, view_atom::value, view);
         caf::anon_send(st.forward_actor, view_atom::value, view);
       }
     }
-    for (unsigned c = 0; o.mirror && c < per_node; ++c) {
-      // A loopback TCP connection, as two nodes' data channel would be.
-      auto pair = loopback_tcp_pair();
-      if (!pair) throw std::runtime_error(pair.error().message);
-      auto& [out, in] = pair.value();
-      int out_fd = out.release(), in_fd = in.release();
-      // Sealed as between two nodes (keys of this run's own).
-      channel::SessionKeys keys;
-      random_bytes(keys.send.data(), keys.send.size());
-      random_bytes(keys.receive.data(), keys.receive.size());
-      CoreStack* owner = &stacks[c];
-      CoreStack* partner = &stacks[per_node + c];
-      run_on_core(owner->cache_actor, [owner, out_fd, keys] {
-        owner->channels->adopt(2, UniqueFd(out_fd), keys);
-      });
-      run_on_core(partner->cache_actor, [partner, in_fd, keys] {
-        channel::FrameHeader hello;
-        hello.origin = 1;
-        hello.core = partner->channels->setup().core;
-        hello.count = partner->channels->setup().cores;
-        partner->channels->accept(UniqueFd(in_fd), hello, {keys.receive, keys.send});
-      });
+    // Each owner's connection to its partner: a loopback TCP connection, as
+    // two nodes' data channel would be (node 1's; node 2's too --both-ways).
+    for (unsigned from = 1; o.mirror && from <= (o.both_ways ? 2u : 1u); ++from) {
+      for (unsigned c = 0; c < per_node; ++c) {
+        auto pair = loopback_tcp_pair();
+        if (!pair) throw std::runtime_error(pair.error().message);
+        auto& [out, in] = pair.value();
+        int out_fd = out.release(), in_fd = in.release();
+        // Sealed as between two nodes (keys of this run's own).
+        channel::SessionKeys keys;
+        random_bytes(keys.send.data(), keys.send.size());
+        random_bytes(keys.receive.data(), keys.receive.size());
+        CoreStack* owner = &stacks[(from - 1) * per_node + c];
+        CoreStack* partner = &stacks[(2 - from) * per_node + c];
+        run_on_core(owner->cache_actor, [owner, out_fd, keys, to = 3 - from] {
+          owner->channels->adopt(to, UniqueFd(out_fd), keys);
+        });
+        run_on_core(partner->cache_actor, [partner, in_fd, keys, from] {
+          channel::FrameHeader hello;
+          hello.origin = from;
+          hello.core = partner->channels->setup().core;
+          hello.count = partner->channels->setup().cores;
+          partner->channels->accept(UniqueFd(in_fd), hello, {keys.receive, keys.send});
+        });
+      }
     }
     // The clients start once the device, the map and the routes are in
     // place: requests reach the facilities by direct calls, not behind
@@ -348,8 +367,11 @@ int main(int argc, char** argv) {
     for (unsigned i = 0; i < clients_n; ++i) {
       run_on_core(stacks[i].backend, [&, i] {
         BenchJob job = o.job;
-        if (o.mirror) job.volume = vdisks[i];
-        clients[i] = std::make_unique<BenchClient>(*io[i], *stacks[i].top, job, i);
+        // (Stack i is node 1's core i, or node 2's core i - N; with one
+        // core both nodes are on reactor 0.)
+        if (o.mirror) job.volume = owned[i / per_node][i % per_node];
+        CoreIo& core = *io[o.cores == 1 ? 0 : i];
+        clients[i] = std::make_unique<BenchClient>(core, *stacks[i].top, job, i);
         clients[i]->start();
         started[i].set_value();
       });
