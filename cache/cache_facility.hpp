@@ -49,6 +49,7 @@
 #include <set>
 #include <memory>
 #include <string>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -220,8 +221,9 @@ class CacheFacility final : public Facility {
   }
   int store_mirror(const MirrorBatch& batch);
   int store_mirror(const MirrorCopies& copies);
-  void release_mirror(uint32_t origin, uint32_t vdisk, const std::vector<uint64_t>& blocks,
-                      const std::vector<uint64_t>& seqs);
+  // (From where the numbers lie: a release frame's body, a message's.)
+  void release_mirror(uint32_t origin, uint32_t vdisk, std::span<const uint64_t> blocks,
+                      std::span<const uint64_t> seqs);
 
   // How `vdisk` is cached on this node now, and why.
   CacheMode mode(uint32_t vdisk) const;

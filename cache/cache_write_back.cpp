@@ -301,8 +301,8 @@ int CacheFacility::store_mirror(const MirrorCopies& batch) {
 }
 
 void CacheFacility::release_mirror(uint32_t origin, uint32_t vdisk,
-                                   const std::vector<uint64_t>& blocks,
-                                   const std::vector<uint64_t>& seqs) {
+                                   std::span<const uint64_t> blocks,
+                                   std::span<const uint64_t> seqs) {
   for (size_t i = 0; i < blocks.size() && i < seqs.size(); ++i) {
     HeldCopy* held = held_.find(vdisk, blocks[i]);
     if (!held || held->origin != origin || held->seq > seqs[i]) continue;

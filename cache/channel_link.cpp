@@ -31,8 +31,7 @@ void ChannelMirrorLink::on_release(uint32_t from, const channel::ReleaseIn& in) 
   const channel::FrameHeader& h = *in.header;
   const channel::PeerChannelsSetup& setup = channels_.setup();
   if (!cache_ || h.vdisk % setup.cores != setup.core) return;
-  cache_->release_mirror(h.origin, h.vdisk, std::vector<uint64_t>(in.blocks, in.blocks + h.count),
-                         std::vector<uint64_t>(in.seqs, in.seqs + h.count));
+  cache_->release_mirror(h.origin, h.vdisk, {in.blocks, h.count}, {in.seqs, h.count});
 }
 
 void ChannelMirrorLink::mirror(uint32_t partner, const MirrorBatch& batch, uint64_t id) {
